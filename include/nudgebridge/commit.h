@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * commit: group commit on a writer thread.
+ *
+ * The HTTP front end never touches the disk.  It hands each verified request
+ * to nb_committer_submit(); the writer thread takes every request waiting at
+ * that moment, stores them in one transaction (one fsync for all), and the
+ * completion callbacks run back on the submitter's event_base thread.  While
+ * one transaction commits, new requests queue up for the next one, so the
+ * fsync cost is shared under load.  The queue is bounded: a full queue, a
+ * failing store or a shutdown answers -1 at once (the caller sends 503).
+ */
+#ifndef NB_COMMIT_H
+#define NB_COMMIT_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "nudgebridge/store.h"
+
+#define NB_COMMIT_MAX_QUEUE 4096  /* requests waiting for the writer */
+#define NB_COMMIT_MAX_GROUP 512	  /* requests in one transaction */
+
+struct nb_committer;
+struct nb_metrics;
+
+/*
+ * Called on the base's thread once req's transaction ended: rc 0 means
+ * committed and durable (req's counts are filled), -1 means not stored.
+ */
+typedef void (*nb_commit_cb)(struct nb_append *req, int rc, void *arg);
+
+/* Called on the writer thread after each commit that stored new events. */
+typedef void (*nb_commit_notify_cb)(void *arg);
+
+/*
+ * Opens its own store connection from cfg, runs recovery when recover is
+ * set, and starts the writer thread.  Completions are delivered on base
+ * (libevent must be set up for threads: evthread_use_pthreads()).  m may be
+ * NULL.  Returns NULL with a message in err on failure.
+ */
+struct nb_committer *nb_committer_new(struct event_base *base,
+    const struct nb_store_config *cfg, struct nb_metrics *m, char *err,
+    size_t errlen);
+
+/* Sets the hook run after commits that stored events (wakes delivery). */
+void nb_committer_set_notify(struct nb_committer *, nb_commit_notify_cb cb,
+    void *arg);
+
+/*
+ * Queues req; cb(req, rc, arg) runs exactly once later, on base's thread.
+ * req and everything it points to must stay valid until then.  Returns -1
+ * without calling cb when the queue is full or the committer is stopping.
+ */
+int nb_committer_submit(struct nb_committer *, struct nb_append *req,
+    nb_commit_cb cb, void *arg);
+
+/*
+ * 1 when the last transaction (or the periodic probe after a failure)
+ * committed, 0 while the store is failing.  Thread-safe.
+ */
+int nb_committer_healthy(struct nb_committer *);
+
+/*
+ * Stops taking requests, finishes those queued (their callbacks still run
+ * on base, so keep base running or call before the loop ends), joins the
+ * thread and closes the store.  NULL is ok.
+ */
+void nb_committer_free(struct nb_committer *);
+
+#endif

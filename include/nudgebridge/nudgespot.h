@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * nudgespot: the inbound payload, parsed and validated.
+ *
+ * A body is one event object or an array of 1..NB_NUDGESPOT_MAX_EVENTS
+ * objects.  A body that is not JSON, or not of that shape, is refused as a
+ * whole (400).  Each object is then validated on its own against the
+ * contract's event table: an event that breaks a rule is not refused but
+ * carries the rule it broke, so the store can quarantine it.  Unknown keys
+ * are ignored and null means absent.  Each event is re-serialised compactly
+ * (that text is what the store keeps and what the mapper reads).  Pure
+ * functions, safe from any thread.
+ */
+#ifndef NB_NUDGESPOT_H
+#define NB_NUDGESPOT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define NB_NUDGESPOT_MAX_EVENTS	 1000
+#define NB_EVENT_ID_MAX		 128
+#define NB_EVENT_TYPE_MAX	 64
+
+enum nb_payload_result {
+	NB_PAYLOAD_OK = 0,
+	NB_PAYLOAD_INVALID_JSON,    /* not JSON, or invalid UTF-8 */
+	NB_PAYLOAD_INVALID_PAYLOAD, /* not an object / array of 1..1000 objects */
+	NB_PAYLOAD_NOMEM,
+};
+
+/* One event of a request. */
+struct nb_event {
+	char *id;	/* NULL when missing or invalid (quarantined) */
+	char *type;	/* NULL when missing or invalid */
+	char *raw;	/* compact JSON text of the event object, NUL-terminated */
+	size_t rawlen;
+	const char *error; /* NULL if valid, else the broken rule (static) */
+};
+
+/* A parsed body: owned array of events. */
+struct nb_payload {
+	struct nb_event *events;
+	size_t nevents;
+};
+
+/*
+ * Parses body (len bytes, not NUL-terminated).  On NB_PAYLOAD_OK fills *out,
+ * which the caller releases with nb_payload_clear().  On any other result
+ * *out is left empty.
+ */
+enum nb_payload_result nb_nudgespot_parse(struct nb_payload *out,
+    const char *body, size_t len);
+
+/* Releases what nb_nudgespot_parse() filled in.  Safe on a zeroed struct. */
+void nb_payload_clear(struct nb_payload *);
+
+/* "invalid_json", "invalid_payload", "nomem". */
+const char *nb_payload_result_str(enum nb_payload_result);
+
+/*
+ * Validates one event object.  Returns NULL when it follows every rule, else
+ * a static string naming the first broken rule, e.g. "id: missing",
+ * "id: must be 1..128 printable ASCII characters", "occurred_at: not an
+ * RFC 3339 date-time", "subscriber: needs uid or email",
+ * "message.subject: must be a string".
+ */
+const char *nb_nudgespot_validate(const json_t *event);
+
+/*
+ * Re-validates stored event text (as kept by the store) for a replay of a
+ * quarantined event.  Returns NULL if valid, else the broken rule; when
+ * valid and id/type are non-NULL, *id and *type receive malloc'd copies.
+ */
+const char *nb_nudgespot_revalidate(const char *raw, size_t len, char **id,
+    char **type);
+
+#endif

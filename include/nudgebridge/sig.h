@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * sig: Standard Webhooks (v1) signatures, verified and produced.
+ *
+ * The signed content is "{id}.{timestamp}.{body}" over the raw bytes, before
+ * any parsing.  "v1," entries are HMAC-SHA256 under any of the keyring's
+ * secrets (24..64 bytes, streaming HMAC), "v1a," entries Ed25519 under any
+ * of its public keys.  One valid entry among the first NB_SIG_MAX_ENTRIES is
+ * enough; unknown versions are ignored.  MACs are compared in constant time
+ * and key material is wiped on free.  Functions are reentrant; a keyring is
+ * read-only after it is built and may be shared between threads.
+ */
+#ifndef NB_SIG_H
+#define NB_SIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define NB_SIG_MAX_ENTRIES   16
+#define NB_SIG_MAX_ID_LEN    256  /* webhook-id longer than this: malformed */
+#define NB_SIG_SECRET_MIN    24
+#define NB_SIG_SECRET_MAX    64
+/* One "v1,<base64 of 32>" or "v1a,<base64 of 64>" entry, plus NUL. */
+#define NB_SIG_ENTRY_MAX     100
+
+enum nb_sig_result {
+	NB_SIG_OK = 0,
+	NB_SIG_MISSING,	  /* no id, timestamp or signature header */
+	NB_SIG_MALFORMED, /* bad id or timestamp, or no parseable entry */
+	NB_SIG_STALE,	  /* timestamp outside the tolerance window */
+	NB_SIG_MISMATCH,  /* well formed, no entry verifies */
+};
+
+/* The three headers of a request, NULL where absent (borrowed). */
+struct nb_sig_headers {
+	const char *id;
+	const char *timestamp;
+	const char *signature;
+};
+
+struct nb_keyring;
+
+/* An empty keyring, or NULL on allocation failure. */
+struct nb_keyring *nb_keyring_new(void);
+
+/* Wipes and frees all keys.  NULL is ok. */
+void nb_keyring_free(struct nb_keyring *);
+
+/* Adds a "whsec_<base64>" secret (24..64 bytes).  0, or -1 if invalid. */
+int nb_keyring_add_secret(struct nb_keyring *, const char *whsec);
+
+/* Adds a "whpk_<base64 of 32 bytes>" Ed25519 public key.  0 or -1. */
+int nb_keyring_add_public_key(struct nb_keyring *, const char *whpk);
+
+/* Number of secrets plus public keys. */
+size_t nb_keyring_count(const struct nb_keyring *);
+
+/*
+ * Checks one request.  body/len are the raw request body; now and
+ * tolerance_s (seconds, either direction) are injected so tests control the
+ * clock.  Checks run in the order of enum nb_sig_result.  Never allocates.
+ */
+enum nb_sig_result nb_sig_verify(const struct nb_keyring *keys,
+    const struct nb_sig_headers *h, const unsigned char *body, size_t len,
+    time_t now, int64_t tolerance_s);
+
+/* The contract's error code: "signature_missing", ... */
+const char *nb_sig_result_str(enum nb_sig_result);
+
+/*
+ * Writes "v1,<base64>" for the HMAC of id/timestamp/body under the whsec_
+ * secret into out (outlen >= NB_SIG_ENTRY_MAX).  0, or -1 on a bad secret.
+ */
+int nb_sig_sign_hmac(const char *whsec, const char *id, int64_t timestamp,
+    const unsigned char *body, size_t len, char *out, size_t outlen);
+
+/*
+ * Writes "v1a,<base64>" signed with the "whsk_<base64 of 64-byte libsodium
+ * secret key>" key into out.  0 or -1.
+ */
+int nb_sig_sign_ed25519(const char *whsk, const char *id, int64_t timestamp,
+    const unsigned char *body, size_t len, char *out, size_t outlen);
+
+/*
+ * Makes a new Ed25519 key pair as "whpk_..." and "whsk_..." strings
+ * (each buffer >= 100 bytes).  0 or -1.
+ */
+int nb_sig_keypair(char *whpk, size_t pklen, char *whsk, size_t sklen);
+
+/* Makes a new random 32-byte "whsec_..." secret (outlen >= 64).  0 or -1. */
+int nb_sig_new_secret(char *out, size_t outlen);
+
+#endif

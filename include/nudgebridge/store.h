@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * store: the durable hand-off between the HTTP front end and the deliverer.
+ *
+ * An event enters only after its signature verified and leaves only after
+ * Segment answered 2xx or an operator purged it.  nb_store_append() returns
+ * only after the transaction is committed and on disk (WAL with
+ * synchronous=FULL on SQLite), so a 200 to Nudgespot means the event
+ * survives kill -9 and power loss.  Delivery is at least once; Segment
+ * de-duplicates on messageId.
+ *
+ * Rows move pending -> delivered, or pending -> dead (a dead letter, with a
+ * reason), and back to pending on replay.  A claim puts a lease on pending
+ * rows so that two deliverers (threads or instances) never send the same row
+ * at once; a lease that runs out makes the row claimable again.
+ *
+ * Backends sit behind one function table (store_sqlite.c, later
+ * store_pg.c).  A struct nb_store is one connection: use it from one thread
+ * at a time.  Every function returns 0 on success and -1 on failure (logged
+ * once, where it happens); a failed call changes nothing.
+ */
+#ifndef NB_STORE_H
+#define NB_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nudgebridge/config.h"
+#include "nudgebridge/nudgespot.h"
+
+enum nb_event_state {
+	NB_STATE_PENDING = 0,
+	NB_STATE_DELIVERED = 1,
+	NB_STATE_DEAD = 2,
+};
+
+/* Bits for struct nb_store_filter.states. */
+#define NB_STATE_MASK_PENDING	(1u << NB_STATE_PENDING)
+#define NB_STATE_MASK_DELIVERED (1u << NB_STATE_DELIVERED)
+#define NB_STATE_MASK_DEAD	(1u << NB_STATE_DEAD)
+
+/* Dead-letter reasons of the contract. */
+#define NB_REASON_QUARANTINED "quarantined"
+#define NB_REASON_TOO_LARGE   "too_large"
+#define NB_REASON_REJECTED    "rejected_by_segment"
+#define NB_REASON_MAX_ATTEMPTS "max_attempts"
+#define NB_REASON_MAX_AGE     "max_age"
+
+/* Longest dead-letter key, NUL included. */
+#define NB_STORE_KEY_MAX 32
+
+struct nb_store;
+
+/*
+ * One webhook request to store.  The caller fills the inputs; the store
+ * fills the three counts.  A request whose (source, webhook_id) was seen
+ * after dedupe_after_ms counts every event as a duplicate and stores
+ * nothing.  Otherwise each event whose (source, id) was seen after
+ * dedupe_after_ms (or earlier in this same request) is a duplicate; each
+ * event with error != NULL is stored dead with reason "quarantined" and
+ * that error; the rest are stored pending.
+ */
+struct nb_append {
+	const char *source;
+	const char *webhook_id;
+	const struct nb_event *events;
+	size_t nevents;
+	int64_t received_ms;
+	int64_t dedupe_after_ms;
+	/* out */
+	int accepted;
+	int duplicates;
+	int quarantined;
+};
+
+/* A stored event as read back.  Every string is owned by the struct. */
+struct nb_stored_event {
+	int64_t seq;		/* internal order; the key is derived from it */
+	char key[NB_STORE_KEY_MAX];
+	char *source;
+	char *id;		/* NULL for a quarantined event without valid id */
+	char *type;		/* may be NULL when quarantined */
+	char *raw;		/* event JSON as received (compact) */
+	size_t rawlen;
+	enum nb_event_state state;
+	char *reason;		/* dead letters only, else NULL */
+	char *error;		/* last error, may be NULL */
+	int attempts;
+	int64_t received_ms;
+	int64_t age_base_ms;	/* max_age counts from here (reset by replay) */
+	int64_t updated_ms;	/* last state change */
+};
+
+/* Frees the strings of n events and the array itself.  NULL is ok. */
+void nb_stored_events_free(struct nb_stored_event *, size_t n);
+
+/* What one retried row becomes. */
+struct nb_store_retry {
+	int64_t seq;
+	int64_t next_ms;	/* not claimable before */
+};
+
+/*
+ * Operator filters.  Unset fields (NULL / 0) match everything.  since/until
+ * bound received_at (inclusive, ms).  states is a mask of NB_STATE_MASK_*;
+ * 0 means NB_STATE_MASK_DEAD.  limit 0 means no limit; after_seq > 0 lists
+ * only rows with seq > after_seq (paging, in seq order).
+ */
+struct nb_store_filter {
+	const char *key;
+	const char *source;
+	const char *type;
+	const char *reason;
+	const char *id;
+	int64_t since_ms;
+	int64_t until_ms;
+	unsigned states;
+	size_t limit;
+	int64_t after_seq;
+};
+
+/* Per-source queue figures for /v1/stats and /metrics. */
+struct nb_source_stats {
+	char source[NB_SOURCE_NAME_MAX + 1];
+	int64_t pending;	/* includes in flight */
+	int64_t inflight;	/* pending with a live lease */
+	int64_t delivered;	/* still retained */
+	int64_t dead;		/* dead letters, quarantined included */
+	int64_t quarantined;
+	int64_t oldest_pending_ms; /* received_at of the oldest pending, 0 */
+};
+
+/*
+ * Re-validates a quarantined event on replay: returns NULL when raw is now
+ * valid (then *id and *type receive malloc'd copies), else the broken rule.
+ * nb_nudgespot_revalidate() has this shape.
+ */
+typedef const char *(*nb_store_revalidate_fn)(const char *raw, size_t len,
+    char **id, char **type);
+
+/*
+ * Opens (creating and migrating when needed) the store that cfg names.  On
+ * failure returns -1 with a message in err.
+ */
+int nb_store_open(struct nb_store **out, const struct nb_store_config *cfg,
+    char *err, size_t errlen);
+
+/* Closes the connection.  NULL is ok. */
+void nb_store_close(struct nb_store *);
+
+/* The schema version the store is at; nb_store_open() migrates to latest. */
+int nb_store_schema_version(struct nb_store *, int *version);
+
+/*
+ * Start-up recovery for a store used by this process alone (SQLite): drops
+ * every lease, so events claimed before a crash are claimable at once.
+ */
+int nb_store_recover(struct nb_store *);
+
+/*
+ * Stores n requests in one transaction (group commit) and fills their
+ * counts.  Returns 0 only after the commit is durable; on -1 nothing of the
+ * n requests is stored and their counts are meaningless.
+ */
+int nb_store_append(struct nb_store *, struct nb_append *const *reqs,
+    size_t n);
+
+/*
+ * Claims up to limit pending rows of the named sources whose next attempt is
+ * due at now_ms and whose lease (if any) has run out, oldest first, and
+ * leases them until lease_until_ms.  *out is a new array of *n rows (free
+ * with nb_stored_events_free()); *n may be 0.
+ */
+int nb_store_claim(struct nb_store *, const char *const *sources,
+    size_t nsources, int64_t now_ms, int64_t lease_until_ms, size_t limit,
+    struct nb_stored_event **out, size_t *n);
+
+/* Extends the lease of claimed rows (long bisections, slow sends). */
+int nb_store_extend(struct nb_store *, const int64_t *seqs, size_t n,
+    int64_t lease_until_ms);
+
+/* Marks rows delivered at now_ms and drops their lease. */
+int nb_store_delivered(struct nb_store *, const int64_t *seqs, size_t n,
+    int64_t now_ms);
+
+/* Counts one failed attempt per row, records error, reschedules, unleases. */
+int nb_store_retry(struct nb_store *, const struct nb_store_retry *rows,
+    size_t n, const char *error);
+
+/* Drops the lease of rows without counting an attempt (paused, shutdown). */
+int nb_store_release(struct nb_store *, const int64_t *seqs, size_t n);
+
+/* Dead-letters rows with reason and error (error may be NULL). */
+int nb_store_dead(struct nb_store *, const int64_t *seqs, size_t n,
+    const char *reason, const char *error, int64_t now_ms);
+
+/* Lists rows matching f in seq order.  *out as for nb_store_claim(). */
+int nb_store_list(struct nb_store *, const struct nb_store_filter *f,
+    struct nb_stored_event **out, size_t *n);
+
+/*
+ * Makes rows matching f pending again, due at now_ms, with attempts 0 and
+ * the max_age clock restarted.  Quarantined rows are first re-validated with
+ * fn: still invalid, they stay quarantined with the new error (counted in
+ * *requarantined); valid, they become pending with the id and type fn gave.
+ * With dry_run nothing changes and the counts say what would.  Rows keep
+ * their key, so their messageId is unchanged.
+ */
+int nb_store_replay(struct nb_store *, const struct nb_store_filter *f,
+    int dry_run, int64_t now_ms, nb_store_revalidate_fn fn,
+    size_t *replayed, size_t *requarantined);
+
+/* Deletes rows matching f (dry_run: only counts). */
+int nb_store_purge(struct nb_store *, const struct nb_store_filter *f,
+    int dry_run, size_t *purged);
+
+/* Queue figures per source that has rows, sorted by source name. */
+int nb_store_stats(struct nb_store *, int64_t now_ms,
+    struct nb_source_stats **out, size_t *n);
+
+/*
+ * Housekeeping: forgets dedupe keys older than dedupe_after_ms and deletes
+ * delivered rows whose delivery is older than delivered_before_ms.
+ */
+int nb_store_prune(struct nb_store *, int64_t dedupe_after_ms,
+    int64_t delivered_before_ms);
+
+/* A minimal durable write, to tell whether the store can commit now. */
+int nb_store_probe(struct nb_store *);
+
+#endif
