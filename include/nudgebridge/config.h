@@ -11,6 +11,7 @@
 #ifndef NB_CONFIG_H
 #define NB_CONFIG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,68 +21,69 @@
 
 struct nb_keyring;
 
-#define NB_CONFIG_MAX_SOURCES	  1024
-#define NB_SOURCE_NAME_MAX	  63
-#define NB_ENDPOINT_US		  "https://api.segment.io"
-#define NB_ENDPOINT_EU		  "https://events.eu1.segmentapis.com"
+#define NB_CONFIG_MAX_SOURCES 1024
+#define NB_SOURCE_NAME_MAX    63
+#define NB_CONFIG_MAX_KEYS    32 /* secrets + public keys per source */
+#define NB_ENDPOINT_US	      "https://api.segment.io"
+#define NB_ENDPOINT_EU	      "https://events.eu1.segmentapis.com"
 
 enum nb_anon_mode {
 	NB_ANON_EMAIL = 0, /* anonymousId = the address */
-	NB_ANON_SHA256,	   /* anonymousId = hex SHA-256 of lower-cased address */
+	NB_ANON_SHA256, /* anonymousId = hex SHA-256 of lower-cased address */
 };
 
 struct nb_source {
 	char *name;
 	struct nb_keyring *keys; /* secrets and public keys, see sig.h */
 	char *write_key;
-	char *endpoint;		 /* resolved: source endpoint, region, global */
+	char *endpoint; /* resolved: source endpoint, region, global */
 	enum nb_anon_mode anon;
-	json_t *event_names;	 /* object: nudgespot type -> Segment event */
+	json_t *event_names; /* object: nudgespot type -> Segment event */
 };
 
 struct nb_store_config {
-	char *driver;		 /* "sqlite" or "postgres" */
-	char *path;		 /* sqlite: absolute path of the database */
-	char *dsn;		 /* postgres: connection string (secret) */
-	int lease_s;		 /* claim lease, default 30 */
-	int64_t max_size_bytes;	 /* sqlite: size cap, 0 = none */
+	char *driver;		/* "sqlite" or "postgres" */
+	char *path;		/* sqlite: absolute path of the database */
+	char *dsn;		/* postgres: connection string (secret) */
+	int lease_s;		/* claim lease, default 30 */
+	int64_t max_size_bytes; /* sqlite: size cap, 0 = none */
 };
 
 struct nb_retry_config {
-	int initial_ms;		 /* default 500 */
-	int max_ms;		 /* default 60000 */
-	int max_attempts;	 /* default 0: unlimited */
-	int64_t max_age_s;	 /* default 259200 */
+	int initial_ms;	   /* default 500 */
+	int max_ms;	   /* default 60000 */
+	int max_attempts;  /* default 0: unlimited */
+	int64_t max_age_s; /* default 259200 */
 };
 
 struct nb_segment_config {
-	char *endpoint;		 /* global endpoint, NULL = region us */
-	int flush_interval_ms;	 /* default 200 */
-	size_t max_batch_bytes;	 /* default 500000, at most 500000 */
-	size_t max_batch_count;	 /* default 2500, at most 2500 */
+	char *endpoint;		  /* global endpoint, NULL = region us */
+	int flush_interval_ms;	  /* default 200 */
+	size_t max_batch_bytes;	  /* default 500000, at most 500000 */
+	size_t max_batch_count;	  /* default 2500, at most 2500 */
 	size_t max_message_bytes; /* default 32000, at most 32000 */
-	int timeout_ms;		 /* one attempt, default 10000 */
-	double rate_limit_rps;	 /* batch requests/s per write key, default 50 */
-	int max_inflight;	 /* concurrent requests per write key, default 4 */
-	int pause_s;		 /* back-off after 401/403, default 300 */
-	int64_t retention_s;	 /* delivered rows kept, default 86400 */
+	int timeout_ms;		  /* one attempt, default 10000 */
+	double rate_limit_rps; /* batch requests/s per write key, default 50 */
+	int max_inflight;    /* concurrent requests per write key, default 4 */
+	int pause_s;	     /* back-off after 401/403, default 300 */
+	int64_t retention_s; /* delivered rows kept, default 86400 */
 	struct nb_retry_config retry;
 };
 
 struct nb_limits_config {
-	size_t max_body_bytes;	 /* default 1048576 */
+	size_t max_body_bytes;	       /* default 1048576 */
 	int64_t timestamp_tolerance_s; /* default 300 */
-	int64_t dedupe_window_s; /* default 604800 */
-	size_t max_header_bytes; /* default 16384 */
-	int read_timeout_s;	 /* per connection, default 30 */
-	int drain_s;		 /* shutdown drain deadline, default 10 */
+	int64_t dedupe_window_s;       /* default 604800 */
+	size_t max_header_bytes;       /* default 16384 */
+	int read_timeout_s;	       /* per connection, default 30 */
+	int drain_s;		       /* shutdown drain deadline, default 10 */
 };
 
 struct nb_config {
-	char *path;		 /* the file it was loaded from, absolute */
-	char *listen;		 /* "host:port", default 127.0.0.1:8080 */
-	char *admin_listen;	 /* default 127.0.0.1:8081 */
-	char *admin_token;	 /* NULL: admin API off (secret) */
+	char *path;	    /* the file it was loaded from, absolute */
+	char *listen;	    /* "host:port", default 127.0.0.1:8080 */
+	char *admin_listen; /* default 127.0.0.1:8081 */
+	char *admin_token;  /* NULL: admin API off (secret) */
 	enum nb_log_level log_level;
 	enum nb_log_format log_format;
 	struct nb_store_config store;
@@ -89,8 +91,8 @@ struct nb_config {
 	struct nb_segment_config segment;
 	struct nb_source *sources;
 	size_t nsources;
-	/* private */
-	int refs;
+	/* private: only nb_config_ref() and nb_config_unref() touch it */
+	atomic_int refs;
 };
 
 /*
@@ -100,10 +102,14 @@ struct nb_config {
  * whsec_ secret") to err (errlen bytes, always NUL-terminated).  Relative
  * paths are resolved against the file's folder.  Secrets may come from the
  * key itself, from "<key>_env" (an environment variable name) or from
- * "<key>_file" (a path; one trailing newline is stripped).
+ * "<key>_file" (a path; one trailing newline is stripped), one of the three
+ * at most.  The key lists signing_secrets and public_keys may combine the
+ * array, "_env" (entries separated by spaces or commas) and "_file" (one per
+ * line, '#' starts a comment line).  Unknown keys are errors.  Secret values
+ * never appear in err.
  */
-int nb_config_load(struct nb_config **out, const char *path, char *err,
-    size_t errlen);
+int nb_config_load(
+    struct nb_config **out, const char *path, char *err, size_t errlen);
 
 /* Same as nb_config_load() on an in-memory document; dir resolves paths. */
 int nb_config_load_json(struct nb_config **out, const char *text,
@@ -116,8 +122,8 @@ struct nb_config *nb_config_ref(struct nb_config *);
 void nb_config_unref(struct nb_config *);
 
 /* The source named name, or NULL.  The pointer is borrowed from cfg. */
-const struct nb_source *nb_config_source(const struct nb_config *cfg,
-    const char *name);
+const struct nb_source *nb_config_source(
+    const struct nb_config *cfg, const char *name);
 
 /* 1 when name matches [a-z0-9][a-z0-9_-]{0,62}, else 0. */
 int nb_config_source_name_valid(const char *name);
@@ -126,7 +132,6 @@ int nb_config_source_name_valid(const char *name);
  * The Segment event name for a Nudgespot type under src: the source's
  * override, else the contract's table, else type itself.  Borrowed.
  */
-const char *nb_config_event_name(const struct nb_source *src,
-    const char *type);
+const char *nb_config_event_name(const struct nb_source *src, const char *type);
 
 #endif

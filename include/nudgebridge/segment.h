@@ -28,8 +28,8 @@
  * Writes the messageId of (source, event_id): "nb-" and the hex SHA-256 of
  * source, a NUL byte, and event_id.
  */
-void nb_segment_message_id(const char *source, const char *event_id,
-    char out[NB_SEGMENT_MSGID_LEN]);
+void nb_segment_message_id(
+    const char *source, const char *event_id, char out[NB_SEGMENT_MSGID_LEN]);
 
 /*
  * Builds the Track message for the stored event text raw (rawlen bytes)

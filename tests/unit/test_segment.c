@@ -1,0 +1,525 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Unit tests for segment: golden Track messages for every row of the
+ * contract's table, identity modes, property precedence, absent inputs,
+ * timestamp normalisation, messageIds and the contract's full example.
+ * Expected messages are JSON literals (single quotes become double quotes)
+ * compared with json_equal(); messageIds were computed independently
+ * (Python hashlib) so a wrong hash input is caught.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "nudgebridge/config.h"
+#include "nudgebridge/segment.h"
+
+#define MSGID_EVT1                                                             \
+	"nb-a6134578990c931ceb7241203a2462000b969e00dbd7ae333480babffdf27fbd"
+#define MSGID_CONTRACT                                                         \
+	"nb-f7854a8e39723f20f293433928e6e6e12b2b7611456fedc6614243d92e9f3dee"
+#define SHA_ADA                                                                \
+	"b5fc85e55755f9e0d030a10ab4429b6b2944855f9a0d60077fe832becbc41d72"
+
+#define TS "2026-11-28T09:59:58.123Z"
+#define CTX                                                                    \
+	"'integration':{'name':'nudgespot','version':'1.0.0'},"                \
+	"'library':{'name':'nudgebridge','version':'" NB_VERSION "'}"
+#define SUB "'subscriber':{'uid':'u_42','email':'ada@example.com'}"
+
+static char acme[] = "acme";
+static struct nb_source src_email = {.name = acme, .anon = NB_ANON_EMAIL};
+static struct nb_source src_sha = {.name = acme, .anon = NB_ANON_SHA256};
+static struct nb_source src_override = {.name = acme, .anon = NB_ANON_EMAIL};
+
+static char *
+dq(const char *s)
+{
+	char *out = strdup(s);
+	char *p;
+
+	assert_non_null(out);
+	for (p = out; *p != '\0'; p++) {
+		if (*p == '\'')
+			*p = '"';
+	}
+	return out;
+}
+
+/* Maps event (single-quoted JSON) under src and compares with want. */
+static void
+check(const struct nb_source *src, const char *event, const char *want)
+{
+	char *ev = dq(event), *w = dq(want), *got_text, *want_text;
+	json_t *got, *exp;
+	json_error_t je;
+	const char *err = NULL;
+
+	exp = json_loads(w, 0, &je);
+	if (exp == NULL)
+		fail_msg("bad expected JSON: %s: %s", je.text, w);
+	got = nb_segment_track(src, ev, strlen(ev), &err);
+	if (got == NULL)
+		fail_msg("no message (%s) for %s", err ? err : "?", ev);
+	if (!json_equal(got, exp)) {
+		got_text = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
+		want_text = json_dumps(exp, JSON_COMPACT | JSON_SORT_KEYS);
+		fail_msg("mismatch for %s\n got: %s\nwant: %s", ev, got_text,
+		    want_text);
+	}
+	json_decref(got);
+	json_decref(exp);
+	free(ev);
+	free(w);
+}
+
+static void
+check_fails(const char *event, const char *why)
+{
+	char *ev = dq(event);
+	const char *err = NULL;
+	char *text = (char *)1;
+	size_t len = 1;
+
+	assert_null(nb_segment_track(&src_email, ev, strlen(ev), &err));
+	assert_non_null(err);
+	if (strstr(err, why) == NULL)
+		fail_msg("error '%s' lacks '%s' for %s", err, why, ev);
+	assert_null(nb_segment_track(&src_email, ev, strlen(ev), NULL));
+	assert_int_equal(nb_segment_track_text(
+			     &src_email, ev, strlen(ev), &text, &len, &err),
+	    -1);
+	assert_null(text);
+	free(ev);
+}
+
+static void
+test_types(void **state)
+{
+	static const struct {
+		const char *type;
+		const char *extra; /* more event fields */
+		const char *event; /* expected Segment event */
+		const char *props; /* expected properties members */
+		const char *ctx;   /* expected extra context members */
+	} cases[] = {
+	    {"email.sent", "", "Email Sent", "", ""},
+	    {"email.delivered", ",'message':{'id':'msg_77'}", "Email Delivered",
+		"'email_id':'msg_77'", ""},
+	    {"email.opened",
+		",'message':{'id':'m','subject':'S'},'client':{'ip':"
+		"'203.0.113.9','user_agent':'UA/1'}",
+		"Email Opened", "'email_id':'m','email_subject':'S'",
+		",'ip':'203.0.113.9','userAgent':'UA/1'"},
+	    {"email.clicked",
+		",'link':{'id':'lnk_3','url':'https://example.com/p'}",
+		"Email Link Clicked",
+		"'link_id':'lnk_3','link_url':'https://example.com/p'", ""},
+	    {"email.bounced",
+		",'bounce':{'type':'hard','reason':'550 unknown'}",
+		"Email Bounced",
+		"'bounce_type':'hard','bounce_reason':'550 unknown'", ""},
+	    {"email.spam_reported",
+		",'message':{'campaign_id':'c9','campaign_name':'Onb'}",
+		"Email Marked as Spam",
+		"'campaign_id':'c9','campaign_name':'Onb'", ""},
+	    {"email.unsubscribed", ",'list':{'id':'lst_1','name':'News'}",
+		"Unsubscribed", "'list_id':'lst_1','list_name':'News'", ""},
+	    {"email.dropped", ",'properties':{'reason':'suppressed'}",
+		"Email Dropped", "'reason':'suppressed'", ""},
+	    {"email.deferred", ",'client':{'ip':'::1'}", "Email Deferred", "",
+		",'ip':'::1'"},
+	    /* Unknown types keep their name; mapping ignores the type. */
+	    {"sms.sent", ",'bounce':{'type':'soft'}", "sms.sent",
+		"'bounce_type':'soft'", ""},
+	    {"email.opened", ",'bounce':{'reason':'r'},'link':{'id':'l'}",
+		"Email Opened", "'link_id':'l','bounce_reason':'r'", ""},
+	};
+	char ev[1024], want[2048];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_true(
+		    snprintf(ev, sizeof(ev),
+			"{'id':'evt_1','type':'%s','occurred_at':'" TS "'," SUB
+			"%s}",
+			cases[i].type, cases[i].extra) < (int)sizeof(ev));
+		assert_true(snprintf(want, sizeof(want),
+				"{'type':'track','event':'%s','userId':'u_42',"
+				"'messageId':'" MSGID_EVT1 "','timestamp':'" TS
+				"','properties':{%s},'context':{" CTX
+				",'traits':{'email':'ada@example.com'}%s},"
+				"'integrations':{'Nudgespot':false}}",
+				cases[i].event, cases[i].props,
+				cases[i].ctx) < (int)sizeof(want));
+		check(&src_email, ev, want);
+	}
+}
+
+static void
+test_overridden_name(void **state)
+{
+	(void)state;
+	check(&src_override,
+	    "{'id':'evt_1','type':'email.unsubscribed','occurred_at':'" TS
+	    "'," SUB "}",
+	    "{'type':'track','event':'Email Unsubscribed','userId':'u_42',"
+	    "'messageId':'" MSGID_EVT1 "','timestamp':'" TS "',"
+	    "'properties':{},'context':{" CTX
+	    ",'traits':{'email':'ada@example.com'}},"
+	    "'integrations':{'Nudgespot':false}}");
+	check(&src_override,
+	    "{'id':'evt_1','type':'custom.x','occurred_at':'" TS "'," SUB "}",
+	    "{'type':'track','event':'Custom X','userId':'u_42',"
+	    "'messageId':'" MSGID_EVT1 "','timestamp':'" TS "',"
+	    "'properties':{},'context':{" CTX
+	    ",'traits':{'email':'ada@example.com'}},"
+	    "'integrations':{'Nudgespot':false}}");
+	/* Other types of the same source keep the contract's names. */
+	check(&src_override,
+	    "{'id':'evt_1','type':'email.sent','occurred_at':'" TS "'," SUB "}",
+	    "{'type':'track','event':'Email Sent','userId':'u_42',"
+	    "'messageId':'" MSGID_EVT1 "','timestamp':'" TS "',"
+	    "'properties':{},'context':{" CTX
+	    ",'traits':{'email':'ada@example.com'}},"
+	    "'integrations':{'Nudgespot':false}}");
+}
+
+static void
+test_identity(void **state)
+{
+	(void)state;
+	/* uid wins over the address in both modes. */
+	check(&src_sha,
+	    "{'id':'evt_1','type':'email.sent','occurred_at':'" TS "'," SUB "}",
+	    "{'type':'track','event':'Email Sent','userId':'u_42',"
+	    "'messageId':'" MSGID_EVT1 "','timestamp':'" TS "','properties':{},"
+	    "'context':{" CTX ",'traits':{'email':'ada@example.com'}},"
+	    "'integrations':{'Nudgespot':false}}");
+	/* Email only: the address itself, as received. */
+	check(&src_email,
+	    "{'id':'evt_1','type':'email.sent','occurred_at':'" TS "',"
+	    "'subscriber':{'email':'Ada@Example.COM'}}",
+	    "{'type':'track','event':'Email Sent','anonymousId':"
+	    "'Ada@Example.COM','messageId':'" MSGID_EVT1 "','timestamp':'" TS
+	    "','properties':{},'context':{" CTX
+	    ",'traits':{'email':'Ada@Example.COM'}},"
+	    "'integrations':{'Nudgespot':false}}");
+	/* sha256: hash of the lower-cased address; traits keep it as is. */
+	check(&src_sha,
+	    "{'id':'evt_1','type':'email.sent','occurred_at':'" TS "',"
+	    "'subscriber':{'uid':null,'email':'Ada@Example.COM'}}",
+	    "{'type':'track','event':'Email Sent','anonymousId':'" SHA_ADA "',"
+	    "'messageId':'" MSGID_EVT1 "','timestamp':'" TS "','properties':{},"
+	    "'context':{" CTX ",'traits':{'email':'Ada@Example.COM'}},"
+	    "'integrations':{'Nudgespot':false}}");
+	/* uid only: no traits at all. */
+	check(&src_sha,
+	    "{'id':'evt_1','type':'email.sent','occurred_at':'" TS "',"
+	    "'subscriber':{'uid':'u_1','email':''}}",
+	    "{'type':'track','event':'Email "
+	    "Sent','userId':'u_1','messageId':'" MSGID_EVT1 "','timestamp':'" TS
+	    "','properties':{},'context':{" CTX "},"
+	    "'integrations':{'Nudgespot':false}}");
+	/* An empty uid is absent: fall back to the address. */
+	check(&src_email,
+	    "{'id':'evt_1','type':'email.sent','occurred_at':'" TS "',"
+	    "'subscriber':{'uid':'','email':'a@b.c'}}",
+	    "{'type':'track','event':'Email Sent','anonymousId':'a@b.c',"
+	    "'messageId':'" MSGID_EVT1 "','timestamp':'" TS "','properties':{},"
+	    "'context':{" CTX ",'traits':{'email':'a@b.c'}},"
+	    "'integrations':{'Nudgespot':false}}");
+	check_fails("{'id':'evt_1','type':'email.sent','occurred_at':'" TS "',"
+		    "'subscriber':{'uid':'','email':null}}",
+	    "neither subscriber.uid nor subscriber.email");
+	check_fails("{'id':'evt_1','type':'email.sent','occurred_at':'" TS "'}",
+	    "neither");
+}
+
+static void
+test_properties_precedence(void **state)
+{
+	(void)state;
+	check(&src_email,
+	    "{'id':'evt_1','type':'email.clicked','occurred_at':'" TS "'," SUB
+	    ",'message':{'id':'msg_77'},'list':{'name':'N'},"
+	    "'properties':{'email_id':'evil','list_name':'evil2',"
+	    "'link_url':'free','n':1,'b':true,'z':null,"
+	    "'nested':{'a':[1,{'b':2}]}}}",
+	    "{'type':'track','event':'Email Link Clicked','userId':'u_42',"
+	    "'messageId':'" MSGID_EVT1 "','timestamp':'" TS "',"
+	    "'properties':{'email_id':'msg_77','list_name':'N',"
+	    "'link_url':'free','n':1,'b':true,'z':null,"
+	    "'nested':{'a':[1,{'b':2}]}},"
+	    "'context':{" CTX ",'traits':{'email':'ada@example.com'}},"
+	    "'integrations':{'Nudgespot':false}}");
+}
+
+static void
+test_absent_inputs(void **state)
+{
+	(void)state;
+	check(&src_email,
+	    "{'id':'evt_1','type':'email.bounced','occurred_at':'" TS "'," SUB
+	    ",'message':{'id':null,'subject':'','campaign_id':7,"
+	    "'campaign_name':{}},'link':null,'bounce':{'type':'',"
+	    "'reason':null},'list':[],'client':{'ip':'','user_agent':null},"
+	    "'properties':null,'unknown_top':{'x':1}}",
+	    "{'type':'track','event':'Email Bounced','userId':'u_42',"
+	    "'messageId':'" MSGID_EVT1 "','timestamp':'" TS "',"
+	    "'properties':{},'context':{" CTX
+	    ",'traits':{'email':'ada@example.com'}},"
+	    "'integrations':{'Nudgespot':false}}");
+	check(&src_email,
+	    "{'id':'evt_1','type':'email.bounced','occurred_at':'" TS "'," SUB
+	    ",'properties':[1,2]}",
+	    "{'type':'track','event':'Email Bounced','userId':'u_42',"
+	    "'messageId':'" MSGID_EVT1 "','timestamp':'" TS "',"
+	    "'properties':{},'context':{" CTX
+	    ",'traits':{'email':'ada@example.com'}},"
+	    "'integrations':{'Nudgespot':false}}");
+}
+
+static void
+test_timestamps(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"2026-11-28T09:59:58.123Z", "2026-11-28T09:59:58.123Z"},
+	    {"2026-11-28T09:59:58Z", "2026-11-28T09:59:58.000Z"},
+	    {"2026-11-28T10:59:58.123456+01:00", "2026-11-28T09:59:58.123Z"},
+	    {"2026-11-28T09:59:58.123999999Z", "2026-11-28T09:59:58.123Z"},
+	    {"2026-11-28t04:29:58.9-05:30", "2026-11-28T09:59:58.900Z"},
+	    {"2026-12-31T23:30:00-01:00", "2027-01-01T00:30:00.000Z"},
+	    {"2026-11-28T09:59:58.1z", "2026-11-28T09:59:58.100Z"},
+	};
+	char ev[512], want[1024];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(ev, sizeof(ev),
+		    "{'id':'evt_1','type':'x','occurred_at':'%s'," SUB "}",
+		    cases[i].in);
+		snprintf(want, sizeof(want),
+		    "{'type':'track','event':'x','userId':'u_42',"
+		    "'messageId':'" MSGID_EVT1 "','timestamp':'%s',"
+		    "'properties':{},'context':{" CTX
+		    ",'traits':{'email':'ada@example.com'}},"
+		    "'integrations':{'Nudgespot':false}}",
+		    cases[i].out);
+		check(&src_email, ev, want);
+	}
+	check_fails("{'id':'evt_1','type':'x','occurred_at':'yesterday'," SUB
+		    "}",
+	    "occurred_at");
+	check_fails("{'id':'evt_1','type':'x','occurred_at':1764324000," SUB
+		    "}",
+	    "occurred_at");
+}
+
+static void
+test_bad_input(void **state)
+{
+	(void)state;
+	check_fails("not json", "not a JSON object");
+	check_fails("[{}]", "not a JSON object");
+	check_fails("{'type':'x','occurred_at':'" TS "'," SUB "}", "id");
+	check_fails(
+	    "{'id':'','type':'x','occurred_at':'" TS "'," SUB "}", "id");
+	check_fails("{'id':'e','occurred_at':'" TS "'," SUB "}", "type");
+	check_fails(
+	    "{'id':'e','type':5,'occurred_at':'" TS "'," SUB "}", "type");
+	check_fails("{'id':'e\\u0000f','type':'x','occurred_at':'" TS "'," SUB
+		    "}",
+	    "id");
+	/* rawlen is honoured: the text need not be NUL-terminated. */
+	{
+		const char *ev = "{\"id\":\"evt_1\",\"type\":\"x\","
+				 "\"occurred_at\":\"" TS "\","
+				 "\"subscriber\":{\"uid\":\"u\"}}garbage";
+		json_t *m = nb_segment_track(
+		    &src_email, ev, strlen(ev) - strlen("garbage"), NULL);
+
+		assert_non_null(m);
+		json_decref(m);
+		assert_null(nb_segment_track(&src_email, ev, strlen(ev), NULL));
+	}
+}
+
+static void
+test_message_id(void **state)
+{
+	char a[NB_SEGMENT_MSGID_LEN], b[NB_SEGMENT_MSGID_LEN];
+
+	(void)state;
+	nb_segment_message_id("acme", "evt_1", a);
+	assert_string_equal(a, MSGID_EVT1);
+	nb_segment_message_id("acme", "evt_1", b);
+	assert_string_equal(a, b);
+	assert_int_equal(strlen(a), 67);
+	assert_true(strlen(a) <= 100);
+	nb_segment_message_id("acme", "evt_01JD8Z3Q4W5E6R7T8Y9U0I1O2P", a);
+	assert_string_equal(a, MSGID_CONTRACT);
+	nb_segment_message_id("a", "bc", a);
+	nb_segment_message_id("ab", "c", b);
+	assert_string_not_equal(a, b);
+	assert_string_equal(a,
+	    "nb-40bb547d936bbd31318ee37ac8799e7ecbb22eda2651"
+	    "f65e3214bffb8ce97bb4");
+	assert_string_equal(b,
+	    "nb-6c032e631d39a14d85aff7e319546af701e26c97b57c"
+	    "a95fbfe9c6ba855f67bf");
+	nb_segment_message_id("acme", "evt_2", a);
+	nb_segment_message_id("beta", "evt_1", b);
+	assert_string_not_equal(a, MSGID_EVT1);
+	assert_string_not_equal(b, MSGID_EVT1);
+}
+
+static const char contract_event[] =
+    "{\n"
+    "  \"id\": \"evt_01JD8Z3Q4W5E6R7T8Y9U0I1O2P\",\n"
+    "  \"type\": \"email.clicked\",\n"
+    "  \"occurred_at\": \"2026-11-28T09:59:58.123Z\",\n"
+    "  \"subscriber\": { \"uid\": \"u_42\", \"email\": \"ada@example.com\" },\n"
+    "  \"message\": { \"id\": \"msg_77\", \"subject\": \"Welcome aboard\", "
+    "\"campaign_id\": \"cmp_9\", \"campaign_name\": \"Onboarding\" },\n"
+    "  \"link\": { \"id\": \"lnk_3\", \"url\": \"https://example.com/pricing\" "
+    "},\n"
+    "  \"bounce\": { \"type\": \"hard\", \"reason\": \"550 5.1.1 user "
+    "unknown\" },\n"
+    "  \"list\": { \"id\": \"lst_1\", \"name\": \"Newsletter\" },\n"
+    "  \"client\": { \"ip\": \"203.0.113.9\", \"user_agent\": \"Mozilla/5.0 "
+    "(X11; Linux x86_64)\" },\n"
+    "  \"properties\": { \"any\": \"extra\", \"fields\": 1 }\n"
+    "}\n";
+
+static const char contract_message[] =
+    "{\n"
+    "  \"type\": \"track\",\n"
+    "  \"event\": \"Email Link Clicked\",\n"
+    "  \"userId\": \"u_42\",\n"
+    "  \"messageId\": \"" MSGID_CONTRACT "\",\n"
+    "  \"timestamp\": \"2026-11-28T09:59:58.123Z\",\n"
+    "  \"properties\": {\n"
+    "    \"email_id\": \"msg_77\", \"email_subject\": \"Welcome aboard\",\n"
+    "    \"campaign_id\": \"cmp_9\", \"campaign_name\": \"Onboarding\",\n"
+    "    \"link_id\": \"lnk_3\", \"link_url\": "
+    "\"https://example.com/pricing\",\n"
+    "    \"bounce_type\": \"hard\", \"bounce_reason\": \"550 5.1.1 user "
+    "unknown\",\n"
+    "    \"list_id\": \"lst_1\", \"list_name\": \"Newsletter\",\n"
+    "    \"any\": \"extra\", \"fields\": 1\n"
+    "  },\n"
+    "  \"context\": {\n"
+    "    \"integration\": { \"name\": \"nudgespot\", \"version\": \"1.0.0\" "
+    "},\n"
+    "    \"library\": { \"name\": \"nudgebridge\", \"version\": \"" NB_VERSION
+    "\" },\n"
+    "    \"traits\": { \"email\": \"ada@example.com\" },\n"
+    "    \"ip\": \"203.0.113.9\",\n"
+    "    \"userAgent\": \"Mozilla/5.0 (X11; Linux x86_64)\"\n"
+    "  },\n"
+    "  \"integrations\": { \"Nudgespot\": false }\n"
+    "}\n";
+
+static void
+test_contract_example(void **state)
+{
+	json_t *got, *want, *reparsed;
+	char *text = NULL, *wtext;
+	size_t len = 0;
+	const char *err = NULL;
+
+	(void)state;
+	want = json_loads(contract_message, 0, NULL);
+	assert_non_null(want);
+	got = nb_segment_track(
+	    &src_email, contract_event, strlen(contract_event), &err);
+	assert_non_null(got);
+	assert_true(json_equal(got, want));
+	json_decref(got);
+
+	/* The text form: compact, same content, contract key order. */
+	assert_int_equal(nb_segment_track_text(&src_email, contract_event,
+			     strlen(contract_event), &text, &len, &err),
+	    0);
+	assert_int_equal(len, strlen(text));
+	assert_null(strchr(text, '\n'));
+	assert_non_null(reparsed = json_loads(text, 0, NULL));
+	assert_true(json_equal(reparsed, want));
+	wtext = json_dumps(want, JSON_COMPACT);
+	assert_string_equal(text, wtext);
+	assert_true(strncmp(text, "{\"type\":\"track\",\"event\":", 24) == 0);
+	free(wtext);
+	free(text);
+	json_decref(reparsed);
+	json_decref(want);
+}
+
+/* "\u0000" inside free-form properties survives the mapping. */
+static void
+test_nul_in_properties(void **state)
+{
+	const char *ev = "{\"id\":\"evt_1\",\"type\":\"x\",\"occurred_at\":"
+			 "\"" TS "\",\"subscriber\":{\"uid\":\"u\"},"
+			 "\"properties\":{\"k\":\"a\\u0000b\"}}";
+	char *text = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(nb_segment_track_text(
+			     &src_email, ev, strlen(ev), &text, &len, NULL),
+	    0);
+	assert_non_null(strstr(text, "\"k\":\"a\\u0000b\""));
+	free(text);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	if (sodium_init() < 0)
+		return -1;
+	src_override.event_names = json_pack("{s:s,s:s}", "email.unsubscribed",
+	    "Email Unsubscribed", "custom.x", "Custom X");
+	return src_override.event_names == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	json_decref(src_override.event_names);
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_types),
+	    cmocka_unit_test(test_overridden_name),
+	    cmocka_unit_test(test_identity),
+	    cmocka_unit_test(test_properties_precedence),
+	    cmocka_unit_test(test_absent_inputs),
+	    cmocka_unit_test(test_timestamps),
+	    cmocka_unit_test(test_bad_input),
+	    cmocka_unit_test(test_message_id),
+	    cmocka_unit_test(test_contract_example),
+	    cmocka_unit_test(test_nul_in_properties),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
