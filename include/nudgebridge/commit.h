@@ -14,6 +14,7 @@
 #define NB_COMMIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 
@@ -35,10 +36,12 @@ typedef void (*nb_commit_cb)(struct nb_append *req, int rc, void *arg);
 typedef void (*nb_commit_notify_cb)(void *arg);
 
 /*
- * Opens its own store connection from cfg, runs recovery when recover is
- * set, and starts the writer thread.  Completions are delivered on base
- * (libevent must be set up for threads: evthread_use_pthreads()).  m may be
- * NULL.  Returns NULL with a message in err on failure.
+ * Opens its own store connection from cfg, runs nb_store_recover() on it
+ * once (drops leases left by a previous run; a no-op for backends shared by
+ * several instances), and starts the writer thread.  Completions are
+ * delivered on base (libevent must be set up for threads:
+ * evthread_use_pthreads(), before base is created).  m may be NULL.
+ * Returns NULL with a message in err on failure.
  */
 struct nb_committer *nb_committer_new(struct event_base *base,
     const struct nb_store_config *cfg, struct nb_metrics *m, char *err,
@@ -51,21 +54,32 @@ void nb_committer_set_notify(struct nb_committer *, nb_commit_notify_cb cb,
 /*
  * Queues req; cb(req, rc, arg) runs exactly once later, on base's thread.
  * req and everything it points to must stay valid until then.  Returns -1
- * without calling cb when the queue is full or the committer is stopping.
+ * without calling cb when the queue is full, the store is failing (see
+ * nb_committer_healthy()) or the committer is stopping.
  */
 int nb_committer_submit(struct nb_committer *, struct nb_append *req,
     nb_commit_cb cb, void *arg);
 
 /*
  * 1 when the last transaction (or the periodic probe after a failure)
- * committed, 0 while the store is failing.  Thread-safe.
+ * committed, 0 while the store is failing.  While unhealthy, submits are
+ * refused and the writer probes the store about once a second
+ * (nb_store_probe()).  Thread-safe.
  */
 int nb_committer_healthy(struct nb_committer *);
 
 /*
- * Stops taking requests, finishes those queued (their callbacks still run
- * on base, so keep base running or call before the loop ends), joins the
- * thread and closes the store.  NULL is ok.
+ * Transactions the writer has run so far (committed or not): with the
+ * number of submitted requests it shows how well commits are grouped.
+ * Thread-safe.
+ */
+uint64_t nb_committer_transactions(struct nb_committer *);
+
+/*
+ * Stops taking requests, lets the writer commit those already queued, joins
+ * the thread and closes the store.  Callbacks not yet run on base run from
+ * inside this call, on the caller's thread, so call it from base's thread
+ * (the loop need not be running).  NULL is ok.
  */
 void nb_committer_free(struct nb_committer *);
 

@@ -58,7 +58,9 @@ struct nb_store;
  * nothing.  Otherwise each event whose (source, id) was seen after
  * dedupe_after_ms (or earlier in this same request) is a duplicate; each
  * event with error != NULL is stored dead with reason "quarantined" and
- * that error; the rest are stored pending.
+ * that error; the rest are stored pending.  An event without an id
+ * (id == NULL) is never a duplicate.  The counts are disjoint: accepted
+ * (stored pending) + duplicates + quarantined = nevents.
  */
 struct nb_append {
 	const char *source;
@@ -73,7 +75,11 @@ struct nb_append {
 	int quarantined;
 };
 
-/* A stored event as read back.  Every string is owned by the struct. */
+/*
+ * A stored event as read back.  Every string is owned by the struct.  key is
+ * the dead-letter key: the decimal seq ("42"), stable for the row's life and
+ * never reused after a purge.
+ */
 struct nb_stored_event {
 	int64_t seq;		/* internal order; the key is derived from it */
 	char key[NB_STORE_KEY_MAX];
@@ -102,7 +108,8 @@ struct nb_store_retry {
 
 /*
  * Operator filters.  Unset fields (NULL / 0) match everything.  since/until
- * bound received_at (inclusive, ms).  states is a mask of NB_STATE_MASK_*;
+ * bound received_at (inclusive, ms).  A key that is not a decimal seq
+ * matches nothing.  states is a mask of NB_STATE_MASK_*;
  * 0 means NB_STATE_MASK_DEAD.  limit 0 means no limit; after_seq > 0 lists
  * only rows with seq > after_seq (paging, in seq order).
  */
@@ -153,7 +160,9 @@ int nb_store_schema_version(struct nb_store *, int *version);
 
 /*
  * Start-up recovery for a store used by this process alone (SQLite): drops
- * every lease, so events claimed before a crash are claimable at once.
+ * every lease, so events claimed before a crash are claimable at once.  A
+ * backend shared by several instances (PostgreSQL) makes this a no-op:
+ * there leases run out on their own.
  */
 int nb_store_recover(struct nb_store *);
 
@@ -168,8 +177,10 @@ int nb_store_append(struct nb_store *, struct nb_append *const *reqs,
 /*
  * Claims up to limit pending rows of the named sources whose next attempt is
  * due at now_ms and whose lease (if any) has run out, oldest first, and
- * leases them until lease_until_ms.  *out is a new array of *n rows (free
- * with nb_stored_events_free()); *n may be 0.
+ * leases them until lease_until_ms.  Oldest first means by next attempt
+ * time, then seq.  *out is a new array of *n rows (free with
+ * nb_stored_events_free()); *n may be 0 (always when nsources or limit is
+ * 0).
  */
 int nb_store_claim(struct nb_store *, const char *const *sources,
     size_t nsources, int64_t now_ms, int64_t lease_until_ms, size_t limit,
@@ -204,7 +215,8 @@ int nb_store_list(struct nb_store *, const struct nb_store_filter *f,
  * fn: still invalid, they stay quarantined with the new error (counted in
  * *requarantined); valid, they become pending with the id and type fn gave.
  * With dry_run nothing changes and the counts say what would.  Rows keep
- * their key, so their messageId is unchanged.
+ * their key, so their messageId is unchanged.  Pending rows are never
+ * replayed (nor counted).  With fn NULL quarantined rows are left alone.
  */
 int nb_store_replay(struct nb_store *, const struct nb_store_filter *f,
     int dry_run, int64_t now_ms, nb_store_revalidate_fn fn,
@@ -225,7 +237,12 @@ int nb_store_stats(struct nb_store *, int64_t now_ms,
 int nb_store_prune(struct nb_store *, int64_t dedupe_after_ms,
     int64_t delivered_before_ms);
 
-/* A minimal durable write, to tell whether the store can commit now. */
+/*
+ * A minimal durable write, to tell whether the store can commit now.  Under
+ * a size cap (store.max_size_bytes) it also fails while less than 64 KiB
+ * (or an eighth of the cap, when smaller) is free under it, so a store that
+ * is just full does not flap.
+ */
 int nb_store_probe(struct nb_store *);
 
 #endif

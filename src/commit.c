@@ -1,0 +1,386 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * commit: group commit on a writer thread.
+ *
+ * Submitters (the HTTP front end, on base's thread) put requests on a
+ * bounded queue; the writer thread takes up to NB_COMMIT_MAX_GROUP of them
+ * at a time and stores them with one nb_store_append(), so one fsync covers
+ * every request that arrived while the previous transaction committed.
+ * Finished requests move to a done list and one event_active() wakes base,
+ * whose callback runs the completions: callbacks never run on the writer.
+ *
+ * The writer owns its store connection; nothing else touches it.  A failed
+ * commit marks the committer unhealthy: submits are refused at once (the
+ * caller answers 503) and the writer probes the store every
+ * NB_COMMIT_PROBE_MS until a probe commits.  One mutex guards the queue,
+ * the done list and the flags; the store is used without it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "nudgebridge/commit.h"
+#include "nudgebridge/log.h"
+#include "nudgebridge/metrics.h"
+#include "nudgebridge/timeutil.h"
+
+#define NB_COMMIT_PROBE_MS 1000
+
+struct item {
+	struct nb_append *req;
+	nb_commit_cb cb;
+	void *arg;
+	int rc;
+	struct item *next;
+};
+
+/* A singly linked FIFO. */
+struct itemq {
+	struct item *head;
+	struct item **tail;
+	size_t len;
+};
+
+struct nb_committer {
+	struct event_base *base;
+	struct event *wake; /* activated by the writer, runs done_cb on base */
+	struct nb_store *store;
+	struct nb_metrics *metrics;
+
+	pthread_t thread;
+	int started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* queue not empty, or stopping */
+
+	/* Under lock. */
+	struct itemq queue;
+	struct itemq done;
+	int stopping;
+	int healthy;
+	uint64_t transactions;
+	nb_commit_notify_cb notify;
+	void *notify_arg;
+};
+
+static void
+itemq_init(struct itemq *q)
+{
+	q->head = NULL;
+	q->tail = &q->head;
+	q->len = 0;
+}
+
+static void
+itemq_push(struct itemq *q, struct item *it)
+{
+	it->next = NULL;
+	*q->tail = it;
+	q->tail = &it->next;
+	q->len++;
+}
+
+static struct item *
+itemq_pop(struct itemq *q)
+{
+	struct item *it = q->head;
+
+	if (it == NULL)
+		return NULL;
+	if ((q->head = it->next) == NULL)
+		q->tail = &q->head;
+	q->len--;
+	it->next = NULL;
+	return it;
+}
+
+/* Moves every item of from to the end of to. */
+static void
+itemq_splice(struct itemq *to, struct itemq *from)
+{
+	if (from->head == NULL)
+		return;
+	*to->tail = from->head;
+	to->tail = from->tail;
+	to->len += from->len;
+	itemq_init(from);
+}
+
+/* Runs and frees the completions of a detached list. */
+static void
+run_callbacks(struct itemq *list)
+{
+	struct item *it;
+
+	while ((it = itemq_pop(list)) != NULL) {
+		it->cb(it->req, it->rc, it->arg);
+		free(it);
+	}
+}
+
+static void
+done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct nb_committer *c = arg;
+	struct itemq list;
+
+	(void)fd;
+	(void)what;
+	itemq_init(&list);
+	pthread_mutex_lock(&c->lock);
+	itemq_splice(&list, &c->done);
+	pthread_mutex_unlock(&c->lock);
+	run_callbacks(&list);
+}
+
+static void
+deadline_in(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* One transaction for the requests of group; results into the done list. */
+static void
+commit_group(struct nb_committer *c, struct itemq *group)
+{
+	struct nb_append *reqs[NB_COMMIT_MAX_GROUP];
+	nb_commit_notify_cb notify;
+	void *notify_arg;
+	struct item *it;
+	int64_t t0;
+	size_t n = 0, events = 0;
+	int rc;
+
+	for (it = group->head; it != NULL; it = it->next)
+		reqs[n++] = it->req;
+	t0 = nb_time_mono_ms();
+	rc = nb_store_append(c->store, reqs, n);
+	if (rc == 0) {
+		for (it = group->head; it != NULL; it = it->next)
+			events +=
+			    (size_t)(it->req->accepted + it->req->quarantined);
+		if (c->metrics != NULL)
+			nb_metrics_commit(c->metrics,
+			    (double)(nb_time_mono_ms() - t0) / 1000.0, events);
+	}
+	for (it = group->head; it != NULL; it = it->next)
+		it->rc = rc;
+
+	pthread_mutex_lock(&c->lock);
+	c->transactions++;
+	if (rc == -1 && c->healthy)
+		log_error(
+		    "store failing, refusing webhooks", " requests=%zu", n);
+	c->healthy = rc == 0;
+	itemq_splice(&c->done, group);
+	notify = c->notify;
+	notify_arg = c->notify_arg;
+	pthread_mutex_unlock(&c->lock);
+
+	event_active(c->wake, EV_READ, 0);
+	if (rc == 0 && events > 0 && notify != NULL)
+		notify(notify_arg);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct nb_committer *c = arg;
+	struct itemq group;
+	struct timespec ts;
+	struct item *it;
+	int ok;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (c->queue.len == 0 && !c->stopping) {
+			if (c->healthy) {
+				pthread_cond_wait(&c->cond, &c->lock);
+				continue;
+			}
+			deadline_in(&ts, NB_COMMIT_PROBE_MS);
+			if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) !=
+			    ETIMEDOUT)
+				continue;
+			pthread_mutex_unlock(&c->lock);
+			ok = nb_store_probe(c->store) == 0;
+			pthread_mutex_lock(&c->lock);
+			if (ok && !c->healthy) {
+				log_info("store commits again", NULL);
+				c->healthy = 1;
+			}
+		}
+		if (c->queue.len == 0 && c->stopping)
+			break;
+		itemq_init(&group);
+		while (group.len < NB_COMMIT_MAX_GROUP &&
+		    (it = itemq_pop(&c->queue)) != NULL)
+			itemq_push(&group, it);
+		pthread_mutex_unlock(&c->lock);
+		commit_group(c, &group);
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+struct nb_committer *
+nb_committer_new(struct event_base *base, const struct nb_store_config *cfg,
+    struct nb_metrics *m, char *err, size_t errlen)
+{
+	struct nb_committer *c = NULL, *ret = NULL;
+	pthread_condattr_t ca;
+	int locks = 0, cond;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errlen, "committer: out of memory");
+		goto out;
+	}
+	c->base = base;
+	c->metrics = m;
+	c->healthy = 1;
+	itemq_init(&c->queue);
+	itemq_init(&c->done);
+	if (pthread_mutex_init(&c->lock, NULL) != 0) {
+		snprintf(err, errlen, "committer: cannot create a mutex");
+		goto out;
+	}
+	locks = 1;
+	/* A monotonic clock, so probing survives wall-clock steps. */
+	if (pthread_condattr_init(&ca) != 0) {
+		snprintf(err, errlen, "committer: cannot create a condvar");
+		goto out;
+	}
+	cond = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+	    pthread_cond_init(&c->cond, &ca) == 0;
+	pthread_condattr_destroy(&ca);
+	if (!cond) {
+		snprintf(err, errlen, "committer: cannot create a condvar");
+		goto out;
+	}
+	locks = 2;
+	if ((c->wake = event_new(base, -1, 0, done_cb, c)) == NULL) {
+		snprintf(err, errlen, "committer: cannot create an event");
+		goto out;
+	}
+	if (nb_store_open(&c->store, cfg, err, errlen) == -1)
+		goto out;
+	if (nb_store_recover(c->store) == -1) {
+		snprintf(err, errlen, "store: recovery failed");
+		goto out;
+	}
+	if (pthread_create(&c->thread, NULL, writer_main, c) != 0) {
+		snprintf(err, errlen, "committer: cannot start the writer");
+		goto out;
+	}
+	c->started = 1;
+	ret = c;
+	c = NULL;
+out:
+	if (c != NULL) {
+		nb_store_close(c->store);
+		if (c->wake != NULL)
+			event_free(c->wake);
+		if (locks >= 2)
+			pthread_cond_destroy(&c->cond);
+		if (locks >= 1)
+			pthread_mutex_destroy(&c->lock);
+		free(c);
+	}
+	return ret;
+}
+
+void
+nb_committer_set_notify(
+    struct nb_committer *c, nb_commit_notify_cb cb, void *arg)
+{
+	pthread_mutex_lock(&c->lock);
+	c->notify = cb;
+	c->notify_arg = arg;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int
+nb_committer_submit(
+    struct nb_committer *c, struct nb_append *req, nb_commit_cb cb, void *arg)
+{
+	struct item *it;
+	int rc = -1;
+
+	if ((it = calloc(1, sizeof(*it))) == NULL) {
+		log_error("out of memory", NULL);
+		return -1;
+	}
+	it->req = req;
+	it->cb = cb;
+	it->arg = arg;
+	pthread_mutex_lock(&c->lock);
+	if (c->stopping || !c->healthy || c->queue.len >= NB_COMMIT_MAX_QUEUE)
+		goto out;
+	itemq_push(&c->queue, it);
+	it = NULL;
+	pthread_cond_signal(&c->cond);
+	rc = 0;
+out:
+	pthread_mutex_unlock(&c->lock);
+	free(it);
+	return rc;
+}
+
+int
+nb_committer_healthy(struct nb_committer *c)
+{
+	int h;
+
+	pthread_mutex_lock(&c->lock);
+	h = c->healthy;
+	pthread_mutex_unlock(&c->lock);
+	return h;
+}
+
+uint64_t
+nb_committer_transactions(struct nb_committer *c)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->transactions;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+void
+nb_committer_free(struct nb_committer *c)
+{
+	struct itemq list;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->stopping = 1;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	if (c->started)
+		pthread_join(c->thread, NULL);
+
+	/* The writer is gone: nobody activates wake any more. */
+	event_free(c->wake);
+	itemq_init(&list);
+	itemq_splice(&list, &c->done);
+	run_callbacks(&list);
+
+	nb_store_close(c->store);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}

@@ -1,0 +1,1348 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * store_sqlite: the embedded SQLite backend of the store.
+ *
+ * One file, WAL journal with synchronous=FULL: a COMMIT returns only after
+ * the WAL is fsync'd, and readers (the admin thread, the `dlq` command in
+ * another process) never block the writer.  Every multi-statement write runs
+ * in BEGIN IMMEDIATE, so writers from several connections queue on the
+ * busy timeout instead of failing on a stale snapshot.  Statements are
+ * prepared once per connection and reused.
+ *
+ * De-duplication keeps (source, webhook-id) and (source, event id) in two
+ * WITHOUT ROWID tables; an upsert that refreshes only a key older than the
+ * window tells new from seen in one statement (sqlite3_changes()).  The
+ * schema is versioned with PRAGMA user_version and migrated on open.
+ *
+ * store.max_size_bytes caps the bytes in use (pages minus free pages): an
+ * append that would leave more in use fails and stores nothing, and
+ * PRAGMA max_page_count stops the file itself from growing past the cap.
+ * Deleting rows frees pages for reuse, so a purge makes room again.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "nudgebridge/log.h"
+#include "nudgebridge/store.h"
+#include "nudgebridge/timeutil.h"
+#include "store_backend.h"
+
+#define SQ_BUSY_TIMEOUT_MS 5000
+#define SQ_REPLAY_CHUNK	   1000
+/*
+ * The probe fails unless this much (or an eighth of the cap, when smaller)
+ * is still free under the size cap.
+ */
+#define SQ_PROBE_HEADROOM (64 * 1024)
+
+/* Migrations: migrations[i] takes the schema from version i to i + 1. */
+static const char *const migrations[] = {
+    /* 1: the initial schema. */
+    "CREATE TABLE events ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " source TEXT NOT NULL,"
+    " event_id TEXT,"
+    " type TEXT,"
+    " payload BLOB NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " reason TEXT,"
+    " error TEXT,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " received_ms INTEGER NOT NULL,"
+    " age_base_ms INTEGER NOT NULL,"
+    " next_ms INTEGER NOT NULL,"
+    " lease_ms INTEGER NOT NULL DEFAULT 0,"
+    " updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX events_due ON events (source, next_ms, seq)"
+    " WHERE state = 0;"
+    "CREATE INDEX events_state ON events (state, received_ms);"
+    "CREATE INDEX events_source_id ON events (source, event_id);"
+    "CREATE TABLE seen_requests ("
+    " source TEXT NOT NULL,"
+    " webhook_id TEXT NOT NULL,"
+    " seen_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (source, webhook_id)) WITHOUT ROWID;"
+    "CREATE INDEX seen_requests_ms ON seen_requests (seen_ms);"
+    "CREATE TABLE seen_events ("
+    " source TEXT NOT NULL,"
+    " event_id TEXT NOT NULL,"
+    " seen_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (source, event_id)) WITHOUT ROWID;"
+    "CREATE INDEX seen_events_ms ON seen_events (seen_ms);"
+    "CREATE TABLE meta ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " probe_ms INTEGER NOT NULL);",
+};
+#define SQ_SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+#define EVENT_COLS                                                             \
+	"seq, source, event_id, type, payload, state, reason, error,"          \
+	" attempts, received_ms, age_base_ms, updated_ms"
+
+/*
+ * Operator filter: ?1 seq (NULL: any), ?2 source, ?3 type, ?4 reason, ?5 id
+ * (NULL: any), ?6 since, ?7 until (0: unbounded), ?8 state mask, ?9
+ * after_seq, ?10 limit (-1: none).
+ */
+#define FILTER_WHERE                                                           \
+	" WHERE (?1 IS NULL OR seq = ?1) AND (?2 IS NULL OR source = ?2)"      \
+	" AND (?3 IS NULL OR type = ?3) AND (?4 IS NULL OR reason = ?4)"       \
+	" AND (?5 IS NULL OR event_id = ?5)"                                   \
+	" AND (?6 = 0 OR received_ms >= ?6) AND (?7 = 0 OR received_ms <= ?7)" \
+	" AND ((?8 >> state) & 1) = 1 AND seq > ?9"                            \
+	" ORDER BY seq LIMIT ?10"
+
+enum sq_stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_PAGE_COUNT,
+	ST_FREELIST_COUNT,
+	ST_USER_VERSION,
+	ST_SEEN_REQUEST,
+	ST_SEEN_EVENT,
+	ST_INSERT,
+	ST_CLAIM_CANDIDATES,
+	ST_CLAIM_ONE,
+	ST_EXTEND,
+	ST_DELIVERED,
+	ST_RETRY,
+	ST_RELEASE,
+	ST_DEAD,
+	ST_RECOVER,
+	ST_LIST,
+	ST_REPLAY_PENDING,
+	ST_REQUARANTINE,
+	ST_PURGE_COUNT,
+	ST_PURGE,
+	ST_STATS,
+	ST_PRUNE_REQUESTS,
+	ST_PRUNE_EVENTS,
+	ST_PRUNE_DELIVERED,
+	ST_PROBE,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_PAGE_COUNT] = "PRAGMA page_count",
+    [ST_FREELIST_COUNT] = "PRAGMA freelist_count",
+    [ST_USER_VERSION] = "PRAGMA user_version",
+    /*
+     * A key counts as new when absent or older than the window.  The
+     * min() keeps a key stored earlier in this same transaction a
+     * duplicate even with an empty window.
+     */
+    [ST_SEEN_REQUEST] =
+	"INSERT INTO seen_requests (source, webhook_id, seen_ms)"
+	" VALUES (?1, ?2, ?3) ON CONFLICT (source, webhook_id)"
+	" DO UPDATE SET seen_ms = excluded.seen_ms"
+	" WHERE seen_requests.seen_ms < min(?4, excluded.seen_ms)",
+    [ST_SEEN_EVENT] = "INSERT INTO seen_events (source, event_id, seen_ms)"
+		      " VALUES (?1, ?2, ?3) ON CONFLICT (source, event_id)"
+		      " DO UPDATE SET seen_ms = excluded.seen_ms"
+		      " WHERE seen_events.seen_ms < min(?4, excluded.seen_ms)",
+    [ST_INSERT] = "INSERT INTO events (source, event_id, type, payload,"
+		  " state, reason, error, attempts, received_ms,"
+		  " age_base_ms, next_ms, lease_ms, updated_ms)"
+		  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, ?8, 0,"
+		  " ?8)",
+    [ST_CLAIM_CANDIDATES] = "SELECT seq, next_ms FROM events"
+			    " WHERE state = 0 AND source = ?1"
+			    " AND next_ms <= ?2 AND lease_ms <= ?2"
+			    " ORDER BY next_ms, seq LIMIT ?3",
+    [ST_CLAIM_ONE] = "UPDATE events SET lease_ms = ?2"
+		     " WHERE seq = ?1 AND state = 0 AND next_ms <= ?3"
+		     " AND lease_ms <= ?3 RETURNING " EVENT_COLS,
+    [ST_EXTEND] = "UPDATE events SET lease_ms = ?2"
+		  " WHERE seq = ?1 AND state = 0",
+    [ST_DELIVERED] = "UPDATE events SET state = 1, lease_ms = 0,"
+		     " updated_ms = ?2 WHERE seq = ?1 AND state = 0",
+    [ST_RETRY] = "UPDATE events SET attempts = attempts + 1, error = ?3,"
+		 " next_ms = ?2, lease_ms = 0"
+		 " WHERE seq = ?1 AND state = 0",
+    [ST_RELEASE] = "UPDATE events SET lease_ms = 0"
+		   " WHERE seq = ?1 AND state = 0",
+    [ST_DEAD] = "UPDATE events SET state = 2, reason = ?2, error = ?3,"
+		" lease_ms = 0, updated_ms = ?4"
+		" WHERE seq = ?1 AND state = 0",
+    [ST_RECOVER] = "UPDATE events SET lease_ms = 0"
+		   " WHERE state = 0 AND lease_ms <> 0",
+    [ST_LIST] = "SELECT " EVENT_COLS " FROM events" FILTER_WHERE,
+    [ST_REPLAY_PENDING] =
+	"UPDATE events SET state = 0, reason = NULL, error = NULL,"
+	" attempts = 0, next_ms = ?2, age_base_ms = ?2, lease_ms = 0,"
+	" updated_ms = ?2, event_id = coalesce(?3, event_id),"
+	" type = coalesce(?4, type) WHERE seq = ?1",
+    [ST_REQUARANTINE] = "UPDATE events SET error = ?2, updated_ms = ?3"
+			" WHERE seq = ?1",
+    [ST_PURGE_COUNT] =
+	"SELECT count(*) FROM (SELECT seq FROM events" FILTER_WHERE ")",
+    [ST_PURGE] =
+	"DELETE FROM events WHERE seq IN (SELECT seq FROM events" FILTER_WHERE
+	")",
+    [ST_STATS] = "SELECT source, sum(state = 0),"
+		 " sum(state = 0 AND lease_ms > ?1), sum(state = 1),"
+		 " sum(state = 2),"
+		 " sum(state = 2 AND reason = '" NB_REASON_QUARANTINED "'),"
+		 " coalesce(min(CASE WHEN state = 0 THEN received_ms END),"
+		 " 0) FROM events GROUP BY source ORDER BY source",
+    [ST_PRUNE_REQUESTS] = "DELETE FROM seen_requests WHERE seen_ms < ?1",
+    [ST_PRUNE_EVENTS] = "DELETE FROM seen_events WHERE seen_ms < ?1",
+    [ST_PRUNE_DELIVERED] = "DELETE FROM events"
+			   " WHERE state = 1 AND updated_ms < ?1",
+    [ST_PROBE] = "INSERT INTO meta (id, probe_ms) VALUES (1, ?1)"
+		 " ON CONFLICT (id) DO UPDATE SET probe_ms = excluded.probe_ms",
+};
+
+struct sq {
+	sqlite3 *db;
+	char *path;
+	int64_t max_size_bytes;
+	int64_t page_size;
+	sqlite3_stmt *stmts[ST_COUNT];
+};
+
+/* A growing array of read-back rows. */
+struct evvec {
+	struct nb_stored_event *v;
+	size_t n;
+	size_t cap;
+};
+
+/* A claim candidate: due row of one of the sources. */
+struct candidate {
+	int64_t seq;
+	int64_t next_ms;
+};
+
+static void
+db_log(struct sq *q, const char *fn, const char *op)
+{
+	char qerr[256];
+
+	nb_log(NB_LOG_ERROR, fn, "sqlite failure", " op=%s rc=%d error=%s", op,
+	    sqlite3_extended_errcode(q->db),
+	    nb_log_quote(qerr, sizeof(qerr), sqlite3_errmsg(q->db)));
+}
+
+/* The cached statement id, reset and unbound, or NULL (logged). */
+static sqlite3_stmt *
+stmt_get(struct sq *q, enum sq_stmt id)
+{
+	sqlite3_stmt *st = q->stmts[id];
+
+	if (st != NULL) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		return st;
+	}
+	if (sqlite3_prepare_v3(q->db, stmt_sql[id], -1,
+		SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		db_log(q, __func__, "prepare");
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	q->stmts[id] = st;
+	return st;
+}
+
+/* Runs a statement that returns no row (or ignores them); resets it. */
+static int
+stmt_run(struct sq *q, sqlite3_stmt *st, const char *fn, const char *op)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE) {
+		db_log(q, fn, op);
+		sqlite3_reset(st);
+		return -1;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+/* Runs a statement returning one integer in *v; resets it. */
+static int
+stmt_int64(
+    struct sq *q, sqlite3_stmt *st, int64_t *v, const char *fn, const char *op)
+{
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		db_log(q, fn, op);
+		sqlite3_reset(st);
+		return -1;
+	}
+	*v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int
+run_id(struct sq *q, enum sq_stmt id, const char *fn)
+{
+	sqlite3_stmt *st;
+
+	if ((st = stmt_get(q, id)) == NULL)
+		return -1;
+	return stmt_run(q, st, fn, stmt_sql[id]);
+}
+
+static int
+tx_begin(struct sq *q)
+{
+	return run_id(q, ST_BEGIN, __func__);
+}
+
+static int
+tx_commit(struct sq *q)
+{
+	return run_id(q, ST_COMMIT, __func__);
+}
+
+/*
+ * SQLite may already have rolled back on its own (SQLITE_FULL, IOERR), so
+ * only roll back a transaction that is still open.
+ */
+static void
+tx_rollback(struct sq *q)
+{
+	if (!sqlite3_get_autocommit(q->db))
+		(void)run_id(q, ST_ROLLBACK, __func__);
+}
+
+static char *
+col_strdup(sqlite3_stmt *st, int col, int *failed)
+{
+	const unsigned char *s;
+	char *d;
+
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return NULL;
+	s = sqlite3_column_text(st, col);
+	if (s == NULL || (d = strdup((const char *)s)) == NULL) {
+		*failed = 1;
+		return NULL;
+	}
+	return d;
+}
+
+/* Reads an EVENT_COLS row into ev (zeroed first).  0 or -1 (ENOMEM). */
+static int
+row_read(sqlite3_stmt *st, struct nb_stored_event *ev)
+{
+	const void *blob;
+	int failed = 0, len;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->seq = sqlite3_column_int64(st, 0);
+	nb_store_key_format(ev->seq, ev->key);
+	ev->source = col_strdup(st, 1, &failed);
+	ev->id = col_strdup(st, 2, &failed);
+	ev->type = col_strdup(st, 3, &failed);
+	blob = sqlite3_column_blob(st, 4);
+	len = sqlite3_column_bytes(st, 4);
+	if ((ev->raw = malloc((size_t)len + 1)) == NULL)
+		failed = 1;
+	else {
+		if (len > 0)
+			memcpy(ev->raw, blob, (size_t)len);
+		ev->raw[len] = '\0';
+		ev->rawlen = (size_t)len;
+	}
+	ev->state = (enum nb_event_state)sqlite3_column_int(st, 5);
+	ev->reason = col_strdup(st, 6, &failed);
+	ev->error = col_strdup(st, 7, &failed);
+	ev->attempts = sqlite3_column_int(st, 8);
+	ev->received_ms = sqlite3_column_int64(st, 9);
+	ev->age_base_ms = sqlite3_column_int64(st, 10);
+	ev->updated_ms = sqlite3_column_int64(st, 11);
+	if (ev->source == NULL)
+		failed = 1;
+	return failed ? -1 : 0;
+}
+
+static void
+evvec_clear(struct evvec *v)
+{
+	nb_stored_events_free(v->v, v->n);
+	memset(v, 0, sizeof(*v));
+}
+
+/* Appends the current row of st.  0 or -1 (logged). */
+static int
+evvec_push_row(struct evvec *v, sqlite3_stmt *st)
+{
+	struct nb_stored_event *nv;
+	size_t ncap;
+
+	if (v->n == v->cap) {
+		ncap = v->cap == 0 ? 16 : v->cap * 2;
+		if ((nv = reallocarray(v->v, ncap, sizeof(*nv))) == NULL) {
+			log_error("out of memory", " rows=%zu", v->n);
+			return -1;
+		}
+		v->v = nv;
+		v->cap = ncap;
+	}
+	/* Counted even when half read, so evvec_clear() frees its strings. */
+	if (row_read(st, &v->v[v->n++]) == -1) {
+		log_error("out of memory", " rows=%zu", v->n);
+		return -1;
+	}
+	return 0;
+}
+
+/* Binds ?1..?10 of FILTER_WHERE.  -1 when f->key can match no row. */
+static int
+bind_filter(sqlite3_stmt *st, const struct nb_store_filter *f)
+{
+	static const struct nb_store_filter all;
+	int64_t seq;
+
+	if (f == NULL)
+		f = &all;
+	if (f->key != NULL) {
+		if (nb_store_key_parse(f->key, &seq) == -1)
+			return -1;
+		sqlite3_bind_int64(st, 1, seq);
+	}
+	sqlite3_bind_text(st, 2, f->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, f->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, f->reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, f->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, f->since_ms);
+	sqlite3_bind_int64(st, 7, f->until_ms);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)nb_store_filter_states(f));
+	sqlite3_bind_int64(st, 9, f->after_seq > 0 ? f->after_seq : 0);
+	sqlite3_bind_int64(st, 10,
+	    f->limit == 0 || f->limit > INT64_MAX ? -1 : (int64_t)f->limit);
+	return 0;
+}
+
+/* Bytes in use (pages that are not free) inside the current transaction. */
+static int
+bytes_used(struct sq *q, int64_t *used)
+{
+	sqlite3_stmt *st;
+	int64_t pages, freepages;
+
+	if ((st = stmt_get(q, ST_PAGE_COUNT)) == NULL ||
+	    stmt_int64(q, st, &pages, __func__, "page_count") == -1)
+		return -1;
+	if ((st = stmt_get(q, ST_FREELIST_COUNT)) == NULL ||
+	    stmt_int64(q, st, &freepages, __func__, "freelist_count") == -1)
+		return -1;
+	*used = (pages - freepages) * q->page_size;
+	return 0;
+}
+
+/* Fails when the transaction would leave more than the cap minus spare. */
+static int
+cap_check(struct sq *q, int64_t spare)
+{
+	int64_t used;
+
+	if (q->max_size_bytes <= 0)
+		return 0;
+	if (bytes_used(q, &used) == -1)
+		return -1;
+	if (used + spare > q->max_size_bytes) {
+		log_error("store full",
+		    " used_bytes=%" PRId64 " spare_bytes=%" PRId64
+		    " max_size_bytes=%" PRId64,
+		    used, spare, q->max_size_bytes);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+exec_sql(struct sq *q, const char *sql, const char *fn)
+{
+	char *msg = NULL;
+	char qerr[256];
+
+	if (sqlite3_exec(q->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		nb_log(NB_LOG_ERROR, fn, "sqlite failure", " op=exec error=%s",
+		    nb_log_quote(qerr, sizeof(qerr), msg));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Runs a PRAGMA and copies the first column of its first row to out. */
+static int
+pragma_text(struct sq *q, const char *sql, char *out, size_t outlen)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *s;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		goto out;
+	s = sqlite3_column_text(st, 0);
+	snprintf(out, outlen, "%s", s != NULL ? (const char *)s : "");
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+migrate(struct sq *q, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int64_t version;
+	char sql[64];
+	int rc = -1, v;
+
+	if (tx_begin(q) == -1) {
+		snprintf(err, errlen, "store.path: cannot lock %s: %s", q->path,
+		    sqlite3_errmsg(q->db));
+		return -1;
+	}
+	if ((st = stmt_get(q, ST_USER_VERSION)) == NULL ||
+	    stmt_int64(q, st, &version, __func__, "user_version") == -1) {
+		snprintf(err, errlen, "store.path: %s: %s", q->path,
+		    sqlite3_errmsg(q->db));
+		goto out;
+	}
+	if (version < 0 || version > SQ_SCHEMA_LATEST) {
+		snprintf(err, errlen,
+		    "store.path: %s has schema version %" PRId64
+		    ", this build knows up to %d",
+		    q->path, version, SQ_SCHEMA_LATEST);
+		goto out;
+	}
+	for (v = (int)version; v < SQ_SCHEMA_LATEST; v++) {
+		if (exec_sql(q, migrations[v], __func__) == -1) {
+			snprintf(err, errlen,
+			    "store.path: %s: migration to version %d failed",
+			    q->path, v + 1);
+			goto out;
+		}
+	}
+	if (version != SQ_SCHEMA_LATEST) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+		    SQ_SCHEMA_LATEST);
+		if (exec_sql(q, sql, __func__) == -1) {
+			snprintf(err, errlen,
+			    "store.path: %s: cannot set "
+			    "the schema version",
+			    q->path);
+			goto out;
+		}
+	}
+	if (tx_commit(q) == -1) {
+		snprintf(err, errlen, "store.path: %s: %s", q->path,
+		    sqlite3_errmsg(q->db));
+		goto out;
+	}
+	if (version != SQ_SCHEMA_LATEST)
+		log_info("store migrated", " from=%" PRId64 " to=%d", version,
+		    SQ_SCHEMA_LATEST);
+	rc = 0;
+out:
+	if (rc == -1)
+		tx_rollback(q);
+	return rc;
+}
+
+static void
+sq_close(void *state)
+{
+	struct sq *q = state;
+	int i;
+
+	if (q == NULL)
+		return;
+	for (i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(q->stmts[i]);
+	sqlite3_close(q->db);
+	free(q->path);
+	free(q);
+}
+
+static int
+sq_open(
+    void **state, const struct nb_store_config *cfg, char *err, size_t errlen)
+{
+	struct sq *q = NULL;
+	char mode[16], sql[64];
+	int64_t pages;
+	int rc = -1;
+
+	*state = NULL;
+	if (cfg->path == NULL || cfg->path[0] == '\0') {
+		snprintf(err, errlen, "store.path: missing");
+		goto out;
+	}
+	if ((q = calloc(1, sizeof(*q))) == NULL ||
+	    (q->path = strdup(cfg->path)) == NULL) {
+		snprintf(err, errlen, "store: out of memory");
+		goto out;
+	}
+	q->max_size_bytes = cfg->max_size_bytes;
+	if (sqlite3_open_v2(q->path, &q->db,
+		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+		    SQLITE_OPEN_NOMUTEX,
+		NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "store.path: cannot open %s: %s", q->path,
+		    q->db != NULL ? sqlite3_errmsg(q->db) : "no memory");
+		goto out;
+	}
+	sqlite3_extended_result_codes(q->db, 1);
+	sqlite3_busy_timeout(q->db, SQ_BUSY_TIMEOUT_MS);
+	if (pragma_text(q, "PRAGMA journal_mode = WAL", mode, sizeof(mode)) ==
+		-1 ||
+	    strcmp(mode, "wal") != 0) {
+		snprintf(err, errlen, "store.path: %s: cannot use WAL: %s",
+		    q->path, sqlite3_errmsg(q->db));
+		goto out;
+	}
+	if (exec_sql(q, "PRAGMA synchronous = FULL", __func__) == -1) {
+		snprintf(err, errlen, "store.path: %s: %s", q->path,
+		    sqlite3_errmsg(q->db));
+		goto out;
+	}
+	if (migrate(q, err, errlen) == -1)
+		goto out;
+	if (pragma_text(q, "PRAGMA page_size", mode, sizeof(mode)) == -1 ||
+	    (q->page_size = strtoll(mode, NULL, 10)) <= 0) {
+		snprintf(err, errlen, "store.path: %s: cannot read page size",
+		    q->path);
+		goto out;
+	}
+	if (q->max_size_bytes > 0) {
+		/* SQLite keeps the current size when the cap is below it. */
+		pages = q->max_size_bytes / q->page_size;
+		if (pages < 1)
+			pages = 1;
+		snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %" PRId64,
+		    pages);
+		if (pragma_text(q, sql, mode, sizeof(mode)) == -1) {
+			snprintf(err, errlen, "store.max_size_bytes: %s",
+			    sqlite3_errmsg(q->db));
+			goto out;
+		}
+	}
+	*state = q;
+	q = NULL;
+	rc = 0;
+out:
+	sq_close(q);
+	return rc;
+}
+
+static int
+sq_schema_version(void *state, int *version)
+{
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	int64_t v;
+
+	if ((st = stmt_get(q, ST_USER_VERSION)) == NULL ||
+	    stmt_int64(q, st, &v, __func__, "user_version") == -1)
+		return -1;
+	*version = (int)v;
+	return 0;
+}
+
+static int
+sq_recover(void *state)
+{
+	struct sq *q = state;
+
+	if (run_id(q, ST_RECOVER, __func__) == -1)
+		return -1;
+	if (sqlite3_changes(q->db) > 0)
+		log_info("leases dropped", " rows=%d", sqlite3_changes(q->db));
+	return 0;
+}
+
+/* 1 when the key is new (now recorded), 0 when seen, -1 on failure. */
+static int
+mark_seen(struct sq *q, enum sq_stmt id, const char *source, const char *key,
+    int64_t now_ms, int64_t after_ms)
+{
+	sqlite3_stmt *st;
+
+	if ((st = stmt_get(q, id)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_ms);
+	sqlite3_bind_int64(st, 4, after_ms);
+	if (stmt_run(q, st, __func__, "seen") == -1)
+		return -1;
+	return sqlite3_changes(q->db) > 0;
+}
+
+static int
+insert_event(struct sq *q, const char *source, const struct nb_event *e,
+    int64_t received_ms)
+{
+	sqlite3_stmt *st;
+	int dead = e->error != NULL;
+
+	if ((st = stmt_get(q, ST_INSERT)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, e->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, e->type, -1, SQLITE_STATIC);
+	/* A zero-length blob needs a non-NULL pointer to stay NOT NULL. */
+	sqlite3_bind_blob64(st, 4, e->raw != NULL ? e->raw : "",
+	    e->raw != NULL ? e->rawlen : 0, SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, dead ? NB_STATE_DEAD : NB_STATE_PENDING);
+	sqlite3_bind_text(
+	    st, 6, dead ? NB_REASON_QUARANTINED : NULL, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, e->error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, received_ms);
+	return stmt_run(q, st, __func__, "insert");
+}
+
+static int
+append_one(struct sq *q, struct nb_append *r)
+{
+	const struct nb_event *e;
+	size_t i;
+	int fresh;
+
+	r->accepted = r->duplicates = r->quarantined = 0;
+	if (r->webhook_id != NULL) {
+		fresh = mark_seen(q, ST_SEEN_REQUEST, r->source, r->webhook_id,
+		    r->received_ms, r->dedupe_after_ms);
+		if (fresh == -1)
+			return -1;
+		if (fresh == 0) {
+			r->duplicates = (int)r->nevents;
+			return 0;
+		}
+	}
+	for (i = 0; i < r->nevents; i++) {
+		e = &r->events[i];
+		/* An event without a valid id is never a duplicate. */
+		if (e->id != NULL) {
+			fresh = mark_seen(q, ST_SEEN_EVENT, r->source, e->id,
+			    r->received_ms, r->dedupe_after_ms);
+			if (fresh == -1)
+				return -1;
+			if (fresh == 0) {
+				r->duplicates++;
+				continue;
+			}
+		}
+		if (insert_event(q, r->source, e, r->received_ms) == -1)
+			return -1;
+		if (e->error != NULL)
+			r->quarantined++;
+		else
+			r->accepted++;
+	}
+	return 0;
+}
+
+static int
+sq_append(void *state, struct nb_append *const *reqs, size_t n)
+{
+	struct sq *q = state;
+	size_t i;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	if (tx_begin(q) == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (append_one(q, reqs[i]) == -1)
+			goto out;
+	if (cap_check(q, 0) == -1)
+		goto out;
+	if (tx_commit(q) == -1)
+		goto out;
+	rc = 0;
+out:
+	if (rc == -1)
+		tx_rollback(q);
+	return rc;
+}
+
+static int
+candidate_cmp(const void *a, const void *b)
+{
+	const struct candidate *x = a, *y = b;
+
+	if (x->next_ms != y->next_ms)
+		return x->next_ms < y->next_ms ? -1 : 1;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Collects up to limit due rows per source (cheap: seq and next_ms off the
+ * partial index), outside any transaction.
+ */
+static int
+claim_candidates(struct sq *q, const char *const *sources, size_t nsources,
+    int64_t now_ms, size_t limit, struct candidate **out, size_t *n)
+{
+	struct candidate *c = NULL, *nc;
+	sqlite3_stmt *st;
+	size_t i, len = 0, cap = 0;
+	int rc = -1, step;
+
+	for (i = 0; i < nsources; i++) {
+		if ((st = stmt_get(q, ST_CLAIM_CANDIDATES)) == NULL)
+			goto out;
+		sqlite3_bind_text(st, 1, sources[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, now_ms);
+		sqlite3_bind_int64(
+		    st, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			if (len == cap) {
+				cap = cap == 0 ? 64 : cap * 2;
+				nc = reallocarray(c, cap, sizeof(*c));
+				if (nc == NULL) {
+					log_error(
+					    "out of memory", " rows=%zu", len);
+					sqlite3_reset(st);
+					goto out;
+				}
+				c = nc;
+			}
+			c[len].seq = sqlite3_column_int64(st, 0);
+			c[len].next_ms = sqlite3_column_int64(st, 1);
+			len++;
+		}
+		if (step != SQLITE_DONE) {
+			db_log(q, __func__, "claim candidates");
+			sqlite3_reset(st);
+			goto out;
+		}
+		sqlite3_reset(st);
+	}
+	*out = c;
+	*n = len;
+	c = NULL;
+	rc = 0;
+out:
+	free(c);
+	return rc;
+}
+
+static int
+sq_claim(void *state, const char *const *sources, size_t nsources,
+    int64_t now_ms, int64_t lease_until_ms, size_t limit,
+    struct nb_stored_event **out, size_t *n)
+{
+	struct sq *q = state;
+	struct candidate *c = NULL;
+	struct evvec v = {0};
+	sqlite3_stmt *st;
+	size_t i, nc = 0;
+	int rc = -1, step, in_tx = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (nsources == 0 || limit == 0)
+		return 0;
+	if (claim_candidates(q, sources, nsources, now_ms, limit, &c, &nc) ==
+	    -1)
+		goto out;
+	if (nc == 0) {
+		rc = 0;
+		goto out;
+	}
+	qsort(c, nc, sizeof(*c), candidate_cmp);
+	if (nc > limit)
+		nc = limit;
+	if (tx_begin(q) == -1)
+		goto out;
+	in_tx = 1;
+	/* Re-checked under the write lock: another claimer may have won. */
+	for (i = 0; i < nc; i++) {
+		if ((st = stmt_get(q, ST_CLAIM_ONE)) == NULL)
+			goto out;
+		sqlite3_bind_int64(st, 1, c[i].seq);
+		sqlite3_bind_int64(st, 2, lease_until_ms);
+		sqlite3_bind_int64(st, 3, now_ms);
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			if (evvec_push_row(&v, st) == -1) {
+				sqlite3_reset(st);
+				goto out;
+			}
+		}
+		if (step != SQLITE_DONE) {
+			db_log(q, __func__, "claim");
+			sqlite3_reset(st);
+			goto out;
+		}
+		sqlite3_reset(st);
+	}
+	if (tx_commit(q) == -1)
+		goto out;
+	in_tx = 0;
+	*out = v.v;
+	*n = v.n;
+	memset(&v, 0, sizeof(v));
+	rc = 0;
+out:
+	if (in_tx)
+		tx_rollback(q);
+	evvec_clear(&v);
+	free(c);
+	return rc;
+}
+
+/*
+ * The parameters of a one-row update: the seq is ?1, then ?2 (an integer or
+ * a string), ?3 and ?4, whichever the statement uses.
+ */
+struct per_row {
+	enum sq_stmt id;
+	int64_t i2, i4;
+	const char *s2, *s3;
+	int use_s2;
+};
+
+static void
+per_row_bind(sqlite3_stmt *st, const struct per_row *p)
+{
+	if (p->use_s2)
+		sqlite3_bind_text(st, 2, p->s2, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 2, p->i2);
+	sqlite3_bind_text(st, 3, p->s3, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, p->i4);
+}
+
+/* Runs p's statement once per seq, all in one transaction. */
+static int
+update_rows(struct sq *q, const int64_t *seqs, size_t n,
+    const struct per_row *p, const char *fn)
+{
+	sqlite3_stmt *st;
+	size_t i;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	if (tx_begin(q) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if ((st = stmt_get(q, p->id)) == NULL)
+			goto out;
+		sqlite3_bind_int64(st, 1, seqs[i]);
+		per_row_bind(st, p);
+		if (stmt_run(q, st, fn, "update") == -1)
+			goto out;
+	}
+	if (tx_commit(q) == -1)
+		goto out;
+	rc = 0;
+out:
+	if (rc == -1)
+		tx_rollback(q);
+	return rc;
+}
+
+static int
+sq_extend(void *state, const int64_t *seqs, size_t n, int64_t lease_until_ms)
+{
+	struct per_row p = {.id = ST_EXTEND, .i2 = lease_until_ms};
+
+	return update_rows(state, seqs, n, &p, __func__);
+}
+
+static int
+sq_delivered(void *state, const int64_t *seqs, size_t n, int64_t now_ms)
+{
+	struct per_row p = {.id = ST_DELIVERED, .i2 = now_ms};
+
+	return update_rows(state, seqs, n, &p, __func__);
+}
+
+static int
+sq_release(void *state, const int64_t *seqs, size_t n)
+{
+	struct per_row p = {.id = ST_RELEASE};
+
+	return update_rows(state, seqs, n, &p, __func__);
+}
+
+static int
+sq_dead(void *state, const int64_t *seqs, size_t n, const char *reason,
+    const char *error, int64_t now_ms)
+{
+	struct per_row p = {.id = ST_DEAD,
+	    .use_s2 = 1,
+	    .s2 = reason,
+	    .s3 = error,
+	    .i4 = now_ms};
+
+	return update_rows(state, seqs, n, &p, __func__);
+}
+
+static int
+sq_retry(
+    void *state, const struct nb_store_retry *rows, size_t n, const char *error)
+{
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	size_t i;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	if (tx_begin(q) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if ((st = stmt_get(q, ST_RETRY)) == NULL)
+			goto out;
+		sqlite3_bind_int64(st, 1, rows[i].seq);
+		sqlite3_bind_int64(st, 2, rows[i].next_ms);
+		sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
+		if (stmt_run(q, st, __func__, "retry") == -1)
+			goto out;
+	}
+	if (tx_commit(q) == -1)
+		goto out;
+	rc = 0;
+out:
+	if (rc == -1)
+		tx_rollback(q);
+	return rc;
+}
+
+/* Appends the rows matching f to v. */
+static int
+list_into(struct sq *q, const struct nb_store_filter *f, struct evvec *v)
+{
+	sqlite3_stmt *st;
+	int step;
+
+	if ((st = stmt_get(q, ST_LIST)) == NULL)
+		return -1;
+	if (bind_filter(st, f) == -1)
+		return 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (evvec_push_row(v, st) == -1) {
+			sqlite3_reset(st);
+			return -1;
+		}
+	}
+	if (step != SQLITE_DONE) {
+		db_log(q, __func__, "list");
+		sqlite3_reset(st);
+		return -1;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int
+sq_list(void *state, const struct nb_store_filter *f,
+    struct nb_stored_event **out, size_t *n)
+{
+	struct evvec v = {0};
+
+	*out = NULL;
+	*n = 0;
+	if (list_into(state, f, &v) == -1) {
+		evvec_clear(&v);
+		return -1;
+	}
+	*out = v.v;
+	*n = v.n;
+	return 0;
+}
+
+static int
+make_pending(
+    struct sq *q, int64_t seq, int64_t now_ms, const char *id, const char *type)
+{
+	sqlite3_stmt *st;
+
+	if ((st = stmt_get(q, ST_REPLAY_PENDING)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, type, -1, SQLITE_STATIC);
+	return stmt_run(q, st, __func__, "replay");
+}
+
+static int
+requarantine(struct sq *q, int64_t seq, const char *error, int64_t now_ms)
+{
+	sqlite3_stmt *st;
+
+	if ((st = stmt_get(q, ST_REQUARANTINE)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_ms);
+	return stmt_run(q, st, __func__, "requarantine");
+}
+
+/* Replays one listed row; counts what happened (or would). */
+static int
+replay_row(struct sq *q, const struct nb_stored_event *ev, int dry_run,
+    int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
+    size_t *requarantined)
+{
+	const char *rule;
+	char *id = NULL, *type = NULL;
+	int rc = -1;
+
+	if (ev->state == NB_STATE_PENDING)
+		return 0;
+	if (ev->state == NB_STATE_DEAD && ev->reason != NULL &&
+	    strcmp(ev->reason, NB_REASON_QUARANTINED) == 0) {
+		/* Without a validator a quarantined row cannot be judged. */
+		if (fn == NULL)
+			return 0;
+		rule = fn(ev->raw, ev->rawlen, &id, &type);
+		if (rule != NULL) {
+			(*requarantined)++;
+			if (!dry_run &&
+			    requarantine(q, ev->seq, rule, now_ms) == -1)
+				goto out;
+			rc = 0;
+			goto out;
+		}
+	}
+	(*replayed)++;
+	if (!dry_run && make_pending(q, ev->seq, now_ms, id, type) == -1)
+		goto out;
+	rc = 0;
+out:
+	free(id);
+	free(type);
+	return rc;
+}
+
+static int
+sq_replay(void *state, const struct nb_store_filter *f, int dry_run,
+    int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
+    size_t *requarantined)
+{
+	static const struct nb_store_filter all;
+	struct sq *q = state;
+	struct nb_store_filter chunk;
+	struct evvec v = {0};
+	size_t i, got, left, nrep = 0, nreq = 0;
+	int rc = -1, in_tx = 0;
+
+	*replayed = *requarantined = 0;
+	chunk = f != NULL ? *f : all;
+	/* Pending rows are never replayed; keep them out of the limit too. */
+	chunk.states = nb_store_filter_states(f) & ~NB_STATE_MASK_PENDING;
+	if (chunk.states == 0)
+		return 0;
+	left = chunk.limit;
+	if (!dry_run) {
+		if (tx_begin(q) == -1)
+			return -1;
+		in_tx = 1;
+	}
+	/* In chunks, so a large replay does not hold every payload at once. */
+	for (;;) {
+		chunk.limit = left != 0 && left < SQ_REPLAY_CHUNK
+		    ? left
+		    : SQ_REPLAY_CHUNK;
+		if (list_into(q, &chunk, &v) == -1)
+			goto out;
+		for (i = 0; i < v.n; i++)
+			if (replay_row(q, &v.v[i], dry_run, now_ms, fn, &nrep,
+				&nreq) == -1)
+				goto out;
+		got = v.n;
+		if (got > 0)
+			chunk.after_seq = v.v[got - 1].seq;
+		evvec_clear(&v);
+		if (got < chunk.limit)
+			break;
+		if (left != 0 && (left -= got) == 0)
+			break;
+	}
+	if (in_tx && tx_commit(q) == -1)
+		goto out;
+	in_tx = 0;
+	*replayed = nrep;
+	*requarantined = nreq;
+	rc = 0;
+out:
+	if (in_tx)
+		tx_rollback(q);
+	evvec_clear(&v);
+	return rc;
+}
+
+static int
+sq_purge(
+    void *state, const struct nb_store_filter *f, int dry_run, size_t *purged)
+{
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	int64_t count;
+
+	*purged = 0;
+	if ((st = stmt_get(q, dry_run ? ST_PURGE_COUNT : ST_PURGE)) == NULL)
+		return -1;
+	if (bind_filter(st, f) == -1)
+		return 0;
+	if (dry_run) {
+		if (stmt_int64(q, st, &count, __func__, "purge count") == -1)
+			return -1;
+		*purged = (size_t)count;
+		return 0;
+	}
+	if (stmt_run(q, st, __func__, "purge") == -1)
+		return -1;
+	*purged = (size_t)sqlite3_changes64(q->db);
+	return 0;
+}
+
+static int
+sq_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
+{
+	struct sq *q = state;
+	struct nb_source_stats *s = NULL, *ns;
+	sqlite3_stmt *st;
+	const unsigned char *name;
+	size_t len = 0, cap = 0;
+	int rc = -1, step;
+
+	*out = NULL;
+	*n = 0;
+	if ((st = stmt_get(q, ST_STATS)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, now_ms);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((ns = reallocarray(s, cap, sizeof(*s))) == NULL) {
+				log_error("out of memory", " sources=%zu", len);
+				goto out;
+			}
+			s = ns;
+		}
+		memset(&s[len], 0, sizeof(s[len]));
+		name = sqlite3_column_text(st, 0);
+		snprintf(s[len].source, sizeof(s[len].source), "%s",
+		    name != NULL ? (const char *)name : "");
+		s[len].pending = sqlite3_column_int64(st, 1);
+		s[len].inflight = sqlite3_column_int64(st, 2);
+		s[len].delivered = sqlite3_column_int64(st, 3);
+		s[len].dead = sqlite3_column_int64(st, 4);
+		s[len].quarantined = sqlite3_column_int64(st, 5);
+		s[len].oldest_pending_ms = sqlite3_column_int64(st, 6);
+		len++;
+	}
+	if (step != SQLITE_DONE) {
+		db_log(q, __func__, "stats");
+		goto out;
+	}
+	*out = s;
+	*n = len;
+	s = NULL;
+	rc = 0;
+out:
+	sqlite3_reset(st);
+	free(s);
+	return rc;
+}
+
+static int
+sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms)
+{
+	static const enum sq_stmt ids[] = {
+	    ST_PRUNE_REQUESTS, ST_PRUNE_EVENTS, ST_PRUNE_DELIVERED};
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	size_t i;
+	int rc = -1;
+
+	if (tx_begin(q) == -1)
+		return -1;
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		if ((st = stmt_get(q, ids[i])) == NULL)
+			goto out;
+		sqlite3_bind_int64(st, 1,
+		    ids[i] == ST_PRUNE_DELIVERED ? delivered_before_ms
+						 : dedupe_after_ms);
+		if (stmt_run(q, st, __func__, "prune") == -1)
+			goto out;
+	}
+	if (tx_commit(q) == -1)
+		goto out;
+	rc = 0;
+out:
+	if (rc == -1)
+		tx_rollback(q);
+	return rc;
+}
+
+static int
+sq_probe(void *state)
+{
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	int64_t spare;
+	int rc = -1;
+
+	if (tx_begin(q) == -1)
+		return -1;
+	if ((st = stmt_get(q, ST_PROBE)) == NULL)
+		goto out;
+	sqlite3_bind_int64(st, 1, nb_time_now_ms());
+	if (stmt_run(q, st, __func__, "probe") == -1)
+		goto out;
+	/* Healthy only with room for more than a handful of requests. */
+	spare = q->max_size_bytes / 8;
+	if (spare > SQ_PROBE_HEADROOM)
+		spare = SQ_PROBE_HEADROOM;
+	if (cap_check(q, spare) == -1)
+		goto out;
+	if (tx_commit(q) == -1)
+		goto out;
+	rc = 0;
+out:
+	if (rc == -1)
+		tx_rollback(q);
+	return rc;
+}
+
+const struct nb_store_ops nb_store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .schema_version = sq_schema_version,
+    .recover = sq_recover,
+    .append = sq_append,
+    .claim = sq_claim,
+    .extend = sq_extend,
+    .delivered = sq_delivered,
+    .retry = sq_retry,
+    .release = sq_release,
+    .dead = sq_dead,
+    .list = sq_list,
+    .replay = sq_replay,
+    .purge = sq_purge,
+    .stats = sq_stats,
+    .prune = sq_prune,
+    .probe = sq_probe,
+};

@@ -1,0 +1,460 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * test_commit: group commit against a real SQLite file.
+ *
+ * The test thread plays the HTTP front end: it owns the event_base, submits
+ * from it and runs the loop until the completions came back.  Grouping is
+ * checked with the committer's transaction counter and the metrics; the
+ * size cap (store.max_size_bytes) provokes failing commits.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "nudgebridge/commit.h"
+#include "nudgebridge/metrics.h"
+
+#define NREQ 200
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct nb_store_config cfg;
+	struct event_base *base;
+	pthread_t main_thread;
+};
+
+/* One submitted request and what its callback saw. */
+struct slot {
+	struct fixture *fx;
+	struct nb_event ev;
+	char id[32];
+	struct nb_append req;
+	int calls;
+	int rc;
+	int on_base_thread;
+};
+
+static int completed;
+static int target;
+static atomic_int notified;
+static atomic_int notified_off_base;
+static struct fixture *current;
+
+static char *
+unconst(const char *s)
+{
+	return (char *)(uintptr_t)s;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *fx;
+
+	fx = calloc(1, sizeof(*fx));
+	assert_non_null(fx);
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/nb-commit-XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	snprintf(fx->path, sizeof(fx->path), "%s/nb.db", fx->dir);
+	fx->cfg.driver = unconst("sqlite");
+	fx->cfg.path = fx->path;
+	fx->cfg.lease_s = 30;
+	fx->base = event_base_new();
+	assert_non_null(fx->base);
+	fx->main_thread = pthread_self();
+	completed = 0;
+	target = 0;
+	atomic_store(&notified, 0);
+	atomic_store(&notified_off_base, 0);
+	current = fx;
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *fx = *state;
+	char p[160];
+
+	event_base_free(fx->base);
+	unlink(fx->path);
+	snprintf(p, sizeof(p), "%s-wal", fx->path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", fx->path);
+	unlink(p);
+	rmdir(fx->dir);
+	free(fx);
+	return 0;
+}
+
+static void
+done_cb(struct nb_append *req, int rc, void *arg)
+{
+	struct slot *s = arg;
+
+	assert_ptr_equal(req, &s->req);
+	s->calls++;
+	s->rc = rc;
+	s->on_base_thread = pthread_equal(pthread_self(), s->fx->main_thread);
+	if (++completed == target)
+		event_base_loopbreak(s->fx->base);
+}
+
+static void
+notify_cb(void *arg)
+{
+	struct fixture *fx = arg;
+
+	atomic_fetch_add(&notified, 1);
+	if (!pthread_equal(pthread_self(), fx->main_thread))
+		atomic_fetch_add(&notified_off_base, 1);
+}
+
+static void
+slot_init(
+    struct slot *s, struct fixture *fx, const char *raw, size_t rawlen, int i)
+{
+	memset(s, 0, sizeof(*s));
+	s->fx = fx;
+	s->rc = 42;
+	snprintf(s->id, sizeof(s->id), "evt_%d", i);
+	s->ev.id = s->id;
+	s->ev.type = unconst("email.sent");
+	s->ev.raw = unconst(raw);
+	s->ev.rawlen = rawlen;
+	s->req.source = "acme";
+	s->req.webhook_id = s->id;
+	s->req.events = &s->ev;
+	s->req.nevents = 1;
+	s->req.received_ms = 1000000;
+	s->req.dedupe_after_ms = 0;
+}
+
+/* Runs base until target completions arrived or 10 s passed. */
+static void
+run_until_done(struct fixture *fx, int n)
+{
+	struct timeval tv = {10, 0};
+
+	target = n;
+	if (completed >= n)
+		return;
+	event_base_loopexit(fx->base, &tv);
+	event_base_dispatch(fx->base);
+	assert_int_equal(completed, n);
+}
+
+static struct nb_committer *
+committer(struct fixture *fx, struct nb_metrics *m)
+{
+	struct nb_committer *c;
+	char err[256] = "";
+
+	c = nb_committer_new(fx->base, &fx->cfg, m, err, sizeof(err));
+	if (c == NULL)
+		fail_msg("nb_committer_new: %s", err);
+	return c;
+}
+
+static size_t
+pending_rows(struct fixture *fx)
+{
+	struct nb_store *s = NULL;
+	struct nb_stored_event *rows = NULL;
+	struct nb_store_filter f;
+	char err[256];
+	size_t n = 0;
+
+	fx->cfg.max_size_bytes = 0;
+	assert_int_equal(nb_store_open(&s, &fx->cfg, err, sizeof(err)), 0);
+	memset(&f, 0, sizeof(f));
+	f.states = NB_STATE_MASK_PENDING;
+	assert_int_equal(nb_store_list(s, &f, &rows, &n), 0);
+	nb_stored_events_free(rows, n);
+	nb_store_close(s);
+	return n;
+}
+
+static void
+test_grouping(void **state)
+{
+	struct fixture *fx = *state;
+	struct slot *slots;
+	struct nb_metrics *m;
+	struct nb_committer *c;
+	struct evbuffer *out;
+	char want[96], *text;
+	uint64_t tx;
+	int i;
+
+	slots = calloc(NREQ, sizeof(*slots));
+	assert_non_null(slots);
+	assert_non_null(m = nb_metrics_new());
+	c = committer(fx, m);
+	nb_committer_set_notify(c, notify_cb, fx);
+	assert_int_equal(nb_committer_healthy(c), 1);
+	for (i = 0; i < NREQ; i++) {
+		slot_init(&slots[i], fx, "{\"id\":1}", 8, i);
+		assert_int_equal(
+		    nb_committer_submit(c, &slots[i].req, done_cb, &slots[i]),
+		    0);
+	}
+	/* Nothing runs on the submitter's thread before the loop does. */
+	for (i = 0; i < NREQ; i++)
+		assert_int_equal(slots[i].calls, 0);
+	run_until_done(fx, NREQ);
+	for (i = 0; i < NREQ; i++) {
+		assert_int_equal(slots[i].calls, 1);
+		assert_int_equal(slots[i].rc, 0);
+		assert_true(slots[i].on_base_thread);
+		assert_int_equal(slots[i].req.accepted, 1);
+	}
+	tx = nb_committer_transactions(c);
+	assert_true(tx >= 1);
+	assert_true(tx < NREQ);
+	nb_committer_free(c);
+
+	/* One notification per commit that stored events, off base. */
+	assert_int_equal(atomic_load(&notified), (int)tx);
+	assert_int_equal(atomic_load(&notified_off_base), (int)tx);
+	assert_int_equal(pending_rows(fx), NREQ);
+
+	out = evbuffer_new();
+	assert_non_null(out);
+	assert_int_equal(nb_metrics_render(m, NULL, 0, NULL, 0, 0, out), 0);
+	evbuffer_add(out, "", 1);
+	text = (char *)evbuffer_pullup(out, -1);
+	snprintf(want, sizeof(want),
+	    "nudgebridge_store_commit_events_count %llu\n",
+	    (unsigned long long)tx);
+	assert_non_null(strstr(text, want));
+	assert_non_null(
+	    strstr(text, "nudgebridge_store_commit_events_sum 200\n"));
+	evbuffer_free(out);
+	nb_metrics_free(m);
+	free(slots);
+}
+
+static void
+test_duplicates_in_one_group(void **state)
+{
+	struct fixture *fx = *state;
+	struct slot s[3];
+	struct nb_committer *c = committer(fx, NULL);
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		slot_init(&s[i], fx, "{}", 2, 7);
+		assert_int_equal(
+		    nb_committer_submit(c, &s[i].req, done_cb, &s[i]), 0);
+	}
+	run_until_done(fx, 3);
+	assert_int_equal(s[0].req.accepted, 1);
+	for (i = 1; i < 3; i++) {
+		assert_int_equal(s[i].rc, 0);
+		assert_int_equal(s[i].req.accepted, 0);
+		assert_int_equal(s[i].req.duplicates, 1);
+	}
+	nb_committer_free(c);
+	assert_int_equal(pending_rows(fx), 1);
+}
+
+/* Polls healthy from base until it is 1 or the deadline passes. */
+static void
+health_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct nb_committer *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (nb_committer_healthy(c))
+		event_base_loopbreak(current->base);
+}
+
+static int
+wait_healthy(struct fixture *fx, struct nb_committer *c, int seconds)
+{
+	struct timeval every = {0, 50000}, limit = {seconds, 0};
+	struct event *ev;
+
+	ev = event_new(fx->base, -1, EV_PERSIST, health_cb, c);
+	assert_non_null(ev);
+	event_add(ev, &every);
+	event_base_loopexit(fx->base, &limit);
+	event_base_dispatch(fx->base);
+	event_free(ev);
+	return nb_committer_healthy(c);
+}
+
+static void
+test_failure_then_recovery(void **state)
+{
+	struct fixture *fx = *state;
+	struct slot big, small, refused;
+	struct nb_committer *c;
+	size_t len = 2 * 1024 * 1024;
+	char *raw;
+
+	raw = malloc(len);
+	assert_non_null(raw);
+	memset(raw, 'x', len);
+	/* Room for small requests, not for a 2 MiB event. */
+	fx->cfg.max_size_bytes = 1024 * 1024;
+	c = committer(fx, NULL);
+	slot_init(&big, fx, raw, len, 1);
+	assert_int_equal(nb_committer_submit(c, &big.req, done_cb, &big), 0);
+	run_until_done(fx, 1);
+	assert_int_equal(big.rc, -1);
+	assert_int_equal(nb_committer_healthy(c), 0);
+
+	/* Unhealthy: refused at once, the callback never runs. */
+	slot_init(&refused, fx, "{}", 2, 2);
+	assert_int_equal(
+	    nb_committer_submit(c, &refused.req, done_cb, &refused), -1);
+
+	/* The probe fits under the cap: healthy again within ~1 s. */
+	assert_int_equal(wait_healthy(fx, c, 5), 1);
+	slot_init(&small, fx, "{}", 2, 3);
+	assert_int_equal(
+	    nb_committer_submit(c, &small.req, done_cb, &small), 0);
+	run_until_done(fx, 2);
+	assert_int_equal(small.rc, 0);
+	assert_int_equal(small.req.accepted, 1);
+	assert_int_equal(refused.calls, 0);
+	nb_committer_free(c);
+	assert_int_equal(pending_rows(fx), 1);
+	free(raw);
+}
+
+static void
+test_stays_unhealthy(void **state)
+{
+	struct fixture *fx = *state;
+	struct slot s;
+	struct nb_committer *c;
+
+	/* Below what the schema takes: neither commits nor probes succeed. */
+	fx->cfg.max_size_bytes = 4096;
+	c = committer(fx, NULL);
+	nb_committer_set_notify(c, notify_cb, fx);
+	slot_init(&s, fx, "{}", 2, 1);
+	assert_int_equal(nb_committer_submit(c, &s.req, done_cb, &s), 0);
+	run_until_done(fx, 1);
+	assert_int_equal(s.rc, -1);
+	assert_int_equal(wait_healthy(fx, c, 2), 0);
+	assert_int_equal(atomic_load(&notified), 0);
+	nb_committer_free(c);
+	assert_int_equal(pending_rows(fx), 0);
+}
+
+static void
+test_free_runs_queued_callbacks(void **state)
+{
+	struct fixture *fx = *state;
+	struct slot s[50];
+	struct nb_committer *c = committer(fx, NULL);
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		slot_init(&s[i], fx, "{}", 2, i);
+		assert_int_equal(
+		    nb_committer_submit(c, &s[i].req, done_cb, &s[i]), 0);
+	}
+	/* The loop never runs: free commits and completes everything. */
+	target = -1;
+	nb_committer_free(c);
+	for (i = 0; i < 50; i++) {
+		assert_int_equal(s[i].calls, 1);
+		assert_int_equal(s[i].rc, 0);
+		assert_true(s[i].on_base_thread);
+	}
+	assert_int_equal(pending_rows(fx), 50);
+	nb_committer_free(NULL);
+}
+
+static void
+test_recovers_leases(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_store *s = NULL;
+	struct nb_stored_event *rows = NULL;
+	const char *acme[] = {"acme"};
+	struct nb_event e;
+	struct nb_append r, *rp = &r;
+	struct nb_committer *c;
+	char err[256];
+	size_t n;
+
+	assert_int_equal(nb_store_open(&s, &fx->cfg, err, sizeof(err)), 0);
+	memset(&e, 0, sizeof(e));
+	e.id = unconst("a");
+	e.raw = unconst("{}");
+	e.rawlen = 2;
+	memset(&r, 0, sizeof(r));
+	r.source = "acme";
+	r.events = &e;
+	r.nevents = 1;
+	assert_int_equal(nb_store_append(s, &rp, 1), 0);
+	assert_int_equal(
+	    nb_store_claim(s, acme, 1, 0, INT64_MAX, 10, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	nb_stored_events_free(rows, n);
+
+	/* A new committer (a restart) drops the lease. */
+	c = committer(fx, NULL);
+	assert_int_equal(nb_store_claim(s, acme, 1, 0, 10, 10, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	nb_stored_events_free(rows, n);
+	nb_committer_free(c);
+	nb_store_close(s);
+}
+
+static void
+test_bad_config(void **state)
+{
+	struct fixture *fx = *state;
+	char err[256] = "";
+
+	fx->cfg.driver = unconst("postgres");
+	assert_null(
+	    nb_committer_new(fx->base, &fx->cfg, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "store.driver"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_grouping, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_duplicates_in_one_group, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_failure_then_recovery, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_stays_unhealthy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_free_runs_queued_callbacks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_recovers_leases, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
+	};
+
+	if (evthread_use_pthreads() != 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
