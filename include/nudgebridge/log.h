@@ -10,6 +10,11 @@
 #ifndef NB_LOG_H
 #define NB_LOG_H
 
+#include <stddef.h>
+
+/* Longest line written; longer lines are truncated (and still end in \n). */
+#define NB_LOG_LINE_MAX 4096
+
 enum nb_log_level {
 	NB_LOG_DEBUG = 0,
 	NB_LOG_INFO,
@@ -30,6 +35,14 @@ int nb_log_level_parse(const char *s, enum nb_log_level *out);
 
 /* Parses "logfmt", "json"; -1 on anything else. */
 int nb_log_format_parse(const char *s, enum nb_log_format *out);
+
+/*
+ * Quotes s for use as a logfmt value: writes "s" with '"' and '\\' escaped
+ * and control bytes shown as \n, \t or \xHH into buf (size buflen,
+ * truncated if short, always NUL-terminated when buflen > 0).  Returns buf,
+ * so it can be used directly as a "%s" argument.  s NULL is written as "".
+ */
+const char *nb_log_quote(char *buf, size_t buflen, const char *s);
 
 /*
  * Writes one line.  fn is the calling function (use __func__), msg a short

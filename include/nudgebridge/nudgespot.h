@@ -55,22 +55,45 @@ enum nb_payload_result nb_nudgespot_parse(struct nb_payload *out,
 /* Releases what nb_nudgespot_parse() filled in.  Safe on a zeroed struct. */
 void nb_payload_clear(struct nb_payload *);
 
-/* "invalid_json", "invalid_payload", "nomem". */
+/* "ok", "invalid_json", "invalid_payload", "nomem". */
 const char *nb_payload_result_str(enum nb_payload_result);
 
 /*
  * Validates one event object.  Returns NULL when it follows every rule, else
- * a static string naming the first broken rule, e.g. "id: missing",
- * "id: must be 1..128 printable ASCII characters", "occurred_at: not an
- * RFC 3339 date-time", "subscriber: needs uid or email",
- * "message.subject: must be a string".
+ * a static string naming the first broken rule, checked in this order
+ * (absent and null are the same; unknown keys are never looked at):
+ *
+ *   "event: must be an object"
+ *   "id: missing"                "id: must be a string"
+ *   "id: must be 1..128 printable ASCII characters"
+ *   "type: missing"              "type: must be a string"
+ *   "type: must be 1..64 characters without control characters"
+ *   "occurred_at: missing"       "occurred_at: must be a string"
+ *   "occurred_at: not an RFC 3339 date-time"
+ *   "subscriber: missing"        "subscriber: must be an object"
+ *   "subscriber.uid: must be a string"
+ *   "subscriber.uid: must be non-empty without control characters"
+ *   "subscriber.email: must be a string"
+ *   "subscriber.email: must be non-empty without control characters"
+ *   "subscriber: needs uid or email"
+ *   "<section>: must be an object"   for message, link, bounce, list, client
+ *   "<section>.<leaf>: must be a string"   for message.id, message.subject,
+ *       message.campaign_id, message.campaign_name, link.id, link.url,
+ *       bounce.type, bounce.reason, list.id, list.name, client.ip,
+ *       client.user_agent
+ *   "properties: must be an object"
+ *
+ * nb_nudgespot_parse() sets an event's id (and type) whenever that field
+ * follows its own rule, even if a later rule fails.
  */
 const char *nb_nudgespot_validate(const json_t *event);
 
 /*
  * Re-validates stored event text (as kept by the store) for a replay of a
- * quarantined event.  Returns NULL if valid, else the broken rule; when
- * valid and id/type are non-NULL, *id and *type receive malloc'd copies.
+ * quarantined event.  Returns NULL if valid, else the broken rule (the list
+ * above, plus "event: not valid JSON" and "event: out of memory"); when
+ * valid and id/type are non-NULL, *id and *type receive malloc'd copies
+ * (else they are set to NULL).
  */
 const char *nb_nudgespot_revalidate(const char *raw, size_t len, char **id,
     char **type);

@@ -30,6 +30,7 @@ enum nb_sig_result {
 	NB_SIG_MALFORMED, /* bad id or timestamp, or no parseable entry */
 	NB_SIG_STALE,	  /* timestamp outside the tolerance window */
 	NB_SIG_MISMATCH,  /* well formed, no entry verifies */
+	NB_SIG_NOMEM,	  /* out of memory checking a v1a entry: answer 503 */
 };
 
 /* The three headers of a request, NULL where absent (borrowed). */
@@ -59,13 +60,31 @@ size_t nb_keyring_count(const struct nb_keyring *);
 /*
  * Checks one request.  body/len are the raw request body; now and
  * tolerance_s (seconds, either direction) are injected so tests control the
- * clock.  Checks run in the order of enum nb_sig_result.  Never allocates.
+ * clock.  Checks run in the order of enum nb_sig_result:
+ *
+ *   MISSING    id, timestamp or signature NULL or empty;
+ *   MALFORMED  id over NB_SIG_MAX_ID_LEN bytes or with a byte outside
+ *              0x21..0x7E; timestamp not plain decimal digits (no sign, no
+ *              spaces) fitting an int64; or no "version,payload" entry with
+ *              both parts non-empty among the first NB_SIG_MAX_ENTRIES
+ *              space-separated entries;
+ *   STALE      |now - timestamp| > tolerance_s;
+ *   MISMATCH   no v1/v1a entry verifies (entries of a known version whose
+ *              payload is not base64 of the right length are skipped).
+ *
+ * Allocates only to check a v1a entry (Ed25519 needs the signed content in
+ * one piece), and returns NB_SIG_NOMEM if that fails: a transient error,
+ * never a 401.
  */
 enum nb_sig_result nb_sig_verify(const struct nb_keyring *keys,
     const struct nb_sig_headers *h, const unsigned char *body, size_t len,
     time_t now, int64_t tolerance_s);
 
-/* The contract's error code: "signature_missing", ... */
+/*
+ * The contract's error code: "ok", "signature_missing",
+ * "signature_malformed", "timestamp_out_of_tolerance", "signature_mismatch",
+ * "unavailable" (NB_SIG_NOMEM).
+ */
 const char *nb_sig_result_str(enum nb_sig_result);
 
 /*

@@ -1,0 +1,496 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * sig: Standard Webhooks (v1) signatures, verified and produced.
+ *
+ * A keyring is a flat list of HMAC secrets and Ed25519 public keys, built
+ * once from the configuration and then only read, so one keyring may be
+ * shared by every thread.  Verification parses at most NB_SIG_MAX_ENTRIES
+ * entries of the signature header into a fixed array on the stack, computes
+ * each secret's HMAC once with the streaming API (any key length, no copy of
+ * the body), and compares in constant time.  Only Ed25519 needs the signed
+ * content in one buffer, so that one path allocates.
+ *
+ * The checks are ordered so that a sender learns as little as possible:
+ * headers present, then well formed, then fresh, then authentic.  Key
+ * material never leaves this file except as the caller's own strings, and
+ * is wiped with sodium_memzero() before it is freed.  sodium_init() must
+ * have run (main does it; nb_keyring_new() calls it again defensively).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "nudgebridge/sig.h"
+
+#define HMAC_LEN crypto_auth_hmacsha256_BYTES
+#define ED_LEN	 crypto_sign_BYTES
+
+struct secret {
+	unsigned char key[NB_SIG_SECRET_MAX];
+	size_t len;
+};
+
+struct nb_keyring {
+	struct secret *secrets;
+	size_t nsecrets;
+	unsigned char (*pks)[crypto_sign_PUBLICKEYBYTES];
+	size_t npks;
+};
+
+enum entry_kind {
+	ENTRY_SKIP = 0, /* well formed but unknown or undecodable */
+	ENTRY_V1,
+	ENTRY_V1A,
+};
+
+struct entry {
+	enum entry_kind kind;
+	unsigned char sig[ED_LEN];
+};
+
+struct nb_keyring *
+nb_keyring_new(void)
+{
+	if (sodium_init() == -1)
+		return NULL;
+	return calloc(1, sizeof(struct nb_keyring));
+}
+
+void
+nb_keyring_free(struct nb_keyring *k)
+{
+	if (k == NULL)
+		return;
+	if (k->secrets != NULL)
+		sodium_memzero(k->secrets, k->nsecrets * sizeof(*k->secrets));
+	free(k->secrets);
+	if (k->pks != NULL)
+		sodium_memzero(k->pks, k->npks * sizeof(*k->pks));
+	free(k->pks);
+	sodium_memzero(k, sizeof(*k));
+	free(k);
+}
+
+/*
+ * Decodes "<prefix><standard base64>" into bin (at most max bytes); the
+ * decoded length goes to *len.  -1 on a wrong prefix, bad base64 (padding
+ * included) or more than max bytes.
+ */
+static int
+decode_prefixed(const char *s, const char *prefix, unsigned char *bin,
+    size_t max, size_t *len)
+{
+	size_t plen = strlen(prefix);
+
+	if (s == NULL || strncmp(s, prefix, plen) != 0)
+		return -1;
+	s += plen;
+	if (sodium_base642bin(bin, max, s, strlen(s), NULL, len, NULL,
+		sodium_base64_VARIANT_ORIGINAL) != 0)
+		return -1;
+	return 0;
+}
+
+/* Decodes a whsec_ secret into sec; -1 unless 24..64 bytes. */
+static int
+decode_secret(const char *whsec, struct secret *sec)
+{
+	if (decode_prefixed(
+		whsec, "whsec_", sec->key, sizeof(sec->key), &sec->len) == -1 ||
+	    sec->len < NB_SIG_SECRET_MIN) {
+		sodium_memzero(sec, sizeof(*sec));
+		return -1;
+	}
+	return 0;
+}
+
+int
+nb_keyring_add_secret(struct nb_keyring *k, const char *whsec)
+{
+	struct secret sec, *n;
+	int rc = -1;
+
+	if (decode_secret(whsec, &sec) == -1)
+		goto out;
+	/* Grow by one and wipe the old copy: realloc would leave it behind. */
+	if ((n = calloc(k->nsecrets + 1, sizeof(*n))) == NULL)
+		goto out;
+	if (k->nsecrets > 0)
+		memcpy(n, k->secrets, k->nsecrets * sizeof(*n));
+	n[k->nsecrets] = sec;
+	if (k->secrets != NULL)
+		sodium_memzero(k->secrets, k->nsecrets * sizeof(*n));
+	free(k->secrets);
+	k->secrets = n;
+	k->nsecrets++;
+	rc = 0;
+out:
+	sodium_memzero(&sec, sizeof(sec));
+	return rc;
+}
+
+int
+nb_keyring_add_public_key(struct nb_keyring *k, const char *whpk)
+{
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+	unsigned char(*n)[crypto_sign_PUBLICKEYBYTES];
+	size_t len;
+
+	if (decode_prefixed(whpk, "whpk_", pk, sizeof(pk), &len) == -1 ||
+	    len != sizeof(pk))
+		return -1;
+	if ((n = realloc(k->pks, (k->npks + 1) * sizeof(*n))) == NULL)
+		return -1;
+	memcpy(n[k->npks], pk, sizeof(pk));
+	k->pks = n;
+	k->npks++;
+	return 0;
+}
+
+size_t
+nb_keyring_count(const struct nb_keyring *k)
+{
+	if (k == NULL)
+		return 0;
+	return k->nsecrets + k->npks;
+}
+
+/* 0x21..0x7E only, 1..NB_SIG_MAX_ID_LEN bytes. */
+static int
+id_ok(const char *id)
+{
+	size_t i;
+
+	for (i = 0; id[i] != '\0'; i++) {
+		if (i >= NB_SIG_MAX_ID_LEN)
+			return 0;
+		if ((unsigned char)id[i] < 0x21 || (unsigned char)id[i] > 0x7e)
+			return 0;
+	}
+	return 1;
+}
+
+/* Plain decimal digits that fit an int64: no sign, no spaces. */
+static int
+timestamp_parse(const char *s, int64_t *out)
+{
+	const char *p;
+	char *end;
+	long long v;
+
+	for (p = s; *p != '\0'; p++)
+		if (*p < '0' || *p > '9')
+			return -1;
+	if (p == s)
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno == ERANGE || *end != '\0')
+		return -1;
+	*out = (int64_t)v;
+	return 0;
+}
+
+/*
+ * Reads up to NB_SIG_MAX_ENTRIES space-separated entries.  Returns how many
+ * were well formed ("version,payload", both non-empty); each of those is
+ * classified and, for v1/v1a, decoded into e[].  Empty tokens (runs of
+ * spaces) are not entries.
+ */
+static size_t
+entries_parse(
+    const char *hdr, struct entry e[NB_SIG_MAX_ENTRIES], size_t *nentries)
+{
+	const char *p = hdr, *tok, *comma;
+	size_t n = 0, wellformed = 0, toklen, vlen, plen, declen;
+
+	while (n < NB_SIG_MAX_ENTRIES) {
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		tok = p;
+		while (*p != '\0' && *p != ' ')
+			p++;
+		toklen = (size_t)(p - tok);
+		e[n].kind = ENTRY_SKIP;
+		comma = memchr(tok, ',', toklen);
+		if (comma != NULL) {
+			vlen = (size_t)(comma - tok);
+			plen = toklen - vlen - 1;
+			if (vlen > 0 && plen > 0)
+				wellformed++;
+			if (vlen == 2 && memcmp(tok, "v1", 2) == 0 &&
+			    sodium_base642bin(e[n].sig, HMAC_LEN, comma + 1,
+				plen, NULL, &declen, NULL,
+				sodium_base64_VARIANT_ORIGINAL) == 0 &&
+			    declen == HMAC_LEN)
+				e[n].kind = ENTRY_V1;
+			else if (vlen == 3 && memcmp(tok, "v1a", 3) == 0 &&
+			    sodium_base642bin(e[n].sig, ED_LEN, comma + 1, plen,
+				NULL, &declen, NULL,
+				sodium_base64_VARIANT_ORIGINAL) == 0 &&
+			    declen == ED_LEN)
+				e[n].kind = ENTRY_V1A;
+		}
+		n++;
+	}
+	*nentries = n;
+	return wellformed;
+}
+
+static int
+stale(int64_t ts, time_t now, int64_t tolerance_s)
+{
+	int64_t n = (int64_t)now;
+	uint64_t diff;
+
+	if (tolerance_s < 0)
+		tolerance_s = 0;
+	/* Unsigned difference of ordered values cannot overflow. */
+	diff =
+	    ts >= n ? (uint64_t)ts - (uint64_t)n : (uint64_t)n - (uint64_t)ts;
+	return diff > (uint64_t)tolerance_s;
+}
+
+static void
+hmac_content(const struct secret *sec, const struct nb_sig_headers *h,
+    const unsigned char *body, size_t len, unsigned char mac[HMAC_LEN])
+{
+	crypto_auth_hmacsha256_state st;
+
+	crypto_auth_hmacsha256_init(&st, sec->key, sec->len);
+	crypto_auth_hmacsha256_update(
+	    &st, (const unsigned char *)h->id, strlen(h->id));
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
+	crypto_auth_hmacsha256_update(
+	    &st, (const unsigned char *)h->timestamp, strlen(h->timestamp));
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
+	if (len > 0)
+		crypto_auth_hmacsha256_update(&st, body, len);
+	crypto_auth_hmacsha256_final(&st, mac);
+	sodium_memzero(&st, sizeof(st));
+}
+
+/* "{id}.{timestamp}.{body}" in one malloc'd buffer, or NULL. */
+static unsigned char *
+content_join(const char *id, const char *ts, const unsigned char *body,
+    size_t len, size_t *outlen)
+{
+	size_t ilen = strlen(id), tlen = strlen(ts), n;
+	unsigned char *m;
+
+	if (len > SIZE_MAX - ilen - tlen - 2)
+		return NULL;
+	n = ilen + 1 + tlen + 1 + len;
+	if ((m = malloc(n > 0 ? n : 1)) == NULL)
+		return NULL;
+	memcpy(m, id, ilen);
+	m[ilen] = '.';
+	memcpy(m + ilen + 1, ts, tlen);
+	m[ilen + 1 + tlen] = '.';
+	if (len > 0)
+		memcpy(m + ilen + tlen + 2, body, len);
+	*outlen = n;
+	return m;
+}
+
+enum nb_sig_result
+nb_sig_verify(const struct nb_keyring *keys, const struct nb_sig_headers *h,
+    const unsigned char *body, size_t len, time_t now, int64_t tolerance_s)
+{
+	struct entry e[NB_SIG_MAX_ENTRIES];
+	unsigned char mac[HMAC_LEN];
+	unsigned char *m = NULL;
+	enum nb_sig_result r = NB_SIG_MISMATCH;
+	size_t n = 0, i, j, mlen = 0;
+	int64_t ts;
+	int any_v1a = 0;
+
+	if (h == NULL || h->id == NULL || h->id[0] == '\0' ||
+	    h->timestamp == NULL || h->timestamp[0] == '\0' ||
+	    h->signature == NULL || h->signature[0] == '\0')
+		return NB_SIG_MISSING;
+	if (!id_ok(h->id) || timestamp_parse(h->timestamp, &ts) == -1 ||
+	    entries_parse(h->signature, e, &n) == 0)
+		return NB_SIG_MALFORMED;
+	if (stale(ts, now, tolerance_s))
+		return NB_SIG_STALE;
+	if (keys == NULL)
+		return NB_SIG_MISMATCH;
+	if (body == NULL)
+		len = 0;
+
+	for (i = 0; i < keys->nsecrets && r != NB_SIG_OK; i++) {
+		hmac_content(&keys->secrets[i], h, body, len, mac);
+		for (j = 0; j < n; j++) {
+			if (e[j].kind == ENTRY_V1 &&
+			    crypto_verify_32(mac, e[j].sig) == 0) {
+				r = NB_SIG_OK;
+				break;
+			}
+		}
+	}
+	sodium_memzero(mac, sizeof(mac));
+	if (r == NB_SIG_OK)
+		goto out;
+
+	for (j = 0; j < n; j++)
+		if (e[j].kind == ENTRY_V1A)
+			any_v1a = 1;
+	if (!any_v1a || keys->npks == 0)
+		goto out;
+	if ((m = content_join(h->id, h->timestamp, body, len, &mlen)) == NULL) {
+		r = NB_SIG_NOMEM;
+		goto out;
+	}
+	for (j = 0; j < n && r != NB_SIG_OK; j++) {
+		if (e[j].kind != ENTRY_V1A)
+			continue;
+		for (i = 0; i < keys->npks; i++) {
+			if (crypto_sign_verify_detached(
+				e[j].sig, m, mlen, keys->pks[i]) == 0) {
+				r = NB_SIG_OK;
+				break;
+			}
+		}
+	}
+out:
+	free(m);
+	return r;
+}
+
+const char *
+nb_sig_result_str(enum nb_sig_result r)
+{
+	switch (r) {
+	case NB_SIG_OK:
+		return "ok";
+	case NB_SIG_MISSING:
+		return "signature_missing";
+	case NB_SIG_MALFORMED:
+		return "signature_malformed";
+	case NB_SIG_STALE:
+		return "timestamp_out_of_tolerance";
+	case NB_SIG_MISMATCH:
+		return "signature_mismatch";
+	case NB_SIG_NOMEM:
+		return "unavailable";
+	}
+	return "signature_mismatch";
+}
+
+/* Writes prefix + base64(bin) into out; -1 if it does not fit. */
+static int
+encode_prefixed(char *out, size_t outlen, const char *prefix,
+    const unsigned char *bin, size_t binlen)
+{
+	size_t plen = strlen(prefix);
+	size_t need = plen +
+	    sodium_base64_ENCODED_LEN(binlen, sodium_base64_VARIANT_ORIGINAL);
+
+	if (out == NULL || outlen < need)
+		return -1;
+	memcpy(out, prefix, plen);
+	sodium_bin2base64(out + plen, outlen - plen, bin, binlen,
+	    sodium_base64_VARIANT_ORIGINAL);
+	return 0;
+}
+
+static int
+format_ts(char buf[24], int64_t timestamp)
+{
+	int n = snprintf(buf, 24, "%" PRId64, timestamp);
+
+	return n < 0 || n >= 24 ? -1 : 0;
+}
+
+int
+nb_sig_sign_hmac(const char *whsec, const char *id, int64_t timestamp,
+    const unsigned char *body, size_t len, char *out, size_t outlen)
+{
+	struct nb_sig_headers h;
+	struct secret sec;
+	unsigned char mac[HMAC_LEN];
+	char ts[24];
+	int rc = -1;
+
+	memset(&sec, 0, sizeof(sec));
+	if (id == NULL || format_ts(ts, timestamp) == -1)
+		goto out;
+	if (decode_secret(whsec, &sec) == -1)
+		goto out;
+	h.id = id;
+	h.timestamp = ts;
+	h.signature = NULL;
+	hmac_content(&sec, &h, body, body == NULL ? 0 : len, mac);
+	rc = encode_prefixed(out, outlen, "v1,", mac, sizeof(mac));
+out:
+	sodium_memzero(&sec, sizeof(sec));
+	sodium_memzero(mac, sizeof(mac));
+	return rc;
+}
+
+int
+nb_sig_sign_ed25519(const char *whsk, const char *id, int64_t timestamp,
+    const unsigned char *body, size_t len, char *out, size_t outlen)
+{
+	unsigned char sk[crypto_sign_SECRETKEYBYTES];
+	unsigned char sig[ED_LEN];
+	unsigned char *m = NULL;
+	size_t sklen, mlen;
+	char ts[24];
+	int rc = -1;
+
+	if (sodium_init() == -1 || id == NULL || format_ts(ts, timestamp) == -1)
+		goto out;
+	if (decode_prefixed(whsk, "whsk_", sk, sizeof(sk), &sklen) == -1 ||
+	    sklen != sizeof(sk))
+		goto out;
+	if ((m = content_join(id, ts, body, body == NULL ? 0 : len, &mlen)) ==
+	    NULL)
+		goto out;
+	if (crypto_sign_detached(sig, NULL, m, mlen, sk) != 0)
+		goto out;
+	rc = encode_prefixed(out, outlen, "v1a,", sig, sizeof(sig));
+out:
+	sodium_memzero(sk, sizeof(sk));
+	free(m);
+	return rc;
+}
+
+int
+nb_sig_keypair(char *whpk, size_t pklen, char *whsk, size_t sklen)
+{
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+	unsigned char sk[crypto_sign_SECRETKEYBYTES];
+	int rc = -1;
+
+	if (sodium_init() == -1 || crypto_sign_keypair(pk, sk) != 0)
+		goto out;
+	if (encode_prefixed(whpk, pklen, "whpk_", pk, sizeof(pk)) == -1 ||
+	    encode_prefixed(whsk, sklen, "whsk_", sk, sizeof(sk)) == -1)
+		goto out;
+	rc = 0;
+out:
+	sodium_memzero(sk, sizeof(sk));
+	return rc;
+}
+
+int
+nb_sig_new_secret(char *out, size_t outlen)
+{
+	unsigned char key[32];
+	int rc;
+
+	if (sodium_init() == -1)
+		return -1;
+	randombytes_buf(key, sizeof(key));
+	rc = encode_prefixed(out, outlen, "whsec_", key, sizeof(key));
+	sodium_memzero(key, sizeof(key));
+	return rc;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Fuzz target for nudgespot: arbitrary bytes as a callback body.
+ *
+ * Besides not crashing or leaking, every accepted body must keep the
+ * parser's promises: 1..NB_NUDGESPOT_MAX_EVENTS events, each with a
+ * NUL-free compact raw text, and re-validating that raw text (what a replay
+ * does) must give the same verdict and the same id and type as the first
+ * pass did.  Any other result must leave the payload empty.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nudgebridge/nudgespot.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int
+same(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static void
+check_event(const struct nb_event *e)
+{
+	const char *err;
+	char *id = NULL, *type = NULL;
+
+	if (e->raw == NULL || strlen(e->raw) != e->rawlen || e->rawlen < 2)
+		abort();
+	if (e->id != NULL &&
+	    (strlen(e->id) < 1 || strlen(e->id) > NB_EVENT_ID_MAX))
+		abort();
+	err = nb_nudgespot_revalidate(e->raw, e->rawlen, &id, &type);
+	if (!same(err, e->error))
+		abort();
+	if (err == NULL && (!same(id, e->id) || !same(type, e->type)))
+		abort();
+	free(id);
+	free(type);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct nb_payload p;
+	enum nb_payload_result r;
+	size_t i;
+
+	r = nb_nudgespot_parse(&p, (const char *)data, size);
+	if (nb_payload_result_str(r) == NULL)
+		abort();
+	if (r != NB_PAYLOAD_OK) {
+		if (p.events != NULL || p.nevents != 0)
+			abort();
+		return 0;
+	}
+	if (p.nevents < 1 || p.nevents > NB_NUDGESPOT_MAX_EVENTS)
+		abort();
+	for (i = 0; i < p.nevents; i++)
+		check_event(&p.events[i]);
+	nb_payload_clear(&p);
+	return 0;
+}

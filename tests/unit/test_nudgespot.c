@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * test_nudgespot: body shapes and the per-event rules.
+ *
+ * One table maps whole bodies to nb_nudgespot_parse() results; another maps
+ * single events to the rule they break (NULL when valid) and to the id and
+ * type the parser keeps.  Event variants are written as the valid base
+ * event followed by an overriding key: jansson keeps the last of duplicate
+ * keys, so "{BASE,\"id\":null}" is the base event without an id.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nudgebridge/nudgespot.h"
+
+#define ID   "\"id\":\"evt_1\""
+#define TYPE "\"type\":\"email.opened\""
+#define AT   "\"occurred_at\":\"2026-11-28T09:59:58.123Z\""
+#define SUB  "\"subscriber\":{\"uid\":\"u_42\"}"
+#define BASE ID "," TYPE "," AT "," SUB
+#define EV   "{" BASE "}"
+#define FULL                                                                   \
+	"{\"id\":\"evt_01JD8Z3Q4W5E6R7T8Y9U0I1O2P\",\"type\":\"email."         \
+	"clicked\","                                                           \
+	"\"occurred_at\":\"2026-11-28T09:59:58.123Z\","                        \
+	"\"subscriber\":{\"uid\":\"u_42\",\"email\":\"ada@example.com\"},"     \
+	"\"message\":{\"id\":\"msg_77\",\"subject\":\"Welcome aboard\","       \
+	"\"campaign_id\":\"cmp_9\",\"campaign_name\":\"Onboarding\"},"         \
+	"\"link\":{\"id\":\"lnk_3\",\"url\":\"https://example.com/pricing\"}," \
+	"\"bounce\":{\"type\":\"hard\",\"reason\":\"550 5.1.1 user "           \
+	"unknown\"},\"list\":{\"id\":\"lst_1\",\"name\":\"Newsletter\"},"      \
+	"\"client\":{\"ip\":\"203.0.113.9\",\"user_agent\":\"Mozilla/5.0 "     \
+	"(X11; Linux x86_64)\"},\"properties\":{\"any\":\"extra\","            \
+	"\"fields\":1}}"
+
+struct body_case {
+	const char *name;
+	const char *body;
+	size_t len; /* 0: strlen(body) */
+	enum nb_payload_result want;
+	size_t nevents;
+};
+
+static const struct body_case bodies[] = {
+    {"object", EV, 0, NB_PAYLOAD_OK, 1},
+    {"full example", FULL, 0, NB_PAYLOAD_OK, 1},
+    {"array of one", "[" EV "]", 0, NB_PAYLOAD_OK, 1},
+    {"array of three", "[" EV "," EV ",{}]", 0, NB_PAYLOAD_OK, 3},
+    {"empty object", "{}", 0, NB_PAYLOAD_OK, 1},
+    {"whitespace", " \n\t[ {} ]\r\n", 0, NB_PAYLOAD_OK, 1},
+    {"not json", "not json", 0, NB_PAYLOAD_INVALID_JSON, 0},
+    {"empty body", "", 0, NB_PAYLOAD_INVALID_JSON, 0},
+    {"truncated", "{\"id\":", 0, NB_PAYLOAD_INVALID_JSON, 0},
+    {"trailing", "{} {}", 0, NB_PAYLOAD_INVALID_JSON, 0},
+    {"trailing comma", "[{},]", 0, NB_PAYLOAD_INVALID_JSON, 0},
+    {"single quotes", "{'id':'x'}", 0, NB_PAYLOAD_INVALID_JSON, 0},
+    {"invalid utf8", "{\"id\":\"\xff\"}", 0, NB_PAYLOAD_INVALID_JSON, 0},
+    {"overlong utf8", "{\"id\":\"\xc0\xaf\"}", 0, NB_PAYLOAD_INVALID_JSON, 0},
+    {"truncated utf8", "{\"type\":\"\xc3\"}", 0, NB_PAYLOAD_INVALID_JSON, 0},
+    {"utf8 surrogate", "{\"id\":\"\xed\xa0\x80\"}", 0, NB_PAYLOAD_INVALID_JSON,
+	0},
+    {"lone surrogate escape", "{\"id\":\"\\ud800\"}", 0,
+	NB_PAYLOAD_INVALID_JSON, 0},
+    {"raw NUL", "{}\0", 3, NB_PAYLOAD_INVALID_JSON, 0},
+    {"raw NUL in string", "{\"id\":\"a\0b\"}", 12, NB_PAYLOAD_INVALID_JSON, 0},
+    {"escaped NUL in value", "{\"id\":\"a\\u0000b\"}", 0, NB_PAYLOAD_OK, 1},
+    {"escaped NUL in key", "{\"a\\u0000b\":1}", 0, NB_PAYLOAD_INVALID_JSON, 0},
+    {"huge integer", "{\"properties\":{\"n\":123456789012345678901234}}", 0,
+	NB_PAYLOAD_INVALID_JSON, 0},
+    {"huge real", "{\"properties\":{\"n\":1e999}}", 0, NB_PAYLOAD_INVALID_JSON,
+	0},
+    {"bom", "\xef\xbb\xbf{}", 0, NB_PAYLOAD_INVALID_JSON, 0},
+    {"empty array", "[]", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
+    {"array of number", "[1]", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
+    {"array with number", "[" EV ",1]", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
+    {"array with null", "[" EV ",null]", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
+    {"nested array", "[[" EV "]]", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
+    {"number", "42", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
+    {"string", "\"event\"", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
+    {"null", "null", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
+    {"true", "true", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
+};
+
+static void
+test_bodies(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		const struct body_case *c = &bodies[i];
+		struct nb_payload p;
+		enum nb_payload_result r;
+
+		memset(&p, 0xa5, sizeof(p));
+		r = nb_nudgespot_parse(
+		    &p, c->body, c->len != 0 ? c->len : strlen(c->body));
+		if (r != c->want)
+			fail_msg("%s: got %s, want %s", c->name,
+			    nb_payload_result_str(r),
+			    nb_payload_result_str(c->want));
+		assert_int_equal(p.nevents, c->nevents);
+		if (r != NB_PAYLOAD_OK)
+			assert_null(p.events);
+		nb_payload_clear(&p);
+		assert_null(p.events);
+		assert_int_equal(p.nevents, 0);
+	}
+}
+
+static void
+test_deep_nesting(void **state)
+{
+	size_t depth = 5000, i;
+	char *s = malloc(2 * depth + 32), *q;
+	struct nb_payload p;
+
+	(void)state;
+	assert_non_null(s);
+	memcpy(s, "{\"properties\":", 14);
+	q = s + 14;
+	for (i = 0; i < depth; i++)
+		*q++ = '[';
+	for (i = 0; i < depth; i++)
+		*q++ = ']';
+	*q++ = '}';
+	assert_int_equal(nb_nudgespot_parse(&p, s, (size_t)(q - s)),
+	    NB_PAYLOAD_INVALID_JSON);
+	free(s);
+}
+
+/* "[EV,EV,...]" with n events, each with a distinct id. */
+static char *
+many_events(size_t n, size_t *len)
+{
+	size_t cap = n * 160 + 2, i;
+	char *s = malloc(cap);
+	size_t off = 0;
+
+	assert_non_null(s);
+	s[off++] = '[';
+	for (i = 0; i < n; i++) {
+		int w = snprintf(s + off, cap - off,
+		    "%s{\"id\":\"evt_%zu\"," TYPE "," AT "," SUB "}",
+		    i == 0 ? "" : ",", i);
+
+		assert_true(w > 0 && (size_t)w < cap - off);
+		off += (size_t)w;
+	}
+	s[off++] = ']';
+	*len = off;
+	return s;
+}
+
+static void
+test_event_count_limit(void **state)
+{
+	struct nb_payload p;
+	size_t len;
+	char *s;
+
+	(void)state;
+	s = many_events(NB_NUDGESPOT_MAX_EVENTS, &len);
+	assert_int_equal(nb_nudgespot_parse(&p, s, len), NB_PAYLOAD_OK);
+	assert_int_equal(p.nevents, 1000);
+	assert_string_equal(p.events[999].id, "evt_999");
+	assert_null(p.events[999].error);
+	nb_payload_clear(&p);
+	free(s);
+	s = many_events(NB_NUDGESPOT_MAX_EVENTS + 1, &len);
+	assert_int_equal(
+	    nb_nudgespot_parse(&p, s, len), NB_PAYLOAD_INVALID_PAYLOAD);
+	assert_int_equal(p.nevents, 0);
+	free(s);
+}
+
+struct event_case {
+	const char *json;
+	const char *error; /* NULL: valid */
+	const char *id;	   /* id kept by the parser, NULL if none */
+	const char *type;  /* type kept by the parser, NULL if none */
+};
+
+#define MSG_NOT_STR(k) "message." k ": must be a string"
+
+static const struct event_case events[] = {
+    {EV, NULL, "evt_1", "email.opened"},
+    {FULL, NULL, "evt_01JD8Z3Q4W5E6R7T8Y9U0I1O2P", "email.clicked"},
+    {"[]", "event: must be an object", NULL, NULL},
+    /* id */
+    {"{" TYPE "," AT "," SUB "}", "id: missing", NULL, "email.opened"},
+    {"{" BASE ",\"id\":null}", "id: missing", NULL, "email.opened"},
+    {"{" BASE ",\"id\":42}", "id: must be a string", NULL, "email.opened"},
+    {"{" BASE ",\"id\":[\"a\"]}", "id: must be a string", NULL, "email.opened"},
+    {"{" BASE ",\"id\":\"\"}", "id: must be 1..128 printable ASCII characters",
+	NULL, "email.opened"},
+    {"{" BASE ",\"id\":\"evt 1\"}",
+	"id: must be 1..128 printable ASCII characters", NULL, "email.opened"},
+    {"{" BASE ",\"id\":\"evt\\u0001\"}",
+	"id: must be 1..128 printable ASCII characters", NULL, "email.opened"},
+    {"{" BASE ",\"id\":\"evt\\u0000\"}",
+	"id: must be 1..128 printable ASCII characters", NULL, "email.opened"},
+    {"{" BASE ",\"id\":\"evt\\u007f\"}",
+	"id: must be 1..128 printable ASCII characters", NULL, "email.opened"},
+    {"{" BASE ",\"id\":\"\xc3\xa9vt\"}",
+	"id: must be 1..128 printable ASCII characters", NULL, "email.opened"},
+    {"{" BASE ",\"id\":\"!~\"}", NULL, "!~", "email.opened"},
+    /* type */
+    {"{" ID "," AT "," SUB "}", "type: missing", "evt_1", NULL},
+    {"{" BASE ",\"type\":null}", "type: missing", "evt_1", NULL},
+    {"{" BASE ",\"type\":true}", "type: must be a string", "evt_1", NULL},
+    {"{" BASE ",\"type\":\"\"}",
+	"type: must be 1..64 characters without control characters", "evt_1",
+	NULL},
+    {"{" BASE ",\"type\":\"email\\u0001opened\"}",
+	"type: must be 1..64 characters without control characters", "evt_1",
+	NULL},
+    {"{" BASE ",\"type\":\"email\\nopened\"}",
+	"type: must be 1..64 characters without control characters", "evt_1",
+	NULL},
+    {"{" BASE ",\"type\":\"email\\u007f\"}",
+	"type: must be 1..64 characters without control characters", "evt_1",
+	NULL},
+    {"{" BASE ",\"type\":\"custom event with spaces\"}", NULL, "evt_1",
+	"custom event with spaces"},
+    /* 64 characters, 65 characters, 64 two-byte characters. */
+    {"{" BASE ",\"type\":\"0123456789012345678901234567890123456789012345678"
+     "901234567890123\"}",
+	NULL, "evt_1",
+	"0123456789012345678901234567890123456789012345678901234567890123"},
+    {"{" BASE ",\"type\":\"0123456789012345678901234567890123456789012345678"
+     "9012345678901234\"}",
+	"type: must be 1..64 characters without control characters", "evt_1",
+	NULL},
+    /* occurred_at */
+    {"{" ID "," TYPE "," SUB "}", "occurred_at: missing", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"occurred_at\":null}", "occurred_at: missing", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"occurred_at\":1795859998}", "occurred_at: must be a string",
+	"evt_1", "email.opened"},
+    {"{" BASE ",\"occurred_at\":\"2026-11-28\"}",
+	"occurred_at: not an RFC 3339 date-time", "evt_1", "email.opened"},
+    {"{" BASE ",\"occurred_at\":\"2026-02-29T00:00:00Z\"}",
+	"occurred_at: not an RFC 3339 date-time", "evt_1", "email.opened"},
+    {"{" BASE ",\"occurred_at\":\"2026-11-28T09:59:58\"}",
+	"occurred_at: not an RFC 3339 date-time", "evt_1", "email.opened"},
+    {"{" BASE ",\"occurred_at\":\"2026-11-28T09:59:58Z\\u0000\"}",
+	"occurred_at: not an RFC 3339 date-time", "evt_1", "email.opened"},
+    {"{" BASE ",\"occurred_at\":\"2026-11-27T23:59:58.1239-10:00\"}", NULL,
+	"evt_1", "email.opened"},
+    /* subscriber */
+    {"{" ID "," TYPE "," AT "}", "subscriber: missing", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"subscriber\":null}", "subscriber: missing", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"subscriber\":\"u_42\"}", "subscriber: must be an object",
+	"evt_1", "email.opened"},
+    {"{" BASE ",\"subscriber\":{}}", "subscriber: needs uid or email", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"subscriber\":{\"uid\":null,\"email\":null}}",
+	"subscriber: needs uid or email", "evt_1", "email.opened"},
+    {"{" BASE ",\"subscriber\":{\"name\":\"Ada\"}}",
+	"subscriber: needs uid or email", "evt_1", "email.opened"},
+    {"{" BASE ",\"subscriber\":{\"email\":\"ada@example.com\"}}", NULL, "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"subscriber\":{\"uid\":null,\"email\":\"a@b.c\"}}", NULL,
+	"evt_1", "email.opened"},
+    {"{" BASE ",\"subscriber\":{\"uid\":42}}",
+	"subscriber.uid: must be a string", "evt_1", "email.opened"},
+    {"{" BASE ",\"subscriber\":{\"uid\":\"\"}}",
+	"subscriber.uid: must be non-empty without control characters", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"subscriber\":{\"uid\":\"u\\u0001\"}}",
+	"subscriber.uid: must be non-empty without control characters", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"subscriber\":{\"uid\":\"u\\u0000\",\"email\":\"a@b.c\"}}",
+	"subscriber.uid: must be non-empty without control characters", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"subscriber\":{\"uid\":\"u_1\",\"email\":false}}",
+	"subscriber.email: must be a string", "evt_1", "email.opened"},
+    {"{" BASE ",\"subscriber\":{\"email\":\"a@b.c\\u001f\"}}",
+	"subscriber.email: must be non-empty without control characters",
+	"evt_1", "email.opened"},
+    {"{" BASE ",\"subscriber\":{\"email\":\"\"}}",
+	"subscriber.email: must be non-empty without control characters",
+	"evt_1", "email.opened"},
+    {"{" BASE ",\"subscriber\":{\"uid\":\"\xc3\xa9t\xc3\xa9\"}}", NULL, "evt_1",
+	"email.opened"},
+    /* Optional objects and their leaves. */
+    {"{" BASE ",\"message\":null,\"link\":null,\"bounce\":null,\"list\":null,"
+     "\"client\":null,\"properties\":null}",
+	NULL, "evt_1", "email.opened"},
+    {"{" BASE ",\"message\":{}}", NULL, "evt_1", "email.opened"},
+    {"{" BASE ",\"message\":\"hi\"}", "message: must be an object", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"message\":[]}", "message: must be an object", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"message\":{\"id\":7}}", MSG_NOT_STR("id"), "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"message\":{\"subject\":1}}", MSG_NOT_STR("subject"), "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"message\":{\"campaign_id\":{}}}", MSG_NOT_STR("campaign_id"),
+	"evt_1", "email.opened"},
+    {"{" BASE ",\"message\":{\"campaign_name\":[]}}",
+	MSG_NOT_STR("campaign_name"), "evt_1", "email.opened"},
+    {"{" BASE ",\"message\":{\"subject\":null,\"extra\":5}}", NULL, "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"link\":1}", "link: must be an object", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"link\":{\"id\":true}}", "link.id: must be a string", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"link\":{\"url\":1.5}}", "link.url: must be a string", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"bounce\":true}", "bounce: must be an object", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"bounce\":{\"type\":5}}", "bounce.type: must be a string",
+	"evt_1", "email.opened"},
+    {"{" BASE ",\"bounce\":{\"reason\":[\"x\"]}}",
+	"bounce.reason: must be a string", "evt_1", "email.opened"},
+    {"{" BASE ",\"list\":\"lst_1\"}", "list: must be an object", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"list\":{\"id\":1}}", "list.id: must be a string", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"list\":{\"name\":false}}", "list.name: must be a string",
+	"evt_1", "email.opened"},
+    {"{" BASE ",\"client\":0}", "client: must be an object", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"client\":{\"ip\":203}}", "client.ip: must be a string",
+	"evt_1", "email.opened"},
+    {"{" BASE ",\"client\":{\"user_agent\":{}}}",
+	"client.user_agent: must be a string", "evt_1", "email.opened"},
+    {"{" BASE ",\"properties\":[1]}", "properties: must be an object", "evt_1",
+	"email.opened"},
+    {"{" BASE ",\"properties\":\"x\"}", "properties: must be an object",
+	"evt_1", "email.opened"},
+    {"{" BASE ",\"properties\":{\"deep\":{\"a\":[1,null,{\"b\":true}]}}}", NULL,
+	"evt_1", "email.opened"},
+    /* Unknown keys anywhere are ignored. */
+    {"{" BASE ",\"unknown\":{\"x\":1},\"version\":2,\"id_extra\":null}", NULL,
+	"evt_1", "email.opened"},
+    /* The first broken rule wins. */
+    {"{\"id\":1,\"type\":2}", "id: must be a string", NULL, NULL},
+    {"{\"id\":\"e\",\"type\":2}", "type: must be a string", "e", NULL},
+    {"{" BASE ",\"message\":1,\"link\":1}", "message: must be an object",
+	"evt_1", "email.opened"},
+};
+
+static void
+test_events(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+		const struct event_case *c = &events[i];
+		json_error_t err;
+		json_t *ev;
+		const char *got;
+		struct nb_payload p;
+
+		ev =
+		    json_loads(c->json, JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
+		if (ev == NULL)
+			fail_msg("case %zu: bad test JSON: %s", i, err.text);
+		got = nb_nudgespot_validate(ev);
+		json_decref(ev);
+		if ((got == NULL) != (c->error == NULL) ||
+		    (got != NULL && strcmp(got, c->error) != 0))
+			fail_msg("case %zu %s: got \"%s\", want \"%s\"", i,
+			    c->json, got ? got : "(valid)",
+			    c->error ? c->error : "(valid)");
+		if (c->json[0] != '{')
+			continue;
+		/* Through the parser: same verdict, id/type kept. */
+		assert_int_equal(
+		    nb_nudgespot_parse(&p, c->json, strlen(c->json)),
+		    NB_PAYLOAD_OK);
+		assert_int_equal(p.nevents, 1);
+		assert_ptr_equal(p.events[0].error, got);
+		if (c->id == NULL)
+			assert_null(p.events[0].id);
+		else
+			assert_string_equal(p.events[0].id, c->id);
+		if (c->type != NULL)
+			assert_string_equal(p.events[0].type, c->type);
+		else if (c->error != NULL && strncmp(c->error, "type:", 5) == 0)
+			assert_null(p.events[0].type);
+		nb_payload_clear(&p);
+	}
+}
+
+static void
+test_id_length(void **state)
+{
+	char body[512], id[NB_EVENT_ID_MAX + 2];
+	struct nb_payload p;
+
+	(void)state;
+	memset(id, 'x', NB_EVENT_ID_MAX);
+	id[NB_EVENT_ID_MAX] = '\0';
+	snprintf(
+	    body, sizeof(body), "{\"id\":\"%s\"," TYPE "," AT "," SUB "}", id);
+	assert_int_equal(
+	    nb_nudgespot_parse(&p, body, strlen(body)), NB_PAYLOAD_OK);
+	assert_null(p.events[0].error);
+	assert_string_equal(p.events[0].id, id);
+	nb_payload_clear(&p);
+
+	id[NB_EVENT_ID_MAX] = 'x';
+	id[NB_EVENT_ID_MAX + 1] = '\0';
+	snprintf(
+	    body, sizeof(body), "{\"id\":\"%s\"," TYPE "," AT "," SUB "}", id);
+	assert_int_equal(
+	    nb_nudgespot_parse(&p, body, strlen(body)), NB_PAYLOAD_OK);
+	assert_string_equal(
+	    p.events[0].error, "id: must be 1..128 printable ASCII characters");
+	assert_null(p.events[0].id);
+	assert_string_equal(p.events[0].type, "email.opened");
+	nb_payload_clear(&p);
+}
+
+static void
+test_utf8_type(void **state)
+{
+	/* 64 x U+00E9 is 128 bytes but 64 characters: valid. */
+	char body[512], type[200];
+	struct nb_payload p;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 64; i++) {
+		type[2 * i] = '\xc3';
+		type[2 * i + 1] = '\xa9';
+	}
+	type[128] = '\0';
+	snprintf(body, sizeof(body), "{" ID "," AT "," SUB ",\"type\":\"%s\"}",
+	    type);
+	assert_int_equal(
+	    nb_nudgespot_parse(&p, body, strlen(body)), NB_PAYLOAD_OK);
+	assert_null(p.events[0].error);
+	assert_string_equal(p.events[0].type, type);
+	nb_payload_clear(&p);
+	/* 65 of them: too long. */
+	type[128] = '\xc3';
+	type[129] = '\xa9';
+	type[130] = '\0';
+	snprintf(body, sizeof(body), "{" ID "," AT "," SUB ",\"type\":\"%s\"}",
+	    type);
+	assert_int_equal(
+	    nb_nudgespot_parse(&p, body, strlen(body)), NB_PAYLOAD_OK);
+	assert_string_equal(p.events[0].error,
+	    "type: must be 1..64 characters without control characters");
+	assert_null(p.events[0].type);
+	nb_payload_clear(&p);
+}
+
+static void
+test_raw(void **state)
+{
+	const char *body = "[ {\"b\" : 1 , \"a\" : \"\xc3\xa9\\u00e9\\/\" ,"
+			   " \"c\":[ ]} , {\"id\":\"a\\u0000b\"} ]";
+	struct nb_payload p;
+
+	(void)state;
+	assert_int_equal(
+	    nb_nudgespot_parse(&p, body, strlen(body)), NB_PAYLOAD_OK);
+	assert_int_equal(p.nevents, 2);
+	/* Compact, key order kept, UTF-8 kept as UTF-8. */
+	assert_string_equal(
+	    p.events[0].raw, "{\"b\":1,\"a\":\"\xc3\xa9\xc3\xa9/\",\"c\":[]}");
+	assert_int_equal(p.events[0].rawlen, strlen(p.events[0].raw));
+	assert_string_equal(p.events[0].error, "id: missing");
+	/* NUL stays escaped, so raw is one C string. */
+	assert_string_equal(p.events[1].raw, "{\"id\":\"a\\u0000b\"}");
+	assert_int_equal(p.events[1].rawlen, strlen(p.events[1].raw));
+	assert_null(p.events[1].id);
+	nb_payload_clear(&p);
+	nb_payload_clear(&p);
+	nb_payload_clear(NULL);
+}
+
+static void
+test_revalidate(void **state)
+{
+	char *id = (char *)1, *type = (char *)1;
+	const char *err;
+
+	(void)state;
+	err = nb_nudgespot_revalidate(EV, strlen(EV), &id, &type);
+	assert_null(err);
+	assert_string_equal(id, "evt_1");
+	assert_string_equal(type, "email.opened");
+	free(id);
+	free(type);
+
+	id = (char *)1;
+	type = (char *)1;
+	err = nb_nudgespot_revalidate("{" BASE ",\"link\":{\"url\":1}}",
+	    strlen("{" BASE ",\"link\":{\"url\":1}}"), &id, &type);
+	assert_string_equal(err, "link.url: must be a string");
+	assert_null(id);
+	assert_null(type);
+
+	err = nb_nudgespot_revalidate("{\"id\":\"a\\u0000b\"}",
+	    strlen("{\"id\":\"a\\u0000b\"}"), NULL, NULL);
+	assert_string_equal(
+	    err, "id: must be 1..128 printable ASCII characters");
+	assert_string_equal(nb_nudgespot_revalidate("{", 1, NULL, NULL),
+	    "event: not valid JSON");
+	assert_string_equal(
+	    nb_nudgespot_revalidate("[" EV "]", strlen("[" EV "]"), NULL, NULL),
+	    "event: must be an object");
+	/* Valid, and the caller does not want the names. */
+	assert_null(nb_nudgespot_revalidate(FULL, strlen(FULL), NULL, NULL));
+}
+
+static void
+test_result_str(void **state)
+{
+	(void)state;
+	assert_string_equal(nb_payload_result_str(NB_PAYLOAD_OK), "ok");
+	assert_string_equal(
+	    nb_payload_result_str(NB_PAYLOAD_INVALID_JSON), "invalid_json");
+	assert_string_equal(nb_payload_result_str(NB_PAYLOAD_INVALID_PAYLOAD),
+	    "invalid_payload");
+	assert_string_equal(nb_payload_result_str(NB_PAYLOAD_NOMEM), "nomem");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bodies),
+	    cmocka_unit_test(test_deep_nesting),
+	    cmocka_unit_test(test_event_count_limit),
+	    cmocka_unit_test(test_events),
+	    cmocka_unit_test(test_id_length),
+	    cmocka_unit_test(test_utf8_type),
+	    cmocka_unit_test(test_raw),
+	    cmocka_unit_test(test_revalidate),
+	    cmocka_unit_test(test_result_str),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
