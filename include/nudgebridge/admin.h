@@ -32,6 +32,10 @@ int nb_admin_port(const struct nb_admin *);
 /* Picks up a new token and settings (the listen address stays). */
 void nb_admin_reload(struct nb_admin *, struct nb_config *cfg);
 
+/* The daemon is shutting down: /v1/stats reports "draining": true. */
+void nb_admin_drain(struct nb_admin *);
+
+/* Closes the listener and frees.  NULL is ok. */
 void nb_admin_free(struct nb_admin *);
 
 #endif

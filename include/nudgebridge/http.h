@@ -82,4 +82,17 @@ void nb_http_reply_error(struct evhttp_request *req, int status,
 int nb_http_split_addr(const char *addr, char *host, size_t hostlen,
     uint16_t *port);
 
+/*
+ * Creates an evhttp server on base bound to addr ("host:port", port 0 picks
+ * one) that accepts every method (the callers answer 405 themselves),
+ * defaults to application/json and reads over-long bodies to their end.
+ * *sockp receives the bound socket, *portp the bound port.  NULL with err
+ * set on failure.  Shared with the admin listener.
+ */
+struct evhttp;
+struct evhttp_bound_socket;
+struct evhttp *nb_http_listen(struct event_base *base, const char *addr,
+    struct evhttp_bound_socket **sockp, int *portp, char *err,
+    size_t errlen);
+
 #endif

@@ -1,0 +1,725 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * http: the main listener.  Webhooks in, health and metrics out.
+ *
+ * A webhook runs the contract's checks in their fixed order (method, source,
+ * size, content type, signature, payload), so an unsigned request learns
+ * nothing about the payload rules.  A request that passes becomes one
+ * struct nb_append owned by a per-request context and goes to the
+ * committer; the answer is sent from the commit callback, never before the
+ * events are durable.
+ *
+ * Lifetime of a waiting request: libevent 2.1 detaches (and does not free)
+ * an incoming request the user has not answered yet when its connection
+ * closes, and frees it on our later evhttp_send_reply().  evhttp_free() does
+ * free unanswered requests, so nb_http_free() orphans the contexts still
+ * waiting: their callback then frees the context without touching the
+ * request.  Bodies above limits.max_body_bytes but below a hard cap are read
+ * and answered with our JSON 413; evhttp answers bodies above the cap with
+ * its own 413 page.  Runs on the thread of the base it is given.
+ */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "nudgebridge/http.h"
+#include "nudgebridge/log.h"
+#include "nudgebridge/nudgespot.h"
+#include "nudgebridge/sig.h"
+#include "nudgebridge/timeutil.h"
+
+#define WEBHOOK_PREFIX	   "/v1/webhooks/"
+#define BODY_CAP_MIN	   ((size_t)8 * 1024 * 1024)
+#define BODY_CAP_FACTOR	   8
+#define METRICS_MAX_PAUSED 256
+#define LOG_ID_MAX	   80
+
+/* One webhook waiting for its commit. */
+struct wh_ctx {
+	struct nb_http *http;	    /* NULL once orphaned by nb_http_free() */
+	struct evhttp_request *req; /* valid while http != NULL */
+	struct nb_config *cfg;	    /* the config the request ran under */
+	struct nb_payload payload;
+	struct nb_append app;
+	char source[NB_SOURCE_NAME_MAX + 1];
+	char *webhook_id;
+	size_t bodylen;
+	struct wh_ctx *prev, *next;
+};
+
+struct nb_http {
+	struct nb_http_deps deps;
+	struct nb_config *cfg;
+	struct evhttp *evh;
+	struct evhttp_bound_socket *sock;
+	int port;
+	int draining;
+	size_t inflight;
+	struct wh_ctx *waiting; /* list of contexts in the committer */
+};
+
+static const char *
+status_phrase(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Payload Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * evhttp writes a body even to HEAD, which breaks the framing of the next
+ * answer on a kept-alive connection: drop it here.
+ */
+static void
+send_reply(struct evhttp_request *req, int status, struct evbuffer *buf)
+{
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+		buf = NULL;
+	evhttp_send_reply(req, status, status_phrase(status), buf);
+}
+
+void
+nb_http_reply_json(struct evhttp_request *req, int status, json_t *body)
+{
+	static const char fallback[] =
+	    "{\"error\":\"unavailable\",\"message\":\"out of memory\"}";
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	struct evbuffer *buf = NULL;
+	char *text = NULL;
+
+	evhttp_remove_header(oh, "Content-Type");
+	evhttp_add_header(oh, "Content-Type", "application/json");
+	evhttp_add_header(oh, "Cache-Control", "no-store");
+	if (body != NULL)
+		text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if ((buf = evbuffer_new()) == NULL)
+		goto fail;
+	if (text == NULL) {
+		status = 503;
+		if (evhttp_find_header(oh, "Retry-After") == NULL)
+			evhttp_add_header(oh, "Retry-After", "5");
+		if (evbuffer_add(buf, fallback, sizeof(fallback) - 1) == -1)
+			goto fail;
+	} else if (evbuffer_add(buf, text, strlen(text)) == -1 ||
+	    evbuffer_add(buf, "\n", 1) == -1)
+		goto fail;
+	send_reply(req, status, buf);
+	evbuffer_free(buf);
+	free(text);
+	return;
+fail:
+	/* Answer anyway: evhttp_send_reply() with no body still frees req. */
+	evbuffer_free(buf);
+	free(text);
+	send_reply(req, 503, NULL);
+}
+
+void
+nb_http_reply_error(struct evhttp_request *req, int status, const char *code,
+    const char *message)
+{
+	json_t *body;
+
+	body = json_pack("{s:s, s:s}", "error", code, "message",
+	    message != NULL ? message : "");
+	nb_http_reply_json(req, status, body);
+}
+
+int
+nb_http_split_addr(const char *addr, char *host, size_t hostlen, uint16_t *port)
+{
+	const char *colon, *hs, *he;
+	char *end;
+	long long p;
+	size_t n;
+
+	if (addr == NULL || *addr == '\0')
+		return -1;
+	if (addr[0] == '[') {
+		if ((he = strchr(addr, ']')) == NULL || he[1] != ':')
+			return -1;
+		hs = addr + 1;
+		colon = he + 1;
+	} else {
+		if ((colon = strrchr(addr, ':')) == NULL)
+			return -1;
+		hs = addr;
+		he = colon;
+		/* An unbracketed IPv6 address is ambiguous. */
+		if (memchr(hs, ':', (size_t)(he - hs)) != NULL)
+			return -1;
+	}
+	n = (size_t)(he - hs);
+	if (n == 0 || n >= hostlen)
+		return -1;
+	if (colon[1] < '0' || colon[1] > '9')
+		return -1;
+	errno = 0;
+	p = strtoll(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || p < 0 || p > 65535)
+		return -1;
+	memcpy(host, hs, n);
+	host[n] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+/* Copies s for a log line: printable ASCII without quotes, bounded. */
+static void
+log_safe(char *out, size_t outlen, const char *s)
+{
+	size_t i;
+
+	if (s == NULL || *s == '\0') {
+		snprintf(out, outlen, "-");
+		return;
+	}
+	for (i = 0; s[i] != '\0' && i + 1 < outlen; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		out[i] =
+		    (c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '=')
+		    ? (char)c
+		    : '?';
+	}
+	out[i] = '\0';
+}
+
+static void
+log_webhook(const char *source, int status, const char *error,
+    const char *webhook_id, size_t bodylen, size_t nevents,
+    const struct nb_append *app)
+{
+	char id[LOG_ID_MAX];
+	char src[NB_SOURCE_NAME_MAX + 1];
+
+	log_safe(src, sizeof(src), source);
+	log_safe(id, sizeof(id), webhook_id);
+	if (app != NULL)
+		log_info("webhook",
+		    " source=%s status=%d webhook_id=%s bytes=%zu events=%zu"
+		    " accepted=%d duplicates=%d quarantined=%d",
+		    src, status, id, bodylen, nevents, app->accepted,
+		    app->duplicates, app->quarantined);
+	else
+		log_info("webhook",
+		    " source=%s status=%d error=%s webhook_id=%s bytes=%zu"
+		    " events=%zu",
+		    src, status, error != NULL ? error : "-", id, bodylen,
+		    nevents);
+}
+
+/* Answers a webhook with an error, counting and logging it. */
+static void
+webhook_error(struct nb_http *h, struct evhttp_request *req, int status,
+    const char *code, const char *message, const char *source,
+    const char *webhook_id, size_t bodylen, size_t nevents)
+{
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+
+	if (status == 405)
+		evhttp_add_header(oh, "Allow", "POST");
+	if (status == 503)
+		evhttp_add_header(oh, "Retry-After", "5");
+	nb_metrics_request(h->deps.metrics, status, code);
+	log_webhook(source, status, code, webhook_id, bodylen, nevents, NULL);
+	nb_http_reply_error(req, status, code, message);
+}
+
+/*
+ * 1 when the Content-Type's media type is application/json, whatever its
+ * case, surrounding whitespace and parameters.
+ */
+static int
+content_type_json(const char *ct)
+{
+	static const char want[] = "application/json";
+	size_t n = sizeof(want) - 1;
+
+	if (ct == NULL)
+		return 0;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, want, n) != 0)
+		return 0;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+static void
+ctx_free(struct wh_ctx *c)
+{
+	if (c == NULL)
+		return;
+	nb_payload_clear(&c->payload);
+	free(c->webhook_id);
+	nb_config_unref(c->cfg);
+	free(c);
+}
+
+static void
+ctx_unlink(struct nb_http *h, struct wh_ctx *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		h->waiting = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	h->inflight--;
+}
+
+static void
+commit_cb(struct nb_append *app, int rc, void *arg)
+{
+	struct wh_ctx *c = arg;
+	struct nb_http *h = c->http;
+	json_t *body;
+
+	(void)app;
+	if (h == NULL) {
+		/* The listener is gone and so is the request. */
+		ctx_free(c);
+		return;
+	}
+	ctx_unlink(h, c);
+	if (rc != 0) {
+		webhook_error(h, c->req, 503, "unavailable",
+		    "the event store cannot commit now; retry later", c->source,
+		    c->webhook_id, c->bodylen, c->payload.nevents);
+		ctx_free(c);
+		return;
+	}
+	nb_metrics_request(h->deps.metrics, 200, NULL);
+	nb_metrics_events(h->deps.metrics, c->app.accepted, c->app.duplicates,
+	    c->app.quarantined);
+	log_webhook(c->source, 200, NULL, c->webhook_id, c->bodylen,
+	    c->payload.nevents, &c->app);
+	body = json_pack("{s:i, s:i, s:i}", "accepted", c->app.accepted,
+	    "duplicates", c->app.duplicates, "quarantined", c->app.quarantined);
+	nb_http_reply_json(c->req, 200, body);
+	ctx_free(c);
+}
+
+static void
+handle_webhook(struct nb_http *h, struct evhttp_request *req, const char *name)
+{
+	struct nb_config *cfg = h->cfg;
+	const struct nb_source *src;
+	struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	struct nb_sig_headers sh;
+	static unsigned char empty[1];
+	struct wh_ctx *c = NULL;
+	enum nb_sig_result sr;
+	enum nb_payload_result pr;
+	unsigned char *body;
+	size_t len;
+	int64_t now;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		webhook_error(h, req, 405, "method_not_allowed",
+		    "webhooks must be POSTed", NULL, NULL, 0, 0);
+		return;
+	}
+	if (!nb_config_source_name_valid(name) ||
+	    (src = nb_config_source(cfg, name)) == NULL) {
+		webhook_error(h, req, 404, "unknown_source",
+		    "no source of that name is configured", NULL, NULL, 0, 0);
+		return;
+	}
+	len = evbuffer_get_length(in);
+	if (len > cfg->limits.max_body_bytes) {
+		webhook_error(h, req, 413, "body_too_large",
+		    "the body is larger than limits.max_body_bytes", name, NULL,
+		    len, 0);
+		return;
+	}
+	if (!content_type_json(evhttp_find_header(ih, "Content-Type"))) {
+		webhook_error(h, req, 415, "unsupported_media_type",
+		    "Content-Type must be application/json", name, NULL, len,
+		    0);
+		return;
+	}
+	sh.id = evhttp_find_header(ih, "webhook-id");
+	sh.timestamp = evhttp_find_header(ih, "webhook-timestamp");
+	sh.signature = evhttp_find_header(ih, "webhook-signature");
+	if (sh.id == NULL && sh.timestamp == NULL && sh.signature == NULL) {
+		sh.id = evhttp_find_header(ih, "svix-id");
+		sh.timestamp = evhttp_find_header(ih, "svix-timestamp");
+		sh.signature = evhttp_find_header(ih, "svix-signature");
+	}
+	body = len > 0 ? evbuffer_pullup(in, -1) : empty;
+	if (body == NULL) {
+		webhook_error(h, req, 503, "unavailable", "out of memory", name,
+		    NULL, len, 0);
+		return;
+	}
+	sr = nb_sig_verify(src->keys, &sh, body, len, time(NULL),
+	    cfg->limits.timestamp_tolerance_s);
+	if (sr == NB_SIG_NOMEM) {
+		webhook_error(h, req, 503, "unavailable", "out of memory", name,
+		    NULL, len, 0);
+		return;
+	}
+	if (sr != NB_SIG_OK) {
+		static const char *const msgs[] = {
+		    [NB_SIG_MISSING] = "webhook-id, webhook-timestamp and "
+				       "webhook-signature are required",
+		    [NB_SIG_MALFORMED] = "the signature headers cannot be "
+					 "parsed",
+		    [NB_SIG_STALE] = "webhook-timestamp is outside the "
+				     "tolerance window",
+		    [NB_SIG_MISMATCH] = "no signature entry matched",
+		};
+		const char *msg =
+		    (sr >= NB_SIG_MISSING && sr <= NB_SIG_MISMATCH)
+		    ? msgs[sr]
+		    : "bad signature";
+
+		webhook_error(h, req, 401, nb_sig_result_str(sr), msg, name,
+		    NULL, len, 0);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		webhook_error(h, req, 503, "unavailable", "out of memory", name,
+		    sh.id, len, 0);
+		return;
+	}
+	pr = nb_nudgespot_parse(&c->payload, (const char *)body, len);
+	if (pr != NB_PAYLOAD_OK) {
+		if (pr == NB_PAYLOAD_INVALID_JSON)
+			webhook_error(h, req, 400, "invalid_json",
+			    "the body is not valid JSON (UTF-8)", name, sh.id,
+			    len, 0);
+		else if (pr == NB_PAYLOAD_INVALID_PAYLOAD)
+			webhook_error(h, req, 400, "invalid_payload",
+			    "the body must be an event object or an array of "
+			    "1..1000 event objects",
+			    name, sh.id, len, 0);
+		else
+			webhook_error(h, req, 503, "unavailable",
+			    "out of memory", name, sh.id, len, 0);
+		goto fail;
+	}
+	if (h->draining) {
+		webhook_error(h, req, 503, "unavailable",
+		    "shutting down; retry later", name, sh.id, len,
+		    c->payload.nevents);
+		goto fail;
+	}
+	if ((c->webhook_id = strdup(sh.id)) == NULL) {
+		webhook_error(h, req, 503, "unavailable", "out of memory", name,
+		    sh.id, len, c->payload.nevents);
+		goto fail;
+	}
+	snprintf(c->source, sizeof(c->source), "%s", name);
+	c->http = h;
+	c->req = req;
+	c->cfg = nb_config_ref(cfg);
+	c->bodylen = len;
+	now = nb_time_now_ms();
+	c->app.source = c->source;
+	c->app.webhook_id = c->webhook_id;
+	c->app.events = c->payload.events;
+	c->app.nevents = c->payload.nevents;
+	c->app.received_ms = now;
+	c->app.dedupe_after_ms = now - cfg->limits.dedupe_window_s * 1000;
+	if (nb_committer_submit(h->deps.committer, &c->app, commit_cb, c) ==
+	    -1) {
+		webhook_error(h, req, 503, "unavailable",
+		    "the event store is busy or unavailable; retry later", name,
+		    sh.id, len, c->payload.nevents);
+		goto fail;
+	}
+	c->next = h->waiting;
+	if (h->waiting != NULL)
+		h->waiting->prev = c;
+	h->waiting = c;
+	h->inflight++;
+	return;
+fail:
+	ctx_free(c);
+}
+
+static int
+method_get(struct evhttp_request *req)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+
+	if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD)
+		return 1;
+	evhttp_add_header(
+	    evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+	nb_http_reply_error(
+	    req, 405, "method_not_allowed", "only GET is allowed here");
+	return 0;
+}
+
+static void
+handle_readyz(struct nb_http *h, struct evhttp_request *req)
+{
+	const char *reason = NULL;
+
+	if (h->draining)
+		reason = "draining";
+	else if (!nb_committer_healthy(h->deps.committer))
+		reason = "store_unavailable";
+	if (reason == NULL)
+		nb_http_reply_json(
+		    req, 200, json_pack("{s:s}", "status", "ready"));
+	else
+		nb_http_reply_json(req, 503,
+		    json_pack(
+			"{s:s, s:s}", "status", "not_ready", "reason", reason));
+}
+
+static void
+handle_metrics(struct nb_http *h, struct evhttp_request *req)
+{
+	struct nb_source_stats *stats = NULL;
+	struct nb_paused paused[METRICS_MAX_PAUSED];
+	struct evbuffer *buf = NULL;
+	size_t nstats = 0, npaused = 0;
+	int64_t now = nb_time_now_ms();
+
+	if (h->deps.store != NULL &&
+	    nb_store_stats(h->deps.store, now, &stats, &nstats) == -1) {
+		stats = NULL;
+		nstats = 0;
+	}
+	if (h->deps.paused != NULL) {
+		npaused = h->deps.paused(
+		    h->deps.paused_arg, paused, METRICS_MAX_PAUSED);
+		if (npaused > METRICS_MAX_PAUSED)
+			npaused = METRICS_MAX_PAUSED;
+	}
+	if ((buf = evbuffer_new()) == NULL ||
+	    nb_metrics_render(h->deps.metrics, stats, nstats, paused, npaused,
+		now, buf) == -1) {
+		nb_http_reply_error(
+		    req, 503, "unavailable", "cannot render metrics");
+		goto out;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	send_reply(req, 200, buf);
+out:
+	evbuffer_free(buf);
+	free(stats);
+}
+
+static void
+http_cb(struct evhttp_request *req, void *arg)
+{
+	struct nb_http *h = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+
+	if (path == NULL) {
+		nb_http_reply_error(req, 404, "not_found", "no such path");
+		return;
+	}
+	if (strncmp(path, WEBHOOK_PREFIX, sizeof(WEBHOOK_PREFIX) - 1) == 0) {
+		handle_webhook(h, req, path + sizeof(WEBHOOK_PREFIX) - 1);
+		return;
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		if (method_get(req))
+			nb_http_reply_json(
+			    req, 200, json_pack("{s:s}", "status", "ok"));
+		return;
+	}
+	if (strcmp(path, "/readyz") == 0) {
+		if (method_get(req))
+			handle_readyz(h, req);
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		if (method_get(req))
+			handle_metrics(h, req);
+		return;
+	}
+	nb_http_reply_error(req, 404, "not_found", "no such path");
+}
+
+static void
+apply_limits(struct nb_http *h, const struct nb_config *cfg)
+{
+	size_t cap = cfg->limits.max_body_bytes;
+
+	cap = cap > BODY_CAP_MIN / BODY_CAP_FACTOR ? cap * BODY_CAP_FACTOR
+						   : BODY_CAP_MIN;
+	evhttp_set_max_body_size(h->evh, (ev_ssize_t)cap);
+	if (cfg->limits.max_header_bytes > 0)
+		evhttp_set_max_headers_size(
+		    h->evh, (ev_ssize_t)cfg->limits.max_header_bytes);
+	if (cfg->limits.read_timeout_s > 0)
+		evhttp_set_timeout(h->evh, cfg->limits.read_timeout_s);
+}
+
+/* The port of a bound evhttp socket, or -1. */
+static int
+bound_port(struct evhttp_bound_socket *sock)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	evutil_socket_t fd = evhttp_bound_socket_get_fd(sock);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -1;
+}
+
+struct evhttp *
+nb_http_listen(struct event_base *base, const char *addr,
+    struct evhttp_bound_socket **sockp, int *portp, char *err, size_t errlen)
+{
+	struct evhttp *evh = NULL;
+	char host[256];
+	uint16_t port;
+
+	if (nb_http_split_addr(addr, host, sizeof(host), &port) == -1) {
+		snprintf(err, errlen, "%s: not a host:port address", addr);
+		return NULL;
+	}
+	if ((evh = evhttp_new(base)) == NULL) {
+		snprintf(err, errlen, "evhttp_new failed");
+		return NULL;
+	}
+	evhttp_set_allowed_methods(evh,
+	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+		EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+		EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_default_content_type(evh, "application/json");
+	/* Read a too-long body to its end so the client sees the 413. */
+	evhttp_set_flags(evh, EVHTTP_SERVER_LINGERING_CLOSE);
+	if ((*sockp = evhttp_bind_socket_with_handle(evh, host, port)) ==
+	    NULL) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr,
+		    strerror(errno));
+		evhttp_free(evh);
+		return NULL;
+	}
+	*portp = bound_port(*sockp);
+	return evh;
+}
+
+struct nb_http *
+nb_http_new(const struct nb_http_deps *deps, struct nb_config *cfg, char *err,
+    size_t errlen)
+{
+	struct nb_http *h;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->deps = *deps;
+	h->evh = nb_http_listen(
+	    deps->base, cfg->listen, &h->sock, &h->port, err, errlen);
+	if (h->evh == NULL) {
+		free(h);
+		return NULL;
+	}
+	h->cfg = nb_config_ref(cfg);
+	apply_limits(h, cfg);
+	evhttp_set_gencb(h->evh, http_cb, h);
+	return h;
+}
+
+int
+nb_http_port(const struct nb_http *h)
+{
+	return h->port;
+}
+
+void
+nb_http_reload(struct nb_http *h, struct nb_config *cfg)
+{
+	struct nb_config *old = h->cfg;
+
+	h->cfg = nb_config_ref(cfg);
+	nb_config_unref(old);
+	apply_limits(h, h->cfg);
+}
+
+void
+nb_http_drain(struct nb_http *h)
+{
+	if (h == NULL || h->draining)
+		return;
+	h->draining = 1;
+	/* Stop accepting; connections already open still get answers. */
+	if (h->sock != NULL) {
+		evhttp_del_accept_socket(h->evh, h->sock);
+		h->sock = NULL;
+	}
+}
+
+size_t
+nb_http_inflight(const struct nb_http *h)
+{
+	return h != NULL ? h->inflight : 0;
+}
+
+void
+nb_http_free(struct nb_http *h)
+{
+	struct wh_ctx *c, *next;
+
+	if (h == NULL)
+		return;
+	for (c = h->waiting; c != NULL; c = next) {
+		next = c->next;
+		c->http = NULL;
+		c->req = NULL;
+		c->prev = c->next = NULL;
+	}
+	h->waiting = NULL;
+	evhttp_free(h->evh);
+	nb_config_unref(h->cfg);
+	free(h);
+}

@@ -1,0 +1,683 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * main: the nudgebridge command line, and the wiring of the daemon.
+ *
+ * Only argument parsing and assembly live here.  `serve` builds the modules
+ * in dependency order (store, committer, deliverer, listeners), connects
+ * the committer's "stored something" hook to the deliverer's wake-up so
+ * neither knows the other, and turns signals into libevent events:
+ * SIGTERM/SIGINT drain and exit 0, SIGHUP reloads the file and keeps the
+ * running configuration when the new one does not load.  Everything runs
+ * on the main thread except what the committer and the deliverer own.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <sodium.h>
+
+#include "nudgebridge/admin.h"
+#include "nudgebridge/commit.h"
+#include "nudgebridge/config.h"
+#include "nudgebridge/deliver.h"
+#include "nudgebridge/dlq.h"
+#include "nudgebridge/http.h"
+#include "nudgebridge/log.h"
+#include "nudgebridge/metrics.h"
+#include "nudgebridge/sig.h"
+#include "nudgebridge/store.h"
+#include "nudgebridge/timeutil.h"
+
+#define EXIT_USAGE	   2
+#define DRAIN_HTTP_MS	   2000 /* wait for webhooks in flight at shutdown */
+#define DRAIN_TICK_MS	   50
+#define SIGN_MAX_BODY	   (64 * 1024 * 1024)
+#define SIGN_MAX_KEYS	   NB_SIG_MAX_ENTRIES
+#define SIGN_ID_RANDOM_LEN 24
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: nudgebridge <command> [options]\n"
+	    "\n"
+	    "commands:\n"
+	    "  serve --config FILE          run the bridge\n"
+	    "  check-config --config FILE   validate a configuration\n"
+	    "  migrate --config FILE        create or upgrade the store\n"
+	    "  sign (--secret whsec_... | --private-key whsk_...)...\n"
+	    "       [--id ID] [--timestamp T] [--curl URL] < body\n"
+	    "                               print signed webhook headers\n"
+	    "  keygen [--ed25519]           make a whsec_ secret (or a\n"
+	    "                               whpk_/whsk_ Ed25519 pair)\n"
+	    "  dlq list|show|replay|purge --config FILE [filters]\n"
+	    "                               dead letters (see dlq --help)\n"
+	    "  version                      print the version\n"
+	    "  help                         this text\n");
+}
+
+/*
+ * Matches argv[*i] against --name: "--name value" or "--name=value".
+ * Returns 1 and sets *val, 0 when it is another option, -1 when the value
+ * is missing.
+ */
+static int
+opt_value(int argc, char **argv, int *i, const char *name, const char **val)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+
+	if (strncmp(a, name, n) != 0)
+		return 0;
+	if (a[n] == '=') {
+		*val = a + n + 1;
+		return 1;
+	}
+	if (a[n] != '\0')
+		return 0;
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "nudgebridge: %s needs a value\n", name);
+		return -1;
+	}
+	*val = argv[++*i];
+	return 1;
+}
+
+/* For commands whose only option is --config FILE. */
+static const char *
+config_arg(int argc, char **argv, const char *cmd)
+{
+	const char *path = NULL;
+	int i, r;
+
+	for (i = 2; i < argc; i++) {
+		if ((r = opt_value(argc, argv, &i, "--config", &path)) == 1)
+			continue;
+		if (r == 0)
+			fprintf(stderr,
+			    "nudgebridge %s: unknown argument '%s'\n", cmd,
+			    argv[i]);
+		return NULL;
+	}
+	if (path == NULL)
+		fprintf(
+		    stderr, "nudgebridge %s: --config FILE is required\n", cmd);
+	return path;
+}
+
+static int
+cmd_check_config(int argc, char **argv)
+{
+	struct nb_config *cfg = NULL;
+	const char *path;
+	char err[512];
+
+	if ((path = config_arg(argc, argv, "check-config")) == NULL)
+		return EXIT_USAGE;
+	if (nb_config_load(&cfg, path, err, sizeof(err)) == -1) {
+		fprintf(stderr, "nudgebridge: %s: %s\n", path, err);
+		return 1;
+	}
+	printf("ok\n");
+	nb_config_unref(cfg);
+	return 0;
+}
+
+static int
+cmd_migrate(int argc, char **argv)
+{
+	struct nb_config *cfg = NULL;
+	struct nb_store *st = NULL;
+	const char *path;
+	char err[512];
+	int version = 0, rc = 1;
+
+	if ((path = config_arg(argc, argv, "migrate")) == NULL)
+		return EXIT_USAGE;
+	if (nb_config_load(&cfg, path, err, sizeof(err)) == -1) {
+		fprintf(stderr, "nudgebridge: %s: %s\n", path, err);
+		return EXIT_USAGE;
+	}
+	nb_log_init(cfg->log_level, cfg->log_format);
+	if (nb_store_open(&st, &cfg->store, err, sizeof(err)) == -1) {
+		fprintf(
+		    stderr, "nudgebridge: cannot open the store: %s\n", err);
+		goto out;
+	}
+	if (nb_store_schema_version(st, &version) == -1) {
+		fprintf(
+		    stderr, "nudgebridge: cannot read the schema version\n");
+		goto out;
+	}
+	printf("schema version %d\n", version);
+	rc = 0;
+out:
+	nb_store_close(st);
+	nb_config_unref(cfg);
+	return rc;
+}
+
+static int
+cmd_keygen(int argc, char **argv)
+{
+	char pk[128], sk[160], secret[128];
+	int ed = 0, i, rc = 1;
+
+	for (i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--ed25519") == 0)
+			ed = 1;
+		else {
+			fprintf(stderr,
+			    "nudgebridge keygen: unknown argument "
+			    "'%s'\n",
+			    argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if (ed) {
+		if (nb_sig_keypair(pk, sizeof(pk), sk, sizeof(sk)) == -1)
+			goto out;
+		fprintf(stderr,
+		    "# public key (the source's public_keys), "
+		    "then private key (the sender's)\n");
+		printf("%s\n%s\n", pk, sk);
+	} else {
+		if (nb_sig_new_secret(secret, sizeof(secret)) == -1)
+			goto out;
+		printf("%s\n", secret);
+	}
+	rc = 0;
+out:
+	if (rc != 0)
+		fprintf(stderr, "nudgebridge keygen: cannot make a key\n");
+	sodium_memzero(sk, sizeof(sk));
+	sodium_memzero(secret, sizeof(secret));
+	return rc;
+}
+
+/* Reads all of stdin into *out (malloc'd).  0 or -1. */
+static int
+read_stdin(unsigned char **out, size_t *outlen)
+{
+	unsigned char *buf = NULL, *nb;
+	size_t len = 0, cap = 0;
+	ssize_t r;
+
+	for (;;) {
+		if (len == cap) {
+			if (cap >= SIGN_MAX_BODY)
+				goto fail;
+			cap = cap == 0 ? 65536 : cap * 2;
+			if ((nb = realloc(buf, cap)) == NULL)
+				goto fail;
+			buf = nb;
+		}
+		r = read(STDIN_FILENO, buf + len, cap - len);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			goto fail;
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	*out = buf;
+	*outlen = len;
+	return 0;
+fail:
+	free(buf);
+	return -1;
+}
+
+/* Prints s single-quoted for a POSIX shell. */
+static void
+shell_quote(const char *s, size_t len)
+{
+	size_t i;
+
+	putchar('\'');
+	for (i = 0; i < len; i++) {
+		if (s[i] == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(s[i]);
+	}
+	putchar('\'');
+}
+
+static int
+cmd_sign(int argc, char **argv)
+{
+	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "abcdefghijklmnopqrstuvwxyz0123456789";
+	const char *secrets[SIGN_MAX_KEYS], *privs[SIGN_MAX_KEYS];
+	const char *id = NULL, *ts = NULL, *url = NULL, *v;
+	char idbuf[8 + SIGN_ID_RANDOM_LEN];
+	char sigs[SIGN_MAX_KEYS * NB_SIG_ENTRY_MAX + 1];
+	char entry[NB_SIG_ENTRY_MAX + 8];
+	char hdr[3][NB_SIG_MAX_ID_LEN + sizeof(sigs) + 32];
+	unsigned char *body = NULL;
+	size_t nsec = 0, npriv = 0, len = 0, i, off;
+	long long t;
+	char *end;
+	int k, r, rc = EXIT_USAGE;
+
+	for (k = 2; k < argc; k++) {
+		if ((r = opt_value(argc, argv, &k, "--secret", &v)) == 1) {
+			if (nsec + npriv >= SIGN_MAX_KEYS)
+				goto toomany;
+			secrets[nsec++] = v;
+			continue;
+		}
+		if (r == 0 &&
+		    (r = opt_value(argc, argv, &k, "--private-key", &v)) == 1) {
+			if (nsec + npriv >= SIGN_MAX_KEYS)
+				goto toomany;
+			privs[npriv++] = v;
+			continue;
+		}
+		if (r == 0 && (r = opt_value(argc, argv, &k, "--id", &id)) == 1)
+			continue;
+		if (r == 0 &&
+		    (r = opt_value(argc, argv, &k, "--timestamp", &ts)) == 1)
+			continue;
+		if (r == 0 &&
+		    (r = opt_value(argc, argv, &k, "--curl", &url)) == 1)
+			continue;
+		if (r == 0)
+			fprintf(stderr,
+			    "nudgebridge sign: unknown argument "
+			    "'%s'\n",
+			    argv[k]);
+		return EXIT_USAGE;
+	}
+	if (nsec + npriv == 0) {
+		fprintf(stderr,
+		    "nudgebridge sign: give --secret whsec_... or "
+		    "--private-key whsk_...\n");
+		return EXIT_USAGE;
+	}
+	if (ts != NULL) {
+		errno = 0;
+		t = strtoll(ts, &end, 10);
+		if (*ts == '\0' || *end != '\0' || errno != 0 || t < 0) {
+			fprintf(stderr,
+			    "nudgebridge sign: --timestamp: not "
+			    "Unix seconds\n");
+			return EXIT_USAGE;
+		}
+	} else
+		t = (long long)time(NULL);
+	if (id == NULL) {
+		memcpy(idbuf, "msg_", 4);
+		for (i = 0; i < SIGN_ID_RANDOM_LEN; i++)
+			idbuf[4 + i] =
+			    alnum[randombytes_uniform(sizeof(alnum) - 1)];
+		idbuf[4 + SIGN_ID_RANDOM_LEN] = '\0';
+		id = idbuf;
+	}
+	if (*id == '\0' || strlen(id) > NB_SIG_MAX_ID_LEN) {
+		fprintf(stderr, "nudgebridge sign: --id: 1..%d characters\n",
+		    NB_SIG_MAX_ID_LEN);
+		return EXIT_USAGE;
+	}
+	if (read_stdin(&body, &len) == -1) {
+		fprintf(stderr,
+		    "nudgebridge sign: cannot read the body from "
+		    "stdin\n");
+		return 1;
+	}
+	off = 0;
+	sigs[0] = '\0';
+	for (i = 0; i < nsec + npriv; i++) {
+		if (i < nsec)
+			r = nb_sig_sign_hmac(
+			    secrets[i], id, t, body, len, entry, sizeof(entry));
+		else
+			r = nb_sig_sign_ed25519(privs[i - nsec], id, t, body,
+			    len, entry, sizeof(entry));
+		if (r == -1) {
+			fprintf(stderr,
+			    "nudgebridge sign: %s %zu is not "
+			    "valid\n",
+			    i < nsec ? "secret" : "private key",
+			    i < nsec ? i + 1 : i - nsec + 1);
+			goto out;
+		}
+		r = snprintf(sigs + off, sizeof(sigs) - off, "%s%s",
+		    off > 0 ? " " : "", entry);
+		if (r < 0 || (size_t)r >= sizeof(sigs) - off)
+			goto out;
+		off += (size_t)r;
+	}
+	snprintf(hdr[0], sizeof(hdr[0]), "webhook-id: %s", id);
+	snprintf(hdr[1], sizeof(hdr[1]), "webhook-timestamp: %lld", t);
+	snprintf(hdr[2], sizeof(hdr[2]), "webhook-signature: %s", sigs);
+	printf("%s\n%s\n%s\n", hdr[0], hdr[1], hdr[2]);
+	if (url != NULL) {
+		printf("curl -sS -X POST ");
+		shell_quote(url, strlen(url));
+		printf(" -H 'Content-Type: application/json'");
+		for (i = 0; i < 3; i++) {
+			printf(" -H ");
+			shell_quote(hdr[i], strlen(hdr[i]));
+		}
+		printf(" --data-binary ");
+		shell_quote((const char *)body, len);
+		printf("\n");
+	}
+	rc = 0;
+out:
+	free(body);
+	return rc;
+toomany:
+	fprintf(stderr, "nudgebridge sign: at most %d keys\n", SIGN_MAX_KEYS);
+	return EXIT_USAGE;
+}
+
+/* The daemon. */
+
+struct daemon {
+	struct event_base *base;
+	struct nb_config *cfg;
+	struct nb_metrics *metrics;
+	struct nb_store *store;
+	struct nb_committer *committer;
+	struct nb_deliver *deliver;
+	struct nb_http *http;
+	struct nb_admin *admin;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
+	int64_t drain_started;
+	int stopping;
+};
+
+static void
+wake_cb(void *arg)
+{
+	nb_deliver_wake(arg);
+}
+
+static size_t
+paused_cb(void *arg, struct nb_paused *out, size_t max)
+{
+	return nb_deliver_paused(arg, out, max);
+}
+
+/* "host:port" with the port actually bound. */
+static void
+bound_addr(const char *listen, int port, char *out, size_t outlen)
+{
+	char host[256];
+	uint16_t p;
+
+	if (nb_http_split_addr(listen, host, sizeof(host), &p) == -1) {
+		snprintf(out, outlen, "%s", listen);
+		return;
+	}
+	if (strchr(host, ':') != NULL)
+		snprintf(out, outlen, "[%s]:%d", host, port);
+	else
+		snprintf(out, outlen, "%s:%d", host, port);
+}
+
+static void
+drain_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	size_t n = nb_http_inflight(d->http);
+
+	(void)fd;
+	(void)what;
+	if (n == 0 || nb_time_mono_ms() - d->drain_started >= DRAIN_HTTP_MS) {
+		if (n > 0)
+			log_warn("webhooks still waiting at shutdown",
+			    " inflight=%zu", n);
+		event_base_loopbreak(d->base);
+	}
+}
+
+static void
+stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct timeval tick = {0, DRAIN_TICK_MS * 1000};
+
+	(void)what;
+	if (d->stopping) {
+		log_info(
+		    "shutdown already in progress", " signal=%d", (int)sig);
+		return;
+	}
+	d->stopping = 1;
+	log_info("shutting down", " signal=%d inflight=%zu", (int)sig,
+	    nb_http_inflight(d->http));
+	nb_http_drain(d->http);
+	nb_admin_drain(d->admin);
+	nb_admin_free(d->admin);
+	d->admin = NULL;
+	d->drain_started = nb_time_mono_ms();
+	d->ev_drain = event_new(d->base, -1, EV_PERSIST, drain_tick_cb, d);
+	if (d->ev_drain == NULL || event_add(d->ev_drain, &tick) == -1)
+		event_base_loopbreak(d->base);
+}
+
+static void
+reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct nb_config *cfg = NULL, *old;
+	char err[512], qerr[600], qpath[600];
+
+	(void)sig;
+	(void)what;
+	if (d->stopping)
+		return;
+	if (nb_config_load(&cfg, d->cfg->path, err, sizeof(err)) == -1) {
+		log_warn("config reload refused; keeping the running "
+			 "configuration",
+		    " path=%s error=%s",
+		    nb_log_quote(qpath, sizeof(qpath), d->cfg->path),
+		    nb_log_quote(qerr, sizeof(qerr), err));
+		return;
+	}
+	if (strcmp(cfg->listen, d->cfg->listen) != 0)
+		log_warn("listen address changes need a restart", NULL);
+	nb_log_init(cfg->log_level, cfg->log_format);
+	nb_http_reload(d->http, cfg);
+	nb_admin_reload(d->admin, cfg);
+	nb_deliver_reload(d->deliver, cfg);
+	old = d->cfg;
+	d->cfg = cfg;
+	nb_config_unref(old);
+	log_info("config reloaded", " sources=%zu", cfg->nsources);
+}
+
+static void
+daemon_free(struct daemon *d)
+{
+	if (d->ev_drain != NULL)
+		event_free(d->ev_drain);
+	if (d->ev_term != NULL)
+		event_free(d->ev_term);
+	if (d->ev_int != NULL)
+		event_free(d->ev_int);
+	if (d->ev_hup != NULL)
+		event_free(d->ev_hup);
+	nb_admin_free(d->admin);
+	if (d->deliver != NULL) {
+		nb_deliver_stop(d->deliver, 0);
+		nb_deliver_free(d->deliver);
+	}
+	nb_committer_free(d->committer);
+	nb_http_free(d->http);
+	nb_store_close(d->store);
+	nb_metrics_free(d->metrics);
+	nb_config_unref(d->cfg);
+	if (d->base != NULL)
+		event_base_free(d->base);
+}
+
+static int
+cmd_serve(int argc, char **argv)
+{
+	struct daemon d;
+	struct nb_http_deps deps;
+	const char *path;
+	char err[512], addr[300];
+	int rc = 1;
+
+	memset(&d, 0, sizeof(d));
+	if ((path = config_arg(argc, argv, "serve")) == NULL)
+		return EXIT_USAGE;
+	if (evthread_use_pthreads() == -1) {
+		fprintf(
+		    stderr, "nudgebridge: libevent has no thread support\n");
+		return 1;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "nudgebridge: curl_global_init failed\n");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (nb_config_load(&d.cfg, path, err, sizeof(err)) == -1) {
+		fprintf(stderr, "nudgebridge: %s: %s\n", path, err);
+		goto out;
+	}
+	nb_log_init(d.cfg->log_level, d.cfg->log_format);
+	if ((d.base = event_base_new()) == NULL) {
+		fprintf(stderr, "nudgebridge: cannot create an event base\n");
+		goto out;
+	}
+	if ((d.metrics = nb_metrics_new()) == NULL) {
+		fprintf(stderr, "nudgebridge: out of memory\n");
+		goto out;
+	}
+	if (nb_store_open(&d.store, &d.cfg->store, err, sizeof(err)) == -1) {
+		fprintf(
+		    stderr, "nudgebridge: cannot open the store: %s\n", err);
+		goto out;
+	}
+	d.committer = nb_committer_new(
+	    d.base, &d.cfg->store, d.metrics, err, sizeof(err));
+	if (d.committer == NULL) {
+		fprintf(stderr, "nudgebridge: cannot start the committer: %s\n",
+		    err);
+		goto out;
+	}
+	d.deliver = nb_deliver_new(d.cfg, d.metrics, err, sizeof(err));
+	if (d.deliver == NULL) {
+		fprintf(
+		    stderr, "nudgebridge: cannot start delivery: %s\n", err);
+		goto out;
+	}
+	nb_committer_set_notify(d.committer, wake_cb, d.deliver);
+	if (nb_deliver_start(d.deliver) == -1) {
+		fprintf(stderr, "nudgebridge: cannot start delivery thread\n");
+		nb_deliver_free(d.deliver);
+		d.deliver = NULL;
+		goto out;
+	}
+	memset(&deps, 0, sizeof(deps));
+	deps.base = d.base;
+	deps.committer = d.committer;
+	deps.store = d.store;
+	deps.metrics = d.metrics;
+	deps.paused = paused_cb;
+	deps.paused_arg = d.deliver;
+	if ((d.http = nb_http_new(&deps, d.cfg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "nudgebridge: %s\n", err);
+		goto out;
+	}
+	if ((d.admin = nb_admin_new(&deps, d.cfg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "nudgebridge: admin API: %s\n", err);
+		goto out;
+	}
+	d.ev_term = evsignal_new(d.base, SIGTERM, stop_cb, &d);
+	d.ev_int = evsignal_new(d.base, SIGINT, stop_cb, &d);
+	d.ev_hup = evsignal_new(d.base, SIGHUP, reload_cb, &d);
+	if (d.ev_term == NULL || d.ev_int == NULL || d.ev_hup == NULL ||
+	    event_add(d.ev_term, NULL) == -1 ||
+	    event_add(d.ev_int, NULL) == -1 ||
+	    event_add(d.ev_hup, NULL) == -1) {
+		fprintf(stderr, "nudgebridge: cannot install signal events\n");
+		goto out;
+	}
+	bound_addr(d.cfg->listen, nb_http_port(d.http), addr, sizeof(addr));
+	log_info("listening", " addr=%s sources=%zu version=%s", addr,
+	    d.cfg->nsources, NB_VERSION);
+	if (nb_admin_port(d.admin) > 0) {
+		bound_addr(d.cfg->admin_listen, nb_admin_port(d.admin), addr,
+		    sizeof(addr));
+		log_info("admin listening", " addr=%s", addr);
+	} else
+		log_info("admin API off (no admin.token)", NULL);
+
+	event_base_dispatch(d.base);
+
+	/* Shutdown: deliver what is due until the drain deadline. */
+	if (nb_deliver_stop(d.deliver, d.cfg->limits.drain_s * 1000) == -1)
+		log_warn("drain deadline reached with events still due; they "
+			 "stay stored",
+		    NULL);
+	nb_deliver_free(d.deliver);
+	d.deliver = NULL;
+	nb_committer_free(d.committer);
+	d.committer = NULL;
+	/* Hand the last completions (if any) to their requests. */
+	event_base_loop(d.base, EVLOOP_NONBLOCK);
+	log_info("stopped", NULL);
+	rc = 0;
+out:
+	daemon_free(&d);
+	curl_global_cleanup();
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cmd;
+
+	if (sodium_init() < 0) {
+		fprintf(stderr, "nudgebridge: sodium_init failed\n");
+		return 1;
+	}
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "serve") == 0)
+		return cmd_serve(argc, argv);
+	if (strcmp(cmd, "check-config") == 0)
+		return cmd_check_config(argc, argv);
+	if (strcmp(cmd, "sign") == 0)
+		return cmd_sign(argc, argv);
+	if (strcmp(cmd, "keygen") == 0)
+		return cmd_keygen(argc, argv);
+	if (strcmp(cmd, "dlq") == 0)
+		return nb_dlq_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "migrate") == 0)
+		return cmd_migrate(argc, argv);
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 ||
+	    strcmp(cmd, "-V") == 0) {
+		printf("nudgebridge %s\n", NB_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
+	    strcmp(cmd, "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "nudgebridge: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return EXIT_USAGE;
+}
