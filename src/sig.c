@@ -42,9 +42,10 @@ struct nb_keyring {
 };
 
 enum entry_kind {
-	ENTRY_SKIP = 0, /* well formed but unknown or undecodable */
+	ENTRY_SKIP = 0, /* garbled: no version, no payload, bad base64 */
 	ENTRY_V1,
 	ENTRY_V1A,
+	ENTRY_UNKNOWN, /* well formed, unknown version: ignored */
 };
 
 struct entry {
@@ -196,17 +197,38 @@ timestamp_parse(const char *s, int64_t *out)
 }
 
 /*
+ * Decodes standard base64, padded or not, into exactly want bytes.  Senders
+ * disagree on padding; neither form is ambiguous.  0 or -1.
+ */
+static int
+b64_decode(unsigned char *out, size_t want, const char *b64, size_t len)
+{
+	size_t got;
+
+	if (sodium_base642bin(out, want, b64, len, NULL, &got, NULL,
+		sodium_base64_VARIANT_ORIGINAL) == 0 &&
+	    got == want)
+		return 0;
+	if (sodium_base642bin(out, want, b64, len, NULL, &got, NULL,
+		sodium_base64_VARIANT_ORIGINAL_NO_PADDING) == 0 &&
+	    got == want)
+		return 0;
+	return -1;
+}
+
+/*
  * Reads up to NB_SIG_MAX_ENTRIES space-separated entries.  Returns how many
- * were well formed ("version,payload", both non-empty); each of those is
- * classified and, for v1/v1a, decoded into e[].  Empty tokens (runs of
- * spaces) are not entries.
+ * were well formed: a v1 or v1a entry whose payload decodes to a MAC or
+ * signature of the right length, or an entry of an unknown version with a
+ * non-empty payload (ignored, but not garbled).  v1/v1a entries are decoded
+ * into e[].  Empty tokens (runs of spaces) are not entries.
  */
 static size_t
 entries_parse(
     const char *hdr, struct entry e[NB_SIG_MAX_ENTRIES], size_t *nentries)
 {
 	const char *p = hdr, *tok, *comma;
-	size_t n = 0, wellformed = 0, toklen, vlen, plen, declen;
+	size_t n = 0, wellformed = 0, toklen, vlen, plen;
 
 	while (n < NB_SIG_MAX_ENTRIES) {
 		while (*p == ' ')
@@ -222,20 +244,19 @@ entries_parse(
 		if (comma != NULL) {
 			vlen = (size_t)(comma - tok);
 			plen = toklen - vlen - 1;
-			if (vlen > 0 && plen > 0)
+			if (vlen == 2 && memcmp(tok, "v1", 2) == 0) {
+				if (b64_decode(e[n].sig, HMAC_LEN, comma + 1,
+					plen) == 0)
+					e[n].kind = ENTRY_V1;
+			} else if (vlen == 3 && memcmp(tok, "v1a", 3) == 0) {
+				if (b64_decode(
+					e[n].sig, ED_LEN, comma + 1, plen) == 0)
+					e[n].kind = ENTRY_V1A;
+			} else if (vlen > 0 && plen > 0) {
+				e[n].kind = ENTRY_UNKNOWN;
+			}
+			if (e[n].kind != ENTRY_SKIP)
 				wellformed++;
-			if (vlen == 2 && memcmp(tok, "v1", 2) == 0 &&
-			    sodium_base642bin(e[n].sig, HMAC_LEN, comma + 1,
-				plen, NULL, &declen, NULL,
-				sodium_base64_VARIANT_ORIGINAL) == 0 &&
-			    declen == HMAC_LEN)
-				e[n].kind = ENTRY_V1;
-			else if (vlen == 3 && memcmp(tok, "v1a", 3) == 0 &&
-			    sodium_base642bin(e[n].sig, ED_LEN, comma + 1, plen,
-				NULL, &declen, NULL,
-				sodium_base64_VARIANT_ORIGINAL) == 0 &&
-			    declen == ED_LEN)
-				e[n].kind = ENTRY_V1A;
 		}
 		n++;
 	}

@@ -65,12 +65,13 @@ size_t nb_keyring_count(const struct nb_keyring *);
  *   MISSING    id, timestamp or signature NULL or empty;
  *   MALFORMED  id over NB_SIG_MAX_ID_LEN bytes or with a byte outside
  *              0x21..0x7E; timestamp not plain decimal digits (no sign, no
- *              spaces) fitting an int64; or no "version,payload" entry with
- *              both parts non-empty among the first NB_SIG_MAX_ENTRIES
- *              space-separated entries;
+ *              spaces) fitting an int64; or no well-formed entry among the
+ *              first NB_SIG_MAX_ENTRIES space-separated entries, where
+ *              well formed is "v1,<base64 of 32 bytes>", "v1a,<base64 of 64
+ *              bytes>" (padded or not) or "<other version>,<payload>";
  *   STALE      |now - timestamp| > tolerance_s;
- *   MISMATCH   no v1/v1a entry verifies (entries of a known version whose
- *              payload is not base64 of the right length are skipped).
+ *   MISMATCH   no v1/v1a entry verifies (garbled entries next to a
+ *              well-formed one are skipped; unknown versions ignored).
  *
  * Allocates only to check a v1a entry (Ed25519 needs the signed content in
  * one piece), and returns NB_SIG_NOMEM if that fails: a transient error,
