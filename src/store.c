@@ -5,10 +5,9 @@
  * A struct nb_store is a function table plus the backend's own state; this
  * file holds no SQL and no policy, only the choice of table at open time and
  * the helpers every backend shares (dead-letter keys, filter defaults, the
- * release of read-back rows).  "sqlite" is built in (store_sqlite.c);
- * "postgres" answers a clear error until store_pg.c lands behind the same
- * table.  Like the backends, a struct nb_store is used by one thread at a
- * time.
+ * release of read-back rows).  "sqlite" is store_sqlite.c, "postgres"
+ * store_pg.c.  Like the backends, a struct nb_store is used by one thread
+ * at a time.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,6 +25,7 @@ struct nb_store {
 
 static const struct nb_store_ops *const backends[] = {
     &nb_store_sqlite_ops,
+    &nb_store_pg_ops,
 };
 
 void
@@ -96,11 +96,6 @@ nb_store_open(struct nb_store **out, const struct nb_store_config *cfg,
 
 	*out = NULL;
 	driver = cfg->driver != NULL ? cfg->driver : "sqlite";
-	if (strcmp(driver, "postgres") == 0) {
-		snprintf(err, errlen,
-		    "store.driver: postgres backend not built yet");
-		goto out;
-	}
 	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
 		if (strcmp(backends[i]->name, driver) == 0)
 			ops = backends[i];

@@ -55,6 +55,8 @@ struct nb_store_ops {
 
 /* The SQLite backend (store_sqlite.c). */
 extern const struct nb_store_ops nb_store_sqlite_ops;
+/* The PostgreSQL backend (store_pg.c). */
+extern const struct nb_store_ops nb_store_pg_ops;
 
 /*
  * Dead-letter keys, shared by every backend: the decimal seq.  format

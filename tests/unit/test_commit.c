@@ -430,7 +430,7 @@ test_bad_config(void **state)
 	struct fixture *fx = *state;
 	char err[256] = "";
 
-	fx->cfg.driver = unconst("postgres");
+	fx->cfg.driver = unconst("mysql");
 	assert_null(
 	    nb_committer_new(fx->base, &fx->cfg, NULL, err, sizeof(err)));
 	assert_non_null(strstr(err, "store.driver"));

@@ -177,8 +177,7 @@ test_open_schema(void **state)
 	cfg.driver = unconst("postgres");
 	assert_int_equal(nb_store_open(&s, &cfg, err, sizeof(err)), -1);
 	assert_null(s);
-	assert_string_equal(
-	    err, "store.driver: postgres backend not built yet");
+	assert_string_equal(err, "store.dsn: missing");
 	cfg.driver = unconst("mysql");
 	assert_int_equal(nb_store_open(&s, &cfg, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "store.driver"));
