@@ -20,8 +20,8 @@
 
 #include "nudgebridge/store.h"
 
-#define NB_COMMIT_MAX_QUEUE 4096  /* requests waiting for the writer */
-#define NB_COMMIT_MAX_GROUP 512	  /* requests in one transaction */
+#define NB_COMMIT_MAX_QUEUE 4096 /* requests waiting for the writer */
+#define NB_COMMIT_MAX_GROUP 512	 /* requests in one transaction */
 
 struct nb_committer;
 struct nb_metrics;
@@ -48,8 +48,8 @@ struct nb_committer *nb_committer_new(struct event_base *base,
     size_t errlen);
 
 /* Sets the hook run after commits that stored events (wakes delivery). */
-void nb_committer_set_notify(struct nb_committer *, nb_commit_notify_cb cb,
-    void *arg);
+void nb_committer_set_notify(
+    struct nb_committer *, nb_commit_notify_cb cb, void *arg);
 
 /*
  * Queues req; cb(req, rc, arg) runs exactly once later, on base's thread.
@@ -57,8 +57,8 @@ void nb_committer_set_notify(struct nb_committer *, nb_commit_notify_cb cb,
  * without calling cb when the queue is full, the store is failing (see
  * nb_committer_healthy()) or the committer is stopping.
  */
-int nb_committer_submit(struct nb_committer *, struct nb_append *req,
-    nb_commit_cb cb, void *arg);
+int nb_committer_submit(
+    struct nb_committer *, struct nb_append *req, nb_commit_cb cb, void *arg);
 
 /*
  * 1 when the last transaction (or the periodic probe after a failure)

@@ -32,21 +32,22 @@ struct nb_metrics;
 /* One paused source, for stats. */
 struct nb_paused {
 	char source[NB_SOURCE_NAME_MAX + 1];
-	int status;		/* 401 or 403 */
-	int64_t until_ms;	/* wall clock */
+	int status;	  /* 401 or 403 */
+	int64_t until_ms; /* wall clock */
 };
 
 /*
  * Creates a deliverer for cfg (takes its own reference) and opens its store
  * connection.  m may be NULL.  Returns NULL with a message in err.
  */
-struct nb_deliver *nb_deliver_new(struct nb_config *cfg, struct nb_metrics *m,
-    char *err, size_t errlen);
+struct nb_deliver *nb_deliver_new(
+    struct nb_config *cfg, struct nb_metrics *m, char *err, size_t errlen);
 
 /* Starts the thread.  0 or -1. */
 int nb_deliver_start(struct nb_deliver *);
 
-/* New rows were committed: look now rather than at the next tick.  Any thread. */
+/* New rows were committed: look now rather than at the next tick.  Any thread.
+ */
 void nb_deliver_wake(struct nb_deliver *);
 
 /*
@@ -59,8 +60,8 @@ void nb_deliver_reload(struct nb_deliver *, struct nb_config *cfg);
  * Copies the currently paused sources into out (at most max); returns how
  * many there are.  Any thread.
  */
-size_t nb_deliver_paused(struct nb_deliver *, struct nb_paused *out,
-    size_t max);
+size_t nb_deliver_paused(
+    struct nb_deliver *, struct nb_paused *out, size_t max);
 
 /*
  * Drains and stops: claims and sends what is due until nothing is due or
@@ -77,7 +78,7 @@ void nb_deliver_free(struct nb_deliver *);
  * far): initial_ms * 2^(attempts-1), capped at max_ms, with full jitter in
  * [delay/2, delay].  retry_after_ms > 0 is a floor.  Exposed for tests.
  */
-int64_t nb_deliver_backoff_ms(const struct nb_retry_config *r, int attempts,
-    int64_t retry_after_ms);
+int64_t nb_deliver_backoff_ms(
+    const struct nb_retry_config *r, int attempts, int64_t retry_after_ms);
 
 #endif

@@ -31,7 +31,7 @@
 struct nb_http_deps {
 	struct event_base *base;
 	struct nb_committer *committer;
-	struct nb_store *store;		/* main-thread connection: stats */
+	struct nb_store *store; /* main-thread connection: stats */
 	struct nb_metrics *metrics;
 	/* Copies paused sources, see nb_deliver_paused(); may be NULL. */
 	size_t (*paused)(void *arg, struct nb_paused *out, size_t max);
@@ -79,8 +79,8 @@ void nb_http_reply_error(struct evhttp_request *req, int status,
     const char *code, const char *message);
 
 /* Splits "host:port" ("[::1]:8080" for IPv6).  0 or -1. */
-int nb_http_split_addr(const char *addr, char *host, size_t hostlen,
-    uint16_t *port);
+int nb_http_split_addr(
+    const char *addr, char *host, size_t hostlen, uint16_t *port);
 
 /*
  * Creates an evhttp server on base bound to addr ("host:port", port 0 picks
@@ -92,7 +92,6 @@ int nb_http_split_addr(const char *addr, char *host, size_t hostlen,
 struct evhttp;
 struct evhttp_bound_socket;
 struct evhttp *nb_http_listen(struct event_base *base, const char *addr,
-    struct evhttp_bound_socket **sockp, int *portp, char *err,
-    size_t errlen);
+    struct evhttp_bound_socket **sockp, int *portp, char *err, size_t errlen);
 
 #endif

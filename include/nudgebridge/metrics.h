@@ -28,8 +28,8 @@ void nb_metrics_free(struct nb_metrics *);
 void nb_metrics_request(struct nb_metrics *, int status, const char *error);
 
 /* Events of answered requests. */
-void nb_metrics_events(struct nb_metrics *, int accepted, int duplicates,
-    int quarantined);
+void nb_metrics_events(
+    struct nb_metrics *, int accepted, int duplicates, int quarantined);
 
 /* One store transaction: its duration and how many events it stored. */
 void nb_metrics_commit(struct nb_metrics *, double seconds, size_t events);
@@ -38,8 +38,8 @@ void nb_metrics_commit(struct nb_metrics *, double seconds, size_t events);
  * One batch attempt: Segment's status (0 for a network error or timeout),
  * its message count and how long it took.
  */
-void nb_metrics_delivery(struct nb_metrics *, int status, size_t messages,
-    double seconds);
+void nb_metrics_delivery(
+    struct nb_metrics *, int status, size_t messages, double seconds);
 
 /* n events rescheduled for another attempt. */
 void nb_metrics_retry(struct nb_metrics *, size_t n);

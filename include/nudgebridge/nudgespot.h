@@ -18,22 +18,23 @@
 
 #include <jansson.h>
 
-#define NB_NUDGESPOT_MAX_EVENTS	 1000
-#define NB_EVENT_ID_MAX		 128
-#define NB_EVENT_TYPE_MAX	 64
+#define NB_NUDGESPOT_MAX_EVENTS 1000
+#define NB_EVENT_ID_MAX		128
+#define NB_EVENT_TYPE_MAX	64
 
 enum nb_payload_result {
 	NB_PAYLOAD_OK = 0,
 	NB_PAYLOAD_INVALID_JSON,    /* not JSON, or invalid UTF-8 */
-	NB_PAYLOAD_INVALID_PAYLOAD, /* not an object / array of 1..1000 objects */
+	NB_PAYLOAD_INVALID_PAYLOAD, /* not an object / array of 1..1000 objects
+				     */
 	NB_PAYLOAD_NOMEM,
 };
 
 /* One event of a request. */
 struct nb_event {
-	char *id;	/* NULL when missing or invalid (quarantined) */
-	char *type;	/* NULL when missing or invalid */
-	char *raw;	/* compact JSON text of the event object, NUL-terminated */
+	char *id;   /* NULL when missing or invalid (quarantined) */
+	char *type; /* NULL when missing or invalid */
+	char *raw;  /* compact JSON text of the event object, NUL-terminated */
 	size_t rawlen;
 	const char *error; /* NULL if valid, else the broken rule (static) */
 };
@@ -49,8 +50,8 @@ struct nb_payload {
  * which the caller releases with nb_payload_clear().  On any other result
  * *out is left empty.
  */
-enum nb_payload_result nb_nudgespot_parse(struct nb_payload *out,
-    const char *body, size_t len);
+enum nb_payload_result nb_nudgespot_parse(
+    struct nb_payload *out, const char *body, size_t len);
 
 /* Releases what nb_nudgespot_parse() filled in.  Safe on a zeroed struct. */
 void nb_payload_clear(struct nb_payload *);
@@ -95,7 +96,7 @@ const char *nb_nudgespot_validate(const json_t *event);
  * valid and id/type are non-NULL, *id and *type receive malloc'd copies
  * (else they are set to NULL).
  */
-const char *nb_nudgespot_revalidate(const char *raw, size_t len, char **id,
-    char **type);
+const char *nb_nudgespot_revalidate(
+    const char *raw, size_t len, char **id, char **type);
 
 #endif

@@ -17,12 +17,12 @@
 #include <stdint.h>
 #include <time.h>
 
-#define NB_SIG_MAX_ENTRIES   16
-#define NB_SIG_MAX_ID_LEN    256  /* webhook-id longer than this: malformed */
-#define NB_SIG_SECRET_MIN    24
-#define NB_SIG_SECRET_MAX    64
+#define NB_SIG_MAX_ENTRIES 16
+#define NB_SIG_MAX_ID_LEN  256 /* webhook-id longer than this: malformed */
+#define NB_SIG_SECRET_MIN  24
+#define NB_SIG_SECRET_MAX  64
 /* One "v1,<base64 of 32>" or "v1a,<base64 of 64>" entry, plus NUL. */
-#define NB_SIG_ENTRY_MAX     100
+#define NB_SIG_ENTRY_MAX 100
 
 enum nb_sig_result {
 	NB_SIG_OK = 0,

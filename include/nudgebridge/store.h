@@ -40,11 +40,11 @@ enum nb_event_state {
 #define NB_STATE_MASK_DEAD	(1u << NB_STATE_DEAD)
 
 /* Dead-letter reasons of the contract. */
-#define NB_REASON_QUARANTINED "quarantined"
-#define NB_REASON_TOO_LARGE   "too_large"
-#define NB_REASON_REJECTED    "rejected_by_segment"
+#define NB_REASON_QUARANTINED  "quarantined"
+#define NB_REASON_TOO_LARGE    "too_large"
+#define NB_REASON_REJECTED     "rejected_by_segment"
 #define NB_REASON_MAX_ATTEMPTS "max_attempts"
-#define NB_REASON_MAX_AGE     "max_age"
+#define NB_REASON_MAX_AGE      "max_age"
 
 /* Longest dead-letter key, NUL included. */
 #define NB_STORE_KEY_MAX 32
@@ -81,20 +81,20 @@ struct nb_append {
  * never reused after a purge.
  */
 struct nb_stored_event {
-	int64_t seq;		/* internal order; the key is derived from it */
+	int64_t seq; /* internal order; the key is derived from it */
 	char key[NB_STORE_KEY_MAX];
 	char *source;
-	char *id;		/* NULL for a quarantined event without valid id */
-	char *type;		/* may be NULL when quarantined */
-	char *raw;		/* event JSON as received (compact) */
+	char *id;   /* NULL for a quarantined event without valid id */
+	char *type; /* may be NULL when quarantined */
+	char *raw;  /* event JSON as received (compact) */
 	size_t rawlen;
 	enum nb_event_state state;
-	char *reason;		/* dead letters only, else NULL */
-	char *error;		/* last error, may be NULL */
+	char *reason; /* dead letters only, else NULL */
+	char *error;  /* last error, may be NULL */
 	int attempts;
 	int64_t received_ms;
-	int64_t age_base_ms;	/* max_age counts from here (reset by replay) */
-	int64_t updated_ms;	/* last state change */
+	int64_t age_base_ms; /* max_age counts from here (reset by replay) */
+	int64_t updated_ms;  /* last state change */
 };
 
 /* Frees the strings of n events and the array itself.  NULL is ok. */
@@ -103,7 +103,7 @@ void nb_stored_events_free(struct nb_stored_event *, size_t n);
 /* What one retried row becomes. */
 struct nb_store_retry {
 	int64_t seq;
-	int64_t next_ms;	/* not claimable before */
+	int64_t next_ms; /* not claimable before */
 };
 
 /*
@@ -129,10 +129,10 @@ struct nb_store_filter {
 /* Per-source queue figures for /v1/stats and /metrics. */
 struct nb_source_stats {
 	char source[NB_SOURCE_NAME_MAX + 1];
-	int64_t pending;	/* includes in flight */
-	int64_t inflight;	/* pending with a live lease */
-	int64_t delivered;	/* still retained */
-	int64_t dead;		/* dead letters, quarantined included */
+	int64_t pending;   /* includes in flight */
+	int64_t inflight;  /* pending with a live lease */
+	int64_t delivered; /* still retained */
+	int64_t dead;	   /* dead letters, quarantined included */
 	int64_t quarantined;
 	int64_t oldest_pending_ms; /* received_at of the oldest pending, 0 */
 };
@@ -142,8 +142,8 @@ struct nb_source_stats {
  * valid (then *id and *type receive malloc'd copies), else the broken rule.
  * nb_nudgespot_revalidate() has this shape.
  */
-typedef const char *(*nb_store_revalidate_fn)(const char *raw, size_t len,
-    char **id, char **type);
+typedef const char *(*nb_store_revalidate_fn)(
+    const char *raw, size_t len, char **id, char **type);
 
 /*
  * Opens (creating and migrating when needed) the store that cfg names.  On
@@ -171,8 +171,7 @@ int nb_store_recover(struct nb_store *);
  * counts.  Returns 0 only after the commit is durable; on -1 nothing of the
  * n requests is stored and their counts are meaningless.
  */
-int nb_store_append(struct nb_store *, struct nb_append *const *reqs,
-    size_t n);
+int nb_store_append(struct nb_store *, struct nb_append *const *reqs, size_t n);
 
 /*
  * Claims up to limit pending rows of the named sources whose next attempt is
@@ -187,12 +186,12 @@ int nb_store_claim(struct nb_store *, const char *const *sources,
     struct nb_stored_event **out, size_t *n);
 
 /* Extends the lease of claimed rows (long bisections, slow sends). */
-int nb_store_extend(struct nb_store *, const int64_t *seqs, size_t n,
-    int64_t lease_until_ms);
+int nb_store_extend(
+    struct nb_store *, const int64_t *seqs, size_t n, int64_t lease_until_ms);
 
 /* Marks rows delivered at now_ms and drops their lease. */
-int nb_store_delivered(struct nb_store *, const int64_t *seqs, size_t n,
-    int64_t now_ms);
+int nb_store_delivered(
+    struct nb_store *, const int64_t *seqs, size_t n, int64_t now_ms);
 
 /* Counts one failed attempt per row, records error, reschedules, unleases. */
 int nb_store_retry(struct nb_store *, const struct nb_store_retry *rows,
@@ -219,23 +218,23 @@ int nb_store_list(struct nb_store *, const struct nb_store_filter *f,
  * replayed (nor counted).  With fn NULL quarantined rows are left alone.
  */
 int nb_store_replay(struct nb_store *, const struct nb_store_filter *f,
-    int dry_run, int64_t now_ms, nb_store_revalidate_fn fn,
-    size_t *replayed, size_t *requarantined);
+    int dry_run, int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
+    size_t *requarantined);
 
 /* Deletes rows matching f (dry_run: only counts). */
 int nb_store_purge(struct nb_store *, const struct nb_store_filter *f,
     int dry_run, size_t *purged);
 
 /* Queue figures per source that has rows, sorted by source name. */
-int nb_store_stats(struct nb_store *, int64_t now_ms,
-    struct nb_source_stats **out, size_t *n);
+int nb_store_stats(
+    struct nb_store *, int64_t now_ms, struct nb_source_stats **out, size_t *n);
 
 /*
  * Housekeeping: forgets dedupe keys older than dedupe_after_ms and deletes
  * delivered rows whose delivery is older than delivered_before_ms.
  */
-int nb_store_prune(struct nb_store *, int64_t dedupe_after_ms,
-    int64_t delivered_before_ms);
+int nb_store_prune(
+    struct nb_store *, int64_t dedupe_after_ms, int64_t delivered_before_ms);
 
 /*
  * A minimal durable write, to tell whether the store can commit now.  Under

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
+#
+# Builds nudgebridge and runs it on SQLite, in the foreground:
+#
+#   sudo ./deploy/quickstart.sh
+#
+# Installs the build and runtime packages (Debian 12, as root), builds a
+# Release binary into build/, writes var/nudgebridge.json once (a fresh
+# signing secret for source "acme", the Segment write key from
+# $SEGMENT_WRITE_KEY or the placeholder "changeme"), prints the webhook URL
+# and the secret to give Nudgespot, then runs the bridge.  An existing
+# var/nudgebridge.json is never overwritten; edit it and send SIGHUP to
+# reload.  Environment: SEGMENT_WRITE_KEY, NB_LISTEN (default
+# 127.0.0.1:8080), JOBS.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+packages=(build-essential cmake pkg-config libevent-dev libsodium-dev
+	libjansson-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev
+	ca-certificates)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+	    grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "quickstart: missing packages (${missing[*]}); run as root" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update
+	apt-get install -y --no-install-recommends "${packages[@]}"
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DNB_TESTS=OFF \
+    -DNB_LIB_ONLY= >/dev/null
+cmake --build build -j "${JOBS:-$(nproc 2>/dev/null || echo 2)}"
+
+listen=${NB_LISTEN:-127.0.0.1:8080}
+conf=var/nudgebridge.json
+mkdir -p var
+chmod 700 var
+if [ ! -e "$conf" ]; then
+	secret=$(build/nudgebridge keygen | grep -o 'whsec_[A-Za-z0-9+/=]*' | head -n 1)
+	[ -n "$secret" ] || { echo "quickstart: keygen failed" >&2; exit 1; }
+	write_key=${SEGMENT_WRITE_KEY:-changeme}
+	umask 077
+	cat > "$conf" <<JSON
+{
+  "listen": "$listen",
+  "store": { "driver": "sqlite", "path": "nudgebridge.db" },
+  "sources": [
+    {
+      "name": "acme",
+      "signing_secrets": ["$secret"],
+      "write_key": "$write_key"
+    }
+  ]
+}
+JSON
+	echo "quickstart: wrote $top/$conf"
+fi
+build/nudgebridge check-config --config "$conf"
+
+secret=$(grep -o 'whsec_[A-Za-z0-9+/=]*' "$conf" | head -n 1)
+cat <<EOT
+
+  Webhook URL:     http://$listen/v1/webhooks/acme
+                   (put a TLS reverse proxy in front of it for Nudgespot)
+  Signing secret:  $secret
+  Config:          $top/$conf
+EOT
+if grep -q '"write_key": "changeme"' "$conf"; then
+	echo "  Write key:       placeholder \"changeme\": set SEGMENT_WRITE_KEY"
+	echo "                   or edit the config, then kill -HUP the bridge"
+fi
+echo
+exec build/nudgebridge serve --config "$conf"
