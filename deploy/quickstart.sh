@@ -3,12 +3,13 @@
 #
 # Builds nudgebridge and runs it on SQLite, in the foreground:
 #
-#   sudo ./deploy/quickstart.sh
+#   ./deploy/quickstart.sh           (as root)
 #
 # Installs the build and runtime packages (Debian 12, as root), builds a
 # Release binary into build/, writes var/nudgebridge.json once (a fresh
 # signing secret for source "acme", the Segment write key from
-# $SEGMENT_WRITE_KEY or the placeholder "changeme"), prints the webhook URL
+# $SEGMENT_WRITE_KEY, or without it a placeholder key and the local stand-in
+# deploy/segment-standin.py as endpoint), prints the webhook URL
 # and the secret to give Nudgespot, then runs the bridge.  An existing
 # var/nudgebridge.json is never overwritten; edit it and send SIGHUP to
 # reload.  Environment: SEGMENT_WRITE_KEY, NB_LISTEN (default
@@ -48,6 +49,12 @@ chmod 700 var
 if [ ! -e "$conf" ]; then
 	secret=$(build/nudgebridge keygen | grep -o 'whsec_[A-Za-z0-9+/=]*' | head -n 1)
 	[ -n "$secret" ] || { echo "quickstart: keygen failed" >&2; exit 1; }
+	# Without a real write key, events go to the local stand-in
+	# (deploy/segment-standin.py), never to Segment with a placeholder.
+	endpoint=""
+	if [ -z "${SEGMENT_WRITE_KEY:-}" ]; then
+		endpoint='      "endpoint": "http://127.0.0.1:8099",'
+	fi
 	write_key=${SEGMENT_WRITE_KEY:-changeme}
 	umask 077
 	cat > "$conf" <<JSON
@@ -58,6 +65,7 @@ if [ ! -e "$conf" ]; then
     {
       "name": "acme",
       "signing_secrets": ["$secret"],
+$endpoint
       "write_key": "$write_key"
     }
   ]
@@ -75,9 +83,12 @@ cat <<EOT
   Signing secret:  $secret
   Config:          $top/$conf
 EOT
-if grep -q '"write_key": "changeme"' "$conf"; then
-	echo "  Write key:       placeholder \"changeme\": set SEGMENT_WRITE_KEY"
-	echo "                   or edit the config, then kill -HUP the bridge"
+if grep -q '"endpoint": "http://127.0.0.1:8099"' "$conf"; then
+	echo "  Segment:         no SEGMENT_WRITE_KEY, so events go to a local"
+	echo "                   stand-in; watch them with (another terminal):"
+	echo "                   python3 deploy/segment-standin.py 8099"
+	echo "                   For real Segment: set write_key and remove"
+	echo "                   endpoint in the config, then kill -HUP the bridge"
 fi
 echo
 exec build/nudgebridge serve --config "$conf"
