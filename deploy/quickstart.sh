@@ -20,7 +20,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 packages=(build-essential cmake pkg-config libevent-dev libsodium-dev
-	libjansson-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev
+	libjansson-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libpq-dev
 	ca-certificates)
 
 missing=()

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -30,6 +31,7 @@
 #include "nudgebridge/config.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/sig.h"
+#include "nudgebridge/tls.h"
 
 #define CONFIG_FILE_MAX	   (4 * 1024 * 1024) /* whole configuration */
 #define SECRET_FILE_MAX	   (64 * 1024)	     /* one *_file secret source */
@@ -62,8 +64,9 @@ static const struct {
     {"email.deferred", "Email Deferred"},
 };
 
-static const char *const top_keys[] = {
-    "listen", "admin", "log", "store", "limits", "segment", "sources", NULL};
+static const char *const top_keys[] = {"listen", "admin", "log", "store",
+    "limits", "segment", "sources", "tls", "user", NULL};
+static const char *const tls_keys[] = {"cert_file", "key_file", NULL};
 static const char *const admin_keys[] = {
     "listen", "token", "token_env", "token_file", NULL};
 static const char *const log_keys[] = {"level", "format", NULL};
@@ -71,7 +74,7 @@ static const char *const store_keys[] = {"driver", "path", "dsn", "dsn_env",
     "dsn_file", "lease_s", "max_size_bytes", NULL};
 static const char *const limits_keys[] = {"max_body_bytes",
     "timestamp_tolerance_s", "dedupe_window_s", "max_header_bytes",
-    "read_timeout_s", "drain_s", NULL};
+    "read_timeout_s", "drain_s", "max_connections", "request_timeout_s", NULL};
 static const char *const segment_keys[] = {"endpoint", "flush_interval_ms",
     "max_batch_bytes", "max_batch_count", "max_message_bytes", "timeout_ms",
     "rate_limit_rps", "max_inflight", "pause_s", "retention_s", "retry", NULL};
@@ -782,8 +785,93 @@ parse_limits(struct ctx *c, struct nb_config *cfg, const json_t *root)
 		&l->max_header_bytes) == -1 ||
 	    get_int32(c, o, b, "read_timeout_s", 1, 3600, &l->read_timeout_s) ==
 		-1 ||
-	    get_int32(c, o, b, "drain_s", 0, 3600, &l->drain_s) == -1)
+	    get_int32(c, o, b, "drain_s", 0, 3600, &l->drain_s) == -1 ||
+	    get_size(c, o, b, "max_connections", 1, 1000000,
+		&l->max_connections) == -1 ||
+	    get_int32(c, o, b, "request_timeout_s", 0, 3600,
+		&l->request_timeout_s) == -1)
 		return -1;
+	return 0;
+}
+
+/*
+ * Both files or neither; relative to the config's folder.  The context is
+ * built once here so a bad file, an unreadable one or a key that does not
+ * belong to the certificate is an error naming its key, in check-config
+ * and on reload alike.
+ */
+static int
+parse_tls(struct ctx *c, struct nb_config *cfg, const json_t *root)
+{
+	struct nb_tls_config *t = &cfg->tls;
+	struct nb_tls *probe;
+	char *cert = NULL, *key = NULL;
+	int rc = -1;
+	json_t *o;
+
+	if (get_object(c, root, "", "tls", &o) == -1)
+		return -1;
+	if (o == NULL)
+		return 0;
+	if (check_keys(c, o, "tls", tls_keys) == -1 ||
+	    get_string(c, o, "tls", "cert_file", &cert) == -1 ||
+	    get_string(c, o, "tls", "key_file", &key) == -1)
+		goto out;
+	if (cert == NULL) {
+		fail(c, "tls.cert_file", "required in tls");
+		goto out;
+	}
+	if (key == NULL) {
+		fail(c, "tls.key_file", "required in tls");
+		goto out;
+	}
+	if ((t->cert_file = resolve_path(c->dir, cert)) == NULL ||
+	    (t->key_file = resolve_path(c->dir, key)) == NULL) {
+		fail(c, "tls", "out of memory");
+		goto out;
+	}
+	/* nb_tls_new() names the key at fault itself. */
+	if ((probe = nb_tls_new(
+		 t->cert_file, t->key_file, c->err, c->errlen)) == NULL)
+		goto out;
+	nb_tls_free(probe);
+	rc = 0;
+out:
+	free(cert);
+	free(key);
+	return rc;
+}
+
+/* A POSIX-style account name that exists on this system. */
+static int
+parse_user(struct ctx *c, struct nb_config *cfg, const json_t *root)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	size_t i;
+	int r;
+
+	if (get_string(c, root, "", "user", &cfg->user) == -1)
+		return -1;
+	if (cfg->user == NULL)
+		return 0;
+	for (i = 0; cfg->user[i] != '\0'; i++) {
+		unsigned char ch = (unsigned char)cfg->user[i];
+
+		if (!(islower(ch) || ch == '_' ||
+			(i > 0 && (isdigit(ch) || ch == '-' || ch == '.'))))
+			return fail(c, "user", "not a valid account name");
+	}
+	if (i > 32)
+		return fail(c, "user", "longer than 32 characters");
+	r = getpwnam_r(cfg->user, &pw, buf, sizeof(buf), &res);
+	if (r != 0)
+		return fail(
+		    c, "user", "cannot look the account up: %s", strerror(r));
+	if (res == NULL)
+		return fail(c, "user", "no such account");
+	if (pw.pw_uid == 0)
+		return fail(c, "user", "must not be root");
 	return 0;
 }
 
@@ -1010,6 +1098,9 @@ config_free(struct nb_config *cfg)
 	free(cfg->listen);
 	free(cfg->admin_listen);
 	wipe_free(cfg->admin_token);
+	free(cfg->user);
+	free(cfg->tls.cert_file);
+	free(cfg->tls.key_file);
 	free(cfg->store.driver);
 	free(cfg->store.path);
 	wipe_free(cfg->store.dsn);
@@ -1034,6 +1125,8 @@ config_new(void)
 	cfg->limits.max_header_bytes = 16384;
 	cfg->limits.read_timeout_s = 30;
 	cfg->limits.drain_s = 10;
+	cfg->limits.max_connections = 4096;
+	cfg->limits.request_timeout_s = 60;
 	cfg->segment.flush_interval_ms = 200;
 	cfg->segment.max_batch_bytes = 500000;
 	cfg->segment.max_batch_count = 2500;
@@ -1104,6 +1197,7 @@ load_doc(struct nb_config **out, const char *text, const char *dir,
 	    parse_log(&c, cfg, root) == -1 ||
 	    parse_store(&c, cfg, root) == -1 ||
 	    parse_limits(&c, cfg, root) == -1 ||
+	    parse_tls(&c, cfg, root) == -1 || parse_user(&c, cfg, root) == -1 ||
 	    parse_segment(&c, cfg, root) == -1 ||
 	    parse_sources(&c, cfg, root) == -1)
 		goto out;

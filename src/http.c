@@ -35,11 +35,13 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "nudgebridge/conn.h"
 #include "nudgebridge/http.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/nudgespot.h"
 #include "nudgebridge/sig.h"
 #include "nudgebridge/timeutil.h"
+#include "nudgebridge/tls.h"
 
 #define WEBHOOK_PREFIX	   "/v1/webhooks/"
 #define BODY_CAP_MIN	   ((size_t)8 * 1024 * 1024)
@@ -65,6 +67,7 @@ struct nb_http {
 	struct nb_config *cfg;
 	struct evhttp *evh;
 	struct evhttp_bound_socket *sock;
+	struct nb_conn *conns; /* connection limit, deadlines, TLS */
 	int port;
 	int draining;
 	size_t inflight;
@@ -554,6 +557,7 @@ http_cb(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 
+	nb_conn_request(h->conns, req);
 	if (path == NULL) {
 		nb_http_reply_error(req, 404, "not_found", "no such path");
 		return;
@@ -594,6 +598,28 @@ apply_limits(struct nb_http *h, const struct nb_config *cfg)
 		    h->evh, (ev_ssize_t)cfg->limits.max_header_bytes);
 	if (cfg->limits.read_timeout_s > 0)
 		evhttp_set_timeout(h->evh, cfg->limits.read_timeout_s);
+	nb_conn_set_limits(h->conns, cfg->limits.max_connections,
+	    cfg->limits.request_timeout_s);
+}
+
+/*
+ * Gives new connections the TLS context of cfg; old connections keep
+ * theirs.  A context that does not build keeps the previous one.
+ */
+static int
+apply_tls(
+    struct nb_http *h, const struct nb_config *cfg, char *err, size_t errlen)
+{
+	struct nb_tls *tls;
+
+	if (cfg->tls.cert_file == NULL)
+		return 0;
+	tls = nb_tls_new(cfg->tls.cert_file, cfg->tls.key_file, err, errlen);
+	if (tls == NULL)
+		return -1;
+	log_info("tls certificate loaded", " %s", nb_tls_describe(tls));
+	nb_conn_set_tls(h->conns, tls);
+	return 0;
 }
 
 /* The port of a bound evhttp socket, or -1. */
@@ -664,6 +690,18 @@ nb_http_new(const struct nb_http_deps *deps, struct nb_config *cfg, char *err,
 		free(h);
 		return NULL;
 	}
+	if ((h->conns = nb_conn_new(deps->base, h->evh)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		evhttp_free(h->evh);
+		free(h);
+		return NULL;
+	}
+	if (apply_tls(h, cfg, err, errlen) == -1) {
+		evhttp_free(h->evh);
+		nb_conn_free(h->conns);
+		free(h);
+		return NULL;
+	}
 	h->cfg = nb_config_ref(cfg);
 	apply_limits(h, cfg);
 	evhttp_set_gencb(h->evh, http_cb, h);
@@ -680,10 +718,16 @@ void
 nb_http_reload(struct nb_http *h, struct nb_config *cfg)
 {
 	struct nb_config *old = h->cfg;
+	char err[512], qerr[600];
 
 	h->cfg = nb_config_ref(cfg);
 	nb_config_unref(old);
 	apply_limits(h, h->cfg);
+	if ((cfg->tls.cert_file != NULL) != nb_conn_tls(h->conns))
+		log_warn("turning tls on or off needs a restart", NULL);
+	else if (apply_tls(h, cfg, err, sizeof(err)) == -1)
+		log_warn("tls reload failed; keeping the previous certificate",
+		    " error=%s", nb_log_quote(qerr, sizeof(qerr), err));
 }
 
 void
@@ -720,6 +764,7 @@ nb_http_free(struct nb_http *h)
 	}
 	h->waiting = NULL;
 	evhttp_free(h->evh);
+	nb_conn_free(h->conns); /* after evhttp_free(): see conn.h */
 	nb_config_unref(h->cfg);
 	free(h);
 }

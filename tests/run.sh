@@ -18,8 +18,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 packages=(build-essential cmake pkg-config libevent-dev libsodium-dev
-	libjansson-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev
-	libpq-dev postgresql python3 clang-format curl ca-certificates git)
+	libjansson-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libcmocka-dev
+	libpq-dev postgresql python3 clang-format curl ca-certificates git openssl
+	chromium nodejs npm)
 
 step() { printf '\n==> %s\n' "$*"; }
 fail() { printf '\nFAIL: %s\n' "$*" >&2; exit 1; }

@@ -77,6 +77,14 @@ struct nb_limits_config {
 	size_t max_header_bytes;       /* default 16384 */
 	int read_timeout_s;	       /* per connection, default 30 */
 	int drain_s;		       /* shutdown drain deadline, default 10 */
+	size_t max_connections;	       /* main listener, default 4096 */
+	int request_timeout_s;	       /* one whole request, default 60 */
+};
+
+/* Native TLS on the main listener; both NULL: plain HTTP. */
+struct nb_tls_config {
+	char *cert_file; /* absolute path of the PEM certificate (chain) */
+	char *key_file;	 /* absolute path of the PEM private key */
 };
 
 struct nb_config {
@@ -84,6 +92,8 @@ struct nb_config {
 	char *listen;	    /* "host:port", default 127.0.0.1:8080 */
 	char *admin_listen; /* default 127.0.0.1:8081 */
 	char *admin_token;  /* NULL: admin API off (secret) */
+	char *user;	    /* account to switch to when started as root */
+	struct nb_tls_config tls;
 	enum nb_log_level log_level;
 	enum nb_log_format log_format;
 	struct nb_store_config store;
