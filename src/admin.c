@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "nudgebridge/admin.h"
+#include "nudgebridge/console.h"
 #include "nudgebridge/dlq.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/nudgespot.h"
@@ -40,6 +41,20 @@
 #define ADMIN_LIST_DEFAULT   100
 #define ADMIN_MAX_PAUSED     256
 #define ADMIN_MAX_BODY	     65536
+#define ADMIN_MAX_KEYS	     1000 /* "keys" of one replay/purge body */
+
+/*
+ * The console's per-minute figures and last errors come from bounded store
+ * scans: a stats call never reads more than these many rows.
+ */
+#define ADMIN_RATE_MS	       60000	   /* "per minute" */
+#define ADMIN_RATE_LOOKBACK_MS (5 * 60000) /* deliveries of rows this old */
+#define ADMIN_RATE_SCAN_MAX    10000
+#define ADMIN_ERR_WINDOW_MS    (60 * 60000) /* dead letters this recent */
+#define ADMIN_ERR_SCAN_MAX     2000
+#define ADMIN_SCAN_PAGE	       1000
+#define ADMIN_LAST_ERRORS      5
+#define ADMIN_ERRORS_TRACKED   64 /* distinct errors kept per source */
 
 struct nb_admin {
 	struct nb_http_deps deps;
@@ -136,6 +151,225 @@ reply_store_error(struct evhttp_request *req)
 	    "the store cannot answer now; retry later", NB_HTTP_RETRY_AFTER_S);
 }
 
+/* Per-source accumulator of the scans: {"received_1m": n, ...}. */
+static json_t *
+extra_for(json_t *extra, const char *source)
+{
+	json_t *o;
+
+	if ((o = json_object_get(extra, source)) != NULL)
+		return o;
+	o = json_pack("{s:I, s:I, s:{}}", "received_1m", (json_int_t)0,
+	    "delivered_1m", (json_int_t)0, "errors");
+	if (o == NULL || json_object_set_new(extra, source, o) == -1)
+		return NULL;
+	return o;
+}
+
+static int
+count_add(json_t *o, const char *key, json_int_t n)
+{
+	return json_object_set_new(o, key,
+	    json_integer(json_integer_value(json_object_get(o, key)) + n));
+}
+
+typedef int (*scan_fn)(
+    json_t *extra, const struct nb_stored_event *ev, int64_t now);
+
+/* Counts a row into received_1m and delivered_1m. */
+static int
+scan_rate_cb(json_t *extra, const struct nb_stored_event *ev, int64_t now)
+{
+	json_t *o;
+
+	if (ev->source == NULL || (o = extra_for(extra, ev->source)) == NULL)
+		return ev->source == NULL ? 0 : -1;
+	if (ev->received_ms >= now - ADMIN_RATE_MS &&
+	    count_add(o, "received_1m", 1) == -1)
+		return -1;
+	if (ev->state == NB_STATE_DELIVERED &&
+	    ev->updated_ms >= now - ADMIN_RATE_MS &&
+	    count_add(o, "delivered_1m", 1) == -1)
+		return -1;
+	return 0;
+}
+
+/* Records a row's error: {"<error>": {count, last_ms, state, reason}}. */
+static int
+scan_error_cb(json_t *extra, const struct nb_stored_event *ev, int64_t now)
+{
+	json_t *o, *errs, *e;
+
+	(void)now;
+	if (ev->source == NULL || ev->error == NULL || ev->error[0] == '\0')
+		return 0;
+	if ((o = extra_for(extra, ev->source)) == NULL)
+		return -1;
+	errs = json_object_get(o, "errors");
+	if ((e = json_object_get(errs, ev->error)) == NULL) {
+		if (json_object_size(errs) >= ADMIN_ERRORS_TRACKED)
+			return 0;
+		e = json_pack("{s:I, s:I, s:s, s:o}", "count", (json_int_t)0,
+		    "last_ms", (json_int_t)0, "state",
+		    ev->state == NB_STATE_DEAD ? "dead" : "pending", "reason",
+		    ev->reason != NULL ? json_string(ev->reason) : json_null());
+		if (e == NULL || json_object_set_new(errs, ev->error, e) == -1)
+			return -1;
+	}
+	if (count_add(e, "count", 1) == -1)
+		return -1;
+	if (ev->updated_ms > json_integer_value(json_object_get(e, "last_ms")))
+		return json_object_set_new(
+		    e, "last_ms", json_integer(ev->updated_ms));
+	return 0;
+}
+
+/*
+ * Reads the rows matching f page by page, at most max of them, feeding each
+ * to fn.  1 when it stopped at max, 0 when it read them all, -1 on error.
+ */
+static int
+scan_rows(struct nb_store *store, struct nb_store_filter *f, size_t max,
+    scan_fn fn, json_t *extra, int64_t now)
+{
+	struct nb_stored_event *ev = NULL;
+	size_t n = 0, i, seen = 0;
+	int rc = -1;
+
+	f->after_seq = 0;
+	for (;;) {
+		f->limit =
+		    max - seen < ADMIN_SCAN_PAGE ? max - seen : ADMIN_SCAN_PAGE;
+		if (nb_store_list(store, f, &ev, &n) == -1)
+			goto out;
+		for (i = 0; i < n; i++)
+			if (fn(extra, &ev[i], now) == -1)
+				goto out;
+		seen += n;
+		if (n < f->limit) {
+			rc = 0;
+			goto out;
+		}
+		if (seen >= max) {
+			rc = 1;
+			goto out;
+		}
+		f->after_seq = ev[n - 1].seq;
+		nb_stored_events_free(ev, n);
+		ev = NULL;
+		n = 0;
+	}
+out:
+	nb_stored_events_free(ev, n);
+	return rc;
+}
+
+/*
+ * Fills extra (an object keyed by source) from the recent rows: events
+ * received and delivered in the last minute, and the errors of the dead
+ * letters of the last hour and of every pending row.  *truncated is set
+ * when a scan hit its bound (the rates are then lower bounds).
+ */
+static int
+scan_recent(struct nb_store *store, json_t *extra, int64_t now, int *truncated)
+{
+	struct nb_store_filter f;
+	int r;
+
+	*truncated = 0;
+	/* The last minute first, so a busy bridge cuts the older part. */
+	memset(&f, 0, sizeof(f));
+	f.states = NB_STATE_MASK_PENDING | NB_STATE_MASK_DELIVERED |
+	    NB_STATE_MASK_DEAD;
+	f.since_ms = now - ADMIN_RATE_MS;
+	if ((r = scan_rows(store, &f, ADMIN_RATE_SCAN_MAX / 2, scan_rate_cb,
+		 extra, now)) == -1)
+		return -1;
+	*truncated |= r;
+	/* Received earlier, delivered within the last minute. */
+	f.states = NB_STATE_MASK_DELIVERED;
+	f.since_ms = now - ADMIN_RATE_LOOKBACK_MS;
+	f.until_ms = now - ADMIN_RATE_MS - 1;
+	if ((r = scan_rows(store, &f, ADMIN_RATE_SCAN_MAX / 2, scan_rate_cb,
+		 extra, now)) == -1)
+		return -1;
+	*truncated |= r;
+	memset(&f, 0, sizeof(f));
+	f.states = NB_STATE_MASK_DEAD;
+	f.since_ms = now - ADMIN_ERR_WINDOW_MS;
+	if (scan_rows(store, &f, ADMIN_ERR_SCAN_MAX / 2, scan_error_cb, extra,
+		now) == -1)
+		return -1;
+	f.states = NB_STATE_MASK_PENDING;
+	f.since_ms = 0;
+	if (scan_rows(store, &f, ADMIN_ERR_SCAN_MAX / 2, scan_error_cb, extra,
+		now) == -1)
+		return -1;
+	return 0;
+}
+
+/* The ADMIN_LAST_ERRORS most recent errors of one source, newest first. */
+static json_t *
+last_errors_json(json_t *errs)
+{
+	char at[NB_TIME_ISO_LEN];
+	const char *text, *best_text;
+	json_t *arr, *e, *best, *o;
+	size_t k;
+
+	if ((arr = json_array()) == NULL)
+		return NULL;
+	for (k = 0; k < ADMIN_LAST_ERRORS; k++) {
+		best = NULL;
+		best_text = NULL;
+		json_object_foreach(errs, text, e)
+		{
+			if (json_object_get(e, "taken") != NULL)
+				continue;
+			if (best == NULL ||
+			    json_integer_value(json_object_get(e, "last_ms")) >
+				json_integer_value(
+				    json_object_get(best, "last_ms"))) {
+				best = e;
+				best_text = text;
+			}
+		}
+		if (best == NULL)
+			break;
+		json_object_set_new(best, "taken", json_true());
+		nb_time_format_iso(
+		    json_integer_value(json_object_get(best, "last_ms")), at);
+		o = json_pack("{s:s, s:O, s:O, s:O, s:s}", "error", best_text,
+		    "state", json_object_get(best, "state"), "reason",
+		    json_object_get(best, "reason"), "count",
+		    json_object_get(best, "count"), "last_at", at);
+		if (o == NULL || json_array_append_new(arr, o) == -1) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+/* Adds received_1m, delivered_1m and last_errors to one source's object. */
+static int
+add_extra(json_t *o, json_t *extra, const char *name)
+{
+	json_t *x = json_object_get(extra, name), *errs;
+
+	if (json_object_set_new(o, "received_1m",
+		json_integer(json_integer_value(
+		    json_object_get(x, "received_1m")))) == -1 ||
+	    json_object_set_new(o, "delivered_1m",
+		json_integer(json_integer_value(
+		    json_object_get(x, "delivered_1m")))) == -1)
+		return -1;
+	errs = last_errors_json(json_object_get(x, "errors"));
+	if (errs == NULL)
+		return -1;
+	return json_object_set_new(o, "last_errors", errs);
+}
+
 static json_t *
 source_stats_json(const char *name, const struct nb_source_stats *st,
     const struct nb_paused *p, int64_t now)
@@ -169,14 +403,18 @@ handle_stats(struct nb_admin *a, struct evhttp_request *req)
 	const struct nb_source_stats *st;
 	const struct nb_paused *p;
 	const struct nb_config *cfg = a->cfg;
-	json_t *arr = NULL, *o;
+	json_t *arr = NULL, *o, *extra = NULL;
 	size_t nstats = 0, npaused = 0, i, j;
 	int64_t now = nb_time_now_ms();
+	int truncated = 0;
 
 	if (nb_store_stats(a->deps.store, now, &stats, &nstats) == -1) {
 		reply_store_error(req);
 		return;
 	}
+	if ((extra = json_object()) == NULL ||
+	    scan_recent(a->deps.store, extra, now, &truncated) == -1)
+		goto nomem;
 	if (a->deps.paused != NULL) {
 		npaused = a->deps.paused(
 		    a->deps.paused_arg, paused, ADMIN_MAX_PAUSED);
@@ -198,7 +436,8 @@ handle_stats(struct nb_admin *a, struct evhttp_request *req)
 			if (strcmp(paused[j].source, name) == 0)
 				p = &paused[j];
 		if ((o = source_stats_json(name, st, p, now)) == NULL ||
-		    json_array_append_new(arr, o) == -1)
+		    json_array_append_new(arr, o) == -1 ||
+		    add_extra(o, extra, name) == -1)
 			goto nomem;
 	}
 	for (j = 0; j < nstats; j++) {
@@ -206,15 +445,19 @@ handle_stats(struct nb_admin *a, struct evhttp_request *req)
 			continue;
 		if ((o = source_stats_json(
 			 stats[j].source, &stats[j], NULL, now)) == NULL ||
-		    json_array_append_new(arr, o) == -1)
+		    json_array_append_new(arr, o) == -1 ||
+		    add_extra(o, extra, stats[j].source) == -1)
 			goto nomem;
 	}
 	free(stats);
+	json_decref(extra);
 	nb_http_reply_json(req, 200,
-	    json_pack("{s:o, s:b}", "sources", arr, "draining", a->draining));
+	    json_pack("{s:o, s:b, s:b}", "sources", arr, "draining",
+		a->draining, "rates_truncated", truncated));
 	return;
 nomem:
 	json_decref(arr);
+	json_decref(extra);
 	free(stats);
 	reply_store_error(req);
 }
@@ -317,19 +560,25 @@ out:
 	nb_stored_events_free(ev, n);
 }
 
-/* Parses the optional JSON body of replay and purge. */
+/*
+ * Parses the optional JSON body of replay and purge.  A "keys" member (an
+ * array of 1..ADMIN_MAX_KEYS dead-letter keys, for a selection) is taken
+ * out into *keys (new reference, NULL when absent); the other members are
+ * the dlq filters, applied to each key.
+ */
 static int
-body_query(struct evhttp_request *req, struct nb_dlq_query *q, char *err,
-    size_t errlen)
+body_query(struct evhttp_request *req, struct nb_dlq_query *q, json_t **keys,
+    char *err, size_t errlen)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	json_error_t jerr;
-	json_t *obj = NULL;
+	json_t *obj = NULL, *k, *v;
 	const char *p;
 	size_t i;
-	int rc;
+	int rc = -1;
 
+	*keys = NULL;
 	if (len > ADMIN_MAX_BODY) {
 		snprintf(err, errlen, "the body is too large");
 		return -1;
@@ -347,7 +596,37 @@ body_query(struct evhttp_request *req, struct nb_dlq_query *q, char *err,
 			return -1;
 		}
 	}
+	if (json_is_object(obj) && (k = json_object_get(obj, "keys")) != NULL &&
+	    !json_is_null(k)) {
+		if (!json_is_array(k) || json_array_size(k) == 0 ||
+		    json_array_size(k) > ADMIN_MAX_KEYS) {
+			snprintf(err, errlen,
+			    "keys: must be an array of 1 to %d keys",
+			    ADMIN_MAX_KEYS);
+			goto out;
+		}
+		json_array_foreach(k, i, v)
+		{
+			if (!json_is_string(v) || json_string_length(v) == 0 ||
+			    json_string_length(v) >= NB_STORE_KEY_MAX) {
+				snprintf(err, errlen,
+				    "keys[%zu]: not a dead-letter key", i);
+				goto out;
+			}
+		}
+		if (json_object_get(obj, "key") != NULL) {
+			snprintf(err, errlen, "give key or keys, not both");
+			goto out;
+		}
+		*keys = json_incref(k);
+		json_object_del(obj, "keys");
+	}
 	rc = nb_dlq_query_from_json(q, obj, nb_time_now_ms(), err, errlen);
+out:
+	if (rc == -1) {
+		json_decref(*keys);
+		*keys = NULL;
+	}
 	json_decref(obj);
 	return rc;
 }
@@ -356,19 +635,29 @@ static void
 handle_replay(struct nb_admin *a, struct evhttp_request *req)
 {
 	struct nb_dlq_query q;
-	size_t replayed = 0, requarantined = 0;
+	size_t replayed = 0, requarantined = 0, r1, q1, i, nkeys;
+	json_t *keys = NULL;
 	char err[256];
 
 	memset(&q, 0, sizeof(q));
-	if (body_query(req, &q, err, sizeof(err)) == -1) {
+	if (body_query(req, &q, &keys, err, sizeof(err)) == -1) {
 		nb_http_reply_error(req, 400, "invalid_request", err);
 		return;
 	}
-	if (nb_store_replay(a->deps.store, &q.filter, q.dry_run,
-		nb_time_now_ms(), nb_nudgespot_revalidate, &replayed,
-		&requarantined) == -1) {
-		reply_store_error(req);
-		goto out;
+	nkeys = keys != NULL ? json_array_size(keys) : 1;
+	for (i = 0; i < nkeys; i++) {
+		if (keys != NULL)
+			q.filter.key =
+			    json_string_value(json_array_get(keys, i));
+		r1 = q1 = 0;
+		if (nb_store_replay(a->deps.store, &q.filter, q.dry_run,
+			nb_time_now_ms(), nb_nudgespot_revalidate, &r1,
+			&q1) == -1) {
+			reply_store_error(req);
+			goto out;
+		}
+		replayed += r1;
+		requarantined += q1;
 	}
 	/* Re-validated events were replayed too, even if still invalid. */
 	replayed += requarantined;
@@ -379,6 +668,8 @@ handle_replay(struct nb_admin *a, struct evhttp_request *req)
 		"requarantined", (json_int_t)requarantined, "dry_run",
 		q.dry_run));
 out:
+	q.filter.key = NULL;
+	json_decref(keys);
 	nb_dlq_query_clear(&q);
 }
 
@@ -386,24 +677,35 @@ static void
 handle_purge(struct nb_admin *a, struct evhttp_request *req)
 {
 	struct nb_dlq_query q;
-	size_t purged = 0;
+	size_t purged = 0, p1, i, nkeys;
+	json_t *keys = NULL;
 	char err[256];
 
 	memset(&q, 0, sizeof(q));
-	if (body_query(req, &q, err, sizeof(err)) == -1) {
+	if (body_query(req, &q, &keys, err, sizeof(err)) == -1) {
 		nb_http_reply_error(req, 400, "invalid_request", err);
 		return;
 	}
-	if (nb_store_purge(a->deps.store, &q.filter, q.dry_run, &purged) ==
-	    -1) {
-		reply_store_error(req);
-		goto out;
+	nkeys = keys != NULL ? json_array_size(keys) : 1;
+	for (i = 0; i < nkeys; i++) {
+		if (keys != NULL)
+			q.filter.key =
+			    json_string_value(json_array_get(keys, i));
+		p1 = 0;
+		if (nb_store_purge(a->deps.store, &q.filter, q.dry_run, &p1) ==
+		    -1) {
+			reply_store_error(req);
+			goto out;
+		}
+		purged += p1;
 	}
 	log_info("dlq purge", " purged=%zu dry_run=%d", purged, q.dry_run);
 	nb_http_reply_json(req, 200,
 	    json_pack("{s:I, s:b}", "purged", (json_int_t)purged, "dry_run",
 		q.dry_run));
 out:
+	q.filter.key = NULL;
+	json_decref(keys);
 	nb_dlq_query_clear(&q);
 }
 
@@ -418,6 +720,11 @@ admin_cb(struct evhttp_request *req, void *arg)
 	int64_t now = nb_time_mono_ms();
 	char *key = NULL;
 
+	/* The console page is static and public; its API calls are not. */
+	if (get && nb_console_match(path)) {
+		nb_console_serve(req, path);
+		return;
+	}
 	if (now < a->locked_until) {
 		reply_retry_after(req, 429, "too_many_attempts",
 		    "too many failed authentications; retry later",

@@ -32,7 +32,9 @@
 #include "nudgebridge/http.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/metrics.h"
+#include "nudgebridge/priv.h"
 #include "nudgebridge/sig.h"
+#include "nudgebridge/source.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
 
@@ -60,6 +62,10 @@ usage(FILE *f)
 	    "                               whpk_/whsk_ Ed25519 pair)\n"
 	    "  dlq list|show|replay|purge --config FILE [filters]\n"
 	    "                               dead letters (see dlq --help)\n"
+	    "  source add|rotate|retire|list --config FILE ...\n"
+	    "                               register a Nudgespot source, "
+	    "rotate\n"
+	    "                               its keys (see source --help)\n"
 	    "  version                      print the version\n"
 	    "  help                         this text\n");
 }
@@ -490,6 +496,9 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	if (strcmp(cfg->listen, d->cfg->listen) != 0)
 		log_warn("listen address changes need a restart", NULL);
+	if ((cfg->user == NULL) != (d->cfg->user == NULL) ||
+	    (cfg->user != NULL && strcmp(cfg->user, d->cfg->user) != 0))
+		log_warn("user changes need a restart", NULL);
 	nb_log_init(cfg->log_level, cfg->log_format);
 	nb_http_reload(d->http, cfg);
 	nb_admin_reload(d->admin, cfg);
@@ -532,6 +541,7 @@ cmd_serve(int argc, char **argv)
 	struct nb_http_deps deps;
 	const char *path;
 	char err[512], addr[300];
+	size_t nofile;
 	int rc = 1;
 
 	memset(&d, 0, sizeof(d));
@@ -552,6 +562,13 @@ cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	nb_log_init(d.cfg->log_level, d.cfg->log_format);
+	if (nb_priv_raise_nofile(&nofile) == -1)
+		log_warn(
+		    "cannot raise the descriptor limit", " nofile=%zu", nofile);
+	if (nofile < d.cfg->limits.max_connections + 64)
+		log_warn("descriptor limit below limits.max_connections",
+		    " nofile=%zu max_connections=%zu", nofile,
+		    d.cfg->limits.max_connections);
 	if ((d.base = event_base_new()) == NULL) {
 		fprintf(stderr, "nudgebridge: cannot create an event base\n");
 		goto out;
@@ -600,6 +617,14 @@ cmd_serve(int argc, char **argv)
 		fprintf(stderr, "nudgebridge: admin API: %s\n", err);
 		goto out;
 	}
+	/* Listeners bound and store open: root is no longer needed. */
+	if (nb_priv_drop(d.cfg->user,
+		strcmp(d.cfg->store.driver, "sqlite") == 0 ? d.cfg->store.path
+							   : NULL,
+		err, sizeof(err)) == -1) {
+		fprintf(stderr, "nudgebridge: %s\n", err);
+		goto out;
+	}
 	d.ev_term = evsignal_new(d.base, SIGTERM, stop_cb, &d);
 	d.ev_int = evsignal_new(d.base, SIGINT, stop_cb, &d);
 	d.ev_hup = evsignal_new(d.base, SIGHUP, reload_cb, &d);
@@ -611,8 +636,9 @@ cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	bound_addr(d.cfg->listen, nb_http_port(d.http), addr, sizeof(addr));
-	log_info("listening", " addr=%s sources=%zu version=%s", addr,
-	    d.cfg->nsources, NB_VERSION);
+	log_info("listening", " addr=%s tls=%s sources=%zu version=%s", addr,
+	    d.cfg->tls.cert_file != NULL ? "on" : "off", d.cfg->nsources,
+	    NB_VERSION);
 	if (nb_admin_port(d.admin) > 0) {
 		bound_addr(d.cfg->admin_listen, nb_admin_port(d.admin), addr,
 		    sizeof(addr));
@@ -665,6 +691,8 @@ main(int argc, char **argv)
 		return cmd_keygen(argc, argv);
 	if (strcmp(cmd, "dlq") == 0)
 		return nb_dlq_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "source") == 0)
+		return nb_source_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "migrate") == 0)
 		return cmd_migrate(argc, argv);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 ||

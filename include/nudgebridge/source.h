@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * source: onboarding commands that edit the configuration file.
+ *
+ * `nudgebridge source add|rotate|retire|list` register a Nudgespot account
+ * as a source, rotate its signing keys and show them by fingerprint.  The
+ * file is read as JSON, changed, validated with nb_config_load() as a
+ * whole and only then put in place atomically (temporary file in the same
+ * folder, fsync, rename, fsync of the folder), so a running bridge never
+ * sees half a file and a SIGHUP picks the change up.  A new secret or
+ * private key is printed once on stdout, for Nudgespot's webhook settings,
+ * and never logged; `list` shows fingerprints only.  Runs in the command's
+ * own process, on its main thread.
+ */
+#ifndef NB_SOURCE_H
+#define NB_SOURCE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+/* A fingerprint: 8 lower-case hex digits and the NUL. */
+#define NB_SOURCE_FP_LEN 9
+
+/* Room for any key the commands print (a whsk_ private key is longest). */
+#define NB_SOURCE_KEY_MAX 160
+
+/* What `source add` puts in the file. */
+struct nb_source_new {
+	const char *name;	   /* [a-z0-9][a-z0-9_-]{0,62}, unused */
+	const char *write_key_env; /* environment variable of the write key */
+	const char *region;	   /* NULL, "us" or "eu" */
+	int ed25519;		   /* a key pair instead of a whsec_ secret */
+};
+
+/*
+ * The fingerprint of a key as written in the file (whsec_... or whpk_...):
+ * the first 8 hex digits of the SHA-256 of that string.  Never reveals the
+ * key.
+ */
+void nb_source_fingerprint(const char *key, char out[NB_SOURCE_FP_LEN]);
+
+/*
+ * Appends a source object to doc's "sources" array (created if missing):
+ * {"name", "signing_secrets": [new whsec_] or "public_keys": [new whpk_],
+ * "write_key_env", "region" when given}.  The key to give Nudgespot (the
+ * secret, or the whsk_ private key) is written to key (keylen at least
+ * NB_SOURCE_KEY_MAX); the caller wipes it.  -1 with a message in err for an
+ * invalid or already used name, a bad variable name or region.
+ */
+int nb_source_add(json_t *doc, const struct nb_source_new *s, char *key,
+    size_t keylen, char *err, size_t errlen);
+
+/*
+ * Appends a new key to the source name: a whsec_ secret, or with ed25519 an
+ * Ed25519 pair whose public half goes to "public_keys".  The old keys stay.
+ * key and *id receive the new key and its id (as `list` numbers them).
+ * 0 or -1 with err.
+ */
+int nb_source_rotate(json_t *doc, const char *name, int ed25519, char *key,
+    size_t keylen, int *id, char *err, size_t errlen);
+
+/*
+ * Removes one key of source name.  id is its number as `list` prints it
+ * (signing_secrets first, then public_keys) or a prefix of 4 to 8 hex digits
+ * of its fingerprint that matches exactly one key.  Refuses to remove the
+ * last key of a source.  0 or -1 with err.
+ */
+int nb_source_retire(
+    json_t *doc, const char *name, const char *id, char *err, size_t errlen);
+
+/*
+ * Prints one line per key of every source: SOURCE ID KIND FINGERPRINT.
+ * Keys from *_env or *_file are listed by where they come from, without an
+ * id.  Never prints a key.
+ */
+void nb_source_list(FILE *f, const json_t *doc);
+
+/*
+ * Writes doc (2-space indent, keys in file order) to a temporary file next
+ * to path with path's permissions, loads that file with nb_config_load()
+ * and, only if it is valid, fsyncs it, renames it over path and fsyncs the
+ * folder.  On -1 (err says why) path is unchanged and no temporary file is
+ * left.
+ */
+int nb_source_save(
+    const char *path, const json_t *doc, char *err, size_t errlen);
+
+/* `nudgebridge source ...`: argv[0] is "source".  Returns the exit status. */
+int nb_source_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * console: serves the operator console's three files from the binary.
+ *
+ * cmake/embed.cmake turns src/console/ into console_assets.inc at build
+ * time: one static byte array per file and a table of them.  Nothing here
+ * touches the disk, the store or the token: the page is public and inert,
+ * and everything it shows comes from the admin API, which authenticates
+ * each call.  The Content-Security-Policy allows scripts, styles and
+ * fetch() only from this origin, so even an event payload that smuggles
+ * markup into the page cannot run code or send data elsewhere.  Runs on the
+ * admin listener's thread.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "nudgebridge/console.h"
+#include "nudgebridge/http.h"
+
+struct console_asset {
+	const char *path;
+	const char *type;
+	const unsigned char *data;
+	size_t len;
+};
+
+#include "console_assets.inc"
+
+#define CONSOLE_CSP                                                            \
+	"default-src 'none'; script-src 'self'; style-src 'self'; "            \
+	"img-src 'self' data:; connect-src 'self'; base-uri 'none'; "          \
+	"form-action 'self'; frame-ancestors 'none'"
+
+static const struct console_asset *
+find_asset(const char *path)
+{
+	size_t i;
+
+	if (path == NULL)
+		return NULL;
+	if (strcmp(path, "/index.html") == 0)
+		path = "/";
+	for (i = 0; i < sizeof(assets) / sizeof(assets[0]); i++)
+		if (strcmp(assets[i].path, path) == 0)
+			return &assets[i];
+	return NULL;
+}
+
+int
+nb_console_match(const char *path)
+{
+	return find_asset(path) != NULL;
+}
+
+const unsigned char *
+nb_console_asset(const char *path, size_t *len, const char **type)
+{
+	const struct console_asset *a = find_asset(path);
+
+	if (a == NULL)
+		return NULL;
+	*len = a->len;
+	*type = a->type;
+	return a->data;
+}
+
+void
+nb_console_serve(struct evhttp_request *req, const char *path)
+{
+	const struct console_asset *a = find_asset(path);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *body = NULL;
+
+	if (a == NULL) {
+		nb_http_reply_error(req, 404, "not_found", "no such path");
+		return;
+	}
+	if ((body = evbuffer_new()) == NULL ||
+	    evbuffer_add_reference(body, a->data, a->len, NULL, NULL) == -1) {
+		if (body != NULL)
+			evbuffer_free(body);
+		nb_http_reply_error(
+		    req, 503, "unavailable", "out of memory; retry later");
+		return;
+	}
+	evhttp_remove_header(h, "Content-Type");
+	evhttp_add_header(h, "Content-Type", a->type);
+	evhttp_add_header(h, "Content-Security-Policy", CONSOLE_CSP);
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(h, "Cache-Control", "no-cache");
+	evhttp_send_reply(req, 200, "OK", body);
+	evbuffer_free(body);
+}

@@ -1,0 +1,856 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * source: `nudgebridge source add|rotate|retire|list`.
+ *
+ * Every command reads the configuration file as plain JSON, changes the
+ * "sources" array and writes the whole document back; nothing else in the
+ * file is touched (jansson keeps the key order; formatting becomes a
+ * 2-space indent).  Before the new file replaces the old one it is loaded
+ * with nb_config_load(), the same code the daemon runs, so a command can
+ * never leave a file that a SIGHUP would refuse.  New keys come from
+ * libsodium (nb_sig_new_secret(), nb_sig_keypair()); the half Nudgespot
+ * needs is printed once and wiped, and a private key is never stored.
+ * Keys are named by number or by fingerprint (SHA-256 of the key string),
+ * so `list` never has to print one.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "nudgebridge/config.h"
+#include "nudgebridge/sig.h"
+#include "nudgebridge/source.h"
+
+#define EXIT_USAGE	   2
+#define SOURCE_FP_MIN	   4 /* shortest fingerprint prefix accepted */
+#define SOURCE_PLACEHOLDER "placeholder-until-the-variable-is-set"
+
+static const char *const key_lists[] = {"signing_secrets", "public_keys"};
+
+void
+nb_source_fingerprint(const char *key, char out[NB_SOURCE_FP_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char h[crypto_hash_sha256_BYTES];
+	size_t i;
+
+	crypto_hash_sha256(h, (const unsigned char *)key, strlen(key));
+	for (i = 0; i < 4; i++) {
+		out[2 * i] = hex[h[i] >> 4];
+		out[2 * i + 1] = hex[h[i] & 0xf];
+	}
+	out[8] = '\0';
+}
+
+static json_t *
+find_source(const json_t *doc, const char *name)
+{
+	json_t *arr = json_object_get(doc, "sources"), *s;
+	size_t i;
+
+	json_array_foreach(arr, i, s)
+	{
+		if (json_is_object(s) &&
+		    json_is_string(json_object_get(s, "name")) &&
+		    strcmp(json_string_value(json_object_get(s, "name")),
+			name) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+static int
+env_name_valid(const char *v)
+{
+	size_t i;
+
+	if (v == NULL || *v == '\0' || isdigit((unsigned char)*v))
+		return 0;
+	for (i = 0; v[i] != '\0'; i++)
+		if (!isalnum((unsigned char)v[i]) && v[i] != '_')
+			return 0;
+	return 1;
+}
+
+/* Appends s to the array member list of src (created if missing). */
+static int
+append_key(json_t *src, const char *list, const char *s)
+{
+	json_t *arr = json_object_get(src, list);
+
+	if (arr == NULL) {
+		if ((arr = json_array()) == NULL ||
+		    json_object_set_new(src, list, arr) == -1)
+			return -1;
+	}
+	if (!json_is_array(arr))
+		return -1;
+	return json_array_append_new(arr, json_string(s));
+}
+
+/*
+ * Makes a new key for src: a secret in signing_secrets, or a pair whose
+ * public half goes to public_keys.  key receives what Nudgespot needs.
+ */
+static int
+new_key(json_t *src, int ed25519, char *key, size_t keylen, char *err,
+    size_t errlen)
+{
+	char pk[128];
+	int rc = -1;
+
+	if (ed25519) {
+		if (nb_sig_keypair(pk, sizeof(pk), key, keylen) == -1)
+			goto fail;
+		if (append_key(src, "public_keys", pk) == -1)
+			goto nomem;
+	} else {
+		if (nb_sig_new_secret(key, keylen) == -1)
+			goto fail;
+		if (append_key(src, "signing_secrets", key) == -1)
+			goto nomem;
+	}
+	rc = 0;
+	goto out;
+fail:
+	snprintf(err, errlen, "cannot make a key");
+	goto out;
+nomem:
+	snprintf(err, errlen, "out of memory");
+out:
+	if (rc == -1)
+		sodium_memzero(key, keylen);
+	sodium_memzero(pk, sizeof(pk));
+	return rc;
+}
+
+int
+nb_source_add(json_t *doc, const struct nb_source_new *s, char *key,
+    size_t keylen, char *err, size_t errlen)
+{
+	json_t *arr, *src = NULL;
+
+	if (!json_is_object(doc)) {
+		snprintf(err, errlen, "the configuration is not a JSON object");
+		return -1;
+	}
+	if (s->name == NULL || !nb_config_source_name_valid(s->name)) {
+		snprintf(
+		    err, errlen, "source names are [a-z0-9][a-z0-9_-]{0,62}");
+		return -1;
+	}
+	if (find_source(doc, s->name) != NULL) {
+		snprintf(
+		    err, errlen, "a source named %s already exists", s->name);
+		return -1;
+	}
+	if (!env_name_valid(s->write_key_env)) {
+		snprintf(err, errlen,
+		    "--write-key-env: not an environment variable name");
+		return -1;
+	}
+	if (s->region != NULL && strcmp(s->region, "us") != 0 &&
+	    strcmp(s->region, "eu") != 0) {
+		snprintf(err, errlen, "--region: us or eu");
+		return -1;
+	}
+	if ((arr = json_object_get(doc, "sources")) == NULL) {
+		if ((arr = json_array()) == NULL ||
+		    json_object_set_new(doc, "sources", arr) == -1)
+			goto nomem;
+	}
+	if (!json_is_array(arr)) {
+		snprintf(err, errlen, "sources: not an array");
+		return -1;
+	}
+	if ((src = json_pack("{s:s}", "name", s->name)) == NULL)
+		goto nomem;
+	if (new_key(src, s->ed25519, key, keylen, err, errlen) == -1) {
+		json_decref(src);
+		return -1;
+	}
+	if (json_object_set_new(
+		src, "write_key_env", json_string(s->write_key_env)) == -1 ||
+	    (s->region != NULL &&
+		json_object_set_new(src, "region", json_string(s->region)) ==
+		    -1) ||
+	    json_array_append_new(arr, src) == -1) {
+		sodium_memzero(key, keylen);
+		goto nomem;
+	}
+	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+/* The number of inline keys of src, and whether others come from afar. */
+static size_t
+count_keys(const json_t *src, int *indirect)
+{
+	char name[64];
+	size_t i, n = 0;
+
+	*indirect = 0;
+	for (i = 0; i < 2; i++) {
+		n += json_array_size(json_object_get(src, key_lists[i]));
+		snprintf(name, sizeof(name), "%s_env", key_lists[i]);
+		if (json_object_get(src, name) != NULL)
+			*indirect = 1;
+		snprintf(name, sizeof(name), "%s_file", key_lists[i]);
+		if (json_object_get(src, name) != NULL)
+			*indirect = 1;
+	}
+	return n;
+}
+
+int
+nb_source_rotate(json_t *doc, const char *name, int ed25519, char *key,
+    size_t keylen, int *id, char *err, size_t errlen)
+{
+	json_t *src;
+	int indirect;
+
+	if ((src = find_source(doc, name)) == NULL) {
+		snprintf(err, errlen, "no source named %s", name);
+		return -1;
+	}
+	if (new_key(src, ed25519, key, keylen, err, errlen) == -1)
+		return -1;
+	/* Secrets are numbered first, then public keys. */
+	if (ed25519)
+		*id = (int)count_keys(src, &indirect) - 1;
+	else
+		*id = (int)json_array_size(
+			  json_object_get(src, "signing_secrets")) -
+		    1;
+	return 0;
+}
+
+int
+nb_source_retire(
+    json_t *doc, const char *name, const char *id, char *err, size_t errlen)
+{
+	char fp[NB_SOURCE_FP_LEN];
+	json_t *src, *arr, *v;
+	const char *list = NULL;
+	size_t idlen = strlen(id), i, k, n, at = 0, matches = 0, base;
+	long long num;
+	char *end;
+	int indirect;
+
+	if ((src = find_source(doc, name)) == NULL) {
+		snprintf(err, errlen, "no source named %s", name);
+		return -1;
+	}
+	n = count_keys(src, &indirect);
+	errno = 0;
+	num = strtoll(id, &end, 10);
+	if (*id != '\0' && *end == '\0' && errno == 0 && idlen < 4) {
+		if (num < 0 || (size_t)num >= n) {
+			snprintf(err, errlen,
+			    "source %s has no key number %s (see source list)",
+			    name, id);
+			return -1;
+		}
+		at = (size_t)num;
+		matches = 1;
+	} else {
+		if (idlen < SOURCE_FP_MIN || idlen > 8) {
+			snprintf(err, errlen,
+			    "--secret-id: a key number or 4 to 8 hex digits "
+			    "of its fingerprint");
+			return -1;
+		}
+		base = 0;
+		for (k = 0; k < 2; k++) {
+			arr = json_object_get(src, key_lists[k]);
+			json_array_foreach(arr, i, v)
+			{
+				if (!json_is_string(v))
+					continue;
+				nb_source_fingerprint(json_string_value(v), fp);
+				if (strncasecmp(fp, id, idlen) == 0) {
+					at = base + i;
+					matches++;
+				}
+			}
+			base += json_array_size(arr);
+		}
+		if (matches != 1) {
+			snprintf(err, errlen,
+			    matches == 0
+				? "no key of source %s has that "
+				  "fingerprint"
+				: "several keys of source %s match; give "
+				  "more digits",
+			    name);
+			return -1;
+		}
+	}
+	if (n == 1 && !indirect) {
+		snprintf(err, errlen,
+		    "that is the last key of source %s; add a new one first "
+		    "(source rotate)",
+		    name);
+		return -1;
+	}
+	base = 0;
+	for (k = 0; k < 2; k++) {
+		arr = json_object_get(src, key_lists[k]);
+		if (at < base + json_array_size(arr)) {
+			list = key_lists[k];
+			if (json_array_remove(arr, at - base) == -1)
+				break;
+			if (json_array_size(arr) == 0)
+				json_object_del(src, list);
+			return 0;
+		}
+		base += json_array_size(arr);
+	}
+	snprintf(err, errlen, "cannot remove the key");
+	return -1;
+}
+
+void
+nb_source_list(FILE *f, const json_t *doc)
+{
+	static const char *const kinds[] = {"secret", "public_key"};
+	static const char *const sfx[] = {"_env", "_file"};
+	char fp[NB_SOURCE_FP_LEN], name[64];
+	json_t *arr = json_object_get(doc, "sources"), *s, *keys, *v;
+	const char *sname;
+	size_t i, j, k, m, id;
+
+	fprintf(
+	    f, "%-24s %-3s %-11s %s\n", "SOURCE", "ID", "KIND", "FINGERPRINT");
+	json_array_foreach(arr, i, s)
+	{
+		sname = json_string_value(json_object_get(s, "name"));
+		if (sname == NULL)
+			continue;
+		id = 0;
+		for (k = 0; k < 2; k++) {
+			keys = json_object_get(s, key_lists[k]);
+			json_array_foreach(keys, j, v)
+			{
+				if (!json_is_string(v))
+					continue;
+				nb_source_fingerprint(json_string_value(v), fp);
+				fprintf(f, "%-24s %-3zu %-11s %s\n", sname,
+				    id + j, kinds[k], fp);
+			}
+			id += json_array_size(keys);
+		}
+		for (k = 0; k < 2; k++)
+			for (m = 0; m < 2; m++) {
+				snprintf(name, sizeof(name), "%s%s",
+				    key_lists[k], sfx[m]);
+				if ((v = json_object_get(s, name)) == NULL)
+					continue;
+				fprintf(f, "%-24s %-3s %-11s (from %s %s)\n",
+				    sname, "-", kinds[k],
+				    m == 0 ? "environment variable" : "file",
+				    json_is_string(v) ? json_string_value(v)
+						      : "?");
+			}
+	}
+}
+
+static int
+fsync_dir(const char *path)
+{
+	char copy[PATH_MAX];
+	int fd, rc;
+
+	if (snprintf(copy, sizeof(copy), "%s", path) >= (int)sizeof(copy))
+		return -1;
+	if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY)) == -1)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+static int
+write_all(int fd, const char *p, size_t len)
+{
+	ssize_t w;
+
+	while (len > 0) {
+		w = write(fd, p, len);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+nb_source_save(const char *path, const json_t *doc, char *err, size_t errlen)
+{
+	struct nb_config *cfg = NULL;
+	struct stat st;
+	char tmp[PATH_MAX], lerr[512];
+	char *text = NULL;
+	size_t len = 0;
+	int fd = -1, rc = -1, have_tmp = 0;
+
+	if (stat(path, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	if ((text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) ==
+	    NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	len = strlen(text);
+	if ((fd = mkstemp(tmp)) == -1) {
+		snprintf(err, errlen, "cannot create a file next to %s: %s",
+		    path, strerror(errno));
+		goto out;
+	}
+	have_tmp = 1;
+	/* Same owner and mode: the file holds secrets. */
+	if (fchmod(fd, st.st_mode & 07777) == -1 ||
+	    (fchown(fd, st.st_uid, st.st_gid) == -1 && errno != EPERM)) {
+		snprintf(err, errlen, "cannot set the permissions of %s: %s",
+		    tmp, strerror(errno));
+		goto out;
+	}
+	if (write_all(fd, text, len) == -1 || write_all(fd, "\n", 1) == -1 ||
+	    fsync(fd) == -1) {
+		snprintf(
+		    err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (close(fd) == -1) {
+		fd = -1;
+		snprintf(
+		    err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (nb_config_load(&cfg, tmp, lerr, sizeof(lerr)) == -1) {
+		snprintf(err, errlen,
+		    "the changed configuration would not load (%s); %s is "
+		    "unchanged",
+		    lerr, path);
+		goto out;
+	}
+	if (rename(tmp, path) == -1) {
+		snprintf(err, errlen, "cannot replace %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	have_tmp = 0;
+	if (fsync_dir(path) == -1) {
+		snprintf(err, errlen,
+		    "%s replaced, but its folder could not "
+		    "be synced",
+		    path);
+		goto out;
+	}
+	rc = 0;
+out:
+	nb_config_unref(cfg);
+	if (fd != -1)
+		close(fd);
+	if (have_tmp)
+		unlink(tmp);
+	if (text != NULL) {
+		sodium_memzero(text, len);
+		free(text);
+	}
+	return rc;
+}
+
+/* The command line. */
+
+struct source_args {
+	const char *name;
+	const char *config;
+	const char *write_key_env;
+	const char *region;
+	const char *public_url;
+	const char *secret_id;
+	int ed25519;
+};
+
+static void
+source_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: nudgebridge source add NAME --config FILE "
+	    "--write-key-env VAR\n"
+	    "           [--region us|eu] [--ed25519] [--public-url URL]\n"
+	    "       nudgebridge source rotate NAME --config FILE "
+	    "[--ed25519]\n"
+	    "       nudgebridge source retire NAME --config FILE "
+	    "--secret-id ID\n"
+	    "       nudgebridge source list --config FILE\n"
+	    "  ID is a key number or fingerprint as `source list` prints "
+	    "them.\n");
+}
+
+/* "--name value" or "--name=value": 1 and *val, 0 other, -1 no value. */
+static int
+opt(int argc, char **argv, int *i, const char *name, const char **val)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[*i], name, n) != 0)
+		return 0;
+	if (argv[*i][n] == '=') {
+		*val = argv[*i] + n + 1;
+		return 1;
+	}
+	if (argv[*i][n] != '\0')
+		return 0;
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "nudgebridge source: %s needs a value\n", name);
+		return -1;
+	}
+	*val = argv[++*i];
+	return 1;
+}
+
+static int
+source_parse(struct source_args *a, int argc, char **argv)
+{
+	static const char *const names[] = {"--config", "--write-key-env",
+	    "--region", "--public-url", "--secret-id"};
+	const char **dst[] = {&a->config, &a->write_key_env, &a->region,
+	    &a->public_url, &a->secret_id};
+	const char *v = NULL;
+	size_t k;
+	int i, r;
+
+	for (i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--ed25519") == 0) {
+			a->ed25519 = 1;
+			continue;
+		}
+		if (strncmp(argv[i], "--", 2) != 0) {
+			if (a->name != NULL) {
+				fprintf(stderr,
+				    "nudgebridge source: unexpected "
+				    "argument '%s'\n",
+				    argv[i]);
+				return -1;
+			}
+			a->name = argv[i];
+			continue;
+		}
+		for (k = 0, r = 0; k < sizeof(names) / sizeof(names[0]); k++)
+			if ((r = opt(argc, argv, &i, names[k], &v)) != 0)
+				break;
+		if (r == -1)
+			return -1;
+		if (r == 0) {
+			fprintf(stderr,
+			    "nudgebridge source: unknown option '%s'\n",
+			    argv[i]);
+			return -1;
+		}
+		*dst[k] = v;
+	}
+	if (a->config == NULL) {
+		fprintf(stderr,
+		    "nudgebridge source: --config FILE is "
+		    "required\n");
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *
+load_doc(const char *path)
+{
+	json_error_t jerr;
+	json_t *doc;
+
+	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (doc == NULL)
+		fprintf(stderr, "nudgebridge source: %s: line %d: %s\n", path,
+		    jerr.line, jerr.text);
+	else if (!json_is_object(doc)) {
+		fprintf(stderr, "nudgebridge source: %s: not a JSON object\n",
+		    path);
+		json_decref(doc);
+		doc = NULL;
+	}
+	return doc;
+}
+
+/* Where Nudgespot posts: --public-url, else the listen address. */
+static void
+print_url(const struct source_args *a, const json_t *doc, const char *name)
+{
+	const char *listen = json_string_value(json_object_get(doc, "listen"));
+	const char *scheme =
+	    json_object_get(doc, "tls") != NULL ? "https" : "http";
+	size_t n;
+
+	if (a->public_url != NULL) {
+		n = strlen(a->public_url);
+		while (n > 0 && a->public_url[n - 1] == '/')
+			n--;
+		printf("  Webhook URL:     %.*s/v1/webhooks/%s\n", (int)n,
+		    a->public_url, name);
+		return;
+	}
+	if (listen == NULL)
+		listen = "127.0.0.1:8080";
+	printf("  Webhook URL:     %s://%s/v1/webhooks/%s\n", scheme, listen,
+	    name);
+	printf("                   (the bridge's own address; behind a proxy "
+	       "give --public-url URL)\n");
+}
+
+static void
+print_key(int ed25519, const char *key)
+{
+	if (ed25519)
+		printf("  Signing key:     %s\n"
+		       "                   (Ed25519 private key, shown only "
+		       "now: the bridge keeps only the public key)\n",
+		    key);
+	else
+		printf("  Signing secret:  %s\n", key);
+}
+
+/*
+ * A write key usually reaches only the daemon's environment (systemd's
+ * EnvironmentFile), not the operator's shell.  Write keys are opaque, so
+ * checking the file with a stand-in value tells as much; every other
+ * secret (signing keys, token, DSN) is checked for real.  Returns how many
+ * variables were set, for unset_placeholders().
+ */
+static size_t
+set_placeholders(const json_t *doc, const char **names, size_t max)
+{
+	json_t *arr = json_object_get(doc, "sources"), *s;
+	const char *v;
+	size_t i, n = 0;
+
+	json_array_foreach(arr, i, s)
+	{
+		v = json_string_value(json_object_get(s, "write_key_env"));
+		if (v == NULL || n == max || !env_name_valid(v) ||
+		    getenv(v) != NULL)
+			continue;
+		if (setenv(v, SOURCE_PLACEHOLDER, 1) == 0)
+			names[n++] = v;
+	}
+	return n;
+}
+
+static void
+unset_placeholders(const char **names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		unsetenv(names[i]);
+}
+
+/* nb_source_save() with stand-ins for unset write-key variables. */
+static int
+save(const char *cmd, const char *path, const json_t *doc)
+{
+	const char *names[NB_CONFIG_MAX_SOURCES];
+	char err[768];
+	size_t n;
+	int rc;
+
+	n = set_placeholders(doc, names, NB_CONFIG_MAX_SOURCES);
+	rc = nb_source_save(path, doc, err, sizeof(err));
+	unset_placeholders(names, n);
+	if (rc == -1)
+		fprintf(stderr, "nudgebridge source %s: %s\n", cmd, err);
+	return rc;
+}
+
+static int
+cmd_add(struct source_args *a)
+{
+	struct nb_source_new s;
+	char key[NB_SOURCE_KEY_MAX], err[768];
+	json_t *doc = NULL;
+	int unset, rc = 1;
+
+	if (a->name == NULL || a->write_key_env == NULL) {
+		fprintf(stderr,
+		    "nudgebridge source add: NAME and "
+		    "--write-key-env VAR are required\n");
+		source_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if ((doc = load_doc(a->config)) == NULL)
+		return 1;
+	memset(&s, 0, sizeof(s));
+	s.name = a->name;
+	s.write_key_env = a->write_key_env;
+	s.region = a->region;
+	s.ed25519 = a->ed25519;
+	if (nb_source_add(doc, &s, key, sizeof(key), err, sizeof(err)) == -1) {
+		fprintf(stderr, "nudgebridge source add: %s\n", err);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	unset = getenv(a->write_key_env) == NULL;
+	if (save("add", a->config, doc) == -1)
+		goto out;
+	printf("Added source %s to %s.\n\n", a->name, a->config);
+	printf("Paste into Nudgespot's webhook settings:\n");
+	print_url(a, doc, a->name);
+	print_key(a->ed25519, key);
+	printf("\nNext: give the bridge the Segment write key in %s%s, then "
+	       "reload it\n(kill -HUP <pid>, or systemctl reload "
+	       "nudgebridge).\n",
+	    a->write_key_env, unset ? " (not set in this shell)" : "");
+	rc = 0;
+out:
+	sodium_memzero(key, sizeof(key));
+	json_decref(doc);
+	return rc;
+}
+
+static int
+cmd_rotate(struct source_args *a)
+{
+	char key[NB_SOURCE_KEY_MAX], err[768], fp[NB_SOURCE_FP_LEN];
+	json_t *doc = NULL, *src, *keys;
+	int id = 0, rc = 1, ed;
+
+	if (a->name == NULL) {
+		source_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if ((doc = load_doc(a->config)) == NULL)
+		return 1;
+	/* A source signed with Ed25519 only keeps to Ed25519. */
+	src = find_source(doc, a->name);
+	ed = a->ed25519 ||
+	    (src != NULL &&
+		json_array_size(json_object_get(src, "signing_secrets")) == 0 &&
+		json_array_size(json_object_get(src, "public_keys")) > 0);
+	if (nb_source_rotate(doc, a->name, ed, key, sizeof(key), &id, err,
+		sizeof(err)) == -1) {
+		fprintf(stderr, "nudgebridge source rotate: %s\n", err);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (save("rotate", a->config, doc) == -1)
+		goto out;
+	keys = json_object_get(
+	    find_source(doc, a->name), ed ? "public_keys" : "signing_secrets");
+	nb_source_fingerprint(
+	    json_string_value(json_array_get(keys, json_array_size(keys) - 1)),
+	    fp);
+	printf("Added key %d (fingerprint %s) to source %s; the old keys stay "
+	       "valid.\n\n",
+	    id, fp, a->name);
+	printf("Give Nudgespot the new key:\n");
+	print_key(ed, key);
+	printf("\nReload the bridge (SIGHUP). Once Nudgespot signs with the "
+	       "new key, retire the old one:\n"
+	       "  nudgebridge source list --config %s\n"
+	       "  nudgebridge source retire %s --config %s --secret-id ID\n",
+	    a->config, a->name, a->config);
+	rc = 0;
+out:
+	sodium_memzero(key, sizeof(key));
+	json_decref(doc);
+	return rc;
+}
+
+static int
+cmd_retire(struct source_args *a)
+{
+	char err[768];
+	json_t *doc = NULL;
+	int rc = 1;
+
+	if (a->name == NULL || a->secret_id == NULL) {
+		fprintf(stderr,
+		    "nudgebridge source retire: NAME and "
+		    "--secret-id ID are required\n");
+		return EXIT_USAGE;
+	}
+	if ((doc = load_doc(a->config)) == NULL)
+		return 1;
+	if (nb_source_retire(doc, a->name, a->secret_id, err, sizeof(err)) ==
+	    -1) {
+		fprintf(stderr, "nudgebridge source retire: %s\n", err);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (save("retire", a->config, doc) == -1)
+		goto out;
+	printf("Removed key %s from source %s. Reload the bridge (SIGHUP) "
+	       "to stop accepting it.\n",
+	    a->secret_id, a->name);
+	rc = 0;
+out:
+	json_decref(doc);
+	return rc;
+}
+
+int
+nb_source_main(int argc, char **argv)
+{
+	struct source_args a;
+	json_t *doc;
+	const char *cmd;
+
+	if (argc < 2 || strcmp(argv[1], "help") == 0 ||
+	    strcmp(argv[1], "--help") == 0) {
+		source_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	cmd = argv[1];
+	memset(&a, 0, sizeof(a));
+	if (source_parse(&a, argc, argv) == -1) {
+		source_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(cmd, "add") == 0)
+		return cmd_add(&a);
+	if (strcmp(cmd, "rotate") == 0)
+		return cmd_rotate(&a);
+	if (strcmp(cmd, "retire") == 0)
+		return cmd_retire(&a);
+	if (strcmp(cmd, "list") == 0) {
+		if ((doc = load_doc(a.config)) == NULL)
+			return 1;
+		nb_source_list(stdout, doc);
+		json_decref(doc);
+		return 0;
+	}
+	fprintf(stderr, "nudgebridge source: unknown command '%s'\n", cmd);
+	source_usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: ISC
+"""Onboarding (issue 8): `nudgebridge source add|rotate|retire|list`.
+
+A running bridge's configuration file is changed with the commands, the
+bridge gets SIGHUP, and requests signed with exactly what the commands
+printed are accepted (and keys retired are refused).
+"""
+
+import hashlib
+import json
+import os
+import re
+import stat
+import unittest
+
+from harness import WRITE_KEY, BridgeCase, event, run_cli, sign
+
+
+def printed(out, label):
+    m = re.search(r"^\s*%s:\s+(\S+)\s*$" % re.escape(label), out, re.M)
+    return m.group(1) if m else None
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def fingerprint(key):
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+class TestSource(BridgeCase):
+
+    START = False
+
+    def setUp(self):
+        super().setUp()
+        self.bridge = self.make_bridge(start=False)
+        # The daemon has the write key; the operator's shell need not.
+        self.bridge.env["NB_TEST_BETA_WK"] = WRITE_KEY
+        self.bridge.start()
+        os.chmod(self.bridge.config_path, 0o640)
+
+    def source(self, *args):
+        env = dict(os.environ)
+        env.pop("NB_TEST_BETA_WK", None)
+        return run_cli("source", *args, "--config", self.bridge.config_path,
+                       env=env)
+
+    def reload(self):
+        n = len(re.findall("config reloaded", self.bridge.log()))
+        self.bridge.hup()
+        self.assertTrue(self.bridge.wait_log(
+            r"(?s)(config reloaded.*){%d}" % (n + 1), 5), self.bridge.log())
+
+    def post(self, source, secret=None, headers=None):
+        ev = event()
+        body = json.dumps([ev]).encode()
+        if headers is None:
+            return ev, self.bridge.post(source, body, secret=secret)
+        h = {"Content-Type": "application/json"}
+        h.update(headers)
+        return ev, self.bridge.request("POST", "/v1/webhooks/" + source,
+                                       body, h)
+
+    def test_add_rotate_retire(self):
+        r = self.source("add", "beta", "--write-key-env", "NB_TEST_BETA_WK")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        url = printed(r.stdout, "Webhook URL")
+        secret = printed(r.stdout, "Signing secret")
+        self.assertEqual(url, "http://127.0.0.1:%d/v1/webhooks/beta" %
+                         self.bridge.port)
+        self.assertTrue(secret.startswith("whsec_"), r.stdout)
+        self.assertEqual(r.stderr, "")
+        # Atomic replace kept the mode and left no temporary file.
+        self.assertEqual(stat.S_IMODE(os.stat(
+            self.bridge.config_path).st_mode), 0o640)
+        self.assertEqual(sorted(f for f in os.listdir(self.bridge.dir)
+                                if f.startswith("nudgebridge.json")),
+                         ["nudgebridge.json"])
+        cfg = json.loads(read(self.bridge.config_path))
+        self.assertEqual([s["name"] for s in cfg["sources"]],
+                         ["acme", "beta"])
+        self.assertEqual(cfg["sources"][0], self.bridge.config["sources"][0])
+
+        # Not yet: the bridge has not reloaded.
+        _, resp = self.post("beta", secret=secret)
+        self.assertStatus(resp, 404, "unknown_source")
+        self.reload()
+        ev, resp = self.post("beta", secret=secret)
+        self.assertCounts(resp, 1, 0, 0)
+        self.assertEqual(self.sink.wait_count(1), 1)
+        # The old source still works.
+        self.assertCounts(self.post("acme")[1], 1, 0, 0)
+
+        # rotate: both secrets valid.
+        r = self.source("rotate", "beta")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        new = printed(r.stdout, "Signing secret")
+        self.assertTrue(new.startswith("whsec_") and new != secret)
+        self.reload()
+        self.assertCounts(self.post("beta", secret=secret)[1], 1, 0, 0)
+        self.assertCounts(self.post("beta", secret=new)[1], 1, 0, 0)
+
+        # list: fingerprints, never secrets.
+        r = self.source("list")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("whsec_", r.stdout)
+        rows = [l.split() for l in r.stdout.splitlines()[1:]]
+        beta = [x for x in rows if x[0] == "beta"]
+        self.assertEqual(beta, [["beta", "0", "secret", fingerprint(secret)],
+                                ["beta", "1", "secret", fingerprint(new)]])
+
+        # retire the old one by fingerprint: it is refused after SIGHUP.
+        r = self.source("retire", "beta", "--secret-id", fingerprint(secret))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.reload()
+        _, resp = self.post("beta", secret=secret)
+        self.assertStatus(resp, 401, "signature_mismatch")
+        self.assertCounts(self.post("beta", secret=new)[1], 1, 0, 0)
+        # The last key cannot be retired.
+        r = self.source("retire", "beta", "--secret-id", "0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("last key", r.stderr)
+
+        # Secrets never reach the bridge's log.
+        for s in (secret, new):
+            self.assertNotIn(s, self.bridge.log())
+
+    def test_add_ed25519_public_url(self):
+        r = self.source("add", "gamma", "--write-key-env", "NB_TEST_BETA_WK",
+                        "--ed25519", "--region", "us", "--public-url",
+                        "https://hooks.example.com/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(printed(r.stdout, "Webhook URL"),
+                         "https://hooks.example.com/v1/webhooks/gamma")
+        sk = printed(r.stdout, "Signing key")
+        self.assertTrue(sk.startswith("whsk_"), r.stdout)
+        text = read(self.bridge.config_path)
+        self.assertNotIn(sk, text)
+        self.assertIn("whpk_", text)
+        self.reload()
+        body = json.dumps([event()]).encode()
+        p = run_cli("sign", "--private-key", sk, input=body)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        h = dict(l.split(": ", 1) for l in p.stdout.splitlines())
+        h["Content-Type"] = "application/json"
+        resp = self.bridge.request("POST", "/v1/webhooks/gamma", body, h)
+        self.assertCounts(resp, 1, 0, 0)
+
+    def test_refusals_change_nothing(self):
+        before = read(self.bridge.config_path)
+        for args, code in ((("add", "acme", "--write-key-env", "X"), 2),
+                           (("add", "Bad!", "--write-key-env", "X"), 2),
+                           (("add", "delta"), 2),
+                           (("add", "delta", "--write-key-env", "X",
+                             "--region", "mars"), 2),
+                           (("rotate", "nope"), 2),
+                           (("retire", "acme", "--secret-id", "9"), 2),
+                           (("frobnicate",), 2)):
+            r = self.source(*args)
+            self.assertEqual(r.returncode, code, (args, r.stdout, r.stderr))
+            self.assertEqual(r.stdout, "", args)
+        self.assertEqual(read(self.bridge.config_path), before)
+        # A file that would not load is refused before it replaces anything.
+        cfg = json.loads(before)
+        cfg["sources"][0]["signing_secrets_env"] = "NB_TEST_UNSET_VAR"
+        self.bridge.write_config(cfg)
+        broken = read(self.bridge.config_path)
+        r = self.source("add", "delta", "--write-key-env", "X")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("NB_TEST_UNSET_VAR", r.stderr)
+        self.assertEqual(read(self.bridge.config_path), broken)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Unit tests for source: fingerprints, add/rotate/retire on a JSON
+ * document, the list never showing a key, and the atomic save that
+ * validates before it replaces the file.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "nudgebridge/config.h"
+#include "nudgebridge/sig.h"
+#include "nudgebridge/source.h"
+
+static const char base_doc[] =
+    "{\"listen\": \"127.0.0.1:8080\", \"store\": {\"path\": \"nb.db\"},"
+    " \"sources\": [{\"name\": \"acme\", \"signing_secrets\":"
+    " [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"], \"write_key\": \"wk\"}]}";
+
+static json_t *
+doc_new(void)
+{
+	json_t *doc = json_loads(base_doc, 0, NULL);
+
+	assert_non_null(doc);
+	return doc;
+}
+
+static void
+test_fingerprint(void **state)
+{
+	static const struct {
+		const char *in;
+		const char *fp;
+	} vec[] = {
+	    {"abc", "ba7816bf"},
+	    {"", "e3b0c442"},
+	    {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", NULL},
+	};
+	char fp[NB_SOURCE_FP_LEN], again[NB_SOURCE_FP_LEN];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
+		nb_source_fingerprint(vec[i].in, fp);
+		assert_int_equal(strlen(fp), 8);
+		if (vec[i].fp != NULL)
+			assert_string_equal(fp, vec[i].fp);
+		nb_source_fingerprint(vec[i].in, again);
+		assert_string_equal(fp, again);
+	}
+}
+
+/* The secret verifies a signature made with it. */
+static void
+assert_secret_works(const char *secret)
+{
+	struct nb_keyring *kr = nb_keyring_new();
+	struct nb_sig_headers h;
+	char sig[NB_SIG_ENTRY_MAX], ts[32];
+	time_t now = time(NULL);
+
+	assert_non_null(kr);
+	assert_int_equal(nb_keyring_add_secret(kr, secret), 0);
+	assert_int_equal(nb_sig_sign_hmac(secret, "msg_1", (int64_t)now,
+			     (const unsigned char *)"{}", 2, sig, sizeof(sig)),
+	    0);
+	snprintf(ts, sizeof(ts), "%lld", (long long)now);
+	h.id = "msg_1";
+	h.timestamp = ts;
+	h.signature = sig;
+	assert_int_equal(
+	    nb_sig_verify(kr, &h, (const unsigned char *)"{}", 2, now, 300),
+	    NB_SIG_OK);
+	nb_keyring_free(kr);
+}
+
+static void
+test_add(void **state)
+{
+	struct nb_source_new s = {"beta", "BETA_WK", "eu", 0};
+	char key[NB_SOURCE_KEY_MAX], err[256];
+	json_t *doc = doc_new(), *src;
+
+	(void)state;
+	assert_int_equal(
+	    nb_source_add(doc, &s, key, sizeof(key), err, sizeof(err)), 0);
+	assert_true(strncmp(key, "whsec_", 6) == 0);
+	src = json_array_get(json_object_get(doc, "sources"), 1);
+	assert_string_equal(
+	    json_string_value(json_object_get(src, "name")), "beta");
+	assert_string_equal(json_string_value(json_array_get(
+				json_object_get(src, "signing_secrets"), 0)),
+	    key);
+	assert_string_equal(
+	    json_string_value(json_object_get(src, "write_key_env")),
+	    "BETA_WK");
+	assert_string_equal(
+	    json_string_value(json_object_get(src, "region")), "eu");
+	assert_null(json_object_get(src, "public_keys"));
+	assert_secret_works(key);
+	json_decref(doc);
+}
+
+static void
+test_add_ed25519(void **state)
+{
+	struct nb_source_new s = {"gamma", "G_WK", NULL, 1};
+	struct nb_keyring *kr;
+	struct nb_sig_headers h;
+	char key[NB_SOURCE_KEY_MAX], err[256], sig[NB_SIG_ENTRY_MAX];
+	char ts[32];
+	json_t *doc = doc_new(), *src;
+	const char *pk;
+	char *text;
+	time_t now = time(NULL);
+
+	(void)state;
+	assert_int_equal(
+	    nb_source_add(doc, &s, key, sizeof(key), err, sizeof(err)), 0);
+	assert_true(strncmp(key, "whsk_", 5) == 0);
+	src = json_array_get(json_object_get(doc, "sources"), 1);
+	assert_null(json_object_get(src, "signing_secrets"));
+	assert_null(json_object_get(src, "region"));
+	pk = json_string_value(
+	    json_array_get(json_object_get(src, "public_keys"), 0));
+	assert_non_null(pk);
+	assert_true(strncmp(pk, "whpk_", 5) == 0);
+	/* The private key printed signs what the stored public key checks. */
+	assert_non_null(kr = nb_keyring_new());
+	assert_int_equal(nb_keyring_add_public_key(kr, pk), 0);
+	assert_int_equal(nb_sig_sign_ed25519(key, "msg_2", (int64_t)now,
+			     (const unsigned char *)"[]", 2, sig, sizeof(sig)),
+	    0);
+	snprintf(ts, sizeof(ts), "%lld", (long long)now);
+	h.id = "msg_2";
+	h.timestamp = ts;
+	h.signature = sig;
+	assert_int_equal(
+	    nb_sig_verify(kr, &h, (const unsigned char *)"[]", 2, now, 300),
+	    NB_SIG_OK);
+	/* No private key in the document. */
+	text = json_dumps(doc, 0);
+	assert_non_null(text);
+	assert_null(strstr(text, "whsk_"));
+	free(text);
+	nb_keyring_free(kr);
+	json_decref(doc);
+}
+
+static void
+test_add_refused(void **state)
+{
+	static const struct nb_source_new bad[] = {
+	    {"acme", "X", NULL, 0}, /* exists */
+	    {"Acme", "X", NULL, 0}, /* name */
+	    {"", "X", NULL, 0},	    /* name */
+	    {"ok", "", NULL, 0},    /* variable */
+	    {"ok", "1X", NULL, 0},  /* variable */
+	    {"ok", "A-B", NULL, 0}, /* variable */
+	    {"ok", "X", "mars", 0}, /* region */
+	};
+	char key[NB_SOURCE_KEY_MAX], err[256];
+	json_t *doc = doc_new();
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(nb_source_add(doc, &bad[i], key, sizeof(key),
+				     err, sizeof(err)),
+		    -1);
+		assert_true(err[0] != '\0');
+	}
+	assert_int_equal(json_array_size(json_object_get(doc, "sources")), 1);
+	json_decref(doc);
+}
+
+static char *
+list_text(const json_t *doc)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	nb_source_list(f, doc);
+	fclose(f);
+	return buf;
+}
+
+static void
+test_rotate_retire(void **state)
+{
+	char key[NB_SOURCE_KEY_MAX], old[NB_SOURCE_KEY_MAX], err[256];
+	char fp[NB_SOURCE_FP_LEN], fpold[NB_SOURCE_FP_LEN];
+	json_t *doc = doc_new(), *secrets;
+	char *text;
+	int id = -1;
+
+	(void)state;
+	secrets =
+	    json_object_get(json_array_get(json_object_get(doc, "sources"), 0),
+		"signing_secrets");
+	snprintf(old, sizeof(old), "%s",
+	    json_string_value(json_array_get(secrets, 0)));
+	/* The last key cannot go. */
+	assert_int_equal(
+	    nb_source_retire(doc, "acme", "0", err, sizeof(err)), -1);
+	assert_int_equal(nb_source_rotate(doc, "acme", 0, key, sizeof(key), &id,
+			     err, sizeof(err)),
+	    0);
+	assert_int_equal(id, 1);
+	assert_int_equal(json_array_size(secrets), 2);
+	assert_string_equal(json_string_value(json_array_get(secrets, 0)), old);
+	assert_string_equal(json_string_value(json_array_get(secrets, 1)), key);
+	assert_int_equal(nb_source_rotate(doc, "nope", 0, key, sizeof(key), &id,
+			     err, sizeof(err)),
+	    -1);
+
+	/* list: ids and fingerprints, never a key. */
+	nb_source_fingerprint(old, fpold);
+	nb_source_fingerprint(
+	    json_string_value(json_array_get(secrets, 1)), fp);
+	text = list_text(doc);
+	assert_non_null(strstr(text, fpold));
+	assert_non_null(strstr(text, fp));
+	assert_null(strstr(text, "whsec_"));
+	free(text);
+
+	/* Unknown ids, bad ids. */
+	assert_int_equal(
+	    nb_source_retire(doc, "acme", "7", err, sizeof(err)), -1);
+	assert_int_equal(
+	    nb_source_retire(doc, "acme", "zz", err, sizeof(err)), -1);
+	assert_int_equal(
+	    nb_source_retire(doc, "acme", "00000000", err, sizeof(err)), -1);
+	assert_int_equal(
+	    nb_source_retire(doc, "nope", "0", err, sizeof(err)), -1);
+	/* By fingerprint prefix: the old one goes, the new one stays. */
+	fpold[6] = '\0';
+	assert_int_equal(
+	    nb_source_retire(doc, "acme", fpold, err, sizeof(err)), 0);
+	assert_int_equal(json_array_size(secrets), 1);
+	assert_string_equal(json_string_value(json_array_get(secrets, 0)), key);
+	/* By number, after another rotation. */
+	assert_int_equal(nb_source_rotate(doc, "acme", 1, key, sizeof(key), &id,
+			     err, sizeof(err)),
+	    0);
+	assert_int_equal(id, 1); /* secrets first, then public keys */
+	assert_int_equal(
+	    nb_source_retire(doc, "acme", "0", err, sizeof(err)), 0);
+	assert_null(
+	    json_object_get(json_array_get(json_object_get(doc, "sources"), 0),
+		"signing_secrets"));
+	assert_int_equal(json_array_size(json_object_get(
+			     json_array_get(json_object_get(doc, "sources"), 0),
+			     "public_keys")),
+	    1);
+	json_decref(doc);
+}
+
+static int
+count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void
+test_save(void **state)
+{
+	struct nb_source_new s = {"beta", "NB_TEST_SOURCE_WK", NULL, 0};
+	struct nb_config *cfg = NULL;
+	struct stat st;
+	char dir[] = "/tmp/nb-test-source-XXXXXX";
+	char path[256], key[NB_SOURCE_KEY_MAX], err[512];
+	json_t *doc = doc_new(), *bad;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/nudgebridge.json", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(base_doc, f);
+	fclose(f);
+	assert_int_equal(chmod(path, 0640), 0);
+
+	/* A missing write-key variable: refused, file unchanged. */
+	unsetenv("NB_TEST_SOURCE_WK");
+	assert_int_equal(
+	    nb_source_add(doc, &s, key, sizeof(key), err, sizeof(err)), 0);
+	assert_int_equal(nb_source_save(path, doc, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "NB_TEST_SOURCE_WK"));
+	assert_null(strstr(err, key));
+	assert_int_equal(count_files(dir), 1);
+
+	setenv("NB_TEST_SOURCE_WK", "wk_beta", 1);
+	assert_int_equal(nb_source_save(path, doc, err, sizeof(err)), 0);
+	assert_int_equal(count_files(dir), 1);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0640);
+	assert_int_equal(nb_config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_int_equal(cfg->nsources, 2);
+	assert_non_null(nb_config_source(cfg, "beta"));
+	assert_string_equal(
+	    nb_config_source(cfg, "beta")->write_key, "wk_beta");
+	nb_config_unref(cfg);
+
+	/* An invalid document never replaces the file. */
+	bad = json_deep_copy(doc);
+	json_object_set_new(bad, "listen", json_integer(5));
+	assert_int_equal(nb_source_save(path, bad, err, sizeof(err)), -1);
+	assert_int_equal(count_files(dir), 1);
+	assert_int_equal(nb_config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_int_equal(cfg->nsources, 2);
+	nb_config_unref(cfg);
+	json_decref(bad);
+
+	sodium_memzero(key, sizeof(key));
+	unlink(path);
+	rmdir(dir);
+	unsetenv("NB_TEST_SOURCE_WK");
+	json_decref(doc);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_fingerprint),
+	    cmocka_unit_test(test_add),
+	    cmocka_unit_test(test_add_ed25519),
+	    cmocka_unit_test(test_add_refused),
+	    cmocka_unit_test(test_rotate_retire),
+	    cmocka_unit_test(test_save),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
