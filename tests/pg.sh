@@ -6,6 +6,9 @@
 #   eval "$(tests/pg.sh)"      # start (or reuse) it; exports NB_TEST_PG_DSN
 #   tests/pg.sh env            # print the export line of the running cluster
 #   tests/pg.sh stop           # stop it and delete its files
+#   tests/pg.sh stop-server [fast|immediate]
+#                              # stop the server, keep its files and port
+#   tests/pg.sh start-server   # start that stopped server again (same port)
 #
 # The cluster lives in a mktemp folder, runs as a non-root user (the server
 # refuses root: as root the script uses "postgres", or creates "nbtest"),
@@ -136,9 +139,33 @@ cmd_env() {
 	echo "export NB_TEST_PG_DSN=$(dsn_of "$port")"
 }
 
+# An outage for the tests: the data folder, the port and the state file stay,
+# so start-server brings back the same server with the same rows.
+cmd_stop_server() {
+	local mode=${1:-fast}
+	case "$mode" in
+	fast | immediate | smart) ;;
+	*) die "stop-server: mode is fast, immediate or smart" ;;
+	esac
+	load_state || die "no cluster (run tests/pg.sh)"
+	if running; then
+		as_user "$bin/pg_ctl" stop -w -t 30 -m "$mode" -D "$dir/data" \
+		    >/dev/null || die "pg_ctl stop failed"
+	fi
+	say "server on port $port stopped ($mode); files kept in $dir"
+}
+
+cmd_start_server() {
+	load_state || die "no cluster (run tests/pg.sh)"
+	running || start_server || die "server did not start: see $dir/log"
+	echo "export NB_TEST_PG_DSN=$(dsn_of "$port")"
+}
+
 case "${1:-start}" in
 start) cmd_start ;;
 stop) cmd_stop ;;
+stop-server) cmd_stop_server "${2:-fast}" ;;
+start-server) cmd_start_server ;;
 env | status) cmd_env ;;
-*) die "usage: $0 [start|stop|env]" ;;
+*) die "usage: $0 [start|stop|env|stop-server [fast|immediate]|start-server]" ;;
 esac

@@ -9,6 +9,18 @@ file.  It signs requests the way Nudgespot does (Standard Webhooks v1:
 base64 of HMAC-SHA256 over ``{id}.{timestamp}.{body}``), talks to the admin
 API and runs the command line.  Everything stays on 127.0.0.1; only the
 Python standard library is used.
+
+The store backend comes from the environment: ``NB_TEST_STORE=postgres``
+(with ``NB_TEST_PG_DSN``, see tests/pg.sh) runs every Bridge on PostgreSQL
+instead of a SQLite file.  Each Bridge then gets a fresh schema of its own
+(``PGOPTIONS`` sets the ``search_path`` of every connection it and its
+command line open; the schema is dropped by ``cleanup``), so tests stay as
+independent as with one SQLite file per folder, and the lease is kept short
+so a bridge restarted after ``kill -9`` takes its own rows back quickly.
+A Bridge whose config names ``store.driver`` itself is left alone (the
+PostgreSQL tests share one schema between instances).  Tests that only make
+sense on one backend use ``sqlite_only(reason)``; without the DSN every
+BridgeCase test of the postgres variant is skipped.
 """
 
 import base64
@@ -35,6 +47,63 @@ BINARY = os.environ.get("NB_BINARY") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "nudgebridge")
 
 WRITE_KEY = "wk_test_0123456789"
+
+STORE = os.environ.get("NB_TEST_STORE", "sqlite").strip() or "sqlite"
+PG_DSN = os.environ.get("NB_TEST_PG_DSN", "")
+ON_POSTGRES = STORE == "postgres"
+if STORE not in ("sqlite", "postgres"):
+    raise RuntimeError("NB_TEST_STORE must be sqlite or postgres, not %r"
+                       % STORE)
+
+# On PostgreSQL an instance killed with -9 keeps its leases until they run
+# out (the bridge leases for at least segment.timeout_ms + 5 s), so the
+# postgres variant uses a shorter request timeout than the 10 s default.
+PG_DEFAULTS = {"lease_s": 1, "timeout_ms": 2000}
+
+
+# Tests (by unittest id, without the module's package) that test something
+# only the SQLite store has; the postgres variant skips them with the reason.
+# New tests can use @sqlite_only(reason) instead.
+SQLITE_ONLY = {
+    "test_ingest.TestStoreFull.test_503_when_full":
+        "store.max_size_bytes is the SQLite file's cap; PostgreSQL has none "
+        "(its 503s when the server is away: test_postgres.TestPgOutage)",
+}
+
+
+def sqlite_only(reason):
+    """Skips a test (or class) when the suite runs on PostgreSQL."""
+    return unittest.skipIf(ON_POSTGRES, "SQLite only: " + reason)
+
+
+def psql(sql, dsn=None, timeout=30):
+    """Runs sql with psql against dsn (default NB_TEST_PG_DSN)."""
+    p = subprocess.run(["psql", dsn or PG_DSN, "-X", "-q", "-A", "-t", "-v",
+                        "ON_ERROR_STOP=1", "-c", sql],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout,
+                       env=dict(os.environ, PGOPTIONS=""))
+    if p.returncode != 0:
+        raise AssertionError("psql %r failed: %s" %
+                             (sql, p.stderr.decode(errors="replace")))
+    return p.stdout.decode(errors="replace")
+
+
+def pg_new_schema(prefix="nb", dsn=None):
+    """Creates an empty schema with a fresh name and returns the name."""
+    name = "%s_%d_%s" % (prefix, os.getpid(), secrets.token_hex(4))
+    psql("SET client_min_messages = warning; CREATE SCHEMA %s" % name, dsn)
+    return name
+
+
+def pg_drop_schema(name, dsn=None):
+    psql("SET client_min_messages = warning; "
+         "DROP SCHEMA IF EXISTS %s CASCADE" % name, dsn)
+
+
+def pg_options(schema):
+    """The PGOPTIONS value that puts a connection in schema."""
+    return "-c search_path=%s" % schema
 
 
 def free_port():
@@ -167,6 +236,17 @@ class Bridge:
         }
         if self.token:
             self.config["admin"]["token"] = self.token
+        self.pg_schema = None
+        own_driver = bool(config) and isinstance(config.get("store"), dict) \
+            and "driver" in config["store"]
+        if ON_POSTGRES and not own_driver:
+            if not PG_DSN:
+                raise unittest.SkipTest("NB_TEST_STORE=postgres needs "
+                                        "NB_TEST_PG_DSN (see tests/pg.sh)")
+            self.pg_schema = pg_new_schema()
+            self.config["store"] = {"driver": "postgres", "dsn": PG_DSN,
+                                    "lease_s": PG_DEFAULTS["lease_s"]}
+            self.config["segment"]["timeout_ms"] = PG_DEFAULTS["timeout_ms"]
         if config:
             deep_merge(self.config, copy.deepcopy(config))
         self.config_path = os.path.join(self.dir, "nudgebridge.json")
@@ -175,6 +255,8 @@ class Bridge:
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self._stderr = None
         self.env = dict(os.environ)
+        if self.pg_schema:
+            self.env["PGOPTIONS"] = pg_options(self.pg_schema)
 
     # -- process --------------------------------------------------------
 
@@ -253,6 +335,12 @@ class Bridge:
         self.stop()
         if os.environ.get("NB_KEEP_TMP"):
             return
+        if self.pg_schema:
+            try:
+                pg_drop_schema(self.pg_schema)
+            except (AssertionError, OSError, subprocess.SubprocessError):
+                pass    # the server may be gone; the schema is harmless
+            self.pg_schema = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _close_log(self):
@@ -397,6 +485,11 @@ class BridgeCase(unittest.TestCase):
     START = True
 
     def setUp(self):
+        if ON_POSTGRES and not PG_DSN:
+            self.skipTest("NB_TEST_STORE=postgres needs NB_TEST_PG_DSN "
+                          "(see tests/pg.sh)")
+        if ON_POSTGRES and self.id() in SQLITE_ONLY:
+            self.skipTest("SQLite only: " + SQLITE_ONLY[self.id()])
         self.sink = Sink(WRITE_KEY)
         self.addCleanup(self.sink.close)
         if self.START:

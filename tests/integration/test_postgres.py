@@ -4,27 +4,116 @@
 Needs NB_TEST_PG_DSN (tests/pg.sh starts a throw-away cluster; tests/run.sh
 does it for you); without it every test is skipped.  Each test gets a
 schema of its own (PGOPTIONS sets the search_path of every connection the
-bridges open), so runs never see each other's rows.
+bridges open), so runs never see each other's rows.  The outage test stops
+and restarts a PostgreSQL server: it starts a private cluster of its own
+with tests/pg.sh (never the shared one NB_TEST_PG_DSN names, which other
+tests may be using) and deletes it afterwards.
+
+The load generators below play Nudgespot and a load balancer: a webhook
+that is not answered 200 (a 503, a refused or reset connection) is sent
+again, same webhook-id and body, to the next instance, until it is
+acknowledged.  "Acknowledged" in the assertions means "answered 200".
 """
 
+import http.client
+import json
 import os
-import secrets
 import subprocess
+import tempfile
+import threading
 import time
 import unittest
 
-from harness import BridgeCase, event, message_id, new_secret
+from harness import (BridgeCase, event, message_id, new_id, new_secret,
+                     pg_drop_schema, pg_new_schema, pg_options, psql,
+                     wait_until)
 
 DSN = os.environ.get("NB_TEST_PG_DSN", "")
+PG_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                     "pg.sh")
 
 
-def psql(sql):
-    p = subprocess.run(["psql", DSN, "-q", "-v", "ON_ERROR_STOP=1", "-c",
-                        sql], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, timeout=30)
-    if p.returncode != 0:
-        raise AssertionError("psql %r failed: %s" %
-                             (sql, p.stderr.decode(errors="replace")))
+class Poster(threading.Thread):
+    """Posts signed webhooks of `per` events over `bridges` until stopped.
+
+    Thread k starts at bridges[k % n] and moves to the next instance for
+    each new webhook (requests spread over the fleet); a webhook answered
+    anything but 200 is retried with the same id and body on the next
+    instance, or on the same one when there is only one.
+    """
+
+    def __init__(self, bridges, k=0, per=2, give_up_s=40.0, pause_s=0.0):
+        super().__init__(daemon=True)
+        self.bridges = list(bridges)
+        self.k = k
+        self.per = per
+        self.give_up_s = give_up_s
+        self.pause_s = pause_s
+        self.halt = threading.Event()
+        self.lock = threading.Lock()
+        self.sent = set()       # event ids ever posted
+        self.acked = set()      # event ids answered 200
+        self.unacked = []       # gave up on these
+        self.statuses = {}      # status (or exception name) -> count
+        self.unexpected = []    # answers neither 200 nor 503
+        self.no_retry_after = []  # 503s without a valid Retry-After
+        self.per_bridge = [0] * len(self.bridges)  # 200s per instance
+
+    def _count(self, key):
+        with self.lock:
+            self.statuses[key] = self.statuses.get(key, 0) + 1
+
+    def _webhook(self, i):
+        evs = [event(properties={"poster": self.k, "i": i, "j": j})
+               for j in range(self.per)]
+        body = json.dumps(evs).encode()
+        msg = new_id("msg")
+        with self.lock:
+            self.sent.update(e["id"] for e in evs)
+        at = (self.k + i) % len(self.bridges)
+        deadline = time.monotonic() + self.give_up_s
+        while time.monotonic() < deadline:
+            b = self.bridges[at]
+            try:
+                r = b.post("acme", body, id=msg)
+                status = r.status
+            except (OSError, http.client.HTTPException) as e:
+                r, status = None, type(e).__name__
+            self._count(status)
+            if status == 200:
+                with self.lock:
+                    self.acked.update(e["id"] for e in evs)
+                    self.per_bridge[at] += 1
+                return
+            if status == 503:
+                ra = r.header("Retry-After")
+                if not (ra and ra.isdigit() and int(ra) > 0):
+                    with self.lock:
+                        self.no_retry_after.append(r)
+            elif r is not None:
+                with self.lock:
+                    self.unexpected.append(r)
+                return
+            at = (at + 1) % len(self.bridges)
+            time.sleep(0.05)
+        with self.lock:
+            self.unacked.extend(e["id"] for e in evs)
+
+    def run(self):
+        i = 0
+        while not self.halt.is_set():
+            self._webhook(i)
+            i += 1
+            if self.pause_s:
+                time.sleep(self.pause_s)
+
+    def finish(self, timeout=45.0):
+        self.halt.set()
+        self.join(timeout)
+
+
+def strip_sent_at(m):
+    return {k: v for k, v in m.items() if k != "sentAt"}
 
 
 @unittest.skipUnless(DSN, "NB_TEST_PG_DSN is not set (see tests/pg.sh)")
@@ -39,27 +128,76 @@ class PgCase(BridgeCase):
 
     def setUp(self):
         super().setUp()
-        self.schema = "nbit_%d_%s" % (os.getpid(), secrets.token_hex(4))
-        psql("SET client_min_messages = warning; CREATE SCHEMA %s"
-             % self.schema)
-        self.addCleanup(psql, "SET client_min_messages = warning; "
-                        "DROP SCHEMA %s CASCADE" % self.schema)
+        self.dsn = getattr(self, "dsn", None) or DSN
+        self.schema = pg_new_schema("nbit", self.dsn)
+        self.addCleanup(pg_drop_schema, self.schema, self.dsn)
         self.sources = [{"name": "acme",
                          "signing_secrets": [new_secret()]}]
 
     def instance(self, start=True):
         b = self.make_bridge(
             self.sources,
-            {"store": {"driver": "postgres", "dsn": DSN,
+            {"store": {"driver": "postgres", "dsn": self.dsn,
                        "lease_s": self.LEASE_S, "path": None},
              "segment": {"timeout_ms": self.TIMEOUT_MS}},
             start=False)
         del b.config["store"]["path"]
         b.write_config()
-        b.env["PGOPTIONS"] = "-c search_path=%s" % self.schema
+        b.env["PGOPTIONS"] = pg_options(self.schema)
         if start:
             b.start()
         return b
+
+    def run_posters(self, bridges, n=4, per=2, pause_s=0.0):
+        ps = [Poster(bridges, k, per=per, pause_s=pause_s)
+              for k in range(n)]
+        for p in ps:
+            p.start()
+        self.addCleanup(lambda: [p.finish(5) for p in ps])
+        return ps
+
+    def finish_posters(self, ps):
+        for p in ps:
+            p.finish()
+        acked, sent = set(), set()
+        for p in ps:
+            self.assertFalse(p.is_alive(), "a poster did not stop")
+            self.assertEqual(p.unexpected, [], "answers besides 200/503")
+            self.assertEqual(p.no_retry_after, [], "503 without Retry-After")
+            self.assertEqual(p.unacked, [], "webhooks never acknowledged")
+            acked |= p.acked
+            sent |= p.sent
+        return acked, sent
+
+    def assertDelivered(self, acked, sent, timeout=40):
+        """Every acked event reached the sink; copies are identical."""
+        want = {message_id("acme", i) for i in acked}
+        missing = self.sink.wait_ids(want, timeout=timeout)
+        self.assertFalse(missing, "%d of %d acknowledged events lost" %
+                         (len(missing), len(want)))
+        posted = {message_id("acme", i) for i in sent}
+        seen, dups = {}, 0
+        for m in self.sink.accepted_messages():
+            mid = m.get("messageId")
+            self.assertIn(mid, posted, "a message nobody posted")
+            if mid in seen:
+                dups += 1
+                self.assertEqual(strip_sent_at(seen[mid]), strip_sent_at(m),
+                                 "two different messages, one messageId")
+            else:
+                seen[mid] = m
+        return dups
+
+    def pending(self, bridge):
+        r = bridge.admin("GET", "/v1/stats")
+        if r.status != 200:
+            return None
+        return sum(x["pending"] for x in r.json["sources"])
+
+    def count_events(self):
+        out = psql("SELECT count(*) FROM %s.events" % self.schema,
+                   dsn=self.dsn)
+        return int(out.strip())
 
 
 class TestSharedStore(PgCase):
@@ -110,6 +248,190 @@ class TestLeaseTakeover(PgCase):
         self.assertFalse(self.sink.wait_ids(want, timeout=15),
                          "rows leased by a dead instance never taken over")
         self.assertTrue(b.alive())
+
+
+class TestFleetKill(PgCase):
+
+    def test_kill9_mid_delivery_spread_over_two(self):
+        a, b = self.instance(), self.instance()
+        # Slow answers keep batches in flight on both instances.
+        self.sink.set_mode("slow", hang_s=0.3)
+        ps = self.run_posters([a, b], n=4, per=2)
+        self.assertGreaterEqual(self.sink.wait_requests(4, timeout=15), 4)
+        time.sleep(0.5)
+        a.kill9()           # mid-delivery: holds leases, has answers due
+        time.sleep(1.0)     # the load goes on, now on b only
+        acked, sent = self.finish_posters(ps)
+        self.sink.set_mode("ok")
+        n_a = sum(p.per_bridge[0] for p in ps)
+        n_b = sum(p.per_bridge[1] for p in ps)
+        self.assertGreater(n_a, 0, "instance a acknowledged nothing")
+        self.assertGreater(n_b, 0, "instance b acknowledged nothing")
+        self.assertTrue(acked <= sent)
+        # a's leases run out (lease_s, at least timeout + 5 s) and b sends
+        # a's share too: wait for the queue to be empty, so that batches
+        # a had in flight when it died (which reached the sink, but were
+        # never marked delivered) are sent again by b before the check.
+        self.assertDelivered(acked, sent, timeout=40)
+        self.assertTrue(wait_until(lambda: self.pending(b) == 0,
+                                   timeout=30),
+                        "rows left pending: %r" % self.pending(b))
+        self.assertEqual(self.count_events(), len(acked))
+        dups = self.assertDelivered(acked, sent, timeout=1)
+        self.assertTrue(b.alive())
+        if os.environ.get("NB_SHOW_LOG"):
+            print("acked %d (a %d, b %d webhooks), duplicates %d" %
+                  (len(acked), n_a, n_b, dups))
+
+
+class TestConcurrentDuplicate(PgCase):
+    EVENTS = 15
+    COPIES = 8          # concurrent copies of each, alternating a and b
+
+    def race(self, body, ids):
+        """Posts body once per webhook id in ids, all at the same moment,
+        alternating between the two instances; returns the responses."""
+        out, lock = [], threading.Lock()
+        gate = threading.Barrier(len(ids))
+
+        def one(k):
+            try:
+                gate.wait(10)
+                r = self.bridges[k % 2].post("acme", body, id=ids[k])
+            except Exception as e:  # reported below as a missing answer
+                r = e
+            with lock:
+                out.append(r)
+
+        ts = [threading.Thread(target=one, args=(k,))
+              for k in range(len(ids))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        self.assertEqual(len(out), len(ids))
+        for r in out:
+            self.assertEqual(getattr(r, "status", r), 200, r)
+            self.assertEqual(r.json["accepted"] + r.json["duplicates"], 1, r)
+        return out
+
+    def check_sent_once(self, evs):
+        want = {message_id("acme", e["id"]) for e in evs}
+        self.assertFalse(self.sink.wait_ids(want, timeout=15))
+        time.sleep(0.5)
+        n = sum(1 for m in self.sink.accepted_messages()
+                if m.get("messageId") in want)
+        self.assertEqual(n, len(want), "raced events sent more than once")
+
+    def test_same_webhook_to_both_stored_once(self):
+        self.bridges = (self.instance(), self.instance())
+        evs = [event() for _ in range(self.EVENTS)]
+        for e in evs:
+            msg = new_id("msg")
+            out = self.race(json.dumps(e).encode(), [msg] * self.COPIES)
+            self.assertEqual(sum(r.json["accepted"] for r in out), 1,
+                             "webhook %s stored more than once" % msg)
+        self.assertEqual(self.count_events(), self.EVENTS)
+        self.check_sent_once(evs)
+
+    def test_same_event_in_different_webhooks_stored_once(self):
+        # Nudgespot may send an event again under a new webhook-id: the
+        # event id key has to hold under the same race.
+        self.bridges = (self.instance(), self.instance())
+        evs = [event() for _ in range(self.EVENTS)]
+        for e in evs:
+            out = self.race(json.dumps(e).encode(),
+                            [new_id("msg") for _ in range(self.COPIES)])
+            self.assertEqual(sum(r.json["accepted"] for r in out), 1,
+                             "event %s stored more than once" % e["id"])
+        self.assertEqual(self.count_events(), self.EVENTS)
+        self.check_sent_once(evs)
+
+
+@unittest.skipUnless(DSN, "NB_TEST_PG_DSN is not set (see tests/pg.sh)")
+class TestPgOutage(PgCase):
+    """PostgreSQL stopped (pg_ctl stop -m fast) and started under load.
+
+    Runs on a private cluster (tests/pg.sh with a state file of its own):
+    stopping the shared server would break whatever else uses it.
+    """
+
+    def setUp(self):
+        self.state = tempfile.mktemp(prefix="nb-outage-pg-", suffix=".env")
+        self.env = dict(os.environ, NB_PG_STATE=self.state)
+        self.env.pop("PGOPTIONS", None)
+        p = self.pg("start")
+        if p.returncode != 0:
+            self.skipTest("tests/pg.sh cannot start a private cluster: %s"
+                          % p.stderr[-500:])
+        self.addCleanup(self.pg, "stop")
+        self.dsn = p.stdout.strip().split("=", 1)[1]
+        super().setUp()
+        # Cleanups run last first: the server is up again for DROP SCHEMA.
+        self.addCleanup(self.pg, "start-server")
+
+    def pg(self, *args):
+        return subprocess.run(["bash", PG_SH] + list(args),
+                              stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=self.env, timeout=60,
+                              universal_newlines=True)
+
+    def test_stop_and_start_under_load(self):
+        a, b = self.instance(), self.instance()
+        self.sink.set_mode("slow", hang_s=0.05)
+        # One poster per instance, each retrying on its own instance (as
+        # Nudgespot does against one URL), two spread over both.
+        ps = [Poster([a], 0), Poster([b], 1), Poster([a, b], 2),
+              Poster([a, b], 3)]
+        for p in ps:
+            p.start()
+        self.addCleanup(lambda: [p.finish(5) for p in ps])
+        self.assertTrue(self.sink.wait_count(10, timeout=15))
+        before = sum(len(p.acked) for p in ps)
+        self.assertGreater(before, 0)
+
+        r = self.pg("stop-server", "fast")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        down_at = time.monotonic()
+        for x in (a, b):
+            self.assertTrue(wait_until(
+                lambda: x.get("/readyz").status == 503, timeout=10),
+                "/readyz still 200 with the database down")
+            self.assertEqual(x.get("/healthz").status, 200)
+        self.assertTrue(wait_until(
+            lambda: sum(p.statuses.get(503, 0) for p in ps) > 0,
+            timeout=10), "no 503 while the database is down")
+        time.sleep(max(0.0, 2.0 - (time.monotonic() - down_at)))
+        # Nothing is answered 200 while the server is down.
+        acked_down = sum(len(p.acked) for p in ps)
+        time.sleep(0.5)
+        self.assertEqual(sum(len(p.acked) for p in ps), acked_down,
+                         "200 while PostgreSQL is stopped")
+        self.assertTrue(all(x.alive() for x in (a, b)))
+
+        r = self.pg("start-server")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for x in (a, b):
+            self.assertTrue(wait_until(
+                lambda: x.get("/readyz").status == 200, timeout=25),
+                "/readyz not back after PostgreSQL returned")
+        # Webhooks are accepted again by both, without a restart.
+        more = sum(len(p.acked) for p in ps)
+        self.assertTrue(wait_until(
+            lambda: sum(len(p.acked) for p in ps) > more + 8, timeout=15),
+            "webhooks not accepted after PostgreSQL returned")
+        acked, sent = self.finish_posters(ps)
+        self.assertGreater(sum(p.statuses.get(503, 0) for p in ps), 0)
+        self.assertDelivered(acked, sent, timeout=40)
+        self.assertTrue(all(x.alive() for x in (a, b)))
+        if os.environ.get("NB_SHOW_LOG"):
+            print("statuses %r" % [p.statuses for p in ps])
+        self.assertTrue(a.wait_log(r"store (connection lost|unreachable)",
+                                   timeout=1) or
+                        b.wait_log(r"store (connection lost|unreachable)",
+                                   timeout=1),
+                        "no log line about the lost database")
 
 
 if __name__ == "__main__":
