@@ -7,7 +7,11 @@
  * another process) never block the writer.  Every multi-statement write runs
  * in BEGIN IMMEDIATE, so writers from several connections queue on the
  * busy timeout instead of failing on a stale snapshot.  Statements are
- * prepared once per connection and reused.
+ * prepared once per connection and reused.  The deliverer's bookkeeping
+ * (claim, extend, release, delivered) is the one exception to FULL: it
+ * commits with synchronous=NORMAL, see sync_set() for why that keeps every
+ * guarantee, and works on a whole batch per statement (the seqs go in as
+ * one JSON array read with json_each), not one statement per row.
  *
  * De-duplication keeps (source, webhook-id) and (source, event id) in two
  * WITHOUT ROWID tables; an upsert that refreshes only a key older than the
@@ -79,6 +83,34 @@ static const char *const migrations[] = {
 };
 #define SQ_SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
+/*
+ * Index tuning, applied on every open after the migrations.  Indexes are
+ * not part of the schema version: a build without these statements works
+ * on a store that has them, and the other way round, only slower.
+ *
+ * - events_leased makes start-up recovery visit only leased rows instead of
+ *   every pending one (a full pass over a million-row backlog).
+ * - events_delivered serves the retention prune; it replaces events_state,
+ *   which every delivered mark had to move an entry of and which misled the
+ *   planner into scanning all pending rows for lease and delivery updates.
+ * - events_source_id served no query (the operator filter on an id cannot
+ *   use it) yet cost every append a random B-tree insert.
+ */
+static const char sq_index_tuning[] =
+    "CREATE INDEX IF NOT EXISTS events_leased ON events (seq)"
+    " WHERE lease_ms <> 0;"
+    "CREATE INDEX IF NOT EXISTS events_delivered ON events (updated_ms)"
+    " WHERE state = 1;"
+    "DROP INDEX IF EXISTS events_state;"
+    "DROP INDEX IF EXISTS events_source_id;";
+
+/*
+ * WAL pages before an automatic checkpoint (SQLite's default is 1000).  A
+ * larger WAL means fewer checkpoints, each with two fsyncs, and a page that
+ * is claimed, then marked delivered, is copied back to the database once.
+ */
+#define SQ_WAL_AUTOCHECKPOINT 8000
+
 #define EVENT_COLS                                                             \
 	"seq, source, event_id, type, payload, state, reason, error,"          \
 	" attempts, received_ms, age_base_ms, updated_ms"
@@ -107,7 +139,7 @@ enum sq_stmt {
 	ST_SEEN_EVENT,
 	ST_INSERT,
 	ST_CLAIM_CANDIDATES,
-	ST_CLAIM_ONE,
+	ST_CLAIM_SET,
 	ST_EXTEND,
 	ST_DELIVERED,
 	ST_RETRY,
@@ -124,6 +156,8 @@ enum sq_stmt {
 	ST_PRUNE_EVENTS,
 	ST_PRUNE_DELIVERED,
 	ST_PROBE,
+	ST_SYNC_FULL,
+	ST_SYNC_NORMAL,
 	ST_COUNT
 };
 
@@ -157,23 +191,36 @@ static const char *const stmt_sql[ST_COUNT] = {
 			    " WHERE state = 0 AND source = ?1"
 			    " AND next_ms <= ?2 AND lease_ms <= ?2"
 			    " ORDER BY next_ms, seq LIMIT ?3",
-    [ST_CLAIM_ONE] = "UPDATE events SET lease_ms = ?2"
-		     " WHERE seq = ?1 AND state = 0 AND next_ms <= ?3"
-		     " AND lease_ms <= ?3 RETURNING " EVENT_COLS,
+    /*
+     * The set-based statements take their seqs as one JSON array in ?1
+     * ("[3,4,9]"), so a batch of rows costs one statement, not one per
+     * row.  "+state" keeps the planner on the rowid lookups of the IN list
+     * instead of a scan of an index on state.
+     */
+    [ST_CLAIM_SET] = "UPDATE events SET lease_ms = ?2"
+		     " WHERE seq IN (SELECT value FROM json_each(?1))"
+		     " AND +state = 0 AND next_ms <= ?3 AND lease_ms <= ?3"
+		     " RETURNING " EVENT_COLS ", next_ms",
     [ST_EXTEND] = "UPDATE events SET lease_ms = ?2"
-		  " WHERE seq = ?1 AND state = 0",
+		  " WHERE seq IN (SELECT value FROM json_each(?1))"
+		  " AND +state = 0",
     [ST_DELIVERED] = "UPDATE events SET state = 1, lease_ms = 0,"
-		     " updated_ms = ?2 WHERE seq = ?1 AND state = 0",
+		     " updated_ms = ?2"
+		     " WHERE seq IN (SELECT value FROM json_each(?1))"
+		     " AND +state = 0",
     [ST_RETRY] = "UPDATE events SET attempts = attempts + 1, error = ?3,"
 		 " next_ms = ?2, lease_ms = 0"
 		 " WHERE seq = ?1 AND state = 0",
     [ST_RELEASE] = "UPDATE events SET lease_ms = 0"
-		   " WHERE seq = ?1 AND state = 0",
+		   " WHERE seq IN (SELECT value FROM json_each(?1))"
+		   " AND +state = 0",
     [ST_DEAD] = "UPDATE events SET state = 2, reason = ?2, error = ?3,"
 		" lease_ms = 0, updated_ms = ?4"
-		" WHERE seq = ?1 AND state = 0",
+		" WHERE seq IN (SELECT value FROM json_each(?1))"
+		" AND +state = 0",
+    /* Only leased rows, off the partial index events_leased. */
     [ST_RECOVER] = "UPDATE events SET lease_ms = 0"
-		   " WHERE state = 0 AND lease_ms <> 0",
+		   " WHERE lease_ms <> 0 AND +state = 0",
     [ST_LIST] = "SELECT " EVENT_COLS " FROM events" FILTER_WHERE,
     [ST_REPLAY_PENDING] =
 	"UPDATE events SET state = 0, reason = NULL, error = NULL,"
@@ -199,6 +246,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 			   " WHERE state = 1 AND updated_ms < ?1",
     [ST_PROBE] = "INSERT INTO meta (id, probe_ms) VALUES (1, ?1)"
 		 " ON CONFLICT (id) DO UPDATE SET probe_ms = excluded.probe_ms",
+    [ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
+    [ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+};
+
+/* The synchronous level a write transaction commits with. */
+enum sq_sync {
+	SYNC_UNSET,
+	SYNC_FULL,   /* durable at COMMIT: appends, operator changes */
+	SYNC_NORMAL, /* lease and delivery bookkeeping, see sync_set() */
 };
 
 struct sq {
@@ -206,6 +262,9 @@ struct sq {
 	char *path;
 	int64_t max_size_bytes;
 	int64_t page_size;
+	enum sq_sync sync;
+	char *json; /* the seq list of the set-based statements */
+	size_t jsoncap;
 	sqlite3_stmt *stmts[ST_COUNT];
 };
 
@@ -295,10 +354,88 @@ run_id(struct sq *q, enum sq_stmt id, const char *fn)
 	return stmt_run(q, st, fn, stmt_sql[id]);
 }
 
+/*
+ * Sets the synchronous level of the next transactions on this connection.
+ * FULL (the default) fsyncs the WAL at every COMMIT.  NORMAL, used only for
+ * the deliverer's lease and delivery marks (claim, extend, release,
+ * delivered), writes the WAL without an fsync; the WAL is fsync'd at the
+ * next FULL commit of any connection (an append) and before every
+ * checkpoint, so the database stays consistent and can only lose a suffix
+ * of such marks on power loss (never an append committed after them).  A
+ * lost lease is dropped by nb_store_recover() at start anyway; a lost
+ * delivered mark makes the row pending again and it is sent once more with
+ * the same messageId, which at-least-once delivery allows and Segment
+ * de-duplicates.
+ */
+static int
+sync_set(struct sq *q, enum sq_sync want)
+{
+	if (q->sync == want)
+		return 0;
+	if (run_id(q, want == SYNC_NORMAL ? ST_SYNC_NORMAL : ST_SYNC_FULL,
+		__func__) == -1) {
+		q->sync = SYNC_UNSET;
+		return -1;
+	}
+	q->sync = want;
+	return 0;
+}
+
+static int
+tx_begin_sync(struct sq *q, enum sq_sync want)
+{
+	if (sync_set(q, want) == -1)
+		return -1;
+	return run_id(q, ST_BEGIN, __func__);
+}
+
 static int
 tx_begin(struct sq *q)
 {
-	return run_id(q, ST_BEGIN, __func__);
+	return tx_begin_sync(q, SYNC_FULL);
+}
+
+/*
+ * Writes seqs as a JSON array ("[3,4,9]") into q->json for the ?1 of the
+ * set-based statements.  0 or -1 (logged).
+ */
+static int
+seqs_json(struct sq *q, const int64_t *seqs, size_t n, size_t stride)
+{
+	const char *base = (const char *)seqs;
+	size_t need, len = 0, i;
+	char *nj;
+	int64_t v;
+	int w;
+
+	/* 20 digits, a sign and a comma per seq, brackets and the NUL. */
+	if (n > (SIZE_MAX - 3) / 22) {
+		log_error("too many rows", " n=%zu", n);
+		return -1;
+	}
+	need = n * 22 + 3;
+	if (need > q->jsoncap) {
+		if ((nj = realloc(q->json, need)) == NULL) {
+			log_error("out of memory", " n=%zu", n);
+			return -1;
+		}
+		q->json = nj;
+		q->jsoncap = need;
+	}
+	q->json[len++] = '[';
+	for (i = 0; i < n; i++) {
+		memcpy(&v, base + i * stride, sizeof(v));
+		w = snprintf(q->json + len, need - len, "%s%" PRId64,
+		    i > 0 ? "," : "", v);
+		if (w < 0 || (size_t)w >= need - len) {
+			log_error("seq list overflow", " n=%zu", n);
+			return -1;
+		}
+		len += (size_t)w;
+	}
+	q->json[len++] = ']';
+	q->json[len] = '\0';
+	return 0;
 }
 
 static int
@@ -533,6 +670,11 @@ migrate(struct sq *q, char *err, size_t errlen)
 			goto out;
 		}
 	}
+	if (exec_sql(q, sq_index_tuning, __func__) == -1) {
+		snprintf(err, errlen, "store.path: %s: cannot tune the indexes",
+		    q->path);
+		goto out;
+	}
 	if (version != SQ_SCHEMA_LATEST) {
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
 		    SQ_SCHEMA_LATEST);
@@ -570,6 +712,7 @@ sq_close(void *state)
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(q->stmts[i]);
 	sqlite3_close(q->db);
+	free(q->json);
 	free(q->path);
 	free(q);
 }
@@ -612,6 +755,25 @@ sq_open(
 		goto out;
 	}
 	if (exec_sql(q, "PRAGMA synchronous = FULL", __func__) == -1) {
+		snprintf(err, errlen, "store.path: %s: %s", q->path,
+		    sqlite3_errmsg(q->db));
+		goto out;
+	}
+	q->sync = SYNC_FULL;
+	/*
+	 * A set-based update inside a transaction keeps a statement journal of
+	 * the pages it changes, and SQLite spills one over 64 KiB to a temp
+	 * file (open, write, close on every delivered mark).  In memory it is
+	 * a few hundred KiB for a full batch, freed when the statement ends.
+	 */
+	if (exec_sql(q, "PRAGMA temp_store = MEMORY", __func__) == -1) {
+		snprintf(err, errlen, "store.path: %s: %s", q->path,
+		    sqlite3_errmsg(q->db));
+		goto out;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d",
+	    SQ_WAL_AUTOCHECKPOINT);
+	if (pragma_text(q, sql, mode, sizeof(mode)) == -1) {
 		snprintf(err, errlen, "store.path: %s: %s", q->path,
 		    sqlite3_errmsg(q->db));
 		goto out;
@@ -664,7 +826,8 @@ sq_recover(void *state)
 {
 	struct sq *q = state;
 
-	if (run_id(q, ST_RECOVER, __func__) == -1)
+	if (sync_set(q, SYNC_FULL) == -1 ||
+	    run_id(q, ST_RECOVER, __func__) == -1)
 		return -1;
 	if (sqlite3_changes(q->db) > 0)
 		log_info("leases dropped", " rows=%d", sqlite3_changes(q->db));
@@ -842,6 +1005,59 @@ out:
 	return rc;
 }
 
+/* A claimed row and its next_ms, to put RETURNING's rows in claim order. */
+struct claimed {
+	int64_t next_ms;
+	int64_t seq;
+	size_t idx;
+};
+
+static int
+claimed_cmp(const void *a, const void *b)
+{
+	const struct claimed *x = a, *y = b;
+
+	if (x->next_ms != y->next_ms)
+		return x->next_ms < y->next_ms ? -1 : 1;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return 0;
+}
+
+/* Orders v's rows by (next_ms, seq); next_ms[i] belongs to v->v[i]. */
+static int
+claimed_sort(struct evvec *v, const int64_t *next_ms)
+{
+	struct nb_stored_event *sorted = NULL;
+	struct claimed *k = NULL;
+	size_t i;
+	int rc = -1;
+
+	if (v->n < 2)
+		return 0;
+	if ((k = calloc(v->n, sizeof(*k))) == NULL ||
+	    (sorted = calloc(v->cap, sizeof(*sorted))) == NULL) {
+		log_error("out of memory", " rows=%zu", v->n);
+		goto out;
+	}
+	for (i = 0; i < v->n; i++) {
+		k[i].next_ms = next_ms[i];
+		k[i].seq = v->v[i].seq;
+		k[i].idx = i;
+	}
+	qsort(k, v->n, sizeof(*k), claimed_cmp);
+	for (i = 0; i < v->n; i++)
+		sorted[i] = v->v[k[i].idx];
+	free(v->v);
+	v->v = sorted;
+	sorted = NULL;
+	rc = 0;
+out:
+	free(sorted);
+	free(k);
+	return rc;
+}
+
 static int
 sq_claim(void *state, const char *const *sources, size_t nsources,
     int64_t now_ms, int64_t lease_until_ms, size_t limit,
@@ -850,8 +1066,9 @@ sq_claim(void *state, const char *const *sources, size_t nsources,
 	struct sq *q = state;
 	struct candidate *c = NULL;
 	struct evvec v = {0};
+	int64_t *next = NULL, *nn;
 	sqlite3_stmt *st;
-	size_t i, nc = 0;
+	size_t nc = 0, ncap = 0;
 	int rc = -1, step, in_tx = 0;
 
 	*out = NULL;
@@ -868,29 +1085,46 @@ sq_claim(void *state, const char *const *sources, size_t nsources,
 	qsort(c, nc, sizeof(*c), candidate_cmp);
 	if (nc > limit)
 		nc = limit;
-	if (tx_begin(q) == -1)
+	if (seqs_json(q, &c[0].seq, nc, sizeof(*c)) == -1)
+		goto out;
+	/* Leases need no fsync: see sync_set(). */
+	if (tx_begin_sync(q, SYNC_NORMAL) == -1)
 		goto out;
 	in_tx = 1;
-	/* Re-checked under the write lock: another claimer may have won. */
-	for (i = 0; i < nc; i++) {
-		if ((st = stmt_get(q, ST_CLAIM_ONE)) == NULL)
-			goto out;
-		sqlite3_bind_int64(st, 1, c[i].seq);
-		sqlite3_bind_int64(st, 2, lease_until_ms);
-		sqlite3_bind_int64(st, 3, now_ms);
-		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-			if (evvec_push_row(&v, st) == -1) {
+	/*
+	 * One statement for the whole set; the conditions are checked again
+	 * under the write lock, since another claimer may have won a row.
+	 */
+	if ((st = stmt_get(q, ST_CLAIM_SET)) == NULL)
+		goto out;
+	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, lease_until_ms);
+	sqlite3_bind_int64(st, 3, now_ms);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (v.n == ncap) {
+			ncap = ncap == 0 ? nc : ncap * 2;
+			if ((nn = reallocarray(next, ncap, sizeof(*nn))) ==
+			    NULL) {
+				log_error("out of memory", " rows=%zu", v.n);
 				sqlite3_reset(st);
 				goto out;
 			}
+			next = nn;
 		}
-		if (step != SQLITE_DONE) {
-			db_log(q, __func__, "claim");
+		next[v.n] = sqlite3_column_int64(st, 12);
+		if (evvec_push_row(&v, st) == -1) {
 			sqlite3_reset(st);
 			goto out;
 		}
-		sqlite3_reset(st);
 	}
+	if (step != SQLITE_DONE) {
+		db_log(q, __func__, "claim");
+		sqlite3_reset(st);
+		goto out;
+	}
+	sqlite3_reset(st);
+	if (claimed_sort(&v, next) == -1)
+		goto out;
 	if (tx_commit(q) == -1)
 		goto out;
 	in_tx = 0;
@@ -902,13 +1136,14 @@ out:
 	if (in_tx)
 		tx_rollback(q);
 	evvec_clear(&v);
+	free(next);
 	free(c);
 	return rc;
 }
 
 /*
- * The parameters of a one-row update: the seq is ?1, then ?2 (an integer or
- * a string), ?3 and ?4, whichever the statement uses.
+ * The parameters of a set-based update: the seq list is ?1, then ?2 (an
+ * integer or a string), ?3 and ?4, whichever the statement uses.
  */
 struct per_row {
 	enum sq_stmt id;
@@ -928,27 +1163,29 @@ per_row_bind(sqlite3_stmt *st, const struct per_row *p)
 	sqlite3_bind_int64(st, 4, p->i4);
 }
 
-/* Runs p's statement once per seq, all in one transaction. */
+/*
+ * Runs p's set-based statement over seqs, in one transaction committed with
+ * the synchronous level sync.
+ */
 static int
 update_rows(struct sq *q, const int64_t *seqs, size_t n,
-    const struct per_row *p, const char *fn)
+    const struct per_row *p, enum sq_sync sync, const char *fn)
 {
 	sqlite3_stmt *st;
-	size_t i;
 	int rc = -1;
 
 	if (n == 0)
 		return 0;
-	if (tx_begin(q) == -1)
+	if (seqs_json(q, seqs, n, sizeof(*seqs)) == -1)
 		return -1;
-	for (i = 0; i < n; i++) {
-		if ((st = stmt_get(q, p->id)) == NULL)
-			goto out;
-		sqlite3_bind_int64(st, 1, seqs[i]);
-		per_row_bind(st, p);
-		if (stmt_run(q, st, fn, "update") == -1)
-			goto out;
-	}
+	if (tx_begin_sync(q, sync) == -1)
+		return -1;
+	if ((st = stmt_get(q, p->id)) == NULL)
+		goto out;
+	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+	per_row_bind(st, p);
+	if (stmt_run(q, st, fn, "update") == -1)
+		goto out;
 	if (tx_commit(q) == -1)
 		goto out;
 	rc = 0;
@@ -963,7 +1200,7 @@ sq_extend(void *state, const int64_t *seqs, size_t n, int64_t lease_until_ms)
 {
 	struct per_row p = {.id = ST_EXTEND, .i2 = lease_until_ms};
 
-	return update_rows(state, seqs, n, &p, __func__);
+	return update_rows(state, seqs, n, &p, SYNC_NORMAL, __func__);
 }
 
 static int
@@ -971,7 +1208,8 @@ sq_delivered(void *state, const int64_t *seqs, size_t n, int64_t now_ms)
 {
 	struct per_row p = {.id = ST_DELIVERED, .i2 = now_ms};
 
-	return update_rows(state, seqs, n, &p, __func__);
+	/* A lost mark only means one more send: see sync_set(). */
+	return update_rows(state, seqs, n, &p, SYNC_NORMAL, __func__);
 }
 
 static int
@@ -979,7 +1217,7 @@ sq_release(void *state, const int64_t *seqs, size_t n)
 {
 	struct per_row p = {.id = ST_RELEASE};
 
-	return update_rows(state, seqs, n, &p, __func__);
+	return update_rows(state, seqs, n, &p, SYNC_NORMAL, __func__);
 }
 
 static int
@@ -992,7 +1230,7 @@ sq_dead(void *state, const int64_t *seqs, size_t n, const char *reason,
 	    .s3 = error,
 	    .i4 = now_ms};
 
-	return update_rows(state, seqs, n, &p, __func__);
+	return update_rows(state, seqs, n, &p, SYNC_FULL, __func__);
 }
 
 static int
@@ -1210,7 +1448,9 @@ sq_purge(
 		*purged = (size_t)count;
 		return 0;
 	}
-	if (stmt_run(q, st, __func__, "purge") == -1)
+	/* Autocommit: the connection's level applies; purges are durable. */
+	if (sync_set(q, SYNC_FULL) == -1 ||
+	    stmt_run(q, st, __func__, "purge") == -1)
 		return -1;
 	*purged = (size_t)sqlite3_changes64(q->db);
 	return 0;
