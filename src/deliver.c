@@ -2,29 +2,18 @@
 /*
  * deliver: pending events go to Segment's /v1/batch, on a thread of its own.
  *
- * The thread runs its own event_base; libcurl's multi-socket API is driven
- * by it exactly as in curl's docs/examples/hiperfifo.c (a socket callback
- * that maps curl's interest onto libevent events, a timer callback that arms
- * one libevent timer, curl_multi_socket_action() from both, then
- * check_multi_info()).  Everything below runs on that thread, except the
- * four entry points that say "any thread": they only touch the mutex-guarded
- * fields and wake the loop with event_active() on the kick event.
+ * The thread runs its own event_base, which drives libcurl's multi-socket
+ * API as curl's docs/examples/hiperfifo.c does.  Everything here runs on
+ * that thread, except the entry points that say "any thread": they only
+ * touch the mutex-guarded fields and wake the loop through the kick event.
  *
- * Lanes are rebuilt from the configuration: sources that share a write key
- * and endpoint share one lane, so rate limit, in-flight cap and 401/403
- * pause apply per write key.  A lane claims rows only when it can send at
- * once, maps and packs them into batches kept in a short per-lane queue
- * (one claim may yield several batches; bisected halves go to its front),
- * and sends while it has a token and room under the in-flight cap.  A row
- * leaves the claimed state on every path: delivered, retried, dead or
- * released; a lease that runs out is the backstop after a crash.  Rows of a
- * source no longer configured are not claimed at all.
- *
- * Outcomes by status: 2xx delivered; 0 (network error, timeout), 408, 429,
- * 5xx and every status not named here (3xx, 404, 413, ...) retried with
- * backoff, since a transient misconfiguration must never lose events; 400
- * bisected down to single messages, which are dead-lettered; 401/403 pause
- * the lane and release its rows without counting an attempt.
+ * Sources that share a write key and endpoint share one lane, so rate
+ * limit, in-flight cap and 401/403 pause apply per write key.  A lane claims
+ * rows only when it can send at once and packs them into a short queue of
+ * batches (bisected halves go to its front).  A claimed row leaves that
+ * state on every path (delivered, retried, dead or released); a lease that
+ * runs out is the backstop after a crash.  Rows of a source no longer
+ * configured are never claimed.  Status handling: above xfer_done().
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -983,6 +972,13 @@ fail:
 	batch_release(d, b);
 }
 
+/*
+ * Outcomes by status: 2xx delivered; 0 (network error, timeout), 408, 429,
+ * 5xx and every status not named here (3xx, 404, 413, ...) retried with
+ * backoff, since a transient misconfiguration must never lose events; 400
+ * bisected down to single messages, which are dead-lettered; 401/403 pause
+ * the lane and release its rows without counting an attempt.
+ */
 static void
 xfer_done(struct nb_deliver *d, struct xfer *x, CURLcode res)
 {
@@ -1029,7 +1025,12 @@ xfer_done(struct nb_deliver *d, struct xfer *x, CURLcode res)
 	kick(d);
 }
 
-/* libcurl multi-socket glue, after hiperfifo.c. */
+/*
+ * libcurl multi-socket glue, after hiperfifo.c: sock_cb() maps curl's
+ * interest onto libevent events, timer_cb() arms one libevent timer, both
+ * event callbacks call curl_multi_socket_action() and then
+ * check_multi_info().
+ */
 
 static void
 check_multi_info(struct nb_deliver *d)

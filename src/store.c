@@ -3,9 +3,11 @@
  * store: dispatch to the backend that store.driver names.
  *
  * A struct nb_store is a function table plus the backend's own state; this
- * file holds no SQL and no policy, only the choice of table at open time and
- * the helpers every backend shares (dead-letter keys, filter defaults, the
- * release of read-back rows).  "sqlite" is store_sqlite.c, "postgres"
+ * file holds no SQL, only the choice of table at open time, the helpers
+ * every backend shares (dead-letter keys, filter defaults, the release of
+ * read-back rows) and the one piece of policy that is the same everywhere:
+ * which rows a replay touches and what becomes of each, built on the
+ * backends' replay primitives.  "sqlite" is store_sqlite.c, "postgres"
  * store_pg.c.  Like the backends, a struct nb_store is used by one thread
  * at a time.
  */
@@ -17,6 +19,9 @@
 
 #include "nudgebridge/store.h"
 #include "store_backend.h"
+
+/* Rows a replay lists per round, so it never holds every payload at once. */
+#define STORE_REPLAY_CHUNK 1000
 
 struct nb_store {
 	const struct nb_store_ops *ops;
@@ -196,13 +201,98 @@ nb_store_list(struct nb_store *s, const struct nb_store_filter *f,
 	return s->ops->list(s->state, f, out, n);
 }
 
+/* Replays one listed row; counts what happened (or would). */
+static int
+replay_row(struct nb_store *s, const struct nb_stored_event *ev, int dry_run,
+    int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
+    size_t *requarantined)
+{
+	const char *rule;
+	char *id = NULL, *type = NULL;
+	int rc = -1;
+
+	if (ev->state == NB_STATE_PENDING)
+		return 0;
+	if (ev->state == NB_STATE_DEAD && ev->reason != NULL &&
+	    strcmp(ev->reason, NB_REASON_QUARANTINED) == 0) {
+		/* Without a validator a quarantined row cannot be judged. */
+		if (fn == NULL)
+			return 0;
+		rule = fn(ev->raw, ev->rawlen, &id, &type);
+		if (rule != NULL) {
+			(*requarantined)++;
+			if (!dry_run &&
+			    s->ops->requarantine(
+				s->state, ev->seq, rule, now_ms) == -1)
+				goto out;
+			rc = 0;
+			goto out;
+		}
+	}
+	(*replayed)++;
+	if (!dry_run &&
+	    s->ops->make_pending(s->state, ev->seq, now_ms, id, type) == -1)
+		goto out;
+	rc = 0;
+out:
+	free(id);
+	free(type);
+	return rc;
+}
+
 int
 nb_store_replay(struct nb_store *s, const struct nb_store_filter *f,
     int dry_run, int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
     size_t *requarantined)
 {
-	return s->ops->replay(
-	    s->state, f, dry_run, now_ms, fn, replayed, requarantined);
+	static const struct nb_store_filter all;
+	struct nb_store_filter chunk;
+	struct nb_stored_event *rows = NULL;
+	size_t i, n = 0, got, left, nrep = 0, nreq = 0;
+	int rc = -1, in_tx = 0;
+
+	*replayed = *requarantined = 0;
+	chunk = f != NULL ? *f : all;
+	/* Pending rows are never replayed; keep them out of the limit too. */
+	chunk.states = nb_store_filter_states(f) & ~NB_STATE_MASK_PENDING;
+	if (chunk.states == 0)
+		return 0;
+	if (s->ops->replay_begin(s->state, dry_run) == -1)
+		return -1;
+	in_tx = !dry_run;
+	left = chunk.limit;
+	for (;;) {
+		chunk.limit = left != 0 && left < STORE_REPLAY_CHUNK
+		    ? left
+		    : STORE_REPLAY_CHUNK;
+		if (s->ops->replay_list(s->state, &chunk, &rows, &n) == -1)
+			goto out;
+		for (i = 0; i < n; i++)
+			if (replay_row(s, &rows[i], dry_run, now_ms, fn, &nrep,
+				&nreq) == -1)
+				goto out;
+		got = n;
+		if (got > 0)
+			chunk.after_seq = rows[got - 1].seq;
+		nb_stored_events_free(rows, n);
+		rows = NULL;
+		n = 0;
+		if (got < chunk.limit)
+			break;
+		if (left != 0 && (left -= got) == 0)
+			break;
+	}
+	if (in_tx && s->ops->replay_commit(s->state) == -1)
+		goto out;
+	in_tx = 0;
+	*replayed = nrep;
+	*requarantined = nreq;
+	rc = 0;
+out:
+	if (in_tx)
+		s->ops->replay_rollback(s->state);
+	nb_stored_events_free(rows, n);
+	return rc;
 }
 
 int

@@ -41,9 +41,26 @@ struct nb_store_ops {
 	    const char *reason, const char *error, int64_t now_ms);
 	int (*list)(void *state, const struct nb_store_filter *f,
 	    struct nb_stored_event **out, size_t *n);
-	int (*replay)(void *state, const struct nb_store_filter *f, int dry_run,
-	    int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
-	    size_t *requarantined);
+	/*
+	 * The primitives of nb_store_replay(), which store.c drives once for
+	 * every backend (which rows, revalidation, counting, chunking).
+	 * replay_begin readies the connection and, unless dry_run, opens the
+	 * write transaction that replay_commit or replay_rollback (called only
+	 * when not dry_run) ends.  replay_list lists like list, but inside
+	 * that transaction.  make_pending makes one row pending as
+	 * nb_store_replay() describes (id and type replace the stored ones
+	 * unless NULL); requarantine records a new error on a quarantined
+	 * row.
+	 */
+	int (*replay_begin)(void *state, int dry_run);
+	int (*replay_list)(void *state, const struct nb_store_filter *f,
+	    struct nb_stored_event **out, size_t *n);
+	int (*make_pending)(void *state, int64_t seq, int64_t now_ms,
+	    const char *id, const char *type);
+	int (*requarantine)(
+	    void *state, int64_t seq, const char *error, int64_t now_ms);
+	int (*replay_commit)(void *state);
+	void (*replay_rollback)(void *state);
 	int (*purge)(void *state, const struct nb_store_filter *f, int dry_run,
 	    size_t *purged);
 	int (*stats)(void *state, int64_t now_ms, struct nb_source_stats **out,

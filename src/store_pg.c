@@ -5,23 +5,14 @@
  *
  * Same rows, states and rules as store_sqlite.c; what differs is who else
  * writes.  Every statement runs in READ COMMITTED and lets the database
- * arbitrate: de-duplication is an upsert on a primary key that returns a row
- * only for a key that is new (or older than the window), so two instances
- * receiving one webhook at once are serialised by the unique index and
- * exactly one stores it.  A claim is one UPDATE over a FOR UPDATE SKIP
- * LOCKED sub-select, so concurrent claimers never get the same row, and
- * each claim records its connection as lease_owner so that a late release
- * or retry from an instance whose lease ran out cannot drop the lease of
- * the instance that took the row over.  append is one transaction; COMMIT
- * returns after the WAL flush (synchronous_commit is forced on when the
- * server has it off).  The schema is versioned in schema_version and
- * migrated on open under a transaction-level advisory lock.
- *
- * A struct pg is one PGconn used by one thread with synchronous calls.  A
- * call that finds the connection broken tries PQreset() (then again after
- * 1 s, doubling up to 10 s) and fails with -1 until the server is back.
- * store.max_size_bytes is SQLite's: PostgreSQL's disk is the operator's to
- * watch.
+ * arbitrate: de-duplication is an upsert that returns a row only for a new
+ * key, so of two instances receiving one webhook at once exactly one stores
+ * it; a claim is one UPDATE over a FOR UPDATE SKIP LOCKED sub-select that
+ * records its connection as lease_owner, so a late release from an
+ * instance whose lease ran out cannot drop the lease of the one that took
+ * the row over.  COMMIT returns after the WAL flush (synchronous_commit is
+ * forced on).  The schema is versioned in schema_version and migrated on
+ * open under an advisory lock.  store.max_size_bytes is SQLite's.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -43,8 +34,7 @@
 #define PG_RESET_MIN_MS	   1000	 /* first reconnect retry after */
 #define PG_RESET_MAX_MS	   10000 /* back-off cap between retries */
 #define PG_TX_RETRIES	   3	 /* append retries on deadlock */
-#define PG_REPLAY_CHUNK	   1000
-#define PG_PIPE_CHUNK	   64 /* statements per pipeline sync */
+#define PG_PIPE_CHUNK	   64	 /* statements per pipeline sync */
 #define PG_MAX_PARAMS	   12
 #define PG_OWNER_MAX	   96
 /* Serialises migrations of every instance: "nbmigrat" in ASCII. */
@@ -239,6 +229,11 @@ static const char sql_session[] =
 
 struct pipe;
 
+/*
+ * One PGconn used by one thread with synchronous calls.  A call that finds
+ * the connection broken tries PQreset() (then again after 1 s, doubling up
+ * to 10 s) and fails with -1 until the server is back.
+ */
 struct pg {
 	PGconn *conn;
 	char owner[PG_OWNER_MAX]; /* lease_owner of this connection */
@@ -1274,18 +1269,19 @@ list_into(struct pg *q, const struct nb_store_filter *f, struct evvec *v)
 	return rc;
 }
 
+/*
+ * Lists on the connection as it is: also the replay_list primitive, which
+ * must not call conn_check() (that would end the open transaction).
+ */
 static int
-pg_list(void *state, const struct nb_store_filter *f,
+pg_replay_list(void *state, const struct nb_store_filter *f,
     struct nb_stored_event **out, size_t *n)
 {
-	struct pg *q = state;
 	struct evvec v = {0};
 
 	*out = NULL;
 	*n = 0;
-	if (conn_check(q, __func__) == -1)
-		return -1;
-	if (list_into(q, f, &v) == -1) {
+	if (list_into(state, f, &v) == -1) {
 		evvec_clear(&v);
 		return -1;
 	}
@@ -1295,9 +1291,21 @@ pg_list(void *state, const struct nb_store_filter *f,
 }
 
 static int
-make_pending(
-    struct pg *q, int64_t seq, int64_t now_ms, const char *id, const char *type)
+pg_list(void *state, const struct nb_store_filter *f,
+    struct nb_stored_event **out, size_t *n)
 {
+	*out = NULL;
+	*n = 0;
+	if (conn_check(state, __func__) == -1)
+		return -1;
+	return pg_replay_list(state, f, out, n);
+}
+
+static int
+pg_make_pending(
+    void *state, int64_t seq, int64_t now_ms, const char *id, const char *type)
+{
+	struct pg *q = state;
 	struct params p = {0};
 
 	par_int(&p, seq);
@@ -1309,8 +1317,9 @@ make_pending(
 }
 
 static int
-requarantine(struct pg *q, int64_t seq, const char *error, int64_t now_ms)
+pg_requarantine(void *state, int64_t seq, const char *error, int64_t now_ms)
 {
+	struct pg *q = state;
 	struct params p = {0};
 
 	par_int(&p, seq);
@@ -1320,100 +1329,26 @@ requarantine(struct pg *q, int64_t seq, const char *error, int64_t now_ms)
 	    "requarantine");
 }
 
-/* Replays one listed row; counts what happened (or would). */
 static int
-replay_row(struct pg *q, const struct nb_stored_event *ev, int dry_run,
-    int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
-    size_t *requarantined)
+pg_replay_begin(void *state, int dry_run)
 {
-	const char *rule;
-	char *id = NULL, *type = NULL;
-	int rc = -1;
+	struct pg *q = state;
 
-	if (ev->state == NB_STATE_PENDING)
-		return 0;
-	if (ev->state == NB_STATE_DEAD && ev->reason != NULL &&
-	    strcmp(ev->reason, NB_REASON_QUARANTINED) == 0) {
-		/* Without a validator a quarantined row cannot be judged. */
-		if (fn == NULL)
-			return 0;
-		rule = fn(ev->raw, ev->rawlen, &id, &type);
-		if (rule != NULL) {
-			(*requarantined)++;
-			if (!dry_run &&
-			    requarantine(q, ev->seq, rule, now_ms) == -1)
-				goto out;
-			rc = 0;
-			goto out;
-		}
-	}
-	(*replayed)++;
-	if (!dry_run && make_pending(q, ev->seq, now_ms, id, type) == -1)
-		goto out;
-	rc = 0;
-out:
-	free(id);
-	free(type);
-	return rc;
+	if (conn_check(q, __func__) == -1)
+		return -1;
+	return dry_run ? 0 : tx_begin(q, __func__);
 }
 
 static int
-pg_replay(void *state, const struct nb_store_filter *f, int dry_run,
-    int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
-    size_t *requarantined)
+pg_replay_commit(void *state)
 {
-	static const struct nb_store_filter all;
-	struct pg *q = state;
-	struct nb_store_filter chunk;
-	struct evvec v = {0};
-	size_t i, got, left, nrep = 0, nreq = 0;
-	int rc = -1, in_tx = 0;
+	return tx_commit(state, __func__);
+}
 
-	*replayed = *requarantined = 0;
-	chunk = f != NULL ? *f : all;
-	/* Pending rows are never replayed; keep them out of the limit too. */
-	chunk.states = nb_store_filter_states(f) & ~NB_STATE_MASK_PENDING;
-	if (chunk.states == 0)
-		return 0;
-	if (conn_check(q, __func__) == -1)
-		return -1;
-	left = chunk.limit;
-	if (!dry_run) {
-		if (tx_begin(q, __func__) == -1)
-			return -1;
-		in_tx = 1;
-	}
-	/* In chunks, so a large replay does not hold every payload at once. */
-	for (;;) {
-		chunk.limit = left != 0 && left < PG_REPLAY_CHUNK
-		    ? left
-		    : PG_REPLAY_CHUNK;
-		if (list_into(q, &chunk, &v) == -1)
-			goto out;
-		for (i = 0; i < v.n; i++)
-			if (replay_row(q, &v.v[i], dry_run, now_ms, fn, &nrep,
-				&nreq) == -1)
-				goto out;
-		got = v.n;
-		if (got > 0)
-			chunk.after_seq = v.v[got - 1].seq;
-		evvec_clear(&v);
-		if (got < chunk.limit)
-			break;
-		if (left != 0 && (left -= got) == 0)
-			break;
-	}
-	if (in_tx && tx_commit(q, __func__) == -1)
-		goto out;
-	in_tx = 0;
-	*replayed = nrep;
-	*requarantined = nreq;
-	rc = 0;
-out:
-	if (in_tx)
-		tx_rollback(q);
-	evvec_clear(&v);
-	return rc;
+static void
+pg_replay_rollback(void *state)
+{
+	tx_rollback(state);
 }
 
 static int
@@ -1546,7 +1481,12 @@ const struct nb_store_ops nb_store_pg_ops = {
     .release = pg_release,
     .dead = pg_dead,
     .list = pg_list,
-    .replay = pg_replay,
+    .replay_begin = pg_replay_begin,
+    .replay_list = pg_replay_list,
+    .make_pending = pg_make_pending,
+    .requarantine = pg_requarantine,
+    .replay_commit = pg_replay_commit,
+    .replay_rollback = pg_replay_rollback,
     .purge = pg_purge,
     .stats = pg_stats,
     .prune = pg_prune,

@@ -8,21 +8,16 @@
  * in BEGIN IMMEDIATE, so writers from several connections queue on the
  * busy timeout instead of failing on a stale snapshot.  Statements are
  * prepared once per connection and reused.  The deliverer's bookkeeping
- * (claim, extend, release, delivered) is the one exception to FULL: it
- * commits with synchronous=NORMAL, see sync_set() for why that keeps every
- * guarantee, and works on a whole batch per statement (the seqs go in as
- * one JSON array read with json_each), not one statement per row.
- *
- * De-duplication keeps (source, webhook-id) and (source, event id) in two
- * WITHOUT ROWID tables; an upsert that refreshes only a key older than the
- * window tells new from seen in one statement (sqlite3_changes()).  The
- * schema is versioned with PRAGMA user_version and migrated on open.
- *
- * store.max_size_bytes caps the bytes in use (pages minus free pages): an
- * append that would leave more in use fails and stores nothing, and
- * PRAGMA max_page_count stops the file itself from growing past the cap.
- * Deleting rows frees pages for reuse, so a purge makes room again.
+ * (claim, extend, release, delivered) commits with synchronous=NORMAL (see
+ * sync_set() for why that keeps every guarantee) and works on a whole batch
+ * per statement.  De-duplication keys live in two WITHOUT ROWID tables (see
+ * the schema).  The schema is versioned with PRAGMA user_version and
+ * migrated on open; store.max_size_bytes caps the bytes in use (see
+ * bytes_used()).
  */
+#include <sys/statvfs.h>
+
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +31,10 @@
 #include "store_backend.h"
 
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_REPLAY_CHUNK	   1000
 /*
- * The probe fails unless this much (or an eighth of the cap, when smaller)
- * is still free under the size cap.
+ * Under the size cap appends leave this much (or an eighth of the cap, when
+ * smaller) free, and the probe fails unless twice that is free.  The probe
+ * also fails unless this much is free on the filesystem of the database.
  */
 #define SQ_PROBE_HEADROOM (64 * 1024)
 
@@ -260,10 +255,11 @@ enum sq_sync {
 struct sq {
 	sqlite3 *db;
 	char *path;
+	char *dir; /* the folder of path, for statvfs() in the probe */
 	int64_t max_size_bytes;
 	int64_t page_size;
 	enum sq_sync sync;
-	char *json; /* the seq list of the set-based statements */
+	char *json; /* seq list of the set-based statements, for json_each */
 	size_t jsoncap;
 	sqlite3_stmt *stmts[ST_COUNT];
 };
@@ -564,7 +560,13 @@ bind_filter(sqlite3_stmt *st, const struct nb_store_filter *f)
 	return 0;
 }
 
-/* Bytes in use (pages that are not free) inside the current transaction. */
+/*
+ * Bytes in use (pages that are not free) inside the current transaction.
+ * store.max_size_bytes caps this figure: an append that would leave more in
+ * use fails and stores nothing, and PRAGMA max_page_count stops the file
+ * itself from growing past the cap.  Deleting rows frees pages for reuse,
+ * so a purge makes room again.
+ */
 static int
 bytes_used(struct sq *q, int64_t *used)
 {
@@ -579,6 +581,20 @@ bytes_used(struct sq *q, int64_t *used)
 		return -1;
 	*used = (pages - freepages) * q->page_size;
 	return 0;
+}
+
+/*
+ * The room under the size cap that appends leave free.  The deliverer's
+ * bookkeeping needs pages of its own (a claim's lease makes each row a few
+ * bytes longer), so a store that appends filled to the last page could
+ * never drain.
+ */
+static int64_t
+cap_spare(const struct sq *q)
+{
+	int64_t spare = q->max_size_bytes / 8;
+
+	return spare < SQ_PROBE_HEADROOM ? spare : SQ_PROBE_HEADROOM;
 }
 
 /* Fails when the transaction would leave more than the cap minus spare. */
@@ -596,6 +612,52 @@ cap_check(struct sq *q, int64_t spare)
 		    " used_bytes=%" PRId64 " spare_bytes=%" PRId64
 		    " max_size_bytes=%" PRId64,
 		    used, spare, q->max_size_bytes);
+		return -1;
+	}
+	return 0;
+}
+
+/* The folder that holds path ("." for a bare name), malloc'd, or NULL. */
+static char *
+dir_of(const char *path)
+{
+	const char *slash;
+	char *dir;
+	size_t len;
+
+	if ((slash = strrchr(path, '/')) == NULL)
+		return strdup(".");
+	len = slash == path ? 1 : (size_t)(slash - path);
+	if ((dir = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(dir, path, len);
+	dir[len] = '\0';
+	return dir;
+}
+
+/*
+ * Fails when the filesystem of the database has less than spare bytes free
+ * for an unprivileged writer.  The probe's tiny row still fits into WAL
+ * space a failed commit already allocated, so without this check a full
+ * disk would look healthy again a second later.
+ */
+static int
+disk_check(struct sq *q, int64_t spare)
+{
+	struct statvfs vfs;
+	uint64_t avail;
+	char qdir[256];
+
+	if (statvfs(q->dir, &vfs) == -1) {
+		log_error("statvfs failed", " dir=%s error=%s",
+		    nb_log_quote(qdir, sizeof(qdir), q->dir), strerror(errno));
+		return -1;
+	}
+	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (avail < (uint64_t)spare) {
+		log_error("filesystem full",
+		    " free_bytes=%" PRIu64 " spare_bytes=%" PRId64, avail,
+		    spare);
 		return -1;
 	}
 	return 0;
@@ -713,6 +775,7 @@ sq_close(void *state)
 		sqlite3_finalize(q->stmts[i]);
 	sqlite3_close(q->db);
 	free(q->json);
+	free(q->dir);
 	free(q->path);
 	free(q);
 }
@@ -732,7 +795,8 @@ sq_open(
 		goto out;
 	}
 	if ((q = calloc(1, sizeof(*q))) == NULL ||
-	    (q->path = strdup(cfg->path)) == NULL) {
+	    (q->path = strdup(cfg->path)) == NULL ||
+	    (q->dir = dir_of(cfg->path)) == NULL) {
 		snprintf(err, errlen, "store: out of memory");
 		goto out;
 	}
@@ -834,7 +898,11 @@ sq_recover(void *state)
 	return 0;
 }
 
-/* 1 when the key is new (now recorded), 0 when seen, -1 on failure. */
+/*
+ * 1 when the key is new (now recorded), 0 when seen, -1 on failure: the
+ * upsert refreshes only a key older than the window, so sqlite3_changes()
+ * tells new from seen in one statement.
+ */
 static int
 mark_seen(struct sq *q, enum sq_stmt id, const char *source, const char *key,
     int64_t now_ms, int64_t after_ms)
@@ -930,7 +998,7 @@ sq_append(void *state, struct nb_append *const *reqs, size_t n)
 	for (i = 0; i < n; i++)
 		if (append_one(q, reqs[i]) == -1)
 			goto out;
-	if (cap_check(q, 0) == -1)
+	if (cap_check(q, cap_spare(q)) == -1)
 		goto out;
 	if (tx_commit(q) == -1)
 		goto out;
@@ -941,16 +1009,23 @@ out:
 	return rc;
 }
 
+/* Claim order: next attempt time, then seq. */
+static int
+due_cmp(int64_t next_a, int64_t seq_a, int64_t next_b, int64_t seq_b)
+{
+	if (next_a != next_b)
+		return next_a < next_b ? -1 : 1;
+	if (seq_a != seq_b)
+		return seq_a < seq_b ? -1 : 1;
+	return 0;
+}
+
 static int
 candidate_cmp(const void *a, const void *b)
 {
 	const struct candidate *x = a, *y = b;
 
-	if (x->next_ms != y->next_ms)
-		return x->next_ms < y->next_ms ? -1 : 1;
-	if (x->seq != y->seq)
-		return x->seq < y->seq ? -1 : 1;
-	return 0;
+	return due_cmp(x->next_ms, x->seq, y->next_ms, y->seq);
 }
 
 /*
@@ -1017,11 +1092,7 @@ claimed_cmp(const void *a, const void *b)
 {
 	const struct claimed *x = a, *y = b;
 
-	if (x->next_ms != y->next_ms)
-		return x->next_ms < y->next_ms ? -1 : 1;
-	if (x->seq != y->seq)
-		return x->seq < y->seq ? -1 : 1;
-	return 0;
+	return due_cmp(x->next_ms, x->seq, y->next_ms, y->seq);
 }
 
 /* Orders v's rows by (next_ms, seq); next_ms[i] belongs to v->v[i]. */
@@ -1308,9 +1379,10 @@ sq_list(void *state, const struct nb_store_filter *f,
 }
 
 static int
-make_pending(
-    struct sq *q, int64_t seq, int64_t now_ms, const char *id, const char *type)
+sq_make_pending(
+    void *state, int64_t seq, int64_t now_ms, const char *id, const char *type)
 {
+	struct sq *q = state;
 	sqlite3_stmt *st;
 
 	if ((st = stmt_get(q, ST_REPLAY_PENDING)) == NULL)
@@ -1323,8 +1395,9 @@ make_pending(
 }
 
 static int
-requarantine(struct sq *q, int64_t seq, const char *error, int64_t now_ms)
+sq_requarantine(void *state, int64_t seq, const char *error, int64_t now_ms)
 {
+	struct sq *q = state;
 	sqlite3_stmt *st;
 
 	if ((st = stmt_get(q, ST_REQUARANTINE)) == NULL)
@@ -1335,98 +1408,22 @@ requarantine(struct sq *q, int64_t seq, const char *error, int64_t now_ms)
 	return stmt_run(q, st, __func__, "requarantine");
 }
 
-/* Replays one listed row; counts what happened (or would). */
 static int
-replay_row(struct sq *q, const struct nb_stored_event *ev, int dry_run,
-    int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
-    size_t *requarantined)
+sq_replay_begin(void *state, int dry_run)
 {
-	const char *rule;
-	char *id = NULL, *type = NULL;
-	int rc = -1;
-
-	if (ev->state == NB_STATE_PENDING)
-		return 0;
-	if (ev->state == NB_STATE_DEAD && ev->reason != NULL &&
-	    strcmp(ev->reason, NB_REASON_QUARANTINED) == 0) {
-		/* Without a validator a quarantined row cannot be judged. */
-		if (fn == NULL)
-			return 0;
-		rule = fn(ev->raw, ev->rawlen, &id, &type);
-		if (rule != NULL) {
-			(*requarantined)++;
-			if (!dry_run &&
-			    requarantine(q, ev->seq, rule, now_ms) == -1)
-				goto out;
-			rc = 0;
-			goto out;
-		}
-	}
-	(*replayed)++;
-	if (!dry_run && make_pending(q, ev->seq, now_ms, id, type) == -1)
-		goto out;
-	rc = 0;
-out:
-	free(id);
-	free(type);
-	return rc;
+	return dry_run ? 0 : tx_begin(state);
 }
 
 static int
-sq_replay(void *state, const struct nb_store_filter *f, int dry_run,
-    int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
-    size_t *requarantined)
+sq_replay_commit(void *state)
 {
-	static const struct nb_store_filter all;
-	struct sq *q = state;
-	struct nb_store_filter chunk;
-	struct evvec v = {0};
-	size_t i, got, left, nrep = 0, nreq = 0;
-	int rc = -1, in_tx = 0;
+	return tx_commit(state);
+}
 
-	*replayed = *requarantined = 0;
-	chunk = f != NULL ? *f : all;
-	/* Pending rows are never replayed; keep them out of the limit too. */
-	chunk.states = nb_store_filter_states(f) & ~NB_STATE_MASK_PENDING;
-	if (chunk.states == 0)
-		return 0;
-	left = chunk.limit;
-	if (!dry_run) {
-		if (tx_begin(q) == -1)
-			return -1;
-		in_tx = 1;
-	}
-	/* In chunks, so a large replay does not hold every payload at once. */
-	for (;;) {
-		chunk.limit = left != 0 && left < SQ_REPLAY_CHUNK
-		    ? left
-		    : SQ_REPLAY_CHUNK;
-		if (list_into(q, &chunk, &v) == -1)
-			goto out;
-		for (i = 0; i < v.n; i++)
-			if (replay_row(q, &v.v[i], dry_run, now_ms, fn, &nrep,
-				&nreq) == -1)
-				goto out;
-		got = v.n;
-		if (got > 0)
-			chunk.after_seq = v.v[got - 1].seq;
-		evvec_clear(&v);
-		if (got < chunk.limit)
-			break;
-		if (left != 0 && (left -= got) == 0)
-			break;
-	}
-	if (in_tx && tx_commit(q) == -1)
-		goto out;
-	in_tx = 0;
-	*replayed = nrep;
-	*requarantined = nreq;
-	rc = 0;
-out:
-	if (in_tx)
-		tx_rollback(q);
-	evvec_clear(&v);
-	return rc;
+static void
+sq_replay_rollback(void *state)
+{
+	tx_rollback(state);
 }
 
 static int
@@ -1541,9 +1538,10 @@ sq_probe(void *state)
 {
 	struct sq *q = state;
 	sqlite3_stmt *st;
-	int64_t spare;
 	int rc = -1;
 
+	if (disk_check(q, SQ_PROBE_HEADROOM) == -1)
+		return -1;
 	if (tx_begin(q) == -1)
 		return -1;
 	if ((st = stmt_get(q, ST_PROBE)) == NULL)
@@ -1551,11 +1549,12 @@ sq_probe(void *state)
 	sqlite3_bind_int64(st, 1, nb_time_now_ms());
 	if (stmt_run(q, st, __func__, "probe") == -1)
 		goto out;
-	/* Healthy only with room for more than a handful of requests. */
-	spare = q->max_size_bytes / 8;
-	if (spare > SQ_PROBE_HEADROOM)
-		spare = SQ_PROBE_HEADROOM;
-	if (cap_check(q, spare) == -1)
+	/*
+	 * Healthy only with room for more than a handful of requests on top
+	 * of what appends leave free, so a store that is just full does not
+	 * flap.
+	 */
+	if (cap_check(q, 2 * cap_spare(q)) == -1)
 		goto out;
 	if (tx_commit(q) == -1)
 		goto out;
@@ -1580,7 +1579,12 @@ const struct nb_store_ops nb_store_sqlite_ops = {
     .release = sq_release,
     .dead = sq_dead,
     .list = sq_list,
-    .replay = sq_replay,
+    .replay_begin = sq_replay_begin,
+    .replay_list = sq_list,
+    .make_pending = sq_make_pending,
+    .requarantine = sq_requarantine,
+    .replay_commit = sq_replay_commit,
+    .replay_rollback = sq_replay_rollback,
     .purge = sq_purge,
     .stats = sq_stats,
     .prune = sq_prune,

@@ -11,12 +11,10 @@
  * exponential backoff and jitter (Retry-After honoured); 400 bisects the
  * batch until the offending messages are dead-lettered alone; 401/403 pause
  * the lane until a reload or the pause back-off ends.  Every other status
- * (3xx, 404, 413, other 4xx) is retried with backoff like a 5xx: a transient
- * misconfiguration (a wrong endpoint path, a proxy in the way) must never
- * lose events, and max_age_s / max_attempts still bound the retries.  It
- * never touches the HTTP front end: the committer wakes it through
- * nb_deliver_wake().  libcurl must be initialised (curl_global_init()) and
- * libevent set up for threads (evthread_use_pthreads()) by the caller.
+ * (3xx, 404, 413, ...) is retried like a 5xx, so a transient
+ * misconfiguration never loses events (max_age_s / max_attempts bound it).
+ * The committer wakes it through nb_deliver_wake(); the caller initialises
+ * libcurl and libevent's thread support first.
  */
 #ifndef NB_DELIVER_H
 #define NB_DELIVER_H

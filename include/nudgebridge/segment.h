@@ -46,4 +46,16 @@ json_t *nb_segment_track(const struct nb_source *src, const char *raw,
 int nb_segment_track_text(const struct nb_source *src, const char *raw,
     size_t rawlen, char **out, size_t *outlen, const char **err);
 
+/*
+ * The direct single-pass encoder nb_segment_track_text() tries first: 0
+ * with the message in *out (malloc'd, NUL-terminated, *outlen bytes), or -1
+ * with *out untouched when it declines (input it does not handle exactly,
+ * invalid input, out of memory) and the jansson path must decide.  Whatever
+ * it accepts is byte for byte json_dumps(JSON_COMPACT) of what
+ * nb_segment_track() builds; exported so the unit tests can hold it to
+ * that.  Logs nothing.
+ */
+int nb_segment_track_text_direct(const struct nb_source *src, const char *raw,
+    size_t rawlen, char **out, size_t *outlen);
+
 #endif

@@ -4,20 +4,16 @@
  *
  * An event enters only after its signature verified and leaves only after
  * Segment answered 2xx or an operator purged it.  nb_store_append() returns
- * only after the transaction is committed and on disk (WAL with
- * synchronous=FULL on SQLite), so a 200 to Nudgespot means the event
- * survives kill -9 and power loss.  Delivery is at least once; Segment
- * de-duplicates on messageId.
- *
- * Rows move pending -> delivered, or pending -> dead (a dead letter, with a
- * reason), and back to pending on replay.  A claim puts a lease on pending
- * rows so that two deliverers (threads or instances) never send the same row
- * at once; a lease that runs out makes the row claimable again.
- *
- * Backends sit behind one function table (store_sqlite.c, later
- * store_pg.c).  A struct nb_store is one connection: use it from one thread
- * at a time.  Every function returns 0 on success and -1 on failure (logged
- * once, where it happens); a failed call changes nothing.
+ * only after the transaction is committed and on disk, so a 200 to
+ * Nudgespot means the event survives kill -9 and power loss.  Delivery is
+ * at least once; Segment de-duplicates on messageId.  Rows move pending ->
+ * delivered, or pending -> dead (a dead letter, with a reason), and back to
+ * pending on replay.  A claim leases pending rows so two deliverers
+ * (threads or instances) never send one row at once; a lease that runs out
+ * makes the row claimable again.  Backends sit behind one function table
+ * (store_sqlite.c, store_pg.c).  A struct nb_store is one connection: one
+ * thread at a time.  Every function returns 0 or -1 (logged once, where it
+ * happens); a failed call changes nothing.
  */
 #ifndef NB_STORE_H
 #define NB_STORE_H
@@ -169,7 +165,10 @@ int nb_store_recover(struct nb_store *);
 /*
  * Stores n requests in one transaction (group commit) and fills their
  * counts.  Returns 0 only after the commit is durable; on -1 nothing of the
- * n requests is stored and their counts are meaningless.
+ * n requests is stored and their counts are meaningless.  Under a size cap
+ * (store.max_size_bytes) it fails when it would leave less than 64 KiB (or
+ * an eighth of the cap, when smaller) free under it: the deliverer's
+ * bookkeeping needs that room to drain a full store.
  */
 int nb_store_append(struct nb_store *, struct nb_append *const *reqs, size_t n);
 
@@ -238,9 +237,11 @@ int nb_store_prune(
 
 /*
  * A minimal durable write, to tell whether the store can commit now.  Under
- * a size cap (store.max_size_bytes) it also fails while less than 64 KiB
- * (or an eighth of the cap, when smaller) is free under it, so a store that
- * is just full does not flap.
+ * a size cap it also fails unless twice the room nb_store_append() leaves
+ * is still free, so a store that is just full does not flap.  On SQLite it
+ * also fails while less than 64 KiB is free on the filesystem that holds
+ * the database (statvfs): a failed commit leaves WAL space behind that the
+ * probe's tiny row would fit into, so a full disk would look healthy.
  */
 int nb_store_probe(struct nb_store *);
 

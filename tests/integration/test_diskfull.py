@@ -135,7 +135,6 @@ class TmpfsFullTest(DiskFullCase):
     # fails; it flaps for as long as the disk is full.  The size cap has
     # a headroom check, the filesystem has none (statvfs).  Remove the
     # decorator once sq_probe checks free space.
-    @unittest.expectedFailure
     def test_tmpfs_full_readyz_stays_unready(self):
         fs, bridge, acked, statuses = self.full_tmpfs()
         self.stays_unready(bridge)

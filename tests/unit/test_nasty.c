@@ -10,16 +10,9 @@
  * 10,000 signature entries, a 1 MiB signature header, odd source names,
  * CR/LF inside values and timestamps at the int64 limits.  Each row states
  * the outcome the contract implies, not merely "does not crash"; the
- * sanitizer build runs the same tables.
- *
- * Documented behaviour pinned here: jansson keeps the last of duplicate
- * keys (the parse flags do not include JSON_REJECT_DUPLICATES), so a body
- * with "id" twice is the event with the second id; integers beyond int64
- * and reals beyond double make the whole body invalid_json (jansson
- * refuses them), as does nesting past jansson's depth limit (2048); NUL is
- * refused raw and in keys but allowed as \u0000 in string values, where the
- * event rules quarantine it in id/type/uid/email and pass it through
- * elsewhere.  Large inputs are built at run time by small generators.
+ * sanitizer build runs the same tables.  Large inputs are built at run
+ * time by small generators; the jansson behaviour the body table pins is
+ * written above parse_cases.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -226,6 +219,16 @@ struct parse_case {
 
 #define LIT(s) s, sizeof(s) - 1, NULL
 
+/*
+ * Documented behaviour pinned here: jansson keeps the last of duplicate
+ * keys (the parse flags do not include JSON_REJECT_DUPLICATES), so a body
+ * with "id" twice is the event with the second id; integers beyond int64
+ * and reals beyond double make the whole body invalid_json (jansson
+ * refuses them), as does nesting past jansson's depth limit (2048); NUL is
+ * refused raw and in keys but allowed as \u0000 in string values, where the
+ * event rules quarantine it in id/type/uid/email and pass it through
+ * elsewhere.
+ */
 static const struct parse_case parse_cases[] = {
     /* Nesting: jansson stops at its depth limit, the body is not JSON. */
     {"100,000 nested arrays", NULL, 0, gen_deep_arrays, NB_PAYLOAD_INVALID_JSON,

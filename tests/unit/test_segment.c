@@ -5,7 +5,9 @@
  * timestamp normalisation, messageIds and the contract's full example.
  * Expected messages are JSON literals (single quotes become double quotes)
  * compared with json_equal(); messageIds were computed independently
- * (Python hashlib) so a wrong hash input is caught.
+ * (Python hashlib) so a wrong hash input is caught.  A differential test
+ * holds the direct Track encoder to the jansson path, byte for byte, over
+ * the segment and nudgespot fuzz corpora and a table of hand-made events.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,6 +489,196 @@ test_nul_in_properties(void **state)
 	free(text);
 }
 
+/*
+ * Differential check of one input under src: when the direct encoder takes
+ * it, the jansson path (nb_segment_track() dumped compactly) must accept it
+ * too and write the same bytes; whatever path nb_segment_track_text()
+ * takes, it must agree with the jansson path.  Returns 1 when the direct
+ * encoder took the input.
+ */
+static int
+differ(
+    const struct nb_source *src, const char *raw, size_t len, const char *what)
+{
+	char *direct = NULL, *slow = NULL, *text = NULL;
+	size_t dlen = 0, tlen = 0;
+	const char *err = NULL;
+	json_t *m;
+	int took;
+
+	took = nb_segment_track_text_direct(src, raw, len, &direct, &dlen) == 0;
+	if ((m = nb_segment_track(src, raw, len, &err)) != NULL) {
+		slow = json_dumps(m, JSON_COMPACT);
+		assert_non_null(slow);
+		json_decref(m);
+	}
+	if (took) {
+		if (slow == NULL)
+			fail_msg("%s (anon %d): direct encoder took what the "
+				 "jansson path refuses (%s)",
+			    what, (int)src->anon, err != NULL ? err : "?");
+		if (dlen != strlen(direct) || strcmp(direct, slow) != 0)
+			fail_msg("%s (anon %d):\n direct: %s\njansson: %s",
+			    what, (int)src->anon, direct, slow);
+	}
+	if (nb_segment_track_text(src, raw, len, &text, &tlen, NULL) == 0) {
+		assert_non_null(slow);
+		assert_int_equal(tlen, strlen(slow));
+		assert_string_equal(text, slow);
+	} else {
+		assert_null(slow);
+		assert_null(text);
+	}
+	free(text);
+	free(direct);
+	free(slow);
+	return took;
+}
+
+/* Both anonymous_id modes and a source with overridden event names. */
+static int
+differ_all(const char *raw, size_t len, const char *what)
+{
+	const struct nb_source *srcs[] = {&src_email, &src_sha, &src_override};
+	size_t i;
+	int took = 0;
+
+	for (i = 0; i < sizeof(srcs) / sizeof(srcs[0]); i++)
+		took += differ(srcs[i], raw, len, what);
+	return took;
+}
+
+static void
+test_direct_matches_jansson_table(void **state)
+{
+	static const struct {
+		const char *extra; /* more members of the event */
+		int direct;	   /* the direct encoder must take it */
+	} cases[] = {
+	    {"", 1},
+	    {",'properties':{}", 1},
+	    {",'properties':{'a':{},'b':[],'c':{'d':{'e':[1,{}]}}}", 1},
+	    {",'properties':{'n':0,'m':-12,'big':9223372036854775807,"
+	     "'small':-9223372036854775808}",
+		1},
+	    {",'properties':{'t':true,'f':false,'z':null,'s':''}", 1},
+	    {",'properties':{'u':'\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80'}", 1},
+	    {",'properties':{'\xc3\xa9':'k\xc3\xa9y'}", 1},
+	    {",'properties':{'email_id':'free','list':['a',1,null]}", 1},
+	    {",'message':{'id':'m1','subject':'Hi'},'link':{'url':'u'}", 1},
+	    {",'client':{'ip':'203.0.113.9','user_agent':'UA/1'}", 1},
+	    {",'client':{}", 1},
+	    {",'message':{},'link':{},'campaign':{}", 1},
+	    /* What the direct encoder leaves to jansson, or may. */
+	    {",'properties':{'q':'a\\\"b\\\\c\\/d'}", 0},
+	    {",'properties':{'c':'\\b\\f\\n\\r\\t\\u0001\\u001f'}", 0},
+	    {",'properties':{'u':'\\u00e9\\ud83d\\ude00'}", 0},
+	    {",'properties':{'r':1.5,'e':1e3,'E':-2.5E-3}", 0},
+	    {",'properties':{'z':-0}", 0},
+	    {",'properties':{'d':1,'d':2}", 0},
+	    {",'properties':{'huge':123456789012345678901234567890}", 0},
+	    {",'properties':[1,2]", 0},
+	    {",'properties':'flat'", 0},
+	    {",'properties':{'deep':[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+	     "1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+		0},
+	};
+	static const char *const heads[] = {
+	    "{'id':'evt_1','type':'email.opened','occurred_at':'" TS "',"
+	    "'subscriber':{'uid':'u_42','email':'Ada@Example.COM'}",
+	    "{'id':'evt_2','type':'email.unsubscribed','occurred_at':"
+	    "'2026-11-28T10:59:58+01:00','subscriber':{'email':'ada@x.io'}",
+	    "{'id':'evt_3','type':'custom.x','occurred_at':"
+	    "'2026-11-28T09:59:58Z','subscriber':{'uid':'u'}",
+	    "{ 'id' : 'evt_4' , 'type':'email.sent','occurred_at':'" TS "',"
+	    "'subscriber':{'uid':'u','email':''}",
+	};
+	char what[64];
+	size_t i, h;
+	int took;
+
+	(void)state;
+	for (h = 0; h < sizeof(heads) / sizeof(heads[0]); h++) {
+		for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			char buf[1024], *ev;
+			int len;
+
+			len = snprintf(buf, sizeof(buf), "%s%s}", heads[h],
+			    cases[i].extra);
+			assert_true(len > 0 && (size_t)len < sizeof(buf));
+			ev = dq(buf);
+			snprintf(what, sizeof(what), "head %zu case %zu", h, i);
+			took = differ_all(ev, strlen(ev), what);
+			if (cases[i].direct && took != 3)
+				fail_msg("%s: the direct encoder declined: %s",
+				    what, ev);
+			free(ev);
+		}
+	}
+}
+
+/* Differential check of every file of one fuzz corpus; returns the count. */
+static size_t
+differ_corpus(const char *name, size_t *took)
+{
+	char dir[512], path[1024];
+	struct dirent *de;
+	size_t files = 0, len;
+	DIR *d;
+	FILE *fp;
+	char *buf;
+	json_t *doc, *el;
+	size_t i;
+	int n;
+
+	n = snprintf(dir, sizeof(dir), "%s/%s", NB_TEST_FUZZ_CORPUS, name);
+	assert_true(n > 0 && (size_t)n < sizeof(dir));
+	if ((d = opendir(dir)) == NULL)
+		fail_msg("cannot open %s", dir);
+	assert_non_null(buf = malloc(1 << 20));
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		n = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		assert_true(n > 0 && (size_t)n < sizeof(path));
+		assert_non_null(fp = fopen(path, "rb"));
+		len = fread(buf, 1, (1 << 20) - 1, fp);
+		assert_int_equal(ferror(fp), 0);
+		fclose(fp);
+		buf[len] = '\0';
+		*took += (size_t)differ_all(buf, len, path);
+		/* A webhook body: each event of the array as stored. */
+		doc = json_loadb(buf, len, JSON_ALLOW_NUL, NULL);
+		json_array_foreach(doc, i, el)
+		{
+			char *text = json_dumps(el, JSON_COMPACT);
+
+			if (text != NULL)
+				*took += (size_t)differ_all(
+				    text, strlen(text), path);
+			free(text);
+		}
+		json_decref(doc);
+		files++;
+	}
+	closedir(d);
+	free(buf);
+	return files;
+}
+
+static void
+test_direct_matches_jansson_corpus(void **state)
+{
+	size_t took = 0;
+
+	(void)state;
+	assert_true(differ_corpus("segment", &took) > 0);
+	assert_true(differ_corpus("nudgespot", &took) > 0);
+	/* The corpora hold valid events: the direct encoder must see some. */
+	assert_true(took > 0);
+	printf("direct encoder took %zu corpus inputs\n", took);
+}
+
 static int
 setup(void **state)
 {
@@ -519,6 +712,8 @@ main(void)
 	    cmocka_unit_test(test_message_id),
 	    cmocka_unit_test(test_contract_example),
 	    cmocka_unit_test(test_nul_in_properties),
+	    cmocka_unit_test(test_direct_matches_jansson_table),
+	    cmocka_unit_test(test_direct_matches_jansson_corpus),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
