@@ -116,6 +116,11 @@ try {
 	await page.click("#f-apply");
 	const row = page.locator("#dlq-rows tr", { hasText: deadId });
 	await row.waitFor();
+	// The unfiltered rows may still be on screen until the filtered
+	// answer arrives: wait for the table to settle on one row.
+	await page.waitForFunction(
+	    () => document.querySelectorAll("#dlq-rows tr").length === 1,
+	    null, { timeout: 10000 });
 	assert.equal(await page.locator("#dlq-rows tr").count(), 1);
 	ok("the dead-letter table filters by reason and lists the event");
 	await page.click("#f-reset");
