@@ -6,14 +6,21 @@
  * bounded queue; the writer thread takes up to NB_COMMIT_MAX_GROUP of them
  * at a time and stores them with one nb_store_append(), so one fsync covers
  * every request that arrived while the previous transaction committed.
- * Finished requests move to a done list and one event_active() wakes base,
- * whose callback runs the completions: callbacks never run on the writer.
+ * Finished requests move to the done list of the channel they were
+ * submitted on and one event_active() wakes that channel's base, whose
+ * callback runs the completions: callbacks never run on the writer.  The
+ * committer's own channel is on base; nb_committer_attach() adds one per
+ * further base (one per HTTP worker thread).  Channels live until
+ * nb_committer_free() (or an early nb_committer_detach()).
  *
  * The writer owns its store connection; nothing else touches it.  A failed
  * commit marks the committer unhealthy: submits are refused at once (the
  * caller answers 503) and the writer probes the store every
  * NB_COMMIT_PROBE_MS until a probe commits.  One mutex guards the queue,
- * the done list and the flags; the store is used without it.
+ * the done lists, the channel list and the flags; the store is used
+ * without it.  The writer activates wake events with the mutex held (a
+ * channel cannot be freed under it); libevent never takes the mutex, so
+ * the order mutex -> base lock is the only one.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -36,6 +43,7 @@ struct item {
 	nb_commit_cb cb;
 	void *arg;
 	int rc;
+	struct nb_commit_chan *chan;
 	struct item *next;
 };
 
@@ -46,9 +54,16 @@ struct itemq {
 	size_t len;
 };
 
+/* Where completions of one base go. */
+struct nb_commit_chan {
+	struct nb_committer *c;
+	struct event *wake; /* activated by the writer, runs done_cb */
+	struct itemq done;  /* under c->lock */
+	struct nb_commit_chan *next;
+};
+
 struct nb_committer {
-	struct event_base *base;
-	struct event *wake; /* activated by the writer, runs done_cb on base */
+	struct nb_commit_chan *chans; /* the first is base's, under lock */
 	struct nb_store *store;
 	struct nb_metrics *metrics;
 
@@ -59,7 +74,6 @@ struct nb_committer {
 
 	/* Under lock. */
 	struct itemq queue;
-	struct itemq done;
 	int stopping;
 	int healthy;
 	uint64_t transactions;
@@ -125,16 +139,50 @@ run_callbacks(struct itemq *list)
 static void
 done_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct nb_committer *c = arg;
+	struct nb_commit_chan *ch = arg;
+	struct nb_committer *c = ch->c;
 	struct itemq list;
 
 	(void)fd;
 	(void)what;
 	itemq_init(&list);
 	pthread_mutex_lock(&c->lock);
-	itemq_splice(&list, &c->done);
+	itemq_splice(&list, &ch->done);
 	pthread_mutex_unlock(&c->lock);
 	run_callbacks(&list);
+}
+
+static struct nb_commit_chan *
+chan_new(struct nb_committer *c, struct event_base *base)
+{
+	struct nb_commit_chan *ch;
+
+	if ((ch = calloc(1, sizeof(*ch))) == NULL)
+		return NULL;
+	ch->c = c;
+	itemq_init(&ch->done);
+	if ((ch->wake = event_new(base, -1, 0, done_cb, ch)) == NULL) {
+		free(ch);
+		return NULL;
+	}
+	return ch;
+}
+
+/* Runs what is left on ch's done list here, then frees ch (unlinked). */
+static void
+chan_free(struct nb_commit_chan *ch)
+{
+	struct itemq list;
+
+	if (ch == NULL)
+		return;
+	event_free(ch->wake);
+	itemq_init(&list);
+	pthread_mutex_lock(&ch->c->lock);
+	itemq_splice(&list, &ch->done);
+	pthread_mutex_unlock(&ch->c->lock);
+	run_callbacks(&list);
+	free(ch);
 }
 
 static void
@@ -156,6 +204,7 @@ commit_group(struct nb_committer *c, struct itemq *group)
 	struct nb_append *reqs[NB_COMMIT_MAX_GROUP];
 	nb_commit_notify_cb notify;
 	void *notify_arg;
+	struct nb_commit_chan *ch;
 	struct item *it;
 	int64_t t0;
 	size_t n = 0, events = 0;
@@ -182,12 +231,15 @@ commit_group(struct nb_committer *c, struct itemq *group)
 		log_error(
 		    "store failing, refusing webhooks", " requests=%zu", n);
 	c->healthy = rc == 0;
-	itemq_splice(&c->done, group);
+	while ((it = itemq_pop(group)) != NULL)
+		itemq_push(&it->chan->done, it);
+	for (ch = c->chans; ch != NULL; ch = ch->next)
+		if (ch->done.len > 0)
+			event_active(ch->wake, EV_READ, 0);
 	notify = c->notify;
 	notify_arg = c->notify_arg;
 	pthread_mutex_unlock(&c->lock);
 
-	event_active(c->wake, EV_READ, 0);
 	if (rc == 0 && events > 0 && notify != NULL)
 		notify(notify_arg);
 }
@@ -246,11 +298,9 @@ nb_committer_new(struct event_base *base, const struct nb_store_config *cfg,
 		snprintf(err, errlen, "committer: out of memory");
 		goto out;
 	}
-	c->base = base;
 	c->metrics = m;
 	c->healthy = 1;
 	itemq_init(&c->queue);
-	itemq_init(&c->done);
 	if (pthread_mutex_init(&c->lock, NULL) != 0) {
 		snprintf(err, errlen, "committer: cannot create a mutex");
 		goto out;
@@ -269,7 +319,7 @@ nb_committer_new(struct event_base *base, const struct nb_store_config *cfg,
 		goto out;
 	}
 	locks = 2;
-	if ((c->wake = event_new(base, -1, 0, done_cb, c)) == NULL) {
+	if ((c->chans = chan_new(c, base)) == NULL) {
 		snprintf(err, errlen, "committer: cannot create an event");
 		goto out;
 	}
@@ -289,8 +339,7 @@ nb_committer_new(struct event_base *base, const struct nb_store_config *cfg,
 out:
 	if (c != NULL) {
 		nb_store_close(c->store);
-		if (c->wake != NULL)
-			event_free(c->wake);
+		chan_free(c->chans);
 		if (locks >= 2)
 			pthread_cond_destroy(&c->cond);
 		if (locks >= 1)
@@ -310,10 +359,50 @@ nb_committer_set_notify(
 	pthread_mutex_unlock(&c->lock);
 }
 
+struct nb_commit_chan *
+nb_committer_attach(struct nb_committer *c, struct event_base *base)
+{
+	struct nb_commit_chan *ch;
+
+	if ((ch = chan_new(c, base)) == NULL)
+		return NULL;
+	pthread_mutex_lock(&c->lock);
+	/* After the committer's own channel, which stays first. */
+	ch->next = c->chans->next;
+	c->chans->next = ch;
+	pthread_mutex_unlock(&c->lock);
+	return ch;
+}
+
+void
+nb_committer_detach(struct nb_commit_chan *ch)
+{
+	struct nb_commit_chan **pp;
+
+	if (ch == NULL)
+		return;
+	pthread_mutex_lock(&ch->c->lock);
+	for (pp = &ch->c->chans; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == ch) {
+			*pp = ch->next;
+			break;
+		}
+	pthread_mutex_unlock(&ch->c->lock);
+	chan_free(ch);
+}
+
 int
 nb_committer_submit(
     struct nb_committer *c, struct nb_append *req, nb_commit_cb cb, void *arg)
 {
+	return nb_committer_submit_on(c->chans, req, cb, arg);
+}
+
+int
+nb_committer_submit_on(struct nb_commit_chan *ch, struct nb_append *req,
+    nb_commit_cb cb, void *arg)
+{
+	struct nb_committer *c = ch->c;
 	struct item *it;
 	int rc = -1;
 
@@ -324,6 +413,7 @@ nb_committer_submit(
 	it->req = req;
 	it->cb = cb;
 	it->arg = arg;
+	it->chan = ch;
 	pthread_mutex_lock(&c->lock);
 	if (c->stopping || !c->healthy || c->queue.len >= NB_COMMIT_MAX_QUEUE)
 		goto out;
@@ -362,7 +452,7 @@ nb_committer_transactions(struct nb_committer *c)
 void
 nb_committer_free(struct nb_committer *c)
 {
-	struct itemq list;
+	struct nb_commit_chan *ch;
 
 	if (c == NULL)
 		return;
@@ -373,11 +463,15 @@ nb_committer_free(struct nb_committer *c)
 	if (c->started)
 		pthread_join(c->thread, NULL);
 
-	/* The writer is gone: nobody activates wake any more. */
-	event_free(c->wake);
-	itemq_init(&list);
-	itemq_splice(&list, &c->done);
-	run_callbacks(&list);
+	/*
+	 * The writer is gone: nobody activates wake events any more.  What
+	 * is left runs here, on the caller's thread (the owners of attached
+	 * bases have stopped their loops, see nb_committer_attach()).
+	 */
+	while ((ch = c->chans) != NULL) {
+		c->chans = ch->next;
+		chan_free(ch);
+	}
 
 	nb_store_close(c->store);
 	pthread_cond_destroy(&c->cond);

@@ -65,7 +65,7 @@ static const struct {
 };
 
 static const char *const top_keys[] = {"listen", "admin", "log", "store",
-    "limits", "segment", "sources", "tls", "user", NULL};
+    "limits", "segment", "sources", "tls", "user", "http_threads", NULL};
 static const char *const tls_keys[] = {"cert_file", "key_file", NULL};
 static const char *const admin_keys[] = {
     "listen", "token", "token_env", "token_file", NULL};
@@ -1112,11 +1112,14 @@ static struct nb_config *
 config_new(void)
 {
 	struct nb_config *cfg;
+	long cpus;
 
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
 		return NULL;
 	cfg->log_level = NB_LOG_INFO;
 	cfg->log_format = NB_LOG_LOGFMT;
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	cfg->http_threads = cpus < 1 ? 1 : cpus > 8 ? 8 : (size_t)cpus;
 	cfg->store.lease_s = 30;
 	cfg->store.max_size_bytes = 0;
 	cfg->limits.max_body_bytes = 1048576;
@@ -1193,6 +1196,8 @@ load_doc(struct nb_config **out, const char *text, const char *dir,
 	}
 	if (check_keys(&c, root, "", top_keys) == -1 ||
 	    get_listen(&c, root, "", "listen", &cfg->listen) == -1 ||
+	    get_size(&c, root, "", "http_threads", 1, NB_HTTP_THREADS_MAX,
+		&cfg->http_threads) == -1 ||
 	    parse_admin(&c, cfg, root) == -1 ||
 	    parse_log(&c, cfg, root) == -1 ||
 	    parse_store(&c, cfg, root) == -1 ||

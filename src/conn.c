@@ -18,11 +18,15 @@
  * recorded, and evhttp then sees end-of-file and frees the connection the
  * ordinary way.  An fd found still in the table when a new connection gets
  * it is a record whose close callback never came; it is dropped, so the
- * count cannot drift upwards.  Main thread only.
+ * count cannot drift upwards.  One guard per event base, used on that
+ * base's thread only; guards of several bases (HTTP worker threads on one
+ * port) can share one atomic total so that max_connections holds for the
+ * listener as a whole (nb_conn_share_total()).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +65,7 @@ struct nb_conn {
 	struct conn **byfd;
 	size_t nbyfd;
 	size_t count;
+	atomic_size_t *total; /* shared with other guards, or NULL */
 	size_t max;
 	int timeout_s;
 	const struct timeval *timeout_tv; /* common timeout for timeout_s */
@@ -91,6 +96,8 @@ conn_release(struct nb_conn *nc, struct conn *c)
 	if (c->deadline != NULL)
 		event_free(c->deadline);
 	nc->count--;
+	if (nc->total != NULL)
+		atomic_fetch_sub(nc->total, 1);
 	free(c);
 }
 
@@ -237,6 +244,7 @@ bev_cb(struct event_base *base, void *arg)
 	struct nb_conn *nc = arg;
 	struct bufferevent *bev = NULL;
 	struct conn *c;
+	size_t open_now;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		/* Untracked; with TLS still never plain text if we can. */
@@ -253,7 +261,9 @@ bev_cb(struct event_base *base, void *arg)
 	c->bev = bev;
 	c->fd = -1;
 	nc->count++;
-	if (nc->max > 0 && nc->count > nc->max)
+	open_now =
+	    nc->total != NULL ? atomic_fetch_add(nc->total, 1) + 1 : nc->count;
+	if (nc->max > 0 && open_now > nc->max)
 		c->reject = 1;
 	c->next = nc->pending;
 	nc->pending = c;
@@ -293,6 +303,12 @@ nb_conn_set_limits(struct nb_conn *nc, size_t max_conns, int request_timeout_s)
 		    ? event_base_init_common_timeout(nc->base, &tv)
 		    : NULL;
 	}
+}
+
+void
+nb_conn_share_total(struct nb_conn *nc, atomic_size_t *total)
+{
+	nc->total = total;
 }
 
 void

@@ -16,7 +16,23 @@
  * waiting: their callback then frees the context without touching the
  * request.  Bodies above limits.max_body_bytes but below a hard cap are read
  * and answered with our JSON 413; evhttp answers bodies above the cap with
- * its own 413 page.  Runs on the thread of the base it is given.
+ * its own 413 page.
+ *
+ * Workers.  With http_threads = N the listener is N workers, each an evhttp
+ * with its own listening socket on the same port (SO_REUSEPORT: the kernel
+ * spreads connections over them), its own connection guard and TLS
+ * context, and its own committer channel.  Worker 0 runs on the base it is
+ * given (the main thread), exactly as a single listener does; workers 1..N-1
+ * each run their own thread and base.  A worker's state (config, draining,
+ * waiting list) is touched only on its thread: the main thread hands it a
+ * new config or a drain or stop request under the listener's mutex and
+ * wakes it with event_active().  The in-flight count is one atomic; the
+ * connection limit one shared atomic total.  /metrics on worker 0 reads
+ * stats through the main thread's store connection; other workers open a
+ * connection of their own the first time they are asked.  Worker threads
+ * start at the first turn of the main loop (after start-up, privileges
+ * dropped) and stop in nb_http_stop(), before nb_committer_free() runs
+ * their last completions.
  */
 #include <sys/socket.h>
 
@@ -24,6 +40,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,8 +69,8 @@
 
 /* One webhook waiting for its commit. */
 struct wh_ctx {
-	struct nb_http *http;	    /* NULL once orphaned by nb_http_free() */
-	struct evhttp_request *req; /* valid while http != NULL */
+	struct worker *w;	    /* NULL once orphaned by nb_http_free() */
+	struct evhttp_request *req; /* valid while w != NULL */
 	struct nb_config *cfg;	    /* the config the request ran under */
 	struct nb_payload payload;
 	struct nb_append app;
@@ -62,16 +80,38 @@ struct wh_ctx {
 	struct wh_ctx *prev, *next;
 };
 
-struct nb_http {
-	struct nb_http_deps deps;
-	struct nb_config *cfg;
+/* One evhttp and its listening socket; see the top of the file. */
+struct worker {
+	struct nb_http *h;
+	size_t idx;
+	struct event_base *base; /* deps.base for worker 0, else its own */
 	struct evhttp *evh;
 	struct evhttp_bound_socket *sock;
-	struct nb_conn *conns; /* connection limit, deadlines, TLS */
+	struct nb_conn *conns;	     /* connection limit, deadlines, TLS */
+	struct nb_commit_chan *chan; /* NULL for worker 0 */
+	struct nb_store *store;	     /* /metrics of workers 1.., lazily */
+	struct nb_config *cfg;
+	int draining;
+	struct wh_ctx *waiting; /* list of contexts in the committer */
+	struct event *ctl;	/* runs ctl_cb: requests from the main thread */
+	pthread_t thread;
+	int started;
+	/* Under h->lock. */
+	struct nb_config *next_cfg;
+	int drain_req, stop_req;
+};
+
+struct nb_http {
+	struct nb_http_deps deps;
+	struct worker *workers;
+	size_t nworkers;
 	int port;
 	int draining;
-	size_t inflight;
-	struct wh_ctx *waiting; /* list of contexts in the committer */
+	int lock_init;
+	pthread_mutex_t lock;
+	atomic_size_t inflight;
+	atomic_size_t conns_total; /* shared by the workers' guards */
+	struct event *start;	   /* starts the worker threads, on base */
 };
 
 static const char *
@@ -249,11 +289,12 @@ log_webhook(const char *source, int status, const char *error,
 
 /* Answers a webhook with an error, counting and logging it. */
 static void
-webhook_error(struct nb_http *h, struct evhttp_request *req, int status,
+webhook_error(struct worker *w, struct evhttp_request *req, int status,
     const char *code, const char *message, const char *source,
     const char *webhook_id, size_t bodylen, size_t nevents)
 {
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	struct nb_http *h = w->h;
 
 	if (status == 405)
 		evhttp_add_header(oh, "Allow", "POST");
@@ -298,34 +339,36 @@ ctx_free(struct wh_ctx *c)
 }
 
 static void
-ctx_unlink(struct nb_http *h, struct wh_ctx *c)
+ctx_unlink(struct worker *w, struct wh_ctx *c)
 {
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
-		h->waiting = c->next;
+		w->waiting = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
-	h->inflight--;
+	atomic_fetch_sub(&w->h->inflight, 1);
 }
 
 static void
 commit_cb(struct nb_append *app, int rc, void *arg)
 {
 	struct wh_ctx *c = arg;
-	struct nb_http *h = c->http;
+	struct worker *w = c->w;
+	struct nb_http *h;
 	json_t *body;
 
 	(void)app;
-	if (h == NULL) {
+	if (w == NULL) {
 		/* The listener is gone and so is the request. */
 		ctx_free(c);
 		return;
 	}
-	ctx_unlink(h, c);
+	h = w->h;
+	ctx_unlink(w, c);
 	if (rc != 0) {
-		webhook_error(h, c->req, 503, "unavailable",
+		webhook_error(w, c->req, 503, "unavailable",
 		    "the event store cannot commit now; retry later", c->source,
 		    c->webhook_id, c->bodylen, c->payload.nevents);
 		ctx_free(c);
@@ -343,9 +386,10 @@ commit_cb(struct nb_append *app, int rc, void *arg)
 }
 
 static void
-handle_webhook(struct nb_http *h, struct evhttp_request *req, const char *name)
+handle_webhook(struct worker *w, struct evhttp_request *req, const char *name)
 {
-	struct nb_config *cfg = h->cfg;
+	struct nb_http *h = w->h;
+	struct nb_config *cfg = w->cfg;
 	const struct nb_source *src;
 	struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -359,25 +403,25 @@ handle_webhook(struct nb_http *h, struct evhttp_request *req, const char *name)
 	int64_t now;
 
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-		webhook_error(h, req, 405, "method_not_allowed",
+		webhook_error(w, req, 405, "method_not_allowed",
 		    "webhooks must be POSTed", NULL, NULL, 0, 0);
 		return;
 	}
 	if (!nb_config_source_name_valid(name) ||
 	    (src = nb_config_source(cfg, name)) == NULL) {
-		webhook_error(h, req, 404, "unknown_source",
+		webhook_error(w, req, 404, "unknown_source",
 		    "no source of that name is configured", NULL, NULL, 0, 0);
 		return;
 	}
 	len = evbuffer_get_length(in);
 	if (len > cfg->limits.max_body_bytes) {
-		webhook_error(h, req, 413, "body_too_large",
+		webhook_error(w, req, 413, "body_too_large",
 		    "the body is larger than limits.max_body_bytes", name, NULL,
 		    len, 0);
 		return;
 	}
 	if (!content_type_json(evhttp_find_header(ih, "Content-Type"))) {
-		webhook_error(h, req, 415, "unsupported_media_type",
+		webhook_error(w, req, 415, "unsupported_media_type",
 		    "Content-Type must be application/json", name, NULL, len,
 		    0);
 		return;
@@ -392,14 +436,14 @@ handle_webhook(struct nb_http *h, struct evhttp_request *req, const char *name)
 	}
 	body = len > 0 ? evbuffer_pullup(in, -1) : empty;
 	if (body == NULL) {
-		webhook_error(h, req, 503, "unavailable", "out of memory", name,
+		webhook_error(w, req, 503, "unavailable", "out of memory", name,
 		    NULL, len, 0);
 		return;
 	}
 	sr = nb_sig_verify(src->keys, &sh, body, len, time(NULL),
 	    cfg->limits.timestamp_tolerance_s);
 	if (sr == NB_SIG_NOMEM) {
-		webhook_error(h, req, 503, "unavailable", "out of memory", name,
+		webhook_error(w, req, 503, "unavailable", "out of memory", name,
 		    NULL, len, 0);
 		return;
 	}
@@ -418,44 +462,44 @@ handle_webhook(struct nb_http *h, struct evhttp_request *req, const char *name)
 		    ? msgs[sr]
 		    : "bad signature";
 
-		webhook_error(h, req, 401, nb_sig_result_str(sr), msg, name,
+		webhook_error(w, req, 401, nb_sig_result_str(sr), msg, name,
 		    NULL, len, 0);
 		return;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		webhook_error(h, req, 503, "unavailable", "out of memory", name,
+		webhook_error(w, req, 503, "unavailable", "out of memory", name,
 		    sh.id, len, 0);
 		return;
 	}
 	pr = nb_nudgespot_parse(&c->payload, (const char *)body, len);
 	if (pr != NB_PAYLOAD_OK) {
 		if (pr == NB_PAYLOAD_INVALID_JSON)
-			webhook_error(h, req, 400, "invalid_json",
+			webhook_error(w, req, 400, "invalid_json",
 			    "the body is not valid JSON (UTF-8)", name, sh.id,
 			    len, 0);
 		else if (pr == NB_PAYLOAD_INVALID_PAYLOAD)
-			webhook_error(h, req, 400, "invalid_payload",
+			webhook_error(w, req, 400, "invalid_payload",
 			    "the body must be an event object or an array of "
 			    "1..1000 event objects",
 			    name, sh.id, len, 0);
 		else
-			webhook_error(h, req, 503, "unavailable",
+			webhook_error(w, req, 503, "unavailable",
 			    "out of memory", name, sh.id, len, 0);
 		goto fail;
 	}
-	if (h->draining) {
-		webhook_error(h, req, 503, "unavailable",
+	if (w->draining) {
+		webhook_error(w, req, 503, "unavailable",
 		    "shutting down; retry later", name, sh.id, len,
 		    c->payload.nevents);
 		goto fail;
 	}
 	if ((c->webhook_id = strdup(sh.id)) == NULL) {
-		webhook_error(h, req, 503, "unavailable", "out of memory", name,
+		webhook_error(w, req, 503, "unavailable", "out of memory", name,
 		    sh.id, len, c->payload.nevents);
 		goto fail;
 	}
 	snprintf(c->source, sizeof(c->source), "%s", name);
-	c->http = h;
+	c->w = w;
 	c->req = req;
 	c->cfg = nb_config_ref(cfg);
 	c->bodylen = len;
@@ -466,18 +510,20 @@ handle_webhook(struct nb_http *h, struct evhttp_request *req, const char *name)
 	c->app.nevents = c->payload.nevents;
 	c->app.received_ms = now;
 	c->app.dedupe_after_ms = now - cfg->limits.dedupe_window_s * 1000;
-	if (nb_committer_submit(h->deps.committer, &c->app, commit_cb, c) ==
-	    -1) {
-		webhook_error(h, req, 503, "unavailable",
+	if ((w->chan != NULL
+		    ? nb_committer_submit_on(w->chan, &c->app, commit_cb, c)
+		    : nb_committer_submit(
+			  h->deps.committer, &c->app, commit_cb, c)) == -1) {
+		webhook_error(w, req, 503, "unavailable",
 		    "the event store is busy or unavailable; retry later", name,
 		    sh.id, len, c->payload.nevents);
 		goto fail;
 	}
-	c->next = h->waiting;
-	if (h->waiting != NULL)
-		h->waiting->prev = c;
-	h->waiting = c;
-	h->inflight++;
+	c->next = w->waiting;
+	if (w->waiting != NULL)
+		w->waiting->prev = c;
+	w->waiting = c;
+	atomic_fetch_add(&h->inflight, 1);
 	return;
 fail:
 	ctx_free(c);
@@ -498,11 +544,12 @@ method_get(struct evhttp_request *req)
 }
 
 static void
-handle_readyz(struct nb_http *h, struct evhttp_request *req)
+handle_readyz(struct worker *w, struct evhttp_request *req)
 {
+	struct nb_http *h = w->h;
 	const char *reason = NULL;
 
-	if (h->draining)
+	if (w->draining)
 		reason = "draining";
 	else if (!nb_committer_healthy(h->deps.committer))
 		reason = "store_unavailable";
@@ -515,17 +562,39 @@ handle_readyz(struct nb_http *h, struct evhttp_request *req)
 			"{s:s, s:s}", "status", "not_ready", "reason", reason));
 }
 
-static void
-handle_metrics(struct nb_http *h, struct evhttp_request *req)
+/*
+ * The store connection /metrics may use on w's thread: the main thread's
+ * for worker 0, else the worker's own, opened on first use.
+ */
+static struct nb_store *
+metrics_store(struct worker *w)
 {
+	char err[512], qerr[600];
+
+	if (w->idx == 0 || w->h->deps.store == NULL)
+		return w->h->deps.store;
+	if (w->store == NULL &&
+	    nb_store_open(&w->store, &w->cfg->store, err, sizeof(err)) == -1) {
+		log_warn("metrics: cannot open the store", " error=%s",
+		    nb_log_quote(qerr, sizeof(qerr), err));
+		w->store = NULL;
+	}
+	return w->store;
+}
+
+static void
+handle_metrics(struct worker *w, struct evhttp_request *req)
+{
+	struct nb_http *h = w->h;
 	struct nb_source_stats *stats = NULL;
 	struct nb_paused paused[METRICS_MAX_PAUSED];
 	struct evbuffer *buf = NULL;
+	struct nb_store *store = metrics_store(w);
 	size_t nstats = 0, npaused = 0;
 	int64_t now = nb_time_now_ms();
 
-	if (h->deps.store != NULL &&
-	    nb_store_stats(h->deps.store, now, &stats, &nstats) == -1) {
+	if (store != NULL &&
+	    nb_store_stats(store, now, &stats, &nstats) == -1) {
 		stats = NULL;
 		nstats = 0;
 	}
@@ -553,17 +622,17 @@ out:
 static void
 http_cb(struct evhttp_request *req, void *arg)
 {
-	struct nb_http *h = arg;
+	struct worker *w = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 
-	nb_conn_request(h->conns, req);
+	nb_conn_request(w->conns, req);
 	if (path == NULL) {
 		nb_http_reply_error(req, 404, "not_found", "no such path");
 		return;
 	}
 	if (strncmp(path, WEBHOOK_PREFIX, sizeof(WEBHOOK_PREFIX) - 1) == 0) {
-		handle_webhook(h, req, path + sizeof(WEBHOOK_PREFIX) - 1);
+		handle_webhook(w, req, path + sizeof(WEBHOOK_PREFIX) - 1);
 		return;
 	}
 	if (strcmp(path, "/healthz") == 0) {
@@ -574,31 +643,31 @@ http_cb(struct evhttp_request *req, void *arg)
 	}
 	if (strcmp(path, "/readyz") == 0) {
 		if (method_get(req))
-			handle_readyz(h, req);
+			handle_readyz(w, req);
 		return;
 	}
 	if (strcmp(path, "/metrics") == 0) {
 		if (method_get(req))
-			handle_metrics(h, req);
+			handle_metrics(w, req);
 		return;
 	}
 	nb_http_reply_error(req, 404, "not_found", "no such path");
 }
 
 static void
-apply_limits(struct nb_http *h, const struct nb_config *cfg)
+apply_limits(struct worker *w, const struct nb_config *cfg)
 {
 	size_t cap = cfg->limits.max_body_bytes;
 
 	cap = cap > BODY_CAP_MIN / BODY_CAP_FACTOR ? cap * BODY_CAP_FACTOR
 						   : BODY_CAP_MIN;
-	evhttp_set_max_body_size(h->evh, (ev_ssize_t)cap);
+	evhttp_set_max_body_size(w->evh, (ev_ssize_t)cap);
 	if (cfg->limits.max_header_bytes > 0)
 		evhttp_set_max_headers_size(
-		    h->evh, (ev_ssize_t)cfg->limits.max_header_bytes);
+		    w->evh, (ev_ssize_t)cfg->limits.max_header_bytes);
 	if (cfg->limits.read_timeout_s > 0)
-		evhttp_set_timeout(h->evh, cfg->limits.read_timeout_s);
-	nb_conn_set_limits(h->conns, cfg->limits.max_connections,
+		evhttp_set_timeout(w->evh, cfg->limits.read_timeout_s);
+	nb_conn_set_limits(w->conns, cfg->limits.max_connections,
 	    cfg->limits.request_timeout_s);
 }
 
@@ -608,7 +677,7 @@ apply_limits(struct nb_http *h, const struct nb_config *cfg)
  */
 static int
 apply_tls(
-    struct nb_http *h, const struct nb_config *cfg, char *err, size_t errlen)
+    struct worker *w, const struct nb_config *cfg, char *err, size_t errlen)
 {
 	struct nb_tls *tls;
 
@@ -617,8 +686,9 @@ apply_tls(
 	tls = nb_tls_new(cfg->tls.cert_file, cfg->tls.key_file, err, errlen);
 	if (tls == NULL)
 		return -1;
-	log_info("tls certificate loaded", " %s", nb_tls_describe(tls));
-	nb_conn_set_tls(h->conns, tls);
+	if (w->idx == 0)
+		log_info("tls certificate loaded", " %s", nb_tls_describe(tls));
+	nb_conn_set_tls(w->conns, tls);
 	return 0;
 }
 
@@ -639,6 +709,24 @@ bound_port(struct evhttp_bound_socket *sock)
 	return -1;
 }
 
+/* An evhttp on base with the settings every listener of ours uses. */
+static struct evhttp *
+evhttp_make(struct event_base *base)
+{
+	struct evhttp *evh;
+
+	if ((evh = evhttp_new(base)) == NULL)
+		return NULL;
+	evhttp_set_allowed_methods(evh,
+	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+		EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+		EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_default_content_type(evh, "application/json");
+	/* Read a too-long body to its end so the client sees the 413. */
+	evhttp_set_flags(evh, EVHTTP_SERVER_LINGERING_CLOSE);
+	return evh;
+}
+
 struct evhttp *
 nb_http_listen(struct event_base *base, const char *addr,
     struct evhttp_bound_socket **sockp, int *portp, char *err, size_t errlen)
@@ -651,17 +739,10 @@ nb_http_listen(struct event_base *base, const char *addr,
 		snprintf(err, errlen, "%s: not a host:port address", addr);
 		return NULL;
 	}
-	if ((evh = evhttp_new(base)) == NULL) {
+	if ((evh = evhttp_make(base)) == NULL) {
 		snprintf(err, errlen, "evhttp_new failed");
 		return NULL;
 	}
-	evhttp_set_allowed_methods(evh,
-	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-		EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-		EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_default_content_type(evh, "application/json");
-	/* Read a too-long body to its end so the client sees the 413. */
-	evhttp_set_flags(evh, EVHTTP_SERVER_LINGERING_CLOSE);
 	if ((*sockp = evhttp_bind_socket_with_handle(evh, host, port)) ==
 	    NULL) {
 		snprintf(err, errlen, "cannot listen on %s: %s", addr,
@@ -673,39 +754,304 @@ nb_http_listen(struct event_base *base, const char *addr,
 	return evh;
 }
 
+/*
+ * A listening socket on host:port with SO_REUSEPORT, so that the sockets
+ * of every worker share the port.  -1 with err set on failure.
+ */
+static evutil_socket_t
+reuseport_socket(
+    const char *addr, const char *host, int port, char *err, size_t errlen)
+{
+	struct evutil_addrinfo hints, *ai = NULL;
+	char portstr[16];
+	evutil_socket_t fd = -1;
+	int one = 1, e;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if ((e = evutil_getaddrinfo(host, portstr, &hints, &ai)) != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr,
+		    evutil_gai_strerror(e));
+		return -1;
+	}
+	fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+	if (fd == -1 || evutil_make_socket_nonblocking(fd) == -1 ||
+	    evutil_make_socket_closeonexec(fd) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+	    bind(fd, ai->ai_addr, (socklen_t)ai->ai_addrlen) == -1 ||
+	    listen(fd, 128) == -1) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr,
+		    strerror(errno));
+		if (fd != -1)
+			evutil_closesocket(fd);
+		fd = -1;
+	}
+	evutil_freeaddrinfo(ai);
+	return fd;
+}
+
+/* Applies cfg on w's thread. */
+static void
+worker_reload(struct worker *w, struct nb_config *cfg)
+{
+	struct nb_config *old = w->cfg;
+	char err[512], qerr[600];
+
+	w->cfg = nb_config_ref(cfg);
+	nb_config_unref(old);
+	apply_limits(w, w->cfg);
+	if ((cfg->tls.cert_file != NULL) != nb_conn_tls(w->conns)) {
+		if (w->idx == 0)
+			log_warn("turning tls on or off needs a restart", NULL);
+	} else if (apply_tls(w, cfg, err, sizeof(err)) == -1)
+		log_warn("tls reload failed; keeping the previous certificate",
+		    " error=%s worker=%zu",
+		    nb_log_quote(qerr, sizeof(qerr), err), w->idx);
+}
+
+/* Stops accepting on w's thread; open connections still get answers. */
+static void
+worker_drain(struct worker *w)
+{
+	if (w->draining)
+		return;
+	w->draining = 1;
+	if (w->sock != NULL) {
+		evhttp_del_accept_socket(w->evh, w->sock);
+		w->sock = NULL;
+	}
+}
+
+/* Requests from the main thread, run on w's thread. */
+static void
+ctl_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct nb_config *cfg;
+	int drain, stop;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&w->h->lock);
+	cfg = w->next_cfg;
+	w->next_cfg = NULL;
+	drain = w->drain_req;
+	stop = w->stop_req;
+	pthread_mutex_unlock(&w->h->lock);
+	if (cfg != NULL) {
+		worker_reload(w, cfg);
+		nb_config_unref(cfg);
+	}
+	if (drain)
+		worker_drain(w);
+	if (stop)
+		event_base_loopbreak(w->base);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+/* Wakes w's thread for what was just put under the lock. */
+static void
+worker_poke(struct worker *w)
+{
+	if (w->ctl != NULL)
+		event_active(w->ctl, EV_READ, 0);
+}
+
+/* Frees what worker_init() built; the thread must not run. */
+static void
+worker_free(struct worker *w)
+{
+	struct wh_ctx *c, *next;
+
+	for (c = w->waiting; c != NULL; c = next) {
+		next = c->next;
+		c->w = NULL;
+		c->req = NULL;
+		c->prev = c->next = NULL;
+	}
+	w->waiting = NULL;
+	if (w->evh != NULL)
+		evhttp_free(w->evh);
+	nb_conn_free(w->conns); /* after evhttp_free(): see conn.h */
+	nb_store_close(w->store);
+	if (w->ctl != NULL)
+		event_free(w->ctl);
+	nb_config_unref(w->cfg);
+	nb_config_unref(w->next_cfg);
+	if (w->idx > 0 && w->base != NULL)
+		event_base_free(w->base);
+}
+
+/*
+ * Builds worker w listening on fd (an evhttp_bound_socket of its own when
+ * fd is -1: the single-listener case).
+ */
+static int
+worker_init(struct worker *w, struct nb_config *cfg, evutil_socket_t fd,
+    char *err, size_t errlen)
+{
+	struct nb_http *h = w->h;
+
+	if (w->idx == 0)
+		w->base = h->deps.base;
+	else if ((w->base = event_base_new()) == NULL) {
+		snprintf(err, errlen, "cannot create an event base");
+		if (fd != -1)
+			evutil_closesocket(fd);
+		return -1;
+	}
+	if (fd == -1) {
+		w->evh = nb_http_listen(
+		    w->base, cfg->listen, &w->sock, &h->port, err, errlen);
+		if (w->evh == NULL)
+			return -1;
+	} else {
+		if ((w->evh = evhttp_make(w->base)) == NULL) {
+			snprintf(err, errlen, "evhttp_new failed");
+			evutil_closesocket(fd);
+			return -1;
+		}
+		if ((w->sock = evhttp_accept_socket_with_handle(w->evh, fd)) ==
+		    NULL) {
+			snprintf(
+			    err, errlen, "cannot listen on %s", cfg->listen);
+			evutil_closesocket(fd);
+			return -1;
+		}
+	}
+	if ((w->conns = nb_conn_new(w->base, w->evh)) == NULL ||
+	    (w->ctl = event_new(w->base, -1, 0, ctl_cb, w)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (h->nworkers > 1)
+		nb_conn_share_total(w->conns, &h->conns_total);
+	if (apply_tls(w, cfg, err, errlen) == -1)
+		return -1;
+	w->cfg = nb_config_ref(cfg);
+	apply_limits(w, cfg);
+	evhttp_set_gencb(w->evh, http_cb, w);
+	if (w->idx > 0 &&
+	    (w->chan = nb_committer_attach(h->deps.committer, w->base)) ==
+		NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Starts the worker threads once the main loop runs, so that nothing is
+ * served before the main thread has finished start-up (privileges are
+ * dropped between nb_http_new() and the loop).  A worker whose thread does
+ * not start stops listening; the others serve the port.
+ */
+static void
+start_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct nb_http *h = arg;
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	for (i = 1; i < h->nworkers; i++) {
+		struct worker *w = &h->workers[i];
+
+		if (pthread_create(&w->thread, NULL, worker_main, w) == 0) {
+			w->started = 1;
+			continue;
+		}
+		log_error("cannot start an http thread", " worker=%zu", i);
+		worker_drain(w);
+	}
+}
+
 struct nb_http *
 nb_http_new(const struct nb_http_deps *deps, struct nb_config *cfg, char *err,
     size_t errlen)
 {
-	struct nb_http *h;
+	struct nb_http *h, *ret = NULL;
+	char host[256];
+	uint16_t port;
+	evutil_socket_t fd = -1;
+	size_t i, n = cfg->http_threads > 0 ? cfg->http_threads : 1;
 
-	if ((h = calloc(1, sizeof(*h))) == NULL) {
+	if ((h = calloc(1, sizeof(*h))) == NULL ||
+	    (h->workers = calloc(n, sizeof(*h->workers))) == NULL) {
 		snprintf(err, errlen, "out of memory");
+		free(h);
 		return NULL;
 	}
 	h->deps = *deps;
-	h->evh = nb_http_listen(
-	    deps->base, cfg->listen, &h->sock, &h->port, err, errlen);
-	if (h->evh == NULL) {
-		free(h);
-		return NULL;
+	h->nworkers = n;
+	atomic_init(&h->inflight, 0);
+	atomic_init(&h->conns_total, 0);
+	if (pthread_mutex_init(&h->lock, NULL) != 0) {
+		snprintf(err, errlen, "cannot create a mutex");
+		goto out;
 	}
-	if ((h->conns = nb_conn_new(deps->base, h->evh)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		evhttp_free(h->evh);
-		free(h);
-		return NULL;
+	h->lock_init = 1;
+	if (n > 1 &&
+	    nb_http_split_addr(cfg->listen, host, sizeof(host), &port) == -1) {
+		snprintf(
+		    err, errlen, "%s: not a host:port address", cfg->listen);
+		goto out;
 	}
-	if (apply_tls(h, cfg, err, errlen) == -1) {
-		evhttp_free(h->evh);
-		nb_conn_free(h->conns);
-		free(h);
-		return NULL;
+	for (i = 0; i < n; i++) {
+		struct worker *w = &h->workers[i];
+
+		w->h = h;
+		w->idx = i;
+		if (n > 1) {
+			/* Port 0: the others join the port the first got. */
+			fd = reuseport_socket(cfg->listen, host,
+			    i == 0 ? port : h->port, err, errlen);
+			if (fd == -1)
+				goto out;
+		}
+		if (worker_init(w, cfg, fd, err, errlen) == -1)
+			goto out;
+		if (n > 1 && i == 0 && (h->port = bound_port(w->sock)) == -1) {
+			snprintf(err, errlen, "cannot read the bound port");
+			goto out;
+		}
 	}
-	h->cfg = nb_config_ref(cfg);
-	apply_limits(h, cfg);
-	evhttp_set_gencb(h->evh, http_cb, h);
-	return h;
+	if (n > 1) {
+		if ((h->start = event_new(deps->base, -1, 0, start_cb, h)) ==
+		    NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		event_active(h->start, EV_TIMEOUT, 0);
+	}
+	ret = h;
+	h = NULL;
+out:
+	if (h != NULL) {
+		nb_http_stop(h);
+		for (i = 0; i < h->nworkers; i++)
+			nb_committer_detach(h->workers[i].chan);
+		for (i = 0; i < h->nworkers; i++)
+			worker_free(&h->workers[i]);
+		if (h->lock_init)
+			pthread_mutex_destroy(&h->lock);
+		free(h->workers);
+		free(h);
+	}
+	return ret;
 }
 
 int
@@ -717,54 +1063,82 @@ nb_http_port(const struct nb_http *h)
 void
 nb_http_reload(struct nb_http *h, struct nb_config *cfg)
 {
-	struct nb_config *old = h->cfg;
-	char err[512], qerr[600];
+	size_t i;
 
-	h->cfg = nb_config_ref(cfg);
-	nb_config_unref(old);
-	apply_limits(h, h->cfg);
-	if ((cfg->tls.cert_file != NULL) != nb_conn_tls(h->conns))
-		log_warn("turning tls on or off needs a restart", NULL);
-	else if (apply_tls(h, cfg, err, sizeof(err)) == -1)
-		log_warn("tls reload failed; keeping the previous certificate",
-		    " error=%s", nb_log_quote(qerr, sizeof(qerr), err));
+	if (cfg->http_threads != h->nworkers)
+		log_warn("http_threads changes need a restart", NULL);
+	worker_reload(&h->workers[0], cfg);
+	for (i = 1; i < h->nworkers; i++) {
+		struct worker *w = &h->workers[i];
+
+		pthread_mutex_lock(&h->lock);
+		nb_config_unref(w->next_cfg);
+		w->next_cfg = nb_config_ref(cfg);
+		pthread_mutex_unlock(&h->lock);
+		worker_poke(w);
+	}
 }
 
 void
 nb_http_drain(struct nb_http *h)
 {
+	size_t i;
+
 	if (h == NULL || h->draining)
 		return;
 	h->draining = 1;
-	/* Stop accepting; connections already open still get answers. */
-	if (h->sock != NULL) {
-		evhttp_del_accept_socket(h->evh, h->sock);
-		h->sock = NULL;
+	worker_drain(&h->workers[0]);
+	for (i = 1; i < h->nworkers; i++) {
+		pthread_mutex_lock(&h->lock);
+		h->workers[i].drain_req = 1;
+		pthread_mutex_unlock(&h->lock);
+		worker_poke(&h->workers[i]);
 	}
 }
 
 size_t
 nb_http_inflight(const struct nb_http *h)
 {
-	return h != NULL ? h->inflight : 0;
+	return h != NULL ? atomic_load(&h->inflight) : 0;
+}
+
+void
+nb_http_stop(struct nb_http *h)
+{
+	size_t i;
+
+	if (h == NULL)
+		return;
+	if (h->start != NULL) {
+		/* Never start them once stopping has begun. */
+		event_free(h->start);
+		h->start = NULL;
+	}
+	for (i = 1; i < h->nworkers; i++) {
+		struct worker *w = &h->workers[i];
+
+		if (!w->started)
+			continue;
+		pthread_mutex_lock(&h->lock);
+		w->stop_req = 1;
+		pthread_mutex_unlock(&h->lock);
+		worker_poke(w);
+		pthread_join(w->thread, NULL);
+		w->started = 0;
+	}
 }
 
 void
 nb_http_free(struct nb_http *h)
 {
-	struct wh_ctx *c, *next;
+	size_t i;
 
 	if (h == NULL)
 		return;
-	for (c = h->waiting; c != NULL; c = next) {
-		next = c->next;
-		c->http = NULL;
-		c->req = NULL;
-		c->prev = c->next = NULL;
-	}
-	h->waiting = NULL;
-	evhttp_free(h->evh);
-	nb_conn_free(h->conns); /* after evhttp_free(): see conn.h */
-	nb_config_unref(h->cfg);
+	nb_http_stop(h);
+	for (i = 0; i < h->nworkers; i++)
+		worker_free(&h->workers[i]);
+	pthread_mutex_destroy(&h->lock);
+	free(h->workers);
 	free(h);
 }

@@ -525,6 +525,7 @@ daemon_free(struct daemon *d)
 		nb_deliver_stop(d->deliver, 0);
 		nb_deliver_free(d->deliver);
 	}
+	nb_http_stop(d->http); /* before its last completions run here */
 	nb_committer_free(d->committer);
 	nb_http_free(d->http);
 	nb_store_close(d->store);
@@ -636,9 +637,10 @@ cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	bound_addr(d.cfg->listen, nb_http_port(d.http), addr, sizeof(addr));
-	log_info("listening", " addr=%s tls=%s sources=%zu version=%s", addr,
+	log_info("listening",
+	    " addr=%s tls=%s sources=%zu http_threads=%zu version=%s", addr,
 	    d.cfg->tls.cert_file != NULL ? "on" : "off", d.cfg->nsources,
-	    NB_VERSION);
+	    d.cfg->http_threads, NB_VERSION);
 	if (nb_admin_port(d.admin) > 0) {
 		bound_addr(d.cfg->admin_listen, nb_admin_port(d.admin), addr,
 		    sizeof(addr));
@@ -655,6 +657,7 @@ cmd_serve(int argc, char **argv)
 		    NULL);
 	nb_deliver_free(d.deliver);
 	d.deliver = NULL;
+	nb_http_stop(d.http);
 	nb_committer_free(d.committer);
 	d.committer = NULL;
 	/* Hand the last completions (if any) to their requests. */

@@ -9,9 +9,14 @@
  * in string values is allowed so that such an event is quarantined by the
  * per-event rules rather than refused.  Each event carries the first rule
  * it broke as a static string (listed in nudgespot.h); unknown keys are
- * never looked at and null is absent.  The compact re-serialisation (UTF-8
- * and key order kept, NUL escaped) is what the store keeps, so a replay
- * re-validates exactly what was received.  Pure functions, any thread.
+ * never looked at and null is absent.  The store keeps each event's text
+ * as received (the byte range of the object in the body, so UTF-8, escapes,
+ * key order and whitespace inside it are kept): a replay re-validates exactly
+ * what was received, and no event is serialised again on the request path,
+ * which was most of its cost.  A body holding a NUL byte (jansson accepts one
+ * between some tokens), or one where slicing disagrees with jansson's elements,
+ * falls back to the compact json_dumps() text (NUL escaped).  Pure functions,
+ * any thread.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -283,13 +288,124 @@ load(json_t **root, const char *body, size_t len)
 	return NB_PAYLOAD_OK;
 }
 
+/*
+ * Slicing a body that jansson has already accepted.  The stored text of an
+ * event is its bytes as received, compacted: the object of a single-event
+ * body, or the byte range of each array element.  Only
+ * JSON's structure matters here (strings, with their escapes, and nesting);
+ * anything unexpected makes the caller fall back to json_dumps(), so these
+ * return -1 rather than guess.
+ */
+static int
+is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int
+trim(const char *b, size_t len, size_t *start, size_t *end)
+{
+	size_t s = 0, e = len;
+
+	while (s < e && is_ws(b[s]))
+		s++;
+	while (e > s && is_ws(b[e - 1]))
+		e--;
+	if (e - s < 2 || b[s] != '{' || b[e - 1] != '}')
+		return -1;
+	*start = s;
+	*end = e;
+	return 0;
+}
+
+static int
+skip_open(const char *b, size_t len, size_t *pos)
+{
+	size_t i = 0;
+
+	while (i < len && is_ws(b[i]))
+		i++;
+	if (i == len || b[i] != '[')
+		return -1;
+	*pos = i + 1;
+	return 0;
+}
+
+/* The next object of the array at *pos (after '[' or the previous one). */
+static int
+next_element(const char *b, size_t len, size_t *pos, size_t *start, size_t *end)
+{
+	size_t i = *pos, depth = 0;
+	int in_str = 0;
+
+	while (i < len && (is_ws(b[i]) || b[i] == ','))
+		i++;
+	if (i == len || b[i] != '{')
+		return -1;
+	*start = i;
+	for (; i < len; i++) {
+		char c = b[i];
+
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = 0;
+			continue;
+		}
+		if (c == '"') {
+			in_str = 1;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			if (depth == 0)
+				return -1;
+			if (--depth == 0) {
+				*end = i + 1;
+				*pos = i + 1;
+				return 0;
+			}
+		}
+	}
+	return -1;
+}
+
+/*
+ * Copies n bytes of valid JSON without the whitespace between tokens and
+ * NUL-terminates; returns the length.  Strings are copied as they are.
+ */
+static size_t
+copy_compact(char *out, const char *b, size_t n)
+{
+	size_t i, o = 0;
+	int in_str = 0;
+
+	for (i = 0; i < n; i++) {
+		char c = b[i];
+
+		if (in_str) {
+			out[o++] = c;
+			if (c == '\\' && i + 1 < n)
+				out[o++] = b[++i];
+			else if (c == '"')
+				in_str = 0;
+		} else if (!is_ws(c)) {
+			out[o++] = c;
+			in_str = c == '"';
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
 enum nb_payload_result
 nb_nudgespot_parse(struct nb_payload *out, const char *body, size_t len)
 {
 	struct nb_payload p = {NULL, 0};
 	enum nb_payload_result r;
 	json_t *root = NULL, *ev;
-	size_t n, i;
+	size_t n, i, pos, start = 0, end = 0;
+	int sliced;
 
 	memset(out, 0, sizeof(*out));
 	if ((r = load(&root, body, len)) != NB_PAYLOAD_OK)
@@ -311,14 +427,33 @@ nb_nudgespot_parse(struct nb_payload *out, const char *body, size_t len)
 	r = NB_PAYLOAD_NOMEM;
 	if ((p.events = calloc(n, sizeof(*p.events))) == NULL)
 		goto out;
+	/*
+	 * jansson lets a NUL byte through between some tokens; such a body
+	 * is serialised again so that raw stays one C string.
+	 */
+	pos = 0;
+	sliced = memchr(body, '\0', len) == NULL &&
+	    (json_is_object(root) || skip_open(body, len, &pos) == 0);
 	for (i = 0; i < n; i++) {
 		struct nb_event *e = &p.events[i];
 
 		ev = json_is_array(root) ? json_array_get(root, i) : root;
 		p.nevents = i + 1;
-		if ((e->raw = json_dumps(ev, DUMP_FLAGS)) == NULL)
-			goto out;
-		e->rawlen = strlen(e->raw);
+		if (sliced && json_is_object(root))
+			sliced = trim(body, len, &start, &end) == 0;
+		else if (sliced)
+			sliced =
+			    next_element(body, len, &pos, &start, &end) == 0;
+		if (sliced) {
+			if ((e->raw = malloc(end - start + 1)) == NULL)
+				goto out;
+			e->rawlen =
+			    copy_compact(e->raw, body + start, end - start);
+		} else {
+			if ((e->raw = json_dumps(ev, DUMP_FLAGS)) == NULL)
+				goto out;
+			e->rawlen = strlen(e->raw);
+		}
 		if (fill_names(ev, &e->id, &e->type) == -1)
 			goto out;
 		e->error = nb_nudgespot_validate(ev);

@@ -60,6 +60,30 @@ void nb_committer_set_notify(
 int nb_committer_submit(
     struct nb_committer *, struct nb_append *req, nb_commit_cb cb, void *arg);
 
+struct nb_commit_chan;
+
+/*
+ * A further completion channel on base (another thread's event loop): a
+ * request submitted with nb_committer_submit_on() on it has its callback
+ * run on base's thread.  NULL when out of memory.  The channel lives until
+ * nb_committer_free(), which runs whatever completions are still waiting
+ * on the calling thread and frees the channel's event: base's loop must
+ * have stopped by then and base must still exist.
+ */
+struct nb_commit_chan *nb_committer_attach(
+    struct nb_committer *, struct event_base *base);
+
+/* nb_committer_submit() for the base of ch. */
+int nb_committer_submit_on(struct nb_commit_chan *ch, struct nb_append *req,
+    nb_commit_cb cb, void *arg);
+
+/*
+ * Frees ch before nb_committer_free() (e.g. when its base goes away
+ * first), running its waiting completions on the calling thread.  Only
+ * when no request submitted on ch is still queued.  NULL is ok.
+ */
+void nb_committer_detach(struct nb_commit_chan *ch);
+
 /*
  * 1 when the last transaction (or the periodic probe after a failure)
  * committed, 0 while the store is failing.  While unhealthy, submits are

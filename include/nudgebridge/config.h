@@ -87,12 +87,19 @@ struct nb_tls_config {
 	char *key_file;	 /* absolute path of the PEM private key */
 };
 
+#define NB_HTTP_THREADS_MAX 64
+
 struct nb_config {
 	char *path;	    /* the file it was loaded from, absolute */
 	char *listen;	    /* "host:port", default 127.0.0.1:8080 */
 	char *admin_listen; /* default 127.0.0.1:8081 */
 	char *admin_token;  /* NULL: admin API off (secret) */
 	char *user;	    /* account to switch to when started as root */
+	/*
+	 * evhttp threads on the main port, 1..NB_HTTP_THREADS_MAX; default
+	 * the online CPUs, at most 8.  1: the main thread alone.
+	 */
+	size_t http_threads;
 	struct nb_tls_config tls;
 	enum nb_log_level log_level;
 	enum nb_log_format log_format;

@@ -15,6 +15,7 @@
 #ifndef NB_CONN_H
 #define NB_CONN_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 struct evhttp;
@@ -32,6 +33,14 @@ struct nb_conn *nb_conn_new(struct event_base *base, struct evhttp *evh);
  */
 void nb_conn_set_limits(
     struct nb_conn *, size_t max_conns, int request_timeout_s);
+
+/*
+ * Counts this guard's connections in *total as well (which must outlive
+ * it and start at 0) and applies max_conns to that total: guards of
+ * several threads serving one port then share one limit.  Call before the
+ * first connection.
+ */
+void nb_conn_share_total(struct nb_conn *, atomic_size_t *total);
 
 /*
  * Serves new connections with TLS under tls (taken over; the previous

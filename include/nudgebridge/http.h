@@ -42,8 +42,9 @@ struct nb_http;
 
 /*
  * Binds cfg->listen ("host:port"; port 0 picks a free one) and starts
- * serving on deps->base.  Takes a reference on cfg.  NULL with err set on
- * failure.
+ * serving on deps->base, plus cfg->http_threads - 1 threads of their own
+ * on the same port (SO_REUSEPORT).  Takes a reference on cfg.  NULL with
+ * err set on failure.
  */
 struct nb_http *nb_http_new(const struct nb_http_deps *deps,
     struct nb_config *cfg, char *err, size_t errlen);
@@ -64,7 +65,19 @@ void nb_http_drain(struct nb_http *);
 /* Number of webhook requests waiting for their commit. */
 size_t nb_http_inflight(const struct nb_http *);
 
-/* Closes the listener and frees.  NULL is ok. */
+/*
+ * Stops the worker threads (http_threads > 1) and waits for them; worker
+ * 0, on the main base, is not a thread.  Call before nb_committer_free(),
+ * which then runs the completions still waiting for the workers on the
+ * calling thread.  Idempotent; NULL is ok.
+ */
+void nb_http_stop(struct nb_http *);
+
+/*
+ * Closes the listener and frees (stopping the workers first).  With
+ * worker threads, free deps->committer before (its channels live on the
+ * workers' bases).  NULL is ok.
+ */
 void nb_http_free(struct nb_http *);
 
 /*

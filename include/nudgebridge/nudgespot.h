@@ -7,9 +7,10 @@
  * whole (400).  Each object is then validated on its own against the
  * contract's event table: an event that breaks a rule is not refused but
  * carries the rule it broke, so the store can quarantine it.  Unknown keys
- * are ignored and null means absent.  Each event is re-serialised compactly
- * (that text is what the store keeps and what the mapper reads).  Pure
- * functions, safe from any thread.
+ * are ignored and null means absent.  Each event's text is cut from the
+ * body as the sender wrote it, without the white space between tokens (that
+ * text is what the store keeps and what the mapper reads).  Pure functions,
+ * safe from any thread.
  */
 #ifndef NB_NUDGESPOT_H
 #define NB_NUDGESPOT_H
@@ -34,7 +35,8 @@ enum nb_payload_result {
 struct nb_event {
 	char *id;   /* NULL when missing or invalid (quarantined) */
 	char *type; /* NULL when missing or invalid */
-	char *raw;  /* compact JSON text of the event object, NUL-terminated */
+	char *raw;  /* the event object's JSON as sent, white space between
+		       tokens removed, NUL-terminated */
 	size_t rawlen;
 	const char *error; /* NULL if valid, else the broken rule (static) */
 };

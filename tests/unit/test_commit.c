@@ -436,6 +436,143 @@ test_bad_config(void **state)
 	assert_non_null(strstr(err, "store.driver"));
 }
 
+/* A second front-end thread with its own base and completion channel. */
+struct side {
+	struct fixture *fx;
+	struct nb_committer *c;
+	struct event_base *base;
+	struct slot slots[NREQ / 2];
+	pthread_t thread;
+	int completed;
+	int on_own_thread;
+	int submit_failed;
+};
+
+static void
+side_cb(struct nb_append *req, int rc, void *arg)
+{
+	struct slot *s = arg;
+	struct side *sd = (struct side *)(void *)s->fx;
+
+	(void)req;
+	s->calls++;
+	s->rc = rc;
+	if (pthread_equal(pthread_self(), sd->thread))
+		sd->on_own_thread++;
+	if (++sd->completed == NREQ / 2)
+		event_base_loopbreak(sd->base);
+}
+
+static void *
+side_main(void *arg)
+{
+	struct side *sd = arg;
+	struct nb_commit_chan *ch;
+	struct timeval tv = {10, 0};
+	int i;
+
+	ch = nb_committer_attach(sd->c, sd->base);
+	if (ch == NULL) {
+		sd->submit_failed = 1;
+		return NULL;
+	}
+	for (i = 0; i < NREQ / 2; i++) {
+		slot_init(&sd->slots[i], sd->fx, "{\"id\":2}", 8, 1000 + i);
+		/* side_cb finds the side through the slot's fixture pointer. */
+		sd->slots[i].fx = (struct fixture *)(void *)sd;
+		if (nb_committer_submit_on(
+			ch, &sd->slots[i].req, side_cb, &sd->slots[i]) == -1)
+			sd->submit_failed = 1;
+	}
+	event_base_loopexit(sd->base, &tv);
+	event_base_dispatch(sd->base);
+	return NULL;
+}
+
+/*
+ * Requests submitted on an attached channel complete on that channel's
+ * thread, those of the committer's own base on the main thread, in the
+ * same transactions.
+ */
+static void
+test_attach_two_threads(void **state)
+{
+	struct fixture *fx = *state;
+	struct slot *slots;
+	struct side *sd;
+	int i;
+
+	slots = calloc(NREQ / 2, sizeof(*slots));
+	sd = calloc(1, sizeof(*sd));
+	assert_non_null(slots);
+	assert_non_null(sd);
+	sd->fx = fx;
+	sd->c = committer(fx, NULL);
+	assert_non_null(sd->base = event_base_new());
+	assert_int_equal(pthread_create(&sd->thread, NULL, side_main, sd), 0);
+	for (i = 0; i < NREQ / 2; i++) {
+		slot_init(&slots[i], fx, "{\"id\":1}", 8, i);
+		assert_int_equal(nb_committer_submit(
+				     sd->c, &slots[i].req, done_cb, &slots[i]),
+		    0);
+	}
+	run_until_done(fx, NREQ / 2);
+	assert_int_equal(pthread_join(sd->thread, NULL), 0);
+	assert_int_equal(sd->submit_failed, 0);
+	assert_int_equal(sd->completed, NREQ / 2);
+	assert_int_equal(sd->on_own_thread, NREQ / 2);
+	for (i = 0; i < NREQ / 2; i++) {
+		assert_int_equal(slots[i].calls, 1);
+		assert_int_equal(slots[i].rc, 0);
+		assert_true(slots[i].on_base_thread);
+		assert_int_equal(sd->slots[i].calls, 1);
+		assert_int_equal(sd->slots[i].rc, 0);
+		assert_int_equal(sd->slots[i].req.accepted, 1);
+	}
+	nb_committer_free(sd->c);
+	event_base_free(sd->base);
+	assert_int_equal(pending_rows(fx), NREQ);
+	free(sd);
+	free(slots);
+}
+
+/*
+ * nb_committer_free() completes what was submitted on an attached channel
+ * whose loop never ran, on the calling thread; detach frees an unused one.
+ */
+static void
+test_attach_free_and_detach(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_committer *c = committer(fx, NULL);
+	struct event_base *b2, *b3;
+	struct nb_commit_chan *ch, *unused;
+	struct slot s[20];
+	int i;
+
+	assert_non_null(b2 = event_base_new());
+	assert_non_null(b3 = event_base_new());
+	assert_non_null(ch = nb_committer_attach(c, b2));
+	assert_non_null(unused = nb_committer_attach(c, b3));
+	nb_committer_detach(unused);
+	event_base_free(b3);
+	nb_committer_detach(NULL);
+	for (i = 0; i < 20; i++) {
+		slot_init(&s[i], fx, "{}", 2, i);
+		assert_int_equal(
+		    nb_committer_submit_on(ch, &s[i].req, done_cb, &s[i]), 0);
+	}
+	target = -1;
+	nb_committer_free(c);
+	for (i = 0; i < 20; i++) {
+		assert_int_equal(s[i].calls, 1);
+		assert_int_equal(s[i].rc, 0);
+		assert_true(s[i].on_base_thread);
+	}
+	event_base_free(b2);
+	assert_int_equal(pending_rows(fx), 20);
+}
+
 int
 main(void)
 {
@@ -452,6 +589,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_recovers_leases, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_attach_two_threads, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_attach_free_and_detach, setup, teardown),
 	};
 
 	if (evthread_use_pthreads() != 0)

@@ -473,9 +473,9 @@ test_raw(void **state)
 	assert_int_equal(
 	    nb_nudgespot_parse(&p, body, strlen(body)), NB_PAYLOAD_OK);
 	assert_int_equal(p.nevents, 2);
-	/* Compact, key order kept, UTF-8 kept as UTF-8. */
+	/* Compact; key order, escapes as written and UTF-8 kept. */
 	assert_string_equal(
-	    p.events[0].raw, "{\"b\":1,\"a\":\"\xc3\xa9\xc3\xa9/\",\"c\":[]}");
+	    p.events[0].raw, "{\"b\":1,\"a\":\"\xc3\xa9\\u00e9\\/\",\"c\":[]}");
 	assert_int_equal(p.events[0].rawlen, strlen(p.events[0].raw));
 	assert_string_equal(p.events[0].error, "id: missing");
 	/* NUL stays escaped, so raw is one C string. */
@@ -485,6 +485,64 @@ test_raw(void **state)
 	nb_payload_clear(&p);
 	nb_payload_clear(&p);
 	nb_payload_clear(NULL);
+}
+
+/*
+ * The stored text is the byte range of each event without whitespace
+ * between tokens, whatever the strings hold, and it parses back to the
+ * event jansson saw.
+ */
+static void
+test_raw_slices(void **state)
+{
+	static const struct {
+		const char *name;
+		const char *body;
+		size_t n;
+		const char *raw[3];
+	} cases[] = {
+	    {"single, whitespace dropped",
+		" \r\n\t{ \"id\" : \"x y\\\" \" ,\n\"z\":[ 1 , 2 ] }\n ", 1,
+		{"{\"id\":\"x y\\\" \",\"z\":[1,2]}"}},
+	    {"single, compact", "{\"id\":\"x\"}", 1, {"{\"id\":\"x\"}"}},
+	    {"brackets and quotes in strings",
+		"[{\"a\":\"}]\\\"{[,\"},{\"b\":\"\\\\\"},\n{\"c\":{\"d\":[1,{}]"
+		"}}]",
+		3,
+		{"{\"a\":\"}]\\\"{[,\"}", "{\"b\":\"\\\\\"}",
+		    "{\"c\":{\"d\":[1,{}]}}"}},
+	    {"nested arrays and empty objects", "[{},{\"x\":[[],[{}]]}]", 2,
+		{"{}", "{\"x\":[[],[{}]]}"}},
+	};
+	struct nb_payload p;
+	json_t *whole, *back;
+	size_t i, j;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *body = cases[i].body;
+
+		print_message("case: %s\n", cases[i].name);
+		assert_int_equal(
+		    nb_nudgespot_parse(&p, body, strlen(body)), NB_PAYLOAD_OK);
+		assert_int_equal(p.nevents, cases[i].n);
+		whole = json_loadb(body, strlen(body), JSON_DECODE_ANY, NULL);
+		assert_non_null(whole);
+		for (j = 0; j < cases[i].n; j++) {
+			assert_string_equal(p.events[j].raw, cases[i].raw[j]);
+			assert_int_equal(
+			    p.events[j].rawlen, strlen(p.events[j].raw));
+			back = json_loadb(
+			    p.events[j].raw, p.events[j].rawlen, 0, NULL);
+			assert_non_null(back);
+			assert_true(json_equal(back,
+			    json_is_array(whole) ? json_array_get(whole, j)
+						 : whole));
+			json_decref(back);
+		}
+		json_decref(whole);
+		nb_payload_clear(&p);
+	}
 }
 
 static void
@@ -545,6 +603,7 @@ main(void)
 	    cmocka_unit_test(test_id_length),
 	    cmocka_unit_test(test_utf8_type),
 	    cmocka_unit_test(test_raw),
+	    cmocka_unit_test(test_raw_slices),
 	    cmocka_unit_test(test_revalidate),
 	    cmocka_unit_test(test_result_str),
 	};
