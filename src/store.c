@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nudgebridge/log.h"
 #include "nudgebridge/store.h"
 #include "store_backend.h"
 
@@ -61,6 +62,33 @@ nb_store_key_parse(const char *key, int64_t *seq)
 		return -1;
 	*seq = v;
 	return 0;
+}
+
+void
+nb_store_rows_clear(struct nb_store_rows *r)
+{
+	nb_stored_events_free(r->v, r->n);
+	memset(r, 0, sizeof(*r));
+}
+
+struct nb_stored_event *
+nb_store_rows_next(struct nb_store_rows *r)
+{
+	struct nb_stored_event *nv;
+	size_t ncap;
+
+	if (r->n == r->cap) {
+		ncap = r->cap == 0 ? 16 : r->cap * 2;
+		if ((nv = reallocarray(r->v, ncap, sizeof(*nv))) == NULL) {
+			log_error("out of memory", " rows=%zu", r->n);
+			return NULL;
+		}
+		r->v = nv;
+		r->cap = ncap;
+	}
+	nv = &r->v[r->n++];
+	memset(nv, 0, sizeof(*nv));
+	return nv;
 }
 
 unsigned

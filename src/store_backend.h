@@ -87,4 +87,21 @@ int nb_store_key_parse(const char *key, int64_t *seq);
 /* The states a filter selects: its mask, or dead letters when 0. */
 unsigned nb_store_filter_states(const struct nb_store_filter *f);
 
+/* A growing array of rows read back, shared by every backend. */
+struct nb_store_rows {
+	struct nb_stored_event *v;
+	size_t n;
+	size_t cap;
+};
+
+/* Frees the rows and their strings and empties the array. */
+void nb_store_rows_clear(struct nb_store_rows *);
+
+/*
+ * Appends one zeroed row and returns it, or NULL when out of memory
+ * (logged).  The row is counted at once, so a row read only in part is
+ * still freed by nb_store_rows_clear().
+ */
+struct nb_stored_event *nb_store_rows_next(struct nb_store_rows *);
+
 #endif

@@ -252,13 +252,6 @@ struct params {
 	int n;
 };
 
-/* A growing array of read-back rows. */
-struct evvec {
-	struct nb_stored_event *v;
-	size_t n;
-	size_t cap;
-};
-
 static void
 par_text(struct params *p, const char *s)
 {
@@ -587,34 +580,17 @@ row_read(const PGresult *res, int row, struct nb_stored_event *ev)
 	return failed ? -1 : 0;
 }
 
-static void
-evvec_clear(struct evvec *v)
-{
-	nb_stored_events_free(v->v, v->n);
-	memset(v, 0, sizeof(*v));
-}
-
 /* Appends every row of res.  0 or -1 (logged). */
 static int
-evvec_push_result(struct evvec *v, const PGresult *res)
+rows_push_result(struct nb_store_rows *v, const PGresult *res)
 {
-	struct nb_stored_event *nv;
-	size_t ncap;
+	struct nb_stored_event *ev;
 	int i, rows = PQntuples(res);
 
 	for (i = 0; i < rows; i++) {
-		if (v->n == v->cap) {
-			ncap = v->cap == 0 ? 16 : v->cap * 2;
-			if ((nv = reallocarray(v->v, ncap, sizeof(*nv))) ==
-			    NULL) {
-				log_error("out of memory", " rows=%zu", v->n);
-				return -1;
-			}
-			v->v = nv;
-			v->cap = ncap;
-		}
-		/* Counted even when half read, so evvec_clear() frees it. */
-		if (row_read(res, i, &v->v[v->n++]) == -1) {
+		if ((ev = nb_store_rows_next(v)) == NULL)
+			return -1;
+		if (row_read(res, i, ev) == -1) {
 			log_error("out of memory", " rows=%zu", v->n);
 			return -1;
 		}
@@ -1117,7 +1093,7 @@ pg_claim(void *state, const char *const *sources, size_t nsources,
 {
 	struct pg *q = state;
 	struct params p = {0};
-	struct evvec v = {0};
+	struct nb_store_rows v = {0};
 	PGresult *res = NULL;
 	char *names = NULL;
 	int rc = -1;
@@ -1138,7 +1114,7 @@ pg_claim(void *state, const char *const *sources, size_t nsources,
 	if ((res = q_exec(
 		 q, sql_claim, &p, PGRES_TUPLES_OK, __func__, "claim")) == NULL)
 		goto out;
-	if (evvec_push_result(&v, res) == -1)
+	if (rows_push_result(&v, res) == -1)
 		goto out;
 	if (v.n > 0) {
 		*out = v.v;
@@ -1148,7 +1124,7 @@ pg_claim(void *state, const char *const *sources, size_t nsources,
 	memset(&v, 0, sizeof(v));
 	rc = 0;
 out:
-	evvec_clear(&v);
+	nb_store_rows_clear(&v);
 	PQclear(res);
 	free(names);
 	return rc;
@@ -1253,7 +1229,8 @@ out:
 
 /* Appends the rows matching f to v. */
 static int
-list_into(struct pg *q, const struct nb_store_filter *f, struct evvec *v)
+list_into(
+    struct pg *q, const struct nb_store_filter *f, struct nb_store_rows *v)
 {
 	struct params p = {0};
 	PGresult *res;
@@ -1264,7 +1241,7 @@ list_into(struct pg *q, const struct nb_store_filter *f, struct evvec *v)
 	if ((res = q_exec(
 		 q, sql_list, &p, PGRES_TUPLES_OK, __func__, "list")) == NULL)
 		return -1;
-	rc = evvec_push_result(v, res);
+	rc = rows_push_result(v, res);
 	PQclear(res);
 	return rc;
 }
@@ -1277,12 +1254,12 @@ static int
 pg_replay_list(void *state, const struct nb_store_filter *f,
     struct nb_stored_event **out, size_t *n)
 {
-	struct evvec v = {0};
+	struct nb_store_rows v = {0};
 
 	*out = NULL;
 	*n = 0;
 	if (list_into(state, f, &v) == -1) {
-		evvec_clear(&v);
+		nb_store_rows_clear(&v);
 		return -1;
 	}
 	*out = v.v;

@@ -264,13 +264,6 @@ struct sq {
 	sqlite3_stmt *stmts[ST_COUNT];
 };
 
-/* A growing array of read-back rows. */
-struct evvec {
-	struct nb_stored_event *v;
-	size_t n;
-	size_t cap;
-};
-
 /* A claim candidate: due row of one of the sources. */
 struct candidate {
 	int64_t seq;
@@ -502,31 +495,15 @@ row_read(sqlite3_stmt *st, struct nb_stored_event *ev)
 	return failed ? -1 : 0;
 }
 
-static void
-evvec_clear(struct evvec *v)
-{
-	nb_stored_events_free(v->v, v->n);
-	memset(v, 0, sizeof(*v));
-}
-
 /* Appends the current row of st.  0 or -1 (logged). */
 static int
-evvec_push_row(struct evvec *v, sqlite3_stmt *st)
+rows_push(struct nb_store_rows *v, sqlite3_stmt *st)
 {
-	struct nb_stored_event *nv;
-	size_t ncap;
+	struct nb_stored_event *ev;
 
-	if (v->n == v->cap) {
-		ncap = v->cap == 0 ? 16 : v->cap * 2;
-		if ((nv = reallocarray(v->v, ncap, sizeof(*nv))) == NULL) {
-			log_error("out of memory", " rows=%zu", v->n);
-			return -1;
-		}
-		v->v = nv;
-		v->cap = ncap;
-	}
-	/* Counted even when half read, so evvec_clear() frees its strings. */
-	if (row_read(st, &v->v[v->n++]) == -1) {
+	if ((ev = nb_store_rows_next(v)) == NULL)
+		return -1;
+	if (row_read(st, ev) == -1) {
 		log_error("out of memory", " rows=%zu", v->n);
 		return -1;
 	}
@@ -1097,7 +1074,7 @@ claimed_cmp(const void *a, const void *b)
 
 /* Orders v's rows by (next_ms, seq); next_ms[i] belongs to v->v[i]. */
 static int
-claimed_sort(struct evvec *v, const int64_t *next_ms)
+claimed_sort(struct nb_store_rows *v, const int64_t *next_ms)
 {
 	struct nb_stored_event *sorted = NULL;
 	struct claimed *k = NULL;
@@ -1136,7 +1113,7 @@ sq_claim(void *state, const char *const *sources, size_t nsources,
 {
 	struct sq *q = state;
 	struct candidate *c = NULL;
-	struct evvec v = {0};
+	struct nb_store_rows v = {0};
 	int64_t *next = NULL, *nn;
 	sqlite3_stmt *st;
 	size_t nc = 0, ncap = 0;
@@ -1183,7 +1160,7 @@ sq_claim(void *state, const char *const *sources, size_t nsources,
 			next = nn;
 		}
 		next[v.n] = sqlite3_column_int64(st, 12);
-		if (evvec_push_row(&v, st) == -1) {
+		if (rows_push(&v, st) == -1) {
 			sqlite3_reset(st);
 			goto out;
 		}
@@ -1206,7 +1183,7 @@ sq_claim(void *state, const char *const *sources, size_t nsources,
 out:
 	if (in_tx)
 		tx_rollback(q);
-	evvec_clear(&v);
+	nb_store_rows_clear(&v);
 	free(next);
 	free(c);
 	return rc;
@@ -1337,7 +1314,8 @@ out:
 
 /* Appends the rows matching f to v. */
 static int
-list_into(struct sq *q, const struct nb_store_filter *f, struct evvec *v)
+list_into(
+    struct sq *q, const struct nb_store_filter *f, struct nb_store_rows *v)
 {
 	sqlite3_stmt *st;
 	int step;
@@ -1347,7 +1325,7 @@ list_into(struct sq *q, const struct nb_store_filter *f, struct evvec *v)
 	if (bind_filter(st, f) == -1)
 		return 0;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (evvec_push_row(v, st) == -1) {
+		if (rows_push(v, st) == -1) {
 			sqlite3_reset(st);
 			return -1;
 		}
@@ -1365,12 +1343,12 @@ static int
 sq_list(void *state, const struct nb_store_filter *f,
     struct nb_stored_event **out, size_t *n)
 {
-	struct evvec v = {0};
+	struct nb_store_rows v = {0};
 
 	*out = NULL;
 	*n = 0;
 	if (list_into(state, f, &v) == -1) {
-		evvec_clear(&v);
+		nb_store_rows_clear(&v);
 		return -1;
 	}
 	*out = v.v;
