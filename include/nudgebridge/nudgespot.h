@@ -55,6 +55,23 @@ struct nb_payload {
 enum nb_payload_result nb_nudgespot_parse(
     struct nb_payload *out, const char *body, size_t len);
 
+/*
+ * The two paths of nb_nudgespot_parse(), exported so the tests can hold one
+ * to the other.  nb_nudgespot_parse_direct() is the single pass tried
+ * first: 0 with *out filled (the body's result is then NB_PAYLOAD_OK), or
+ * -1 with *out left empty when it declines (any body jansson refuses or
+ * that has the wrong shape, and anything where agreeing with jansson is not
+ * certain: see nudgespot.c; also out of memory).  nb_nudgespot_parse_tree()
+ * is the reference: jansson parses the whole body, which is then sliced and
+ * validated; same contract as nb_nudgespot_parse().  Whenever the direct
+ * path decides, both fill *out identically (every event's raw, rawlen, id,
+ * type and error).
+ */
+int nb_nudgespot_parse_direct(
+    struct nb_payload *out, const char *body, size_t len);
+enum nb_payload_result nb_nudgespot_parse_tree(
+    struct nb_payload *out, const char *body, size_t len);
+
 /* Releases what nb_nudgespot_parse() filled in.  Safe on a zeroed struct. */
 void nb_payload_clear(struct nb_payload *);
 

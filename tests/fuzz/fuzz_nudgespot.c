@@ -6,7 +6,10 @@
  * parser's promises: 1..NB_NUDGESPOT_MAX_EVENTS events, each with a
  * NUL-free compact raw text, and re-validating that raw text (what a replay
  * does) must give the same verdict and the same id and type as the first
- * pass did.  Any other result must leave the payload empty.
+ * pass did.  Any other result must leave the payload empty.  The two paths
+ * of the parser must agree: nb_nudgespot_parse() gives exactly what the
+ * jansson path gives, and whenever the direct path decides, the jansson
+ * path accepts the body with identical events.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +48,47 @@ check_event(const struct nb_event *e)
 	free(type);
 }
 
+/* Aborts unless a and b hold identical events. */
+static void
+same_payload(const struct nb_payload *a, const struct nb_payload *b)
+{
+	size_t i;
+
+	if (a->nevents != b->nevents)
+		abort();
+	for (i = 0; i < a->nevents; i++) {
+		const struct nb_event *x = &a->events[i], *y = &b->events[i];
+
+		if (x->rawlen != y->rawlen ||
+		    memcmp(x->raw, y->raw, x->rawlen + 1) != 0 ||
+		    !same(x->id, y->id) || !same(x->type, y->type) ||
+		    !same(x->error, y->error))
+			abort();
+	}
+}
+
+static void
+check_paths(const char *body, size_t size, enum nb_payload_result r,
+    const struct nb_payload *p)
+{
+	struct nb_payload d, t;
+	enum nb_payload_result rt;
+
+	rt = nb_nudgespot_parse_tree(&t, body, size);
+	if (rt != r)
+		abort();
+	same_payload(p, &t);
+	if (nb_nudgespot_parse_direct(&d, body, size) == 0) {
+		if (rt != NB_PAYLOAD_OK)
+			abort();
+		same_payload(&d, &t);
+	} else if (d.events != NULL || d.nevents != 0) {
+		abort();
+	}
+	nb_payload_clear(&d);
+	nb_payload_clear(&t);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -55,6 +99,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = nb_nudgespot_parse(&p, (const char *)data, size);
 	if (nb_payload_result_str(r) == NULL)
 		abort();
+	check_paths((const char *)data, size, r, &p);
 	if (r != NB_PAYLOAD_OK) {
 		if (p.events != NULL || p.nevents != 0)
 			abort();

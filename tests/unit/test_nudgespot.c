@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * test_nudgespot: body shapes and the per-event rules.
+ * test_nudgespot: body shapes, the per-event rules, and the two parse paths.
  *
  * One table maps whole bodies to nb_nudgespot_parse() results; another maps
  * single events to the rule they break (NULL when valid) and to the id and
  * type the parser keeps.  Event variants are written as the valid base
  * event followed by an overriding key: jansson keeps the last of duplicate
- * keys, so "{BASE,\"id\":null}" is the base event without an id.
+ * keys, so "{BASE,\"id\":null}" is the base event without an id.  The
+ * differential test runs the direct path and the jansson path over the fuzz
+ * corpus, hand-made bodies and deterministic mutations of them, requires
+ * identical results, and requires the direct path to decide the common
+ * valid bodies.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +18,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -580,6 +585,464 @@ test_revalidate(void **state)
 	assert_null(nb_nudgespot_revalidate(FULL, strlen(FULL), NULL, NULL));
 }
 
+/*
+ * The direct path against the jansson path.  Every input goes through
+ * nb_nudgespot_parse_direct(), nb_nudgespot_parse_tree() and
+ * nb_nudgespot_parse(): when the direct path decides, the jansson path must
+ * say NB_PAYLOAD_OK with identical events; when it declines it must leave
+ * *out empty; and nb_nudgespot_parse() must always give what the jansson
+ * path gives.
+ */
+#define RICH                                                                   \
+	"{\"id\":\"evt_9\",\"type\":\"email.opened \xc3\xa9\xe2\x82\xac"       \
+	"\xf0\x9f\x98\x80\",\"occurred_at\":\"2026-11-28T09:59:58+01:00\","    \
+	"\"subscriber\":{\"uid\":\"\xc3\xa9t\xc3\xa9\",\"email\":\"a@b.c\"},"  \
+	"\"message\":{\"subject\":\"Hi \\\"there\\\" \\u00e9 \\ud83d\\ude00 "  \
+	"\\n\\t\\/\\\\ \\u0000 \\b\\f\\r \xf4\x8f\xbf\xbf\x7f\",\"id\":null,"  \
+	"\"campaign_name\":\"\\uD83D\\uDE00\\uFFFF\"},\"link\":{},"            \
+	"\"properties\":{\"n\":-12,\"big\":999999999999999999,\"r\":-0.5e-10," \
+	"\"z\":0,\"m\":-0,\"e\":1E+2,\"f\":12.25,\"g\":3e280,\"deep\":{\"a\":" \
+	"[1,[2,[3,{\"b\":[true,false,null,\"\\u0000\"]}]]]},\"\":\"empty "     \
+	"key\",\"id\":\"\\u0041\",\"message\":{\"id\":1}},\"unknown\":[{"      \
+	"\"id\":"                                                              \
+	"7},{\"id\":7}]}"
+
+struct diff_stats {
+	size_t inputs;
+	size_t direct;
+};
+
+static uint64_t
+xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*s = x;
+	return x;
+}
+
+static int
+same_str(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static void
+same_payload(const struct nb_payload *a, const struct nb_payload *b,
+    const char *what, const char *which)
+{
+	size_t i;
+
+	if (a->nevents != b->nevents)
+		fail_msg("%s: %s: %zu events, jansson path %zu", what, which,
+		    a->nevents, b->nevents);
+	for (i = 0; i < a->nevents; i++) {
+		const struct nb_event *x = &a->events[i], *y = &b->events[i];
+
+		if (x->rawlen != y->rawlen ||
+		    memcmp(x->raw, y->raw, x->rawlen + 1) != 0)
+			fail_msg("%s: %s: event %zu raw \"%s\", jansson path "
+				 "\"%s\"",
+			    what, which, i, x->raw, y->raw);
+		if (!same_str(x->id, y->id) || !same_str(x->type, y->type))
+			fail_msg("%s: %s: event %zu id/type %s/%s, jansson "
+				 "path %s/%s",
+			    what, which, i, x->id ? x->id : "(null)",
+			    x->type ? x->type : "(null)",
+			    y->id ? y->id : "(null)",
+			    y->type ? y->type : "(null)");
+		if (!same_str(x->error, y->error))
+			fail_msg("%s: %s: event %zu error \"%s\", jansson path "
+				 "\"%s\"",
+			    what, which, i, x->error ? x->error : "(valid)",
+			    y->error ? y->error : "(valid)");
+	}
+}
+
+/* Holds the paths to agreement on one body; 1 if the direct path decided. */
+static int
+check_paths(
+    struct diff_stats *st, const char *body, size_t len, const char *what)
+{
+	struct nb_payload d, t, c;
+	enum nb_payload_result rt, rc;
+	int decided;
+
+	memset(&d, 0xa5, sizeof(d));
+	decided = nb_nudgespot_parse_direct(&d, body, len) == 0;
+	rt = nb_nudgespot_parse_tree(&t, body, len);
+	rc = nb_nudgespot_parse(&c, body, len);
+	if (decided) {
+		if (rt != NB_PAYLOAD_OK)
+			fail_msg(
+			    "%s: direct path decided, jansson path says %s",
+			    what, nb_payload_result_str(rt));
+		same_payload(&d, &t, what, "direct");
+	} else if (d.events != NULL || d.nevents != 0) {
+		fail_msg("%s: direct path declined but filled *out", what);
+	}
+	if (rc != rt)
+		fail_msg("%s: nb_nudgespot_parse says %s, jansson path %s",
+		    what, nb_payload_result_str(rc), nb_payload_result_str(rt));
+	same_payload(&c, &t, what, "nb_nudgespot_parse");
+	nb_payload_clear(&d);
+	nb_payload_clear(&t);
+	nb_payload_clear(&c);
+	st->inputs++;
+	st->direct += (size_t)decided;
+	return decided;
+}
+
+/* s with white space of every kind around every token. */
+static char *
+spaced(const char *s)
+{
+	static const char ws[] = " \n\t\r";
+	size_t len = strlen(s), o = 0, i, k = 0;
+	char *out = malloc(5 * len + 8);
+	int in_str = 0;
+
+	assert_non_null(out);
+	out[o++] = '\n';
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (in_str) {
+			out[o++] = c;
+			if (c == '\\')
+				out[o++] = s[++i];
+			else if (c == '"')
+				in_str = 0;
+			continue;
+		}
+		if (strchr("{}[]:,", c) != NULL) {
+			out[o++] = ws[k++ % 4];
+			out[o++] = c;
+			out[o++] = ws[k++ % 4];
+			out[o++] = ws[k++ % 4];
+			continue;
+		}
+		out[o++] = c;
+		in_str = c == '"';
+	}
+	out[o++] = ' ';
+	out[o] = '\0';
+	return out;
+}
+
+/* The base event with depth objects nested in its properties. */
+static char *
+nested(size_t depth)
+{
+	static const char head[] = "{" BASE ",\"properties\":";
+	char *s = malloc(sizeof(head) + 6 * depth + 8), *q;
+	size_t i;
+
+	assert_non_null(s);
+	memcpy(s, head, sizeof(head) - 1);
+	q = s + sizeof(head) - 1;
+	for (i = 0; i < depth; i++) {
+		memcpy(q, "{\"a\":", 5);
+		q += 5;
+	}
+	*q++ = '1';
+	for (i = 0; i < depth; i++)
+		*q++ = '}';
+	*q++ = '}';
+	*q = '\0';
+	return s;
+}
+
+/* Valid bodies the direct path must decide. */
+static const char *const decided_bodies[] = {
+    EV,
+    FULL,
+    RICH,
+    "{}",
+    "[" EV "]",
+    "[" EV "," FULL "," RICH ",{}]",
+    "{" ID "," TYPE "," AT ",\"subscriber\":{\"uid\":null,\"email\":\"a@b\"},"
+    "\"message\":null,\"link\":null,\"bounce\":null,\"list\":null,"
+    "\"client\":null,\"properties\":null}",
+    "{" ID "," TYPE "," AT "," SUB ",\"properties\":{\"subscriber\":1,"
+    "\"id\":2,\"id\":3},\"message\":{\"x\":{\"id\":1},\"x\":2}}",
+    "{" ID "," TYPE "," AT "," SUB ",\"message\":{\"subject\":\"\\u0000\","
+    "\"id\":\"\\ud83d\\ude00\"},\"client\":{\"user_agent\":\"\\\"\"}}",
+    "{\"id\":\"\xc3\xa9\"," TYPE "}",
+    "{" ID ",\"type\":\"\x7f\"}",
+    "{" ID ",\"type\":\"x\"," AT ",\"subscriber\":{\"uid\":\"\x7f\"}}",
+    "{" ID "," TYPE ",\"occurred_at\":\"2026-02-29T00:00:00Z\"}",
+    "{" ID "," TYPE "," AT ",\"subscriber\":[{\"uid\":\"x\"}]}",
+    "{" ID "," TYPE "," AT "," SUB ",\"bounce\":{\"type\":1e5}}",
+    "{" ID "," TYPE "," AT "," SUB ",\"list\":{\"name\":-0.0}}",
+    "{" ID "," TYPE "," AT "," SUB ",\"properties\":[]}",
+    " [ {} , { } ] ",
+};
+
+/* Bodies the direct path must leave to jansson. */
+#define LIT(s)                                                                 \
+	{                                                                      \
+		(s), sizeof(s) - 1                                             \
+	}
+static const struct {
+	const char *body;
+	size_t len;
+} declined_bodies[] = {
+    LIT("{\"id\":\"a\\u0041\"}"), /* escape in a rule's string */
+    LIT("{\"type\":\"\\n\"}"),
+    LIT("{" ID "," TYPE "," AT ",\"subscriber\":{\"email\":\"\\u0061\"}}"),
+    LIT("{\"i\\u0064\":\"x\"}"),	      /* escape in a key */
+    LIT("{\"properties\":{\"a\\u0000\":1}}"), /* NUL in a key */
+    LIT("{" BASE ",\"id\":\"y\"}"),	      /* duplicate known key */
+    LIT("{" BASE ",\"subscriber\":{\"uid\":\"a\",\"uid\":null}}"),
+    LIT("{\"message\":{\"id\":\"a\",\"id\":1}}"),
+    LIT("{\"properties\":{\"n\":1234567890123456789}}"), /* 19 digits */
+    LIT("{\"properties\":{\"n\":1e300}}"),
+    LIT("{\"properties\":{\"n\":1e-999}}"),
+    LIT("{\"properties\":{\"n\":1\0}}"), /* NUL jansson skips */
+    LIT("{\"a\":\"\\ud800\"}"),
+    LIT("{\"a\":\"\\udc00\"}"),
+    LIT("{\"a\":\"\\ud800\\u0041\"}"),
+    LIT("{\"a\":\"\xed\xa0\x80\"}"),
+    LIT("{\"a\":\"\xc0\xaf\"}"),
+    LIT("{\"a\":\"\xf4\x90\x80\x80\"}"),
+    LIT("{\"a\":\"\t\"}"),
+    LIT("{\"a\":01}"),
+    LIT("{\"a\":1.}"),
+    LIT("{\"a\":-}"),
+    LIT("{\"a\":tru}"),
+    LIT("{\"a\":nullx}"),
+    LIT("[]"),
+    LIT("[{},1]"),
+    LIT("[{},]"),
+    LIT("42"),
+    LIT("{} {}"),
+    LIT("\xef\xbb\xbf{}"),
+    LIT(""),
+};
+
+static void
+check_decided(struct diff_stats *st, const char *body, const char *what)
+{
+	if (!check_paths(st, body, strlen(body), what))
+		fail_msg(
+		    "%s: the direct path declined a plain valid body", what);
+}
+
+/* Every byte change below is one of these, or a random byte. */
+static const char *const splices[] = {"{", "}", "[", "]", ":", ",", "\"", "\\",
+    " ", "\n", "0", "9", "-", ".", "e", "u", "\\u0000", "\\ud83d", "\\ude00",
+    "\\u00e9", "\"id\":1,", "\"id\":\"x\",", "\"uid\":\"u\",",
+    "\"subscriber\":{},", "null", "true", "1e999", "12345678901234567890",
+    "\xc3\xa9", "\xed\xa0\x80", "\xf0\x9f\x98\x80", "\xff", "\x7f", "\x01"};
+
+/* One to three random edits of body (len bytes) into out; its length. */
+static size_t
+mutate(uint64_t *rng, const char *body, size_t len, char *out, size_t cap)
+{
+	size_t n = len, edits = 1 + xorshift(rng) % 3, e, at, k, sl;
+	const char *s;
+
+	memcpy(out, body, len);
+	for (e = 0; e < edits; e++) {
+		at = n == 0 ? 0 : xorshift(rng) % (n + 1);
+		switch (xorshift(rng) % 5) {
+		case 0: /* replace a byte */
+			if (at < n)
+				out[at] = (char)(xorshift(rng) & 0xff);
+			break;
+		case 1: /* insert a splice */
+			s = splices[xorshift(rng) %
+			    (sizeof(splices) / sizeof(splices[0]))];
+			sl = strlen(s);
+			if (n + sl > cap)
+				break;
+			memmove(out + at + sl, out + at, n - at);
+			memcpy(out + at, s, sl);
+			n += sl;
+			break;
+		case 2: /* delete a few bytes */
+			k = 1 + xorshift(rng) % 4;
+			if (at + k <= n) {
+				memmove(out + at, out + at + k, n - at - k);
+				n -= k;
+			}
+			break;
+		case 3: /* truncate */
+			n = at;
+			break;
+		default: /* replace a byte by a splice's first byte */
+			if (at < n)
+				out[at] = splices[xorshift(rng) %
+				    (sizeof(splices) / sizeof(splices[0]))][0];
+			break;
+		}
+	}
+	return n;
+}
+
+/* Reads a corpus file whole; *len gets its size. */
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *b;
+	long n;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	assert_true(n >= 0);
+	rewind(f);
+	b = malloc((size_t)n + 1);
+	assert_non_null(b);
+	assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
+#define MUTATIONS_PER_SEED 400
+#define SEED_MAX	   4096 /* larger bodies are not mutated */
+
+static void
+test_paths_agree(void **state)
+{
+	struct diff_stats st = {0, 0}, hand = {0, 0}, dumped = {0, 0};
+	char what[512], path[1024], *seeds[512], *body, *mut, *txt;
+	size_t seedlen[512], nseeds = 0, i, k, len, mlen;
+	uint64_t rng = 0x9e3779b97f4a7c15ULL;
+	struct dirent *de;
+	json_t *ev;
+	DIR *dir;
+
+	(void)state;
+	/* Hand-made bodies the direct path must decide, and spaced out. */
+	for (i = 0; i < sizeof(decided_bodies) / sizeof(decided_bodies[0]);
+	     i++) {
+		snprintf(what, sizeof(what), "decided body %zu", i);
+		check_decided(&hand, decided_bodies[i], what);
+		body = spaced(decided_bodies[i]);
+		snprintf(what, sizeof(what), "spaced decided body %zu", i);
+		check_decided(&hand, body, what);
+		seeds[nseeds] = body;
+		seedlen[nseeds++] = strlen(body);
+		seeds[nseeds] = strdup(decided_bodies[i]);
+		assert_non_null(seeds[nseeds]);
+		seedlen[nseeds] = strlen(seeds[nseeds]);
+		nseeds++;
+	}
+	body = nested(30);
+	check_decided(&hand, body, "30 nested objects");
+	free(body);
+	body = nested(40);
+	if (check_paths(&st, body, strlen(body), "40 nested objects"))
+		fail_msg("40 nested objects: decided");
+	free(body);
+	body = many_events(1, &len);
+	check_paths(&hand, body, len, "array of 1");
+	free(body);
+	body = many_events(NB_NUDGESPOT_MAX_EVENTS, &len);
+	if (!check_paths(&hand, body, len, "array of 1000"))
+		fail_msg("array of 1000: declined");
+	free(body);
+	body = many_events(NB_NUDGESPOT_MAX_EVENTS + 1, &len);
+	if (check_paths(&st, body, len, "array of 1001"))
+		fail_msg("array of 1001: decided");
+	free(body);
+
+	/* Bodies it must leave to jansson. */
+	for (i = 0; i < sizeof(declined_bodies) / sizeof(declined_bodies[0]);
+	     i++) {
+		const char *b = declined_bodies[i].body;
+
+		len = declined_bodies[i].len;
+		snprintf(what, sizeof(what), "declined body %zu", i);
+		if (check_paths(&st, b, len, what))
+			fail_msg("%s: decided", what);
+	}
+
+	/*
+	 * The rule table: as written (duplicate keys, so mostly declined),
+	 * and as jansson writes it back (no duplicates, escapes only where
+	 * a string needs them): every such event without a backslash must
+	 * be decided, whatever rule it breaks.
+	 */
+	for (i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+		snprintf(what, sizeof(what), "event case %zu", i);
+		check_paths(&st, events[i].json, strlen(events[i].json), what);
+		ev = json_loads(
+		    events[i].json, JSON_ALLOW_NUL | JSON_DECODE_ANY, NULL);
+		assert_non_null(ev);
+		txt = json_dumps(ev, JSON_COMPACT | JSON_ENCODE_ANY);
+		json_decref(ev);
+		assert_non_null(txt);
+		snprintf(what, sizeof(what), "event case %zu dumped", i);
+		if (check_paths(&dumped, txt, strlen(txt), what) == 0 &&
+		    txt[0] == '{' && strchr(txt, '\\') == NULL)
+			fail_msg("%s: the direct path declined %s", what, txt);
+		seeds[nseeds] = txt;
+		seedlen[nseeds++] = strlen(txt);
+	}
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		snprintf(what, sizeof(what), "body case %s", bodies[i].name);
+		check_paths(&st, bodies[i].body,
+		    bodies[i].len != 0 ? bodies[i].len : strlen(bodies[i].body),
+		    what);
+	}
+
+	/* The fuzz corpus; its smaller files also seed the mutations. */
+	dir = opendir(NB_TEST_FUZZ_CORPUS "/nudgespot");
+	assert_non_null(dir);
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s",
+		    NB_TEST_FUZZ_CORPUS "/nudgespot", de->d_name);
+		body = slurp(path, &len);
+		snprintf(what, sizeof(what), "corpus %s", de->d_name);
+		check_paths(&st, body, len, what);
+		if (len <= SEED_MAX && nseeds < 512) {
+			seeds[nseeds] = body;
+			seedlen[nseeds++] = len;
+		} else {
+			free(body);
+		}
+	}
+	closedir(dir);
+
+	/* Deterministic mutations of every seed. */
+	mut = malloc(2 * SEED_MAX + 1024);
+	assert_non_null(mut);
+	for (i = 0; i < nseeds; i++) {
+		for (k = 0; k < MUTATIONS_PER_SEED; k++) {
+			mlen = mutate(&rng, seeds[i], seedlen[i], mut,
+			    2 * SEED_MAX + 1024);
+			snprintf(
+			    what, sizeof(what), "seed %zu mutation %zu", i, k);
+			check_paths(&st, mut, mlen, what);
+		}
+		free(seeds[i]);
+	}
+	free(mut);
+
+	print_message("hand-made valid: %zu of %zu decided directly; rule "
+		      "table as jansson writes it: %zu of %zu; all other "
+		      "inputs: %zu of %zu\n",
+	    hand.direct, hand.inputs, dumped.direct, dumped.inputs, st.direct,
+	    st.inputs);
+	assert_int_equal(hand.direct, hand.inputs);
+	/* Most rule breakers need no escape in the strings the rules read. */
+	assert_true(dumped.direct * 10 >= dumped.inputs * 8);
+	/* Mutations leave many bodies valid: some must stay direct. */
+	assert_true(st.direct * 20 >= st.inputs);
+}
+
 static void
 test_result_str(void **state)
 {
@@ -606,6 +1069,7 @@ main(void)
 	    cmocka_unit_test(test_raw_slices),
 	    cmocka_unit_test(test_revalidate),
 	    cmocka_unit_test(test_result_str),
+	    cmocka_unit_test(test_paths_agree),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
