@@ -32,6 +32,11 @@
 struct secret {
 	unsigned char key[NB_SIG_SECRET_MAX];
 	size_t len;
+	/*
+	 * The HMAC state after the key went in: the two SHA-256 blocks of the
+	 * padded key are hashed once here, not once per request.
+	 */
+	crypto_auth_hmacsha256_state keyed;
 };
 
 struct nb_keyring {
@@ -106,6 +111,7 @@ decode_secret(const char *whsec, struct secret *sec)
 		sodium_memzero(sec, sizeof(*sec));
 		return -1;
 	}
+	crypto_auth_hmacsha256_init(&sec->keyed, sec->key, sec->len);
 	return 0;
 }
 
@@ -282,9 +288,8 @@ static void
 hmac_content(const struct secret *sec, const struct nb_sig_headers *h,
     const unsigned char *body, size_t len, unsigned char mac[HMAC_LEN])
 {
-	crypto_auth_hmacsha256_state st;
+	crypto_auth_hmacsha256_state st = sec->keyed;
 
-	crypto_auth_hmacsha256_init(&st, sec->key, sec->len);
 	crypto_auth_hmacsha256_update(
 	    &st, (const unsigned char *)h->id, strlen(h->id));
 	crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
