@@ -13,6 +13,12 @@
  * further base (one per HTTP worker thread).  Channels live until
  * nb_committer_free() (or an early nb_committer_detach()).
  *
+ * On a store that wants it (SQLite), a checkpointer thread with a
+ * connection of its own copies the write-ahead log into the database every
+ * NB_COMMIT_CHECKPOINT_MS (ten times a second, like Redis's serverCron),
+ * whoever wrote it: the copy and its fsync then never run inside the
+ * writer's commits, where they held up every request of a group.
+ *
  * The writer owns its store connection; nothing else touches it.  A failed
  * commit marks the committer unhealthy: submits are refused at once (the
  * caller answers 503) and the writer probes the store every
@@ -36,7 +42,8 @@
 #include "nudgebridge/metrics.h"
 #include "nudgebridge/timeutil.h"
 
-#define NB_COMMIT_PROBE_MS 1000
+#define NB_COMMIT_PROBE_MS	1000
+#define NB_COMMIT_CHECKPOINT_MS 100
 
 struct item {
 	struct nb_append *req;
@@ -71,6 +78,12 @@ struct nb_committer {
 	int started;
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* queue not empty, or stopping */
+
+	/* The checkpointer, when the store wants one; its store is its own. */
+	struct nb_store *ckpt_store;
+	pthread_t ckpt_thread;
+	int ckpt_started;
+	pthread_cond_t ckpt_cond; /* stopping */
 
 	/* Under lock. */
 	struct itemq queue;
@@ -286,13 +299,63 @@ writer_main(void *arg)
 	return NULL;
 }
 
+static void *
+checkpointer_main(void *arg)
+{
+	struct nb_committer *c = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&c->lock);
+	while (!c->stopping) {
+		deadline_in(&ts, NB_COMMIT_CHECKPOINT_MS);
+		if (pthread_cond_timedwait(&c->ckpt_cond, &c->lock, &ts) !=
+		    ETIMEDOUT)
+			continue;
+		pthread_mutex_unlock(&c->lock);
+		(void)nb_store_checkpoint(c->ckpt_store);
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* A monotonic clock, so timed waits survive wall-clock steps. */
+static int
+cond_init(pthread_cond_t *cond)
+{
+	pthread_condattr_t ca;
+	int ok;
+
+	if (pthread_condattr_init(&ca) != 0)
+		return -1;
+	ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+	    pthread_cond_init(cond, &ca) == 0;
+	pthread_condattr_destroy(&ca);
+	return ok ? 0 : -1;
+}
+
+/* Stops and joins the threads that were started; the writer drains first. */
+static void
+stop_threads(struct nb_committer *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->stopping = 1;
+	pthread_cond_signal(&c->cond);
+	pthread_cond_signal(&c->ckpt_cond);
+	pthread_mutex_unlock(&c->lock);
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	if (c->ckpt_started)
+		pthread_join(c->ckpt_thread, NULL);
+	c->started = c->ckpt_started = 0;
+}
+
 struct nb_committer *
 nb_committer_new(struct event_base *base, const struct nb_store_config *cfg,
     struct nb_metrics *m, char *err, size_t errlen)
 {
 	struct nb_committer *c = NULL, *ret = NULL;
-	pthread_condattr_t ca;
-	int locks = 0, cond;
+	int locks = 0;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		snprintf(err, errlen, "committer: out of memory");
@@ -306,19 +369,16 @@ nb_committer_new(struct event_base *base, const struct nb_store_config *cfg,
 		goto out;
 	}
 	locks = 1;
-	/* A monotonic clock, so probing survives wall-clock steps. */
-	if (pthread_condattr_init(&ca) != 0) {
-		snprintf(err, errlen, "committer: cannot create a condvar");
-		goto out;
-	}
-	cond = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-	    pthread_cond_init(&c->cond, &ca) == 0;
-	pthread_condattr_destroy(&ca);
-	if (!cond) {
+	if (cond_init(&c->cond) == -1) {
 		snprintf(err, errlen, "committer: cannot create a condvar");
 		goto out;
 	}
 	locks = 2;
+	if (cond_init(&c->ckpt_cond) == -1) {
+		snprintf(err, errlen, "committer: cannot create a condvar");
+		goto out;
+	}
+	locks = 3;
 	if ((c->chans = chan_new(c, base)) == NULL) {
 		snprintf(err, errlen, "committer: cannot create an event");
 		goto out;
@@ -329,17 +389,34 @@ nb_committer_new(struct event_base *base, const struct nb_store_config *cfg,
 		snprintf(err, errlen, "store: recovery failed");
 		goto out;
 	}
+	if (nb_store_wants_checkpoints(c->store) &&
+	    nb_store_open(&c->ckpt_store, cfg, err, errlen) == -1)
+		goto out;
 	if (pthread_create(&c->thread, NULL, writer_main, c) != 0) {
 		snprintf(err, errlen, "committer: cannot start the writer");
 		goto out;
 	}
 	c->started = 1;
+	if (c->ckpt_store != NULL) {
+		if (pthread_create(
+			&c->ckpt_thread, NULL, checkpointer_main, c) != 0) {
+			snprintf(err, errlen,
+			    "committer: cannot start the checkpointer");
+			goto out;
+		}
+		c->ckpt_started = 1;
+	}
 	ret = c;
 	c = NULL;
 out:
 	if (c != NULL) {
+		if (locks >= 3)
+			stop_threads(c);
+		nb_store_close(c->ckpt_store);
 		nb_store_close(c->store);
 		chan_free(c->chans);
+		if (locks >= 3)
+			pthread_cond_destroy(&c->ckpt_cond);
 		if (locks >= 2)
 			pthread_cond_destroy(&c->cond);
 		if (locks >= 1)
@@ -456,12 +533,7 @@ nb_committer_free(struct nb_committer *c)
 
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&c->lock);
-	c->stopping = 1;
-	pthread_cond_signal(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-	if (c->started)
-		pthread_join(c->thread, NULL);
+	stop_threads(c);
 
 	/*
 	 * The writer is gone: nobody activates wake events any more.  What
@@ -473,7 +545,9 @@ nb_committer_free(struct nb_committer *c)
 		chan_free(ch);
 	}
 
+	nb_store_close(c->ckpt_store);
 	nb_store_close(c->store);
+	pthread_cond_destroy(&c->ckpt_cond);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

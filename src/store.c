@@ -349,3 +349,15 @@ nb_store_probe(struct nb_store *s)
 {
 	return s->ops->probe(s->state);
 }
+
+int
+nb_store_wants_checkpoints(const struct nb_store *s)
+{
+	return s->ops->checkpoint != NULL;
+}
+
+int
+nb_store_checkpoint(struct nb_store *s)
+{
+	return s->ops->checkpoint != NULL ? s->ops->checkpoint(s->state) : 0;
+}

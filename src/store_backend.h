@@ -68,6 +68,8 @@ struct nb_store_ops {
 	int (*prune)(
 	    void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms);
 	int (*probe)(void *state);
+	/* NULL when the backend needs no help to keep its log short. */
+	int (*checkpoint)(void *state);
 };
 
 /* The SQLite backend (store_sqlite.c). */

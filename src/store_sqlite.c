@@ -10,10 +10,12 @@
  * prepared once per connection and reused.  The deliverer's bookkeeping
  * (claim, extend, release, delivered) commits with synchronous=NORMAL (see
  * sync_set() for why that keeps every guarantee) and works on a whole batch
- * per statement.  De-duplication keys live in two WITHOUT ROWID tables (see
- * the schema).  The schema is versioned with PRAGMA user_version and
- * migrated on open; store.max_size_bytes caps the bytes in use (see
- * bytes_used()).
+ * per statement.  An event's payload lives in a table of its own (schema
+ * version 2), written once by the append and deleted with its row, so that
+ * bookkeeping rewrites only the short events row.  De-duplication keys live
+ * in two WITHOUT ROWID tables (see the schema).  The schema is versioned with
+ * PRAGMA user_version and migrated on open; store.max_size_bytes caps the bytes
+ * in use (see bytes_used()).
  */
 #include <sys/statvfs.h>
 
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -31,6 +34,7 @@
 #include "store_backend.h"
 
 #define SQ_BUSY_TIMEOUT_MS 5000
+#define SQ_BUSY_SLEEP_NS   (100 * 1000)
 /*
  * Under the size cap appends leave this much (or an eighth of the cap, when
  * smaller) free, and the probe fails unless twice that is free.  The probe
@@ -75,6 +79,51 @@ static const char *const migrations[] = {
     "CREATE TABLE meta ("
     " id INTEGER PRIMARY KEY CHECK (id = 1),"
     " probe_ms INTEGER NOT NULL);",
+    /*
+     * 2: payloads move out of events into a table of their own, keyed by
+     * the event's seq.  SQLite rewrites a whole record on any update, so
+     * with the ~600-byte payload inline every lease and delivered mark
+     * copied and logged a page per six rows; an events row is now under a
+     * hundred bytes.  events is rebuilt rather than altered in place (DROP
+     * COLUMN): the copy packs the short rows densely and frees every old
+     * page, where an in-place rewrite would keep the old rows' pages mostly
+     * empty (and counted under the size cap) and journal the whole table
+     * in one statement.  The AUTOINCREMENT high-water mark moves along, so
+     * a purged row's seq is still never reused; the drop takes the v1
+     * indexes with it, events_due is made again and the tuning below adds
+     * the rest.
+     */
+    "CREATE TABLE payloads ("
+    " seq INTEGER PRIMARY KEY,"
+    " payload BLOB NOT NULL);"
+    "INSERT INTO payloads (seq, payload)"
+    " SELECT seq, payload FROM events ORDER BY seq;"
+    "CREATE TABLE events_v2 ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " source TEXT NOT NULL,"
+    " event_id TEXT,"
+    " type TEXT,"
+    " state INTEGER NOT NULL,"
+    " reason TEXT,"
+    " error TEXT,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " received_ms INTEGER NOT NULL,"
+    " age_base_ms INTEGER NOT NULL,"
+    " next_ms INTEGER NOT NULL,"
+    " lease_ms INTEGER NOT NULL DEFAULT 0,"
+    " updated_ms INTEGER NOT NULL);"
+    "INSERT INTO events_v2 (seq, source, event_id, type, state, reason,"
+    " error, attempts, received_ms, age_base_ms, next_ms, lease_ms,"
+    " updated_ms)"
+    " SELECT seq, source, event_id, type, state, reason, error, attempts,"
+    " received_ms, age_base_ms, next_ms, lease_ms, updated_ms"
+    " FROM events ORDER BY seq;"
+    "DELETE FROM sqlite_sequence WHERE name = 'events_v2';"
+    "UPDATE sqlite_sequence SET name = 'events_v2' WHERE name = 'events';"
+    "DROP TABLE events;"
+    "ALTER TABLE events_v2 RENAME TO events;"
+    "CREATE INDEX events_due ON events (source, next_ms, seq)"
+    " WHERE state = 0;",
 };
 #define SQ_SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -100,15 +149,33 @@ static const char sq_index_tuning[] =
     "DROP INDEX IF EXISTS events_source_id;";
 
 /*
- * WAL pages before an automatic checkpoint (SQLite's default is 1000).  A
- * larger WAL means fewer checkpoints, each with two fsyncs, and a page that
- * is claimed, then marked delivered, is copied back to the database once.
+ * WAL pages before a connection's own automatic checkpoint (SQLite's
+ * default is 1000).  A checkpoint runs inside the COMMIT that crosses the
+ * mark and ends with an fsync of the database file that takes 10 to 20 ms
+ * on a busy disk, so every request of the committer's next group waited
+ * for it.  The server keeps the WAL copied in the background instead
+ * (sq_checkpoint(), every NB_COMMIT_CHECKPOINT_MS from commit.c), which
+ * does not block writers; this mark remains the backstop that lets the WAL
+ * start again from its beginning (SQLite reuses the file only after a
+ * checkpoint has copied all of it, which a background copy racing the
+ * writers rarely manages), and then the committer copies only the few
+ * pages written since the last background pass.  A larger WAL also means
+ * that a page claimed, then marked delivered, is copied back once.
  */
-#define SQ_WAL_AUTOCHECKPOINT 8000
+#define SQ_WAL_AUTOCHECKPOINT 16000
 
-#define EVENT_COLS                                                             \
-	"seq, source, event_id, type, payload, state, reason, error,"          \
-	" attempts, received_ms, age_base_ms, updated_ms"
+/*
+ * The columns of events that row_read() takes, payload aside, each
+ * prefixed with t ("" or a table alias and a dot).
+ */
+#define EVENT_COLS_OF(t)                                                       \
+	t "seq, " t "source, " t "event_id, " t "type, " t "state, " t         \
+	  "reason, " t "error, " t "attempts, " t "received_ms, " t            \
+	  "age_base_ms, " t "updated_ms"
+#define EVENT_COLS   EVENT_COLS_OF("")
+#define EVENT_COLS_E EVENT_COLS_OF("e.")
+/* The payload's column in the statements that return one after those. */
+#define COL_PAYLOAD 11
 
 /*
  * Operator filter: ?1 seq (NULL: any), ?2 source, ?3 type, ?4 reason, ?5 id
@@ -133,7 +200,9 @@ enum sq_stmt {
 	ST_SEEN_REQUEST,
 	ST_SEEN_EVENT,
 	ST_INSERT,
+	ST_INSERT_PAYLOAD,
 	ST_CLAIM_CANDIDATES,
+	ST_CLAIM_READ,
 	ST_CLAIM_SET,
 	ST_EXTEND,
 	ST_DELIVERED,
@@ -145,10 +214,12 @@ enum sq_stmt {
 	ST_REPLAY_PENDING,
 	ST_REQUARANTINE,
 	ST_PURGE_COUNT,
+	ST_PURGE_PAYLOADS,
 	ST_PURGE,
 	ST_STATS,
 	ST_PRUNE_REQUESTS,
 	ST_PRUNE_EVENTS,
+	ST_PRUNE_PAYLOADS,
 	ST_PRUNE_DELIVERED,
 	ST_PROBE,
 	ST_SYNC_FULL,
@@ -177,11 +248,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 		      " VALUES (?1, ?2, ?3) ON CONFLICT (source, event_id)"
 		      " DO UPDATE SET seen_ms = excluded.seen_ms"
 		      " WHERE seen_events.seen_ms < min(?4, excluded.seen_ms)",
-    [ST_INSERT] = "INSERT INTO events (source, event_id, type, payload,"
+    [ST_INSERT] = "INSERT INTO events (source, event_id, type,"
 		  " state, reason, error, attempts, received_ms,"
 		  " age_base_ms, next_ms, lease_ms, updated_ms)"
-		  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, ?8, 0,"
-		  " ?8)",
+		  " VALUES (?1, ?2, ?3, ?5, ?6, ?7, 0, ?8, ?8, ?8, 0, ?8)",
+    /* ?1 the seq ST_INSERT just gave the row, in the same transaction. */
+    [ST_INSERT_PAYLOAD] = "INSERT INTO payloads (seq, payload)"
+			  " VALUES (?1, ?2)",
     [ST_CLAIM_CANDIDATES] = "SELECT seq, next_ms FROM events"
 			    " WHERE state = 0 AND source = ?1"
 			    " AND next_ms <= ?2 AND lease_ms <= ?2"
@@ -191,11 +264,24 @@ static const char *const stmt_sql[ST_COUNT] = {
      * ("[3,4,9]"), so a batch of rows costs one statement, not one per
      * row.  "+state" keeps the planner on the rowid lookups of the IN list
      * instead of a scan of an index on state.
+     *
+     * A claim reads the rows that are still claimable, payloads included,
+     * and then leases exactly those: both run in one write transaction, so
+     * nothing can change a row in between.  The update touches only the
+     * short events rows; payloads are never rewritten.  CROSS JOIN keeps
+     * json_each the outer loop, so every row and payload is one rowid
+     * lookup, in the order of ?1; a NULL payload (LEFT JOIN) is a damaged
+     * row, reported rather than skipped.
      */
+    [ST_CLAIM_READ] = "SELECT " EVENT_COLS_E ", p.payload, e.next_ms"
+		      " FROM json_each(?1) AS j"
+		      " CROSS JOIN events AS e ON e.seq = j.value"
+		      " LEFT JOIN payloads AS p ON p.seq = e.seq"
+		      " WHERE e.state = 0 AND e.next_ms <= ?2"
+		      " AND e.lease_ms <= ?2",
     [ST_CLAIM_SET] = "UPDATE events SET lease_ms = ?2"
 		     " WHERE seq IN (SELECT value FROM json_each(?1))"
-		     " AND +state = 0 AND next_ms <= ?3 AND lease_ms <= ?3"
-		     " RETURNING " EVENT_COLS ", next_ms",
+		     " AND +state = 0 AND next_ms <= ?3 AND lease_ms <= ?3",
     [ST_EXTEND] = "UPDATE events SET lease_ms = ?2"
 		  " WHERE seq IN (SELECT value FROM json_each(?1))"
 		  " AND +state = 0",
@@ -216,7 +302,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* Only leased rows, off the partial index events_leased. */
     [ST_RECOVER] = "UPDATE events SET lease_ms = 0"
 		   " WHERE lease_ms <> 0 AND +state = 0",
-    [ST_LIST] = "SELECT " EVENT_COLS " FROM events" FILTER_WHERE,
+    [ST_LIST] = "SELECT " EVENT_COLS ", (SELECT payload FROM payloads AS p"
+		" WHERE p.seq = events.seq) FROM events" FILTER_WHERE,
     [ST_REPLAY_PENDING] =
 	"UPDATE events SET state = 0, reason = NULL, error = NULL,"
 	" attempts = 0, next_ms = ?2, age_base_ms = ?2, lease_ms = 0,"
@@ -226,6 +313,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 			" WHERE seq = ?1",
     [ST_PURGE_COUNT] =
 	"SELECT count(*) FROM (SELECT seq FROM events" FILTER_WHERE ")",
+    /* A purge deletes the payloads first, in the same transaction. */
+    [ST_PURGE_PAYLOADS] = "DELETE FROM payloads WHERE seq IN"
+			  " (SELECT seq FROM events" FILTER_WHERE ")",
     [ST_PURGE] =
 	"DELETE FROM events WHERE seq IN (SELECT seq FROM events" FILTER_WHERE
 	")",
@@ -237,6 +327,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 		 " 0) FROM events GROUP BY source ORDER BY source",
     [ST_PRUNE_REQUESTS] = "DELETE FROM seen_requests WHERE seen_ms < ?1",
     [ST_PRUNE_EVENTS] = "DELETE FROM seen_events WHERE seen_ms < ?1",
+    [ST_PRUNE_PAYLOADS] = "DELETE FROM payloads WHERE seq IN"
+			  " (SELECT seq FROM events"
+			  " WHERE state = 1 AND updated_ms < ?1)",
     [ST_PRUNE_DELIVERED] = "DELETE FROM events"
 			   " WHERE state = 1 AND updated_ms < ?1",
     [ST_PROBE] = "INSERT INTO meta (id, probe_ms) VALUES (1, ?1)"
@@ -258,6 +351,7 @@ struct sq {
 	char *dir; /* the folder of path, for statvfs() in the probe */
 	int64_t max_size_bytes;
 	int64_t page_size;
+	int64_t busy_since_ms; /* when the current wait for the lock began */
 	enum sq_sync sync;
 	char *json; /* seq list of the set-based statements, for json_each */
 	size_t jsoncap;
@@ -269,6 +363,28 @@ struct candidate {
 	int64_t seq;
 	int64_t next_ms;
 };
+
+/*
+ * Waits for another connection's write transaction.  SQLite's own handler
+ * (sqlite3_busy_timeout) sleeps 1, 2, 5, 10, 15, 20, 25 ... ms between
+ * tries, so a writer that finds the lock held for one millisecond (the
+ * deliverer marking a batch) waits 3 to 8 ms or more, and so does every
+ * request of the group commit behind it.  This one tries again every
+ * SQ_BUSY_SLEEP_NS, up to SQ_BUSY_TIMEOUT_MS in all.
+ */
+static int
+busy_cb(void *arg, int tries)
+{
+	struct sq *q = arg;
+	struct timespec ts = {0, SQ_BUSY_SLEEP_NS};
+
+	if (tries == 0)
+		q->busy_since_ms = nb_time_mono_ms();
+	else if (nb_time_mono_ms() - q->busy_since_ms >= SQ_BUSY_TIMEOUT_MS)
+		return 0;
+	nanosleep(&ts, NULL);
+	return 1;
+}
 
 static void
 db_log(struct sq *q, const char *fn, const char *op)
@@ -385,8 +501,32 @@ tx_begin(struct sq *q)
 }
 
 /*
+ * Writes v in decimal at p (at most 20 bytes, no NUL); returns the length.
+ * snprintf() cost a thousand instructions a seq here, as much as the rest
+ * of the list.
+ */
+static size_t
+i64_put(char *p, int64_t v)
+{
+	char tmp[20];
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	size_t n = 0, len = 0;
+
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		p[len++] = '-';
+	while (n > 0)
+		p[len++] = tmp[--n];
+	return len;
+}
+
+/*
  * Writes seqs as a JSON array ("[3,4,9]") into q->json for the ?1 of the
- * set-based statements.  0 or -1 (logged).
+ * set-based statements; stride is the distance between two seqs in bytes.
+ * 0 or -1 (logged).
  */
 static int
 seqs_json(struct sq *q, const int64_t *seqs, size_t n, size_t stride)
@@ -395,7 +535,6 @@ seqs_json(struct sq *q, const int64_t *seqs, size_t n, size_t stride)
 	size_t need, len = 0, i;
 	char *nj;
 	int64_t v;
-	int w;
 
 	/* 20 digits, a sign and a comma per seq, brackets and the NUL. */
 	if (n > (SIZE_MAX - 3) / 22) {
@@ -414,13 +553,9 @@ seqs_json(struct sq *q, const int64_t *seqs, size_t n, size_t stride)
 	q->json[len++] = '[';
 	for (i = 0; i < n; i++) {
 		memcpy(&v, base + i * stride, sizeof(v));
-		w = snprintf(q->json + len, need - len, "%s%" PRId64,
-		    i > 0 ? "," : "", v);
-		if (w < 0 || (size_t)w >= need - len) {
-			log_error("seq list overflow", " n=%zu", n);
-			return -1;
-		}
-		len += (size_t)w;
+		if (i > 0)
+			q->json[len++] = ',';
+		len += i64_put(q->json + len, v);
 	}
 	q->json[len++] = ']';
 	q->json[len] = '\0';
@@ -460,12 +595,35 @@ col_strdup(sqlite3_stmt *st, int col, int *failed)
 	return d;
 }
 
-/* Reads an EVENT_COLS row into ev (zeroed first).  0 or -1 (ENOMEM). */
+/*
+ * Copies the blob in column col of st to ev->raw, NUL-terminated (a NULL
+ * reads as empty).  0 or -1 (ENOMEM).
+ */
 static int
-row_read(sqlite3_stmt *st, struct nb_stored_event *ev)
+raw_read(sqlite3_stmt *st, int col, struct nb_stored_event *ev)
 {
 	const void *blob;
-	int failed = 0, len;
+	int len;
+
+	blob = sqlite3_column_blob(st, col);
+	len = sqlite3_column_bytes(st, col);
+	if ((ev->raw = malloc((size_t)len + 1)) == NULL)
+		return -1;
+	if (len > 0)
+		memcpy(ev->raw, blob, (size_t)len);
+	ev->raw[len] = '\0';
+	ev->rawlen = (size_t)len;
+	return 0;
+}
+
+/*
+ * Reads an EVENT_COLS row into ev (zeroed first), with the payload from
+ * column COL_PAYLOAD when with_payload.  0 or -1 (ENOMEM).
+ */
+static int
+row_read(sqlite3_stmt *st, struct nb_stored_event *ev, int with_payload)
+{
+	int failed = 0;
 
 	memset(ev, 0, sizeof(*ev));
 	ev->seq = sqlite3_column_int64(st, 0);
@@ -473,23 +631,15 @@ row_read(sqlite3_stmt *st, struct nb_stored_event *ev)
 	ev->source = col_strdup(st, 1, &failed);
 	ev->id = col_strdup(st, 2, &failed);
 	ev->type = col_strdup(st, 3, &failed);
-	blob = sqlite3_column_blob(st, 4);
-	len = sqlite3_column_bytes(st, 4);
-	if ((ev->raw = malloc((size_t)len + 1)) == NULL)
+	ev->state = (enum nb_event_state)sqlite3_column_int(st, 4);
+	ev->reason = col_strdup(st, 5, &failed);
+	ev->error = col_strdup(st, 6, &failed);
+	ev->attempts = sqlite3_column_int(st, 7);
+	ev->received_ms = sqlite3_column_int64(st, 8);
+	ev->age_base_ms = sqlite3_column_int64(st, 9);
+	ev->updated_ms = sqlite3_column_int64(st, 10);
+	if (with_payload && raw_read(st, COL_PAYLOAD, ev) == -1)
 		failed = 1;
-	else {
-		if (len > 0)
-			memcpy(ev->raw, blob, (size_t)len);
-		ev->raw[len] = '\0';
-		ev->rawlen = (size_t)len;
-	}
-	ev->state = (enum nb_event_state)sqlite3_column_int(st, 5);
-	ev->reason = col_strdup(st, 6, &failed);
-	ev->error = col_strdup(st, 7, &failed);
-	ev->attempts = sqlite3_column_int(st, 8);
-	ev->received_ms = sqlite3_column_int64(st, 9);
-	ev->age_base_ms = sqlite3_column_int64(st, 10);
-	ev->updated_ms = sqlite3_column_int64(st, 11);
 	if (ev->source == NULL)
 		failed = 1;
 	return failed ? -1 : 0;
@@ -497,13 +647,13 @@ row_read(sqlite3_stmt *st, struct nb_stored_event *ev)
 
 /* Appends the current row of st.  0 or -1 (logged). */
 static int
-rows_push(struct nb_store_rows *v, sqlite3_stmt *st)
+rows_push(struct nb_store_rows *v, sqlite3_stmt *st, int with_payload)
 {
 	struct nb_stored_event *ev;
 
 	if ((ev = nb_store_rows_next(v)) == NULL)
 		return -1;
-	if (row_read(st, ev) == -1) {
+	if (row_read(st, ev, with_payload) == -1) {
 		log_error("out of memory", " rows=%zu", v->n);
 		return -1;
 	}
@@ -787,7 +937,7 @@ sq_open(
 		goto out;
 	}
 	sqlite3_extended_result_codes(q->db, 1);
-	sqlite3_busy_timeout(q->db, SQ_BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(q->db, busy_cb, q);
 	if (pragma_text(q, "PRAGMA journal_mode = WAL", mode, sizeof(mode)) ==
 		-1 ||
 	    strcmp(mode, "wal") != 0) {
@@ -801,17 +951,6 @@ sq_open(
 		goto out;
 	}
 	q->sync = SYNC_FULL;
-	/*
-	 * A set-based update inside a transaction keeps a statement journal of
-	 * the pages it changes, and SQLite spills one over 64 KiB to a temp
-	 * file (open, write, close on every delivered mark).  In memory it is
-	 * a few hundred KiB for a full batch, freed when the statement ends.
-	 */
-	if (exec_sql(q, "PRAGMA temp_store = MEMORY", __func__) == -1) {
-		snprintf(err, errlen, "store.path: %s: %s", q->path,
-		    sqlite3_errmsg(q->db));
-		goto out;
-	}
 	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d",
 	    SQ_WAL_AUTOCHECKPOINT);
 	if (pragma_text(q, sql, mode, sizeof(mode)) == -1) {
@@ -821,6 +960,20 @@ sq_open(
 	}
 	if (migrate(q, err, errlen) == -1)
 		goto out;
+	/*
+	 * A set-based update inside a transaction keeps a statement journal of
+	 * the pages it changes, and SQLite spills one over 64 KiB to a temp
+	 * file (open, write, close on every delivered mark).  In memory it is
+	 * a few hundred KiB for a full batch, freed when the statement ends.
+	 * Only after the migrations: a statement of a migration may journal
+	 * a whole table (the copies of version 2 reuse free pages), and that
+	 * belongs in a temp file, not in memory.
+	 */
+	if (exec_sql(q, "PRAGMA temp_store = MEMORY", __func__) == -1) {
+		snprintf(err, errlen, "store.path: %s: %s", q->path,
+		    sqlite3_errmsg(q->db));
+		goto out;
+	}
 	if (pragma_text(q, "PRAGMA page_size", mode, sizeof(mode)) == -1 ||
 	    (q->page_size = strtoll(mode, NULL, 10)) <= 0) {
 		snprintf(err, errlen, "store.path: %s: cannot read page size",
@@ -902,6 +1055,7 @@ insert_event(struct sq *q, const char *source, const struct nb_event *e,
     int64_t received_ms)
 {
 	sqlite3_stmt *st;
+	int64_t seq;
 	int dead = e->error != NULL;
 
 	if ((st = stmt_get(q, ST_INSERT)) == NULL)
@@ -909,15 +1063,21 @@ insert_event(struct sq *q, const char *source, const struct nb_event *e,
 	sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, e->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, e->type, -1, SQLITE_STATIC);
-	/* A zero-length blob needs a non-NULL pointer to stay NOT NULL. */
-	sqlite3_bind_blob64(st, 4, e->raw != NULL ? e->raw : "",
-	    e->raw != NULL ? e->rawlen : 0, SQLITE_STATIC);
 	sqlite3_bind_int(st, 5, dead ? NB_STATE_DEAD : NB_STATE_PENDING);
 	sqlite3_bind_text(
 	    st, 6, dead ? NB_REASON_QUARANTINED : NULL, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 7, e->error, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, received_ms);
-	return stmt_run(q, st, __func__, "insert");
+	if (stmt_run(q, st, __func__, "insert") == -1)
+		return -1;
+	seq = sqlite3_last_insert_rowid(q->db);
+	if ((st = stmt_get(q, ST_INSERT_PAYLOAD)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, seq);
+	/* A zero-length blob needs a non-NULL pointer to stay NOT NULL. */
+	sqlite3_bind_blob64(st, 2, e->raw != NULL ? e->raw : "",
+	    e->raw != NULL ? e->rawlen : 0, SQLITE_STATIC);
+	return stmt_run(q, st, __func__, "insert payload");
 }
 
 static int
@@ -1057,7 +1217,7 @@ out:
 	return rc;
 }
 
-/* A claimed row and its next_ms, to put RETURNING's rows in claim order. */
+/* A claimed row and its next_ms, to put the rows in claim order. */
 struct claimed {
 	int64_t next_ms;
 	int64_t seq;
@@ -1081,7 +1241,12 @@ claimed_sort(struct nb_store_rows *v, const int64_t *next_ms)
 	size_t i;
 	int rc = -1;
 
-	if (v->n < 2)
+	/* The claim reads its rows in candidate order: usually sorted. */
+	for (i = 1; i < v->n; i++)
+		if (due_cmp(next_ms[i - 1], v->v[i - 1].seq, next_ms[i],
+			v->v[i].seq) > 0)
+			break;
+	if (i >= v->n)
 		return 0;
 	if ((k = calloc(v->n, sizeof(*k))) == NULL ||
 	    (sorted = calloc(v->cap, sizeof(*sorted))) == NULL) {
@@ -1140,15 +1305,20 @@ sq_claim(void *state, const char *const *sources, size_t nsources,
 		goto out;
 	in_tx = 1;
 	/*
-	 * One statement for the whole set; the conditions are checked again
-	 * under the write lock, since another claimer may have won a row.
+	 * The conditions are checked again under the write lock, since
+	 * another claimer may have won a row since the candidates were read.
 	 */
-	if ((st = stmt_get(q, ST_CLAIM_SET)) == NULL)
+	if ((st = stmt_get(q, ST_CLAIM_READ)) == NULL)
 		goto out;
 	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, lease_until_ms);
-	sqlite3_bind_int64(st, 3, now_ms);
+	sqlite3_bind_int64(st, 2, now_ms);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_type(st, COL_PAYLOAD) == SQLITE_NULL) {
+			log_error("payload missing", " seq=%" PRId64,
+			    (int64_t)sqlite3_column_int64(st, 0));
+			sqlite3_reset(st);
+			goto out;
+		}
 		if (v.n == ncap) {
 			ncap = ncap == 0 ? nc : ncap * 2;
 			if ((nn = reallocarray(next, ncap, sizeof(*nn))) ==
@@ -1159,18 +1329,33 @@ sq_claim(void *state, const char *const *sources, size_t nsources,
 			}
 			next = nn;
 		}
-		next[v.n] = sqlite3_column_int64(st, 12);
-		if (rows_push(&v, st) == -1) {
+		next[v.n] = sqlite3_column_int64(st, COL_PAYLOAD + 1);
+		if (rows_push(&v, st, 1) == -1) {
 			sqlite3_reset(st);
 			goto out;
 		}
 	}
 	if (step != SQLITE_DONE) {
-		db_log(q, __func__, "claim");
+		db_log(q, __func__, "claim read");
 		sqlite3_reset(st);
 		goto out;
 	}
 	sqlite3_reset(st);
+	if (v.n > 0) {
+		/* The same list and conditions: the rows just read. */
+		if ((st = stmt_get(q, ST_CLAIM_SET)) == NULL)
+			goto out;
+		sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, lease_until_ms);
+		sqlite3_bind_int64(st, 3, now_ms);
+		if (stmt_run(q, st, __func__, "claim") == -1)
+			goto out;
+		if (sqlite3_changes64(q->db) != (sqlite3_int64)v.n) {
+			log_error("claim mismatch", " read=%zu leased=%" PRId64,
+			    v.n, (int64_t)sqlite3_changes64(q->db));
+			goto out;
+		}
+	}
 	if (claimed_sort(&v, next) == -1)
 		goto out;
 	if (tx_commit(q) == -1)
@@ -1325,7 +1510,7 @@ list_into(
 	if (bind_filter(st, f) == -1)
 		return 0;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (rows_push(v, st) == -1) {
+		if (rows_push(v, st, 1) == -1) {
 			sqlite3_reset(st);
 			return -1;
 		}
@@ -1408,27 +1593,49 @@ static int
 sq_purge(
     void *state, const struct nb_store_filter *f, int dry_run, size_t *purged)
 {
+	static const enum sq_stmt ids[] = {ST_PURGE_PAYLOADS, ST_PURGE};
 	struct sq *q = state;
 	sqlite3_stmt *st;
-	int64_t count;
+	int64_t count, seq;
+	size_t i;
+	int rc = -1;
 
 	*purged = 0;
-	if ((st = stmt_get(q, dry_run ? ST_PURGE_COUNT : ST_PURGE)) == NULL)
-		return -1;
-	if (bind_filter(st, f) == -1)
+	/* A key that is no decimal seq matches no row. */
+	if (f != NULL && f->key != NULL &&
+	    nb_store_key_parse(f->key, &seq) == -1)
 		return 0;
 	if (dry_run) {
+		if ((st = stmt_get(q, ST_PURGE_COUNT)) == NULL)
+			return -1;
+		if (bind_filter(st, f) == -1)
+			return 0;
 		if (stmt_int64(q, st, &count, __func__, "purge count") == -1)
 			return -1;
 		*purged = (size_t)count;
 		return 0;
 	}
-	/* Autocommit: the connection's level applies; purges are durable. */
-	if (sync_set(q, SYNC_FULL) == -1 ||
-	    stmt_run(q, st, __func__, "purge") == -1)
+	/*
+	 * The payloads, then the rows, with the same filter in one durable
+	 * transaction: both statements see the same rows under the lock.
+	 */
+	if (tx_begin(q) == -1)
 		return -1;
-	*purged = (size_t)sqlite3_changes64(q->db);
-	return 0;
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		if ((st = stmt_get(q, ids[i])) == NULL ||
+		    bind_filter(st, f) == -1 ||
+		    stmt_run(q, st, __func__, "purge") == -1)
+			goto out;
+	}
+	count = sqlite3_changes64(q->db);
+	if (tx_commit(q) == -1)
+		goto out;
+	*purged = (size_t)count;
+	rc = 0;
+out:
+	if (rc == -1)
+		tx_rollback(q);
+	return rc;
 }
 
 static int
@@ -1484,8 +1691,9 @@ out:
 static int
 sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms)
 {
-	static const enum sq_stmt ids[] = {
-	    ST_PRUNE_REQUESTS, ST_PRUNE_EVENTS, ST_PRUNE_DELIVERED};
+	/* The payloads of delivered rows go first, while the rows say which. */
+	static const enum sq_stmt ids[] = {ST_PRUNE_REQUESTS, ST_PRUNE_EVENTS,
+	    ST_PRUNE_PAYLOADS, ST_PRUNE_DELIVERED};
 	struct sq *q = state;
 	sqlite3_stmt *st;
 	size_t i;
@@ -1497,8 +1705,9 @@ sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms)
 		if ((st = stmt_get(q, ids[i])) == NULL)
 			goto out;
 		sqlite3_bind_int64(st, 1,
-		    ids[i] == ST_PRUNE_DELIVERED ? delivered_before_ms
-						 : dedupe_after_ms);
+		    ids[i] == ST_PRUNE_PAYLOADS || ids[i] == ST_PRUNE_DELIVERED
+			? delivered_before_ms
+			: dedupe_after_ms);
 		if (stmt_run(q, st, __func__, "prune") == -1)
 			goto out;
 	}
@@ -1543,6 +1752,26 @@ out:
 	return rc;
 }
 
+/*
+ * A PASSIVE checkpoint: copies as much of the WAL as no reader still needs
+ * and never waits for a lock.  SQLITE_BUSY means another connection is
+ * checkpointing right now, which is as good.
+ */
+static int
+sq_checkpoint(void *state)
+{
+	struct sq *q = state;
+	int rc;
+
+	rc = sqlite3_wal_checkpoint_v2(
+	    q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+		db_log(q, __func__, "checkpoint");
+		return -1;
+	}
+	return 0;
+}
+
 const struct nb_store_ops nb_store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -1567,4 +1796,5 @@ const struct nb_store_ops nb_store_sqlite_ops = {
     .stats = sq_stats,
     .prune = sq_prune,
     .probe = sq_probe,
+    .checkpoint = sq_checkpoint,
 };

@@ -245,4 +245,20 @@ int nb_store_prune(
  */
 int nb_store_probe(struct nb_store *);
 
+/*
+ * Whether the backend wants nb_store_checkpoint() called in the background
+ * (SQLite yes, PostgreSQL no: it checkpoints by itself).
+ */
+int nb_store_wants_checkpoints(const struct nb_store *);
+
+/*
+ * Copies what other connections committed from the write-ahead log into
+ * the database, without blocking writers or readers (SQLite's PASSIVE
+ * checkpoint), so the connections that commit find little left to copy
+ * when their own automatic checkpoint comes due.  0 also when there was
+ * nothing to do or another checkpoint was running; -1 on failure (logged).
+ * No-op on backends that do not want it.
+ */
+int nb_store_checkpoint(struct nb_store *);
+
 #endif

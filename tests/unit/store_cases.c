@@ -776,6 +776,126 @@ test_prune(void **state)
 	assert_int_equal(count(fx->s, NB_STATE_MASK_PENDING, NULL), 3);
 }
 
+/*
+ * Fills raw (len bytes + NUL) with a JSON string whose bytes depend on tag,
+ * so that a payload read back for the wrong row cannot match.
+ */
+static void
+fill_payload(char *raw, size_t len, int tag)
+{
+	size_t i;
+
+	assert_true(len >= 4);
+	raw[0] = '"';
+	for (i = 1; i < len - 1; i++)
+		raw[i] = (char)('a' + (i * 7 + (size_t)tag * 13) % 26);
+	raw[len - 1] = '"';
+	raw[len] = '\0';
+}
+
+/* Asserts that rows[0..n) carry the payloads of payload_case(). */
+static void
+assert_payloads(const struct nb_stored_event *rows, size_t n,
+    char raws[][20001], const size_t *lens, size_t nraws)
+{
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		assert_non_null(rows[i].id);
+		k = (size_t)strtoul(rows[i].id + 1, NULL, 10);
+		assert_true(k < nraws);
+		assert_int_equal(rows[i].rawlen, lens[k]);
+		assert_memory_equal(rows[i].raw, raws[k], lens[k]);
+		assert_int_equal(rows[i].raw[rows[i].rawlen], '\0');
+	}
+}
+
+/*
+ * Every way out of the store hands back each row's own payload, byte for
+ * byte, whatever its size (a few bytes, a typical event, one larger than a
+ * database page): claim, list, replay, and purge and prune take the rows
+ * with them.
+ */
+static void
+test_payloads(void **state)
+{
+	static const size_t lens[] = {4, 600, 20000, 600, 1200, 4};
+	static char raws[6][20001];
+	struct fixture *fx = *state;
+	const char *acme[] = {"acme"};
+	struct nb_event e[6];
+	struct nb_append r;
+	struct nb_store_filter f;
+	struct nb_stored_event *rows = NULL;
+	int64_t seqs[6];
+	char ids[6][8];
+	size_t i, n = 0, replayed = 0, requarantined = 0, purged = 0;
+
+	STORE_NEED(fx);
+	for (i = 0; i < 6; i++) {
+		fill_payload(raws[i], lens[i], (int)i);
+		snprintf(ids[i], sizeof(ids[i]), "e%zu", i);
+		/* e5 is quarantined. */
+		e[i] = ev(ids[i], "email.sent", raws[i],
+		    i == 5 ? "type: missing" : NULL);
+	}
+	r = req("acme", "wh_pl", e, 6, 100);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 5, 0, 1);
+
+	assert_int_equal(
+	    nb_store_claim(fx->s, acme, 1, 200, 100000, 10, &rows, &n), 0);
+	assert_int_equal(n, 5);
+	assert_payloads(rows, n, raws, lens, 6);
+	for (i = 0; i < n; i++) {
+		assert_string_equal(rows[i].id, ids[i]);
+		seqs[i] = rows[i].seq;
+	}
+	nb_stored_events_free(rows, n);
+
+	/* e0, e1 delivered, e2 dead, e3 retried, e4 released. */
+	assert_int_equal(nb_store_delivered(fx->s, seqs, 2, 300), 0);
+	assert_int_equal(
+	    nb_store_dead(fx->s, &seqs[2], 1, NB_REASON_TOO_LARGE, "big", 300),
+	    0);
+	{
+		struct nb_store_retry rt = {.seq = seqs[3], .next_ms = 400};
+
+		assert_int_equal(nb_store_retry(fx->s, &rt, 1, "503"), 0);
+	}
+	assert_int_equal(nb_store_release(fx->s, &seqs[4], 1), 0);
+
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	assert_int_equal(nb_store_list(fx->s, &f, &rows, &n), 0);
+	assert_int_equal(n, 6);
+	assert_payloads(rows, n, raws, lens, 6);
+	nb_stored_events_free(rows, n);
+
+	/* Replay the dead letters (e2, and e5 without a validator stays). */
+	assert_int_equal(nb_store_replay(fx->s, NULL, 0, 500, NULL, &replayed,
+			     &requarantined),
+	    0);
+	assert_int_equal(replayed, 1);
+	assert_int_equal(requarantined, 0);
+	assert_int_equal(
+	    nb_store_claim(fx->s, acme, 1, 600, 100000, 10, &rows, &n), 0);
+	assert_int_equal(n, 3); /* e2, e3, e4 */
+	assert_payloads(rows, n, raws, lens, 6);
+	nb_stored_events_free(rows, n);
+
+	/* Prune the delivered rows, purge the quarantined one. */
+	assert_int_equal(nb_store_prune(fx->s, 0, 1000), 0);
+	f.states = NB_STATE_MASK_DEAD;
+	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), 0);
+	assert_int_equal(purged, 1);
+	f.states = ALL;
+	assert_int_equal(nb_store_list(fx->s, &f, &rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_payloads(rows, n, raws, lens, 6);
+	nb_stored_events_free(rows, n);
+}
+
 /* The shared cases, for the cmocka table of each backend. */
 #define STORE_CASES(setup, teardown)                                           \
 	cmocka_unit_test_setup_teardown(test_group_atomic, setup, teardown),   \
@@ -790,6 +910,7 @@ test_prune(void **state)
 		test_replay_rounds, setup, teardown),                          \
 	    cmocka_unit_test_setup_teardown(test_purge, setup, teardown),      \
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),      \
-	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown)
+	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),      \
+	    cmocka_unit_test_setup_teardown(test_payloads, setup, teardown)
 
 #endif

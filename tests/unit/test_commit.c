@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <sys/stat.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -573,6 +576,55 @@ test_attach_free_and_detach(void **state)
 	assert_int_equal(pending_rows(fx), 20);
 }
 
+static off_t
+file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/*
+ * The checkpointer copies committed rows from the WAL into the database
+ * file while the committer runs: no connection commits 16,000 pages here,
+ * so without it the file would not grow until the last connection closes.
+ */
+static void
+test_checkpointer(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_committer *c = committer(fx, NULL);
+	struct timespec nap = {0, 20 * 1000 * 1000};
+	struct slot *slots;
+	char raw[600];
+	off_t before;
+	int i;
+
+	memset(raw, 'x', sizeof(raw));
+	raw[0] = '"';
+	raw[sizeof(raw) - 1] = '"';
+	assert_non_null(slots = calloc(NREQ, sizeof(*slots)));
+	/* Let the migrations reach the file, then measure. */
+	for (i = 0; i < 50 && file_size(fx->path) <= 0; i++)
+		nanosleep(&nap, NULL);
+	before = file_size(fx->path);
+	assert_true(before > 0);
+	for (i = 0; i < NREQ; i++) {
+		slot_init(&slots[i], fx, raw, sizeof(raw), i);
+		assert_int_equal(
+		    nb_committer_submit(c, &slots[i].req, done_cb, &slots[i]),
+		    0);
+	}
+	run_until_done(fx, NREQ);
+	/* 200 rows of 600 bytes: well over 100 KB once copied. */
+	for (i = 0; i < 250 && file_size(fx->path) < before + 100 * 1024; i++)
+		nanosleep(&nap, NULL);
+	assert_true(file_size(fx->path) >= before + 100 * 1024);
+	nb_committer_free(c);
+	assert_int_equal(pending_rows(fx), NREQ);
+	free(slots);
+}
+
 int
 main(void)
 {
@@ -593,6 +645,7 @@ main(void)
 		test_attach_two_threads, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_attach_free_and_detach, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpointer, setup, teardown),
 	};
 
 	if (evthread_use_pthreads() != 0)

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * store_drain: the store calls of a backlog drain, for callgrind.
+ *
+ * Appends 20,000 events (or the count given after the file name, a multiple
+ * of 100; one per request, each with a webhook id
+ * and an event id, ~600-byte payload) in groups of 100 as the committer
+ * does, then claims 500 at a time and marks each claim delivered as the
+ * deliverer does, and prints the bytes the database file takes per event.
+ * Per-event instruction counts come from callgrind's inclusive costs of
+ * nb_store_append, nb_store_claim and nb_store_delivered divided by the
+ * event count.  The database file is measured after the appends and at
+ * the end (each time closed, so the WAL is checkpointed).  It links the library
+ * of a normal build (RelWithDebInfo):
+ *
+ *   cc -O2 -g -Iinclude tests/bench/store_drain.c build-X/libnbcore.a \
+ *     $(pkg-config --libs sqlite3 libpq) -lpthread -o /tmp/store_drain &&
+ *   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \
+ *     /tmp/store_drain /tmp/drain.db &&
+ *   callgrind_annotate --inclusive=yes /tmp/cg.out | grep nb_store_
+ *
+ * The database file named by the argument is deleted first.
+ */
+#include <sys/stat.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nudgebridge/store.h"
+
+#define NB_DRAIN_EVENTS 20000 /* the default */
+#define NB_DRAIN_GROUP	100
+#define NB_DRAIN_CLAIM	500
+#define NB_DRAIN_RAW	600
+
+static int64_t
+file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+static void
+unlink3(const char *path)
+{
+	char p[4096];
+	int len;
+
+	unlink(path);
+	len = snprintf(p, sizeof(p), "%s-wal", path);
+	if (len > 0 && (size_t)len < sizeof(p))
+		unlink(p);
+	len = snprintf(p, sizeof(p), "%s-shm", path);
+	if (len > 0 && (size_t)len < sizeof(p))
+		unlink(p);
+}
+
+/* Fills raw (NB_DRAIN_RAW bytes, NUL included) with an event like JSON. */
+static void
+make_raw(char *raw, int i)
+{
+	int len;
+
+	len = snprintf(raw, NB_DRAIN_RAW,
+	    "{\"id\":\"evt_%08d\",\"type\":\"email.opened\","
+	    "\"created_at\":\"2024-05-01T12:00:00Z\",\"data\":{\"email\":"
+	    "\"user%d@example.com\",\"campaign\":\"spring\",\"pad\":\"",
+	    i, i);
+	if (len < 0 || len >= NB_DRAIN_RAW - 3)
+		abort();
+	memset(raw + len, 'x', (size_t)(NB_DRAIN_RAW - 4 - len));
+	memcpy(raw + NB_DRAIN_RAW - 4, "\"}}", 4);
+}
+
+int
+main(int argc, char **argv)
+{
+	static char raws[NB_DRAIN_GROUP][NB_DRAIN_RAW];
+	static char ids[NB_DRAIN_GROUP][32], whs[NB_DRAIN_GROUP][32];
+	struct nb_event evs[NB_DRAIN_GROUP];
+	struct nb_append reqs[NB_DRAIN_GROUP], *ptrs[NB_DRAIN_GROUP];
+	struct nb_store_config cfg;
+	struct nb_store *s = NULL;
+	struct nb_stored_event *rows;
+	const char *sources[] = {"acme"};
+	int64_t seqs[NB_DRAIN_CLAIM], bytes, t = 1000000;
+	size_t n, j, drained = 0;
+	char err[256], *end;
+	long long events = NB_DRAIN_EVENTS;
+	int i, k;
+
+	if (argc == 3) {
+		events = strtoll(argv[2], &end, 10);
+		if (*end != '\0' || events <= 0 || events > 100000000 ||
+		    events % NB_DRAIN_GROUP != 0)
+			argc = 0;
+	}
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "usage: store_drain file.db [events]\n");
+		return 2;
+	}
+	unlink3(argv[1]);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.driver = (char *)(uintptr_t) "sqlite";
+	cfg.path = argv[1];
+	cfg.lease_s = 30;
+	if (nb_store_open(&s, &cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "store_drain: %s\n", err);
+		return 1;
+	}
+	for (i = 0; i < events; i += NB_DRAIN_GROUP) {
+		for (k = 0; k < NB_DRAIN_GROUP; k++) {
+			snprintf(ids[k], sizeof(ids[k]), "evt_%08d", i + k);
+			snprintf(whs[k], sizeof(whs[k]), "msg_%08d", i + k);
+			make_raw(raws[k], i + k);
+			memset(&evs[k], 0, sizeof(evs[k]));
+			evs[k].id = ids[k];
+			evs[k].type = (char *)(uintptr_t) "email.opened";
+			evs[k].raw = raws[k];
+			evs[k].rawlen = strlen(raws[k]);
+			memset(&reqs[k], 0, sizeof(reqs[k]));
+			reqs[k].source = "acme";
+			reqs[k].webhook_id = whs[k];
+			reqs[k].events = &evs[k];
+			reqs[k].nevents = 1;
+			reqs[k].received_ms = t;
+			reqs[k].dedupe_after_ms = t - 7 * 86400 * 1000LL;
+			ptrs[k] = &reqs[k];
+		}
+		if (nb_store_append(s, ptrs, NB_DRAIN_GROUP) == -1) {
+			fprintf(stderr, "store_drain: append failed\n");
+			return 1;
+		}
+		t++;
+	}
+	/* Closing checkpoints the WAL into the file: measure, reopen. */
+	nb_store_close(s);
+	bytes = file_size(argv[1]);
+	printf("after append: %" PRId64 " bytes, %.1f per event\n", bytes,
+	    (double)bytes / (double)events);
+	if (nb_store_open(&s, &cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "store_drain: %s\n", err);
+		return 1;
+	}
+	for (;;) {
+		t++;
+		if (nb_store_claim(s, sources, 1, t, t + 30000, NB_DRAIN_CLAIM,
+			&rows, &n) == -1) {
+			fprintf(stderr, "store_drain: claim failed\n");
+			return 1;
+		}
+		if (n == 0)
+			break;
+		for (j = 0; j < n; j++) {
+			if (rows[j].rawlen < 100)
+				abort();
+			seqs[j] = rows[j].seq;
+		}
+		nb_stored_events_free(rows, n);
+		if (nb_store_delivered(s, seqs, n, t) == -1) {
+			fprintf(stderr, "store_drain: delivered failed\n");
+			return 1;
+		}
+		drained += n;
+	}
+	nb_store_close(s);
+	bytes = file_size(argv[1]);
+	printf("drained %zu events; after close: %" PRId64
+	       " bytes, %.1f per event\n",
+	    drained, bytes, (double)bytes / (double)events);
+	return drained == (size_t)events ? 0 : 1;
+}
