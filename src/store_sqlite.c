@@ -7,15 +7,16 @@
  * another process) never block the writer.  Every multi-statement write runs
  * in BEGIN IMMEDIATE, so writers from several connections queue on the
  * busy timeout instead of failing on a stale snapshot.  Statements are
- * prepared once per connection and reused.  The deliverer's bookkeeping
- * (claim, extend, release, delivered) commits with synchronous=NORMAL (see
- * sync_set() for why that keeps every guarantee) and works on a whole batch
- * per statement.  An event's payload lives in a table of its own (schema
- * version 2), written once by the append and deleted with its row, so that
- * bookkeeping rewrites only the short events row.  De-duplication keys live
- * in two WITHOUT ROWID tables (see the schema).  The schema is versioned with
- * PRAGMA user_version and migrated on open; store.max_size_bytes caps the bytes
- * in use (see bytes_used()).
+ * prepared once per connection and reused.  An append stores its whole
+ * group in a few multi-row statements per table (see sq_append()).  The
+ * deliverer's bookkeeping (claim, extend, release, delivered) commits with
+ * synchronous=NORMAL (see sync_set() for why that keeps every guarantee)
+ * and works on a whole batch per statement.  An event's payload lives in a
+ * table of its own (schema version 2), written once by the append and deleted
+ * with its row, so that bookkeeping rewrites only the short events row.
+ * De-duplication keys live in two WITHOUT ROWID tables (see the schema).  The
+ * schema is versioned with PRAGMA user_version and migrated on open;
+ * store.max_size_bytes caps the bytes in use (see bytes_used()).
  */
 #include <sys/statvfs.h>
 
@@ -199,8 +200,10 @@ enum sq_stmt {
 	ST_USER_VERSION,
 	ST_SEEN_REQUEST,
 	ST_SEEN_EVENT,
-	ST_INSERT,
-	ST_INSERT_PAYLOAD,
+	ST_NEXT_SEQ,
+	ST_SAVEPOINT,
+	ST_RELEASE_SAVEPOINT,
+	ST_ROLLBACK_SAVEPOINT,
 	ST_CLAIM_CANDIDATES,
 	ST_CLAIM_READ,
 	ST_CLAIM_SET,
@@ -248,13 +251,18 @@ static const char *const stmt_sql[ST_COUNT] = {
 		      " VALUES (?1, ?2, ?3) ON CONFLICT (source, event_id)"
 		      " DO UPDATE SET seen_ms = excluded.seen_ms"
 		      " WHERE seen_events.seen_ms < min(?4, excluded.seen_ms)",
-    [ST_INSERT] = "INSERT INTO events (source, event_id, type,"
-		  " state, reason, error, attempts, received_ms,"
-		  " age_base_ms, next_ms, lease_ms, updated_ms)"
-		  " VALUES (?1, ?2, ?3, ?5, ?6, ?7, 0, ?8, ?8, ?8, 0, ?8)",
-    /* ?1 the seq ST_INSERT just gave the row, in the same transaction. */
-    [ST_INSERT_PAYLOAD] = "INSERT INTO payloads (seq, payload)"
-			  " VALUES (?1, ?2)",
+    /*
+     * The last seq given: AUTOINCREMENT gives the next row one more (past
+     * the high-water mark and past every row, so a purged row's seq is
+     * never reused); then the last seq in payloads.  See rows_insert().
+     */
+    [ST_NEXT_SEQ] =
+	"SELECT max(coalesce((SELECT seq FROM sqlite_sequence"
+	" WHERE name = 'events'), 0), coalesce((SELECT max(seq) FROM events),"
+	" 0)), coalesce((SELECT max(seq) FROM payloads), 0)",
+    [ST_SAVEPOINT] = "SAVEPOINT sq_keys",
+    [ST_RELEASE_SAVEPOINT] = "RELEASE sq_keys",
+    [ST_ROLLBACK_SAVEPOINT] = "ROLLBACK TO sq_keys",
     [ST_CLAIM_CANDIDATES] = "SELECT seq, next_ms FROM events"
 			    " WHERE state = 0 AND source = ?1"
 			    " AND next_ms <= ?2 AND lease_ms <= ?2"
@@ -263,7 +271,10 @@ static const char *const stmt_sql[ST_COUNT] = {
      * The set-based statements take their seqs as one JSON array in ?1
      * ("[3,4,9]"), so a batch of rows costs one statement, not one per
      * row.  "+state" keeps the planner on the rowid lookups of the IN list
-     * instead of a scan of an index on state.
+     * instead of a scan of an index on state.  OR FAIL spares them a
+     * statement journal (the copy SQLite keeps of every page a statement
+     * changes, to undo just that statement when it fails): a failed one
+     * rolls back its whole transaction anyway.
      *
      * A claim reads the rows that are still claimable, payloads included,
      * and then leases exactly those: both run in one write transaction, so
@@ -279,23 +290,23 @@ static const char *const stmt_sql[ST_COUNT] = {
 		      " LEFT JOIN payloads AS p ON p.seq = e.seq"
 		      " WHERE e.state = 0 AND e.next_ms <= ?2"
 		      " AND e.lease_ms <= ?2",
-    [ST_CLAIM_SET] = "UPDATE events SET lease_ms = ?2"
+    [ST_CLAIM_SET] = "UPDATE OR FAIL events SET lease_ms = ?2"
 		     " WHERE seq IN (SELECT value FROM json_each(?1))"
 		     " AND +state = 0 AND next_ms <= ?3 AND lease_ms <= ?3",
-    [ST_EXTEND] = "UPDATE events SET lease_ms = ?2"
+    [ST_EXTEND] = "UPDATE OR FAIL events SET lease_ms = ?2"
 		  " WHERE seq IN (SELECT value FROM json_each(?1))"
 		  " AND +state = 0",
-    [ST_DELIVERED] = "UPDATE events SET state = 1, lease_ms = 0,"
+    [ST_DELIVERED] = "UPDATE OR FAIL events SET state = 1, lease_ms = 0,"
 		     " updated_ms = ?2"
 		     " WHERE seq IN (SELECT value FROM json_each(?1))"
 		     " AND +state = 0",
     [ST_RETRY] = "UPDATE events SET attempts = attempts + 1, error = ?3,"
 		 " next_ms = ?2, lease_ms = 0"
 		 " WHERE seq = ?1 AND state = 0",
-    [ST_RELEASE] = "UPDATE events SET lease_ms = 0"
+    [ST_RELEASE] = "UPDATE OR FAIL events SET lease_ms = 0"
 		   " WHERE seq IN (SELECT value FROM json_each(?1))"
 		   " AND +state = 0",
-    [ST_DEAD] = "UPDATE events SET state = 2, reason = ?2, error = ?3,"
+    [ST_DEAD] = "UPDATE OR FAIL events SET state = 2, reason = ?2, error = ?3,"
 		" lease_ms = 0, updated_ms = ?4"
 		" WHERE seq IN (SELECT value FROM json_each(?1))"
 		" AND +state = 0",
@@ -338,11 +349,89 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
 };
 
+/*
+ * An append writes a whole group with a few multi-row statements (see
+ * sq_append()): each one takes 2^k rows, k = 0..SQ_CHUNK_LOG, so any count
+ * is a handful of statements, each prepared once per connection.
+ */
+#define SQ_CHUNK_LOG 6
+#define SQ_CHUNK_MAX (1 << SQ_CHUNK_LOG)
+
+enum sq_chunk {
+	CH_SEEN_REQUESTS,
+	CH_SEEN_EVENTS,
+	CH_EVENTS,
+	CH_PAYLOADS,
+	CH_PAYLOADS_NEXT,
+	CH_COUNT
+};
+
+/*
+ * A multi-row statement: head, the row once per row (its ?1..?9 are the
+ * row's own parameters, numbered on from the rows before it), then tail,
+ * whose ?0 is the parameter after all the rows.
+ *
+ * All are OR FAIL, without a statement journal, like the set-based
+ * updates: a failed append rolls back its whole transaction.
+ *
+ * The seen_* upserts are those of ST_SEEN_REQUEST and ST_SEEN_EVENT with
+ * the window given as its length: ?0 is received_ms - dedupe_after_ms,
+ * the same for every row of the statement, so that the key is refreshed
+ * exactly when it is older than min(dedupe_after_ms, received_ms) of its
+ * own row.  Rows run in order, each seeing the keys of the rows before.
+ */
+static const struct {
+	const char *head;
+	const char *row;
+	int ncols; /* parameters per row */
+	const char *tail;
+} chunk_sql[CH_COUNT] = {
+    [CH_SEEN_REQUESTS] =
+	{"INSERT OR FAIL INTO seen_requests (source, webhook_id,"
+	 " seen_ms) VALUES ",
+	    "(?1,?2,?3)", 3,
+	    " ON CONFLICT (source, webhook_id)"
+	    " DO UPDATE SET seen_ms = excluded.seen_ms"
+	    " WHERE seen_requests.seen_ms < min(excluded.seen_ms - ?0,"
+	    " excluded.seen_ms)"},
+    [CH_SEEN_EVENTS] =
+	{"INSERT OR FAIL INTO seen_events (source, event_id, seen_ms)"
+	 " VALUES ",
+	    "(?1,?2,?3)", 3,
+	    " ON CONFLICT (source, event_id)"
+	    " DO UPDATE SET seen_ms = excluded.seen_ms"
+	    " WHERE seen_events.seen_ms < min(excluded.seen_ms - ?0,"
+	    " excluded.seen_ms)"},
+    [CH_EVENTS] = {"INSERT OR FAIL INTO events (seq, source, event_id, type,"
+		   " state, reason, error, attempts, received_ms,"
+		   " age_base_ms, next_ms, lease_ms, updated_ms) VALUES ",
+	"(NULL,?1,?2,?3,?4,?5,?6,0,?7,?7,?7,0,?7)", 7, ""},
+    [CH_PAYLOADS] = {"INSERT OR FAIL INTO payloads (seq, payload) VALUES ",
+	"(?1,?2)", 2, ""},
+    /* The payloads table's own next rowid, see rows_insert(). */
+    [CH_PAYLOADS_NEXT] = {"INSERT OR FAIL INTO payloads (seq, payload)"
+			  " VALUES ",
+	"(NULL,?1)", 1, ""},
+};
+
 /* The synchronous level a write transaction commits with. */
 enum sq_sync {
 	SYNC_UNSET,
 	SYNC_FULL,   /* durable at COMMIT: appends, operator changes */
 	SYNC_NORMAL, /* lease and delivery bookkeeping, see sync_set() */
+};
+
+/* A dedupe key of an append: a request's webhook id or an event's id. */
+struct sq_key {
+	struct nb_append *r;
+	const char *key;
+	int fresh; /* out: new, or older than the window (now recorded) */
+};
+
+/* A row an append stores. */
+struct sq_row {
+	const struct nb_append *r;
+	const struct nb_event *e;
 };
 
 struct sq {
@@ -356,6 +445,11 @@ struct sq {
 	char *json; /* seq list of the set-based statements, for json_each */
 	size_t jsoncap;
 	sqlite3_stmt *stmts[ST_COUNT];
+	sqlite3_stmt *chunks[CH_COUNT][SQ_CHUNK_LOG + 1];
+	struct sq_key *keys; /* an append's dedupe keys */
+	size_t keycap;
+	struct sq_row *rows; /* an append's new rows */
+	size_t rowcap;
 };
 
 /* A claim candidate: due row of one of the sources. */
@@ -894,13 +988,18 @@ static void
 sq_close(void *state)
 {
 	struct sq *q = state;
-	int i;
+	int i, k;
 
 	if (q == NULL)
 		return;
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(q->stmts[i]);
+	for (i = 0; i < CH_COUNT; i++)
+		for (k = 0; k <= SQ_CHUNK_LOG; k++)
+			sqlite3_finalize(q->chunks[i][k]);
 	sqlite3_close(q->db);
+	free(q->keys);
+	free(q->rows);
 	free(q->json);
 	free(q->dir);
 	free(q->path);
@@ -1029,6 +1128,72 @@ sq_recover(void *state)
 }
 
 /*
+ * The multi-row statement of kind with 2^lg rows, reset, or NULL (logged).
+ * Its bindings are not cleared: every use binds every parameter.
+ */
+static sqlite3_stmt *
+chunk_get(struct sq *q, enum sq_chunk kind, int lg)
+{
+	sqlite3_stmt *st = q->chunks[kind][lg];
+	const char *t, *src;
+	size_t rows = (size_t)1 << lg, cap, len, i, p;
+	char *sql;
+
+	if (st != NULL) {
+		sqlite3_reset(st);
+		return st;
+	}
+	/* A "?d" of two bytes becomes "?" and at most three digits. */
+	cap = strlen(chunk_sql[kind].head) + strlen(chunk_sql[kind].tail) +
+	    rows * (3 * strlen(chunk_sql[kind].row) + 1) + 32;
+	if ((sql = malloc(cap)) == NULL) {
+		log_error("out of memory", " rows=%zu", rows);
+		return NULL;
+	}
+	len = strlen(chunk_sql[kind].head);
+	memcpy(sql, chunk_sql[kind].head, len);
+	for (i = 0; i <= rows; i++) {
+		/* rows times the row, then the tail. */
+		src = i < rows ? chunk_sql[kind].row : chunk_sql[kind].tail;
+		if (i > 0 && i < rows)
+			sql[len++] = ',';
+		for (t = src; *t != '\0'; t++) {
+			sql[len++] = *t;
+			if (*t != '?' || t[1] < '0' || t[1] > '9')
+				continue;
+			p = t[1] == '0'
+			    ? rows * (size_t)chunk_sql[kind].ncols + 1
+			    : i * (size_t)chunk_sql[kind].ncols +
+				(size_t)(t[1] - '0');
+			len += i64_put(sql + len, (int64_t)p);
+			t++;
+		}
+	}
+	sql[len] = '\0';
+	if (sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+		NULL) != SQLITE_OK) {
+		db_log(q, __func__, "prepare");
+		sqlite3_finalize(st);
+		free(sql);
+		return NULL;
+	}
+	free(sql);
+	q->chunks[kind][lg] = st;
+	return st;
+}
+
+/* The largest lg <= SQ_CHUNK_LOG with 2^lg <= n (n > 0). */
+static int
+chunk_log(size_t n)
+{
+	int lg = SQ_CHUNK_LOG;
+
+	while (((size_t)1 << lg) > n)
+		lg--;
+	return lg;
+}
+
+/*
  * 1 when the key is new (now recorded), 0 when seen, -1 on failure: the
  * upsert refreshes only a key older than the window, so sqlite3_changes()
  * tells new from seen in one statement.
@@ -1050,91 +1215,311 @@ mark_seen(struct sq *q, enum sq_stmt id, const char *source, const char *key,
 	return sqlite3_changes(q->db) > 0;
 }
 
+/* r's window as a length (received_ms - dedupe_after_ms); -1 on overflow. */
 static int
-insert_event(struct sq *q, const char *source, const struct nb_event *e,
-    int64_t received_ms)
+window_len(const struct nb_append *r, int64_t *len)
 {
-	sqlite3_stmt *st;
-	int64_t seq;
-	int dead = e->error != NULL;
-
-	if ((st = stmt_get(q, ST_INSERT)) == NULL)
+	if ((r->dedupe_after_ms < 0 &&
+		r->received_ms > INT64_MAX + r->dedupe_after_ms) ||
+	    (r->dedupe_after_ms > 0 &&
+		r->received_ms < INT64_MIN + r->dedupe_after_ms))
 		return -1;
-	sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, e->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, e->type, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 5, dead ? NB_STATE_DEAD : NB_STATE_PENDING);
-	sqlite3_bind_text(
-	    st, 6, dead ? NB_REASON_QUARANTINED : NULL, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, e->error, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 8, received_ms);
-	if (stmt_run(q, st, __func__, "insert") == -1)
-		return -1;
-	seq = sqlite3_last_insert_rowid(q->db);
-	if ((st = stmt_get(q, ST_INSERT_PAYLOAD)) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, seq);
-	/* A zero-length blob needs a non-NULL pointer to stay NOT NULL. */
-	sqlite3_bind_blob64(st, 2, e->raw != NULL ? e->raw : "",
-	    e->raw != NULL ? e->rawlen : 0, SQLITE_STATIC);
-	return stmt_run(q, st, __func__, "insert payload");
+	*len = r->received_ms - r->dedupe_after_ms;
+	return 0;
 }
 
+/*
+ * Records k[0..n) in multi-row statements of kind, in order, as long as
+ * every key is new: *all is 1 when all were, 0 as soon as one was not (or
+ * a window does not fit a statement), with the keys after it left out.
+ */
 static int
-append_one(struct sq *q, struct nb_append *r)
+keys_batch(struct sq *q, enum sq_chunk kind, const struct sq_key *k, size_t n,
+    int *all)
 {
-	const struct nb_event *e;
-	size_t i;
-	int fresh;
+	sqlite3_stmt *st;
+	int64_t w, w2;
+	size_t i = 0, len, size, j;
+	int lg;
 
-	r->accepted = r->duplicates = r->quarantined = 0;
-	if (r->webhook_id != NULL) {
-		fresh = mark_seen(q, ST_SEEN_REQUEST, r->source, r->webhook_id,
-		    r->received_ms, r->dedupe_after_ms);
+	*all = 0;
+	while (i < n) {
+		if (window_len(k[i].r, &w) == -1)
+			return 0;
+		/* One statement takes keys of one window length only. */
+		for (len = 1; i + len < n && len < SQ_CHUNK_MAX; len++)
+			if (window_len(k[i + len].r, &w2) == -1 || w2 != w)
+				break;
+		lg = chunk_log(len);
+		size = (size_t)1 << lg;
+		if ((st = chunk_get(q, kind, lg)) == NULL)
+			return -1;
+		for (j = 0; j < size; j++) {
+			sqlite3_bind_text(st, (int)(3 * j + 1),
+			    k[i + j].r->source, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, (int)(3 * j + 2), k[i + j].key,
+			    -1, SQLITE_STATIC);
+			sqlite3_bind_int64(
+			    st, (int)(3 * j + 3), k[i + j].r->received_ms);
+		}
+		sqlite3_bind_int64(st, (int)(3 * size + 1), w);
+		if (stmt_run(q, st, __func__, "seen") == -1)
+			return -1;
+		if (sqlite3_changes64(q->db) != (sqlite3_int64)size)
+			return 0;
+		i += size;
+	}
+	*all = 1;
+	return 0;
+}
+
+/*
+ * Records the keys k[0..n) (kind's table; one is its one-row statement)
+ * and sets their fresh exactly as one mark_seen() per key in order would.
+ * Nearly every key is new, so they go in multi-row statements under a
+ * savepoint; a statement that changed fewer rows than it has met a
+ * duplicate without saying which, and then the savepoint is rolled back and
+ * the keys go one by one.
+ */
+static int
+keys_mark(struct sq *q, enum sq_chunk kind, enum sq_stmt one, struct sq_key *k,
+    size_t n)
+{
+	size_t i;
+	int all, fresh;
+
+	if (n == 0)
+		return 0;
+	if (run_id(q, ST_SAVEPOINT, __func__) == -1 ||
+	    keys_batch(q, kind, k, n, &all) == -1)
+		return -1;
+	if (!all && run_id(q, ST_ROLLBACK_SAVEPOINT, __func__) == -1)
+		return -1;
+	if (run_id(q, ST_RELEASE_SAVEPOINT, __func__) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (all) {
+			k[i].fresh = 1;
+			continue;
+		}
+		fresh = mark_seen(q, one, k[i].r->source, k[i].key,
+		    k[i].r->received_ms, k[i].r->dedupe_after_ms);
 		if (fresh == -1)
 			return -1;
-		if (fresh == 0) {
-			r->duplicates = (int)r->nevents;
-			return 0;
-		}
-	}
-	for (i = 0; i < r->nevents; i++) {
-		e = &r->events[i];
-		/* An event without a valid id is never a duplicate. */
-		if (e->id != NULL) {
-			fresh = mark_seen(q, ST_SEEN_EVENT, r->source, e->id,
-			    r->received_ms, r->dedupe_after_ms);
-			if (fresh == -1)
-				return -1;
-			if (fresh == 0) {
-				r->duplicates++;
-				continue;
-			}
-		}
-		if (insert_event(q, r->source, e, r->received_ms) == -1)
-			return -1;
-		if (e->error != NULL)
-			r->quarantined++;
-		else
-			r->accepted++;
+		k[i].fresh = fresh;
 	}
 	return 0;
 }
 
+/* Fails (logged) unless the last rowid the connection inserted is want. */
+static int
+seq_check(struct sq *q, int64_t want, const char *table)
+{
+	int64_t got = sqlite3_last_insert_rowid(q->db);
+
+	if (got == want)
+		return 0;
+	log_error("seq mismatch", " table=%s expected=%" PRId64 " got=%" PRId64,
+	    table, want, got);
+	return -1;
+}
+
+/*
+ * Stores rows[0..n) and their payloads in multi-row statements.  A row
+ * named by its seq costs a lookup from the root of the table to prove the
+ * seq unused, where a row left to take the table's next rowid lands after
+ * the last one.  So the events rows take their seqs from AUTOINCREMENT,
+ * which gives the rows of one statement consecutive seqs from one past the
+ * last seq given, under the write lock; and the payloads take the
+ * payloads table's next rowid whenever that is the same seq (the newest
+ * row still has its payload: unless it was purged), else they name theirs.
+ * The last seq of every statement is checked, so a payload can never be
+ * filed under another row's seq.
+ */
+static int
+rows_insert(struct sq *q, const struct sq_row *rows, size_t n)
+{
+	const struct sq_row *w;
+	sqlite3_stmt *st;
+	int64_t last, plast, want;
+	size_t i = 0, size, j;
+	int lg, p, dead, follow;
+
+	if (n == 0)
+		return 0;
+	if ((st = stmt_get(q, ST_NEXT_SEQ)) == NULL)
+		return -1;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		db_log(q, __func__, "next seq");
+		sqlite3_reset(st);
+		return -1;
+	}
+	last = sqlite3_column_int64(st, 0);
+	plast = sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	if (last < 0 || (uint64_t)(INT64_MAX - last) < n) {
+		log_error("seq exhausted", " last=%" PRId64, last);
+		return -1;
+	}
+	follow = plast == last;
+	while (i < n) {
+		lg = chunk_log(n - i);
+		size = (size_t)1 << lg;
+		want = last + (int64_t)(i + size);
+		/* seq NULL: AUTOINCREMENT's, and the row's registers line up
+		 * with the statement's columns (fewer copies than leaving
+		 * seq out). */
+		if ((st = chunk_get(q, CH_EVENTS, lg)) == NULL)
+			return -1;
+		for (j = 0; j < size; j++) {
+			w = &rows[i + j];
+			dead = w->e->error != NULL;
+			p = (int)(7 * j);
+			sqlite3_bind_text(
+			    st, p + 1, w->r->source, -1, SQLITE_STATIC);
+			sqlite3_bind_text(
+			    st, p + 2, w->e->id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(
+			    st, p + 3, w->e->type, -1, SQLITE_STATIC);
+			sqlite3_bind_int(
+			    st, p + 4, dead ? NB_STATE_DEAD : NB_STATE_PENDING);
+			sqlite3_bind_text(st, p + 5,
+			    dead ? NB_REASON_QUARANTINED : NULL, -1,
+			    SQLITE_STATIC);
+			sqlite3_bind_text(
+			    st, p + 6, w->e->error, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, p + 7, w->r->received_ms);
+		}
+		if (stmt_run(q, st, __func__, "insert") == -1 ||
+		    seq_check(q, want, "events") == -1)
+			return -1;
+		st = chunk_get(q, follow ? CH_PAYLOADS_NEXT : CH_PAYLOADS, lg);
+		if (st == NULL)
+			return -1;
+		for (j = 0; j < size; j++) {
+			w = &rows[i + j];
+			p = follow ? (int)j : (int)(2 * j + 1);
+			if (!follow)
+				sqlite3_bind_int64(
+				    st, p, last + 1 + (int64_t)(i + j));
+			/* A zero-length blob needs a non-NULL pointer to stay
+			 * NOT NULL. */
+			sqlite3_bind_blob64(st, p + 1,
+			    w->e->raw != NULL ? w->e->raw : "",
+			    w->e->raw != NULL ? w->e->rawlen : 0,
+			    SQLITE_STATIC);
+		}
+		if (stmt_run(q, st, __func__, "insert payload") == -1 ||
+		    (follow && seq_check(q, want, "payloads") == -1))
+			return -1;
+		i += size;
+	}
+	return 0;
+}
+
+/* Room for nkeys keys and nrows rows in q's scratch arrays. */
+static int
+scratch_reserve(struct sq *q, size_t nkeys, size_t nrows)
+{
+	struct sq_key *k;
+	struct sq_row *r;
+
+	if (nkeys > q->keycap) {
+		if ((k = reallocarray(q->keys, nkeys, sizeof(*k))) == NULL)
+			goto nomem;
+		q->keys = k;
+		q->keycap = nkeys;
+	}
+	if (nrows > q->rowcap) {
+		if ((r = reallocarray(q->rows, nrows, sizeof(*r))) == NULL)
+			goto nomem;
+		q->rows = r;
+		q->rowcap = nrows;
+	}
+	return 0;
+nomem:
+	log_error("out of memory", " keys=%zu rows=%zu", nkeys, nrows);
+	return -1;
+}
+
+/*
+ * A group is stored in three passes, each a few multi-row statements
+ * rather than a statement per key or row: the webhook ids of all requests,
+ * then the event ids of the new requests, then the rows of the new events.
+ * Each table sees its keys in request order, so the outcome is that of
+ * storing the requests one after the other.  A statement per row cost more
+ * than the B-tree work it did: every statement starts its cursors from the
+ * root, keeps a statement journal and ends with a halt, where in one
+ * statement each insert lands next to the one before.
+ */
 static int
 sq_append(void *state, struct nb_append *const *reqs, size_t n)
 {
 	struct sq *q = state;
-	size_t i;
+	struct nb_append *r;
+	const struct nb_event *e;
+	size_t i, k, nkeys, nrows, total = 0;
 	int rc = -1;
 
 	if (n == 0)
 		return 0;
+	for (i = 0; i < n; i++) {
+		r = reqs[i];
+		r->accepted = r->duplicates = r->quarantined = 0;
+		if (r->nevents > SIZE_MAX - total) {
+			log_error("too many events", " requests=%zu", n);
+			return -1;
+		}
+		total += r->nevents;
+	}
+	if (scratch_reserve(q, n > total ? n : total, total) == -1)
+		return -1;
 	if (tx_begin(q) == -1)
 		return -1;
+	nkeys = 0;
 	for (i = 0; i < n; i++)
-		if (append_one(q, reqs[i]) == -1)
-			goto out;
+		if (reqs[i]->webhook_id != NULL)
+			q->keys[nkeys++] =
+			    (struct sq_key){reqs[i], reqs[i]->webhook_id, 0};
+	if (keys_mark(q, CH_SEEN_REQUESTS, ST_SEEN_REQUEST, q->keys, nkeys) ==
+	    -1)
+		goto out;
+	/* A request seen before stores nothing. */
+	for (k = 0; k < nkeys; k++)
+		if (!q->keys[k].fresh)
+			q->keys[k].r->duplicates = (int)q->keys[k].r->nevents;
+	/* An event without an id is never a duplicate. */
+	nkeys = 0;
+	for (i = 0; i < n; i++) {
+		if ((r = reqs[i])->duplicates != 0)
+			continue;
+		for (k = 0; k < r->nevents; k++)
+			if (r->events[k].id != NULL)
+				q->keys[nkeys++] =
+				    (struct sq_key){r, r->events[k].id, 0};
+	}
+	if (keys_mark(q, CH_SEEN_EVENTS, ST_SEEN_EVENT, q->keys, nkeys) == -1)
+		goto out;
+	/* The same walk again, now with each event's verdict. */
+	nkeys = nrows = 0;
+	for (i = 0; i < n; i++) {
+		if ((r = reqs[i])->duplicates != 0)
+			continue;
+		for (k = 0; k < r->nevents; k++) {
+			e = &r->events[k];
+			if (e->id != NULL && !q->keys[nkeys++].fresh) {
+				r->duplicates++;
+				continue;
+			}
+			q->rows[nrows++] = (struct sq_row){r, e};
+			if (e->error != NULL)
+				r->quarantined++;
+			else
+				r->accepted++;
+		}
+	}
+	if (rows_insert(q, q->rows, nrows) == -1)
+		goto out;
 	if (cap_check(q, cap_spare(q)) == -1)
 		goto out;
 	if (tx_commit(q) == -1)

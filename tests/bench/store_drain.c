@@ -3,10 +3,12 @@
  * store_drain: the store calls of a backlog drain, for callgrind.
  *
  * Appends 20,000 events (or the count given after the file name, a multiple
- * of 100; one per request, each with a webhook id
- * and an event id, ~600-byte payload) in groups of 100 as the committer
- * does, then claims 500 at a time and marks each claim delivered as the
- * deliverer does, and prints the bytes the database file takes per event.
+ * of 100; each with an event id and a ~600-byte payload) in groups of 100
+ * as the committer does, one event per request with a webhook id each (or
+ * the count given third, a divisor of 100: 100 is issue 6's 100-event
+ * arrays, one request per group), then claims 500 at a time and marks each
+ * claim delivered as the deliverer does, and prints the bytes the database
+ * file takes per event.
  * Per-event instruction counts come from callgrind's inclusive costs of
  * nb_store_append, nb_store_claim and nb_store_delivered divided by the
  * event count.  The database file is measured after the appends and at
@@ -18,6 +20,8 @@
  *   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \
  *     /tmp/store_drain /tmp/drain.db &&
  *   callgrind_annotate --inclusive=yes /tmp/cg.out | grep nb_store_
+ *
+ * (/tmp/store_drain /tmp/drain.db 20000 100 for the 100-event arrays.)
  *
  * The database file named by the argument is deleted first.
  */
@@ -90,19 +94,27 @@ main(int argc, char **argv)
 	int64_t seqs[NB_DRAIN_CLAIM], bytes, t = 1000000;
 	size_t n, j, drained = 0;
 	char err[256], *end;
-	long long events = NB_DRAIN_EVENTS;
-	int i, k;
+	long long events = NB_DRAIN_EVENTS, per = 1;
+	int i, k, nreqs;
 
-	if (argc == 3) {
+	if (argc >= 3) {
 		events = strtoll(argv[2], &end, 10);
 		if (*end != '\0' || events <= 0 || events > 100000000 ||
 		    events % NB_DRAIN_GROUP != 0)
 			argc = 0;
 	}
-	if (argc != 2 && argc != 3) {
-		fprintf(stderr, "usage: store_drain file.db [events]\n");
+	if (argc == 4) {
+		per = strtoll(argv[3], &end, 10);
+		if (*end != '\0' || per <= 0 || per > NB_DRAIN_GROUP ||
+		    NB_DRAIN_GROUP % per != 0)
+			argc = 0;
+	}
+	if (argc < 2 || argc > 4) {
+		fprintf(stderr,
+		    "usage: store_drain file.db [events [per_request]]\n");
 		return 2;
 	}
+	nreqs = NB_DRAIN_GROUP / (int)per;
 	unlink3(argv[1]);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.driver = (char *)(uintptr_t) "sqlite";
@@ -122,16 +134,18 @@ main(int argc, char **argv)
 			evs[k].type = (char *)(uintptr_t) "email.opened";
 			evs[k].raw = raws[k];
 			evs[k].rawlen = strlen(raws[k]);
+		}
+		for (k = 0; k < nreqs; k++) {
 			memset(&reqs[k], 0, sizeof(reqs[k]));
 			reqs[k].source = "acme";
-			reqs[k].webhook_id = whs[k];
-			reqs[k].events = &evs[k];
-			reqs[k].nevents = 1;
+			reqs[k].webhook_id = whs[k * per];
+			reqs[k].events = &evs[k * per];
+			reqs[k].nevents = (size_t)per;
 			reqs[k].received_ms = t;
 			reqs[k].dedupe_after_ms = t - 7 * 86400 * 1000LL;
 			ptrs[k] = &reqs[k];
 		}
-		if (nb_store_append(s, ptrs, NB_DRAIN_GROUP) == -1) {
+		if (nb_store_append(s, ptrs, (size_t)nreqs) == -1) {
 			fprintf(stderr, "store_drain: append failed\n");
 			return 1;
 		}
