@@ -29,23 +29,76 @@
 #define FAST_DEPTH_MAX 32   /* deeper input takes the jansson path */
 #define FAST_KEYS_MAX  64   /* wider objects take the jansson path */
 #define FAST_NAME_MAX  512  /* longest id or type the direct path copies */
+/* source NUL event id hashed in one call when it fits; else streamed. */
+#define MSGID_INPUT_MAX (NB_SOURCE_NAME_MAX + 1 + FAST_NAME_MAX)
 
-/* Mapped properties: (property name, event object, key inside it). */
+/*
+ * The second-level strings the mapping reads.  The first NMAPPED rows are
+ * the mapped properties, in the order they are sent; the rows of one
+ * object are adjacent, and objs[] below says which rows each object holds.
+ */
+enum fobj { O_MESSAGE, O_LINK, O_BOUNCE, O_LIST, O_SUBSCRIBER, O_CLIENT };
+
+enum fleaf {
+	L_EMAIL_ID,
+	L_EMAIL_SUBJECT,
+	L_CAMPAIGN_ID,
+	L_CAMPAIGN_NAME,
+	L_LINK_ID,
+	L_LINK_URL,
+	L_BOUNCE_TYPE,
+	L_BOUNCE_REASON,
+	L_LIST_ID,
+	L_LIST_NAME,
+	L_UID,
+	L_EMAIL,
+	L_IP,
+	L_USER_AGENT,
+	NLEAVES
+};
+
+#define NMAPPED ((size_t)L_UID)
+
+#define LEAF(prop, o, key)                                                     \
+	{                                                                      \
+		prop, sizeof(prop) - 1, o, key, sizeof(key) - 1                \
+	}
+
 static const struct {
-	const char *prop;
-	const char *obj;
-	const char *key;
-} mapped[] = {
-    {"email_id", "message", "id"},
-    {"email_subject", "message", "subject"},
-    {"campaign_id", "message", "campaign_id"},
-    {"campaign_name", "message", "campaign_name"},
-    {"link_id", "link", "id"},
-    {"link_url", "link", "url"},
-    {"bounce_type", "bounce", "type"},
-    {"bounce_reason", "bounce", "reason"},
-    {"list_id", "list", "id"},
-    {"list_name", "list", "name"},
+	const char *prop; /* property name, "" past NMAPPED */
+	size_t proplen;
+	enum fobj obj;
+	const char *key; /* key inside the object */
+	size_t keylen;
+} leaves[NLEAVES] = {
+    [L_EMAIL_ID] = LEAF("email_id", O_MESSAGE, "id"),
+    [L_EMAIL_SUBJECT] = LEAF("email_subject", O_MESSAGE, "subject"),
+    [L_CAMPAIGN_ID] = LEAF("campaign_id", O_MESSAGE, "campaign_id"),
+    [L_CAMPAIGN_NAME] = LEAF("campaign_name", O_MESSAGE, "campaign_name"),
+    [L_LINK_ID] = LEAF("link_id", O_LINK, "id"),
+    [L_LINK_URL] = LEAF("link_url", O_LINK, "url"),
+    [L_BOUNCE_TYPE] = LEAF("bounce_type", O_BOUNCE, "type"),
+    [L_BOUNCE_REASON] = LEAF("bounce_reason", O_BOUNCE, "reason"),
+    [L_LIST_ID] = LEAF("list_id", O_LIST, "id"),
+    [L_LIST_NAME] = LEAF("list_name", O_LIST, "name"),
+    [L_UID] = LEAF("", O_SUBSCRIBER, "uid"),
+    [L_EMAIL] = LEAF("", O_SUBSCRIBER, "email"),
+    [L_IP] = LEAF("", O_CLIENT, "ip"),
+    [L_USER_AGENT] = LEAF("", O_CLIENT, "user_agent"),
+};
+
+/* The top-level objects holding them: rows [first, first + n). */
+static const struct {
+	const char *name;
+	enum fleaf first;
+	size_t n;
+} objs[] = {
+    [O_MESSAGE] = {"message", L_EMAIL_ID, 4},
+    [O_LINK] = {"link", L_LINK_ID, 2},
+    [O_BOUNCE] = {"bounce", L_BOUNCE_TYPE, 2},
+    [O_LIST] = {"list", L_LIST_ID, 2},
+    [O_SUBSCRIBER] = {"subscriber", L_UID, 2},
+    [O_CLIENT] = {"client", L_IP, 2},
 };
 
 /* obj[key] when it is a non-empty string, else NULL (absent).  Borrowed. */
@@ -75,33 +128,68 @@ set_opt(json_t *o, const char *key, json_t *v)
 	return json_object_set(o, key, v);
 }
 
+/* Lower-case hex of n bytes into out (2n characters, no NUL). */
+static void
+hex_put(char *out, const unsigned char *in, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		*out++ = digits[in[i] >> 4];
+		*out++ = digits[in[i] & 0xf];
+	}
+}
+
 static void
 hex_sha256(const unsigned char *in, size_t len, char out[65])
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
 
 	crypto_hash_sha256(h, in, len);
-	sodium_bin2hex(out, 65, h, sizeof(h));
+	hex_put(out, h, sizeof(h));
+	out[64] = '\0';
+}
+
+/*
+ * The SHA-256 of source, a NUL byte and the event id (idlen bytes).  The
+ * separator keeps ("a", "bc") and ("ab", "c") apart.  One call over a copy
+ * when it fits the stack, as it always does on the direct path for the
+ * configured sources (names of at most NB_SOURCE_NAME_MAX bytes).
+ */
+static void
+msgid_digest(const char *source, const char *id, size_t idlen,
+    unsigned char h[crypto_hash_sha256_BYTES])
+{
+	unsigned char in[MSGID_INPUT_MAX];
+	crypto_hash_sha256_state st;
+	const unsigned char nul = 0;
+	size_t slen = strlen(source);
+
+	if (slen < sizeof(in) && idlen < sizeof(in) - slen) {
+		memcpy(in, source, slen);
+		in[slen] = '\0';
+		memcpy(in + slen + 1, id, idlen);
+		crypto_hash_sha256(h, in, slen + 1 + idlen);
+		return;
+	}
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, (const unsigned char *)source, slen);
+	crypto_hash_sha256_update(&st, &nul, 1);
+	crypto_hash_sha256_update(&st, (const unsigned char *)id, idlen);
+	crypto_hash_sha256_final(&st, h);
 }
 
 void
 nb_segment_message_id(
     const char *source, const char *event_id, char out[NB_SEGMENT_MSGID_LEN])
 {
-	crypto_hash_sha256_state st;
 	unsigned char h[crypto_hash_sha256_BYTES];
-	const unsigned char nul = 0;
 
-	crypto_hash_sha256_init(&st);
-	crypto_hash_sha256_update(
-	    &st, (const unsigned char *)source, strlen(source));
-	/* The separator keeps ("a", "bc") and ("ab", "c") apart. */
-	crypto_hash_sha256_update(&st, &nul, 1);
-	crypto_hash_sha256_update(
-	    &st, (const unsigned char *)event_id, strlen(event_id));
-	crypto_hash_sha256_final(&st, h);
+	msgid_digest(source, event_id, strlen(event_id), h);
 	memcpy(out, "nb-", 3);
-	sodium_bin2hex(out + 3, NB_SEGMENT_MSGID_LEN - 3, h, sizeof(h));
+	hex_put(out + 3, h, sizeof(h));
+	out[NB_SEGMENT_MSGID_LEN - 1] = '\0';
 }
 
 /* The anonymousId for an address: itself, or hex SHA-256 of it lowered. */
@@ -134,9 +222,9 @@ build_properties(const json_t *ev)
 
 	if ((props = json_object()) == NULL)
 		return NULL;
-	for (i = 0; i < sizeof(mapped) / sizeof(mapped[0]); i++) {
-		v = leaf(ev, mapped[i].obj, mapped[i].key);
-		if (set_opt(props, mapped[i].prop, v) == -1)
+	for (i = 0; i < NMAPPED; i++) {
+		v = leaf(ev, objs[leaves[i].obj].name, leaves[i].key);
+		if (set_opt(props, leaves[i].prop, v) == -1)
 			goto fail;
 	}
 	extra = json_object_get(ev, "properties");
@@ -269,25 +357,33 @@ out:
 
 /*
  * The direct path.  Through jansson (parse, build, dump, free) a Track
- * message cost about 230,000 instructions per event, four fifths of the
- * deliverer's work.  This path reads the stored text once and writes the
- * message as it goes, and declines anything it does not handle exactly:
- * string escapes, reals, "-0", duplicate keys, invalid input (the jansson
- * path then names the error), very deep or wide objects.  Whatever it
- * accepts, it writes byte for byte what json_dumps(JSON_COMPACT) writes for
- * the object nb_segment_track() builds: members in insertion order,
- * strings escaped as jansson escapes them (\" \\ \b \f \n \r \t, other
- * controls as \u00XX), integers as %lld.  test_segment.c holds it to that
- * over the fuzz corpora.
+ * message costs about 230,000 instructions per event; this path about
+ * 15,000 for a typical 600-byte event, a quarter of them the messageId's
+ * SHA-256.  It reads the stored text once, and declines anything it does
+ * not handle exactly: string escapes, reals, "-0",
+ * duplicate keys, invalid input (the jansson path then names the error),
+ * very deep or wide objects.  Whatever it accepts, it writes byte for byte
+ * what json_dumps(JSON_COMPACT) writes for the object nb_segment_track()
+ * builds: members in insertion order, strings escaped as jansson escapes
+ * them (\" \\ \b \f \n \r \t, other controls as \u00XX), integers as %lld.
+ * test_segment.c holds it to that over the fuzz corpora.
  *
- * A value is a span of the input: for a string its bytes between the
- * quotes (no escapes, valid UTF-8, so they are also its JSON text), for
- * anything else its JSON text.
+ * It works in two steps.  fevent_read() validates the whole text in one
+ * pass (strings eight bytes at a time, keys told apart by length first)
+ * and records in a struct fevent where the members the mapping reads are:
+ * the top-level strings, the leaves[] of the second-level objects and each
+ * member of "properties".  The writer then allocates one buffer of a size
+ * bounded from those byte ranges and copies them out.  A value is a span
+ * of the input: for a string its bytes between the quotes (no escapes,
+ * valid UTF-8, so they are also its JSON text), for anything else its JSON
+ * text.  Only free-form values whose text held whitespace are read again,
+ * to drop it.
  */
 enum fkind { FK_NONE, FK_STRING, FK_INT, FK_LITERAL, FK_OBJECT, FK_ARRAY };
 
 struct fval {
 	enum fkind kind;
+	int compact; /* no whitespace between tokens: the span is its dump */
 	const char *p;
 	size_t len;
 };
@@ -295,21 +391,45 @@ struct fval {
 struct fparse {
 	const char *p;
 	const char *end;
+	size_t nws; /* whitespace runs skipped so far */
 };
 
-struct obuf {
-	char *b;
-	size_t len;
-	size_t cap;
-	int failed;
+/*
+ * A member callback of fp_container(): key is the member's key (NULL in an
+ * array) and the callback parses the value at f->p itself.
+ */
+typedef int (*fmember_cb)(
+    struct fparse *f, const struct fval *key, int depth, void *arg);
+
+/* What fevent_read() found; absent members have kind FK_NONE, length 0. */
+struct fevent {
+	struct fval id, type, at;
+	struct fval props;	   /* "properties" when an object */
+	struct fval leaf[NLEAVES]; /* present() strings, by enum fleaf */
+	size_t nextra;		   /* members of props */
+	struct fval extra[FAST_KEYS_MAX][2]; /* key, value; not cleared */
 };
 
 static void
+fp_ws_skip(struct fparse *f)
+{
+	const char *p = f->p;
+
+	while (
+	    p < f->end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (p != f->p) {
+		f->nws++;
+		f->p = p;
+	}
+}
+
+/* Whitespace, if any: stored text is compact, so rarely any. */
+static inline void
 fp_ws(struct fparse *f)
 {
-	while (f->p < f->end &&
-	    (*f->p == ' ' || *f->p == '\t' || *f->p == '\n' || *f->p == '\r'))
-		f->p++;
+	if (f->p < f->end && (unsigned char)*f->p <= ' ')
+		fp_ws_skip(f);
 }
 
 /* Length of the UTF-8 sequence at p (jansson's rules), 0 when invalid. */
@@ -347,8 +467,56 @@ utf8_len(const unsigned char *p, const unsigned char *end)
 	return n;
 }
 
+#define BYTES8(c) (0x0101010101010101ULL * (uint64_t)(c))
+
+/*
+ * Nonzero when one of the eight bytes in w is '"', '\\', a control or not
+ * ASCII, so plain string bytes are skipped eight at a time.  Each term is
+ * the "has a byte less than n" test (x - n) & ~x & 0x80..80: a borrow only
+ * runs upwards from a byte that matches, so the lowest flagged byte is the
+ * first one that matches.
+ */
+static uint64_t
+stop8(uint64_t w)
+{
+	uint64_t q = w ^ BYTES8('"'), b = w ^ BYTES8('\\');
+
+	return (((w - BYTES8(0x20)) & ~w) | ((q - BYTES8(1)) & ~q) |
+		   ((b - BYTES8(1)) & ~b) | w) &
+	    BYTES8(0x80);
+}
+
+/* The eight bytes at p, the first one lowest. */
+static uint64_t
+load8(const unsigned char *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, sizeof(w));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w = __builtin_bswap64(w);
+#endif
+	return w;
+}
+
+/* The first byte at or after p that is '"', '\\', a control or not ASCII. */
+static inline const unsigned char *
+scan_plain(const unsigned char *p, const unsigned char *end)
+{
+	uint64_t m;
+
+	while (end - p >= 8) {
+		if ((m = stop8(load8(p))) != 0)
+			return p + __builtin_ctzll(m) / 8;
+		p += 8;
+	}
+	while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+		p++;
+	return p;
+}
+
 /* A string without escapes or controls.  -1 for anything else. */
-static int
+static inline int
 fp_string(struct fparse *f, struct fval *v)
 {
 	const unsigned char *p, *end = (const unsigned char *)f->end;
@@ -359,9 +527,7 @@ fp_string(struct fparse *f, struct fval *v)
 	p = (const unsigned char *)f->p + 1;
 	v->p = (const char *)p;
 	for (;;) {
-		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' &&
-		    *p != '\\')
-			p++;
+		p = scan_plain(p, end);
 		if (p >= end || *p == '\\' || *p < 0x20)
 			return -1;
 		if (*p == '"')
@@ -416,10 +582,8 @@ fp_int(struct fparse *f, struct fval *v)
 }
 
 static int
-fp_literal(struct fparse *f, struct fval *v, const char *word)
+fp_literal(struct fparse *f, struct fval *v, const char *word, size_t n)
 {
-	size_t n = strlen(word);
-
 	if ((size_t)(f->end - f->p) < n || memcmp(f->p, word, n) != 0)
 		return -1;
 	v->kind = FK_LITERAL;
@@ -429,50 +593,89 @@ fp_literal(struct fparse *f, struct fval *v, const char *word)
 	return 0;
 }
 
+/* The keys of one object so far, to refuse duplicates. */
+struct fkeys {
+	uint64_t bloom; /* a bit per (length, first, last byte) hash */
+	size_t n;
+	struct {
+		const char *p;
+		size_t len;
+	} k[FAST_KEYS_MAX];
+};
+
+/* Adds key k; -1 if it is already there or the object is too wide. */
+static int
+fkeys_add(struct fkeys *s, const struct fval *k)
+{
+	uint64_t bit = 1;
+	size_t i;
+
+	if (s->n == FAST_KEYS_MAX)
+		return -1;
+	if (k->len > 0)
+		bit <<= (k->len + (unsigned char)k->p[0] * 3U +
+			    (unsigned char)k->p[k->len - 1] * 5U) &
+		    63;
+	if (s->bloom & bit) {
+		for (i = 0; i < s->n; i++)
+			if (s->k[i].len == k->len &&
+			    memcmp(s->k[i].p, k->p, k->len) == 0)
+				return -1;
+	}
+	s->bloom |= bit;
+	s->k[s->n].p = k->p;
+	s->k[s->n].len = k->len;
+	s->n++;
+	return 0;
+}
+
 static int fp_value(struct fparse *, struct fval *, int depth);
 
-/*
- * An object or array.  With cb, calls cb(arg, key, value) for each member
- * of an object; -1 from cb stops with -1.  Duplicate keys give -1.
- */
-typedef int (*fmember_cb)(
-    void *arg, const struct fval *k, const struct fval *v);
+/* The member or element at f->p: key (NULL in an array), then value. */
+static int
+fp_member(
+    struct fparse *f, struct fkeys *keys, int depth, fmember_cb cb, void *arg)
+{
+	struct fval k, m;
 
+	if (keys != NULL) {
+		if (fp_string(f, &k) == -1 || fkeys_add(keys, &k) == -1)
+			return -1;
+		fp_ws(f);
+		if (f->p >= f->end || *f->p != ':')
+			return -1;
+		f->p++;
+		fp_ws(f);
+	}
+	if (cb != NULL)
+		return cb(f, keys != NULL ? &k : NULL, depth, arg);
+	return fp_value(f, &m, depth);
+}
+
+/*
+ * An object or array; with cb, cb parses each member's value (see
+ * fmember_cb), and -1 from it stops with -1.  Duplicate keys give -1.
+ */
 static int
 fp_container(
     struct fparse *f, struct fval *v, int depth, fmember_cb cb, void *arg)
 {
-	struct fval keys[FAST_KEYS_MAX], k, m;
-	char close;
-	size_t nkeys = 0, i;
+	struct fkeys keys;
 	int obj;
+	char close;
 
 	if (depth > FAST_DEPTH_MAX || f->p >= f->end)
 		return -1;
 	obj = *f->p == '{';
 	close = obj ? '}' : ']';
+	keys.bloom = 0;
+	keys.n = 0;
 	v->p = f->p++;
 	fp_ws(f);
 	if (f->p < f->end && *f->p == close)
 		goto done;
 	for (;;) {
-		if (obj) {
-			if (fp_string(f, &k) == -1 || nkeys == FAST_KEYS_MAX)
-				return -1;
-			for (i = 0; i < nkeys; i++)
-				if (keys[i].len == k.len &&
-				    memcmp(keys[i].p, k.p, k.len) == 0)
-					return -1;
-			keys[nkeys++] = k;
-			fp_ws(f);
-			if (f->p >= f->end || *f->p != ':')
-				return -1;
-			f->p++;
-			fp_ws(f);
-		}
-		if (fp_value(f, &m, depth + 1) == -1)
-			return -1;
-		if (obj && cb != NULL && cb(arg, &k, &m) == -1)
+		if (fp_member(f, obj ? &keys : NULL, depth + 1, cb, arg) == -1)
 			return -1;
 		fp_ws(f);
 		if (f->p < f->end && *f->p == ',') {
@@ -494,97 +697,236 @@ done:
 static int
 fp_value(struct fparse *f, struct fval *v, int depth)
 {
+	size_t nws = f->nws;
+	int rc;
+
 	if (f->p >= f->end)
 		return -1;
 	switch (*f->p) {
 	case '"':
-		return fp_string(f, v);
+		rc = fp_string(f, v);
+		break;
 	case '{':
 	case '[':
-		return fp_container(f, v, depth, NULL, NULL);
+		rc = fp_container(f, v, depth, NULL, NULL);
+		break;
 	case 't':
-		return fp_literal(f, v, "true");
+		rc = fp_literal(f, v, "true", 4);
+		break;
 	case 'f':
-		return fp_literal(f, v, "false");
+		rc = fp_literal(f, v, "false", 5);
+		break;
 	case 'n':
-		return fp_literal(f, v, "null");
+		rc = fp_literal(f, v, "null", 4);
+		break;
 	default:
-		return fp_int(f, v);
+		rc = fp_int(f, v);
+	}
+	v->compact = f->nws == nws;
+	return rc;
+}
+
+/* Whether key k is s (n > 0 bytes); the first byte settles most misses. */
+static inline int
+key_is(const struct fval *k, const char *s, size_t n)
+{
+	return k->len == n && k->p[0] == s[0] &&
+	    memcmp(k->p + 1, s + 1, n - 1) == 0;
+}
+
+#define KEY_IS(k, lit) key_is((k), (lit), sizeof(lit) - 1)
+
+/* What a top-level key is to the mapping: one of these or T_OBJ + fobj. */
+enum ftop { T_OTHER, T_ID, T_TYPE, T_AT, T_PROPERTIES, T_OBJ };
+
+static int
+ftop_of(const struct fval *k)
+{
+	switch (k->len) {
+	case 2:
+		return KEY_IS(k, "id") ? T_ID : T_OTHER;
+	case 4:
+		if (KEY_IS(k, "type"))
+			return T_TYPE;
+		if (KEY_IS(k, "link"))
+			return T_OBJ + O_LINK;
+		return KEY_IS(k, "list") ? T_OBJ + O_LIST : T_OTHER;
+	case 6:
+		if (KEY_IS(k, "bounce"))
+			return T_OBJ + O_BOUNCE;
+		return KEY_IS(k, "client") ? T_OBJ + O_CLIENT : T_OTHER;
+	case 7:
+		return KEY_IS(k, "message") ? T_OBJ + O_MESSAGE : T_OTHER;
+	case 10:
+		if (KEY_IS(k, "subscriber"))
+			return T_OBJ + O_SUBSCRIBER;
+		return KEY_IS(k, "properties") ? T_PROPERTIES : T_OTHER;
+	case 11:
+		return KEY_IS(k, "occurred_at") ? T_AT : T_OTHER;
+	default:
+		return T_OTHER;
 	}
 }
 
-/* Calls cb for each member of the (already checked) object v. */
-static int
-fobj_each(const struct fval *v, fmember_cb cb, void *arg)
-{
-	struct fparse f = {v->p, v->p + v->len};
-	struct fval w;
-
-	return fp_container(&f, &w, 0, cb, arg);
-}
-
-struct fget {
-	const char *const *keys;
-	struct fval *outs;
-	size_t n;
+struct fleaves {
+	struct fevent *e;
+	enum fobj obj;
 };
 
+/* A member of a second-level object: a leaf when a present() string. */
 static int
-fget_cb(void *arg, const struct fval *k, const struct fval *v)
+fleaf_cb(struct fparse *f, const struct fval *k, int depth, void *arg)
 {
-	struct fget *g = arg;
-	size_t i;
+	const struct fleaves *s = arg;
+	struct fval v;
+	size_t i, end = objs[s->obj].first + objs[s->obj].n;
 
-	for (i = 0; i < g->n; i++) {
-		if (strncmp(k->p, g->keys[i], k->len) == 0 &&
-		    g->keys[i][k->len] == '\0') {
-			/* present(): a non-empty string, else absent. */
-			if (v->kind == FK_STRING && v->len > 0)
-				g->outs[i] = *v;
+	if (fp_value(f, &v, depth) == -1)
+		return -1;
+	if (v.kind != FK_STRING || v.len == 0)
+		return 0;
+	for (i = objs[s->obj].first; i < end; i++) {
+		if (key_is(k, leaves[i].key, leaves[i].keylen)) {
+			s->e->leaf[i] = v;
 			break;
 		}
 	}
 	return 0;
 }
 
-/*
- * present(obj, keys[i]) into outs[i] for n keys, in one pass over obj:
- * outs[i].kind is FK_NONE unless the member is a non-empty string.
- */
-static void
-fpresent(const struct fval *obj, const char *const *keys, struct fval *outs,
-    size_t n)
+/* A member of "properties": kept, in order, for the writer. */
+static int
+fextra_cb(struct fparse *f, const struct fval *k, int depth, void *arg)
 {
-	struct fget g = {keys, outs, n};
-	size_t i;
+	struct fevent *e = arg;
 
-	for (i = 0; i < n; i++)
-		outs[i].kind = FK_NONE;
-	if (obj->kind == FK_OBJECT && fobj_each(obj, fget_cb, &g) == -1)
-		for (i = 0; i < n; i++)
-			outs[i].kind = FK_NONE;
+	if (e->nextra == FAST_KEYS_MAX)
+		return -1;
+	e->extra[e->nextra][0] = *k;
+	if (fp_value(f, &e->extra[e->nextra][1], depth) == -1)
+		return -1;
+	e->nextra++;
+	return 0;
 }
 
-static void
+/* A top-level member: recorded when the mapping reads it. */
+static int
+ftop_cb(struct fparse *f, const struct fval *k, int depth, void *arg)
+{
+	struct fevent *e = arg;
+	struct fleaves s = {e, O_MESSAGE};
+	struct fval v;
+	int t = ftop_of(k);
+
+	if (f->p < f->end && *f->p == '{') {
+		if (t == T_PROPERTIES)
+			return fp_container(f, &e->props, depth, fextra_cb, e);
+		if (t >= T_OBJ) {
+			s.obj = (enum fobj)(t - T_OBJ);
+			return fp_container(f, &v, depth, fleaf_cb, &s);
+		}
+	}
+	if (fp_value(f, &v, depth) == -1)
+		return -1;
+	if (t == T_ID)
+		e->id = v;
+	else if (t == T_TYPE)
+		e->type = v;
+	else if (t == T_AT)
+		e->at = v;
+	return 0;
+}
+
+/* Validates raw (one object, nothing after it) and fills e. */
+static int
+fevent_read(struct fevent *e, const char *raw, size_t rawlen)
+{
+	struct fparse f = {raw, raw + rawlen, 0};
+	struct fval top;
+
+	memset(e, 0, offsetof(struct fevent, extra));
+	fp_ws(&f);
+	if (f.p >= f.end || *f.p != '{' ||
+	    fp_container(&f, &top, 0, ftop_cb, e) == -1)
+		return -1;
+	fp_ws(&f);
+	return f.p == f.end ? 0 : -1;
+}
+
+/*
+ * -1 where the jansson path fails or needs what this path does not copy;
+ * else 0 with occurred_at in *ms.
+ */
+static int
+fevent_check(const struct nb_source *src, const struct fevent *e, int64_t *ms)
+{
+	const struct fval *email = &e->leaf[L_EMAIL];
+
+	if (e->id.kind != FK_STRING || e->id.len == 0 ||
+	    e->id.len >= FAST_NAME_MAX || e->type.kind != FK_STRING ||
+	    e->type.len == 0 || e->type.len >= FAST_NAME_MAX ||
+	    e->at.kind != FK_STRING || e->at.len == 0 ||
+	    nb_time_parse_rfc3339(e->at.p, e->at.len, ms) == -1)
+		return -1;
+	if (e->leaf[L_UID].kind == FK_NONE &&
+	    (email->kind == FK_NONE ||
+		(src->anon == NB_ANON_SHA256 && email->len > EMAIL_MAX)))
+		return -1;
+	return 0;
+}
+
+/*
+ * The output: one buffer allocated once, of a size fevent_bound() computes
+ * from the spans it will copy; it never grows.
+ */
+struct obuf {
+	char *b;
+	size_t len;
+	size_t cap;
+	int failed;
+};
+
+/*
+ * The constant start of "context".  Its four strings need no escaping (the
+ * names are fixed in segment.h, NB_VERSION is CMake's PROJECT_VERSION,
+ * digits and dots), so they are their own JSON text; the differential
+ * tests compare this with what jansson writes for them.
+ */
+#define CONTEXT_HEAD                                                           \
+	",\"context\":{\"integration\":{\"name\":"                             \
+	"\"" NB_SEGMENT_INTEGRATION_NAME                                       \
+	"\",\"version\":\"" NB_SEGMENT_INTEGRATION_VERSION                     \
+	"\"},\"library\":{\"name\":\"" NB_SEGMENT_LIBRARY_NAME                 \
+	"\",\"version\":\"" NB_VERSION "\"}"
+
+/*
+ * Room for the fixed text: at most 327 bytes (the sha256 anonymousId, the
+ * messageId and the timestamp included) besides the constants.
+ */
+#define OUT_FIXED (512 + sizeof(CONTEXT_HEAD))
+
+/*
+ * Room for n more bytes and the NUL, or NULL (and the message fails) if
+ * fevent_bound() were ever short.
+ */
+static inline char *
+ob_room(struct obuf *o, size_t n)
+{
+	if (o->cap - o->len <= n) {
+		o->failed = 1;
+		return NULL;
+	}
+	return o->b + o->len;
+}
+
+static inline void
 ob_put(struct obuf *o, const void *p, size_t n)
 {
-	size_t ncap;
-	char *nb;
+	char *d;
 
-	if (o->failed)
+	if ((d = ob_room(o, n)) == NULL)
 		return;
-	if (o->cap - o->len < n + 1) {
-		ncap = o->cap == 0 ? 1024 : o->cap;
-		while (ncap - o->len < n + 1)
-			ncap *= 2;
-		if ((nb = realloc(o->b, ncap)) == NULL) {
-			o->failed = 1;
-			return;
-		}
-		o->b = nb;
-		o->cap = ncap;
-	}
-	memcpy(o->b + o->len, p, n);
+	memcpy(d, p, n);
 	o->len += n;
 }
 
@@ -594,339 +936,308 @@ ob_put(struct obuf *o, const void *p, size_t n)
 static void
 ob_span(struct obuf *o, const struct fval *v)
 {
-	ob_put(o, "\"", 1);
-	ob_put(o, v->p, v->len);
-	ob_put(o, "\"", 1);
+	char *d;
+
+	if ((d = ob_room(o, v->len + 2)) == NULL)
+		return;
+	d[0] = '"';
+	memcpy(d + 1, v->p, v->len);
+	d[v->len + 1] = '"';
+	o->len += v->len + 2;
 }
 
-/* Any C string, quoted and escaped as jansson does; -1 if not UTF-8. */
-static int
-ob_cstr(struct obuf *o, const char *s)
+/* A member's key (len bytes, its own JSON text), after a comma if sep. */
+static void
+ob_key(struct obuf *o, int sep, const char *key, size_t len)
+{
+	char *d;
+
+	if ((d = ob_room(o, len + 4)) == NULL)
+		return;
+	if (sep)
+		*d++ = ',';
+	*d++ = '"';
+	memcpy(d, key, len);
+	d[len] = '"';
+	d[len + 1] = ':';
+	o->len += (sep ? 1 : 0) + len + 3;
+}
+
+/* One byte jansson escapes: '"', '\\' or a control. */
+static void
+ob_escape(struct obuf *o, unsigned char c)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	const unsigned char *p = (const unsigned char *)s;
-	const unsigned char *end = p + strlen(s);
-	char esc[6];
+	char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
+
+	switch (c) {
+	case '"':
+		OB_LIT(o, "\\\"");
+		break;
+	case '\\':
+		OB_LIT(o, "\\\\");
+		break;
+	case '\b':
+		OB_LIT(o, "\\b");
+		break;
+	case '\f':
+		OB_LIT(o, "\\f");
+		break;
+	case '\n':
+		OB_LIT(o, "\\n");
+		break;
+	case '\r':
+		OB_LIT(o, "\\r");
+		break;
+	case '\t':
+		OB_LIT(o, "\\t");
+		break;
+	default:
+		ob_put(o, esc, sizeof(esc));
+	}
+}
+
+/* s (len bytes), quoted and escaped as jansson does; -1 if not UTF-8. */
+static int
+ob_cstr(struct obuf *o, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	const unsigned char *run = p;
 	size_t n;
 
 	ob_put(o, "\"", 1);
-	while (p < end) {
+	while ((p = scan_plain(p, end)) < end) {
 		if (*p >= 0x80) {
 			if ((n = utf8_len(p, end)) == 0)
 				return -1;
-			ob_put(o, p, n);
 			p += n;
 			continue;
 		}
-		switch (*p) {
-		case '"':
-			OB_LIT(o, "\\\"");
-			break;
-		case '\\':
-			OB_LIT(o, "\\\\");
-			break;
-		case '\b':
-			OB_LIT(o, "\\b");
-			break;
-		case '\f':
-			OB_LIT(o, "\\f");
-			break;
-		case '\n':
-			OB_LIT(o, "\\n");
-			break;
-		case '\r':
-			OB_LIT(o, "\\r");
-			break;
-		case '\t':
-			OB_LIT(o, "\\t");
-			break;
-		default:
-			if (*p < 0x20) {
-				memcpy(esc, "\\u00", 4);
-				esc[4] = hex[*p >> 4];
-				esc[5] = hex[*p & 0xf];
-				ob_put(o, esc, 6);
-			} else
-				ob_put(o, p, 1);
-		}
-		p++;
+		ob_put(o, run, (size_t)(p - run));
+		ob_escape(o, *p);
+		run = ++p;
 	}
+	ob_put(o, run, (size_t)(p - run));
 	ob_put(o, "\"", 1);
 	return 0;
 }
 
 static int ob_value(struct obuf *o, const struct fval *v);
 
-static int
-ob_member_cb(void *arg, const struct fval *k, const struct fval *v)
-{
-	struct obuf *o = arg;
+struct oitems {
+	struct obuf *o;
+	size_t n; /* written so far */
+};
 
-	if (o->b[o->len - 1] != '{')
-		ob_put(o, ",", 1);
-	ob_span(o, k);
-	ob_put(o, ":", 1);
-	return ob_value(o, v);
+static int
+ob_item_cb(struct fparse *f, const struct fval *k, int depth, void *arg)
+{
+	struct oitems *it = arg;
+	struct fval v;
+
+	if (k != NULL)
+		ob_key(it->o, it->n > 0, k->p, k->len);
+	else if (it->n > 0)
+		ob_put(it->o, ",", 1);
+	it->n++;
+	if (fp_value(f, &v, depth) == -1)
+		return -1;
+	return ob_value(it->o, &v);
 }
 
-/* A checked value, written compact. */
+/* A checked value, written compact: re-read only if it held whitespace. */
 static int
 ob_value(struct obuf *o, const struct fval *v)
 {
-	struct fparse f;
-	struct fval m;
-	int first = 1;
+	struct fparse f = {v->p, v->p + v->len, 0};
+	struct oitems it = {o, 0};
+	struct fval w;
 
-	switch (v->kind) {
-	case FK_STRING:
+	if (v->kind == FK_STRING) {
 		ob_span(o, v);
 		return 0;
-	case FK_INT:
-	case FK_LITERAL:
+	}
+	if (v->compact || (v->kind != FK_OBJECT && v->kind != FK_ARRAY)) {
 		ob_put(o, v->p, v->len);
 		return 0;
-	case FK_OBJECT:
-		ob_put(o, "{", 1);
-		if (o->failed || fobj_each(v, ob_member_cb, o) == -1)
-			return -1;
-		ob_put(o, "}", 1);
-		return 0;
-	case FK_ARRAY:
-		ob_put(o, "[", 1);
-		f.p = v->p + 1;
-		f.end = v->p + v->len - 1;
-		for (;;) {
-			fp_ws(&f);
-			if (f.p >= f.end)
-				break;
-			if (!first)
-				ob_put(o, ",", 1);
-			first = 0;
-			if (fp_value(&f, &m, 1) == -1 || ob_value(o, &m) == -1)
-				return -1;
-			fp_ws(&f);
-			if (f.p < f.end && *f.p == ',')
-				f.p++;
-		}
-		ob_put(o, "]", 1);
-		return 0;
-	default:
+	}
+	ob_put(o, v->p, 1);
+	if (fp_container(&f, &w, 0, ob_item_cb, &it) == -1)
 		return -1;
-	}
-}
-
-/* The top-level members the mapping reads. */
-struct fevent {
-	struct fval id, type, at, subscriber, message, link, bounce, list;
-	struct fval client, properties;
-};
-
-static int
-fevent_cb(void *arg, const struct fval *k, const struct fval *v)
-{
-	static const struct {
-		const char *key;
-		size_t off;
-	} tops[] = {
-	    {"id", offsetof(struct fevent, id)},
-	    {"type", offsetof(struct fevent, type)},
-	    {"occurred_at", offsetof(struct fevent, at)},
-	    {"subscriber", offsetof(struct fevent, subscriber)},
-	    {"message", offsetof(struct fevent, message)},
-	    {"link", offsetof(struct fevent, link)},
-	    {"bounce", offsetof(struct fevent, bounce)},
-	    {"list", offsetof(struct fevent, list)},
-	    {"client", offsetof(struct fevent, client)},
-	    {"properties", offsetof(struct fevent, properties)},
-	};
-	struct fevent *e = arg;
-	size_t i;
-
-	for (i = 0; i < sizeof(tops) / sizeof(tops[0]); i++) {
-		if (k->len == strlen(tops[i].key) &&
-		    memcmp(k->p, tops[i].key, k->len) == 0) {
-			memcpy((char *)e + tops[i].off, v, sizeof(*v));
-			break;
-		}
-	}
+	ob_put(o, v->p + v->len - 1, 1);
 	return 0;
 }
 
-#define NMAPPED (sizeof(mapped) / sizeof(mapped[0]))
-
-/* The object of e that mapped[].obj names, NULL if fevent lacks it. */
-static const struct fval *
-fevent_obj(const struct fevent *e, const char *name)
+/*
+ * An upper bound of the message's length, NUL included: the event name
+ * escaped (at most six bytes a byte), each leaf quoted under its property
+ * name, the address twice (anonymousId and trait), and the free-form
+ * members, whose compact text is no longer than the "properties" object.
+ */
+static size_t
+fevent_bound(const struct fevent *e, size_t namelen)
 {
-	if (strcmp(name, "message") == 0)
-		return &e->message;
-	if (strcmp(name, "link") == 0)
-		return &e->link;
-	if (strcmp(name, "bounce") == 0)
-		return &e->bounce;
-	if (strcmp(name, "list") == 0)
-		return &e->list;
-	if (strcmp(name, "client") == 0)
-		return &e->client;
-	if (strcmp(name, "subscriber") == 0)
-		return &e->subscriber;
-	return NULL;
+	size_t n = OUT_FIXED + 6 * namelen + e->props.len, i;
+
+	for (i = 0; i < NLEAVES; i++)
+		if (e->leaf[i].kind != FK_NONE)
+			n += e->leaf[i].len + leaves[i].proplen + 8;
+	return n + e->leaf[L_EMAIL].len + 2;
 }
 
-/* The mapped properties present in the event, in mapped[] order. */
-struct fprops {
-	struct obuf *o;
-	struct fval vals[NMAPPED];
-	int n; /* members written so far */
-};
-
-static int
-fprops_extra_cb(void *arg, const struct fval *k, const struct fval *v)
+/* The userId, or the anonymousId in the source's mode. */
+static void
+ob_identity(struct obuf *o, const struct nb_source *src, const struct fevent *e)
 {
-	struct fprops *fp = arg;
+	const struct fval *email = &e->leaf[L_EMAIL];
+	char lower[EMAIL_MAX], hex[65];
+	size_t i;
+
+	if (e->leaf[L_UID].kind != FK_NONE) {
+		OB_LIT(o, ",\"userId\":");
+		ob_span(o, &e->leaf[L_UID]);
+		return;
+	}
+	OB_LIT(o, ",\"anonymousId\":");
+	if (src->anon != NB_ANON_SHA256) {
+		ob_span(o, email);
+		return;
+	}
+	for (i = 0; i < email->len; i++) {
+		lower[i] = email->p[i];
+		if (lower[i] >= 'A' && lower[i] <= 'Z')
+			lower[i] = (char)(lower[i] - 'A' + 'a');
+	}
+	hex_sha256((const unsigned char *)lower, email->len, hex);
+	ob_put(o, "\"", 1);
+	ob_put(o, hex, 64);
+	ob_put(o, "\"", 1);
+}
+
+/*
+ * The timestamp: occurred_at's own bytes when it is already in the
+ * canonical form (what nb_time_format_iso() would write back: 'T', three
+ * fraction digits, 'Z', no leap second), else reformatted from ms.
+ */
+static void
+ob_timestamp(struct obuf *o, const struct fval *at, int64_t ms)
+{
+	char ts[NB_TIME_ISO_LEN];
+
+	if (at->len == NB_TIME_ISO_LEN - 1 && at->p[10] == 'T' &&
+	    at->p[19] == '.' && at->p[23] == 'Z' &&
+	    !(at->p[17] == '6' && at->p[18] == '0')) {
+		ob_put(o, at->p, at->len);
+		return;
+	}
+	nb_time_format_iso(ms, ts);
+	ob_put(o, ts, NB_TIME_ISO_LEN - 1);
+}
+
+/* "type" up to "timestamp". */
+static int
+ob_head(struct obuf *o, const struct nb_source *src, const struct fevent *e,
+    const char *name, size_t namelen, int64_t ms)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[2 * sizeof(h)];
+
+	OB_LIT(o, "{\"type\":\"track\",\"event\":");
+	if (ob_cstr(o, name, namelen) == -1)
+		return -1;
+	ob_identity(o, src, e);
+	msgid_digest(src->name, e->id.p, e->id.len, h);
+	hex_put(hex, h, sizeof(h));
+	OB_LIT(o, ",\"messageId\":\"nb-");
+	ob_put(o, hex, sizeof(hex));
+	OB_LIT(o, "\",\"timestamp\":\"");
+	ob_timestamp(o, &e->at, ms);
+	ob_put(o, "\"", 1);
+	return 0;
+}
+
+/* Whether key k is a mapped property the event has: those win. */
+static int
+mapped_present(const struct fevent *e, const struct fval *k)
+{
 	size_t i;
 
 	for (i = 0; i < NMAPPED; i++)
-		if (fp->vals[i].kind != FK_NONE &&
-		    k->len == strlen(mapped[i].prop) &&
-		    memcmp(k->p, mapped[i].prop, k->len) == 0)
-			return 0; /* mapped properties win */
-	if (fp->n++ > 0)
-		ob_put(fp->o, ",", 1);
-	ob_span(fp->o, k);
-	ob_put(fp->o, ":", 1);
-	return ob_value(fp->o, v);
+		if (e->leaf[i].kind != FK_NONE &&
+		    key_is(k, leaves[i].prop, leaves[i].proplen))
+			return 1;
+	return 0;
+}
+
+static int
+ob_properties(struct obuf *o, const struct fevent *e)
+{
+	size_t i, n = 0;
+
+	OB_LIT(o, ",\"properties\":{");
+	for (i = 0; i < NMAPPED; i++) {
+		if (e->leaf[i].kind == FK_NONE)
+			continue;
+		ob_key(o, n++ > 0, leaves[i].prop, leaves[i].proplen);
+		ob_span(o, &e->leaf[i]);
+	}
+	for (i = 0; i < e->nextra; i++) {
+		if (mapped_present(e, &e->extra[i][0]))
+			continue;
+		ob_key(o, n++ > 0, e->extra[i][0].p, e->extra[i][0].len);
+		if (ob_value(o, &e->extra[i][1]) == -1)
+			return -1;
+	}
+	ob_put(o, "}", 1);
+	return 0;
 }
 
 static void
-fcopy(char *dst, const struct fval *v)
+ob_context(struct obuf *o, const struct fevent *e)
 {
-	memcpy(dst, v->p, v->len);
-	dst[v->len] = '\0';
+	OB_LIT(o, CONTEXT_HEAD);
+	if (e->leaf[L_EMAIL].kind != FK_NONE) {
+		OB_LIT(o, ",\"traits\":{\"email\":");
+		ob_span(o, &e->leaf[L_EMAIL]);
+		ob_put(o, "}", 1);
+	}
+	if (e->leaf[L_IP].kind != FK_NONE) {
+		OB_LIT(o, ",\"ip\":");
+		ob_span(o, &e->leaf[L_IP]);
+	}
+	if (e->leaf[L_USER_AGENT].kind != FK_NONE) {
+		OB_LIT(o, ",\"userAgent\":");
+		ob_span(o, &e->leaf[L_USER_AGENT]);
+	}
+	ob_put(o, "}", 1);
 }
 
 int
 nb_segment_track_text_direct(const struct nb_source *src, const char *raw,
     size_t rawlen, char **out, size_t *outlen)
 {
-	char id[FAST_NAME_MAX], type[FAST_NAME_MAX], lower[EMAIL_MAX];
-	char msgid[NB_SEGMENT_MSGID_LEN], ts[NB_TIME_ISO_LEN], hex[65];
-	struct fparse f = {raw, raw + rawlen};
+	char type[FAST_NAME_MAX];
 	struct fevent e;
-	static const char *const sub_keys[] = {"uid", "email"};
-	static const char *const client_keys[] = {"ip", "user_agent"};
-	const char *keys[NMAPPED];
-	const struct fval *parent;
-	struct fval top, who[2], client[2];
-	struct fprops props;
 	struct obuf o = {0};
+	const char *name;
+	size_t namelen;
 	int64_t ms;
-	size_t i, j;
 
-	memset(&e, 0, sizeof(e));
-	fp_ws(&f);
-	if (f.p >= f.end || *f.p != '{' ||
-	    fp_container(&f, &top, 0, fevent_cb, &e) == -1)
+	if (fevent_read(&e, raw, rawlen) == -1 ||
+	    fevent_check(src, &e, &ms) == -1)
 		return -1;
-	fp_ws(&f);
-	if (f.p != f.end)
+	memcpy(type, e.type.p, e.type.len);
+	type[e.type.len] = '\0';
+	name = nb_config_event_name(src, type);
+	namelen = strlen(name);
+	o.cap = fevent_bound(&e, namelen);
+	if ((o.b = malloc(o.cap)) == NULL)
 		return -1;
-	if (e.id.kind != FK_STRING || e.id.len == 0 || e.id.len >= sizeof(id) ||
-	    e.type.kind != FK_STRING || e.type.len == 0 ||
-	    e.type.len >= sizeof(type) || e.at.kind != FK_STRING ||
-	    e.at.len == 0 || nb_time_parse_rfc3339(e.at.p, e.at.len, &ms) == -1)
-		return -1;
-	fpresent(&e.subscriber, sub_keys, who, 2);
-	if (who[0].kind == FK_NONE &&
-	    (who[1].kind == FK_NONE ||
-		(src->anon == NB_ANON_SHA256 && who[1].len > sizeof(lower))))
-		return -1;
-	fcopy(id, &e.id);
-	fcopy(type, &e.type);
-	nb_segment_message_id(src->name, id, msgid);
-	nb_time_format_iso(ms, ts);
-
-	OB_LIT(&o, "{\"type\":\"track\",\"event\":");
-	if (ob_cstr(&o, nb_config_event_name(src, type)) == -1)
+	if (ob_head(&o, src, &e, name, namelen, ms) == -1 ||
+	    ob_properties(&o, &e) == -1)
 		goto fail;
-	if (who[0].kind != FK_NONE) {
-		OB_LIT(&o, ",\"userId\":");
-		ob_span(&o, &who[0]);
-	} else {
-		OB_LIT(&o, ",\"anonymousId\":");
-		if (src->anon != NB_ANON_SHA256)
-			ob_span(&o, &who[1]);
-		else {
-			for (i = 0; i < who[1].len; i++) {
-				lower[i] = who[1].p[i];
-				if (lower[i] >= 'A' && lower[i] <= 'Z')
-					lower[i] = (char)(lower[i] - 'A' + 'a');
-			}
-			hex_sha256(
-			    (const unsigned char *)lower, who[1].len, hex);
-			ob_put(&o, "\"", 1);
-			ob_put(&o, hex, 64);
-			ob_put(&o, "\"", 1);
-		}
-	}
-	OB_LIT(&o, ",\"messageId\":\"");
-	ob_put(&o, msgid, strlen(msgid));
-	OB_LIT(&o, "\",\"timestamp\":\"");
-	ob_put(&o, ts, strlen(ts));
-	OB_LIT(&o, "\",\"properties\":{");
-	memset(&props, 0, sizeof(props));
-	props.o = &o;
-	/* One pass per run of mapped[] rows that read the same object. */
-	for (i = 0; i < NMAPPED; i = j) {
-		for (j = i;
-		     j < NMAPPED && strcmp(mapped[j].obj, mapped[i].obj) == 0;
-		     j++)
-			keys[j - i] = mapped[j].key;
-		if ((parent = fevent_obj(&e, mapped[i].obj)) == NULL)
-			goto fail;
-		fpresent(parent, keys, &props.vals[i], j - i);
-	}
-	for (i = 0; i < NMAPPED; i++) {
-		if (props.vals[i].kind == FK_NONE)
-			continue;
-		if (props.n++ > 0)
-			ob_put(&o, ",", 1);
-		ob_put(&o, "\"", 1);
-		ob_put(&o, mapped[i].prop, strlen(mapped[i].prop));
-		OB_LIT(&o, "\":");
-		ob_span(&o, &props.vals[i]);
-	}
-	if (e.properties.kind == FK_OBJECT &&
-	    fobj_each(&e.properties, fprops_extra_cb, &props) == -1)
-		goto fail;
-	OB_LIT(&o, "},\"context\":{\"integration\":{\"name\":");
-	if (ob_cstr(&o, NB_SEGMENT_INTEGRATION_NAME) == -1)
-		goto fail;
-	OB_LIT(&o, ",\"version\":");
-	if (ob_cstr(&o, NB_SEGMENT_INTEGRATION_VERSION) == -1)
-		goto fail;
-	OB_LIT(&o, "},\"library\":{\"name\":");
-	if (ob_cstr(&o, NB_SEGMENT_LIBRARY_NAME) == -1)
-		goto fail;
-	OB_LIT(&o, ",\"version\":");
-	if (ob_cstr(&o, NB_VERSION) == -1)
-		goto fail;
-	OB_LIT(&o, "}");
-	if (who[1].kind != FK_NONE) {
-		OB_LIT(&o, ",\"traits\":{\"email\":");
-		ob_span(&o, &who[1]);
-		OB_LIT(&o, "}");
-	}
-	fpresent(&e.client, client_keys, client, 2);
-	if (client[0].kind != FK_NONE) {
-		OB_LIT(&o, ",\"ip\":");
-		ob_span(&o, &client[0]);
-	}
-	if (client[1].kind != FK_NONE) {
-		OB_LIT(&o, ",\"userAgent\":");
-		ob_span(&o, &client[1]);
-	}
-	OB_LIT(&o, "},\"integrations\":{\"Nudgespot\":false}}");
+	ob_context(&o, &e);
+	OB_LIT(&o, ",\"integrations\":{\"Nudgespot\":false}}");
 	if (o.failed)
 		goto fail;
 	o.b[o.len] = '\0';

@@ -4,8 +4,11 @@
  *
  * The mapping must never crash, and a message it builds must serialise and
  * carry the fields every Track call needs (type, event, an identity, a
- * messageId, a timestamp, properties), whatever the input.  Both anonymous
- * id modes are exercised with a source that overrides one event name.
+ * messageId, a timestamp, properties), whatever the input.  Whatever the
+ * direct encoder accepts must be byte for byte the jansson path's compact
+ * dump, and nb_segment_track_text() must always agree with that dump.
+ * Both anonymous id modes are exercised with a source that overrides two
+ * event names, one of them with characters that need escaping.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -45,39 +48,65 @@ check_message(const json_t *m)
 	free(text);
 }
 
+/* The direct encoder and nb_segment_track_text() against the dump want. */
+static void
+check_agreement(const struct nb_source *src, const uint8_t *data, size_t size,
+    const char *want)
+{
+	char *text = NULL;
+	size_t len = 0;
+
+	if (nb_segment_track_text_direct(
+		src, (const char *)data, size, &text, &len) == 0) {
+		if (want == NULL || len != strlen(text) ||
+		    strcmp(text, want) != 0)
+			abort();
+		free(text);
+	}
+	text = NULL;
+	if (nb_segment_track_text(
+		src, (const char *)data, size, &text, &len, NULL) == 0) {
+		if (want == NULL || len != strlen(text) ||
+		    strcmp(text, want) != 0)
+			abort();
+	} else if (want != NULL || text != NULL)
+		abort();
+	free(text);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static json_t *names;
 	struct nb_source src = {.name = source_name};
 	const char *err = NULL;
-	char *text = NULL;
-	size_t len = 0;
+	char *want;
 	json_t *m;
 	int mode;
 
 	if (sodium_init() < 0)
 		abort();
 	if (names == NULL &&
-	    (names = json_pack(
-		 "{s:s}", "email.unsubscribed", "Email Unsubscribed")) == NULL)
+	    (names = json_pack("{s:s,s:s}", "email.unsubscribed",
+		 "Email Unsubscribed", "custom.x",
+		 "Say \"hi\"\n\x01 \xc3\xa9")) == NULL)
 		abort();
 	src.event_names = names;
 	for (mode = 0; mode < 2; mode++) {
 		src.anon = mode ? NB_ANON_SHA256 : NB_ANON_EMAIL;
+		want = NULL;
 		m = nb_segment_track(&src, (const char *)data, size, &err);
 		if (m == NULL) {
 			if (err == NULL)
 				abort();
-			continue;
+		} else {
+			check_message(m);
+			if ((want = json_dumps(m, JSON_COMPACT)) == NULL)
+				abort();
+			json_decref(m);
 		}
-		check_message(m);
-		json_decref(m);
-		if (nb_segment_track_text(&src, (const char *)data, size, &text,
-			&len, NULL) == -1 ||
-		    strlen(text) != len)
-			abort();
-		free(text);
+		check_agreement(&src, data, size, want);
+		free(want);
 	}
 	return 0;
 }

@@ -7,7 +7,10 @@
  * compared with json_equal(); messageIds were computed independently
  * (Python hashlib) so a wrong hash input is caught.  A differential test
  * holds the direct Track encoder to the jansson path, byte for byte, over
- * the segment and nudgespot fuzz corpora and a table of hand-made events.
+ * the segment and nudgespot fuzz corpora and tables of hand-made events
+ * that reach each of its branches (string scanning eight bytes at a time,
+ * duplicate keys, whitespace inside free-form values, timestamps copied or
+ * reformatted, escaped event names, long names and addresses).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,6 +46,9 @@ static char acme[] = "acme";
 static struct nb_source src_email = {.name = acme, .anon = NB_ANON_EMAIL};
 static struct nb_source src_sha = {.name = acme, .anon = NB_ANON_SHA256};
 static struct nb_source src_override = {.name = acme, .anon = NB_ANON_EMAIL};
+/* Longer than the direct path's one-call messageId buffer takes. */
+static char long_name[600];
+static struct nb_source src_long = {.name = long_name, .anon = NB_ANON_SHA256};
 
 static char *
 dq(const char *s)
@@ -390,6 +396,60 @@ test_message_id(void **state)
 	assert_string_not_equal(b, MSGID_EVT1);
 }
 
+static char *
+repeat(char c, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	assert_non_null(s);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* Inputs around the size hashed in one call, and past it (streamed). */
+static void
+test_message_id_long(void **state)
+{
+	static const struct {
+		char sc; /* source: sn times sc, or "acme" when sc is 0 */
+		size_t sn;
+		char ic; /* event id: in times ic */
+		size_t in;
+		const char *want;
+	} cases[] = {
+	    {0, 0, 'x', 600,
+		"nb-022d1a0b837dcb0bf57aa27233ca36d236042c27dd98cf8d0636fc0518"
+		"201e51"},
+	    {'n', 600, 0, 0,
+		"nb-6bd138b788211619f1e287338efadb5f05848610a5d8daa5d725ebdc86"
+		"daf9d0"},
+	    {'n', 63, 'e', 512,
+		"nb-4eb6021203c2b368bccb4adbbb9e4a52a1a0e552582868e5b6c3fdbed9"
+		"366a4d"},
+	    {'n', 63, 'e', 513,
+		"nb-51a5e453fb5552ca51b1153bb5e74997cb4e0cc5368f56742c7f1ddb63"
+		"47a6c8"},
+	};
+	char out[NB_SEGMENT_MSGID_LEN];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *src = cases[i].sc ? repeat(cases[i].sc, cases[i].sn)
+					: strdup("acme");
+		char *id = cases[i].ic ? repeat(cases[i].ic, cases[i].in)
+				       : strdup("evt_1");
+
+		assert_non_null(src);
+		assert_non_null(id);
+		nb_segment_message_id(src, id, out);
+		assert_string_equal(out, cases[i].want);
+		free(src);
+		free(id);
+	}
+}
+
 static const char contract_event[] =
     "{\n"
     "  \"id\": \"evt_01JD8Z3Q4W5E6R7T8Y9U0I1O2P\",\n"
@@ -535,11 +595,17 @@ differ(
 	return took;
 }
 
-/* Both anonymous_id modes and a source with overridden event names. */
+/*
+ * Both anonymous_id modes, a source with overridden event names and one
+ * with a long name: NSRCS sources.
+ */
+#define NSRCS 4
+
 static int
 differ_all(const char *raw, size_t len, const char *what)
 {
-	const struct nb_source *srcs[] = {&src_email, &src_sha, &src_override};
+	const struct nb_source *srcs[NSRCS] = {
+	    &src_email, &src_sha, &src_override, &src_long};
 	size_t i;
 	int took = 0;
 
@@ -569,6 +635,51 @@ test_direct_matches_jansson_table(void **state)
 	    {",'client':{'ip':'203.0.113.9','user_agent':'UA/1'}", 1},
 	    {",'client':{}", 1},
 	    {",'message':{},'link':{},'campaign':{}", 1},
+	    /* Whitespace inside free-form values: written compact. */
+	    {",'properties':{'a': { 'b' : [ 1 , 2 ] , 'c':{ } },"
+	     "'d':[ {'e':1},[ ] ],'f':{'g':[1,{'h':null}]},'i':\t'j' }",
+		1},
+	    {",'properties':{\n'a':{'b':{'c':[1,\r\n2]}}}", 1},
+	    /* Strings across the eight-byte steps of the scanner. */
+	    {",'properties':{'s7':'abcdefg','s8':'abcdefgh','s9':'abcdefghi',"
+	     "'s16':'abcdefghijklmnop','u':'abcdefg\xc3\xa9hijklmno"
+	     "\xf0\x9f\x98\x80rstuvwxyz\xe2\x82\xac','t':'\x7f~ /0123456789'}",
+		1},
+	    {",'client':{'ip':'2001:db8:0:0:0:0:0:1','user_agent':"
+	     "'Mozilla/5.0 (X11; Linux x86_64) \xc3\xa9\xc3\xa9'},"
+	     "'link':{'url':'https://example.com/a/b/c?utm_source=x&y=z'}",
+		1},
+	    /* Keys alike in length and first and last byte, all distinct. */
+	    {",'properties':{'axb':1,'ayb':2,'a':3,'':4,'ab':5,'ba':6}", 1},
+	    {",'message':{'ids':'x','i':'y','Id':'z','campaign_idx':'c',"
+	     "'subject':'s'},'list':{'nam':'n','names':'m','iD':'i'}",
+		1},
+	    /* Unknown top-level keys as long as known ones. */
+	    {",'ix':1,'typo':2,'lisp':3,'bounces':4,'clienT':5,'messages':6,"
+	     "'subscribex':7,'propertiez':8,'occurred_az':9,'lint':{'id':'l'}",
+		1},
+	    /* Second-level objects that are not objects, leaves that are not
+	       non-empty strings. */
+	    {",'message':['id'],'link':'x','bounce':null,'list':7,'client':"
+	     "true",
+		1},
+	    {",'message':{'id':1,'subject':'','campaign_id':{},"
+	     "'campaign_name':[]},'client':{'ip':null,'user_agent':false},"
+	     "'bounce':{'type':'t','reason':{'r':'x'}}",
+		1},
+	    /* Free-form keys named like mapped properties that are absent. */
+	    {",'properties':{'link_id':'free','bounce_type':'p','list_id':1},"
+	     "'link':{'url':'u'},'list':{'id':'l'}",
+		1},
+	    {",'properties':{'n':{'x':1,'x':2}}", 0},
+	    {",'message':{'id':'a','id':'b'}", 0},
+	    {",'list':{'name':'a','id':'1','name':'b'}", 0},
+	    {",'id':'evt_again'", 0},
+	    {",'properties':{'s':'abcdefghij\\u0041'}", 0},
+	    {",'properties':{'s':'abcdefghijk\x01'}", 0},
+	    {",'properties':{'s':'abcdefghijk\x7f\xc3('}", 0},
+	    {",'properties':{'s':'abcdefghijk\xed\xa0\x80'}", 0},
+	    {",'properties':{'s':'abcdefghijklmnopqrstuvw", 0},
 	    /* What the direct encoder leaves to jansson, or may. */
 	    {",'properties':{'q':'a\\\"b\\\\c\\/d'}", 0},
 	    {",'properties':{'c':'\\b\\f\\n\\r\\t\\u0001\\u001f'}", 0},
@@ -609,11 +720,198 @@ test_direct_matches_jansson_table(void **state)
 			ev = dq(buf);
 			snprintf(what, sizeof(what), "head %zu case %zu", h, i);
 			took = differ_all(ev, strlen(ev), what);
-			if (cases[i].direct && took != 3)
+			if (cases[i].direct && took != NSRCS)
 				fail_msg("%s: the direct encoder declined: %s",
 				    what, ev);
 			free(ev);
 		}
+	}
+}
+
+/* The concatenation of the NULL-terminated parts, through dq(). */
+static char *
+event_of(const char *part, ...)
+{
+	va_list ap;
+	const char *p;
+	size_t len = 0;
+	char *buf, *ev;
+
+	va_start(ap, part);
+	for (p = part; p != NULL; p = va_arg(ap, const char *))
+		len += strlen(p);
+	va_end(ap);
+	assert_non_null(buf = malloc(len + 1));
+	buf[0] = '\0';
+	len = 0;
+	va_start(ap, part);
+	for (p = part; p != NULL; p = va_arg(ap, const char *)) {
+		memcpy(buf + len, p, strlen(p) + 1);
+		len += strlen(p);
+	}
+	va_end(ap);
+	ev = dq(buf);
+	free(buf);
+	return ev;
+}
+
+/*
+ * occurred_at either copied (already the canonical form) or reformatted;
+ * each valid one must be taken by the direct encoder.
+ */
+static void
+test_direct_timestamps(void **state)
+{
+	static const struct {
+		const char *at;
+		int valid;
+	} cases[] = {
+	    {"2026-11-28T09:59:58.123Z", 1},
+	    {"2026-11-28T09:59:58.000Z", 1},
+	    {"2026-12-31T23:59:60.000Z", 1}, /* leap second: next minute */
+	    {"2026-12-31T23:59:60.999Z", 1},
+	    {"2026-11-28t09:59:58.123Z", 1},
+	    {"2026-11-28T09:59:58.123z", 1},
+	    {"2026-11-28 09:59:58.123Z", 1},
+	    {"2026-11-28T09:59:58.12Z", 1},
+	    {"2026-11-28T09:59:58.1234Z", 1},
+	    {"2026-11-28T09:59:58Z", 1},
+	    {"2026-11-28T09:59:58.123+00:00", 1},
+	    {"2026-11-28T10:59:58.123+01:00", 1},
+	    {"2024-02-29T00:00:00.000Z", 1},
+	    {"0000-01-01T00:00:00.000Z", 1},
+	    {"0000-01-01T00:00:00.000+01:00", 1},
+	    {"9999-12-31T23:59:59.999Z", 1},
+	    {"9999-12-31T23:59:59.999-01:00", 1},
+	    {"2026-02-29T09:59:58.123Z", 0},
+	    {"2026-11-28T24:00:00.000Z", 0},
+	    {"2026-11-28T09:59:61.000Z", 0},
+	    {"2026-11-28T09:59:58.123X", 0},
+	    {"2026-11-28X09:59:58.123Z", 0},
+	    {"2026-11-28T09:59:58.Z", 0},
+	    {"", 0},
+	};
+	size_t i;
+	char *ev;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ev = event_of(
+		    "{'id':'evt_1','type':'email.sent','occurred_at':'",
+		    cases[i].at, "'," SUB "}", NULL);
+		if (differ_all(ev, strlen(ev), cases[i].at) !=
+		    (cases[i].valid ? NSRCS : 0))
+			fail_msg("direct encoder and %s: %s",
+			    cases[i].valid ? "valid" : "invalid", ev);
+		free(ev);
+	}
+}
+
+/* Event names from the source's table, escaped as jansson escapes them. */
+static void
+test_direct_event_names(void **state)
+{
+	static const char *const types[] = {"custom.q", "custom.x",
+	    "email.unsubscribed", "email.opened", "\xc3\xa9.x/y", "t",
+	    "a b c d e f g h i j k l m n o p"};
+	size_t i;
+	char *ev;
+
+	(void)state;
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		ev = event_of("{'id':'evt_1','type':'", types[i],
+		    "','occurred_at':'" TS "'," SUB "}", NULL);
+		if (differ_all(ev, strlen(ev), types[i]) != NSRCS)
+			fail_msg("the direct encoder declined %s", ev);
+		free(ev);
+	}
+}
+
+/* Ids, types and addresses at and past the direct encoder's limits. */
+static void
+test_direct_long_strings(void **state)
+{
+	char *a511 = repeat('a', 511), *a512 = repeat('a', 512);
+	char *m1024 = repeat('m', 1024), *m1025 = repeat('m', 1025);
+	char *ev;
+
+	(void)state;
+	ev = event_of("{'id':'", a511, "','type':'", a511,
+	    "','occurred_at':'" TS "'," SUB "}", NULL);
+	assert_int_equal(differ_all(ev, strlen(ev), "511"), NSRCS);
+	free(ev);
+	ev = event_of("{'id':'", a512,
+	    "','type':'x','occurred_at':'" TS "'," SUB "}", NULL);
+	assert_int_equal(differ_all(ev, strlen(ev), "id 512"), 0);
+	free(ev);
+	ev = event_of("{'id':'e','type':'", a512,
+	    "','occurred_at':'" TS "'," SUB "}", NULL);
+	assert_int_equal(differ_all(ev, strlen(ev), "type 512"), 0);
+	free(ev);
+	/* An address to hash: up to 1024 bytes in sha256 mode. */
+	ev = event_of("{'id':'e','type':'x','occurred_at':'" TS
+		      "','subscriber':{'email':'",
+	    m1024, "'}}", NULL);
+	assert_int_equal(differ_all(ev, strlen(ev), "email 1024"), NSRCS);
+	free(ev);
+	ev = event_of("{'id':'e','type':'x','occurred_at':'" TS
+		      "','subscriber':{'email':'",
+	    m1025, "'}}", NULL);
+	/* Only the two sources that send the address itself. */
+	assert_int_equal(differ_all(ev, strlen(ev), "email 1025"), 2);
+	free(ev);
+	/* With a uid the address is not hashed. */
+	ev = event_of("{'id':'e','type':'x','occurred_at':'" TS
+		      "','subscriber':{'uid':'u','email':'",
+	    m1025, "'}}", NULL);
+	assert_int_equal(differ_all(ev, strlen(ev), "uid, email 1025"), NSRCS);
+	free(ev);
+	free(a511);
+	free(a512);
+	free(m1024);
+	free(m1025);
+}
+
+/* n members 'k0':0,'k1':1,... into buf. */
+static void
+members_of(char *buf, size_t cap, size_t n)
+{
+	size_t i, off = 0;
+	int w;
+
+	buf[0] = '\0';
+	for (i = 0; i < n; i++) {
+		w = snprintf(buf + off, cap - off, "%s'k%zu':%zu",
+		    i > 0 ? "," : "", i, i);
+		assert_true(w > 0 && (size_t)w < cap - off);
+		off += (size_t)w;
+	}
+}
+
+/* Objects up to the direct encoder's width, and one member more. */
+static void
+test_direct_wide_objects(void **state)
+{
+	char members[64 * 16], *ev;
+	size_t n;
+
+	(void)state;
+	for (n = 63; n <= 65; n++) {
+		members_of(members, sizeof(members), n);
+		ev = event_of("{'id':'e','type':'x','occurred_at':'" TS "'," SUB
+			      ",'properties':{",
+		    members, "}}", NULL);
+		assert_int_equal(
+		    differ_all(ev, strlen(ev), "wide"), n <= 64 ? NSRCS : 0);
+		free(ev);
+		/* The top level: its four members and n - 4 more. */
+		members_of(members, sizeof(members), n - 4);
+		ev = event_of("{'id':'e','type':'x','occurred_at':'" TS "'," SUB
+			      ",",
+		    members, "}", NULL);
+		assert_int_equal(differ_all(ev, strlen(ev), "wide top"),
+		    n <= 64 ? NSRCS : 0);
+		free(ev);
 	}
 }
 
@@ -685,9 +983,15 @@ setup(void **state)
 	(void)state;
 	if (sodium_init() < 0)
 		return -1;
-	src_override.event_names = json_pack("{s:s,s:s}", "email.unsubscribed",
-	    "Email Unsubscribed", "custom.x", "Custom X");
-	return src_override.event_names == NULL ? -1 : 0;
+	src_override.event_names = json_pack("{s:s,s:s,s:s,s:s}",
+	    "email.unsubscribed", "Email Unsubscribed", "custom.x", "Custom X",
+	    "custom.q", "Say \"hi\"\n\t\x01\x1f\x7f \xc3\xa9 \\ / \b\f\r",
+	    "email.opened", "Opened \xf0\x9f\x98\x80");
+	memset(long_name, 'n', sizeof(long_name) - 1);
+	src_long.event_names = json_object();
+	return src_override.event_names == NULL || src_long.event_names == NULL
+	    ? -1
+	    : 0;
 }
 
 static int
@@ -695,6 +999,7 @@ teardown(void **state)
 {
 	(void)state;
 	json_decref(src_override.event_names);
+	json_decref(src_long.event_names);
 	return 0;
 }
 
@@ -710,9 +1015,14 @@ main(void)
 	    cmocka_unit_test(test_timestamps),
 	    cmocka_unit_test(test_bad_input),
 	    cmocka_unit_test(test_message_id),
+	    cmocka_unit_test(test_message_id_long),
 	    cmocka_unit_test(test_contract_example),
 	    cmocka_unit_test(test_nul_in_properties),
 	    cmocka_unit_test(test_direct_matches_jansson_table),
+	    cmocka_unit_test(test_direct_timestamps),
+	    cmocka_unit_test(test_direct_event_names),
+	    cmocka_unit_test(test_direct_long_strings),
+	    cmocka_unit_test(test_direct_wide_objects),
 	    cmocka_unit_test(test_direct_matches_jansson_corpus),
 	};
 
