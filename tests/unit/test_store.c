@@ -1021,7 +1021,7 @@ add_group(struct nb_store *s, const char *tag, size_t n, int64_t t)
 {
 	struct nb_event e[70];
 	struct nb_append r;
-	char ids[70][16], raws[70][32];
+	char ids[70][32], raws[70][48];
 	size_t i;
 
 	assert_true(n <= 70);
@@ -1041,7 +1041,7 @@ assert_group(struct nb_store *s, const char *tag, size_t n, int64_t first_seq)
 {
 	struct nb_store_filter f;
 	struct nb_stored_event *rows = NULL;
-	char id[16], raw[32];
+	char id[32], raw[48];
 	size_t i, got = 0;
 
 	memset(&f, 0, sizeof(f));
