@@ -97,7 +97,7 @@ struct nb_config {
 	char *user;	    /* account to switch to when started as root */
 	/*
 	 * evhttp threads on the main port, 1..NB_HTTP_THREADS_MAX; default
-	 * the online CPUs, at most 8.  1: the main thread alone.
+	 * the online CPUs less one, 1..8.  1: the main thread alone.
 	 */
 	size_t http_threads;
 	struct nb_tls_config tls;

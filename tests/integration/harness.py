@@ -225,6 +225,9 @@ class Bridge:
             srcs.append(s)
         self.config = {
             "listen": "127.0.0.1:%d" % self.port,
+            # Several HTTP threads whatever the machine's default, so the
+            # suite always runs the multi-thread front end.
+            "http_threads": 2,
             "admin": {"listen": "127.0.0.1:%d" % self.admin_port},
             "store": {"driver": "sqlite", "path": "nb.db"},
             "segment": {

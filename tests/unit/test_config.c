@@ -107,6 +107,7 @@ test_defaults(void **state)
 {
 	struct nb_config *cfg;
 	const struct nb_source *s;
+	long cpus;
 
 	(void)state;
 	cfg = load_ok(MIN);
@@ -127,6 +128,8 @@ test_defaults(void **state)
 	assert_int_equal(cfg->limits.max_header_bytes, 16384);
 	assert_int_equal(cfg->limits.read_timeout_s, 30);
 	assert_int_equal(cfg->limits.drain_s, 10);
+	cpus = sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	assert_int_equal(cfg->http_threads, cpus < 1 ? 1 : cpus > 8 ? 8 : cpus);
 	assert_null(cfg->segment.endpoint);
 	assert_int_equal(cfg->segment.flush_interval_ms, 200);
 	assert_int_equal(cfg->segment.max_batch_bytes, 500000);
