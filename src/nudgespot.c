@@ -36,6 +36,7 @@
 
 #include "nudgebridge/nudgespot.h"
 #include "nudgebridge/timeutil.h"
+#include "nudgebridge/utf8.h"
 
 #define PARSE_FLAGS (JSON_ALLOW_NUL | JSON_DECODE_ANY)
 #define DUMP_FLAGS  (JSON_COMPACT)
@@ -643,39 +644,6 @@ static const unsigned char plain[256] = {
 };
 /* clang-format on */
 
-/* Length of the UTF-8 sequence at p (jansson's rules), 0 when invalid. */
-static size_t
-utf8_len(const unsigned char *p, const unsigned char *end)
-{
-	uint32_t cp;
-	size_t n, i;
-
-	if (p[0] < 0xc2)
-		return 0;
-	if (p[0] < 0xe0) {
-		n = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] < 0xf0) {
-		n = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] < 0xf5) {
-		n = 4;
-		cp = p[0] & 0x07;
-	} else
-		return 0;
-	if ((size_t)(end - p) < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 /* The value of four hex digits at p, -1 if they are not. */
 static long
 hex4(const unsigned char *p, const unsigned char *end)
@@ -753,7 +721,7 @@ d_string(struct dparse *f, struct view *v)
 			v->esc = 1;
 			n = d_escape(p, end);
 		} else {
-			n = utf8_len(p, end);
+			n = nb_utf8_len(p, end);
 		}
 		if (n == 0)
 			return -1;

@@ -24,6 +24,7 @@
 #include "nudgebridge/config.h"
 #include "nudgebridge/segment.h"
 #include "nudgebridge/timeutil.h"
+#include "nudgebridge/utf8.h"
 
 #define EMAIL_MAX      1024 /* longer than any valid address; bounds the copy */
 #define FAST_DEPTH_MAX 32   /* deeper input takes the jansson path */
@@ -432,41 +433,6 @@ fp_ws(struct fparse *f)
 		fp_ws_skip(f);
 }
 
-/* Length of the UTF-8 sequence at p (jansson's rules), 0 when invalid. */
-static size_t
-utf8_len(const unsigned char *p, const unsigned char *end)
-{
-	uint32_t cp;
-	size_t n, i;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] < 0xc2)
-		return 0;
-	if (p[0] < 0xe0) {
-		n = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] < 0xf0) {
-		n = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] < 0xf5) {
-		n = 4;
-		cp = p[0] & 0x07;
-	} else
-		return 0;
-	if ((size_t)(end - p) < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 #define BYTES8(c) (0x0101010101010101ULL * (uint64_t)(c))
 
 /*
@@ -532,7 +498,7 @@ fp_string(struct fparse *f, struct fval *v)
 			return -1;
 		if (*p == '"')
 			break;
-		if ((n = utf8_len(p, end)) == 0)
+		if ((n = nb_utf8_len(p, end)) == 0)
 			return -1;
 		p += n;
 	}
@@ -1008,7 +974,7 @@ ob_cstr(struct obuf *o, const char *s, size_t len)
 	ob_put(o, "\"", 1);
 	while ((p = scan_plain(p, end)) < end) {
 		if (*p >= 0x80) {
-			if ((n = utf8_len(p, end)) == 0)
+			if ((n = nb_utf8_len(p, end)) == 0)
 				return -1;
 			p += n;
 			continue;
