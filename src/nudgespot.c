@@ -853,11 +853,27 @@ d_slot(struct eview *e, int shape, const struct view *k, int *kid)
 
 static int d_value(struct dparse *, struct view *, int depth, int shape);
 
+/*
+ * After a member or element: 1 past a ',' (another follows), 0 at close
+ * (f->p left on it), -1 on anything else.
+ */
+static int
+d_next(struct dparse *f, unsigned char close)
+{
+	d_ws(f);
+	if (f->p < f->end && *f->p == ',') {
+		f->p++;
+		d_ws(f);
+		return 1;
+	}
+	return f->p < f->end && *f->p == close ? 0 : -1;
+}
+
 static int
 d_object(struct dparse *f, struct view *v, int depth, int shape)
 {
 	struct view k, skip, *slot;
-	int kid;
+	int kid, more;
 
 	if (depth > DIRECT_DEPTH_MAX)
 		return -1;
@@ -883,15 +899,10 @@ d_object(struct dparse *f, struct view *v, int depth, int shape)
 			return -1;
 		if (d_value(f, slot, depth + 1, kid) == -1)
 			return -1;
-		d_ws(f);
-		if (f->p < f->end && *f->p == ',') {
-			f->p++;
-			d_ws(f);
-			continue;
-		}
-		if (f->p < f->end && *f->p == '}')
+		if ((more = d_next(f, '}')) == -1)
+			return -1;
+		if (!more)
 			break;
-		return -1;
 	}
 done:
 	f->p++;
@@ -903,6 +914,7 @@ static int
 d_array(struct dparse *f, struct view *v, int depth)
 {
 	struct view skip;
+	int more;
 
 	if (depth > DIRECT_DEPTH_MAX)
 		return -1;
@@ -913,15 +925,10 @@ d_array(struct dparse *f, struct view *v, int depth)
 	for (;;) {
 		if (d_value(f, &skip, depth + 1, SH_OTHER) == -1)
 			return -1;
-		d_ws(f);
-		if (f->p < f->end && *f->p == ',') {
-			f->p++;
-			d_ws(f);
-			continue;
-		}
-		if (f->p < f->end && *f->p == ']')
+		if ((more = d_next(f, ']')) == -1)
+			return -1;
+		if (!more)
 			break;
-		return -1;
 	}
 done:
 	f->p++;
