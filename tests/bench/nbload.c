@@ -17,12 +17,18 @@
  *
  * Requests due during the warm-up are sent but not measured; the run stops
  * sending after warm-up + duration, waits up to --grace seconds for the
- * answers it is owed and prints one JSON line.  Latencies go to a log-linear
+ * answers it is owed and prints one JSON line.  Measured requests that got
+ * no answer by then, and (open loop) those that fell due but never found a
+ * free connection, enter the percentiles at the time they had waited so
+ * far, a lower bound ("censored" counts them).  Latencies go to a log-linear
  * histogram (1024 sub-buckets per power of two, so 0.1% precision) and the
  * maximum is exact.  One thread, epoll, non-blocking sockets; the target is
  * always 127.0.0.1.
  *
- * --wait-ready polls GET /readyz instead and exits 0 on the first 200.
+ * --port takes a comma-separated list: connection i goes to port i modulo
+ * the list, so one generator spreads its load over several instances (the
+ * fleet scenario).  --wait-ready polls GET /readyz on the first port
+ * instead and exits 0 on the first 200.
  */
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -58,6 +64,7 @@
 #define HIST_SUB	   (1 << HIST_SUB_BITS)
 #define HIST_BUCKETS	   (2 * HIST_SUB + 22 * HIST_SUB)
 #define NSTATUS		   600
+#define MAX_PORTS	   16
 
 enum conn_state {
 	CONN_DEAD = 0, /* waiting to reconnect */
@@ -68,6 +75,7 @@ enum conn_state {
 
 struct conn {
 	int fd;
+	int port;
 	enum conn_state state;
 	int64_t retry_at;
 	char *wbuf;
@@ -80,7 +88,9 @@ struct conn {
 };
 
 struct opts {
-	int port;
+	int port; /* the first of ports[] */
+	int ports[MAX_PORTS];
+	int nports;
 	const char *source;
 	const char *secret;
 	int conns;
@@ -122,6 +132,7 @@ struct load {
 	int nidle;
 	/* measured window */
 	uint64_t m_sent, m_answered, m_2xx, m_errors, m_accepted;
+	uint64_t m_unsent, m_censored;
 	uint64_t status[NSTATUS];
 	/* whole run */
 	uint64_t t_sent, t_answered, t_2xx, t_errors, t_connect_errors;
@@ -146,7 +157,8 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: nbload --port P --secret whsec_... [--source NAME]\n"
+	    "usage: nbload --port P[,P2...] --secret whsec_... [--source "
+	    "NAME]\n"
 	    "         [--connections N] [--rate R] [--duration S]\n"
 	    "         [--warmup S] [--grace S] [--events-per-request K]\n"
 	    "         [--max-requests M] [--run-id ID] [--label L]\n"
@@ -167,6 +179,26 @@ parse_num(const char *name, const char *s, double lo, double hi)
 		exit(2);
 	}
 	return v;
+}
+
+/* "P" or "P1,P2,...": fills o->ports, o->nports and o->port. */
+static void
+parse_ports(struct opts *o, const char *v)
+{
+	char buf[256], *p, *comma;
+
+	if (strlen(v) >= sizeof(buf))
+		usage();
+	memcpy(buf, v, strlen(v) + 1);
+	o->nports = 0;
+	for (p = buf; p != NULL; p = comma) {
+		if ((comma = strchr(p, ',')) != NULL)
+			*comma++ = '\0';
+		if (o->nports == MAX_PORTS)
+			usage();
+		o->ports[o->nports++] = (int)parse_num("--port", p, 1, 65535);
+	}
+	o->port = o->ports[0];
 }
 
 static void
@@ -198,7 +230,7 @@ parse_opts(struct opts *o, int argc, char **argv)
 			usage();
 		i++;
 		if (strcmp(a, "--port") == 0)
-			o->port = (int)parse_num(a, v, 1, 65535);
+			parse_ports(o, v);
 		else if (strcmp(a, "--source") == 0)
 			o->source = v;
 		else if (strcmp(a, "--secret") == 0)
@@ -401,7 +433,7 @@ request_build(struct load *l, struct conn *c)
 	    "webhook-id: %s\r\n"
 	    "webhook-timestamp: %s\r\n"
 	    "webhook-signature: v1,%s\r\n\r\n",
-	    l->o.source, l->o.port, off, id, ts, sig);
+	    l->o.source, c->port, off, id, ts, sig);
 	if (w < 0 || w >= HEAD_MAX_BYTES)
 		return -1;
 	memcpy(c->wbuf + w, l->body, off);
@@ -445,7 +477,7 @@ conn_open(struct load *l, struct conn *c)
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)l->o.port);
+	sa.sin_port = htons((uint16_t)c->port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 &&
 	    errno != EINPROGRESS)
@@ -801,6 +833,44 @@ dispatch(struct load *l, int64_t now)
 	}
 }
 
+/*
+ * The requests of the measured window that never got an answer: those still
+ * in flight when the run gave up, and (open loop) those that fell due but
+ * never found an idle connection.  Each waited at least until now, so each
+ * goes into the histogram at that latency, a lower bound: a server that
+ * stalls every connection cannot make the requests queued behind the stall
+ * vanish from the percentiles.  They are counted as "censored".
+ */
+static void
+censor(struct load *l, int64_t now)
+{
+	uint64_t j, sched;
+	int i;
+
+	for (i = 0; i < l->o.conns; i++) {
+		struct conn *c = &l->c[i];
+
+		if (c->state == CONN_BUSY && c->measured) {
+			hist_add(&l->h, (uint64_t)((now - c->start_ns) / 1000));
+			l->m_censored++;
+		}
+	}
+	if (l->o.rate <= 0)
+		return;
+	sched = (uint64_t)((double)(l->end - l->t0) / l->interval_ns);
+	if (l->o.max_requests > 0 && sched > l->o.max_requests)
+		sched = l->o.max_requests;
+	for (j = l->issued; j < sched; j++) {
+		int64_t due_ns = l->t0 + (int64_t)((double)j * l->interval_ns);
+
+		if (due_ns < l->warm_end || due_ns >= l->end)
+			continue;
+		hist_add(&l->h, (uint64_t)((now - due_ns) / 1000));
+		l->m_unsent++;
+		l->m_censored++;
+	}
+}
+
 static void
 report(struct load *l)
 {
@@ -823,9 +893,10 @@ report(struct load *l)
 	    l->o.rate, l->o.conns, l->o.k, dur, l->o.warmup);
 	printf("\"requests\":%" PRIu64 ",\"answered\":%" PRIu64
 	       ",\"errors\":%" PRIu64 ",\"unanswered\":%" PRIu64
-	       ",\"status\":{",
+	       ",\"unsent\":%" PRIu64 ",\"censored\":%" PRIu64 ",\"status\":{",
 	    l->m_sent, l->m_answered, l->m_errors,
-	    l->m_sent - l->m_answered - l->m_errors);
+	    l->m_sent - l->m_answered - l->m_errors, l->m_unsent,
+	    l->m_censored);
 	for (i = 0; i < NSTATUS; i++) {
 		if (l->status[i] == 0)
 			continue;
@@ -894,6 +965,7 @@ run(struct load *l)
 		struct conn *c = &l->c[i];
 
 		c->fd = -1;
+		c->port = l->o.ports[i % l->o.nports];
 		c->rcap = 16384;
 		if ((c->rbuf = malloc(c->rcap)) == NULL ||
 		    (c->wbuf = malloc(HEAD_MAX_BYTES + l->bodycap)) == NULL)
@@ -950,6 +1022,7 @@ run(struct load *l)
 			conn_event(l, evs[i].data.ptr, evs[i].events, now);
 		}
 	}
+	censor(l, mono_ns());
 	report(l);
 	return 0;
 }
