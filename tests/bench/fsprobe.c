@@ -22,19 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define DEFAULT_COUNT 2000
 #define DEFAULT_BYTES 4096 /* one SQLite page */
 #define MAX_COUNT     1000000
 #define MAX_BYTES     (1024 * 1024)
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static int
 cmp_i64(const void *a, const void *b)
@@ -57,27 +50,7 @@ pct_ms(const int64_t *v, size_t n, double p)
 	return (double)v[rank - 1] / 1e6;
 }
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: fsprobe DIR [--count N] [--bytes B]\n");
-	exit(2);
-}
-
-static long
-parse_long(const char *s, long lo, long hi)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "fsprobe: bad number \"%s\"\n", s);
-		exit(2);
-	}
-	return v;
-}
+static const char usage[] = "usage: fsprobe DIR [--count N] [--bytes B]\n";
 
 int
 main(int argc, char **argv)
@@ -90,16 +63,16 @@ main(int argc, char **argv)
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--count") == 0 && i + 1 < argc)
-			count = parse_long(argv[++i], 1, MAX_COUNT);
+			count = bench_num(argv[++i], 1, MAX_COUNT, usage);
 		else if (strcmp(argv[i], "--bytes") == 0 && i + 1 < argc)
-			bytes = parse_long(argv[++i], 1, MAX_BYTES);
+			bytes = bench_num(argv[++i], 1, MAX_BYTES, usage);
 		else if (argv[i][0] != '-' && dir == NULL)
 			dir = argv[i];
 		else
-			usage();
+			bench_usage(usage);
 	}
 	if (dir == NULL)
-		usage();
+		bench_usage(usage);
 	w = snprintf(path, sizeof(path), "%s/fsprobe.%ld", dir, (long)getpid());
 	if (w < 0 || (size_t)w >= sizeof(path))
 		return 2;
@@ -120,13 +93,13 @@ main(int argc, char **argv)
 			    stderr, "fsprobe: write: %s\n", strerror(errno));
 			goto out;
 		}
-		t0 = mono_ns();
+		t0 = bench_mono_ns();
 		if (fdatasync(fd) == -1) {
 			fprintf(stderr, "fsprobe: fdatasync: %s\n",
 			    strerror(errno));
 			goto out;
 		}
-		lat[i] = mono_ns() - t0;
+		lat[i] = bench_mono_ns() - t0;
 		sum += lat[i];
 	}
 	qsort(lat, (size_t)count, sizeof(*lat), cmp_i64);

@@ -52,6 +52,8 @@
 
 #include <sodium.h>
 
+#include "benchutil.h"
+
 #define MAX_CONNS	   4096
 #define MAX_EVENTS_PER_REQ 1000
 #define EVENT_MAX_BYTES	   1024
@@ -143,15 +145,6 @@ struct load {
 static const char *types[] = {"email.delivered", "email.opened",
     "email.clicked", "email.bounced", "email.unsubscribed",
     "email.spam_reported"};
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void
 usage(void)
@@ -468,32 +461,14 @@ conn_close(struct load *l, struct conn *c, int64_t now, int64_t delay)
 static int
 conn_open(struct load *l, struct conn *c)
 {
-	struct sockaddr_in sa;
-	struct epoll_event ev;
 	int one = 1;
 
-	if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) == -1)
+	if ((c->fd = bench_connect(l->epfd, c->port, c)) == -1)
 		return -1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)c->port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 &&
-	    errno != EINPROGRESS)
-		goto fail;
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
-	ev.data.ptr = c;
-	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1)
-		goto fail;
 	c->state = CONN_CONNECTING;
 	c->rlen = 0;
 	return 0;
-fail:
-	close(c->fd);
-	c->fd = -1;
-	return -1;
 }
 
 static void
@@ -920,7 +895,7 @@ report(struct load *l)
 	       ",\"elapsed_s\":%.3f}}\n",
 	    l->t_sent, l->t_answered, l->t_2xx, l->t_2xx * (uint64_t)l->o.k,
 	    l->t_accepted, l->t_errors, l->t_connect_errors, unsent,
-	    (double)(mono_ns() - l->t0) / 1e9);
+	    (double)(bench_mono_ns() - l->t0) / 1e9);
 	fflush(stdout);
 }
 
@@ -956,7 +931,7 @@ run(struct load *l)
 		return -1;
 
 	l->interval_ns = l->o.rate > 0 ? 1e9 / l->o.rate : 0;
-	l->t0 = mono_ns();
+	l->t0 = bench_mono_ns();
 	l->warm_end = l->t0 + (int64_t)(l->o.warmup * 1e9);
 	l->end = l->warm_end + (int64_t)(l->o.duration * 1e9);
 	l->hard_end = l->end + (int64_t)(l->o.grace * 1e9);
@@ -978,7 +953,7 @@ run(struct load *l)
 	}
 
 	for (;;) {
-		int64_t now = mono_ns(), wake;
+		int64_t now = bench_mono_ns(), wake;
 		int n;
 
 		if (now >= l->end)
@@ -1009,7 +984,7 @@ run(struct load *l)
 		n = epoll_wait(l->epfd, evs, 256, MAX_TIMEOUT_MS);
 		if (n == -1 && errno != EINTR)
 			return -1;
-		now = mono_ns();
+		now = bench_mono_ns();
 		for (i = 0; i < n; i++) {
 			if (evs[i].data.ptr == NULL) {
 				uint64_t x;
@@ -1022,7 +997,7 @@ run(struct load *l)
 			conn_event(l, evs[i].data.ptr, evs[i].events, now);
 		}
 	}
-	censor(l, mono_ns());
+	censor(l, bench_mono_ns());
 	report(l);
 	return 0;
 }
@@ -1034,7 +1009,7 @@ wait_ready(const struct opts *o)
 	static const char req[] = "GET /readyz HTTP/1.1\r\n"
 				  "Host: 127.0.0.1\r\n"
 				  "Connection: close\r\n\r\n";
-	int64_t t0 = mono_ns(), deadline;
+	int64_t t0 = bench_mono_ns(), deadline;
 	struct sockaddr_in sa;
 	struct timespec pause = {0, 1000000}; /* 1 ms */
 
@@ -1043,7 +1018,7 @@ wait_ready(const struct opts *o)
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)o->port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	while (mono_ns() < deadline) {
+	while (bench_mono_ns() < deadline) {
 		char buf[256];
 		ssize_t n;
 		size_t got = 0;
@@ -1062,7 +1037,7 @@ wait_ready(const struct opts *o)
 				close(fd);
 				printf("{\"tool\":\"nbload\",\"ready\":true,"
 				       "\"waited_ms\":%.1f}\n",
-				    (double)(mono_ns() - t0) / 1e6);
+				    (double)(bench_mono_ns() - t0) / 1e6);
 				return 0;
 			}
 		}

@@ -40,6 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define MAX_CONNS     20000
 #define OPEN_PER_TICK 50
 #define TICK_MS	      10
@@ -91,37 +93,10 @@ on_signal(int sig)
 	stop = 1;
 }
 
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void
-usage(void)
-{
-	fprintf(stderr,
-	    "usage: nbslow --port P [--idle N] [--slow N] [--huge N]\n"
-	    "         [--huge-bytes B] [--path PATH] [--huge-path PATH]\n"
-	    "         [--every-ms MS] [--duration S]\n");
-	exit(2);
-}
-
-static long long
-num(const char *s, long long lo, long long hi)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < lo || v > hi)
-		usage();
-	return v;
-}
+static const char usage[] =
+    "usage: nbslow --port P [--idle N] [--slow N] [--huge N]\n"
+    "         [--huge-bytes B] [--path PATH] [--huge-path PATH]\n"
+    "         [--every-ms MS] [--duration S]\n";
 
 /* Builds the request head a connection of kind k (number idx) sends. */
 static int
@@ -193,24 +168,10 @@ static void
 conn_open(struct run *r, struct conn *c, int64_t now)
 {
 	struct stats *st = &r->st[c->kind];
-	struct sockaddr_in sa;
-	struct epoll_event ev;
 
 	c->off = 0;
 	c->answered = 0;
-	if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) == -1)
-		goto fail;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)r->port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 &&
-	    errno != EINPROGRESS)
-		goto fail;
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
-	ev.data.ptr = c;
-	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1)
+	if ((c->fd = bench_connect(r->epfd, r->port, c)) == -1)
 		goto fail;
 	c->connecting = 1;
 	st->connects++;
@@ -222,9 +183,6 @@ conn_open(struct run *r, struct conn *c, int64_t now)
 	return;
 fail:
 	st->connect_errors++;
-	if (c->fd != -1)
-		close(c->fd);
-	c->fd = -1;
 	c->next_ns = now + REOPEN_NS;
 }
 
@@ -414,29 +372,30 @@ main(int argc, char **argv)
 		const char *a = argv[i], *v = argv[i + 1];
 
 		if (strcmp(a, "--port") == 0)
-			r.port = (int)num(v, 1, 65535);
+			r.port = (int)bench_num(v, 1, 65535, usage);
 		else if (strcmp(a, "--idle") == 0)
-			counts[K_IDLE] = (int)num(v, 0, MAX_CONNS);
+			counts[K_IDLE] = (int)bench_num(v, 0, MAX_CONNS, usage);
 		else if (strcmp(a, "--slow") == 0)
-			counts[K_SLOW] = (int)num(v, 0, MAX_CONNS);
+			counts[K_SLOW] = (int)bench_num(v, 0, MAX_CONNS, usage);
 		else if (strcmp(a, "--huge") == 0)
-			counts[K_HUGE] = (int)num(v, 0, MAX_CONNS);
+			counts[K_HUGE] = (int)bench_num(v, 0, MAX_CONNS, usage);
 		else if (strcmp(a, "--huge-bytes") == 0)
-			r.huge_bytes = (uint64_t)num(v, 1, 1LL << 40);
+			r.huge_bytes =
+			    (uint64_t)bench_num(v, 1, 1LL << 40, usage);
 		else if (strcmp(a, "--path") == 0)
 			r.path = v;
 		else if (strcmp(a, "--huge-path") == 0)
 			r.huge_path = v;
 		else if (strcmp(a, "--every-ms") == 0)
-			r.every_ms = (int)num(v, 1, 3600000);
+			r.every_ms = (int)bench_num(v, 1, 3600000, usage);
 		else if (strcmp(a, "--duration") == 0)
-			duration = (double)num(v, 1, 86400);
+			duration = (double)bench_num(v, 1, 86400, usage);
 		else
-			usage();
+			bench_usage(usage);
 	}
 	r.n = counts[K_IDLE] + counts[K_SLOW] + counts[K_HUGE];
 	if (i != argc || r.port == 0 || r.n == 0 || r.n > MAX_CONNS)
-		usage();
+		bench_usage(usage);
 	/* Room for every connection: raise the soft limit to the hard one. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
@@ -462,15 +421,15 @@ main(int argc, char **argv)
 				return 1;
 		}
 	}
-	end = mono_ns() + (int64_t)(duration * 1e9);
-	while (!stop && mono_ns() < end) {
+	end = bench_mono_ns() + (int64_t)(duration * 1e9);
+	while (!stop && bench_mono_ns() < end) {
 		int64_t now;
 
-		tick(&r, mono_ns());
+		tick(&r, bench_mono_ns());
 		n = epoll_wait(r.epfd, evs, 256, TICK_MS);
 		if (n == -1 && errno != EINTR)
 			return 1;
-		now = mono_ns();
+		now = bench_mono_ns();
 		for (i = 0; i < n; i++)
 			conn_event(&r, evs[i].data.ptr, evs[i].events, now);
 	}

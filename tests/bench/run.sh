@@ -684,12 +684,11 @@ met() {
 		ok = (op == "ge") ? v >= l : (op == "le") ? v <= l : v < l
 		print ok ? "yes" : "no" }'
 }
-# row LABEL VALUE DECIMALS REF_NAME REF_VALUE TARGET MET; LABEL starts with
-# the scenario's letter, and rows of scenarios not run are left out.
+# row LABEL VALUE DECIMALS REF_NAME REF_VALUE TARGET MET; a row is left out
+# unless one of the scenarios it comes from ran: $FROM when set (e and f
+# rows), else the letter LABEL starts with.
 row() {
-	local ref=n/a r=n/a letters
-	letters=${1:1:1}
-	case "$letters" in e) letters=abcdqrt ;; f) letters=dr ;; esac
+	local ref=n/a r=n/a letters=${FROM:-${1:1:1}}
 	case "$only" in *["$letters"]*) ;; *) return 0 ;; esac
 	if [ -n "${4:-}" ]; then
 		ref="$4: $(fmt "${5:-}" "$3")"
@@ -739,11 +738,11 @@ table=$scratch/results.md
 	row "(r) bytes on the wire per event (PostgreSQL drain)" "$(rv r.bpe)" 0 "JSON bytes" "$(rv r.rawpe)"
 	row "(t) two instances on one PostgreSQL: ingest req/s" "$(rv t.nb.rps)" 0 "one instance (q)" "$(rv q.nb.rps)" "what the second adds"
 	row "(t) two instances: drain events/s (gzip $(rv t.gzip))" "$(rv t.eps)" 0 "one instance (r)" "$(rv r.eps)" "what the second adds"
-	row "(e) peak RSS during ingest on SQLite (a-d), MB" "$(rv e.sqlite)" 1 peer "$(rv e.peer)" "<= 40" "$(met le "$(rv e.sqlite)" 40)"
-	row "(e) peak RSS during ingest on PostgreSQL (q, r, t), MB" "$(rv e.pg)" 1 "SQLite" "$(rv e.sqlite)" "<= 40" "$(met le "$(rv e.pg)" 40)"
-	row "(e) RSS when ready with the backlog (SQLite), MB" "$(rv d.ready_rss)" 1 "PostgreSQL" "$(rv r.ready_rss)"
-	row "(e) peak RSS during the drain (SQLite), MB" "$(rv d.drain_hwm)" 1 "PostgreSQL" "$(rv r.drain_hwm)"
-	row "(f) start-up with the backlog, exec to /readyz 200 (SQLite), ms" "$(rv d.ready_ms)" 0 "PostgreSQL" "$(rv r.ready_ms)"
+	FROM=abcd row "(e) peak RSS during ingest on SQLite (a-d), MB" "$(rv e.sqlite)" 1 peer "$(rv e.peer)" "<= 40" "$(met le "$(rv e.sqlite)" 40)"
+	FROM=qrt row "(e) peak RSS during ingest on PostgreSQL (q, r, t), MB" "$(rv e.pg)" 1 "SQLite" "$(rv e.sqlite)" "<= 40" "$(met le "$(rv e.pg)" 40)"
+	FROM=dr row "(e) RSS when ready with the backlog (SQLite), MB" "$(rv d.ready_rss)" 1 "PostgreSQL" "$(rv r.ready_rss)"
+	FROM=dr row "(e) peak RSS during the drain (SQLite), MB" "$(rv d.drain_hwm)" 1 "PostgreSQL" "$(rv r.drain_hwm)"
+	FROM=dr row "(f) start-up with the backlog, exec to /readyz 200 (SQLite), ms" "$(rv d.ready_ms)" 0 "PostgreSQL" "$(rv r.ready_ms)"
 	row "(p) webhook p50, empty store ($sender_rate req/s; 4 /metrics + 1 /v1/stats pollers), ms" "$(rv p.e.p50)" 2
 	row "(p) webhook p99, empty store, ms" "$(rv p.e.p99)" 2
 	row "(p) webhook p50 with $retained delivered events retained, ms" "$(rv p.f.p50)" 2 "empty store" "$(rv p.e.p50)"

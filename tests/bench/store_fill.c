@@ -29,6 +29,8 @@
 
 #include "nudgebridge/store.h"
 
+#include "benchutil.h"
+
 #define DEFAULT_GROUP	10000
 #define DEFAULT_PER_REQ 100
 #define MAX_GROUP	100000
@@ -58,36 +60,9 @@ wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static double
-mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-usage(void)
-{
-	fprintf(stderr,
-	    "usage: store_fill (--sqlite ABS_PATH | --dsn DSN) --events N\n"
-	    "         [--source NAME] [--group G] [--per-request K]\n");
-	exit(2);
-}
-
-static long long
-num(const char *s, long long lo, long long hi)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < lo || v > hi)
-		usage();
-	return v;
-}
+static const char usage[] =
+    "usage: store_fill (--sqlite ABS_PATH | --dsn DSN) --events N\n"
+    "         [--source NAME] [--group G] [--per-request K]\n";
 
 /* Eight random hex digits into out (at least 9 bytes). */
 static int
@@ -223,19 +198,19 @@ main(int argc, char **argv)
 			cfg.driver = (char *)(uintptr_t) "postgres";
 			cfg.dsn = (char *)(uintptr_t)v;
 		} else if (strcmp(o, "--events") == 0)
-			f.events = num(v, 1, 1000000000LL);
+			f.events = bench_num(v, 1, 1000000000LL, usage);
 		else if (strcmp(o, "--source") == 0)
 			f.source = v;
 		else if (strcmp(o, "--group") == 0)
-			f.group = num(v, 1, MAX_GROUP);
+			f.group = bench_num(v, 1, MAX_GROUP, usage);
 		else if (strcmp(o, "--per-request") == 0)
-			f.per = num(v, 1, 1000);
+			f.per = bench_num(v, 1, 1000, usage);
 		else
-			usage();
+			bench_usage(usage);
 	}
 	if (a != argc || cfg.driver == NULL || f.events == 0 ||
 	    (cfg.path != NULL && cfg.path[0] != '/'))
-		usage();
+		bench_usage(usage);
 	if ((f.raw = calloc((size_t)f.group, sizeof(*f.raw))) == NULL ||
 	    (f.ids = calloc((size_t)f.group, sizeof(*f.ids))) == NULL ||
 	    (f.whs = calloc((size_t)f.group, sizeof(*f.whs))) == NULL ||
@@ -251,7 +226,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "store_fill: %s\n", err);
 		goto out;
 	}
-	t0 = mono_s();
+	t0 = (double)bench_mono_ns() / 1e9;
 	for (i = 0; i < f.events; i += n) {
 		n = f.events - i < f.group ? f.events - i : f.group;
 		if (fill_group(&f, i, n) == -1) {
@@ -262,7 +237,7 @@ main(int argc, char **argv)
 		if ((i + n) % 100000 < n)
 			fprintf(stderr, "store_fill: %lld events\n", i + n);
 	}
-	t1 = mono_s();
+	t1 = (double)bench_mono_ns() / 1e9;
 	printf("{\"tool\":\"store_fill\",\"driver\":\"%s\",\"events\":%lld,"
 	       "\"seconds\":%.3f,\"events_per_s\":%.0f}\n",
 	    cfg.driver, f.events, t1 - t0, (double)f.events / (t1 - t0));
