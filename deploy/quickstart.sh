@@ -10,7 +10,10 @@
 # signing secret for source "acme", the Segment write key from
 # $SEGMENT_WRITE_KEY, or without it a placeholder key and the local stand-in
 # deploy/segment-standin.py as endpoint), prints the webhook URL
-# and the secret to give Nudgespot, then runs the bridge.  An existing
+# and the secret to give Nudgespot, then runs the bridge.  When the config
+# sends to the stand-in, the script starts it in the background first; it
+# prints every Track message it receives on this terminal, between the
+# bridge's log lines, and exits when the bridge does.  An existing
 # var/nudgebridge.json is never overwritten; edit it and send SIGHUP to
 # reload.  Environment: SEGMENT_WRITE_KEY, NB_LISTEN (default
 # 127.0.0.1:8080), JOBS.
@@ -22,6 +25,10 @@ cd "$top"
 packages=(build-essential cmake pkg-config libevent-dev libsodium-dev
 	libjansson-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libpq-dev
 	ca-certificates)
+# The local Segment stand-in is a Python script (standard library only).
+if [ -z "${SEGMENT_WRITE_KEY:-}" ] && ! command -v python3 >/dev/null; then
+	packages+=(python3)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -43,6 +50,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DNB_TESTS=OFF \
 cmake --build build -j "${JOBS:-$(nproc 2>/dev/null || echo 2)}"
 
 listen=${NB_LISTEN:-127.0.0.1:8080}
+standin_port=8099
 conf=var/nudgebridge.json
 mkdir -p var
 chmod 700 var
@@ -53,7 +61,7 @@ if [ ! -e "$conf" ]; then
 	# (deploy/segment-standin.py), never to Segment with a placeholder.
 	endpoint=""
 	if [ -z "${SEGMENT_WRITE_KEY:-}" ]; then
-		endpoint='      "endpoint": "http://127.0.0.1:8099",'
+		endpoint="      \"endpoint\": \"http://127.0.0.1:$standin_port\","
 	fi
 	write_key=${SEGMENT_WRITE_KEY:-changeme}
 	umask 077
@@ -83,12 +91,26 @@ cat <<EOT
   Signing secret:  $secret
   Config:          $top/$conf
 EOT
-if grep -q '"endpoint": "http://127.0.0.1:8099"' "$conf"; then
+if grep -q "\"endpoint\": \"http://127.0.0.1:$standin_port\"" "$conf"; then
 	echo "  Segment:         no SEGMENT_WRITE_KEY, so events go to a local"
-	echo "                   stand-in; watch them with (another terminal):"
-	echo "                   python3 deploy/segment-standin.py 8099"
-	echo "                   For real Segment: set write_key and remove"
-	echo "                   endpoint in the config, then kill -HUP the bridge"
+	echo "                   stand-in (deploy/segment-standin.py), which"
+	echo "                   prints every Track message it receives here,"
+	echo "                   between the bridge's log lines.  For real"
+	echo "                   Segment: set write_key and remove endpoint in"
+	echo "                   the config, then kill -HUP the bridge ($$)."
+	if (exec 3<>"/dev/tcp/127.0.0.1/$standin_port") 2>/dev/null; then
+		echo "                   (port $standin_port already answers: using" \
+		    "whatever listens there)"
+	else
+		# --parent $$: the bridge keeps this pid (exec below), and the
+		# stand-in exits once it is no longer its parent.
+		python3 deploy/segment-standin.py --parent $$ "$standin_port" &
+		for _ in $(seq 50); do
+			(exec 3<>"/dev/tcp/127.0.0.1/$standin_port") 2>/dev/null &&
+				break
+			sleep 0.1
+		done
+	fi
 fi
 echo
 exec build/nudgebridge serve --config "$conf"

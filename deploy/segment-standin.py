@@ -4,15 +4,27 @@
 
 Listens on 127.0.0.1:PORT (default 8099), answers every POST /v1/batch with
 200 {"success":true} and prints each Track message it receives, one JSON
-document per message, so you can see exactly what Segment would get.  The
-quickstart points sources at it when SEGMENT_WRITE_KEY is not set:
+document per message under a line naming the batch, so you can see exactly
+what Segment would get.  deploy/quickstart.sh points sources at it when
+SEGMENT_WRITE_KEY is not set and starts it itself with --parent PID (its
+own pid, which the bridge keeps when the script exec's into it): then the
+stand-in ignores Ctrl-C (the bridge may still be draining into it) and
+exits as soon as PID is no longer its parent, i.e. the bridge is gone.  By
+hand:
 
-    python3 deploy/segment-standin.py 8099
+    python3 deploy/segment-standin.py [--parent PID] [PORT]
 """
 
 import json
+import os
+import signal
 import sys
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MAX_BODY_BYTES = 1 << 20
+PARENT_POLL_S = 0.5
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -21,7 +33,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(min(n, 1 << 20))
+        raw = self.rfile.read(min(n, MAX_BODY_BYTES))
         status = 200
         try:
             batch = json.loads(raw).get("batch", [])
@@ -29,8 +41,11 @@ class Handler(BaseHTTPRequestHandler):
             batch, status = [], 400
         if self.path != "/v1/batch":
             status = 404
-        for msg in batch:
-            print(json.dumps(msg, indent=2), flush=True)
+        if status == 200:
+            print(f"segment stand-in: batch of {len(batch)} message(s)",
+                  flush=True)
+            for msg in batch:
+                print(json.dumps(msg, indent=2), flush=True)
         body = json.dumps({"success": status == 200}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -39,16 +54,37 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def watch_parent(srv, parent):
+    """Stops the server once parent is no longer our parent process."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    srv.shutdown()
+
+
 def main():
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 8099
+    args, parent = sys.argv[1:], None
+    if len(args) >= 2 and args[0] == "--parent" and args[1].isdigit():
+        parent, args = int(args[1]), args[2:]
+    if len(args) > 1 or (args and not args[0].isdigit()):
+        print("usage: segment-standin.py [--parent PID] [PORT]",
+              file=sys.stderr)
+        return 2
+    port = int(args[0]) if args else 8099
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    srv.daemon_threads = True
+    if parent is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        threading.Thread(target=watch_parent, args=(srv, parent),
+                         daemon=True).start()
     print(f"segment stand-in on http://127.0.0.1:{port}/v1/batch",
           file=sys.stderr, flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:
         pass
+    srv.server_close()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

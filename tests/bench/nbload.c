@@ -17,12 +17,18 @@
  *
  * Requests due during the warm-up are sent but not measured; the run stops
  * sending after warm-up + duration, waits up to --grace seconds for the
- * answers it is owed and prints one JSON line.  Latencies go to a log-linear
+ * answers it is owed and prints one JSON line.  Measured requests that got
+ * no answer by then, and (open loop) those that fell due but never found a
+ * free connection, enter the percentiles at the time they had waited so
+ * far, a lower bound ("censored" counts them).  Latencies go to a log-linear
  * histogram (1024 sub-buckets per power of two, so 0.1% precision) and the
  * maximum is exact.  One thread, epoll, non-blocking sockets; the target is
  * always 127.0.0.1.
  *
- * --wait-ready polls GET /readyz instead and exits 0 on the first 200.
+ * --port takes a comma-separated list: connection i goes to port i modulo
+ * the list, so one generator spreads its load over several instances (the
+ * fleet scenario).  --wait-ready polls GET /readyz on the first port
+ * instead and exits 0 on the first 200.
  */
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -46,6 +52,8 @@
 
 #include <sodium.h>
 
+#include "benchutil.h"
+
 #define MAX_CONNS	   4096
 #define MAX_EVENTS_PER_REQ 1000
 #define EVENT_MAX_BYTES	   1024
@@ -58,6 +66,7 @@
 #define HIST_SUB	   (1 << HIST_SUB_BITS)
 #define HIST_BUCKETS	   (2 * HIST_SUB + 22 * HIST_SUB)
 #define NSTATUS		   600
+#define MAX_PORTS	   16
 
 enum conn_state {
 	CONN_DEAD = 0, /* waiting to reconnect */
@@ -68,6 +77,7 @@ enum conn_state {
 
 struct conn {
 	int fd;
+	int port;
 	enum conn_state state;
 	int64_t retry_at;
 	char *wbuf;
@@ -80,7 +90,9 @@ struct conn {
 };
 
 struct opts {
-	int port;
+	int port; /* the first of ports[] */
+	int ports[MAX_PORTS];
+	int nports;
 	const char *source;
 	const char *secret;
 	int conns;
@@ -122,6 +134,7 @@ struct load {
 	int nidle;
 	/* measured window */
 	uint64_t m_sent, m_answered, m_2xx, m_errors, m_accepted;
+	uint64_t m_unsent, m_censored;
 	uint64_t status[NSTATUS];
 	/* whole run */
 	uint64_t t_sent, t_answered, t_2xx, t_errors, t_connect_errors;
@@ -133,20 +146,12 @@ static const char *types[] = {"email.delivered", "email.opened",
     "email.clicked", "email.bounced", "email.unsubscribed",
     "email.spam_reported"};
 
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: nbload --port P --secret whsec_... [--source NAME]\n"
+	    "usage: nbload --port P[,P2...] --secret whsec_... [--source "
+	    "NAME]\n"
 	    "         [--connections N] [--rate R] [--duration S]\n"
 	    "         [--warmup S] [--grace S] [--events-per-request K]\n"
 	    "         [--max-requests M] [--run-id ID] [--label L]\n"
@@ -167,6 +172,26 @@ parse_num(const char *name, const char *s, double lo, double hi)
 		exit(2);
 	}
 	return v;
+}
+
+/* "P" or "P1,P2,...": fills o->ports, o->nports and o->port. */
+static void
+parse_ports(struct opts *o, const char *v)
+{
+	char buf[256], *p, *comma;
+
+	if (strlen(v) >= sizeof(buf))
+		usage();
+	memcpy(buf, v, strlen(v) + 1);
+	o->nports = 0;
+	for (p = buf; p != NULL; p = comma) {
+		if ((comma = strchr(p, ',')) != NULL)
+			*comma++ = '\0';
+		if (o->nports == MAX_PORTS)
+			usage();
+		o->ports[o->nports++] = (int)parse_num("--port", p, 1, 65535);
+	}
+	o->port = o->ports[0];
 }
 
 static void
@@ -198,7 +223,7 @@ parse_opts(struct opts *o, int argc, char **argv)
 			usage();
 		i++;
 		if (strcmp(a, "--port") == 0)
-			o->port = (int)parse_num(a, v, 1, 65535);
+			parse_ports(o, v);
 		else if (strcmp(a, "--source") == 0)
 			o->source = v;
 		else if (strcmp(a, "--secret") == 0)
@@ -401,7 +426,7 @@ request_build(struct load *l, struct conn *c)
 	    "webhook-id: %s\r\n"
 	    "webhook-timestamp: %s\r\n"
 	    "webhook-signature: v1,%s\r\n\r\n",
-	    l->o.source, l->o.port, off, id, ts, sig);
+	    l->o.source, c->port, off, id, ts, sig);
 	if (w < 0 || w >= HEAD_MAX_BYTES)
 		return -1;
 	memcpy(c->wbuf + w, l->body, off);
@@ -436,32 +461,14 @@ conn_close(struct load *l, struct conn *c, int64_t now, int64_t delay)
 static int
 conn_open(struct load *l, struct conn *c)
 {
-	struct sockaddr_in sa;
-	struct epoll_event ev;
 	int one = 1;
 
-	if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) == -1)
+	if ((c->fd = bench_connect(l->epfd, c->port, c)) == -1)
 		return -1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)l->o.port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 &&
-	    errno != EINPROGRESS)
-		goto fail;
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
-	ev.data.ptr = c;
-	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1)
-		goto fail;
 	c->state = CONN_CONNECTING;
 	c->rlen = 0;
 	return 0;
-fail:
-	close(c->fd);
-	c->fd = -1;
-	return -1;
 }
 
 static void
@@ -801,6 +808,44 @@ dispatch(struct load *l, int64_t now)
 	}
 }
 
+/*
+ * The requests of the measured window that never got an answer: those still
+ * in flight when the run gave up, and (open loop) those that fell due but
+ * never found an idle connection.  Each waited at least until now, so each
+ * goes into the histogram at that latency, a lower bound: a server that
+ * stalls every connection cannot make the requests queued behind the stall
+ * vanish from the percentiles.  They are counted as "censored".
+ */
+static void
+censor(struct load *l, int64_t now)
+{
+	uint64_t j, sched;
+	int i;
+
+	for (i = 0; i < l->o.conns; i++) {
+		struct conn *c = &l->c[i];
+
+		if (c->state == CONN_BUSY && c->measured) {
+			hist_add(&l->h, (uint64_t)((now - c->start_ns) / 1000));
+			l->m_censored++;
+		}
+	}
+	if (l->o.rate <= 0)
+		return;
+	sched = (uint64_t)((double)(l->end - l->t0) / l->interval_ns);
+	if (l->o.max_requests > 0 && sched > l->o.max_requests)
+		sched = l->o.max_requests;
+	for (j = l->issued; j < sched; j++) {
+		int64_t due_ns = l->t0 + (int64_t)((double)j * l->interval_ns);
+
+		if (due_ns < l->warm_end || due_ns >= l->end)
+			continue;
+		hist_add(&l->h, (uint64_t)((now - due_ns) / 1000));
+		l->m_unsent++;
+		l->m_censored++;
+	}
+}
+
 static void
 report(struct load *l)
 {
@@ -823,9 +868,10 @@ report(struct load *l)
 	    l->o.rate, l->o.conns, l->o.k, dur, l->o.warmup);
 	printf("\"requests\":%" PRIu64 ",\"answered\":%" PRIu64
 	       ",\"errors\":%" PRIu64 ",\"unanswered\":%" PRIu64
-	       ",\"status\":{",
+	       ",\"unsent\":%" PRIu64 ",\"censored\":%" PRIu64 ",\"status\":{",
 	    l->m_sent, l->m_answered, l->m_errors,
-	    l->m_sent - l->m_answered - l->m_errors);
+	    l->m_sent - l->m_answered - l->m_errors, l->m_unsent,
+	    l->m_censored);
 	for (i = 0; i < NSTATUS; i++) {
 		if (l->status[i] == 0)
 			continue;
@@ -849,7 +895,7 @@ report(struct load *l)
 	       ",\"elapsed_s\":%.3f}}\n",
 	    l->t_sent, l->t_answered, l->t_2xx, l->t_2xx * (uint64_t)l->o.k,
 	    l->t_accepted, l->t_errors, l->t_connect_errors, unsent,
-	    (double)(mono_ns() - l->t0) / 1e9);
+	    (double)(bench_mono_ns() - l->t0) / 1e9);
 	fflush(stdout);
 }
 
@@ -885,7 +931,7 @@ run(struct load *l)
 		return -1;
 
 	l->interval_ns = l->o.rate > 0 ? 1e9 / l->o.rate : 0;
-	l->t0 = mono_ns();
+	l->t0 = bench_mono_ns();
 	l->warm_end = l->t0 + (int64_t)(l->o.warmup * 1e9);
 	l->end = l->warm_end + (int64_t)(l->o.duration * 1e9);
 	l->hard_end = l->end + (int64_t)(l->o.grace * 1e9);
@@ -894,6 +940,7 @@ run(struct load *l)
 		struct conn *c = &l->c[i];
 
 		c->fd = -1;
+		c->port = l->o.ports[i % l->o.nports];
 		c->rcap = 16384;
 		if ((c->rbuf = malloc(c->rcap)) == NULL ||
 		    (c->wbuf = malloc(HEAD_MAX_BYTES + l->bodycap)) == NULL)
@@ -906,7 +953,7 @@ run(struct load *l)
 	}
 
 	for (;;) {
-		int64_t now = mono_ns(), wake;
+		int64_t now = bench_mono_ns(), wake;
 		int n;
 
 		if (now >= l->end)
@@ -937,7 +984,7 @@ run(struct load *l)
 		n = epoll_wait(l->epfd, evs, 256, MAX_TIMEOUT_MS);
 		if (n == -1 && errno != EINTR)
 			return -1;
-		now = mono_ns();
+		now = bench_mono_ns();
 		for (i = 0; i < n; i++) {
 			if (evs[i].data.ptr == NULL) {
 				uint64_t x;
@@ -950,6 +997,7 @@ run(struct load *l)
 			conn_event(l, evs[i].data.ptr, evs[i].events, now);
 		}
 	}
+	censor(l, bench_mono_ns());
 	report(l);
 	return 0;
 }
@@ -961,7 +1009,7 @@ wait_ready(const struct opts *o)
 	static const char req[] = "GET /readyz HTTP/1.1\r\n"
 				  "Host: 127.0.0.1\r\n"
 				  "Connection: close\r\n\r\n";
-	int64_t t0 = mono_ns(), deadline;
+	int64_t t0 = bench_mono_ns(), deadline;
 	struct sockaddr_in sa;
 	struct timespec pause = {0, 1000000}; /* 1 ms */
 
@@ -970,7 +1018,7 @@ wait_ready(const struct opts *o)
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)o->port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	while (mono_ns() < deadline) {
+	while (bench_mono_ns() < deadline) {
 		char buf[256];
 		ssize_t n;
 		size_t got = 0;
@@ -989,7 +1037,7 @@ wait_ready(const struct opts *o)
 				close(fd);
 				printf("{\"tool\":\"nbload\",\"ready\":true,"
 				       "\"waited_ms\":%.1f}\n",
-				    (double)(mono_ns() - t0) / 1e6);
+				    (double)(bench_mono_ns() - t0) / 1e6);
 				return 0;
 			}
 		}

@@ -10,10 +10,15 @@
  * (nudgebridge and analytics-node both put one at the top of every
  * message) and keeps 64-bit hashes of them in an open-addressing set, so a
  * million distinct ids cost 16 MB and no parse.  With --write-key it also
- * checks HTTP Basic auth and answers 401 otherwise.
+ * checks HTTP Basic auth and answers 401 otherwise.  A batch sent with
+ * Content-Encoding: gzip is inflated (zlib) before the scan; "bytes" counts
+ * what came over the wire, "raw_bytes" the JSON after inflating, "gzip"
+ * the batches that were compressed, so a harness can report both.
  *
  * One thread, libevent evhttp, listening on 127.0.0.1 only.
  */
+#include <sys/types.h>
+
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -28,9 +33,11 @@
 #include <event2/keyvalq_struct.h>
 
 #include <sodium.h>
+#include <zlib.h>
 
 #define SET_MIN_CAP    (1u << 16)
 #define MAX_BODY_BYTES (8 * 1024 * 1024)
+#define MAX_RAW_BYTES  (64 * 1024 * 1024) /* one inflated batch */
 
 struct idset {
 	uint64_t *slot; /* 0 = empty */
@@ -40,8 +47,9 @@ struct idset {
 
 struct sink {
 	struct idset ids;
-	uint64_t batches, messages, dupes, bad_auth, bytes, gzip;
-	char *auth; /* expected Authorization header, or NULL */
+	uint64_t batches, messages, dupes, bad_auth, bytes, raw_bytes, gzip;
+	char *auth;	    /* expected Authorization header, or NULL */
+	unsigned char *raw; /* inflate buffer, MAX_RAW_BYTES */
 };
 
 static uint64_t
@@ -144,6 +152,31 @@ scan_batch(struct sink *k, const char *body, size_t len)
 	}
 }
 
+/*
+ * Inflates a gzip body into k->raw; returns its length, or -1 when it is
+ * not gzip or inflates to more than MAX_RAW_BYTES.
+ */
+static ssize_t
+gunzip(struct sink *k, const unsigned char *in, size_t len)
+{
+	z_stream z;
+	ssize_t n = -1;
+
+	if (k->raw == NULL && (k->raw = malloc(MAX_RAW_BYTES)) == NULL)
+		return -1;
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
+		return -1;
+	z.next_in = (unsigned char *)(uintptr_t)in;
+	z.avail_in = (uInt)len;
+	z.next_out = k->raw;
+	z.avail_out = MAX_RAW_BYTES;
+	if (inflate(&z, Z_FINISH) == Z_STREAM_END)
+		n = (ssize_t)z.total_out;
+	inflateEnd(&z);
+	return n;
+}
+
 static void
 reply(struct evhttp_request *req, int status, const char *body)
 {
@@ -163,7 +196,7 @@ request_cb(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	struct evbuffer *body = evhttp_request_get_input_buffer(req);
-	const char *auth, *enc;
+	const char *auth, *enc, *p;
 	size_t len;
 	char out[512];
 	int w;
@@ -173,9 +206,9 @@ request_cb(struct evhttp_request *req, void *arg)
 		    "{\"batches\":%" PRIu64 ",\"messages\":%" PRIu64
 		    ",\"unique\":%zu,\"dupes\":%" PRIu64
 		    ",\"bad_auth\":%" PRIu64 ",\"bytes\":%" PRIu64
-		    ",\"gzip\":%" PRIu64 "}",
+		    ",\"raw_bytes\":%" PRIu64 ",\"gzip\":%" PRIu64 "}",
 		    k->batches, k->messages, k->ids.len, k->dupes, k->bad_auth,
-		    k->bytes, k->gzip);
+		    k->bytes, k->raw_bytes, k->gzip);
 		if (w < 0 || (size_t)w >= sizeof(out)) {
 			reply(req, 500, "{\"error\":\"internal\"}");
 			return;
@@ -187,7 +220,7 @@ request_cb(struct evhttp_request *req, void *arg)
 		free(k->ids.slot);
 		memset(&k->ids, 0, sizeof(k->ids));
 		k->batches = k->messages = k->dupes = k->bad_auth = k->bytes =
-		    k->gzip = 0;
+		    k->raw_bytes = k->gzip = 0;
 		reply(req, 200, "{\"success\":true}");
 		return;
 	}
@@ -202,17 +235,28 @@ request_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	enc = evhttp_find_header(in, "Content-Encoding");
-	if (enc != NULL && strcmp(enc, "identity") != 0) {
-		/* counted, so a harness notices; never seen so far */
+	len = evbuffer_get_length(body);
+	p = len > 0 ? (const char *)evbuffer_pullup(body, -1) : "";
+	if (enc != NULL && strcmp(enc, "gzip") == 0) {
+		ssize_t n = gunzip(k, (const unsigned char *)p, len);
+
+		if (n == -1) {
+			reply(req, 400, "{\"error\":\"bad_gzip\"}");
+			return;
+		}
 		k->gzip++;
+		k->bytes += len;
+		p = (const char *)k->raw;
+		len = (size_t)n;
+	} else if (enc != NULL && strcmp(enc, "identity") != 0) {
 		reply(req, 415, "{\"error\":\"encoding\"}");
 		return;
-	}
-	len = evbuffer_get_length(body);
+	} else
+		k->bytes += len;
 	k->batches++;
-	k->bytes += len;
+	k->raw_bytes += len;
 	if (len > 0)
-		scan_batch(k, (const char *)evbuffer_pullup(body, -1), len);
+		scan_batch(k, p, len);
 	reply(req, 200, "{\"success\":true}");
 }
 
@@ -295,6 +339,7 @@ out:
 		event_base_free(base);
 	free(k.ids.slot);
 	free(k.auth);
+	free(k.raw);
 	return rc;
 usage:
 	fprintf(stderr, "usage: nbsink --port P [--write-key KEY]\n");

@@ -22,6 +22,8 @@
  *   callgrind_annotate --inclusive=yes /tmp/cg.out | grep nb_store_
  *
  * (/tmp/store_drain /tmp/drain.db 20000 100 for the 100-event arrays.)
+ * The tools build makes it too when given a main build's folder:
+ * cmake -S tests/bench -B build-bench-tools -DNB_CORE_BUILD=$PWD/build-X.
  *
  * The database file named by the argument is deleted first.
  */
