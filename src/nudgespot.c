@@ -50,12 +50,14 @@ struct view {
 
 struct eview {
 	struct view f[NB_SCHEMA_FIELDS_MAX]; /* by row of nb_schema_fields */
+	uint64_t seen;			     /* direct path: rows read */
 };
 
 static void
 eview_clear(struct eview *e)
 {
 	memset(e->f, 0, nb_schema_nfields * sizeof(e->f[0]));
+	e->seen = 0;
 }
 
 static int
@@ -413,39 +415,21 @@ d_view(struct view *v, const struct nb_schema_field *f,
 	return 0;
 }
 
-/*
- * The object at s->p (at depth): the members that are rows under parent
- * (-1: the event itself) go to their views, the others are only scanned.
- */
+/* A member of the event, or of one of its objects, that is a row. */
 static int
-d_members(struct nb_jscan *s, struct eview *e, int parent, unsigned depth)
+d_member_cb(struct nb_jscan *s, int row, unsigned depth, void *arg)
 {
-	const struct nb_schema_field *f;
-	struct nb_jscan_iter it;
-	struct nb_jscan_tok k, v;
-	int r, row;
+	const struct nb_schema_field *f = &nb_schema_fields[row];
+	struct eview *e = arg;
+	struct nb_jscan_tok v;
 
-	if (nb_jscan_open(s, &it, NULL, depth) == -1)
-		return -1;
-	while ((r = nb_jscan_next(s, &it, &k)) == 1) {
-		if ((row = nb_schema_find(parent, k.p, k.len)) == -1) {
-			if (nb_jscan_value(s, &v, depth + 1) == -1)
-				return -1;
-			continue;
-		}
-		f = &nb_schema_fields[row];
-		if (e->f[row].kind != VK_ABSENT)
-			return -1;
-		if (f->rule == NB_SCHEMA_OBJECT && nb_jscan_at(s, '{')) {
-			if (d_members(s, e, row, depth + 1) == -1)
-				return -1;
-			e->f[row].kind = VK_OBJECT;
-		} else if (nb_jscan_value(s, &v, depth + 1) == -1 ||
-		    d_view(&e->f[row], f, &v) == -1) {
-			return -1;
-		}
+	if (f->rule == NB_SCHEMA_OBJECT && nb_jscan_at(s, '{')) {
+		e->f[row].kind = VK_OBJECT;
+		return nb_schema_scan(s, row, depth, &e->seen, d_member_cb, e);
 	}
-	return r;
+	if (nb_jscan_value(s, &v, depth) == -1)
+		return -1;
+	return d_view(&e->f[row], f, &v);
 }
 
 /* The event object at s->p into *out (zeroed by the caller). */
@@ -458,7 +442,7 @@ d_event(struct nb_jscan *s, struct nb_event *out, unsigned depth)
 	size_t nws = s->nws;
 
 	eview_clear(&ev);
-	if (d_members(s, &ev, -1, depth) == -1)
+	if (nb_schema_scan(s, -1, depth, &ev.seen, d_member_cb, &ev) == -1)
 		return -1;
 	t.p = start;
 	t.len = (size_t)(s->p - start);

@@ -283,6 +283,31 @@ nb_schema_find(int parent, const char *key, size_t len)
 	return -1;
 }
 
+int
+nb_schema_scan(struct nb_jscan *s, int parent, unsigned depth, uint64_t *seen,
+    nb_schema_member_cb cb, void *arg)
+{
+	struct nb_jscan_iter it;
+	struct nb_jscan_tok k, v;
+	uint64_t bit;
+	int r, row;
+
+	if (nb_jscan_open(s, &it, NULL, depth) == -1)
+		return -1;
+	while ((r = nb_jscan_next(s, &it, &k)) == 1) {
+		if ((row = nb_schema_find(parent, k.p, k.len)) == -1) {
+			if (nb_jscan_value(s, &v, depth + 1) == -1)
+				return -1;
+			continue;
+		}
+		bit = (uint64_t)1 << row;
+		if ((*seen & bit) || cb(s, row, depth + 1, arg) == -1)
+			return -1;
+		*seen |= bit;
+	}
+	return r;
+}
+
 uint64_t
 nb_schema_rows(enum nb_schema_dest dest)
 {

@@ -15,6 +15,7 @@
  * tries a direct single-pass encoder (see "The direct path" below) and
  * falls back to the jansson path.
  */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +23,9 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "nudgebridge/buf.h"
 #include "nudgebridge/jscan.h"
@@ -77,9 +81,30 @@ static const char hex_pairs[] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2")
 static void
 hex_put(char *out, const unsigned char *in, size_t n)
 {
-	size_t i;
+	size_t i = 0;
 
-	for (i = 0; i < n; i++)
+#ifdef __SSE2__
+	/* Sixteen bytes at a time: nibbles interleaved, then to digits. */
+	const __m128i low = _mm_set1_epi8(0x0f), nine = _mm_set1_epi8(9);
+	const __m128i zero = _mm_set1_epi8('0'),
+		      af = _mm_set1_epi8('a' - '9' - 1);
+	__m128i x, hi, lo, a, b;
+
+	for (; n - i >= 16; i += 16) {
+		x = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
+		hi = _mm_and_si128(_mm_srli_epi16(x, 4), low);
+		lo = _mm_and_si128(x, low);
+		a = _mm_unpacklo_epi8(hi, lo);
+		b = _mm_unpackhi_epi8(hi, lo);
+		a = _mm_add_epi8(_mm_add_epi8(a, zero),
+		    _mm_and_si128(_mm_cmpgt_epi8(a, nine), af));
+		b = _mm_add_epi8(_mm_add_epi8(b, zero),
+		    _mm_and_si128(_mm_cmpgt_epi8(b, nine), af));
+		_mm_storeu_si128((__m128i *)(void *)(out + 2 * i), a);
+		_mm_storeu_si128((__m128i *)(void *)(out + 2 * i + 16), b);
+	}
+#endif
+	for (; i < n; i++)
 		memcpy(out + 2 * i, hex_pairs + 2 * in[i], 2);
 }
 
@@ -149,25 +174,35 @@ nb_segment_message_id(
 }
 
 /*
- * The rows that play a role, and the rows of each destination, found once
- * per event (the schema's index makes each a load).
+ * The rows that play a role, and the rows of each destination: constant,
+ * found once.
  */
 struct roles {
 	int id, type, at, uid, email, props;
 	uint64_t property, context; /* masks, see nb_schema_rows() */
 };
 
+static struct roles roles;
+static pthread_once_t roles_once = PTHREAD_ONCE_INIT;
+
 static void
-roles_get(struct roles *r)
+roles_init(void)
 {
-	r->id = nb_schema_row(NB_SCHEMA_MESSAGE_ID);
-	r->type = nb_schema_row(NB_SCHEMA_EVENT);
-	r->at = nb_schema_row(NB_SCHEMA_TIMESTAMP);
-	r->uid = nb_schema_row(NB_SCHEMA_USER_ID);
-	r->email = nb_schema_row(NB_SCHEMA_ANONYMOUS_ID);
-	r->props = nb_schema_row(NB_SCHEMA_PROPERTIES);
-	r->property = nb_schema_rows(NB_SCHEMA_PROPERTY);
-	r->context = nb_schema_rows(NB_SCHEMA_CONTEXT);
+	roles.id = nb_schema_row(NB_SCHEMA_MESSAGE_ID);
+	roles.type = nb_schema_row(NB_SCHEMA_EVENT);
+	roles.at = nb_schema_row(NB_SCHEMA_TIMESTAMP);
+	roles.uid = nb_schema_row(NB_SCHEMA_USER_ID);
+	roles.email = nb_schema_row(NB_SCHEMA_ANONYMOUS_ID);
+	roles.props = nb_schema_row(NB_SCHEMA_PROPERTIES);
+	roles.property = nb_schema_rows(NB_SCHEMA_PROPERTY);
+	roles.context = nb_schema_rows(NB_SCHEMA_CONTEXT);
+}
+
+static const struct roles *
+roles_get(void)
+{
+	(void)pthread_once(&roles_once, roles_init);
+	return &roles;
 }
 
 /* obj[key] when it is a non-empty string, else NULL (absent).  Borrowed. */
@@ -365,7 +400,7 @@ nb_segment_track(const struct nb_mapping *m, const char *source,
 	json_t *val[NB_SCHEMA_FIELDS_MAX];
 	json_t *ev = NULL, *msg = NULL, *out = NULL, *part;
 	const char *why = "out of memory";
-	struct roles r;
+	const struct roles *r = roles_get();
 	int64_t ms;
 
 	/* JSON_ALLOW_NUL: whatever was stored must map, "\u0000" included. */
@@ -374,16 +409,15 @@ nb_segment_track(const struct nb_mapping *m, const char *source,
 		why = "not a JSON object";
 		goto out;
 	}
-	roles_get(&r);
 	tree_fields(ev, val);
-	if ((why = tree_check(val, &r, &ms)) != NULL)
+	if ((why = tree_check(val, r, &ms)) != NULL)
 		goto out;
 	why = "out of memory";
 	if ((msg = json_object()) == NULL ||
-	    (why = tree_head(msg, m, source, val, &r, ms)) != NULL)
+	    (why = tree_head(msg, m, source, val, r, ms)) != NULL)
 		goto out;
 	why = "out of memory";
-	if ((part = build_properties(val, &r)) == NULL ||
+	if ((part = build_properties(val, r)) == NULL ||
 	    json_object_set_new(msg, "properties", part) == -1)
 		goto out;
 	if ((part = build_context(val)) == NULL ||
@@ -428,15 +462,23 @@ out:
 #define FAST_OPTS                                                              \
 	(NB_JSCAN_NO_ESCAPES | NB_JSCAN_INTEGERS | NB_JSCAN_UNIQUE_KEYS)
 
-/* What fevent_read() found; an absent member's kind is 0. */
+/* What fevent_read() found: val[i] holds a value when bit i of present is set.
+ */
 struct fevent {
-	struct roles r;
+	const struct roles *r;
 	uint64_t present; /* the rows in val (bit i: row i) */
 	uint64_t seen;	  /* the rows whose key was read */
 	struct nb_jscan_tok val[NB_SCHEMA_FIELDS_MAX];	  /* by row */
 	size_t nextra;					  /* members of props */
 	struct nb_jscan_tok extra[NB_JSCAN_WIDTH_MAX][2]; /* key, value */
 };
+
+/* Whether e holds row (a present string, or the free-form object). */
+static inline int
+has(const struct fevent *e, int row)
+{
+	return (int)(e->present >> row) & 1;
+}
 
 /* The members of the free-form object at s->p, kept in order. */
 static int
@@ -463,52 +505,32 @@ f_extras(struct nb_jscan *s, struct fevent *e, struct nb_jscan_tok *obj,
 }
 
 /*
- * The object at s->p (at depth): members that are string rows under parent
- * (-1: the event) are kept when present(), objects of the table are read in
- * turn, the rest only scanned.
+ * A member of the event, or of one of its objects, that is a row: kept
+ * when a present() string, read in turn when an object of the table.  The
+ * mapping reads these objects by key, so only a key of the table given
+ * twice changes what jansson sees (nb_schema_scan() declines it); other
+ * keys there need not be unique.
  */
 static int
-f_members(struct nb_jscan *s, struct fevent *e, int parent, unsigned depth)
+f_member_cb(struct nb_jscan *s, int row, unsigned depth, void *arg)
 {
-	const struct nb_schema_field *f = NULL;
-	struct nb_jscan_iter it;
-	struct nb_jscan_tok k, v;
-	int r, row;
+	const struct nb_schema_field *f = &nb_schema_fields[row];
+	struct fevent *e = arg;
+	struct nb_jscan_tok v;
 
-	/*
-	 * The mapping reads these objects by key, so only a key of the
-	 * table given twice changes what jansson sees (it keeps the last):
-	 * those are declined here, other keys need not be unique.
-	 */
-	if (nb_jscan_open(s, &it, NULL, depth) == -1)
-		return -1;
-	while ((r = nb_jscan_next(s, &it, &k)) == 1) {
-		if ((row = nb_schema_find(parent, k.p, k.len)) != -1) {
-			if (e->seen & (uint64_t)1 << row)
-				return -1;
-			e->seen |= (uint64_t)1 << row;
-		}
-		f = row == -1 ? NULL : &nb_schema_fields[row];
-		if (f != NULL && f->rule == NB_SCHEMA_OBJECT &&
-		    nb_jscan_at(s, '{')) {
-			if (f_members(s, e, row, depth + 1) == -1)
-				return -1;
-		} else if (f != NULL && f->rule == NB_SCHEMA_FREE &&
-		    nb_jscan_at(s, '{')) {
-			if (f_extras(s, e, &e->val[row], depth + 1) == -1)
-				return -1;
-			e->present |= (uint64_t)1 << row;
-		} else {
-			if (nb_jscan_value(s, &v, depth + 1) == -1)
-				return -1;
-			if (f != NULL && nb_schema_is_string(f) &&
-			    v.kind == NB_JSCAN_STRING && v.len > 0) {
-				e->val[row] = v;
-				e->present |= (uint64_t)1 << row;
-			}
-		}
+	if (f->rule == NB_SCHEMA_OBJECT && nb_jscan_at(s, '{'))
+		return nb_schema_scan(s, row, depth, &e->seen, f_member_cb, e);
+	if (f->rule == NB_SCHEMA_FREE && nb_jscan_at(s, '{')) {
+		e->present |= (uint64_t)1 << row;
+		return f_extras(s, e, &e->val[row], depth);
 	}
-	return r;
+	if (nb_jscan_value(s, &v, depth) == -1)
+		return -1;
+	if (nb_schema_is_string(f) && v.kind == NB_JSCAN_STRING && v.len > 0) {
+		e->val[row] = v;
+		e->present |= (uint64_t)1 << row;
+	}
+	return 0;
 }
 
 /* Validates raw (one object, nothing after it) and fills e. */
@@ -517,14 +539,14 @@ fevent_read(struct fevent *e, const char *raw, size_t rawlen)
 {
 	struct nb_jscan s;
 
-	memset(e->val, 0, nb_schema_nfields * sizeof(e->val[0]));
 	e->present = 0;
 	e->seen = 0;
 	e->nextra = 0;
-	roles_get(&e->r);
+	e->r = roles_get();
 	nb_jscan_init(&s, raw, rawlen, FAST_OPTS);
 	nb_jscan_ws(&s);
-	if (!nb_jscan_at(&s, '{') || f_members(&s, e, -1, 0) == -1)
+	if (!nb_jscan_at(&s, '{') ||
+	    nb_schema_scan(&s, -1, 0, &e->seen, f_member_cb, e) == -1)
 		return -1;
 	nb_jscan_ws(&s);
 	return s.p == s.end ? 0 : -1;
@@ -537,17 +559,18 @@ fevent_read(struct fevent *e, const char *raw, size_t rawlen)
 static int
 fevent_check(const struct nb_mapping *m, const struct fevent *e, int64_t *ms)
 {
-	const struct nb_jscan_tok *id = &e->val[e->r.id];
-	const struct nb_jscan_tok *type = &e->val[e->r.type];
-	const struct nb_jscan_tok *at = &e->val[e->r.at];
-	const struct nb_jscan_tok *email = &e->val[e->r.email];
+	const struct nb_jscan_tok *id = &e->val[e->r->id];
+	const struct nb_jscan_tok *type = &e->val[e->r->type];
+	const struct nb_jscan_tok *at = &e->val[e->r->at];
+	const struct nb_jscan_tok *email = &e->val[e->r->email];
 
-	if (id->kind == 0 || id->len >= FAST_NAME_MAX || type->kind == 0 ||
-	    type->len >= FAST_NAME_MAX || at->kind == 0 ||
+	if (!has(e, e->r->id) || id->len >= FAST_NAME_MAX ||
+	    !has(e, e->r->type) || type->len >= FAST_NAME_MAX ||
+	    !has(e, e->r->at) ||
 	    nb_time_parse_rfc3339(at->p, at->len, ms) == -1)
 		return -1;
-	if (e->val[e->r.uid].kind == 0 &&
-	    (email->kind == 0 ||
+	if (!has(e, e->r->uid) &&
+	    (!has(e, e->r->email) ||
 		(m->anon == NB_SEGMENT_ANON_SHA256 && email->len > EMAIL_MAX)))
 		return -1;
 	return 0;
@@ -590,7 +613,7 @@ fevent_bound(const struct fevent *e, size_t namelen)
 		i = (size_t)__builtin_ctzll(m);
 		n += e->val[i].len + nb_schema_fields[i].namelen + 16;
 	}
-	return n + e->val[e->r.email].len + 2;
+	return n + (has(e, e->r->email) ? e->val[e->r->email].len : 0) + 2;
 }
 
 /* A checked input string, quoted: its bytes are already its JSON text. */
@@ -716,12 +739,12 @@ static void
 ob_identity(
     struct nb_buf *o, const struct nb_mapping *m, const struct fevent *e)
 {
-	const struct nb_jscan_tok *email = &e->val[e->r.email];
+	const struct nb_jscan_tok *email = &e->val[e->r->email];
 	char hex[65];
 
-	if (e->val[e->r.uid].kind != 0) {
+	if (has(e, e->r->uid)) {
 		OB_LIT(o, ",\"userId\":");
-		ob_span(o, &e->val[e->r.uid]);
+		ob_span(o, &e->val[e->r->uid]);
 		return;
 	}
 	OB_LIT(o, ",\"anonymousId\":");
@@ -762,7 +785,7 @@ ob_head(struct nb_buf *o, const struct nb_mapping *m, const char *source,
     const struct fevent *e, const char *name, int64_t ms)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
-	const struct nb_jscan_tok *id = &e->val[e->r.id];
+	const struct nb_jscan_tok *id = &e->val[e->r->id];
 	char hex[2 * sizeof(h)];
 
 	OB_LIT(o, "{\"type\":\"track\",\"event\":");
@@ -774,22 +797,31 @@ ob_head(struct nb_buf *o, const struct nb_mapping *m, const char *source,
 	OB_LIT(o, ",\"messageId\":\"nb-");
 	nb_buf_add(o, hex, sizeof(hex));
 	OB_LIT(o, "\",\"timestamp\":\"");
-	ob_timestamp(o, &e->val[e->r.at], ms);
+	ob_timestamp(o, &e->val[e->r->at], ms);
 	nb_buf_addc(o, '"');
 	return 0;
 }
 
+/* A length as a bit of a mask: 0..62, and 63 for all longer ones. */
+static inline uint64_t
+len_bit(size_t len)
+{
+	return (uint64_t)1 << (len < 63 ? len : 63);
+}
+
 /*
  * Whether key k is one of the n mapped properties the event has (rows):
- * those win.
+ * those win.  lens has the len_bit() of each of their names.
  */
 static int
-mapped_present(
-    const unsigned char *rows, size_t n, const struct nb_jscan_tok *k)
+mapped_present(const unsigned char *rows, size_t n, uint64_t lens,
+    const struct nb_jscan_tok *k)
 {
 	const struct nb_schema_field *f;
 	size_t i;
 
+	if (!(lens & len_bit(k->len)))
+		return 0;
 	for (i = 0; i < n; i++) {
 		f = &nb_schema_fields[rows[i]];
 		if (f->namelen == k->len && memcmp(f->name, k->p, k->len) == 0)
@@ -804,20 +836,21 @@ ob_properties(struct nb_buf *o, const struct fevent *e)
 	unsigned char rows[NB_SCHEMA_FIELDS_MAX];
 	const struct nb_schema_field *f;
 	size_t i, nrows = 0, n = 0;
-	uint64_t m;
+	uint64_t m, lens = 0;
 
 	OB_LIT(o, ",\"properties\":{");
-	for (m = e->present & e->r.property; m != 0; m &= m - 1) {
+	for (m = e->present & e->r->property; m != 0; m &= m - 1) {
 		i = (size_t)__builtin_ctzll(m);
 		f = &nb_schema_fields[i];
 		ob_mapped(o, n++ > 0, f, &e->val[i]);
 		rows[nrows++] = (unsigned char)i;
+		lens |= len_bit(f->namelen);
 	}
 	for (i = 0; i < e->nextra; i++) {
 		const struct nb_jscan_tok *k = &e->extra[i][0];
 		const struct nb_jscan_tok *v = &e->extra[i][1];
 
-		if (mapped_present(rows, nrows, k))
+		if (mapped_present(rows, nrows, lens, k))
 			continue;
 		if (v->kind == NB_JSCAN_STRING) {
 			ob_member(o, n++ > 0, k->p, k->len, v);
@@ -843,7 +876,7 @@ ob_context(struct nb_buf *o, const struct fevent *e)
 	uint64_t m;
 
 	OB_LIT(o, CONTEXT_HEAD);
-	for (m = e->present & e->r.context; m != 0; m &= m - 1) {
+	for (m = e->present & e->r->context; m != 0; m &= m - 1) {
 		i = (size_t)__builtin_ctzll(m);
 		f = &nb_schema_fields[i];
 		dot = memchr(f->name, '.', f->namelen);
@@ -887,7 +920,7 @@ nb_segment_track_text_direct(const struct nb_mapping *m, const char *source,
 	if (fevent_read(&e, raw, rawlen) == -1 ||
 	    fevent_check(m, &e, &ms) == -1)
 		return -1;
-	t = &e.val[e.r.type];
+	t = &e.val[e.r->type];
 	memcpy(type, t->p, t->len);
 	type[t->len] = '\0';
 	name = nb_segment_event_name(m, type);

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nudgebridge/jscan.h"
+
 #define NB_SCHEMA_ID_MAX   128 /* id: 1..128 bytes, each 0x21..0x7E */
 #define NB_SCHEMA_TYPE_MAX 64  /* type: 1..64 characters */
 #define NB_SCHEMA_FIELDS_MAX                                                   \
@@ -120,6 +122,25 @@ uint64_t nb_schema_rows(enum nb_schema_dest dest);
  * about strings.
  */
 int nb_schema_check(const struct nb_schema_field *f, const char *s, size_t len);
+
+/*
+ * A member nb_schema_scan() met that is row of the table: cb reads its
+ * value from s (a value at depth), recursing with nb_schema_scan() for an
+ * object row if it wants its leaves.  0, or -1 to decline.
+ */
+typedef int (*nb_schema_member_cb)(
+    struct nb_jscan *s, int row, unsigned depth, void *arg);
+
+/*
+ * Reads the object at s->p (at depth) as the members of parent (-1: the
+ * event itself): the value of each member that is a row under parent goes
+ * to cb, the others are only scanned.  A row met twice (*seen keeps a bit
+ * per row, zeroed by the caller before the event) is declined: jansson
+ * keeps the last value, and the direct readers leave that to it.  0, or -1
+ * when the scan or cb declines.
+ */
+int nb_schema_scan(struct nb_jscan *s, int parent, unsigned depth,
+    uint64_t *seen, nb_schema_member_cb cb, void *arg);
 
 /*
  * The contract's Segment event name for a Nudgespot type ("email.clicked":
