@@ -10,10 +10,9 @@
  * jscan.h), so whatever a scan accepts, jansson accepts too, which the
  * differential unit tests and fuzz targets of both callers check.  Strings
  * are scanned sixteen bytes at a time with SSE2, else eight.  Containers
- * recurse, at most
- * depth_max deep; an object whose keys must be unique keeps them in an
- * nb_jscan_keys on the stack of its frame, unless its caller reads every
- * key and checks the ones it cares about itself.
+ * recurse, at most depth_max deep; an object whose keys must be unique
+ * keeps them in an nb_jscan_keys on the stack of its frame, unless its
+ * caller reads every key and checks the ones it cares about itself.
  */
 #include <string.h>
 #ifdef __SSE2__

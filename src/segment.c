@@ -442,11 +442,13 @@ out:
  * 14,000 for a typical 600-byte event, a quarter of them the messageId's
  * SHA-256.  It reads the stored text once with jscan, declining what it
  * does not reproduce exactly (string escapes, numbers other than plain
- * integers, duplicate keys, objects over NB_JSCAN_WIDTH_MAX members,
- * nesting over NB_JSCAN_DEPTH_MAX) and invalid input, which the jansson
- * path then names.  Whatever it accepts, it writes byte for byte what
- * json_dumps(JSON_COMPACT) writes for the object nb_segment_track() builds:
- * members in insertion order, strings escaped as jansson escapes them (\"
+ * integers, a key twice where jansson would then map another value: in
+ * free-form values, or a key of the table; objects over
+ * NB_JSCAN_WIDTH_MAX members, nesting over NB_JSCAN_DEPTH_MAX) and invalid
+ * input, which the jansson path then names.  Whatever it accepts, it writes
+ * byte for byte what json_dumps(JSON_COMPACT) writes for the object
+ * nb_segment_track() builds: members in insertion order, strings escaped as
+ * jansson escapes them (\"
  * \\ \b \f \n \r \t, other controls as \u00XX), integers as %lld.
  * test_segment.c holds it to that over the fuzz corpora.
  *
@@ -462,8 +464,7 @@ out:
 #define FAST_OPTS                                                              \
 	(NB_JSCAN_NO_ESCAPES | NB_JSCAN_INTEGERS | NB_JSCAN_UNIQUE_KEYS)
 
-/* What fevent_read() found: val[i] holds a value when bit i of present is set.
- */
+/* What fevent_read() found: val[i] holds a value when present has bit i. */
 struct fevent {
 	const struct roles *r;
 	uint64_t present; /* the rows in val (bit i: row i) */
