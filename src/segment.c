@@ -69,13 +69,15 @@ nb_segment_event_name(const struct nb_mapping *m, const char *type)
 }
 
 /* The lower-case hex of every byte value, two characters each. */
-#define HEX_ROW(h)                                                             \
-	h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" h "8" h "9" h "a" h    \
-	  "b" h "c" h "d" h "e" h "f"
-static const char hex_pairs[] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2")
-    HEX_ROW("3") HEX_ROW("4") HEX_ROW("5") HEX_ROW("6") HEX_ROW("7")
-	HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b") HEX_ROW("c")
-	    HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
+/* clang-format off */
+#define HEX_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" \
+	h "8" h "9" h "a" h "b" h "c" h "d" h "e" h "f"
+static const char hex_pairs[] =
+    HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3")
+    HEX_ROW("4") HEX_ROW("5") HEX_ROW("6") HEX_ROW("7")
+    HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b")
+    HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
+/* clang-format on */
 
 /* Lower-case hex of n bytes into out (2n characters, no NUL). */
 static void

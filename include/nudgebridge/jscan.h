@@ -32,16 +32,22 @@
  * digits and reals whose integer part is longer or whose exponent exceeds
  * 280 (jansson refuses int64 overflow and reals that overflow to infinity;
  * these bounds keep every accepted real below 1e299).
+ *
+ * NB_JSCAN_NO_ESCAPES: a backslash in any string.
  */
-#define NB_JSCAN_NO_ESCAPES 0x01 /* a backslash in any string */
-#define NB_JSCAN_INTEGERS   0x02 /* a number but an NB_JSCAN_INTEGER one */
-#define NB_JSCAN_UNIQUE_KEYS                                                   \
-	0x04 /* a key twice in one object, or more                             \
-		than NB_JSCAN_WIDTH_MAX members */
-#define NB_JSCAN_TRUSTED                                                       \
-	0x08 /* text jansson has accepted: escapes in                          \
-		keys and numbers of any size pass, and                         \
-		nesting up to NB_JSCAN_TRUSTED_DEPTH_MAX */
+#define NB_JSCAN_NO_ESCAPES 0x01
+/* A number that is not an NB_JSCAN_INTEGER one. */
+#define NB_JSCAN_INTEGERS 0x02
+/*
+ * An object of more than NB_JSCAN_WIDTH_MAX members, and a key twice in
+ * one (unless the caller reads its keys itself, see nb_jscan_open()).
+ */
+#define NB_JSCAN_UNIQUE_KEYS 0x04
+/*
+ * Text jansson has accepted: escapes in keys and numbers of any size pass,
+ * and nesting up to NB_JSCAN_TRUSTED_DEPTH_MAX.
+ */
+#define NB_JSCAN_TRUSTED 0x08
 
 enum nb_jscan_kind {
 	NB_JSCAN_STRING = 1,
@@ -53,18 +59,18 @@ enum nb_jscan_kind {
 	NB_JSCAN_ARRAY,
 };
 
-/* Token flags. */
-#define NB_JSCAN_ESCAPED                                                       \
-	0x01 /* string: holds an escape (checked as                            \
-		jansson checks it), so the span is not                         \
-		its value */
-#define NB_JSCAN_INTEGER                                                       \
-	0x02 /* number: no fraction or exponent, within                        \
-		int64 and not "-0": jansson writes it back                     \
-		as it is written */
-#define NB_JSCAN_COMPACT                                                       \
-	0x04 /* no white space inside: the span is the                         \
-		value's compact JSON text */
+/*
+ * Token flags.  NB_JSCAN_ESCAPED: a string holds an escape (checked as
+ * jansson checks it), so its span is not its value.
+ */
+#define NB_JSCAN_ESCAPED 0x01
+/*
+ * A number without fraction or exponent, within int64 and not "-0":
+ * jansson writes it back as it is written.
+ */
+#define NB_JSCAN_INTEGER 0x02
+/* No white space inside: the span is the value's compact JSON text. */
+#define NB_JSCAN_COMPACT 0x04
 
 /*
  * A value.  For a string the span is its bytes between the quotes (valid

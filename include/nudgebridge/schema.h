@@ -22,15 +22,14 @@
 
 #define NB_SCHEMA_ID_MAX   128 /* id: 1..128 bytes, each 0x21..0x7E */
 #define NB_SCHEMA_TYPE_MAX 64  /* type: 1..64 characters */
-#define NB_SCHEMA_FIELDS_MAX                                                   \
-	48 /* the most rows the table may hold (64 at                          \
-	      most: a row is a bit of a mask) */
+/* The most rows the table may hold; at most 64, a row is a bit of a mask. */
+#define NB_SCHEMA_FIELDS_MAX 48
 
 /* What a field's value must be, when present. */
 enum nb_schema_rule {
 	NB_SCHEMA_STRING,     /* a string, any */
 	NB_SCHEMA_TEXT,	      /* a non-empty string without control chars */
-	NB_SCHEMA_EVENT_ID,   /* NB_SCHEMA_ID_MAX printable ASCII at most */
+	NB_SCHEMA_EVENT_ID,   /* 1..NB_SCHEMA_ID_MAX bytes 0x21..0x7E */
 	NB_SCHEMA_EVENT_TYPE, /* 1..NB_SCHEMA_TYPE_MAX chars, no control */
 	NB_SCHEMA_TIME,	      /* an RFC 3339 date-time */
 	NB_SCHEMA_OBJECT,     /* an object: the leaf rows after this one */
@@ -66,7 +65,7 @@ enum nb_schema_dest {
 struct nb_schema_field {
 	const char *key;	 /* the member's key */
 	const char *parent;	 /* a leaf's object's key; NULL at the top */
-	const char *name;	 /* PROPERTY or CONTEXT: the name written */
+	const char *name;	 /* PROPERTY, CONTEXT: the name written; "" */
 	const char *member;	 /* ",\"<name>\":\"", the JSON text before a
 				    string value under a name without '.' */
 	const char *missing;	 /* message when absent; NULL: optional */
