@@ -548,7 +548,8 @@ handle_show(struct nb_admin *a, struct evhttp_request *req, const char *key)
 	}
 	if ((src = nb_config_source(a->cfg, ev[0].source)) != NULL &&
 	    ev[0].raw != NULL)
-		track = nb_segment_track(src, ev[0].raw, ev[0].rawlen, &why);
+		track = nb_segment_track(
+		    &src->mapping, src->name, ev[0].raw, ev[0].rawlen, &why);
 	json_object_set_new(o, "track", track != NULL ? track : json_null());
 	if (track == NULL)
 		json_object_set_new(o, "track_error",

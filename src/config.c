@@ -49,21 +49,6 @@ struct ctx {
 	const char *dir; /* absolute folder that relative paths start from */
 };
 
-static const struct {
-	const char *type;
-	const char *event;
-} default_names[] = {
-    {"email.sent", "Email Sent"},
-    {"email.delivered", "Email Delivered"},
-    {"email.opened", "Email Opened"},
-    {"email.clicked", "Email Link Clicked"},
-    {"email.bounced", "Email Bounced"},
-    {"email.spam_reported", "Email Marked as Spam"},
-    {"email.unsubscribed", "Unsubscribed"},
-    {"email.dropped", "Email Dropped"},
-    {"email.deferred", "Email Deferred"},
-};
-
 static const char *const top_keys[] = {"listen", "admin", "log", "store",
     "limits", "segment", "sources", "tls", "user", "http_threads", NULL};
 static const char *const tls_keys[] = {"cert_file", "key_file", NULL};
@@ -945,7 +930,7 @@ parse_event_names(
 
 	if (get_object(c, o, base, "event_names", &names) == -1)
 		return -1;
-	if ((src->event_names = json_object()) == NULL)
+	if ((src->mapping.event_names = json_object()) == NULL)
 		return fail(c, base, "out of memory");
 	if (names == NULL)
 		return 0;
@@ -964,7 +949,7 @@ parse_event_names(
 			return fail(c, path,
 			    "must be a string of 1..%d characters",
 			    EVENT_NAME_MAX);
-		if (json_object_set_new(src->event_names, k,
+		if (json_object_set_new(src->mapping.event_names, k,
 			json_string(json_string_value(v))) == -1)
 			return fail(c, path, "out of memory");
 	}
@@ -1024,7 +1009,8 @@ parse_source(struct ctx *c, struct nb_config *cfg, struct nb_source *src,
 	    get_endpoint(c, o, base, "endpoint", &endpoint) == -1 ||
 	    parse_event_names(c, src, o, base) == -1)
 		goto out;
-	src->anon = anon == 1 ? NB_ANON_SHA256 : NB_ANON_EMAIL;
+	src->mapping.anon =
+	    anon == 1 ? NB_SEGMENT_ANON_SHA256 : NB_SEGMENT_ANON_EMAIL;
 	/* Most specific first: endpoint, explicit region, global, us. */
 	if (endpoint != NULL) {
 		src->endpoint = endpoint;
@@ -1081,7 +1067,7 @@ source_clear(struct nb_source *src)
 	nb_keyring_free(src->keys);
 	wipe_free(src->write_key);
 	free(src->endpoint);
-	json_decref(src->event_names);
+	nb_segment_mapping_clear(&src->mapping);
 }
 
 static void
@@ -1360,23 +1346,4 @@ nb_config_source_name_valid(const char *name)
 		return 0;
 	}
 	return 1;
-}
-
-const char *
-nb_config_event_name(const struct nb_source *src, const char *type)
-{
-	const char *name;
-	size_t i;
-
-	if (type == NULL)
-		return NULL;
-	if (src != NULL && src->event_names != NULL &&
-	    (name = json_string_value(
-		 json_object_get(src->event_names, type))) != NULL)
-		return name;
-	for (i = 0; i < sizeof(default_names) / sizeof(default_names[0]); i++) {
-		if (strcmp(default_names[i].type, type) == 0)
-			return default_names[i].event;
-	}
-	return type;
 }

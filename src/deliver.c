@@ -594,8 +594,8 @@ lane_claim(struct nb_deliver *d, struct lane *l, int64_t now)
 			continue;
 		}
 		why = NULL;
-		if (nb_segment_track_text(
-			src, r->raw, r->rawlen, &msg, &len, &why) == -1) {
+		if (nb_segment_track_text(&src->mapping, src->name, r->raw,
+			r->rawlen, &msg, &len, &why) == -1) {
 			if (why == NULL || strcmp(why, "out of memory") == 0) {
 				log_error(
 				    "cannot map event", " key=%s", r->key);

@@ -640,7 +640,8 @@ dlq_show(struct nb_store *st, const struct dlq_args *a, struct nb_dlq_query *q,
 	track = NULL;
 	if ((src = nb_config_source(cfg, ev[0].source)) != NULL &&
 	    ev[0].raw != NULL)
-		track = nb_segment_track(src, ev[0].raw, ev[0].rawlen, &why);
+		track = nb_segment_track(
+		    &src->mapping, src->name, ev[0].raw, ev[0].rawlen, &why);
 	json_object_set_new(j, "track", track != NULL ? track : json_null());
 	if (track == NULL && why != NULL)
 		json_object_set_new(j, "track_error", json_string(why));

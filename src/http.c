@@ -345,7 +345,7 @@ ctx_free(struct wh_ctx *c)
 {
 	if (c == NULL)
 		return;
-	nb_payload_clear(&c->payload);
+	nb_nudgespot_clear(&c->payload);
 	free(c->webhook_id);
 	nb_config_unref(c->cfg);
 	free(c);
@@ -414,7 +414,7 @@ handle_webhook(struct worker *w, struct evhttp_request *req, const char *name)
 	static unsigned char empty[1];
 	struct wh_ctx *c = NULL;
 	enum nb_sig_result sr;
-	enum nb_payload_result pr;
+	enum nb_nudgespot_result pr;
 	unsigned char *body;
 	size_t len;
 	int64_t now;
@@ -489,12 +489,12 @@ handle_webhook(struct worker *w, struct evhttp_request *req, const char *name)
 		return;
 	}
 	pr = nb_nudgespot_parse(&c->payload, (const char *)body, len);
-	if (pr != NB_PAYLOAD_OK) {
-		if (pr == NB_PAYLOAD_INVALID_JSON)
+	if (pr != NB_NUDGESPOT_OK) {
+		if (pr == NB_NUDGESPOT_INVALID_JSON)
 			webhook_error(w, req, 400, "invalid_json",
 			    "the body is not valid JSON (UTF-8)", name, sh.id,
 			    len, 0);
-		else if (pr == NB_PAYLOAD_INVALID_PAYLOAD)
+		else if (pr == NB_NUDGESPOT_INVALID_PAYLOAD)
 			webhook_error(w, req, 400, "invalid_payload",
 			    "the body must be an event object or an array of "
 			    "1..1000 event objects",

@@ -3,16 +3,19 @@
  * segment: a stored Nudgespot event becomes one Segment Track message.
  *
  * The input is the event text exactly as it was received and validated, so
- * the mapping is a pure function of (source settings, stored text): the
- * same event yields the same message, byte for byte, on every retry, replay
- * and instance.  Mapped values are taken over as the JSON values they were
- * (never re-encoded through C strings), absent, null and "" inputs give
- * absent keys, and free-form properties never overwrite mapped ones.  This
- * module does not batch, size-check or send; the deliverer does.  No global
- * state: any thread may call it.  nb_segment_track_text() is on the
- * drain's hot path, so it first tries a direct single-pass encoder (see
- * "The direct path" below) and falls back to the jansson path.
+ * the mapping is a pure function of (mapping settings, source name, stored
+ * text): the same event yields the same message, byte for byte, on every
+ * retry, replay and instance.  Which fields are read and where they go is
+ * schema.c's table, walked in its order by both paths below.  Mapped values
+ * are taken over as the JSON values they were (never re-encoded through C
+ * strings), absent, null and "" inputs give absent keys, and free-form
+ * properties never overwrite mapped ones.  This module does not batch,
+ * size-check or send; the deliverer does.  No global state: any thread may
+ * call it.  nb_segment_track_text() is on the drain's hot path, so it first
+ * tries a direct single-pass encoder (see "The direct path" below) and
+ * falls back to the jansson path.
  */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,143 +23,122 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
-#include "nudgebridge/config.h"
+#include "nudgebridge/buf.h"
+#include "nudgebridge/jscan.h"
+#include "nudgebridge/schema.h"
 #include "nudgebridge/segment.h"
 #include "nudgebridge/timeutil.h"
 #include "nudgebridge/utf8.h"
 
-#define EMAIL_MAX      1024 /* longer than any valid address; bounds the copy */
-#define FAST_DEPTH_MAX 32   /* deeper input takes the jansson path */
-#define FAST_KEYS_MAX  64   /* wider objects take the jansson path */
-#define FAST_NAME_MAX  512  /* longest id or type the direct path copies */
-/* source NUL event id hashed in one call when it fits; else streamed. */
-#define MSGID_INPUT_MAX (NB_SOURCE_NAME_MAX + 1 + FAST_NAME_MAX)
-
+#define EMAIL_MAX     1024 /* longer than any valid address; bounds the copy */
+#define FAST_NAME_MAX 512  /* longest id or type the direct path copies */
 /*
- * The second-level strings the mapping reads.  The first NMAPPED rows are
- * the mapped properties, in the order they are sent; the rows of one
- * object are adjacent, and objs[] below says which rows each object holds.
+ * Source NUL event id, hashed in one call when it fits (source names are
+ * at most 63 bytes, see config.h); else streamed.
  */
-enum fobj { O_MESSAGE, O_LINK, O_BOUNCE, O_LIST, O_SUBSCRIBER, O_CLIENT };
+#define MSGID_INPUT_MAX (64 + 1 + FAST_NAME_MAX)
 
-enum fleaf {
-	L_EMAIL_ID,
-	L_EMAIL_SUBJECT,
-	L_CAMPAIGN_ID,
-	L_CAMPAIGN_NAME,
-	L_LINK_ID,
-	L_LINK_URL,
-	L_BOUNCE_TYPE,
-	L_BOUNCE_REASON,
-	L_LIST_ID,
-	L_LIST_NAME,
-	L_UID,
-	L_EMAIL,
-	L_IP,
-	L_USER_AGENT,
-	NLEAVES
-};
+void
+nb_segment_mapping_clear(struct nb_mapping *m)
+{
+	if (m == NULL)
+		return;
+	json_decref(m->event_names);
+	m->event_names = NULL;
+	m->anon = NB_SEGMENT_ANON_EMAIL;
+}
 
-#define NMAPPED ((size_t)L_UID)
-
-#define LEAF(prop, o, key)                                                     \
-	{                                                                      \
-		prop, sizeof(prop) - 1, o, key, sizeof(key) - 1                \
-	}
-
-static const struct {
-	const char *prop; /* property name, "" past NMAPPED */
-	size_t proplen;
-	enum fobj obj;
-	const char *key; /* key inside the object */
-	size_t keylen;
-} leaves[NLEAVES] = {
-    [L_EMAIL_ID] = LEAF("email_id", O_MESSAGE, "id"),
-    [L_EMAIL_SUBJECT] = LEAF("email_subject", O_MESSAGE, "subject"),
-    [L_CAMPAIGN_ID] = LEAF("campaign_id", O_MESSAGE, "campaign_id"),
-    [L_CAMPAIGN_NAME] = LEAF("campaign_name", O_MESSAGE, "campaign_name"),
-    [L_LINK_ID] = LEAF("link_id", O_LINK, "id"),
-    [L_LINK_URL] = LEAF("link_url", O_LINK, "url"),
-    [L_BOUNCE_TYPE] = LEAF("bounce_type", O_BOUNCE, "type"),
-    [L_BOUNCE_REASON] = LEAF("bounce_reason", O_BOUNCE, "reason"),
-    [L_LIST_ID] = LEAF("list_id", O_LIST, "id"),
-    [L_LIST_NAME] = LEAF("list_name", O_LIST, "name"),
-    [L_UID] = LEAF("", O_SUBSCRIBER, "uid"),
-    [L_EMAIL] = LEAF("", O_SUBSCRIBER, "email"),
-    [L_IP] = LEAF("", O_CLIENT, "ip"),
-    [L_USER_AGENT] = LEAF("", O_CLIENT, "user_agent"),
-};
-
-/* The top-level objects holding them: rows [first, first + n). */
-static const struct {
+const char *
+nb_segment_event_name(const struct nb_mapping *m, const char *type)
+{
 	const char *name;
-	enum fleaf first;
-	size_t n;
-} objs[] = {
-    [O_MESSAGE] = {"message", L_EMAIL_ID, 4},
-    [O_LINK] = {"link", L_LINK_ID, 2},
-    [O_BOUNCE] = {"bounce", L_BOUNCE_TYPE, 2},
-    [O_LIST] = {"list", L_LIST_ID, 2},
-    [O_SUBSCRIBER] = {"subscriber", L_UID, 2},
-    [O_CLIENT] = {"client", L_IP, 2},
-};
 
-/* obj[key] when it is a non-empty string, else NULL (absent).  Borrowed. */
-static json_t *
-present(const json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-
-	if (!json_is_string(v) || json_string_length(v) == 0)
+	if (type == NULL)
 		return NULL;
-	return v;
+	if (m != NULL && m->event_names != NULL &&
+	    (name = json_string_value(json_object_get(m->event_names, type))) !=
+		NULL)
+		return name;
+	if ((name = nb_schema_event_name(type)) != NULL)
+		return name;
+	return type;
 }
 
-/* ev[obj][key], see present(). */
-static json_t *
-leaf(const json_t *ev, const char *obj, const char *key)
-{
-	return present(json_object_get(ev, obj), key);
-}
-
-/* Sets key to v (borrowed, a reference is taken) when v is not NULL. */
-static int
-set_opt(json_t *o, const char *key, json_t *v)
-{
-	if (v == NULL)
-		return 0;
-	return json_object_set(o, key, v);
-}
+/* The lower-case hex of every byte value, two characters each. */
+/* clang-format off */
+#define HEX_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" \
+	h "8" h "9" h "a" h "b" h "c" h "d" h "e" h "f"
+static const char hex_pairs[] =
+    HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3")
+    HEX_ROW("4") HEX_ROW("5") HEX_ROW("6") HEX_ROW("7")
+    HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b")
+    HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
+/* clang-format on */
 
 /* Lower-case hex of n bytes into out (2n characters, no NUL). */
 static void
 hex_put(char *out, const unsigned char *in, size_t n)
 {
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
+	size_t i = 0;
 
-	for (i = 0; i < n; i++) {
-		*out++ = digits[in[i] >> 4];
-		*out++ = digits[in[i] & 0xf];
+#ifdef __SSE2__
+	/* Sixteen bytes at a time: nibbles interleaved, then to digits. */
+	const __m128i low = _mm_set1_epi8(0x0f), nine = _mm_set1_epi8(9);
+	const __m128i zero = _mm_set1_epi8('0'),
+		      af = _mm_set1_epi8('a' - '9' - 1);
+	__m128i x, hi, lo, a, b;
+
+	for (; n - i >= 16; i += 16) {
+		x = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
+		hi = _mm_and_si128(_mm_srli_epi16(x, 4), low);
+		lo = _mm_and_si128(x, low);
+		a = _mm_unpacklo_epi8(hi, lo);
+		b = _mm_unpackhi_epi8(hi, lo);
+		a = _mm_add_epi8(_mm_add_epi8(a, zero),
+		    _mm_and_si128(_mm_cmpgt_epi8(a, nine), af));
+		b = _mm_add_epi8(_mm_add_epi8(b, zero),
+		    _mm_and_si128(_mm_cmpgt_epi8(b, nine), af));
+		_mm_storeu_si128((__m128i *)(void *)(out + 2 * i), a);
+		_mm_storeu_si128((__m128i *)(void *)(out + 2 * i + 16), b);
 	}
+#endif
+	for (; i < n; i++)
+		memcpy(out + 2 * i, hex_pairs + 2 * in[i], 2);
 }
 
-static void
-hex_sha256(const unsigned char *in, size_t len, char out[65])
+/*
+ * The hex SHA-256 of an address lowered (ASCII letters only): the sha256
+ * anonymousId.  -1 when the address is longer than EMAIL_MAX.
+ */
+static int
+hashed_address(const char *s, size_t len, char out[65])
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
+	char lower[EMAIL_MAX];
+	size_t i;
 
-	crypto_hash_sha256(h, in, len);
+	if (len > sizeof(lower))
+		return -1;
+	for (i = 0; i < len; i++) {
+		lower[i] = s[i];
+		if (s[i] >= 'A' && s[i] <= 'Z')
+			lower[i] = (char)(s[i] - 'A' + 'a');
+	}
+	crypto_hash_sha256(h, (const unsigned char *)lower, len);
 	hex_put(out, h, sizeof(h));
 	out[64] = '\0';
+	return 0;
 }
 
 /*
  * The SHA-256 of source, a NUL byte and the event id (idlen bytes).  The
  * separator keeps ("a", "bc") and ("ab", "c") apart.  One call over a copy
  * when it fits the stack, as it always does on the direct path for the
- * configured sources (names of at most NB_SOURCE_NAME_MAX bytes).
+ * configured sources.
  */
 static void
 msgid_digest(const char *source, const char *id, size_t idlen,
@@ -193,42 +175,111 @@ nb_segment_message_id(
 	out[NB_SEGMENT_MSGID_LEN - 1] = '\0';
 }
 
+/*
+ * The rows that play a role, and the rows of each destination: constant,
+ * found once.
+ */
+struct roles {
+	int id, type, at, uid, email, props;
+	uint64_t property, context; /* masks, see nb_schema_rows() */
+};
+
+static struct roles roles;
+static pthread_once_t roles_once = PTHREAD_ONCE_INIT;
+
+static void
+roles_init(void)
+{
+	roles.id = nb_schema_row(NB_SCHEMA_MESSAGE_ID);
+	roles.type = nb_schema_row(NB_SCHEMA_EVENT);
+	roles.at = nb_schema_row(NB_SCHEMA_TIMESTAMP);
+	roles.uid = nb_schema_row(NB_SCHEMA_USER_ID);
+	roles.email = nb_schema_row(NB_SCHEMA_ANONYMOUS_ID);
+	roles.props = nb_schema_row(NB_SCHEMA_PROPERTIES);
+	roles.property = nb_schema_rows(NB_SCHEMA_PROPERTY);
+	roles.context = nb_schema_rows(NB_SCHEMA_CONTEXT);
+}
+
+static const struct roles *
+roles_get(void)
+{
+	(void)pthread_once(&roles_once, roles_init);
+	return &roles;
+}
+
+/* obj[key] when it is a non-empty string, else NULL (absent).  Borrowed. */
+static json_t *
+present(const json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return NULL;
+	return v;
+}
+
+/*
+ * What the mapping reads of an event, by row of the table: present()
+ * strings, and the free-form object as it is.  Borrowed from ev.
+ */
+static void
+tree_fields(const json_t *ev, json_t *val[NB_SCHEMA_FIELDS_MAX])
+{
+	const struct nb_schema_field *f;
+	const json_t *obj = NULL;
+	size_t i;
+
+	for (i = 0; i < nb_schema_nfields; i++) {
+		f = &nb_schema_fields[i];
+		val[i] = NULL;
+		if (f->rule == NB_SCHEMA_OBJECT)
+			obj = json_object_get(ev, f->key);
+		else if (f->rule == NB_SCHEMA_FREE)
+			val[i] = json_object_get(ev, f->key);
+		else
+			val[i] = present(f->parent == NULL ? ev : obj, f->key);
+	}
+}
+
+/* Sets key to v (borrowed, a reference is taken) when v is not NULL. */
+static int
+set_opt(json_t *o, const char *key, json_t *v)
+{
+	if (v == NULL)
+		return 0;
+	return json_object_set(o, key, v);
+}
+
 /* The anonymousId for an address: itself, or hex SHA-256 of it lowered. */
 static json_t *
-anonymous_id(const struct nb_source *src, json_t *email)
+anonymous_id(const struct nb_mapping *m, json_t *email)
 {
-	char lower[EMAIL_MAX], hex[65];
-	const char *s = json_string_value(email);
-	size_t len = json_string_length(email), i;
+	char hex[65];
 
-	if (src->anon != NB_ANON_SHA256)
+	if (m->anon != NB_SEGMENT_ANON_SHA256)
 		return json_incref(email);
-	if (len > sizeof(lower))
+	if (hashed_address(
+		json_string_value(email), json_string_length(email), hex) == -1)
 		return NULL;
-	for (i = 0; i < len; i++) {
-		lower[i] = s[i];
-		if (s[i] >= 'A' && s[i] <= 'Z')
-			lower[i] = (char)(s[i] - 'A' + 'a');
-	}
-	hex_sha256((const unsigned char *)lower, len, hex);
 	return json_string(hex);
 }
 
 static json_t *
-build_properties(const json_t *ev)
+build_properties(json_t *const val[], const struct roles *r)
 {
-	json_t *props, *extra, *v;
+	const struct nb_schema_field *f;
+	json_t *props, *extra = val[r->props], *v;
 	const char *k;
 	size_t i;
 
 	if ((props = json_object()) == NULL)
 		return NULL;
-	for (i = 0; i < NMAPPED; i++) {
-		v = leaf(ev, objs[leaves[i].obj].name, leaves[i].key);
-		if (set_opt(props, leaves[i].prop, v) == -1)
+	for (i = 0; i < nb_schema_nfields; i++) {
+		f = &nb_schema_fields[i];
+		if (f->dest == NB_SCHEMA_PROPERTY &&
+		    set_opt(props, f->name, val[i]) == -1)
 			goto fail;
 	}
-	extra = json_object_get(ev, "properties");
 	if (json_is_object(extra)) {
 		json_object_foreach(extra, k, v)
 		{
@@ -244,10 +295,31 @@ fail:
 	return NULL;
 }
 
-static json_t *
-build_context(const json_t *ev, json_t *email)
+/* ctx.name = v, where a name "a.b" is member b of object a. */
+static int
+context_set(json_t *ctx, const char *name, json_t *v)
 {
-	json_t *ctx = NULL, *traits = NULL;
+	const char *dot = strchr(name, '.');
+	size_t n;
+	json_t *o;
+
+	if (dot == NULL)
+		return json_object_set(ctx, name, v);
+	n = (size_t)(dot - name);
+	if ((o = json_object_getn(ctx, name, n)) == NULL) {
+		if ((o = json_object()) == NULL ||
+		    json_object_setn_new(ctx, name, n, o) == -1)
+			return -1;
+	}
+	return json_object_set(o, dot + 1, v);
+}
+
+static json_t *
+build_context(json_t *const val[])
+{
+	const struct nb_schema_field *f;
+	json_t *ctx;
+	size_t i;
 
 	ctx = json_pack("{s:{s:s,s:s},s:{s:s,s:s}}", "integration", "name",
 	    NB_SEGMENT_INTEGRATION_NAME, "version",
@@ -255,31 +327,82 @@ build_context(const json_t *ev, json_t *email)
 	    NB_SEGMENT_LIBRARY_NAME, "version", NB_VERSION);
 	if (ctx == NULL)
 		return NULL;
-	if (email != NULL) {
-		if ((traits = json_object()) == NULL ||
-		    json_object_set(traits, "email", email) == -1 ||
-		    json_object_set_new(ctx, "traits", traits) == -1) {
-			json_decref(traits);
-			goto fail;
+	for (i = 0; i < nb_schema_nfields; i++) {
+		f = &nb_schema_fields[i];
+		if (f->dest == NB_SCHEMA_CONTEXT && val[i] != NULL &&
+		    context_set(ctx, f->name, val[i]) == -1) {
+			json_decref(ctx);
+			return NULL;
 		}
 	}
-	if (set_opt(ctx, "ip", leaf(ev, "client", "ip")) == -1 ||
-	    set_opt(ctx, "userAgent", leaf(ev, "client", "user_agent")) == -1)
-		goto fail;
 	return ctx;
-fail:
-	json_decref(ctx);
+}
+
+/* A present string without a NUL inside (that is a C string as it is). */
+static int
+c_string(const json_t *v)
+{
+	return v != NULL &&
+	    strlen(json_string_value(v)) == json_string_length(v);
+}
+
+/* The checks of nb_segment_track(): NULL, or why the event cannot map. */
+static const char *
+tree_check(json_t *const val[], const struct roles *r, int64_t *ms)
+{
+	const json_t *at = val[r->at];
+
+	if (!c_string(val[r->id]))
+		return "missing or invalid id";
+	if (!c_string(val[r->type]))
+		return "missing or invalid type";
+	if (at == NULL ||
+	    nb_time_parse_rfc3339(
+		json_string_value(at), json_string_length(at), ms) == -1)
+		return "missing or invalid occurred_at";
+	if (val[r->uid] == NULL && val[r->email] == NULL)
+		return "neither subscriber.uid nor subscriber.email";
+	return NULL;
+}
+
+/* "type" up to "timestamp" of the jansson path's message. */
+static const char *
+tree_head(json_t *msg, const struct nb_mapping *m, const char *source,
+    json_t *const val[], const struct roles *r, int64_t ms)
+{
+	char msgid[NB_SEGMENT_MSGID_LEN], ts[NB_TIME_ISO_LEN];
+	json_t *anon;
+
+	nb_segment_message_id(source, json_string_value(val[r->id]), msgid);
+	nb_time_format_iso(ms, ts);
+	if (json_object_set_new(msg, "type", json_string("track")) == -1 ||
+	    json_object_set_new(msg, "event",
+		json_string(nb_segment_event_name(
+		    m, json_string_value(val[r->type])))) == -1)
+		return "out of memory";
+	if (val[r->uid] != NULL) {
+		if (json_object_set(msg, "userId", val[r->uid]) == -1)
+			return "out of memory";
+	} else {
+		if ((anon = anonymous_id(m, val[r->email])) == NULL)
+			return "subscriber.email too long";
+		if (json_object_set_new(msg, "anonymousId", anon) == -1)
+			return "out of memory";
+	}
+	if (json_object_set_new(msg, "messageId", json_string(msgid)) == -1 ||
+	    json_object_set_new(msg, "timestamp", json_string(ts)) == -1)
+		return "out of memory";
 	return NULL;
 }
 
 json_t *
-nb_segment_track(const struct nb_source *src, const char *raw, size_t rawlen,
-    const char **err)
+nb_segment_track(const struct nb_mapping *m, const char *source,
+    const char *raw, size_t rawlen, const char **err)
 {
-	char msgid[NB_SEGMENT_MSGID_LEN], ts[NB_TIME_ISO_LEN];
+	json_t *val[NB_SCHEMA_FIELDS_MAX];
 	json_t *ev = NULL, *msg = NULL, *out = NULL, *part;
-	json_t *id, *type, *at, *uid, *email;
 	const char *why = "out of memory";
+	const struct roles *r = roles_get();
 	int64_t ms;
 
 	/* JSON_ALLOW_NUL: whatever was stored must map, "\u0000" included. */
@@ -288,59 +411,18 @@ nb_segment_track(const struct nb_source *src, const char *raw, size_t rawlen,
 		why = "not a JSON object";
 		goto out;
 	}
-	id = present(ev, "id");
-	type = present(ev, "type");
-	at = present(ev, "occurred_at");
-	uid = leaf(ev, "subscriber", "uid");
-	email = leaf(ev, "subscriber", "email");
-	if (id == NULL ||
-	    strlen(json_string_value(id)) != json_string_length(id)) {
-		why = "missing or invalid id";
+	tree_fields(ev, val);
+	if ((why = tree_check(val, r, &ms)) != NULL)
 		goto out;
-	}
-	if (type == NULL ||
-	    strlen(json_string_value(type)) != json_string_length(type)) {
-		why = "missing or invalid type";
+	why = "out of memory";
+	if ((msg = json_object()) == NULL ||
+	    (why = tree_head(msg, m, source, val, r, ms)) != NULL)
 		goto out;
-	}
-	if (at == NULL ||
-	    nb_time_parse_rfc3339(
-		json_string_value(at), json_string_length(at), &ms) == -1) {
-		why = "missing or invalid occurred_at";
-		goto out;
-	}
-	if (uid == NULL && email == NULL) {
-		why = "neither subscriber.uid nor subscriber.email";
-		goto out;
-	}
-	nb_segment_message_id(src->name, json_string_value(id), msgid);
-	nb_time_format_iso(ms, ts);
-
-	if ((msg = json_object()) == NULL)
-		goto out;
-	if (json_object_set_new(msg, "type", json_string("track")) == -1 ||
-	    json_object_set_new(msg, "event",
-		json_string(
-		    nb_config_event_name(src, json_string_value(type)))) == -1)
-		goto out;
-	if (uid != NULL) {
-		if (json_object_set(msg, "userId", uid) == -1)
-			goto out;
-	} else {
-		if ((part = anonymous_id(src, email)) == NULL) {
-			why = "subscriber.email too long";
-			goto out;
-		}
-		if (json_object_set_new(msg, "anonymousId", part) == -1)
-			goto out;
-	}
-	if (json_object_set_new(msg, "messageId", json_string(msgid)) == -1 ||
-	    json_object_set_new(msg, "timestamp", json_string(ts)) == -1)
-		goto out;
-	if ((part = build_properties(ev)) == NULL ||
+	why = "out of memory";
+	if ((part = build_properties(val, r)) == NULL ||
 	    json_object_set_new(msg, "properties", part) == -1)
 		goto out;
-	if ((part = build_context(ev, email)) == NULL ||
+	if ((part = build_context(val)) == NULL ||
 	    json_object_set_new(msg, "context", part) == -1)
 		goto out;
 	if (json_object_set_new(
@@ -359,447 +441,98 @@ out:
 /*
  * The direct path.  Through jansson (parse, build, dump, free) a Track
  * message costs about 230,000 instructions per event; this path about
- * 15,000 for a typical 600-byte event, a quarter of them the messageId's
- * SHA-256.  It reads the stored text once, and declines anything it does
- * not handle exactly: string escapes, reals, "-0",
- * duplicate keys, invalid input (the jansson path then names the error),
- * very deep or wide objects.  Whatever it accepts, it writes byte for byte
- * what json_dumps(JSON_COMPACT) writes for the object nb_segment_track()
- * builds: members in insertion order, strings escaped as jansson escapes
- * them (\" \\ \b \f \n \r \t, other controls as \u00XX), integers as %lld.
+ * 14,000 for a typical 600-byte event, a quarter of them the messageId's
+ * SHA-256.  It reads the stored text once with jscan, declining what it
+ * does not reproduce exactly (string escapes, numbers other than plain
+ * integers, a key twice where jansson would then map another value: in
+ * free-form values, or a key of the table; objects over
+ * NB_JSCAN_WIDTH_MAX members, nesting over NB_JSCAN_DEPTH_MAX) and invalid
+ * input, which the jansson path then names.  Whatever it accepts, it writes
+ * byte for byte what json_dumps(JSON_COMPACT) writes for the object
+ * nb_segment_track() builds: members in insertion order, strings escaped as
+ * jansson escapes them (\"
+ * \\ \b \f \n \r \t, other controls as \u00XX), integers as %lld.
  * test_segment.c holds it to that over the fuzz corpora.
  *
- * It works in two steps.  fevent_read() validates the whole text in one
- * pass (strings eight bytes at a time, keys told apart by length first)
- * and records in a struct fevent where the members the mapping reads are:
- * the top-level strings, the leaves[] of the second-level objects and each
- * member of "properties".  The writer then allocates one buffer of a size
- * bounded from those byte ranges and copies them out.  A value is a span
- * of the input: for a string its bytes between the quotes (no escapes,
- * valid UTF-8, so they are also its JSON text), for anything else its JSON
- * text.  Only free-form values whose text held whitespace are read again,
- * to drop it.
+ * It works in two steps.  fevent_read() validates the whole text and
+ * records, by row of the table, the spans the mapping reads (present
+ * strings, and the free-form object with each of its members).  The writer
+ * then reserves one nb_buf of a size bounded from those spans and copies
+ * them out.  A string's span is its bytes between the quotes (no escapes,
+ * valid UTF-8), so it is also its JSON text once quoted; anything else's
+ * is its JSON text.  Only free-form values whose text held white space are
+ * read again, to drop it.
  */
-enum fkind { FK_NONE, FK_STRING, FK_INT, FK_LITERAL, FK_OBJECT, FK_ARRAY };
+#define FAST_OPTS                                                              \
+	(NB_JSCAN_NO_ESCAPES | NB_JSCAN_INTEGERS | NB_JSCAN_UNIQUE_KEYS)
 
-struct fval {
-	enum fkind kind;
-	int compact; /* no whitespace between tokens: the span is its dump */
-	const char *p;
-	size_t len;
-};
-
-struct fparse {
-	const char *p;
-	const char *end;
-	size_t nws; /* whitespace runs skipped so far */
-};
-
-/*
- * A member callback of fp_container(): key is the member's key (NULL in an
- * array) and the callback parses the value at f->p itself.
- */
-typedef int (*fmember_cb)(
-    struct fparse *f, const struct fval *key, int depth, void *arg);
-
-/* What fevent_read() found; absent members have kind FK_NONE, length 0. */
+/* What fevent_read() found: val[i] holds a value when present has bit i. */
 struct fevent {
-	struct fval id, type, at;
-	struct fval props;	   /* "properties" when an object */
-	struct fval leaf[NLEAVES]; /* present() strings, by enum fleaf */
-	size_t nextra;		   /* members of props */
-	struct fval extra[FAST_KEYS_MAX][2]; /* key, value; not cleared */
+	const struct roles *r;
+	uint64_t present; /* the rows in val (bit i: row i) */
+	uint64_t seen;	  /* the rows whose key was read */
+	struct nb_jscan_tok val[NB_SCHEMA_FIELDS_MAX];	  /* by row */
+	size_t nextra;					  /* members of props */
+	struct nb_jscan_tok extra[NB_JSCAN_WIDTH_MAX][2]; /* key, value */
 };
 
-static void
-fp_ws_skip(struct fparse *f)
-{
-	const char *p = f->p;
-
-	while (
-	    p < f->end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	if (p != f->p) {
-		f->nws++;
-		f->p = p;
-	}
-}
-
-/* Whitespace, if any: stored text is compact, so rarely any. */
-static inline void
-fp_ws(struct fparse *f)
-{
-	if (f->p < f->end && (unsigned char)*f->p <= ' ')
-		fp_ws_skip(f);
-}
-
-#define BYTES8(c) (0x0101010101010101ULL * (uint64_t)(c))
-
-/*
- * Nonzero when one of the eight bytes in w is '"', '\\', a control or not
- * ASCII, so plain string bytes are skipped eight at a time.  Each term is
- * the "has a byte less than n" test (x - n) & ~x & 0x80..80: a borrow only
- * runs upwards from a byte that matches, so the lowest flagged byte is the
- * first one that matches.
- */
-static uint64_t
-stop8(uint64_t w)
-{
-	uint64_t q = w ^ BYTES8('"'), b = w ^ BYTES8('\\');
-
-	return (((w - BYTES8(0x20)) & ~w) | ((q - BYTES8(1)) & ~q) |
-		   ((b - BYTES8(1)) & ~b) | w) &
-	    BYTES8(0x80);
-}
-
-/* The eight bytes at p, the first one lowest. */
-static uint64_t
-load8(const unsigned char *p)
-{
-	uint64_t w;
-
-	memcpy(&w, p, sizeof(w));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	w = __builtin_bswap64(w);
-#endif
-	return w;
-}
-
-/* The first byte at or after p that is '"', '\\', a control or not ASCII. */
-static inline const unsigned char *
-scan_plain(const unsigned char *p, const unsigned char *end)
-{
-	uint64_t m;
-
-	while (end - p >= 8) {
-		if ((m = stop8(load8(p))) != 0)
-			return p + __builtin_ctzll(m) / 8;
-		p += 8;
-	}
-	while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-		p++;
-	return p;
-}
-
-/* A string without escapes or controls.  -1 for anything else. */
+/* Whether e holds row (a present string, or the free-form object). */
 static inline int
-fp_string(struct fparse *f, struct fval *v)
+has(const struct fevent *e, int row)
 {
-	const unsigned char *p, *end = (const unsigned char *)f->end;
-	size_t n;
+	return (int)(e->present >> row) & 1;
+}
 
-	if (f->p >= f->end || *f->p != '"')
+/* The members of the free-form object at s->p, kept in order. */
+static int
+f_extras(struct nb_jscan *s, struct fevent *e, struct nb_jscan_tok *obj,
+    unsigned depth)
+{
+	struct nb_jscan_keys keys;
+	struct nb_jscan_iter it;
+	struct nb_jscan_tok k;
+	int r;
+
+	if (nb_jscan_open(s, &it, &keys, depth) == -1)
 		return -1;
-	p = (const unsigned char *)f->p + 1;
-	v->p = (const char *)p;
-	for (;;) {
-		p = scan_plain(p, end);
-		if (p >= end || *p == '\\' || *p < 0x20)
+	/* Unique keys: at most NB_JSCAN_WIDTH_MAX members get here. */
+	while ((r = nb_jscan_next(s, &it, &k)) == 1) {
+		e->extra[e->nextra][0] = k;
+		if (nb_jscan_value(s, &e->extra[e->nextra][1], depth + 1) == -1)
 			return -1;
-		if (*p == '"')
-			break;
-		if ((n = nb_utf8_len(p, end)) == 0)
-			return -1;
-		p += n;
+		e->nextra++;
 	}
-	v->kind = FK_STRING;
-	v->len = (size_t)((const char *)p - v->p);
-	f->p = (const char *)p + 1;
-	return 0;
+	if (r == 0)
+		nb_jscan_span(s, &it, obj);
+	return r;
 }
 
 /*
- * An integer that jansson prints back as written: no fraction, exponent or
- * "-0", and inside long long.  -1 for anything else (reals included).
+ * A member of the event, or of one of its objects, that is a row: kept
+ * when a present() string, read in turn when an object of the table.  The
+ * mapping reads these objects by key, so only a key of the table given
+ * twice changes what jansson sees (nb_schema_scan() declines it); other
+ * keys there need not be unique.
  */
 static int
-fp_int(struct fparse *f, struct fval *v)
+f_member_cb(struct nb_jscan *s, int row, unsigned depth, void *arg)
 {
-	const char *p = f->p, *digits;
-	unsigned long long acc = 0, lim;
-	int neg = 0;
-
-	v->p = p;
-	if (p < f->end && *p == '-') {
-		neg = 1;
-		p++;
-	}
-	digits = p;
-	if (p >= f->end || *p < '0' || *p > '9')
-		return -1;
-	if (*p == '0' &&
-	    (neg || (p + 1 < f->end && p[1] >= '0' && p[1] <= '9')))
-		return -1;
-	lim = neg ? (unsigned long long)INT64_MAX + 1 : INT64_MAX;
-	while (p < f->end && *p >= '0' && *p <= '9') {
-		if (acc > (lim - (unsigned long long)(*p - '0')) / 10)
-			return -1;
-		acc = acc * 10 + (unsigned long long)(*p - '0');
-		p++;
-	}
-	if (p < f->end && (*p == '.' || *p == 'e' || *p == 'E'))
-		return -1;
-	if (p == digits)
-		return -1;
-	v->kind = FK_INT;
-	v->len = (size_t)(p - v->p);
-	f->p = p;
-	return 0;
-}
-
-static int
-fp_literal(struct fparse *f, struct fval *v, const char *word, size_t n)
-{
-	if ((size_t)(f->end - f->p) < n || memcmp(f->p, word, n) != 0)
-		return -1;
-	v->kind = FK_LITERAL;
-	v->p = f->p;
-	v->len = n;
-	f->p += n;
-	return 0;
-}
-
-/* The keys of one object so far, to refuse duplicates. */
-struct fkeys {
-	uint64_t bloom; /* a bit per (length, first, last byte) hash */
-	size_t n;
-	struct {
-		const char *p;
-		size_t len;
-	} k[FAST_KEYS_MAX];
-};
-
-/* Adds key k; -1 if it is already there or the object is too wide. */
-static int
-fkeys_add(struct fkeys *s, const struct fval *k)
-{
-	uint64_t bit = 1;
-	size_t i;
-
-	if (s->n == FAST_KEYS_MAX)
-		return -1;
-	if (k->len > 0)
-		bit <<= (k->len + (unsigned char)k->p[0] * 3U +
-			    (unsigned char)k->p[k->len - 1] * 5U) &
-		    63;
-	if (s->bloom & bit) {
-		for (i = 0; i < s->n; i++)
-			if (s->k[i].len == k->len &&
-			    memcmp(s->k[i].p, k->p, k->len) == 0)
-				return -1;
-	}
-	s->bloom |= bit;
-	s->k[s->n].p = k->p;
-	s->k[s->n].len = k->len;
-	s->n++;
-	return 0;
-}
-
-static int fp_value(struct fparse *, struct fval *, int depth);
-
-/* The member or element at f->p: key (NULL in an array), then value. */
-static int
-fp_member(
-    struct fparse *f, struct fkeys *keys, int depth, fmember_cb cb, void *arg)
-{
-	struct fval k, m;
-
-	if (keys != NULL) {
-		if (fp_string(f, &k) == -1 || fkeys_add(keys, &k) == -1)
-			return -1;
-		fp_ws(f);
-		if (f->p >= f->end || *f->p != ':')
-			return -1;
-		f->p++;
-		fp_ws(f);
-	}
-	if (cb != NULL)
-		return cb(f, keys != NULL ? &k : NULL, depth, arg);
-	return fp_value(f, &m, depth);
-}
-
-/*
- * An object or array; with cb, cb parses each member's value (see
- * fmember_cb), and -1 from it stops with -1.  Duplicate keys give -1.
- */
-static int
-fp_container(
-    struct fparse *f, struct fval *v, int depth, fmember_cb cb, void *arg)
-{
-	struct fkeys keys;
-	int obj;
-	char close;
-
-	if (depth > FAST_DEPTH_MAX || f->p >= f->end)
-		return -1;
-	obj = *f->p == '{';
-	close = obj ? '}' : ']';
-	keys.bloom = 0;
-	keys.n = 0;
-	v->p = f->p++;
-	fp_ws(f);
-	if (f->p < f->end && *f->p == close)
-		goto done;
-	for (;;) {
-		if (fp_member(f, obj ? &keys : NULL, depth + 1, cb, arg) == -1)
-			return -1;
-		fp_ws(f);
-		if (f->p < f->end && *f->p == ',') {
-			f->p++;
-			fp_ws(f);
-			continue;
-		}
-		if (f->p < f->end && *f->p == close)
-			break;
-		return -1;
-	}
-done:
-	f->p++;
-	v->kind = obj ? FK_OBJECT : FK_ARRAY;
-	v->len = (size_t)(f->p - v->p);
-	return 0;
-}
-
-static int
-fp_value(struct fparse *f, struct fval *v, int depth)
-{
-	size_t nws = f->nws;
-	int rc;
-
-	if (f->p >= f->end)
-		return -1;
-	switch (*f->p) {
-	case '"':
-		rc = fp_string(f, v);
-		break;
-	case '{':
-	case '[':
-		rc = fp_container(f, v, depth, NULL, NULL);
-		break;
-	case 't':
-		rc = fp_literal(f, v, "true", 4);
-		break;
-	case 'f':
-		rc = fp_literal(f, v, "false", 5);
-		break;
-	case 'n':
-		rc = fp_literal(f, v, "null", 4);
-		break;
-	default:
-		rc = fp_int(f, v);
-	}
-	v->compact = f->nws == nws;
-	return rc;
-}
-
-/* Whether key k is s (n > 0 bytes); the first byte settles most misses. */
-static inline int
-key_is(const struct fval *k, const char *s, size_t n)
-{
-	return k->len == n && k->p[0] == s[0] &&
-	    memcmp(k->p + 1, s + 1, n - 1) == 0;
-}
-
-#define KEY_IS(k, lit) key_is((k), (lit), sizeof(lit) - 1)
-
-/* What a top-level key is to the mapping: one of these or T_OBJ + fobj. */
-enum ftop { T_OTHER, T_ID, T_TYPE, T_AT, T_PROPERTIES, T_OBJ };
-
-static int
-ftop_of(const struct fval *k)
-{
-	switch (k->len) {
-	case 2:
-		return KEY_IS(k, "id") ? T_ID : T_OTHER;
-	case 4:
-		if (KEY_IS(k, "type"))
-			return T_TYPE;
-		if (KEY_IS(k, "link"))
-			return T_OBJ + O_LINK;
-		return KEY_IS(k, "list") ? T_OBJ + O_LIST : T_OTHER;
-	case 6:
-		if (KEY_IS(k, "bounce"))
-			return T_OBJ + O_BOUNCE;
-		return KEY_IS(k, "client") ? T_OBJ + O_CLIENT : T_OTHER;
-	case 7:
-		return KEY_IS(k, "message") ? T_OBJ + O_MESSAGE : T_OTHER;
-	case 10:
-		if (KEY_IS(k, "subscriber"))
-			return T_OBJ + O_SUBSCRIBER;
-		return KEY_IS(k, "properties") ? T_PROPERTIES : T_OTHER;
-	case 11:
-		return KEY_IS(k, "occurred_at") ? T_AT : T_OTHER;
-	default:
-		return T_OTHER;
-	}
-}
-
-struct fleaves {
-	struct fevent *e;
-	enum fobj obj;
-};
-
-/* A member of a second-level object: a leaf when a present() string. */
-static int
-fleaf_cb(struct fparse *f, const struct fval *k, int depth, void *arg)
-{
-	const struct fleaves *s = arg;
-	struct fval v;
-	size_t i, end = objs[s->obj].first + objs[s->obj].n;
-
-	if (fp_value(f, &v, depth) == -1)
-		return -1;
-	if (v.kind != FK_STRING || v.len == 0)
-		return 0;
-	for (i = objs[s->obj].first; i < end; i++) {
-		if (key_is(k, leaves[i].key, leaves[i].keylen)) {
-			s->e->leaf[i] = v;
-			break;
-		}
-	}
-	return 0;
-}
-
-/* A member of "properties": kept, in order, for the writer. */
-static int
-fextra_cb(struct fparse *f, const struct fval *k, int depth, void *arg)
-{
+	const struct nb_schema_field *f = &nb_schema_fields[row];
 	struct fevent *e = arg;
+	struct nb_jscan_tok v;
 
-	if (e->nextra == FAST_KEYS_MAX)
-		return -1;
-	e->extra[e->nextra][0] = *k;
-	if (fp_value(f, &e->extra[e->nextra][1], depth) == -1)
-		return -1;
-	e->nextra++;
-	return 0;
-}
-
-/* A top-level member: recorded when the mapping reads it. */
-static int
-ftop_cb(struct fparse *f, const struct fval *k, int depth, void *arg)
-{
-	struct fevent *e = arg;
-	struct fleaves s = {e, O_MESSAGE};
-	struct fval v;
-	int t = ftop_of(k);
-
-	if (f->p < f->end && *f->p == '{') {
-		if (t == T_PROPERTIES)
-			return fp_container(f, &e->props, depth, fextra_cb, e);
-		if (t >= T_OBJ) {
-			s.obj = (enum fobj)(t - T_OBJ);
-			return fp_container(f, &v, depth, fleaf_cb, &s);
-		}
+	if (f->rule == NB_SCHEMA_OBJECT && nb_jscan_at(s, '{'))
+		return nb_schema_scan(s, row, depth, &e->seen, f_member_cb, e);
+	if (f->rule == NB_SCHEMA_FREE && nb_jscan_at(s, '{')) {
+		e->present |= (uint64_t)1 << row;
+		return f_extras(s, e, &e->val[row], depth);
 	}
-	if (fp_value(f, &v, depth) == -1)
+	if (nb_jscan_value(s, &v, depth) == -1)
 		return -1;
-	if (t == T_ID)
-		e->id = v;
-	else if (t == T_TYPE)
-		e->type = v;
-	else if (t == T_AT)
-		e->at = v;
+	if (nb_schema_is_string(f) && v.kind == NB_JSCAN_STRING && v.len > 0) {
+		e->val[row] = v;
+		e->present |= (uint64_t)1 << row;
+	}
 	return 0;
 }
 
@@ -807,16 +540,19 @@ ftop_cb(struct fparse *f, const struct fval *k, int depth, void *arg)
 static int
 fevent_read(struct fevent *e, const char *raw, size_t rawlen)
 {
-	struct fparse f = {raw, raw + rawlen, 0};
-	struct fval top;
+	struct nb_jscan s;
 
-	memset(e, 0, offsetof(struct fevent, extra));
-	fp_ws(&f);
-	if (f.p >= f.end || *f.p != '{' ||
-	    fp_container(&f, &top, 0, ftop_cb, e) == -1)
+	e->present = 0;
+	e->seen = 0;
+	e->nextra = 0;
+	e->r = roles_get();
+	nb_jscan_init(&s, raw, rawlen, FAST_OPTS);
+	nb_jscan_ws(&s);
+	if (!nb_jscan_at(&s, '{') ||
+	    nb_schema_scan(&s, -1, 0, &e->seen, f_member_cb, e) == -1)
 		return -1;
-	fp_ws(&f);
-	return f.p == f.end ? 0 : -1;
+	nb_jscan_ws(&s);
+	return s.p == s.end ? 0 : -1;
 }
 
 /*
@@ -824,33 +560,24 @@ fevent_read(struct fevent *e, const char *raw, size_t rawlen)
  * else 0 with occurred_at in *ms.
  */
 static int
-fevent_check(const struct nb_source *src, const struct fevent *e, int64_t *ms)
+fevent_check(const struct nb_mapping *m, const struct fevent *e, int64_t *ms)
 {
-	const struct fval *email = &e->leaf[L_EMAIL];
+	const struct nb_jscan_tok *id = &e->val[e->r->id];
+	const struct nb_jscan_tok *type = &e->val[e->r->type];
+	const struct nb_jscan_tok *at = &e->val[e->r->at];
+	const struct nb_jscan_tok *email = &e->val[e->r->email];
 
-	if (e->id.kind != FK_STRING || e->id.len == 0 ||
-	    e->id.len >= FAST_NAME_MAX || e->type.kind != FK_STRING ||
-	    e->type.len == 0 || e->type.len >= FAST_NAME_MAX ||
-	    e->at.kind != FK_STRING || e->at.len == 0 ||
-	    nb_time_parse_rfc3339(e->at.p, e->at.len, ms) == -1)
+	if (!has(e, e->r->id) || id->len >= FAST_NAME_MAX ||
+	    !has(e, e->r->type) || type->len >= FAST_NAME_MAX ||
+	    !has(e, e->r->at) ||
+	    nb_time_parse_rfc3339(at->p, at->len, ms) == -1)
 		return -1;
-	if (e->leaf[L_UID].kind == FK_NONE &&
-	    (email->kind == FK_NONE ||
-		(src->anon == NB_ANON_SHA256 && email->len > EMAIL_MAX)))
+	if (!has(e, e->r->uid) &&
+	    (!has(e, e->r->email) ||
+		(m->anon == NB_SEGMENT_ANON_SHA256 && email->len > EMAIL_MAX)))
 		return -1;
 	return 0;
 }
-
-/*
- * The output: one buffer allocated once, of a size fevent_bound() computes
- * from the spans it will copy; it never grows.
- */
-struct obuf {
-	char *b;
-	size_t len;
-	size_t cap;
-	int failed;
-};
 
 /*
  * The constant start of "context".  Its four strings need no escaping (the
@@ -871,67 +598,77 @@ struct obuf {
  */
 #define OUT_FIXED (512 + sizeof(CONTEXT_HEAD))
 
+#define OB_LIT(o, lit) nb_buf_add((o), (lit), sizeof(lit) - 1)
+
 /*
- * Room for n more bytes and the NUL, or NULL (and the message fails) if
- * fevent_bound() were ever short.
+ * An upper bound of the message's length: the event name escaped (at most
+ * six bytes a byte), each string under its name (a context member perhaps
+ * in an object of its own), the address once more (anonymousId), and the
+ * free-form members, whose compact text is no longer than their object.
  */
-static inline char *
-ob_room(struct obuf *o, size_t n)
+static size_t
+fevent_bound(const struct fevent *e, size_t namelen)
 {
-	if (o->cap - o->len <= n) {
-		o->failed = 1;
-		return NULL;
+	size_t n = OUT_FIXED + 6 * namelen, i;
+	uint64_t m;
+
+	for (m = e->present; m != 0; m &= m - 1) {
+		i = (size_t)__builtin_ctzll(m);
+		n += e->val[i].len + nb_schema_fields[i].namelen + 16;
 	}
-	return o->b + o->len;
+	return n + (has(e, e->r->email) ? e->val[e->r->email].len : 0) + 2;
 }
-
-static inline void
-ob_put(struct obuf *o, const void *p, size_t n)
-{
-	char *d;
-
-	if ((d = ob_room(o, n)) == NULL)
-		return;
-	memcpy(d, p, n);
-	o->len += n;
-}
-
-#define OB_LIT(o, lit) ob_put((o), (lit), sizeof(lit) - 1)
 
 /* A checked input string, quoted: its bytes are already its JSON text. */
 static void
-ob_span(struct obuf *o, const struct fval *v)
+ob_span(struct nb_buf *o, const struct nb_jscan_tok *v)
 {
-	char *d;
-
-	if ((d = ob_room(o, v->len + 2)) == NULL)
-		return;
-	d[0] = '"';
-	memcpy(d + 1, v->p, v->len);
-	d[v->len + 1] = '"';
-	o->len += v->len + 2;
+	nb_buf_addc(o, '"');
+	nb_buf_add(o, v->p, v->len);
+	nb_buf_addc(o, '"');
 }
 
-/* A member's key (len bytes, its own JSON text), after a comma if sep. */
+/*
+ * A member's key (len bytes, its own JSON text) and its ':', after a comma
+ * if sep; with the opening quote of the value when quote is set.
+ */
 static void
-ob_key(struct obuf *o, int sep, const char *key, size_t len)
+ob_key(struct nb_buf *o, int sep, const char *key, size_t len, int quote)
 {
-	char *d;
-
-	if ((d = ob_room(o, len + 4)) == NULL)
-		return;
 	if (sep)
-		*d++ = ',';
-	*d++ = '"';
-	memcpy(d, key, len);
-	d[len] = '"';
-	d[len + 1] = ':';
-	o->len += (sep ? 1 : 0) + len + 3;
+		OB_LIT(o, ",\"");
+	else
+		nb_buf_addc(o, '"');
+	nb_buf_add(o, key, len);
+	if (quote)
+		OB_LIT(o, "\":\"");
+	else
+		OB_LIT(o, "\":");
+}
+
+/* A member whose value is a checked input string. */
+static void
+ob_member(struct nb_buf *o, int sep, const char *key, size_t len,
+    const struct nb_jscan_tok *v)
+{
+	ob_key(o, sep, key, len, 1);
+	nb_buf_add(o, v->p, v->len);
+	nb_buf_addc(o, '"');
+}
+
+/* A member of the table's row f (a name without '.') and its value v. */
+static void
+ob_mapped(struct nb_buf *o, int sep, const struct nb_schema_field *f,
+    const struct nb_jscan_tok *v)
+{
+	nb_buf_add(o, f->member + !sep, f->memberlen - !sep);
+	nb_buf_add(o, v->p, v->len);
+	nb_buf_addc(o, '"');
 }
 
 /* One byte jansson escapes: '"', '\\' or a control. */
 static void
-ob_escape(struct obuf *o, unsigned char c)
+ob_escape(struct nb_buf *o, unsigned char c)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
@@ -959,125 +696,70 @@ ob_escape(struct obuf *o, unsigned char c)
 		OB_LIT(o, "\\t");
 		break;
 	default:
-		ob_put(o, esc, sizeof(esc));
+		nb_buf_add(o, esc, sizeof(esc));
 	}
 }
 
 /* s (len bytes), quoted and escaped as jansson does; -1 if not UTF-8. */
 static int
-ob_cstr(struct obuf *o, const char *s, size_t len)
+ob_cstr(struct nb_buf *o, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;
 	const unsigned char *run = p;
 	size_t n;
 
-	ob_put(o, "\"", 1);
-	while ((p = scan_plain(p, end)) < end) {
+	nb_buf_addc(o, '"');
+	while ((p = nb_jscan_plain(p, end)) < end) {
 		if (*p >= 0x80) {
 			if ((n = nb_utf8_len(p, end)) == 0)
 				return -1;
 			p += n;
 			continue;
 		}
-		ob_put(o, run, (size_t)(p - run));
+		nb_buf_add(o, run, (size_t)(p - run));
 		ob_escape(o, *p);
 		run = ++p;
 	}
-	ob_put(o, run, (size_t)(p - run));
-	ob_put(o, "\"", 1);
+	nb_buf_add(o, run, (size_t)(p - run));
+	nb_buf_addc(o, '"');
 	return 0;
 }
 
-static int ob_value(struct obuf *o, const struct fval *v);
-
-struct oitems {
-	struct obuf *o;
-	size_t n; /* written so far */
-};
-
-static int
-ob_item_cb(struct fparse *f, const struct fval *k, int depth, void *arg)
+/* A checked value, written compact: re-read only if it held white space. */
+static void
+ob_value(struct nb_buf *o, const struct nb_jscan_tok *v)
 {
-	struct oitems *it = arg;
-	struct fval v;
-
-	if (k != NULL)
-		ob_key(it->o, it->n > 0, k->p, k->len);
-	else if (it->n > 0)
-		ob_put(it->o, ",", 1);
-	it->n++;
-	if (fp_value(f, &v, depth) == -1)
-		return -1;
-	return ob_value(it->o, &v);
-}
-
-/* A checked value, written compact: re-read only if it held whitespace. */
-static int
-ob_value(struct obuf *o, const struct fval *v)
-{
-	struct fparse f = {v->p, v->p + v->len, 0};
-	struct oitems it = {o, 0};
-	struct fval w;
-
-	if (v->kind == FK_STRING) {
+	if (v->kind == NB_JSCAN_STRING)
 		ob_span(o, v);
-		return 0;
-	}
-	if (v->compact || (v->kind != FK_OBJECT && v->kind != FK_ARRAY)) {
-		ob_put(o, v->p, v->len);
-		return 0;
-	}
-	ob_put(o, v->p, 1);
-	if (fp_container(&f, &w, 0, ob_item_cb, &it) == -1)
-		return -1;
-	ob_put(o, v->p + v->len - 1, 1);
-	return 0;
-}
-
-/*
- * An upper bound of the message's length, NUL included: the event name
- * escaped (at most six bytes a byte), each leaf quoted under its property
- * name, the address twice (anonymousId and trait), and the free-form
- * members, whose compact text is no longer than the "properties" object.
- */
-static size_t
-fevent_bound(const struct fevent *e, size_t namelen)
-{
-	size_t n = OUT_FIXED + 6 * namelen + e->props.len, i;
-
-	for (i = 0; i < NLEAVES; i++)
-		if (e->leaf[i].kind != FK_NONE)
-			n += e->leaf[i].len + leaves[i].proplen + 8;
-	return n + e->leaf[L_EMAIL].len + 2;
+	else if (v->flags & NB_JSCAN_COMPACT)
+		nb_buf_add(o, v->p, v->len);
+	else
+		(void)nb_jscan_compact(o, v->p, v->len);
 }
 
 /* The userId, or the anonymousId in the source's mode. */
 static void
-ob_identity(struct obuf *o, const struct nb_source *src, const struct fevent *e)
+ob_identity(
+    struct nb_buf *o, const struct nb_mapping *m, const struct fevent *e)
 {
-	const struct fval *email = &e->leaf[L_EMAIL];
-	char lower[EMAIL_MAX], hex[65];
-	size_t i;
+	const struct nb_jscan_tok *email = &e->val[e->r->email];
+	char hex[65];
 
-	if (e->leaf[L_UID].kind != FK_NONE) {
+	if (has(e, e->r->uid)) {
 		OB_LIT(o, ",\"userId\":");
-		ob_span(o, &e->leaf[L_UID]);
+		ob_span(o, &e->val[e->r->uid]);
 		return;
 	}
 	OB_LIT(o, ",\"anonymousId\":");
-	if (src->anon != NB_ANON_SHA256) {
+	if (m->anon != NB_SEGMENT_ANON_SHA256) {
 		ob_span(o, email);
 		return;
 	}
-	for (i = 0; i < email->len; i++) {
-		lower[i] = email->p[i];
-		if (lower[i] >= 'A' && lower[i] <= 'Z')
-			lower[i] = (char)(lower[i] - 'A' + 'a');
-	}
-	hex_sha256((const unsigned char *)lower, email->len, hex);
-	ob_put(o, "\"", 1);
-	ob_put(o, hex, 64);
-	ob_put(o, "\"", 1);
+	/* fevent_check() saw to the length. */
+	(void)hashed_address(email->p, email->len, hex);
+	nb_buf_addc(o, '"');
+	nb_buf_add(o, hex, 64);
+	nb_buf_addc(o, '"');
 }
 
 /*
@@ -1086,147 +768,197 @@ ob_identity(struct obuf *o, const struct nb_source *src, const struct fevent *e)
  * fraction digits, 'Z', no leap second), else reformatted from ms.
  */
 static void
-ob_timestamp(struct obuf *o, const struct fval *at, int64_t ms)
+ob_timestamp(struct nb_buf *o, const struct nb_jscan_tok *at, int64_t ms)
 {
 	char ts[NB_TIME_ISO_LEN];
 
 	if (at->len == NB_TIME_ISO_LEN - 1 && at->p[10] == 'T' &&
 	    at->p[19] == '.' && at->p[23] == 'Z' &&
 	    !(at->p[17] == '6' && at->p[18] == '0')) {
-		ob_put(o, at->p, at->len);
+		nb_buf_add(o, at->p, at->len);
 		return;
 	}
 	nb_time_format_iso(ms, ts);
-	ob_put(o, ts, NB_TIME_ISO_LEN - 1);
+	nb_buf_add(o, ts, NB_TIME_ISO_LEN - 1);
 }
 
 /* "type" up to "timestamp". */
 static int
-ob_head(struct obuf *o, const struct nb_source *src, const struct fevent *e,
-    const char *name, size_t namelen, int64_t ms)
+ob_head(struct nb_buf *o, const struct nb_mapping *m, const char *source,
+    const struct fevent *e, const char *name, int64_t ms)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
+	const struct nb_jscan_tok *id = &e->val[e->r->id];
 	char hex[2 * sizeof(h)];
 
 	OB_LIT(o, "{\"type\":\"track\",\"event\":");
-	if (ob_cstr(o, name, namelen) == -1)
+	if (ob_cstr(o, name, strlen(name)) == -1)
 		return -1;
-	ob_identity(o, src, e);
-	msgid_digest(src->name, e->id.p, e->id.len, h);
+	ob_identity(o, m, e);
+	msgid_digest(source, id->p, id->len, h);
 	hex_put(hex, h, sizeof(h));
 	OB_LIT(o, ",\"messageId\":\"nb-");
-	ob_put(o, hex, sizeof(hex));
+	nb_buf_add(o, hex, sizeof(hex));
 	OB_LIT(o, "\",\"timestamp\":\"");
-	ob_timestamp(o, &e->at, ms);
-	ob_put(o, "\"", 1);
+	ob_timestamp(o, &e->val[e->r->at], ms);
+	nb_buf_addc(o, '"');
 	return 0;
 }
 
-/* Whether key k is a mapped property the event has: those win. */
-static int
-mapped_present(const struct fevent *e, const struct fval *k)
+/* A length as a bit of a mask: 0..62, and 63 for all longer ones. */
+static inline uint64_t
+len_bit(size_t len)
 {
+	return (uint64_t)1 << (len < 63 ? len : 63);
+}
+
+/*
+ * Whether key k is one of the n mapped properties the event has (rows):
+ * those win.  lens has the len_bit() of each of their names.
+ */
+static int
+mapped_present(const unsigned char *rows, size_t n, uint64_t lens,
+    const struct nb_jscan_tok *k)
+{
+	const struct nb_schema_field *f;
 	size_t i;
 
-	for (i = 0; i < NMAPPED; i++)
-		if (e->leaf[i].kind != FK_NONE &&
-		    key_is(k, leaves[i].prop, leaves[i].proplen))
+	if (!(lens & len_bit(k->len)))
+		return 0;
+	for (i = 0; i < n; i++) {
+		f = &nb_schema_fields[rows[i]];
+		if (f->namelen == k->len && memcmp(f->name, k->p, k->len) == 0)
 			return 1;
-	return 0;
-}
-
-static int
-ob_properties(struct obuf *o, const struct fevent *e)
-{
-	size_t i, n = 0;
-
-	OB_LIT(o, ",\"properties\":{");
-	for (i = 0; i < NMAPPED; i++) {
-		if (e->leaf[i].kind == FK_NONE)
-			continue;
-		ob_key(o, n++ > 0, leaves[i].prop, leaves[i].proplen);
-		ob_span(o, &e->leaf[i]);
 	}
-	for (i = 0; i < e->nextra; i++) {
-		if (mapped_present(e, &e->extra[i][0]))
-			continue;
-		ob_key(o, n++ > 0, e->extra[i][0].p, e->extra[i][0].len);
-		if (ob_value(o, &e->extra[i][1]) == -1)
-			return -1;
-	}
-	ob_put(o, "}", 1);
 	return 0;
 }
 
 static void
-ob_context(struct obuf *o, const struct fevent *e)
+ob_properties(struct nb_buf *o, const struct fevent *e)
 {
+	unsigned char rows[NB_SCHEMA_FIELDS_MAX];
+	const struct nb_schema_field *f;
+	size_t i, nrows = 0, n = 0;
+	uint64_t m, lens = 0;
+
+	OB_LIT(o, ",\"properties\":{");
+	for (m = e->present & e->r->property; m != 0; m &= m - 1) {
+		i = (size_t)__builtin_ctzll(m);
+		f = &nb_schema_fields[i];
+		ob_mapped(o, n++ > 0, f, &e->val[i]);
+		rows[nrows++] = (unsigned char)i;
+		lens |= len_bit(f->namelen);
+	}
+	for (i = 0; i < e->nextra; i++) {
+		const struct nb_jscan_tok *k = &e->extra[i][0];
+		const struct nb_jscan_tok *v = &e->extra[i][1];
+
+		if (mapped_present(rows, nrows, lens, k))
+			continue;
+		if (v->kind == NB_JSCAN_STRING) {
+			ob_member(o, n++ > 0, k->p, k->len, v);
+			continue;
+		}
+		ob_key(o, n++ > 0, k->p, k->len, 0);
+		ob_value(o, v);
+	}
+	nb_buf_addc(o, '}');
+}
+
+/*
+ * The context members of the table, in its order; names "a.b" that share
+ * "a" are adjacent in the table (test_schema.c), so each such object is
+ * written whole, as jansson writes it.
+ */
+static void
+ob_context(struct nb_buf *o, const struct fevent *e)
+{
+	const struct nb_schema_field *f;
+	const char *dot, *open = NULL;
+	size_t i, olen = 0, plen;
+	uint64_t m;
+
 	OB_LIT(o, CONTEXT_HEAD);
-	if (e->leaf[L_EMAIL].kind != FK_NONE) {
-		OB_LIT(o, ",\"traits\":{\"email\":");
-		ob_span(o, &e->leaf[L_EMAIL]);
-		ob_put(o, "}", 1);
+	for (m = e->present & e->r->context; m != 0; m &= m - 1) {
+		i = (size_t)__builtin_ctzll(m);
+		f = &nb_schema_fields[i];
+		dot = memchr(f->name, '.', f->namelen);
+		plen = dot != NULL ? (size_t)(dot - f->name) : 0;
+		if (open != NULL &&
+		    (plen != olen || memcmp(open, f->name, plen) != 0)) {
+			nb_buf_addc(o, '}');
+			open = NULL;
+		}
+		if (dot == NULL) {
+			ob_mapped(o, 1, f, &e->val[i]);
+			continue;
+		}
+		if (open == NULL) {
+			ob_key(o, 1, f->name, plen, 0);
+			nb_buf_addc(o, '{');
+		}
+		ob_member(o, open != NULL, dot + 1, f->namelen - plen - 1,
+		    &e->val[i]);
+		open = f->name;
+		olen = plen;
 	}
-	if (e->leaf[L_IP].kind != FK_NONE) {
-		OB_LIT(o, ",\"ip\":");
-		ob_span(o, &e->leaf[L_IP]);
-	}
-	if (e->leaf[L_USER_AGENT].kind != FK_NONE) {
-		OB_LIT(o, ",\"userAgent\":");
-		ob_span(o, &e->leaf[L_USER_AGENT]);
-	}
-	ob_put(o, "}", 1);
+	if (open != NULL)
+		nb_buf_addc(o, '}');
+	nb_buf_addc(o, '}');
 }
 
 int
-nb_segment_track_text_direct(const struct nb_source *src, const char *raw,
-    size_t rawlen, char **out, size_t *outlen)
+nb_segment_track_text_direct(const struct nb_mapping *m, const char *source,
+    const char *raw, size_t rawlen, char **out, size_t *outlen)
 {
-	char type[FAST_NAME_MAX];
-	struct fevent e;
-	struct obuf o = {0};
+	char type[FAST_NAME_MAX], *text;
+	const struct nb_jscan_tok *t;
 	const char *name;
-	size_t namelen;
+	struct fevent e;
+	struct nb_buf o;
+	size_t bound;
 	int64_t ms;
+	int rc = -1;
 
 	if (fevent_read(&e, raw, rawlen) == -1 ||
-	    fevent_check(src, &e, &ms) == -1)
+	    fevent_check(m, &e, &ms) == -1)
 		return -1;
-	memcpy(type, e.type.p, e.type.len);
-	type[e.type.len] = '\0';
-	name = nb_config_event_name(src, type);
-	namelen = strlen(name);
-	o.cap = fevent_bound(&e, namelen);
-	if ((o.b = malloc(o.cap)) == NULL)
-		return -1;
-	if (ob_head(&o, src, &e, name, namelen, ms) == -1 ||
-	    ob_properties(&o, &e) == -1)
-		goto fail;
+	t = &e.val[e.r->type];
+	memcpy(type, t->p, t->len);
+	type[t->len] = '\0';
+	name = nb_segment_event_name(m, type);
+	bound = fevent_bound(&e, strlen(name));
+	/* One allocation: the bound is the buffer's maximum and its size. */
+	nb_buf_init(&o, bound);
+	if (nb_buf_reserve(&o, bound) == -1 ||
+	    ob_head(&o, m, source, &e, name, ms) == -1)
+		goto out;
+	ob_properties(&o, &e);
 	ob_context(&o, &e);
 	OB_LIT(&o, ",\"integrations\":{\"Nudgespot\":false}}");
-	if (o.failed)
-		goto fail;
-	o.b[o.len] = '\0';
-	*out = o.b;
-	*outlen = o.len;
-	return 0;
-fail:
-	free(o.b);
-	return -1;
+	if (nb_buf_failed(&o) || (text = nb_buf_steal(&o, outlen)) == NULL)
+		goto out;
+	*out = text;
+	rc = 0;
+out:
+	nb_buf_free(&o);
+	return rc;
 }
 
 int
-nb_segment_track_text(const struct nb_source *src, const char *raw,
-    size_t rawlen, char **out, size_t *outlen, const char **err)
+nb_segment_track_text(const struct nb_mapping *m, const char *source,
+    const char *raw, size_t rawlen, char **out, size_t *outlen,
+    const char **err)
 {
 	json_t *msg;
 	char *text;
 
 	*out = NULL;
 	*outlen = 0;
-	if (nb_segment_track_text_direct(src, raw, rawlen, out, outlen) == 0)
+	if (nb_segment_track_text_direct(m, source, raw, rawlen, out, outlen) ==
+	    0)
 		return 0;
-	if ((msg = nb_segment_track(src, raw, rawlen, err)) == NULL)
+	if ((msg = nb_segment_track(m, source, raw, rawlen, err)) == NULL)
 		return -1;
 	text = json_dumps(msg, JSON_COMPACT);
 	json_decref(msg);

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "nudgebridge/log.h"
+#include "nudgebridge/segment.h"
 
 struct nb_keyring;
 
@@ -27,18 +28,12 @@ struct nb_keyring;
 #define NB_ENDPOINT_US	      "https://api.segment.io"
 #define NB_ENDPOINT_EU	      "https://events.eu1.segmentapis.com"
 
-enum nb_anon_mode {
-	NB_ANON_EMAIL = 0, /* anonymousId = the address */
-	NB_ANON_SHA256, /* anonymousId = hex SHA-256 of lower-cased address */
-};
-
 struct nb_source {
 	char *name;
 	struct nb_keyring *keys; /* secrets and public keys, see sig.h */
 	char *write_key;
 	char *endpoint; /* resolved: source endpoint, region, global */
-	enum nb_anon_mode anon;
-	json_t *event_names; /* object: nudgespot type -> Segment event */
+	struct nb_mapping mapping; /* anonymous_id, event_names (segment.h) */
 };
 
 struct nb_store_config {
@@ -144,11 +139,5 @@ const struct nb_source *nb_config_source(
 
 /* 1 when name matches [a-z0-9][a-z0-9_-]{0,62}, else 0. */
 int nb_config_source_name_valid(const char *name);
-
-/*
- * The Segment event name for a Nudgespot type under src: the source's
- * override, else the contract's table, else type itself.  Borrowed.
- */
-const char *nb_config_event_name(const struct nb_source *src, const char *type);
 
 #endif

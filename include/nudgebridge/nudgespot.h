@@ -20,15 +20,13 @@
 #include <jansson.h>
 
 #define NB_NUDGESPOT_MAX_EVENTS 1000
-#define NB_EVENT_ID_MAX		128
-#define NB_EVENT_TYPE_MAX	64
 
-enum nb_payload_result {
-	NB_PAYLOAD_OK = 0,
-	NB_PAYLOAD_INVALID_JSON,    /* not JSON, or invalid UTF-8 */
-	NB_PAYLOAD_INVALID_PAYLOAD, /* not an object / array of 1..1000 objects
-				     */
-	NB_PAYLOAD_NOMEM,
+enum nb_nudgespot_result {
+	NB_NUDGESPOT_OK = 0,
+	NB_NUDGESPOT_INVALID_JSON,    /* not JSON, or invalid UTF-8 */
+	NB_NUDGESPOT_INVALID_PAYLOAD, /* not an object / array of 1..1000
+				       objects */
+	NB_NUDGESPOT_NOMEM,
 };
 
 /* One event of a request. */
@@ -48,17 +46,17 @@ struct nb_payload {
 };
 
 /*
- * Parses body (len bytes, not NUL-terminated).  On NB_PAYLOAD_OK fills *out,
- * which the caller releases with nb_payload_clear().  On any other result
- * *out is left empty.
+ * Parses body (len bytes, not NUL-terminated).  On NB_NUDGESPOT_OK fills
+ * *out, which the caller releases with nb_nudgespot_clear().  On any other
+ * result *out is left empty.
  */
-enum nb_payload_result nb_nudgespot_parse(
+enum nb_nudgespot_result nb_nudgespot_parse(
     struct nb_payload *out, const char *body, size_t len);
 
 /*
  * The two paths of nb_nudgespot_parse(), exported so the tests can hold one
  * to the other.  nb_nudgespot_parse_direct() is the single pass tried
- * first: 0 with *out filled (the body's result is then NB_PAYLOAD_OK), or
+ * first: 0 with *out filled (the body's result is then NB_NUDGESPOT_OK), or
  * -1 with *out left empty when it declines (any body jansson refuses or
  * that has the wrong shape, and anything where agreeing with jansson is not
  * certain: see nudgespot.c; also out of memory).  nb_nudgespot_parse_tree()
@@ -69,19 +67,20 @@ enum nb_payload_result nb_nudgespot_parse(
  */
 int nb_nudgespot_parse_direct(
     struct nb_payload *out, const char *body, size_t len);
-enum nb_payload_result nb_nudgespot_parse_tree(
+enum nb_nudgespot_result nb_nudgespot_parse_tree(
     struct nb_payload *out, const char *body, size_t len);
 
 /* Releases what nb_nudgespot_parse() filled in.  Safe on a zeroed struct. */
-void nb_payload_clear(struct nb_payload *);
+void nb_nudgespot_clear(struct nb_payload *);
 
 /* "ok", "invalid_json", "invalid_payload", "nomem". */
-const char *nb_payload_result_str(enum nb_payload_result);
+const char *nb_nudgespot_result_str(enum nb_nudgespot_result);
 
 /*
  * Validates one event object.  Returns NULL when it follows every rule, else
  * a static string naming the first broken rule, checked in this order
- * (absent and null are the same; unknown keys are never looked at):
+ * (absent and null are the same; unknown keys are never looked at; the
+ * rules and messages are the rows of schema.h's table, in its order):
  *
  *   "event: must be an object"
  *   "id: missing"                "id: must be a string"

@@ -6,7 +6,10 @@
  * properties (never overwritten by free-form ones), context, the UTC
  * millisecond timestamp and a messageId that depends on (source, event id)
  * alone, so retries, replays, restarts and other instances send the same
- * one.  Pure functions over the stored text; safe from any thread.
+ * one.  The fields it maps and where they go are schema.h's table; the
+ * settings it reads are a struct nb_mapping, not the whole source, so this
+ * module knows nothing of the configuration.  Pure functions over the
+ * stored text; safe from any thread.
  */
 #ifndef NB_SEGMENT_H
 #define NB_SEGMENT_H
@@ -15,14 +18,38 @@
 
 #include <jansson.h>
 
-#include "nudgebridge/config.h"
-
 /* "nb-" + 64 hex digits + NUL: well under Segment's 100 characters. */
 #define NB_SEGMENT_MSGID_LEN 68
 
 #define NB_SEGMENT_INTEGRATION_NAME    "nudgespot"
 #define NB_SEGMENT_INTEGRATION_VERSION "1.0.0"
 #define NB_SEGMENT_LIBRARY_NAME	       "nudgebridge"
+
+/* What anonymousId is for an event without subscriber.uid. */
+enum nb_segment_anon {
+	NB_SEGMENT_ANON_EMAIL = 0, /* the address */
+	NB_SEGMENT_ANON_SHA256,	   /* hex SHA-256 of the lower-cased address */
+};
+
+/*
+ * A source's mapping settings ("anonymous_id" and "event_names" in the
+ * configuration, which config.c parses into the one embedded in each
+ * struct nb_source).  A zeroed struct is the contract's defaults.
+ */
+struct nb_mapping {
+	enum nb_segment_anon anon;
+	json_t *event_names; /* owned: type -> Segment event name; or NULL */
+};
+
+/* Releases what m owns; m is then the defaults.  NULL is ok. */
+void nb_segment_mapping_clear(struct nb_mapping *m);
+
+/*
+ * The Segment event name for a Nudgespot type under m: m's override, else
+ * the contract's table (schema.h), else type itself.  Borrowed from m, the
+ * table or type; NULL when type is.  m may be NULL (no overrides).
+ */
+const char *nb_segment_event_name(const struct nb_mapping *m, const char *type);
 
 /*
  * Writes the messageId of (source, event_id): "nb-" and the hex SHA-256 of
@@ -32,19 +59,21 @@ void nb_segment_message_id(
     const char *source, const char *event_id, char out[NB_SEGMENT_MSGID_LEN]);
 
 /*
- * Builds the Track message for the stored event text raw (rawlen bytes)
- * under src's settings.  Returns a new reference, or NULL when the text
- * cannot be mapped (then *err, if err is non-NULL, names why).
+ * Builds the Track message for the stored event text raw (rawlen bytes) of
+ * the source named source, under the mapping m.  Returns a new reference,
+ * or NULL when the text cannot be mapped (then *err, if err is non-NULL,
+ * names why).
  */
-json_t *nb_segment_track(const struct nb_source *src, const char *raw,
-    size_t rawlen, const char **err);
+json_t *nb_segment_track(const struct nb_mapping *m, const char *source,
+    const char *raw, size_t rawlen, const char **err);
 
 /*
  * nb_segment_track() serialised compactly: *out is malloc'd, *outlen its
  * length.  0, or -1 as above.
  */
-int nb_segment_track_text(const struct nb_source *src, const char *raw,
-    size_t rawlen, char **out, size_t *outlen, const char **err);
+int nb_segment_track_text(const struct nb_mapping *m, const char *source,
+    const char *raw, size_t rawlen, char **out, size_t *outlen,
+    const char **err);
 
 /*
  * The direct single-pass encoder nb_segment_track_text() tries first: 0
@@ -55,7 +84,7 @@ int nb_segment_track_text(const struct nb_source *src, const char *raw,
  * nb_segment_track() builds; exported so the unit tests can hold it to
  * that.  Logs nothing.
  */
-int nb_segment_track_text_direct(const struct nb_source *src, const char *raw,
-    size_t rawlen, char **out, size_t *outlen);
+int nb_segment_track_text_direct(const struct nb_mapping *m, const char *source,
+    const char *raw, size_t rawlen, char **out, size_t *outlen);
 
 #endif

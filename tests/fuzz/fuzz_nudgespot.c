@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "nudgebridge/nudgespot.h"
+#include "nudgebridge/schema.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -37,7 +38,7 @@ check_event(const struct nb_event *e)
 	if (e->raw == NULL || strlen(e->raw) != e->rawlen || e->rawlen < 2)
 		abort();
 	if (e->id != NULL &&
-	    (strlen(e->id) < 1 || strlen(e->id) > NB_EVENT_ID_MAX))
+	    (strlen(e->id) < 1 || strlen(e->id) > NB_SCHEMA_ID_MAX))
 		abort();
 	err = nb_nudgespot_revalidate(e->raw, e->rawlen, &id, &type);
 	if (!same(err, e->error))
@@ -68,39 +69,39 @@ same_payload(const struct nb_payload *a, const struct nb_payload *b)
 }
 
 static void
-check_paths(const char *body, size_t size, enum nb_payload_result r,
+check_paths(const char *body, size_t size, enum nb_nudgespot_result r,
     const struct nb_payload *p)
 {
 	struct nb_payload d, t;
-	enum nb_payload_result rt;
+	enum nb_nudgespot_result rt;
 
 	rt = nb_nudgespot_parse_tree(&t, body, size);
 	if (rt != r)
 		abort();
 	same_payload(p, &t);
 	if (nb_nudgespot_parse_direct(&d, body, size) == 0) {
-		if (rt != NB_PAYLOAD_OK)
+		if (rt != NB_NUDGESPOT_OK)
 			abort();
 		same_payload(&d, &t);
 	} else if (d.events != NULL || d.nevents != 0) {
 		abort();
 	}
-	nb_payload_clear(&d);
-	nb_payload_clear(&t);
+	nb_nudgespot_clear(&d);
+	nb_nudgespot_clear(&t);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct nb_payload p;
-	enum nb_payload_result r;
+	enum nb_nudgespot_result r;
 	size_t i;
 
 	r = nb_nudgespot_parse(&p, (const char *)data, size);
-	if (nb_payload_result_str(r) == NULL)
+	if (nb_nudgespot_result_str(r) == NULL)
 		abort();
 	check_paths((const char *)data, size, r, &p);
-	if (r != NB_PAYLOAD_OK) {
+	if (r != NB_NUDGESPOT_OK) {
 		if (p.events != NULL || p.nevents != 0)
 			abort();
 		return 0;
@@ -109,6 +110,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	for (i = 0; i < p.nevents; i++)
 		check_event(&p.events[i]);
-	nb_payload_clear(&p);
+	nb_nudgespot_clear(&p);
 	return 0;
 }

@@ -56,16 +56,16 @@ check_agreement(const struct nb_source *src, const uint8_t *data, size_t size,
 	char *text = NULL;
 	size_t len = 0;
 
-	if (nb_segment_track_text_direct(
-		src, (const char *)data, size, &text, &len) == 0) {
+	if (nb_segment_track_text_direct(&src->mapping, src->name,
+		(const char *)data, size, &text, &len) == 0) {
 		if (want == NULL || len != strlen(text) ||
 		    strcmp(text, want) != 0)
 			abort();
 		free(text);
 	}
 	text = NULL;
-	if (nb_segment_track_text(
-		src, (const char *)data, size, &text, &len, NULL) == 0) {
+	if (nb_segment_track_text(&src->mapping, src->name, (const char *)data,
+		size, &text, &len, NULL) == 0) {
 		if (want == NULL || len != strlen(text) ||
 		    strcmp(text, want) != 0)
 			abort();
@@ -91,11 +91,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 "Email Unsubscribed", "custom.x",
 		 "Say \"hi\"\n\x01 \xc3\xa9")) == NULL)
 		abort();
-	src.event_names = names;
+	src.mapping.event_names = names;
 	for (mode = 0; mode < 2; mode++) {
-		src.anon = mode ? NB_ANON_SHA256 : NB_ANON_EMAIL;
+		src.mapping.anon =
+		    mode ? NB_SEGMENT_ANON_SHA256 : NB_SEGMENT_ANON_EMAIL;
 		want = NULL;
-		m = nb_segment_track(&src, (const char *)data, size, &err);
+		m = nb_segment_track(
+		    &src.mapping, src.name, (const char *)data, size, &err);
 		if (m == NULL) {
 			if (err == NULL)
 				abort();

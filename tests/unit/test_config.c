@@ -149,7 +149,7 @@ test_defaults(void **state)
 	assert_string_equal(s->name, "acme");
 	assert_string_equal(s->write_key, "wk");
 	assert_string_equal(s->endpoint, NB_ENDPOINT_US);
-	assert_int_equal(s->anon, NB_ANON_EMAIL);
+	assert_int_equal(s->mapping.anon, NB_SEGMENT_ANON_EMAIL);
 	assert_int_equal(nb_keyring_count(s->keys), 1);
 	assert_ptr_equal(nb_config_source(cfg, "acme"), s);
 	assert_null(nb_config_source(cfg, "acm"));
@@ -219,15 +219,17 @@ test_full(void **state)
 	assert_non_null(s);
 	assert_int_equal(nb_keyring_count(s->keys), 4);
 	assert_string_equal(s->endpoint, NB_ENDPOINT_EU);
-	assert_int_equal(s->anon, NB_ANON_SHA256);
-	assert_string_equal(nb_config_event_name(s, "email.unsubscribed"),
+	assert_int_equal(s->mapping.anon, NB_SEGMENT_ANON_SHA256);
+	assert_string_equal(
+	    nb_segment_event_name(&s->mapping, "email.unsubscribed"),
 	    "Email Unsubscribed");
 	s = nb_config_source(cfg, "beta");
 	assert_non_null(s);
 	assert_int_equal(nb_keyring_count(s->keys), 1);
 	assert_string_equal(s->endpoint, "http://127.0.0.1:9");
 	assert_string_equal(
-	    nb_config_event_name(s, "email.unsubscribed"), "Unsubscribed");
+	    nb_segment_event_name(&s->mapping, "email.unsubscribed"),
+	    "Unsubscribed");
 	nb_config_unref(cfg);
 }
 
@@ -752,12 +754,13 @@ test_event_names(void **state)
 	s = nb_config_source(cfg, "acme");
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		assert_string_equal(
-		    nb_config_event_name(s, cases[i].type), cases[i].want);
+		    nb_segment_event_name(&s->mapping, cases[i].type),
+		    cases[i].want);
 	assert_string_equal(
-	    nb_config_event_name(NULL, "email.unsubscribed"), "Unsubscribed");
+	    nb_segment_event_name(NULL, "email.unsubscribed"), "Unsubscribed");
 	assert_string_equal(
-	    nb_config_event_name(NULL, "email.clicked"), "Email Link Clicked");
-	assert_null(nb_config_event_name(s, NULL));
+	    nb_segment_event_name(NULL, "email.clicked"), "Email Link Clicked");
+	assert_null(nb_segment_event_name(&s->mapping, NULL));
 	nb_config_unref(cfg);
 }
 

@@ -30,6 +30,7 @@
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/nudgespot.h"
+#include "nudgebridge/schema.h"
 #include "nudgebridge/segment.h"
 #include "nudgebridge/sig.h"
 
@@ -198,7 +199,7 @@ gen_long_id(size_t *len)
 	char *t = mk(tail, sizeof(tail) - 1);
 
 	put(&b, "{\"id\":\"", 7);
-	puts_n(&b, "x", NB_EVENT_ID_MAX + 1);
+	puts_n(&b, "x", NB_SCHEMA_ID_MAX + 1);
 	put(&b, "\"", 1);
 	put(&b, t, strlen(t));
 	free(t);
@@ -211,7 +212,7 @@ struct parse_case {
 	const char *body; /* single-quoted JSON, or NULL: gen */
 	size_t len;	  /* 0: strlen(body) */
 	char *(*gen)(size_t *len);
-	enum nb_payload_result want;
+	enum nb_nudgespot_result want;
 	size_t nevents;
 	const char *error; /* rule broken by event 0 (NULL: valid) */
 	const char *id;	   /* id kept for event 0 (NULL: none) */
@@ -231,25 +232,25 @@ struct parse_case {
  */
 static const struct parse_case parse_cases[] = {
     /* Nesting: jansson stops at its depth limit, the body is not JSON. */
-    {"100,000 nested arrays", NULL, 0, gen_deep_arrays, NB_PAYLOAD_INVALID_JSON,
-	0, NULL, NULL},
+    {"100,000 nested arrays", NULL, 0, gen_deep_arrays,
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
     {"100,000 nested objects", NULL, 0, gen_deep_objects,
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
     {"100,000 unclosed levels", NULL, 0, gen_deep_unclosed,
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
     {"100,000 levels in properties", NULL, 0, gen_deep_properties,
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
-    {"10,000 properties", NULL, 0, gen_many_properties, NB_PAYLOAD_OK, 1, NULL,
-	"evt_1"},
-    {"1000 events", NULL, 0, gen_1000_events, NB_PAYLOAD_OK, 1000, NULL,
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
+    {"10,000 properties", NULL, 0, gen_many_properties, NB_NUDGESPOT_OK, 1,
+	NULL, "evt_1"},
+    {"1000 events", NULL, 0, gen_1000_events, NB_NUDGESPOT_OK, 1000, NULL,
 	"evt_1"},
     /* Numbers. */
     {"int64 max and min",
 	LIT(EV(",'properties':{'a':9223372036854775807,"
 	       "'b':-9223372036854775808}")),
-	NB_PAYLOAD_OK, 1, NULL, "evt_1"},
+	NB_NUDGESPOT_OK, 1, NULL, "evt_1"},
     {"integer 2^63", LIT(EV(",'properties':{'a':9223372036854775808}")),
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
     {"integer of 400 digits",
 	LIT(EV(",'properties':{'a':1"
 	       "0000000000000000000000000000000000000000000000000000000000000"
@@ -259,92 +260,93 @@ static const struct parse_case parse_cases[] = {
 	       "0000000000000000000000000000000000000000000000000000000000000"
 	       "0000000000000000000000000000000000000000000000000000000000000"
 	       "0000000000000000000000000000000000}")),
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
     {"real 1e400", LIT(EV(",'properties':{'a':1e400}")),
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
     {"real 1e-400 and -0.0", LIT(EV(",'properties':{'a':1e-400,'b':-0.0}")),
-	NB_PAYLOAD_OK, 1, NULL, "evt_1"},
-    {"number as id", LIT(EVB("1e400", "")), NB_PAYLOAD_INVALID_JSON, 0, NULL,
+	NB_NUDGESPOT_OK, 1, NULL, "evt_1"},
+    {"number as id", LIT(EVB("1e400", "")), NB_NUDGESPOT_INVALID_JSON, 0, NULL,
 	NULL},
-    {"integer id", LIT(EVB("42", "")), NB_PAYLOAD_OK, 1, "id: must be a string",
-	NULL},
+    {"integer id", LIT(EVB("42", "")), NB_NUDGESPOT_OK, 1,
+	"id: must be a string", NULL},
     /* UTF-8. */
     {"invalid UTF-8 byte", LIT(EV(",'properties':{'a':'\xff'}")),
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
     {"truncated sequence", LIT(EV(",'properties':{'a':'\xe2\x82'}")),
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
     {"overlong slash", LIT(EV(",'properties':{'a':'\xc0\xaf'}")),
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
     {"encoded surrogate", LIT(EV(",'properties':{'a':'\xed\xa0\x80'}")),
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
     {"beyond U+10FFFF", LIT(EV(",'properties':{'a':'\xf4\x90\x80\x80'}")),
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
     {"invalid UTF-8 in a key", LIT(EV(",'\xc3\x28':1")),
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
     {"lone surrogate escape", LIT(EV(",'properties':{'a':'\\ud800'}")),
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
     {"escaped surrogate pair", LIT(EV(",'properties':{'a':'\\ud83d\\ude00'}")),
-	NB_PAYLOAD_OK, 1, NULL, "evt_1"},
-    {"BOM", LIT("\xef\xbb\xbf" EV("")), NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
-    {"UTF-8 id", LIT(EVB("'\xc3\xa9v\xc3\xa9nement'", "")), NB_PAYLOAD_OK, 1,
+	NB_NUDGESPOT_OK, 1, NULL, "evt_1"},
+    {"BOM", LIT("\xef\xbb\xbf" EV("")), NB_NUDGESPOT_INVALID_JSON, 0, NULL,
+	NULL},
+    {"UTF-8 id", LIT(EVB("'\xc3\xa9v\xc3\xa9nement'", "")), NB_NUDGESPOT_OK, 1,
 	R_ID, NULL},
     /* NUL. */
     {"raw NUL in a value", LIT(EV(",'properties':{'a':'x\0y'}")),
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
-    {"raw NUL after the body", LIT(EV("") "\0"), NB_PAYLOAD_INVALID_JSON, 0,
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
+    {"raw NUL after the body", LIT(EV("") "\0"), NB_NUDGESPOT_INVALID_JSON, 0,
 	NULL, NULL},
-    {"escaped NUL in a key", LIT(EV(",'a\\u0000b':1")), NB_PAYLOAD_INVALID_JSON,
-	0, NULL, NULL},
-    {"escaped NUL in id", LIT(EVB("'evt\\u0000x'", "")), NB_PAYLOAD_OK, 1, R_ID,
-	NULL},
-    {"escaped NUL in type", LIT(EV(",'type':'email\\u0000'")), NB_PAYLOAD_OK, 1,
-	R_TYPE, "evt_1"},
+    {"escaped NUL in a key", LIT(EV(",'a\\u0000b':1")),
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
+    {"escaped NUL in id", LIT(EVB("'evt\\u0000x'", "")), NB_NUDGESPOT_OK, 1,
+	R_ID, NULL},
+    {"escaped NUL in type", LIT(EV(",'type':'email\\u0000'")), NB_NUDGESPOT_OK,
+	1, R_TYPE, "evt_1"},
     {"escaped NUL in uid",
 	LIT(EV(",'subscriber':{'uid':'u\\u0000','email':'a@b'}")),
-	NB_PAYLOAD_OK, 1, R_UID, "evt_1"},
+	NB_NUDGESPOT_OK, 1, R_UID, "evt_1"},
     {"escaped NUL in a property", LIT(EV(",'properties':{'a':'\\u0000'}")),
-	NB_PAYLOAD_OK, 1, NULL, "evt_1"},
+	NB_NUDGESPOT_OK, 1, NULL, "evt_1"},
     /* Duplicate keys: the last one wins. */
-    {"id twice", LIT(EV(",'id':'evt_2'")), NB_PAYLOAD_OK, 1, NULL, "evt_2"},
-    {"valid id, then invalid", LIT(EV(",'id':''")), NB_PAYLOAD_OK, 1, R_ID,
+    {"id twice", LIT(EV(",'id':'evt_2'")), NB_NUDGESPOT_OK, 1, NULL, "evt_2"},
+    {"valid id, then invalid", LIT(EV(",'id':''")), NB_NUDGESPOT_OK, 1, R_ID,
 	NULL},
     {"invalid id, then valid", LIT(EVB("'evt\\n'", ",'id':'evt_3'")),
-	NB_PAYLOAD_OK, 1, NULL, "evt_3"},
+	NB_NUDGESPOT_OK, 1, NULL, "evt_3"},
     {"subscriber twice, then null", LIT(EV(",'subscriber':null")),
-	NB_PAYLOAD_OK, 1, "subscriber: missing", "evt_1"},
+	NB_NUDGESPOT_OK, 1, "subscriber: missing", "evt_1"},
     {"id 10 times",
 	LIT(EV(",'id':'a','id':'b','id':'c','id':'d','id':'e',"
 	       "'id':'f','id':'g','id':'h','id':'i','id':'j'")),
-	NB_PAYLOAD_OK, 1, NULL, "j"},
+	NB_NUDGESPOT_OK, 1, NULL, "j"},
     /* CR and LF in values. */
-    {"CRLF in id", LIT(EVB("'evt\\r\\nX-Injected: 1'", "")), NB_PAYLOAD_OK, 1,
+    {"CRLF in id", LIT(EVB("'evt\\r\\nX-Injected: 1'", "")), NB_NUDGESPOT_OK, 1,
 	R_ID, NULL},
-    {"CRLF in type", LIT(EV(",'type':'email.opened\\r\\n'")), NB_PAYLOAD_OK, 1,
-	R_TYPE, "evt_1"},
+    {"CRLF in type", LIT(EV(",'type':'email.opened\\r\\n'")), NB_NUDGESPOT_OK,
+	1, R_TYPE, "evt_1"},
     {"CRLF in email", LIT(EV(",'subscriber':{'email':'a@b\\r\\nBcc: c@d'}")),
-	NB_PAYLOAD_OK, 1, R_EMAIL, "evt_1"},
+	NB_NUDGESPOT_OK, 1, R_EMAIL, "evt_1"},
     {"CRLF in subject",
 	LIT(EV(",'message':{'subject':'Hi\\r\\nX-Injected: 1'}")),
-	NB_PAYLOAD_OK, 1, NULL, "evt_1"},
+	NB_NUDGESPOT_OK, 1, NULL, "evt_1"},
     {"raw CR in a string", LIT(EV(",'message':{'subject':'a\rb'}")),
-	NB_PAYLOAD_INVALID_JSON, 0, NULL, NULL},
-    {"id of 129 characters", NULL, 0, gen_long_id, NB_PAYLOAD_OK, 1, R_ID,
+	NB_NUDGESPOT_INVALID_JSON, 0, NULL, NULL},
+    {"id of 129 characters", NULL, 0, gen_long_id, NB_NUDGESPOT_OK, 1, R_ID,
 	NULL},
     /* Times at and beyond the limits. */
     {"year 9999", LIT(EV(",'occurred_at':'9999-12-31T23:59:59.999Z'")),
-	NB_PAYLOAD_OK, 1, NULL, "evt_1"},
+	NB_NUDGESPOT_OK, 1, NULL, "evt_1"},
     {"year 0000", LIT(EV(",'occurred_at':'0000-01-01T00:00:00Z'")),
-	NB_PAYLOAD_OK, 1, NULL, "evt_1"},
+	NB_NUDGESPOT_OK, 1, NULL, "evt_1"},
     {"year 10000", LIT(EV(",'occurred_at':'10000-01-01T00:00:00Z'")),
-	NB_PAYLOAD_OK, 1, R_TIME, "evt_1"},
+	NB_NUDGESPOT_OK, 1, R_TIME, "evt_1"},
     {"negative year", LIT(EV(",'occurred_at':'-0001-01-01T00:00:00Z'")),
-	NB_PAYLOAD_OK, 1, R_TIME, "evt_1"},
+	NB_NUDGESPOT_OK, 1, R_TIME, "evt_1"},
     {"INT64_MAX as time", LIT(EV(",'occurred_at':'9223372036854775807'")),
-	NB_PAYLOAD_OK, 1, R_TIME, "evt_1"},
+	NB_NUDGESPOT_OK, 1, R_TIME, "evt_1"},
     {"INT64_MIN as time", LIT(EV(",'occurred_at':'-9223372036854775808'")),
-	NB_PAYLOAD_OK, 1, R_TIME, "evt_1"},
+	NB_NUDGESPOT_OK, 1, R_TIME, "evt_1"},
     {"integer time", LIT(EV(",'occurred_at':9223372036854775807")),
-	NB_PAYLOAD_OK, 1, "occurred_at: must be a string", "evt_1"},
+	NB_NUDGESPOT_OK, 1, "occurred_at: must be a string", "evt_1"},
     {"200 fraction digits",
 	LIT(EV(
 	    ",'occurred_at':'2026-11-28T09:59:58."
@@ -352,11 +354,11 @@ static const struct parse_case parse_cases[] = {
 	    "9999999999999999999999999999999999999999999999999999999999999999"
 	    "999999999999999999999999999999999999999999999999999999999999999"
 	    "99999999Z'")),
-	NB_PAYLOAD_OK, 1, NULL, "evt_1"},
+	NB_NUDGESPOT_OK, 1, NULL, "evt_1"},
     {"offset +99:99", LIT(EV(",'occurred_at':'2026-11-28T09:59:58+99:99'")),
-	NB_PAYLOAD_OK, 1, R_TIME, "evt_1"},
+	NB_NUDGESPOT_OK, 1, R_TIME, "evt_1"},
     {"time with CRLF", LIT(EV(",'occurred_at':'2026-11-28T09:59:58Z\\r\\n'")),
-	NB_PAYLOAD_OK, 1, R_TIME, "evt_1"},
+	NB_NUDGESPOT_OK, 1, R_TIME, "evt_1"},
 };
 
 static void
@@ -364,7 +366,7 @@ test_parse(void **state)
 {
 	const struct parse_case *c;
 	struct nb_payload p;
-	enum nb_payload_result r;
+	enum nb_nudgespot_result r;
 	const struct nb_event *e;
 	char *body;
 	size_t i, len;
@@ -382,9 +384,9 @@ test_parse(void **state)
 		r = nb_nudgespot_parse(&p, body, len);
 		if (r != c->want)
 			fail_msg("%s: got %s, want %s", c->name,
-			    nb_payload_result_str(r),
-			    nb_payload_result_str(c->want));
-		if (r != NB_PAYLOAD_OK) {
+			    nb_nudgespot_result_str(r),
+			    nb_nudgespot_result_str(c->want));
+		if (r != NB_NUDGESPOT_OK) {
 			assert_null(p.events);
 			assert_int_equal(p.nevents, 0);
 			free(body);
@@ -405,7 +407,7 @@ test_parse(void **state)
 			    e->id ? e->id : "(none)", c->id ? c->id : "(none)");
 		/* What the store keeps is compact JSON without a raw NUL. */
 		assert_int_equal(strlen(e->raw), e->rawlen);
-		nb_payload_clear(&p);
+		nb_nudgespot_clear(&p);
 		free(body);
 	}
 }
@@ -855,7 +857,8 @@ static void
 test_track(void **state)
 {
 	const struct track_case *c;
-	struct nb_source src = {.name = acme, .anon = NB_ANON_EMAIL};
+	struct nb_source src = {
+	    .name = acme, .mapping = {.anon = NB_SEGMENT_ANON_EMAIL}};
 	const char *err, *got;
 	json_t *m;
 	char *raw;
@@ -871,9 +874,10 @@ test_track(void **state)
 			len = c->len;
 			raw = mk(c->raw, len);
 		}
-		src.anon = c->sha ? NB_ANON_SHA256 : NB_ANON_EMAIL;
+		src.mapping.anon =
+		    c->sha ? NB_SEGMENT_ANON_SHA256 : NB_SEGMENT_ANON_EMAIL;
 		err = NULL;
-		m = nb_segment_track(&src, raw, len, &err);
+		m = nb_segment_track(&src.mapping, src.name, raw, len, &err);
 		if (c->key == NULL) {
 			if (m != NULL)
 				fail_msg("%s: mapped, want a refusal", c->name);
@@ -909,20 +913,22 @@ static void
 test_track_escaped_nul(void **state)
 {
 	static const char raw[] = EV(",'properties':{'a':'x\\u0000y'}");
-	struct nb_source src = {.name = acme, .anon = NB_ANON_EMAIL};
+	struct nb_source src = {
+	    .name = acme, .mapping = {.anon = NB_SEGMENT_ANON_EMAIL}};
 	char *text = mk(raw, sizeof(raw) - 1), *out = NULL;
 	const json_t *a;
 	size_t outlen = 0;
 	json_t *m;
 
 	(void)state;
-	assert_non_null(m = nb_segment_track(&src, text, strlen(text), NULL));
+	assert_non_null(m = nb_segment_track(
+			    &src.mapping, src.name, text, strlen(text), NULL));
 	a = json_object_get(json_object_get(m, "properties"), "a");
 	assert_int_equal(json_string_length(a), 3);
 	assert_memory_equal(json_string_value(a), "x\0y", 3);
 	json_decref(m);
-	assert_int_equal(nb_segment_track_text(
-			     &src, text, strlen(text), &out, &outlen, NULL),
+	assert_int_equal(nb_segment_track_text(&src.mapping, src.name, text,
+			     strlen(text), &out, &outlen, NULL),
 	    0);
 	assert_int_equal(strlen(out), outlen);
 	assert_non_null(strstr(out, "x\\u0000y"));
@@ -943,7 +949,8 @@ test_track_sha_unicode(void **state)
 				  "DA@EXAMPLE.COM'}}";
 	static const char lower[] = "\xc3\x80"
 				    "da@example.com";
-	struct nb_source src = {.name = acme, .anon = NB_ANON_SHA256};
+	struct nb_source src = {
+	    .name = acme, .mapping = {.anon = NB_SEGMENT_ANON_SHA256}};
 	unsigned char h[crypto_hash_sha256_BYTES];
 	char hex[2 * crypto_hash_sha256_BYTES + 1];
 	char *text = mk(raw, sizeof(raw) - 1);
@@ -953,7 +960,8 @@ test_track_sha_unicode(void **state)
 	assert_true(sodium_init() >= 0);
 	crypto_hash_sha256(h, (const unsigned char *)lower, sizeof(lower) - 1);
 	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	assert_non_null(m = nb_segment_track(&src, text, strlen(text), NULL));
+	assert_non_null(m = nb_segment_track(
+			    &src.mapping, src.name, text, strlen(text), NULL));
 	assert_string_equal(
 	    json_string_value(json_object_get(m, "anonymousId")), hex);
 	json_decref(m);

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "nudgebridge/nudgespot.h"
+#include "nudgebridge/schema.h"
 
 #define ID   "\"id\":\"evt_1\""
 #define TYPE "\"type\":\"email.opened\""
@@ -49,48 +50,50 @@ struct body_case {
 	const char *name;
 	const char *body;
 	size_t len; /* 0: strlen(body) */
-	enum nb_payload_result want;
+	enum nb_nudgespot_result want;
 	size_t nevents;
 };
 
 static const struct body_case bodies[] = {
-    {"object", EV, 0, NB_PAYLOAD_OK, 1},
-    {"full example", FULL, 0, NB_PAYLOAD_OK, 1},
-    {"array of one", "[" EV "]", 0, NB_PAYLOAD_OK, 1},
-    {"array of three", "[" EV "," EV ",{}]", 0, NB_PAYLOAD_OK, 3},
-    {"empty object", "{}", 0, NB_PAYLOAD_OK, 1},
-    {"whitespace", " \n\t[ {} ]\r\n", 0, NB_PAYLOAD_OK, 1},
-    {"not json", "not json", 0, NB_PAYLOAD_INVALID_JSON, 0},
-    {"empty body", "", 0, NB_PAYLOAD_INVALID_JSON, 0},
-    {"truncated", "{\"id\":", 0, NB_PAYLOAD_INVALID_JSON, 0},
-    {"trailing", "{} {}", 0, NB_PAYLOAD_INVALID_JSON, 0},
-    {"trailing comma", "[{},]", 0, NB_PAYLOAD_INVALID_JSON, 0},
-    {"single quotes", "{'id':'x'}", 0, NB_PAYLOAD_INVALID_JSON, 0},
-    {"invalid utf8", "{\"id\":\"\xff\"}", 0, NB_PAYLOAD_INVALID_JSON, 0},
-    {"overlong utf8", "{\"id\":\"\xc0\xaf\"}", 0, NB_PAYLOAD_INVALID_JSON, 0},
-    {"truncated utf8", "{\"type\":\"\xc3\"}", 0, NB_PAYLOAD_INVALID_JSON, 0},
-    {"utf8 surrogate", "{\"id\":\"\xed\xa0\x80\"}", 0, NB_PAYLOAD_INVALID_JSON,
-	0},
+    {"object", EV, 0, NB_NUDGESPOT_OK, 1},
+    {"full example", FULL, 0, NB_NUDGESPOT_OK, 1},
+    {"array of one", "[" EV "]", 0, NB_NUDGESPOT_OK, 1},
+    {"array of three", "[" EV "," EV ",{}]", 0, NB_NUDGESPOT_OK, 3},
+    {"empty object", "{}", 0, NB_NUDGESPOT_OK, 1},
+    {"whitespace", " \n\t[ {} ]\r\n", 0, NB_NUDGESPOT_OK, 1},
+    {"not json", "not json", 0, NB_NUDGESPOT_INVALID_JSON, 0},
+    {"empty body", "", 0, NB_NUDGESPOT_INVALID_JSON, 0},
+    {"truncated", "{\"id\":", 0, NB_NUDGESPOT_INVALID_JSON, 0},
+    {"trailing", "{} {}", 0, NB_NUDGESPOT_INVALID_JSON, 0},
+    {"trailing comma", "[{},]", 0, NB_NUDGESPOT_INVALID_JSON, 0},
+    {"single quotes", "{'id':'x'}", 0, NB_NUDGESPOT_INVALID_JSON, 0},
+    {"invalid utf8", "{\"id\":\"\xff\"}", 0, NB_NUDGESPOT_INVALID_JSON, 0},
+    {"overlong utf8", "{\"id\":\"\xc0\xaf\"}", 0, NB_NUDGESPOT_INVALID_JSON, 0},
+    {"truncated utf8", "{\"type\":\"\xc3\"}", 0, NB_NUDGESPOT_INVALID_JSON, 0},
+    {"utf8 surrogate", "{\"id\":\"\xed\xa0\x80\"}", 0,
+	NB_NUDGESPOT_INVALID_JSON, 0},
     {"lone surrogate escape", "{\"id\":\"\\ud800\"}", 0,
-	NB_PAYLOAD_INVALID_JSON, 0},
-    {"raw NUL", "{}\0", 3, NB_PAYLOAD_INVALID_JSON, 0},
-    {"raw NUL in string", "{\"id\":\"a\0b\"}", 12, NB_PAYLOAD_INVALID_JSON, 0},
-    {"escaped NUL in value", "{\"id\":\"a\\u0000b\"}", 0, NB_PAYLOAD_OK, 1},
-    {"escaped NUL in key", "{\"a\\u0000b\":1}", 0, NB_PAYLOAD_INVALID_JSON, 0},
-    {"huge integer", "{\"properties\":{\"n\":123456789012345678901234}}", 0,
-	NB_PAYLOAD_INVALID_JSON, 0},
-    {"huge real", "{\"properties\":{\"n\":1e999}}", 0, NB_PAYLOAD_INVALID_JSON,
+	NB_NUDGESPOT_INVALID_JSON, 0},
+    {"raw NUL", "{}\0", 3, NB_NUDGESPOT_INVALID_JSON, 0},
+    {"raw NUL in string", "{\"id\":\"a\0b\"}", 12, NB_NUDGESPOT_INVALID_JSON,
 	0},
-    {"bom", "\xef\xbb\xbf{}", 0, NB_PAYLOAD_INVALID_JSON, 0},
-    {"empty array", "[]", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
-    {"array of number", "[1]", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
-    {"array with number", "[" EV ",1]", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
-    {"array with null", "[" EV ",null]", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
-    {"nested array", "[[" EV "]]", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
-    {"number", "42", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
-    {"string", "\"event\"", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
-    {"null", "null", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
-    {"true", "true", 0, NB_PAYLOAD_INVALID_PAYLOAD, 0},
+    {"escaped NUL in value", "{\"id\":\"a\\u0000b\"}", 0, NB_NUDGESPOT_OK, 1},
+    {"escaped NUL in key", "{\"a\\u0000b\":1}", 0, NB_NUDGESPOT_INVALID_JSON,
+	0},
+    {"huge integer", "{\"properties\":{\"n\":123456789012345678901234}}", 0,
+	NB_NUDGESPOT_INVALID_JSON, 0},
+    {"huge real", "{\"properties\":{\"n\":1e999}}", 0,
+	NB_NUDGESPOT_INVALID_JSON, 0},
+    {"bom", "\xef\xbb\xbf{}", 0, NB_NUDGESPOT_INVALID_JSON, 0},
+    {"empty array", "[]", 0, NB_NUDGESPOT_INVALID_PAYLOAD, 0},
+    {"array of number", "[1]", 0, NB_NUDGESPOT_INVALID_PAYLOAD, 0},
+    {"array with number", "[" EV ",1]", 0, NB_NUDGESPOT_INVALID_PAYLOAD, 0},
+    {"array with null", "[" EV ",null]", 0, NB_NUDGESPOT_INVALID_PAYLOAD, 0},
+    {"nested array", "[[" EV "]]", 0, NB_NUDGESPOT_INVALID_PAYLOAD, 0},
+    {"number", "42", 0, NB_NUDGESPOT_INVALID_PAYLOAD, 0},
+    {"string", "\"event\"", 0, NB_NUDGESPOT_INVALID_PAYLOAD, 0},
+    {"null", "null", 0, NB_NUDGESPOT_INVALID_PAYLOAD, 0},
+    {"true", "true", 0, NB_NUDGESPOT_INVALID_PAYLOAD, 0},
 };
 
 static void
@@ -102,19 +105,19 @@ test_bodies(void **state)
 	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
 		const struct body_case *c = &bodies[i];
 		struct nb_payload p;
-		enum nb_payload_result r;
+		enum nb_nudgespot_result r;
 
 		memset(&p, 0xa5, sizeof(p));
 		r = nb_nudgespot_parse(
 		    &p, c->body, c->len != 0 ? c->len : strlen(c->body));
 		if (r != c->want)
 			fail_msg("%s: got %s, want %s", c->name,
-			    nb_payload_result_str(r),
-			    nb_payload_result_str(c->want));
+			    nb_nudgespot_result_str(r),
+			    nb_nudgespot_result_str(c->want));
 		assert_int_equal(p.nevents, c->nevents);
-		if (r != NB_PAYLOAD_OK)
+		if (r != NB_NUDGESPOT_OK)
 			assert_null(p.events);
-		nb_payload_clear(&p);
+		nb_nudgespot_clear(&p);
 		assert_null(p.events);
 		assert_int_equal(p.nevents, 0);
 	}
@@ -137,7 +140,7 @@ test_deep_nesting(void **state)
 		*q++ = ']';
 	*q++ = '}';
 	assert_int_equal(nb_nudgespot_parse(&p, s, (size_t)(q - s)),
-	    NB_PAYLOAD_INVALID_JSON);
+	    NB_NUDGESPOT_INVALID_JSON);
 	free(s);
 }
 
@@ -173,15 +176,15 @@ test_event_count_limit(void **state)
 
 	(void)state;
 	s = many_events(NB_NUDGESPOT_MAX_EVENTS, &len);
-	assert_int_equal(nb_nudgespot_parse(&p, s, len), NB_PAYLOAD_OK);
+	assert_int_equal(nb_nudgespot_parse(&p, s, len), NB_NUDGESPOT_OK);
 	assert_int_equal(p.nevents, 1000);
 	assert_string_equal(p.events[999].id, "evt_999");
 	assert_null(p.events[999].error);
-	nb_payload_clear(&p);
+	nb_nudgespot_clear(&p);
 	free(s);
 	s = many_events(NB_NUDGESPOT_MAX_EVENTS + 1, &len);
 	assert_int_equal(
-	    nb_nudgespot_parse(&p, s, len), NB_PAYLOAD_INVALID_PAYLOAD);
+	    nb_nudgespot_parse(&p, s, len), NB_NUDGESPOT_INVALID_PAYLOAD);
 	assert_int_equal(p.nevents, 0);
 	free(s);
 }
@@ -387,7 +390,7 @@ test_events(void **state)
 		/* Through the parser: same verdict, id/type kept. */
 		assert_int_equal(
 		    nb_nudgespot_parse(&p, c->json, strlen(c->json)),
-		    NB_PAYLOAD_OK);
+		    NB_NUDGESPOT_OK);
 		assert_int_equal(p.nevents, 1);
 		assert_ptr_equal(p.events[0].error, got);
 		if (c->id == NULL)
@@ -398,38 +401,38 @@ test_events(void **state)
 			assert_string_equal(p.events[0].type, c->type);
 		else if (c->error != NULL && strncmp(c->error, "type:", 5) == 0)
 			assert_null(p.events[0].type);
-		nb_payload_clear(&p);
+		nb_nudgespot_clear(&p);
 	}
 }
 
 static void
 test_id_length(void **state)
 {
-	char body[512], id[NB_EVENT_ID_MAX + 2];
+	char body[512], id[NB_SCHEMA_ID_MAX + 2];
 	struct nb_payload p;
 
 	(void)state;
-	memset(id, 'x', NB_EVENT_ID_MAX);
-	id[NB_EVENT_ID_MAX] = '\0';
+	memset(id, 'x', NB_SCHEMA_ID_MAX);
+	id[NB_SCHEMA_ID_MAX] = '\0';
 	snprintf(
 	    body, sizeof(body), "{\"id\":\"%s\"," TYPE "," AT "," SUB "}", id);
 	assert_int_equal(
-	    nb_nudgespot_parse(&p, body, strlen(body)), NB_PAYLOAD_OK);
+	    nb_nudgespot_parse(&p, body, strlen(body)), NB_NUDGESPOT_OK);
 	assert_null(p.events[0].error);
 	assert_string_equal(p.events[0].id, id);
-	nb_payload_clear(&p);
+	nb_nudgespot_clear(&p);
 
-	id[NB_EVENT_ID_MAX] = 'x';
-	id[NB_EVENT_ID_MAX + 1] = '\0';
+	id[NB_SCHEMA_ID_MAX] = 'x';
+	id[NB_SCHEMA_ID_MAX + 1] = '\0';
 	snprintf(
 	    body, sizeof(body), "{\"id\":\"%s\"," TYPE "," AT "," SUB "}", id);
 	assert_int_equal(
-	    nb_nudgespot_parse(&p, body, strlen(body)), NB_PAYLOAD_OK);
+	    nb_nudgespot_parse(&p, body, strlen(body)), NB_NUDGESPOT_OK);
 	assert_string_equal(
 	    p.events[0].error, "id: must be 1..128 printable ASCII characters");
 	assert_null(p.events[0].id);
 	assert_string_equal(p.events[0].type, "email.opened");
-	nb_payload_clear(&p);
+	nb_nudgespot_clear(&p);
 }
 
 static void
@@ -449,10 +452,10 @@ test_utf8_type(void **state)
 	snprintf(body, sizeof(body), "{" ID "," AT "," SUB ",\"type\":\"%s\"}",
 	    type);
 	assert_int_equal(
-	    nb_nudgespot_parse(&p, body, strlen(body)), NB_PAYLOAD_OK);
+	    nb_nudgespot_parse(&p, body, strlen(body)), NB_NUDGESPOT_OK);
 	assert_null(p.events[0].error);
 	assert_string_equal(p.events[0].type, type);
-	nb_payload_clear(&p);
+	nb_nudgespot_clear(&p);
 	/* 65 of them: too long. */
 	type[128] = '\xc3';
 	type[129] = '\xa9';
@@ -460,11 +463,11 @@ test_utf8_type(void **state)
 	snprintf(body, sizeof(body), "{" ID "," AT "," SUB ",\"type\":\"%s\"}",
 	    type);
 	assert_int_equal(
-	    nb_nudgespot_parse(&p, body, strlen(body)), NB_PAYLOAD_OK);
+	    nb_nudgespot_parse(&p, body, strlen(body)), NB_NUDGESPOT_OK);
 	assert_string_equal(p.events[0].error,
 	    "type: must be 1..64 characters without control characters");
 	assert_null(p.events[0].type);
-	nb_payload_clear(&p);
+	nb_nudgespot_clear(&p);
 }
 
 static void
@@ -476,7 +479,7 @@ test_raw(void **state)
 
 	(void)state;
 	assert_int_equal(
-	    nb_nudgespot_parse(&p, body, strlen(body)), NB_PAYLOAD_OK);
+	    nb_nudgespot_parse(&p, body, strlen(body)), NB_NUDGESPOT_OK);
 	assert_int_equal(p.nevents, 2);
 	/* Compact; key order, escapes as written and UTF-8 kept. */
 	assert_string_equal(
@@ -487,9 +490,9 @@ test_raw(void **state)
 	assert_string_equal(p.events[1].raw, "{\"id\":\"a\\u0000b\"}");
 	assert_int_equal(p.events[1].rawlen, strlen(p.events[1].raw));
 	assert_null(p.events[1].id);
-	nb_payload_clear(&p);
-	nb_payload_clear(&p);
-	nb_payload_clear(NULL);
+	nb_nudgespot_clear(&p);
+	nb_nudgespot_clear(&p);
+	nb_nudgespot_clear(NULL);
 }
 
 /*
@@ -528,8 +531,8 @@ test_raw_slices(void **state)
 		const char *body = cases[i].body;
 
 		print_message("case: %s\n", cases[i].name);
-		assert_int_equal(
-		    nb_nudgespot_parse(&p, body, strlen(body)), NB_PAYLOAD_OK);
+		assert_int_equal(nb_nudgespot_parse(&p, body, strlen(body)),
+		    NB_NUDGESPOT_OK);
 		assert_int_equal(p.nevents, cases[i].n);
 		whole = json_loadb(body, strlen(body), JSON_DECODE_ANY, NULL);
 		assert_non_null(whole);
@@ -546,7 +549,7 @@ test_raw_slices(void **state)
 			json_decref(back);
 		}
 		json_decref(whole);
-		nb_payload_clear(&p);
+		nb_nudgespot_clear(&p);
 	}
 }
 
@@ -589,7 +592,7 @@ test_revalidate(void **state)
  * The direct path against the jansson path.  Every input goes through
  * nb_nudgespot_parse_direct(), nb_nudgespot_parse_tree() and
  * nb_nudgespot_parse(): when the direct path decides, the jansson path must
- * say NB_PAYLOAD_OK with identical events; when it declines it must leave
+ * say NB_NUDGESPOT_OK with identical events; when it declines it must leave
  * *out empty; and nb_nudgespot_parse() must always give what the jansson
  * path gives.
  */
@@ -670,7 +673,7 @@ check_paths(
     struct diff_stats *st, const char *body, size_t len, const char *what)
 {
 	struct nb_payload d, t, c;
-	enum nb_payload_result rt, rc;
+	enum nb_nudgespot_result rt, rc;
 	int decided;
 
 	memset(&d, 0xa5, sizeof(d));
@@ -678,21 +681,22 @@ check_paths(
 	rt = nb_nudgespot_parse_tree(&t, body, len);
 	rc = nb_nudgespot_parse(&c, body, len);
 	if (decided) {
-		if (rt != NB_PAYLOAD_OK)
+		if (rt != NB_NUDGESPOT_OK)
 			fail_msg(
 			    "%s: direct path decided, jansson path says %s",
-			    what, nb_payload_result_str(rt));
+			    what, nb_nudgespot_result_str(rt));
 		same_payload(&d, &t, what, "direct");
 	} else if (d.events != NULL || d.nevents != 0) {
 		fail_msg("%s: direct path declined but filled *out", what);
 	}
 	if (rc != rt)
 		fail_msg("%s: nb_nudgespot_parse says %s, jansson path %s",
-		    what, nb_payload_result_str(rc), nb_payload_result_str(rt));
+		    what, nb_nudgespot_result_str(rc),
+		    nb_nudgespot_result_str(rt));
 	same_payload(&c, &t, what, "nb_nudgespot_parse");
-	nb_payload_clear(&d);
-	nb_payload_clear(&t);
-	nb_payload_clear(&c);
+	nb_nudgespot_clear(&d);
+	nb_nudgespot_clear(&t);
+	nb_nudgespot_clear(&c);
 	st->inputs++;
 	st->direct += (size_t)decided;
 	return decided;
@@ -1047,12 +1051,14 @@ static void
 test_result_str(void **state)
 {
 	(void)state;
-	assert_string_equal(nb_payload_result_str(NB_PAYLOAD_OK), "ok");
+	assert_string_equal(nb_nudgespot_result_str(NB_NUDGESPOT_OK), "ok");
 	assert_string_equal(
-	    nb_payload_result_str(NB_PAYLOAD_INVALID_JSON), "invalid_json");
-	assert_string_equal(nb_payload_result_str(NB_PAYLOAD_INVALID_PAYLOAD),
+	    nb_nudgespot_result_str(NB_NUDGESPOT_INVALID_JSON), "invalid_json");
+	assert_string_equal(
+	    nb_nudgespot_result_str(NB_NUDGESPOT_INVALID_PAYLOAD),
 	    "invalid_payload");
-	assert_string_equal(nb_payload_result_str(NB_PAYLOAD_NOMEM), "nomem");
+	assert_string_equal(
+	    nb_nudgespot_result_str(NB_NUDGESPOT_NOMEM), "nomem");
 }
 
 int

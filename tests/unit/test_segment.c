@@ -43,12 +43,16 @@
 #define SUB "'subscriber':{'uid':'u_42','email':'ada@example.com'}"
 
 static char acme[] = "acme";
-static struct nb_source src_email = {.name = acme, .anon = NB_ANON_EMAIL};
-static struct nb_source src_sha = {.name = acme, .anon = NB_ANON_SHA256};
-static struct nb_source src_override = {.name = acme, .anon = NB_ANON_EMAIL};
+static struct nb_source src_email = {
+    .name = acme, .mapping = {.anon = NB_SEGMENT_ANON_EMAIL}};
+static struct nb_source src_sha = {
+    .name = acme, .mapping = {.anon = NB_SEGMENT_ANON_SHA256}};
+static struct nb_source src_override = {
+    .name = acme, .mapping = {.anon = NB_SEGMENT_ANON_EMAIL}};
 /* Longer than the direct path's one-call messageId buffer takes. */
 static char long_name[600];
-static struct nb_source src_long = {.name = long_name, .anon = NB_ANON_SHA256};
+static struct nb_source src_long = {
+    .name = long_name, .mapping = {.anon = NB_SEGMENT_ANON_SHA256}};
 
 static char *
 dq(const char *s)
@@ -76,7 +80,7 @@ check(const struct nb_source *src, const char *event, const char *want)
 	exp = json_loads(w, 0, &je);
 	if (exp == NULL)
 		fail_msg("bad expected JSON: %s: %s", je.text, w);
-	got = nb_segment_track(src, ev, strlen(ev), &err);
+	got = nb_segment_track(&src->mapping, src->name, ev, strlen(ev), &err);
 	if (got == NULL)
 		fail_msg("no message (%s) for %s", err ? err : "?", ev);
 	if (!json_equal(got, exp)) {
@@ -99,13 +103,15 @@ check_fails(const char *event, const char *why)
 	char *text = (char *)1;
 	size_t len = 1;
 
-	assert_null(nb_segment_track(&src_email, ev, strlen(ev), &err));
+	assert_null(nb_segment_track(
+	    &src_email.mapping, src_email.name, ev, strlen(ev), &err));
 	assert_non_null(err);
 	if (strstr(err, why) == NULL)
 		fail_msg("error '%s' lacks '%s' for %s", err, why, ev);
-	assert_null(nb_segment_track(&src_email, ev, strlen(ev), NULL));
-	assert_int_equal(nb_segment_track_text(
-			     &src_email, ev, strlen(ev), &text, &len, &err),
+	assert_null(nb_segment_track(
+	    &src_email.mapping, src_email.name, ev, strlen(ev), NULL));
+	assert_int_equal(nb_segment_track_text(&src_email.mapping,
+			     src_email.name, ev, strlen(ev), &text, &len, &err),
 	    -1);
 	assert_null(text);
 	free(ev);
@@ -358,12 +364,13 @@ test_bad_input(void **state)
 		const char *ev = "{\"id\":\"evt_1\",\"type\":\"x\","
 				 "\"occurred_at\":\"" TS "\","
 				 "\"subscriber\":{\"uid\":\"u\"}}garbage";
-		json_t *m = nb_segment_track(
-		    &src_email, ev, strlen(ev) - strlen("garbage"), NULL);
+		json_t *m = nb_segment_track(&src_email.mapping, src_email.name,
+		    ev, strlen(ev) - strlen("garbage"), NULL);
 
 		assert_non_null(m);
 		json_decref(m);
-		assert_null(nb_segment_track(&src_email, ev, strlen(ev), NULL));
+		assert_null(nb_segment_track(
+		    &src_email.mapping, src_email.name, ev, strlen(ev), NULL));
 	}
 }
 
@@ -508,15 +515,16 @@ test_contract_example(void **state)
 	(void)state;
 	want = json_loads(contract_message, 0, NULL);
 	assert_non_null(want);
-	got = nb_segment_track(
-	    &src_email, contract_event, strlen(contract_event), &err);
+	got = nb_segment_track(&src_email.mapping, src_email.name,
+	    contract_event, strlen(contract_event), &err);
 	assert_non_null(got);
 	assert_true(json_equal(got, want));
 	json_decref(got);
 
 	/* The text form: compact, same content, contract key order. */
-	assert_int_equal(nb_segment_track_text(&src_email, contract_event,
-			     strlen(contract_event), &text, &len, &err),
+	assert_int_equal(
+	    nb_segment_track_text(&src_email.mapping, src_email.name,
+		contract_event, strlen(contract_event), &text, &len, &err),
 	    0);
 	assert_int_equal(len, strlen(text));
 	assert_null(strchr(text, '\n'));
@@ -542,8 +550,8 @@ test_nul_in_properties(void **state)
 	size_t len = 0;
 
 	(void)state;
-	assert_int_equal(nb_segment_track_text(
-			     &src_email, ev, strlen(ev), &text, &len, NULL),
+	assert_int_equal(nb_segment_track_text(&src_email.mapping,
+			     src_email.name, ev, strlen(ev), &text, &len, NULL),
 	    0);
 	assert_non_null(strstr(text, "\"k\":\"a\\u0000b\""));
 	free(text);
@@ -566,8 +574,10 @@ differ(
 	json_t *m;
 	int took;
 
-	took = nb_segment_track_text_direct(src, raw, len, &direct, &dlen) == 0;
-	if ((m = nb_segment_track(src, raw, len, &err)) != NULL) {
+	took = nb_segment_track_text_direct(
+		   &src->mapping, src->name, raw, len, &direct, &dlen) == 0;
+	if ((m = nb_segment_track(&src->mapping, src->name, raw, len, &err)) !=
+	    NULL) {
 		slow = json_dumps(m, JSON_COMPACT);
 		assert_non_null(slow);
 		json_decref(m);
@@ -576,12 +586,14 @@ differ(
 		if (slow == NULL)
 			fail_msg("%s (anon %d): direct encoder took what the "
 				 "jansson path refuses (%s)",
-			    what, (int)src->anon, err != NULL ? err : "?");
+			    what, (int)src->mapping.anon,
+			    err != NULL ? err : "?");
 		if (dlen != strlen(direct) || strcmp(direct, slow) != 0)
 			fail_msg("%s (anon %d):\n direct: %s\njansson: %s",
-			    what, (int)src->anon, direct, slow);
+			    what, (int)src->mapping.anon, direct, slow);
 	}
-	if (nb_segment_track_text(src, raw, len, &text, &tlen, NULL) == 0) {
+	if (nb_segment_track_text(
+		&src->mapping, src->name, raw, len, &text, &tlen, NULL) == 0) {
 		assert_non_null(slow);
 		assert_int_equal(tlen, strlen(slow));
 		assert_string_equal(text, slow);
@@ -983,13 +995,14 @@ setup(void **state)
 	(void)state;
 	if (sodium_init() < 0)
 		return -1;
-	src_override.event_names = json_pack("{s:s,s:s,s:s,s:s}",
+	src_override.mapping.event_names = json_pack("{s:s,s:s,s:s,s:s}",
 	    "email.unsubscribed", "Email Unsubscribed", "custom.x", "Custom X",
 	    "custom.q", "Say \"hi\"\n\t\x01\x1f\x7f \xc3\xa9 \\ / \b\f\r",
 	    "email.opened", "Opened \xf0\x9f\x98\x80");
 	memset(long_name, 'n', sizeof(long_name) - 1);
-	src_long.event_names = json_object();
-	return src_override.event_names == NULL || src_long.event_names == NULL
+	src_long.mapping.event_names = json_object();
+	return src_override.mapping.event_names == NULL ||
+		src_long.mapping.event_names == NULL
 	    ? -1
 	    : 0;
 }
@@ -998,8 +1011,8 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	json_decref(src_override.event_names);
-	json_decref(src_long.event_names);
+	json_decref(src_override.mapping.event_names);
+	json_decref(src_long.mapping.event_names);
 	return 0;
 }
 
