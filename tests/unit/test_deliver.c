@@ -225,7 +225,9 @@ sink_cb(struct evhttp_request *req, void *arg)
 		evbuffer_add_printf(body, "{\"success\":true}");
 	else if (status == 400)
 		evbuffer_add_printf(body,
-		    "{\"error\":\"bad message\",\"key\":\"" WRITE_KEY "\"}\n");
+		    "{\"error\":\"bad message\",\"key\":\"" WRITE_KEY
+		    "\",\"headers\":{\"Authorization\":\"%s\"}}\n",
+		    auth != NULL ? auth : "");
 	else
 		evbuffer_add_printf(body, "{\"error\":\"nope\"}");
 	evhttp_send_reply(req, status, status == 200 ? "OK" : "Error", body);
@@ -354,14 +356,22 @@ fixture_setup(struct fixture *f, enum sink_mode mode, const char *segment_extra)
 }
 
 static void
-fixture_start(struct fixture *f)
+fixture_start_map(struct fixture *f, nb_lane_map_fn map)
 {
 	char err[256];
 
 	f->d = nb_deliver_new(f->cfg, f->m, err, sizeof(err));
 	if (f->d == NULL)
 		fail_msg("deliver: %s", err);
+	if (map != NULL)
+		nb_deliver_set_map(f->d, map);
 	assert_int_equal(nb_deliver_start(f->d), 0);
+}
+
+static void
+fixture_start(struct fixture *f)
+{
+	fixture_start_map(f, NULL);
 }
 
 static void
@@ -529,6 +539,9 @@ test_deliver_all(void **state)
 	assert_int_equal(sink.bad_headers, 0);
 	assert_true(sink.max_batch <= 4);
 	assert_true(sink.requests >= 3);
+	/* gzip by default: every body, smaller on the wire than as JSON. */
+	assert_int_equal(sink.gzipped, sink.requests);
+	assert_true(sink.wire < sink.json);
 	pthread_mutex_unlock(&sink.mu);
 
 	/* Woken by the committer: new rows go out at once. */
@@ -597,7 +610,9 @@ test_bisect_400(void **state)
 	assert_non_null(rows[0].error);
 	assert_int_equal(strncmp(rows[0].error, "segment: 400 ", 13), 0);
 	assert_non_null(strstr(rows[0].error, "bad message"));
-	assert_null(strstr(rows[0].error, WRITE_KEY)); /* redacted */
+	assert_null(strstr(rows[0].error, WRITE_KEY));	    /* redacted */
+	assert_null(strstr(rows[0].error, AUTH_BASIC + 6)); /* the Basic echo */
+	assert_non_null(strstr(rows[0].error, "\"Authorization\":\"***\""));
 	assert_true(strlen(rows[0].error) <= 13 + 200);
 	assert_int_equal(rows[0].attempts, 0); /* bisection is no attempt */
 	nb_stored_events_free(rows, n);
@@ -833,6 +848,108 @@ test_stop_releases(void **state)
 	nb_stored_events_free(rows, n);
 }
 
+/* segment.gzip false: plain JSON bodies, counted in the metrics. */
+static void
+test_gzip_off(void **state)
+{
+	struct evbuffer *out;
+	struct fixture *f = &fx;
+	char *text;
+
+	(void)state;
+	fixture_setup(f, SINK_OK, "\"gzip\":false");
+	append_events(f, 1, 5, 0, 0, nb_time_now_ms());
+	fixture_start(f);
+	assert_true(wait_state(f, NB_STATE_MASK_DELIVERED, NULL, 5, 10000));
+	pthread_mutex_lock(&sink.mu);
+	assert_true(sink.requests >= 1);
+	assert_int_equal(sink.gzipped, 0);
+	assert_int_equal(sink.bad_headers, 0);
+	assert_int_equal(sink.wire, sink.json);
+	pthread_mutex_unlock(&sink.mu);
+	assert_non_null(out = evbuffer_new());
+	assert_int_equal(nb_metrics_render(f->m, NULL, 0, NULL, 0, 0, out), 0);
+	assert_int_equal(evbuffer_add(out, "", 1), 0);
+	text = (char *)evbuffer_pullup(out, -1);
+	pthread_mutex_lock(&sink.mu);
+	assert_true(sink.json > 0);
+	pthread_mutex_unlock(&sink.mu);
+	assert_non_null(strstr(text, "nudgebridge_segment_sent_bytes_total "));
+	assert_null(strstr(text, "nudgebridge_segment_sent_bytes_total 0\n"));
+	evbuffer_free(out);
+}
+
+/* A 429 with X-RateLimit-Reset (no Retry-After) holds the lane for it. */
+static void
+test_429_ratelimit_reset(void **state)
+{
+	struct fixture *f = &fx;
+	int64_t gap;
+
+	(void)state;
+	fixture_setup(f, SINK_429_RESET_ONCE,
+	    "\"retry\":{\"initial_ms\":20,\"max_ms\":50}");
+	append_events(f, 1, 2, 0, 0, nb_time_now_ms());
+	fixture_start(f);
+	assert_true(wait_state(f, NB_STATE_MASK_DELIVERED, NULL, 2, 10000));
+	assert_delivered_ids(1, 2, 0);
+	pthread_mutex_lock(&sink.mu);
+	gap = sink.last_ms - sink.first_ms;
+	assert_int_equal(sink.requests, 2);
+	pthread_mutex_unlock(&sink.mu);
+	assert_true(gap >= 950);
+}
+
+/* The real mapper, except that evt_2 gets an empty event name. */
+static int
+map_empty_name(const struct nb_source *src, const char *raw, size_t rawlen,
+    char **out, size_t *outlen, const char **why)
+{
+	static const char msg[] = "{\"type\":\"track\",\"event\":\"\","
+				  "\"userId\":\"u_2\",\"messageId\":\"nb-2\","
+				  "\"properties\":{}}";
+
+	if (strstr(raw, "\"evt_2\"") == NULL)
+		return nb_lane_map_segment(src, raw, rawlen, out, outlen, why);
+	if ((*out = strdup(msg)) == NULL)
+		return -1;
+	*outlen = sizeof(msg) - 1;
+	return 0;
+}
+
+/* A message Segment would drop is dead-lettered, never sent. */
+static void
+test_invalid_for_segment(void **state)
+{
+	struct nb_store_filter flt;
+	struct nb_stored_event *rows = NULL;
+	struct fixture *f = &fx;
+	size_t n = 0, i;
+
+	(void)state;
+	fixture_setup(f, SINK_OK, "");
+	append_events(f, 1, 3, 0, 0, nb_time_now_ms());
+	fixture_start_map(f, map_empty_name);
+	assert_true(wait_state(f, NB_STATE_MASK_DELIVERED, NULL, 2, 10000));
+	assert_true(
+	    wait_state(f, NB_STATE_MASK_DEAD, NB_REASON_INVALID, 1, 5000));
+	assert_delivered_ids(1, 3, 2);
+	memset(&flt, 0, sizeof(flt));
+	flt.states = NB_STATE_MASK_DEAD;
+	assert_int_equal(nb_store_list(f->store, &flt, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].id, "evt_2");
+	assert_string_equal(rows[0].error,
+	    "segment would drop it: event: must be a non-empty "
+	    "string");
+	nb_stored_events_free(rows, n);
+	pthread_mutex_lock(&sink.mu);
+	for (i = 0; i < sink.nall; i++)
+		assert_string_not_equal(sink.all_ids[i], "nb-2");
+	assert_int_equal(sink.nall, 2);
+	pthread_mutex_unlock(&sink.mu);
+}
+
 int
 main(void)
 {
@@ -848,6 +965,9 @@ main(void)
 	    cmocka_unit_test_teardown(test_rate_limit, teardown),
 	    cmocka_unit_test_teardown(test_timeout, teardown),
 	    cmocka_unit_test_teardown(test_stop_releases, teardown),
+	    cmocka_unit_test_teardown(test_gzip_off, teardown),
+	    cmocka_unit_test_teardown(test_429_ratelimit_reset, teardown),
+	    cmocka_unit_test_teardown(test_invalid_for_segment, teardown),
 	};
 	int rc;
 
