@@ -450,8 +450,7 @@ fetch_refused(struct nb_oauth_client *oc, const struct nb_xfer_answer *a)
 	nb_oauth_parse_refusal(
 	    a->status, a->body, a->bodylen, a->truncated, r.error, r.detail);
 	oc->refused = 1;
-	log_warn("the oauth token endpoint refused the credentials",
-	    " sources=%s status=%ld error=%s", oc->label, a->status, r.error);
+	/* The owner logs the pause this becomes. */
 	oc->cb(NB_OAUTH_REFUSED, &r, oc->arg);
 }
 

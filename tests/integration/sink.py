@@ -23,7 +23,8 @@ clock, a jti never seen before, the form fields) and answers tokens with a
 short expires_in; batches then need a live Bearer token and the write key
 in the body's writeKey.  Its clock may be set off ours (``clock_offset_s``)
 to play a skewed server, and its answers are programmed like the batch
-API's (``token_mode``, ``token_fail_next``).
+API's (``token_mode``, ``token_fail_next``; status 0 closes the connection
+without an answer).
 
 Only the standard library is used, except for the OAuth verification
 (Debian's python3-cryptography).
@@ -387,6 +388,10 @@ class Sink:
                 wire = self.rfile.read(n) if n else b""
                 if self.path == "/token" and sink.oauth is not None:
                     status, answer = sink._token(wire)
+                    if status == 0:
+                        # A network error: the connection closes unanswered.
+                        self.close_connection = True
+                        return
                     self._answer(status, answer)
                     return
                 if self.path != "/v1/batch":
