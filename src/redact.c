@@ -51,18 +51,25 @@ b64url_char(unsigned char c)
 	return isalnum(c) || c == '-' || c == '_';
 }
 
-/* Every occurrence of s (n bytes) in in; a cut-off tail when truncated. */
+/*
+ * Every occurrence of s (n bytes) in in, with the '=' padding after it
+ * when pad; a cut-off tail when truncated.
+ */
 static void
 mark_literal(const char *in, size_t len, int truncated, const char *s, size_t n,
-    unsigned char *m)
+    int pad, unsigned char *m)
 {
-	size_t i, k;
+	size_t i, j, k;
 
 	if (n == 0)
 		return;
-	for (i = 0; i + n <= len; i++)
-		if (in[i] == s[0] && memcmp(in + i, s, n) == 0)
-			mark(m, i, i + n);
+	for (i = 0; i + n <= len; i++) {
+		if (in[i] != s[0] || memcmp(in + i, s, n) != 0)
+			continue;
+		for (j = i + n; pad && j < len && in[j] == '='; j++)
+			;
+		mark(m, i, j);
+	}
 	if (!truncated)
 		return;
 	for (k = n - 1 < len ? n - 1 : len; k >= TAIL_MIN; k--) {
@@ -104,7 +111,7 @@ mark_secret(
 	size_t n = strlen(s), i, k = 0;
 	int rc = 0;
 
-	mark_literal(in, len, truncated, s, n, m);
+	mark_literal(in, len, truncated, s, n, 0, m);
 	for (i = 0; i < 2; i++) {
 		if ((forms[k++] = b64(s, n, 0, variants[i])) == NULL ||
 		    (forms[k++] = b64(s, n, 1, variants[i])) == NULL)
@@ -113,7 +120,8 @@ mark_secret(
 	for (i = 0; i < k; i++) {
 		if (forms[i] == NULL)
 			continue;
-		mark_literal(in, len, truncated, forms[i], strlen(forms[i]), m);
+		mark_literal(
+		    in, len, truncated, forms[i], strlen(forms[i]), 1, m);
 		sodium_memzero(forms[i], strlen(forms[i]));
 		free(forms[i]);
 	}
