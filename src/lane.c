@@ -778,13 +778,19 @@ nb_lane_wake(struct nb_lane *l)
 }
 
 int
-nb_lane_busy(const struct nb_lane *l, int64_t now)
+nb_lane_busy(struct nb_lane *l, int64_t now)
 {
 	if (l->q.head != NULL)
 		return 1;
 	if (l->pause.status != 0 && now < l->pause.until_ms)
 		return 0;
-	return now < l->hold_until_ms || !l->idle;
+	if (now < l->hold_until_ms)
+		return 1;
+	/* Without a token nothing is claimed: ask the store instead. */
+	if (!l->idle && l->oc != NULL && l->inflight == 0 &&
+	    !nb_oauth_client_ready(l->oc, now))
+		return nb_lane_has_due(l, now);
+	return !l->idle;
 }
 
 int

@@ -557,6 +557,12 @@ nb_oauth_client_token(struct nb_oauth_client *oc, int64_t now_ms, unsigned *gen)
 	return usable;
 }
 
+int
+nb_oauth_client_ready(const struct nb_oauth_client *oc, int64_t now_ms)
+{
+	return oc->token != NULL && now_ms < oc->use_until_ms;
+}
+
 unsigned
 nb_oauth_client_gen(const struct nb_oauth_client *oc)
 {

@@ -87,9 +87,11 @@ void nb_lane_wake(struct nb_lane *);
 
 /*
  * 1 while the lane may still send something now: queued batches, a claim
- * not yet found empty, a 429 hold; 0 when idle or paused.
+ * not yet found empty, a 429 hold, or due rows while it waits for an
+ * OAuth token (looked up in the store); 0 when idle or paused.  For the
+ * drain at shutdown.
  */
-int nb_lane_busy(const struct nb_lane *, int64_t now_ms);
+int nb_lane_busy(struct nb_lane *, int64_t now_ms);
 
 /* 1 when any row of the lane's sources is due now (rows stay as they were). */
 int nb_lane_has_due(struct nb_lane *, int64_t now_ms);

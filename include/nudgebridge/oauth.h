@@ -141,6 +141,9 @@ struct nb_oauth_client *nb_oauth_client_new(const struct nb_oauth_config *c,
 const char *nb_oauth_client_token(
     struct nb_oauth_client *, int64_t now_ms, unsigned *gen);
 
+/* 1 when a token may be sent at now_ms (no fetch is started). */
+int nb_oauth_client_ready(const struct nb_oauth_client *, int64_t now_ms);
+
 /* The generation of the newest token (0 before the first). */
 unsigned nb_oauth_client_gen(const struct nb_oauth_client *);
 

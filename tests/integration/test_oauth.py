@@ -274,6 +274,20 @@ class TestTokenRetries(OAuthCase):
             m['nudgebridge_oauth_token_requests_total{status="429"}'], 1)
 
 
+class TestShutdownWithoutToken(OAuthCase):
+    """No token (the endpoint answers 503) and nothing due: no drain wait."""
+
+    def before_start(self):
+        self.sink.token_mode("503")
+
+    def test_sigterm_exits_without_waiting_for_a_token(self):
+        self.assertTrue(self.sink.wait_token_requests(1))
+        t0 = time.monotonic()
+        self.assertEqual(self.bridge.terminate(), 0)
+        self.assertLess(time.monotonic() - t0, 5.0,
+                        "waited for the drain deadline with nothing due")
+
+
 class TestClockSkew(OAuthCase):
     CLOCK_OFFSET_S = 3600.0   # the token endpoint is an hour ahead
 
