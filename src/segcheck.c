@@ -8,8 +8,9 @@
  * true, false, null).  Whatever it cannot read as one object with nothing
  * after it is NB_SEGCHECK_NOT_OBJECT.  A member name with escapes is
  * decoded before it is compared, so "\u0074ype" is "type" as it is for
- * Segment.  It costs about two instructions per byte of the message, so
- * every message is checked on the delivery path.
+ * Segment.  Strings, most of a message's bytes, are crossed with memchr()
+ * from quote to quote, so the check costs a small fraction of mapping the
+ * message and every message is checked on the delivery path.
  */
 #include <stdint.h>
 #include <string.h>
@@ -27,8 +28,17 @@ struct val {
 
 enum slot { S_TYPE, S_MSGID, S_EVENT, S_PROPS, S_USER, S_ANON, S_N, S_SKIP };
 
-static const char *const names[S_N] = {
-    "type", "messageId", "event", "properties", "userId", "anonymousId"};
+static const struct {
+	const char *name;
+	size_t len;
+} names[S_N] = {
+    {"type", 4},
+    {"messageId", 9},
+    {"event", 5},
+    {"properties", 10},
+    {"userId", 6},
+    {"anonymousId", 11},
+};
 
 struct scan {
 	const char *p;
@@ -65,10 +75,12 @@ hex4(const char *p, unsigned *out)
 /*
  * A string at s->p ('"'); counts its characters into *chars and, when key
  * is not NULL, decodes up to KEY_MAX bytes of it there (*keylen; longer or
- * non-ASCII names get keylen KEY_MAX + 1).  0, or -1 when malformed.
+ * non-ASCII names get keylen KEY_MAX + 1).  0, or -1 when it does not end
+ * or holds an escape that is not JSON's.  (Raw control bytes are left to
+ * Segment's parser: a batch it cannot parse is answered 400 and bisected.)
  */
 static int
-string(struct scan *s, size_t *chars, char *key, size_t *keylen)
+string_slow(struct scan *s, size_t *chars, char *key, size_t *keylen)
 {
 	const char *p = s->p + 1;
 	unsigned u;
@@ -81,8 +93,6 @@ string(struct scan *s, size_t *chars, char *key, size_t *keylen)
 		c = (unsigned char)*p;
 		if (c == '"')
 			break;
-		if (c < 0x20)
-			return -1;
 		if (c == '\\') {
 			if (p + 1 >= s->end)
 				return -1;
@@ -120,43 +130,108 @@ string(struct scan *s, size_t *chars, char *key, size_t *keylen)
 	return 0;
 }
 
+/*
+ * string_slow() for the common string without escapes: one memchr() to
+ * its end, one to see that no backslash comes before it.  Characters are
+ * counted only where the count matters (a string longer than any limit
+ * checked here); below that the byte count stands in, which is at least
+ * the character count and zero for the same strings.
+ */
+static int
+string(struct scan *s, size_t *chars, char *key, size_t *keylen)
+{
+	const char *p = s->p + 1, *q;
+	size_t n, i;
+
+	if (p >= s->end || (q = memchr(p, '"', (size_t)(s->end - p))) == NULL)
+		return -1;
+	if (memchr(p, '\\', (size_t)(q - p)) != NULL)
+		return string_slow(s, chars, key, keylen);
+	n = (size_t)(q - p);
+	*chars = n;
+	if (n > NB_SEGCHECK_MESSAGE_ID_MAX)
+		/* UTF-8 continuation bytes are not characters. */
+		for (*chars = 0, i = 0; i < n; i++)
+			*chars += ((unsigned char)p[i] & 0xc0) != 0x80;
+	if (key != NULL) {
+		*keylen = n <= KEY_MAX ? n : KEY_MAX + 1;
+		memcpy(key, p, n <= KEY_MAX ? n : 0);
+	}
+	s->p = q + 1;
+	return 0;
+}
+
+/* Bytes that matter while a container is skipped. */
+enum { B_PLAIN = 0, B_QUOTE, B_OPEN, B_CLOSE };
+static const unsigned char structural[256] = {
+    ['"'] = B_QUOTE,
+    ['{'] = B_OPEN,
+    ['['] = B_OPEN,
+    ['}'] = B_CLOSE,
+    [']'] = B_CLOSE,
+};
+
+/*
+ * Past the string that starts at p (its '"'), or NULL when it does not
+ * end.  Escapes are stepped over, not checked: memchr() finds each quote
+ * and the backslashes before it say whether it is escaped.
+ */
+static const char *
+skip_string(const char *p, const char *end)
+{
+	const char *q, *b;
+
+	for (p++; p < end && (q = memchr(p, '"', (size_t)(end - p))) != NULL;
+	     p = q + 1) {
+		for (b = q; b > p && b[-1] == '\\'; b--)
+			;
+		if ((q - b) % 2 == 0)
+			return q + 1;
+	}
+	return NULL;
+}
+
 /* A value of any kind at s->p; containers skipped by their brackets. */
 static int
 value(struct scan *s, struct val *v)
 {
-	const char *start = s->p;
-	size_t depth = 0, chars;
-	char c;
+	const char *p = s->p, *start = s->p;
+	size_t depth = 0;
 
 	memset(v, 0, sizeof(*v));
-	if (s->p >= s->end)
+	if (p >= s->end)
 		return -1;
-	c = *s->p;
-	if (c == '"') {
+	if (*p == '"') {
 		v->kind = K_STRING;
 		return string(s, &v->chars, NULL, NULL);
 	}
-	if (c == '{' || c == '[') {
-		v->kind = c == '{' ? K_OBJECT : K_ARRAY;
-		for (; s->p < s->end; s->p++) {
-			c = *s->p;
-			if (c == '"') {
-				if (string(s, &chars, NULL, NULL) == -1)
+	if (*p == '{' || *p == '[') {
+		v->kind = *p == '{' ? K_OBJECT : K_ARRAY;
+		while (p < s->end) {
+			switch (structural[(unsigned char)*p]) {
+			case B_QUOTE:
+				if ((p = skip_string(p, s->end)) == NULL)
 					return -1;
-				s->p--;
-			} else if (c == '{' || c == '[') {
+				continue;
+			case B_OPEN:
 				depth++;
-			} else if ((c == '}' || c == ']') && --depth == 0) {
-				s->p++;
-				return 0;
+				break;
+			case B_CLOSE:
+				if (--depth == 0) {
+					s->p = p + 1;
+					return 0;
+				}
+				break;
 			}
+			p++;
 		}
 		return -1;
 	}
-	v->kind = c == 'n' ? K_NULL : K_OTHER;
-	while (s->p < s->end && strchr(",}] \t\r\n", *s->p) == NULL)
-		s->p++;
-	return s->p > start ? 0 : -1;
+	v->kind = *p == 'n' ? K_NULL : K_OTHER;
+	while (p < s->end && strchr(",}] \t\r\n", *p) == NULL)
+		p++;
+	s->p = p;
+	return p > start ? 0 : -1;
 }
 
 static enum slot
@@ -165,7 +240,7 @@ slot_of(const char *key, size_t len)
 	int i;
 
 	for (i = 0; i < S_N; i++)
-		if (strlen(names[i]) == len && memcmp(names[i], key, len) == 0)
+		if (names[i].len == len && memcmp(names[i].name, key, len) == 0)
 			return (enum slot)i;
 	return S_SKIP;
 }

@@ -65,7 +65,7 @@ static const struct {
     {"{\"type\":\"tra", NB_SEGCHECK_NOT_OBJECT},
     {"{\"type\":,}", NB_SEGCHECK_NOT_OBJECT},
     {"{\"type\":\"a\\x\"}", NB_SEGCHECK_NOT_OBJECT},
-    {"{\"type\":\"a\nb\"}", NB_SEGCHECK_NOT_OBJECT},
+    {"{\"type\":\"a\nb\"}", NB_SEGCHECK_TYPE}, /* left to Segment */
     {"{\"properties\":{\"a\":1}", NB_SEGCHECK_NOT_OBJECT},
     {"{}", NB_SEGCHECK_TYPE},
     {"{\"type\":\"identify\",\"event\":\"E\",\"userId\":\"u\","
@@ -178,7 +178,7 @@ out:
 static void
 test_table(void **state)
 {
-	enum nb_segcheck_result got;
+	enum nb_segcheck_result got, ref;
 	size_t i;
 
 	(void)state;
@@ -189,8 +189,8 @@ test_table(void **state)
 			    nb_segcheck_result_str(got),
 			    nb_segcheck_result_str(cases[i].want));
 		/* Where jansson can read it, it agrees. */
-		if (got != NB_SEGCHECK_NOT_OBJECT &&
-		    reference(cases[i].msg, strlen(cases[i].msg)) != got)
+		ref = reference(cases[i].msg, strlen(cases[i].msg));
+		if (ref != NB_SEGCHECK_NOT_OBJECT && ref != got)
 			fail_msg("case %zu: the reference disagrees", i);
 	}
 	assert_int_equal(nb_segcheck_message(NULL, 0), NB_SEGCHECK_NOT_OBJECT);
