@@ -132,6 +132,8 @@ nb_batch_pack(struct nb_batch_queue *q, struct nb_item *items, size_t n,
 	struct nb_batch *head = NULL, *tail = NULL, *b;
 	size_t i, start, size;
 
+	if (n == 0)
+		return 0;
 	for (start = 0; start < n; start = i) {
 		size = overhead + items[start].len;
 		for (i = start + 1; i < n; i++) {

@@ -91,6 +91,18 @@ test_pack_limits(void **state)
 }
 
 static void
+test_pack_nothing(void **state)
+{
+	struct nb_batch_queue q;
+
+	(void)state;
+	memset(&q, 0, sizeof(q));
+	/* A claim that found nothing packs nothing (and touches no items). */
+	assert_int_equal(nb_batch_pack(&q, NULL, 0, 1000, 48, 0), 0);
+	assert_null(nb_batch_pop(&q));
+}
+
+static void
 test_body(void **state)
 {
 	struct nb_batch_queue q;
@@ -172,6 +184,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pack_limits),
+	    cmocka_unit_test(test_pack_nothing),
 	    cmocka_unit_test(test_body),
 	    cmocka_unit_test(test_split_and_queue),
 	};
