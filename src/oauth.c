@@ -2,21 +2,16 @@
 /*
  * oauth: the key, the assertion, the token request and the token's life.
  *
- * Signing is OpenSSL's (EVP_DigestSign with SHA-256 over an RSA key gives
- * RS256, PKCS#1 v1.5); base64url is libsodium's; the JSON of the JWT is
- * jansson's, so names and URLs are escaped as JSON requires.  Buffers that
- * hold an assertion or a token are sized before they are written (no
- * realloc leaves a copy behind) and wiped before they are freed; the
- * token endpoint's answer is wiped by the transfer that received it.
- *
- * The client's clock: a token is reused until half its life, renewal then
- * runs in the background while the old token is still sent, and a token is
- * no longer sent a little before it lapses (a quarter of its life, at most
- * 30 s), so no batch leaves with a token that expires in flight.  Every
- * answer with a Date updates the skew between the endpoint's clock and
- * ours; a refusal that arrives with a skew changed by more than
- * SKEW_RETRY_MS is retried once at once with a corrected iat before it
- * counts, since a skewed clock is the likely reason.
+ * Signing is OpenSSL's (EVP_DigestSign, SHA-256 over an RSA key: RS256,
+ * PKCS#1 v1.5), base64url libsodium's, the JWT's JSON jansson's.  Buffers
+ * that hold an assertion or a token are sized before they are written (no
+ * realloc leaves a copy) and wiped before they are freed.  A token is
+ * reused until half its life, renewed in the background while still sent,
+ * and no longer sent in the last quarter of its life (at most 30 s), so no
+ * batch leaves with a token that lapses in flight.  Every answer's Date
+ * updates the skew between the endpoint's clock and ours; a refusal that
+ * comes with a skew moved by more than SKEW_RETRY_MS is retried once at
+ * once with a corrected iat before it counts.
  */
 #include <stdint.h>
 #include <stdlib.h>

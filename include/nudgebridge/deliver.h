@@ -7,16 +7,13 @@
  * hiperfifo.c shape).  Sources that share a write key, endpoint and OAuth
  * client form one lane (lane.h), which claims due rows, maps and checks
  * them, packs batches (batch.h) and sends them under its rate limit and
- * in-flight cap; what an answer does is policy.h's: 2xx delivered;
- * network errors, timeouts, 408, 429 and 5xx retried with backoff and
- * jitter (Retry-After, else X-RateLimit-Reset on a 429, honoured); 400
- * bisected until the offending messages are dead-lettered alone; 401/403
- * (or a refusal of the OAuth token endpoint) pause the lane until a reload
- * or the pause back-off ends.  Every other status is retried like a 5xx,
- * so a transient misconfiguration never loses events (max_age_s /
- * max_attempts bound it).  The committer wakes it through
- * nb_deliver_wake(); the caller initialises libcurl and libevent's thread
- * support first.
+ * in-flight cap.  What an answer does is policy.h's: 2xx delivered; network
+ * errors, timeouts, 408, 429, 5xx and any other status retried with backoff
+ * (Retry-After, else a 429's X-RateLimit-Reset, honoured), so a transient
+ * misconfiguration never loses events; 400 bisected down to single
+ * messages; 401/403 or a refused OAuth key pause the lane until a reload or
+ * the pause ends.  The committer wakes it through nb_deliver_wake(); the
+ * caller initialises libcurl and libevent's thread support first.
  */
 #ifndef NB_DELIVER_H
 #define NB_DELIVER_H

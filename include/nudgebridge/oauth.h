@@ -2,21 +2,17 @@
 /*
  * oauth: Segment's OAuth 2.0 client credentials with an RS256 assertion.
  *
- * A source configured with "oauth" sends batches with Authorization:
- * Bearer <token> (the write key then travels in the body's writeKey).  A
- * token comes from POST {auth_server}/token, form-encoded, with
- * grant_type=client_credentials, a client assertion (a JWT signed RS256
- * with the source's private key through OpenSSL's EVP_DigestSign: header
- * kid, claims iss = sub = client_id, aud = auth_server, iat, exp = iat +
- * 60, a random jti) and scope tracking_api:write.  The client object keeps
- * one lane's token: reused until half its expires_in, renewed in the
- * background while still valid, fetched again at once when the batch API
- * refuses it; network errors, 429 and 5xx of the token endpoint are
- * retried with the delivery backoff; 400/401 are a refusal the owner turns
- * into a pause.  The token endpoint's Date corrects iat for a skewed
- * clock.  Key material is wiped after use; the key, assertions and tokens
- * never reach a log or an error text.  Key loading may run on any thread;
- * a client belongs to the deliverer's thread.
+ * A source with "oauth" sends batches with Authorization: Bearer <token>
+ * and the write key in the body's writeKey.  A token comes from POST
+ * {auth_server}/token (form-encoded client credentials, scope
+ * tracking_api:write) with a client assertion: a JWT signed RS256 through
+ * OpenSSL's EVP_DigestSign (kid; iss = sub = client_id, aud = auth_server,
+ * iat, exp = iat + 60, a random jti).  The client keeps one lane's token:
+ * reused until half its life, renewed in the background, fetched again
+ * when the batch API refuses it; the endpoint's network errors, 429 and
+ * 5xx are retried with backoff, its 400/401 are a refusal the owner turns
+ * into a pause, its Date corrects iat.  Keys, assertions and tokens are
+ * wiped after use and never logged.  A client is the deliverer thread's.
  */
 #ifndef NB_OAUTH_H
 #define NB_OAUTH_H
