@@ -15,8 +15,13 @@
 # prints every Track message it receives on this terminal, between the
 # bridge's log lines, and exits when the bridge does.  An existing
 # var/nudgebridge.json is never overwritten; edit it and send SIGHUP to
-# reload.  Environment: SEGMENT_WRITE_KEY, NB_LISTEN (default
-# 127.0.0.1:8080), JOBS.
+# reload.  A Segment source that demands OAuth: also set
+# SEGMENT_OAUTH_CLIENT_ID, SEGMENT_OAUTH_KEY_ID and SEGMENT_OAUTH_KEY_FILE
+# (the PEM private key of the key pair registered with Segment; the config
+# names the file, which stays where it is) and, for a source in the EU
+# region, SEGMENT_REGION=eu.  Environment: SEGMENT_WRITE_KEY,
+# SEGMENT_OAUTH_*, SEGMENT_REGION, NB_LISTEN (default 127.0.0.1:8080),
+# JOBS.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +29,7 @@ cd "$top"
 
 packages=(build-essential cmake pkg-config libevent-dev libsodium-dev
 	libjansson-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libpq-dev
-	ca-certificates)
+	zlib1g-dev ca-certificates)
 # The local Segment stand-in is a Python script (standard library only).
 if [ -z "${SEGMENT_WRITE_KEY:-}" ] && ! command -v python3 >/dev/null; then
 	packages+=(python3)
@@ -64,6 +69,26 @@ if [ ! -e "$conf" ]; then
 		endpoint="      \"endpoint\": \"http://127.0.0.1:$standin_port\","
 	fi
 	write_key=${SEGMENT_WRITE_KEY:-changeme}
+	# OAuth: all three or none; the key file as an absolute path.
+	oauth=""
+	oauth_set=0
+	for v in SEGMENT_OAUTH_CLIENT_ID SEGMENT_OAUTH_KEY_ID \
+	    SEGMENT_OAUTH_KEY_FILE; do
+		[ -n "${!v:-}" ] && oauth_set=$((oauth_set + 1))
+	done
+	if [ "$oauth_set" -ne 0 ] && [ "$oauth_set" -ne 3 ]; then
+		echo "quickstart: set all of SEGMENT_OAUTH_CLIENT_ID," \
+		    "SEGMENT_OAUTH_KEY_ID and SEGMENT_OAUTH_KEY_FILE, or none" >&2
+		exit 1
+	fi
+	if [ "$oauth_set" -eq 3 ]; then
+		key_file=$(realpath "$SEGMENT_OAUTH_KEY_FILE")
+		oauth="      \"oauth\": { \"client_id\": \"$SEGMENT_OAUTH_CLIENT_ID\", \"key_id\": \"$SEGMENT_OAUTH_KEY_ID\", \"private_key_file\": \"$key_file\" },"
+	fi
+	region=""
+	if [ -n "${SEGMENT_REGION:-}" ]; then
+		region="      \"region\": \"$SEGMENT_REGION\","
+	fi
 	umask 077
 	cat > "$conf" <<JSON
 {
@@ -74,6 +99,8 @@ if [ ! -e "$conf" ]; then
       "name": "acme",
       "signing_secrets": ["$secret"],
 $endpoint
+$region
+$oauth
       "write_key": "$write_key"
     }
   ]
@@ -91,6 +118,10 @@ cat <<EOT
   Signing secret:  $secret
   Config:          $top/$conf
 EOT
+if grep -q '"oauth"' "$conf"; then
+	echo "  Segment OAuth:   on (client_id, key_id and private_key_file in"
+	echo "                   the config; tokens from Segment's OAuth server)"
+fi
 if grep -q "\"endpoint\": \"http://127.0.0.1:$standin_port\"" "$conf"; then
 	echo "  Segment:         no SEGMENT_WRITE_KEY, so events go to a local"
 	echo "                   stand-in (deploy/segment-standin.py), which"

@@ -4,8 +4,9 @@
 
 Listens on 127.0.0.1:PORT (default 8099), answers every POST /v1/batch with
 200 {"success":true} and prints each Track message it receives, one JSON
-document per message under a line naming the batch, so you can see exactly
-what Segment would get.  deploy/quickstart.sh points sources at it when
+document per message under a line naming the batch (and the bytes on the
+wire when the body came gzipped, as the bridge sends it by default), so
+you can see exactly what Segment would get.  deploy/quickstart.sh points sources at it when
 SEGMENT_WRITE_KEY is not set and starts it itself with --parent PID (its
 own pid, which the bridge keeps when the script exec's into it): then the
 stand-in ignores Ctrl-C (the bridge may still be draining into it) and
@@ -15,6 +16,7 @@ hand:
     python3 deploy/segment-standin.py [--parent PID] [PORT]
 """
 
+import gzip
 import json
 import os
 import signal
@@ -33,16 +35,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(min(n, MAX_BODY_BYTES))
+        wire = self.rfile.read(min(n, MAX_BODY_BYTES))
         status = 200
+        zipped = self.headers.get("Content-Encoding") == "gzip"
         try:
+            raw = gzip.decompress(wire) if zipped else wire
             batch = json.loads(raw).get("batch", [])
-        except (ValueError, AttributeError):
-            batch, status = [], 400
+        except (ValueError, AttributeError, OSError, EOFError):
+            raw, batch, status = b"", [], 400
         if self.path != "/v1/batch":
             status = 404
         if status == 200:
-            print(f"segment stand-in: batch of {len(batch)} message(s)",
+            how = f", {len(wire)} of {len(raw)} bytes gzipped" if zipped \
+                else ""
+            print(f"segment stand-in: batch of {len(batch)} message(s){how}",
                   flush=True)
             for msg in batch:
                 print(json.dumps(msg, indent=2), flush=True)

@@ -383,7 +383,7 @@ source_stats_json(const char *name, const struct nb_source_stats *st,
 		age = (now - st->oldest_pending_ms) / 1000;
 	if (p != NULL)
 		nb_time_format_iso(p->until_ms, until);
-	o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o, s:o}",
+	o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o, s:o, s:o}",
 	    "source", name, "pending", (json_int_t)(st ? st->pending : 0),
 	    "inflight", (json_int_t)(st ? st->inflight : 0), "delivered",
 	    (json_int_t)(st ? st->delivered : 0), "dead",
@@ -391,7 +391,8 @@ source_stats_json(const char *name, const struct nb_source_stats *st,
 	    (json_int_t)(st ? st->quarantined : 0), "oldest_pending_age_s",
 	    (json_int_t)age, "paused", p != NULL, "paused_status",
 	    p != NULL ? json_integer(p->status) : json_null(), "paused_until",
-	    p != NULL ? json_string(until) : json_null());
+	    p != NULL ? json_string(until) : json_null(), "paused_error",
+	    p != NULL ? json_string(p->text) : json_null());
 	return o;
 }
 

@@ -30,6 +30,7 @@
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/log.h"
+#include "nudgebridge/oauth.h"
 #include "nudgebridge/sig.h"
 #include "nudgebridge/tls.h"
 
@@ -62,14 +63,17 @@ static const char *const limits_keys[] = {"max_body_bytes",
     "read_timeout_s", "drain_s", "max_connections", "request_timeout_s", NULL};
 static const char *const segment_keys[] = {"endpoint", "flush_interval_ms",
     "max_batch_bytes", "max_batch_count", "max_message_bytes", "timeout_ms",
-    "rate_limit_rps", "max_inflight", "pause_s", "retention_s", "retry", NULL};
+    "rate_limit_rps", "max_inflight", "pause_s", "retention_s", "retry", "gzip",
+    NULL};
 static const char *const retry_keys[] = {
     "initial_ms", "max_ms", "max_attempts", "max_age_s", NULL};
 static const char *const source_keys[] = {"name", "signing_secrets",
     "signing_secrets_env", "signing_secrets_file", "public_keys",
     "public_keys_env", "public_keys_file", "write_key", "write_key_env",
     "write_key_file", "region", "endpoint", "event_names", "anonymous_id",
-    NULL};
+    "oauth", NULL};
+static const char *const oauth_keys[] = {"client_id", "key_id",
+    "private_key_env", "private_key_file", "auth_server", NULL};
 
 static int fail(struct ctx *c, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -900,6 +904,11 @@ parse_segment(struct ctx *c, struct nb_config *cfg, const json_t *root)
 			    "must be greater than 0 and at most 1000000");
 		s->rate_limit_rps = json_number_value(v);
 	}
+	if ((v = member(o, "gzip")) != NULL) {
+		if (!json_is_boolean(v))
+			return fail(c, "segment.gzip", "must be true or false");
+		s->gzip = json_is_true(v);
+	}
 	if (get_object(c, o, b, "retry", &ro) == -1)
 		return -1;
 	if (ro == NULL)
@@ -953,6 +962,60 @@ parse_event_names(
 			json_string(json_string_value(v))) == -1)
 			return fail(c, path, "out of memory");
 	}
+	return 0;
+}
+
+/*
+ * "oauth": client_id, key_id, the private key from private_key_file or
+ * private_key_env (read like every secret, parsed and wiped here) and
+ * auth_server, by default the one of the source's region.
+ */
+static int
+parse_oauth(struct ctx *c, struct nb_source *src, const json_t *o,
+    const char *base, int eu)
+{
+	char b[KEY_PATH_MAX], path[KEY_PATH_MAX], msg[160];
+	struct nb_oauth_config *oc = &src->oauth;
+	const char *kind = NULL;
+	char *pem = NULL;
+	size_t len = 0;
+	json_t *v;
+
+	key_path(b, sizeof(b), base, "oauth");
+	if ((v = member(o, "oauth")) == NULL)
+		return 0;
+	if (!json_is_object(v))
+		return fail(c, b, "must be an object");
+	if (check_keys(c, v, b, oauth_keys) == -1 ||
+	    get_string(c, v, b, "client_id", &oc->client_id) == -1 ||
+	    get_string(c, v, b, "key_id", &oc->key_id) == -1 ||
+	    get_endpoint(c, v, b, "auth_server", &oc->auth_server) == -1)
+		return -1;
+	if (oc->client_id == NULL || oc->key_id == NULL ||
+	    strlen(oc->client_id) > NB_OAUTH_ID_MAX ||
+	    strlen(oc->key_id) > NB_OAUTH_ID_MAX)
+		return fail(c, b, "needs client_id and key_id (1..%d bytes)",
+		    NB_OAUTH_ID_MAX);
+	if (member(v, "private_key_file") != NULL)
+		kind = "_file";
+	if (member(v, "private_key_env") != NULL)
+		kind = kind == NULL ? "_env" : "";
+	if (kind == NULL || kind[0] == '\0')
+		return fail(
+		    c, b, "needs one of private_key_file and private_key_env");
+	if (read_indirect(c, v, b, "private_key", kind, &pem, &len) == -1)
+		return -1;
+	if (snprintf(path, sizeof(path), "%s.private_key%s", b, kind) < 0)
+		path[0] = '\0';
+	if (nb_oauth_key_load(&oc->key, pem, len, msg, sizeof(msg)) == -1) {
+		free(pem);
+		return fail(c, path, "%s", msg);
+	}
+	free(pem);
+	if (oc->auth_server == NULL &&
+	    (oc->auth_server = strdup(
+		 eu ? NB_OAUTH_SERVER_EU : NB_OAUTH_SERVER_US)) == NULL)
+		return fail(c, b, "out of memory");
 	return 0;
 }
 
@@ -1027,6 +1090,11 @@ parse_source(struct ctx *c, struct nb_config *cfg, struct nb_source *src,
 		fail(c, base, "out of memory");
 		goto out;
 	}
+	if (parse_oauth(c, src, o, base,
+		member(o, "region") != NULL
+		    ? region == 1
+		    : strcmp(src->endpoint, NB_ENDPOINT_EU) == 0) == -1)
+		goto out;
 	rc = 0;
 out:
 	free(endpoint);
@@ -1068,6 +1136,7 @@ source_clear(struct nb_source *src)
 	wipe_free(src->write_key);
 	free(src->endpoint);
 	nb_segment_mapping_clear(&src->mapping);
+	nb_oauth_config_clear(&src->oauth);
 }
 
 static void
@@ -1130,6 +1199,7 @@ config_new(void)
 	cfg->segment.max_inflight = 4;
 	cfg->segment.pause_s = 300;
 	cfg->segment.retention_s = 86400;
+	cfg->segment.gzip = 1;
 	cfg->segment.retry.initial_ms = 500;
 	cfg->segment.retry.max_ms = 60000;
 	cfg->segment.retry.max_attempts = 0;

@@ -41,6 +41,7 @@ static const char *const reasons[] = {
     NB_REASON_REJECTED,
     NB_REASON_MAX_ATTEMPTS,
     NB_REASON_MAX_AGE,
+    NB_REASON_INVALID,
 };
 
 void
@@ -150,7 +151,8 @@ apply_key(struct nb_dlq_query *q, const char *key, const json_t *v,
 		if (strs[i].slot == S_REASON && !reason_valid(s)) {
 			snprintf(err, errlen,
 			    "reason: must be one of quarantined, too_large, "
-			    "rejected_by_segment, max_attempts, max_age");
+			    "rejected_by_segment, max_attempts, max_age, "
+			    "invalid_for_segment");
 			return -1;
 		}
 		return set_string(q, strs[i].slot, key, s, err, errlen);
@@ -384,7 +386,8 @@ dlq_usage(FILE *f)
 	    "       nudgebridge dlq show KEY --config FILE [--json]\n"
 	    "  W is an RFC 3339 time or a duration ago (90m, 2h, 7d).\n"
 	    "  reasons: quarantined too_large rejected_by_segment "
-	    "max_attempts max_age\n");
+	    "max_attempts max_age\n"
+	    "           invalid_for_segment\n");
 }
 
 /* Parses argv after "dlq <cmd>"; 0 or -1 (message printed). */

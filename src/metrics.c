@@ -53,6 +53,7 @@ static const char *const dead_reasons[] = {
     NB_REASON_REJECTED,
     NB_REASON_MAX_ATTEMPTS,
     NB_REASON_MAX_AGE,
+    NB_REASON_INVALID,
     "other",
 };
 #define NREASONS (sizeof(dead_reasons) / sizeof(dead_reasons[0]))
@@ -90,6 +91,9 @@ struct nb_metrics {
 	struct hist latency;
 	atomic_uint_fast64_t retries;
 	atomic_uint_fast64_t dead[NREASONS];
+	atomic_uint_fast64_t sent_json;
+	atomic_uint_fast64_t sent_wire;
+	atomic_uint_fast64_t oauth_requests[STATUS_MAX];
 };
 
 static void
@@ -149,8 +153,12 @@ nb_metrics_new(void)
 	for (i = 0; i < NERRORS; i++)
 		for (j = 0; j < STATUS_MAX; j++)
 			atomic_init(&m->requests[i][j], 0);
-	for (j = 0; j < STATUS_MAX; j++)
+	for (j = 0; j < STATUS_MAX; j++) {
 		atomic_init(&m->segment_requests[j], 0);
+		atomic_init(&m->oauth_requests[j], 0);
+	}
+	atomic_init(&m->sent_json, 0);
+	atomic_init(&m->sent_wire, 0);
 	for (i = 0; i < NREASONS; i++)
 		atomic_init(&m->dead[i], 0);
 	atomic_init(&m->accepted, 0);
@@ -250,6 +258,25 @@ nb_metrics_dead(struct nb_metrics *m, const char *reason, size_t n)
 	if (m == NULL || reason == NULL)
 		return;
 	add(&m->dead[label_index(dead_reasons, NREASONS, reason)], n);
+}
+
+void
+nb_metrics_sent(struct nb_metrics *m, size_t json_bytes, size_t wire_bytes)
+{
+	if (m == NULL)
+		return;
+	add(&m->sent_json, json_bytes);
+	add(&m->sent_wire, wire_bytes);
+}
+
+void
+nb_metrics_oauth(struct nb_metrics *m, int status)
+{
+	if (m == NULL)
+		return;
+	if (status < 0 || status >= STATUS_MAX)
+		status = 0;
+	add(&m->oauth_requests[status], 1);
 }
 
 void
@@ -389,20 +416,19 @@ render_events(struct nb_metrics *m, struct evbuffer *out)
 	return 0;
 }
 
+/* Counters by status (0 rendered as "error"), the ones seen only. */
 static int
-render_segment(struct nb_metrics *m, struct evbuffer *out)
+render_statuses(struct evbuffer *out, const char *name, const char *help,
+    atomic_uint_fast64_t *counts)
 {
-	const char *name = "nudgebridge_segment_requests_total";
 	char status[16];
 	uint64_t v;
 	int s;
 
-	if (head(out, name, "counter",
-		"Batch requests to Segment, by status (error: no HTTP "
-		"answer).") == -1)
+	if (head(out, name, "counter", help) == -1)
 		return -1;
 	for (s = 0; s < STATUS_MAX; s++) {
-		if ((v = get(&m->segment_requests[s])) == 0)
+		if ((v = get(&counts[s])) == 0)
 			continue;
 		if (s == 0)
 			memcpy(status, "error", sizeof("error"));
@@ -411,6 +437,33 @@ render_segment(struct nb_metrics *m, struct evbuffer *out)
 		if (sample_u(out, name, "status", status, v) == -1)
 			return -1;
 	}
+	return 0;
+}
+
+static int
+render_segment(struct nb_metrics *m, struct evbuffer *out)
+{
+	const char *name;
+
+	if (render_statuses(out, "nudgebridge_segment_requests_total",
+		"Batch requests to Segment, by status (error: no HTTP "
+		"answer).",
+		m->segment_requests) == -1 ||
+	    render_statuses(out, "nudgebridge_oauth_token_requests_total",
+		"OAuth token requests, by status (error: no HTTP answer).",
+		m->oauth_requests) == -1)
+		return -1;
+	name = "nudgebridge_segment_sent_bytes_total";
+	if (head(out, name, "counter",
+		"Bytes of batch request bodies on the wire (after gzip).") ==
+		-1 ||
+	    sample_u(out, name, NULL, NULL, get(&m->sent_wire)) == -1)
+		return -1;
+	name = "nudgebridge_segment_json_bytes_total";
+	if (head(out, name, "counter",
+		"Bytes of batch request bodies before compression.") == -1 ||
+	    sample_u(out, name, NULL, NULL, get(&m->sent_json)) == -1)
+		return -1;
 	return 0;
 }
 
@@ -525,6 +578,31 @@ render_queue(const struct nb_source_stats *stats, size_t nstats,
 	return 0;
 }
 
+/* The sources the OAuth token endpoint refused, with its error code. */
+static int
+render_paused_oauth(
+    const struct nb_paused *paused, size_t npaused, struct evbuffer *out)
+{
+	const char *name = "nudgebridge_source_paused_oauth";
+	size_t i;
+
+	if (head(out, name, "gauge",
+		"1 while a source is paused because the OAuth token endpoint "
+		"refused its credentials, by the endpoint's error code.") == -1)
+		return -1;
+	for (i = 0; i < npaused; i++) {
+		if (paused[i].oauth_error[0] == '\0')
+			continue;
+		if (evbuffer_add_printf(out, "%s{source=\"", name) == -1 ||
+		    label_value(out, paused[i].source) == -1 ||
+		    evbuffer_add_printf(out, "\",error=\"") == -1 ||
+		    label_value(out, paused[i].oauth_error) == -1 ||
+		    evbuffer_add_printf(out, "\"} 1\n") == -1)
+			return -1;
+	}
+	return 0;
+}
+
 int
 nb_metrics_render(struct nb_metrics *m, const struct nb_source_stats *stats,
     size_t nstats, const struct nb_paused *paused, size_t npaused,
@@ -559,7 +637,8 @@ nb_metrics_render(struct nb_metrics *m, const struct nb_source_stats *stats,
 		"Time from receipt to delivery of each event.",
 		&m->latency) == -1)
 		return -1;
-	if (render_queue(stats, nstats, paused, npaused, now_ms, out) == -1)
+	if (render_queue(stats, nstats, paused, npaused, now_ms, out) == -1 ||
+	    render_paused_oauth(paused, npaused, out) == -1)
 		return -1;
 	return 0;
 }

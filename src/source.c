@@ -28,6 +28,9 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <sodium.h>
 
 #include "nudgebridge/config.h"
@@ -137,11 +140,53 @@ out:
 	return rc;
 }
 
+/* The "oauth" object of s, or NULL (and 0) without OAuth options. */
+static int
+oauth_of(const struct nb_source_new *s, json_t **out, char *err, size_t errlen)
+{
+	json_t *o;
+
+	*out = NULL;
+	if (s->oauth_client_id == NULL && s->oauth_key_id == NULL &&
+	    s->oauth_key_file == NULL && s->oauth_key_env == NULL &&
+	    s->oauth_auth_server == NULL)
+		return 0;
+	if (s->oauth_client_id == NULL || s->oauth_key_id == NULL ||
+	    (s->oauth_key_file == NULL) == (s->oauth_key_env == NULL)) {
+		snprintf(err, errlen,
+		    "OAuth needs --oauth-client-id, --oauth-key-id and one of "
+		    "--oauth-key-file and --oauth-key-env");
+		return -1;
+	}
+	if (s->oauth_key_env != NULL && !env_name_valid(s->oauth_key_env)) {
+		snprintf(err, errlen,
+		    "--oauth-key-env: not an environment variable name");
+		return -1;
+	}
+	if ((o = json_pack("{s:s, s:s}", "client_id", s->oauth_client_id,
+		 "key_id", s->oauth_key_id)) == NULL ||
+	    json_object_set_new(o,
+		s->oauth_key_file != NULL ? "private_key_file"
+					  : "private_key_env",
+		json_string(s->oauth_key_file != NULL ? s->oauth_key_file
+						      : s->oauth_key_env)) ==
+		-1 ||
+	    (s->oauth_auth_server != NULL &&
+		json_object_set_new(o, "auth_server",
+		    json_string(s->oauth_auth_server)) == -1)) {
+		json_decref(o);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	*out = o;
+	return 0;
+}
+
 int
 nb_source_add(json_t *doc, const struct nb_source_new *s, char *key,
     size_t keylen, char *err, size_t errlen)
 {
-	json_t *arr, *src = NULL;
+	json_t *arr, *src = NULL, *oauth = NULL;
 
 	if (!json_is_object(doc)) {
 		snprintf(err, errlen, "the configuration is not a JSON object");
@@ -167,12 +212,15 @@ nb_source_add(json_t *doc, const struct nb_source_new *s, char *key,
 		snprintf(err, errlen, "--region: us or eu");
 		return -1;
 	}
+	if (oauth_of(s, &oauth, err, errlen) == -1)
+		return -1;
 	if ((arr = json_object_get(doc, "sources")) == NULL) {
 		if ((arr = json_array()) == NULL ||
 		    json_object_set_new(doc, "sources", arr) == -1)
 			goto nomem;
 	}
 	if (!json_is_array(arr)) {
+		json_decref(oauth);
 		snprintf(err, errlen, "sources: not an array");
 		return -1;
 	}
@@ -180,6 +228,7 @@ nb_source_add(json_t *doc, const struct nb_source_new *s, char *key,
 		goto nomem;
 	if (new_key(src, s->ed25519, key, keylen, err, errlen) == -1) {
 		json_decref(src);
+		json_decref(oauth);
 		return -1;
 	}
 	if (json_object_set_new(
@@ -187,12 +236,15 @@ nb_source_add(json_t *doc, const struct nb_source_new *s, char *key,
 	    (s->region != NULL &&
 		json_object_set_new(src, "region", json_string(s->region)) ==
 		    -1) ||
+	    (oauth != NULL && json_object_set(src, "oauth", oauth) == -1) ||
 	    json_array_append_new(arr, src) == -1) {
 		sodium_memzero(key, keylen);
 		goto nomem;
 	}
+	json_decref(oauth);
 	return 0;
 nomem:
+	json_decref(oauth);
 	snprintf(err, errlen, "out of memory");
 	return -1;
 }
@@ -495,6 +547,11 @@ struct source_args {
 	const char *region;
 	const char *public_url;
 	const char *secret_id;
+	const char *oauth_client_id;
+	const char *oauth_key_id;
+	const char *oauth_key_file;
+	const char *oauth_key_env;
+	const char *oauth_auth_server;
 	int ed25519;
 };
 
@@ -505,6 +562,9 @@ source_usage(FILE *f)
 	    "usage: nudgebridge source add NAME --config FILE "
 	    "--write-key-env VAR\n"
 	    "           [--region us|eu] [--ed25519] [--public-url URL]\n"
+	    "           [--oauth-client-id ID --oauth-key-id KID\n"
+	    "            (--oauth-key-file PEM | --oauth-key-env VAR)\n"
+	    "            [--oauth-auth-server URL]]\n"
 	    "       nudgebridge source rotate NAME --config FILE "
 	    "[--ed25519]\n"
 	    "       nudgebridge source retire NAME --config FILE "
@@ -540,9 +600,13 @@ static int
 source_parse(struct source_args *a, int argc, char **argv)
 {
 	static const char *const names[] = {"--config", "--write-key-env",
-	    "--region", "--public-url", "--secret-id"};
+	    "--region", "--public-url", "--secret-id", "--oauth-client-id",
+	    "--oauth-key-id", "--oauth-key-file", "--oauth-key-env",
+	    "--oauth-auth-server"};
 	const char **dst[] = {&a->config, &a->write_key_env, &a->region,
-	    &a->public_url, &a->secret_id};
+	    &a->public_url, &a->secret_id, &a->oauth_client_id,
+	    &a->oauth_key_id, &a->oauth_key_file, &a->oauth_key_env,
+	    &a->oauth_auth_server};
 	const char *v = NULL;
 	size_t k;
 	int i, r;
@@ -641,29 +705,66 @@ print_key(int ed25519, const char *key)
 		printf("  Signing secret:  %s\n", key);
 }
 
+/* A fresh RSA key as PEM (malloc'd), to stand in for an unset variable. */
+static char *
+placeholder_pem(void)
+{
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *k = NULL;
+	BIO *bio = NULL;
+	char *data, *pem = NULL;
+	long n;
+
+	if ((ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_RSA, NULL)) != NULL &&
+	    EVP_PKEY_keygen_init(ctx) == 1 &&
+	    EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, 2048) == 1 &&
+	    EVP_PKEY_keygen(ctx, &k) == 1 &&
+	    (bio = BIO_new(BIO_s_mem())) != NULL &&
+	    PEM_write_bio_PrivateKey(bio, k, NULL, NULL, 0, NULL, NULL) == 1 &&
+	    (n = BIO_get_mem_data(bio, &data)) > 0 &&
+	    (pem = malloc((size_t)n + 1)) != NULL) {
+		memcpy(pem, data, (size_t)n);
+		pem[n] = '\0';
+	}
+	BIO_free(bio);
+	EVP_PKEY_free(k);
+	EVP_PKEY_CTX_free(ctx);
+	return pem;
+}
+
 /*
  * A write key usually reaches only the daemon's environment (systemd's
  * EnvironmentFile), not the operator's shell.  Write keys are opaque, so
- * checking the file with a stand-in value tells as much; every other
- * secret (signing keys, token, DSN) is checked for real.  Returns how many
+ * checking the file with a stand-in value tells as much; so does a
+ * throw-away RSA key for an OAuth private_key_env.  Every other secret
+ * (signing keys, token, DSN) is checked for real.  Returns how many
  * variables were set, for unset_placeholders().
  */
 static size_t
 set_placeholders(const json_t *doc, const char **names, size_t max)
 {
 	json_t *arr = json_object_get(doc, "sources"), *s;
+	char *pem = NULL;
 	const char *v;
 	size_t i, n = 0;
 
 	json_array_foreach(arr, i, s)
 	{
 		v = json_string_value(json_object_get(s, "write_key_env"));
+		if (v != NULL && n < max && env_name_valid(v) &&
+		    getenv(v) == NULL && setenv(v, SOURCE_PLACEHOLDER, 1) == 0)
+			names[n++] = v;
+		/* An OAuth key must parse: the stand-in is a throw-away key. */
+		v = json_string_value(json_object_get(
+		    json_object_get(s, "oauth"), "private_key_env"));
 		if (v == NULL || n == max || !env_name_valid(v) ||
-		    getenv(v) != NULL)
+		    getenv(v) != NULL ||
+		    (pem == NULL && (pem = placeholder_pem()) == NULL))
 			continue;
-		if (setenv(v, SOURCE_PLACEHOLDER, 1) == 0)
+		if (setenv(v, pem, 1) == 0)
 			names[n++] = v;
 	}
+	free(pem);
 	return n;
 }
 
@@ -676,21 +777,40 @@ unset_placeholders(const char **names, size_t n)
 		unsetenv(names[i]);
 }
 
-/* nb_source_save() with stand-ins for unset write-key variables. */
+/* nb_source_save() with stand-ins for unset write-key and key variables. */
 static int
 save(const char *cmd, const char *path, const json_t *doc)
 {
-	const char *names[NB_CONFIG_MAX_SOURCES];
+	const char *names[2 * NB_CONFIG_MAX_SOURCES];
 	char err[768];
 	size_t n;
 	int rc;
 
-	n = set_placeholders(doc, names, NB_CONFIG_MAX_SOURCES);
+	n = set_placeholders(doc, names, 2 * NB_CONFIG_MAX_SOURCES);
 	rc = nb_source_save(path, doc, err, sizeof(err));
 	unset_placeholders(names, n);
 	if (rc == -1)
 		fprintf(stderr, "nudgebridge source %s: %s\n", cmd, err);
 	return rc;
+}
+
+static void
+print_oauth(const struct source_args *a)
+{
+	if (a->oauth_client_id == NULL)
+		return;
+	printf("\nSegment OAuth:    client %s, key %s; tokens from %s/token\n",
+	    a->oauth_client_id, a->oauth_key_id,
+	    a->oauth_auth_server != NULL ? a->oauth_auth_server
+		: a->region != NULL && strcmp(a->region, "eu") == 0
+		? NB_OAUTH_SERVER_EU
+		: NB_OAUTH_SERVER_US);
+	if (a->oauth_key_env != NULL)
+		printf("                  the private key comes from %s%s\n",
+		    a->oauth_key_env,
+		    getenv(a->oauth_key_env) == NULL
+			? " (not set in this shell)"
+			: "");
 }
 
 static int
@@ -715,6 +835,11 @@ cmd_add(struct source_args *a)
 	s.write_key_env = a->write_key_env;
 	s.region = a->region;
 	s.ed25519 = a->ed25519;
+	s.oauth_client_id = a->oauth_client_id;
+	s.oauth_key_id = a->oauth_key_id;
+	s.oauth_key_file = a->oauth_key_file;
+	s.oauth_key_env = a->oauth_key_env;
+	s.oauth_auth_server = a->oauth_auth_server;
 	if (nb_source_add(doc, &s, key, sizeof(key), err, sizeof(err)) == -1) {
 		fprintf(stderr, "nudgebridge source add: %s\n", err);
 		rc = EXIT_USAGE;
@@ -727,6 +852,7 @@ cmd_add(struct source_args *a)
 	printf("Paste into Nudgespot's webhook settings:\n");
 	print_url(a, doc, a->name);
 	print_key(a->ed25519, key);
+	print_oauth(a);
 	printf("\nNext: give the bridge the Segment write key in %s%s, then "
 	       "reload it\n(kill -HUP <pid>, or systemctl reload "
 	       "nudgebridge).\n",

@@ -19,6 +19,8 @@
 
 #include "nudgebridge/log.h"
 #include "nudgebridge/segment.h"
+#include "nudgebridge/oauth.h"	/* struct nb_oauth_config */
+#include "nudgebridge/policy.h" /* struct nb_segment_config */
 
 struct nb_keyring;
 
@@ -34,6 +36,7 @@ struct nb_source {
 	char *write_key;
 	char *endpoint; /* resolved: source endpoint, region, global */
 	struct nb_mapping mapping; /* anonymous_id, event_names (segment.h) */
+	struct nb_oauth_config oauth; /* zeroed (key NULL) without "oauth" */
 };
 
 struct nb_store_config {
@@ -42,27 +45,6 @@ struct nb_store_config {
 	char *dsn;		/* postgres: connection string (secret) */
 	int lease_s;		/* claim lease, default 30 */
 	int64_t max_size_bytes; /* sqlite: size cap, 0 = none */
-};
-
-struct nb_retry_config {
-	int initial_ms;	   /* default 500 */
-	int max_ms;	   /* default 60000 */
-	int max_attempts;  /* default 0: unlimited */
-	int64_t max_age_s; /* default 259200 */
-};
-
-struct nb_segment_config {
-	char *endpoint;		  /* global endpoint, NULL = region us */
-	int flush_interval_ms;	  /* default 200 */
-	size_t max_batch_bytes;	  /* default 500000, at most 500000 */
-	size_t max_batch_count;	  /* default 2500, at most 2500 */
-	size_t max_message_bytes; /* default 32000, at most 32000 */
-	int timeout_ms;		  /* one attempt, default 10000 */
-	double rate_limit_rps; /* batch requests/s per write key, default 50 */
-	int max_inflight;    /* concurrent requests per write key, default 4 */
-	int pause_s;	     /* back-off after 401/403, default 300 */
-	int64_t retention_s; /* delivered rows kept, default 86400 */
-	struct nb_retry_config retry;
 };
 
 struct nb_limits_config {
@@ -100,7 +82,7 @@ struct nb_config {
 	enum nb_log_format log_format;
 	struct nb_store_config store;
 	struct nb_limits_config limits;
-	struct nb_segment_config segment;
+	struct nb_segment_config segment; /* see policy.h */
 	struct nb_source *sources;
 	size_t nsources;
 	/* private: only nb_config_ref() and nb_config_unref() touch it */

@@ -3,18 +3,17 @@
  * deliver: pending events go to Segment's /v1/batch, on a thread of its own.
  *
  * The deliverer owns a thread, its event_base, its own store connection and
- * a libcurl multi handle driven by that base (curl's hiperfifo.c shape).
- * Sources that share a write key and endpoint form one lane: a lane claims
- * due rows, maps them, packs batches within the byte and count limits, and
- * sends them under its rate limit and in-flight cap.  2xx marks rows
- * delivered; network errors, timeouts, 408, 429 and 5xx reschedule them with
- * exponential backoff and jitter (Retry-After honoured); 400 bisects the
- * batch until the offending messages are dead-lettered alone; 401/403 pause
- * the lane until a reload or the pause back-off ends.  Every other status
- * (3xx, 404, 413, ...) is retried like a 5xx, so a transient
- * misconfiguration never loses events (max_age_s / max_attempts bound it).
- * The committer wakes it through nb_deliver_wake(); the caller initialises
- * libcurl and libevent's thread support first.
+ * one transfer engine (xfer.h: libcurl multi driven by that base, curl's
+ * hiperfifo.c shape).  Sources that share a write key, endpoint and OAuth
+ * client form one lane (lane.h), which claims due rows, maps and checks
+ * them, packs batches (batch.h) and sends them under its rate limit and
+ * in-flight cap.  What an answer does is policy.h's: 2xx delivered; network
+ * errors, timeouts, 408, 429, 5xx and any other status retried with backoff
+ * (Retry-After, else a 429's X-RateLimit-Reset, honoured), so a transient
+ * misconfiguration never loses events; 400 bisected down to single
+ * messages; 401/403 or a refused OAuth key pause the lane until a reload or
+ * the pause ends.  The committer wakes it through nb_deliver_wake(); the
+ * caller initialises libcurl and libevent's thread support first.
  */
 #ifndef NB_DELIVER_H
 #define NB_DELIVER_H
@@ -23,15 +22,22 @@
 #include <stdint.h>
 
 #include "nudgebridge/config.h"
+#include "nudgebridge/lane.h"
 
 struct nb_deliver;
 struct nb_metrics;
 
+/* The text of a pause, for stats and the console. */
+#define NB_PAUSED_TEXT_MAX 240
+
 /* One paused source, for stats. */
 struct nb_paused {
 	char source[NB_SOURCE_NAME_MAX + 1];
-	int status;	  /* 401 or 403 */
+	int status;	  /* Segment's 401/403, the token endpoint's 400/401 */
 	int64_t until_ms; /* wall clock */
+	/* The OAuth token endpoint's "error" code; "" for Segment's refusal. */
+	char oauth_error[NB_OAUTH_ERROR_MAX];
+	char text[NB_PAUSED_TEXT_MAX]; /* why, for operators */
 };
 
 /*
@@ -72,11 +78,10 @@ int nb_deliver_stop(struct nb_deliver *, int drain_ms);
 void nb_deliver_free(struct nb_deliver *);
 
 /*
- * The backoff before attempt number attempts+1 (attempts >= 1 failures so
- * far): initial_ms * 2^(attempts-1), capped at max_ms, with full jitter in
- * [delay/2, delay].  retry_after_ms > 0 is a floor.  Exposed for tests.
+ * Replaces the mapper (nb_lane_map_segment() by default) before the
+ * thread starts.  For tests that need messages the real mapper never
+ * makes.
  */
-int64_t nb_deliver_backoff_ms(
-    const struct nb_retry_config *r, int attempts, int64_t retry_after_ms);
+void nb_deliver_set_map(struct nb_deliver *, nb_lane_map_fn map);
 
 #endif

@@ -47,6 +47,15 @@ void nb_metrics_retry(struct nb_metrics *, size_t n);
 /* n events dead-lettered with reason. */
 void nb_metrics_dead(struct nb_metrics *, const char *reason, size_t n);
 
+/*
+ * One batch request's body: json_bytes before compression, wire_bytes as
+ * sent (equal without gzip).
+ */
+void nb_metrics_sent(struct nb_metrics *, size_t json_bytes, size_t wire_bytes);
+
+/* One OAuth token request: the endpoint's status, 0 when none came. */
+void nb_metrics_oauth(struct nb_metrics *, int status);
+
 /* n events delivered (2xx), and the receipt-to-delivery latency of each. */
 void nb_metrics_delivered(struct nb_metrics *, size_t n, double latency_s);
 

@@ -32,6 +32,16 @@ struct nb_source_new {
 	const char *write_key_env; /* environment variable of the write key */
 	const char *region;	   /* NULL, "us" or "eu" */
 	int ed25519;		   /* a key pair instead of a whsec_ secret */
+	/*
+	 * Segment OAuth (all NULL: none): client_id, key_id, the private
+	 * key's file (relative to the config's folder) or variable, and the
+	 * token server (NULL: by region).
+	 */
+	const char *oauth_client_id;
+	const char *oauth_key_id;
+	const char *oauth_key_file;
+	const char *oauth_key_env;
+	const char *oauth_auth_server;
 };
 
 /*
@@ -44,10 +54,12 @@ void nb_source_fingerprint(const char *key, char out[NB_SOURCE_FP_LEN]);
 /*
  * Appends a source object to doc's "sources" array (created if missing):
  * {"name", "signing_secrets": [new whsec_] or "public_keys": [new whpk_],
- * "write_key_env", "region" when given}.  The key to give Nudgespot (the
- * secret, or the whsk_ private key) is written to key (keylen at least
- * NB_SOURCE_KEY_MAX); the caller wipes it.  -1 with a message in err for an
- * invalid or already used name, a bad variable name or region.
+ * "write_key_env", "region" and "oauth" when given}.  The key to give
+ * Nudgespot (the secret, or the whsk_ private key) is written to key
+ * (keylen at least NB_SOURCE_KEY_MAX); the caller wipes it.  -1 with a
+ * message in err for an invalid or already used name, a bad variable name
+ * or region, or OAuth options that do not go together (client and key id
+ * need exactly one of the key's file or variable).
  */
 int nb_source_add(json_t *doc, const struct nb_source_new *s, char *key,
     size_t keylen, char *err, size_t errlen);

@@ -41,6 +41,7 @@ enum nb_event_state {
 #define NB_REASON_REJECTED     "rejected_by_segment"
 #define NB_REASON_MAX_ATTEMPTS "max_attempts"
 #define NB_REASON_MAX_AGE      "max_age"
+#define NB_REASON_INVALID      "invalid_for_segment"
 
 /* Longest dead-letter key, NUL included. */
 #define NB_STORE_KEY_MAX 32

@@ -282,14 +282,18 @@
 	}
 
 	function pausedText(s) {
-		const why = s.paused_status === 401
-			? "Segment refused the write key (401 Unauthorized)"
-			: s.paused_status === 403
-				? "Segment refused the write key (403 Forbidden)"
-				: "Segment answered " + s.paused_status;
+		// paused_error says who refused what (the write key, an OAuth
+		// token, or the token endpoint with its error and description).
+		const why = s.paused_error
+			? s.paused_error.charAt(0).toUpperCase() + s.paused_error.slice(1)
+			: s.paused_status === 401
+				? "Segment refused the write key (401 Unauthorized)"
+				: s.paused_status === 403
+					? "Segment refused the write key (403 Forbidden)"
+					: "Segment answered " + s.paused_status;
 		return "Paused: " + why + ". Delivery resumes " +
 			(s.paused_until ? "at " + fmtTime(s.paused_until) : "later") +
-			", or at once after a configuration reload with a fixed write key.";
+			", or at once after a configuration reload with fixed credentials.";
 	}
 
 	function renderSource(s) {

@@ -12,6 +12,9 @@
   replayed after the sink is switched back to 200, and arrives at the sink.
   It is skipped (with the reason printed) only when chromium or node is not
   installed; tests/run.sh installs both.
+* The same browser reads a paused source's card (tests/console/
+  paused.spec.mjs): an OAuth token endpoint that refuses the credentials
+  is named there with its error code and description.
 
 NB_CONSOLE_SCREENSHOTS=DIR makes the browser test write its screenshots
 there (docs/console/ holds the published ones).
@@ -196,6 +199,56 @@ class TestConsoleBrowser(BridgeCase):
         self.assertEqual(later[0]["event"], "Email Bounced")
         # The token was never logged.
         self.assertNotIn(self.bridge.token, self.bridge.log())
+
+
+class TestConsolePaused(BridgeCase):
+    START = False
+
+    def setUp(self):
+        why = tool_missing()
+        if why:
+            print("\nSKIP browser test: " + why)
+            self.skipTest(why)
+        try:
+            from test_oauth import key_pair
+            private, public = key_pair()
+        except (ImportError, TypeError, AttributeError):
+            self.skipTest("python3-cryptography is not installed")
+        ensure_node_modules()
+        super().setUp()
+        oauth = self.sink.enable_oauth("cid", "kid", public)
+        oauth.refusal = {"error": "invalid_client",
+                         "error_description": "Unknown key kid"}
+        self.sink.token_mode("401")
+        self.bridge = self.make_bridge(
+            [{"name": "acme", "oauth": {
+                "client_id": "cid", "key_id": "kid",
+                "private_key_file": "k.pem", "auth_server": self.sink.url}}],
+            start=False)
+        fd = os.open(os.path.join(self.bridge.dir, "k.pem"),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(private)
+        self.bridge.start()
+
+    def test_oauth_refusal_on_the_card(self):
+        self.assertTrue(wait_until(lambda: any(
+            s["paused"] for s in self.bridge.admin(
+                "GET", "/v1/stats").json["sources"]), 10))
+        env = dict(os.environ)
+        env.update({
+            "NB_ADMIN_URL": "http://127.0.0.1:%d" % self.bridge.admin_port,
+            "NB_TOKEN": self.bridge.token,
+            "NB_PAUSED_SOURCE": "acme",
+            "NB_PAUSED_TEXT": "invalid_client: Unknown key kid",
+            "CHROMIUM": CHROMIUM,
+        })
+        p = subprocess.run(["node", "paused.spec.mjs"], cwd=CONSOLE_DIR,
+                           env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=180)
+        out = p.stdout.decode("utf-8", "replace")
+        print(out)
+        self.assertEqual(p.returncode, 0, out)
 
 
 if __name__ == "__main__":

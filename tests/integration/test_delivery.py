@@ -1,14 +1,18 @@
 # SPDX-License-Identifier: ISC
-"""Outbound delivery: CONTRACT sections 3 and 4, black box.
+"""Outbound delivery: CONTRACT sections 3, 4 and 6, black box.
 
 The Track JSON Segment receives is compared, whole, with golden messages
-computed here from the contract; then the retry rules (5xx, 429 with
-Retry-After, 400 bisection, 401 pause, too_large, max_attempts, max_age)
-and crash safety (kill -9 with deliveries in flight).
+computed here from the contract (the sink inflates gzip bodies, which are
+the default); then gzip itself (the bytes inside are the bytes sent
+without it), the retry rules (5xx, 429 with Retry-After or
+X-RateLimit-Reset, 400 bisection, 401 pause, too_large, max_attempts,
+max_age), the invalid_for_segment reason, and crash safety (kill -9 with
+deliveries in flight).  OAuth is test_oauth.py's.
 """
 
 import base64
 import datetime
+import gzip
 import hashlib
 import json
 import re
@@ -233,6 +237,134 @@ class TestMapping(BridgeCase):
         self.assertFalse(self.sink.wait_ids(ids))
 
 
+def messages_bytes(batch):
+    """The messages of a one-message batch, as the bytes Segment got."""
+    head = b'{"batch":['
+    assert batch.raw.startswith(head), batch.raw[:40]
+    return batch.raw[len(head):batch.raw.rindex(b'],"sentAt":"')]
+
+
+def gap_after_429(case, mode, value):
+    """Seconds between a 429 (sink mode, header value) and the retry."""
+    case.sink.set_mode(mode, retry_after=value)
+    ev = event()
+    case.assertCounts(case.bridge.post("acme", ev), 1, 0, 0)
+    case.assertEqual(case.sink.wait_requests(1), 1)
+    first = case.sink.all_batches()[0].at
+    case.sink.set_mode("ok")
+    case.assertFalse(case.sink.wait_ids({message_id("acme", ev["id"])},
+                                        timeout=15))
+    return case.sink.all_batches()[1].at - first
+
+
+class TestGzip(BridgeCase):
+    START = False
+
+    def deliver_all(self, bridge, evs):
+        self.assertCounts(bridge.post("acme", evs), len(evs), 0, 0)
+        want = {message_id("acme", e["id"]) for e in evs}
+        self.assertFalse(self.sink.wait_ids(want, timeout=15))
+
+    def test_same_track_bytes_inside_gzip(self):
+        evs = [dict(FULL, id=new_id())] + [
+            event(type=t, properties={"n": i, "s": "\u00e9\"x\""})
+            for i, t in enumerate(CONTRACT_NAMES)]
+        one = {"segment": {"max_batch_count": 1}}
+        plain = self.make_bridge(config=deep_merge_copy(
+            one, {"segment": {"gzip": False}}))
+        self.deliver_all(plain, evs)
+        plain_metrics = plain.metrics()
+        plain.stop()
+        sent = {}
+        for b in self.sink.all_batches():
+            self.assertIsNone(b.encoding)
+            self.assertEqual(b.wire, b.raw)
+            sent[b.messages[0]["messageId"]] = messages_bytes(b)
+        self.assertEqual(len(sent), len(evs))
+        k = len(self.sink.all_batches())
+        zipped = self.make_bridge(config=one)   # gzip is the default
+        self.assertCounts(zipped.post("acme", evs), len(evs), 0, 0)
+        self.assertEqual(self.sink.wait_requests(k + len(evs), timeout=15),
+                         k + len(evs))
+        got = self.sink.all_batches()[k:]
+        for b in got:
+            self.assertEqual(b.encoding, "gzip")
+            self.assertEqual(gzip.decompress(b.wire), b.raw)
+            # The Track bytes are exactly those sent without gzip.
+            self.assertEqual(messages_bytes(b),
+                             sent[b.messages[0]["messageId"]])
+        m = zipped.metrics()
+        self.assertLess(m["nudgebridge_segment_sent_bytes_total"],
+                        m["nudgebridge_segment_json_bytes_total"])
+        self.assertEqual(plain_metrics["nudgebridge_segment_sent_bytes_total"],
+                         plain_metrics["nudgebridge_segment_json_bytes_total"])
+
+    def test_limits_apply_before_compression(self):
+        # 40 messages of ~1.5 KB: gzip would fit them in one small body,
+        # but max_batch_bytes counts the JSON, so they need several.
+        b = self.make_bridge(config={"segment": {"max_batch_bytes": 20000}})
+        evs = [event(properties={"pad": "p" * 1200}) for _ in range(40)]
+        self.deliver_all(b, evs)
+        batches = self.sink.all_batches()
+        self.assertGreater(len(batches), 2)
+        for x in batches:
+            self.assertEqual(x.encoding, "gzip")
+            self.assertLessEqual(len(x.raw), 20000)
+            self.assertLess(len(x.wire), len(x.raw) / 4)
+
+
+def deep_merge_copy(a, b):
+    out = json.loads(json.dumps(a))
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k].update(v)
+        else:
+            out[k] = v
+    return out
+
+
+class TestRateLimitReset(BridgeCase):
+    """429 without Retry-After: X-RateLimit-Reset, seconds or Unix time."""
+
+    def test_seconds(self):
+        gap = gap_after_429(self, "429reset", "1")
+        self.assertGreaterEqual(gap, 0.9, "retried %.3fs after a 429 with "
+                                "X-RateLimit-Reset: 1" % gap)
+
+    def test_unix_time(self):
+        # A value over 10^9 is the Unix time to wait for: 2..3 s from now.
+        gap = gap_after_429(self, "429reset", str(int(time.time()) + 3))
+        self.assertGreaterEqual(gap, 1.8, "retried %.3fs after a 429 with "
+                                "a reset 3 s ahead" % gap)
+
+
+class TestInvalidForSegment(BridgeCase):
+    """The reason exists wherever reasons are listed and filtered.
+
+    No input reaches it through the real mapper (the property test in
+    tests/unit/test_segcheck.c shows every mapped message passes, and
+    config refuses empty event names), so the dead-lettering itself is
+    tested with a mapper that makes a bad message: test_deliver.c's
+    test_invalid_for_segment.
+    """
+
+    def test_reason_is_known(self):
+        self.assertEqual(self.bridge.dlq("list", "--reason",
+                                         "invalid_for_segment"), [])
+        r = self.bridge.admin("GET", "/v1/dlq?reason=invalid_for_segment")
+        self.assertEqual(r.status, 200, r)
+        r = self.bridge.admin("POST", "/v1/dlq/replay",
+                              {"reason": "invalid_for_segment",
+                               "dry_run": True})
+        self.assertEqual(r.status, 200, r)
+        bad = self.bridge.cli("dlq", "list", "--config",
+                              self.bridge.config_path, "--reason", "nope")
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("invalid_for_segment", bad.stderr + bad.stdout)
+        self.assertIn('nudgebridge_dead_letters_total{reason='
+                      '"invalid_for_segment"}', self.bridge.metrics())
+
+
 class TestEndpointChoice(BridgeCase):
     START = False
 
@@ -267,18 +399,9 @@ class TestRetries(BridgeCase):
         self.assertEqual(self.bridge.dlq("list"), [])
 
     def test_429_retry_after(self):
-        self.sink.set_mode("429", retry_after="1")
-        ev = event()
-        self.assertCounts(self.bridge.post("acme", ev), 1, 0, 0)
-        self.assertEqual(self.sink.wait_requests(1), 1)
-        first = self.sink.all_batches()[0].at
-        self.sink.set_mode("ok")
-        self.assertFalse(self.sink.wait_ids({message_id("acme", ev["id"])},
-                                            timeout=10))
-        second = self.sink.all_batches()[1].at
-        self.assertGreaterEqual(second - first, 0.9,
-                                "retried %.3fs after a 429 with "
-                                "Retry-After: 1" % (second - first))
+        gap = gap_after_429(self, "429", "1")
+        self.assertGreaterEqual(gap, 0.9, "retried %.3fs after a 429 with "
+                                "Retry-After: 1" % gap)
 
     def test_400_bisection(self):
         evs = [event() for _ in range(7)]

@@ -149,6 +149,54 @@ class TestSource(BridgeCase):
         resp = self.bridge.request("POST", "/v1/webhooks/gamma", body, h)
         self.assertCounts(resp, 1, 0, 0)
 
+    def test_add_with_oauth(self):
+        try:
+            from test_oauth import key_pair
+            private, _ = key_pair()
+        except (ImportError, TypeError, AttributeError):
+            self.skipTest("python3-cryptography is not installed")
+        before = read(self.bridge.config_path)
+        # The key file must exist and hold a key: else nothing changes.
+        r = self.source("add", "delta", "--write-key-env", "NB_TEST_BETA_WK",
+                        "--oauth-client-id", "cid", "--oauth-key-id", "kid",
+                        "--oauth-key-file", "segment-oauth.pem")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("sources[1].oauth.private_key_file", r.stderr)
+        self.assertEqual(read(self.bridge.config_path), before)
+        path = os.path.join(self.bridge.dir, "segment-oauth.pem")
+        with open(path, "wb") as f:
+            f.write(private)
+        os.chmod(path, 0o600)
+        r = self.source("add", "delta", "--write-key-env", "NB_TEST_BETA_WK",
+                        "--oauth-client-id", "cid", "--oauth-key-id", "kid",
+                        "--oauth-key-file", "segment-oauth.pem")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Segment OAuth:", r.stdout)
+        self.assertIn("https://oauth2.segment.io/token", r.stdout)
+        # From a variable the operator's shell does not have (the daemon's
+        # environment will): checked with a throw-away key.
+        r = self.source("add", "eps", "--write-key-env", "NB_TEST_BETA_WK",
+                        "--region", "eu", "--oauth-client-id", "cid2",
+                        "--oauth-key-id", "kid2", "--oauth-key-env",
+                        "NB_TEST_OAUTH_KEY")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("https://oauth2.eu1.segmentapis.com/token", r.stdout)
+        self.assertIn("NB_TEST_OAUTH_KEY (not set in this shell)", r.stdout)
+        cfg = json.loads(read(self.bridge.config_path))
+        self.assertEqual(cfg["sources"][1]["oauth"],
+                         {"client_id": "cid", "key_id": "kid",
+                          "private_key_file": "segment-oauth.pem"})
+        self.assertEqual(cfg["sources"][2]["oauth"],
+                         {"client_id": "cid2", "key_id": "kid2",
+                          "private_key_env": "NB_TEST_OAUTH_KEY"})
+        self.assertNotIn("PRIVATE KEY", read(self.bridge.config_path))
+        self.assertNotIn("PRIVATE KEY", r.stdout + r.stderr)
+        # Half an OAuth setup is refused.
+        r = self.source("add", "zeta", "--write-key-env", "X",
+                        "--oauth-client-id", "cid")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--oauth-key-id", r.stderr)
+
     def test_refusals_change_nothing(self):
         before = read(self.bridge.config_path)
         for args, code in ((("add", "acme", "--write-key-env", "X"), 2),

@@ -18,6 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <sodium.h>
 
 #include "nudgebridge/config.h"
@@ -140,6 +143,7 @@ test_defaults(void **state)
 	assert_int_equal(cfg->segment.max_inflight, 4);
 	assert_int_equal(cfg->segment.pause_s, 300);
 	assert_int_equal(cfg->segment.retention_s, 86400);
+	assert_int_equal(cfg->segment.gzip, 1);
 	assert_int_equal(cfg->segment.retry.initial_ms, 500);
 	assert_int_equal(cfg->segment.retry.max_ms, 60000);
 	assert_int_equal(cfg->segment.retry.max_attempts, 0);
@@ -828,6 +832,134 @@ test_refcount(void **state)
 	nb_config_unref(NULL);
 }
 
+/* A fresh RSA key as PKCS#8 PEM in tmpdir/name. */
+static void
+write_rsa_key(const char *name, char *pem_out, size_t pem_max)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_RSA, NULL);
+	EVP_PKEY *k = NULL;
+	BIO *bio;
+	char *data;
+	long n;
+
+	assert_non_null(ctx);
+	assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, 2048), 1);
+	assert_int_equal(EVP_PKEY_keygen(ctx, &k), 1);
+	assert_non_null(bio = BIO_new(BIO_s_mem()));
+	assert_int_equal(
+	    PEM_write_bio_PrivateKey(bio, k, NULL, NULL, 0, NULL, NULL), 1);
+	n = BIO_get_mem_data(bio, &data);
+	assert_true(n > 0 && (size_t)n < pem_max);
+	memcpy(pem_out, data, (size_t)n);
+	pem_out[n] = '\0';
+	write_file(name, pem_out);
+	BIO_free(bio);
+	EVP_PKEY_free(k);
+	EVP_PKEY_CTX_free(ctx);
+}
+
+#define OAUTH(extra)                                                           \
+	"{'segment':{'gzip':false},'sources':[{'name':'acme',"                 \
+	"'signing_secrets':['" SEC1 "'],'write_key':'wk','oauth':{"            \
+	"'client_id':'cid','key_id':'kid'" extra "}}]}"
+
+static void
+test_oauth(void **state)
+{
+	static const struct {
+		const char *text, *want;
+	} errors[] = {
+	    {"{'sources':[{'name':'acme','signing_secrets':['" SEC1
+	     "'],'write_key':'wk','oauth':7}]}",
+		"sources[0].oauth: must be an object"},
+	    {OAUTH(",'bogus':1"), "sources[0].oauth.bogus: unknown key"},
+	    {OAUTH(""),
+		"sources[0].oauth: needs one of private_key_file and "
+		"private_key_env"},
+	    {OAUTH(",'private_key_file':'oauth.pem','private_key_env':"
+		   "'NB_TEST_OAUTH_PEM'"),
+		"needs one of private_key_file and private_key_env"},
+	    {"{'sources':[{'name':'acme','signing_secrets':['" SEC1
+	     "'],'write_key':'wk','oauth':{'key_id':'k',"
+	     "'private_key_file':'oauth.pem'}}]}",
+		"sources[0].oauth: needs client_id and key_id"},
+	    {OAUTH(",'private_key_file':'not.pem'"),
+		"sources[0].oauth.private_key_file: not a PEM private key"},
+	    {OAUTH(",'private_key_file':'missing.pem'"),
+		"sources[0].oauth.private_key_file: cannot read"},
+	    {OAUTH(",'private_key_env':'NB_TEST_UNSET_VAR'"),
+		"sources[0].oauth.private_key_env: environment variable"},
+	    {OAUTH(",'private_key_file':'oauth.pem','auth_server':'ftp://x'"),
+		"sources[0].oauth.auth_server: must be an http:// or "
+		"https:// URL"},
+	    {"{'segment':{'gzip':1},"
+	     "'sources':[" SRC "]}",
+		"segment.gzip: must be true or false"},
+	};
+	static char pem[8192];
+	struct nb_config *cfg;
+	const struct nb_source *s;
+	char err[512];
+	size_t i;
+
+	(void)state;
+	write_rsa_key("oauth.pem", pem, sizeof(pem));
+	write_file("not.pem", "TOPSECRETVALUE\n");
+	unsetenv("NB_TEST_UNSET_VAR");
+	assert_int_equal(setenv("NB_TEST_OAUTH_PEM", pem, 1), 0);
+	for (i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+		assert_int_equal(
+		    load(&cfg, errors[i].text, tmpdir, err, sizeof(err)), -1);
+		if (strstr(err, errors[i].want) == NULL)
+			fail_msg("case %zu: '%s' lacks '%s'", i, err,
+			    errors[i].want);
+		assert_null(strstr(err, "TOPSECRET"));
+		assert_null(strstr(err, "PRIVATE KEY"));
+	}
+	/* A file, the default US server, gzip off. */
+	assert_int_equal(load(&cfg, OAUTH(",'private_key_file':'oauth.pem'"),
+			     tmpdir, err, sizeof(err)),
+	    0);
+	s = nb_config_source(cfg, "acme");
+	assert_int_equal(cfg->segment.gzip, 0);
+	assert_non_null(s->oauth.key);
+	assert_string_equal(s->oauth.client_id, "cid");
+	assert_string_equal(s->oauth.key_id, "kid");
+	assert_string_equal(s->oauth.auth_server, NB_OAUTH_SERVER_US);
+	nb_config_unref(cfg);
+	/* The environment; the EU server by region or by endpoint. */
+	assert_int_equal(
+	    load(&cfg,
+		"{'segment':{'endpoint':'" NB_ENDPOINT_EU "'},'sources':["
+		"{'name':'a','signing_secrets':['" SEC1 "'],'write_key':'w',"
+		"'oauth':{'client_id':'c','key_id':'k','private_key_env':"
+		"'NB_TEST_OAUTH_PEM'}},"
+		"{'name':'b','signing_secrets':['" SEC1 "'],'write_key':'w',"
+		"'region':'eu','oauth':{'client_id':'c','key_id':'k',"
+		"'private_key_file':'oauth.pem'}},"
+		"{'name':'c','signing_secrets':['" SEC1 "'],'write_key':'w',"
+		"'region':'us','oauth':{'client_id':'c','key_id':'k',"
+		"'private_key_file':'oauth.pem','auth_server':"
+		"'http://127.0.0.1:1/'}},"
+		"{'name':'d','signing_secrets':['" SEC1 "'],'write_key':'w'}]}",
+		tmpdir, err, sizeof(err)),
+	    0);
+	assert_int_equal(cfg->segment.gzip, 1);
+	assert_string_equal(
+	    nb_config_source(cfg, "a")->oauth.auth_server, NB_OAUTH_SERVER_EU);
+	assert_string_equal(
+	    nb_config_source(cfg, "b")->oauth.auth_server, NB_OAUTH_SERVER_EU);
+	assert_string_equal(nb_config_source(cfg, "c")->oauth.auth_server,
+	    "http://127.0.0.1:1");
+	assert_null(nb_config_source(cfg, "d")->oauth.key);
+	assert_true(nb_oauth_config_same(&nb_config_source(cfg, "a")->oauth,
+	    &nb_config_source(cfg, "b")->oauth));
+	nb_config_unref(cfg);
+	unsetenv("NB_TEST_OAUTH_PEM");
+	sodium_memzero(pem, sizeof(pem));
+}
+
 static int
 setup(void **state)
 {
@@ -878,6 +1010,7 @@ main(void)
 	    cmocka_unit_test(test_event_names),
 	    cmocka_unit_test(test_source_names),
 	    cmocka_unit_test(test_refcount),
+	    cmocka_unit_test(test_oauth),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * test_deliver: the backoff schedule as a table, then the deliverer end to
- * end: a real SQLite store in a temporary folder, a configuration from
- * nb_config_load_json(), and a small Segment stand-in (evhttp on its own
- * thread, 127.0.0.1, ephemeral port) whose answers each test scripts: 200,
- * 500 then 200, 400 for batches holding a marked message, 401, 429 with
- * Retry-After, 500 for ever.  Each test checks the rows in the store and
- * what the sink received (messageIds, Basic auth, headers).
+ * test_deliver: the deliverer end to end: a real SQLite store in a
+ * temporary folder, a configuration from nb_config_load_json(), and a small
+ * Segment stand-in (evhttp on its own thread, 127.0.0.1, ephemeral port;
+ * it inflates gzip bodies) whose answers each test scripts: 200, 500 then
+ * 200, 400 for batches holding a marked message, 401, 429 with Retry-After
+ * or X-RateLimit-Reset, 500 for ever.  Each test checks the rows in the
+ * store and what the sink received (messageIds, Basic auth, headers,
+ * Content-Encoding).  The backoff table is in test_policy.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +33,7 @@
 #include <event2/thread.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <zlib.h>
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/deliver.h"
@@ -45,55 +47,6 @@
 #define SOURCE	   "acme"
 #define MAX_IDS	   4096
 
-/* Backoff. */
-
-static void
-test_backoff(void **state)
-{
-	static const struct {
-		int initial, max, attempts;
-		int64_t retry_after, lo, hi;
-	} cases[] = {
-	    {500, 60000, 1, 0, 250, 500}, {500, 60000, 2, 0, 500, 1000},
-	    {500, 60000, 3, 0, 1000, 2000}, {500, 60000, 7, 0, 16000, 32000},
-	    {500, 60000, 8, 0, 30000, 60000},  /* 64000 capped */
-	    {500, 60000, 40, 0, 30000, 60000}, /* no overflow */
-	    {500, 60000, 1000, 0, 30000, 60000},
-	    {500, 60000, 1, 5000, 5000, 5000}, /* Retry-After floor */
-	    {500, 60000, 1, 100, 250, 500},    /* floor below jitter */
-	    {500, 60000, 8, 90000, 90000, 90000}, {100, 100, 5, 0, 50, 100},
-	    {1000, 400, 1, 0, 200, 400}, /* cap below initial */
-	};
-	struct nb_retry_config r;
-	int64_t v, seen_lo, seen_hi;
-	size_t i;
-	int k;
-
-	(void)state;
-	memset(&r, 0, sizeof(r));
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		r.initial_ms = cases[i].initial;
-		r.max_ms = cases[i].max;
-		seen_lo = INT64_MAX;
-		seen_hi = INT64_MIN;
-		for (k = 0; k < 300; k++) {
-			v = nb_deliver_backoff_ms(
-			    &r, cases[i].attempts, cases[i].retry_after);
-			if (v < cases[i].lo || v > cases[i].hi)
-				fail_msg("case %zu: %lld not in [%lld, %lld]",
-				    i, (long long)v, (long long)cases[i].lo,
-				    (long long)cases[i].hi);
-			if (v < seen_lo)
-				seen_lo = v;
-			if (v > seen_hi)
-				seen_hi = v;
-		}
-		/* Jitter is real: a wide range is not one constant. */
-		if (cases[i].hi - cases[i].lo >= 100)
-			assert_true(seen_hi - seen_lo >= 10);
-	}
-}
-
 /* The Segment stand-in. */
 
 enum sink_mode {
@@ -103,6 +56,7 @@ enum sink_mode {
 	SINK_401,
 	SINK_429_ONCE, /* first request 429 Retry-After: 1, then 200 */
 	SINK_500,
+	SINK_429_RESET_ONCE, /* first 429 X-RateLimit-Reset: 1, then 200 */
 };
 
 struct sink {
@@ -116,6 +70,9 @@ struct sink {
 	int bad_auth;	 /* requests without the right Basic auth */
 	int bad_headers; /* wrong content type, user agent, sentAt, path */
 	int max_batch;	 /* most messages seen in one request */
+	int gzipped;	 /* requests with Content-Encoding: gzip */
+	size_t wire;	 /* body bytes as received */
+	size_t json;	 /* body bytes after inflating */
 	char *ok_ids[MAX_IDS]; /* messageIds of 2xx requests, in order */
 	size_t nok;
 	char *all_ids[MAX_IDS]; /* every messageId received */
@@ -146,30 +103,59 @@ sink_record(json_t *batch, char **ids, size_t *n)
 	}
 }
 
+/* Inflates a gzip body (freed) into a new NUL-terminated one. */
+static char *
+gunzip(char *in, size_t *len)
+{
+	size_t cap = *len * 20 + 1024;
+	char *out = malloc(cap);
+	z_stream z;
+
+	assert_non_null(out);
+	memset(&z, 0, sizeof(z));
+	assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+	z.next_in = (unsigned char *)in;
+	z.avail_in = (uInt)*len;
+	z.next_out = (unsigned char *)out;
+	z.avail_out = (uInt)(cap - 1);
+	assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+	*len = z.total_out;
+	out[*len] = '\0';
+	inflateEnd(&z);
+	free(in);
+	return out;
+}
+
 static void
 sink_cb(struct evhttp_request *req, void *arg)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	struct evbuffer *body = evhttp_request_get_input_buffer(req);
-	const char *auth, *ctype, *ua, *uri;
+	const char *auth, *ctype, *ua, *uri, *enc;
 	json_t *root, *batch, *msg;
-	size_t len, i;
+	size_t len, i, wire;
 	int status = 200, bad = 0;
 	char *text;
 
 	(void)arg;
-	len = evbuffer_get_length(body);
+	wire = len = evbuffer_get_length(body);
 	text = malloc(len + 1);
 	assert_non_null(text);
 	evbuffer_remove(body, text, len);
 	text[len] = '\0';
+	enc = evhttp_find_header(in, "Content-Encoding");
+	if (enc != NULL && strcmp(enc, "gzip") == 0)
+		text = gunzip(text, &len);
 	root = json_loads(text, 0, NULL);
 	free(text);
 	batch = json_object_get(root, "batch");
 
 	pthread_mutex_lock(&sink.mu);
 	sink.requests++;
+	sink.gzipped += enc != NULL;
+	sink.wire += wire;
+	sink.json += len;
 	if (sink.first_ms == 0)
 		sink.first_ms = nb_time_now_ms();
 	sink.last_ms = nb_time_now_ms();
@@ -220,6 +206,12 @@ sink_cb(struct evhttp_request *req, void *arg)
 	case SINK_500:
 		status = 500;
 		break;
+	case SINK_429_RESET_ONCE:
+		if (sink.requests == 1) {
+			status = 429;
+			evhttp_add_header(out, "X-RateLimit-Reset", "1");
+		}
+		break;
 	}
 	if (status == 200)
 		sink_record(batch, sink.ok_ids, &sink.nok);
@@ -233,7 +225,9 @@ sink_cb(struct evhttp_request *req, void *arg)
 		evbuffer_add_printf(body, "{\"success\":true}");
 	else if (status == 400)
 		evbuffer_add_printf(body,
-		    "{\"error\":\"bad message\",\"key\":\"" WRITE_KEY "\"}\n");
+		    "{\"error\":\"bad message\",\"key\":\"" WRITE_KEY
+		    "\",\"headers\":{\"Authorization\":\"%s\"}}\n",
+		    auth != NULL ? auth : "");
 	else
 		evbuffer_add_printf(body, "{\"error\":\"nope\"}");
 	evhttp_send_reply(req, status, status == 200 ? "OK" : "Error", body);
@@ -362,14 +356,22 @@ fixture_setup(struct fixture *f, enum sink_mode mode, const char *segment_extra)
 }
 
 static void
-fixture_start(struct fixture *f)
+fixture_start_map(struct fixture *f, nb_lane_map_fn map)
 {
 	char err[256];
 
 	f->d = nb_deliver_new(f->cfg, f->m, err, sizeof(err));
 	if (f->d == NULL)
 		fail_msg("deliver: %s", err);
+	if (map != NULL)
+		nb_deliver_set_map(f->d, map);
 	assert_int_equal(nb_deliver_start(f->d), 0);
+}
+
+static void
+fixture_start(struct fixture *f)
+{
+	fixture_start_map(f, NULL);
 }
 
 static void
@@ -537,6 +539,9 @@ test_deliver_all(void **state)
 	assert_int_equal(sink.bad_headers, 0);
 	assert_true(sink.max_batch <= 4);
 	assert_true(sink.requests >= 3);
+	/* gzip by default: every body, smaller on the wire than as JSON. */
+	assert_int_equal(sink.gzipped, sink.requests);
+	assert_true(sink.wire < sink.json);
 	pthread_mutex_unlock(&sink.mu);
 
 	/* Woken by the committer: new rows go out at once. */
@@ -605,7 +610,9 @@ test_bisect_400(void **state)
 	assert_non_null(rows[0].error);
 	assert_int_equal(strncmp(rows[0].error, "segment: 400 ", 13), 0);
 	assert_non_null(strstr(rows[0].error, "bad message"));
-	assert_null(strstr(rows[0].error, WRITE_KEY)); /* redacted */
+	assert_null(strstr(rows[0].error, WRITE_KEY));	    /* redacted */
+	assert_null(strstr(rows[0].error, AUTH_BASIC + 6)); /* the Basic echo */
+	assert_non_null(strstr(rows[0].error, "\"Authorization\":\"***\""));
 	assert_true(strlen(rows[0].error) <= 13 + 200);
 	assert_int_equal(rows[0].attempts, 0); /* bisection is no attempt */
 	nb_stored_events_free(rows, n);
@@ -730,15 +737,17 @@ test_max_age(void **state)
 	pthread_mutex_unlock(&sink.mu);
 }
 
+/*
+ * A 429 whose wait (Retry-After: 1, or X-RateLimit-Reset: 1 without it)
+ * held the lane for a second, not the 20 ms backoff.
+ */
 static void
-test_429_retry_after(void **state)
+check_429_hold(enum sink_mode mode)
 {
 	struct fixture *f = &fx;
 	int64_t gap;
 
-	(void)state;
-	fixture_setup(
-	    f, SINK_429_ONCE, "\"retry\":{\"initial_ms\":20,\"max_ms\":50}");
+	fixture_setup(f, mode, "\"retry\":{\"initial_ms\":20,\"max_ms\":50}");
 	append_events(f, 1, 2, 0, 0, nb_time_now_ms());
 	fixture_start(f);
 	assert_true(wait_state(f, NB_STATE_MASK_DELIVERED, NULL, 2, 10000));
@@ -747,8 +756,14 @@ test_429_retry_after(void **state)
 	gap = sink.last_ms - sink.first_ms;
 	assert_int_equal(sink.requests, 2);
 	pthread_mutex_unlock(&sink.mu);
-	/* Retry-After: 1 held the lane for a second, not the 20 ms backoff. */
 	assert_true(gap >= 950);
+}
+
+static void
+test_429_retry_after(void **state)
+{
+	(void)state;
+	check_429_hold(SINK_429_ONCE);
 }
 
 /* rate_limit_rps 4 with one message per batch: a burst of 4, then 4/s. */
@@ -841,11 +856,98 @@ test_stop_releases(void **state)
 	nb_stored_events_free(rows, n);
 }
 
+/* segment.gzip false: plain JSON bodies, counted in the metrics. */
+static void
+test_gzip_off(void **state)
+{
+	struct evbuffer *out;
+	struct fixture *f = &fx;
+	char *text;
+
+	(void)state;
+	fixture_setup(f, SINK_OK, "\"gzip\":false");
+	append_events(f, 1, 5, 0, 0, nb_time_now_ms());
+	fixture_start(f);
+	assert_true(wait_state(f, NB_STATE_MASK_DELIVERED, NULL, 5, 10000));
+	pthread_mutex_lock(&sink.mu);
+	assert_true(sink.requests >= 1);
+	assert_int_equal(sink.gzipped, 0);
+	assert_int_equal(sink.bad_headers, 0);
+	assert_int_equal(sink.wire, sink.json);
+	pthread_mutex_unlock(&sink.mu);
+	assert_non_null(out = evbuffer_new());
+	assert_int_equal(nb_metrics_render(f->m, NULL, 0, NULL, 0, 0, out), 0);
+	assert_int_equal(evbuffer_add(out, "", 1), 0);
+	text = (char *)evbuffer_pullup(out, -1);
+	pthread_mutex_lock(&sink.mu);
+	assert_true(sink.json > 0);
+	pthread_mutex_unlock(&sink.mu);
+	assert_non_null(strstr(text, "nudgebridge_segment_sent_bytes_total "));
+	assert_null(strstr(text, "nudgebridge_segment_sent_bytes_total 0\n"));
+	evbuffer_free(out);
+}
+
+static void
+test_429_ratelimit_reset(void **state)
+{
+	(void)state;
+	check_429_hold(SINK_429_RESET_ONCE);
+}
+
+/* The real mapper, except that evt_2 gets an empty event name. */
+static int
+map_empty_name(const struct nb_source *src, const char *raw, size_t rawlen,
+    char **out, size_t *outlen, const char **why)
+{
+	static const char msg[] = "{\"type\":\"track\",\"event\":\"\","
+				  "\"userId\":\"u_2\",\"messageId\":\"nb-2\","
+				  "\"properties\":{}}";
+
+	if (strstr(raw, "\"evt_2\"") == NULL)
+		return nb_lane_map_segment(src, raw, rawlen, out, outlen, why);
+	if ((*out = strdup(msg)) == NULL)
+		return -1;
+	*outlen = sizeof(msg) - 1;
+	return 0;
+}
+
+/* A message Segment would drop is dead-lettered, never sent. */
+static void
+test_invalid_for_segment(void **state)
+{
+	struct nb_store_filter flt;
+	struct nb_stored_event *rows = NULL;
+	struct fixture *f = &fx;
+	size_t n = 0, i;
+
+	(void)state;
+	fixture_setup(f, SINK_OK, "");
+	append_events(f, 1, 3, 0, 0, nb_time_now_ms());
+	fixture_start_map(f, map_empty_name);
+	assert_true(wait_state(f, NB_STATE_MASK_DELIVERED, NULL, 2, 10000));
+	assert_true(
+	    wait_state(f, NB_STATE_MASK_DEAD, NB_REASON_INVALID, 1, 5000));
+	assert_delivered_ids(1, 3, 2);
+	memset(&flt, 0, sizeof(flt));
+	flt.states = NB_STATE_MASK_DEAD;
+	assert_int_equal(nb_store_list(f->store, &flt, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].id, "evt_2");
+	assert_string_equal(rows[0].error,
+	    "segment would drop it: event: must be a non-empty "
+	    "string");
+	nb_stored_events_free(rows, n);
+	pthread_mutex_lock(&sink.mu);
+	for (i = 0; i < sink.nall; i++)
+		assert_string_not_equal(sink.all_ids[i], "nb-2");
+	assert_int_equal(sink.nall, 2);
+	pthread_mutex_unlock(&sink.mu);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_backoff),
 	    cmocka_unit_test_teardown(test_deliver_all, teardown),
 	    cmocka_unit_test_teardown(test_retry_then_deliver, teardown),
 	    cmocka_unit_test_teardown(test_bisect_400, teardown),
@@ -857,6 +959,9 @@ main(void)
 	    cmocka_unit_test_teardown(test_rate_limit, teardown),
 	    cmocka_unit_test_teardown(test_timeout, teardown),
 	    cmocka_unit_test_teardown(test_stop_releases, teardown),
+	    cmocka_unit_test_teardown(test_gzip_off, teardown),
+	    cmocka_unit_test_teardown(test_429_ratelimit_reset, teardown),
+	    cmocka_unit_test_teardown(test_invalid_for_segment, teardown),
 	};
 	int rc;
 

@@ -89,6 +89,16 @@ test_counters(void **state)
 	    "nudgebridge_dead_letters_total{reason=\"too_large\"} 2",
 	    "nudgebridge_dead_letters_total{reason=\"max_age\"} 0",
 	    "nudgebridge_dead_letters_total{reason=\"rejected_by_segment\"} 1",
+	    "nudgebridge_dead_letters_total{reason=\"invalid_for_segment\"} 4",
+	    "nudgebridge_oauth_token_requests_total{status=\"200\"} 2",
+	    "nudgebridge_oauth_token_requests_total{status=\"401\"} 1",
+	    "nudgebridge_oauth_token_requests_total{status=\"error\"} 2",
+	    "nudgebridge_segment_sent_bytes_total 250",
+	    "nudgebridge_segment_json_bytes_total 1500",
+	    "# TYPE nudgebridge_oauth_token_requests_total counter",
+	    "# TYPE nudgebridge_segment_sent_bytes_total counter",
+	    "# TYPE nudgebridge_segment_json_bytes_total counter",
+	    "# TYPE nudgebridge_source_paused_oauth gauge",
 	    "# TYPE nudgebridge_http_requests_total counter",
 	    "# TYPE nudgebridge_events_total counter",
 	    "# TYPE nudgebridge_segment_requests_total counter",
@@ -122,6 +132,14 @@ test_counters(void **state)
 	nb_metrics_retry(m, 3);
 	nb_metrics_dead(m, "too_large", 2);
 	nb_metrics_dead(m, "rejected_by_segment", 1);
+	nb_metrics_dead(m, "invalid_for_segment", 4);
+	nb_metrics_oauth(m, 200);
+	nb_metrics_oauth(m, 200);
+	nb_metrics_oauth(m, 401);
+	nb_metrics_oauth(m, 0);
+	nb_metrics_oauth(m, 700); /* out of range: counted as no answer */
+	nb_metrics_sent(m, 1000, 200);
+	nb_metrics_sent(m, 500, 50);
 	text = render(m, NULL, 0, NULL, 0, 0);
 	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
 		assert_line(text, lines[i]);
@@ -206,6 +224,8 @@ test_gauges(void **state)
 	    "nudgebridge_source_paused{source=\"acme\"} 0",
 	    "nudgebridge_source_paused{source=\"beta\"} 1",
 	    "nudgebridge_source_paused{source=\"gamma\"} 1",
+	    "nudgebridge_source_paused_oauth{source=\"gamma\",error="
+	    "\"invalid_client\"} 1",
 	};
 	struct nb_source_stats stats[2];
 	struct nb_paused paused[2];
@@ -226,11 +246,15 @@ test_gauges(void **state)
 	memcpy(paused[0].source, "beta", 5);
 	paused[0].status = 401;
 	memcpy(paused[1].source, "gamma", 6);
-	paused[1].status = 403;
+	paused[1].status = 400;
+	memcpy(paused[1].oauth_error, "invalid_client", 15);
 	assert_non_null(m = nb_metrics_new());
 	text = render(m, stats, 2, paused, 2, 1090500);
 	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
 		assert_line(text, lines[i]);
+	/* Only the token endpoint's refusals have an OAuth line. */
+	assert_no_line_prefix(
+	    text, "nudgebridge_source_paused_oauth{source=\"beta\"");
 	free(text);
 	nb_metrics_free(m);
 }
@@ -289,6 +313,8 @@ test_null(void **state)
 	nb_metrics_retry(NULL, 1);
 	nb_metrics_dead(NULL, "too_large", 1);
 	nb_metrics_delivered(NULL, 1, 1);
+	nb_metrics_sent(NULL, 1, 1);
+	nb_metrics_oauth(NULL, 200);
 	nb_metrics_free(NULL);
 }
 

@@ -91,7 +91,10 @@ assert_secret_works(const char *secret)
 static void
 test_add(void **state)
 {
-	struct nb_source_new s = {"beta", "BETA_WK", "eu", 0};
+	struct nb_source_new s = {.name = "beta",
+	    .write_key_env = "BETA_WK",
+	    .region = "eu",
+	    .ed25519 = 0};
 	char key[NB_SOURCE_KEY_MAX], err[256];
 	json_t *doc = doc_new(), *src;
 
@@ -118,7 +121,10 @@ test_add(void **state)
 static void
 test_add_ed25519(void **state)
 {
-	struct nb_source_new s = {"gamma", "G_WK", NULL, 1};
+	struct nb_source_new s = {.name = "gamma",
+	    .write_key_env = "G_WK",
+	    .region = NULL,
+	    .ed25519 = 1};
 	struct nb_keyring *kr;
 	struct nb_sig_headers h;
 	char key[NB_SOURCE_KEY_MAX], err[256], sig[NB_SIG_ENTRY_MAX];
@@ -165,13 +171,34 @@ static void
 test_add_refused(void **state)
 {
 	static const struct nb_source_new bad[] = {
-	    {"acme", "X", NULL, 0}, /* exists */
-	    {"Acme", "X", NULL, 0}, /* name */
-	    {"", "X", NULL, 0},	    /* name */
-	    {"ok", "", NULL, 0},    /* variable */
-	    {"ok", "1X", NULL, 0},  /* variable */
-	    {"ok", "A-B", NULL, 0}, /* variable */
-	    {"ok", "X", "mars", 0}, /* region */
+	    {.name = "acme",
+		.write_key_env = "X",
+		.region = NULL,
+		.ed25519 = 0}, /* exists */
+	    {.name = "Acme",
+		.write_key_env = "X",
+		.region = NULL,
+		.ed25519 = 0}, /* name */
+	    {.name = "",
+		.write_key_env = "X",
+		.region = NULL,
+		.ed25519 = 0}, /* name */
+	    {.name = "ok",
+		.write_key_env = "",
+		.region = NULL,
+		.ed25519 = 0}, /* variable */
+	    {.name = "ok",
+		.write_key_env = "1X",
+		.region = NULL,
+		.ed25519 = 0}, /* variable */
+	    {.name = "ok",
+		.write_key_env = "A-B",
+		.region = NULL,
+		.ed25519 = 0}, /* variable */
+	    {.name = "ok",
+		.write_key_env = "X",
+		.region = "mars",
+		.ed25519 = 0}, /* region */
 	};
 	char key[NB_SOURCE_KEY_MAX], err[256];
 	json_t *doc = doc_new();
@@ -186,6 +213,77 @@ test_add_refused(void **state)
 		assert_true(err[0] != '\0');
 	}
 	assert_int_equal(json_array_size(json_object_get(doc, "sources")), 1);
+	json_decref(doc);
+}
+
+static void
+test_add_oauth(void **state)
+{
+	struct nb_source_new s = {.name = "beta",
+	    .write_key_env = "BETA_WK",
+	    .oauth_client_id = "cid",
+	    .oauth_key_id = "kid",
+	    .oauth_key_file = "segment.pem"};
+	static const struct nb_source_new bad[] = {
+	    {.name = "x", .write_key_env = "X", .oauth_client_id = "c"},
+	    {.name = "x",
+		.write_key_env = "X",
+		.oauth_client_id = "c",
+		.oauth_key_id = "k"},
+	    {.name = "x",
+		.write_key_env = "X",
+		.oauth_client_id = "c",
+		.oauth_key_id = "k",
+		.oauth_key_file = "f",
+		.oauth_key_env = "E"},
+	    {.name = "x",
+		.write_key_env = "X",
+		.oauth_client_id = "c",
+		.oauth_key_id = "k",
+		.oauth_key_env = "1E"},
+	    {.name = "x", .write_key_env = "X", .oauth_auth_server = "u"},
+	};
+	char key[NB_SOURCE_KEY_MAX], err[256];
+	json_t *doc = doc_new(), *o;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(
+	    nb_source_add(doc, &s, key, sizeof(key), err, sizeof(err)), 0);
+	o = json_object_get(
+	    json_array_get(json_object_get(doc, "sources"), 1), "oauth");
+	assert_non_null(o);
+	assert_string_equal(
+	    json_string_value(json_object_get(o, "client_id")), "cid");
+	assert_string_equal(
+	    json_string_value(json_object_get(o, "key_id")), "kid");
+	assert_string_equal(
+	    json_string_value(json_object_get(o, "private_key_file")),
+	    "segment.pem");
+	assert_null(json_object_get(o, "private_key_env"));
+	assert_null(json_object_get(o, "auth_server"));
+	s.name = "gamma";
+	s.oauth_key_file = NULL;
+	s.oauth_key_env = "G_KEY";
+	s.oauth_auth_server = "https://oauth2.eu1.segmentapis.com";
+	assert_int_equal(
+	    nb_source_add(doc, &s, key, sizeof(key), err, sizeof(err)), 0);
+	o = json_object_get(
+	    json_array_get(json_object_get(doc, "sources"), 2), "oauth");
+	assert_string_equal(
+	    json_string_value(json_object_get(o, "private_key_env")), "G_KEY");
+	assert_string_equal(
+	    json_string_value(json_object_get(o, "auth_server")),
+	    "https://oauth2.eu1.segmentapis.com");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(nb_source_add(doc, &bad[i], key, sizeof(key),
+				     err, sizeof(err)),
+		    -1);
+		assert_non_null(strstr(err, "oauth"));
+	}
+	assert_int_equal(json_array_size(json_object_get(doc, "sources")), 3);
+	sodium_memzero(key, sizeof(key));
 	json_decref(doc);
 }
 
@@ -291,7 +389,10 @@ count_files(const char *dir)
 static void
 test_save(void **state)
 {
-	struct nb_source_new s = {"beta", "NB_TEST_SOURCE_WK", NULL, 0};
+	struct nb_source_new s = {.name = "beta",
+	    .write_key_env = "NB_TEST_SOURCE_WK",
+	    .region = NULL,
+	    .ed25519 = 0};
 	struct nb_config *cfg = NULL;
 	struct stat st;
 	char dir[] = "/tmp/nb-test-source-XXXXXX";
@@ -353,6 +454,7 @@ main(void)
 	    cmocka_unit_test(test_add),
 	    cmocka_unit_test(test_add_ed25519),
 	    cmocka_unit_test(test_add_refused),
+	    cmocka_unit_test(test_add_oauth),
 	    cmocka_unit_test(test_rotate_retire),
 	    cmocka_unit_test(test_save),
 	};
