@@ -25,11 +25,13 @@
 #include <sodium.h>
 
 #include "nudgebridge/admin.h"
+#include "nudgebridge/board.h"
 #include "nudgebridge/commit.h"
 #include "nudgebridge/config.h"
 #include "nudgebridge/deliver.h"
 #include "nudgebridge/dlq.h"
 #include "nudgebridge/http.h"
+#include "nudgebridge/httpd.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/metrics.h"
 #include "nudgebridge/priv.h"
@@ -398,6 +400,7 @@ struct daemon {
 	struct nb_store *store;
 	struct nb_committer *committer;
 	struct nb_deliver *deliver;
+	struct nb_board *board;
 	struct nb_http *http;
 	struct nb_admin *admin;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
@@ -424,7 +427,7 @@ bound_addr(const char *listen, int port, char *out, size_t outlen)
 	char host[256];
 	uint16_t p;
 
-	if (nb_http_split_addr(listen, host, sizeof(host), &p) == -1) {
+	if (nb_httpd_split_addr(listen, host, sizeof(host), &p) == -1) {
 		snprintf(out, outlen, "%s", listen);
 		return;
 	}
@@ -521,6 +524,7 @@ daemon_free(struct daemon *d)
 	if (d->ev_hup != NULL)
 		event_free(d->ev_hup);
 	nb_admin_free(d->admin);
+	nb_board_stop(d->board); /* it may be reading the paused sources */
 	if (d->deliver != NULL) {
 		nb_deliver_stop(d->deliver, 0);
 		nb_deliver_free(d->deliver);
@@ -528,6 +532,7 @@ daemon_free(struct daemon *d)
 	nb_http_stop(d->http); /* before its last completions run here */
 	nb_committer_free(d->committer);
 	nb_http_free(d->http);
+	nb_board_free(d->board); /* after the scrapes waiting for it */
 	nb_store_close(d->store);
 	nb_metrics_free(d->metrics);
 	nb_config_unref(d->cfg);
@@ -540,6 +545,7 @@ cmd_serve(int argc, char **argv)
 {
 	struct daemon d;
 	struct nb_http_deps deps;
+	struct nb_admin_deps adeps;
 	const char *path;
 	char err[512], addr[300];
 	size_t nofile;
@@ -603,18 +609,28 @@ cmd_serve(int argc, char **argv)
 		d.deliver = NULL;
 		goto out;
 	}
+	/* /metrics reads the store on the board's thread, never here. */
+	if ((d.board = nb_board_new(d.cfg, paused_cb, d.deliver)) == NULL ||
+	    nb_board_start(d.board) == -1) {
+		fprintf(stderr, "nudgebridge: cannot start the board thread\n");
+		goto out;
+	}
 	memset(&deps, 0, sizeof(deps));
 	deps.base = d.base;
 	deps.committer = d.committer;
-	deps.store = d.store;
 	deps.metrics = d.metrics;
-	deps.paused = paused_cb;
-	deps.paused_arg = d.deliver;
+	deps.board = d.board;
 	if ((d.http = nb_http_new(&deps, d.cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "nudgebridge: %s\n", err);
 		goto out;
 	}
-	if ((d.admin = nb_admin_new(&deps, d.cfg, err, sizeof(err))) == NULL) {
+	memset(&adeps, 0, sizeof(adeps));
+	adeps.base = d.base;
+	adeps.store = d.store;
+	adeps.metrics = d.metrics;
+	adeps.paused = paused_cb;
+	adeps.paused_arg = d.deliver;
+	if ((d.admin = nb_admin_new(&adeps, d.cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "nudgebridge: admin API: %s\n", err);
 		goto out;
 	}
@@ -655,6 +671,7 @@ cmd_serve(int argc, char **argv)
 		log_warn("drain deadline reached with events still due; they "
 			 "stay stored",
 		    NULL);
+	nb_board_stop(d.board);
 	nb_deliver_free(d.deliver);
 	d.deliver = NULL;
 	nb_http_stop(d.http);

@@ -22,17 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nudgebridge/board.h" /* struct nb_paused */
 #include "nudgebridge/config.h"
 
 struct nb_deliver;
 struct nb_metrics;
-
-/* One paused source, for stats. */
-struct nb_paused {
-	char source[NB_SOURCE_NAME_MAX + 1];
-	int status;	  /* 401 or 403 */
-	int64_t until_ms; /* wall clock */
-};
 
 /*
  * Creates a deliverer for cfg (takes its own reference) and opens its store
