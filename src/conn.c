@@ -330,6 +330,56 @@ gate_refused_cb(void *arg, uint32_t seq, const struct nb_gate_head *h,
 		nc->policy.refused(nc->policy.arg, h, r, body);
 }
 
+/*
+ * The usual case: in holds only new bytes, and the gate hands them all on
+ * as they are (a head read in one piece, then its body), so nothing moves.
+ * At the gate's first other answer the bytes handed on so far stay in in,
+ * those it used are dropped, its output follows, and the rest goes to
+ * nc->hold for gate_run().
+ */
+static void
+gate_in_place(struct conn *c, struct evbuffer *in)
+{
+	struct nb_conn *nc = c->owner;
+	struct evbuffer_ptr pos;
+	struct evbuffer_iovec v;
+	enum nb_gate_act act;
+	const char *out;
+	size_t off = 0, len = evbuffer_get_length(in), n, olen;
+
+	if (evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET) == -1)
+		len = 0;
+	while (off < len) {
+		if (evbuffer_peek(in, -1, &pos, &v, 1) < 1 || v.iov_len == 0)
+			break;
+		act = nb_gate_feed(c->gate, v.iov_base, v.iov_len, &n);
+		if (act == NB_GATE_PASS && !c->overflow) {
+			off += n;
+			if (off < len &&
+			    evbuffer_ptr_set(in, &pos, n, EVBUFFER_PTR_ADD) ==
+				-1)
+				break;
+			continue;
+		}
+		evbuffer_remove_buffer(in, nc->tmp, off);
+		evbuffer_drain(in, n);
+		evbuffer_add_buffer(nc->hold, in);
+		evbuffer_add_buffer(in, nc->tmp);
+		if ((out = nb_gate_output(c->gate, &olen)) != NULL &&
+		    evbuffer_add(in, out, olen) == -1)
+			c->overflow = 1;
+		if (act == NB_GATE_CLOSE)
+			c->gate_closed = 1;
+		return;
+	}
+	if (off < len) {
+		/* Cannot look at the rest where it is: move it. */
+		evbuffer_remove_buffer(in, nc->tmp, off);
+		evbuffer_add_buffer(nc->hold, in);
+		evbuffer_add_buffer(in, nc->tmp);
+	}
+}
+
 /* Feeds what is in nc->hold to c's gate; what it hands on goes to in. */
 static void
 gate_run(struct conn *c, struct evbuffer *in)
@@ -340,7 +390,8 @@ gate_run(struct conn *c, struct evbuffer *in)
 	const char *out;
 	size_t len, n, olen;
 
-	while ((len = evbuffer_get_length(nc->hold)) > 0) {
+	while (!c->gate_closed && !c->overflow &&
+	    (len = evbuffer_get_length(nc->hold)) > 0) {
 		if (evbuffer_peek(nc->hold, -1, NULL, &v, 1) < 1 ||
 		    v.iov_len == 0) {
 			v.iov_len = len < CONN_PEEK_MAX ? len : CONN_PEEK_MAX;
@@ -363,8 +414,6 @@ gate_run(struct conn *c, struct evbuffer *in)
 			c->overflow = 1;
 		if (act == NB_GATE_CLOSE)
 			c->gate_closed = 1;
-		if (c->gate_closed || c->overflow)
-			break;
 	}
 	while (!c->overflow && c->next_seq < nb_gate_handed(c->gate))
 		slot_for(c, c->next_seq);
@@ -393,18 +442,23 @@ input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 {
 	struct conn *c = arg;
 	struct nb_conn *nc = c->owner;
-	size_t len = evbuffer_get_length(in), before;
+	size_t len, before;
 
 	if (info->n_added == 0 || c->in_gate)
 		return;
 	c->in_gate = 1;
+	len = evbuffer_get_length(in);
 	before = info->n_added < len ? len - info->n_added : 0;
-	if (before > 0)
-		evbuffer_remove_buffer(in, nc->tmp, before);
-	evbuffer_add_buffer(nc->hold, in);
-	if (before > 0)
-		evbuffer_add_buffer(in, nc->tmp);
-	if (c->reject || c->gate == NULL || c->gate_closed)
+	if (before == 0 && !c->reject && c->gate != NULL && !c->gate_closed)
+		gate_in_place(c, in);
+	else {
+		if (before > 0)
+			evbuffer_remove_buffer(in, nc->tmp, before);
+		evbuffer_add_buffer(nc->hold, in);
+		if (before > 0)
+			evbuffer_add_buffer(in, nc->tmp);
+	}
+	if (c->reject || c->gate == NULL)
 		evbuffer_drain(nc->hold, evbuffer_get_length(nc->hold));
 	else
 		gate_run(c, in);

@@ -48,7 +48,10 @@ struct nb_gate {
 	int reset;	    /* empty head before the next byte */
 	size_t skipped;	    /* empty lines before a request line */
 	char *pathcopy;	    /* path of a target not in origin form */
-	struct nb_gate_head cur; /* the current request (pointers into head) */
+	/* The current request; its pointers are into head (or, for a head
+	 * read in one piece and not chunked, into that piece during the
+	 * nb_gate_feed() that read it: nothing needs them later). */
+	struct nb_gate_head cur;
 	char line[NB_GATE_CHUNK_LINE_MAX];
 	size_t linelen;
 	const char *out;
@@ -223,14 +226,91 @@ out_of_memory(struct nb_gate *g, const struct nb_gate_head *h)
 	refuse_head(g, h, &r, 1);
 }
 
-/* RFC 9110 tchar. */
+/* RFC 9110 tchar: ALPHA, DIGIT and "!#$%&'*+-.^_`|~". */
+static const unsigned char tchars[256] = {
+    ['!'] = 1,
+    ['#'] = 1,
+    ['$'] = 1,
+    ['%'] = 1,
+    ['&'] = 1,
+    ['\''] = 1,
+    ['*'] = 1,
+    ['+'] = 1,
+    ['-'] = 1,
+    ['.'] = 1,
+    ['^'] = 1,
+    ['_'] = 1,
+    ['`'] = 1,
+    ['|'] = 1,
+    ['~'] = 1,
+    ['0'] = 1,
+    ['1'] = 1,
+    ['2'] = 1,
+    ['3'] = 1,
+    ['4'] = 1,
+    ['5'] = 1,
+    ['6'] = 1,
+    ['7'] = 1,
+    ['8'] = 1,
+    ['9'] = 1,
+    ['A'] = 1,
+    ['B'] = 1,
+    ['C'] = 1,
+    ['D'] = 1,
+    ['E'] = 1,
+    ['F'] = 1,
+    ['G'] = 1,
+    ['H'] = 1,
+    ['I'] = 1,
+    ['J'] = 1,
+    ['K'] = 1,
+    ['L'] = 1,
+    ['M'] = 1,
+    ['N'] = 1,
+    ['O'] = 1,
+    ['P'] = 1,
+    ['Q'] = 1,
+    ['R'] = 1,
+    ['S'] = 1,
+    ['T'] = 1,
+    ['U'] = 1,
+    ['V'] = 1,
+    ['W'] = 1,
+    ['X'] = 1,
+    ['Y'] = 1,
+    ['Z'] = 1,
+    ['a'] = 1,
+    ['b'] = 1,
+    ['c'] = 1,
+    ['d'] = 1,
+    ['e'] = 1,
+    ['f'] = 1,
+    ['g'] = 1,
+    ['h'] = 1,
+    ['i'] = 1,
+    ['j'] = 1,
+    ['k'] = 1,
+    ['l'] = 1,
+    ['m'] = 1,
+    ['n'] = 1,
+    ['o'] = 1,
+    ['p'] = 1,
+    ['q'] = 1,
+    ['r'] = 1,
+    ['s'] = 1,
+    ['t'] = 1,
+    ['u'] = 1,
+    ['v'] = 1,
+    ['w'] = 1,
+    ['x'] = 1,
+    ['y'] = 1,
+    ['z'] = 1,
+};
+
 static int
 tchar(unsigned char c)
 {
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-	    (c >= 'A' && c <= 'Z'))
-		return 1;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	return tchars[c];
 }
 
 /* A byte a field value may hold: HTAB, SP, VCHAR, obs-text. */
@@ -240,11 +320,41 @@ vchar(unsigned char c)
 	return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
+/*
+ * 1 when p[0..n) holds no control byte but HTAB (no NUL, no bare CR, no
+ * DEL): eight bytes at a time, looking closer only at words that may hold
+ * one (bytes below 0x20 or equal to 0x7F; the test may flag a few more).
+ */
+static int
+ctl_free(const char *p, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = ones << 7;
+	uint64_t x, d;
+	size_t i = 0, k;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&x, p + i, 8);
+		d = x ^ (0x7f * ones);
+		if ((((x - 0x20 * ones) & ~x) | ((d - ones) & ~d)) & high)
+			for (k = i; k < i + 8; k++)
+				if (!vchar((unsigned char)p[k]))
+					return 0;
+	}
+	for (; i < n; i++)
+		if (!vchar((unsigned char)p[i]))
+			return 0;
+	return 1;
+}
+
 static int
 span_is(const char *p, size_t n, const char *s)
 {
 	return n == strlen(s) && strncasecmp(p, s, n) == 0;
 }
+
+/* span_is() for a literal: the length is known at compile time. */
+#define SPAN_IS(p, n, lit)                                                     \
+	((n) == sizeof(lit) - 1 && strncasecmp((p), (lit), (n)) == 0)
 
 /* 1 when the comma-separated list p[0..n) holds the token tok. */
 static int
@@ -378,30 +488,32 @@ static int
 parse_field(struct nb_gate_head *h, struct fields *f, const char *p, size_t n,
     const char **why)
 {
-	size_t k = 0, vs, ve, i;
+	const char *q;
+	size_t k, vs, ve;
 
 	if (p[0] == ' ' || p[0] == '\t') {
 		*why = "folded header lines are not accepted";
 		return -1;
 	}
-	while (k < n && tchar((unsigned char)p[k]))
-		k++;
-	if (k == 0 || k >= n || p[k] != ':') {
+	/*
+	 * evhttp takes the name up to the first colon as it is: white space
+	 * there would make it a different header for evhttp than for us.
+	 */
+	if ((q = memchr(p, ':', n)) == NULL || (k = (size_t)(q - p)) == 0 ||
+	    memchr(p, ' ', k) != NULL || memchr(p, '\t', k) != NULL) {
 		*why = "a header line cannot be parsed";
 		return -1;
 	}
-	for (i = k + 1; i < n; i++) {
-		if (!vchar((unsigned char)p[i])) {
-			*why = "a header value holds a control character";
-			return -1;
-		}
+	if (!ctl_free(p, n)) {
+		*why = "a header line holds a control character";
+		return -1;
 	}
 	/* Trimmed as evhttp trims: leading spaces, trailing white space. */
 	for (vs = k + 1; vs < n && p[vs] == ' '; vs++)
 		;
 	for (ve = n; ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'); ve--)
 		;
-	if (span_is(p, k, "Content-Length")) {
+	if (SPAN_IS(p, k, "Content-Length")) {
 		if (++f->ncl > 1) {
 			*why = "more than one Content-Length";
 			return -1;
@@ -410,26 +522,26 @@ parse_field(struct nb_gate_head *h, struct fields *f, const char *p, size_t n,
 			*why = "Content-Length is not a number";
 			return -1;
 		}
-	} else if (span_is(p, k, "Transfer-Encoding")) {
-		if (++f->nte > 1 || !span_is(p + vs, ve - vs, "chunked")) {
+	} else if (SPAN_IS(p, k, "Transfer-Encoding")) {
+		if (++f->nte > 1 || !SPAN_IS(p + vs, ve - vs, "chunked")) {
 			*why = "only one Transfer-Encoding: chunked is "
 			       "accepted";
 			return -1;
 		}
 		h->chunked = 1;
-	} else if (span_is(p, k, "Content-Type")) {
+	} else if (SPAN_IS(p, k, "Content-Type")) {
 		if (h->content_type == NULL) {
 			h->content_type = p + vs;
 			h->content_type_len = ve - vs;
 		}
-	} else if (span_is(p, k, "Expect")) {
+	} else if (SPAN_IS(p, k, "Expect")) {
 		if (!h->expect_continue && !f->expect_other) {
-			if (span_is(p + vs, ve - vs, "100-continue"))
+			if (SPAN_IS(p + vs, ve - vs, "100-continue"))
 				h->expect_continue = 1;
 			else
 				f->expect_other = 1;
 		}
-	} else if (span_is(p, k, "Connection")) {
+	} else if (SPAN_IS(p, k, "Connection")) {
 		if (has_token(p + vs, ve - vs, "close"))
 			h->close = 1;
 	}
@@ -441,25 +553,22 @@ parse_field(struct nb_gate_head *h, struct fields *f, const char *p, size_t n,
  * or 417).
  */
 static int
-parse_head(
-    struct nb_gate *g, struct nb_gate_head *h, const char **why, int *status)
+parse_head(struct nb_gate *g, const char *p, size_t len, struct nb_gate_head *h,
+    const char **why, int *status)
 {
-	const char *p = g->head.ptr, *end = p + g->head.len, *nl, *le;
+	const char *end = p + len, *nl, *le;
 	struct fields f;
 	int first = 1, may_body;
 
 	memset(h, 0, sizeof(*h));
 	memset(&f, 0, sizeof(f));
 	h->content_length = -1;
-	h->head_bytes = g->head.len + g->skipped;
+	h->head_bytes = len + g->skipped;
 	*status = 400;
 	for (; p < end; p = nl + 1) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		le = nl > p && nl[-1] == '\r' ? nl - 1 : nl;
-		if (memchr(p, '\r', (size_t)(le - p)) != NULL) {
-			*why = "a bare carriage return in the head";
-			return -1;
-		}
+		/* A bare CR fails the checks of the line it is in. */
 		if (first) {
 			if (parse_request_line(
 				g, h, p, (size_t)(le - p), why) == -1)
@@ -491,11 +600,14 @@ parse_head(
 	return 0;
 }
 
-/* Passes the current head on and sets up its body. */
-static void
-accept_head(struct nb_gate *g)
+/*
+ * Passes the current head on and sets up its body.  A head read in one
+ * piece (inplace) goes on where it is; one collected in g->head goes on
+ * from there.
+ */
+static enum nb_gate_act
+accept_head(struct nb_gate *g, int inplace)
 {
-	emit(g, g->head.ptr, g->head.len);
 	g->curseq = g->seq++;
 	g->reset = 1;
 	g->body = 0;
@@ -507,42 +619,68 @@ accept_head(struct nb_gate *g)
 		g->remaining = (uint64_t)g->cur.content_length;
 	} else
 		g->st = ST_HEAD;
+	if (inplace)
+		return NB_GATE_PASS;
+	emit(g, g->head.ptr, g->head.len);
+	return NB_GATE_CONSUMED;
 }
 
-/* A head is complete: parse it, ask the policy, pass or refuse it. */
-static void
-decide(struct nb_gate *g)
+/* Moves a pointer of h from the head at from to its copy at to. */
+static const char *
+rebase(const char *ptr, const char *from, size_t len, const char *to)
+{
+	uintptr_t a = (uintptr_t)ptr, f = (uintptr_t)from;
+
+	return ptr != NULL && a >= f && a < f + len ? to + (a - f) : ptr;
+}
+
+/*
+ * A head is complete at p (len bytes; inplace: in the caller's piece, else
+ * in g->head): parse it, ask the policy, pass or refuse it.
+ */
+static enum nb_gate_act
+decide(struct nb_gate *g, const char *p, size_t len, int inplace)
 {
 	struct nb_gate_head *h = &g->cur;
 	struct nb_gate_refusal r;
 	const char *why;
 	int status;
 
-	if (parse_head(g, h, &why, &status) == -1) {
+	if (parse_head(g, p, len, h, &why, &status) == -1) {
 		if (status == 417) {
 			refusal(&r, 417, "expectation_failed", why);
 			refuse_head(g, h, &r, 1);
 		} else
 			bad_request(g, NULL, why);
-		return;
+		return NB_GATE_CONSUMED;
+	}
+	/* A chunked body may be refused later, with h: keep the head. */
+	if (inplace && h->chunked) {
+		if (nb_buf_add(&g->head, p, len) == -1) {
+			out_of_memory(g, h);
+			return NB_GATE_CONSUMED;
+		}
+		h->path = rebase(h->path, p, len, g->head.ptr);
+		h->content_type = rebase(h->content_type, p, len, g->head.ptr);
+		inplace = 0;
 	}
 	memset(&r, 0, sizeof(r));
 	if (h->method != NB_GATE_CONNECT &&
 	    g->hooks.head(g->hooks.arg, h, &r) == -1) {
 		refuse_head(g, h, &r, 0);
-		return;
+		return NB_GATE_CONSUMED;
 	}
 	if (h->method == NB_GATE_OTHER || h->method == NB_GATE_CONNECT) {
 		refusal(
 		    &r, 501, "not_implemented", "the method is not supported");
 		refuse_head(g, h, &r, 0);
-		return;
+		return NB_GATE_CONSUMED;
 	}
 	if (h->content_length > 0 &&
 	    (uint64_t)h->content_length > g->lim.max_body_bytes) {
 		refusal(&r, 413, "body_too_large", g->lim.too_large_message);
 		refuse_head(g, h, &r, 0);
-		return;
+		return NB_GATE_CONSUMED;
 	}
 	if (h->content_length > 0 &&
 	    g->hooks.reserve(g->hooks.arg, g->seq, (size_t)h->content_length) ==
@@ -551,18 +689,22 @@ decide(struct nb_gate *g)
 		    "too many request bodies in flight; retry later");
 		r.retry_after_s = g->lim.retry_after_s;
 		refuse_head(g, h, &r, 0);
-		return;
+		return NB_GATE_CONSUMED;
 	}
-	accept_head(g);
+	return accept_head(g, inplace);
 }
 
-/* Looks for the empty line that ends the head; keeps what it saw. */
-static void
+/*
+ * Looks for the empty line that ends the head.  A head that arrives in one
+ * piece (the usual case) is decided where it is, without a copy; one that
+ * arrives in pieces is collected in g->head.
+ */
+static enum nb_gate_act
 feed_head(struct nb_gate *g, const char *p, size_t len, size_t *n)
 {
 	struct nb_gate_refusal r;
 	const char *q;
-	size_t i = 0, j, take;
+	size_t i = 0, j;
 	int end = 0;
 
 	if (g->reset) {
@@ -578,8 +720,17 @@ feed_head(struct nb_gate *g, const char *p, size_t len, size_t *n)
 	if (g->head.len == 0)
 		while (i < len && (p[i] == '\r' || p[i] == '\n'))
 			i++;
-	g->skipped += i;
-	for (j = i; j < len && !end; j++) {
+	if (i > 0) {
+		g->skipped += i;
+		*n = i;
+		if (g->skipped <= g->lim.max_head_bytes)
+			return NB_GATE_CONSUMED;
+		refusal(&r, 431, "header_too_large",
+		    "the request line and headers are too large");
+		refuse_head(g, NULL, &r, 1);
+		return NB_GATE_CONSUMED;
+	}
+	for (j = 0; j < len && !end; j++) {
 		if (g->eol == 0) {
 			if ((q = memchr(p + j, '\n', len - j)) == NULL) {
 				j = len;
@@ -592,20 +743,22 @@ feed_head(struct nb_gate *g, const char *p, size_t len, size_t *n)
 		else
 			g->eol = g->eol == 1 && p[j] == '\r' ? 2 : 0;
 	}
-	take = j - i;
 	*n = j;
-	if (g->skipped + g->head.len + take > g->lim.max_head_bytes) {
+	if (g->skipped + g->head.len + j > g->lim.max_head_bytes) {
 		refusal(&r, 431, "header_too_large",
 		    "the request line and headers are too large");
 		refuse_head(g, NULL, &r, 1);
-		return;
+		return NB_GATE_CONSUMED;
 	}
-	if (take > 0 && nb_buf_add(&g->head, p + i, take) == -1) {
+	if (end && g->head.len == 0)
+		return decide(g, p, j, 1);
+	if (nb_buf_add(&g->head, p, j) == -1) {
 		out_of_memory(g, NULL);
-		return;
+		return NB_GATE_CONSUMED;
 	}
 	if (end)
-		decide(g);
+		return decide(g, g->head.ptr, g->head.len, 0);
+	return NB_GATE_CONSUMED;
 }
 
 /*
@@ -734,8 +887,7 @@ nb_gate_feed(struct nb_gate *g, const char *p, size_t len, size_t *n)
 	*n = len;
 	switch (g->st) {
 	case ST_HEAD:
-		feed_head(g, p, len, n);
-		return NB_GATE_CONSUMED;
+		return feed_head(g, p, len, n);
 	case ST_BODY:
 		*n = g->remaining < len ? (size_t)g->remaining : len;
 		if ((g->remaining -= *n) == 0)

@@ -540,14 +540,88 @@ daemon_free(struct daemon *d)
 		event_base_free(d->base);
 }
 
+/*
+ * The board (queue figures, off the request threads), the main listener
+ * and the admin API.  0, or -1 with a message on stderr.
+ */
+static int
+start_listeners(struct daemon *d)
+{
+	struct nb_http_deps deps;
+	struct nb_admin_deps adeps;
+	char err[512];
+
+	if ((d->board = nb_board_new(d->cfg, paused_cb, d->deliver)) == NULL ||
+	    nb_board_start(d->board) == -1) {
+		fprintf(stderr, "nudgebridge: cannot start the board thread\n");
+		return -1;
+	}
+	memset(&deps, 0, sizeof(deps));
+	deps.base = d->base;
+	deps.committer = d->committer;
+	deps.metrics = d->metrics;
+	deps.board = d->board;
+	if ((d->http = nb_http_new(&deps, d->cfg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "nudgebridge: %s\n", err);
+		return -1;
+	}
+	memset(&adeps, 0, sizeof(adeps));
+	adeps.base = d->base;
+	adeps.store = d->store;
+	adeps.metrics = d->metrics;
+	adeps.paused = paused_cb;
+	adeps.paused_arg = d->deliver;
+	if ((d->admin = nb_admin_new(&adeps, d->cfg, err, sizeof(err))) ==
+	    NULL) {
+		fprintf(stderr, "nudgebridge: admin API: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+log_listening(const struct daemon *d)
+{
+	char addr[300];
+
+	bound_addr(d->cfg->listen, nb_http_port(d->http), addr, sizeof(addr));
+	log_info("listening",
+	    " addr=%s tls=%s sources=%zu http_threads=%zu version=%s", addr,
+	    d->cfg->tls.cert_file != NULL ? "on" : "off", d->cfg->nsources,
+	    d->cfg->http_threads, NB_VERSION);
+	if (nb_admin_port(d->admin) > 0) {
+		bound_addr(d->cfg->admin_listen, nb_admin_port(d->admin), addr,
+		    sizeof(addr));
+		log_info("admin listening", " addr=%s", addr);
+	} else
+		log_info("admin API off (no admin.token)", NULL);
+}
+
+/* After the loop: deliver what is due until the drain deadline, then stop. */
+static void
+daemon_stop(struct daemon *d)
+{
+	if (nb_deliver_stop(d->deliver, d->cfg->limits.drain_s * 1000) == -1)
+		log_warn("drain deadline reached with events still due; they "
+			 "stay stored",
+		    NULL);
+	nb_board_stop(d->board); /* before what it reads goes away */
+	nb_deliver_free(d->deliver);
+	d->deliver = NULL;
+	nb_http_stop(d->http);
+	nb_committer_free(d->committer);
+	d->committer = NULL;
+	/* Hand the last completions (if any) to their requests. */
+	event_base_loop(d->base, EVLOOP_NONBLOCK);
+	log_info("stopped", NULL);
+}
+
 static int
 cmd_serve(int argc, char **argv)
 {
 	struct daemon d;
-	struct nb_http_deps deps;
-	struct nb_admin_deps adeps;
 	const char *path;
-	char err[512], addr[300];
+	char err[512];
 	size_t nofile;
 	int rc = 1;
 
@@ -609,31 +683,8 @@ cmd_serve(int argc, char **argv)
 		d.deliver = NULL;
 		goto out;
 	}
-	/* /metrics reads the store on the board's thread, never here. */
-	if ((d.board = nb_board_new(d.cfg, paused_cb, d.deliver)) == NULL ||
-	    nb_board_start(d.board) == -1) {
-		fprintf(stderr, "nudgebridge: cannot start the board thread\n");
+	if (start_listeners(&d) == -1)
 		goto out;
-	}
-	memset(&deps, 0, sizeof(deps));
-	deps.base = d.base;
-	deps.committer = d.committer;
-	deps.metrics = d.metrics;
-	deps.board = d.board;
-	if ((d.http = nb_http_new(&deps, d.cfg, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "nudgebridge: %s\n", err);
-		goto out;
-	}
-	memset(&adeps, 0, sizeof(adeps));
-	adeps.base = d.base;
-	adeps.store = d.store;
-	adeps.metrics = d.metrics;
-	adeps.paused = paused_cb;
-	adeps.paused_arg = d.deliver;
-	if ((d.admin = nb_admin_new(&adeps, d.cfg, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "nudgebridge: admin API: %s\n", err);
-		goto out;
-	}
 	/* Listeners bound and store open: root is no longer needed. */
 	if (nb_priv_drop(d.cfg->user,
 		strcmp(d.cfg->store.driver, "sqlite") == 0 ? d.cfg->store.path
@@ -652,34 +703,10 @@ cmd_serve(int argc, char **argv)
 		fprintf(stderr, "nudgebridge: cannot install signal events\n");
 		goto out;
 	}
-	bound_addr(d.cfg->listen, nb_http_port(d.http), addr, sizeof(addr));
-	log_info("listening",
-	    " addr=%s tls=%s sources=%zu http_threads=%zu version=%s", addr,
-	    d.cfg->tls.cert_file != NULL ? "on" : "off", d.cfg->nsources,
-	    d.cfg->http_threads, NB_VERSION);
-	if (nb_admin_port(d.admin) > 0) {
-		bound_addr(d.cfg->admin_listen, nb_admin_port(d.admin), addr,
-		    sizeof(addr));
-		log_info("admin listening", " addr=%s", addr);
-	} else
-		log_info("admin API off (no admin.token)", NULL);
+	log_listening(&d);
 
 	event_base_dispatch(d.base);
-
-	/* Shutdown: deliver what is due until the drain deadline. */
-	if (nb_deliver_stop(d.deliver, d.cfg->limits.drain_s * 1000) == -1)
-		log_warn("drain deadline reached with events still due; they "
-			 "stay stored",
-		    NULL);
-	nb_board_stop(d.board);
-	nb_deliver_free(d.deliver);
-	d.deliver = NULL;
-	nb_http_stop(d.http);
-	nb_committer_free(d.committer);
-	d.committer = NULL;
-	/* Hand the last completions (if any) to their requests. */
-	event_base_loop(d.base, EVLOOP_NONBLOCK);
-	log_info("stopped", NULL);
+	daemon_stop(&d);
 	rc = 0;
 out:
 	daemon_free(&d);

@@ -58,20 +58,17 @@ def connect(port, timeout=5.0):
     return socket.create_connection(("127.0.0.1", port), timeout=timeout)
 
 
-_readers = {}
-
-
-def read_answer(sock, timeout=5.0, method="GET"):
+def read_answer(sock, timeout=5.0, method="GET", f=None):
     """(status, headers, body) of one answer on sock, or None if closed.
 
-    Answers read one after the other on one socket share its buffer.  The
-    body is Content-Length bytes (none for HEAD); nothing else is sent.
+    Answers read one after the other on one socket must share one reader:
+    pass f = sock.makefile("rb").  The body is Content-Length bytes (none
+    for HEAD); the bridge sends nothing else.
     """
     sock.settimeout(timeout)
-    entry = _readers.get(id(sock))
-    if entry is None or entry[0] is not sock:
-        entry = _readers[id(sock)] = (sock, sock.makefile("rb"))
-    f = entry[1]
+    own = f is None
+    if own:
+        f = sock.makefile("rb")
     try:
         line = f.readline(65537)
         m = re.match(rb"HTTP/1\.[01] (\d{3}) ", line)
@@ -88,6 +85,9 @@ def read_answer(sock, timeout=5.0, method="GET"):
         body = f.read(n) if n > 0 else b""
     except (OSError, ValueError):
         return None
+    finally:
+        if own:
+            f.close()
     return int(m.group(1)), headers, body
 
 
@@ -306,8 +306,10 @@ class TestStrangersBodies(LimitsCase):
                       b"Content-Type: application/json\r\n"
                       b"Content-Length: 2\r\n\r\n{}"
                       b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            self.assertJsonError(read_answer(s), 404, "unknown_source")
-            st, _, body = read_answer(s)
+            f = s.makefile("rb")
+            self.addCleanup(f.close)
+            self.assertJsonError(read_answer(s, f=f), 404, "unknown_source")
+            st, _, body = read_answer(s, f=f)
             self.assertEqual(st, 200, body)
 
 
@@ -477,15 +479,17 @@ class TestConsoleHead(LimitsCase):
         port = self.bridge.admin_port
         for path in ("/", "/console/console.js", "/console/console.css"):
             with self.subTest(path=path), connect(port) as s:
+                f = s.makefile("rb")
+                self.addCleanup(f.close)
                 s.sendall(b"HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n"
                           b"GET /console/console.css HTTP/1.1\r\nHost: x"
                           b"\r\n\r\n" % path.encode())
-                first = read_answer(s, method="HEAD")
+                first = read_answer(s, method="HEAD", f=f)
                 self.assertIsNotNone(first)
                 self.assertEqual(first[0], 200)
                 self.assertEqual(first[2], b"")
                 # The next answer starts where the first ended.
-                second = read_answer(s)
+                second = read_answer(s, f=f)
                 self.assertIsNotNone(second, "framing broken after HEAD")
                 self.assertEqual(second[0], 200)
                 self.assertEqual(second[1].get("content-type"),
@@ -578,6 +582,9 @@ class TestHostileLoad(LimitsCase):
     CONFIG = {"limits": {"request_timeout_s": 10}}
 
     def test_signed_sender_prompt_under_hostile_load(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 1024:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1024), hard))
         b = self.bridge
         stop = threading.Event()
         socks = []
