@@ -13,6 +13,8 @@
  * one read serves.  The store connection belongs to the thread; it is
  * opened on first use and reopened after a failed read.
  */
+#include <sys/queue.h>
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -42,7 +44,7 @@ struct nb_board_wait {
 	uint64_t need;	   /* the read that serves it */
 	struct snap *snap; /* handed over by the thread */
 	int listed;
-	struct nb_board_wait *prev, *next;
+	LIST_ENTRY(nb_board_wait) entry;
 };
 
 struct nb_board {
@@ -56,7 +58,7 @@ struct nb_board {
 	uint64_t started_gen;
 	struct nb_store *store; /* the thread's */
 	int64_t last_log_ms;	/* the thread's */
-	struct nb_board_wait *waiting;
+	LIST_HEAD(, nb_board_wait) waiting;
 };
 
 static struct snap *
@@ -153,15 +155,9 @@ snap_new(struct nb_board *b, int with_queues)
 }
 
 static void
-unlink_wait(struct nb_board *b, struct nb_board_wait *w)
+unlink_wait(struct nb_board_wait *w)
 {
-	if (w->prev != NULL)
-		w->prev->next = w->next;
-	else
-		b->waiting = w->next;
-	if (w->next != NULL)
-		w->next->prev = w->prev;
-	w->prev = w->next = NULL;
+	LIST_REMOVE(w, entry);
 	w->listed = 0;
 }
 
@@ -184,11 +180,11 @@ board_main(void *arg)
 		pthread_mutex_unlock(&b->lock);
 		s = snap_new(b, 1);
 		pthread_mutex_lock(&b->lock);
-		for (w = b->waiting; w != NULL; w = next) {
-			next = w->next;
+		for (w = LIST_FIRST(&b->waiting); w != NULL; w = next) {
+			next = LIST_NEXT(w, entry);
 			if (w->need > gen)
 				continue;
-			unlink_wait(b, w);
+			unlink_wait(w);
 			w->snap = snap_ref(s);
 			event_active(w->ev, EV_READ, 0);
 		}
@@ -211,7 +207,7 @@ wait_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	pthread_mutex_lock(&b->lock);
 	if (w->listed)
-		unlink_wait(b, w); /* timed out */
+		unlink_wait(w); /* timed out */
 	s = w->snap;
 	w->snap = NULL;
 	pthread_mutex_unlock(&b->lock);
@@ -249,10 +245,7 @@ nb_board_ask(
 	pthread_mutex_lock(&b->lock);
 	w->need = b->started_gen + 1;
 	w->listed = 1;
-	w->next = b->waiting;
-	if (b->waiting != NULL)
-		b->waiting->prev = w;
-	b->waiting = w;
+	LIST_INSERT_HEAD(&b->waiting, w, entry);
 	b->want = 1;
 	pthread_cond_signal(&b->cond);
 	pthread_mutex_unlock(&b->lock);
@@ -270,7 +263,7 @@ nb_board_cancel(struct nb_board_wait *w)
 	b = w->b;
 	pthread_mutex_lock(&b->lock);
 	if (w->listed)
-		unlink_wait(b, w);
+		unlink_wait(w);
 	s = w->snap;
 	w->snap = NULL;
 	pthread_mutex_unlock(&b->lock);
@@ -295,6 +288,7 @@ nb_board_new(struct nb_config *cfg, nb_board_paused_fn paused, void *paused_arg)
 		free(b);
 		return NULL;
 	}
+	LIST_INIT(&b->waiting);
 	b->cfg = nb_config_ref(cfg);
 	b->paused = paused;
 	b->paused_arg = paused_arg;

@@ -197,8 +197,8 @@ refuse_body(struct nb_gate *g, const struct nb_gate_refusal *r)
 	g->dropped = 0;
 }
 
-static void
-refusal(struct nb_gate_refusal *r, int status, const char *code,
+void
+nb_gate_refusal_init(struct nb_gate_refusal *r, int status, const char *code,
     const char *message)
 {
 	memset(r, 0, sizeof(*r));
@@ -212,7 +212,7 @@ bad_request(struct nb_gate *g, const struct nb_gate_head *h, const char *why)
 {
 	struct nb_gate_refusal r;
 
-	refusal(&r, 400, "bad_request", why);
+	nb_gate_refusal_init(&r, 400, "bad_request", why);
 	refuse_head(g, h, &r, 1);
 }
 
@@ -221,7 +221,8 @@ out_of_memory(struct nb_gate *g, const struct nb_gate_head *h)
 {
 	struct nb_gate_refusal r;
 
-	refusal(&r, 503, "unavailable", "out of memory; retry later");
+	nb_gate_refusal_init(
+	    &r, 503, "unavailable", "out of memory; retry later");
 	r.retry_after_s = g->lim.retry_after_s;
 	refuse_head(g, h, &r, 1);
 }
@@ -648,7 +649,8 @@ decide(struct nb_gate *g, const char *p, size_t len, int inplace)
 
 	if (parse_head(g, p, len, h, &why, &status) == -1) {
 		if (status == 417) {
-			refusal(&r, 417, "expectation_failed", why);
+			nb_gate_refusal_init(
+			    &r, 417, "expectation_failed", why);
 			refuse_head(g, h, &r, 1);
 		} else
 			bad_request(g, NULL, why);
@@ -671,21 +673,22 @@ decide(struct nb_gate *g, const char *p, size_t len, int inplace)
 		return NB_GATE_CONSUMED;
 	}
 	if (h->method == NB_GATE_OTHER || h->method == NB_GATE_CONNECT) {
-		refusal(
+		nb_gate_refusal_init(
 		    &r, 501, "not_implemented", "the method is not supported");
 		refuse_head(g, h, &r, 0);
 		return NB_GATE_CONSUMED;
 	}
 	if (h->content_length > 0 &&
 	    (uint64_t)h->content_length > g->lim.max_body_bytes) {
-		refusal(&r, 413, "body_too_large", g->lim.too_large_message);
+		nb_gate_refusal_init(
+		    &r, 413, "body_too_large", g->lim.too_large_message);
 		refuse_head(g, h, &r, 0);
 		return NB_GATE_CONSUMED;
 	}
 	if (h->content_length > 0 &&
 	    g->hooks.reserve(g->hooks.arg, g->seq, (size_t)h->content_length) ==
 		-1) {
-		refusal(&r, 503, "unavailable",
+		nb_gate_refusal_init(&r, 503, "unavailable",
 		    "too many request bodies in flight; retry later");
 		r.retry_after_s = g->lim.retry_after_s;
 		refuse_head(g, h, &r, 0);
@@ -725,7 +728,7 @@ feed_head(struct nb_gate *g, const char *p, size_t len, size_t *n)
 		*n = i;
 		if (g->skipped <= g->lim.max_head_bytes)
 			return NB_GATE_CONSUMED;
-		refusal(&r, 431, "header_too_large",
+		nb_gate_refusal_init(&r, 431, "header_too_large",
 		    "the request line and headers are too large");
 		refuse_head(g, NULL, &r, 1);
 		return NB_GATE_CONSUMED;
@@ -745,7 +748,7 @@ feed_head(struct nb_gate *g, const char *p, size_t len, size_t *n)
 	}
 	*n = j;
 	if (g->skipped + g->head.len + j > g->lim.max_head_bytes) {
-		refusal(&r, 431, "header_too_large",
+		nb_gate_refusal_init(&r, 431, "header_too_large",
 		    "the request line and headers are too large");
 		refuse_head(g, NULL, &r, 1);
 		return NB_GATE_CONSUMED;
@@ -793,7 +796,7 @@ body_error(struct nb_gate *g, const char *why)
 {
 	struct nb_gate_refusal r;
 
-	refusal(&r, 400, "bad_request", why);
+	nb_gate_refusal_init(&r, 400, "bad_request", why);
 	refuse_body(g, &r);
 }
 
@@ -824,13 +827,14 @@ chunk_size(struct nb_gate *g)
 	}
 	if (v > g->lim.max_body_bytes - g->body ||
 	    g->body > g->lim.max_body_bytes) {
-		refusal(&r, 413, "body_too_large", g->lim.too_large_message);
+		nb_gate_refusal_init(
+		    &r, 413, "body_too_large", g->lim.too_large_message);
 		refuse_body(g, &r);
 		return;
 	}
 	if (v > 0 &&
 	    g->hooks.reserve(g->hooks.arg, g->curseq, (size_t)v) == -1) {
-		refusal(&r, 503, "unavailable",
+		nb_gate_refusal_init(&r, 503, "unavailable",
 		    "too many request bodies in flight; retry later");
 		r.retry_after_s = g->lim.retry_after_s;
 		refuse_body(g, &r);

@@ -36,6 +36,8 @@
  * privileges dropped) and stop in nb_http_stop(), before
  * nb_committer_free() runs their last completions.
  */
+#include <sys/queue.h>
+
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -87,7 +89,7 @@ struct scrape {
 	struct worker *w;
 	struct evhttp_request *req;
 	struct nb_board_wait *wait;
-	struct scrape *prev, *next;
+	LIST_ENTRY(scrape) entry;
 };
 
 /* One listener; see the top of the file. */
@@ -99,9 +101,9 @@ struct worker {
 	struct nb_commit_chan *chan; /* NULL for worker 0 */
 	struct nb_config *cfg;
 	int draining;
-	struct wh_ctx *waiting; /* contexts in the committer */
-	struct scrape *scrapes; /* scrapes waiting for the board */
-	struct event *ctl;	/* runs ctl_cb: requests from the main thread */
+	struct wh_ctx *waiting;	     /* contexts in the committer */
+	LIST_HEAD(, scrape) scrapes; /* waiting for the board */
+	struct event *ctl; /* runs ctl_cb: requests from the main thread */
 	pthread_t thread;
 	int started;
 	/* Under h->lock. */
@@ -213,10 +215,7 @@ static void
 refuse(struct nb_gate_refusal *r, int status, const char *code,
     const char *message)
 {
-	memset(r, 0, sizeof(*r));
-	r->status = status;
-	r->code = code;
-	r->message = message;
+	nb_gate_refusal_init(r, status, code, message);
 	if (status == 405)
 		r->allow = "POST";
 }
@@ -587,23 +586,11 @@ out:
 }
 
 static void
-scrape_unlink(struct worker *w, struct scrape *s)
-{
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else
-		w->scrapes = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
-	s->prev = s->next = NULL;
-}
-
-static void
 scrape_cb(const struct nb_board_snapshot *snap, void *arg)
 {
 	struct scrape *s = arg;
 
-	scrape_unlink(s->w, s);
+	LIST_REMOVE(s, entry);
 	metrics_reply(s->w, s->req, snap);
 	free(s);
 }
@@ -631,10 +618,7 @@ handle_metrics(struct worker *w, struct evhttp_request *req)
 		    req, 503, "unavailable", "cannot render metrics");
 		return;
 	}
-	s->next = w->scrapes;
-	if (w->scrapes != NULL)
-		w->scrapes->prev = s;
-	w->scrapes = s;
+	LIST_INSERT_HEAD(&w->scrapes, s, entry);
 }
 
 static void
@@ -786,7 +770,7 @@ static void
 worker_free(struct worker *w)
 {
 	struct wh_ctx *c, *next;
-	struct scrape *s, *snext;
+	struct scrape *s;
 
 	for (c = w->waiting; c != NULL; c = next) {
 		next = c->next;
@@ -795,12 +779,11 @@ worker_free(struct worker *w)
 		c->prev = c->next = NULL;
 	}
 	w->waiting = NULL;
-	for (s = w->scrapes; s != NULL; s = snext) {
-		snext = s->next;
+	while ((s = LIST_FIRST(&w->scrapes)) != NULL) {
+		LIST_REMOVE(s, entry);
 		nb_board_cancel(s->wait);
 		free(s);
 	}
-	w->scrapes = NULL;
 	nb_httpd_free(w->lst);
 	if (w->ctl != NULL)
 		event_free(w->ctl);
@@ -924,6 +907,7 @@ nb_http_new(const struct nb_http_deps *deps, struct nb_config *cfg, char *err,
 
 		w->h = h;
 		w->idx = i;
+		LIST_INIT(&w->scrapes);
 		if (n > 1) {
 			/* Port 0: the others join the port the first got. */
 			fd = nb_httpd_reuseport_socket(cfg->listen, host,

@@ -37,6 +37,7 @@ import unittest
 
 from harness import (BINARY, PG_DSN, BridgeCase, event, sqlite_only,
                      wait_until)
+from test_abuse import closed_within
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -110,21 +111,6 @@ def raw(port, data, timeout=5.0):
         except OSError:
             pass
         return read_answer(s, timeout)
-
-
-def closed_within(sock, seconds):
-    """Seconds until the peer closed sock, or None."""
-    t0 = time.monotonic()
-    sock.settimeout(0.1)
-    while time.monotonic() - t0 < seconds:
-        try:
-            if sock.recv(65536) == b"":
-                return time.monotonic() - t0
-        except socket.timeout:
-            continue
-        except OSError:
-            return time.monotonic() - t0
-    return None
 
 
 class Prober(threading.Thread):
