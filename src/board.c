@@ -49,9 +49,10 @@ struct nb_board_wait {
 
 struct nb_board {
 	struct nb_config *cfg;
-	nb_board_paused_fn paused;
+	nb_board_paused_fn paused; /* under paused_lock */
 	void *paused_arg;
-	pthread_mutex_t lock;
+	pthread_mutex_t paused_lock;
+	pthread_mutex_t lock; /* the rest */
 	pthread_cond_t cond;
 	pthread_t thread;
 	int started, stop, want;
@@ -85,11 +86,11 @@ nb_board_paused(struct nb_board *b, struct nb_paused *out, size_t max)
 
 	if (b == NULL)
 		return 0;
-	/* Under the lock: nb_board_stop() may take the function away. */
-	pthread_mutex_lock(&b->lock);
+	/* Locked: nb_board_stop() may take the function away. */
+	pthread_mutex_lock(&b->paused_lock);
 	if (b->paused != NULL)
 		n = b->paused(b->paused_arg, out, max);
-	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->paused_lock);
 	return n < max ? n : max;
 }
 
@@ -283,7 +284,13 @@ nb_board_new(struct nb_config *cfg, nb_board_paused_fn paused, void *paused_arg)
 		free(b);
 		return NULL;
 	}
+	if (pthread_mutex_init(&b->paused_lock, NULL) != 0) {
+		pthread_mutex_destroy(&b->lock);
+		free(b);
+		return NULL;
+	}
 	if (pthread_cond_init(&b->cond, NULL) != 0) {
+		pthread_mutex_destroy(&b->paused_lock);
 		pthread_mutex_destroy(&b->lock);
 		free(b);
 		return NULL;
@@ -315,9 +322,9 @@ nb_board_stop(struct nb_board *b)
 	pthread_mutex_unlock(&b->lock);
 	pthread_join(b->thread, NULL);
 	b->started = 0;
-	pthread_mutex_lock(&b->lock);
+	pthread_mutex_lock(&b->paused_lock);
 	b->paused = NULL; /* what it read may go away now */
-	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->paused_lock);
 }
 
 void
@@ -327,6 +334,7 @@ nb_board_free(struct nb_board *b)
 		return;
 	nb_board_stop(b);
 	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->paused_lock);
 	pthread_mutex_destroy(&b->lock);
 	nb_config_unref(b->cfg);
 	free(b);
