@@ -350,6 +350,9 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* Another thread may have taken the slot the last time round. */
+	if (h->reserve_fd < 0)
+		h->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (h->lev != NULL)
 		evconnlistener_enable(h->lev);
 }
