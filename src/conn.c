@@ -103,7 +103,6 @@ struct nb_conn {
 	atomic_size_t *total;	 /* shared with other guards, or NULL */
 	atomic_size_t *inflight; /* shared, or &own_inflight */
 	atomic_size_t own_inflight;
-	size_t reserved; /* by this guard's connections */
 	struct evbuffer *hold, *tmp;
 	const struct timeval *timeout_tv; /* common timeout for the deadline */
 	const struct timeval *linger_tv;
@@ -134,7 +133,6 @@ budget_release(struct nb_conn *nc, size_t n)
 	if (n == 0)
 		return;
 	atomic_fetch_sub(nc->inflight, n);
-	nc->reserved -= n;
 }
 
 /*
@@ -309,7 +307,6 @@ gate_reserve_cb(void *arg, uint32_t seq, size_t n)
 			return -1;
 	} while (!atomic_compare_exchange_weak(nc->inflight, &used, used + n));
 	s->reserved += n;
-	nc->reserved += n;
 	return 0;
 }
 
@@ -735,12 +732,6 @@ size_t
 nb_conn_count(const struct nb_conn *nc)
 {
 	return nc != NULL ? nc->count : 0;
-}
-
-size_t
-nb_conn_inflight(const struct nb_conn *nc)
-{
-	return nc != NULL ? nc->reserved : 0;
 }
 
 void

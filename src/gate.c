@@ -61,7 +61,6 @@ struct nb_gate {
 	uint32_t seq;	    /* number of the next request handed on */
 	uint32_t curseq;    /* number of the current request */
 	size_t dropped;	    /* since the last refusal that closes */
-	size_t discarded;   /* on this connection */
 };
 
 static const char *const methods[] = {
@@ -119,29 +118,10 @@ nb_gate_output(struct nb_gate *g, size_t *len)
 	return g->outlen > 0 ? g->out : NULL;
 }
 
-size_t
-nb_gate_discarded(const struct nb_gate *g)
-{
-	return g->discarded;
-}
-
-int
-nb_gate_busy(const struct nb_gate *g)
-{
-	return g->st != ST_HEAD || (g->head.len > 0 && !g->reset) ||
-	    g->skipped > 0;
-}
-
 uint32_t
 nb_gate_handed(const struct nb_gate *g)
 {
 	return g->seq;
-}
-
-const char *
-nb_gate_method_str(enum nb_gate_method m)
-{
-	return m <= NB_GATE_OTHER ? methods[m] : "OTHER";
 }
 
 static void
@@ -904,14 +884,12 @@ nb_gate_feed(struct nb_gate *g, const char *p, size_t len, size_t *n)
 		return feed_chunked(g, p, len, n);
 	case ST_SKIP:
 		*n = g->remaining < len ? (size_t)g->remaining : len;
-		g->discarded += *n;
 		if ((g->remaining -= *n) == 0)
 			g->st = ST_HEAD;
 		return NB_GATE_CONSUMED;
 	case ST_DISCARD:
 		break;
 	}
-	g->discarded += len;
 	g->dropped += len;
 	return g->dropped > NB_GATE_DISCARD_MAX ? NB_GATE_CLOSE
 						: NB_GATE_CONSUMED;

@@ -544,18 +544,6 @@ nb_httpd_tls(const struct nb_httpd *h)
 	return nb_conn_tls(h->conns);
 }
 
-size_t
-nb_httpd_connections(const struct nb_httpd *h)
-{
-	return h != NULL ? nb_conn_count(h->conns) : 0;
-}
-
-size_t
-nb_httpd_inflight(const struct nb_httpd *h)
-{
-	return h != NULL ? nb_conn_inflight(h->conns) : 0;
-}
-
 void
 nb_httpd_stop_accepting(struct nb_httpd *h)
 {

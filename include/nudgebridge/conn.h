@@ -95,9 +95,6 @@ int nb_conn_request(struct nb_conn *, struct evhttp_request *req,
 /* Connections open now. */
 size_t nb_conn_count(const struct nb_conn *);
 
-/* Body bytes reserved by requests in flight on this guard's connections. */
-size_t nb_conn_inflight(const struct nb_conn *);
-
 /*
  * Frees the guard.  Call after evhttp_free() of the server it was
  * installed on (which closes the connections).  NULL is ok.

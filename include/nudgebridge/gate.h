@@ -143,20 +143,11 @@ enum nb_gate_act nb_gate_feed(
  */
 const char *nb_gate_output(struct nb_gate *, size_t *len);
 
-/* Body bytes dropped for refused requests on this connection. */
-size_t nb_gate_discarded(const struct nb_gate *);
-
-/* 1 when the gate is inside a request (head, body or discard). */
-int nb_gate_busy(const struct nb_gate *);
-
 /* Requests handed on so far (the number the next one will get). */
 uint32_t nb_gate_handed(const struct nb_gate *);
 
 /* Fills r with status, code and message, and nothing else. */
 void nb_gate_refusal_init(struct nb_gate_refusal *r, int status,
     const char *code, const char *message);
-
-/* The method name evhttp uses for m ("GET", ...), "OTHER" for the rest. */
-const char *nb_gate_method_str(enum nb_gate_method m);
 
 #endif

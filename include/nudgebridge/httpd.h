@@ -111,10 +111,6 @@ int nb_httpd_tls(const struct nb_httpd *);
 /* Stops accepting; open connections still get their answers.  Idempotent. */
 void nb_httpd_stop_accepting(struct nb_httpd *);
 
-/* Connections open now, and their body bytes in flight. */
-size_t nb_httpd_connections(const struct nb_httpd *);
-size_t nb_httpd_inflight(const struct nb_httpd *);
-
 /* Closes the listener and every connection, frees.  NULL is ok. */
 void nb_httpd_free(struct nb_httpd *);
 
