@@ -189,14 +189,23 @@ same_socket(const struct conn *c)
 	return st.st_dev == c->dev && st.st_ino == c->ino;
 }
 
-/* Ends the connection: evhttp reads end-of-file next and frees it. */
+/*
+ * Ends a connection the gate gave up on: evhttp reads end-of-file next and
+ * frees it.  Its client has had the answer and its lingering time, and may
+ * still be sending: the close resets it (SO_LINGER 0), else a socket whose
+ * input happens to be empty would close quietly, and a client blocked on a
+ * full window would wait for the kernel's FIN-WAIT-2 timeout.
+ */
 static void
 hang_up(struct conn *c)
 {
+	struct linger lg = {1, 0};
 	evutil_socket_t fd = c->fd >= 0 ? c->fd : bufferevent_getfd(c->bev);
 
-	if (fd >= 0 && (c->fd < 0 || same_socket(c)))
-		shutdown(fd, SHUT_RDWR);
+	if (fd < 0 || (c->fd >= 0 && !same_socket(c)))
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	shutdown(fd, SHUT_RDWR);
 }
 
 static void
@@ -220,12 +229,14 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->busy || nc->byfd[c->fd] != c || !same_socket(c))
 		return;
+	if (c->lingering) {
+		hang_up(c);
+		return;
+	}
 	/* evhttp reads end-of-file next and frees the connection. */
 	shutdown(c->fd, SHUT_RDWR);
-	if (!c->lingering) {
-		nc->expired++;
-		summary(nc);
-	}
+	nc->expired++;
+	summary(nc);
 }
 
 /*
