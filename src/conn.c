@@ -26,11 +26,12 @@
  * is sent or the connection ends) and, for stand-ins, the refusal to send.
  * A refusal that ends the connection is answered, then the write side is
  * shut and the client's bytes are read and dropped (lingering) until it
- * stops, NB_GATE_DISCARD_MAX is passed or CONN_LINGER_S ran out.  Nothing
- * here closes a socket itself: it is shut down (after checking, with
- * fstat, that the fd is still the socket it was) and evhttp frees the
- * connection on the end-of-file.  One guard per event base, on that
- * base's thread; guards of several bases can share their totals.
+ * stops, NB_GATE_DISCARD_MAX is passed or CONN_LINGER_S ran out; then
+ * the connection is reset.  Nothing here closes a socket itself: it is
+ * shut down (after checking, with fstat, that the fd is still the socket
+ * it was) and evhttp frees the connection on the end-of-file.  One guard
+ * per event base, on that base's thread; guards of several bases can
+ * share their totals.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
