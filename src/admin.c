@@ -11,7 +11,10 @@
  * every request gets 429 until the window has passed, which caps guessing
  * at a few attempts a second.  Without a configured token the listener is
  * not started at all.  Store calls are short indexed queries on the
- * main-thread connection, run on the base's thread.
+ * main-thread connection, run on the base's thread.  The listener is an
+ * httpd (httpd.h) with the main listener's edge (a cap on connections, a
+ * whole-request deadline, the header limit and the gate with a 64 KiB body
+ * limit), all of it before authentication.
  */
 #include <sys/queue.h>
 
@@ -29,11 +32,15 @@
 #include <sodium.h>
 
 #include "nudgebridge/admin.h"
+#include "nudgebridge/board.h"
+#include "nudgebridge/config.h"
 #include "nudgebridge/console.h"
 #include "nudgebridge/dlq.h"
+#include "nudgebridge/httpd.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/nudgespot.h"
 #include "nudgebridge/segment.h"
+#include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
 
 #define ADMIN_FAIL_MAX	     20	   /* failures allowed per window */
@@ -41,6 +48,7 @@
 #define ADMIN_LIST_DEFAULT   100
 #define ADMIN_MAX_PAUSED     256
 #define ADMIN_MAX_BODY	     65536
+#define ADMIN_MAX_INFLIGHT   (16 * ADMIN_MAX_BODY) /* bodies in flight */
 #define ADMIN_MAX_KEYS	     1000 /* "keys" of one replay/purge body */
 
 /*
@@ -57,11 +65,9 @@
 #define ADMIN_ERRORS_TRACKED   64 /* distinct errors kept per source */
 
 struct nb_admin {
-	struct nb_http_deps deps;
+	struct nb_admin_deps deps;
 	struct nb_config *cfg;
-	struct evhttp *evh;
-	struct evhttp_bound_socket *sock;
-	int port;
+	struct nb_httpd *lst;
 	int64_t fails[ADMIN_FAIL_MAX]; /* ring of failure times (mono ms) */
 	size_t nfails, fhead;
 	int64_t locked_until; /* mono ms */
@@ -132,7 +138,7 @@ reply_retry_after(struct evhttp_request *req, int status, const char *code,
 	snprintf(ra, sizeof(ra), "%" PRId64, seconds < 1 ? 1 : seconds);
 	evhttp_add_header(
 	    evhttp_request_get_output_headers(req), "Retry-After", ra);
-	nb_http_reply_error(req, status, code, msg);
+	nb_httpd_reply_error(req, status, code, msg);
 }
 
 static void
@@ -140,7 +146,7 @@ reply_405(struct evhttp_request *req, const char *allow)
 {
 	evhttp_add_header(
 	    evhttp_request_get_output_headers(req), "Allow", allow);
-	nb_http_reply_error(
+	nb_httpd_reply_error(
 	    req, 405, "method_not_allowed", "method not allowed on this path");
 }
 
@@ -148,7 +154,7 @@ static void
 reply_store_error(struct evhttp_request *req)
 {
 	reply_retry_after(req, 503, "unavailable",
-	    "the store cannot answer now; retry later", NB_HTTP_RETRY_AFTER_S);
+	    "the store cannot answer now; retry later", NB_HTTPD_RETRY_AFTER_S);
 }
 
 /* Per-source accumulator of the scans: {"received_1m": n, ...}. */
@@ -452,7 +458,7 @@ handle_stats(struct nb_admin *a, struct evhttp_request *req)
 	}
 	free(stats);
 	json_decref(extra);
-	nb_http_reply_json(req, 200,
+	nb_httpd_reply_json(req, 200,
 	    json_pack("{s:o, s:b, s:b}", "sources", arr, "draining",
 		a->draining, "rates_truncated", truncated));
 	return;
@@ -478,13 +484,13 @@ handle_list(struct nb_admin *a, struct evhttp_request *req)
 	memset(&q, 0, sizeof(q));
 	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	if (query != NULL && evhttp_parse_query_str(query, &kv) == -1) {
-		nb_http_reply_error(req, 400, "invalid_request",
+		nb_httpd_reply_error(req, 400, "invalid_request",
 		    "the query string cannot be parsed");
 		goto out;
 	}
 	if (nb_dlq_query_from_kv(&q, &kv, nb_time_now_ms(), err, sizeof(err)) ==
 	    -1) {
-		nb_http_reply_error(req, 400, "invalid_request", err);
+		nb_httpd_reply_error(req, 400, "invalid_request", err);
 		goto out;
 	}
 	if (q.filter.limit == 0)
@@ -499,7 +505,7 @@ handle_list(struct nb_admin *a, struct evhttp_request *req)
 		if ((o = nb_dlq_event_json(&ev[i], 0)) == NULL ||
 		    json_array_append_new(arr, o) == -1)
 			goto nomem;
-	nb_http_reply_json(req, 200,
+	nb_httpd_reply_json(req, 200,
 	    json_pack("{s:o, s:o}", "events", arr, "next_after",
 		n > 0 && n == q.filter.limit ? json_integer(ev[n - 1].seq)
 					     : json_null()));
@@ -530,7 +536,7 @@ handle_show(struct nb_admin *a, struct evhttp_request *req, const char *key)
 	    NB_STATE_MASK_PENDING;
 	f.limit = 1;
 	if (*key == '\0' || strlen(key) >= NB_STORE_KEY_MAX) {
-		nb_http_reply_error(
+		nb_httpd_reply_error(
 		    req, 404, "not_found", "no event with that key");
 		return;
 	}
@@ -539,7 +545,7 @@ handle_show(struct nb_admin *a, struct evhttp_request *req, const char *key)
 		return;
 	}
 	if (n == 0) {
-		nb_http_reply_error(
+		nb_httpd_reply_error(
 		    req, 404, "not_found", "no event with that key");
 		goto out;
 	}
@@ -557,7 +563,7 @@ handle_show(struct nb_admin *a, struct evhttp_request *req, const char *key)
 		    json_string(src == NULL ? "source not configured"
 			    : why != NULL   ? why
 					    : "not mappable"));
-	nb_http_reply_json(req, 200, o);
+	nb_httpd_reply_json(req, 200, o);
 out:
 	nb_stored_events_free(ev, n);
 }
@@ -643,7 +649,7 @@ handle_replay(struct nb_admin *a, struct evhttp_request *req)
 
 	memset(&q, 0, sizeof(q));
 	if (body_query(req, &q, &keys, err, sizeof(err)) == -1) {
-		nb_http_reply_error(req, 400, "invalid_request", err);
+		nb_httpd_reply_error(req, 400, "invalid_request", err);
 		return;
 	}
 	nkeys = keys != NULL ? json_array_size(keys) : 1;
@@ -665,7 +671,7 @@ handle_replay(struct nb_admin *a, struct evhttp_request *req)
 	replayed += requarantined;
 	log_info("dlq replay", " replayed=%zu requarantined=%zu dry_run=%d",
 	    replayed, requarantined, q.dry_run);
-	nb_http_reply_json(req, 200,
+	nb_httpd_reply_json(req, 200,
 	    json_pack("{s:I, s:I, s:b}", "replayed", (json_int_t)replayed,
 		"requarantined", (json_int_t)requarantined, "dry_run",
 		q.dry_run));
@@ -685,7 +691,7 @@ handle_purge(struct nb_admin *a, struct evhttp_request *req)
 
 	memset(&q, 0, sizeof(q));
 	if (body_query(req, &q, &keys, err, sizeof(err)) == -1) {
-		nb_http_reply_error(req, 400, "invalid_request", err);
+		nb_httpd_reply_error(req, 400, "invalid_request", err);
 		return;
 	}
 	nkeys = keys != NULL ? json_array_size(keys) : 1;
@@ -702,7 +708,7 @@ handle_purge(struct nb_admin *a, struct evhttp_request *req)
 		purged += p1;
 	}
 	log_info("dlq purge", " purged=%zu dry_run=%d", purged, q.dry_run);
-	nb_http_reply_json(req, 200,
+	nb_httpd_reply_json(req, 200,
 	    json_pack("{s:I, s:b}", "purged", (json_int_t)purged, "dry_run",
 		q.dry_run));
 out:
@@ -744,12 +750,12 @@ admin_cb(struct evhttp_request *req, void *arg)
 		}
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "WWW-Authenticate", "Bearer");
-		nb_http_reply_error(req, 401, "unauthorized",
+		nb_httpd_reply_error(req, 401, "unauthorized",
 		    "a valid Authorization: Bearer token is required");
 		return;
 	}
 	if (path == NULL) {
-		nb_http_reply_error(req, 404, "not_found", "no such path");
+		nb_httpd_reply_error(req, 404, "not_found", "no such path");
 		return;
 	}
 	if (strcmp(path, "/v1/stats") == 0) {
@@ -794,24 +800,41 @@ admin_cb(struct evhttp_request *req, void *arg)
 		free(key);
 		return;
 	}
-	nb_http_reply_error(req, 404, "not_found", "no such path");
+	nb_httpd_reply_error(req, 404, "not_found", "no such path");
+}
+
+/* The listener's limits: the main listener's, with its own caps. */
+static void
+admin_limits(const struct nb_config *cfg, struct nb_httpd_limits *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->max_header_bytes = cfg->limits.max_header_bytes;
+	l->max_body_bytes = ADMIN_MAX_BODY;
+	l->too_large_message = "the body is larger than 64 KiB";
+	l->max_connections = cfg->admin_max_connections;
+	l->read_timeout_s = cfg->limits.read_timeout_s;
+	l->request_timeout_s = cfg->limits.request_timeout_s;
+	l->max_inflight_body_bytes = ADMIN_MAX_INFLIGHT;
 }
 
 static int
 admin_bind(struct nb_admin *a, const char *addr, char *err, size_t errlen)
 {
-	a->evh =
-	    nb_http_listen(a->deps.base, addr, &a->sock, &a->port, err, errlen);
-	if (a->evh == NULL)
-		return -1;
-	evhttp_set_max_body_size(a->evh, ADMIN_MAX_BODY);
-	evhttp_set_timeout(a->evh, 30);
-	evhttp_set_gencb(a->evh, admin_cb, a);
-	return 0;
+	struct nb_httpd_ops ops;
+	struct nb_httpd_limits l;
+
+	memset(&ops, 0, sizeof(ops));
+	ops.request = admin_cb;
+	ops.arg = a;
+	ops.name = "admin";
+	ops.metrics = a->deps.metrics;
+	admin_limits(a->cfg, &l);
+	a->lst = nb_httpd_new(a->deps.base, addr, -1, &ops, &l, err, errlen);
+	return a->lst != NULL ? 0 : -1;
 }
 
 struct nb_admin *
-nb_admin_new(const struct nb_http_deps *deps, struct nb_config *cfg, char *err,
+nb_admin_new(const struct nb_admin_deps *deps, struct nb_config *cfg, char *err,
     size_t errlen)
 {
 	struct nb_admin *a;
@@ -835,28 +858,33 @@ nb_admin_new(const struct nb_http_deps *deps, struct nb_config *cfg, char *err,
 int
 nb_admin_port(const struct nb_admin *a)
 {
-	return a != NULL && a->evh != NULL ? a->port : 0;
+	return a != NULL && a->lst != NULL ? nb_httpd_port(a->lst) : 0;
 }
 
 void
 nb_admin_reload(struct nb_admin *a, struct nb_config *cfg)
 {
 	struct nb_config *old = a->cfg;
+	struct nb_httpd_limits l;
 	char err[256], qerr[300];
 
 	a->cfg = nb_config_ref(cfg);
 	nb_config_unref(old);
 	a->nfails = a->fhead = 0;
 	a->locked_until = 0;
+	if (a->lst != NULL) {
+		admin_limits(cfg, &l);
+		nb_httpd_set_limits(a->lst, &l);
+	}
 	/* A token added by the reload turns the API on (at the new address). */
-	if (a->evh == NULL && cfg->admin_token != NULL &&
+	if (a->lst == NULL && cfg->admin_token != NULL &&
 	    cfg->admin_listen != NULL) {
 		if (admin_bind(a, cfg->admin_listen, err, sizeof(err)) == -1)
 			log_warn("admin API not started", " error=%s",
 			    nb_log_quote(qerr, sizeof(qerr), err));
 		else
 			log_info("admin listening", " addr=%s port=%d",
-			    cfg->admin_listen, a->port);
+			    cfg->admin_listen, nb_httpd_port(a->lst));
 	}
 }
 
@@ -872,8 +900,7 @@ nb_admin_free(struct nb_admin *a)
 {
 	if (a == NULL)
 		return;
-	if (a->evh != NULL)
-		evhttp_free(a->evh);
+	nb_httpd_free(a->lst);
 	nb_config_unref(a->cfg);
 	free(a);
 }

@@ -54,13 +54,14 @@ static const char *const top_keys[] = {"listen", "admin", "log", "store",
     "limits", "segment", "sources", "tls", "user", "http_threads", NULL};
 static const char *const tls_keys[] = {"cert_file", "key_file", NULL};
 static const char *const admin_keys[] = {
-    "listen", "token", "token_env", "token_file", NULL};
+    "listen", "token", "token_env", "token_file", "max_connections", NULL};
 static const char *const log_keys[] = {"level", "format", NULL};
 static const char *const store_keys[] = {"driver", "path", "dsn", "dsn_env",
     "dsn_file", "lease_s", "max_size_bytes", NULL};
 static const char *const limits_keys[] = {"max_body_bytes",
     "timestamp_tolerance_s", "dedupe_window_s", "max_header_bytes",
-    "read_timeout_s", "drain_s", "max_connections", "request_timeout_s", NULL};
+    "read_timeout_s", "drain_s", "max_connections", "request_timeout_s",
+    "max_inflight_body_bytes", NULL};
 static const char *const segment_keys[] = {"endpoint", "flush_interval_ms",
     "max_batch_bytes", "max_batch_count", "max_message_bytes", "timeout_ms",
     "rate_limit_rps", "max_inflight", "pause_s", "retention_s", "retry", "gzip",
@@ -674,7 +675,9 @@ parse_admin(struct ctx *c, struct nb_config *cfg, const json_t *root)
 		return 0;
 	if (check_keys(c, o, "admin", admin_keys) == -1 ||
 	    get_listen(c, o, "admin", "listen", &cfg->admin_listen) == -1 ||
-	    get_secret(c, o, "admin", "token", &cfg->admin_token) == -1)
+	    get_secret(c, o, "admin", "token", &cfg->admin_token) == -1 ||
+	    get_size(c, o, "admin", "max_connections", 1, 100000,
+		&cfg->admin_max_connections) == -1)
 		return -1;
 	return 0;
 }
@@ -778,8 +781,33 @@ parse_limits(struct ctx *c, struct nb_config *cfg, const json_t *root)
 	    get_size(c, o, b, "max_connections", 1, 1000000,
 		&l->max_connections) == -1 ||
 	    get_int32(c, o, b, "request_timeout_s", 0, 3600,
-		&l->request_timeout_s) == -1)
+		&l->request_timeout_s) == -1 ||
+	    get_size(c, o, b, "max_inflight_body_bytes", 1, INT64_MAX,
+		&l->max_inflight_body_bytes) == -1)
 		return -1;
+	return 0;
+}
+
+/*
+ * Rules between limits: a replay inside the timestamp tolerance must still
+ * meet its webhook-id, and one body must fit the in-flight budget.
+ */
+static int
+check_limits(struct ctx *c, struct nb_limits_config *l)
+{
+	if (l->dedupe_window_s < l->timestamp_tolerance_s)
+		return fail(c, "limits.dedupe_window_s",
+		    "must be at least limits.timestamp_tolerance_s (%lld), or "
+		    "a "
+		    "replayed request is stored again",
+		    (long long)l->timestamp_tolerance_s);
+	if (l->max_inflight_body_bytes == 0)
+		l->max_inflight_body_bytes = l->max_body_bytes <= SIZE_MAX / 64
+		    ? l->max_body_bytes * 64
+		    : SIZE_MAX / 2;
+	if (l->max_inflight_body_bytes < l->max_body_bytes)
+		return fail(c, "limits.max_inflight_body_bytes",
+		    "must be at least limits.max_body_bytes");
 	return 0;
 }
 
@@ -1190,6 +1218,8 @@ config_new(void)
 	cfg->limits.drain_s = 10;
 	cfg->limits.max_connections = 4096;
 	cfg->limits.request_timeout_s = 60;
+	cfg->limits.max_inflight_body_bytes = 0; /* 64 x max_body_bytes */
+	cfg->admin_max_connections = 64;
 	cfg->segment.flush_interval_ms = 200;
 	cfg->segment.max_batch_bytes = 500000;
 	cfg->segment.max_batch_count = 2500;
@@ -1263,6 +1293,7 @@ load_doc(struct nb_config **out, const char *text, const char *dir,
 	    parse_log(&c, cfg, root) == -1 ||
 	    parse_store(&c, cfg, root) == -1 ||
 	    parse_limits(&c, cfg, root) == -1 ||
+	    check_limits(&c, &cfg->limits) == -1 ||
 	    parse_tls(&c, cfg, root) == -1 || parse_user(&c, cfg, root) == -1 ||
 	    parse_segment(&c, cfg, root) == -1 ||
 	    parse_sources(&c, cfg, root) == -1)

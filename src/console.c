@@ -18,7 +18,7 @@
 #include <event2/http.h>
 
 #include "nudgebridge/console.h"
-#include "nudgebridge/http.h"
+#include "nudgebridge/httpd.h"
 
 struct console_asset {
 	const char *path;
@@ -75,14 +75,14 @@ nb_console_serve(struct evhttp_request *req, const char *path)
 	struct evbuffer *body = NULL;
 
 	if (a == NULL) {
-		nb_http_reply_error(req, 404, "not_found", "no such path");
+		nb_httpd_reply_error(req, 404, "not_found", "no such path");
 		return;
 	}
 	if ((body = evbuffer_new()) == NULL ||
 	    evbuffer_add_reference(body, a->data, a->len, NULL, NULL) == -1) {
 		if (body != NULL)
 			evbuffer_free(body);
-		nb_http_reply_error(
+		nb_httpd_reply_error(
 		    req, 503, "unavailable", "out of memory; retry later");
 		return;
 	}
@@ -93,6 +93,6 @@ nb_console_serve(struct evhttp_request *req, const char *path)
 	evhttp_add_header(h, "X-Frame-Options", "DENY");
 	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
 	evhttp_add_header(h, "Cache-Control", "no-cache");
-	evhttp_send_reply(req, 200, "OK", body);
+	nb_httpd_send(req, 200, body); /* HEAD: the headers alone */
 	evbuffer_free(body);
 }

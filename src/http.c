@@ -4,39 +4,39 @@
  *
  * A webhook runs the contract's checks in their fixed order (method, source,
  * size, content type, signature, payload), so an unsigned request learns
- * nothing about the payload rules.  A request that passes becomes one
- * struct nb_append owned by a per-request context and goes to the
- * committer; the answer is sent from the commit callback, never before the
- * events are durable.
+ * nothing about the payload rules.  The first four need only the head: the
+ * listener's gate policy (webhook_check(), see httpd.h) runs them as soon
+ * as the head is in, so a refused request's body is never buffered; the
+ * handler runs them again under its own configuration (a reload may have
+ * come in between).  A request that passes becomes one struct nb_append
+ * owned by a per-request context and goes to the committer; the answer is
+ * sent from the commit callback, never before the events are durable.
  *
  * Lifetime of a waiting request: libevent 2.1 detaches (and does not free)
  * an incoming request the user has not answered yet when its connection
  * closes, and frees it on our later evhttp_send_reply().  evhttp_free() does
  * free unanswered requests, so nb_http_free() orphans the contexts still
- * waiting: their callback then frees the context without touching the
- * request.  Bodies above limits.max_body_bytes but below a hard cap are read
- * and answered with our JSON 413; evhttp answers bodies above the cap with
- * its own 413 page.
+ * waiting (webhooks in the committer, scrapes waiting for the board): their
+ * callback then frees the context without touching the request, or never
+ * runs.
  *
- * Workers.  With http_threads = N the listener is N workers, each an evhttp
- * with its own listening socket on the same port (SO_REUSEPORT: the kernel
- * spreads connections over them), its own connection guard and TLS
- * context, and its own committer channel.  Worker 0 runs on the base it is
- * given (the main thread), exactly as a single listener does; workers 1..N-1
- * each run their own thread and base.  A worker's state (config, draining,
- * waiting list) is touched only on its thread: the main thread hands it a
- * new config or a drain or stop request under the listener's mutex and
- * wakes it with event_active().  The in-flight count is one atomic; the
- * connection limit one shared atomic total.  /metrics on worker 0 reads
- * stats through the main thread's store connection; other workers open a
- * connection of their own the first time they are asked.  Worker threads
- * start at the first turn of the main loop (after start-up, privileges
- * dropped) and stop in nb_http_stop(), before nb_committer_free() runs
- * their last completions.
+ * Workers.  With http_threads = N the listener is N workers, each an httpd
+ * listener with its own listening socket on the same port (SO_REUSEPORT:
+ * the kernel spreads connections over them), its own connection guard and
+ * TLS context, and its own committer channel.  Worker 0 runs on the base it
+ * is given (the main thread), exactly as a single listener does; workers
+ * 1..N-1 each run their own thread and base.  A worker's state (config,
+ * draining, waiting lists) is touched only on its thread: the main thread
+ * hands it a new config or a drain or stop request under the listener's
+ * mutex and wakes it with event_active().  The in-flight count is one
+ * atomic; the connection limit and the body budget are shared atomic
+ * totals.  /metrics asks the board (board.h) for queue figures and
+ * answers when they come, so no store read ever runs here.  Worker
+ * threads start at the first turn of the main loop (after start-up,
+ * privileges dropped) and stop in nb_http_stop(), before
+ * nb_committer_free() runs their last completions.
  */
-#include <sys/socket.h>
-
-#include <netinet/in.h>
+#include <sys/queue.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -49,23 +49,27 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
-#include "nudgebridge/conn.h"
+#include "nudgebridge/board.h"
+#include "nudgebridge/commit.h"
+#include "nudgebridge/config.h"
 #include "nudgebridge/http.h"
+#include "nudgebridge/httpd.h"
 #include "nudgebridge/log.h"
+#include "nudgebridge/metrics.h"
 #include "nudgebridge/nudgespot.h"
 #include "nudgebridge/sig.h"
 #include "nudgebridge/timeutil.h"
 #include "nudgebridge/tls.h"
 
 #define WEBHOOK_PREFIX	   "/v1/webhooks/"
-#define BODY_CAP_MIN	   ((size_t)8 * 1024 * 1024)
-#define BODY_CAP_FACTOR	   8
-#define METRICS_MAX_PAUSED 256
+#define WEBHOOK_PREFIX_LEN (sizeof(WEBHOOK_PREFIX) - 1)
 #define LOG_ID_MAX	   80
+#define TOO_LARGE_MESSAGE  "the body is larger than limits.max_body_bytes"
 
 /* One webhook waiting for its commit. */
 struct wh_ctx {
@@ -80,20 +84,26 @@ struct wh_ctx {
 	struct wh_ctx *prev, *next;
 };
 
-/* One evhttp and its listening socket; see the top of the file. */
+/* One /metrics request waiting for the board. */
+struct scrape {
+	struct worker *w;
+	struct evhttp_request *req;
+	struct nb_board_wait *wait;
+	LIST_ENTRY(scrape) entry;
+};
+
+/* One listener; see the top of the file. */
 struct worker {
 	struct nb_http *h;
 	size_t idx;
 	struct event_base *base; /* deps.base for worker 0, else its own */
-	struct evhttp *evh;
-	struct evhttp_bound_socket *sock;
-	struct nb_conn *conns;	     /* connection limit, deadlines, TLS */
+	struct nb_httpd *lst;
 	struct nb_commit_chan *chan; /* NULL for worker 0 */
-	struct nb_store *store;	     /* /metrics of workers 1.., lazily */
 	struct nb_config *cfg;
 	int draining;
-	struct wh_ctx *waiting; /* list of contexts in the committer */
-	struct event *ctl;	/* runs ctl_cb: requests from the main thread */
+	struct wh_ctx *waiting;	     /* contexts in the committer */
+	LIST_HEAD(, scrape) scrapes; /* waiting for the board */
+	struct event *ctl; /* runs ctl_cb: requests from the main thread */
 	pthread_t thread;
 	int started;
 	/* Under h->lock. */
@@ -111,149 +121,9 @@ struct nb_http {
 	pthread_mutex_t lock;
 	atomic_size_t inflight;
 	atomic_size_t conns_total; /* shared by the workers' guards */
+	atomic_size_t body_bytes;  /* the body budget, likewise */
 	struct event *start;	   /* starts the worker threads, on base */
 };
-
-static const char *
-status_phrase(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 413:
-		return "Payload Too Large";
-	case 415:
-		return "Unsupported Media Type";
-	case 429:
-		return "Too Many Requests";
-	case 500:
-		return "Internal Server Error";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return NULL;
-	}
-}
-
-/*
- * evhttp writes a body even to HEAD, which breaks the framing of the next
- * answer on a kept-alive connection: drop it here.
- */
-static void
-send_reply(struct evhttp_request *req, int status, struct evbuffer *buf)
-{
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
-		buf = NULL;
-	evhttp_send_reply(req, status, status_phrase(status), buf);
-}
-
-/*
- * Sends text (len bytes, without the final new line, which is added here)
- * as a JSON answer.  Without text (NULL: it could not be made), or without
- * memory for the buffer, the answer becomes a 503 so that the sender
- * retries.
- */
-static void
-reply_text(struct evhttp_request *req, int status, const char *text, size_t len)
-{
-	static const char fallback[] =
-	    "{\"error\":\"unavailable\",\"message\":\"out of memory\"}";
-	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-	struct evbuffer *buf;
-
-	evhttp_remove_header(oh, "Content-Type");
-	evhttp_add_header(oh, "Content-Type", "application/json");
-	evhttp_add_header(oh, "Cache-Control", "no-store");
-	if ((buf = evbuffer_new()) == NULL)
-		goto fail;
-	if (text == NULL) {
-		status = 503;
-		if (evhttp_find_header(oh, "Retry-After") == NULL)
-			evhttp_add_header(oh, "Retry-After", "5");
-		text = fallback;
-		len = sizeof(fallback) - 1;
-	}
-	if (evbuffer_add(buf, text, len) == -1 ||
-	    evbuffer_add(buf, "\n", 1) == -1)
-		goto fail;
-	send_reply(req, status, buf);
-	evbuffer_free(buf);
-	return;
-fail:
-	/* Answer anyway: evhttp_send_reply() with no body still frees req. */
-	evbuffer_free(buf);
-	send_reply(req, 503, NULL);
-}
-
-void
-nb_http_reply_json(struct evhttp_request *req, int status, json_t *body)
-{
-	char *text = NULL;
-
-	if (body != NULL)
-		text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
-	reply_text(req, status, text, text != NULL ? strlen(text) : 0);
-	free(text);
-}
-
-void
-nb_http_reply_error(struct evhttp_request *req, int status, const char *code,
-    const char *message)
-{
-	json_t *body;
-
-	body = json_pack("{s:s, s:s}", "error", code, "message",
-	    message != NULL ? message : "");
-	nb_http_reply_json(req, status, body);
-}
-
-int
-nb_http_split_addr(const char *addr, char *host, size_t hostlen, uint16_t *port)
-{
-	const char *colon, *hs, *he;
-	char *end;
-	long long p;
-	size_t n;
-
-	if (addr == NULL || *addr == '\0')
-		return -1;
-	if (addr[0] == '[') {
-		if ((he = strchr(addr, ']')) == NULL || he[1] != ':')
-			return -1;
-		hs = addr + 1;
-		colon = he + 1;
-	} else {
-		if ((colon = strrchr(addr, ':')) == NULL)
-			return -1;
-		hs = addr;
-		he = colon;
-		/* An unbracketed IPv6 address is ambiguous. */
-		if (memchr(hs, ':', (size_t)(he - hs)) != NULL)
-			return -1;
-	}
-	n = (size_t)(he - hs);
-	if (n == 0 || n >= hostlen)
-		return -1;
-	if (colon[1] < '0' || colon[1] > '9')
-		return -1;
-	errno = 0;
-	p = strtoll(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || p < 0 || p > 65535)
-		return -1;
-	memcpy(host, hs, n);
-	host[n] = '\0';
-	*port = (uint16_t)p;
-	return 0;
-}
 
 /* Copies s for a log line: printable ASCII without quotes, bounded. */
 static void
@@ -307,15 +177,17 @@ webhook_error(struct worker *w, struct evhttp_request *req, int status,
     const char *webhook_id, size_t bodylen, size_t nevents)
 {
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-	struct nb_http *h = w->h;
+	char ra[16];
 
 	if (status == 405)
 		evhttp_add_header(oh, "Allow", "POST");
-	if (status == 503)
-		evhttp_add_header(oh, "Retry-After", "5");
-	nb_metrics_request(h->deps.metrics, status, code);
+	if (status == 503) {
+		snprintf(ra, sizeof(ra), "%d", NB_HTTPD_RETRY_AFTER_S);
+		evhttp_add_header(oh, "Retry-After", ra);
+	}
+	nb_metrics_request(w->h->deps.metrics, status, code);
 	log_webhook(source, status, code, webhook_id, bodylen, nevents, NULL);
-	nb_http_reply_error(req, status, code, message);
+	nb_httpd_reply_error(req, status, code, message);
 }
 
 /*
@@ -323,21 +195,122 @@ webhook_error(struct worker *w, struct evhttp_request *req, int status,
  * case, surrounding whitespace and parameters.
  */
 static int
-content_type_json(const char *ct)
+content_type_json(const char *ct, size_t n)
 {
 	static const char want[] = "application/json";
-	size_t n = sizeof(want) - 1;
+	size_t k = sizeof(want) - 1, i = 0;
 
 	if (ct == NULL)
 		return 0;
-	while (*ct == ' ' || *ct == '\t')
-		ct++;
-	if (strncasecmp(ct, want, n) != 0)
+	while (i < n && (ct[i] == ' ' || ct[i] == '\t'))
+		i++;
+	if (n - i < k || strncasecmp(ct + i, want, k) != 0)
 		return 0;
-	ct += n;
-	while (*ct == ' ' || *ct == '\t')
-		ct++;
-	return *ct == '\0' || *ct == ';';
+	for (i += k; i < n && (ct[i] == ' ' || ct[i] == '\t'); i++)
+		;
+	return i == n || ct[i] == ';';
+}
+
+static void
+refuse(struct nb_gate_refusal *r, int status, const char *code,
+    const char *message)
+{
+	nb_gate_refusal_init(r, status, code, message);
+	if (status == 405)
+		r->allow = "POST";
+}
+
+/*
+ * The contract's checks that need only the head, in its order: method,
+ * source, size (len < 0: not known yet), content type.  0 with *srcp set,
+ * or -1 with *r filled.
+ */
+static int
+webhook_check(const struct nb_config *cfg, int post, const char *name,
+    size_t namelen, int64_t len, const char *ct, size_t ctlen,
+    const struct nb_source **srcp, struct nb_gate_refusal *r)
+{
+	char buf[NB_SOURCE_NAME_MAX + 1];
+	const struct nb_source *src = NULL;
+
+	if (!post) {
+		refuse(r, 405, "method_not_allowed", "webhooks must be POSTed");
+		return -1;
+	}
+	if (namelen < sizeof(buf)) {
+		memcpy(buf, name, namelen);
+		buf[namelen] = '\0';
+		if (nb_config_source_name_valid(buf))
+			src = nb_config_source(cfg, buf);
+	}
+	if (src == NULL) {
+		refuse(r, 404, "unknown_source",
+		    "no source of that name is configured");
+		return -1;
+	}
+	if (len > 0 && (uint64_t)len > cfg->limits.max_body_bytes) {
+		refuse(r, 413, "body_too_large", TOO_LARGE_MESSAGE);
+		return -1;
+	}
+	if (!content_type_json(ct, ctlen)) {
+		refuse(r, 415, "unsupported_media_type",
+		    "Content-Type must be application/json");
+		return -1;
+	}
+	*srcp = src;
+	return 0;
+}
+
+/* 1 when h is a request for a webhook path; *name its source part. */
+static int
+webhook_path(const struct nb_gate_head *h, const char **name, size_t *n)
+{
+	if (h == NULL || h->path == NULL || h->pathlen < WEBHOOK_PREFIX_LEN ||
+	    memcmp(h->path, WEBHOOK_PREFIX, WEBHOOK_PREFIX_LEN) != 0)
+		return 0;
+	*name = h->path + WEBHOOK_PREFIX_LEN;
+	*n = h->pathlen - WEBHOOK_PREFIX_LEN;
+	return 1;
+}
+
+/* The gate asks before any body byte is read: see httpd.h. */
+static int
+gate_head(void *arg, const struct nb_gate_head *h, struct nb_gate_refusal *r)
+{
+	struct worker *w = arg;
+	const struct nb_source *src;
+	const char *name;
+	size_t n;
+
+	if (!webhook_path(h, &name, &n))
+		return 0;
+	return webhook_check(w->cfg, h->method == NB_GATE_POST, name, n,
+	    h->content_length, h->content_type, h->content_type_len, &src, r);
+}
+
+/*
+ * The gate answered a request itself.  Webhooks are logged and counted as
+ * the handler would (the source is named from the size check on, as
+ * there); so are heads that could not be parsed, which may have been.
+ */
+static void
+gate_refused(void *arg, const struct nb_gate_head *h,
+    const struct nb_gate_refusal *r, size_t body)
+{
+	struct worker *w = arg;
+	char src[NB_SOURCE_NAME_MAX + 1];
+	const char *name = NULL;
+	size_t n = 0;
+
+	if (h != NULL && !webhook_path(h, &name, &n))
+		return;
+	nb_metrics_request(w->h->deps.metrics, r->status, r->code);
+	if (r->status == 405 || r->status == 404 || name == NULL)
+		log_webhook(NULL, r->status, r->code, NULL, 0, 0, NULL);
+	else {
+		snprintf(src, sizeof(src), "%.*s", (int)n, name);
+		log_webhook(src, r->status, r->code, NULL, body, 0, NULL);
+	}
 }
 
 static void
@@ -397,128 +370,104 @@ commit_cb(struct nb_append *app, int rc, void *arg)
 	n = snprintf(text, sizeof(text),
 	    "{\"accepted\":%d,\"duplicates\":%d,\"quarantined\":%d}",
 	    c->app.accepted, c->app.duplicates, c->app.quarantined);
-	reply_text(c->req, 200, n > 0 && (size_t)n < sizeof(text) ? text : NULL,
+	nb_httpd_reply_text(c->req, 200,
+	    n > 0 && (size_t)n < sizeof(text) ? text : NULL,
 	    n > 0 ? (size_t)n : 0);
 	ctx_free(c);
 }
 
+/* The Standard Webhooks headers, or their svix- twins. */
 static void
-handle_webhook(struct worker *w, struct evhttp_request *req, const char *name)
+sig_headers(struct evkeyvalq *ih, struct nb_sig_headers *sh)
+{
+	sh->id = evhttp_find_header(ih, "webhook-id");
+	sh->timestamp = evhttp_find_header(ih, "webhook-timestamp");
+	sh->signature = evhttp_find_header(ih, "webhook-signature");
+	if (sh->id == NULL && sh->timestamp == NULL && sh->signature == NULL) {
+		sh->id = evhttp_find_header(ih, "svix-id");
+		sh->timestamp = evhttp_find_header(ih, "svix-timestamp");
+		sh->signature = evhttp_find_header(ih, "svix-signature");
+	}
+}
+
+/* 1 when the request is signed by src; else answers it and returns 0. */
+static int
+webhook_signed(struct worker *w, struct evhttp_request *req,
+    const struct nb_source *src, const struct nb_sig_headers *sh,
+    const unsigned char *body, size_t len, const char *name)
+{
+	static const char *const msgs[] = {
+	    [NB_SIG_MISSING] = "webhook-id, webhook-timestamp and "
+			       "webhook-signature are required",
+	    [NB_SIG_MALFORMED] = "the signature headers cannot be parsed",
+	    [NB_SIG_STALE] = "webhook-timestamp is outside the tolerance "
+			     "window",
+	    [NB_SIG_MISMATCH] = "no signature entry matched",
+	};
+	enum nb_sig_result sr;
+
+	sr = nb_sig_verify(src->keys, sh, body, len, time(NULL),
+	    w->cfg->limits.timestamp_tolerance_s);
+	if (sr == NB_SIG_OK)
+		return 1;
+	if (sr == NB_SIG_NOMEM)
+		webhook_error(w, req, 503, "unavailable", "out of memory", name,
+		    NULL, len, 0);
+	else
+		webhook_error(w, req, 401, nb_sig_result_str(sr),
+		    sr >= NB_SIG_MISSING && sr <= NB_SIG_MISMATCH
+			? msgs[sr]
+			: "bad signature",
+		    name, NULL, len, 0);
+	return 0;
+}
+
+/*
+ * Parses the verified body and hands it to the committer; the answer comes
+ * from commit_cb().
+ */
+static void
+webhook_store(struct worker *w, struct evhttp_request *req, const char *name,
+    const char *webhook_id, const unsigned char *body, size_t len)
 {
 	struct nb_http *h = w->h;
-	struct nb_config *cfg = w->cfg;
-	const struct nb_source *src;
-	struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	struct nb_sig_headers sh;
-	static unsigned char empty[1];
-	struct wh_ctx *c = NULL;
-	enum nb_sig_result sr;
 	enum nb_nudgespot_result pr;
-	unsigned char *body;
-	size_t len;
+	struct wh_ctx *c;
 	int64_t now;
 
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-		webhook_error(w, req, 405, "method_not_allowed",
-		    "webhooks must be POSTed", NULL, NULL, 0, 0);
-		return;
-	}
-	if (!nb_config_source_name_valid(name) ||
-	    (src = nb_config_source(cfg, name)) == NULL) {
-		webhook_error(w, req, 404, "unknown_source",
-		    "no source of that name is configured", NULL, NULL, 0, 0);
-		return;
-	}
-	len = evbuffer_get_length(in);
-	if (len > cfg->limits.max_body_bytes) {
-		webhook_error(w, req, 413, "body_too_large",
-		    "the body is larger than limits.max_body_bytes", name, NULL,
-		    len, 0);
-		return;
-	}
-	if (!content_type_json(evhttp_find_header(ih, "Content-Type"))) {
-		webhook_error(w, req, 415, "unsupported_media_type",
-		    "Content-Type must be application/json", name, NULL, len,
-		    0);
-		return;
-	}
-	sh.id = evhttp_find_header(ih, "webhook-id");
-	sh.timestamp = evhttp_find_header(ih, "webhook-timestamp");
-	sh.signature = evhttp_find_header(ih, "webhook-signature");
-	if (sh.id == NULL && sh.timestamp == NULL && sh.signature == NULL) {
-		sh.id = evhttp_find_header(ih, "svix-id");
-		sh.timestamp = evhttp_find_header(ih, "svix-timestamp");
-		sh.signature = evhttp_find_header(ih, "svix-signature");
-	}
-	body = len > 0 ? evbuffer_pullup(in, -1) : empty;
-	if (body == NULL) {
-		webhook_error(w, req, 503, "unavailable", "out of memory", name,
-		    NULL, len, 0);
-		return;
-	}
-	sr = nb_sig_verify(src->keys, &sh, body, len, time(NULL),
-	    cfg->limits.timestamp_tolerance_s);
-	if (sr == NB_SIG_NOMEM) {
-		webhook_error(w, req, 503, "unavailable", "out of memory", name,
-		    NULL, len, 0);
-		return;
-	}
-	if (sr != NB_SIG_OK) {
-		static const char *const msgs[] = {
-		    [NB_SIG_MISSING] = "webhook-id, webhook-timestamp and "
-				       "webhook-signature are required",
-		    [NB_SIG_MALFORMED] = "the signature headers cannot be "
-					 "parsed",
-		    [NB_SIG_STALE] = "webhook-timestamp is outside the "
-				     "tolerance window",
-		    [NB_SIG_MISMATCH] = "no signature entry matched",
-		};
-		const char *msg =
-		    (sr >= NB_SIG_MISSING && sr <= NB_SIG_MISMATCH)
-		    ? msgs[sr]
-		    : "bad signature";
-
-		webhook_error(w, req, 401, nb_sig_result_str(sr), msg, name,
-		    NULL, len, 0);
-		return;
-	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		webhook_error(w, req, 503, "unavailable", "out of memory", name,
-		    sh.id, len, 0);
+		    webhook_id, len, 0);
 		return;
 	}
 	pr = nb_nudgespot_parse(&c->payload, (const char *)body, len);
-	if (pr != NB_NUDGESPOT_OK) {
-		if (pr == NB_NUDGESPOT_INVALID_JSON)
-			webhook_error(w, req, 400, "invalid_json",
-			    "the body is not valid JSON (UTF-8)", name, sh.id,
-			    len, 0);
-		else if (pr == NB_NUDGESPOT_INVALID_PAYLOAD)
-			webhook_error(w, req, 400, "invalid_payload",
-			    "the body must be an event object or an array of "
-			    "1..1000 event objects",
-			    name, sh.id, len, 0);
-		else
-			webhook_error(w, req, 503, "unavailable",
-			    "out of memory", name, sh.id, len, 0);
-		goto fail;
-	}
-	if (w->draining) {
-		webhook_error(w, req, 503, "unavailable",
-		    "shutting down; retry later", name, sh.id, len,
-		    c->payload.nevents);
-		goto fail;
-	}
-	if ((c->webhook_id = strdup(sh.id)) == NULL) {
+	if (pr == NB_NUDGESPOT_INVALID_JSON)
+		webhook_error(w, req, 400, "invalid_json",
+		    "the body is not valid JSON (UTF-8)", name, webhook_id, len,
+		    0);
+	else if (pr == NB_NUDGESPOT_INVALID_PAYLOAD)
+		webhook_error(w, req, 400, "invalid_payload",
+		    "the body must be an event object or an array of "
+		    "1..1000 event objects",
+		    name, webhook_id, len, 0);
+	else if (pr != NB_NUDGESPOT_OK)
 		webhook_error(w, req, 503, "unavailable", "out of memory", name,
-		    sh.id, len, c->payload.nevents);
-		goto fail;
+		    webhook_id, len, 0);
+	else if (w->draining)
+		webhook_error(w, req, 503, "unavailable",
+		    "shutting down; retry later", name, webhook_id, len,
+		    c->payload.nevents);
+	else if ((c->webhook_id = strdup(webhook_id)) == NULL)
+		webhook_error(w, req, 503, "unavailable", "out of memory", name,
+		    webhook_id, len, c->payload.nevents);
+	if (pr != NB_NUDGESPOT_OK || w->draining || c->webhook_id == NULL) {
+		ctx_free(c);
+		return;
 	}
 	snprintf(c->source, sizeof(c->source), "%s", name);
 	c->w = w;
 	c->req = req;
-	c->cfg = nb_config_ref(cfg);
+	c->cfg = nb_config_ref(w->cfg);
 	c->bodylen = len;
 	now = nb_time_now_ms();
 	c->app.source = c->source;
@@ -526,24 +475,59 @@ handle_webhook(struct worker *w, struct evhttp_request *req, const char *name)
 	c->app.events = c->payload.events;
 	c->app.nevents = c->payload.nevents;
 	c->app.received_ms = now;
-	c->app.dedupe_after_ms = now - cfg->limits.dedupe_window_s * 1000;
+	c->app.dedupe_after_ms = now - c->cfg->limits.dedupe_window_s * 1000;
 	if ((w->chan != NULL
 		    ? nb_committer_submit_on(w->chan, &c->app, commit_cb, c)
 		    : nb_committer_submit(
 			  h->deps.committer, &c->app, commit_cb, c)) == -1) {
 		webhook_error(w, req, 503, "unavailable",
 		    "the event store is busy or unavailable; retry later", name,
-		    sh.id, len, c->payload.nevents);
-		goto fail;
+		    webhook_id, len, c->payload.nevents);
+		ctx_free(c);
+		return;
 	}
 	c->next = w->waiting;
 	if (w->waiting != NULL)
 		w->waiting->prev = c;
 	w->waiting = c;
 	atomic_fetch_add(&h->inflight, 1);
-	return;
-fail:
-	ctx_free(c);
+}
+
+static void
+handle_webhook(struct worker *w, struct evhttp_request *req, const char *name)
+{
+	struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	const char *ct = evhttp_find_header(ih, "Content-Type");
+	size_t len = evbuffer_get_length(in);
+	const struct nb_source *src = NULL;
+	static unsigned char empty[1];
+	struct nb_gate_refusal r;
+	struct nb_sig_headers sh;
+	unsigned char *body;
+
+	if (webhook_check(w->cfg,
+		evhttp_request_get_command(req) == EVHTTP_REQ_POST, name,
+		strlen(name), (int64_t)len, ct, ct != NULL ? strlen(ct) : 0,
+		&src, &r) == -1) {
+		if (r.status == 405 || r.status == 404)
+			webhook_error(w, req, r.status, r.code, r.message, NULL,
+			    NULL, 0, 0);
+		else
+			webhook_error(w, req, r.status, r.code, r.message, name,
+			    NULL, len, 0);
+		return;
+	}
+	sig_headers(ih, &sh);
+	body = len > 0 ? evbuffer_pullup(in, -1) : empty;
+	if (body == NULL) {
+		webhook_error(w, req, 503, "unavailable", "out of memory", name,
+		    NULL, len, 0);
+		return;
+	}
+	if (!webhook_signed(w, req, src, &sh, body, len, name))
+		return;
+	webhook_store(w, req, name, sh.id, body, len);
 }
 
 static int
@@ -555,7 +539,7 @@ method_get(struct evhttp_request *req)
 		return 1;
 	evhttp_add_header(
 	    evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-	nb_http_reply_error(
+	nb_httpd_reply_error(
 	    req, 405, "method_not_allowed", "only GET is allowed here");
 	return 0;
 }
@@ -571,69 +555,70 @@ handle_readyz(struct worker *w, struct evhttp_request *req)
 	else if (!nb_committer_healthy(h->deps.committer))
 		reason = "store_unavailable";
 	if (reason == NULL)
-		nb_http_reply_json(
+		nb_httpd_reply_json(
 		    req, 200, json_pack("{s:s}", "status", "ready"));
 	else
-		nb_http_reply_json(req, 503,
+		nb_httpd_reply_json(req, 503,
 		    json_pack(
 			"{s:s, s:s}", "status", "not_ready", "reason", reason));
 }
 
-/*
- * The store connection /metrics may use on w's thread: the main thread's
- * for worker 0, else the worker's own, opened on first use.
- */
-static struct nb_store *
-metrics_store(struct worker *w)
-{
-	char err[512], qerr[600];
-
-	if (w->idx == 0 || w->h->deps.store == NULL)
-		return w->h->deps.store;
-	if (w->store == NULL &&
-	    nb_store_open(&w->store, &w->cfg->store, err, sizeof(err)) == -1) {
-		log_warn("metrics: cannot open the store", " error=%s",
-		    nb_log_quote(qerr, sizeof(qerr), err));
-		w->store = NULL;
-	}
-	return w->store;
-}
-
+/* Answers /metrics from snap (NULL: without queue figures). */
 static void
-handle_metrics(struct worker *w, struct evhttp_request *req)
+metrics_reply(struct worker *w, struct evhttp_request *req,
+    const struct nb_board_snapshot *snap)
 {
-	struct nb_http *h = w->h;
-	struct nb_source_stats *stats = NULL;
-	struct nb_paused paused[METRICS_MAX_PAUSED];
-	struct evbuffer *buf = NULL;
-	struct nb_store *store = metrics_store(w);
-	size_t nstats = 0, npaused = 0;
-	int64_t now = nb_time_now_ms();
+	struct evbuffer *buf;
 
-	if (store != NULL &&
-	    nb_store_stats(store, now, &stats, &nstats) == -1) {
-		stats = NULL;
-		nstats = 0;
-	}
-	if (h->deps.paused != NULL) {
-		npaused = h->deps.paused(
-		    h->deps.paused_arg, paused, METRICS_MAX_PAUSED);
-		if (npaused > METRICS_MAX_PAUSED)
-			npaused = METRICS_MAX_PAUSED;
-	}
 	if ((buf = evbuffer_new()) == NULL ||
-	    nb_metrics_render(h->deps.metrics, stats, nstats, paused, npaused,
-		now, buf) == -1) {
-		nb_http_reply_error(
+	    nb_metrics_render(
+		w->h->deps.metrics, snap, nb_time_now_ms(), buf) == -1) {
+		nb_httpd_reply_error(
 		    req, 503, "unavailable", "cannot render metrics");
 		goto out;
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-	send_reply(req, 200, buf);
+	nb_httpd_send(req, 200, buf);
 out:
-	evbuffer_free(buf);
-	free(stats);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+static void
+scrape_cb(const struct nb_board_snapshot *snap, void *arg)
+{
+	struct scrape *s = arg;
+
+	LIST_REMOVE(s, entry);
+	metrics_reply(s->w, s->req, snap);
+	free(s);
+}
+
+static void
+handle_metrics(struct worker *w, struct evhttp_request *req)
+{
+	struct scrape *s;
+
+	if (w->h->deps.board == NULL) {
+		metrics_reply(w, req, NULL);
+		return;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		nb_httpd_reply_error(
+		    req, 503, "unavailable", "cannot render metrics");
+		return;
+	}
+	s->w = w;
+	s->req = req;
+	if ((s->wait = nb_board_ask(w->h->deps.board, w->base, scrape_cb, s)) ==
+	    NULL) {
+		free(s);
+		nb_httpd_reply_error(
+		    req, 503, "unavailable", "cannot render metrics");
+		return;
+	}
+	LIST_INSERT_HEAD(&w->scrapes, s, entry);
 }
 
 static void
@@ -643,18 +628,17 @@ http_cb(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 
-	nb_conn_request(w->conns, req);
 	if (path == NULL) {
-		nb_http_reply_error(req, 404, "not_found", "no such path");
+		nb_httpd_reply_error(req, 404, "not_found", "no such path");
 		return;
 	}
-	if (strncmp(path, WEBHOOK_PREFIX, sizeof(WEBHOOK_PREFIX) - 1) == 0) {
-		handle_webhook(w, req, path + sizeof(WEBHOOK_PREFIX) - 1);
+	if (strncmp(path, WEBHOOK_PREFIX, WEBHOOK_PREFIX_LEN) == 0) {
+		handle_webhook(w, req, path + WEBHOOK_PREFIX_LEN);
 		return;
 	}
 	if (strcmp(path, "/healthz") == 0) {
 		if (method_get(req))
-			nb_http_reply_json(
+			nb_httpd_reply_json(
 			    req, 200, json_pack("{s:s}", "status", "ok"));
 		return;
 	}
@@ -668,24 +652,22 @@ http_cb(struct evhttp_request *req, void *arg)
 			handle_metrics(w, req);
 		return;
 	}
-	nb_http_reply_error(req, 404, "not_found", "no such path");
+	nb_httpd_reply_error(req, 404, "not_found", "no such path");
 }
 
 static void
-apply_limits(struct worker *w, const struct nb_config *cfg)
+limits_of(const struct nb_http *h, const struct nb_config *cfg,
+    struct nb_httpd_limits *l)
 {
-	size_t cap = cfg->limits.max_body_bytes;
-
-	cap = cap > BODY_CAP_MIN / BODY_CAP_FACTOR ? cap * BODY_CAP_FACTOR
-						   : BODY_CAP_MIN;
-	evhttp_set_max_body_size(w->evh, (ev_ssize_t)cap);
-	if (cfg->limits.max_header_bytes > 0)
-		evhttp_set_max_headers_size(
-		    w->evh, (ev_ssize_t)cfg->limits.max_header_bytes);
-	if (cfg->limits.read_timeout_s > 0)
-		evhttp_set_timeout(w->evh, cfg->limits.read_timeout_s);
-	nb_conn_set_limits(w->conns, cfg->limits.max_connections,
-	    cfg->limits.request_timeout_s);
+	(void)h;
+	memset(l, 0, sizeof(*l));
+	l->max_header_bytes = cfg->limits.max_header_bytes;
+	l->max_body_bytes = cfg->limits.max_body_bytes;
+	l->too_large_message = TOO_LARGE_MESSAGE;
+	l->max_connections = cfg->limits.max_connections;
+	l->read_timeout_s = cfg->limits.read_timeout_s;
+	l->request_timeout_s = cfg->limits.request_timeout_s;
+	l->max_inflight_body_bytes = cfg->limits.max_inflight_body_bytes;
 }
 
 /*
@@ -705,111 +687,8 @@ apply_tls(
 		return -1;
 	if (w->idx == 0)
 		log_info("tls certificate loaded", " %s", nb_tls_describe(tls));
-	nb_conn_set_tls(w->conns, tls);
+	nb_httpd_set_tls(w->lst, tls);
 	return 0;
-}
-
-/* The port of a bound evhttp socket, or -1. */
-static int
-bound_port(struct evhttp_bound_socket *sock)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	evutil_socket_t fd = evhttp_bound_socket_get_fd(sock);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
-		return -1;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return -1;
-}
-
-/* An evhttp on base with the settings every listener of ours uses. */
-static struct evhttp *
-evhttp_make(struct event_base *base)
-{
-	struct evhttp *evh;
-
-	if ((evh = evhttp_new(base)) == NULL)
-		return NULL;
-	evhttp_set_allowed_methods(evh,
-	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-		EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-		EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_default_content_type(evh, "application/json");
-	/* Read a too-long body to its end so the client sees the 413. */
-	evhttp_set_flags(evh, EVHTTP_SERVER_LINGERING_CLOSE);
-	return evh;
-}
-
-struct evhttp *
-nb_http_listen(struct event_base *base, const char *addr,
-    struct evhttp_bound_socket **sockp, int *portp, char *err, size_t errlen)
-{
-	struct evhttp *evh = NULL;
-	char host[256];
-	uint16_t port;
-
-	if (nb_http_split_addr(addr, host, sizeof(host), &port) == -1) {
-		snprintf(err, errlen, "%s: not a host:port address", addr);
-		return NULL;
-	}
-	if ((evh = evhttp_make(base)) == NULL) {
-		snprintf(err, errlen, "evhttp_new failed");
-		return NULL;
-	}
-	if ((*sockp = evhttp_bind_socket_with_handle(evh, host, port)) ==
-	    NULL) {
-		snprintf(err, errlen, "cannot listen on %s: %s", addr,
-		    strerror(errno));
-		evhttp_free(evh);
-		return NULL;
-	}
-	*portp = bound_port(*sockp);
-	return evh;
-}
-
-/*
- * A listening socket on host:port with SO_REUSEPORT, so that the sockets
- * of every worker share the port.  -1 with err set on failure.
- */
-static evutil_socket_t
-reuseport_socket(
-    const char *addr, const char *host, int port, char *err, size_t errlen)
-{
-	struct evutil_addrinfo hints, *ai = NULL;
-	char portstr[16];
-	evutil_socket_t fd = -1;
-	int one = 1, e;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	if ((e = evutil_getaddrinfo(host, portstr, &hints, &ai)) != 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", addr,
-		    evutil_gai_strerror(e));
-		return -1;
-	}
-	fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-	if (fd == -1 || evutil_make_socket_nonblocking(fd) == -1 ||
-	    evutil_make_socket_closeonexec(fd) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
-	    bind(fd, ai->ai_addr, (socklen_t)ai->ai_addrlen) == -1 ||
-	    listen(fd, 128) == -1) {
-		snprintf(err, errlen, "cannot listen on %s: %s", addr,
-		    strerror(errno));
-		if (fd != -1)
-			evutil_closesocket(fd);
-		fd = -1;
-	}
-	evutil_freeaddrinfo(ai);
-	return fd;
 }
 
 /* Applies cfg on w's thread. */
@@ -817,12 +696,14 @@ static void
 worker_reload(struct worker *w, struct nb_config *cfg)
 {
 	struct nb_config *old = w->cfg;
+	struct nb_httpd_limits l;
 	char err[512], qerr[600];
 
 	w->cfg = nb_config_ref(cfg);
 	nb_config_unref(old);
-	apply_limits(w, w->cfg);
-	if ((cfg->tls.cert_file != NULL) != nb_conn_tls(w->conns)) {
+	limits_of(w->h, w->cfg, &l);
+	nb_httpd_set_limits(w->lst, &l);
+	if ((cfg->tls.cert_file != NULL) != nb_httpd_tls(w->lst)) {
 		if (w->idx == 0)
 			log_warn("turning tls on or off needs a restart", NULL);
 	} else if (apply_tls(w, cfg, err, sizeof(err)) == -1)
@@ -838,10 +719,7 @@ worker_drain(struct worker *w)
 	if (w->draining)
 		return;
 	w->draining = 1;
-	if (w->sock != NULL) {
-		evhttp_del_accept_socket(w->evh, w->sock);
-		w->sock = NULL;
-	}
+	nb_httpd_stop_accepting(w->lst);
 }
 
 /* Requests from the main thread, run on w's thread. */
@@ -892,6 +770,7 @@ static void
 worker_free(struct worker *w)
 {
 	struct wh_ctx *c, *next;
+	struct scrape *s;
 
 	for (c = w->waiting; c != NULL; c = next) {
 		next = c->next;
@@ -900,10 +779,12 @@ worker_free(struct worker *w)
 		c->prev = c->next = NULL;
 	}
 	w->waiting = NULL;
-	if (w->evh != NULL)
-		evhttp_free(w->evh);
-	nb_conn_free(w->conns); /* after evhttp_free(): see conn.h */
-	nb_store_close(w->store);
+	while ((s = LIST_FIRST(&w->scrapes)) != NULL) {
+		LIST_REMOVE(s, entry);
+		nb_board_cancel(s->wait);
+		free(s);
+	}
+	nb_httpd_free(w->lst);
 	if (w->ctl != NULL)
 		event_free(w->ctl);
 	nb_config_unref(w->cfg);
@@ -913,14 +794,16 @@ worker_free(struct worker *w)
 }
 
 /*
- * Builds worker w listening on fd (an evhttp_bound_socket of its own when
- * fd is -1: the single-listener case).
+ * Builds worker w listening on fd (a socket of its own when fd is -1: the
+ * single-listener case).
  */
 static int
 worker_init(struct worker *w, struct nb_config *cfg, evutil_socket_t fd,
     char *err, size_t errlen)
 {
 	struct nb_http *h = w->h;
+	struct nb_httpd_ops ops;
+	struct nb_httpd_limits l;
 
 	if (w->idx == 0)
 		w->base = h->deps.base;
@@ -930,37 +813,28 @@ worker_init(struct worker *w, struct nb_config *cfg, evutil_socket_t fd,
 			evutil_closesocket(fd);
 		return -1;
 	}
-	if (fd == -1) {
-		w->evh = nb_http_listen(
-		    w->base, cfg->listen, &w->sock, &h->port, err, errlen);
-		if (w->evh == NULL)
-			return -1;
-	} else {
-		if ((w->evh = evhttp_make(w->base)) == NULL) {
-			snprintf(err, errlen, "evhttp_new failed");
-			evutil_closesocket(fd);
-			return -1;
-		}
-		if ((w->sock = evhttp_accept_socket_with_handle(w->evh, fd)) ==
-		    NULL) {
-			snprintf(
-			    err, errlen, "cannot listen on %s", cfg->listen);
-			evutil_closesocket(fd);
-			return -1;
-		}
+	w->cfg = nb_config_ref(cfg);
+	memset(&ops, 0, sizeof(ops));
+	ops.request = http_cb;
+	ops.head = gate_head;
+	ops.refused = gate_refused;
+	ops.arg = w;
+	ops.name = "http";
+	ops.metrics = h->deps.metrics;
+	if (h->nworkers > 1) {
+		ops.conns_total = &h->conns_total;
+		ops.inflight = &h->body_bytes;
 	}
-	if ((w->conns = nb_conn_new(w->base, w->evh)) == NULL ||
-	    (w->ctl = event_new(w->base, -1, 0, ctl_cb, w)) == NULL) {
+	limits_of(h, cfg, &l);
+	w->lst = nb_httpd_new(w->base, cfg->listen, fd, &ops, &l, err, errlen);
+	if (w->lst == NULL)
+		return -1;
+	if ((w->ctl = event_new(w->base, -1, 0, ctl_cb, w)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (h->nworkers > 1)
-		nb_conn_share_total(w->conns, &h->conns_total);
 	if (apply_tls(w, cfg, err, errlen) == -1)
 		return -1;
-	w->cfg = nb_config_ref(cfg);
-	apply_limits(w, cfg);
-	evhttp_set_gencb(w->evh, http_cb, w);
 	if (w->idx > 0 &&
 	    (w->chan = nb_committer_attach(h->deps.committer, w->base)) ==
 		NULL) {
@@ -1016,13 +890,14 @@ nb_http_new(const struct nb_http_deps *deps, struct nb_config *cfg, char *err,
 	h->nworkers = n;
 	atomic_init(&h->inflight, 0);
 	atomic_init(&h->conns_total, 0);
+	atomic_init(&h->body_bytes, 0);
 	if (pthread_mutex_init(&h->lock, NULL) != 0) {
 		snprintf(err, errlen, "cannot create a mutex");
 		goto out;
 	}
 	h->lock_init = 1;
 	if (n > 1 &&
-	    nb_http_split_addr(cfg->listen, host, sizeof(host), &port) == -1) {
+	    nb_httpd_split_addr(cfg->listen, host, sizeof(host), &port) == -1) {
 		snprintf(
 		    err, errlen, "%s: not a host:port address", cfg->listen);
 		goto out;
@@ -1032,19 +907,18 @@ nb_http_new(const struct nb_http_deps *deps, struct nb_config *cfg, char *err,
 
 		w->h = h;
 		w->idx = i;
+		LIST_INIT(&w->scrapes);
 		if (n > 1) {
 			/* Port 0: the others join the port the first got. */
-			fd = reuseport_socket(cfg->listen, host,
+			fd = nb_httpd_reuseport_socket(cfg->listen, host,
 			    i == 0 ? port : h->port, err, errlen);
 			if (fd == -1)
 				goto out;
 		}
 		if (worker_init(w, cfg, fd, err, errlen) == -1)
 			goto out;
-		if (n > 1 && i == 0 && (h->port = bound_port(w->sock)) == -1) {
-			snprintf(err, errlen, "cannot read the bound port");
-			goto out;
-		}
+		if (i == 0)
+			h->port = nb_httpd_port(w->lst);
 	}
 	if (n > 1) {
 		if ((h->start = event_new(deps->base, -1, 0, start_cb, h)) ==

@@ -25,11 +25,13 @@
 #include <sodium.h>
 
 #include "nudgebridge/admin.h"
+#include "nudgebridge/board.h"
 #include "nudgebridge/commit.h"
 #include "nudgebridge/config.h"
 #include "nudgebridge/deliver.h"
 #include "nudgebridge/dlq.h"
 #include "nudgebridge/http.h"
+#include "nudgebridge/httpd.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/metrics.h"
 #include "nudgebridge/priv.h"
@@ -398,6 +400,7 @@ struct daemon {
 	struct nb_store *store;
 	struct nb_committer *committer;
 	struct nb_deliver *deliver;
+	struct nb_board *board;
 	struct nb_http *http;
 	struct nb_admin *admin;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
@@ -424,7 +427,7 @@ bound_addr(const char *listen, int port, char *out, size_t outlen)
 	char host[256];
 	uint16_t p;
 
-	if (nb_http_split_addr(listen, host, sizeof(host), &p) == -1) {
+	if (nb_httpd_split_addr(listen, host, sizeof(host), &p) == -1) {
 		snprintf(out, outlen, "%s", listen);
 		return;
 	}
@@ -521,6 +524,7 @@ daemon_free(struct daemon *d)
 	if (d->ev_hup != NULL)
 		event_free(d->ev_hup);
 	nb_admin_free(d->admin);
+	nb_board_stop(d->board); /* it may be reading the paused sources */
 	if (d->deliver != NULL) {
 		nb_deliver_stop(d->deliver, 0);
 		nb_deliver_free(d->deliver);
@@ -528,6 +532,7 @@ daemon_free(struct daemon *d)
 	nb_http_stop(d->http); /* before its last completions run here */
 	nb_committer_free(d->committer);
 	nb_http_free(d->http);
+	nb_board_free(d->board); /* after the scrapes waiting for it */
 	nb_store_close(d->store);
 	nb_metrics_free(d->metrics);
 	nb_config_unref(d->cfg);
@@ -535,13 +540,88 @@ daemon_free(struct daemon *d)
 		event_base_free(d->base);
 }
 
+/*
+ * The board (queue figures, off the request threads), the main listener
+ * and the admin API.  0, or -1 with a message on stderr.
+ */
+static int
+start_listeners(struct daemon *d)
+{
+	struct nb_http_deps deps;
+	struct nb_admin_deps adeps;
+	char err[512];
+
+	if ((d->board = nb_board_new(d->cfg, paused_cb, d->deliver)) == NULL ||
+	    nb_board_start(d->board) == -1) {
+		fprintf(stderr, "nudgebridge: cannot start the board thread\n");
+		return -1;
+	}
+	memset(&deps, 0, sizeof(deps));
+	deps.base = d->base;
+	deps.committer = d->committer;
+	deps.metrics = d->metrics;
+	deps.board = d->board;
+	if ((d->http = nb_http_new(&deps, d->cfg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "nudgebridge: %s\n", err);
+		return -1;
+	}
+	memset(&adeps, 0, sizeof(adeps));
+	adeps.base = d->base;
+	adeps.store = d->store;
+	adeps.metrics = d->metrics;
+	adeps.paused = paused_cb;
+	adeps.paused_arg = d->deliver;
+	if ((d->admin = nb_admin_new(&adeps, d->cfg, err, sizeof(err))) ==
+	    NULL) {
+		fprintf(stderr, "nudgebridge: admin API: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+log_listening(const struct daemon *d)
+{
+	char addr[300];
+
+	bound_addr(d->cfg->listen, nb_http_port(d->http), addr, sizeof(addr));
+	log_info("listening",
+	    " addr=%s tls=%s sources=%zu http_threads=%zu version=%s", addr,
+	    d->cfg->tls.cert_file != NULL ? "on" : "off", d->cfg->nsources,
+	    d->cfg->http_threads, NB_VERSION);
+	if (nb_admin_port(d->admin) > 0) {
+		bound_addr(d->cfg->admin_listen, nb_admin_port(d->admin), addr,
+		    sizeof(addr));
+		log_info("admin listening", " addr=%s", addr);
+	} else
+		log_info("admin API off (no admin.token)", NULL);
+}
+
+/* After the loop: deliver what is due until the drain deadline, then stop. */
+static void
+daemon_stop(struct daemon *d)
+{
+	if (nb_deliver_stop(d->deliver, d->cfg->limits.drain_s * 1000) == -1)
+		log_warn("drain deadline reached with events still due; they "
+			 "stay stored",
+		    NULL);
+	nb_board_stop(d->board); /* before what it reads goes away */
+	nb_deliver_free(d->deliver);
+	d->deliver = NULL;
+	nb_http_stop(d->http);
+	nb_committer_free(d->committer);
+	d->committer = NULL;
+	/* Hand the last completions (if any) to their requests. */
+	event_base_loop(d->base, EVLOOP_NONBLOCK);
+	log_info("stopped", NULL);
+}
+
 static int
 cmd_serve(int argc, char **argv)
 {
 	struct daemon d;
-	struct nb_http_deps deps;
 	const char *path;
-	char err[512], addr[300];
+	char err[512];
 	size_t nofile;
 	int rc = 1;
 
@@ -603,21 +683,8 @@ cmd_serve(int argc, char **argv)
 		d.deliver = NULL;
 		goto out;
 	}
-	memset(&deps, 0, sizeof(deps));
-	deps.base = d.base;
-	deps.committer = d.committer;
-	deps.store = d.store;
-	deps.metrics = d.metrics;
-	deps.paused = paused_cb;
-	deps.paused_arg = d.deliver;
-	if ((d.http = nb_http_new(&deps, d.cfg, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "nudgebridge: %s\n", err);
+	if (start_listeners(&d) == -1)
 		goto out;
-	}
-	if ((d.admin = nb_admin_new(&deps, d.cfg, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "nudgebridge: admin API: %s\n", err);
-		goto out;
-	}
 	/* Listeners bound and store open: root is no longer needed. */
 	if (nb_priv_drop(d.cfg->user,
 		strcmp(d.cfg->store.driver, "sqlite") == 0 ? d.cfg->store.path
@@ -636,33 +703,10 @@ cmd_serve(int argc, char **argv)
 		fprintf(stderr, "nudgebridge: cannot install signal events\n");
 		goto out;
 	}
-	bound_addr(d.cfg->listen, nb_http_port(d.http), addr, sizeof(addr));
-	log_info("listening",
-	    " addr=%s tls=%s sources=%zu http_threads=%zu version=%s", addr,
-	    d.cfg->tls.cert_file != NULL ? "on" : "off", d.cfg->nsources,
-	    d.cfg->http_threads, NB_VERSION);
-	if (nb_admin_port(d.admin) > 0) {
-		bound_addr(d.cfg->admin_listen, nb_admin_port(d.admin), addr,
-		    sizeof(addr));
-		log_info("admin listening", " addr=%s", addr);
-	} else
-		log_info("admin API off (no admin.token)", NULL);
+	log_listening(&d);
 
 	event_base_dispatch(d.base);
-
-	/* Shutdown: deliver what is due until the drain deadline. */
-	if (nb_deliver_stop(d.deliver, d.cfg->limits.drain_s * 1000) == -1)
-		log_warn("drain deadline reached with events still due; they "
-			 "stay stored",
-		    NULL);
-	nb_deliver_free(d.deliver);
-	d.deliver = NULL;
-	nb_http_stop(d.http);
-	nb_committer_free(d.committer);
-	d.committer = NULL;
-	/* Hand the last completions (if any) to their requests. */
-	event_base_loop(d.base, EVLOOP_NONBLOCK);
-	log_info("stopped", NULL);
+	daemon_stop(&d);
 	rc = 0;
 out:
 	daemon_free(&d);

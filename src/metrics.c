@@ -9,9 +9,10 @@
  * per bucket (not cumulative; the renderer sums them) and a sum updated with
  * a compare-and-swap loop.  Rendering reads each counter once; the result is
  * consistent enough for scraping, not a snapshot.  Queue gauges are not kept
- * here: the caller passes the store's figures and the paused sources at
- * render time.  Every function accepts a NULL struct nb_metrics and then does
- * nothing, so modules can run without metrics in tests.
+ * here: the caller passes a board snapshot (the store's figures and the
+ * paused sources, read off the request threads) at render time.  Every
+ * function accepts a NULL struct nb_metrics and then does nothing, so
+ * modules can run without metrics in tests.
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -21,7 +22,9 @@
 
 #include <event2/buffer.h>
 
+#include "nudgebridge/board.h"
 #include "nudgebridge/metrics.h"
+#include "nudgebridge/store.h"
 
 #define STATUS_MAX 600 /* status codes 0..599 */
 #define HIST_MAX   20  /* finite buckets of one histogram */
@@ -43,6 +46,9 @@ static const char *const error_codes[] = {
     "not_found",
     "unauthorized",
     "bad_request",
+    "header_too_large",
+    "not_implemented",
+    "expectation_failed",
     "other",
 };
 #define NERRORS (sizeof(error_codes) / sizeof(error_codes[0]))
@@ -57,6 +63,14 @@ static const char *const dead_reasons[] = {
     "other",
 };
 #define NREASONS (sizeof(dead_reasons) / sizeof(dead_reasons[0]))
+
+static const char *const accept_reasons[] = {
+    "emfile",
+    "enfile",
+    "nomem",
+    "other",
+};
+#define NACCEPT (sizeof(accept_reasons) / sizeof(accept_reasons[0]))
 
 static const double commit_seconds_bounds[] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
@@ -94,6 +108,7 @@ struct nb_metrics {
 	atomic_uint_fast64_t sent_json;
 	atomic_uint_fast64_t sent_wire;
 	atomic_uint_fast64_t oauth_requests[STATUS_MAX];
+	atomic_uint_fast64_t accept_errors[NACCEPT];
 };
 
 static void
@@ -161,6 +176,8 @@ nb_metrics_new(void)
 	atomic_init(&m->sent_wire, 0);
 	for (i = 0; i < NREASONS; i++)
 		atomic_init(&m->dead[i], 0);
+	for (i = 0; i < NACCEPT; i++)
+		atomic_init(&m->accept_errors[i], 0);
 	atomic_init(&m->accepted, 0);
 	atomic_init(&m->duplicates, 0);
 	atomic_init(&m->quarantined, 0);
@@ -288,6 +305,14 @@ nb_metrics_delivered(struct nb_metrics *m, size_t n, double latency_s)
 	if (latency_s < 0)
 		latency_s = 0;
 	hist_observe(&m->latency, latency_s, n);
+}
+
+void
+nb_metrics_accept_error(struct nb_metrics *m, const char *reason)
+{
+	if (m == NULL || reason == NULL)
+		return;
+	add(&m->accept_errors[label_index(accept_reasons, NACCEPT, reason)], 1);
 }
 
 /* Rendering: each helper returns 0 or -1 (evbuffer out of memory). */
@@ -491,89 +516,116 @@ render_delivery(struct nb_metrics *m, struct evbuffer *out)
 		if (sample_u(out, name, "reason", dead_reasons[i],
 			get(&m->dead[i])) == -1)
 			return -1;
+	name = "nudgebridge_accept_errors_total";
+	if (head(out, name, "counter",
+		"accept() failures on the listeners, by reason (the listener "
+		"pauses).") == -1)
+		return -1;
+	for (i = 0; i < NACCEPT; i++)
+		if (sample_u(out, name, "reason", accept_reasons[i],
+			get(&m->accept_errors[i])) == -1)
+			return -1;
 	return 0;
 }
 
 static int
-is_paused(const struct nb_paused *paused, size_t npaused, const char *source)
+is_paused(const struct nb_board_snapshot *snap, const char *source)
 {
 	size_t i;
 
-	for (i = 0; i < npaused; i++)
-		if (strcmp(paused[i].source, source) == 0)
+	for (i = 0; i < snap->npaused; i++)
+		if (strcmp(snap->paused[i].source, source) == 0)
 			return 1;
 	return 0;
 }
 
 static int
-in_stats(const struct nb_source_stats *stats, size_t nstats, const char *source)
+has_queue(const struct nb_board_snapshot *snap, const char *source)
 {
 	size_t i;
 
-	for (i = 0; i < nstats; i++)
-		if (strcmp(stats[i].source, source) == 0)
+	for (i = 0; i < snap->nqueues; i++)
+		if (strcmp(snap->queues[i].source, source) == 0)
 			return 1;
 	return 0;
 }
 
+enum queue_field { Q_PENDING, Q_INFLIGHT, Q_DEAD };
+
+/* One gauge family with a sample per source queue. */
 static int
-render_queue(const struct nb_source_stats *stats, size_t nstats,
-    const struct nb_paused *paused, size_t npaused, int64_t now_ms,
-    struct evbuffer *out)
+render_gauge(struct evbuffer *out, const char *name, const char *help,
+    const struct nb_board_snapshot *snap, enum queue_field f)
 {
+	const struct nb_queue_gauge *q;
+	int64_t v;
+	size_t i;
+
+	if (head(out, name, "gauge", help) == -1)
+		return -1;
+	for (i = 0; i < snap->nqueues; i++) {
+		q = &snap->queues[i];
+		v = f == Q_PENDING    ? q->pending
+		    : f == Q_INFLIGHT ? q->inflight
+				      : q->dead;
+		if (sample_u(out, name, "source", q->source, (uint64_t)v) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+render_queue(
+    const struct nb_board_snapshot *snap, int64_t now_ms, struct evbuffer *out)
+{
+	const struct nb_queue_gauge *q;
 	const char *name;
 	double age;
 	size_t i;
 
-	name = "nudgebridge_queue_pending";
-	if (head(out, name, "gauge",
-		"Events waiting for delivery (in flight included).") == -1)
+	if (render_gauge(out, "nudgebridge_queue_pending",
+		"Events waiting for delivery (in flight included).", snap,
+		Q_PENDING) == -1 ||
+	    render_gauge(out, "nudgebridge_queue_inflight",
+		"Pending events leased by a deliverer right now.", snap,
+		Q_INFLIGHT) == -1 ||
+	    render_gauge(out, "nudgebridge_queue_dead",
+		"Dead letters kept, quarantined events included.", snap,
+		Q_DEAD) == -1)
 		return -1;
-	for (i = 0; i < nstats; i++)
-		if (sample_u(out, name, "source", stats[i].source,
-			(uint64_t)stats[i].pending) == -1)
-			return -1;
-	name = "nudgebridge_queue_inflight";
-	if (head(out, name, "gauge",
-		"Pending events leased by a deliverer right now.") == -1)
-		return -1;
-	for (i = 0; i < nstats; i++)
-		if (sample_u(out, name, "source", stats[i].source,
-			(uint64_t)stats[i].inflight) == -1)
-			return -1;
-	name = "nudgebridge_queue_dead";
-	if (head(out, name, "gauge",
-		"Dead letters kept, quarantined events included.") == -1)
-		return -1;
-	for (i = 0; i < nstats; i++)
-		if (sample_u(out, name, "source", stats[i].source,
-			(uint64_t)stats[i].dead) == -1)
-			return -1;
 	name = "nudgebridge_queue_oldest_pending_age_seconds";
 	if (head(out, name, "gauge",
 		"Age of the oldest pending event since receipt.") == -1)
 		return -1;
-	for (i = 0; i < nstats; i++) {
+	for (i = 0; i < snap->nqueues; i++) {
+		q = &snap->queues[i];
 		age = 0;
-		if (stats[i].oldest_pending_ms > 0 &&
-		    now_ms > stats[i].oldest_pending_ms)
-			age = (double)(now_ms - stats[i].oldest_pending_ms) /
-			    1000.0;
-		if (sample_f(out, name, "source", stats[i].source, age) == -1)
+		if (q->oldest_pending_ms > 0 && now_ms > q->oldest_pending_ms)
+			age = (double)(now_ms - q->oldest_pending_ms) / 1000.0;
+		if (sample_f(out, name, "source", q->source, age) == -1)
 			return -1;
 	}
-	name = "nudgebridge_source_paused";
+	return 0;
+}
+
+static int
+render_paused(const struct nb_board_snapshot *snap, struct evbuffer *out)
+{
+	const char *name = "nudgebridge_source_paused";
+	size_t i;
+
 	if (head(out, name, "gauge",
 		"1 while delivery of a source is paused after 401/403.") == -1)
 		return -1;
-	for (i = 0; i < nstats; i++)
-		if (sample_u(out, name, "source", stats[i].source,
-			(uint64_t)is_paused(
-			    paused, npaused, stats[i].source)) == -1)
+	for (i = 0; i < snap->nqueues; i++)
+		if (sample_u(out, name, "source", snap->queues[i].source,
+			(uint64_t)is_paused(snap, snap->queues[i].source)) ==
+		    -1)
 			return -1;
-	for (i = 0; i < npaused; i++)
-		if (!in_stats(stats, nstats, paused[i].source) &&
-		    sample_u(out, name, "source", paused[i].source, 1) == -1)
+	for (i = 0; i < snap->npaused; i++)
+		if (!has_queue(snap, snap->paused[i].source) &&
+		    sample_u(out, name, "source", snap->paused[i].source, 1) ==
+			-1)
 			return -1;
 	return 0;
 }
@@ -604,10 +656,11 @@ render_paused_oauth(
 }
 
 int
-nb_metrics_render(struct nb_metrics *m, const struct nb_source_stats *stats,
-    size_t nstats, const struct nb_paused *paused, size_t npaused,
+nb_metrics_render(struct nb_metrics *m, const struct nb_board_snapshot *snap,
     int64_t now_ms, struct evbuffer *out)
 {
+	static const struct nb_board_snapshot none;
+
 	if (m == NULL || out == NULL)
 		return -1;
 	if (head(out, "nudgebridge_build_info", "gauge",
@@ -637,8 +690,12 @@ nb_metrics_render(struct nb_metrics *m, const struct nb_source_stats *stats,
 		"Time from receipt to delivery of each event.",
 		&m->latency) == -1)
 		return -1;
-	if (render_queue(stats, nstats, paused, npaused, now_ms, out) == -1 ||
-	    render_paused_oauth(paused, npaused, out) == -1)
+	if (snap == NULL)
+		snap = &none;
+	/* Without figures the families stay, empty, as before. */
+	if (render_queue(snap, now_ms, out) == -1 ||
+	    render_paused(snap, out) == -1 ||
+	    render_paused_oauth(snap->paused, snap->npaused, out) == -1)
 		return -1;
 	return 0;
 }

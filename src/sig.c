@@ -8,7 +8,11 @@
  * entries of the signature header into a fixed array on the stack, computes
  * each secret's HMAC once with the streaming API (any key length, no copy of
  * the body), and compares in constant time.  Only Ed25519 needs the signed
- * content in one buffer, so that one path allocates.
+ * content in one buffer, so that one path allocates.  The work an unsigned
+ * request can cause is bounded: HMACs only when a v1 entry is there, and at
+ * most NB_SIG_MAX_ED25519_TRIES Ed25519 verifications, each of which hashes
+ * the whole body (the public key is part of what Ed25519 hashes, so the
+ * body cannot be hashed once for all keys).
  *
  * The checks are ordered so that a sender learns as little as possible:
  * headers present, then well formed, then fresh, then authentic.  Key
@@ -18,6 +22,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +62,8 @@ struct entry {
 	enum entry_kind kind;
 	unsigned char sig[ED_LEN];
 };
+
+static atomic_uint_fast64_t ed25519_verifications;
 
 struct nb_keyring *
 nb_keyring_new(void)
@@ -333,9 +340,9 @@ nb_sig_verify(const struct nb_keyring *keys, const struct nb_sig_headers *h,
 	unsigned char mac[HMAC_LEN];
 	unsigned char *m = NULL;
 	enum nb_sig_result r = NB_SIG_MISMATCH;
-	size_t n = 0, i, j, mlen = 0;
+	size_t n = 0, i, j, mlen = 0, tries = 0;
 	int64_t ts;
-	int any_v1a = 0;
+	int any_v1 = 0, any_v1a = 0;
 
 	if (h == NULL || h->id == NULL || h->id[0] == '\0' ||
 	    h->timestamp == NULL || h->timestamp[0] == '\0' ||
@@ -350,8 +357,13 @@ nb_sig_verify(const struct nb_keyring *keys, const struct nb_sig_headers *h,
 		return NB_SIG_MISMATCH;
 	if (body == NULL)
 		len = 0;
+	for (j = 0; j < n; j++) {
+		any_v1 |= e[j].kind == ENTRY_V1;
+		any_v1a |= e[j].kind == ENTRY_V1A;
+	}
 
-	for (i = 0; i < keys->nsecrets && r != NB_SIG_OK; i++) {
+	/* Each secret's HMAC hashes the body once, for all v1 entries. */
+	for (i = 0; any_v1 && i < keys->nsecrets && r != NB_SIG_OK; i++) {
 		hmac_content(&keys->secrets[i], h, body, len, mac);
 		for (j = 0; j < n; j++) {
 			if (e[j].kind == ENTRY_V1 &&
@@ -365,9 +377,6 @@ nb_sig_verify(const struct nb_keyring *keys, const struct nb_sig_headers *h,
 	if (r == NB_SIG_OK)
 		goto out;
 
-	for (j = 0; j < n; j++)
-		if (e[j].kind == ENTRY_V1A)
-			any_v1a = 1;
 	if (!any_v1a || keys->npks == 0)
 		goto out;
 	if ((m = content_join(h->id, h->timestamp, body, len, &mlen)) == NULL) {
@@ -378,6 +387,12 @@ nb_sig_verify(const struct nb_keyring *keys, const struct nb_sig_headers *h,
 		if (e[j].kind != ENTRY_V1A)
 			continue;
 		for (i = 0; i < keys->npks; i++) {
+			/* Each try hashes the body: see
+			 * NB_SIG_MAX_ED25519_TRIES. */
+			if (tries++ == NB_SIG_MAX_ED25519_TRIES)
+				goto out;
+			atomic_fetch_add_explicit(
+			    &ed25519_verifications, 1, memory_order_relaxed);
 			if (crypto_sign_verify_detached(
 				e[j].sig, m, mlen, keys->pks[i]) == 0) {
 				r = NB_SIG_OK;
@@ -388,6 +403,13 @@ nb_sig_verify(const struct nb_keyring *keys, const struct nb_sig_headers *h,
 out:
 	free(m);
 	return r;
+}
+
+uint64_t
+nb_sig_ed25519_verifications(void)
+{
+	return atomic_load_explicit(
+	    &ed25519_verifications, memory_order_relaxed);
 }
 
 const char *

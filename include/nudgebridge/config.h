@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "nudgebridge/httpd.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/segment.h"
 #include "nudgebridge/oauth.h"	/* struct nb_oauth_config */
@@ -47,17 +48,6 @@ struct nb_store_config {
 	int64_t max_size_bytes; /* sqlite: size cap, 0 = none */
 };
 
-struct nb_limits_config {
-	size_t max_body_bytes;	       /* default 1048576 */
-	int64_t timestamp_tolerance_s; /* default 300 */
-	int64_t dedupe_window_s;       /* default 604800 */
-	size_t max_header_bytes;       /* default 16384 */
-	int read_timeout_s;	       /* per connection, default 30 */
-	int drain_s;		       /* shutdown drain deadline, default 10 */
-	size_t max_connections;	       /* main listener, default 4096 */
-	int request_timeout_s;	       /* one whole request, default 60 */
-};
-
 /* Native TLS on the main listener; both NULL: plain HTTP. */
 struct nb_tls_config {
 	char *cert_file; /* absolute path of the PEM certificate (chain) */
@@ -71,7 +61,8 @@ struct nb_config {
 	char *listen;	    /* "host:port", default 127.0.0.1:8080 */
 	char *admin_listen; /* default 127.0.0.1:8081 */
 	char *admin_token;  /* NULL: admin API off (secret) */
-	char *user;	    /* account to switch to when started as root */
+	size_t admin_max_connections; /* open at once, default 64 */
+	char *user; /* account to switch to when started as root */
 	/*
 	 * evhttp threads on the main port, 1..NB_HTTP_THREADS_MAX; default
 	 * the online CPUs less one, 1..8.  1: the main thread alone.
@@ -81,7 +72,7 @@ struct nb_config {
 	enum nb_log_level log_level;
 	enum nb_log_format log_format;
 	struct nb_store_config store;
-	struct nb_limits_config limits;
+	struct nb_limits_config limits;	  /* see httpd.h */
 	struct nb_segment_config segment; /* see policy.h */
 	struct nb_source *sources;
 	size_t nsources;

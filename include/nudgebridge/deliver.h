@@ -21,24 +21,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nudgebridge/board.h" /* struct nb_paused */
 #include "nudgebridge/config.h"
 #include "nudgebridge/lane.h"
 
 struct nb_deliver;
 struct nb_metrics;
-
-/* The text of a pause, for stats and the console. */
-#define NB_PAUSED_TEXT_MAX 240
-
-/* One paused source, for stats. */
-struct nb_paused {
-	char source[NB_SOURCE_NAME_MAX + 1];
-	int status;	  /* Segment's 401/403, the token endpoint's 400/401 */
-	int64_t until_ms; /* wall clock */
-	/* The OAuth token endpoint's "error" code; "" for Segment's refusal. */
-	char oauth_error[NB_OAUTH_ERROR_MAX];
-	char text[NB_PAUSED_TEXT_MAX]; /* why, for operators */
-};
 
 /*
  * Creates a deliverer for cfg (takes its own reference) and opens its store

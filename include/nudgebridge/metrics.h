@@ -4,8 +4,9 @@
  *
  * Every update is a relaxed atomic add, so the front end, the writer and the
  * deliverer record without locks; rendering reads a consistent-enough
- * snapshot.  Queue figures (depth, oldest age) are not kept here: the caller
- * passes the store's stats at render time.  Thread-safe throughout.
+ * snapshot.  Queue figures (depth, oldest age) and paused sources are not
+ * kept here: the caller passes a board snapshot (board.h) at render time.
+ * Thread-safe throughout.
  */
 #ifndef NB_METRICS_H
 #define NB_METRICS_H
@@ -13,11 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <event2/buffer.h>
-
-#include "nudgebridge/deliver.h"
-#include "nudgebridge/store.h"
-
+struct evbuffer;
+struct nb_board_snapshot;
 struct nb_metrics;
 
 /* NULL on allocation failure. */
@@ -60,12 +58,17 @@ void nb_metrics_oauth(struct nb_metrics *, int status);
 void nb_metrics_delivered(struct nb_metrics *, size_t n, double latency_s);
 
 /*
- * Appends the whole exposition to out: the counters above, plus per-source
- * queue gauges from stats and paused-source gauges from paused.
- * 0 or -1.
+ * accept() failed on a listener; reason is "emfile", "enfile", "nomem" or
+ * "other".
  */
-int nb_metrics_render(struct nb_metrics *, const struct nb_source_stats *stats,
-    size_t nstats, const struct nb_paused *paused, size_t npaused,
+void nb_metrics_accept_error(struct nb_metrics *, const char *reason);
+
+/*
+ * Appends the whole exposition to out: the counters above, plus per-source
+ * queue gauges and paused-source gauges from snap (NULL, or without
+ * queue figures: those gauges are left out).  0 or -1.
+ */
+int nb_metrics_render(struct nb_metrics *, const struct nb_board_snapshot *snap,
     int64_t now_ms, struct evbuffer *out);
 
 #endif

@@ -18,9 +18,17 @@
 #include <time.h>
 
 #define NB_SIG_MAX_ENTRIES 16
-#define NB_SIG_MAX_ID_LEN  256 /* webhook-id longer than this: malformed */
-#define NB_SIG_SECRET_MIN  24
-#define NB_SIG_SECRET_MAX  64
+/*
+ * Ed25519 verifications one request may cost, each of which hashes the
+ * whole body: entries are tried in order against every public key until
+ * this many were tried.  16 lets any sender that signs with up to 4 keys
+ * reach a receiver that trusts up to 4 (rotation), and bounds an unsigned
+ * 1 MiB request to 16 MiB hashed instead of 16 entries x 32 keys.
+ */
+#define NB_SIG_MAX_ED25519_TRIES 16
+#define NB_SIG_MAX_ID_LEN	 256 /* webhook-id longer than this: malformed */
+#define NB_SIG_SECRET_MIN	 24
+#define NB_SIG_SECRET_MAX	 64
 /* One "v1,<base64 of 32>" or "v1a,<base64 of 64>" entry, plus NUL. */
 #define NB_SIG_ENTRY_MAX 100
 
@@ -73,6 +81,9 @@ size_t nb_keyring_count(const struct nb_keyring *);
  *   MISMATCH   no v1/v1a entry verifies (garbled entries next to a
  *              well-formed one are skipped; unknown versions ignored).
  *
+ * The work is bounded: one HMAC per secret, and only when a v1 entry is
+ * there; at most NB_SIG_MAX_ED25519_TRIES Ed25519 verifications (entry by
+ * entry, each against every key), past which the request is a MISMATCH.
  * Allocates only to check a v1a entry (Ed25519 needs the signed content in
  * one piece), and returns NB_SIG_NOMEM if that fails: a transient error,
  * never a 401.
@@ -80,6 +91,12 @@ size_t nb_keyring_count(const struct nb_keyring *);
 enum nb_sig_result nb_sig_verify(const struct nb_keyring *keys,
     const struct nb_sig_headers *h, const unsigned char *body, size_t len,
     time_t now, int64_t tolerance_s);
+
+/*
+ * Ed25519 verifications run by this process so far (all threads), so that
+ * tests can count the work a request caused.
+ */
+uint64_t nb_sig_ed25519_verifications(void);
 
 /*
  * The contract's error code: "ok", "signature_missing",

@@ -239,7 +239,7 @@ test_grouping(void **state)
 
 	out = evbuffer_new();
 	assert_non_null(out);
-	assert_int_equal(nb_metrics_render(m, NULL, 0, NULL, 0, 0, out), 0);
+	assert_int_equal(nb_metrics_render(m, NULL, 0, out), 0);
 	evbuffer_add(out, "", 1);
 	text = (char *)evbuffer_pullup(out, -1);
 	snprintf(want, sizeof(want),

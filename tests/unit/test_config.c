@@ -131,6 +131,8 @@ test_defaults(void **state)
 	assert_int_equal(cfg->limits.max_header_bytes, 16384);
 	assert_int_equal(cfg->limits.read_timeout_s, 30);
 	assert_int_equal(cfg->limits.drain_s, 10);
+	assert_int_equal(cfg->limits.max_inflight_body_bytes, 64 * 1048576);
+	assert_int_equal(cfg->admin_max_connections, 64);
 	cpus = sysconf(_SC_NPROCESSORS_ONLN) - 1;
 	assert_int_equal(cfg->http_threads, cpus < 1 ? 1 : cpus > 8 ? 8 : cpus);
 	assert_null(cfg->segment.endpoint);
@@ -169,14 +171,15 @@ test_full(void **state)
 
 	(void)state;
 	cfg = load_ok("{'listen':'0.0.0.0:9000',"
-		      "'admin':{'listen':'[::1]:9001','token':'tok'},"
+		      "'admin':{'listen':'[::1]:9001','token':'tok',"
+		      "'max_connections':8},"
 		      "'log':{'level':'debug','format':'json'},"
 		      "'store':{'driver':'postgres','dsn':'host=x',"
 		      "'lease_s':60,'max_size_bytes':1000000},"
 		      "'limits':{'max_body_bytes':2048,"
 		      "'timestamp_tolerance_s':60,'dedupe_window_s':3600,"
 		      "'max_header_bytes':8192,'read_timeout_s':5,"
-		      "'drain_s':0},"
+		      "'drain_s':0,'max_inflight_body_bytes':4096},"
 		      "'segment':{'endpoint':'http://127.0.0.1:9/',"
 		      "'flush_interval_ms':50,'max_batch_bytes':1000,"
 		      "'max_batch_count':10,'max_message_bytes':900,"
@@ -204,6 +207,8 @@ test_full(void **state)
 	assert_int_equal(cfg->limits.max_header_bytes, 8192);
 	assert_int_equal(cfg->limits.read_timeout_s, 5);
 	assert_int_equal(cfg->limits.drain_s, 0);
+	assert_int_equal(cfg->limits.max_inflight_body_bytes, 4096);
+	assert_int_equal(cfg->admin_max_connections, 8);
 	assert_string_equal(cfg->segment.endpoint, "http://127.0.0.1:9");
 	assert_int_equal(cfg->segment.flush_interval_ms, 50);
 	assert_int_equal(cfg->segment.max_batch_bytes, 1000);
@@ -363,6 +368,23 @@ static const struct {
 	"limits.max_body_bytes: must be between 1"},
     {"{'limits':{'timestamp_tolerance_s':1.5},'sources':[" SRC "]}",
 	"limits.timestamp_tolerance_s: must be an integer"},
+    {"{'limits':{'dedupe_window_s':60},'sources':[" SRC "]}",
+	"limits.dedupe_window_s: must be at least "
+	"limits.timestamp_tolerance_s (300)"},
+    {"{'limits':{'dedupe_window_s':0},'sources':[" SRC "]}",
+	"limits.dedupe_window_s: must be at least "
+	"limits.timestamp_tolerance_s (300)"},
+    {"{'limits':{'dedupe_window_s':59,'timestamp_tolerance_s':60},"
+     "'sources':[" SRC "]}",
+	"limits.dedupe_window_s: must be at least "
+	"limits.timestamp_tolerance_s (60)"},
+    {"{'limits':{'max_inflight_body_bytes':1000},'sources':[" SRC "]}",
+	"limits.max_inflight_body_bytes: must be at least "
+	"limits.max_body_bytes"},
+    {"{'limits':{'max_inflight_body_bytes':0},'sources':[" SRC "]}",
+	"limits.max_inflight_body_bytes: must be between 1"},
+    {"{'admin':{'max_connections':0},'sources':[" SRC "]}",
+	"admin.max_connections: must be between 1"},
     {"{'limits':{'dedupe_window_s':true},'sources':[" SRC "]}",
 	"limits.dedupe_window_s: must be an integer"},
     {"{'limits':{'max_header_bytes':10},'sources':[" SRC "]}",

@@ -876,7 +876,7 @@ test_gzip_off(void **state)
 	assert_int_equal(sink.wire, sink.json);
 	pthread_mutex_unlock(&sink.mu);
 	assert_non_null(out = evbuffer_new());
-	assert_int_equal(nb_metrics_render(f->m, NULL, 0, NULL, 0, 0, out), 0);
+	assert_int_equal(nb_metrics_render(f->m, NULL, 0, out), 0);
 	assert_int_equal(evbuffer_add(out, "", 1), 0);
 	text = (char *)evbuffer_pullup(out, -1);
 	pthread_mutex_lock(&sink.mu);

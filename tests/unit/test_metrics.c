@@ -15,21 +15,28 @@
 
 #include <event2/buffer.h>
 
+#include "nudgebridge/board.h"
 #include "nudgebridge/metrics.h"
 
 static char *
-render(struct nb_metrics *m, const struct nb_source_stats *stats, size_t nstats,
-    const struct nb_paused *paused, size_t npaused, int64_t now_ms)
+render(struct nb_metrics *m, const struct nb_queue_gauge *queues,
+    size_t nqueues, const struct nb_paused *paused, size_t npaused,
+    int64_t now_ms)
 {
+	struct nb_board_snapshot snap;
 	struct evbuffer *out;
 	size_t len;
 	char *text;
 
+	memset(&snap, 0, sizeof(snap));
+	snap.queues_ok = 1;
+	snap.queues = queues;
+	snap.nqueues = nqueues;
+	snap.paused = paused;
+	snap.npaused = npaused;
 	out = evbuffer_new();
 	assert_non_null(out);
-	assert_int_equal(
-	    nb_metrics_render(m, stats, nstats, paused, npaused, now_ms, out),
-	    0);
+	assert_int_equal(nb_metrics_render(m, &snap, now_ms, out), 0);
 	len = evbuffer_get_length(out);
 	text = malloc(len + 1);
 	assert_non_null(text);
@@ -227,7 +234,7 @@ test_gauges(void **state)
 	    "nudgebridge_source_paused_oauth{source=\"gamma\",error="
 	    "\"invalid_client\"} 1",
 	};
-	struct nb_source_stats stats[2];
+	struct nb_queue_gauge stats[2];
 	struct nb_paused paused[2];
 	struct nb_metrics *m;
 	char *text;

@@ -460,6 +460,82 @@ test_ed25519(void **state)
 	nb_keyring_free(k2);
 }
 
+/*
+ * An unsigned request with 16 well-formed v1a entries against 32 public
+ * keys (the most a source may have) costs NB_SIG_MAX_ED25519_TRIES
+ * verifications of its 1 MiB body, not 16 x 32; a rotation with 4 keys
+ * signed and 4 trusted still verifies in the worst order.
+ */
+static void
+test_ed25519_work(void **state)
+{
+	enum { NKEYS = 32, NENTRIES = 16, BODY = 1 << 20 };
+	char pk[100], sk[100], trusted_sk[4][100], sig[NB_SIG_ENTRY_MAX];
+	char *hdr = malloc(NENTRIES * NB_SIG_ENTRY_MAX);
+	unsigned char *body = malloc(BODY);
+	struct nb_keyring *k = nb_keyring_new(), *k4 = nb_keyring_new();
+	struct nb_sig_headers h = {VEC_ID, VEC_TS, NULL};
+	uint64_t before;
+	size_t off = 0;
+	int i;
+
+	(void)state;
+	assert_non_null(hdr);
+	assert_non_null(body);
+	assert_non_null(k);
+	assert_non_null(k4);
+	memset(body, '{', BODY);
+	for (i = 0; i < NKEYS; i++) {
+		assert_int_equal(
+		    nb_sig_keypair(pk, sizeof(pk), sk, sizeof(sk)), 0);
+		assert_int_equal(nb_keyring_add_public_key(k, pk), 0);
+	}
+	/* Real signatures by keys nobody trusts: no cheap rejection. */
+	for (i = 0; i < NENTRIES; i++) {
+		assert_int_equal(
+		    nb_sig_keypair(pk, sizeof(pk), sk, sizeof(sk)), 0);
+		assert_int_equal(nb_sig_sign_ed25519(sk, VEC_ID, VEC_NOW, body,
+				     BODY, sig, sizeof(sig)),
+		    0);
+		off += (size_t)snprintf(hdr + off,
+		    NENTRIES * NB_SIG_ENTRY_MAX - off, "%s%s", i > 0 ? " " : "",
+		    sig);
+	}
+	h.signature = hdr;
+	before = nb_sig_ed25519_verifications();
+	assert_int_equal(
+	    nb_sig_verify(k, &h, body, BODY, VEC_NOW, 300), NB_SIG_MISMATCH);
+	assert_int_equal(
+	    nb_sig_ed25519_verifications() - before, NB_SIG_MAX_ED25519_TRIES);
+
+	/* Rotation: signed with 4 keys, the last one trusted, last of 4. */
+	off = 0;
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(nb_sig_keypair(pk, sizeof(pk), trusted_sk[i],
+				     sizeof(trusted_sk[i])),
+		    0);
+		/* Trusted: three other keys, then the fourth signer's. */
+		if (i < 3)
+			assert_int_equal(
+			    nb_sig_keypair(pk, sizeof(pk), sk, sizeof(sk)), 0);
+		assert_int_equal(nb_keyring_add_public_key(k4, pk), 0);
+		assert_int_equal(nb_sig_sign_ed25519(trusted_sk[i], VEC_ID,
+				     VEC_NOW, body, BODY, sig, sizeof(sig)),
+		    0);
+		off += (size_t)snprintf(hdr + off,
+		    NENTRIES * NB_SIG_ENTRY_MAX - off, "%s%s", i > 0 ? " " : "",
+		    sig);
+	}
+	before = nb_sig_ed25519_verifications();
+	assert_int_equal(
+	    nb_sig_verify(k4, &h, body, BODY, VEC_NOW, 300), NB_SIG_OK);
+	assert_int_equal(nb_sig_ed25519_verifications() - before, 16);
+	nb_keyring_free(k);
+	nb_keyring_free(k4);
+	free(hdr);
+	free(body);
+}
+
 static void
 test_empty_body(void **state)
 {
@@ -570,6 +646,7 @@ main(void)
 	    cmocka_unit_test(test_bad_secrets),
 	    cmocka_unit_test(test_rotation),
 	    cmocka_unit_test(test_ed25519),
+	    cmocka_unit_test(test_ed25519_work),
 	    cmocka_unit_test(test_empty_body),
 	    cmocka_unit_test(test_binary_body),
 	    cmocka_unit_test(test_tolerance),
