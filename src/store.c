@@ -1,18 +1,19 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * store: dispatch to the backend that store.driver names.
+ * store: the dispatcher and the transaction frame every backend shares.
  *
- * A struct nb_store is a function table plus the backend's own state; this
- * file holds no SQL, only the choice of table at open time, the helpers
- * every backend shares (dead-letter keys, filter defaults, the release of
- * read-back rows) and the one piece of policy that is the same everywhere:
- * which rows a replay touches and what becomes of each, built on the
- * backends' replay primitives.  "sqlite" is store_sqlite.c, "postgres"
- * store_pg.c.  Like the backends, a struct nb_store is used by one thread
- * at a time.
+ * A struct nb_store is a function table plus the backend's own state.  This
+ * file holds no SQL.  It picks the table by store.driver at open time and
+ * runs every write as one frame: ready the connection, begin, the
+ * operation's primitives, commit, and on failure roll back and, when the
+ * backend calls the failure a conflict (PostgreSQL's deadlocks between
+ * instances), run the whole frame again from the start.  A failed frame
+ * changed nothing.  The policy that is the same everywhere lives here too:
+ * a key that is no decimal seq matches nothing, and which rows a replay
+ * touches and what becomes of each.  "sqlite" is store_sqlite*.c,
+ * "postgres" store_pg*.c.  Like the backends, a struct nb_store is used by
+ * one thread at a time.
  */
-#include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@
 
 /* Rows a replay lists per round, so it never holds every payload at once. */
 #define STORE_REPLAY_CHUNK 1000
+/* Runs of a frame after the first, when the backend calls it a conflict. */
+#define STORE_TX_RETRIES 3
 
 struct nb_store {
 	const struct nb_store_ops *ops;
@@ -34,87 +37,51 @@ static const struct nb_store_ops *const backends[] = {
     &nb_store_pg_ops,
 };
 
-void
-nb_store_key_format(int64_t seq, char key[NB_STORE_KEY_MAX])
-{
-	int len;
+/* One operation inside the frame; it resets its own outputs first. */
+typedef int (*tx_fn)(struct nb_store *s, void *arg);
 
-	len = snprintf(key, NB_STORE_KEY_MAX, "%" PRId64, seq);
-	if (len < 0 || len >= NB_STORE_KEY_MAX)
-		key[0] = '\0';
+static int
+ready(struct nb_store *s)
+{
+	return s->ops->ready != NULL ? s->ops->ready(s->state) : 0;
 }
 
-int
-nb_store_key_parse(const char *key, int64_t *seq)
+/*
+ * Runs fn in one write transaction committed with sync.  fn is called again
+ * from the start (after a rollback) when the backend says the failure was a
+ * conflict, at most STORE_TX_RETRIES times.
+ */
+static int
+tx_run(struct nb_store *s, enum nb_store_sync sync, tx_fn fn, void *arg,
+    const char *op)
 {
-	const char *p;
-	char *end;
-	long long v;
+	const struct nb_store_ops *o = s->ops;
+	int attempt;
 
-	if (key == NULL || key[0] == '\0' || strlen(key) > 19)
-		return -1;
-	for (p = key; *p != '\0'; p++)
-		if (*p < '0' || *p > '9')
+	for (attempt = 0;; attempt++) {
+		if (ready(s) == -1)
 			return -1;
-	errno = 0;
-	v = strtoll(key, &end, 10);
-	if (errno != 0 || *end != '\0' || v <= 0)
-		return -1;
-	*seq = v;
-	return 0;
-}
-
-void
-nb_store_rows_clear(struct nb_store_rows *r)
-{
-	nb_stored_events_free(r->v, r->n);
-	memset(r, 0, sizeof(*r));
-}
-
-struct nb_stored_event *
-nb_store_rows_next(struct nb_store_rows *r)
-{
-	struct nb_stored_event *nv;
-	size_t ncap;
-
-	if (r->n == r->cap) {
-		ncap = r->cap == 0 ? 16 : r->cap * 2;
-		if ((nv = reallocarray(r->v, ncap, sizeof(*nv))) == NULL) {
-			log_error("out of memory", " rows=%zu", r->n);
-			return NULL;
+		if (o->begin(s->state, sync) == 0) {
+			if (fn(s, arg) == 0 && o->commit(s->state) == 0)
+				return 0;
+			o->rollback(s->state);
 		}
-		r->v = nv;
-		r->cap = ncap;
+		if (attempt == STORE_TX_RETRIES || o->retryable == NULL ||
+		    !o->retryable(s->state))
+			return -1;
+		nb_log(NB_LOG_WARN, op, "transaction retried", " attempt=%d",
+		    attempt + 1);
 	}
-	nv = &r->v[r->n++];
-	memset(nv, 0, sizeof(*nv));
-	return nv;
 }
 
-unsigned
-nb_store_filter_states(const struct nb_store_filter *f)
+/* 1 when f names a key that can match no row. */
+static int
+key_matches_nothing(const struct nb_store_filter *f)
 {
-	if (f == NULL || f->states == 0)
-		return NB_STATE_MASK_DEAD;
-	return f->states;
-}
+	int64_t seq;
 
-void
-nb_stored_events_free(struct nb_stored_event *ev, size_t n)
-{
-	size_t i;
-
-	if (ev == NULL)
-		return;
-	for (i = 0; i < n; i++) {
-		free(ev[i].source);
-		free(ev[i].id);
-		free(ev[i].type);
-		free(ev[i].raw);
-		free(ev[i].reason);
-		free(ev[i].error);
-	}
-	free(ev);
+	return f != NULL && f->key != NULL &&
+	    nb_store_key_parse(f->key, &seq) == -1;
 }
 
 int
@@ -164,19 +131,61 @@ nb_store_close(struct nb_store *s)
 int
 nb_store_schema_version(struct nb_store *s, int *version)
 {
+	if (ready(s) == -1)
+		return -1;
 	return s->ops->schema_version(s->state, version);
+}
+
+static int
+recover_fn(struct nb_store *s, void *arg)
+{
+	(void)arg;
+	return s->ops->recover(s->state);
 }
 
 int
 nb_store_recover(struct nb_store *s)
 {
-	return s->ops->recover(s->state);
+	if (s->ops->recover == NULL)
+		return 0;
+	return tx_run(s, NB_STORE_SYNC_FULL, recover_fn, NULL, __func__);
+}
+
+struct append_arg {
+	struct nb_append *const *reqs;
+	size_t n;
+};
+
+static int
+append_fn(struct nb_store *s, void *arg)
+{
+	struct append_arg *a = arg;
+
+	return s->ops->append(s->state, a->reqs, a->n);
 }
 
 int
 nb_store_append(struct nb_store *s, struct nb_append *const *reqs, size_t n)
 {
-	return s->ops->append(s->state, reqs, n);
+	struct append_arg a = {reqs, n};
+
+	if (n == 0)
+		return 0;
+	return tx_run(s, NB_STORE_SYNC_FULL, append_fn, &a, __func__);
+}
+
+struct claim_arg {
+	const struct nb_store_claim *c;
+	struct nb_store_rows v;
+};
+
+static int
+claim_fn(struct nb_store *s, void *arg)
+{
+	struct claim_arg *a = arg;
+
+	nb_store_rows_clear(&a->v);
+	return s->ops->claim(s->state, a->c, &a->v);
 }
 
 int
@@ -184,57 +193,158 @@ nb_store_claim(struct nb_store *s, const char *const *sources, size_t nsources,
     int64_t now_ms, int64_t lease_until_ms, size_t limit,
     struct nb_stored_event **out, size_t *n)
 {
-	return s->ops->claim(
-	    s->state, sources, nsources, now_ms, lease_until_ms, limit, out, n);
+	struct nb_store_claim c = {
+	    sources, nsources, now_ms, lease_until_ms, limit};
+	struct claim_arg a = {&c, {0}};
+	size_t found = 1;
+
+	*out = NULL;
+	*n = 0;
+	if (nsources == 0 || limit == 0)
+		return 0;
+	if (s->ops->claim_prepare != NULL) {
+		if (ready(s) == -1 ||
+		    s->ops->claim_prepare(s->state, &c, &found) == -1)
+			return -1;
+		if (found == 0)
+			return 0;
+	}
+	if (tx_run(s, NB_STORE_SYNC_LEASE, claim_fn, &a, __func__) == -1) {
+		nb_store_rows_clear(&a.v);
+		return -1;
+	}
+	nb_store_rows_take(&a.v, out, n);
+	return 0;
+}
+
+struct mark_arg {
+	const struct nb_store_mark *m;
+	const int64_t *seqs;
+	size_t n;
+};
+
+static int
+mark_fn(struct nb_store *s, void *arg)
+{
+	struct mark_arg *a = arg;
+
+	return s->ops->mark(s->state, a->m, a->seqs, a->n);
+}
+
+/* One mark over seqs in a transaction of its own. */
+static int
+mark_run(struct nb_store *s, const struct nb_store_mark *m, const int64_t *seqs,
+    size_t n, enum nb_store_sync sync, const char *op)
+{
+	struct mark_arg a = {m, seqs, n};
+
+	if (n == 0)
+		return 0;
+	return tx_run(s, sync, mark_fn, &a, op);
 }
 
 int
 nb_store_extend(
     struct nb_store *s, const int64_t *seqs, size_t n, int64_t lease_until_ms)
 {
-	return s->ops->extend(s->state, seqs, n, lease_until_ms);
+	struct nb_store_mark m = {
+	    .kind = NB_STORE_MARK_EXTEND, .ms = lease_until_ms};
+
+	return mark_run(s, &m, seqs, n, NB_STORE_SYNC_LEASE, __func__);
 }
 
 int
 nb_store_delivered(
     struct nb_store *s, const int64_t *seqs, size_t n, int64_t now_ms)
 {
-	return s->ops->delivered(s->state, seqs, n, now_ms);
-}
+	struct nb_store_mark m = {
+	    .kind = NB_STORE_MARK_DELIVERED, .ms = now_ms};
 
-int
-nb_store_retry(struct nb_store *s, const struct nb_store_retry *rows, size_t n,
-    const char *error)
-{
-	return s->ops->retry(s->state, rows, n, error);
+	/* A lost mark only means one more send with the same messageId. */
+	return mark_run(s, &m, seqs, n, NB_STORE_SYNC_LEASE, __func__);
 }
 
 int
 nb_store_release(struct nb_store *s, const int64_t *seqs, size_t n)
 {
-	return s->ops->release(s->state, seqs, n);
+	struct nb_store_mark m = {.kind = NB_STORE_MARK_RELEASE};
+
+	return mark_run(s, &m, seqs, n, NB_STORE_SYNC_LEASE, __func__);
 }
 
 int
 nb_store_dead(struct nb_store *s, const int64_t *seqs, size_t n,
     const char *reason, const char *error, int64_t now_ms)
 {
-	return s->ops->dead(s->state, seqs, n, reason, error, now_ms);
+	struct nb_store_mark m = {.kind = NB_STORE_MARK_DEAD,
+	    .ms = now_ms,
+	    .reason = reason,
+	    .error = error};
+
+	return mark_run(s, &m, seqs, n, NB_STORE_SYNC_FULL, __func__);
+}
+
+struct retry_arg {
+	const struct nb_store_retry *rows;
+	size_t n;
+	const char *error;
+};
+
+static int
+retry_fn(struct nb_store *s, void *arg)
+{
+	struct retry_arg *a = arg;
+
+	return s->ops->retry(s->state, a->rows, a->n, a->error);
+}
+
+int
+nb_store_retry(struct nb_store *s, const struct nb_store_retry *rows, size_t n,
+    const char *error)
+{
+	struct retry_arg a = {rows, n, error};
+
+	if (n == 0)
+		return 0;
+	return tx_run(s, NB_STORE_SYNC_FULL, retry_fn, &a, __func__);
 }
 
 int
 nb_store_list(struct nb_store *s, const struct nb_store_filter *f,
     struct nb_stored_event **out, size_t *n)
 {
-	return s->ops->list(s->state, f, out, n);
+	struct nb_store_rows v = {0};
+
+	*out = NULL;
+	*n = 0;
+	if (key_matches_nothing(f))
+		return 0;
+	if (ready(s) == -1)
+		return -1;
+	if (s->ops->list(s->state, f, &v) == -1) {
+		nb_store_rows_clear(&v);
+		return -1;
+	}
+	nb_store_rows_take(&v, out, n);
+	return 0;
 }
+
+struct replay_arg {
+	const struct nb_store_filter *f;
+	int dry_run;
+	int64_t now_ms;
+	nb_store_revalidate_fn fn;
+	size_t replayed;
+	size_t requarantined;
+};
 
 /* Replays one listed row; counts what happened (or would). */
 static int
-replay_row(struct nb_store *s, const struct nb_stored_event *ev, int dry_run,
-    int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
-    size_t *requarantined)
+replay_row(
+    struct nb_store *s, struct replay_arg *a, const struct nb_stored_event *ev)
 {
+	struct nb_store_mark m = {
+	    .kind = NB_STORE_MARK_PENDING, .ms = a->now_ms};
 	const char *rule;
 	char *id = NULL, *type = NULL;
 	int rc = -1;
@@ -244,22 +354,20 @@ replay_row(struct nb_store *s, const struct nb_stored_event *ev, int dry_run,
 	if (ev->state == NB_STATE_DEAD && ev->reason != NULL &&
 	    strcmp(ev->reason, NB_REASON_QUARANTINED) == 0) {
 		/* Without a validator a quarantined row cannot be judged. */
-		if (fn == NULL)
+		if (a->fn == NULL)
 			return 0;
-		rule = fn(ev->raw, ev->rawlen, &id, &type);
-		if (rule != NULL) {
-			(*requarantined)++;
-			if (!dry_run &&
-			    s->ops->requarantine(
-				s->state, ev->seq, rule, now_ms) == -1)
-				goto out;
-			rc = 0;
-			goto out;
+		if ((rule = a->fn(ev->raw, ev->rawlen, &id, &type)) != NULL) {
+			a->requarantined++;
+			m.kind = NB_STORE_MARK_REQUARANTINE;
+			m.error = rule;
 		}
 	}
-	(*replayed)++;
-	if (!dry_run &&
-	    s->ops->make_pending(s->state, ev->seq, now_ms, id, type) == -1)
+	if (m.kind == NB_STORE_MARK_PENDING) {
+		a->replayed++;
+		m.id = id;
+		m.type = type;
+	}
+	if (!a->dry_run && s->ops->mark(s->state, &m, &ev->seq, 1) == -1)
 		goto out;
 	rc = 0;
 out:
@@ -268,86 +376,151 @@ out:
 	return rc;
 }
 
-int
-nb_store_replay(struct nb_store *s, const struct nb_store_filter *f,
-    int dry_run, int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
-    size_t *requarantined)
+/*
+ * Lists the rows a replay touches round by round (never every payload at
+ * once) and replays each; inside the transaction unless a dry run.
+ */
+static int
+replay_fn(struct nb_store *s, void *arg)
 {
 	static const struct nb_store_filter all;
+	struct replay_arg *a = arg;
 	struct nb_store_filter chunk;
-	struct nb_stored_event *rows = NULL;
-	size_t i, n = 0, got, left, nrep = 0, nreq = 0;
-	int rc = -1, in_tx = 0;
+	struct nb_store_rows v = {0};
+	size_t i, got, left;
+	int rc = -1;
 
-	*replayed = *requarantined = 0;
-	chunk = f != NULL ? *f : all;
+	a->replayed = a->requarantined = 0;
+	chunk = a->f != NULL ? *a->f : all;
 	/* Pending rows are never replayed; keep them out of the limit too. */
-	chunk.states = nb_store_filter_states(f) & ~NB_STATE_MASK_PENDING;
-	if (chunk.states == 0)
-		return 0;
-	if (s->ops->replay_begin(s->state, dry_run) == -1)
-		return -1;
-	in_tx = !dry_run;
+	chunk.states = nb_store_filter_states(a->f) & ~NB_STATE_MASK_PENDING;
 	left = chunk.limit;
 	for (;;) {
 		chunk.limit = left != 0 && left < STORE_REPLAY_CHUNK
 		    ? left
 		    : STORE_REPLAY_CHUNK;
-		if (s->ops->replay_list(s->state, &chunk, &rows, &n) == -1)
+		if (s->ops->list(s->state, &chunk, &v) == -1)
 			goto out;
-		for (i = 0; i < n; i++)
-			if (replay_row(s, &rows[i], dry_run, now_ms, fn, &nrep,
-				&nreq) == -1)
+		for (i = 0; i < v.n; i++)
+			if (replay_row(s, a, &v.v[i]) == -1)
 				goto out;
-		got = n;
+		got = v.n;
 		if (got > 0)
-			chunk.after_seq = rows[got - 1].seq;
-		nb_stored_events_free(rows, n);
-		rows = NULL;
-		n = 0;
+			chunk.after_seq = v.v[got - 1].seq;
+		nb_store_rows_clear(&v);
 		if (got < chunk.limit)
 			break;
 		if (left != 0 && (left -= got) == 0)
 			break;
 	}
-	if (in_tx && s->ops->replay_commit(s->state) == -1)
-		goto out;
-	in_tx = 0;
-	*replayed = nrep;
-	*requarantined = nreq;
 	rc = 0;
 out:
-	if (in_tx)
-		s->ops->replay_rollback(s->state);
-	nb_stored_events_free(rows, n);
+	nb_store_rows_clear(&v);
 	return rc;
+}
+
+int
+nb_store_replay(struct nb_store *s, const struct nb_store_filter *f,
+    int dry_run, int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
+    size_t *requarantined)
+{
+	struct replay_arg a = {f, dry_run, now_ms, fn, 0, 0};
+	int rc;
+
+	*replayed = *requarantined = 0;
+	if ((nb_store_filter_states(f) & ~NB_STATE_MASK_PENDING) == 0 ||
+	    key_matches_nothing(f))
+		return 0;
+	if (dry_run)
+		rc = ready(s) == -1 ? -1 : replay_fn(s, &a);
+	else
+		rc = tx_run(s, NB_STORE_SYNC_FULL, replay_fn, &a, __func__);
+	if (rc == -1)
+		return -1;
+	*replayed = a.replayed;
+	*requarantined = a.requarantined;
+	return 0;
+}
+
+struct purge_arg {
+	const struct nb_store_filter *f;
+	size_t purged;
+};
+
+static int
+purge_fn(struct nb_store *s, void *arg)
+{
+	struct purge_arg *a = arg;
+
+	a->purged = 0;
+	return s->ops->purge(s->state, a->f, &a->purged);
 }
 
 int
 nb_store_purge(struct nb_store *s, const struct nb_store_filter *f, int dry_run,
     size_t *purged)
 {
-	return s->ops->purge(s->state, f, dry_run, purged);
+	struct purge_arg a = {f, 0};
+
+	*purged = 0;
+	if (key_matches_nothing(f))
+		return 0;
+	if (dry_run) {
+		if (ready(s) == -1)
+			return -1;
+		return s->ops->count(s->state, f, purged);
+	}
+	if (tx_run(s, NB_STORE_SYNC_FULL, purge_fn, &a, __func__) == -1)
+		return -1;
+	*purged = a.purged;
+	return 0;
 }
 
 int
 nb_store_stats(
     struct nb_store *s, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 {
+	*out = NULL;
+	*n = 0;
+	if (ready(s) == -1)
+		return -1;
 	return s->ops->stats(s->state, now_ms, out, n);
+}
+
+struct prune_arg {
+	int64_t dedupe_after_ms;
+	int64_t delivered_before_ms;
+};
+
+static int
+prune_fn(struct nb_store *s, void *arg)
+{
+	struct prune_arg *a = arg;
+
+	return s->ops->prune(
+	    s->state, a->dedupe_after_ms, a->delivered_before_ms);
 }
 
 int
 nb_store_prune(
     struct nb_store *s, int64_t dedupe_after_ms, int64_t delivered_before_ms)
 {
-	return s->ops->prune(s->state, dedupe_after_ms, delivered_before_ms);
+	struct prune_arg a = {dedupe_after_ms, delivered_before_ms};
+
+	return tx_run(s, NB_STORE_SYNC_FULL, prune_fn, &a, __func__);
+}
+
+static int
+probe_fn(struct nb_store *s, void *arg)
+{
+	(void)arg;
+	return s->ops->probe(s->state);
 }
 
 int
 nb_store_probe(struct nb_store *s)
 {
-	return s->ops->probe(s->state);
+	return tx_run(s, NB_STORE_SYNC_FULL, probe_fn, NULL, __func__);
 }
 
 int

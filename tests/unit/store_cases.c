@@ -896,6 +896,275 @@ test_payloads(void **state)
 	nb_stored_events_free(rows, n);
 }
 
+static void
+test_dedupe_webhook_id(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_event e[] = {
+	    ev("a", "email.opened", "{\"id\":\"a\"}", NULL),
+	    ev("b", "email.sent", "{\"id\":\"b\"}", NULL),
+	};
+	struct nb_event noid = ev(NULL, NULL, "{}", "id: missing");
+	struct nb_append r;
+
+	STORE_NEED(fx);
+	r = req("acme", "wh_1", e, 2, 10000);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 2, 0, 0);
+
+	/* Same webhook id within the window: all duplicates, nothing new,
+	 * even events that carry no id of their own. */
+	r = req("acme", "wh_1", e, 2, 10000 + WINDOW / 2);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 0, 2, 0);
+	r = req("acme", "wh_1", &noid, 1, 10000 + WINDOW / 2);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 0, 1, 0);
+	assert_int_equal(count(fx->s, ALL, NULL), 2);
+
+	/* Another source has its own keys. */
+	r = req("other", "wh_1", e, 2, 10000 + WINDOW / 2);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 2, 0, 0);
+
+	/* After the window the request and its events are new again. */
+	r = req("acme", "wh_1", e, 2, 10000 + WINDOW + 1);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 2, 0, 0);
+	assert_int_equal(count(fx->s, ALL, "acme"), 4);
+}
+
+static void
+test_dedupe_event_id(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_event e1[] = {ev("a", "t", "{\"id\":\"a\"}", NULL)};
+	struct nb_event e2[] = {
+	    ev("a", "t", "{\"id\":\"a\"}", NULL),
+	    ev("c", "t", "{\"id\":\"c\"}", NULL),
+	    ev("c", "t", "{\"id\":\"c\",\"again\":1}", NULL),
+	};
+	struct nb_append r;
+
+	STORE_NEED(fx);
+	r = req("acme", "wh_1", e1, 1, 5000);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 1, 0, 0);
+
+	/* a seen earlier, c twice in the same request. */
+	r = req("acme", "wh_2", e2, 3, 5100);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 1, 2, 0);
+	assert_int_equal(count(fx->s, ALL, NULL), 2);
+
+	/* Without a webhook id, event dedupe still applies. */
+	r = req("acme", NULL, e1, 1, 5200);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 0, 1, 0);
+
+	/* After the window a is accepted again (a new row). */
+	r = req("acme", "wh_3", e1, 1, 5000 + WINDOW + 1);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 1, 0, 0);
+	assert_int_equal(count(fx->s, ALL, NULL), 3);
+}
+
+static void
+test_quarantine(void **state)
+{
+	struct fixture *fx = *state;
+	static const char bin[] = "{\"x\":\"\xc3\xa9\\u0000\"}";
+	struct nb_event e[] = {
+	    ev("q1", NULL, "{\"id\":\"q1\"}", "type: missing"),
+	    ev(NULL, "t", "{\"type\":\"t\"}", "id: missing"),
+	    ev("ok", "t", bin, NULL),
+	};
+	struct nb_store_filter f;
+	struct nb_stored_event *rows = NULL;
+	struct nb_append r;
+	size_t n = 0;
+	int64_t seq;
+
+	STORE_NEED(fx);
+	r = req("acme", "wh_1", e, 3, 100);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 1, 0, 2);
+
+	/* Again under a new webhook id: q1 and ok are duplicates, the
+	 * id-less one is never a duplicate. */
+	r = req("acme", "wh_2", e, 3, 200);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 0, 2, 1);
+
+	memset(&f, 0, sizeof(f));
+	f.reason = NB_REASON_QUARANTINED;
+	assert_int_equal(nb_store_list(fx->s, &f, &rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(rows[0].id, "q1");
+	assert_null(rows[0].type);
+	assert_string_equal(rows[0].error, "type: missing");
+	assert_null(rows[1].id);
+	assert_string_equal(rows[1].error, "id: missing");
+	assert_string_equal(rows[1].raw, "{\"type\":\"t\"}");
+	assert_int_equal(rows[1].rawlen, strlen("{\"type\":\"t\"}"));
+	assert_null(rows[2].id);
+	assert_int_equal(rows[2].received_ms, 200);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(rows[i].state, NB_STATE_DEAD);
+		assert_string_equal(rows[i].reason, NB_REASON_QUARANTINED);
+		assert_string_equal(rows[i].source, "acme");
+		/* The key is the decimal seq and finds the row again. */
+		assert_int_equal(strtoll(rows[i].key, NULL, 10), rows[i].seq);
+	}
+	seq = rows[1].seq;
+	nb_stored_events_free(rows, n);
+
+	f.reason = NULL;
+	{
+		char key[NB_STORE_KEY_MAX];
+
+		snprintf(key, sizeof(key), "%lld", (long long)seq);
+		f.key = key;
+		assert_int_equal(nb_store_list(fx->s, &f, &rows, &n), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(rows[0].seq, seq);
+		nb_stored_events_free(rows, n);
+	}
+
+	/* Payload bytes come back exactly (UTF-8, an escaped NUL). */
+	rows = by_id(fx->s, "ok");
+	assert_int_equal(rows->rawlen, strlen(bin));
+	assert_memory_equal(rows->raw, bin, strlen(bin));
+	assert_int_equal(rows->raw[rows->rawlen], '\0');
+	nb_stored_events_free(rows, 1);
+}
+
+/* Groups larger than one pipeline batch keep their per-request counts. */
+static void
+test_large_group(void **state)
+{
+	struct fixture *fx = *state;
+	enum { NREQ = 200, UNIQUE = 130 };
+	static struct nb_event e[NREQ][2];
+	static struct nb_append r[NREQ];
+	static char wh[NREQ][16], id[NREQ][16];
+	struct nb_append *group[NREQ];
+	size_t i;
+
+	STORE_NEED(fx);
+	for (i = 0; i < NREQ; i++) {
+		/* Requests UNIQUE.. repeat the webhook ids of 0..; every
+		 * third one repeats an event id of the request before. */
+		snprintf(wh[i], sizeof(wh[i]), "wh_%zu", i % UNIQUE);
+		snprintf(id[i], sizeof(id[i]), "e_%zu", i % 3 == 2 ? i - 1 : i);
+		e[i][0] = ev(id[i], "t", "{}", NULL);
+		e[i][1] = ev(NULL, NULL, "{}", "id: missing");
+		/* The last one without webhook id: its key batch flushes
+		 * after the loop. */
+		r[i] = req("acme", i == NREQ - 1 ? NULL : wh[i], e[i], 2, 100);
+		group[i] = &r[i];
+	}
+	assert_int_equal(nb_store_append(fx->s, group, NREQ), 0);
+	for (i = 0; i < NREQ; i++) {
+		if (i == NREQ - 1)
+			assert_counts(&r[i], 1, 0, 1);
+		else if (i >= UNIQUE)
+			assert_counts(&r[i], 0, 2, 0);
+		else if (i % 3 == 2)
+			assert_counts(&r[i], 0, 1, 1);
+		else
+			assert_counts(&r[i], 1, 0, 1);
+	}
+	assert_int_equal(
+	    count(fx->s, NB_STATE_MASK_PENDING, NULL), UNIQUE - UNIQUE / 3 + 1);
+	assert_int_equal(count(fx->s, NB_STATE_MASK_DEAD, NULL), UNIQUE + 1);
+}
+
+/* Appends n events "<tag>-i" (raw {"t":"<tag>-i"}) in one group. */
+static void
+add_group(struct nb_store *s, const char *tag, size_t n, int64_t t)
+{
+	struct nb_event e[70];
+	struct nb_append r;
+	char ids[70][32], raws[70][48];
+	size_t i;
+
+	assert_true(n <= 70);
+	for (i = 0; i < n; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "%s-%zu", tag, i);
+		snprintf(raws[i], sizeof(raws[i]), "{\"t\":\"%s\"}", ids[i]);
+		e[i] = ev(ids[i], "email.sent", raws[i], NULL);
+	}
+	r = req("acme", NULL, e, n, t);
+	assert_int_equal(append1(s, &r), 0);
+	assert_counts(&r, (int)n, 0, 0);
+}
+
+/* Each row from first_seq on is "<tag>-i" with its own payload. */
+static void
+assert_group(struct nb_store *s, const char *tag, size_t n, int64_t first_seq)
+{
+	struct nb_store_filter f;
+	struct nb_stored_event *rows = NULL;
+	char id[32], raw[48];
+	size_t i, got = 0;
+
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	f.after_seq = first_seq - 1;
+	f.limit = n;
+	assert_int_equal(nb_store_list(s, &f, &rows, &got), 0);
+	assert_int_equal(got, n);
+	for (i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "%s-%zu", tag, i);
+		snprintf(raw, sizeof(raw), "{\"t\":\"%s\"}", id);
+		assert_int_equal(rows[i].seq, first_seq + (int64_t)i);
+		assert_string_equal(rows[i].id, id);
+		assert_string_equal(rows[i].raw, raw);
+	}
+	nb_stored_events_free(rows, got);
+}
+
+/*
+ * A purge of the newest rows leaves the payloads table behind the last
+ * seq given: the next appends take seqs past the purged ones (never
+ * reused), and each payload still lands under its own row's seq.
+ */
+static void
+test_append_after_purge(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_store_filter f;
+	char key[NB_STORE_KEY_MAX];
+	size_t purged;
+	int64_t first;
+
+	STORE_NEED(fx);
+	add_group(fx->s, "a", 3, 100);
+	first = seq_of(fx->s, "a-0");
+	assert_group(fx->s, "a", 3, first);
+
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	snprintf(key, sizeof(key), "%lld", (long long)(first + 2));
+	f.key = key;
+	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), 0);
+	assert_int_equal(purged, 1);
+	add_group(fx->s, "b", 70, 200);
+	assert_group(fx->s, "b", 70, first + 3);
+	add_group(fx->s, "c", 5, 300);
+	assert_group(fx->s, "c", 5, first + 73);
+
+	/* Everything purged: the seqs still go on. */
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), 0);
+	assert_int_equal(purged, 77);
+	add_group(fx->s, "d", 2, 400);
+	assert_group(fx->s, "d", 2, first + 78);
+	assert_int_equal(count(fx->s, ALL, NULL), 2);
+}
+
 /* The shared cases, for the cmocka table of each backend. */
 #define STORE_CASES(setup, teardown)                                           \
 	cmocka_unit_test_setup_teardown(test_group_atomic, setup, teardown),   \
@@ -911,6 +1180,18 @@ test_payloads(void **state)
 	    cmocka_unit_test_setup_teardown(test_purge, setup, teardown),      \
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),      \
 	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),      \
-	    cmocka_unit_test_setup_teardown(test_payloads, setup, teardown)
+	    cmocka_unit_test_setup_teardown(test_payloads, setup, teardown),   \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_dedupe_webhook_id, setup, teardown),                      \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_dedupe_event_id, setup, teardown),                        \
+	    cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown), \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_large_group, setup, teardown),                            \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_append_after_purge, setup, teardown),                     \
+	    cmocka_unit_test_setup_teardown(test_group_model, setup, teardown)
+
+#include "store_model.c"
 
 #endif

@@ -1,0 +1,569 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * store_sqlite_rows: reading and changing stored rows in the SQLite backend.
+ *
+ * Claims (candidates off the partial index outside any transaction, then
+ * read and lease exactly those rows under the write lock), the set-based
+ * marks of the deliverer and of replays, retries, operator lists and
+ * counts, purge, stats and the retention prune.  A set-based statement
+ * takes its seqs as one JSON array, so a batch costs one statement.  All
+ * writes run inside the transaction store.c opened.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nudgebridge/log.h"
+#include "store_sqlite.h"
+
+static char *
+col_strdup(sqlite3_stmt *st, int col, int *failed)
+{
+	const unsigned char *s;
+	char *d;
+
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return NULL;
+	s = sqlite3_column_text(st, col);
+	if (s == NULL || (d = strdup((const char *)s)) == NULL) {
+		*failed = 1;
+		return NULL;
+	}
+	return d;
+}
+
+/*
+ * Copies the blob in column col of st to ev->raw, NUL-terminated (a NULL
+ * reads as empty).  0 or -1 (ENOMEM).
+ */
+static int
+raw_read(sqlite3_stmt *st, int col, struct nb_stored_event *ev)
+{
+	const void *blob;
+	int len;
+
+	blob = sqlite3_column_blob(st, col);
+	len = sqlite3_column_bytes(st, col);
+	if ((ev->raw = malloc((size_t)len + 1)) == NULL)
+		return -1;
+	if (len > 0)
+		memcpy(ev->raw, blob, (size_t)len);
+	ev->raw[len] = '\0';
+	ev->rawlen = (size_t)len;
+	return 0;
+}
+
+/*
+ * Reads an EVENT_COLS row into ev (zeroed first), with the payload from
+ * column SQ_COL_PAYLOAD when with_payload.  0 or -1 (ENOMEM).
+ */
+static int
+row_read(sqlite3_stmt *st, struct nb_stored_event *ev, int with_payload)
+{
+	int failed = 0;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->seq = sqlite3_column_int64(st, 0);
+	nb_store_key_format(ev->seq, ev->key);
+	ev->source = col_strdup(st, 1, &failed);
+	ev->id = col_strdup(st, 2, &failed);
+	ev->type = col_strdup(st, 3, &failed);
+	ev->state = (enum nb_event_state)sqlite3_column_int(st, 4);
+	ev->reason = col_strdup(st, 5, &failed);
+	ev->error = col_strdup(st, 6, &failed);
+	ev->attempts = sqlite3_column_int(st, 7);
+	ev->received_ms = sqlite3_column_int64(st, 8);
+	ev->age_base_ms = sqlite3_column_int64(st, 9);
+	ev->updated_ms = sqlite3_column_int64(st, 10);
+	if (with_payload && raw_read(st, SQ_COL_PAYLOAD, ev) == -1)
+		failed = 1;
+	if (ev->source == NULL)
+		failed = 1;
+	return failed ? -1 : 0;
+}
+
+/* Appends the current row of st.  0 or -1 (logged). */
+static int
+rows_push(struct nb_store_rows *v, sqlite3_stmt *st, int with_payload)
+{
+	struct nb_stored_event *ev;
+
+	if ((ev = nb_store_rows_next(v)) == NULL)
+		return -1;
+	if (row_read(st, ev, with_payload) == -1) {
+		log_error("out of memory", " rows=%zu", v->n);
+		return -1;
+	}
+	return 0;
+}
+
+/* Binds ?1..?10 of FILTER_WHERE.  -1 when f->key can match no row. */
+static int
+bind_filter(sqlite3_stmt *st, const struct nb_store_filter *f)
+{
+	static const struct nb_store_filter all;
+	int64_t seq;
+
+	if (f == NULL)
+		f = &all;
+	if (f->key != NULL) {
+		if (nb_store_key_parse(f->key, &seq) == -1)
+			return -1;
+		sqlite3_bind_int64(st, 1, seq);
+	}
+	sqlite3_bind_text(st, 2, f->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, f->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, f->reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, f->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, f->since_ms);
+	sqlite3_bind_int64(st, 7, f->until_ms);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)nb_store_filter_states(f));
+	sqlite3_bind_int64(st, 9, f->after_seq > 0 ? f->after_seq : 0);
+	sqlite3_bind_int64(st, 10,
+	    f->limit == 0 || f->limit > INT64_MAX ? -1 : (int64_t)f->limit);
+	return 0;
+}
+
+/* Claim order: next attempt time, then seq. */
+static int
+due_cmp(int64_t next_a, int64_t seq_a, int64_t next_b, int64_t seq_b)
+{
+	if (next_a != next_b)
+		return next_a < next_b ? -1 : 1;
+	if (seq_a != seq_b)
+		return seq_a < seq_b ? -1 : 1;
+	return 0;
+}
+
+static int
+candidate_cmp(const void *a, const void *b)
+{
+	const struct sq_candidate *x = a, *y = b;
+
+	return due_cmp(x->next_ms, x->seq, y->next_ms, y->seq);
+}
+
+/* Room for one more candidate in q->cand.  0 or -1 (logged). */
+static int
+cand_reserve(struct sq *q)
+{
+	struct sq_candidate *nc;
+	size_t cap;
+
+	if (q->ncand < q->candcap)
+		return 0;
+	cap = q->candcap == 0 ? 64 : q->candcap * 2;
+	if ((nc = reallocarray(q->cand, cap, sizeof(*nc))) == NULL) {
+		log_error("out of memory", " rows=%zu", q->ncand);
+		return -1;
+	}
+	q->cand = nc;
+	q->candcap = cap;
+	return 0;
+}
+
+/*
+ * Collects up to limit due rows per source (cheap: seq and next_ms off the
+ * partial index), outside any transaction, so the write lock is held only
+ * for the rows chosen; keeps the oldest limit of them in q->cand.
+ */
+int
+sq_claim_prepare(void *state, const struct nb_store_claim *c, size_t *found)
+{
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	size_t i;
+	int step;
+
+	q->ncand = 0;
+	for (i = 0; i < c->nsources; i++) {
+		if ((st = sq_stmt_get(q, ST_CLAIM_CANDIDATES)) == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, c->sources[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, c->now_ms);
+		sqlite3_bind_int64(st, 3,
+		    c->limit > INT64_MAX ? INT64_MAX : (int64_t)c->limit);
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			if (cand_reserve(q) == -1) {
+				sqlite3_reset(st);
+				return -1;
+			}
+			q->cand[q->ncand].seq = sqlite3_column_int64(st, 0);
+			q->cand[q->ncand].next_ms = sqlite3_column_int64(st, 1);
+			q->ncand++;
+		}
+		sqlite3_reset(st);
+		if (step != SQLITE_DONE) {
+			sq_db_log(q, __func__, "claim candidates");
+			return -1;
+		}
+	}
+	qsort(q->cand, q->ncand, sizeof(*q->cand), candidate_cmp);
+	if (q->ncand > c->limit)
+		q->ncand = c->limit;
+	*found = q->ncand;
+	return 0;
+}
+
+/* A claimed row and its next_ms, to put the rows in claim order. */
+struct claimed {
+	int64_t next_ms;
+	int64_t seq;
+	size_t idx;
+};
+
+static int
+claimed_cmp(const void *a, const void *b)
+{
+	const struct claimed *x = a, *y = b;
+
+	return due_cmp(x->next_ms, x->seq, y->next_ms, y->seq);
+}
+
+/* Orders v's rows from first on by (next_ms, seq); next_ms[i] is row i's. */
+static int
+claimed_sort(struct nb_store_rows *v, const int64_t *next_ms)
+{
+	struct nb_stored_event *sorted = NULL;
+	struct claimed *k = NULL;
+	size_t i;
+	int rc = -1;
+
+	/* The claim reads its rows in candidate order: usually sorted. */
+	for (i = 1; i < v->n; i++)
+		if (due_cmp(next_ms[i - 1], v->v[i - 1].seq, next_ms[i],
+			v->v[i].seq) > 0)
+			break;
+	if (i >= v->n)
+		return 0;
+	if ((k = calloc(v->n, sizeof(*k))) == NULL ||
+	    (sorted = calloc(v->cap, sizeof(*sorted))) == NULL) {
+		log_error("out of memory", " rows=%zu", v->n);
+		goto out;
+	}
+	for (i = 0; i < v->n; i++) {
+		k[i].next_ms = next_ms[i];
+		k[i].seq = v->v[i].seq;
+		k[i].idx = i;
+	}
+	qsort(k, v->n, sizeof(*k), claimed_cmp);
+	for (i = 0; i < v->n; i++)
+		sorted[i] = v->v[k[i].idx];
+	free(v->v);
+	v->v = sorted;
+	sorted = NULL;
+	rc = 0;
+out:
+	free(sorted);
+	free(k);
+	return rc;
+}
+
+/*
+ * Reads the candidates that are still claimable, payloads included, under
+ * the write lock (another claimer may have won a row since they were
+ * chosen), into v with each row's next_ms in next[].
+ */
+static int
+claim_read(struct sq *q, const struct nb_store_claim *c,
+    struct nb_store_rows *v, int64_t *next)
+{
+	sqlite3_stmt *st;
+	int step;
+
+	if ((st = sq_stmt_get(q, ST_CLAIM_READ)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->now_ms);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_type(st, SQ_COL_PAYLOAD) == SQLITE_NULL) {
+			log_error("payload missing", " seq=%" PRId64,
+			    (int64_t)sqlite3_column_int64(st, 0));
+			sqlite3_reset(st);
+			return -1;
+		}
+		/* The rows are the candidates, so next[] has room. */
+		next[v->n] = sqlite3_column_int64(st, SQ_COL_PAYLOAD + 1);
+		if (rows_push(v, st, 1) == -1) {
+			sqlite3_reset(st);
+			return -1;
+		}
+	}
+	sqlite3_reset(st);
+	if (step != SQLITE_DONE) {
+		sq_db_log(q, __func__, "claim read");
+		return -1;
+	}
+	return 0;
+}
+
+int
+sq_claim(void *state, const struct nb_store_claim *c, struct nb_store_rows *v)
+{
+	struct sq *q = state;
+	int64_t *next = NULL;
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (q->ncand == 0)
+		return 0;
+	if (sq_seqs_json(q, &q->cand[0].seq, q->ncand, sizeof(*q->cand)) == -1)
+		return -1;
+	if ((next = calloc(q->ncand, sizeof(*next))) == NULL) {
+		log_error("out of memory", " rows=%zu", q->ncand);
+		return -1;
+	}
+	if (claim_read(q, c, v, next) == -1)
+		goto out;
+	if (v->n > 0) {
+		/* The same list and conditions: the rows just read. */
+		if ((st = sq_stmt_get(q, ST_CLAIM_SET)) == NULL)
+			goto out;
+		sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, c->lease_until_ms);
+		sqlite3_bind_int64(st, 3, c->now_ms);
+		if (sq_stmt_run(q, st, __func__, "claim") == -1)
+			goto out;
+		if (sqlite3_changes64(q->db) != (sqlite3_int64)v->n) {
+			log_error("claim mismatch", " read=%zu leased=%" PRId64,
+			    v->n, (int64_t)sqlite3_changes64(q->db));
+			goto out;
+		}
+	}
+	if (claimed_sort(v, next) == -1)
+		goto out;
+	rc = 0;
+out:
+	free(next);
+	return rc;
+}
+
+/*
+ * A set-based mark: ?1 the seq list, then the parameters its kind takes.
+ * PENDING and REQUARANTINE take one row at a time (a replay's rows each
+ * have their own id and type).
+ */
+static int
+mark_one(struct sq *q, const struct nb_store_mark *m, int64_t seq)
+{
+	sqlite3_stmt *st;
+
+	if (m->kind == NB_STORE_MARK_PENDING) {
+		if ((st = sq_stmt_get(q, ST_REPLAY_PENDING)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, seq);
+		sqlite3_bind_int64(st, 2, m->ms);
+		sqlite3_bind_text(st, 3, m->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, m->type, -1, SQLITE_STATIC);
+		return sq_stmt_run(q, st, __func__, "replay");
+	}
+	if ((st = sq_stmt_get(q, ST_REQUARANTINE)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_text(st, 2, m->error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, m->ms);
+	return sq_stmt_run(q, st, __func__, "requarantine");
+}
+
+int
+sq_mark(
+    void *state, const struct nb_store_mark *m, const int64_t *seqs, size_t n)
+{
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	enum sq_stmt id;
+	size_t i;
+
+	switch (m->kind) {
+	case NB_STORE_MARK_PENDING:
+	case NB_STORE_MARK_REQUARANTINE:
+		for (i = 0; i < n; i++)
+			if (mark_one(q, m, seqs[i]) == -1)
+				return -1;
+		return 0;
+	case NB_STORE_MARK_EXTEND:
+		id = ST_EXTEND;
+		break;
+	case NB_STORE_MARK_DELIVERED:
+		id = ST_DELIVERED;
+		break;
+	case NB_STORE_MARK_RELEASE:
+		id = ST_RELEASE;
+		break;
+	default:
+		id = ST_DEAD;
+		break;
+	}
+	if (sq_seqs_json(q, seqs, n, sizeof(*seqs)) == -1)
+		return -1;
+	if ((st = sq_stmt_get(q, id)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+	if (id == ST_DEAD) {
+		sqlite3_bind_text(st, 2, m->reason, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, m->error, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, m->ms);
+	} else if (id != ST_RELEASE)
+		sqlite3_bind_int64(st, 2, m->ms);
+	return sq_stmt_run(q, st, __func__, "mark");
+}
+
+int
+sq_retry(
+    void *state, const struct nb_store_retry *rows, size_t n, const char *error)
+{
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if ((st = sq_stmt_get(q, ST_RETRY)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, rows[i].seq);
+		sqlite3_bind_int64(st, 2, rows[i].next_ms);
+		sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
+		if (sq_stmt_run(q, st, __func__, "retry") == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+sq_list(void *state, const struct nb_store_filter *f, struct nb_store_rows *v)
+{
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	int step;
+
+	if ((st = sq_stmt_get(q, ST_LIST)) == NULL)
+		return -1;
+	if (bind_filter(st, f) == -1)
+		return 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (rows_push(v, st, 1) == -1) {
+			sqlite3_reset(st);
+			return -1;
+		}
+	}
+	sqlite3_reset(st);
+	if (step != SQLITE_DONE) {
+		sq_db_log(q, __func__, "list");
+		return -1;
+	}
+	return 0;
+}
+
+int
+sq_count(void *state, const struct nb_store_filter *f, size_t *n)
+{
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	int64_t count;
+
+	*n = 0;
+	if ((st = sq_stmt_get(q, ST_PURGE_COUNT)) == NULL)
+		return -1;
+	if (bind_filter(st, f) == -1)
+		return 0;
+	if (sq_stmt_int64(q, st, &count, __func__, "purge count") == -1)
+		return -1;
+	*n = (size_t)count;
+	return 0;
+}
+
+/*
+ * The payloads, then the rows, with the same filter in one transaction:
+ * both statements see the same rows under the lock.
+ */
+int
+sq_purge(void *state, const struct nb_store_filter *f, size_t *purged)
+{
+	static const enum sq_stmt ids[] = {ST_PURGE_PAYLOADS, ST_PURGE};
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	size_t i;
+
+	*purged = 0;
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		if ((st = sq_stmt_get(q, ids[i])) == NULL)
+			return -1;
+		if (bind_filter(st, f) == -1)
+			return 0;
+		if (sq_stmt_run(q, st, __func__, "purge") == -1)
+			return -1;
+	}
+	*purged = (size_t)sqlite3_changes64(q->db);
+	return 0;
+}
+
+int
+sq_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
+{
+	struct sq *q = state;
+	struct nb_source_stats *s = NULL, *ns;
+	sqlite3_stmt *st;
+	const unsigned char *name;
+	size_t len = 0, cap = 0;
+	int rc = -1, step;
+
+	if ((st = sq_stmt_get(q, ST_STATS)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, now_ms);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((ns = reallocarray(s, cap, sizeof(*s))) == NULL) {
+				log_error("out of memory", " sources=%zu", len);
+				goto out;
+			}
+			s = ns;
+		}
+		memset(&s[len], 0, sizeof(s[len]));
+		name = sqlite3_column_text(st, 0);
+		snprintf(s[len].source, sizeof(s[len].source), "%s",
+		    name != NULL ? (const char *)name : "");
+		s[len].pending = sqlite3_column_int64(st, 1);
+		s[len].inflight = sqlite3_column_int64(st, 2);
+		s[len].delivered = sqlite3_column_int64(st, 3);
+		s[len].dead = sqlite3_column_int64(st, 4);
+		s[len].quarantined = sqlite3_column_int64(st, 5);
+		s[len].oldest_pending_ms = sqlite3_column_int64(st, 6);
+		len++;
+	}
+	if (step != SQLITE_DONE) {
+		sq_db_log(q, __func__, "stats");
+		goto out;
+	}
+	*out = s;
+	*n = len;
+	s = NULL;
+	rc = 0;
+out:
+	sqlite3_reset(st);
+	free(s);
+	return rc;
+}
+
+int
+sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms)
+{
+	/* The payloads of delivered rows go first, while the rows say which. */
+	static const enum sq_stmt ids[] = {ST_PRUNE_REQUESTS, ST_PRUNE_EVENTS,
+	    ST_PRUNE_PAYLOADS, ST_PRUNE_DELIVERED};
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	size_t i;
+
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		if ((st = sq_stmt_get(q, ids[i])) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1,
+		    ids[i] == ST_PRUNE_PAYLOADS || ids[i] == ST_PRUNE_DELIVERED
+			? delivered_before_ms
+			: dedupe_after_ms);
+		if (sq_stmt_run(q, st, __func__, "prune") == -1)
+			return -1;
+	}
+	return 0;
+}
