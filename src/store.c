@@ -8,9 +8,11 @@
  * operation's primitives, commit, and on failure roll back and, when the
  * backend calls the failure a conflict (PostgreSQL's deadlocks between
  * instances), run the whole frame again from the start.  A failed frame
- * changed nothing.  The policy that is the same everywhere lives here too:
- * a key that is no decimal seq matches nothing, and which rows a replay
- * touches and what becomes of each.  "sqlite" is store_sqlite*.c,
+ * changed nothing.  Each frame carries a tally of what its primitives
+ * changed, which the backend's commit writes into the per-source counters
+ * in the same transaction.  The policy that is the same everywhere lives
+ * here too: a key that is no decimal seq matches nothing, and which rows a
+ * replay touches and what becomes of each.  "sqlite" is store_sqlite*.c,
  * "postgres" store_pg*.c.  Like the backends, a struct nb_store is used by
  * one thread at a time.
  */
@@ -20,6 +22,7 @@
 
 #include "nudgebridge/log.h"
 #include "nudgebridge/store.h"
+#include "nudgebridge/timeutil.h"
 #include "store_backend.h"
 
 /* Rows a replay lists per round, so it never holds every payload at once. */
@@ -30,6 +33,7 @@
 struct nb_store {
 	const struct nb_store_ops *ops;
 	void *state;
+	struct nb_store_tally tally; /* of the transaction running */
 };
 
 static const struct nb_store_ops *const backends[] = {
@@ -61,8 +65,10 @@ tx_run(struct nb_store *s, enum nb_store_sync sync, tx_fn fn, void *arg,
 	for (attempt = 0;; attempt++) {
 		if (ready(s) == -1)
 			return -1;
+		nb_store_tally_reset(&s->tally);
 		if (o->begin(s->state, sync) == 0) {
-			if (fn(s, arg) == 0 && o->commit(s->state) == 0)
+			if (fn(s, arg) == 0 &&
+			    o->commit(s->state, &s->tally) == 0)
 				return 0;
 			o->rollback(s->state);
 		}
@@ -125,6 +131,7 @@ nb_store_close(struct nb_store *s)
 	if (s == NULL)
 		return;
 	s->ops->close(s->state);
+	nb_store_tally_free(&s->tally);
 	free(s);
 }
 
@@ -161,7 +168,7 @@ append_fn(struct nb_store *s, void *arg)
 {
 	struct append_arg *a = arg;
 
-	return s->ops->append(s->state, a->reqs, a->n);
+	return s->ops->append(s->state, a->reqs, a->n, &s->tally);
 }
 
 int
@@ -228,7 +235,7 @@ mark_fn(struct nb_store *s, void *arg)
 {
 	struct mark_arg *a = arg;
 
-	return s->ops->mark(s->state, a->m, a->seqs, a->n);
+	return s->ops->mark(s->state, a->m, a->seqs, a->n, &s->tally);
 }
 
 /* One mark over seqs in a transaction of its own. */
@@ -288,6 +295,7 @@ struct retry_arg {
 	const struct nb_store_retry *rows;
 	size_t n;
 	const char *error;
+	int64_t at_ms;
 };
 
 static int
@@ -295,14 +303,16 @@ retry_fn(struct nb_store *s, void *arg)
 {
 	struct retry_arg *a = arg;
 
-	return s->ops->retry(s->state, a->rows, a->n, a->error);
+	return s->ops->retry(
+	    s->state, a->rows, a->n, a->error, a->at_ms, &s->tally);
 }
 
 int
 nb_store_retry(struct nb_store *s, const struct nb_store_retry *rows, size_t n,
     const char *error)
 {
-	struct retry_arg a = {rows, n, error};
+	/* The error's time: the call has none of its own. */
+	struct retry_arg a = {rows, n, error, nb_time_now_ms()};
 
 	if (n == 0)
 		return 0;
@@ -367,9 +377,19 @@ replay_row(
 		m.id = id;
 		m.type = type;
 	}
-	if (!a->dry_run && s->ops->mark(s->state, &m, &ev->seq, 1) == -1)
+	if (a->dry_run) {
+		rc = 0;
 		goto out;
-	rc = 0;
+	}
+	if (s->ops->mark(s->state, &m, &ev->seq, 1, &s->tally) == -1)
+		goto out;
+	if (m.kind == NB_STORE_MARK_PENDING)
+		rc = nb_store_tally_move(&s->tally, ev->source,
+		    nb_store_bucket_of(ev->state, ev->reason),
+		    NB_BUCKET_PENDING, 1);
+	else
+		rc = nb_store_tally_error(&s->tally, ev->source, m.error,
+		    NB_STATE_DEAD, NB_REASON_QUARANTINED, a->now_ms, 1);
 out:
 	free(id);
 	free(type);
@@ -453,7 +473,7 @@ purge_fn(struct nb_store *s, void *arg)
 	struct purge_arg *a = arg;
 
 	a->purged = 0;
-	return s->ops->purge(s->state, a->f, &a->purged);
+	return s->ops->purge(s->state, a->f, &a->purged, &s->tally);
 }
 
 int
@@ -477,7 +497,7 @@ nb_store_purge(struct nb_store *s, const struct nb_store_filter *f, int dry_run,
 }
 
 int
-nb_store_stats(
+nb_store_stats_all(
     struct nb_store *s, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 {
 	*out = NULL;
@@ -485,6 +505,41 @@ nb_store_stats(
 	if (ready(s) == -1)
 		return -1;
 	return s->ops->stats(s->state, now_ms, out, n);
+}
+
+int
+nb_store_stats(
+    struct nb_store *s, int64_t now_ms, struct nb_source_stats **out, size_t *n)
+{
+	struct nb_source_stats *v;
+	size_t i, k = 0;
+
+	if (nb_store_stats_all(s, now_ms, out, n) == -1)
+		return -1;
+	/* Only sources with rows, as when the figures were counted. */
+	v = *out;
+	for (i = 0; i < *n; i++)
+		if (v[i].pending != 0 || v[i].delivered != 0 || v[i].dead != 0)
+			v[k++] = v[i];
+	*n = k;
+	if (k == 0) {
+		free(v);
+		*out = NULL;
+	}
+	return 0;
+}
+
+int
+nb_store_errors(struct nb_store *s, int64_t since_ms, size_t per_source,
+    struct nb_store_error **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (per_source == 0)
+		return 0;
+	if (ready(s) == -1)
+		return -1;
+	return s->ops->errors(s->state, since_ms, per_source, out, n);
 }
 
 struct prune_arg {
@@ -498,7 +553,7 @@ prune_fn(struct nb_store *s, void *arg)
 	struct prune_arg *a = arg;
 
 	return s->ops->prune(
-	    s->state, a->dedupe_after_ms, a->delivered_before_ms);
+	    s->state, a->dedupe_after_ms, a->delivered_before_ms, &s->tally);
 }
 
 int

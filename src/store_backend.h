@@ -10,8 +10,12 @@
  * rows a replay or a purge touches and in what chunks.  A backend keeps all
  * of its state behind one opaque pointer, logs each failure once where it
  * happens and returns 0 or -1.  Primitives marked "inside" run between
- * begin and commit; the others run on their own.  Private to the store
- * modules; nothing else includes this header.
+ * begin and commit; the others run on their own.  Every primitive that
+ * changes rows reports in the transaction's tally what it changed (see
+ * store_rows.h), and commit writes the tally's counters and errors in the
+ * same transaction before it commits, so the counters never disagree with
+ * the rows.  Private to the store modules; nothing else includes this
+ * header.
  */
 #ifndef NB_STORE_BACKEND_H
 #define NB_STORE_BACKEND_H
@@ -56,8 +60,9 @@ enum nb_store_mark_kind {
 /*
  * One mark.  EXTEND, DELIVERED, RELEASE and DEAD change pending rows only
  * (and PostgreSQL's lease changes only rows this connection leased or
- * nobody did); PENDING and REQUARANTINE change the rows as they are, the
- * caller having read them in the same transaction.
+ * nobody did) and tally what they changed; PENDING and REQUARANTINE change
+ * the rows as they are, the caller having read them in the same
+ * transaction, and the caller tallies them.
  */
 struct nb_store_mark {
 	enum nb_store_mark_kind kind;
@@ -84,24 +89,29 @@ struct nb_store_ops {
 
 	/* The frame: one write transaction at a time per connection. */
 	int (*begin)(void *state, enum nb_store_sync sync);
-	int (*commit)(void *state);
+	/* Writes t's counters and errors, then commits. */
+	int (*commit)(void *state, const struct nb_store_tally *t);
 	void (*rollback)(void *state);
 	/* 1 when the last failure was a conflict to run again; NULL: never. */
 	int (*retryable)(void *state);
 
-	/* Inside: the operations of store.h with the same names. */
+	/*
+	 * Inside: the operations of store.h with the same names; t is the
+	 * transaction's tally.  retry records its error at at_ms.
+	 */
 	int (*recover)(void *state);
-	int (*append)(void *state, struct nb_append *const *reqs, size_t n);
+	int (*append)(void *state, struct nb_append *const *reqs, size_t n,
+	    struct nb_store_tally *t);
 	int (*claim)(void *state, const struct nb_store_claim *c,
 	    struct nb_store_rows *v);
 	int (*mark)(void *state, const struct nb_store_mark *m,
-	    const int64_t *seqs, size_t n);
+	    const int64_t *seqs, size_t n, struct nb_store_tally *t);
 	int (*retry)(void *state, const struct nb_store_retry *rows, size_t n,
-	    const char *error);
-	int (*purge)(
-	    void *state, const struct nb_store_filter *f, size_t *purged);
-	int (*prune)(
-	    void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms);
+	    const char *error, int64_t at_ms, struct nb_store_tally *t);
+	int (*purge)(void *state, const struct nb_store_filter *f,
+	    size_t *purged, struct nb_store_tally *t);
+	int (*prune)(void *state, int64_t dedupe_after_ms,
+	    int64_t delivered_before_ms, struct nb_store_tally *t);
 	int (*probe)(void *state);
 
 	/*
@@ -115,8 +125,11 @@ struct nb_store_ops {
 	int (*list)(void *state, const struct nb_store_filter *f,
 	    struct nb_store_rows *v);
 	int (*count)(void *state, const struct nb_store_filter *f, size_t *n);
+	/* Every source counted, rows or not (nb_store_stats_all()). */
 	int (*stats)(void *state, int64_t now_ms, struct nb_source_stats **out,
 	    size_t *n);
+	int (*errors)(void *state, int64_t since_ms, size_t per_source,
+	    struct nb_store_error **out, size_t *n);
 	/* NULL when the backend needs no help to keep its log short. */
 	int (*checkpoint)(void *state);
 };

@@ -28,7 +28,9 @@
 #define PG_CONNECT_TIMEOUT "5"	 /* seconds, unless the DSN says */
 #define PG_RESET_MIN_MS	   1000	 /* first reconnect retry after */
 #define PG_RESET_MAX_MS	   10000 /* back-off cap between retries */
-/* Serialises pg_migrations of every instance: "nbmigrat" in ASCII. */
+#define PG_STR_(x)	   #x
+#define PG_STR(x)	   PG_STR_(x)
+/* Serialises the migrations of every instance: "nbmigrat" in ASCII. */
 #define PG_MIGRATE_LOCK "7953066767009686900"
 
 /* Migrations: pg_migrations[i] takes the schema from version i to i + 1. */
@@ -69,6 +71,59 @@ static const char *const pg_migrations[] = {
     "CREATE TABLE meta ("
     " id INTEGER PRIMARY KEY CHECK (id = 1),"
     " probe_ms BIGINT NOT NULL);",
+    /*
+     * 2: counters instead of scans, as SQLite's version 3, with one
+     * difference: several instances write at once, so a counters row is
+     * per source and per writer (slot: the backend pid of the connection
+     * that writes it), and a transaction only ever updates its own
+     * connection's rows.  Readers sum the slots; the prune folds the rows
+     * of connections that are gone into slot 0, where this migration puts
+     * what it counts from the rows as they are.  recent_errors is slotted
+     * the same way.
+     */
+    "CREATE TABLE counters ("
+    " source TEXT NOT NULL,"
+    " slot INTEGER NOT NULL,"
+    " pending BIGINT NOT NULL DEFAULT 0,"
+    " delivered BIGINT NOT NULL DEFAULT 0,"
+    " dead BIGINT NOT NULL DEFAULT 0,"
+    " quarantined BIGINT NOT NULL DEFAULT 0,"
+    " received_total BIGINT NOT NULL DEFAULT 0,"
+    " delivered_total BIGINT NOT NULL DEFAULT 0,"
+    " dead_total BIGINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (source, slot));"
+    "INSERT INTO counters SELECT source, 0,"
+    " count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1),"
+    " count(*) FILTER (WHERE state = 2),"
+    " count(*) FILTER (WHERE state = 2"
+    " AND reason = '" NB_REASON_QUARANTINED "'),"
+    " count(*), count(*) FILTER (WHERE state = 1),"
+    " count(*) FILTER (WHERE state = 2) FROM events GROUP BY source;"
+    "CREATE TABLE recent_errors ("
+    " source TEXT NOT NULL,"
+    " error TEXT NOT NULL,"
+    " slot INTEGER NOT NULL,"
+    " count BIGINT NOT NULL,"
+    " last_ms BIGINT NOT NULL,"
+    " state SMALLINT NOT NULL,"
+    " reason TEXT,"
+    " PRIMARY KEY (source, error, slot));"
+    "INSERT INTO recent_errors SELECT source, error, 0, count, last_ms,"
+    " state, reason FROM (SELECT source, error, count(*) AS count,"
+    " max(updated_ms) AS last_ms,"
+    " (array_agg(state ORDER BY updated_ms DESC))[1] AS state,"
+    " (array_agg(reason ORDER BY updated_ms DESC))[1] AS reason,"
+    " row_number() OVER (PARTITION BY source"
+    " ORDER BY max(updated_ms) DESC) AS n"
+    " FROM events WHERE error IS NOT NULL AND error <> ''"
+    " GROUP BY source, error) AS e WHERE n <= " PG_STR(
+	NB_STORE_ERRORS_KEPT) ";"
+			      "CREATE INDEX events_lease ON events (source, "
+			      "lease_ms)"
+			      " WHERE lease_ms <> 0;"
+			      "CREATE INDEX events_pending_age ON events "
+			      "(source, received_ms)"
+			      " WHERE state = 0;",
 };
 #define PG_SCHEMA_LATEST                                                       \
 	((int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])))
@@ -626,9 +681,12 @@ pg_begin(void *state, enum nb_store_sync sync)
 	return tx_begin(q, __func__);
 }
 
+/* The counters and errors of the transaction first, then COMMIT. */
 static int
-pg_commit(void *state)
+pg_commit(void *state, const struct nb_store_tally *t)
 {
+	if (pgs_tally_write(state, t) == -1)
+		return -1;
 	return tx_commit(state, __func__);
 }
 
@@ -678,4 +736,5 @@ const struct nb_store_ops nb_store_pg_ops = {
     .list = pgs_list,
     .count = pgs_count,
     .stats = pgs_stats,
+    .errors = pgs_errors,
 };

@@ -4,8 +4,9 @@
  *
  * The backend is one libpq connection (struct pg) split along its seams:
  * store_pg.c holds the connection (open, migrations under an advisory lock,
- * reconnects, statement execution, pipelines, transactions) and
- * store_pg_rows.c everything that stores, reads or changes rows.  The pgs_
+ * reconnects, statement execution, pipelines, transactions),
+ * store_pg_rows.c everything that stores, reads or changes rows, and
+ * store_pg_count.c the per-writer counters and recent errors.  The pgs_
  * functions below are private to those files.  One thread at a time.
  */
 #ifndef NB_STORE_PG_H
@@ -93,21 +94,40 @@ char *pgs_int64_array(const int64_t *v, size_t n, size_t stride);
 char *pgs_text_array(const char *const *v, size_t n);
 
 /* store_pg_rows.c */
-int pgs_append(void *state, struct nb_append *const *reqs, size_t n);
+int pgs_append(void *state, struct nb_append *const *reqs, size_t n,
+    struct nb_store_tally *t);
 int pgs_claim(
     void *state, const struct nb_store_claim *c, struct nb_store_rows *v);
-int pgs_mark(
-    void *state, const struct nb_store_mark *m, const int64_t *seqs, size_t n);
+int pgs_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
+    size_t n, struct nb_store_tally *t);
 int pgs_retry(void *state, const struct nb_store_retry *rows, size_t n,
-    const char *error);
+    const char *error, int64_t at_ms, struct nb_store_tally *t);
 int pgs_list(
     void *state, const struct nb_store_filter *f, struct nb_store_rows *v);
 int pgs_count(void *state, const struct nb_store_filter *f, size_t *n);
-int pgs_purge(void *state, const struct nb_store_filter *f, size_t *purged);
+int pgs_purge(void *state, const struct nb_store_filter *f, size_t *purged,
+    struct nb_store_tally *t);
+int pgs_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
+    struct nb_store_tally *t);
+int pgs_probe(void *state);
+
+/*
+ * The statements that answer operator and scraper reads: test_store_pg's
+ * plan test fails when any of them scans events or payloads.
+ */
+struct pgs_read {
+	const char *name;
+	const char *sql;
+};
+extern const struct pgs_read pgs_reads[];
+extern const size_t pgs_nreads;
+
+/* store_pg_count.c */
 int pgs_stats(
     void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n);
-int pgs_prune(
-    void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms);
-int pgs_probe(void *state);
+int pgs_errors(void *state, int64_t since_ms, size_t per_source,
+    struct nb_store_error **out, size_t *n);
+int pgs_tally_write(struct pg *q, const struct nb_store_tally *t);
+int pgs_fold(struct pg *q);
 
 #endif

@@ -111,21 +111,32 @@ static const char sql_release[] =
     " WHERE seq = ANY ($1::bigint[]) AND state = 0"
     " AND (lease_owner IS NULL OR lease_owner = $2::text)";
 
+/*
+ * The changes that move counters return what they changed, per source (and
+ * state and reason for deletions), for the transaction's tally.
+ */
+#define PER_SOURCE(cte) " SELECT source, count(*) FROM " cte " GROUP BY source"
+
 static const char sql_retry[] =
-    "UPDATE events AS e SET attempts = e.attempts + 1, error = $4::text,"
-    " next_ms = r.next_ms, lease_ms = 0, lease_owner = NULL"
+    "WITH c AS (UPDATE events AS e SET attempts = e.attempts + 1,"
+    " error = $4::text, next_ms = r.next_ms, lease_ms = 0,"
+    " lease_owner = NULL"
     " FROM unnest($1::bigint[], $2::bigint[]) AS r (seq, next_ms)"
     " WHERE e.seq = r.seq AND e.state = 0"
-    " AND (e.lease_owner IS NULL OR e.lease_owner = $3::text)";
+    " AND (e.lease_owner IS NULL OR e.lease_owner = $3::text)"
+    " RETURNING e.source)" PER_SOURCE("c");
 
 static const char sql_delivered[] =
-    "UPDATE events SET state = 1, lease_ms = 0, lease_owner = NULL,"
-    " updated_ms = $2::bigint WHERE seq = ANY ($1::bigint[]) AND state = 0";
+    "WITH c AS (UPDATE events SET state = 1, lease_ms = 0, lease_owner = NULL,"
+    " updated_ms = $2::bigint WHERE seq = ANY ($1::bigint[]) AND state = 0"
+    " RETURNING source)" PER_SOURCE("c");
 
 static const char sql_dead[] =
-    "UPDATE events SET state = 2, reason = $2::text, error = $3::text,"
-    " lease_ms = 0, lease_owner = NULL, updated_ms = $4::bigint"
-    " WHERE seq = ANY ($1::bigint[]) AND state = 0";
+    "WITH c AS (UPDATE events SET state = 2, reason = $2::text,"
+    " error = $3::text, lease_ms = 0, lease_owner = NULL,"
+    " updated_ms = $4::bigint"
+    " WHERE seq = ANY ($1::bigint[]) AND state = 0"
+    " RETURNING source)" PER_SOURCE("c");
 
 static const char sql_list[] = "SELECT " EVENT_COLS " FROM events" FILTER_WHERE;
 
@@ -144,17 +155,14 @@ static const char sql_purge_count[] =
     "SELECT count(*) FROM (SELECT seq FROM events" FILTER_WHERE ") AS f";
 
 static const char sql_purge[] =
-    "DELETE FROM events WHERE seq IN (SELECT seq FROM events" FILTER_WHERE ")";
+    "WITH c AS (DELETE FROM events WHERE seq IN (SELECT seq FROM "
+    "events" FILTER_WHERE ") RETURNING source, state, reason)"
+    " SELECT source, count(*), state, reason FROM c"
+    " GROUP BY source, state, reason";
 
-/* Sorted bytewise like SQLite, whatever the database's collation. */
-static const char sql_stats[] =
-    "SELECT source, count(*) FILTER (WHERE state = 0),"
-    " count(*) FILTER (WHERE state = 0 AND lease_ms > $1::bigint),"
-    " count(*) FILTER (WHERE state = 1), count(*) FILTER (WHERE state = 2),"
-    " count(*) FILTER (WHERE state = 2"
-    " AND reason = '" NB_REASON_QUARANTINED "'),"
-    " coalesce(min(received_ms) FILTER (WHERE state = 0), 0)"
-    " FROM events GROUP BY source ORDER BY source COLLATE \"C\"";
+static const char sql_prune_delivered[] =
+    "WITH c AS (DELETE FROM events WHERE state = 1"
+    " AND updated_ms < $1::bigint RETURNING source)" PER_SOURCE("c");
 
 static const char sql_probe[] =
     "INSERT INTO meta (id, probe_ms) VALUES (1, $1::bigint)"
@@ -293,23 +301,31 @@ append_requests(struct pg *q, struct pipe *pp, struct nb_append *const *reqs,
 }
 
 /* Counts what the batched inserts of events did. */
-static void
+static int
 count_inserts(struct pipe *pp, struct nb_append *const *reqs,
-    const size_t *ridx, const size_t *eidx)
+    const size_t *ridx, const size_t *eidx, struct nb_store_tally *t)
 {
+	const struct nb_event *e;
 	struct nb_append *r;
 	size_t k;
 
 	for (k = 0; k < pp->n; k++) {
 		r = reqs[ridx[k]];
+		e = &r->events[eidx[k]];
 		if (pp->rows[k] == 0)
 			r->duplicates++;
-		else if (r->events[eidx[k]].error != NULL)
-			r->quarantined++;
-		else
+		else if (e->error == NULL)
 			r->accepted++;
+		else {
+			r->quarantined++;
+			if (nb_store_tally_error(t, r->source, e->error,
+				NB_STATE_DEAD, NB_REASON_QUARANTINED,
+				r->received_ms, 1) == -1)
+				return -1;
+		}
 	}
 	pp->n = 0;
+	return 0;
 }
 
 /*
@@ -319,7 +335,7 @@ count_inserts(struct pipe *pp, struct nb_append *const *reqs,
  */
 static int
 append_events(struct pg *q, struct pipe *pp, struct nb_append *const *reqs,
-    size_t n, const unsigned char *fresh)
+    size_t n, const unsigned char *fresh, struct nb_store_tally *t)
 {
 	const struct nb_event *e;
 	struct nb_append *r;
@@ -360,14 +376,15 @@ append_events(struct pg *q, struct pipe *pp, struct nb_append *const *reqs,
 			if (pp->n == PG_PIPE_CHUNK) {
 				if (pgs_pipe_flush(q, pp, __func__) == -1)
 					return -1;
-				count_inserts(pp, reqs, ridx, eidx);
+				if (count_inserts(pp, reqs, ridx, eidx, t) ==
+				    -1)
+					return -1;
 			}
 		}
 	}
 	if (pgs_pipe_flush(q, pp, __func__) == -1)
 		return -1;
-	count_inserts(pp, reqs, ridx, eidx);
-	return 0;
+	return count_inserts(pp, reqs, ridx, eidx, t);
 }
 
 /*
@@ -376,10 +393,12 @@ append_events(struct pg *q, struct pipe *pp, struct nb_append *const *reqs,
  * by request would, in two pipelines instead of one trip per statement.
  */
 int
-pgs_append(void *state, struct nb_append *const *reqs, size_t n)
+pgs_append(void *state, struct nb_append *const *reqs, size_t n,
+    struct nb_store_tally *t)
 {
 	struct pg *q = state;
 	unsigned char *fresh = NULL;
+	size_t i;
 	int rc = -1;
 
 	if (q->pipe == NULL && (q->pipe = malloc(sizeof(*q->pipe))) == NULL) {
@@ -391,8 +410,11 @@ pgs_append(void *state, struct nb_append *const *reqs, size_t n)
 		return -1;
 	}
 	if (append_requests(q, q->pipe, reqs, n, fresh) == -1 ||
-	    append_events(q, q->pipe, reqs, n, fresh) == -1)
+	    append_events(q, q->pipe, reqs, n, fresh, t) == -1)
 		goto out;
+	for (i = 0; i < n; i++)
+		if (nb_store_tally_append(t, reqs[i]) == -1)
+			goto out;
 	rc = 0;
 out:
 	free(fresh);
@@ -471,15 +493,58 @@ mark_one(struct pg *q, const struct nb_store_mark *m, int64_t seq)
 	    "requarantine");
 }
 
+/*
+ * Runs a statement that returns (source, count[, state, reason]) rows of
+ * what it changed and tallies them: a move from from to to, or, to
+ * NB_BUCKET_NONE, from each row's state and reason; with err, also err's
+ * error (retry: state pending; dead: as err says).
+ */
+static int
+run_moves(struct pg *q, const char *sql, const struct params *p,
+    struct nb_store_tally *t, enum nb_store_bucket from,
+    enum nb_store_bucket to, const struct nb_store_mark *err, size_t *changed,
+    const char *op)
+{
+	PGresult *res;
+	const char *source, *reason;
+	int64_t n;
+	int i, rc = 0;
+
+	*changed = 0;
+	if ((res = pgs_exec(q, sql, p, PGRES_TUPLES_OK, __func__, op)) == NULL)
+		return -1;
+	for (i = 0; i < PQntuples(res) && rc == 0; i++) {
+		source = PQgetvalue(res, i, 0);
+		n = pgs_col_int64(res, i, 1);
+		*changed += (size_t)n;
+		if (PQnfields(res) >= 4) {
+			reason = PQgetisnull(res, i, 3) ? NULL
+							: PQgetvalue(res, i, 3);
+			from = nb_store_bucket_of(
+			    (enum nb_event_state)pgs_col_int64(res, i, 2),
+			    reason);
+		}
+		if (nb_store_tally_move(t, source, from, to, n) == -1 ||
+		    (err != NULL &&
+			nb_store_tally_error(t, source, err->error,
+			    err->kind == NB_STORE_MARK_DEAD ? NB_STATE_DEAD
+							    : NB_STATE_PENDING,
+			    err->reason, err->ms, n) == -1))
+			rc = -1;
+	}
+	PQclear(res);
+	return rc;
+}
+
 int
-pgs_mark(
-    void *state, const struct nb_store_mark *m, const int64_t *seqs, size_t n)
+pgs_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
+    size_t n, struct nb_store_tally *t)
 {
 	struct pg *q = state;
 	struct params p = {0};
 	const char *sql;
 	char *arr = NULL;
-	size_t i;
+	size_t i, changed;
 	int rc = -1;
 
 	if (m->kind == NB_STORE_MARK_PENDING ||
@@ -493,19 +558,30 @@ pgs_mark(
 	if ((arr = pgs_int64_array(seqs, n, sizeof(*seqs))) == NULL)
 		goto out;
 	p.v[0] = arr;
-	rc = pgs_run(q, sql, &p, PGRES_COMMAND_OK, __func__, "mark");
+	if (m->kind == NB_STORE_MARK_DELIVERED)
+		rc = run_moves(q, sql, &p, t, NB_BUCKET_PENDING,
+		    NB_BUCKET_DELIVERED, NULL, &changed, "mark");
+	else if (m->kind == NB_STORE_MARK_DEAD)
+		rc = run_moves(q, sql, &p, t, NB_BUCKET_PENDING,
+		    nb_store_bucket_of(NB_STATE_DEAD, m->reason), m, &changed,
+		    "mark");
+	else
+		rc = pgs_run(q, sql, &p, PGRES_COMMAND_OK, __func__, "mark");
 out:
 	free(arr);
 	return rc;
 }
 
 int
-pgs_retry(
-    void *state, const struct nb_store_retry *rows, size_t n, const char *error)
+pgs_retry(void *state, const struct nb_store_retry *rows, size_t n,
+    const char *error, int64_t at_ms, struct nb_store_tally *t)
 {
 	struct pg *q = state;
+	struct nb_store_mark err = {
+	    .kind = NB_STORE_MARK_RELEASE, .error = error, .ms = at_ms};
 	struct params p = {0};
 	char *seqs = NULL, *next = NULL;
+	size_t changed;
 	int rc = -1;
 
 	if ((seqs = pgs_int64_array(&rows[0].seq, n, sizeof(*rows))) == NULL ||
@@ -516,7 +592,9 @@ pgs_retry(
 	pgs_par_text(&p, next);
 	pgs_par_text(&p, q->owner);
 	pgs_par_text(&p, error);
-	rc = pgs_run(q, sql_retry, &p, PGRES_COMMAND_OK, __func__, "retry");
+	/* No move: the rows stay pending; only the error counts. */
+	rc = run_moves(q, sql_retry, &p, t, NB_BUCKET_PENDING,
+	    NB_BUCKET_PENDING, &err, &changed, "retry");
 out:
 	free(seqs);
 	free(next);
@@ -560,82 +638,45 @@ pgs_count(void *state, const struct nb_store_filter *f, size_t *n)
 }
 
 int
-pgs_purge(void *state, const struct nb_store_filter *f, size_t *purged)
+pgs_purge(void *state, const struct nb_store_filter *f, size_t *purged,
+    struct nb_store_tally *t)
 {
 	struct pg *q = state;
 	struct params p = {0};
-	PGresult *res;
 
 	*purged = 0;
 	if (filter_params(&p, f) == -1)
 		return 0;
-	if ((res = pgs_exec(q, sql_purge, &p, PGRES_COMMAND_OK, __func__,
-		 "purge")) == NULL)
-		return -1;
-	*purged = pgs_cmd_tuples(res);
-	PQclear(res);
-	return 0;
+	return run_moves(q, sql_purge, &p, t, NB_BUCKET_NONE, NB_BUCKET_NONE,
+	    NULL, purged, "purge");
 }
 
+/* Old dedupe keys, retained delivered rows, and the slots of the gone. */
 int
-pgs_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
-{
-	struct pg *q = state;
-	struct nb_source_stats *s = NULL;
-	struct params p = {0};
-	PGresult *res = NULL;
-	int i, rows;
-	int rc = -1;
-
-	pgs_par_int(&p, now_ms);
-	if ((res = pgs_exec(
-		 q, sql_stats, &p, PGRES_TUPLES_OK, __func__, "stats")) == NULL)
-		goto out;
-	rows = PQntuples(res);
-	if (rows > 0 && (s = calloc((size_t)rows, sizeof(*s))) == NULL) {
-		log_error("out of memory", " sources=%d", rows);
-		goto out;
-	}
-	for (i = 0; i < rows; i++) {
-		snprintf(s[i].source, sizeof(s[i].source), "%s",
-		    PQgetvalue(res, i, 0));
-		s[i].pending = pgs_col_int64(res, i, 1);
-		s[i].inflight = pgs_col_int64(res, i, 2);
-		s[i].delivered = pgs_col_int64(res, i, 3);
-		s[i].dead = pgs_col_int64(res, i, 4);
-		s[i].quarantined = pgs_col_int64(res, i, 5);
-		s[i].oldest_pending_ms = pgs_col_int64(res, i, 6);
-	}
-	*out = s;
-	*n = (size_t)rows;
-	s = NULL;
-	rc = 0;
-out:
-	PQclear(res);
-	free(s);
-	return rc;
-}
-
-int
-pgs_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms)
+pgs_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
+    struct nb_store_tally *t)
 {
 	static const char *const sqls[] = {
 	    "DELETE FROM seen_requests WHERE seen_ms < $1::bigint",
 	    "DELETE FROM seen_events WHERE seen_ms < $1::bigint",
-	    "DELETE FROM events WHERE state = 1 AND updated_ms < $1::bigint",
 	};
 	struct pg *q = state;
 	struct params p;
-	size_t i;
+	size_t i, pruned;
 
 	for (i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
 		memset(&p, 0, sizeof(p));
-		pgs_par_int(&p, i == 2 ? delivered_before_ms : dedupe_after_ms);
+		pgs_par_int(&p, dedupe_after_ms);
 		if (pgs_run(q, sqls[i], &p, PGRES_COMMAND_OK, __func__,
 			"prune") == -1)
 			return -1;
 	}
-	return 0;
+	memset(&p, 0, sizeof(p));
+	pgs_par_int(&p, delivered_before_ms);
+	if (run_moves(q, sql_prune_delivered, &p, t, NB_BUCKET_DELIVERED,
+		NB_BUCKET_NONE, NULL, &pruned, "prune") == -1)
+		return -1;
+	return pgs_fold(q);
 }
 
 int

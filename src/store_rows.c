@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * store_rows: keys, filter defaults and read-back rows for every backend.
+ * store_rows: keys, filter defaults, read-back rows and the tally of
+ * counter changes, for every backend.
  *
  * The small pieces that the dispatcher and both backends share, kept below
- * them all so that no backend reaches up into store.c.  Each function works
- * on the caller's data only; nothing here is global.
+ * them all so that no backend reaches up into store.c.  The tally is where
+ * the counting rules live (which move grows which total); the backends
+ * only report moves and write the sums.  Each function works on the
+ * caller's data only; nothing here is global.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -107,4 +110,192 @@ nb_store_rows_take(
 	if (v->n == 0)
 		free(v->v);
 	memset(v, 0, sizeof(*v));
+}
+
+void
+nb_store_errors_free(struct nb_store_error *e, size_t n)
+{
+	size_t i;
+
+	if (e == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		free(e[i].error);
+		free(e[i].reason);
+	}
+	free(e);
+}
+
+enum nb_store_bucket
+nb_store_bucket_of(enum nb_event_state state, const char *reason)
+{
+	if (state == NB_STATE_PENDING)
+		return NB_BUCKET_PENDING;
+	if (state == NB_STATE_DELIVERED)
+		return NB_BUCKET_DELIVERED;
+	if (reason != NULL && strcmp(reason, NB_REASON_QUARANTINED) == 0)
+		return NB_BUCKET_QUARANTINED;
+	return NB_BUCKET_DEAD;
+}
+
+/* The tally's entry of source, made when missing; NULL (logged) on ENOMEM. */
+static struct nb_store_count *
+count_of(struct nb_store_tally *t, const char *source)
+{
+	struct nb_store_count *c;
+	size_t i, cap;
+
+	/* Rows come in runs of one source: look at the last entry first. */
+	for (i = t->nc; i > 0; i--)
+		if (strcmp(t->c[i - 1].source, source) == 0)
+			return &t->c[i - 1];
+	if (t->nc == t->capc) {
+		cap = t->capc == 0 ? 4 : t->capc * 2;
+		if ((c = reallocarray(t->c, cap, sizeof(*c))) == NULL) {
+			log_error("out of memory", " sources=%zu", t->nc);
+			return NULL;
+		}
+		t->c = c;
+		t->capc = cap;
+	}
+	c = &t->c[t->nc++];
+	memset(c, 0, sizeof(*c));
+	snprintf(c->source, sizeof(c->source), "%s", source);
+	return c;
+}
+
+/* The gauge of bucket b in c. */
+static int64_t *
+gauge(struct nb_store_count *c, enum nb_store_bucket b)
+{
+	switch (b) {
+	case NB_BUCKET_PENDING:
+		return &c->pending;
+	case NB_BUCKET_DELIVERED:
+		return &c->delivered;
+	default:
+		return &c->dead;
+	}
+}
+
+int
+nb_store_tally_move(struct nb_store_tally *t, const char *source,
+    enum nb_store_bucket from, enum nb_store_bucket to, int64_t n)
+{
+	struct nb_store_count *c;
+	int was_dead, is_dead;
+
+	if (n == 0 || from == to)
+		return 0;
+	if ((c = count_of(t, source)) == NULL)
+		return -1;
+	if (from != NB_BUCKET_NONE)
+		*gauge(c, from) -= n;
+	if (to != NB_BUCKET_NONE)
+		*gauge(c, to) += n;
+	if (from == NB_BUCKET_QUARANTINED)
+		c->quarantined -= n;
+	if (to == NB_BUCKET_QUARANTINED)
+		c->quarantined += n;
+	if (from == NB_BUCKET_NONE && to != NB_BUCKET_NONE)
+		c->received += n;
+	if (to == NB_BUCKET_DELIVERED)
+		c->delivered_total += n;
+	was_dead = from == NB_BUCKET_DEAD || from == NB_BUCKET_QUARANTINED;
+	is_dead = to == NB_BUCKET_DEAD || to == NB_BUCKET_QUARANTINED;
+	if (is_dead && !was_dead)
+		c->dead_total += n;
+	return 0;
+}
+
+int
+nb_store_tally_append(struct nb_store_tally *t, const struct nb_append *r)
+{
+	if (nb_store_tally_move(t, r->source, NB_BUCKET_NONE, NB_BUCKET_PENDING,
+		r->accepted) == -1)
+		return -1;
+	return nb_store_tally_move(t, r->source, NB_BUCKET_NONE,
+	    NB_BUCKET_QUARANTINED, r->quarantined);
+}
+
+/* 1 when a and b are both NULL or the same string. */
+static int
+same(const char *a, const char *b)
+{
+	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+int
+nb_store_tally_error(struct nb_store_tally *t, const char *source,
+    const char *error, enum nb_event_state state, const char *reason,
+    int64_t at_ms, int64_t n)
+{
+	struct nb_store_errnote *e;
+	size_t i, cap;
+
+	if (error == NULL || error[0] == '\0' || n <= 0)
+		return 0;
+	for (i = 0; i < t->ne; i++) {
+		e = &t->e[i];
+		if (strcmp(e->source, source) != 0 || strcmp(e->error, error))
+			continue;
+		e->count += n;
+		if (at_ms >= e->at_ms &&
+		    (e->state != state || !same(e->reason, reason))) {
+			/* The latest row's state and reason win. */
+			free(e->reason);
+			if ((e->reason = reason != NULL ? strdup(reason)
+							: NULL) == NULL &&
+			    reason != NULL)
+				goto nomem;
+			e->state = state;
+		}
+		if (at_ms > e->at_ms)
+			e->at_ms = at_ms;
+		return 0;
+	}
+	if (t->ne == t->cape) {
+		cap = t->cape == 0 ? 4 : t->cape * 2;
+		if ((e = reallocarray(t->e, cap, sizeof(*e))) == NULL)
+			goto nomem;
+		t->e = e;
+		t->cape = cap;
+	}
+	e = &t->e[t->ne];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->source, sizeof(e->source), "%s", source);
+	e->state = state;
+	e->count = n;
+	e->at_ms = at_ms;
+	if ((e->error = strdup(error)) == NULL ||
+	    (reason != NULL && (e->reason = strdup(reason)) == NULL)) {
+		free(e->error);
+		goto nomem;
+	}
+	t->ne++;
+	return 0;
+nomem:
+	log_error("out of memory", " errors=%zu", t->ne);
+	return -1;
+}
+
+void
+nb_store_tally_reset(struct nb_store_tally *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->ne; i++) {
+		free(t->e[i].error);
+		free(t->e[i].reason);
+	}
+	t->nc = t->ne = 0;
+}
+
+void
+nb_store_tally_free(struct nb_store_tally *t)
+{
+	nb_store_tally_reset(t);
+	free(t->c);
+	free(t->e);
+	memset(t, 0, sizeof(*t));
 }

@@ -618,9 +618,12 @@ sq_begin(void *state, enum nb_store_sync sync)
 	    state, sync == NB_STORE_SYNC_LEASE ? SYNC_NORMAL : SYNC_FULL);
 }
 
+/* The counters and errors of the transaction first, then COMMIT. */
 static int
-sq_commit(void *state)
+sq_commit(void *state, const struct nb_store_tally *t)
 {
+	if (sq_tally_write(state, t) == -1)
+		return -1;
 	return tx_commit(state);
 }
 
@@ -695,5 +698,6 @@ const struct nb_store_ops nb_store_sqlite_ops = {
     .list = sq_list,
     .count = sq_count,
     .stats = sq_stats,
+    .errors = sq_errors,
     .checkpoint = sq_checkpoint,
 };

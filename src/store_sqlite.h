@@ -56,6 +56,7 @@ enum sq_stmt {
 	ST_CLAIM_SET,
 	ST_EXTEND,
 	ST_DELIVERED,
+	ST_MARK_SOURCES,
 	ST_RETRY,
 	ST_RELEASE,
 	ST_DEAD,
@@ -67,6 +68,10 @@ enum sq_stmt {
 	ST_PURGE_PAYLOADS,
 	ST_PURGE,
 	ST_STATS,
+	ST_COUNT_ADD,
+	ST_ERROR_ADD,
+	ST_ERROR_TRIM,
+	ST_ERRORS,
 	ST_PRUNE_REQUESTS,
 	ST_PRUNE_EVENTS,
 	ST_PRUNE_PAYLOADS,
@@ -101,6 +106,13 @@ struct sq_chunk_sql {
 
 /* store_sqlite_sql.c */
 extern const char *const sq_migrations[];
+/*
+ * The statements that answer operator and scraper reads (stats, errors,
+ * lists): test_store's plan test fails when any of them scans events or
+ * payloads instead of searching an index.
+ */
+extern const enum sq_stmt sq_reads[];
+extern const size_t sq_nreads;
 extern const int sq_schema_latest;
 extern const char sq_index_tuning[];
 extern const char *const sq_stmt_sql[ST_COUNT];
@@ -165,23 +177,29 @@ int64_t sq_cap_spare(const struct sq *q);
 int sq_cap_check(struct sq *q, int64_t spare);
 
 /* store_sqlite_append.c */
-int sq_append(void *state, struct nb_append *const *reqs, size_t n);
+int sq_append(void *state, struct nb_append *const *reqs, size_t n,
+    struct nb_store_tally *t);
 
 /* store_sqlite_rows.c */
 int sq_claim_prepare(
     void *state, const struct nb_store_claim *c, size_t *found);
 int sq_claim(
     void *state, const struct nb_store_claim *c, struct nb_store_rows *v);
-int sq_mark(
-    void *state, const struct nb_store_mark *m, const int64_t *seqs, size_t n);
+int sq_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
+    size_t n, struct nb_store_tally *t);
 int sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
-    const char *error);
+    const char *error, int64_t at_ms, struct nb_store_tally *t);
 int sq_list(
     void *state, const struct nb_store_filter *f, struct nb_store_rows *v);
 int sq_count(void *state, const struct nb_store_filter *f, size_t *n);
-int sq_purge(void *state, const struct nb_store_filter *f, size_t *purged);
+int sq_purge(void *state, const struct nb_store_filter *f, size_t *purged,
+    struct nb_store_tally *t);
 int sq_stats(
     void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n);
-int sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms);
+int sq_errors(void *state, int64_t since_ms, size_t per_source,
+    struct nb_store_error **out, size_t *n);
+int sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
+    struct nb_store_tally *t);
+int sq_tally_write(struct sq *q, const struct nb_store_tally *t);
 
 #endif

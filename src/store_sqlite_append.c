@@ -335,6 +335,25 @@ nomem:
 	return -1;
 }
 
+/* The counters' share of an append: its counts, its quarantine rules. */
+static int
+tally_rows(struct nb_store_tally *t, struct nb_append *const *reqs, size_t n,
+    const struct sq_row *rows, size_t nrows)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (nb_store_tally_append(t, reqs[i]) == -1)
+			return -1;
+	for (i = 0; i < nrows; i++)
+		if (rows[i].e->error != NULL &&
+		    nb_store_tally_error(t, rows[i].r->source, rows[i].e->error,
+			NB_STATE_DEAD, NB_REASON_QUARANTINED,
+			rows[i].r->received_ms, 1) == -1)
+			return -1;
+	return 0;
+}
+
 /*
  * A group is stored in three passes, each a few multi-row statements
  * rather than a statement per key or row: the webhook ids of all requests,
@@ -346,7 +365,8 @@ nomem:
  * statement each insert lands next to the one before.
  */
 int
-sq_append(void *state, struct nb_append *const *reqs, size_t n)
+sq_append(void *state, struct nb_append *const *reqs, size_t n,
+    struct nb_store_tally *t)
 {
 	struct sq *q = state;
 	struct nb_append *r;
@@ -409,6 +429,8 @@ sq_append(void *state, struct nb_append *const *reqs, size_t n)
 		}
 	}
 	if (rows_insert(q, q->rows, nrows) == -1)
+		return -1;
+	if (tally_rows(t, reqs, n, q->rows, nrows) == -1)
 		return -1;
 	return sq_cap_check(q, sq_cap_spare(q));
 }

@@ -366,14 +366,57 @@ mark_one(struct sq *q, const struct nb_store_mark *m, int64_t seq)
 	return sq_stmt_run(q, st, __func__, "requarantine");
 }
 
+/*
+ * Steps a statement that returns the source of each row it changed (a
+ * purge also the row's state and reason: then each row moves from its own
+ * bucket), tallying one move per row, and dead's error when dead is not
+ * NULL; resets it.  *changed counts the rows.
+ */
+static int
+run_moves(struct sq *q, sqlite3_stmt *st, struct nb_store_tally *t,
+    enum nb_store_bucket from, enum nb_store_bucket to,
+    const struct nb_store_mark *dead, size_t *changed, const char *op)
+{
+	const char *source, *reason;
+	int step, rc = 0;
+
+	*changed = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		source = (const char *)sqlite3_column_text(st, 0);
+		if (source == NULL)
+			source = "";
+		if (sqlite3_column_count(st) >= 3) {
+			reason = (const char *)sqlite3_column_text(st, 2);
+			from = nb_store_bucket_of(
+			    (enum nb_event_state)sqlite3_column_int(st, 1),
+			    reason);
+		}
+		if (rc == 0 &&
+		    (nb_store_tally_move(t, source, from, to, 1) == -1 ||
+			(dead != NULL &&
+			    nb_store_tally_error(t, source, dead->error,
+				NB_STATE_DEAD, dead->reason, dead->ms,
+				1) == -1)))
+			rc = -1;
+		(*changed)++;
+	}
+	if (step != SQLITE_DONE) {
+		sq_db_log(q, __func__, op);
+		rc = -1;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
 int
-sq_mark(
-    void *state, const struct nb_store_mark *m, const int64_t *seqs, size_t n)
+sq_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
+    size_t n, struct nb_store_tally *t)
 {
 	struct sq *q = state;
+	enum nb_store_bucket to = NB_BUCKET_DELIVERED;
 	sqlite3_stmt *st;
 	enum sq_stmt id;
-	size_t i;
+	size_t i, counted = 0;
 
 	switch (m->kind) {
 	case NB_STORE_MARK_PENDING:
@@ -393,10 +436,19 @@ sq_mark(
 		break;
 	default:
 		id = ST_DEAD;
+		to = nb_store_bucket_of(NB_STATE_DEAD, m->reason);
 		break;
 	}
 	if (sq_seqs_json(q, seqs, n, sizeof(*seqs)) == -1)
 		return -1;
+	if (id == ST_DELIVERED || id == ST_DEAD) {
+		if ((st = sq_stmt_get(q, ST_MARK_SOURCES)) == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+		if (run_moves(q, st, t, NB_BUCKET_PENDING, to,
+			id == ST_DEAD ? m : NULL, &counted, "mark") == -1)
+			return -1;
+	}
 	if ((st = sq_stmt_get(q, id)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
@@ -406,16 +458,27 @@ sq_mark(
 		sqlite3_bind_int64(st, 4, m->ms);
 	} else if (id != ST_RELEASE)
 		sqlite3_bind_int64(st, 2, m->ms);
-	return sq_stmt_run(q, st, __func__, "mark");
+	if (sq_stmt_run(q, st, __func__, "mark") == -1)
+		return -1;
+	/* Under the write lock the rows counted are the rows changed. */
+	if ((id == ST_DELIVERED || id == ST_DEAD) &&
+	    sqlite3_changes64(q->db) != (sqlite3_int64)counted) {
+		log_error("mark mismatch", " counted=%zu changed=%" PRId64,
+		    counted, (int64_t)sqlite3_changes64(q->db));
+		return -1;
+	}
+	return 0;
 }
 
 int
-sq_retry(
-    void *state, const struct nb_store_retry *rows, size_t n, const char *error)
+sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
+    const char *error, int64_t at_ms, struct nb_store_tally *t)
 {
 	struct sq *q = state;
+	const unsigned char *source;
 	sqlite3_stmt *st;
 	size_t i;
+	int step;
 
 	for (i = 0; i < n; i++) {
 		if ((st = sq_stmt_get(q, ST_RETRY)) == NULL)
@@ -423,8 +486,23 @@ sq_retry(
 		sqlite3_bind_int64(st, 1, rows[i].seq);
 		sqlite3_bind_int64(st, 2, rows[i].next_ms);
 		sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
-		if (sq_stmt_run(q, st, __func__, "retry") == -1)
+		/* One row at most: the error is counted when it changed. */
+		if ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			source = sqlite3_column_text(st, 0);
+			if (nb_store_tally_error(t,
+				source != NULL ? (const char *)source : "",
+				error, NB_STATE_PENDING, NULL, at_ms,
+				1) == -1) {
+				sqlite3_reset(st);
+				return -1;
+			}
+			step = sqlite3_step(st);
+		}
+		sqlite3_reset(st);
+		if (step != SQLITE_DONE) {
+			sq_db_log(q, __func__, "retry");
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -477,24 +555,24 @@ sq_count(void *state, const struct nb_store_filter *f, size_t *n)
  * both statements see the same rows under the lock.
  */
 int
-sq_purge(void *state, const struct nb_store_filter *f, size_t *purged)
+sq_purge(void *state, const struct nb_store_filter *f, size_t *purged,
+    struct nb_store_tally *t)
 {
-	static const enum sq_stmt ids[] = {ST_PURGE_PAYLOADS, ST_PURGE};
 	struct sq *q = state;
 	sqlite3_stmt *st;
-	size_t i;
 
 	*purged = 0;
-	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-		if ((st = sq_stmt_get(q, ids[i])) == NULL)
-			return -1;
-		if (bind_filter(st, f) == -1)
-			return 0;
-		if (sq_stmt_run(q, st, __func__, "purge") == -1)
-			return -1;
-	}
-	*purged = (size_t)sqlite3_changes64(q->db);
-	return 0;
+	if ((st = sq_stmt_get(q, ST_PURGE_PAYLOADS)) == NULL)
+		return -1;
+	if (bind_filter(st, f) == -1)
+		return 0;
+	if (sq_stmt_run(q, st, __func__, "purge") == -1)
+		return -1;
+	if ((st = sq_stmt_get(q, ST_PURGE)) == NULL)
+		return -1;
+	bind_filter(st, f);
+	return run_moves(
+	    q, st, t, NB_BUCKET_NONE, NB_BUCKET_NONE, NULL, purged, "purge");
 }
 
 int
@@ -524,11 +602,14 @@ sq_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 		snprintf(s[len].source, sizeof(s[len].source), "%s",
 		    name != NULL ? (const char *)name : "");
 		s[len].pending = sqlite3_column_int64(st, 1);
-		s[len].inflight = sqlite3_column_int64(st, 2);
-		s[len].delivered = sqlite3_column_int64(st, 3);
-		s[len].dead = sqlite3_column_int64(st, 4);
-		s[len].quarantined = sqlite3_column_int64(st, 5);
-		s[len].oldest_pending_ms = sqlite3_column_int64(st, 6);
+		s[len].delivered = sqlite3_column_int64(st, 2);
+		s[len].dead = sqlite3_column_int64(st, 3);
+		s[len].quarantined = sqlite3_column_int64(st, 4);
+		s[len].received_total = sqlite3_column_int64(st, 5);
+		s[len].delivered_total = sqlite3_column_int64(st, 6);
+		s[len].dead_total = sqlite3_column_int64(st, 7);
+		s[len].oldest_pending_ms = sqlite3_column_int64(st, 8);
+		s[len].inflight = sqlite3_column_int64(st, 9);
 		len++;
 	}
 	if (step != SQLITE_DONE) {
@@ -546,24 +627,138 @@ out:
 }
 
 int
-sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms)
+sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
+    struct nb_store_tally *t)
 {
 	/* The payloads of delivered rows go first, while the rows say which. */
-	static const enum sq_stmt ids[] = {ST_PRUNE_REQUESTS, ST_PRUNE_EVENTS,
-	    ST_PRUNE_PAYLOADS, ST_PRUNE_DELIVERED};
+	static const enum sq_stmt ids[] = {
+	    ST_PRUNE_REQUESTS, ST_PRUNE_EVENTS, ST_PRUNE_PAYLOADS};
 	struct sq *q = state;
 	sqlite3_stmt *st;
-	size_t i;
+	size_t i, pruned;
 
 	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
 		if ((st = sq_stmt_get(q, ids[i])) == NULL)
 			return -1;
 		sqlite3_bind_int64(st, 1,
-		    ids[i] == ST_PRUNE_PAYLOADS || ids[i] == ST_PRUNE_DELIVERED
-			? delivered_before_ms
-			: dedupe_after_ms);
+		    ids[i] == ST_PRUNE_PAYLOADS ? delivered_before_ms
+						: dedupe_after_ms);
 		if (sq_stmt_run(q, st, __func__, "prune") == -1)
 			return -1;
 	}
+	if ((st = sq_stmt_get(q, ST_PRUNE_DELIVERED)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, delivered_before_ms);
+	return run_moves(q, st, t, NB_BUCKET_DELIVERED, NB_BUCKET_NONE, NULL,
+	    &pruned, "prune");
+}
+
+int
+sq_errors(void *state, int64_t since_ms, size_t per_source,
+    struct nb_store_error **out, size_t *n)
+{
+	struct sq *q = state;
+	struct nb_store_error *e = NULL, *ne;
+	const unsigned char *name;
+	sqlite3_stmt *st;
+	size_t len = 0, cap = 0;
+	int rc = -1, step, failed = 0;
+
+	if ((st = sq_stmt_get(q, ST_ERRORS)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, since_ms);
+	sqlite3_bind_int64(
+	    st, 2, per_source > INT64_MAX ? INT64_MAX : (int64_t)per_source);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((ne = reallocarray(e, cap, sizeof(*e))) == NULL)
+				goto nomem;
+			e = ne;
+		}
+		memset(&e[len], 0, sizeof(e[len]));
+		name = sqlite3_column_text(st, 0);
+		snprintf(e[len].source, sizeof(e[len].source), "%s",
+		    name != NULL ? (const char *)name : "");
+		e[len].error = col_strdup(st, 1, &failed);
+		e[len].reason = col_strdup(st, 2, &failed);
+		e[len].state = (enum nb_event_state)sqlite3_column_int(st, 3);
+		e[len].count = sqlite3_column_int64(st, 4);
+		e[len].last_ms = sqlite3_column_int64(st, 5);
+		len++;
+		if (failed || e[len - 1].error == NULL)
+			goto nomem;
+	}
+	if (step != SQLITE_DONE) {
+		sq_db_log(q, __func__, "errors");
+		goto out;
+	}
+	*out = e;
+	*n = len;
+	e = NULL;
+	len = 0;
+	rc = 0;
+	goto out;
+nomem:
+	log_error("out of memory", " errors=%zu", len);
+out:
+	sqlite3_reset(st);
+	nb_store_errors_free(e, len);
+	return rc;
+}
+
+/* Adds one source's counter changes. */
+static int
+count_write(struct sq *q, const struct nb_store_count *c)
+{
+	sqlite3_stmt *st;
+
+	if ((st = sq_stmt_get(q, ST_COUNT_ADD)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, c->source, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->pending);
+	sqlite3_bind_int64(st, 3, c->delivered);
+	sqlite3_bind_int64(st, 4, c->dead);
+	sqlite3_bind_int64(st, 5, c->quarantined);
+	sqlite3_bind_int64(st, 6, c->received);
+	sqlite3_bind_int64(st, 7, c->delivered_total);
+	sqlite3_bind_int64(st, 8, c->dead_total);
+	return sq_stmt_run(q, st, __func__, "counters");
+}
+
+/* Records one error, then keeps the source's newest few. */
+static int
+error_write(struct sq *q, const struct nb_store_errnote *e)
+{
+	sqlite3_stmt *st;
+
+	if ((st = sq_stmt_get(q, ST_ERROR_ADD)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, e->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, e->error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, e->count);
+	sqlite3_bind_int64(st, 4, e->at_ms);
+	sqlite3_bind_int(st, 5, (int)e->state);
+	sqlite3_bind_text(st, 6, e->reason, -1, SQLITE_STATIC);
+	if (sq_stmt_run(q, st, __func__, "errors") == -1)
+		return -1;
+	if ((st = sq_stmt_get(q, ST_ERROR_TRIM)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, e->source, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, NB_STORE_ERRORS_KEPT);
+	return sq_stmt_run(q, st, __func__, "errors trim");
+}
+
+int
+sq_tally_write(struct sq *q, const struct nb_store_tally *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->nc; i++)
+		if (count_write(q, &t->c[i]) == -1)
+			return -1;
+	for (i = 0; i < t->ne; i++)
+		if (error_write(q, &t->e[i]) == -1)
+			return -1;
 	return 0;
 }

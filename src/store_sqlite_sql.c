@@ -11,6 +11,9 @@
  */
 #include "store_sqlite.h"
 
+#define STR_(x) #x
+#define STR(x)	STR_(x)
+
 /* Migrations: sq_migrations[i] takes the schema from version i to i + 1. */
 const char *const sq_migrations[] = {
     /* 1: the initial schema. */
@@ -93,6 +96,55 @@ const char *const sq_migrations[] = {
     "ALTER TABLE events_v2 RENAME TO events;"
     "CREATE INDEX events_due ON events (source, next_ms, seq)"
     " WHERE state = 0;",
+    /*
+     * 3: counters instead of scans.  counters holds per source what
+     * nb_store_stats() used to count with a GROUP BY over every row; every
+     * transaction that changes rows changes them too (see sq_commit()).
+     * They are built once here from the rows as they are (the totals
+     * start from what is stored).  recent_errors keeps the latest errors
+     * per source, at most NB_STORE_ERRORS_KEPT, in place of the admin's
+     * row scans.  The two gauges read indexes: events_pending_age the
+     * oldest pending received_ms of a source, events_lease its live
+     * leases (which replaces events_leased for recovery too).
+     */
+    "CREATE TABLE counters ("
+    " source TEXT PRIMARY KEY,"
+    " pending INTEGER NOT NULL DEFAULT 0,"
+    " delivered INTEGER NOT NULL DEFAULT 0,"
+    " dead INTEGER NOT NULL DEFAULT 0,"
+    " quarantined INTEGER NOT NULL DEFAULT 0,"
+    " received_total INTEGER NOT NULL DEFAULT 0,"
+    " delivered_total INTEGER NOT NULL DEFAULT 0,"
+    " dead_total INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "INSERT INTO counters SELECT source, sum(state = 0), sum(state = 1),"
+    " sum(state = 2),"
+    " sum(state = 2 AND reason IS '" NB_REASON_QUARANTINED "'),"
+    " count(*), sum(state = 1), sum(state = 2)"
+    " FROM events GROUP BY source;"
+    "CREATE TABLE recent_errors ("
+    " source TEXT NOT NULL,"
+    " error TEXT NOT NULL,"
+    " count INTEGER NOT NULL,"
+    " last_ms INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " reason TEXT,"
+    " PRIMARY KEY (source, error)) WITHOUT ROWID;"
+    /* max() makes state and reason those of the newest row. */
+    "INSERT INTO recent_errors SELECT source, error, count(*),"
+    " max(updated_ms), state, reason FROM events"
+    " WHERE error IS NOT NULL AND error <> '' GROUP BY source, error;"
+    "DELETE FROM recent_errors WHERE (source, error) IN"
+    " (SELECT source, error FROM (SELECT source, error, row_number()"
+    " OVER (PARTITION BY source ORDER BY last_ms DESC) AS n"
+    " FROM recent_errors) WHERE n > " STR(
+	NB_STORE_ERRORS_KEPT) ");"
+			      "DROP INDEX IF EXISTS events_leased;"
+			      "CREATE INDEX events_lease ON events (source, "
+			      "lease_ms)"
+			      " WHERE lease_ms <> 0;"
+			      "CREATE INDEX events_pending_age ON events "
+			      "(source, received_ms)"
+			      " WHERE state = 0;",
 };
 const int sq_schema_latest =
     (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
@@ -102,8 +154,8 @@ const int sq_schema_latest =
  * not part of the schema version: a build without these statements works
  * on a store that has them, and the other way round, only slower.
  *
- * - events_leased makes start-up recovery visit only leased rows instead of
- *   every pending one (a full pass over a million-row backlog).
+ * - events_leased (up to version 2; events_lease since) made start-up
+ *   recovery visit only leased rows instead of every pending one.
  * - events_delivered serves the retention prune; it replaces events_state,
  *   which every delivered mark had to move an entry of and which misled the
  *   planner into scanning all pending rows for lease and delivery updates.
@@ -111,8 +163,6 @@ const int sq_schema_latest =
  *   use it) yet cost every append a random B-tree insert.
  */
 const char sq_index_tuning[] =
-    "CREATE INDEX IF NOT EXISTS events_leased ON events (seq)"
-    " WHERE lease_ms <> 0;"
     "CREATE INDEX IF NOT EXISTS events_delivered ON events (updated_ms)"
     " WHERE state = 1;"
     "DROP INDEX IF EXISTS events_state;"
@@ -213,9 +263,17 @@ const char *const sq_stmt_sql[ST_COUNT] = {
 		     " updated_ms = ?2"
 		     " WHERE seq IN (SELECT value FROM json_each(?1))"
 		     " AND +state = 0",
+    /*
+     * The sources of the rows DELIVERED or DEAD are about to change, for
+     * the counters: read before in the same transaction, which costs a
+     * third of what a RETURNING clause on the update does.
+     */
+    [ST_MARK_SOURCES] = "SELECT source FROM events"
+			" WHERE seq IN (SELECT value FROM json_each(?1))"
+			" AND +state = 0",
     [ST_RETRY] = "UPDATE events SET attempts = attempts + 1, error = ?3,"
 		 " next_ms = ?2, lease_ms = 0"
-		 " WHERE seq = ?1 AND state = 0",
+		 " WHERE seq = ?1 AND state = 0 RETURNING source",
     [ST_RELEASE] = "UPDATE OR FAIL events SET lease_ms = 0"
 		   " WHERE seq IN (SELECT value FROM json_each(?1))"
 		   " AND +state = 0",
@@ -223,7 +281,7 @@ const char *const sq_stmt_sql[ST_COUNT] = {
 		" lease_ms = 0, updated_ms = ?4"
 		" WHERE seq IN (SELECT value FROM json_each(?1))"
 		" AND +state = 0",
-    /* Only leased rows, off the partial index events_leased. */
+    /* Only leased rows, off the partial index events_lease. */
     [ST_RECOVER] = "UPDATE events SET lease_ms = 0"
 		   " WHERE lease_ms <> 0 AND +state = 0",
     [ST_LIST] = "SELECT " EVENT_COLS ", (SELECT payload FROM payloads AS p"
@@ -242,20 +300,60 @@ const char *const sq_stmt_sql[ST_COUNT] = {
 			  " (SELECT seq FROM events" FILTER_WHERE ")",
     [ST_PURGE] =
 	"DELETE FROM events WHERE seq IN (SELECT seq FROM events" FILTER_WHERE
-	")",
-    [ST_STATS] = "SELECT source, sum(state = 0),"
-		 " sum(state = 0 AND lease_ms > ?1), sum(state = 1),"
-		 " sum(state = 2),"
-		 " sum(state = 2 AND reason = '" NB_REASON_QUARANTINED "'),"
-		 " coalesce(min(CASE WHEN state = 0 THEN received_ms END),"
-		 " 0) FROM events GROUP BY source ORDER BY source",
+	") RETURNING source, state, reason",
+    /*
+     * O(sources): the counters, then per source the oldest pending row
+     * (the first entry of events_pending_age) and the live leases (a range
+     * of events_lease, which holds only leased rows).
+     */
+    [ST_STATS] = "SELECT c.source, c.pending, c.delivered, c.dead,"
+		 " c.quarantined, c.received_total, c.delivered_total,"
+		 " c.dead_total,"
+		 " coalesce((SELECT min(received_ms) FROM events"
+		 " WHERE source = c.source AND state = 0), 0),"
+		 " (SELECT count(*) FROM events WHERE source = c.source"
+		 " AND lease_ms <> 0 AND lease_ms > ?1)"
+		 " FROM counters AS c ORDER BY c.source",
+    [ST_COUNT_ADD] =
+	"INSERT INTO counters (source, pending, delivered,"
+	" dead, quarantined, received_total, delivered_total,"
+	" dead_total) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+	" ON CONFLICT (source) DO UPDATE SET"
+	" pending = pending + excluded.pending,"
+	" delivered = delivered + excluded.delivered,"
+	" dead = dead + excluded.dead,"
+	" quarantined = quarantined + excluded.quarantined,"
+	" received_total = received_total + excluded.received_total,"
+	" delivered_total = delivered_total"
+	" + excluded.delivered_total,"
+	" dead_total = dead_total + excluded.dead_total",
+    [ST_ERROR_ADD] = "INSERT INTO recent_errors (source, error, count,"
+		     " last_ms, state, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+		     " ON CONFLICT (source, error) DO UPDATE SET"
+		     " count = count + excluded.count,"
+		     " state = iif(excluded.last_ms >= last_ms,"
+		     " excluded.state, state),"
+		     " reason = iif(excluded.last_ms >= last_ms,"
+		     " excluded.reason, reason),"
+		     " last_ms = max(last_ms, excluded.last_ms)",
+    /* A source keeps its newest ?2 errors. */
+    [ST_ERROR_TRIM] = "DELETE FROM recent_errors WHERE source = ?1"
+		      " AND error NOT IN (SELECT error FROM recent_errors"
+		      " WHERE source = ?1 ORDER BY last_ms DESC LIMIT ?2)",
+    /* The newest ?2 errors per source since ?1: the table is bounded. */
+    [ST_ERRORS] = "SELECT source, error, reason, state, count, last_ms"
+		  " FROM (SELECT *, row_number() OVER (PARTITION BY source"
+		  " ORDER BY last_ms DESC) AS n FROM recent_errors"
+		  " WHERE last_ms >= ?1) WHERE n <= ?2"
+		  " ORDER BY source, last_ms DESC",
     [ST_PRUNE_REQUESTS] = "DELETE FROM seen_requests WHERE seen_ms < ?1",
     [ST_PRUNE_EVENTS] = "DELETE FROM seen_events WHERE seen_ms < ?1",
     [ST_PRUNE_PAYLOADS] = "DELETE FROM payloads WHERE seq IN"
 			  " (SELECT seq FROM events"
 			  " WHERE state = 1 AND updated_ms < ?1)",
     [ST_PRUNE_DELIVERED] = "DELETE FROM events"
-			   " WHERE state = 1 AND updated_ms < ?1",
+			   " WHERE state = 1 AND updated_ms < ?1"
+			   " RETURNING source",
     [ST_PROBE] = "INSERT INTO meta (id, probe_ms) VALUES (1, ?1)"
 		 " ON CONFLICT (id) DO UPDATE SET probe_ms = excluded.probe_ms",
     [ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
@@ -301,3 +399,6 @@ const struct sq_chunk_sql sq_chunk_sql[CH_COUNT] = {
 			  " VALUES ",
 	"(NULL,?1)", 1, ""},
 };
+
+const enum sq_stmt sq_reads[] = {ST_STATS, ST_ERRORS};
+const size_t sq_nreads = sizeof(sq_reads) / sizeof(sq_reads[0]);

@@ -122,7 +122,13 @@ struct nb_store_filter {
 	int64_t after_seq;
 };
 
-/* Per-source queue figures for /v1/stats and /metrics. */
+/*
+ * Per-source queue figures for /v1/stats and /metrics.  The first four are
+ * counters the store keeps as rows change state, in the same transactions;
+ * the two gauges are read off indexes; the totals only ever grow (since
+ * the counters were built), so a caller that samples them twice gets a
+ * rate.
+ */
 struct nb_source_stats {
 	char source[NB_SOURCE_NAME_MAX + 1];
 	int64_t pending;   /* includes in flight */
@@ -131,7 +137,30 @@ struct nb_source_stats {
 	int64_t dead;	   /* dead letters, quarantined included */
 	int64_t quarantined;
 	int64_t oldest_pending_ms; /* received_at of the oldest pending, 0 */
+	int64_t received_total;	   /* events stored (quarantined included) */
+	int64_t delivered_total;   /* rows marked delivered */
+	int64_t dead_total;	   /* rows that became dead letters */
 };
+
+/* Recent errors kept per source (per writer on PostgreSQL), newest first. */
+#define NB_STORE_ERRORS_KEPT 32
+
+/*
+ * One error recorded as rows failed: a retry's error, a dead letter's, a
+ * quarantined event's rule.  count is how often it happened since the
+ * store first recorded it; state and reason are those of its latest row.
+ */
+struct nb_store_error {
+	char source[NB_SOURCE_NAME_MAX + 1];
+	char *error;
+	char *reason; /* dead letters only, else NULL */
+	enum nb_event_state state;
+	int64_t count;
+	int64_t last_ms;
+};
+
+/* Frees the strings of n errors and the array itself.  NULL is ok. */
+void nb_store_errors_free(struct nb_store_error *, size_t n);
 
 /*
  * Re-validates a quarantined event on replay: returns NULL when raw is now
@@ -224,9 +253,31 @@ int nb_store_replay(struct nb_store *, const struct nb_store_filter *f,
 int nb_store_purge(struct nb_store *, const struct nb_store_filter *f,
     int dry_run, size_t *purged);
 
-/* Queue figures per source that has rows, sorted by source name. */
+/*
+ * Queue figures per source that has rows, sorted by source name (bytewise).
+ * The cost does not grow with the rows stored: one counters row per source
+ * (per writer on PostgreSQL) and two index probes per source.  now_ms tells
+ * live leases from ones that ran out.
+ */
 int nb_store_stats(
     struct nb_store *, int64_t now_ms, struct nb_source_stats **out, size_t *n);
+
+/*
+ * The same for every source the store ever counted, rows or not: what a
+ * caller that samples the totals needs (a source whose rows are all gone
+ * still has its totals).  A source absent here never had a row.
+ */
+int nb_store_stats_all(
+    struct nb_store *, int64_t now_ms, struct nb_source_stats **out, size_t *n);
+
+/*
+ * The errors recorded since since_ms, at most per_source of each source
+ * (newest first), sorted by source name.  Bounded by the errors kept, never
+ * by the rows stored.  *out as for nb_store_stats(); free it with
+ * nb_store_errors_free().
+ */
+int nb_store_errors(struct nb_store *, int64_t since_ms, size_t per_source,
+    struct nb_store_error **out, size_t *n);
 
 /*
  * Housekeeping: forgets dedupe keys older than dedupe_after_ms and deletes

@@ -737,10 +737,127 @@ test_stats(void **state)
 	assert_int_equal(st[2].dead, 3);
 	assert_int_equal(st[2].quarantined, 1);
 	assert_int_equal(st[2].oldest_pending_ms, 0);
+	/* The running totals. */
+	assert_int_equal(st[0].received_total, 1);
+	assert_int_equal(st[1].received_total, 7);
+	assert_int_equal(st[1].delivered_total, 1);
+	assert_int_equal(st[1].dead_total, 4);
+	assert_int_equal(st[2].received_total, 3);
+	assert_int_equal(st[2].delivered_total, 0);
+	assert_int_equal(st[2].dead_total, 3);
 	free(st);
 	assert_int_equal(nb_store_stats(fx->s, 20000, &st, &n), 0);
 	assert_int_equal(st[1].inflight, 0);
 	free(st);
+}
+
+/* Totals outlive the rows; a source without rows is listed by stats_all. */
+static void
+test_totals(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_source_stats *st = NULL;
+	struct nb_store_filter f;
+	int64_t seqs[8];
+	size_t n, purged;
+
+	STORE_NEED(fx);
+	add_filter_rows(fx->s, seqs);
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	f.source = "beta";
+	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), 0);
+	assert_int_equal(purged, 2);
+	assert_int_equal(nb_store_stats(fx->s, 0, &st, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(st[0].source, "acme");
+	free(st);
+	assert_int_equal(nb_store_stats_all(fx->s, 0, &st, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(st[1].source, "beta");
+	assert_int_equal(st[1].pending + st[1].delivered + st[1].dead, 0);
+	assert_int_equal(st[1].received_total, 2);
+	assert_int_equal(st[1].dead_total, 2);
+	free(st);
+	/* The delivered row pruned: the gauge drops, the total stays. */
+	assert_int_equal(nb_store_prune(fx->s, 0, 9001), 0);
+	assert_int_equal(nb_store_stats(fx->s, 0, &st, &n), 0);
+	assert_int_equal(st[0].delivered, 0);
+	assert_int_equal(st[0].delivered_total, 1);
+	assert_int_equal(st[0].received_total, 6);
+	free(st);
+}
+
+/*
+ * Recent errors: counted per source and text, the latest row's state and
+ * reason, newest first, since a time, a few per source, bounded.
+ */
+static void
+test_errors(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_event q[] = {
+	    ev(NULL, NULL, "{}", "id: missing"),
+	    ev(NULL, NULL, "{}", "id: missing"),
+	};
+	struct nb_append r = req("acme", "wh_q", q, 2, 100);
+	struct nb_store_error *e = NULL;
+	struct nb_store_retry rt;
+	char err[32];
+	int64_t seqs[8];
+	size_t n, i;
+
+	STORE_NEED(fx);
+	assert_int_equal(append1(fx->s, &r), 0);
+	add_filter_rows(fx->s, seqs); /* dead letters "err" at 9000 */
+	add(fx->s, "acme", "x1", 9500);
+	rt.seq = seq_of(fx->s, "x1");
+	rt.next_ms = 9600;
+	assert_int_equal(nb_store_retry(fx->s, &rt, 1, "HTTP 503"), 0);
+
+	assert_int_equal(nb_store_errors(fx->s, 0, 5, &e, &n), 0);
+	assert_int_equal(n, 4);
+	/* The retry happened now (wall clock): the newest. */
+	assert_string_equal(e[0].source, "acme");
+	assert_string_equal(e[0].error, "HTTP 503");
+	assert_int_equal(e[0].state, NB_STATE_PENDING);
+	assert_null(e[0].reason);
+	assert_int_equal(e[0].count, 1);
+	assert_string_equal(e[1].error, "err");
+	assert_int_equal(e[1].count, 4);
+	assert_int_equal(e[1].last_ms, 9000);
+	assert_int_equal(e[1].state, NB_STATE_DEAD);
+	assert_string_equal(e[2].error, "id: missing");
+	assert_int_equal(e[2].count, 2);
+	assert_int_equal(e[2].last_ms, 100);
+	assert_string_equal(e[2].reason, NB_REASON_QUARANTINED);
+	assert_string_equal(e[3].source, "beta");
+	assert_int_equal(e[3].count, 2);
+	nb_store_errors_free(e, n);
+	/* Since a time; at most per_source of each. */
+	assert_int_equal(nb_store_errors(fx->s, 200, 1, &e, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(e[0].error, "HTTP 503");
+	assert_string_equal(e[1].source, "beta");
+	nb_store_errors_free(e, n);
+	assert_int_equal(nb_store_errors(fx->s, 0, 0, &e, &n), 0);
+	assert_int_equal(n, 0);
+	/* A source keeps its newest NB_STORE_ERRORS_KEPT. */
+	for (i = 0; i < NB_STORE_ERRORS_KEPT + 8; i++) {
+		snprintf(err, sizeof(err), "segment: %zu", i);
+		add(fx->s, "beta", err, 10000 + (int64_t)i);
+		seqs[0] = seq_of(fx->s, err);
+		assert_int_equal(
+		    nb_store_dead(fx->s, seqs, 1, NB_REASON_REJECTED, err,
+			10000 + (int64_t)i),
+		    0);
+	}
+	assert_int_equal(nb_store_errors(fx->s, 0, 1000, &e, &n), 0);
+	for (i = 0; i < n && strcmp(e[i].source, "beta") != 0; i++)
+		;
+	assert_int_equal(n - i, NB_STORE_ERRORS_KEPT);
+	assert_string_equal(e[i].error, "segment: 39");
+	nb_store_errors_free(e, n);
 }
 
 static void
@@ -1179,6 +1296,8 @@ test_append_after_purge(void **state)
 		test_replay_rounds, setup, teardown),                          \
 	    cmocka_unit_test_setup_teardown(test_purge, setup, teardown),      \
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),      \
+	    cmocka_unit_test_setup_teardown(test_totals, setup, teardown),     \
+	    cmocka_unit_test_setup_teardown(test_errors, setup, teardown),     \
 	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),      \
 	    cmocka_unit_test_setup_teardown(test_payloads, setup, teardown),   \
 	    cmocka_unit_test_setup_teardown(                                   \
@@ -1190,7 +1309,10 @@ test_append_after_purge(void **state)
 		test_large_group, setup, teardown),                            \
 	    cmocka_unit_test_setup_teardown(                                   \
 		test_append_after_purge, setup, teardown),                     \
-	    cmocka_unit_test_setup_teardown(test_group_model, setup, teardown)
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_group_model, setup, teardown),                            \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_counter_model, setup, teardown)
 
 #include "store_model.c"
 

@@ -25,9 +25,11 @@
 #include <sqlite3.h>
 
 #include "nudgebridge/store.h"
+/* The plan test reads the backend's own statements. */
+#include "../../src/store_sqlite.h"
 
 /* The schema version this build writes. */
-#define SCHEMA_LATEST 2
+#define SCHEMA_LATEST 3
 
 struct fixture {
 	char dir[64];
@@ -368,6 +370,54 @@ assert_v1_row(const struct nb_stored_event *row, size_t i)
 }
 
 /*
+ * Version 3 builds the counters and recent errors from the rows a file
+ * holds: those of v1_rows (row 2 still leased), as if counted.
+ */
+static void
+assert_v1_counters(struct nb_store *s)
+{
+	struct nb_source_stats *st = NULL;
+	struct nb_store_error *e = NULL;
+	size_t n = 0;
+
+	assert_int_equal(nb_store_stats(s, 10000, &st, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(st[0].source, "acme");
+	assert_int_equal(st[0].pending, 2);
+	assert_int_equal(st[0].inflight, 1);
+	assert_int_equal(st[0].delivered, 0);
+	assert_int_equal(st[0].dead, 2);
+	assert_int_equal(st[0].quarantined, 1);
+	assert_int_equal(st[0].oldest_pending_ms, 1000);
+	assert_int_equal(st[0].received_total, 4);
+	assert_int_equal(st[0].delivered_total, 0);
+	assert_int_equal(st[0].dead_total, 2);
+	assert_string_equal(st[1].source, "beta");
+	assert_int_equal(st[1].pending, 0);
+	assert_int_equal(st[1].delivered, 1);
+	assert_int_equal(st[1].dead, 1);
+	assert_int_equal(st[1].quarantined, 1);
+	assert_int_equal(st[1].oldest_pending_ms, 0);
+	assert_int_equal(st[1].received_total, 2);
+	assert_int_equal(st[1].delivered_total, 1);
+	assert_int_equal(st[1].dead_total, 1);
+	free(st);
+	assert_int_equal(nb_store_errors(s, 0, 5, &e, &n), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal(e[0].error, "HTTP 500");
+	assert_string_equal(e[0].reason, NB_REASON_MAX_ATTEMPTS);
+	assert_int_equal(e[0].last_ms, 3000);
+	assert_string_equal(e[1].error, "id: missing");
+	assert_string_equal(e[2].error, "HTTP 503");
+	assert_int_equal(e[2].state, NB_STATE_PENDING);
+	assert_null(e[2].reason);
+	assert_string_equal(e[3].source, "beta");
+	assert_string_equal(e[3].error, "type: missing");
+	assert_int_equal(e[3].count, 1);
+	nb_store_errors_free(e, n);
+}
+
+/*
  * A version 1 file (with and without the index tuning of later version 1
  * builds) comes out of nb_store_open() at version 2 with every row, every
  * field and every payload intact, its leases, dedupe keys and seq
@@ -404,10 +454,12 @@ test_migrate_v1(void **state)
 		for (i = 0; i < n; i++)
 			assert_v1_row(&rows[i], i);
 		nb_stored_events_free(rows, n);
+		assert_v1_counters(s);
 
 		/* The file itself: payloads moved, the column gone. */
 		db = raw_open(path);
-		assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
+		assert_int_equal(
+		    raw_int(db, "PRAGMA user_version"), SCHEMA_LATEST);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM"
 				     " pragma_table_info('events')"
@@ -420,7 +472,8 @@ test_migrate_v1(void **state)
 				     " WHERE seq NOT IN"
 				     " (SELECT seq FROM events)"),
 		    0);
-		/* events rebuilt: the v1 indexes gone, the v2 ones made. */
+		/* events rebuilt: the v1 indexes gone, the v2 and v3 ones
+		 * made (events_lease replaces events_leased). */
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM sqlite_schema"
 				     " WHERE tbl_name = 'events_v2'"),
@@ -429,14 +482,15 @@ test_migrate_v1(void **state)
 				     "SELECT count(*) FROM sqlite_schema"
 				     " WHERE type = 'index' AND"
 				     " tbl_name = 'events' AND name IN"
-				     " ('events_due', 'events_leased',"
+				     " ('events_due', 'events_lease',"
+				     " 'events_pending_age',"
 				     " 'events_delivered')"),
-		    3);
+		    4);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM sqlite_schema"
 				     " WHERE type = 'index' AND"
 				     " tbl_name = 'events'"),
-		    3);
+		    4);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM"
 				     " pragma_integrity_check"
@@ -605,6 +659,52 @@ test_missing_payload(void **state)
 	nb_stored_events_free(rows, n);
 }
 
+/*
+ * Every statement that answers an operator or a scraper (sq_reads) finds
+ * its rows through an index: EXPLAIN QUERY PLAN must not show a SCAN of
+ * events or payloads (nor of an index of theirs, which is as long), only
+ * SEARCHes and scans of the small tables (counters, recent_errors).
+ */
+static void
+test_read_plans(void **state)
+{
+	struct fixture *fx = *state;
+	sqlite3 *db = raw_open(fx->path);
+	sqlite3_stmt *st;
+	const char *detail;
+	char sql[4096], plan[4096];
+	int64_t seqs[8];
+	size_t i, len;
+	int bad;
+
+	add_filter_rows(fx->s, seqs);
+	for (i = 0; i < sq_nreads; i++) {
+		snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s",
+		    sq_stmt_sql[sq_reads[i]]);
+		assert_int_equal(
+		    sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+		bad = 0;
+		len = 0;
+		plan[0] = '\0';
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			detail = (const char *)sqlite3_column_text(st, 3);
+			len += (size_t)snprintf(plan + len,
+			    len < sizeof(plan) ? sizeof(plan) - len : 0,
+			    "  %s\n", detail);
+			if (strncmp(detail, "SCAN events", 11) == 0 ||
+			    strncmp(detail, "SCAN payloads", 13) == 0 ||
+			    strncmp(detail, "SCAN e ", 7) == 0 ||
+			    strncmp(detail, "SCAN p ", 7) == 0)
+				bad = 1;
+		}
+		sqlite3_finalize(st);
+		if (bad)
+			fail_msg("statement %d scans a table:\n%s\n%s",
+			    (int)sq_reads[i], sq_stmt_sql[sq_reads[i]], plan);
+	}
+	sqlite3_close(db);
+}
+
 static void
 test_recover_and_reopen(void **state)
 {
@@ -762,6 +862,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_open_schema, setup, teardown),
 	    STORE_CASES(setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_plans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_recover_and_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -25,9 +25,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "nudgebridge/store.h"
+/* The plan test reads the backend's own statements. */
+#include "../../src/store_pg.h"
+
+/* The schema version this build writes. */
+#define SCHEMA_LATEST	2
+#define SCHEMA_LATEST_S "2"
 
 struct fixture {
 	PGconn *admin;
@@ -171,7 +178,7 @@ test_open_schema(void **state)
 	STORE_NEED(fx);
 	cfg = fx->cfg;
 	assert_int_equal(nb_store_schema_version(fx->s, &v), 0);
-	assert_int_equal(v, 1);
+	assert_int_equal(v, SCHEMA_LATEST);
 	/* Recovery keeps other instances' leases: nothing to do. */
 	assert_int_equal(nb_store_recover(fx->s), 0);
 
@@ -186,7 +193,7 @@ test_open_schema(void **state)
 	/* Opening an up-to-date schema again changes nothing. */
 	other = open_store(fx);
 	assert_int_equal(nb_store_schema_version(other, &v), 0);
-	assert_int_equal(v, 1);
+	assert_int_equal(v, SCHEMA_LATEST);
 	nb_store_close(other);
 
 	/* Instances starting together on an empty schema: the advisory lock
@@ -204,7 +211,7 @@ test_open_schema(void **state)
 	for (i = 0; i < 4; i++) {
 		assert_non_null(got[i]);
 		assert_int_equal(nb_store_schema_version(got[i], &v), 0);
-		assert_int_equal(v, 1);
+		assert_int_equal(v, SCHEMA_LATEST);
 		nb_store_close(got[i]);
 	}
 
@@ -212,7 +219,8 @@ test_open_schema(void **state)
 	admin_exec(fx->admin, "UPDATE schema_version SET version = 99");
 	assert_int_equal(nb_store_open(&s, &fx->cfg, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "schema version 99"));
-	admin_exec(fx->admin, "UPDATE schema_version SET version = 1");
+	admin_exec(
+	    fx->admin, "UPDATE schema_version SET version = " SCHEMA_LATEST_S);
 	fx->s = open_store(fx);
 }
 
@@ -463,6 +471,138 @@ test_lease_takeover(void **state)
 	nb_store_close(b);
 }
 
+/*
+ * Each connection counts in a slot of its own (its backend pid), so two
+ * instances never wait on one counters row; the prune folds the slots of
+ * connections that are gone into slot 0, and the sums stay the same.
+ */
+static void
+test_counter_slots(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_source_stats *st = NULL;
+	struct nb_store *b;
+	char sql[256];
+	size_t n;
+	int tries;
+
+	STORE_NEED(fx);
+	b = open_store(fx);
+	add(fx->s, "acme", "a1", 100);
+	add(b, "acme", "b1", 100);
+	add(b, "acme", "b2", 100);
+	assert_int_equal(admin_int(fx->admin,
+			     "SELECT count(*) FROM counters"
+			     " WHERE source = 'acme'"),
+	    2);
+	nb_store_close(b);
+	/* Wait until the server has let the closed connection go. */
+	for (tries = 0; tries < 500; tries++) {
+		snprintf(sql, sizeof(sql),
+		    "SELECT count(*) FROM counters WHERE source = 'acme'"
+		    " AND slot <> 0"
+		    " AND slot NOT IN (SELECT pid FROM pg_stat_activity)");
+		if (admin_int(fx->admin, sql) == 1)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(admin_int(fx->admin, sql), 1);
+	assert_int_equal(nb_store_prune(fx->s, 0, 0), 0);
+	/* Two rows still: this connection's slot and slot 0 (b's, folded). */
+	assert_int_equal(admin_int(fx->admin,
+			     "SELECT count(*) FROM counters"
+			     " WHERE source = 'acme' AND slot = 0"
+			     " AND pending = 2 AND received_total = 2"),
+	    1);
+	assert_int_equal(admin_int(fx->admin, sql), 0);
+	assert_int_equal(nb_store_stats(fx->s, 0, &st, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(st[0].pending, 3);
+	assert_int_equal(st[0].received_total, 3);
+	free(st);
+}
+
+/* 1 when a node of an EXPLAIN (FORMAT JSON) plan reads events in full. */
+static int
+plan_scans(const json_t *node)
+{
+	const char *rel, *type;
+	json_t *kids, *kid;
+	size_t i;
+
+	rel = json_string_value(json_object_get(node, "Relation Name"));
+	type = json_string_value(json_object_get(node, "Node Type"));
+	if (rel != NULL && type != NULL &&
+	    (strcmp(rel, "events") == 0 || strcmp(rel, "payloads") == 0)) {
+		if (strcmp(type, "Seq Scan") == 0)
+			return 1;
+		/* An index read from end to end is as long as the table. */
+		if (strstr(type, "Index") != NULL &&
+		    json_object_get(node, "Index Cond") == NULL)
+			return 1;
+	}
+	kids = json_object_get(node, "Plans");
+	json_array_foreach(kids, i, kid) if (plan_scans(kid)) return 1;
+	return 0;
+}
+
+/* Sample arguments of the read statements, by name. */
+static const struct {
+	const char *name;
+	const char *args;
+} read_args[] = {
+    {"stats", "(15000)"},
+    {"errors", "(0, 5)"},
+};
+
+/*
+ * Every statement that answers an operator or a scraper (pgs_reads) finds
+ * its rows through an index, even when the planner would rather scan a
+ * table this small: with enable_seqscan off, no plan node may read events
+ * or payloads without an index condition.
+ */
+static void
+test_read_plans(void **state)
+{
+	struct fixture *fx = *state;
+	char sql[8192];
+	const char *args;
+	PGresult *res;
+	json_t *plan;
+	int64_t seqs[8];
+	size_t i, k;
+
+	STORE_NEED(fx);
+	add_filter_rows(fx->s, seqs);
+	admin_exec(fx->admin, "SET enable_seqscan = off");
+	for (i = 0; i < pgs_nreads; i++) {
+		args = NULL;
+		for (k = 0; k < sizeof(read_args) / sizeof(read_args[0]); k++)
+			if (strcmp(read_args[k].name, pgs_reads[i].name) == 0)
+				args = read_args[k].args;
+		if (args == NULL)
+			fail_msg(
+			    "no sample arguments for %s", pgs_reads[i].name);
+		snprintf(sql, sizeof(sql), "PREPARE r%zu AS %s", i,
+		    pgs_reads[i].sql);
+		admin_exec(fx->admin, sql);
+		snprintf(sql, sizeof(sql),
+		    "EXPLAIN (FORMAT JSON) EXECUTE r%zu%s", i, args);
+		res = PQexec(fx->admin, sql);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			fail_msg("%s: %s", sql, PQerrorMessage(fx->admin));
+		plan = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+		assert_non_null(plan);
+		if (plan_scans(
+			json_object_get(json_array_get(plan, 0), "Plan")))
+			fail_msg("%s scans a table:\n%s", pgs_reads[i].name,
+			    PQgetvalue(res, 0, 0));
+		json_decref(plan);
+		PQclear(res);
+	}
+	admin_exec(fx->admin, "RESET enable_seqscan");
+}
+
 /* The server drops the connection: one call fails, the next reconnects. */
 static void
 test_reconnect(void **state)
@@ -505,6 +645,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_lease_takeover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_plans, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_counter_slots, setup, teardown),
 	};
 
 	if (getenv("NB_TEST_PG_DSN") == NULL ||
