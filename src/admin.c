@@ -305,6 +305,7 @@ handle_list(struct nb_admin *a, struct evhttp_request *req)
 	json_t *arr = NULL, *o;
 	char err[256];
 	size_t n = 0, i;
+	int64_t next = 0;
 
 	TAILQ_INIT(&kv);
 	memset(&q, 0, sizeof(q));
@@ -321,7 +322,10 @@ handle_list(struct nb_admin *a, struct evhttp_request *req)
 	}
 	if (q.filter.limit == 0)
 		q.filter.limit = ADMIN_LIST_DEFAULT;
-	if (nb_store_list(a->deps.store, &q.filter, &ev, &n) == -1) {
+	/* A page looks at a bounded number of rows, whatever the filter. */
+	q.filter.max_scan = NB_STORE_CHUNK_SCAN;
+	if (nb_store_list_page(a->deps.store, &q.filter, &ev, &n, &next) ==
+	    -1) {
 		reply_store_error(req);
 		goto out;
 	}
@@ -333,8 +337,7 @@ handle_list(struct nb_admin *a, struct evhttp_request *req)
 			goto nomem;
 	nb_http_reply_json(req, 200,
 	    json_pack("{s:o, s:o}", "events", arr, "next_after",
-		n > 0 && n == q.filter.limit ? json_integer(ev[n - 1].seq)
-					     : json_null()));
+		next > 0 ? json_integer(next) : json_null()));
 	arr = NULL;
 	goto out;
 nomem:

@@ -25,8 +25,6 @@
 #include "nudgebridge/timeutil.h"
 #include "store_backend.h"
 
-/* Rows a replay lists per round, so it never holds every payload at once. */
-#define STORE_REPLAY_CHUNK 1000
 /* Runs of a frame after the first, when the backend calls it a conflict. */
 #define STORE_TX_RETRIES 3
 
@@ -234,8 +232,9 @@ static int
 mark_fn(struct nb_store *s, void *arg)
 {
 	struct mark_arg *a = arg;
+	size_t changed;
 
-	return s->ops->mark(s->state, a->m, a->seqs, a->n, &s->tally);
+	return s->ops->mark(s->state, a->m, a->seqs, a->n, &changed, &s->tally);
 }
 
 /* One mark over seqs in a transaction of its own. */
@@ -319,19 +318,34 @@ nb_store_retry(struct nb_store *s, const struct nb_store_retry *rows, size_t n,
 	return tx_run(s, NB_STORE_SYNC_FULL, retry_fn, &a, __func__);
 }
 
-int
-nb_store_list(struct nb_store *s, const struct nb_store_filter *f,
-    struct nb_stored_event **out, size_t *n)
+/*
+ * The cursor a page left (or the filter's own bounds for the first) as the
+ * bound of the next page: after_seq oldest first, before_seq newest first.
+ */
+static void
+page_on(struct nb_store_filter *f, int64_t next)
 {
+	if (f->newest_first)
+		f->before_seq = next;
+	else
+		f->after_seq = next;
+}
+
+int
+nb_store_list_page(struct nb_store *s, const struct nb_store_filter *f,
+    struct nb_stored_event **out, size_t *n, int64_t *next)
+{
+	static const struct nb_store_filter all;
 	struct nb_store_rows v = {0};
 
 	*out = NULL;
 	*n = 0;
+	*next = 0;
 	if (key_matches_nothing(f))
 		return 0;
 	if (ready(s) == -1)
 		return -1;
-	if (s->ops->list(s->state, f, &v) == -1) {
+	if (s->ops->list(s->state, f != NULL ? f : &all, 1, &v, next) == -1) {
 		nb_store_rows_clear(&v);
 		return -1;
 	}
@@ -339,24 +353,95 @@ nb_store_list(struct nb_store *s, const struct nb_store_filter *f,
 	return 0;
 }
 
-struct replay_arg {
-	const struct nb_store_filter *f;
+int
+nb_store_list(struct nb_store *s, const struct nb_store_filter *f,
+    struct nb_stored_event **out, size_t *n)
+{
+	static const struct nb_store_filter all;
+	struct nb_store_filter page = f != NULL ? *f : all;
+	struct nb_store_rows v = {0};
+	int64_t next = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (page.max_scan > 0)
+		return nb_store_list_page(s, f, out, n, &next);
+	if (key_matches_nothing(f))
+		return 0;
+	if (ready(s) == -1)
+		return -1;
+	/* Pages of a bounded scan each, until the limit or the last row. */
+	page.max_scan = NB_STORE_CHUNK_SCAN;
+	for (;;) {
+		if (f != NULL && f->limit != 0)
+			page.limit = f->limit - v.n;
+		if (s->ops->list(s->state, &page, 1, &v, &next) == -1) {
+			nb_store_rows_clear(&v);
+			return -1;
+		}
+		if (next == 0 ||
+		    (f != NULL && f->limit != 0 && v.n >= f->limit))
+			break;
+		page_on(&page, next);
+	}
+	nb_store_rows_take(&v, out, n);
+	return 0;
+}
+
+/*
+ * A replay or purge: the filter it walks, the cursor after the chunks done
+ * and what they did.
+ */
+struct chunk_arg {
+	struct nb_store_filter f;
+	size_t left; /* rows still allowed by the filter's limit, 0: any */
 	int dry_run;
 	int64_t now_ms;
 	nb_store_revalidate_fn fn;
-	size_t replayed;
-	size_t requarantined;
+	/* What one chunk did, counted again if its transaction runs again. */
+	int64_t next; /* its cursor, 0 at the end */
+	size_t listed, cdone, creq;
+	/* The sums of the chunks committed. */
+	size_t done, requarantined;
 };
+
+/*
+ * Lists the next chunk of a.f (at most NB_STORE_CHUNK rows, among at most
+ * NB_STORE_CHUNK_SCAN) into v.
+ */
+static int
+chunk_list(struct nb_store *s, struct chunk_arg *a, int payload,
+    struct nb_store_rows *v)
+{
+	struct nb_store_filter page = a->f;
+
+	page.limit =
+	    a->left != 0 && a->left < NB_STORE_CHUNK ? a->left : NB_STORE_CHUNK;
+	page.max_scan = NB_STORE_CHUNK_SCAN;
+	a->next = 0;
+	a->listed = a->cdone = a->creq = 0;
+	if (s->ops->list(s->state, &page, payload, v, &a->next) == -1)
+		return -1;
+	a->listed = v->n;
+	/* A chunk that used up the limit is the last. */
+	if (a->left != 0 && v->n >= a->left)
+		a->next = 0;
+	return 0;
+}
 
 /* Replays one listed row; counts what happened (or would). */
 static int
 replay_row(
-    struct nb_store *s, struct replay_arg *a, const struct nb_stored_event *ev)
+    struct nb_store *s, struct chunk_arg *a, const struct nb_stored_event *ev)
 {
-	struct nb_store_mark m = {
-	    .kind = NB_STORE_MARK_PENDING, .ms = a->now_ms};
+	struct nb_store_mark m = {.kind = NB_STORE_MARK_PENDING,
+	    .ms = a->now_ms,
+	    .source = ev->source,
+	    .state = ev->state,
+	    .was_reason = ev->reason};
 	const char *rule;
 	char *id = NULL, *type = NULL;
+	size_t changed = 1;
 	int rc = -1;
 
 	if (ev->state == NB_STATE_PENDING)
@@ -367,76 +452,117 @@ replay_row(
 		if (a->fn == NULL)
 			return 0;
 		if ((rule = a->fn(ev->raw, ev->rawlen, &id, &type)) != NULL) {
-			a->requarantined++;
 			m.kind = NB_STORE_MARK_REQUARANTINE;
 			m.error = rule;
 		}
 	}
-	if (m.kind == NB_STORE_MARK_PENDING) {
-		a->replayed++;
-		m.id = id;
-		m.type = type;
-	}
-	if (a->dry_run) {
-		rc = 0;
+	m.id = id;
+	m.type = type;
+	if (!a->dry_run &&
+	    s->ops->mark(s->state, &m, &ev->seq, 1, &changed, &s->tally) == -1)
 		goto out;
-	}
-	if (s->ops->mark(s->state, &m, &ev->seq, 1, &s->tally) == -1)
-		goto out;
+	/* A row another instance changed since it was read is not counted. */
 	if (m.kind == NB_STORE_MARK_PENDING)
-		rc = nb_store_tally_move(&s->tally, ev->source,
-		    nb_store_bucket_of(ev->state, ev->reason),
-		    NB_BUCKET_PENDING, 1);
+		a->cdone += changed;
 	else
-		rc = nb_store_tally_error(&s->tally, ev->source, m.error,
-		    NB_STATE_DEAD, NB_REASON_QUARANTINED, a->now_ms, 1);
+		a->creq += changed;
+	rc = 0;
 out:
 	free(id);
 	free(type);
 	return rc;
 }
 
-/*
- * Lists the rows a replay touches round by round (never every payload at
- * once) and replays each; inside the transaction unless a dry run.
- */
+/* One chunk of a replay; inside its transaction unless a dry run. */
 static int
-replay_fn(struct nb_store *s, void *arg)
+replay_chunk(struct nb_store *s, void *arg)
 {
-	static const struct nb_store_filter all;
-	struct replay_arg *a = arg;
-	struct nb_store_filter chunk;
+	struct chunk_arg *a = arg;
 	struct nb_store_rows v = {0};
-	size_t i, got, left;
+	size_t i;
 	int rc = -1;
 
-	a->replayed = a->requarantined = 0;
-	chunk = a->f != NULL ? *a->f : all;
-	/* Pending rows are never replayed; keep them out of the limit too. */
-	chunk.states = nb_store_filter_states(a->f) & ~NB_STATE_MASK_PENDING;
-	left = chunk.limit;
-	for (;;) {
-		chunk.limit = left != 0 && left < STORE_REPLAY_CHUNK
-		    ? left
-		    : STORE_REPLAY_CHUNK;
-		if (s->ops->list(s->state, &chunk, &v) == -1)
+	if (chunk_list(s, a, 1, &v) == -1)
+		goto out;
+	for (i = 0; i < v.n; i++)
+		if (replay_row(s, a, &v.v[i]) == -1)
 			goto out;
-		for (i = 0; i < v.n; i++)
-			if (replay_row(s, a, &v.v[i]) == -1)
-				goto out;
-		got = v.n;
-		if (got > 0)
-			chunk.after_seq = v.v[got - 1].seq;
-		nb_store_rows_clear(&v);
-		if (got < chunk.limit)
-			break;
-		if (left != 0 && (left -= got) == 0)
-			break;
-	}
 	rc = 0;
 out:
 	nb_store_rows_clear(&v);
 	return rc;
+}
+
+/* One chunk of a purge (a dry run only counts). */
+static int
+purge_chunk(struct nb_store *s, void *arg)
+{
+	struct nb_store_mark m = {.kind = NB_STORE_MARK_PURGE};
+	struct chunk_arg *a = arg;
+	struct nb_store_rows v = {0};
+	int64_t *seqs = NULL;
+	size_t i, changed = 0;
+	int rc = -1;
+
+	if (chunk_list(s, a, 0, &v) == -1)
+		goto out;
+	if (a->dry_run || v.n == 0) {
+		a->cdone = v.n;
+		rc = 0;
+		goto out;
+	}
+	if ((seqs = calloc(v.n, sizeof(*seqs))) == NULL) {
+		log_error("out of memory", " rows=%zu", v.n);
+		goto out;
+	}
+	for (i = 0; i < v.n; i++)
+		seqs[i] = v.v[i].seq;
+	if (s->ops->mark(s->state, &m, seqs, v.n, &changed, &s->tally) == -1)
+		goto out;
+	a->cdone = changed;
+	rc = 0;
+out:
+	free(seqs);
+	nb_store_rows_clear(&v);
+	return rc;
+}
+
+/*
+ * Runs fn over a's filter chunk by chunk, each in a transaction of its own
+ * (none for a dry run), until the rows or the limit run out.
+ */
+static int
+chunks_run(struct nb_store *s, struct chunk_arg *a, tx_fn fn, const char *op)
+{
+	for (;;) {
+		if (a->dry_run) {
+			if (ready(s) == -1 || fn(s, a) == -1)
+				return -1;
+		} else if (tx_run(s, NB_STORE_SYNC_FULL, fn, a, op) == -1)
+			return -1;
+		a->done += a->cdone;
+		a->requarantined += a->creq;
+		if (a->next == 0)
+			return 0;
+		/* The limit counts the rows listed, as one listing would. */
+		if (a->left != 0 && (a->left -= a->listed) == 0)
+			return 0;
+		page_on(&a->f, a->next);
+	}
+}
+
+/* The walk of a replay or purge over f (NULL: every dead letter). */
+static void
+chunk_init(struct chunk_arg *a, const struct nb_store_filter *f, int dry_run)
+{
+	static const struct nb_store_filter all;
+
+	memset(a, 0, sizeof(*a));
+	a->f = f != NULL ? *f : all;
+	a->f.states = nb_store_filter_states(f);
+	a->f.newest_first = 0;
+	a->left = a->f.limit;
+	a->dry_run = dry_run;
 }
 
 int
@@ -444,55 +570,36 @@ nb_store_replay(struct nb_store *s, const struct nb_store_filter *f,
     int dry_run, int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
     size_t *requarantined)
 {
-	struct replay_arg a = {f, dry_run, now_ms, fn, 0, 0};
-	int rc;
+	struct chunk_arg a;
 
 	*replayed = *requarantined = 0;
-	if ((nb_store_filter_states(f) & ~NB_STATE_MASK_PENDING) == 0 ||
-	    key_matches_nothing(f))
+	chunk_init(&a, f, dry_run);
+	/* Pending rows are never replayed; keep them out of the limit too. */
+	a.f.states &= ~NB_STATE_MASK_PENDING;
+	a.now_ms = now_ms;
+	a.fn = fn;
+	if (a.f.states == 0 || key_matches_nothing(f))
 		return 0;
-	if (dry_run)
-		rc = ready(s) == -1 ? -1 : replay_fn(s, &a);
-	else
-		rc = tx_run(s, NB_STORE_SYNC_FULL, replay_fn, &a, __func__);
-	if (rc == -1)
+	if (chunks_run(s, &a, replay_chunk, __func__) == -1)
 		return -1;
-	*replayed = a.replayed;
+	*replayed = a.done;
 	*requarantined = a.requarantined;
 	return 0;
-}
-
-struct purge_arg {
-	const struct nb_store_filter *f;
-	size_t purged;
-};
-
-static int
-purge_fn(struct nb_store *s, void *arg)
-{
-	struct purge_arg *a = arg;
-
-	a->purged = 0;
-	return s->ops->purge(s->state, a->f, &a->purged, &s->tally);
 }
 
 int
 nb_store_purge(struct nb_store *s, const struct nb_store_filter *f, int dry_run,
     size_t *purged)
 {
-	struct purge_arg a = {f, 0};
+	struct chunk_arg a;
 
 	*purged = 0;
+	chunk_init(&a, f, dry_run);
 	if (key_matches_nothing(f))
 		return 0;
-	if (dry_run) {
-		if (ready(s) == -1)
-			return -1;
-		return s->ops->count(s->state, f, purged);
-	}
-	if (tx_run(s, NB_STORE_SYNC_FULL, purge_fn, &a, __func__) == -1)
+	if (chunks_run(s, &a, purge_chunk, __func__) == -1)
 		return -1;
-	*purged = a.purged;
+	*purged = a.done;
 	return 0;
 }
 
@@ -545,6 +652,7 @@ nb_store_errors(struct nb_store *s, int64_t since_ms, size_t per_source,
 struct prune_arg {
 	int64_t dedupe_after_ms;
 	int64_t delivered_before_ms;
+	int more;
 };
 
 static int
@@ -552,17 +660,21 @@ prune_fn(struct nb_store *s, void *arg)
 {
 	struct prune_arg *a = arg;
 
-	return s->ops->prune(
-	    s->state, a->dedupe_after_ms, a->delivered_before_ms, &s->tally);
+	return s->ops->prune(s->state, a->dedupe_after_ms,
+	    a->delivered_before_ms, NB_STORE_CHUNK, &a->more, &s->tally);
 }
 
 int
 nb_store_prune(
     struct nb_store *s, int64_t dedupe_after_ms, int64_t delivered_before_ms)
 {
-	struct prune_arg a = {dedupe_after_ms, delivered_before_ms};
+	struct prune_arg a = {dedupe_after_ms, delivered_before_ms, 0};
 
-	return tx_run(s, NB_STORE_SYNC_FULL, prune_fn, &a, __func__);
+	do {
+		if (tx_run(s, NB_STORE_SYNC_FULL, prune_fn, &a, __func__) == -1)
+			return -1;
+	} while (a.more);
+	return 0;
 }
 
 static int

@@ -55,14 +55,16 @@ enum nb_store_mark_kind {
 	NB_STORE_MARK_DEAD,	    /* reason, error, at ms */
 	NB_STORE_MARK_PENDING,	    /* replayed at ms; id, type unless NULL */
 	NB_STORE_MARK_REQUARANTINE, /* still quarantined: error, at ms */
+	NB_STORE_MARK_PURGE,	    /* deleted, payloads too */
 };
 
 /*
  * One mark.  EXTEND, DELIVERED, RELEASE and DEAD change pending rows only
  * (and PostgreSQL's lease changes only rows this connection leased or
- * nobody did) and tally what they changed; PENDING and REQUARANTINE change
- * the rows as they are, the caller having read them in the same
- * transaction, and the caller tallies them.
+ * nobody did).  PENDING and REQUARANTINE change one row, and only while it
+ * still is in the state (and source) the caller read it in: another
+ * instance may have changed it since.  PURGE deletes whatever it finds.
+ * Every kind tallies what it changed and says how many rows that was.
  */
 struct nb_store_mark {
 	enum nb_store_mark_kind kind;
@@ -71,6 +73,9 @@ struct nb_store_mark {
 	const char *error;
 	const char *id;
 	const char *type;
+	const char *source;	   /* PENDING, REQUARANTINE: the row's */
+	enum nb_event_state state; /* PENDING: the state it was read in */
+	const char *was_reason;	   /* PENDING: the reason it was read with */
 };
 
 struct nb_store_ops {
@@ -105,26 +110,27 @@ struct nb_store_ops {
 	int (*claim)(void *state, const struct nb_store_claim *c,
 	    struct nb_store_rows *v);
 	int (*mark)(void *state, const struct nb_store_mark *m,
-	    const int64_t *seqs, size_t n, struct nb_store_tally *t);
+	    const int64_t *seqs, size_t n, size_t *changed,
+	    struct nb_store_tally *t);
 	int (*retry)(void *state, const struct nb_store_retry *rows, size_t n,
 	    const char *error, int64_t at_ms, struct nb_store_tally *t);
-	int (*purge)(void *state, const struct nb_store_filter *f,
-	    size_t *purged, struct nb_store_tally *t);
+	/* At most limit rows of each kind, oldest first; *more when cut. */
 	int (*prune)(void *state, int64_t dedupe_after_ms,
-	    int64_t delivered_before_ms, struct nb_store_tally *t);
+	    int64_t delivered_before_ms, size_t limit, int *more,
+	    struct nb_store_tally *t);
 	int (*probe)(void *state);
 
 	/*
 	 * On their own.  claim_prepare (NULL when not needed) runs before a
 	 * claim's transaction and says how many rows it may find; 0 skips the
-	 * transaction.  list appends the rows matching f to v in seq order
-	 * (also inside a transaction); count counts them.
+	 * transaction.  list is one page of nb_store_list_page() appended to v
+	 * (also inside a transaction), payloads only when with_payload (else
+	 * raw stays NULL); f's key is a decimal seq or NULL.
 	 */
 	int (*claim_prepare)(
 	    void *state, const struct nb_store_claim *c, size_t *found);
 	int (*list)(void *state, const struct nb_store_filter *f,
-	    struct nb_store_rows *v);
-	int (*count)(void *state, const struct nb_store_filter *f, size_t *n);
+	    int with_payload, struct nb_store_rows *v, int64_t *next);
 	/* Every source counted, rows or not (nb_store_stats_all()). */
 	int (*stats)(void *state, int64_t now_ms, struct nb_source_stats **out,
 	    size_t *n);

@@ -30,6 +30,7 @@
 #define PG_RESET_MAX_MS	   10000 /* back-off cap between retries */
 #define PG_STR_(x)	   #x
 #define PG_STR(x)	   PG_STR_(x)
+#define PG_ERRORS_KEPT	   PG_STR(NB_STORE_ERRORS_KEPT)
 /* Serialises the migrations of every instance: "nbmigrat" in ASCII. */
 #define PG_MIGRATE_LOCK "7953066767009686900"
 
@@ -116,14 +117,14 @@ static const char *const pg_migrations[] = {
     " row_number() OVER (PARTITION BY source"
     " ORDER BY max(updated_ms) DESC) AS n"
     " FROM events WHERE error IS NOT NULL AND error <> ''"
-    " GROUP BY source, error) AS e WHERE n <= " PG_STR(
-	NB_STORE_ERRORS_KEPT) ";"
-			      "CREATE INDEX events_lease ON events (source, "
-			      "lease_ms)"
-			      " WHERE lease_ms <> 0;"
-			      "CREATE INDEX events_pending_age ON events "
-			      "(source, received_ms)"
-			      " WHERE state = 0;",
+    " GROUP BY source, error) AS e WHERE n <= " PG_ERRORS_KEPT ";"
+    "CREATE INDEX events_lease ON events (source, lease_ms)"
+    " WHERE lease_ms <> 0;"
+    "CREATE INDEX events_pending_age ON events (source, received_ms)"
+    " WHERE state = 0;"
+    /* The lists of dead letters and the retention prune, as SQLite's. */
+    "CREATE INDEX events_dead ON events (seq) WHERE state = 2;"
+    "CREATE INDEX events_delivered ON events (updated_ms) WHERE state = 1;",
 };
 #define PG_SCHEMA_LATEST                                                       \
 	((int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])))
@@ -730,11 +731,9 @@ const struct nb_store_ops nb_store_pg_ops = {
     .claim = pgs_claim,
     .mark = pgs_mark,
     .retry = pgs_retry,
-    .purge = pgs_purge,
     .prune = pgs_prune,
     .probe = pgs_probe,
     .list = pgs_list,
-    .count = pgs_count,
     .stats = pgs_stats,
     .errors = pgs_errors,
 };

@@ -99,16 +99,13 @@ int pgs_append(void *state, struct nb_append *const *reqs, size_t n,
 int pgs_claim(
     void *state, const struct nb_store_claim *c, struct nb_store_rows *v);
 int pgs_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
-    size_t n, struct nb_store_tally *t);
+    size_t n, size_t *changed, struct nb_store_tally *t);
 int pgs_retry(void *state, const struct nb_store_retry *rows, size_t n,
     const char *error, int64_t at_ms, struct nb_store_tally *t);
-int pgs_list(
-    void *state, const struct nb_store_filter *f, struct nb_store_rows *v);
-int pgs_count(void *state, const struct nb_store_filter *f, size_t *n);
-int pgs_purge(void *state, const struct nb_store_filter *f, size_t *purged,
-    struct nb_store_tally *t);
+int pgs_list(void *state, const struct nb_store_filter *f, int with_payload,
+    struct nb_store_rows *v, int64_t *next);
 int pgs_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
-    struct nb_store_tally *t);
+    size_t limit, int *more, struct nb_store_tally *t);
 int pgs_probe(void *state);
 
 /*
@@ -121,6 +118,8 @@ struct pgs_read {
 };
 extern const struct pgs_read pgs_reads[];
 extern const size_t pgs_nreads;
+extern const struct pgs_read pgs_list_reads[];
+extern const size_t pgs_nlist_reads;
 
 /* store_pg_count.c */
 int pgs_stats(

@@ -29,20 +29,28 @@
 	" attempts, received_ms, age_base_ms, updated_ms"
 
 /*
- * Operator filter, as in store_sqlite.c: $1 seq (NULL: any), $2 source, $3
- * type, $4 reason, $5 id (NULL: any), $6 since, $7 until (0: unbounded), $8
- * state mask, $9 after_seq, $10 limit (NULL: none).
+ * The operator lists, as SQLite's (see store_sqlite_sql.c): every row a
+ * page looks at, at most $11 (NULL: no bound), in seq order between $9 and
+ * $10 (a key narrows them to its seq), with hit last; $1 key, $2 source,
+ * $3 type, $4 reason, $5 id (NULL: any), $6 since, $7 until (0:
+ * unbounded), $8 state mask, $12 whether to read the payloads of the hits.
  */
-#define FILTER_WHERE                                                           \
-	" WHERE ($1::bigint IS NULL OR seq = $1::bigint)"                      \
+#define LIST_HIT                                                               \
+	"coalesce(($1::bigint IS NULL OR seq = $1::bigint)"                    \
 	" AND ($2::text IS NULL OR source = $2::text)"                         \
 	" AND ($3::text IS NULL OR type = $3::text)"                           \
 	" AND ($4::text IS NULL OR reason = $4::text)"                         \
 	" AND ($5::text IS NULL OR event_id = $5::text)"                       \
 	" AND ($6::bigint = 0 OR received_ms >= $6::bigint)"                   \
 	" AND ($7::bigint = 0 OR received_ms <= $7::bigint)"                   \
-	" AND (($8::integer >> state) & 1) = 1 AND seq > $9::bigint"           \
-	" ORDER BY seq LIMIT $10::bigint"
+	" AND (($8::integer >> state) & 1) = 1, false)"
+#define LIST_SELECT                                                            \
+	"SELECT seq, source, event_id, type, CASE WHEN $12::boolean "          \
+	"AND " LIST_HIT " THEN payload END, state, reason, error, attempts,"   \
+	" received_ms, age_base_ms, updated_ms, " LIST_HIT " FROM events"
+#define LIST_RANGE " seq > $9::bigint AND seq < $10::bigint"
+#define LIST_ASC   " ORDER BY seq LIMIT $11::bigint"
+#define LIST_DESC  " ORDER BY seq DESC LIMIT $11::bigint"
 
 /*
  * A key counts as new when absent or older than the window; a row comes
@@ -138,31 +146,60 @@ static const char sql_dead[] =
     " WHERE seq = ANY ($1::bigint[]) AND state = 0"
     " RETURNING source)" PER_SOURCE("c");
 
-static const char sql_list[] = "SELECT " EVENT_COLS " FROM events" FILTER_WHERE;
+/* The primary key, or the index of dead letters; oldest or newest first. */
+static const char sql_list_asc[] = LIST_SELECT " WHERE" LIST_RANGE LIST_ASC;
+static const char sql_list_desc[] = LIST_SELECT " WHERE" LIST_RANGE LIST_DESC;
+static const char sql_list_dead_asc[] =
+    LIST_SELECT " WHERE state = 2 AND" LIST_RANGE LIST_ASC;
+static const char sql_list_dead_desc[] =
+    LIST_SELECT " WHERE state = 2 AND" LIST_RANGE LIST_DESC;
 
+const struct pgs_read pgs_list_reads[] = {
+    {"list", sql_list_asc},
+    {"list", sql_list_desc},
+    {"list", sql_list_dead_asc},
+    {"list", sql_list_dead_desc},
+};
+const size_t pgs_nlist_reads =
+    sizeof(pgs_list_reads) / sizeof(pgs_list_reads[0]);
+
+/*
+ * A replay changes a row only while it is as the replay read it ($5 its
+ * state, $6 its reason): another instance may have changed it since.
+ */
 static const char sql_replay_pending[] =
     "UPDATE events SET state = 0, reason = NULL, error = NULL,"
     " attempts = 0, next_ms = $2::bigint, age_base_ms = $2::bigint,"
     " lease_ms = 0, lease_owner = NULL, updated_ms = $2::bigint,"
     " event_id = coalesce($3::text, event_id),"
-    " type = coalesce($4::text, type) WHERE seq = $1::bigint";
+    " type = coalesce($4::text, type) WHERE seq = $1::bigint"
+    " AND state = $5::smallint AND reason IS NOT DISTINCT FROM $6::text"
+    " AND state <> 0";
 
 static const char sql_requarantine[] =
     "UPDATE events SET error = $2::text, updated_ms = $3::bigint"
-    " WHERE seq = $1::bigint";
-
-static const char sql_purge_count[] =
-    "SELECT count(*) FROM (SELECT seq FROM events" FILTER_WHERE ") AS f";
+    " WHERE seq = $1::bigint AND state = 2"
+    " AND reason = '" NB_REASON_QUARANTINED "'";
 
 static const char sql_purge[] =
-    "WITH c AS (DELETE FROM events WHERE seq IN (SELECT seq FROM "
-    "events" FILTER_WHERE ") RETURNING source, state, reason)"
+    "WITH c AS (DELETE FROM events WHERE seq = ANY ($1::bigint[])"
+    " RETURNING source, state, reason)"
     " SELECT source, count(*), state, reason FROM c"
     " GROUP BY source, state, reason";
 
+/* The prune takes $2 of each at a time, oldest first. */
+static const char sql_prune_requests[] =
+    "DELETE FROM seen_requests WHERE (source, webhook_id) IN"
+    " (SELECT source, webhook_id FROM seen_requests"
+    " WHERE seen_ms < $1::bigint ORDER BY seen_ms LIMIT $2::bigint)";
+static const char sql_prune_events[] =
+    "DELETE FROM seen_events WHERE (source, event_id) IN"
+    " (SELECT source, event_id FROM seen_events"
+    " WHERE seen_ms < $1::bigint ORDER BY seen_ms LIMIT $2::bigint)";
 static const char sql_prune_delivered[] =
-    "WITH c AS (DELETE FROM events WHERE state = 1"
-    " AND updated_ms < $1::bigint RETURNING source)" PER_SOURCE("c");
+    "WITH c AS (DELETE FROM events WHERE seq IN (SELECT seq FROM events"
+    " WHERE state = 1 AND updated_ms < $1::bigint"
+    " ORDER BY updated_ms LIMIT $2::bigint) RETURNING source)" PER_SOURCE("c");
 
 static const char sql_probe[] =
     "INSERT INTO meta (id, probe_ms) VALUES (1, $1::bigint)"
@@ -217,37 +254,47 @@ row_read(const PGresult *res, int row, struct nb_stored_event *ev)
 	return failed ? -1 : 0;
 }
 
-/* Appends every row of res.  0 or -1 (logged). */
+/* Appends row row of res.  0 or -1 (logged). */
 static int
-rows_push_result(struct nb_store_rows *v, const PGresult *res)
+row_push(struct nb_store_rows *v, const PGresult *res, int row)
 {
 	struct nb_stored_event *ev;
-	int i, rows = PQntuples(res);
 
-	for (i = 0; i < rows; i++) {
-		if ((ev = nb_store_rows_next(v)) == NULL)
-			return -1;
-		if (row_read(res, i, ev) == -1) {
-			log_error("out of memory", " rows=%zu", v->n);
-			return -1;
-		}
+	if ((ev = nb_store_rows_next(v)) == NULL)
+		return -1;
+	if (row_read(res, row, ev) == -1) {
+		log_error("out of memory", " rows=%zu", v->n);
+		return -1;
 	}
 	return 0;
 }
 
-/* Fills $1..$10 of FILTER_WHERE.  -1 when f->key can match no row. */
+/* Appends every row of res.  0 or -1 (logged). */
 static int
-filter_params(struct params *p, const struct nb_store_filter *f)
+rows_push_result(struct nb_store_rows *v, const PGresult *res)
 {
-	static const struct nb_store_filter all;
-	int64_t seq;
+	int i, rows = PQntuples(res);
 
-	if (f == NULL)
-		f = &all;
-	p->n = 0;
-	if (f->key != NULL) {
-		if (nb_store_key_parse(f->key, &seq) == -1)
+	for (i = 0; i < rows; i++)
+		if (row_push(v, res, i) == -1)
 			return -1;
+	return 0;
+}
+
+/*
+ * The list statement for f and its parameters in p.  A key narrows the
+ * range to its own seq, so any of them finds it in one probe.
+ */
+static const char *
+list_params(struct params *p, const struct nb_store_filter *f, int payload)
+{
+	int64_t seq = 0, lo, hi;
+
+	lo = f->after_seq > 0 ? f->after_seq : 0;
+	hi = f->before_seq > 0 ? f->before_seq : INT64_MAX;
+	if (f->key != NULL && nb_store_key_parse(f->key, &seq) == 0) {
+		lo = seq - 1 > lo ? seq - 1 : lo;
+		hi = seq < INT64_MAX - 1 && seq + 1 < hi ? seq + 1 : hi;
 		pgs_par_int(p, seq);
 	} else
 		pgs_par_text(p, NULL);
@@ -258,12 +305,16 @@ filter_params(struct params *p, const struct nb_store_filter *f)
 	pgs_par_int(p, f->since_ms);
 	pgs_par_int(p, f->until_ms);
 	pgs_par_int(p, (int64_t)nb_store_filter_states(f));
-	pgs_par_int(p, f->after_seq > 0 ? f->after_seq : 0);
-	if (f->limit == 0 || f->limit > INT64_MAX)
+	pgs_par_int(p, lo);
+	pgs_par_int(p, hi);
+	if (f->max_scan == 0 || f->max_scan > INT64_MAX)
 		pgs_par_text(p, NULL);
 	else
-		pgs_par_int(p, (int64_t)f->limit);
-	return 0;
+		pgs_par_int(p, (int64_t)f->max_scan);
+	pgs_par_text(p, payload ? "true" : "false");
+	if (nb_store_filter_states(f) == NB_STATE_MASK_DEAD && f->key == NULL)
+		return f->newest_first ? sql_list_dead_desc : sql_list_dead_asc;
+	return f->newest_first ? sql_list_desc : sql_list_asc;
 }
 
 /*
@@ -473,24 +524,41 @@ mark_sql(struct pg *q, const struct nb_store_mark *m, struct params *p)
 	}
 }
 
-/* A replay's change of one row (PENDING or REQUARANTINE). */
+/*
+ * A replay's change of one row (PENDING or REQUARANTINE), made only while
+ * the row is as it was read; tallied when made.
+ */
 static int
-mark_one(struct pg *q, const struct nb_store_mark *m, int64_t seq)
+mark_one(struct pg *q, const struct nb_store_mark *m, int64_t seq,
+    size_t *changed, struct nb_store_tally *t)
 {
 	struct params p = {0};
+	PGresult *res;
+	size_t n;
 
 	pgs_par_int(&p, seq);
 	if (m->kind == NB_STORE_MARK_PENDING) {
 		pgs_par_int(&p, m->ms);
 		pgs_par_text(&p, m->id);
 		pgs_par_text(&p, m->type);
-		return pgs_run(q, sql_replay_pending, &p, PGRES_COMMAND_OK,
-		    __func__, "replay");
+		pgs_par_int(&p, (int64_t)m->state);
+		pgs_par_text(&p, m->was_reason);
+	} else {
+		pgs_par_text(&p, m->error);
+		pgs_par_int(&p, m->ms);
 	}
-	pgs_par_text(&p, m->error);
-	pgs_par_int(&p, m->ms);
-	return pgs_run(q, sql_requarantine, &p, PGRES_COMMAND_OK, __func__,
-	    "requarantine");
+	if ((res = pgs_exec(q,
+		 m->kind == NB_STORE_MARK_PENDING ? sql_replay_pending
+						  : sql_requarantine,
+		 &p, PGRES_COMMAND_OK, __func__, "replay")) == NULL)
+		return -1;
+	n = pgs_cmd_tuples(res);
+	PQclear(res);
+	if (n == 0)
+		return 0;
+	*changed += n;
+	return nb_store_tally_replay(t, m->source, m->state, m->was_reason,
+	    m->kind == NB_STORE_MARK_PENDING ? NULL : m->error, m->ms);
 }
 
 /*
@@ -538,33 +606,39 @@ run_moves(struct pg *q, const char *sql, const struct params *p,
 
 int
 pgs_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
-    size_t n, struct nb_store_tally *t)
+    size_t n, size_t *changed, struct nb_store_tally *t)
 {
 	struct pg *q = state;
 	struct params p = {0};
 	const char *sql;
 	char *arr = NULL;
-	size_t i, changed;
+	size_t i;
 	int rc = -1;
 
+	*changed = 0;
 	if (m->kind == NB_STORE_MARK_PENDING ||
 	    m->kind == NB_STORE_MARK_REQUARANTINE) {
 		for (i = 0; i < n; i++)
-			if (mark_one(q, m, seqs[i]) == -1)
+			if (mark_one(q, m, seqs[i], changed, t) == -1)
 				return -1;
 		return 0;
 	}
-	sql = mark_sql(q, m, &p);
+	sql = m->kind == NB_STORE_MARK_PURGE ? sql_purge : mark_sql(q, m, &p);
+	if (m->kind == NB_STORE_MARK_PURGE)
+		pgs_par_text(&p, NULL);
 	if ((arr = pgs_int64_array(seqs, n, sizeof(*seqs))) == NULL)
 		goto out;
 	p.v[0] = arr;
 	if (m->kind == NB_STORE_MARK_DELIVERED)
 		rc = run_moves(q, sql, &p, t, NB_BUCKET_PENDING,
-		    NB_BUCKET_DELIVERED, NULL, &changed, "mark");
+		    NB_BUCKET_DELIVERED, NULL, changed, "mark");
 	else if (m->kind == NB_STORE_MARK_DEAD)
 		rc = run_moves(q, sql, &p, t, NB_BUCKET_PENDING,
-		    nb_store_bucket_of(NB_STATE_DEAD, m->reason), m, &changed,
+		    nb_store_bucket_of(NB_STATE_DEAD, m->reason), m, changed,
 		    "mark");
+	else if (m->kind == NB_STORE_MARK_PURGE)
+		rc = run_moves(q, sql, &p, t, NB_BUCKET_NONE, NB_BUCKET_NONE,
+		    NULL, changed, "purge");
 	else
 		rc = pgs_run(q, sql, &p, PGRES_COMMAND_OK, __func__, "mark");
 out:
@@ -601,81 +675,75 @@ out:
 	return rc;
 }
 
+/* One page, as sq_list() makes it (see there). */
 int
-pgs_list(void *state, const struct nb_store_filter *f, struct nb_store_rows *v)
+pgs_list(void *state, const struct nb_store_filter *f, int with_payload,
+    struct nb_store_rows *v, int64_t *next)
 {
 	struct pg *q = state;
 	struct params p = {0};
+	const char *sql;
 	PGresult *res;
-	int rc;
+	size_t hits = 0;
+	int i, rows, rc = -1;
 
-	if (filter_params(&p, f) == -1)
-		return 0;
-	if ((res = pgs_exec(
-		 q, sql_list, &p, PGRES_TUPLES_OK, __func__, "list")) == NULL)
+	*next = 0;
+	sql = list_params(&p, f, with_payload);
+	if ((res = pgs_exec(q, sql, &p, PGRES_TUPLES_OK, __func__, "list")) ==
+	    NULL)
 		return -1;
-	rc = rows_push_result(v, res);
+	rows = PQntuples(res);
+	for (i = 0; i < rows; i++) {
+		if (PQgetvalue(res, i, 12)[0] != 't')
+			continue;
+		if (row_push(v, res, i) == -1)
+			goto out;
+		if (f->limit != 0 && ++hits == f->limit) {
+			*next = pgs_col_int64(res, i, 0);
+			rc = 0;
+			goto out;
+		}
+	}
+	if (f->key == NULL && f->max_scan != 0 && (size_t)rows == f->max_scan)
+		*next = pgs_col_int64(res, rows - 1, 0);
+	rc = 0;
+out:
 	PQclear(res);
 	return rc;
-}
-
-int
-pgs_count(void *state, const struct nb_store_filter *f, size_t *n)
-{
-	struct pg *q = state;
-	struct params p = {0};
-	PGresult *res;
-
-	*n = 0;
-	if (filter_params(&p, f) == -1)
-		return 0;
-	if ((res = pgs_exec(q, sql_purge_count, &p, PGRES_TUPLES_OK, __func__,
-		 "purge count")) == NULL)
-		return -1;
-	*n = (size_t)pgs_col_int64(res, 0, 0);
-	PQclear(res);
-	return 0;
-}
-
-int
-pgs_purge(void *state, const struct nb_store_filter *f, size_t *purged,
-    struct nb_store_tally *t)
-{
-	struct pg *q = state;
-	struct params p = {0};
-
-	*purged = 0;
-	if (filter_params(&p, f) == -1)
-		return 0;
-	return run_moves(q, sql_purge, &p, t, NB_BUCKET_NONE, NB_BUCKET_NONE,
-	    NULL, purged, "purge");
 }
 
 /* Old dedupe keys, retained delivered rows, and the slots of the gone. */
 int
 pgs_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
-    struct nb_store_tally *t)
+    size_t limit, int *more, struct nb_store_tally *t)
 {
 	static const char *const sqls[] = {
-	    "DELETE FROM seen_requests WHERE seen_ms < $1::bigint",
-	    "DELETE FROM seen_events WHERE seen_ms < $1::bigint",
-	};
+	    sql_prune_requests, sql_prune_events};
 	struct pg *q = state;
 	struct params p;
+	PGresult *res;
 	size_t i, pruned;
 
+	*more = 0;
 	for (i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
 		memset(&p, 0, sizeof(p));
 		pgs_par_int(&p, dedupe_after_ms);
-		if (pgs_run(q, sqls[i], &p, PGRES_COMMAND_OK, __func__,
-			"prune") == -1)
+		pgs_par_int(&p, (int64_t)limit);
+		if ((res = pgs_exec(q, sqls[i], &p, PGRES_COMMAND_OK, __func__,
+			 "prune")) == NULL)
 			return -1;
+		if (pgs_cmd_tuples(res) == limit)
+			*more = 1;
+		PQclear(res);
 	}
 	memset(&p, 0, sizeof(p));
 	pgs_par_int(&p, delivered_before_ms);
+	pgs_par_int(&p, (int64_t)limit);
 	if (run_moves(q, sql_prune_delivered, &p, t, NB_BUCKET_DELIVERED,
 		NB_BUCKET_NONE, NULL, &pruned, "prune") == -1)
 		return -1;
+	if (pruned == limit)
+		*more = 1;
 	return pgs_fold(q);
 }
 

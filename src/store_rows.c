@@ -279,6 +279,18 @@ nomem:
 	return -1;
 }
 
+int
+nb_store_tally_replay(struct nb_store_tally *t, const char *source,
+    enum nb_event_state state, const char *reason, const char *rule,
+    int64_t at_ms)
+{
+	if (rule != NULL)
+		return nb_store_tally_error(t, source, rule, NB_STATE_DEAD,
+		    NB_REASON_QUARANTINED, at_ms, 1);
+	return nb_store_tally_move(t, source, nb_store_bucket_of(state, reason),
+	    NB_BUCKET_PENDING, 1);
+}
+
 void
 nb_store_tally_reset(struct nb_store_tally *t)
 {

@@ -123,6 +123,15 @@ int nb_store_tally_error(struct nb_store_tally *, const char *source,
     const char *error, enum nb_event_state state, const char *reason,
     int64_t at_ms, int64_t n);
 
+/*
+ * One row a replay changed: made pending from where it was (state and
+ * reason as read), or, with rule, left quarantined with that rule as its
+ * new error at at_ms.
+ */
+int nb_store_tally_replay(struct nb_store_tally *, const char *source,
+    enum nb_event_state state, const char *reason, const char *rule,
+    int64_t at_ms);
+
 /* Empties the tally, keeping its memory. */
 void nb_store_tally_reset(struct nb_store_tally *);
 

@@ -61,10 +61,13 @@ enum sq_stmt {
 	ST_RELEASE,
 	ST_DEAD,
 	ST_RECOVER,
-	ST_LIST,
+	ST_LIST_KEY,
+	ST_LIST_ASC,
+	ST_LIST_DESC,
+	ST_LIST_DEAD_ASC,
+	ST_LIST_DEAD_DESC,
 	ST_REPLAY_PENDING,
 	ST_REQUARANTINE,
-	ST_PURGE_COUNT,
 	ST_PURGE_PAYLOADS,
 	ST_PURGE,
 	ST_STATS,
@@ -186,20 +189,17 @@ int sq_claim_prepare(
 int sq_claim(
     void *state, const struct nb_store_claim *c, struct nb_store_rows *v);
 int sq_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
-    size_t n, struct nb_store_tally *t);
+    size_t n, size_t *changed, struct nb_store_tally *t);
 int sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
     const char *error, int64_t at_ms, struct nb_store_tally *t);
-int sq_list(
-    void *state, const struct nb_store_filter *f, struct nb_store_rows *v);
-int sq_count(void *state, const struct nb_store_filter *f, size_t *n);
-int sq_purge(void *state, const struct nb_store_filter *f, size_t *purged,
-    struct nb_store_tally *t);
+int sq_list(void *state, const struct nb_store_filter *f, int with_payload,
+    struct nb_store_rows *v, int64_t *next);
 int sq_stats(
     void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n);
 int sq_errors(void *state, int64_t since_ms, size_t per_source,
     struct nb_store_error **out, size_t *n);
 int sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
-    struct nb_store_tally *t);
+    size_t limit, int *more, struct nb_store_tally *t);
 int sq_tally_write(struct sq *q, const struct nb_store_tally *t);
 
 #endif

@@ -98,31 +98,44 @@ rows_push(struct nb_store_rows *v, sqlite3_stmt *st, int with_payload)
 	return 0;
 }
 
-/* Binds ?1..?10 of FILTER_WHERE.  -1 when f->key can match no row. */
-static int
-bind_filter(sqlite3_stmt *st, const struct nb_store_filter *f)
+/*
+ * The list statement for f (see LIST_SELECT), its parameters bound, or
+ * NULL (logged).  The index is the primary key unless f asks for a key or
+ * for dead letters only.
+ */
+static sqlite3_stmt *
+list_stmt(struct sq *q, const struct nb_store_filter *f, int with_payload)
 {
-	static const struct nb_store_filter all;
+	sqlite3_stmt *st;
+	enum sq_stmt id;
 	int64_t seq;
+	unsigned states = nb_store_filter_states(f);
 
-	if (f == NULL)
-		f = &all;
-	if (f->key != NULL) {
-		if (nb_store_key_parse(f->key, &seq) == -1)
-			return -1;
+	if (f->key != NULL)
+		id = ST_LIST_KEY;
+	else if (states == NB_STATE_MASK_DEAD)
+		id = f->newest_first ? ST_LIST_DEAD_DESC : ST_LIST_DEAD_ASC;
+	else
+		id = f->newest_first ? ST_LIST_DESC : ST_LIST_ASC;
+	if ((st = sq_stmt_get(q, id)) == NULL)
+		return NULL;
+	if (f->key != NULL && nb_store_key_parse(f->key, &seq) == 0)
 		sqlite3_bind_int64(st, 1, seq);
-	}
 	sqlite3_bind_text(st, 2, f->source, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, f->type, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, f->reason, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, f->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, f->since_ms);
 	sqlite3_bind_int64(st, 7, f->until_ms);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)nb_store_filter_states(f));
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)states);
 	sqlite3_bind_int64(st, 9, f->after_seq > 0 ? f->after_seq : 0);
-	sqlite3_bind_int64(st, 10,
-	    f->limit == 0 || f->limit > INT64_MAX ? -1 : (int64_t)f->limit);
-	return 0;
+	sqlite3_bind_int64(
+	    st, 10, f->before_seq > 0 ? f->before_seq : INT64_MAX);
+	sqlite3_bind_int64(st, 11,
+	    f->max_scan == 0 || f->max_scan > INT64_MAX ? -1
+							: (int64_t)f->max_scan);
+	sqlite3_bind_int(st, 12, with_payload);
+	return st;
 }
 
 /* Claim order: next attempt time, then seq. */
@@ -340,12 +353,14 @@ out:
 }
 
 /*
- * A set-based mark: ?1 the seq list, then the parameters its kind takes.
- * PENDING and REQUARANTINE take one row at a time (a replay's rows each
- * have their own id and type).
+ * A replay's change of one row (PENDING or REQUARANTINE), made only while
+ * the row is as it was read; tallies it when made.  PENDING and
+ * REQUARANTINE take one row at a time (a replay's rows each have their own
+ * id and type).
  */
 static int
-mark_one(struct sq *q, const struct nb_store_mark *m, int64_t seq)
+mark_one(struct sq *q, const struct nb_store_mark *m, int64_t seq,
+    size_t *changed, struct nb_store_tally *t)
 {
 	sqlite3_stmt *st;
 
@@ -356,14 +371,22 @@ mark_one(struct sq *q, const struct nb_store_mark *m, int64_t seq)
 		sqlite3_bind_int64(st, 2, m->ms);
 		sqlite3_bind_text(st, 3, m->id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, m->type, -1, SQLITE_STATIC);
-		return sq_stmt_run(q, st, __func__, "replay");
+		sqlite3_bind_int(st, 5, (int)m->state);
+		sqlite3_bind_text(st, 6, m->was_reason, -1, SQLITE_STATIC);
+	} else {
+		if ((st = sq_stmt_get(q, ST_REQUARANTINE)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, seq);
+		sqlite3_bind_text(st, 2, m->error, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, m->ms);
 	}
-	if ((st = sq_stmt_get(q, ST_REQUARANTINE)) == NULL)
+	if (sq_stmt_run(q, st, __func__, "replay") == -1)
 		return -1;
-	sqlite3_bind_int64(st, 1, seq);
-	sqlite3_bind_text(st, 2, m->error, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, m->ms);
-	return sq_stmt_run(q, st, __func__, "requarantine");
+	if (sqlite3_changes(q->db) == 0)
+		return 0;
+	(*changed)++;
+	return nb_store_tally_replay(t, m->source, m->state, m->was_reason,
+	    m->kind == NB_STORE_MARK_PENDING ? NULL : m->error, m->ms);
 }
 
 /*
@@ -408,9 +431,27 @@ run_moves(struct sq *q, sqlite3_stmt *st, struct nb_store_tally *t,
 	return rc;
 }
 
+/* Deletes the rows in q->json and their payloads, tallying each. */
+static int
+purge_rows(struct sq *q, size_t *changed, struct nb_store_tally *t)
+{
+	sqlite3_stmt *st;
+
+	if ((st = sq_stmt_get(q, ST_PURGE_PAYLOADS)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+	if (sq_stmt_run(q, st, __func__, "purge") == -1)
+		return -1;
+	if ((st = sq_stmt_get(q, ST_PURGE)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+	return run_moves(
+	    q, st, t, NB_BUCKET_NONE, NB_BUCKET_NONE, NULL, changed, "purge");
+}
+
 int
 sq_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
-    size_t n, struct nb_store_tally *t)
+    size_t n, size_t *changed, struct nb_store_tally *t)
 {
 	struct sq *q = state;
 	enum nb_store_bucket to = NB_BUCKET_DELIVERED;
@@ -418,13 +459,18 @@ sq_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
 	enum sq_stmt id;
 	size_t i, counted = 0;
 
+	*changed = 0;
 	switch (m->kind) {
 	case NB_STORE_MARK_PENDING:
 	case NB_STORE_MARK_REQUARANTINE:
 		for (i = 0; i < n; i++)
-			if (mark_one(q, m, seqs[i]) == -1)
+			if (mark_one(q, m, seqs[i], changed, t) == -1)
 				return -1;
 		return 0;
+	case NB_STORE_MARK_PURGE:
+		if (sq_seqs_json(q, seqs, n, sizeof(*seqs)) == -1)
+			return -1;
+		return purge_rows(q, changed, t);
 	case NB_STORE_MARK_EXTEND:
 		id = ST_EXTEND;
 		break;
@@ -460,11 +506,11 @@ sq_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
 		sqlite3_bind_int64(st, 2, m->ms);
 	if (sq_stmt_run(q, st, __func__, "mark") == -1)
 		return -1;
+	*changed = (size_t)sqlite3_changes64(q->db);
 	/* Under the write lock the rows counted are the rows changed. */
-	if ((id == ST_DELIVERED || id == ST_DEAD) &&
-	    sqlite3_changes64(q->db) != (sqlite3_int64)counted) {
-		log_error("mark mismatch", " counted=%zu changed=%" PRId64,
-		    counted, (int64_t)sqlite3_changes64(q->db));
+	if ((id == ST_DELIVERED || id == ST_DEAD) && *changed != counted) {
+		log_error("mark mismatch", " counted=%zu changed=%zu", counted,
+		    *changed);
 		return -1;
 	}
 	return 0;
@@ -507,21 +553,38 @@ sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
 	return 0;
 }
 
+/*
+ * One page: the rows the statement looks at come back in order with a hit
+ * flag (the last column); the hits are kept, at most f->limit of them.
+ * The page goes on from the last hit when the limit cut it, from the last
+ * row looked at when the scan bound did, and nowhere when the rows ran out.
+ */
 int
-sq_list(void *state, const struct nb_store_filter *f, struct nb_store_rows *v)
+sq_list(void *state, const struct nb_store_filter *f, int with_payload,
+    struct nb_store_rows *v, int64_t *next)
 {
 	struct sq *q = state;
 	sqlite3_stmt *st;
+	size_t looked = 0, hits = 0;
+	int64_t seq = 0;
 	int step;
 
-	if ((st = sq_stmt_get(q, ST_LIST)) == NULL)
+	*next = 0;
+	if ((st = list_stmt(q, f, with_payload)) == NULL)
 		return -1;
-	if (bind_filter(st, f) == -1)
-		return 0;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (rows_push(v, st, 1) == -1) {
+		seq = sqlite3_column_int64(st, 0);
+		looked++;
+		if (!sqlite3_column_int(st, SQ_COL_PAYLOAD + 1))
+			continue;
+		if (rows_push(v, st, with_payload) == -1) {
 			sqlite3_reset(st);
 			return -1;
+		}
+		if (f->limit != 0 && ++hits == f->limit) {
+			*next = seq;
+			sqlite3_reset(st);
+			return 0;
 		}
 	}
 	sqlite3_reset(st);
@@ -529,50 +592,9 @@ sq_list(void *state, const struct nb_store_filter *f, struct nb_store_rows *v)
 		sq_db_log(q, __func__, "list");
 		return -1;
 	}
+	if (f->key == NULL && f->max_scan != 0 && looked == f->max_scan)
+		*next = seq;
 	return 0;
-}
-
-int
-sq_count(void *state, const struct nb_store_filter *f, size_t *n)
-{
-	struct sq *q = state;
-	sqlite3_stmt *st;
-	int64_t count;
-
-	*n = 0;
-	if ((st = sq_stmt_get(q, ST_PURGE_COUNT)) == NULL)
-		return -1;
-	if (bind_filter(st, f) == -1)
-		return 0;
-	if (sq_stmt_int64(q, st, &count, __func__, "purge count") == -1)
-		return -1;
-	*n = (size_t)count;
-	return 0;
-}
-
-/*
- * The payloads, then the rows, with the same filter in one transaction:
- * both statements see the same rows under the lock.
- */
-int
-sq_purge(void *state, const struct nb_store_filter *f, size_t *purged,
-    struct nb_store_tally *t)
-{
-	struct sq *q = state;
-	sqlite3_stmt *st;
-
-	*purged = 0;
-	if ((st = sq_stmt_get(q, ST_PURGE_PAYLOADS)) == NULL)
-		return -1;
-	if (bind_filter(st, f) == -1)
-		return 0;
-	if (sq_stmt_run(q, st, __func__, "purge") == -1)
-		return -1;
-	if ((st = sq_stmt_get(q, ST_PURGE)) == NULL)
-		return -1;
-	bind_filter(st, f);
-	return run_moves(
-	    q, st, t, NB_BUCKET_NONE, NB_BUCKET_NONE, NULL, purged, "purge");
 }
 
 int
@@ -628,7 +650,7 @@ out:
 
 int
 sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
-    struct nb_store_tally *t)
+    size_t limit, int *more, struct nb_store_tally *t)
 {
 	/* The payloads of delivered rows go first, while the rows say which. */
 	static const enum sq_stmt ids[] = {
@@ -637,18 +659,23 @@ sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
 	sqlite3_stmt *st;
 	size_t i, pruned;
 
+	*more = 0;
 	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
 		if ((st = sq_stmt_get(q, ids[i])) == NULL)
 			return -1;
 		sqlite3_bind_int64(st, 1,
 		    ids[i] == ST_PRUNE_PAYLOADS ? delivered_before_ms
 						: dedupe_after_ms);
+		sqlite3_bind_int64(st, 2, (int64_t)limit);
 		if (sq_stmt_run(q, st, __func__, "prune") == -1)
 			return -1;
+		if ((size_t)sqlite3_changes64(q->db) == limit)
+			*more = 1;
 	}
 	if ((st = sq_stmt_get(q, ST_PRUNE_DELIVERED)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, delivered_before_ms);
+	sqlite3_bind_int64(st, 2, (int64_t)limit);
 	return run_moves(q, st, t, NB_BUCKET_DELIVERED, NB_BUCKET_NONE, NULL,
 	    &pruned, "prune");
 }

@@ -11,8 +11,9 @@
  */
 #include "store_sqlite.h"
 
-#define STR_(x) #x
-#define STR(x)	STR_(x)
+#define STR_(x)	    #x
+#define STR(x)	    STR_(x)
+#define ERRORS_KEPT STR(NB_STORE_ERRORS_KEPT)
 
 /* Migrations: sq_migrations[i] takes the schema from version i to i + 1. */
 const char *const sq_migrations[] = {
@@ -136,15 +137,14 @@ const char *const sq_migrations[] = {
     "DELETE FROM recent_errors WHERE (source, error) IN"
     " (SELECT source, error FROM (SELECT source, error, row_number()"
     " OVER (PARTITION BY source ORDER BY last_ms DESC) AS n"
-    " FROM recent_errors) WHERE n > " STR(
-	NB_STORE_ERRORS_KEPT) ");"
-			      "DROP INDEX IF EXISTS events_leased;"
-			      "CREATE INDEX events_lease ON events (source, "
-			      "lease_ms)"
-			      " WHERE lease_ms <> 0;"
-			      "CREATE INDEX events_pending_age ON events "
-			      "(source, received_ms)"
-			      " WHERE state = 0;",
+    " FROM recent_errors) WHERE n > " ERRORS_KEPT ");"
+    "DROP INDEX IF EXISTS events_leased;"
+    "CREATE INDEX events_lease ON events (source, lease_ms)"
+    " WHERE lease_ms <> 0;"
+    "CREATE INDEX events_pending_age ON events (source, received_ms)"
+    " WHERE state = 0;"
+    /* The operators' lists of dead letters walk this in seq order. */
+    "CREATE INDEX events_dead ON events (seq) WHERE state = 2;",
 };
 const int sq_schema_latest =
     (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
@@ -180,17 +180,24 @@ const char sq_index_tuning[] =
 #define EVENT_COLS_E EVENT_COLS_OF("e.")
 
 /*
- * Operator filter: ?1 seq (NULL: any), ?2 source, ?3 type, ?4 reason, ?5 id
- * (NULL: any), ?6 since, ?7 until (0: unbounded), ?8 state mask, ?9
- * after_seq, ?10 limit (-1: none).
+ * The operator lists walk an index in seq order from a keyset cursor and
+ * return every row they look at, at most ?11 (-1: no bound), with hit
+ * saying whether it matches the filter, so a page costs at most ?11 rows
+ * however selective the filter (see sq_list()).  ?1 seq (the key), ?2
+ * source, ?3 type, ?4 reason, ?5 id (NULL: any), ?6 since, ?7 until (0:
+ * unbounded), ?8 state mask, ?9 and ?10 the seqs the page lies between
+ * (both excluded), ?12 whether to read the payloads of the hits.
  */
-#define FILTER_WHERE                                                           \
-	" WHERE (?1 IS NULL OR seq = ?1) AND (?2 IS NULL OR source = ?2)"      \
-	" AND (?3 IS NULL OR type = ?3) AND (?4 IS NULL OR reason = ?4)"       \
-	" AND (?5 IS NULL OR event_id = ?5)"                                   \
+#define LIST_HIT                                                               \
+	"((?2 IS NULL OR source = ?2) AND (?3 IS NULL OR type = ?3)"           \
+	" AND (?4 IS NULL OR reason = ?4) AND (?5 IS NULL OR event_id = ?5)"   \
 	" AND (?6 = 0 OR received_ms >= ?6) AND (?7 = 0 OR received_ms <= ?7)" \
-	" AND ((?8 >> state) & 1) = 1 AND seq > ?9"                            \
-	" ORDER BY seq LIMIT ?10"
+	" AND ((?8 >> state) & 1) = 1)"
+#define LIST_SELECT                                                            \
+	"SELECT " EVENT_COLS ", CASE WHEN ?12 AND " LIST_HIT                   \
+	" THEN (SELECT payload FROM payloads AS p WHERE p.seq = events.seq)"   \
+	" END, " LIST_HIT " FROM events"
+#define LIST_RANGE " seq > ?9 AND seq < ?10"
 
 const char *const sq_stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -284,23 +291,36 @@ const char *const sq_stmt_sql[ST_COUNT] = {
     /* Only leased rows, off the partial index events_lease. */
     [ST_RECOVER] = "UPDATE events SET lease_ms = 0"
 		   " WHERE lease_ms <> 0 AND +state = 0",
-    [ST_LIST] = "SELECT " EVENT_COLS ", (SELECT payload FROM payloads AS p"
-		" WHERE p.seq = events.seq) FROM events" FILTER_WHERE,
+    /* A key, then the primary key, then the index of dead letters. */
+    [ST_LIST_KEY] = LIST_SELECT " WHERE seq = ?1 AND" LIST_RANGE,
+    [ST_LIST_ASC] = LIST_SELECT " WHERE" LIST_RANGE " ORDER BY seq LIMIT ?11",
+    [ST_LIST_DESC] =
+	LIST_SELECT " WHERE" LIST_RANGE " ORDER BY seq DESC LIMIT ?11",
+    [ST_LIST_DEAD_ASC] =
+	LIST_SELECT " INDEXED BY events_dead"
+		    " WHERE state = 2 AND" LIST_RANGE " ORDER BY seq LIMIT ?11",
+    [ST_LIST_DEAD_DESC] = LIST_SELECT " INDEXED BY events_dead"
+				      " WHERE state = 2 AND" LIST_RANGE
+				      " ORDER BY seq DESC LIMIT ?11",
+    /*
+     * A replay changes a row only while it is as the replay read it (?5
+     * its state, ?6 its reason), and says so in sqlite3_changes().
+     */
     [ST_REPLAY_PENDING] =
 	"UPDATE events SET state = 0, reason = NULL, error = NULL,"
 	" attempts = 0, next_ms = ?2, age_base_ms = ?2, lease_ms = 0,"
 	" updated_ms = ?2, event_id = coalesce(?3, event_id),"
-	" type = coalesce(?4, type) WHERE seq = ?1",
+	" type = coalesce(?4, type)"
+	" WHERE seq = ?1 AND state = ?5 AND reason IS ?6 AND state <> 0",
     [ST_REQUARANTINE] = "UPDATE events SET error = ?2, updated_ms = ?3"
-			" WHERE seq = ?1",
-    [ST_PURGE_COUNT] =
-	"SELECT count(*) FROM (SELECT seq FROM events" FILTER_WHERE ")",
+			" WHERE seq = ?1 AND state = 2"
+			" AND reason = '" NB_REASON_QUARANTINED "'",
     /* A purge deletes the payloads first, in the same transaction. */
-    [ST_PURGE_PAYLOADS] = "DELETE FROM payloads WHERE seq IN"
-			  " (SELECT seq FROM events" FILTER_WHERE ")",
-    [ST_PURGE] =
-	"DELETE FROM events WHERE seq IN (SELECT seq FROM events" FILTER_WHERE
-	") RETURNING source, state, reason",
+    [ST_PURGE_PAYLOADS] = "DELETE FROM payloads"
+			  " WHERE seq IN (SELECT value FROM json_each(?1))",
+    [ST_PURGE] = "DELETE FROM events"
+		 " WHERE seq IN (SELECT value FROM json_each(?1))"
+		 " RETURNING source, state, reason",
     /*
      * O(sources): the counters, then per source the oldest pending row
      * (the first entry of events_pending_age) and the live leases (a range
@@ -346,13 +366,27 @@ const char *const sq_stmt_sql[ST_COUNT] = {
 		  " ORDER BY last_ms DESC) AS n FROM recent_errors"
 		  " WHERE last_ms >= ?1) WHERE n <= ?2"
 		  " ORDER BY source, last_ms DESC",
-    [ST_PRUNE_REQUESTS] = "DELETE FROM seen_requests WHERE seen_ms < ?1",
-    [ST_PRUNE_EVENTS] = "DELETE FROM seen_events WHERE seen_ms < ?1",
+    /*
+     * The prune takes ?2 of each at a time, oldest first, off the indexes
+     * on their times.  The two delivered statements pick the same rows:
+     * the index orders ties by seq.
+     */
+    [ST_PRUNE_REQUESTS] =
+	"DELETE FROM seen_requests WHERE (source, webhook_id) IN"
+	" (SELECT source, webhook_id FROM seen_requests WHERE seen_ms < ?1"
+	" ORDER BY seen_ms LIMIT ?2)",
+    [ST_PRUNE_EVENTS] =
+	"DELETE FROM seen_events WHERE (source, event_id) IN"
+	" (SELECT source, event_id FROM seen_events WHERE seen_ms < ?1"
+	" ORDER BY seen_ms LIMIT ?2)",
     [ST_PRUNE_PAYLOADS] = "DELETE FROM payloads WHERE seq IN"
 			  " (SELECT seq FROM events"
-			  " WHERE state = 1 AND updated_ms < ?1)",
-    [ST_PRUNE_DELIVERED] = "DELETE FROM events"
+			  " WHERE state = 1 AND updated_ms < ?1"
+			  " ORDER BY updated_ms LIMIT ?2)",
+    [ST_PRUNE_DELIVERED] = "DELETE FROM events WHERE seq IN"
+			   " (SELECT seq FROM events"
 			   " WHERE state = 1 AND updated_ms < ?1"
+			   " ORDER BY updated_ms LIMIT ?2)"
 			   " RETURNING source",
     [ST_PROBE] = "INSERT INTO meta (id, probe_ms) VALUES (1, ?1)"
 		 " ON CONFLICT (id) DO UPDATE SET probe_ms = excluded.probe_ms",
@@ -400,5 +434,6 @@ const struct sq_chunk_sql sq_chunk_sql[CH_COUNT] = {
 	"(NULL,?1)", 1, ""},
 };
 
-const enum sq_stmt sq_reads[] = {ST_STATS, ST_ERRORS};
+const enum sq_stmt sq_reads[] = {ST_STATS, ST_ERRORS, ST_LIST_KEY, ST_LIST_ASC,
+    ST_LIST_DESC, ST_LIST_DEAD_ASC, ST_LIST_DEAD_DESC};
 const size_t sq_nreads = sizeof(sq_reads) / sizeof(sq_reads[0]);

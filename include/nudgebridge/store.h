@@ -106,8 +106,12 @@ struct nb_store_retry {
  * Operator filters.  Unset fields (NULL / 0) match everything.  since/until
  * bound received_at (inclusive, ms).  A key that is not a decimal seq
  * matches nothing.  states is a mask of NB_STATE_MASK_*;
- * 0 means NB_STATE_MASK_DEAD.  limit 0 means no limit; after_seq > 0 lists
- * only rows with seq > after_seq (paging, in seq order).
+ * 0 means NB_STATE_MASK_DEAD.  limit 0 means no limit.  Rows are listed in
+ * seq order, oldest first, or newest first with newest_first; after_seq
+ * > 0 and before_seq > 0 keep only rows with seq above / below them (the
+ * keyset cursors of paging).  max_scan > 0 bounds the rows a page looks
+ * at (see nb_store_list_page()); the rows are found through the primary
+ * key, or the index of dead letters when only those are asked for.
  */
 struct nb_store_filter {
 	const char *key;
@@ -120,7 +124,14 @@ struct nb_store_filter {
 	unsigned states;
 	size_t limit;
 	int64_t after_seq;
+	int64_t before_seq;
+	int newest_first;
+	size_t max_scan;
 };
+
+/* Rows a replay or purge changes per transaction, and looks at per chunk. */
+#define NB_STORE_CHUNK	    1000
+#define NB_STORE_CHUNK_SCAN 10000
 
 /*
  * Per-source queue figures for /v1/stats and /metrics.  The first four are
@@ -232,9 +243,27 @@ int nb_store_release(struct nb_store *, const int64_t *seqs, size_t n);
 int nb_store_dead(struct nb_store *, const int64_t *seqs, size_t n,
     const char *reason, const char *error, int64_t now_ms);
 
-/* Lists rows matching f in seq order.  *out as for nb_store_claim(). */
+/*
+ * Lists rows matching f in seq order (newest first with f->newest_first),
+ * at most f->limit of them (0: all).  *out as for nb_store_claim().  With
+ * f->max_scan 0 the store reads in bounded pages until it has them all,
+ * so no one statement looks at more than NB_STORE_CHUNK_SCAN rows; with
+ * f->max_scan set it is one page of nb_store_list_page().
+ */
 int nb_store_list(struct nb_store *, const struct nb_store_filter *f,
     struct nb_stored_event **out, size_t *n);
+
+/*
+ * One page of the rows matching f: at most f->limit rows, found among at
+ * most f->max_scan rows looked at (0: no bound).  *next is the cursor to
+ * continue from (the after_seq of the next call, its before_seq when
+ * newest first), or 0 when no row is left: a page that ends at the scan
+ * bound has a cursor even with fewer rows than asked for, even none.  The
+ * cost of a call is bounded by max_scan whatever the filter and the rows
+ * stored.
+ */
+int nb_store_list_page(struct nb_store *, const struct nb_store_filter *f,
+    struct nb_stored_event **out, size_t *n, int64_t *next);
 
 /*
  * Makes rows matching f pending again, due at now_ms, with attempts 0 and
@@ -244,12 +273,20 @@ int nb_store_list(struct nb_store *, const struct nb_store_filter *f,
  * With dry_run nothing changes and the counts say what would.  Rows keep
  * their key, so their messageId is unchanged.  Pending rows are never
  * replayed (nor counted).  With fn NULL quarantined rows are left alone.
+ * The rows are worked through in chunks of NB_STORE_CHUNK, each in a
+ * transaction of its own, so no call holds the write lock for long; a row
+ * counts only when it was changed.  On -1 the chunks before the failure
+ * stay done (each chunk is all or nothing) and a second call goes on
+ * where it stopped.
  */
 int nb_store_replay(struct nb_store *, const struct nb_store_filter *f,
     int dry_run, int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
     size_t *requarantined);
 
-/* Deletes rows matching f (dry_run: only counts). */
+/*
+ * Deletes rows matching f (dry_run: only counts), in chunks as
+ * nb_store_replay() does.
+ */
 int nb_store_purge(struct nb_store *, const struct nb_store_filter *f,
     int dry_run, size_t *purged);
 
@@ -281,7 +318,8 @@ int nb_store_errors(struct nb_store *, int64_t since_ms, size_t per_source,
 
 /*
  * Housekeeping: forgets dedupe keys older than dedupe_after_ms and deletes
- * delivered rows whose delivery is older than delivered_before_ms.
+ * delivered rows whose delivery is older than delivered_before_ms, oldest
+ * first, NB_STORE_CHUNK of each at a time in transactions of their own.
  */
 int nb_store_prune(
     struct nb_store *, int64_t dedupe_after_ms, int64_t delivered_before_ms);

@@ -464,6 +464,115 @@ test_list_filters(void **state)
 	}
 }
 
+/* One page of f; the ids found, space separated, into got. */
+static int64_t
+page(struct nb_store *s, const struct nb_store_filter *f, char *got,
+    size_t gotlen)
+{
+	struct nb_stored_event *rows = NULL;
+	size_t n = 0, i, len = 0;
+	int64_t next = -1;
+
+	got[0] = '\0';
+	assert_int_equal(nb_store_list_page(s, f, &rows, &n, &next), 0);
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(
+		    got + len, gotlen - len, "%s%s", i ? " " : "", rows[i].id);
+	nb_stored_events_free(rows, n);
+	return next;
+}
+
+/*
+ * Pages look at no more rows than max_scan, whatever the filter: a filter
+ * that matches only the last rows walks there in bounded steps, each with
+ * a cursor and no rows.  Newest first walks the other way with before_seq.
+ */
+static void
+test_list_pages(void **state)
+{
+	enum { N = 250 };
+	struct fixture *fx = *state;
+	struct nb_store_filter f;
+	struct nb_event e[N];
+	struct nb_append r;
+	char ids[N][8], got[256], key[NB_STORE_KEY_MAX];
+	int64_t first, next, seqs[8];
+	size_t i;
+
+	STORE_NEED(fx);
+	for (i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "a%zu", i);
+		e[i] = ev(ids[i], "t", "{}", NULL);
+	}
+	r = req("acme", NULL, e, N, 100);
+	assert_int_equal(append1(fx->s, &r), 0);
+	first = seq_of(fx->s, "a0");
+	add(fx->s, "beta", "b1", 200);
+	add(fx->s, "beta", "b2", 200);
+
+	memset(&f, 0, sizeof(f));
+	f.states = NB_STATE_MASK_PENDING;
+	f.source = "beta";
+	f.limit = 10;
+	f.max_scan = 100;
+	next = page(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "");
+	assert_int_equal(next, first + 99);
+	f.after_seq = next;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), first + 199);
+	assert_string_equal(got, "");
+	f.after_seq = first + 199;
+	/* The rest fits the scan: the rows run out, no cursor. */
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), 0);
+	assert_string_equal(got, "b1 b2");
+	/* The limit ends a page at its last row. */
+	f.limit = 1;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), first + N);
+	assert_string_equal(got, "b1");
+
+	/* Newest first, then on below the cursor. */
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	f.newest_first = 1;
+	f.limit = 2;
+	next = page(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "b2 b1");
+	assert_int_equal(next, first + N);
+	f.before_seq = next;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), first + N - 2);
+	assert_string_equal(got, "a249 a248");
+	/* Between two cursors; a key on its own. */
+	f.after_seq = first + 245;
+	f.limit = 0;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), 0);
+	assert_string_equal(got, "a249 a248 a247 a246");
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	f.newest_first = 1;
+	snprintf(key, sizeof(key), "%lld", (long long)(first + 3));
+	f.key = key;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), 0);
+	assert_string_equal(got, "a3");
+
+	/* Dead letters through their index, both ways. */
+	add_filter_rows(fx->s, seqs);
+	memset(&f, 0, sizeof(f));
+	f.limit = 3;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), seqs[2]);
+	assert_string_equal(got, "d1 d2 d3");
+	f.newest_first = 1;
+	f.limit = 0;
+	f.max_scan = 2;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), seqs[4]);
+	assert_string_equal(got, "d6 d5");
+	f.before_seq = seqs[4];
+	f.source = "beta";
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), seqs[2]);
+	assert_string_equal(got, "d4 d3");
+	/* nb_store_list() goes on by itself past any bound of its own. */
+	assert_int_equal(count(fx->s, NB_STATE_MASK_PENDING, "beta"), 2);
+}
+
 static void
 test_replay(void **state)
 {
@@ -589,6 +698,47 @@ test_replay(void **state)
  * A replay larger than one listing round (store.c lists 1000 rows at a
  * time), with a limit that ends inside the second round.
  */
+/*
+ * Stores n events "<prefix>i" in one request and dead-letters them (max_age);
+ * returns their seqs in order (the caller frees them).
+ */
+static int64_t *
+add_dead(struct nb_store *s, const char *prefix, size_t n)
+{
+	struct nb_stored_event *rows = NULL;
+	struct nb_store_filter f;
+	struct nb_append r;
+	struct nb_event *e;
+	int64_t *seqs;
+	char(*ids)[16];
+	size_t i, got = 0;
+
+	e = calloc(n, sizeof(*e));
+	ids = calloc(n, sizeof(*ids));
+	seqs = calloc(n, sizeof(*seqs));
+	assert_true(e != NULL && ids != NULL && seqs != NULL);
+	for (i = 0; i < n; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "%s%zu", prefix, i);
+		e[i] = ev(ids[i], "t", "{}", NULL);
+	}
+	r = req("acme", NULL, e, n, 100);
+	assert_int_equal(append1(s, &r), 0);
+	assert_counts(&r, (int)n, 0, 0);
+	memset(&f, 0, sizeof(f));
+	f.states = NB_STATE_MASK_PENDING;
+	f.source = "acme";
+	assert_int_equal(nb_store_list(s, &f, &rows, &got), 0);
+	assert_int_equal(got, n);
+	for (i = 0; i < n; i++)
+		seqs[i] = rows[i].seq;
+	nb_stored_events_free(rows, got);
+	assert_int_equal(
+	    nb_store_dead(s, seqs, n, NB_REASON_MAX_AGE, NULL, 200), 0);
+	free(ids);
+	free(e);
+	return seqs;
+}
+
 static void
 test_replay_rounds(void **state)
 {
@@ -596,33 +746,12 @@ test_replay_rounds(void **state)
 	struct fixture *fx = *state;
 	struct nb_stored_event *rows = NULL;
 	struct nb_store_filter f;
-	struct nb_append r;
-	struct nb_event *e;
 	int64_t *seqs;
-	char(*ids)[16];
-	size_t i, n = 0, rep, req_;
+	char ids[2][16];
+	size_t rep, req_;
 
 	STORE_NEED(fx);
-	e = calloc(N, sizeof(*e));
-	ids = calloc(N, sizeof(*ids));
-	seqs = calloc(N, sizeof(*seqs));
-	assert_true(e != NULL && ids != NULL && seqs != NULL);
-	for (i = 0; i < N; i++) {
-		snprintf(ids[i], sizeof(ids[i]), "r%zu", i);
-		e[i] = ev(ids[i], "t", "{}", NULL);
-	}
-	r = req("acme", "wh_rounds", e, N, 100);
-	assert_int_equal(append1(fx->s, &r), 0);
-	assert_counts(&r, N, 0, 0);
-	memset(&f, 0, sizeof(f));
-	f.states = NB_STATE_MASK_PENDING;
-	assert_int_equal(nb_store_list(fx->s, &f, &rows, &n), 0);
-	assert_int_equal(n, N);
-	for (i = 0; i < n; i++)
-		seqs[i] = rows[i].seq;
-	nb_stored_events_free(rows, n);
-	assert_int_equal(
-	    nb_store_dead(fx->s, seqs, N, NB_REASON_MAX_AGE, NULL, 200), 0);
+	seqs = add_dead(fx->s, "r", N);
 
 	memset(&f, 0, sizeof(f));
 	f.limit = LIMIT;
@@ -638,10 +767,12 @@ test_replay_rounds(void **state)
 	assert_int_equal(req_, 0);
 	assert_int_equal(count(fx->s, NB_STATE_MASK_PENDING, NULL), LIMIT);
 	/* Oldest first: the first LIMIT seqs went back to pending. */
-	rows = by_id(fx->s, ids[LIMIT - 1]);
+	snprintf(ids[0], sizeof(ids[0]), "r%d", LIMIT - 1);
+	snprintf(ids[1], sizeof(ids[1]), "r%d", LIMIT);
+	rows = by_id(fx->s, ids[0]);
 	assert_int_equal(rows->state, NB_STATE_PENDING);
 	nb_stored_events_free(rows, 1);
-	rows = by_id(fx->s, ids[LIMIT]);
+	rows = by_id(fx->s, ids[1]);
 	assert_int_equal(rows->state, NB_STATE_DEAD);
 	nb_stored_events_free(rows, 1);
 
@@ -653,8 +784,6 @@ test_replay_rounds(void **state)
 	assert_int_equal(count(fx->s, NB_STATE_MASK_DEAD, NULL), 0);
 	assert_int_equal(count(fx->s, NB_STATE_MASK_PENDING, NULL), N);
 	free(seqs);
-	free(ids);
-	free(e);
 }
 
 static void
@@ -1291,6 +1420,7 @@ test_append_after_purge(void **state)
 		test_transitions, setup, teardown),                            \
 	    cmocka_unit_test_setup_teardown(                                   \
 		test_list_filters, setup, teardown),                           \
+	    cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown), \
 	    cmocka_unit_test_setup_teardown(test_replay, setup, teardown),     \
 	    cmocka_unit_test_setup_teardown(                                   \
 		test_replay_rounds, setup, teardown),                          \

@@ -483,14 +483,14 @@ test_migrate_v1(void **state)
 				     " WHERE type = 'index' AND"
 				     " tbl_name = 'events' AND name IN"
 				     " ('events_due', 'events_lease',"
-				     " 'events_pending_age',"
+				     " 'events_pending_age', 'events_dead',"
 				     " 'events_delivered')"),
-		    4);
+		    5);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM sqlite_schema"
 				     " WHERE type = 'index' AND"
 				     " tbl_name = 'events'"),
-		    4);
+		    5);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM"
 				     " pragma_integrity_check"
@@ -705,6 +705,57 @@ test_read_plans(void **state)
 	sqlite3_close(db);
 }
 
+/*
+ * A replay and a purge work in chunks, each a transaction of its own: a
+ * failure in the second chunk (a trigger refuses one row) leaves the first
+ * chunk done and the rest as it was, and the next call goes on from there.
+ */
+static void
+test_chunked_changes(void **state)
+{
+	enum { N = NB_STORE_CHUNK + 500 };
+	struct fixture *fx = *state;
+	struct nb_store_filter f;
+	int64_t *seqs = add_dead(fx->s, "c", N);
+	char sql[256];
+	size_t rep, req_, purged;
+	sqlite3 *db;
+
+	db = raw_open(fx->path);
+	snprintf(sql, sizeof(sql),
+	    "CREATE TRIGGER refuse BEFORE UPDATE ON events"
+	    " WHEN old.seq = %lld BEGIN SELECT RAISE(ABORT, 'refused'); END",
+	    (long long)seqs[NB_STORE_CHUNK + 10]);
+	raw_exec(db, sql);
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(
+	    nb_store_replay(fx->s, &f, 0, 300, NULL, &rep, &req_), -1);
+	assert_int_equal(
+	    count(fx->s, NB_STATE_MASK_PENDING, NULL), NB_STORE_CHUNK);
+	assert_int_equal(count(fx->s, NB_STATE_MASK_DEAD, NULL), 500);
+	raw_exec(db, "DROP TRIGGER refuse");
+	assert_int_equal(
+	    nb_store_replay(fx->s, &f, 0, 300, NULL, &rep, &req_), 0);
+	assert_int_equal(rep, 500);
+	assert_int_equal(count(fx->s, NB_STATE_MASK_PENDING, NULL), N);
+
+	/* The same for a purge. */
+	snprintf(sql, sizeof(sql),
+	    "CREATE TRIGGER refuse BEFORE DELETE ON events"
+	    " WHEN old.seq = %lld BEGIN SELECT RAISE(ABORT, 'refused'); END",
+	    (long long)seqs[NB_STORE_CHUNK + 10]);
+	raw_exec(db, sql);
+	f.states = NB_STATE_MASK_PENDING;
+	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), -1);
+	assert_int_equal(count(fx->s, NB_STATE_MASK_PENDING, NULL), 500);
+	raw_exec(db, "DROP TRIGGER refuse");
+	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), 0);
+	assert_int_equal(purged, 500);
+	assert_int_equal(count(fx->s, ALL, NULL), 0);
+	sqlite3_close(db);
+	free(seqs);
+}
+
 static void
 test_recover_and_reopen(void **state)
 {
@@ -863,6 +914,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_open_schema, setup, teardown),
 	    STORE_CASES(setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_plans, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_chunked_changes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_recover_and_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
