@@ -16,14 +16,18 @@
  * store_sqlite_sql.c, appends in store_sqlite_append.c, the rest of the
  * row work in store_sqlite_rows.c.
  */
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -491,6 +495,73 @@ sq_close(void *state)
 	free(q);
 }
 
+/*
+ * Warns once per process and path that a store file is open to others
+ * (the daemon opens the store on several connections).
+ */
+static void
+warn_mode(const char *file, mode_t mode)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static char last[4096];
+	char qfile[4200];
+	int seen;
+
+	pthread_mutex_lock(&lock);
+	seen = strcmp(last, file) == 0;
+	if (!seen)
+		snprintf(last, sizeof(last), "%s", file);
+	pthread_mutex_unlock(&lock);
+	if (!seen)
+		log_warn("store file readable by others",
+		    " file=%s mode=%04o hint=\"chmod 600 it\"",
+		    nb_log_quote(qfile, sizeof(qfile), file),
+		    (unsigned)(mode & 07777));
+}
+
+/*
+ * The database, its -wal and its -shm hold addresses and IP addresses.  A
+ * new database file is created here, 0600 whatever the umask (fchmod after
+ * the open), before SQLite opens it: SQLite then creates the -wal and -shm
+ * with the database file's mode, also whatever the umask.  An existing file
+ * that group or others may read or write gets a warning, not a chmod: it
+ * is the operator's file, and a backup job or a shared group may need it
+ * so (docs/storage.md says how to tighten it).
+ */
+static int
+files_private(const char *path, char *err, size_t errlen)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	struct stat sb;
+	char file[4096];
+	size_t i;
+	int fd, len;
+
+	if (stat(path, &sb) == -1 && errno == ENOENT) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd == -1 && errno != EEXIST) {
+			snprintf(err, errlen,
+			    "store.path: cannot create %s: %s", path,
+			    strerror(errno));
+			return -1;
+		}
+		if (fd != -1 && (fchmod(fd, 0600) == -1 || close(fd) == -1)) {
+			snprintf(err, errlen, "store.path: cannot chmod %s: %s",
+			    path, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		len = snprintf(file, sizeof(file), "%s%s", path, suffixes[i]);
+		if (len < 0 || (size_t)len >= sizeof(file))
+			continue;
+		if (stat(file, &sb) == 0 && (sb.st_mode & 077) != 0)
+			warn_mode(file, sb.st_mode);
+	}
+	return 0;
+}
+
 static int
 sq_open(
     void **state, const struct nb_store_config *cfg, char *err, size_t errlen)
@@ -512,6 +583,8 @@ sq_open(
 		goto out;
 	}
 	q->max_size_bytes = cfg->max_size_bytes;
+	if (files_private(q->path, err, errlen) == -1)
+		goto out;
 	if (sqlite3_open_v2(q->path, &q->db,
 		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 		    SQLITE_OPEN_NOMUTEX,

@@ -17,6 +17,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <sys/stat.h>
+
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -756,6 +759,94 @@ test_chunked_changes(void **state)
 	free(seqs);
 }
 
+/* The permission bits of path, or -1 when it does not exist. */
+static int
+mode_of(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (int)(sb.st_mode & 07777) : -1;
+}
+
+/* Opens cfg's store with stderr in a file; what was logged goes to out. */
+static struct nb_store *
+open_logged(const struct nb_store_config *cfg, char *out, size_t outlen)
+{
+	char log[160];
+	struct nb_store *s;
+	int fd, saved;
+	ssize_t n;
+
+	snprintf(log, sizeof(log), "%s.log", cfg->path);
+	fd = open(log, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	s = open_store_cfg(cfg);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	n = pread(fd, out, outlen - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(log);
+	return s;
+}
+
+/*
+ * The database, -wal and -shm are made 0600 whatever the umask (they hold
+ * addresses and IPs); an existing file open to others is left as it is,
+ * with a warning.
+ */
+static void
+test_file_modes(void **state)
+{
+	static const mode_t masks[] = {022, 0, 0277};
+	struct fixture *fx = *state;
+	struct nb_store_config cfg = fx->cfg;
+	struct nb_store *s;
+	char path[160], side[200], out[4096];
+	mode_t old;
+	size_t i;
+
+	for (i = 0; i < sizeof(masks) / sizeof(masks[0]); i++) {
+		snprintf(path, sizeof(path), "%s/m%zu.db", fx->dir, i);
+		cfg.path = path;
+		old = umask(masks[i]);
+		s = open_store_cfg(&cfg);
+		umask(old);
+		add(s, "acme", "a", 100); /* the WAL has frames now */
+		assert_int_equal(mode_of(path), 0600);
+		snprintf(side, sizeof(side), "%s-wal", path);
+		assert_int_equal(mode_of(side), 0600);
+		snprintf(side, sizeof(side), "%s-shm", path);
+		assert_int_equal(mode_of(side), 0600);
+		nb_store_close(s);
+		unlink_db(path);
+	}
+
+	/* An operator's file, wider: warned about, not changed. */
+	snprintf(path, sizeof(path), "%s/wide.db", fx->dir);
+	cfg.path = path;
+	nb_store_close(open_store_cfg(&cfg));
+	assert_int_equal(chmod(path, 0644), 0);
+	s = open_logged(&cfg, out, sizeof(out));
+	assert_non_null(strstr(out, "msg=\"store file readable by others\""));
+	assert_non_null(strstr(out, "mode=0644"));
+	assert_int_equal(mode_of(path), 0644);
+	nb_store_close(s);
+	/* Private again: nothing to say. */
+	assert_int_equal(chmod(path, 0600), 0);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	chmod(side, 0600);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	chmod(side, 0600);
+	s = open_logged(&cfg, out, sizeof(out));
+	assert_null(strstr(out, "readable by others"));
+	nb_store_close(s);
+	unlink_db(path);
+}
+
 static void
 test_recover_and_reopen(void **state)
 {
@@ -916,6 +1007,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_read_plans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_chunked_changes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_modes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_recover_and_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
