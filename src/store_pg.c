@@ -5,13 +5,20 @@
  *
  * Same rows, states and rules as the SQLite backend; what differs is who
  * else writes.  Every statement runs in READ COMMITTED and lets the
- * database arbitrate (see store_pg_rows.c).  COMMIT returns after the WAL
- * flush (synchronous_commit is forced on).  store.c opens and ends the
- * transactions; a deadlock or serialization failure between instances is
- * reported as retryable and the whole transaction runs again.  The schema
- * is versioned in schema_version and migrated on open under an advisory
- * lock.  store.max_size_bytes is SQLite's.
+ * database arbitrate.  Statements are prepared once per connection and go
+ * out in pipelined batches (libpq's pipeline mode), so a round trip
+ * carries as many as a step needs: a transaction's BEGIN leaves with its
+ * first statement, and its COMMIT with the counters it owes and whatever
+ * the operation queued for the end.  COMMIT returns after the WAL flush
+ * (synchronous_commit is forced on), except for the deliverer's lease and
+ * delivery bookkeeping, which may lose a suffix in a crash as SQLite's
+ * may (see pg_begin()).  A deadlock or serialization failure between
+ * instances is reported as retryable and store.c runs the transaction
+ * again.  The schema is versioned in schema_version and migrated on open
+ * under an advisory lock.  store.max_size_bytes is SQLite's.
  */
+#include <arpa/inet.h>
+
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,114 +35,25 @@
 #define PG_CONNECT_TIMEOUT "5"	 /* seconds, unless the DSN says */
 #define PG_RESET_MIN_MS	   1000	 /* first reconnect retry after */
 #define PG_RESET_MAX_MS	   10000 /* back-off cap between retries */
-#define PG_STR_(x)	   #x
-#define PG_STR(x)	   PG_STR_(x)
-#define PG_ERRORS_KEPT	   PG_STR(NB_STORE_ERRORS_KEPT)
+/* The largest array parameter: a group's payloads. */
+#define PG_ARRAY_MAX ((size_t)1 << 30)
 /* Serialises the migrations of every instance: "nbmigrat" in ASCII. */
 #define PG_MIGRATE_LOCK "7953066767009686900"
-
-/* Migrations: pg_migrations[i] takes the schema from version i to i + 1. */
-static const char *const pg_migrations[] = {
-    /* 1: the initial schema. */
-    "CREATE TABLE events ("
-    " seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-    " source TEXT NOT NULL,"
-    " event_id TEXT,"
-    " type TEXT,"
-    " payload BYTEA NOT NULL,"
-    " state SMALLINT NOT NULL,"
-    " reason TEXT,"
-    " error TEXT,"
-    " attempts INTEGER NOT NULL DEFAULT 0,"
-    " received_ms BIGINT NOT NULL,"
-    " age_base_ms BIGINT NOT NULL,"
-    " next_ms BIGINT NOT NULL,"
-    " lease_ms BIGINT NOT NULL DEFAULT 0,"
-    " updated_ms BIGINT NOT NULL,"
-    " lease_owner TEXT);"
-    /* The queue in claim order; the source filter rides along. */
-    "CREATE INDEX events_due ON events (next_ms, seq) WHERE state = 0;"
-    "CREATE INDEX events_state ON events (state, received_ms);"
-    "CREATE INDEX events_source_id ON events (source, event_id);"
-    "CREATE TABLE seen_requests ("
-    " source TEXT NOT NULL,"
-    " webhook_id TEXT NOT NULL,"
-    " seen_ms BIGINT NOT NULL,"
-    " PRIMARY KEY (source, webhook_id));"
-    "CREATE INDEX seen_requests_ms ON seen_requests (seen_ms);"
-    "CREATE TABLE seen_events ("
-    " source TEXT NOT NULL,"
-    " event_id TEXT NOT NULL,"
-    " seen_ms BIGINT NOT NULL,"
-    " PRIMARY KEY (source, event_id));"
-    "CREATE INDEX seen_events_ms ON seen_events (seen_ms);"
-    "CREATE TABLE meta ("
-    " id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " probe_ms BIGINT NOT NULL);",
-    /*
-     * 2: counters instead of scans, as SQLite's version 3, with one
-     * difference: several instances write at once, so a counters row is
-     * per source and per writer (slot: the backend pid of the connection
-     * that writes it), and a transaction only ever updates its own
-     * connection's rows.  Readers sum the slots; the prune folds the rows
-     * of connections that are gone into slot 0, where this migration puts
-     * what it counts from the rows as they are.  recent_errors is slotted
-     * the same way.
-     */
-    "CREATE TABLE counters ("
-    " source TEXT NOT NULL,"
-    " slot INTEGER NOT NULL,"
-    " pending BIGINT NOT NULL DEFAULT 0,"
-    " delivered BIGINT NOT NULL DEFAULT 0,"
-    " dead BIGINT NOT NULL DEFAULT 0,"
-    " quarantined BIGINT NOT NULL DEFAULT 0,"
-    " received_total BIGINT NOT NULL DEFAULT 0,"
-    " delivered_total BIGINT NOT NULL DEFAULT 0,"
-    " dead_total BIGINT NOT NULL DEFAULT 0,"
-    " PRIMARY KEY (source, slot));"
-    "INSERT INTO counters SELECT source, 0,"
-    " count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1),"
-    " count(*) FILTER (WHERE state = 2),"
-    " count(*) FILTER (WHERE state = 2"
-    " AND reason = '" NB_REASON_QUARANTINED "'),"
-    " count(*), count(*) FILTER (WHERE state = 1),"
-    " count(*) FILTER (WHERE state = 2) FROM events GROUP BY source;"
-    "CREATE TABLE recent_errors ("
-    " source TEXT NOT NULL,"
-    " error TEXT NOT NULL,"
-    " slot INTEGER NOT NULL,"
-    " count BIGINT NOT NULL,"
-    " last_ms BIGINT NOT NULL,"
-    " state SMALLINT NOT NULL,"
-    " reason TEXT,"
-    " PRIMARY KEY (source, error, slot));"
-    "INSERT INTO recent_errors SELECT source, error, 0, count, last_ms,"
-    " state, reason FROM (SELECT source, error, count(*) AS count,"
-    " max(updated_ms) AS last_ms,"
-    " (array_agg(state ORDER BY updated_ms DESC))[1] AS state,"
-    " (array_agg(reason ORDER BY updated_ms DESC))[1] AS reason,"
-    " row_number() OVER (PARTITION BY source"
-    " ORDER BY max(updated_ms) DESC) AS n"
-    " FROM events WHERE error IS NOT NULL AND error <> ''"
-    " GROUP BY source, error) AS e WHERE n <= " PG_ERRORS_KEPT ";"
-    "CREATE INDEX events_lease ON events (source, lease_ms)"
-    " WHERE lease_ms <> 0;"
-    "CREATE INDEX events_pending_age ON events (source, received_ms)"
-    " WHERE state = 0;"
-    /* The lists of dead letters and the retention prune, as SQLite's. */
-    "CREATE INDEX events_dead ON events (seq) WHERE state = 2;"
-    "CREATE INDEX events_delivered ON events (updated_ms) WHERE state = 1;",
-};
-#define PG_SCHEMA_LATEST                                                       \
-	((int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])))
 
 /*
  * Per session: READ COMMITTED whatever the server default, and a durable
  * COMMIT: synchronous_commit "off" becomes "on"; local, on, remote_write
  * and remote_apply all wait for at least the local WAL flush and stay.
+ * And a plan per execution of the prepared statements (parsing is still
+ * done once): a generic plan cannot see how many seqs an array holds nor
+ * which rows a bound selects, and on a table not yet analyzed it picked
+ * events_due, whose second column is seq, for "seq = ANY ($1)" and read
+ * the whole index for each element (100 ms a delivered mark of 500 rows,
+ * against 2 ms with the primary key).
  */
 static const char sql_session[] =
     "SET default_transaction_isolation TO 'read committed';"
+    "SET plan_cache_mode TO force_custom_plan;"
     "SELECT set_config('synchronous_commit', 'on', false)"
     " WHERE current_setting('synchronous_commit') = 'off'";
 
@@ -163,6 +81,83 @@ pgs_par_bin(struct params *p, const char *data, size_t len)
 	p->len[p->n] = data != NULL ? (int)len : 0;
 	p->fmt[p->n] = 1;
 	p->n++;
+}
+
+static void
+put32(struct nb_buf *b, uint32_t v)
+{
+	v = htonl(v);
+	nb_buf_add(b, &v, sizeof(v));
+}
+
+/*
+ * The binary array format of array_recv(): dimensions (one), a has-nulls
+ * flag (0: the server finds the NULLs itself), the element type, the
+ * length and lower bound of the dimension, then each element as a length
+ * (-1: NULL) and its bytes in the element type's binary form.
+ */
+void
+pgs_arr_start(struct nb_buf *b, unsigned oid, size_t n)
+{
+	nb_buf_reset(b);
+	if (n > INT32_MAX)
+		b->failed = 1;
+	put32(b, 1);
+	put32(b, 0);
+	put32(b, oid);
+	put32(b, (uint32_t)n);
+	put32(b, 1);
+}
+
+void
+pgs_arr_bytes(struct nb_buf *b, const void *p, size_t len)
+{
+	if (p == NULL) {
+		put32(b, UINT32_MAX);
+		return;
+	}
+	if (len > INT32_MAX) {
+		b->failed = 1;
+		return;
+	}
+	put32(b, (uint32_t)len);
+	nb_buf_add(b, p, len);
+}
+
+void
+pgs_arr_text(struct nb_buf *b, const char *s)
+{
+	pgs_arr_bytes(b, s, s != NULL ? strlen(s) : 0);
+}
+
+void
+pgs_arr_int8(struct nb_buf *b, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+
+	put32(b, 8);
+	put32(b, (uint32_t)(u >> 32));
+	put32(b, (uint32_t)u);
+}
+
+void
+pgs_arr_int2(struct nb_buf *b, int v)
+{
+	uint16_t u = htons((uint16_t)v);
+
+	put32(b, 2);
+	nb_buf_add(b, &u, sizeof(u));
+}
+
+int
+pgs_par_arr(struct params *p, struct nb_buf *b)
+{
+	if (nb_buf_failed(b) || b->len > INT32_MAX) {
+		log_error("array parameter failed", " bytes=%zu", b->len);
+		return -1;
+	}
+	pgs_par_bin(p, nb_buf_str(b), b->len);
+	return 0;
 }
 
 /* Drops server notices ("relation already exists, skipping"). */
@@ -206,36 +201,20 @@ db_log(struct pg *q, const PGresult *res, const char *fn, const char *op)
 		    nb_log_quote(qerr, sizeof(qerr), text));
 }
 
-PGresult *
-pgs_exec(struct pg *q, const char *sql, const struct params *p,
-    ExecStatusType want, const char *fn, const char *op)
+/* A simple-protocol statement (several per string); 0 or -1 (logged). */
+static int
+simple_run(struct pg *q, const char *sql, ExecStatusType want, const char *fn,
+    const char *op)
 {
-	PGresult *res;
+	PGresult *res = PQexec(q->conn, sql);
+	int rc = 0;
 
-	q->sqlstate[0] = '\0';
-	if (p == NULL)
-		res = PQexec(q->conn, sql);
-	else
-		res = PQexecParams(
-		    q->conn, sql, p->n, NULL, p->v, p->len, p->fmt, 0);
 	if (res == NULL || PQresultStatus(res) != want) {
 		db_log(q, res, fn, op);
-		PQclear(res);
-		return NULL;
+		rc = -1;
 	}
-	return res;
-}
-
-int
-pgs_run(struct pg *q, const char *sql, const struct params *p,
-    ExecStatusType want, const char *fn, const char *op)
-{
-	PGresult *res;
-
-	if ((res = pgs_exec(q, sql, p, want, fn, op)) == NULL)
-		return -1;
 	PQclear(res);
-	return 0;
+	return rc;
 }
 
 size_t
@@ -246,11 +225,54 @@ pgs_cmd_tuples(PGresult *res)
 	return s != NULL && s[0] != '\0' ? (size_t)strtoull(s, NULL, 10) : 0;
 }
 
+int64_t
+pgs_col_int64(const PGresult *res, int row, int col)
+{
+	const unsigned char *b;
+	uint64_t u = 0;
+	int i, len;
+
+	if (PQgetisnull(res, row, col))
+		return 0;
+	if (PQfformat(res, col) == 0)
+		return (int64_t)strtoll(PQgetvalue(res, row, col), NULL, 10);
+	/* Binary: a big-endian int2, int4 or int8 (or a bool). */
+	b = (const unsigned char *)PQgetvalue(res, row, col);
+	len = PQgetlength(res, row, col);
+	for (i = 0; i < len; i++)
+		u = u << 8 | b[i];
+	if (len == 2)
+		return (int16_t)u;
+	if (len == 4)
+		return (int32_t)u;
+	return (int64_t)u;
+}
+
+char *
+pgs_col_strdup(const PGresult *res, int row, int col, int *failed)
+{
+	char *d;
+	int len;
+
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	len = PQgetlength(res, row, col);
+	if ((d = malloc((size_t)len + 1)) == NULL) {
+		*failed = 1;
+		return NULL;
+	}
+	memcpy(d, PQgetvalue(res, row, col), (size_t)len);
+	d[len] = '\0';
+	return d;
+}
+
 static int
 session_setup(struct pg *q, const char *fn)
 {
 	PQsetNoticeProcessor(q->conn, notice_cb, NULL);
-	return pgs_run(q, sql_session, NULL, PGRES_TUPLES_OK, fn, "session");
+	/* A new session has no prepared statements. */
+	memset(q->prepared, 0, sizeof(q->prepared));
+	return simple_run(q, sql_session, PGRES_TUPLES_OK, fn, "session");
 }
 
 /*
@@ -266,6 +288,7 @@ conn_check(struct pg *q, const char *fn)
 	char text[256], qerr[300];
 	int64_t now;
 
+	q->tx_want = q->tx_open = 0;
 	if (PQstatus(q->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(q->conn) == PQTRANS_IDLE)
 		return 0;
@@ -299,136 +322,244 @@ conn_check(struct pg *q, const char *fn)
 	return 0;
 }
 
-static int
-tx_begin(struct pg *q, const char *fn)
+void
+pgs_batch_reset(struct pgs_batch *b)
 {
-	return pgs_run(q, "BEGIN", NULL, PGRES_COMMAND_OK, fn, "begin");
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		PQclear(b->it[i].res);
+	b->n = 0;
 }
 
+struct params *
+pgs_batch_add(struct pgs_batch *b, enum pgs_stmt id, int binary)
+{
+	struct pgs_item *it = &b->it[b->n++];
+
+	memset(it, 0, sizeof(*it));
+	it->id = id;
+	it->binary = binary;
+	return &it->p;
+}
+
+/* A transaction statement (COMMIT) for a batch. */
+static void
+batch_add_sql(struct pgs_batch *b, const char *sql)
+{
+	struct pgs_item *it = &b->it[b->n++];
+
+	memset(it, 0, sizeof(*it));
+	it->id = PS_COUNT;
+	it->sql = sql;
+}
+
+/*
+ * The statements that open a transaction begun but not yet opened, sent
+ * ahead of a batch's own: BEGIN, and for the lease bookkeeping a COMMIT
+ * that does not wait for the WAL.  Their count, 0 when open already.
+ */
+static size_t
+tx_opening(const struct pg *q, const char **sql)
+{
+	if (!q->tx_want || q->tx_open)
+		return 0;
+	sql[0] = "BEGIN";
+	sql[1] = "SET LOCAL synchronous_commit TO off";
+	return q->tx_lease ? 2 : 1;
+}
+
+/* Sends one item, preparing its statement first when this session has not. */
 static int
-tx_commit(struct pg *q, const char *fn)
+item_send(struct pg *q, struct pgs_item *it)
+{
+	char name[16];
+
+	if (it->id == PS_COUNT)
+		return PQsendQueryParams(
+		    q->conn, it->sql, 0, NULL, NULL, NULL, NULL, 0);
+	snprintf(name, sizeof(name), "nb%d", (int)it->id);
+	/* 1: prepared; 2: its PREPARE is in this pipeline already. */
+	if (q->prepared[it->id] == 0) {
+		if (PQsendPrepare(q->conn, name, pgs_sql[it->id], 0, NULL) != 1)
+			return 0;
+		q->prepared[it->id] = 2;
+		it->sent_prepare = 1;
+	}
+	return PQsendQueryPrepared(
+	    q->conn, name, it->p.n, it->p.v, it->p.len, it->p.fmt, it->binary);
+}
+
+/*
+ * Reads one item's results: its prepare's (when sent), then its own, each
+ * followed by the NULL that ends it.  -1 on a broken protocol; *failed
+ * when the statement failed (logged once: the first failure, since the
+ * rest of the pipeline is then aborted without running).
+ */
+static int
+item_read(struct pg *q, struct pgs_item *it, int *failed, const char *fn)
 {
 	PGresult *res;
-	int rc = -1;
+	ExecStatusType st;
+	int step, steps = it->sent_prepare ? 2 : 1;
 
-	if ((res = pgs_exec(
-		 q, "COMMIT", NULL, PGRES_COMMAND_OK, fn, "commit")) == NULL)
+	for (step = 0; step < steps; step++) {
+		if ((res = PQgetResult(q->conn)) == NULL)
+			return -1;
+		st = PQresultStatus(res);
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			if (st != PGRES_PIPELINE_ABORTED && !*failed)
+				db_log(q, res, fn, "pipeline");
+			*failed = 1;
+			PQclear(res);
+		} else if (step == steps - 1)
+			it->res = res;
+		else {
+			q->prepared[it->id] = 1;
+			PQclear(res);
+		}
+		if (step < steps - 1 && q->prepared[it->id] != 1)
+			q->prepared[it->id] = 0;
+		if ((res = PQgetResult(q->conn)) != NULL) {
+			PQclear(res);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Sends and reads the items of b, after the k statements of open; the
+ * pipeline mode is on.
+ */
+static int
+batch_io(struct pg *q, struct pgs_batch *b, const char *const *open, size_t k,
+    const char *fn)
+{
+	struct pgs_item pre[2];
+	PGresult *res;
+	size_t i;
+	int failed = 0;
+
+	memset(pre, 0, sizeof(pre));
+	for (i = 0; i < k; i++) {
+		pre[i].id = PS_COUNT;
+		pre[i].sql = open[i];
+	}
+	for (i = 0; i < k + b->n; i++)
+		if (item_send(q, i < k ? &pre[i] : &b->it[i - k]) != 1) {
+			db_log(q, NULL, fn, "pipeline send");
+			return -1;
+		}
+	if (PQpipelineSync(q->conn) != 1) {
+		db_log(q, NULL, fn, "pipeline sync");
 		return -1;
-	/* An aborted transaction "commits" as ROLLBACK. */
-	if (strcmp(PQcmdStatus(res), "COMMIT") == 0)
-		rc = 0;
-	else
-		nb_log(NB_LOG_ERROR, fn, "postgres failure",
-		    " op=commit status=%s", PQcmdStatus(res));
+	}
+	for (i = 0; i < k + b->n; i++)
+		if (item_read(q, i < k ? &pre[i] : &b->it[i - k], &failed,
+			fn) == -1) {
+			db_log(q, NULL, fn, "pipeline");
+			return -1;
+		}
+	for (i = 0; i < k; i++)
+		PQclear(pre[i].res);
+	if (k > 0 && !failed)
+		q->tx_open = 1;
+	if ((res = PQgetResult(q->conn)) == NULL ||
+	    PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+		/* A statement's failure was logged; this is its echo. */
+		if (!failed)
+			db_log(q, res, fn, "pipeline sync");
+		PQclear(res);
+		return -1;
+	}
 	PQclear(res);
+	return failed ? -1 : 0;
+}
+
+int
+pgs_batch_run(struct pg *q, struct pgs_batch *b, const char *fn)
+{
+	const char *open[2];
+	size_t i, k;
+	int rc;
+
+	q->sqlstate[0] = '\0';
+	k = tx_opening(q, open);
+	if (PQenterPipelineMode(q->conn) != 1) {
+		db_log(q, NULL, fn, "pipeline mode");
+		return -1;
+	}
+	rc = batch_io(q, b, open, k, fn);
+	/*
+	 * Fails only with results left unread, after a broken send or read:
+	 * start over on a new connection rather than guess where the
+	 * protocol stands.
+	 */
+	if (PQexitPipelineMode(q->conn) != 1) {
+		log_error("pipeline stuck, reconnecting", "%s", "");
+		PQreset(q->conn);
+		if (PQstatus(q->conn) == CONNECTION_OK)
+			(void)session_setup(q, fn);
+		rc = -1;
+	}
+	/* A PREPARE the pipeline aborted is to be sent again. */
+	for (i = 0; i < b->n; i++)
+		if (b->it[i].sent_prepare && q->prepared[b->it[i].id] == 2)
+			q->prepared[b->it[i].id] = 0;
+	for (i = 0; rc == -1 && i < b->n; i++) {
+		PQclear(b->it[i].res);
+		b->it[i].res = NULL;
+	}
 	return rc;
 }
 
-static void
-tx_rollback(struct pg *q)
+PGresult *
+pgs_exec(struct pg *q, enum pgs_stmt id, const struct params *p, int binary,
+    const char *fn)
 {
-	PGTransactionStatusType ts = PQtransactionStatus(q->conn);
+	struct pgs_batch *b = &q->batch;
+	PGresult *res;
 
-	if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
-		PQclear(PQexec(q->conn, "ROLLBACK"));
-}
-
-char *
-pgs_int64_array(const int64_t *v, size_t n, size_t stride)
-{
-	const char *base = (const char *)v;
-	int64_t x;
-	char *s;
-	size_t i, off = 0, cap;
-	int len;
-
-	if (n > (SIZE_MAX - 3) / 21) {
-		log_error("too many rows", " rows=%zu", n);
+	pgs_batch_reset(b);
+	*pgs_batch_add(b, id, binary) = p != NULL ? *p : (struct params){0};
+	if (pgs_batch_run(q, b, fn) == -1) {
+		pgs_batch_reset(b);
 		return NULL;
 	}
-	cap = n * 21 + 3;
-	if ((s = malloc(cap)) == NULL) {
-		log_error("out of memory", " rows=%zu", n);
-		return NULL;
-	}
-	s[off++] = '{';
-	for (i = 0; i < n; i++) {
-		memcpy(&x, base + i * stride, sizeof(x));
-		len = snprintf(
-		    s + off, cap - off, "%s%" PRId64, i > 0 ? "," : "", x);
-		if (len < 0 || (size_t)len >= cap - off) {
-			free(s);
-			return NULL;
-		}
-		off += (size_t)len;
-	}
-	s[off++] = '}';
-	s[off] = '\0';
-	return s;
+	res = b->it[0].res;
+	b->it[0].res = NULL;
+	pgs_batch_reset(b);
+	return res;
 }
 
-char *
-pgs_text_array(const char *const *v, size_t n)
+int
+pgs_run(struct pg *q, enum pgs_stmt id, const struct params *p, const char *fn)
 {
-	const char *p;
-	char *s;
-	size_t i, off = 0, cap = 3;
+	PGresult *res;
 
-	for (i = 0; i < n; i++) {
-		if (strlen(v[i]) > (SIZE_MAX - cap) / 2 - 3) {
-			log_error("source names too long", " n=%zu", n);
-			return NULL;
-		}
-		cap += 2 * strlen(v[i]) + 3;
-	}
-	if ((s = malloc(cap)) == NULL) {
-		log_error("out of memory", " sources=%zu", n);
-		return NULL;
-	}
-	s[off++] = '{';
-	for (i = 0; i < n; i++) {
-		if (i > 0)
-			s[off++] = ',';
-		s[off++] = '"';
-		for (p = v[i]; *p != '\0'; p++) {
-			if (*p == '"' || *p == '\\')
-				s[off++] = '\\';
-			s[off++] = *p;
-		}
-		s[off++] = '"';
-	}
-	s[off++] = '}';
-	s[off] = '\0';
-	return s;
-}
-
-int64_t
-pgs_col_int64(const PGresult *res, int row, int col)
-{
-	return PQgetisnull(res, row, col)
-	    ? 0
-	    : (int64_t)strtoll(PQgetvalue(res, row, col), NULL, 10);
+	if ((res = pgs_exec(q, id, p, 0, fn)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
 }
 
 static int
 migrate(struct pg *q, char *err, size_t errlen)
 {
-	struct params p = {0};
 	PGresult *res = NULL;
 	int64_t version = 0;
+	char sql[160];
 	int rc = -1, v;
 
-	if (tx_begin(q, __func__) == -1 ||
-	    pgs_run(q, "SELECT pg_advisory_xact_lock(" PG_MIGRATE_LOCK ")",
-		NULL, PGRES_TUPLES_OK, __func__, "lock") == -1 ||
-	    pgs_run(q,
-		"CREATE TABLE IF NOT EXISTS schema_version ("
+	if (simple_run(q,
+		"BEGIN; SELECT pg_advisory_xact_lock(" PG_MIGRATE_LOCK ");"
+		" CREATE TABLE IF NOT EXISTS schema_version ("
 		" id INTEGER PRIMARY KEY CHECK (id = 1),"
 		" version INTEGER NOT NULL)",
-		NULL, PGRES_COMMAND_OK, __func__, "schema_version") == -1 ||
-	    (res = pgs_exec(q,
-		 "SELECT version FROM schema_version WHERE id = 1", NULL,
-		 PGRES_TUPLES_OK, __func__, "version")) == NULL) {
+		PGRES_COMMAND_OK, __func__, "lock") == -1 ||
+	    (res = PQexec(q->conn, pgs_sql[PS_SCHEMA_VERSION])) == NULL ||
+	    PQresultStatus(res) != PGRES_TUPLES_OK) {
 		snprintf(err, errlen, "store.dsn: cannot read the schema: %s",
 		    PQerrorMessage(q->conn));
 		err[strcspn(err, "\n")] = '\0';
@@ -436,45 +567,39 @@ migrate(struct pg *q, char *err, size_t errlen)
 	}
 	if (PQntuples(res) > 0)
 		version = pgs_col_int64(res, 0, 0);
-	if (version < 0 || version > PG_SCHEMA_LATEST) {
+	if (version < 0 || version > pgs_schema_latest) {
 		snprintf(err, errlen,
 		    "store.dsn: the database has schema version %" PRId64
 		    ", this build knows up to %d",
-		    version, PG_SCHEMA_LATEST);
+		    version, pgs_schema_latest);
 		goto out;
 	}
-	for (v = (int)version; v < PG_SCHEMA_LATEST; v++) {
-		if (pgs_run(q, pg_migrations[v], NULL, PGRES_COMMAND_OK,
-			__func__, "migrate") == -1) {
+	for (v = (int)version; v < pgs_schema_latest; v++) {
+		if (simple_run(q, pgs_migrations[v], PGRES_COMMAND_OK, __func__,
+			"migrate") == -1) {
 			snprintf(err, errlen,
 			    "store.dsn: migration to version %d failed", v + 1);
 			goto out;
 		}
 	}
-	if (version != PG_SCHEMA_LATEST) {
-		pgs_par_int(&p, PG_SCHEMA_LATEST);
-		if (pgs_run(q,
-			"INSERT INTO schema_version (id, version)"
-			" VALUES (1, $1::integer) ON CONFLICT (id)"
-			" DO UPDATE SET version = EXCLUDED.version",
-			&p, PGRES_COMMAND_OK, __func__, "set version") == -1) {
-			snprintf(err, errlen,
-			    "store.dsn: cannot set the schema version");
-			goto out;
-		}
-	}
-	if (tx_commit(q, __func__) == -1) {
+	snprintf(sql, sizeof(sql),
+	    "INSERT INTO schema_version (id, version) VALUES (1, %d)"
+	    " ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version;"
+	    " COMMIT",
+	    pgs_schema_latest);
+	if (simple_run(q, sql, PGRES_COMMAND_OK, __func__, "commit") == -1 ||
+	    PQtransactionStatus(q->conn) != PQTRANS_IDLE) {
 		snprintf(err, errlen, "store.dsn: migration commit failed");
 		goto out;
 	}
-	if (version != PG_SCHEMA_LATEST)
+	if (version != pgs_schema_latest)
 		log_info("store migrated", " from=%" PRId64 " to=%d", version,
-		    PG_SCHEMA_LATEST);
+		    pgs_schema_latest);
 	rc = 0;
 out:
 	PQclear(res);
-	if (rc == -1)
-		tx_rollback(q);
+	if (rc == -1 && PQtransactionStatus(q->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(q->conn, "ROLLBACK"));
 	return rc;
 }
 
@@ -482,11 +607,16 @@ static void
 pg_close(void *state)
 {
 	struct pg *q = state;
+	size_t i;
 
 	if (q == NULL)
 		return;
+	pgs_batch_reset(&q->batch);
+	pgs_batch_reset(&q->tail);
 	PQfinish(q->conn);
-	free(q->pipe);
+	for (i = 0; i < PG_ARRAYS; i++)
+		nb_buf_free(&q->arr[i]);
+	free(q->scratch);
 	free(q);
 }
 
@@ -513,6 +643,7 @@ pg_open(
 	    "application_name", "client_encoding", "dbname", NULL};
 	const char *vals[5];
 	struct pg *q = NULL;
+	size_t i;
 	int rc = -1;
 
 	*state = NULL;
@@ -524,14 +655,15 @@ pg_open(
 		snprintf(err, errlen, "store: out of memory");
 		goto out;
 	}
+	for (i = 0; i < PG_ARRAYS; i++)
+		nb_buf_init(&q->arr[i], PG_ARRAY_MAX);
 	owner_make(q->owner, sizeof(q->owner));
 	vals[0] = PG_CONNECT_TIMEOUT;
 	vals[1] = "nudgebridge";
 	vals[2] = "UTF8";
 	vals[3] = cfg->dsn;
 	vals[4] = NULL;
-	q->conn = PQconnectdbParams(keys, vals, 1);
-	if (q->conn == NULL) {
+	if ((q->conn = PQconnectdbParams(keys, vals, 1)) == NULL) {
 		snprintf(err, errlen, "store: out of memory");
 		goto out;
 	}
@@ -564,106 +696,11 @@ pg_schema_version(void *state, int *version)
 	struct pg *q = state;
 	PGresult *res;
 
-	if ((res = pgs_exec(q,
-		 "SELECT version FROM schema_version WHERE id = 1", NULL,
-		 PGRES_TUPLES_OK, __func__, "version")) == NULL)
+	if ((res = pgs_exec(q, PS_SCHEMA_VERSION, NULL, 0, __func__)) == NULL)
 		return -1;
 	*version = PQntuples(res) > 0 ? (int)pgs_col_int64(res, 0, 0) : 0;
 	PQclear(res);
 	return 0;
-}
-
-/* Reads the results of n pipelined statements and the sync that follows. */
-static int
-pipe_read(struct pg *q, struct pipe *pp, const char *fn)
-{
-	PGresult *res;
-	ExecStatusType st;
-	size_t i;
-	int rc = 0;
-
-	for (i = 0; i < pp->n; i++) {
-		if ((res = PQgetResult(q->conn)) == NULL) {
-			db_log(q, NULL, fn, "pipeline");
-			return -1;
-		}
-		st = PQresultStatus(res);
-		if (st == PGRES_TUPLES_OK)
-			pp->rows[i] = PQntuples(res);
-		else {
-			/* The first failure is logged; the rest were skipped.
-			 */
-			if (st != PGRES_PIPELINE_ABORTED)
-				db_log(q, res, fn, "pipeline");
-			rc = -1;
-		}
-		PQclear(res);
-		/* Each statement's results end with a NULL. */
-		if ((res = PQgetResult(q->conn)) != NULL) {
-			PQclear(res);
-			db_log(q, NULL, fn, "pipeline");
-			return -1;
-		}
-	}
-	if ((res = PQgetResult(q->conn)) == NULL ||
-	    PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
-		db_log(q, res, fn, "pipeline sync");
-		PQclear(res);
-		return -1;
-	}
-	PQclear(res);
-	return rc;
-}
-
-int
-pgs_pipe_flush(struct pg *q, struct pipe *pp, const char *fn)
-{
-	size_t i;
-	int rc = -1;
-
-	if (pp->n == 0)
-		return 0;
-	if (PQenterPipelineMode(q->conn) != 1) {
-		db_log(q, NULL, fn, "pipeline mode");
-		return -1;
-	}
-	for (i = 0; i < pp->n; i++) {
-		pp->rows[i] = 0;
-		if (PQsendQueryParams(q->conn, pp->sql[i], pp->p[i].n, NULL,
-			pp->p[i].v, pp->p[i].len, pp->p[i].fmt, 0) != 1) {
-			db_log(q, NULL, fn, "pipeline send");
-			goto out;
-		}
-	}
-	if (PQpipelineSync(q->conn) != 1) {
-		db_log(q, NULL, fn, "pipeline sync");
-		goto out;
-	}
-	rc = pipe_read(q, pp, fn);
-out:
-	/*
-	 * Fails only with results left unread, after a broken send or read:
-	 * start over on a new connection rather than guess where the
-	 * protocol stands.
-	 */
-	if (PQexitPipelineMode(q->conn) != 1) {
-		log_error("pipeline stuck, reconnecting", "%s", "");
-		PQreset(q->conn);
-		if (PQstatus(q->conn) == CONNECTION_OK)
-			(void)session_setup(q, fn);
-		rc = -1;
-	}
-	return rc;
-}
-
-struct params *
-pgs_pipe_add(struct pipe *pp, const char *sql)
-{
-	struct params *p = &pp->p[pp->n];
-
-	memset(p, 0, sizeof(*p));
-	pp->sql[pp->n++] = sql;
-	return p;
 }
 
 static int
@@ -672,29 +709,81 @@ pg_ready(void *state)
 	return conn_check(state, __func__);
 }
 
+/*
+ * Opens nothing yet: BEGIN leaves with the transaction's first batch.  The
+ * deliverer's bookkeeping (sync LEASE) commits with synchronous_commit off
+ * for that transaction: COMMIT returns before the WAL is flushed, and the
+ * server flushes it within wal_writer_delay (or with the next durable
+ * commit).  A server crash may lose a suffix of such commits and nothing
+ * else: a lost lease means another instance may send the rows again, a
+ * lost delivered mark one more send, both with the same messageId, which
+ * at-least-once delivery allows and Segment de-duplicates.
+ */
 static int
 pg_begin(void *state, enum nb_store_sync sync)
 {
 	struct pg *q = state;
 
-	(void)sync;
 	q->sqlstate[0] = '\0';
-	return tx_begin(q, __func__);
+	q->tx_want = 1;
+	q->tx_lease = sync == NB_STORE_SYNC_LEASE;
+	q->tx_open = 0;
+	pgs_batch_reset(&q->tail);
+	return 0;
 }
 
-/* The counters and errors of the transaction first, then COMMIT. */
+/*
+ * One round trip: what the operation queued for the end, the counters and
+ * errors of the tally, and COMMIT.  A transaction that sent nothing and
+ * owes nothing has nothing to commit.
+ */
 static int
 pg_commit(void *state, const struct nb_store_tally *t)
 {
-	if (pgs_tally_write(state, t) == -1)
-		return -1;
-	return tx_commit(state, __func__);
+	struct pg *q = state;
+	struct pgs_batch *b = &q->tail;
+	PGresult *res;
+	int rc = -1;
+
+	if (!q->tx_open && b->n == 0 && t->nc == 0 && t->ne == 0) {
+		q->tx_want = 0;
+		return 0;
+	}
+	/* The tally sends what does not fit; COMMIT needs one place. */
+	if (pgs_tally_add(q, b, t) == -1)
+		goto out;
+	if (b->n == PG_BATCH_MAX) {
+		if (pgs_batch_run(q, b, __func__) == -1)
+			goto out;
+		pgs_batch_reset(b);
+	}
+	batch_add_sql(b, "COMMIT");
+	if (pgs_batch_run(q, b, __func__) == -1)
+		goto out;
+	/* An aborted transaction "commits" as ROLLBACK. */
+	res = b->it[b->n - 1].res;
+	if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+		log_error("postgres failure", " op=commit status=%s",
+		    PQcmdStatus(res));
+		goto out;
+	}
+	rc = 0;
+out:
+	pgs_batch_reset(b);
+	q->tx_want = q->tx_open = 0;
+	return rc;
 }
 
 static void
 pg_rollback(void *state)
 {
-	tx_rollback(state);
+	struct pg *q = state;
+	PGTransactionStatusType ts = PQtransactionStatus(q->conn);
+
+	pgs_batch_reset(&q->tail);
+	q->tx_want = q->tx_open = 0;
+	if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
+		PQclear(PQexec(q->conn, "ROLLBACK"));
 }
 
 /*

@@ -23,116 +23,6 @@
 #include "nudgebridge/log.h"
 #include "store_pg.h"
 
-/*
- * O(sources): the summed slots, then per source the oldest pending row
- * (the first entry of events_pending_age) and the live leases (a range of
- * events_lease, which holds only leased rows).  Sorted bytewise like
- * SQLite, whatever the database's collation.
- */
-static const char sql_stats[] =
-    "SELECT c.source, c.pending, c.delivered, c.dead, c.quarantined,"
-    " c.received_total, c.delivered_total, c.dead_total,"
-    " coalesce((SELECT min(e.received_ms) FROM events AS e"
-    " WHERE e.source = c.source AND e.state = 0), 0),"
-    " (SELECT count(*) FROM events AS e WHERE e.source = c.source"
-    " AND e.lease_ms <> 0 AND e.lease_ms > $1::bigint)"
-    " FROM (SELECT source, sum(pending) AS pending,"
-    " sum(delivered) AS delivered, sum(dead) AS dead,"
-    " sum(quarantined) AS quarantined,"
-    " sum(received_total) AS received_total,"
-    " sum(delivered_total) AS delivered_total,"
-    " sum(dead_total) AS dead_total FROM counters GROUP BY source) AS c"
-    " ORDER BY c.source COLLATE \"C\"";
-
-/* The newest $2 errors per source since $1, slots merged. */
-static const char sql_errors[] =
-    "SELECT source, error, reason, state, count, last_ms FROM"
-    " (SELECT source, error, sum(count) AS count, max(last_ms) AS last_ms,"
-    " (array_agg(state ORDER BY last_ms DESC))[1] AS state,"
-    " (array_agg(reason ORDER BY last_ms DESC))[1] AS reason,"
-    " row_number() OVER (PARTITION BY source"
-    " ORDER BY max(last_ms) DESC) AS n"
-    " FROM recent_errors GROUP BY source, error"
-    " HAVING max(last_ms) >= $1::bigint) AS e"
-    " WHERE n <= $2::bigint ORDER BY source COLLATE \"C\", last_ms DESC";
-
-/* A slot's row takes the sums of the row it would have been. */
-#define COUNT_MERGE                                                            \
-	" ON CONFLICT (source, slot) DO UPDATE SET"                            \
-	" pending = counters.pending + EXCLUDED.pending,"                      \
-	" delivered = counters.delivered + EXCLUDED.delivered,"                \
-	" dead = counters.dead + EXCLUDED.dead,"                               \
-	" quarantined = counters.quarantined + EXCLUDED.quarantined,"          \
-	" received_total = counters.received_total"                            \
-	" + EXCLUDED.received_total,"                                          \
-	" delivered_total = counters.delivered_total"                          \
-	" + EXCLUDED.delivered_total,"                                         \
-	" dead_total = counters.dead_total + EXCLUDED.dead_total"
-
-static const char sql_count_add[] =
-    "INSERT INTO counters (source, slot, pending, delivered, dead,"
-    " quarantined, received_total, delivered_total, dead_total)"
-    " VALUES ($1::text, $2::integer, $3::bigint, $4::bigint, $5::bigint,"
-    " $6::bigint, $7::bigint, $8::bigint, $9::bigint)" COUNT_MERGE;
-
-/* The latest occurrence's state and reason win. */
-#define ERROR_MERGE                                                            \
-	" DO UPDATE SET count = recent_errors.count + EXCLUDED.count,"         \
-	" state = CASE WHEN EXCLUDED.last_ms >= recent_errors.last_ms"         \
-	" THEN EXCLUDED.state ELSE recent_errors.state END,"                   \
-	" reason = CASE WHEN EXCLUDED.last_ms >= recent_errors.last_ms"        \
-	" THEN EXCLUDED.reason ELSE recent_errors.reason END,"                 \
-	" last_ms = GREATEST(recent_errors.last_ms, EXCLUDED.last_ms)"
-
-static const char sql_error_add[] =
-    "INSERT INTO recent_errors (source, error, slot, count, last_ms, state,"
-    " reason) VALUES ($1::text, $2::text, $3::integer, $4::bigint,"
-    " $5::bigint, $6::smallint, $7::text)"
-    " ON CONFLICT (source, error, slot)" ERROR_MERGE;
-
-/* A slot keeps the newest $3 errors of a source. */
-static const char sql_error_trim[] =
-    "DELETE FROM recent_errors WHERE source = $1::text"
-    " AND slot = $2::integer AND error NOT IN (SELECT error"
-    " FROM recent_errors WHERE source = $1::text AND slot = $2::integer"
-    " ORDER BY last_ms DESC LIMIT $3::bigint)";
-
-/* The slots whose connection is gone. */
-#define GONE                                                                   \
-	" slot <> 0 AND slot NOT IN (SELECT pid FROM pg_stat_activity"         \
-	" WHERE pid IS NOT NULL)"
-
-static const char sql_fold_counts[] =
-    "WITH gone AS (DELETE FROM counters WHERE" GONE " RETURNING *)"
-    " INSERT INTO counters (source, slot, pending, delivered, dead,"
-    " quarantined, received_total, delivered_total, dead_total)"
-    " SELECT source, 0, sum(pending), sum(delivered), sum(dead),"
-    " sum(quarantined), sum(received_total), sum(delivered_total),"
-    " sum(dead_total) FROM gone GROUP BY source" COUNT_MERGE;
-
-static const char sql_fold_errors[] =
-    "WITH gone AS (DELETE FROM recent_errors WHERE" GONE " RETURNING *)"
-    " INSERT INTO recent_errors (source, error, slot, count, last_ms, state,"
-    " reason) SELECT source, error, 0, sum(count), max(last_ms),"
-    " (array_agg(state ORDER BY last_ms DESC))[1],"
-    " (array_agg(reason ORDER BY last_ms DESC))[1]"
-    " FROM gone GROUP BY source, error"
-    " ON CONFLICT (source, error, slot)" ERROR_MERGE;
-
-/* Slot 0 keeps the newest few errors of each source. */
-static const char sql_fold_trim[] =
-    "DELETE FROM recent_errors AS r USING (SELECT source, error,"
-    " row_number() OVER (PARTITION BY source ORDER BY last_ms DESC) AS n"
-    " FROM recent_errors WHERE slot = 0) AS k"
-    " WHERE r.slot = 0 AND r.source = k.source AND r.error = k.error"
-    " AND k.n > $1::bigint";
-
-const struct pgs_read pgs_reads[] = {
-    {"stats", sql_stats},
-    {"errors", sql_errors},
-};
-const size_t pgs_nreads = sizeof(pgs_reads) / sizeof(pgs_reads[0]);
-
 int
 pgs_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 {
@@ -144,8 +34,7 @@ pgs_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 	int rc = -1;
 
 	pgs_par_int(&p, now_ms);
-	if ((res = pgs_exec(
-		 q, sql_stats, &p, PGRES_TUPLES_OK, __func__, "stats")) == NULL)
+	if ((res = pgs_exec(q, PS_STATS, &p, 0, __func__)) == NULL)
 		goto out;
 	rows = PQntuples(res);
 	if (rows > 0 && (s = calloc((size_t)rows, sizeof(*s))) == NULL) {
@@ -175,19 +64,6 @@ out:
 	return rc;
 }
 
-/* A copy of column col of row (NULL stays NULL); sets *failed on ENOMEM. */
-static char *
-dup_col(const PGresult *res, int row, int col, int *failed)
-{
-	char *d;
-
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	if ((d = strdup(PQgetvalue(res, row, col))) == NULL)
-		*failed = 1;
-	return d;
-}
-
 int
 pgs_errors(void *state, int64_t since_ms, size_t per_source,
     struct nb_store_error **out, size_t *n)
@@ -201,8 +77,7 @@ pgs_errors(void *state, int64_t since_ms, size_t per_source,
 	pgs_par_int(&p, since_ms);
 	pgs_par_int(
 	    &p, per_source > INT64_MAX ? INT64_MAX : (int64_t)per_source);
-	if ((res = pgs_exec(q, sql_errors, &p, PGRES_TUPLES_OK, __func__,
-		 "errors")) == NULL)
+	if ((res = pgs_exec(q, PS_ERRORS, &p, 0, __func__)) == NULL)
 		goto out;
 	rows = PQntuples(res);
 	if (rows > 0 && (e = calloc((size_t)rows, sizeof(*e))) == NULL)
@@ -210,8 +85,8 @@ pgs_errors(void *state, int64_t since_ms, size_t per_source,
 	for (i = 0; i < rows && !failed; i++) {
 		snprintf(e[i].source, sizeof(e[i].source), "%s",
 		    PQgetvalue(res, i, 0));
-		e[i].error = dup_col(res, i, 1, &failed);
-		e[i].reason = dup_col(res, i, 2, &failed);
+		e[i].error = pgs_col_strdup(res, i, 1, &failed);
+		e[i].reason = pgs_col_strdup(res, i, 2, &failed);
 		e[i].state = (enum nb_event_state)pgs_col_int64(res, i, 3);
 		e[i].count = pgs_col_int64(res, i, 4);
 		e[i].last_ms = pgs_col_int64(res, i, 5);
@@ -232,75 +107,97 @@ out:
 	return rc;
 }
 
+/* Room for k more statements in b: sends it first when full. */
+static int
+batch_room(struct pg *q, struct pgs_batch *b, size_t k)
+{
+	if (b->n + k <= PG_BATCH_MAX)
+		return 0;
+	if (pgs_batch_run(q, b, __func__) == -1)
+		return -1;
+	pgs_batch_reset(b);
+	return 0;
+}
+
 /* Adds one source's counter changes to this connection's slot. */
 static int
-count_write(struct pg *q, const struct nb_store_count *c, int slot)
+count_add(
+    struct pg *q, struct pgs_batch *b, const struct nb_store_count *c, int slot)
 {
-	struct params p = {0};
+	struct params *p;
 
-	pgs_par_text(&p, c->source);
-	pgs_par_int(&p, slot);
-	pgs_par_int(&p, c->pending);
-	pgs_par_int(&p, c->delivered);
-	pgs_par_int(&p, c->dead);
-	pgs_par_int(&p, c->quarantined);
-	pgs_par_int(&p, c->received);
-	pgs_par_int(&p, c->delivered_total);
-	pgs_par_int(&p, c->dead_total);
-	return pgs_run(
-	    q, sql_count_add, &p, PGRES_COMMAND_OK, __func__, "counters");
+	if (batch_room(q, b, 1) == -1)
+		return -1;
+	p = pgs_batch_add(b, PS_COUNT_ADD, 0);
+	pgs_par_text(p, c->source);
+	pgs_par_int(p, slot);
+	pgs_par_int(p, c->pending);
+	pgs_par_int(p, c->delivered);
+	pgs_par_int(p, c->dead);
+	pgs_par_int(p, c->quarantined);
+	pgs_par_int(p, c->received);
+	pgs_par_int(p, c->delivered_total);
+	pgs_par_int(p, c->dead_total);
+	return 0;
 }
 
 /* Records one error in this connection's slot, then trims the slot. */
 static int
-error_write(struct pg *q, const struct nb_store_errnote *e, int slot)
+error_add(struct pg *q, struct pgs_batch *b, const struct nb_store_errnote *e,
+    int slot)
 {
-	struct params p = {0};
+	struct params *p;
 
-	pgs_par_text(&p, e->source);
-	pgs_par_text(&p, e->error);
-	pgs_par_int(&p, slot);
-	pgs_par_int(&p, e->count);
-	pgs_par_int(&p, e->at_ms);
-	pgs_par_int(&p, (int64_t)e->state);
-	pgs_par_text(&p, e->reason);
-	if (pgs_run(q, sql_error_add, &p, PGRES_COMMAND_OK, __func__,
-		"errors") == -1)
+	if (batch_room(q, b, 2) == -1)
 		return -1;
-	memset(&p, 0, sizeof(p));
-	pgs_par_text(&p, e->source);
-	pgs_par_int(&p, slot);
-	pgs_par_int(&p, NB_STORE_ERRORS_KEPT);
-	return pgs_run(
-	    q, sql_error_trim, &p, PGRES_COMMAND_OK, __func__, "errors trim");
+	p = pgs_batch_add(b, PS_ERROR_ADD, 0);
+	pgs_par_text(p, e->source);
+	pgs_par_text(p, e->error);
+	pgs_par_int(p, slot);
+	pgs_par_int(p, e->count);
+	pgs_par_int(p, e->at_ms);
+	pgs_par_int(p, (int64_t)e->state);
+	pgs_par_text(p, e->reason);
+	p = pgs_batch_add(b, PS_ERROR_TRIM, 0);
+	pgs_par_text(p, e->source);
+	pgs_par_int(p, slot);
+	pgs_par_int(p, NB_STORE_ERRORS_KEPT);
+	return 0;
 }
 
+/*
+ * Queues the tally's statements in b, for the COMMIT's round trip; a
+ * tally too large for one batch sends the batch ahead.
+ */
 int
-pgs_tally_write(struct pg *q, const struct nb_store_tally *t)
+pgs_tally_add(struct pg *q, struct pgs_batch *b, const struct nb_store_tally *t)
 {
 	int slot = PQbackendPID(q->conn);
 	size_t i;
 
 	for (i = 0; i < t->nc; i++)
-		if (count_write(q, &t->c[i], slot) == -1)
+		if (count_add(q, b, &t->c[i], slot) == -1)
 			return -1;
 	for (i = 0; i < t->ne; i++)
-		if (error_write(q, &t->e[i], slot) == -1)
+		if (error_add(q, b, &t->e[i], slot) == -1)
 			return -1;
 	return 0;
 }
 
+/* Folds the slots of connections that are gone into slot 0. */
 int
 pgs_fold(struct pg *q)
 {
-	struct params p = {0};
+	struct pgs_batch *b = &q->batch;
+	struct params *p;
+	int rc;
 
-	if (pgs_run(q, sql_fold_counts, NULL, PGRES_COMMAND_OK, __func__,
-		"fold counters") == -1 ||
-	    pgs_run(q, sql_fold_errors, NULL, PGRES_COMMAND_OK, __func__,
-		"fold errors") == -1)
-		return -1;
-	pgs_par_int(&p, NB_STORE_ERRORS_KEPT);
-	return pgs_run(
-	    q, sql_fold_trim, &p, PGRES_COMMAND_OK, __func__, "fold trim");
+	pgs_batch_reset(b);
+	pgs_batch_add(b, PS_FOLD_COUNTS, 0);
+	pgs_batch_add(b, PS_FOLD_ERRORS, 0);
+	p = pgs_batch_add(b, PS_FOLD_TRIM, 0);
+	pgs_par_int(p, NB_STORE_ERRORS_KEPT);
+	rc = pgs_batch_run(q, b, __func__);
+	pgs_batch_reset(b);
+	return rc;
 }

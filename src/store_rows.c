@@ -48,6 +48,18 @@ nb_store_key_parse(const char *key, int64_t *seq)
 	return 0;
 }
 
+int
+nb_store_window_len(const struct nb_append *r, int64_t *len)
+{
+	if ((r->dedupe_after_ms < 0 &&
+		r->received_ms > INT64_MAX + r->dedupe_after_ms) ||
+	    (r->dedupe_after_ms > 0 &&
+		r->received_ms < INT64_MIN + r->dedupe_after_ms))
+		return -1;
+	*len = r->received_ms - r->dedupe_after_ms;
+	return 0;
+}
+
 unsigned
 nb_store_filter_states(const struct nb_store_filter *f)
 {
@@ -287,8 +299,8 @@ nb_store_tally_replay(struct nb_store_tally *t, const char *source,
 	if (rule != NULL)
 		return nb_store_tally_error(t, source, rule, NB_STATE_DEAD,
 		    NB_REASON_QUARANTINED, at_ms, 1);
-	return nb_store_tally_move(t, source, nb_store_bucket_of(state, reason),
-	    NB_BUCKET_PENDING, 1);
+	return nb_store_tally_move(
+	    t, source, nb_store_bucket_of(state, reason), NB_BUCKET_PENDING, 1);
 }
 
 void

@@ -26,6 +26,12 @@
 void nb_store_key_format(int64_t seq, char key[NB_STORE_KEY_MAX]);
 int nb_store_key_parse(const char *key, int64_t *seq);
 
+/*
+ * r's dedupe window as a length (received_ms - dedupe_after_ms), the form
+ * the multi-row dedupe statements take it in.  -1 on overflow.
+ */
+int nb_store_window_len(const struct nb_append *r, int64_t *len);
+
 /* The states a filter selects: its mask, or dead letters when 0. */
 unsigned nb_store_filter_states(const struct nb_store_filter *f);
 

@@ -108,19 +108,6 @@ mark_seen(struct sq *q, enum sq_stmt id, const char *source, const char *key,
 	return sqlite3_changes(q->db) > 0;
 }
 
-/* r's window as a length (received_ms - dedupe_after_ms); -1 on overflow. */
-static int
-window_len(const struct nb_append *r, int64_t *len)
-{
-	if ((r->dedupe_after_ms < 0 &&
-		r->received_ms > INT64_MAX + r->dedupe_after_ms) ||
-	    (r->dedupe_after_ms > 0 &&
-		r->received_ms < INT64_MIN + r->dedupe_after_ms))
-		return -1;
-	*len = r->received_ms - r->dedupe_after_ms;
-	return 0;
-}
-
 /*
  * Records k[0..n) in multi-row statements of kind, in order, as long as
  * every key is new: *all is 1 when all were, 0 as soon as one was not (or
@@ -137,11 +124,12 @@ keys_batch(struct sq *q, enum sq_chunk kind, const struct sq_key *k, size_t n,
 
 	*all = 0;
 	while (i < n) {
-		if (window_len(k[i].r, &w) == -1)
+		if (nb_store_window_len(k[i].r, &w) == -1)
 			return 0;
 		/* One statement takes keys of one window length only. */
 		for (len = 1; i + len < n && len < SQ_CHUNK_MAX; len++)
-			if (window_len(k[i + len].r, &w2) == -1 || w2 != w)
+			if (nb_store_window_len(k[i + len].r, &w2) == -1 ||
+			    w2 != w)
 				break;
 		lg = chunk_log(len);
 		size = (size_t)1 << lg;

@@ -212,7 +212,8 @@ sq_claim_prepare(void *state, const struct nb_store_claim *c, size_t *found)
 			return -1;
 		}
 	}
-	qsort(q->cand, q->ncand, sizeof(*q->cand), candidate_cmp);
+	if (q->ncand > 1)
+		qsort(q->cand, q->ncand, sizeof(*q->cand), candidate_cmp);
 	if (q->ncand > c->limit)
 		q->ncand = c->limit;
 	*found = q->ncand;

@@ -8,8 +8,9 @@
  * the count given third, a divisor of 100: 100 is issue 6's 100-event
  * arrays, one request per group), then claims 500 at a time and marks each
  * claim delivered as the deliverer does, and prints the bytes the database
- * file takes per event, and how long nb_store_stats() (what /metrics and
- * /v1/stats read) takes with every drained event still retained.
+ * file takes per event, the wall-clock rates of the appends and of the
+ * drain, and how long nb_store_stats() (what /metrics and /v1/stats read)
+ * takes with every drained event still retained.
  * Per-event instruction counts come from callgrind's inclusive costs of
  * nb_store_append, nb_store_claim and nb_store_delivered divided by the
  * event count.  The database file is measured after the appends and at
@@ -85,6 +86,16 @@ make_raw(char *raw, int i)
 	memcpy(raw + NB_DRAIN_RAW - 4, "\"}}", 4);
 }
 
+/* Milliseconds on the monotonic clock. */
+static double
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 /* Milliseconds one nb_store_stats() takes, the mean of a few calls. */
 static double
 stats_ms(struct nb_store *s, int64_t now)
@@ -121,6 +132,7 @@ main(int argc, char **argv)
 	size_t n, j, drained = 0;
 	char err[256], *end;
 	long long events = NB_DRAIN_EVENTS, per = 1;
+	double t0;
 	int i, k, nreqs;
 
 	if (argc >= 3) {
@@ -155,6 +167,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "store_drain: %s\n", err);
 		return 1;
 	}
+	t0 = mono_ms();
 	for (i = 0; i < events; i += NB_DRAIN_GROUP) {
 		for (k = 0; k < NB_DRAIN_GROUP; k++) {
 			snprintf(ids[k], sizeof(ids[k]), "evt_%08d", i + k);
@@ -182,6 +195,8 @@ main(int argc, char **argv)
 		}
 		t++;
 	}
+	printf(
+	    "append: %.0f events/s\n", (double)events * 1e3 / (mono_ms() - t0));
 	/* Closing checkpoints the WAL into the file: measure, reopen. */
 	nb_store_close(s);
 	bytes = cfg.path != NULL ? file_size(argv[1]) : 0;
@@ -191,6 +206,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "store_drain: %s\n", err);
 		return 1;
 	}
+	t0 = mono_ms();
 	for (;;) {
 		t++;
 		if (nb_store_claim(s, sources, 1, t, t + 30000, NB_DRAIN_CLAIM,
@@ -212,6 +228,8 @@ main(int argc, char **argv)
 		}
 		drained += n;
 	}
+	printf("drain (claim 500, mark delivered): %.0f events/s\n",
+	    (double)drained * 1e3 / (mono_ms() - t0));
 	printf("stats with %zu delivered rows retained: %.3f ms per call\n",
 	    drained, stats_ms(s, t));
 	nb_store_close(s);

@@ -710,7 +710,7 @@ add_dead(struct nb_store *s, const char *prefix, size_t n)
 	struct nb_append r;
 	struct nb_event *e;
 	int64_t *seqs;
-	char(*ids)[16];
+	char(*ids)[32];
 	size_t i, got = 0;
 
 	e = calloc(n, sizeof(*e));

@@ -33,8 +33,8 @@
 #include "../../src/store_pg.h"
 
 /* The schema version this build writes. */
-#define SCHEMA_LATEST	2
-#define SCHEMA_LATEST_S "2"
+#define SCHEMA_LATEST	3
+#define SCHEMA_LATEST_S "3"
 
 struct fixture {
 	PGconn *admin;
@@ -222,6 +222,131 @@ test_open_schema(void **state)
 	admin_exec(
 	    fx->admin, "UPDATE schema_version SET version = " SCHEMA_LATEST_S);
 	fx->s = open_store(fx);
+}
+
+/*
+ * Version 1 rows, as the builds before version 2 wrote them (the payload
+ * inside events): pending, pending leased and retried, delivered with a
+ * payload larger than a page, dead, quarantined without id, and a row
+ * purged since (seq 7, never to come back).
+ */
+static const char v1_rows[] =
+    "INSERT INTO events (source, event_id, type, payload, state, reason,"
+    " error, attempts, received_ms, age_base_ms, next_ms, lease_ms,"
+    " updated_ms, lease_owner) VALUES"
+    " ('acme', 'evt_p1', 'email.sent', '\\x7b7d', 0, NULL, NULL, 0,"
+    " 1000, 1000, 1000, 0, 1000, NULL),"
+    " ('acme', 'evt_p2', 'email.opened', decode(repeat('61', 600), 'hex'),"
+    " 0, NULL, 'HTTP 503', 2, 1100, 1100, 5000, 90000, 1100, 'old/1'),"
+    " ('beta', 'evt_v1', 'email.sent', decode(repeat('62', 20000), 'hex'),"
+    " 1, NULL, NULL, 0, 1200, 1200, 1200, 0, 2000, NULL),"
+    " ('acme', 'evt_x1', 'email.clicked', '\\x7b7d', 2, 'max_attempts',"
+    " 'HTTP 500', 10, 1300, 1250, 1300, 0, 3000, NULL),"
+    " ('acme', NULL, 'email.sent', '\\x', 2, 'quarantined',"
+    " 'id: missing', 0, 1400, 1400, 1400, 0, 1400, NULL),"
+    " ('beta', 'evt_q2', NULL, '\\x7b7d', 2, 'quarantined',"
+    " 'type: missing', 0, 1500, 1500, 1500, 0, 1500, NULL),"
+    " ('acme', 'evt_gone', 'email.sent', '\\x7b7d', 2, 'too_large', 'big',"
+    " 0, 1600, 1600, 1600, 0, 1600, NULL);"
+    "DELETE FROM events WHERE seq = 7;"
+    "INSERT INTO seen_events VALUES ('acme', 'evt_p1', 1000);"
+    "INSERT INTO seen_requests VALUES ('acme', 'wh_old', 1000);"
+    "CREATE TABLE schema_version (id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " version INTEGER NOT NULL);"
+    "INSERT INTO schema_version VALUES (1, 1)";
+
+/*
+ * A version 1 database comes out of nb_store_open() at the latest version
+ * with every row, field and payload intact, the payloads in their table
+ * and gone from events, the leases, dedupe keys and seq high-water mark
+ * kept, and the counters counted from the rows.
+ */
+static void
+test_migrate_v1(void **state)
+{
+	struct fixture *fx = *state;
+	const char *acme[] = {"acme"};
+	struct nb_source_stats *st = NULL;
+	struct nb_stored_event *rows = NULL;
+	struct nb_store_filter f;
+	struct nb_event e;
+	struct nb_append r;
+	char sql[256];
+	size_t n = 0;
+	int v = 0;
+
+	STORE_NEED(fx);
+	nb_store_close(fx->s);
+	fx->s = NULL;
+	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE; CREATE SCHEMA %s",
+	    fx->schema, fx->schema);
+	admin_exec(fx->admin, sql);
+	admin_exec(fx->admin, pgs_migrations[0]);
+	admin_exec(fx->admin, v1_rows);
+	fx->s = open_store(fx);
+	assert_int_equal(nb_store_schema_version(fx->s, &v), 0);
+	assert_int_equal(v, SCHEMA_LATEST);
+
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	assert_int_equal(nb_store_list(fx->s, &f, &rows, &n), 0);
+	assert_int_equal(n, 6);
+	assert_int_equal(rows[0].seq, 1);
+	assert_string_equal(rows[0].raw, "{}");
+	assert_int_equal(rows[1].rawlen, 600);
+	assert_int_equal(rows[1].raw[599], 'a');
+	assert_int_equal(rows[1].attempts, 2);
+	assert_string_equal(rows[1].error, "HTTP 503");
+	assert_int_equal(rows[2].rawlen, 20000);
+	assert_int_equal(rows[2].state, NB_STATE_DELIVERED);
+	assert_int_equal(rows[2].updated_ms, 2000);
+	assert_string_equal(rows[3].reason, NB_REASON_MAX_ATTEMPTS);
+	assert_int_equal(rows[3].age_base_ms, 1250);
+	assert_null(rows[4].id);
+	assert_int_equal(rows[4].rawlen, 0);
+	assert_null(rows[5].type);
+	nb_stored_events_free(rows, n);
+
+	/* The table itself: payloads moved, the column gone. */
+	assert_int_equal(
+	    admin_int(fx->admin, "SELECT count(*) FROM payloads"), 6);
+	assert_int_equal(admin_int(fx->admin,
+			     "SELECT count(*) FROM information_schema.columns"
+			     " WHERE table_schema = current_schema()"
+			     " AND table_name = 'events'"
+			     " AND column_name = 'payload'"),
+	    0);
+	/* The counters, as if counted. */
+	assert_int_equal(nb_store_stats(fx->s, 10000, &st, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(st[0].pending, 2);
+	assert_int_equal(st[0].inflight, 1);
+	assert_int_equal(st[0].dead, 2);
+	assert_int_equal(st[0].quarantined, 1);
+	assert_int_equal(st[0].oldest_pending_ms, 1000);
+	assert_int_equal(st[0].received_total, 4);
+	assert_int_equal(st[1].delivered, 1);
+	assert_int_equal(st[1].quarantined, 1);
+	free(st);
+
+	/* The old lease holds; dedupe keys survive; seqs go on past 7. */
+	assert_int_equal(
+	    nb_store_claim(fx->s, acme, 1, 10000, 100000, 10, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].id, "evt_p1");
+	nb_stored_events_free(rows, n);
+	e = ev("evt_p1", "email.sent", "{}", NULL);
+	r = req("acme", "wh_old", &e, 1, 1500);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 0, 1, 0);
+	r = req("acme", "wh_new", &e, 1, 1500);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 0, 1, 0);
+	e = ev("evt_new", "email.sent", "{\"id\":\"evt_new\"}", NULL);
+	r = req("acme", "wh_new2", &e, 1, 1500);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 1, 0, 0);
+	assert_int_equal(seq_of(fx->s, "evt_new"), 8);
 }
 
 /* A group the server refuses stores nothing, not even dedupe keys. */
@@ -554,54 +679,58 @@ plan_scans(const json_t *node, int limited)
 	return 0;
 }
 
-/* Sample arguments of the read statements, by name. */
-static const struct {
-	const char *name;
-	const char *args;
-} read_args[] = {
-    {"stats", "(15000)"},
-    {"errors", "(0, 5)"},
-    {"list",
-	"(NULL, NULL, NULL, NULL, NULL, 0, 0, 4, 0,"
-	" 9223372036854775807, 1000, true)"},
-};
+/* Sample arguments of the read statements. */
+static const char *
+read_args(enum pgs_stmt id)
+{
+	switch (id) {
+	case PS_STATS:
+		return "(15000)";
+	case PS_ERRORS:
+		return "(0, 5)";
+	case PS_LIST_ASC:
+	case PS_LIST_DESC:
+	case PS_LIST_DEAD_ASC:
+	case PS_LIST_DEAD_DESC:
+		return "(NULL, NULL, NULL, NULL, NULL, 0, 0, 4, 0,"
+		       " 9223372036854775807, 1000, true)";
+	default:
+		return NULL;
+	}
+}
 
 /* Runs EXPLAIN on one read statement; fails on a full read of events. */
 static void
-plan_check(struct fixture *fx, const struct pgs_read *r, size_t i)
+plan_check(struct fixture *fx, enum pgs_stmt id)
 {
 	char sql[8192];
-	const char *args = NULL;
+	const char *args = read_args(id);
 	PGresult *res;
 	json_t *plan;
-	size_t k;
 
-	for (k = 0; k < sizeof(read_args) / sizeof(read_args[0]); k++)
-		if (strcmp(read_args[k].name, r->name) == 0)
-			args = read_args[k].args;
 	if (args == NULL)
-		fail_msg("no sample arguments for %s", r->name);
-	snprintf(sql, sizeof(sql), "PREPARE r%zu AS %s", i, r->sql);
+		fail_msg("no sample arguments for statement %d", (int)id);
+	snprintf(sql, sizeof(sql), "PREPARE r%d AS %s", (int)id, pgs_sql[id]);
 	admin_exec(fx->admin, sql);
-	snprintf(
-	    sql, sizeof(sql), "EXPLAIN (FORMAT JSON) EXECUTE r%zu%s", i, args);
+	snprintf(sql, sizeof(sql), "EXPLAIN (FORMAT JSON) EXECUTE r%d%s",
+	    (int)id, args);
 	res = PQexec(fx->admin, sql);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		fail_msg("%s: %s", sql, PQerrorMessage(fx->admin));
 	plan = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
 	assert_non_null(plan);
 	if (plan_scans(json_object_get(json_array_get(plan, 0), "Plan"), 0))
-		fail_msg("%s scans a table:\n%s\n%s", r->name, r->sql,
-		    PQgetvalue(res, 0, 0));
+		fail_msg("statement %d scans a table:\n%s\n%s", (int)id,
+		    pgs_sql[id], PQgetvalue(res, 0, 0));
 	json_decref(plan);
 	PQclear(res);
 }
 
 /*
- * Every statement that answers an operator or a scraper (pgs_reads, and
- * the lists) finds its rows through an index, even when the planner would
- * rather scan a table this small: with enable_seqscan off, no plan node
- * may read events or payloads without an index condition.
+ * Every statement that answers an operator or a scraper (pgs_reads) finds
+ * its rows through an index, even when the planner would rather scan a
+ * table this small: with enable_seqscan off, no plan node may read events
+ * or payloads without a bound (see plan_scans()).
  */
 static void
 test_read_plans(void **state)
@@ -614,9 +743,7 @@ test_read_plans(void **state)
 	add_filter_rows(fx->s, seqs);
 	admin_exec(fx->admin, "SET enable_seqscan = off");
 	for (i = 0; i < pgs_nreads; i++)
-		plan_check(fx, &pgs_reads[i], i);
-	for (i = 0; i < pgs_nlist_reads; i++)
-		plan_check(fx, &pgs_list_reads[i], pgs_nreads + i);
+		plan_check(fx, pgs_reads[i]);
 	admin_exec(fx->admin, "RESET enable_seqscan");
 }
 
@@ -651,6 +778,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_open_schema, setup, teardown),
 	    STORE_CASES(setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_group_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
