@@ -39,6 +39,7 @@
 #include "nudgebridge/httpd.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/nudgespot.h"
+#include "nudgebridge/rates.h"
 #include "nudgebridge/segment.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
@@ -52,17 +53,12 @@
 #define ADMIN_MAX_KEYS	     1000 /* "keys" of one replay/purge body */
 
 /*
- * The console's per-minute figures and last errors come from bounded store
- * scans: a stats call never reads more than these many rows.
+ * The console's per-minute figures come from the store's totals (see
+ * rates.h), its last errors from the store's recent errors of the last
+ * hour: neither reads rows.
  */
-#define ADMIN_RATE_MS	       60000	   /* "per minute" */
-#define ADMIN_RATE_LOOKBACK_MS (5 * 60000) /* deliveries of rows this old */
-#define ADMIN_RATE_SCAN_MAX    10000
-#define ADMIN_ERR_WINDOW_MS    (60 * 60000) /* dead letters this recent */
-#define ADMIN_ERR_SCAN_MAX     2000
-#define ADMIN_SCAN_PAGE	       1000
-#define ADMIN_LAST_ERRORS      5
-#define ADMIN_ERRORS_TRACKED   64 /* distinct errors kept per source */
+#define ADMIN_ERR_WINDOW_MS (60 * 60000)
+#define ADMIN_LAST_ERRORS   5
 
 struct nb_admin {
 	struct nb_admin_deps deps;
@@ -72,6 +68,7 @@ struct nb_admin {
 	size_t nfails, fhead;
 	int64_t locked_until; /* mono ms */
 	int draining;
+	struct nb_rates *rates; /* received_1m and delivered_1m */
 };
 
 static void
@@ -157,198 +154,32 @@ reply_store_error(struct evhttp_request *req)
 	    "the store cannot answer now; retry later", NB_HTTPD_RETRY_AFTER_S);
 }
 
-/* Per-source accumulator of the scans: {"received_1m": n, ...}. */
-static json_t *
-extra_for(json_t *extra, const char *source)
-{
-	json_t *o;
-
-	if ((o = json_object_get(extra, source)) != NULL)
-		return o;
-	o = json_pack("{s:I, s:I, s:{}}", "received_1m", (json_int_t)0,
-	    "delivered_1m", (json_int_t)0, "errors");
-	if (o == NULL || json_object_set_new(extra, source, o) == -1)
-		return NULL;
-	return o;
-}
-
-static int
-count_add(json_t *o, const char *key, json_int_t n)
-{
-	return json_object_set_new(o, key,
-	    json_integer(json_integer_value(json_object_get(o, key)) + n));
-}
-
-typedef int (*scan_fn)(
-    json_t *extra, const struct nb_stored_event *ev, int64_t now);
-
-/* Counts a row into received_1m and delivered_1m. */
-static int
-scan_rate_cb(json_t *extra, const struct nb_stored_event *ev, int64_t now)
-{
-	json_t *o;
-
-	if (ev->source == NULL || (o = extra_for(extra, ev->source)) == NULL)
-		return ev->source == NULL ? 0 : -1;
-	if (ev->received_ms >= now - ADMIN_RATE_MS &&
-	    count_add(o, "received_1m", 1) == -1)
-		return -1;
-	if (ev->state == NB_STATE_DELIVERED &&
-	    ev->updated_ms >= now - ADMIN_RATE_MS &&
-	    count_add(o, "delivered_1m", 1) == -1)
-		return -1;
-	return 0;
-}
-
-/* Records a row's error: {"<error>": {count, last_ms, state, reason}}. */
-static int
-scan_error_cb(json_t *extra, const struct nb_stored_event *ev, int64_t now)
-{
-	json_t *o, *errs, *e;
-
-	(void)now;
-	if (ev->source == NULL || ev->error == NULL || ev->error[0] == '\0')
-		return 0;
-	if ((o = extra_for(extra, ev->source)) == NULL)
-		return -1;
-	errs = json_object_get(o, "errors");
-	if ((e = json_object_get(errs, ev->error)) == NULL) {
-		if (json_object_size(errs) >= ADMIN_ERRORS_TRACKED)
-			return 0;
-		e = json_pack("{s:I, s:I, s:s, s:o}", "count", (json_int_t)0,
-		    "last_ms", (json_int_t)0, "state",
-		    ev->state == NB_STATE_DEAD ? "dead" : "pending", "reason",
-		    ev->reason != NULL ? json_string(ev->reason) : json_null());
-		if (e == NULL || json_object_set_new(errs, ev->error, e) == -1)
-			return -1;
-	}
-	if (count_add(e, "count", 1) == -1)
-		return -1;
-	if (ev->updated_ms > json_integer_value(json_object_get(e, "last_ms")))
-		return json_object_set_new(
-		    e, "last_ms", json_integer(ev->updated_ms));
-	return 0;
-}
-
 /*
- * Reads the rows matching f page by page, at most max of them, feeding each
- * to fn.  1 when it stopped at max, 0 when it read them all, -1 on error.
+ * The ADMIN_LAST_ERRORS newest errors of source from errs (sorted by
+ * source, newest first), as [{error, state, reason, count, last_at}].
  */
-static int
-scan_rows(struct nb_store *store, struct nb_store_filter *f, size_t max,
-    scan_fn fn, json_t *extra, int64_t now)
-{
-	struct nb_stored_event *ev = NULL;
-	size_t n = 0, i, seen = 0;
-	int rc = -1;
-
-	f->after_seq = 0;
-	for (;;) {
-		f->limit =
-		    max - seen < ADMIN_SCAN_PAGE ? max - seen : ADMIN_SCAN_PAGE;
-		if (nb_store_list(store, f, &ev, &n) == -1)
-			goto out;
-		for (i = 0; i < n; i++)
-			if (fn(extra, &ev[i], now) == -1)
-				goto out;
-		seen += n;
-		if (n < f->limit) {
-			rc = 0;
-			goto out;
-		}
-		if (seen >= max) {
-			rc = 1;
-			goto out;
-		}
-		f->after_seq = ev[n - 1].seq;
-		nb_stored_events_free(ev, n);
-		ev = NULL;
-		n = 0;
-	}
-out:
-	nb_stored_events_free(ev, n);
-	return rc;
-}
-
-/*
- * Fills extra (an object keyed by source) from the recent rows: events
- * received and delivered in the last minute, and the errors of the dead
- * letters of the last hour and of every pending row.  *truncated is set
- * when a scan hit its bound (the rates are then lower bounds).
- */
-static int
-scan_recent(struct nb_store *store, json_t *extra, int64_t now, int *truncated)
-{
-	struct nb_store_filter f;
-	int r;
-
-	*truncated = 0;
-	/* The last minute first, so a busy bridge cuts the older part. */
-	memset(&f, 0, sizeof(f));
-	f.states = NB_STATE_MASK_PENDING | NB_STATE_MASK_DELIVERED |
-	    NB_STATE_MASK_DEAD;
-	f.since_ms = now - ADMIN_RATE_MS;
-	if ((r = scan_rows(store, &f, ADMIN_RATE_SCAN_MAX / 2, scan_rate_cb,
-		 extra, now)) == -1)
-		return -1;
-	*truncated |= r;
-	/* Received earlier, delivered within the last minute. */
-	f.states = NB_STATE_MASK_DELIVERED;
-	f.since_ms = now - ADMIN_RATE_LOOKBACK_MS;
-	f.until_ms = now - ADMIN_RATE_MS - 1;
-	if ((r = scan_rows(store, &f, ADMIN_RATE_SCAN_MAX / 2, scan_rate_cb,
-		 extra, now)) == -1)
-		return -1;
-	*truncated |= r;
-	memset(&f, 0, sizeof(f));
-	f.states = NB_STATE_MASK_DEAD;
-	f.since_ms = now - ADMIN_ERR_WINDOW_MS;
-	if (scan_rows(store, &f, ADMIN_ERR_SCAN_MAX / 2, scan_error_cb, extra,
-		now) == -1)
-		return -1;
-	f.states = NB_STATE_MASK_PENDING;
-	f.since_ms = 0;
-	if (scan_rows(store, &f, ADMIN_ERR_SCAN_MAX / 2, scan_error_cb, extra,
-		now) == -1)
-		return -1;
-	return 0;
-}
-
-/* The ADMIN_LAST_ERRORS most recent errors of one source, newest first. */
 static json_t *
-last_errors_json(json_t *errs)
+last_errors_json(
+    const struct nb_store_error *errs, size_t nerrs, const char *source)
 {
 	char at[NB_TIME_ISO_LEN];
-	const char *text, *best_text;
-	json_t *arr, *e, *best, *o;
-	size_t k;
+	json_t *arr, *o;
+	size_t i;
 
 	if ((arr = json_array()) == NULL)
 		return NULL;
-	for (k = 0; k < ADMIN_LAST_ERRORS; k++) {
-		best = NULL;
-		best_text = NULL;
-		json_object_foreach(errs, text, e)
-		{
-			if (json_object_get(e, "taken") != NULL)
-				continue;
-			if (best == NULL ||
-			    json_integer_value(json_object_get(e, "last_ms")) >
-				json_integer_value(
-				    json_object_get(best, "last_ms"))) {
-				best = e;
-				best_text = text;
-			}
-		}
-		if (best == NULL)
-			break;
-		json_object_set_new(best, "taken", json_true());
-		nb_time_format_iso(
-		    json_integer_value(json_object_get(best, "last_ms")), at);
-		o = json_pack("{s:s, s:O, s:O, s:O, s:s}", "error", best_text,
-		    "state", json_object_get(best, "state"), "reason",
-		    json_object_get(best, "reason"), "count",
-		    json_object_get(best, "count"), "last_at", at);
+	for (i = 0; i < nerrs && json_array_size(arr) < ADMIN_LAST_ERRORS;
+	     i++) {
+		if (strcmp(errs[i].source, source) != 0)
+			continue;
+		nb_time_format_iso(errs[i].last_ms, at);
+		o = json_pack("{s:s, s:s, s:o, s:I, s:s}", "error",
+		    errs[i].error, "state",
+		    errs[i].state == NB_STATE_DEAD ? "dead" : "pending",
+		    "reason",
+		    errs[i].reason != NULL ? json_string(errs[i].reason)
+					   : json_null(),
+		    "count", (json_int_t)errs[i].count, "last_at", at);
 		if (o == NULL || json_array_append_new(arr, o) == -1) {
 			json_decref(arr);
 			return NULL;
@@ -359,21 +190,21 @@ last_errors_json(json_t *errs)
 
 /* Adds received_1m, delivered_1m and last_errors to one source's object. */
 static int
-add_extra(json_t *o, json_t *extra, const char *name)
+add_extra(struct nb_admin *a, json_t *o, const struct nb_store_error *errs,
+    size_t nerrs, const char *name)
 {
-	json_t *x = json_object_get(extra, name), *errs;
+	int64_t received, delivered;
+	json_t *arr;
 
-	if (json_object_set_new(o, "received_1m",
-		json_integer(json_integer_value(
-		    json_object_get(x, "received_1m")))) == -1 ||
-	    json_object_set_new(o, "delivered_1m",
-		json_integer(json_integer_value(
-		    json_object_get(x, "delivered_1m")))) == -1)
+	nb_rates_get(a->rates, name, &received, &delivered);
+	if (json_object_set_new(o, "received_1m", json_integer(received)) ==
+		-1 ||
+	    json_object_set_new(o, "delivered_1m", json_integer(delivered)) ==
+		-1)
 		return -1;
-	errs = last_errors_json(json_object_get(x, "errors"));
-	if (errs == NULL)
+	if ((arr = last_errors_json(errs, nerrs, name)) == NULL)
 		return -1;
-	return json_object_set_new(o, "last_errors", errs);
+	return json_object_set_new(o, "last_errors", arr);
 }
 
 static json_t *
@@ -406,22 +237,23 @@ static void
 handle_stats(struct nb_admin *a, struct evhttp_request *req)
 {
 	struct nb_source_stats *stats = NULL;
+	struct nb_store_error *errs = NULL;
 	struct nb_paused paused[ADMIN_MAX_PAUSED];
 	const struct nb_source_stats *st;
 	const struct nb_paused *p;
 	const struct nb_config *cfg = a->cfg;
-	json_t *arr = NULL, *o, *extra = NULL;
-	size_t nstats = 0, npaused = 0, i, j;
+	json_t *arr = NULL, *o;
+	size_t nstats = 0, nerrs = 0, npaused = 0, i, j;
 	int64_t now = nb_time_now_ms();
-	int truncated = 0;
 
-	if (nb_store_stats(a->deps.store, now, &stats, &nstats) == -1) {
+	if (nb_store_stats(a->deps.store, now, &stats, &nstats) == -1 ||
+	    nb_rates_update(a->rates, a->deps.store, now) == -1 ||
+	    nb_store_errors(a->deps.store, now - ADMIN_ERR_WINDOW_MS,
+		ADMIN_LAST_ERRORS, &errs, &nerrs) == -1) {
+		free(stats);
 		reply_store_error(req);
 		return;
 	}
-	if ((extra = json_object()) == NULL ||
-	    scan_recent(a->deps.store, extra, now, &truncated) == -1)
-		goto nomem;
 	if (a->deps.paused != NULL) {
 		npaused = a->deps.paused(
 		    a->deps.paused_arg, paused, ADMIN_MAX_PAUSED);
@@ -444,7 +276,7 @@ handle_stats(struct nb_admin *a, struct evhttp_request *req)
 				p = &paused[j];
 		if ((o = source_stats_json(name, st, p, now)) == NULL ||
 		    json_array_append_new(arr, o) == -1 ||
-		    add_extra(o, extra, name) == -1)
+		    add_extra(a, o, errs, nerrs, name) == -1)
 			goto nomem;
 	}
 	for (j = 0; j < nstats; j++) {
@@ -453,18 +285,19 @@ handle_stats(struct nb_admin *a, struct evhttp_request *req)
 		if ((o = source_stats_json(
 			 stats[j].source, &stats[j], NULL, now)) == NULL ||
 		    json_array_append_new(arr, o) == -1 ||
-		    add_extra(o, extra, stats[j].source) == -1)
+		    add_extra(a, o, errs, nerrs, stats[j].source) == -1)
 			goto nomem;
 	}
 	free(stats);
-	json_decref(extra);
+	nb_store_errors_free(errs, nerrs);
+	/* The rates are exact now; the key stays for the console. */
 	nb_httpd_reply_json(req, 200,
 	    json_pack("{s:o, s:b, s:b}", "sources", arr, "draining",
-		a->draining, "rates_truncated", truncated));
+		a->draining, "rates_truncated", 0));
 	return;
 nomem:
 	json_decref(arr);
-	json_decref(extra);
+	nb_store_errors_free(errs, nerrs);
 	free(stats);
 	reply_store_error(req);
 }
@@ -479,6 +312,7 @@ handle_list(struct nb_admin *a, struct evhttp_request *req)
 	json_t *arr = NULL, *o;
 	char err[256];
 	size_t n = 0, i;
+	int64_t next = 0;
 
 	TAILQ_INIT(&kv);
 	memset(&q, 0, sizeof(q));
@@ -495,7 +329,10 @@ handle_list(struct nb_admin *a, struct evhttp_request *req)
 	}
 	if (q.filter.limit == 0)
 		q.filter.limit = ADMIN_LIST_DEFAULT;
-	if (nb_store_list(a->deps.store, &q.filter, &ev, &n) == -1) {
+	/* A page looks at a bounded number of rows, whatever the filter. */
+	q.filter.max_scan = NB_STORE_CHUNK_SCAN;
+	if (nb_store_list_page(a->deps.store, &q.filter, &ev, &n, &next) ==
+	    -1) {
 		reply_store_error(req);
 		goto out;
 	}
@@ -507,8 +344,7 @@ handle_list(struct nb_admin *a, struct evhttp_request *req)
 			goto nomem;
 	nb_httpd_reply_json(req, 200,
 	    json_pack("{s:o, s:o}", "events", arr, "next_after",
-		n > 0 && n == q.filter.limit ? json_integer(ev[n - 1].seq)
-					     : json_null()));
+		next > 0 ? json_integer(next) : json_null()));
 	arr = NULL;
 	goto out;
 nomem:
@@ -830,7 +666,11 @@ admin_bind(struct nb_admin *a, const char *addr, char *err, size_t errlen)
 	ops.metrics = a->deps.metrics;
 	admin_limits(a->cfg, &l);
 	a->lst = nb_httpd_new(a->deps.base, addr, -1, &ops, &l, err, errlen);
-	return a->lst != NULL ? 0 : -1;
+	if (a->lst == NULL)
+		return -1;
+	/* The first rates' baseline; a failure leaves it to the first call. */
+	(void)nb_rates_update(a->rates, a->deps.store, nb_time_now_ms());
+	return 0;
 }
 
 struct nb_admin *
@@ -845,11 +685,15 @@ nb_admin_new(const struct nb_admin_deps *deps, struct nb_config *cfg, char *err,
 	}
 	a->deps = *deps;
 	a->cfg = nb_config_ref(cfg);
+	if ((a->rates = nb_rates_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		nb_admin_free(a);
+		return NULL;
+	}
 	if (cfg->admin_token == NULL || cfg->admin_listen == NULL)
 		return a;
 	if (admin_bind(a, cfg->admin_listen, err, errlen) == -1) {
-		nb_config_unref(a->cfg);
-		free(a);
+		nb_admin_free(a);
 		return NULL;
 	}
 	return a;
@@ -902,5 +746,6 @@ nb_admin_free(struct nb_admin *a)
 		return;
 	nb_httpd_free(a->lst);
 	nb_config_unref(a->cfg);
+	nb_rates_free(a->rates);
 	free(a);
 }

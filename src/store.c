@@ -1,32 +1,37 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * store: dispatch to the backend that store.driver names.
+ * store: the dispatcher and the transaction frame every backend shares.
  *
- * A struct nb_store is a function table plus the backend's own state; this
- * file holds no SQL, only the choice of table at open time, the helpers
- * every backend shares (dead-letter keys, filter defaults, the release of
- * read-back rows) and the one piece of policy that is the same everywhere:
- * which rows a replay touches and what becomes of each, built on the
- * backends' replay primitives.  "sqlite" is store_sqlite.c, "postgres"
- * store_pg.c.  Like the backends, a struct nb_store is used by one thread
- * at a time.
+ * A struct nb_store is a function table plus the backend's own state.  This
+ * file holds no SQL.  It picks the table by store.driver at open time and
+ * runs every write as one frame: ready the connection, begin, the
+ * operation's primitives, commit, and on failure roll back and, when the
+ * backend calls the failure a conflict (PostgreSQL's deadlocks between
+ * instances), run the whole frame again from the start.  A failed frame
+ * changed nothing.  Each frame carries a tally of what its primitives
+ * changed, which the backend's commit writes into the per-source counters
+ * in the same transaction.  The policy that is the same everywhere lives
+ * here too: a key that is no decimal seq matches nothing, and which rows a
+ * replay touches and what becomes of each.  "sqlite" is store_sqlite*.c,
+ * "postgres" store_pg*.c.  Like the backends, a struct nb_store is used by
+ * one thread at a time.
  */
-#include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nudgebridge/log.h"
 #include "nudgebridge/store.h"
+#include "nudgebridge/timeutil.h"
 #include "store_backend.h"
 
-/* Rows a replay lists per round, so it never holds every payload at once. */
-#define STORE_REPLAY_CHUNK 1000
+/* Runs of a frame after the first, when the backend calls it a conflict. */
+#define STORE_TX_RETRIES 3
 
 struct nb_store {
 	const struct nb_store_ops *ops;
 	void *state;
+	struct nb_store_tally tally; /* of the transaction running */
 };
 
 static const struct nb_store_ops *const backends[] = {
@@ -34,87 +39,53 @@ static const struct nb_store_ops *const backends[] = {
     &nb_store_pg_ops,
 };
 
-void
-nb_store_key_format(int64_t seq, char key[NB_STORE_KEY_MAX])
-{
-	int len;
+/* One operation inside the frame; it resets its own outputs first. */
+typedef int (*tx_fn)(struct nb_store *s, void *arg);
 
-	len = snprintf(key, NB_STORE_KEY_MAX, "%" PRId64, seq);
-	if (len < 0 || len >= NB_STORE_KEY_MAX)
-		key[0] = '\0';
+static int
+ready(struct nb_store *s)
+{
+	return s->ops->ready != NULL ? s->ops->ready(s->state) : 0;
 }
 
-int
-nb_store_key_parse(const char *key, int64_t *seq)
+/*
+ * Runs fn in one write transaction committed with sync.  fn is called again
+ * from the start (after a rollback) when the backend says the failure was a
+ * conflict, at most STORE_TX_RETRIES times.
+ */
+static int
+tx_run(struct nb_store *s, enum nb_store_sync sync, tx_fn fn, void *arg,
+    const char *op)
 {
-	const char *p;
-	char *end;
-	long long v;
+	const struct nb_store_ops *o = s->ops;
+	int attempt;
 
-	if (key == NULL || key[0] == '\0' || strlen(key) > 19)
-		return -1;
-	for (p = key; *p != '\0'; p++)
-		if (*p < '0' || *p > '9')
+	for (attempt = 0;; attempt++) {
+		if (ready(s) == -1)
 			return -1;
-	errno = 0;
-	v = strtoll(key, &end, 10);
-	if (errno != 0 || *end != '\0' || v <= 0)
-		return -1;
-	*seq = v;
-	return 0;
-}
-
-void
-nb_store_rows_clear(struct nb_store_rows *r)
-{
-	nb_stored_events_free(r->v, r->n);
-	memset(r, 0, sizeof(*r));
-}
-
-struct nb_stored_event *
-nb_store_rows_next(struct nb_store_rows *r)
-{
-	struct nb_stored_event *nv;
-	size_t ncap;
-
-	if (r->n == r->cap) {
-		ncap = r->cap == 0 ? 16 : r->cap * 2;
-		if ((nv = reallocarray(r->v, ncap, sizeof(*nv))) == NULL) {
-			log_error("out of memory", " rows=%zu", r->n);
-			return NULL;
+		nb_store_tally_reset(&s->tally);
+		if (o->begin(s->state, sync) == 0) {
+			if (fn(s, arg) == 0 &&
+			    o->commit(s->state, &s->tally) == 0)
+				return 0;
+			o->rollback(s->state);
 		}
-		r->v = nv;
-		r->cap = ncap;
+		if (attempt == STORE_TX_RETRIES || o->retryable == NULL ||
+		    !o->retryable(s->state))
+			return -1;
+		nb_log(NB_LOG_WARN, op, "transaction retried", " attempt=%d",
+		    attempt + 1);
 	}
-	nv = &r->v[r->n++];
-	memset(nv, 0, sizeof(*nv));
-	return nv;
 }
 
-unsigned
-nb_store_filter_states(const struct nb_store_filter *f)
+/* 1 when f names a key that can match no row. */
+static int
+key_matches_nothing(const struct nb_store_filter *f)
 {
-	if (f == NULL || f->states == 0)
-		return NB_STATE_MASK_DEAD;
-	return f->states;
-}
+	int64_t seq;
 
-void
-nb_stored_events_free(struct nb_stored_event *ev, size_t n)
-{
-	size_t i;
-
-	if (ev == NULL)
-		return;
-	for (i = 0; i < n; i++) {
-		free(ev[i].source);
-		free(ev[i].id);
-		free(ev[i].type);
-		free(ev[i].raw);
-		free(ev[i].reason);
-		free(ev[i].error);
-	}
-	free(ev);
+	return f != NULL && f->key != NULL &&
+	    nb_store_key_parse(f->key, &seq) == -1;
 }
 
 int
@@ -158,25 +129,68 @@ nb_store_close(struct nb_store *s)
 	if (s == NULL)
 		return;
 	s->ops->close(s->state);
+	nb_store_tally_free(&s->tally);
 	free(s);
 }
 
 int
 nb_store_schema_version(struct nb_store *s, int *version)
 {
+	if (ready(s) == -1)
+		return -1;
 	return s->ops->schema_version(s->state, version);
+}
+
+static int
+recover_fn(struct nb_store *s, void *arg)
+{
+	(void)arg;
+	return s->ops->recover(s->state);
 }
 
 int
 nb_store_recover(struct nb_store *s)
 {
-	return s->ops->recover(s->state);
+	if (s->ops->recover == NULL)
+		return 0;
+	return tx_run(s, NB_STORE_SYNC_FULL, recover_fn, NULL, __func__);
+}
+
+struct append_arg {
+	struct nb_append *const *reqs;
+	size_t n;
+};
+
+static int
+append_fn(struct nb_store *s, void *arg)
+{
+	struct append_arg *a = arg;
+
+	return s->ops->append(s->state, a->reqs, a->n, &s->tally);
 }
 
 int
 nb_store_append(struct nb_store *s, struct nb_append *const *reqs, size_t n)
 {
-	return s->ops->append(s->state, reqs, n);
+	struct append_arg a = {reqs, n};
+
+	if (n == 0)
+		return 0;
+	return tx_run(s, NB_STORE_SYNC_FULL, append_fn, &a, __func__);
+}
+
+struct claim_arg {
+	const struct nb_store_claim *c;
+	struct nb_store_rows v;
+};
+
+static int
+claim_fn(struct nb_store *s, void *arg)
+{
+	struct claim_arg *a = arg;
+
+	nb_store_rows_clear(&a->v);
+	return s->ops->claim(s->state, a->c, &a->v);
 }
 
 int
@@ -184,59 +198,250 @@ nb_store_claim(struct nb_store *s, const char *const *sources, size_t nsources,
     int64_t now_ms, int64_t lease_until_ms, size_t limit,
     struct nb_stored_event **out, size_t *n)
 {
-	return s->ops->claim(
-	    s->state, sources, nsources, now_ms, lease_until_ms, limit, out, n);
+	struct nb_store_claim c = {
+	    sources, nsources, now_ms, lease_until_ms, limit};
+	struct claim_arg a = {&c, {0}};
+	size_t found = 1;
+
+	*out = NULL;
+	*n = 0;
+	if (nsources == 0 || limit == 0)
+		return 0;
+	if (s->ops->claim_prepare != NULL) {
+		if (ready(s) == -1 ||
+		    s->ops->claim_prepare(s->state, &c, &found) == -1)
+			return -1;
+		if (found == 0)
+			return 0;
+	}
+	if (tx_run(s, NB_STORE_SYNC_LEASE, claim_fn, &a, __func__) == -1) {
+		nb_store_rows_clear(&a.v);
+		return -1;
+	}
+	nb_store_rows_take(&a.v, out, n);
+	return 0;
+}
+
+struct mark_arg {
+	const struct nb_store_mark *m;
+	const int64_t *seqs;
+	size_t n;
+};
+
+static int
+mark_fn(struct nb_store *s, void *arg)
+{
+	struct mark_arg *a = arg;
+	size_t changed;
+
+	return s->ops->mark(s->state, a->m, a->seqs, a->n, &changed, &s->tally);
+}
+
+/* One mark over seqs in a transaction of its own. */
+static int
+mark_run(struct nb_store *s, const struct nb_store_mark *m, const int64_t *seqs,
+    size_t n, enum nb_store_sync sync, const char *op)
+{
+	struct mark_arg a = {m, seqs, n};
+
+	if (n == 0)
+		return 0;
+	return tx_run(s, sync, mark_fn, &a, op);
 }
 
 int
 nb_store_extend(
     struct nb_store *s, const int64_t *seqs, size_t n, int64_t lease_until_ms)
 {
-	return s->ops->extend(s->state, seqs, n, lease_until_ms);
+	struct nb_store_mark m = {
+	    .kind = NB_STORE_MARK_EXTEND, .ms = lease_until_ms};
+
+	return mark_run(s, &m, seqs, n, NB_STORE_SYNC_LEASE, __func__);
 }
 
 int
 nb_store_delivered(
     struct nb_store *s, const int64_t *seqs, size_t n, int64_t now_ms)
 {
-	return s->ops->delivered(s->state, seqs, n, now_ms);
-}
+	struct nb_store_mark m = {
+	    .kind = NB_STORE_MARK_DELIVERED, .ms = now_ms};
 
-int
-nb_store_retry(struct nb_store *s, const struct nb_store_retry *rows, size_t n,
-    const char *error)
-{
-	return s->ops->retry(s->state, rows, n, error);
+	/* A lost mark only means one more send with the same messageId. */
+	return mark_run(s, &m, seqs, n, NB_STORE_SYNC_LEASE, __func__);
 }
 
 int
 nb_store_release(struct nb_store *s, const int64_t *seqs, size_t n)
 {
-	return s->ops->release(s->state, seqs, n);
+	struct nb_store_mark m = {.kind = NB_STORE_MARK_RELEASE};
+
+	return mark_run(s, &m, seqs, n, NB_STORE_SYNC_LEASE, __func__);
 }
 
 int
 nb_store_dead(struct nb_store *s, const int64_t *seqs, size_t n,
     const char *reason, const char *error, int64_t now_ms)
 {
-	return s->ops->dead(s->state, seqs, n, reason, error, now_ms);
+	struct nb_store_mark m = {.kind = NB_STORE_MARK_DEAD,
+	    .ms = now_ms,
+	    .reason = reason,
+	    .error = error};
+
+	return mark_run(s, &m, seqs, n, NB_STORE_SYNC_FULL, __func__);
+}
+
+struct retry_arg {
+	const struct nb_store_retry *rows;
+	size_t n;
+	const char *error;
+	int64_t at_ms;
+};
+
+static int
+retry_fn(struct nb_store *s, void *arg)
+{
+	struct retry_arg *a = arg;
+
+	return s->ops->retry(
+	    s->state, a->rows, a->n, a->error, a->at_ms, &s->tally);
+}
+
+int
+nb_store_retry(struct nb_store *s, const struct nb_store_retry *rows, size_t n,
+    const char *error)
+{
+	/* The error's time: the call has none of its own. */
+	struct retry_arg a = {rows, n, error, nb_time_now_ms()};
+
+	if (n == 0)
+		return 0;
+	return tx_run(s, NB_STORE_SYNC_FULL, retry_fn, &a, __func__);
+}
+
+/*
+ * The cursor a page left (or the filter's own bounds for the first) as the
+ * bound of the next page: after_seq oldest first, before_seq newest first.
+ */
+static void
+page_on(struct nb_store_filter *f, int64_t next)
+{
+	if (f->newest_first)
+		f->before_seq = next;
+	else
+		f->after_seq = next;
+}
+
+int
+nb_store_list_page(struct nb_store *s, const struct nb_store_filter *f,
+    struct nb_stored_event **out, size_t *n, int64_t *next)
+{
+	static const struct nb_store_filter all;
+	struct nb_store_rows v = {0};
+
+	*out = NULL;
+	*n = 0;
+	*next = 0;
+	if (key_matches_nothing(f))
+		return 0;
+	if (ready(s) == -1)
+		return -1;
+	if (s->ops->list(s->state, f != NULL ? f : &all, 1, &v, next) == -1) {
+		nb_store_rows_clear(&v);
+		return -1;
+	}
+	nb_store_rows_take(&v, out, n);
+	return 0;
 }
 
 int
 nb_store_list(struct nb_store *s, const struct nb_store_filter *f,
     struct nb_stored_event **out, size_t *n)
 {
-	return s->ops->list(s->state, f, out, n);
+	static const struct nb_store_filter all;
+	struct nb_store_filter page = f != NULL ? *f : all;
+	struct nb_store_rows v = {0};
+	int64_t next = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (page.max_scan > 0)
+		return nb_store_list_page(s, f, out, n, &next);
+	if (key_matches_nothing(f))
+		return 0;
+	if (ready(s) == -1)
+		return -1;
+	/* Pages of a bounded scan each, until the limit or the last row. */
+	page.max_scan = NB_STORE_CHUNK_SCAN;
+	for (;;) {
+		if (f != NULL && f->limit != 0)
+			page.limit = f->limit - v.n;
+		if (s->ops->list(s->state, &page, 1, &v, &next) == -1) {
+			nb_store_rows_clear(&v);
+			return -1;
+		}
+		if (next == 0 ||
+		    (f != NULL && f->limit != 0 && v.n >= f->limit))
+			break;
+		page_on(&page, next);
+	}
+	nb_store_rows_take(&v, out, n);
+	return 0;
+}
+
+/*
+ * A replay or purge: the filter it walks, the cursor after the chunks done
+ * and what they did.
+ */
+struct chunk_arg {
+	struct nb_store_filter f;
+	size_t left; /* rows still allowed by the filter's limit, 0: any */
+	int dry_run;
+	int64_t now_ms;
+	nb_store_revalidate_fn fn;
+	/* What one chunk did, counted again if its transaction runs again. */
+	int64_t next; /* its cursor, 0 at the end */
+	size_t listed, cdone, creq;
+	/* The sums of the chunks committed. */
+	size_t done, requarantined;
+};
+
+/*
+ * Lists the next chunk of a.f (at most NB_STORE_CHUNK rows, among at most
+ * NB_STORE_CHUNK_SCAN) into v.
+ */
+static int
+chunk_list(struct nb_store *s, struct chunk_arg *a, int payload,
+    struct nb_store_rows *v)
+{
+	struct nb_store_filter page = a->f;
+
+	page.limit =
+	    a->left != 0 && a->left < NB_STORE_CHUNK ? a->left : NB_STORE_CHUNK;
+	page.max_scan = NB_STORE_CHUNK_SCAN;
+	a->next = 0;
+	a->listed = a->cdone = a->creq = 0;
+	if (s->ops->list(s->state, &page, payload, v, &a->next) == -1)
+		return -1;
+	a->listed = v->n;
+	/* A chunk that used up the limit is the last. */
+	if (a->left != 0 && v->n >= a->left)
+		a->next = 0;
+	return 0;
 }
 
 /* Replays one listed row; counts what happened (or would). */
 static int
-replay_row(struct nb_store *s, const struct nb_stored_event *ev, int dry_run,
-    int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
-    size_t *requarantined)
+replay_row(
+    struct nb_store *s, struct chunk_arg *a, const struct nb_stored_event *ev)
 {
+	struct nb_store_mark m = {.kind = NB_STORE_MARK_PENDING,
+	    .ms = a->now_ms,
+	    .source = ev->source,
+	    .state = ev->state,
+	    .was_reason = ev->reason};
 	const char *rule;
 	char *id = NULL, *type = NULL;
+	size_t changed = 1;
 	int rc = -1;
 
 	if (ev->state == NB_STATE_PENDING)
@@ -244,23 +449,23 @@ replay_row(struct nb_store *s, const struct nb_stored_event *ev, int dry_run,
 	if (ev->state == NB_STATE_DEAD && ev->reason != NULL &&
 	    strcmp(ev->reason, NB_REASON_QUARANTINED) == 0) {
 		/* Without a validator a quarantined row cannot be judged. */
-		if (fn == NULL)
+		if (a->fn == NULL)
 			return 0;
-		rule = fn(ev->raw, ev->rawlen, &id, &type);
-		if (rule != NULL) {
-			(*requarantined)++;
-			if (!dry_run &&
-			    s->ops->requarantine(
-				s->state, ev->seq, rule, now_ms) == -1)
-				goto out;
-			rc = 0;
-			goto out;
+		if ((rule = a->fn(ev->raw, ev->rawlen, &id, &type)) != NULL) {
+			m.kind = NB_STORE_MARK_REQUARANTINE;
+			m.error = rule;
 		}
 	}
-	(*replayed)++;
-	if (!dry_run &&
-	    s->ops->make_pending(s->state, ev->seq, now_ms, id, type) == -1)
+	m.id = id;
+	m.type = type;
+	if (!a->dry_run &&
+	    s->ops->mark(s->state, &m, &ev->seq, 1, &changed, &s->tally) == -1)
 		goto out;
+	/* A row another instance changed since it was read is not counted. */
+	if (m.kind == NB_STORE_MARK_PENDING)
+		a->cdone += changed;
+	else
+		a->creq += changed;
 	rc = 0;
 out:
 	free(id);
@@ -268,86 +473,221 @@ out:
 	return rc;
 }
 
+/* One chunk of a replay; inside its transaction unless a dry run. */
+static int
+replay_chunk(struct nb_store *s, void *arg)
+{
+	struct chunk_arg *a = arg;
+	struct nb_store_rows v = {0};
+	size_t i;
+	int rc = -1;
+
+	if (chunk_list(s, a, 1, &v) == -1)
+		goto out;
+	for (i = 0; i < v.n; i++)
+		if (replay_row(s, a, &v.v[i]) == -1)
+			goto out;
+	rc = 0;
+out:
+	nb_store_rows_clear(&v);
+	return rc;
+}
+
+/* One chunk of a purge (a dry run only counts). */
+static int
+purge_chunk(struct nb_store *s, void *arg)
+{
+	struct nb_store_mark m = {.kind = NB_STORE_MARK_PURGE};
+	struct chunk_arg *a = arg;
+	struct nb_store_rows v = {0};
+	int64_t *seqs = NULL;
+	size_t i, changed = 0;
+	int rc = -1;
+
+	if (chunk_list(s, a, 0, &v) == -1)
+		goto out;
+	if (a->dry_run || v.n == 0) {
+		a->cdone = v.n;
+		rc = 0;
+		goto out;
+	}
+	if ((seqs = calloc(v.n, sizeof(*seqs))) == NULL) {
+		log_error("out of memory", " rows=%zu", v.n);
+		goto out;
+	}
+	for (i = 0; i < v.n; i++)
+		seqs[i] = v.v[i].seq;
+	if (s->ops->mark(s->state, &m, seqs, v.n, &changed, &s->tally) == -1)
+		goto out;
+	a->cdone = changed;
+	rc = 0;
+out:
+	free(seqs);
+	nb_store_rows_clear(&v);
+	return rc;
+}
+
+/*
+ * Runs fn over a's filter chunk by chunk, each in a transaction of its own
+ * (none for a dry run), until the rows or the limit run out.
+ */
+static int
+chunks_run(struct nb_store *s, struct chunk_arg *a, tx_fn fn, const char *op)
+{
+	for (;;) {
+		if (a->dry_run) {
+			if (ready(s) == -1 || fn(s, a) == -1)
+				return -1;
+		} else if (tx_run(s, NB_STORE_SYNC_FULL, fn, a, op) == -1)
+			return -1;
+		a->done += a->cdone;
+		a->requarantined += a->creq;
+		if (a->next == 0)
+			return 0;
+		/* The limit counts the rows listed, as one listing would. */
+		if (a->left != 0 && (a->left -= a->listed) == 0)
+			return 0;
+		page_on(&a->f, a->next);
+	}
+}
+
+/* The walk of a replay or purge over f (NULL: every dead letter). */
+static void
+chunk_init(struct chunk_arg *a, const struct nb_store_filter *f, int dry_run)
+{
+	static const struct nb_store_filter all;
+
+	memset(a, 0, sizeof(*a));
+	a->f = f != NULL ? *f : all;
+	a->f.states = nb_store_filter_states(f);
+	a->f.newest_first = 0;
+	a->left = a->f.limit;
+	a->dry_run = dry_run;
+}
+
 int
 nb_store_replay(struct nb_store *s, const struct nb_store_filter *f,
     int dry_run, int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
     size_t *requarantined)
 {
-	static const struct nb_store_filter all;
-	struct nb_store_filter chunk;
-	struct nb_stored_event *rows = NULL;
-	size_t i, n = 0, got, left, nrep = 0, nreq = 0;
-	int rc = -1, in_tx = 0;
+	struct chunk_arg a;
 
 	*replayed = *requarantined = 0;
-	chunk = f != NULL ? *f : all;
+	chunk_init(&a, f, dry_run);
 	/* Pending rows are never replayed; keep them out of the limit too. */
-	chunk.states = nb_store_filter_states(f) & ~NB_STATE_MASK_PENDING;
-	if (chunk.states == 0)
+	a.f.states &= ~NB_STATE_MASK_PENDING;
+	a.now_ms = now_ms;
+	a.fn = fn;
+	if (a.f.states == 0 || key_matches_nothing(f))
 		return 0;
-	if (s->ops->replay_begin(s->state, dry_run) == -1)
+	if (chunks_run(s, &a, replay_chunk, __func__) == -1)
 		return -1;
-	in_tx = !dry_run;
-	left = chunk.limit;
-	for (;;) {
-		chunk.limit = left != 0 && left < STORE_REPLAY_CHUNK
-		    ? left
-		    : STORE_REPLAY_CHUNK;
-		if (s->ops->replay_list(s->state, &chunk, &rows, &n) == -1)
-			goto out;
-		for (i = 0; i < n; i++)
-			if (replay_row(s, &rows[i], dry_run, now_ms, fn, &nrep,
-				&nreq) == -1)
-				goto out;
-		got = n;
-		if (got > 0)
-			chunk.after_seq = rows[got - 1].seq;
-		nb_stored_events_free(rows, n);
-		rows = NULL;
-		n = 0;
-		if (got < chunk.limit)
-			break;
-		if (left != 0 && (left -= got) == 0)
-			break;
-	}
-	if (in_tx && s->ops->replay_commit(s->state) == -1)
-		goto out;
-	in_tx = 0;
-	*replayed = nrep;
-	*requarantined = nreq;
-	rc = 0;
-out:
-	if (in_tx)
-		s->ops->replay_rollback(s->state);
-	nb_stored_events_free(rows, n);
-	return rc;
+	*replayed = a.done;
+	*requarantined = a.requarantined;
+	return 0;
 }
 
 int
 nb_store_purge(struct nb_store *s, const struct nb_store_filter *f, int dry_run,
     size_t *purged)
 {
-	return s->ops->purge(s->state, f, dry_run, purged);
+	struct chunk_arg a;
+
+	*purged = 0;
+	chunk_init(&a, f, dry_run);
+	if (key_matches_nothing(f))
+		return 0;
+	if (chunks_run(s, &a, purge_chunk, __func__) == -1)
+		return -1;
+	*purged = a.done;
+	return 0;
+}
+
+int
+nb_store_stats_all(
+    struct nb_store *s, int64_t now_ms, struct nb_source_stats **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (ready(s) == -1)
+		return -1;
+	return s->ops->stats(s->state, now_ms, out, n);
 }
 
 int
 nb_store_stats(
     struct nb_store *s, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 {
-	return s->ops->stats(s->state, now_ms, out, n);
+	struct nb_source_stats *v;
+	size_t i, k = 0;
+
+	if (nb_store_stats_all(s, now_ms, out, n) == -1)
+		return -1;
+	/* Only sources with rows, as when the figures were counted. */
+	v = *out;
+	for (i = 0; i < *n; i++)
+		if (v[i].pending != 0 || v[i].delivered != 0 || v[i].dead != 0)
+			v[k++] = v[i];
+	*n = k;
+	if (k == 0) {
+		free(v);
+		*out = NULL;
+	}
+	return 0;
+}
+
+int
+nb_store_errors(struct nb_store *s, int64_t since_ms, size_t per_source,
+    struct nb_store_error **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (per_source == 0)
+		return 0;
+	if (ready(s) == -1)
+		return -1;
+	return s->ops->errors(s->state, since_ms, per_source, out, n);
+}
+
+struct prune_arg {
+	int64_t dedupe_after_ms;
+	int64_t delivered_before_ms;
+	int more;
+};
+
+static int
+prune_fn(struct nb_store *s, void *arg)
+{
+	struct prune_arg *a = arg;
+
+	return s->ops->prune(s->state, a->dedupe_after_ms,
+	    a->delivered_before_ms, NB_STORE_CHUNK, &a->more, &s->tally);
 }
 
 int
 nb_store_prune(
     struct nb_store *s, int64_t dedupe_after_ms, int64_t delivered_before_ms)
 {
-	return s->ops->prune(s->state, dedupe_after_ms, delivered_before_ms);
+	struct prune_arg a = {dedupe_after_ms, delivered_before_ms, 0};
+
+	do {
+		if (tx_run(s, NB_STORE_SYNC_FULL, prune_fn, &a, __func__) == -1)
+			return -1;
+	} while (a.more);
+	return 0;
+}
+
+static int
+probe_fn(struct nb_store *s, void *arg)
+{
+	(void)arg;
+	return s->ops->probe(s->state);
 }
 
 int
 nb_store_probe(struct nb_store *s)
 {
-	return s->ops->probe(s->state);
+	return tx_run(s, NB_STORE_SYNC_FULL, probe_fn, NULL, __func__);
 }
 
 int

@@ -2,13 +2,20 @@
 /*
  * store_backend: the function table behind struct nb_store.
  *
- * store.c only dispatches: nb_store_open() picks a table by store.driver and
- * every other nb_store_*() call goes through it, like smtpd's queue
- * backends.  A backend keeps all of its state behind one opaque pointer and
- * implements each operation with exactly the contract of the matching
- * function in include/nudgebridge/store.h (0 / -1, a failed call changes
- * nothing, errors logged once where they happen).  Private to the store
- * modules; nothing else includes this header.
+ * A backend implements primitives; store.c composes them, as smtpd's
+ * queue_backend.c does for queue_fs.c and queue_ram.c.  store.c owns the
+ * transaction frame (ready, begin, the operation's primitives, commit or
+ * rollback, and a retry when the backend says the failure was a conflict
+ * worth running again) and every policy that is the same everywhere: which
+ * rows a replay or a purge touches and in what chunks.  A backend keeps all
+ * of its state behind one opaque pointer, logs each failure once where it
+ * happens and returns 0 or -1.  Primitives marked "inside" run between
+ * begin and commit; the others run on their own.  Every primitive that
+ * changes rows reports in the transaction's tally what it changed (see
+ * store_rows.h), and commit writes the tally's counters and errors in the
+ * same transaction before it commits, so the counters never disagree with
+ * the rows.  Private to the store modules; nothing else includes this
+ * header.
  */
 #ifndef NB_STORE_BACKEND_H
 #define NB_STORE_BACKEND_H
@@ -17,6 +24,59 @@
 #include <stdint.h>
 
 #include "nudgebridge/store.h"
+#include "store_rows.h"
+
+/*
+ * How durable a transaction's COMMIT must be.  FULL: on disk when commit
+ * returns (appends, operator changes).  LEASE: the deliverer's lease and
+ * delivery bookkeeping, which a crash may lose as a suffix without breaking
+ * a guarantee (a lost lease runs out or is dropped at start, a lost
+ * delivered mark means one more send with the same messageId).
+ */
+enum nb_store_sync {
+	NB_STORE_SYNC_FULL,
+	NB_STORE_SYNC_LEASE,
+};
+
+/* What a claim asks for (see nb_store_claim()). */
+struct nb_store_claim {
+	const char *const *sources;
+	size_t nsources;
+	int64_t now_ms;
+	int64_t lease_until_ms;
+	size_t limit;
+};
+
+/* The set-based changes of rows named by seq. */
+enum nb_store_mark_kind {
+	NB_STORE_MARK_EXTEND,	    /* lease until ms */
+	NB_STORE_MARK_DELIVERED,    /* at ms, lease dropped */
+	NB_STORE_MARK_RELEASE,	    /* lease dropped */
+	NB_STORE_MARK_DEAD,	    /* reason, error, at ms */
+	NB_STORE_MARK_PENDING,	    /* replayed at ms; id, type unless NULL */
+	NB_STORE_MARK_REQUARANTINE, /* still quarantined: error, at ms */
+	NB_STORE_MARK_PURGE,	    /* deleted, payloads too */
+};
+
+/*
+ * One mark.  EXTEND, DELIVERED, RELEASE and DEAD change pending rows only
+ * (and PostgreSQL's lease changes only rows this connection leased or
+ * nobody did).  PENDING and REQUARANTINE change one row, and only while it
+ * still is in the state (and source) the caller read it in: another
+ * instance may have changed it since.  PURGE deletes whatever it finds.
+ * Every kind tallies what it changed and says how many rows that was.
+ */
+struct nb_store_mark {
+	enum nb_store_mark_kind kind;
+	int64_t ms;
+	const char *reason;
+	const char *error;
+	const char *id;
+	const char *type;
+	const char *source;	   /* PENDING, REQUARANTINE: the row's */
+	enum nb_event_state state; /* PENDING: the state it was read in */
+	const char *was_reason;	   /* PENDING: the reason it was read with */
+};
 
 struct nb_store_ops {
 	const char *name; /* the store.driver value */
@@ -24,86 +84,65 @@ struct nb_store_ops {
 	int (*open)(void **state, const struct nb_store_config *cfg, char *err,
 	    size_t errlen);
 	void (*close)(void *state);
-	int (*schema_version)(void *state, int *version);
-	int (*recover)(void *state);
-	int (*append)(void *state, struct nb_append *const *reqs, size_t n);
-	int (*claim)(void *state, const char *const *sources, size_t nsources,
-	    int64_t now_ms, int64_t lease_until_ms, size_t limit,
-	    struct nb_stored_event **out, size_t *n);
-	int (*extend)(
-	    void *state, const int64_t *seqs, size_t n, int64_t lease_until_ms);
-	int (*delivered)(
-	    void *state, const int64_t *seqs, size_t n, int64_t now_ms);
-	int (*retry)(void *state, const struct nb_store_retry *rows, size_t n,
-	    const char *error);
-	int (*release)(void *state, const int64_t *seqs, size_t n);
-	int (*dead)(void *state, const int64_t *seqs, size_t n,
-	    const char *reason, const char *error, int64_t now_ms);
-	int (*list)(void *state, const struct nb_store_filter *f,
-	    struct nb_stored_event **out, size_t *n);
 	/*
-	 * The primitives of nb_store_replay(), which store.c drives once for
-	 * every backend (which rows, revalidation, counting, chunking).
-	 * replay_begin readies the connection and, unless dry_run, opens the
-	 * write transaction that replay_commit or replay_rollback (called only
-	 * when not dry_run) ends.  replay_list lists like list, but inside
-	 * that transaction.  make_pending makes one row pending as
-	 * nb_store_replay() describes (id and type replace the stored ones
-	 * unless NULL); requarantine records a new error on a quarantined
-	 * row.
+	 * Makes the connection usable before a call (reconnects after a
+	 * failure, ends a transaction a failed call left open).  NULL when
+	 * there is nothing to do.
 	 */
-	int (*replay_begin)(void *state, int dry_run);
-	int (*replay_list)(void *state, const struct nb_store_filter *f,
-	    struct nb_stored_event **out, size_t *n);
-	int (*make_pending)(void *state, int64_t seq, int64_t now_ms,
-	    const char *id, const char *type);
-	int (*requarantine)(
-	    void *state, int64_t seq, const char *error, int64_t now_ms);
-	int (*replay_commit)(void *state);
-	void (*replay_rollback)(void *state);
-	int (*purge)(void *state, const struct nb_store_filter *f, int dry_run,
-	    size_t *purged);
+	int (*ready)(void *state);
+	int (*schema_version)(void *state, int *version);
+
+	/* The frame: one write transaction at a time per connection. */
+	int (*begin)(void *state, enum nb_store_sync sync);
+	/* Writes t's counters and errors, then commits. */
+	int (*commit)(void *state, const struct nb_store_tally *t);
+	void (*rollback)(void *state);
+	/* 1 when the last failure was a conflict to run again; NULL: never. */
+	int (*retryable)(void *state);
+
+	/*
+	 * Inside: the operations of store.h with the same names; t is the
+	 * transaction's tally.  retry records its error at at_ms.
+	 */
+	int (*recover)(void *state);
+	int (*append)(void *state, struct nb_append *const *reqs, size_t n,
+	    struct nb_store_tally *t);
+	int (*claim)(void *state, const struct nb_store_claim *c,
+	    struct nb_store_rows *v);
+	int (*mark)(void *state, const struct nb_store_mark *m,
+	    const int64_t *seqs, size_t n, size_t *changed,
+	    struct nb_store_tally *t);
+	int (*retry)(void *state, const struct nb_store_retry *rows, size_t n,
+	    const char *error, int64_t at_ms, struct nb_store_tally *t);
+	/* At most limit rows of each kind, oldest first; *more when cut. */
+	int (*prune)(void *state, int64_t dedupe_after_ms,
+	    int64_t delivered_before_ms, size_t limit, int *more,
+	    struct nb_store_tally *t);
+	int (*probe)(void *state);
+
+	/*
+	 * On their own.  claim_prepare (NULL when not needed) runs before a
+	 * claim's transaction and says how many rows it may find; 0 skips the
+	 * transaction.  list is one page of nb_store_list_page() appended to v
+	 * (also inside a transaction), payloads only when with_payload (else
+	 * raw stays NULL); f's key is a decimal seq or NULL.
+	 */
+	int (*claim_prepare)(
+	    void *state, const struct nb_store_claim *c, size_t *found);
+	int (*list)(void *state, const struct nb_store_filter *f,
+	    int with_payload, struct nb_store_rows *v, int64_t *next);
+	/* Every source counted, rows or not (nb_store_stats_all()). */
 	int (*stats)(void *state, int64_t now_ms, struct nb_source_stats **out,
 	    size_t *n);
-	int (*prune)(
-	    void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms);
-	int (*probe)(void *state);
+	int (*errors)(void *state, int64_t since_ms, size_t per_source,
+	    struct nb_store_error **out, size_t *n);
 	/* NULL when the backend needs no help to keep its log short. */
 	int (*checkpoint)(void *state);
 };
 
-/* The SQLite backend (store_sqlite.c). */
+/* The SQLite backend (store_sqlite*.c). */
 extern const struct nb_store_ops nb_store_sqlite_ops;
-/* The PostgreSQL backend (store_pg.c). */
+/* The PostgreSQL backend (store_pg*.c). */
 extern const struct nb_store_ops nb_store_pg_ops;
-
-/*
- * Dead-letter keys, shared by every backend: the decimal seq.  format
- * writes it into key (NB_STORE_KEY_MAX bytes).  parse returns 0 and the seq
- * for a key of 1..19 ASCII digits naming a positive seq, else -1 (such a
- * key matches no row).
- */
-void nb_store_key_format(int64_t seq, char key[NB_STORE_KEY_MAX]);
-int nb_store_key_parse(const char *key, int64_t *seq);
-
-/* The states a filter selects: its mask, or dead letters when 0. */
-unsigned nb_store_filter_states(const struct nb_store_filter *f);
-
-/* A growing array of rows read back, shared by every backend. */
-struct nb_store_rows {
-	struct nb_stored_event *v;
-	size_t n;
-	size_t cap;
-};
-
-/* Frees the rows and their strings and empties the array. */
-void nb_store_rows_clear(struct nb_store_rows *);
-
-/*
- * Appends one zeroed row and returns it, or NULL when out of memory
- * (logged).  The row is counted at once, so a row read only in part is
- * still freed by nb_store_rows_clear().
- */
-struct nb_stored_event *nb_store_rows_next(struct nb_store_rows *);
 
 #endif

@@ -107,8 +107,12 @@ struct nb_store_retry {
  * Operator filters.  Unset fields (NULL / 0) match everything.  since/until
  * bound received_at (inclusive, ms).  A key that is not a decimal seq
  * matches nothing.  states is a mask of NB_STATE_MASK_*;
- * 0 means NB_STATE_MASK_DEAD.  limit 0 means no limit; after_seq > 0 lists
- * only rows with seq > after_seq (paging, in seq order).
+ * 0 means NB_STATE_MASK_DEAD.  limit 0 means no limit.  Rows are listed in
+ * seq order, oldest first, or newest first with newest_first; after_seq
+ * > 0 and before_seq > 0 keep only rows with seq above / below them (the
+ * keyset cursors of paging).  max_scan > 0 bounds the rows a page looks
+ * at (see nb_store_list_page()); the rows are found through the primary
+ * key, or the index of dead letters when only those are asked for.
  */
 struct nb_store_filter {
 	const char *key;
@@ -121,9 +125,22 @@ struct nb_store_filter {
 	unsigned states;
 	size_t limit;
 	int64_t after_seq;
+	int64_t before_seq;
+	int newest_first;
+	size_t max_scan;
 };
 
-/* Per-source queue figures for /v1/stats and /metrics. */
+/* Rows a replay or purge changes per transaction, and looks at per chunk. */
+#define NB_STORE_CHUNK	    1000
+#define NB_STORE_CHUNK_SCAN 10000
+
+/*
+ * Per-source queue figures for /v1/stats and /metrics.  The first four are
+ * counters the store keeps as rows change state, in the same transactions;
+ * the two gauges are read off indexes; the totals only ever grow (since
+ * the counters were built), so a caller that samples them twice gets a
+ * rate.
+ */
 struct nb_source_stats {
 	char source[NB_SOURCE_NAME_MAX + 1];
 	int64_t pending;   /* includes in flight */
@@ -132,7 +149,30 @@ struct nb_source_stats {
 	int64_t dead;	   /* dead letters, quarantined included */
 	int64_t quarantined;
 	int64_t oldest_pending_ms; /* received_at of the oldest pending, 0 */
+	int64_t received_total;	   /* events stored (quarantined included) */
+	int64_t delivered_total;   /* rows marked delivered */
+	int64_t dead_total;	   /* rows that became dead letters */
 };
+
+/* Recent errors kept per source (per writer on PostgreSQL), newest first. */
+#define NB_STORE_ERRORS_KEPT 32
+
+/*
+ * One error recorded as rows failed: a retry's error, a dead letter's, a
+ * quarantined event's rule.  count is how often it happened since the
+ * store first recorded it; state and reason are those of its latest row.
+ */
+struct nb_store_error {
+	char source[NB_SOURCE_NAME_MAX + 1];
+	char *error;
+	char *reason; /* dead letters only, else NULL */
+	enum nb_event_state state;
+	int64_t count;
+	int64_t last_ms;
+};
+
+/* Frees the strings of n errors and the array itself.  NULL is ok. */
+void nb_store_errors_free(struct nb_store_error *, size_t n);
 
 /*
  * Re-validates a quarantined event on replay: returns NULL when raw is now
@@ -204,9 +244,27 @@ int nb_store_release(struct nb_store *, const int64_t *seqs, size_t n);
 int nb_store_dead(struct nb_store *, const int64_t *seqs, size_t n,
     const char *reason, const char *error, int64_t now_ms);
 
-/* Lists rows matching f in seq order.  *out as for nb_store_claim(). */
+/*
+ * Lists rows matching f in seq order (newest first with f->newest_first),
+ * at most f->limit of them (0: all).  *out as for nb_store_claim().  With
+ * f->max_scan 0 the store reads in bounded pages until it has them all,
+ * so no one statement looks at more than NB_STORE_CHUNK_SCAN rows; with
+ * f->max_scan set it is one page of nb_store_list_page().
+ */
 int nb_store_list(struct nb_store *, const struct nb_store_filter *f,
     struct nb_stored_event **out, size_t *n);
+
+/*
+ * One page of the rows matching f: at most f->limit rows, found among at
+ * most f->max_scan rows looked at (0: no bound).  *next is the cursor to
+ * continue from (the after_seq of the next call, its before_seq when
+ * newest first), or 0 when no row is left: a page that ends at the scan
+ * bound has a cursor even with fewer rows than asked for, even none.  The
+ * cost of a call is bounded by max_scan whatever the filter and the rows
+ * stored.
+ */
+int nb_store_list_page(struct nb_store *, const struct nb_store_filter *f,
+    struct nb_stored_event **out, size_t *n, int64_t *next);
 
 /*
  * Makes rows matching f pending again, due at now_ms, with attempts 0 and
@@ -216,22 +274,53 @@ int nb_store_list(struct nb_store *, const struct nb_store_filter *f,
  * With dry_run nothing changes and the counts say what would.  Rows keep
  * their key, so their messageId is unchanged.  Pending rows are never
  * replayed (nor counted).  With fn NULL quarantined rows are left alone.
+ * The rows are worked through in chunks of NB_STORE_CHUNK, each in a
+ * transaction of its own, so no call holds the write lock for long; a row
+ * counts only when it was changed.  On -1 the chunks before the failure
+ * stay done (each chunk is all or nothing) and a second call goes on
+ * where it stopped.
  */
 int nb_store_replay(struct nb_store *, const struct nb_store_filter *f,
     int dry_run, int64_t now_ms, nb_store_revalidate_fn fn, size_t *replayed,
     size_t *requarantined);
 
-/* Deletes rows matching f (dry_run: only counts). */
+/*
+ * Deletes rows matching f (dry_run: only counts), in chunks as
+ * nb_store_replay() does.
+ */
 int nb_store_purge(struct nb_store *, const struct nb_store_filter *f,
     int dry_run, size_t *purged);
 
-/* Queue figures per source that has rows, sorted by source name. */
+/*
+ * Queue figures per source that has rows, sorted by source name (bytewise).
+ * The cost does not grow with the rows stored: one counters row per source
+ * (per writer on PostgreSQL) and two index probes per source.  now_ms tells
+ * live leases from ones that ran out.
+ */
 int nb_store_stats(
     struct nb_store *, int64_t now_ms, struct nb_source_stats **out, size_t *n);
 
 /*
+ * The same for every source the store ever counted, rows or not: what a
+ * caller that samples the totals needs (a source whose rows are all gone
+ * still has its totals).  A source absent here never had a row.
+ */
+int nb_store_stats_all(
+    struct nb_store *, int64_t now_ms, struct nb_source_stats **out, size_t *n);
+
+/*
+ * The errors recorded since since_ms, at most per_source of each source
+ * (newest first), sorted by source name.  Bounded by the errors kept, never
+ * by the rows stored.  *out as for nb_store_stats(); free it with
+ * nb_store_errors_free().
+ */
+int nb_store_errors(struct nb_store *, int64_t since_ms, size_t per_source,
+    struct nb_store_error **out, size_t *n);
+
+/*
  * Housekeeping: forgets dedupe keys older than dedupe_after_ms and deletes
- * delivered rows whose delivery is older than delivered_before_ms.
+ * delivered rows whose delivery is older than delivered_before_ms, oldest
+ * first, NB_STORE_CHUNK of each at a time in transactions of their own.
  */
 int nb_store_prune(
     struct nb_store *, int64_t dedupe_after_ms, int64_t delivered_before_ms);

@@ -8,7 +8,9 @@
  * the count given third, a divisor of 100: 100 is issue 6's 100-event
  * arrays, one request per group), then claims 500 at a time and marks each
  * claim delivered as the deliverer does, and prints the bytes the database
- * file takes per event.
+ * file takes per event, the wall-clock rates of the appends and of the
+ * drain, and how long nb_store_stats() (what /metrics and /v1/stats read)
+ * takes with every drained event still retained.
  * Per-event instruction counts come from callgrind's inclusive costs of
  * nb_store_append, nb_store_claim and nb_store_delivered divided by the
  * event count.  The database file is measured after the appends and at
@@ -25,12 +27,16 @@
  * The tools build makes it too when given a main build's folder:
  * cmake -S tests/bench -B build-bench-tools -DNB_CORE_BUILD=$PWD/build-X.
  *
- * The database file named by the argument is deleted first.
+ * The database file named by the argument is deleted first.  An argument
+ * that starts with "postgresql://" is a DSN instead: the PostgreSQL store
+ * runs the same calls in the schema that PGOPTIONS's search_path names,
+ * which must be empty (no file sizes are printed then).
  */
 #include <sys/stat.h>
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -82,6 +88,37 @@ make_raw(char *raw, int i)
 	memcpy(raw + NB_DRAIN_RAW - 4, "\"}}", 4);
 }
 
+/* Milliseconds on the monotonic clock. */
+static double
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Milliseconds one nb_store_stats() takes, the mean of a few calls. */
+static double
+stats_ms(struct nb_store *s, int64_t now)
+{
+	struct nb_source_stats *st;
+	struct timespec a, b;
+	size_t n;
+	int i, calls = 5;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (i = 0; i < calls; i++) {
+		if (nb_store_stats(s, now, &st, &n) == -1)
+			return -1;
+		free(st);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return ((double)(b.tv_sec - a.tv_sec) * 1e3 +
+		   (double)(b.tv_nsec - a.tv_nsec) / 1e6) /
+	    calls;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -97,6 +134,7 @@ main(int argc, char **argv)
 	size_t n, j, drained = 0;
 	char err[256], *end;
 	long long events = NB_DRAIN_EVENTS, per = 1;
+	double t0;
 	int i, k, nreqs;
 
 	if (argc >= 3) {
@@ -117,15 +155,21 @@ main(int argc, char **argv)
 		return 2;
 	}
 	nreqs = NB_DRAIN_GROUP / (int)per;
-	unlink3(argv[1]);
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.driver = (char *)(uintptr_t) "sqlite";
-	cfg.path = argv[1];
+	if (strncmp(argv[1], "postgresql://", 13) == 0) {
+		cfg.driver = (char *)(uintptr_t) "postgres";
+		cfg.dsn = argv[1];
+	} else {
+		unlink3(argv[1]);
+		cfg.driver = (char *)(uintptr_t) "sqlite";
+		cfg.path = argv[1];
+	}
 	cfg.lease_s = 30;
 	if (nb_store_open(&s, &cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "store_drain: %s\n", err);
 		return 1;
 	}
+	t0 = mono_ms();
 	for (i = 0; i < events; i += NB_DRAIN_GROUP) {
 		for (k = 0; k < NB_DRAIN_GROUP; k++) {
 			snprintf(ids[k], sizeof(ids[k]), "evt_%08d", i + k);
@@ -153,15 +197,18 @@ main(int argc, char **argv)
 		}
 		t++;
 	}
+	printf(
+	    "append: %.0f events/s\n", (double)events * 1e3 / (mono_ms() - t0));
 	/* Closing checkpoints the WAL into the file: measure, reopen. */
 	nb_store_close(s);
-	bytes = file_size(argv[1]);
+	bytes = cfg.path != NULL ? file_size(argv[1]) : 0;
 	printf("after append: %" PRId64 " bytes, %.1f per event\n", bytes,
 	    (double)bytes / (double)events);
 	if (nb_store_open(&s, &cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "store_drain: %s\n", err);
 		return 1;
 	}
+	t0 = mono_ms();
 	for (;;) {
 		t++;
 		if (nb_store_claim(s, sources, 1, t, t + 30000, NB_DRAIN_CLAIM,
@@ -183,8 +230,12 @@ main(int argc, char **argv)
 		}
 		drained += n;
 	}
+	printf("drain (claim 500, mark delivered): %.0f events/s\n",
+	    (double)drained * 1e3 / (mono_ms() - t0));
+	printf("stats with %zu delivered rows retained: %.3f ms per call\n",
+	    drained, stats_ms(s, t));
 	nb_store_close(s);
-	bytes = file_size(argv[1]);
+	bytes = cfg.path != NULL ? file_size(argv[1]) : 0;
 	printf("drained %zu events; after close: %" PRId64
 	       " bytes, %.1f per event\n",
 	    drained, bytes, (double)bytes / (double)events);

@@ -464,6 +464,115 @@ test_list_filters(void **state)
 	}
 }
 
+/* One page of f; the ids found, space separated, into got. */
+static int64_t
+page(struct nb_store *s, const struct nb_store_filter *f, char *got,
+    size_t gotlen)
+{
+	struct nb_stored_event *rows = NULL;
+	size_t n = 0, i, len = 0;
+	int64_t next = -1;
+
+	got[0] = '\0';
+	assert_int_equal(nb_store_list_page(s, f, &rows, &n, &next), 0);
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(
+		    got + len, gotlen - len, "%s%s", i ? " " : "", rows[i].id);
+	nb_stored_events_free(rows, n);
+	return next;
+}
+
+/*
+ * Pages look at no more rows than max_scan, whatever the filter: a filter
+ * that matches only the last rows walks there in bounded steps, each with
+ * a cursor and no rows.  Newest first walks the other way with before_seq.
+ */
+static void
+test_list_pages(void **state)
+{
+	enum { N = 250 };
+	struct fixture *fx = *state;
+	struct nb_store_filter f;
+	struct nb_event e[N];
+	struct nb_append r;
+	char ids[N][8], got[256], key[NB_STORE_KEY_MAX];
+	int64_t first, next, seqs[8];
+	size_t i;
+
+	STORE_NEED(fx);
+	for (i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "a%zu", i);
+		e[i] = ev(ids[i], "t", "{}", NULL);
+	}
+	r = req("acme", NULL, e, N, 100);
+	assert_int_equal(append1(fx->s, &r), 0);
+	first = seq_of(fx->s, "a0");
+	add(fx->s, "beta", "b1", 200);
+	add(fx->s, "beta", "b2", 200);
+
+	memset(&f, 0, sizeof(f));
+	f.states = NB_STATE_MASK_PENDING;
+	f.source = "beta";
+	f.limit = 10;
+	f.max_scan = 100;
+	next = page(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "");
+	assert_int_equal(next, first + 99);
+	f.after_seq = next;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), first + 199);
+	assert_string_equal(got, "");
+	f.after_seq = first + 199;
+	/* The rest fits the scan: the rows run out, no cursor. */
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), 0);
+	assert_string_equal(got, "b1 b2");
+	/* The limit ends a page at its last row. */
+	f.limit = 1;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), first + N);
+	assert_string_equal(got, "b1");
+
+	/* Newest first, then on below the cursor. */
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	f.newest_first = 1;
+	f.limit = 2;
+	next = page(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "b2 b1");
+	assert_int_equal(next, first + N);
+	f.before_seq = next;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), first + N - 2);
+	assert_string_equal(got, "a249 a248");
+	/* Between two cursors; a key on its own. */
+	f.after_seq = first + 245;
+	f.limit = 0;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), 0);
+	assert_string_equal(got, "a249 a248 a247 a246");
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	f.newest_first = 1;
+	snprintf(key, sizeof(key), "%lld", (long long)(first + 3));
+	f.key = key;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), 0);
+	assert_string_equal(got, "a3");
+
+	/* Dead letters through their index, both ways. */
+	add_filter_rows(fx->s, seqs);
+	memset(&f, 0, sizeof(f));
+	f.limit = 3;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), seqs[2]);
+	assert_string_equal(got, "d1 d2 d3");
+	f.newest_first = 1;
+	f.limit = 0;
+	f.max_scan = 2;
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), seqs[4]);
+	assert_string_equal(got, "d6 d5");
+	f.before_seq = seqs[4];
+	f.source = "beta";
+	assert_int_equal(page(fx->s, &f, got, sizeof(got)), seqs[2]);
+	assert_string_equal(got, "d4 d3");
+	/* nb_store_list() goes on by itself past any bound of its own. */
+	assert_int_equal(count(fx->s, NB_STATE_MASK_PENDING, "beta"), 2);
+}
+
 static void
 test_replay(void **state)
 {
@@ -589,6 +698,47 @@ test_replay(void **state)
  * A replay larger than one listing round (store.c lists 1000 rows at a
  * time), with a limit that ends inside the second round.
  */
+/*
+ * Stores n events "<prefix>i" in one request and dead-letters them (max_age);
+ * returns their seqs in order (the caller frees them).
+ */
+static int64_t *
+add_dead(struct nb_store *s, const char *prefix, size_t n)
+{
+	struct nb_stored_event *rows = NULL;
+	struct nb_store_filter f;
+	struct nb_append r;
+	struct nb_event *e;
+	int64_t *seqs;
+	char(*ids)[32];
+	size_t i, got = 0;
+
+	e = calloc(n, sizeof(*e));
+	ids = calloc(n, sizeof(*ids));
+	seqs = calloc(n, sizeof(*seqs));
+	assert_true(e != NULL && ids != NULL && seqs != NULL);
+	for (i = 0; i < n; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "%s%zu", prefix, i);
+		e[i] = ev(ids[i], "t", "{}", NULL);
+	}
+	r = req("acme", NULL, e, n, 100);
+	assert_int_equal(append1(s, &r), 0);
+	assert_counts(&r, (int)n, 0, 0);
+	memset(&f, 0, sizeof(f));
+	f.states = NB_STATE_MASK_PENDING;
+	f.source = "acme";
+	assert_int_equal(nb_store_list(s, &f, &rows, &got), 0);
+	assert_int_equal(got, n);
+	for (i = 0; i < n; i++)
+		seqs[i] = rows[i].seq;
+	nb_stored_events_free(rows, got);
+	assert_int_equal(
+	    nb_store_dead(s, seqs, n, NB_REASON_MAX_AGE, NULL, 200), 0);
+	free(ids);
+	free(e);
+	return seqs;
+}
+
 static void
 test_replay_rounds(void **state)
 {
@@ -596,33 +746,12 @@ test_replay_rounds(void **state)
 	struct fixture *fx = *state;
 	struct nb_stored_event *rows = NULL;
 	struct nb_store_filter f;
-	struct nb_append r;
-	struct nb_event *e;
 	int64_t *seqs;
-	char(*ids)[16];
-	size_t i, n = 0, rep, req_;
+	char ids[2][16];
+	size_t rep, req_;
 
 	STORE_NEED(fx);
-	e = calloc(N, sizeof(*e));
-	ids = calloc(N, sizeof(*ids));
-	seqs = calloc(N, sizeof(*seqs));
-	assert_true(e != NULL && ids != NULL && seqs != NULL);
-	for (i = 0; i < N; i++) {
-		snprintf(ids[i], sizeof(ids[i]), "r%zu", i);
-		e[i] = ev(ids[i], "t", "{}", NULL);
-	}
-	r = req("acme", "wh_rounds", e, N, 100);
-	assert_int_equal(append1(fx->s, &r), 0);
-	assert_counts(&r, N, 0, 0);
-	memset(&f, 0, sizeof(f));
-	f.states = NB_STATE_MASK_PENDING;
-	assert_int_equal(nb_store_list(fx->s, &f, &rows, &n), 0);
-	assert_int_equal(n, N);
-	for (i = 0; i < n; i++)
-		seqs[i] = rows[i].seq;
-	nb_stored_events_free(rows, n);
-	assert_int_equal(
-	    nb_store_dead(fx->s, seqs, N, NB_REASON_MAX_AGE, NULL, 200), 0);
+	seqs = add_dead(fx->s, "r", N);
 
 	memset(&f, 0, sizeof(f));
 	f.limit = LIMIT;
@@ -638,10 +767,12 @@ test_replay_rounds(void **state)
 	assert_int_equal(req_, 0);
 	assert_int_equal(count(fx->s, NB_STATE_MASK_PENDING, NULL), LIMIT);
 	/* Oldest first: the first LIMIT seqs went back to pending. */
-	rows = by_id(fx->s, ids[LIMIT - 1]);
+	snprintf(ids[0], sizeof(ids[0]), "r%d", LIMIT - 1);
+	snprintf(ids[1], sizeof(ids[1]), "r%d", LIMIT);
+	rows = by_id(fx->s, ids[0]);
 	assert_int_equal(rows->state, NB_STATE_PENDING);
 	nb_stored_events_free(rows, 1);
-	rows = by_id(fx->s, ids[LIMIT]);
+	rows = by_id(fx->s, ids[1]);
 	assert_int_equal(rows->state, NB_STATE_DEAD);
 	nb_stored_events_free(rows, 1);
 
@@ -653,8 +784,6 @@ test_replay_rounds(void **state)
 	assert_int_equal(count(fx->s, NB_STATE_MASK_DEAD, NULL), 0);
 	assert_int_equal(count(fx->s, NB_STATE_MASK_PENDING, NULL), N);
 	free(seqs);
-	free(ids);
-	free(e);
 }
 
 static void
@@ -737,10 +866,127 @@ test_stats(void **state)
 	assert_int_equal(st[2].dead, 3);
 	assert_int_equal(st[2].quarantined, 1);
 	assert_int_equal(st[2].oldest_pending_ms, 0);
+	/* The running totals. */
+	assert_int_equal(st[0].received_total, 1);
+	assert_int_equal(st[1].received_total, 7);
+	assert_int_equal(st[1].delivered_total, 1);
+	assert_int_equal(st[1].dead_total, 4);
+	assert_int_equal(st[2].received_total, 3);
+	assert_int_equal(st[2].delivered_total, 0);
+	assert_int_equal(st[2].dead_total, 3);
 	free(st);
 	assert_int_equal(nb_store_stats(fx->s, 20000, &st, &n), 0);
 	assert_int_equal(st[1].inflight, 0);
 	free(st);
+}
+
+/* Totals outlive the rows; a source without rows is listed by stats_all. */
+static void
+test_totals(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_source_stats *st = NULL;
+	struct nb_store_filter f;
+	int64_t seqs[8];
+	size_t n, purged;
+
+	STORE_NEED(fx);
+	add_filter_rows(fx->s, seqs);
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	f.source = "beta";
+	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), 0);
+	assert_int_equal(purged, 2);
+	assert_int_equal(nb_store_stats(fx->s, 0, &st, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(st[0].source, "acme");
+	free(st);
+	assert_int_equal(nb_store_stats_all(fx->s, 0, &st, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(st[1].source, "beta");
+	assert_int_equal(st[1].pending + st[1].delivered + st[1].dead, 0);
+	assert_int_equal(st[1].received_total, 2);
+	assert_int_equal(st[1].dead_total, 2);
+	free(st);
+	/* The delivered row pruned: the gauge drops, the total stays. */
+	assert_int_equal(nb_store_prune(fx->s, 0, 9001), 0);
+	assert_int_equal(nb_store_stats(fx->s, 0, &st, &n), 0);
+	assert_int_equal(st[0].delivered, 0);
+	assert_int_equal(st[0].delivered_total, 1);
+	assert_int_equal(st[0].received_total, 6);
+	free(st);
+}
+
+/*
+ * Recent errors: counted per source and text, the latest row's state and
+ * reason, newest first, since a time, a few per source, bounded.
+ */
+static void
+test_errors(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_event q[] = {
+	    ev(NULL, NULL, "{}", "id: missing"),
+	    ev(NULL, NULL, "{}", "id: missing"),
+	};
+	struct nb_append r = req("acme", "wh_q", q, 2, 100);
+	struct nb_store_error *e = NULL;
+	struct nb_store_retry rt;
+	char err[32];
+	int64_t seqs[8];
+	size_t n, i;
+
+	STORE_NEED(fx);
+	assert_int_equal(append1(fx->s, &r), 0);
+	add_filter_rows(fx->s, seqs); /* dead letters "err" at 9000 */
+	add(fx->s, "acme", "x1", 9500);
+	rt.seq = seq_of(fx->s, "x1");
+	rt.next_ms = 9600;
+	assert_int_equal(nb_store_retry(fx->s, &rt, 1, "HTTP 503"), 0);
+
+	assert_int_equal(nb_store_errors(fx->s, 0, 5, &e, &n), 0);
+	assert_int_equal(n, 4);
+	/* The retry happened now (wall clock): the newest. */
+	assert_string_equal(e[0].source, "acme");
+	assert_string_equal(e[0].error, "HTTP 503");
+	assert_int_equal(e[0].state, NB_STATE_PENDING);
+	assert_null(e[0].reason);
+	assert_int_equal(e[0].count, 1);
+	assert_string_equal(e[1].error, "err");
+	assert_int_equal(e[1].count, 4);
+	assert_int_equal(e[1].last_ms, 9000);
+	assert_int_equal(e[1].state, NB_STATE_DEAD);
+	assert_string_equal(e[2].error, "id: missing");
+	assert_int_equal(e[2].count, 2);
+	assert_int_equal(e[2].last_ms, 100);
+	assert_string_equal(e[2].reason, NB_REASON_QUARANTINED);
+	assert_string_equal(e[3].source, "beta");
+	assert_int_equal(e[3].count, 2);
+	nb_store_errors_free(e, n);
+	/* Since a time; at most per_source of each. */
+	assert_int_equal(nb_store_errors(fx->s, 200, 1, &e, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(e[0].error, "HTTP 503");
+	assert_string_equal(e[1].source, "beta");
+	nb_store_errors_free(e, n);
+	assert_int_equal(nb_store_errors(fx->s, 0, 0, &e, &n), 0);
+	assert_int_equal(n, 0);
+	/* A source keeps its newest NB_STORE_ERRORS_KEPT. */
+	for (i = 0; i < NB_STORE_ERRORS_KEPT + 8; i++) {
+		snprintf(err, sizeof(err), "segment: %zu", i);
+		add(fx->s, "beta", err, 10000 + (int64_t)i);
+		seqs[0] = seq_of(fx->s, err);
+		assert_int_equal(
+		    nb_store_dead(fx->s, seqs, 1, NB_REASON_REJECTED, err,
+			10000 + (int64_t)i),
+		    0);
+	}
+	assert_int_equal(nb_store_errors(fx->s, 0, 1000, &e, &n), 0);
+	for (i = 0; i < n && strcmp(e[i].source, "beta") != 0; i++)
+		;
+	assert_int_equal(n - i, NB_STORE_ERRORS_KEPT);
+	assert_string_equal(e[i].error, "segment: 39");
+	nb_store_errors_free(e, n);
 }
 
 static void
@@ -896,6 +1142,275 @@ test_payloads(void **state)
 	nb_stored_events_free(rows, n);
 }
 
+static void
+test_dedupe_webhook_id(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_event e[] = {
+	    ev("a", "email.opened", "{\"id\":\"a\"}", NULL),
+	    ev("b", "email.sent", "{\"id\":\"b\"}", NULL),
+	};
+	struct nb_event noid = ev(NULL, NULL, "{}", "id: missing");
+	struct nb_append r;
+
+	STORE_NEED(fx);
+	r = req("acme", "wh_1", e, 2, 10000);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 2, 0, 0);
+
+	/* Same webhook id within the window: all duplicates, nothing new,
+	 * even events that carry no id of their own. */
+	r = req("acme", "wh_1", e, 2, 10000 + WINDOW / 2);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 0, 2, 0);
+	r = req("acme", "wh_1", &noid, 1, 10000 + WINDOW / 2);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 0, 1, 0);
+	assert_int_equal(count(fx->s, ALL, NULL), 2);
+
+	/* Another source has its own keys. */
+	r = req("other", "wh_1", e, 2, 10000 + WINDOW / 2);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 2, 0, 0);
+
+	/* After the window the request and its events are new again. */
+	r = req("acme", "wh_1", e, 2, 10000 + WINDOW + 1);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 2, 0, 0);
+	assert_int_equal(count(fx->s, ALL, "acme"), 4);
+}
+
+static void
+test_dedupe_event_id(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_event e1[] = {ev("a", "t", "{\"id\":\"a\"}", NULL)};
+	struct nb_event e2[] = {
+	    ev("a", "t", "{\"id\":\"a\"}", NULL),
+	    ev("c", "t", "{\"id\":\"c\"}", NULL),
+	    ev("c", "t", "{\"id\":\"c\",\"again\":1}", NULL),
+	};
+	struct nb_append r;
+
+	STORE_NEED(fx);
+	r = req("acme", "wh_1", e1, 1, 5000);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 1, 0, 0);
+
+	/* a seen earlier, c twice in the same request. */
+	r = req("acme", "wh_2", e2, 3, 5100);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 1, 2, 0);
+	assert_int_equal(count(fx->s, ALL, NULL), 2);
+
+	/* Without a webhook id, event dedupe still applies. */
+	r = req("acme", NULL, e1, 1, 5200);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 0, 1, 0);
+
+	/* After the window a is accepted again (a new row). */
+	r = req("acme", "wh_3", e1, 1, 5000 + WINDOW + 1);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 1, 0, 0);
+	assert_int_equal(count(fx->s, ALL, NULL), 3);
+}
+
+static void
+test_quarantine(void **state)
+{
+	struct fixture *fx = *state;
+	static const char bin[] = "{\"x\":\"\xc3\xa9\\u0000\"}";
+	struct nb_event e[] = {
+	    ev("q1", NULL, "{\"id\":\"q1\"}", "type: missing"),
+	    ev(NULL, "t", "{\"type\":\"t\"}", "id: missing"),
+	    ev("ok", "t", bin, NULL),
+	};
+	struct nb_store_filter f;
+	struct nb_stored_event *rows = NULL;
+	struct nb_append r;
+	size_t n = 0;
+	int64_t seq;
+
+	STORE_NEED(fx);
+	r = req("acme", "wh_1", e, 3, 100);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 1, 0, 2);
+
+	/* Again under a new webhook id: q1 and ok are duplicates, the
+	 * id-less one is never a duplicate. */
+	r = req("acme", "wh_2", e, 3, 200);
+	assert_int_equal(append1(fx->s, &r), 0);
+	assert_counts(&r, 0, 2, 1);
+
+	memset(&f, 0, sizeof(f));
+	f.reason = NB_REASON_QUARANTINED;
+	assert_int_equal(nb_store_list(fx->s, &f, &rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(rows[0].id, "q1");
+	assert_null(rows[0].type);
+	assert_string_equal(rows[0].error, "type: missing");
+	assert_null(rows[1].id);
+	assert_string_equal(rows[1].error, "id: missing");
+	assert_string_equal(rows[1].raw, "{\"type\":\"t\"}");
+	assert_int_equal(rows[1].rawlen, strlen("{\"type\":\"t\"}"));
+	assert_null(rows[2].id);
+	assert_int_equal(rows[2].received_ms, 200);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(rows[i].state, NB_STATE_DEAD);
+		assert_string_equal(rows[i].reason, NB_REASON_QUARANTINED);
+		assert_string_equal(rows[i].source, "acme");
+		/* The key is the decimal seq and finds the row again. */
+		assert_int_equal(strtoll(rows[i].key, NULL, 10), rows[i].seq);
+	}
+	seq = rows[1].seq;
+	nb_stored_events_free(rows, n);
+
+	f.reason = NULL;
+	{
+		char key[NB_STORE_KEY_MAX];
+
+		snprintf(key, sizeof(key), "%lld", (long long)seq);
+		f.key = key;
+		assert_int_equal(nb_store_list(fx->s, &f, &rows, &n), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(rows[0].seq, seq);
+		nb_stored_events_free(rows, n);
+	}
+
+	/* Payload bytes come back exactly (UTF-8, an escaped NUL). */
+	rows = by_id(fx->s, "ok");
+	assert_int_equal(rows->rawlen, strlen(bin));
+	assert_memory_equal(rows->raw, bin, strlen(bin));
+	assert_int_equal(rows->raw[rows->rawlen], '\0');
+	nb_stored_events_free(rows, 1);
+}
+
+/* Groups larger than one pipeline batch keep their per-request counts. */
+static void
+test_large_group(void **state)
+{
+	struct fixture *fx = *state;
+	enum { NREQ = 200, UNIQUE = 130 };
+	static struct nb_event e[NREQ][2];
+	static struct nb_append r[NREQ];
+	static char wh[NREQ][16], id[NREQ][16];
+	struct nb_append *group[NREQ];
+	size_t i;
+
+	STORE_NEED(fx);
+	for (i = 0; i < NREQ; i++) {
+		/* Requests UNIQUE.. repeat the webhook ids of 0..; every
+		 * third one repeats an event id of the request before. */
+		snprintf(wh[i], sizeof(wh[i]), "wh_%zu", i % UNIQUE);
+		snprintf(id[i], sizeof(id[i]), "e_%zu", i % 3 == 2 ? i - 1 : i);
+		e[i][0] = ev(id[i], "t", "{}", NULL);
+		e[i][1] = ev(NULL, NULL, "{}", "id: missing");
+		/* The last one without webhook id: its key batch flushes
+		 * after the loop. */
+		r[i] = req("acme", i == NREQ - 1 ? NULL : wh[i], e[i], 2, 100);
+		group[i] = &r[i];
+	}
+	assert_int_equal(nb_store_append(fx->s, group, NREQ), 0);
+	for (i = 0; i < NREQ; i++) {
+		if (i == NREQ - 1)
+			assert_counts(&r[i], 1, 0, 1);
+		else if (i >= UNIQUE)
+			assert_counts(&r[i], 0, 2, 0);
+		else if (i % 3 == 2)
+			assert_counts(&r[i], 0, 1, 1);
+		else
+			assert_counts(&r[i], 1, 0, 1);
+	}
+	assert_int_equal(
+	    count(fx->s, NB_STATE_MASK_PENDING, NULL), UNIQUE - UNIQUE / 3 + 1);
+	assert_int_equal(count(fx->s, NB_STATE_MASK_DEAD, NULL), UNIQUE + 1);
+}
+
+/* Appends n events "<tag>-i" (raw {"t":"<tag>-i"}) in one group. */
+static void
+add_group(struct nb_store *s, const char *tag, size_t n, int64_t t)
+{
+	struct nb_event e[70];
+	struct nb_append r;
+	char ids[70][32], raws[70][48];
+	size_t i;
+
+	assert_true(n <= 70);
+	for (i = 0; i < n; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "%s-%zu", tag, i);
+		snprintf(raws[i], sizeof(raws[i]), "{\"t\":\"%s\"}", ids[i]);
+		e[i] = ev(ids[i], "email.sent", raws[i], NULL);
+	}
+	r = req("acme", NULL, e, n, t);
+	assert_int_equal(append1(s, &r), 0);
+	assert_counts(&r, (int)n, 0, 0);
+}
+
+/* Each row from first_seq on is "<tag>-i" with its own payload. */
+static void
+assert_group(struct nb_store *s, const char *tag, size_t n, int64_t first_seq)
+{
+	struct nb_store_filter f;
+	struct nb_stored_event *rows = NULL;
+	char id[32], raw[48];
+	size_t i, got = 0;
+
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	f.after_seq = first_seq - 1;
+	f.limit = n;
+	assert_int_equal(nb_store_list(s, &f, &rows, &got), 0);
+	assert_int_equal(got, n);
+	for (i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "%s-%zu", tag, i);
+		snprintf(raw, sizeof(raw), "{\"t\":\"%s\"}", id);
+		assert_int_equal(rows[i].seq, first_seq + (int64_t)i);
+		assert_string_equal(rows[i].id, id);
+		assert_string_equal(rows[i].raw, raw);
+	}
+	nb_stored_events_free(rows, got);
+}
+
+/*
+ * A purge of the newest rows leaves the payloads table behind the last
+ * seq given: the next appends take seqs past the purged ones (never
+ * reused), and each payload still lands under its own row's seq.
+ */
+static void
+test_append_after_purge(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_store_filter f;
+	char key[NB_STORE_KEY_MAX];
+	size_t purged;
+	int64_t first;
+
+	STORE_NEED(fx);
+	add_group(fx->s, "a", 3, 100);
+	first = seq_of(fx->s, "a-0");
+	assert_group(fx->s, "a", 3, first);
+
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	snprintf(key, sizeof(key), "%lld", (long long)(first + 2));
+	f.key = key;
+	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), 0);
+	assert_int_equal(purged, 1);
+	add_group(fx->s, "b", 70, 200);
+	assert_group(fx->s, "b", 70, first + 3);
+	add_group(fx->s, "c", 5, 300);
+	assert_group(fx->s, "c", 5, first + 73);
+
+	/* Everything purged: the seqs still go on. */
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), 0);
+	assert_int_equal(purged, 77);
+	add_group(fx->s, "d", 2, 400);
+	assert_group(fx->s, "d", 2, first + 78);
+	assert_int_equal(count(fx->s, ALL, NULL), 2);
+}
+
 /* The shared cases, for the cmocka table of each backend. */
 #define STORE_CASES(setup, teardown)                                           \
 	cmocka_unit_test_setup_teardown(test_group_atomic, setup, teardown),   \
@@ -905,12 +1420,30 @@ test_payloads(void **state)
 		test_transitions, setup, teardown),                            \
 	    cmocka_unit_test_setup_teardown(                                   \
 		test_list_filters, setup, teardown),                           \
+	    cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown), \
 	    cmocka_unit_test_setup_teardown(test_replay, setup, teardown),     \
 	    cmocka_unit_test_setup_teardown(                                   \
 		test_replay_rounds, setup, teardown),                          \
 	    cmocka_unit_test_setup_teardown(test_purge, setup, teardown),      \
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),      \
+	    cmocka_unit_test_setup_teardown(test_totals, setup, teardown),     \
+	    cmocka_unit_test_setup_teardown(test_errors, setup, teardown),     \
 	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),      \
-	    cmocka_unit_test_setup_teardown(test_payloads, setup, teardown)
+	    cmocka_unit_test_setup_teardown(test_payloads, setup, teardown),   \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_dedupe_webhook_id, setup, teardown),                      \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_dedupe_event_id, setup, teardown),                        \
+	    cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown), \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_large_group, setup, teardown),                            \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_append_after_purge, setup, teardown),                     \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_group_model, setup, teardown),                            \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_counter_model, setup, teardown)
+
+#include "store_model.c"
 
 #endif

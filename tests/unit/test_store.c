@@ -17,6 +17,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <sys/stat.h>
+
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +28,11 @@
 #include <sqlite3.h>
 
 #include "nudgebridge/store.h"
+/* The plan test reads the backend's own statements. */
+#include "../../src/store_sqlite.h"
 
 /* The schema version this build writes. */
-#define SCHEMA_LATEST 2
+#define SCHEMA_LATEST 3
 
 struct fixture {
 	char dir[64];
@@ -38,6 +43,24 @@ struct fixture {
 
 /* SQLite needs no server: every case runs. */
 #define STORE_NEED(fx) ((void)(fx))
+
+/* The model's rows and their payloads are all there, the file intact. */
+#define STORE_CHECK_ROWS(fx, n)                                                \
+	do {                                                                   \
+		sqlite3 *db_ = raw_open((fx)->path);                           \
+                                                                               \
+		assert_int_equal(                                              \
+		    raw_int(db_, "SELECT count(*) FROM payloads"), (n));       \
+		assert_int_equal(raw_int(db_,                                  \
+				     "SELECT count(*) FROM"                    \
+				     " pragma_integrity_check"                 \
+				     " WHERE integrity_check <> 'ok'"),        \
+		    0);                                                        \
+		sqlite3_close(db_);                                            \
+	} while (0)
+
+static sqlite3 *raw_open(const char *path);
+static int64_t raw_int(sqlite3 *db, const char *sql);
 
 #include "store_cases.c"
 
@@ -350,6 +373,54 @@ assert_v1_row(const struct nb_stored_event *row, size_t i)
 }
 
 /*
+ * Version 3 builds the counters and recent errors from the rows a file
+ * holds: those of v1_rows (row 2 still leased), as if counted.
+ */
+static void
+assert_v1_counters(struct nb_store *s)
+{
+	struct nb_source_stats *st = NULL;
+	struct nb_store_error *e = NULL;
+	size_t n = 0;
+
+	assert_int_equal(nb_store_stats(s, 10000, &st, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(st[0].source, "acme");
+	assert_int_equal(st[0].pending, 2);
+	assert_int_equal(st[0].inflight, 1);
+	assert_int_equal(st[0].delivered, 0);
+	assert_int_equal(st[0].dead, 2);
+	assert_int_equal(st[0].quarantined, 1);
+	assert_int_equal(st[0].oldest_pending_ms, 1000);
+	assert_int_equal(st[0].received_total, 4);
+	assert_int_equal(st[0].delivered_total, 0);
+	assert_int_equal(st[0].dead_total, 2);
+	assert_string_equal(st[1].source, "beta");
+	assert_int_equal(st[1].pending, 0);
+	assert_int_equal(st[1].delivered, 1);
+	assert_int_equal(st[1].dead, 1);
+	assert_int_equal(st[1].quarantined, 1);
+	assert_int_equal(st[1].oldest_pending_ms, 0);
+	assert_int_equal(st[1].received_total, 2);
+	assert_int_equal(st[1].delivered_total, 1);
+	assert_int_equal(st[1].dead_total, 1);
+	free(st);
+	assert_int_equal(nb_store_errors(s, 0, 5, &e, &n), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal(e[0].error, "HTTP 500");
+	assert_string_equal(e[0].reason, NB_REASON_MAX_ATTEMPTS);
+	assert_int_equal(e[0].last_ms, 3000);
+	assert_string_equal(e[1].error, "id: missing");
+	assert_string_equal(e[2].error, "HTTP 503");
+	assert_int_equal(e[2].state, NB_STATE_PENDING);
+	assert_null(e[2].reason);
+	assert_string_equal(e[3].source, "beta");
+	assert_string_equal(e[3].error, "type: missing");
+	assert_int_equal(e[3].count, 1);
+	nb_store_errors_free(e, n);
+}
+
+/*
  * A version 1 file (with and without the index tuning of later version 1
  * builds) comes out of nb_store_open() at version 2 with every row, every
  * field and every payload intact, its leases, dedupe keys and seq
@@ -386,10 +457,12 @@ test_migrate_v1(void **state)
 		for (i = 0; i < n; i++)
 			assert_v1_row(&rows[i], i);
 		nb_stored_events_free(rows, n);
+		assert_v1_counters(s);
 
 		/* The file itself: payloads moved, the column gone. */
 		db = raw_open(path);
-		assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
+		assert_int_equal(
+		    raw_int(db, "PRAGMA user_version"), SCHEMA_LATEST);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM"
 				     " pragma_table_info('events')"
@@ -402,7 +475,8 @@ test_migrate_v1(void **state)
 				     " WHERE seq NOT IN"
 				     " (SELECT seq FROM events)"),
 		    0);
-		/* events rebuilt: the v1 indexes gone, the v2 ones made. */
+		/* events rebuilt: the v1 indexes gone, the v2 and v3 ones
+		 * made (events_lease replaces events_leased). */
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM sqlite_schema"
 				     " WHERE tbl_name = 'events_v2'"),
@@ -411,14 +485,15 @@ test_migrate_v1(void **state)
 				     "SELECT count(*) FROM sqlite_schema"
 				     " WHERE type = 'index' AND"
 				     " tbl_name = 'events' AND name IN"
-				     " ('events_due', 'events_leased',"
+				     " ('events_due', 'events_lease',"
+				     " 'events_pending_age', 'events_dead',"
 				     " 'events_delivered')"),
-		    3);
+		    5);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM sqlite_schema"
 				     " WHERE type = 'index' AND"
 				     " tbl_name = 'events'"),
-		    3);
+		    5);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM"
 				     " pragma_integrity_check"
@@ -587,516 +662,189 @@ test_missing_payload(void **state)
 	nb_stored_events_free(rows, n);
 }
 
+/*
+ * Every statement that answers an operator or a scraper (sq_reads) finds
+ * its rows through an index: EXPLAIN QUERY PLAN must not show a SCAN of
+ * events or payloads (nor of an index of theirs, which is as long), only
+ * SEARCHes and scans of the small tables (counters, recent_errors).
+ */
 static void
-test_dedupe_webhook_id(void **state)
+test_read_plans(void **state)
 {
 	struct fixture *fx = *state;
-	struct nb_event e[] = {
-	    ev("a", "email.opened", "{\"id\":\"a\"}", NULL),
-	    ev("b", "email.sent", "{\"id\":\"b\"}", NULL),
-	};
-	struct nb_append r;
+	sqlite3 *db = raw_open(fx->path);
+	sqlite3_stmt *st;
+	const char *detail;
+	char sql[4096], plan[4096];
+	int64_t seqs[8];
+	size_t i, len;
+	int bad;
 
-	r = req("acme", "wh_1", e, 2, 10000);
-	assert_int_equal(append1(fx->s, &r), 0);
-	assert_counts(&r, 2, 0, 0);
-
-	/* Same webhook id within the window: all duplicates, nothing new. */
-	r = req("acme", "wh_1", e, 2, 10000 + WINDOW / 2);
-	assert_int_equal(append1(fx->s, &r), 0);
-	assert_counts(&r, 0, 2, 0);
-	assert_int_equal(count(fx->s, ALL, NULL), 2);
-
-	/* Another source has its own keys. */
-	r = req("other", "wh_1", e, 2, 10000 + WINDOW / 2);
-	assert_int_equal(append1(fx->s, &r), 0);
-	assert_counts(&r, 2, 0, 0);
-
-	/* After the window the request and its events are new again. */
-	r = req("acme", "wh_1", e, 2, 10000 + WINDOW + 1);
-	assert_int_equal(append1(fx->s, &r), 0);
-	assert_counts(&r, 2, 0, 0);
-	assert_int_equal(count(fx->s, ALL, "acme"), 4);
-}
-
-static void
-test_dedupe_event_id(void **state)
-{
-	struct fixture *fx = *state;
-	struct nb_event e1[] = {ev("a", "t", "{\"id\":\"a\"}", NULL)};
-	struct nb_event e2[] = {
-	    ev("a", "t", "{\"id\":\"a\"}", NULL),
-	    ev("c", "t", "{\"id\":\"c\"}", NULL),
-	    ev("c", "t", "{\"id\":\"c\",\"again\":1}", NULL),
-	};
-	struct nb_append r;
-
-	r = req("acme", "wh_1", e1, 1, 5000);
-	assert_int_equal(append1(fx->s, &r), 0);
-	assert_counts(&r, 1, 0, 0);
-
-	/* a seen earlier, c twice in the same request. */
-	r = req("acme", "wh_2", e2, 3, 5100);
-	assert_int_equal(append1(fx->s, &r), 0);
-	assert_counts(&r, 1, 2, 0);
-	assert_int_equal(count(fx->s, ALL, NULL), 2);
-
-	/* Without a webhook id, event dedupe still applies. */
-	r = req("acme", NULL, e1, 1, 5200);
-	assert_int_equal(append1(fx->s, &r), 0);
-	assert_counts(&r, 0, 1, 0);
-
-	/* After the window a is accepted again (a new row). */
-	r = req("acme", "wh_3", e1, 1, 5000 + WINDOW + 1);
-	assert_int_equal(append1(fx->s, &r), 0);
-	assert_counts(&r, 1, 0, 0);
-	assert_int_equal(count(fx->s, ALL, NULL), 3);
-}
-
-static void
-test_quarantine(void **state)
-{
-	struct fixture *fx = *state;
-	struct nb_event e[] = {
-	    ev("q1", NULL, "{\"id\":\"q1\"}", "type: missing"),
-	    ev(NULL, "t", "{\"type\":\"t\"}", "id: missing"),
-	    ev("ok", "t", "{\"id\":\"ok\"}", NULL),
-	};
-	struct nb_store_filter f;
-	struct nb_stored_event *rows = NULL;
-	struct nb_append r;
-	size_t n = 0;
-	int64_t seq;
-
-	r = req("acme", "wh_1", e, 3, 100);
-	assert_int_equal(append1(fx->s, &r), 0);
-	assert_counts(&r, 1, 0, 2);
-
-	/* Again under a new webhook id: q1 and ok are duplicates, the
-	 * id-less one is never a duplicate. */
-	r = req("acme", "wh_2", e, 3, 200);
-	assert_int_equal(append1(fx->s, &r), 0);
-	assert_counts(&r, 0, 2, 1);
-
-	memset(&f, 0, sizeof(f));
-	f.reason = NB_REASON_QUARANTINED;
-	assert_int_equal(nb_store_list(fx->s, &f, &rows, &n), 0);
-	assert_int_equal(n, 3);
-	assert_string_equal(rows[0].id, "q1");
-	assert_null(rows[0].type);
-	assert_string_equal(rows[0].error, "type: missing");
-	assert_null(rows[1].id);
-	assert_string_equal(rows[1].error, "id: missing");
-	assert_string_equal(rows[1].raw, "{\"type\":\"t\"}");
-	assert_int_equal(rows[1].rawlen, strlen("{\"type\":\"t\"}"));
-	assert_null(rows[2].id);
-	assert_int_equal(rows[2].received_ms, 200);
-	for (size_t i = 0; i < n; i++) {
-		assert_int_equal(rows[i].state, NB_STATE_DEAD);
-		assert_string_equal(rows[i].reason, NB_REASON_QUARANTINED);
-		assert_string_equal(rows[i].source, "acme");
-		/* The key is the decimal seq and finds the row again. */
-		assert_int_equal(strtoll(rows[i].key, NULL, 10), rows[i].seq);
+	add_filter_rows(fx->s, seqs);
+	for (i = 0; i < sq_nreads; i++) {
+		snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s",
+		    sq_stmt_sql[sq_reads[i]]);
+		assert_int_equal(
+		    sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+		bad = 0;
+		len = 0;
+		plan[0] = '\0';
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			detail = (const char *)sqlite3_column_text(st, 3);
+			len += (size_t)snprintf(plan + len,
+			    len < sizeof(plan) ? sizeof(plan) - len : 0,
+			    "  %s\n", detail);
+			if (strncmp(detail, "SCAN events", 11) == 0 ||
+			    strncmp(detail, "SCAN payloads", 13) == 0 ||
+			    strncmp(detail, "SCAN e ", 7) == 0 ||
+			    strncmp(detail, "SCAN p ", 7) == 0)
+				bad = 1;
+		}
+		sqlite3_finalize(st);
+		if (bad)
+			fail_msg("statement %d scans a table:\n%s\n%s",
+			    (int)sq_reads[i], sq_stmt_sql[sq_reads[i]], plan);
 	}
-	seq = rows[1].seq;
-	nb_stored_events_free(rows, n);
-
-	f.reason = NULL;
-	{
-		char key[NB_STORE_KEY_MAX];
-
-		snprintf(key, sizeof(key), "%lld", (long long)seq);
-		f.key = key;
-		assert_int_equal(nb_store_list(fx->s, &f, &rows, &n), 0);
-		assert_int_equal(n, 1);
-		assert_int_equal(rows[0].seq, seq);
-		nb_stored_events_free(rows, n);
-	}
+	sqlite3_close(db);
 }
 
 /*
- * Groups against a model.  The store takes a group in a few multi-row
- * statements per table, and key by key only once a key of the group was
- * seen before, yet every count and row must come out as if the requests
- * were stored one after the other.  The model is the rule of the upsert,
- * key by key: new when absent or seen before min(dedupe_after_ms,
- * received_ms).  The groups mix two sources, requests without a webhook
- * id, events without an id, quarantined events, keys repeated within a
- * group and across groups, windows of several lengths in one group (an
- * empty one, one ending after received_ms), keys that expire and come
- * back, groups of new keys only, and arrays long enough for the largest
- * statement and its remainders.
+ * A replay and a purge work in chunks, each a transaction of its own: a
+ * failure in the second chunk (a trigger refuses one row) leaves the first
+ * chunk done and the rest as it was, and the next call goes on from there.
  */
-#define MODEL_KEYS	65536 /* a power of two, twice the keys used */
-#define MODEL_ROWS	40000
-#define MODEL_GROUPS	90
-#define MODEL_GROUP_MAX 150
-#define MODEL_ARENA	(2 * 1024 * 1024)
-
-struct model_key {
-	const char *source;
-	char key[16]; /* "w:" webhook id or "e:" event id */
-	int64_t seen_ms;
-};
-
-struct model_row {
-	const char *source, *id, *type, *error, *raw;
-	int64_t received_ms;
-};
-
-struct model {
-	struct model_key keys[MODEL_KEYS]; /* open addressing */
-	size_t nkeys;
-	struct model_row rows[MODEL_ROWS];
-	size_t nrows;
-	char arena[MODEL_ARENA];
-	size_t used;
-	uint32_t rnd;
-};
-
-static uint32_t
-model_rand(struct model *m, uint32_t below)
+static void
+test_chunked_changes(void **state)
 {
-	m->rnd ^= m->rnd << 13;
-	m->rnd ^= m->rnd >> 17;
-	m->rnd ^= m->rnd << 5;
-	return m->rnd % below;
+	enum { N = NB_STORE_CHUNK + 500 };
+	struct fixture *fx = *state;
+	struct nb_store_filter f;
+	int64_t *seqs = add_dead(fx->s, "c", N);
+	char sql[256];
+	size_t rep, req_, purged;
+	sqlite3 *db;
+
+	db = raw_open(fx->path);
+	snprintf(sql, sizeof(sql),
+	    "CREATE TRIGGER refuse BEFORE UPDATE ON events"
+	    " WHEN old.seq = %lld BEGIN SELECT RAISE(ABORT, 'refused'); END",
+	    (long long)seqs[NB_STORE_CHUNK + 10]);
+	raw_exec(db, sql);
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(
+	    nb_store_replay(fx->s, &f, 0, 300, NULL, &rep, &req_), -1);
+	assert_int_equal(
+	    count(fx->s, NB_STATE_MASK_PENDING, NULL), NB_STORE_CHUNK);
+	assert_int_equal(count(fx->s, NB_STATE_MASK_DEAD, NULL), 500);
+	raw_exec(db, "DROP TRIGGER refuse");
+	assert_int_equal(
+	    nb_store_replay(fx->s, &f, 0, 300, NULL, &rep, &req_), 0);
+	assert_int_equal(rep, 500);
+	assert_int_equal(count(fx->s, NB_STATE_MASK_PENDING, NULL), N);
+
+	/* The same for a purge. */
+	snprintf(sql, sizeof(sql),
+	    "CREATE TRIGGER refuse BEFORE DELETE ON events"
+	    " WHEN old.seq = %lld BEGIN SELECT RAISE(ABORT, 'refused'); END",
+	    (long long)seqs[NB_STORE_CHUNK + 10]);
+	raw_exec(db, sql);
+	f.states = NB_STATE_MASK_PENDING;
+	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), -1);
+	assert_int_equal(count(fx->s, NB_STATE_MASK_PENDING, NULL), 500);
+	raw_exec(db, "DROP TRIGGER refuse");
+	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), 0);
+	assert_int_equal(purged, 500);
+	assert_int_equal(count(fx->s, ALL, NULL), 0);
+	sqlite3_close(db);
+	free(seqs);
 }
 
-/* A formatted copy in the arena, alive until the test ends. */
-static char *
-model_str(struct model *m, const char *prefix, unsigned v)
+/* The permission bits of path, or -1 when it does not exist. */
+static int
+mode_of(const char *path)
 {
-	char *s = m->arena + m->used;
-	int len;
+	struct stat sb;
 
-	len = snprintf(s, MODEL_ARENA - m->used, "%s%u", prefix, v);
-	assert_true(len > 0 && (size_t)len < MODEL_ARENA - m->used);
-	m->used += (size_t)len + 1;
+	return stat(path, &sb) == 0 ? (int)(sb.st_mode & 07777) : -1;
+}
+
+/* Opens cfg's store with stderr in a file; what was logged goes to out. */
+static struct nb_store *
+open_logged(const struct nb_store_config *cfg, char *out, size_t outlen)
+{
+	char log[160];
+	struct nb_store *s;
+	int fd, saved;
+	ssize_t n;
+
+	snprintf(log, sizeof(log), "%s.log", cfg->path);
+	fd = open(log, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	s = open_store_cfg(cfg);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	n = pread(fd, out, outlen - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(log);
 	return s;
 }
 
-/* 1 when the key is new or older than the window (now recorded), else 0. */
-static int
-model_mark(struct model *m, const char *source, char kind, const char *key,
-    const struct nb_append *r)
-{
-	int64_t bound = r->dedupe_after_ms < r->received_ms ? r->dedupe_after_ms
-							    : r->received_ms;
-	struct model_key *k;
-	char want[sizeof(k->key)];
-	uint32_t h = 2166136261u;
-	const char *p;
-	size_t i;
-
-	snprintf(want, sizeof(want), "%c:%s", kind, key);
-	for (p = want; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	for (p = source; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	for (i = h & (MODEL_KEYS - 1);; i = (i + 1) & (MODEL_KEYS - 1)) {
-		k = &m->keys[i];
-		if (k->source == NULL)
-			break;
-		if (strcmp(k->key, want) != 0 || strcmp(k->source, source) != 0)
-			continue;
-		if (k->seen_ms >= bound)
-			return 0;
-		k->seen_ms = r->received_ms;
-		return 1;
-	}
-	assert_true(++m->nkeys < MODEL_KEYS / 2);
-	k->source = source;
-	memcpy(k->key, want, sizeof(want));
-	k->seen_ms = r->received_ms;
-	return 1;
-}
-
-/* What nb_store_append() must make of r, recorded in the model. */
-static void
-model_append(
-    struct model *m, const struct nb_append *r, int *acc, int *dup, int *quar)
-{
-	const struct nb_event *e;
-	struct model_row *row;
-	size_t i;
-
-	*acc = *dup = *quar = 0;
-	if (r->webhook_id != NULL &&
-	    !model_mark(m, r->source, 'w', r->webhook_id, r)) {
-		*dup = (int)r->nevents;
-		return;
-	}
-	for (i = 0; i < r->nevents; i++) {
-		e = &r->events[i];
-		if (e->id != NULL && !model_mark(m, r->source, 'e', e->id, r)) {
-			(*dup)++;
-			continue;
-		}
-		assert_true(m->nrows < MODEL_ROWS);
-		row = &m->rows[m->nrows++];
-		row->source = r->source;
-		row->id = e->id;
-		row->type = e->type;
-		row->error = e->error;
-		row->raw = e->raw;
-		row->received_ms = r->received_ms;
-		if (e->error != NULL)
-			(*quar)++;
-		else
-			(*acc)++;
-	}
-}
-
 /*
- * The kinds of group: new keys only (taken in multi-row statements), keys
- * from small pools (seen in this group or lately: key by key), and keys
- * seen some groups ago, distinct within the group, under windows of mixed
- * lengths (either way, depending on which have expired).
- */
-enum model_kind { MODEL_FRESH, MODEL_POOL, MODEL_REVISIT };
-
-/* One random event of a group of kind; *serial numbers payloads and keys. */
-static void
-model_event(struct model *m, struct nb_event *e, enum model_kind kind,
-    unsigned *serial, unsigned base)
-{
-	uint32_t pick = model_rand(m, 12);
-
-	memset(e, 0, sizeof(*e));
-	e->raw = model_str(m, "{\"n\":", (*serial)++);
-	e->rawlen = strlen(e->raw);
-	e->type = unconst("email.sent");
-	if (pick == 0 && kind == MODEL_POOL) {
-		e->error = "id: missing";
-		return;
-	}
-	if (kind == MODEL_FRESH)
-		e->id = model_str(m, "u", *serial);
-	else if (kind == MODEL_POOL)
-		e->id = model_str(m, "e", model_rand(m, 1500));
-	else
-		e->id = model_str(m, "q", (base + *serial) % 1500);
-	if (pick == 1) {
-		e->type = NULL;
-		e->error = "type: missing";
-	}
-}
-
-static void
-assert_str_or_null(const char *got, const char *want)
-{
-	if (want == NULL)
-		assert_null(got);
-	else
-		assert_string_equal(got, want);
-}
-
-static void
-test_group_model(void **state)
-{
-	static const int64_t windows[] = {WINDOW, 400, 0, -5, 2500};
-	struct fixture *fx = *state;
-	struct model *m;
-	struct nb_append *reqs, **ptrs;
-	struct nb_event *evs;
-	struct nb_store_filter f;
-	struct nb_stored_event *rows = NULL;
-	enum model_kind kind;
-	size_t nev, n = 0, i, k, nreq, per;
-	unsigned serial = 0, base;
-	int g, acc, dup, quar, mixed;
-	int64_t t = 10000, w;
-	sqlite3 *db;
-
-	m = calloc(1, sizeof(*m));
-	reqs = calloc(MODEL_GROUP_MAX, sizeof(*reqs));
-	ptrs = calloc(MODEL_GROUP_MAX, sizeof(*ptrs));
-	evs = calloc(MODEL_ROWS, sizeof(*evs));
-	assert_true(m != NULL && reqs != NULL && ptrs != NULL && evs != NULL);
-	m->rnd = 2463534242u;
-	nev = 0;
-	for (g = 0; g < MODEL_GROUPS; g++) {
-		kind = (enum model_kind)(g % 3);
-		mixed = kind == MODEL_REVISIT || g % 2 == 1;
-		base = model_rand(m, 1500);
-		nreq = 1 +
-		    model_rand(m, kind == MODEL_REVISIT ? 24 : MODEL_GROUP_MAX);
-		for (i = 0; i < nreq; i++) {
-			switch (kind == MODEL_REVISIT ? 3 : model_rand(m, 16)) {
-			case 0:
-				per = 0;
-				break;
-			case 1:
-				per = 70;
-				break;
-			case 2:
-				per = 130;
-				break;
-			default:
-				per = 1 + model_rand(m, 3);
-			}
-			if (nev + per > MODEL_ROWS)
-				per = 0;
-			for (k = 0; k < per; k++)
-				model_event(
-				    m, &evs[nev + k], kind, &serial, base);
-			memset(&reqs[i], 0, sizeof(reqs[i]));
-			reqs[i].source =
-			    model_rand(m, 4) == 0 ? "beta" : "acme";
-			if (kind == MODEL_FRESH)
-				reqs[i].webhook_id =
-				    model_str(m, "v", serial++);
-			else if (model_rand(m, 8) == 0)
-				reqs[i].webhook_id = NULL;
-			else if (kind == MODEL_POOL)
-				reqs[i].webhook_id =
-				    model_str(m, "w", model_rand(m, 200));
-			else
-				reqs[i].webhook_id = model_str(
-				    m, "r", (base + (unsigned)i) % 400);
-			reqs[i].events = &evs[nev];
-			reqs[i].nevents = per;
-			reqs[i].received_ms = t + (int64_t)(i % 4);
-			w = mixed ? windows[model_rand(m, 5)] : WINDOW;
-			reqs[i].dedupe_after_ms = reqs[i].received_ms - w;
-			ptrs[i] = &reqs[i];
-			nev += per;
-		}
-		assert_int_equal(nb_store_append(fx->s, ptrs, nreq), 0);
-		for (i = 0; i < nreq; i++) {
-			model_append(m, &reqs[i], &acc, &dup, &quar);
-			if (reqs[i].accepted != acc ||
-			    reqs[i].duplicates != dup ||
-			    reqs[i].quarantined != quar)
-				fail_msg("group %d request %zu: got %d/%d/%d, "
-					 "want %d/%d/%d",
-				    g, i, reqs[i].accepted, reqs[i].duplicates,
-				    reqs[i].quarantined, acc, dup, quar);
-		}
-		t += 150 + model_rand(m, 300);
-	}
-
-	/* The rows, in seq order: the model's, seqs consecutive. */
-	memset(&f, 0, sizeof(f));
-	f.states = ALL;
-	assert_int_equal(nb_store_list(fx->s, &f, &rows, &n), 0);
-	assert_int_equal(n, m->nrows);
-	assert_true(n > 1000);
-	for (i = 0; i < n; i++) {
-		const struct model_row *want = &m->rows[i];
-
-		assert_int_equal(rows[i].seq, rows[0].seq + (int64_t)i);
-		assert_string_equal(rows[i].source, want->source);
-		assert_str_or_null(rows[i].id, want->id);
-		assert_str_or_null(rows[i].type, want->type);
-		assert_str_or_null(rows[i].error, want->error);
-		assert_str_or_null(rows[i].reason,
-		    want->error != NULL ? NB_REASON_QUARANTINED : NULL);
-		assert_int_equal(rows[i].state,
-		    want->error != NULL ? NB_STATE_DEAD : NB_STATE_PENDING);
-		assert_int_equal(rows[i].received_ms, want->received_ms);
-		assert_int_equal(rows[i].age_base_ms, want->received_ms);
-		assert_int_equal(rows[i].rawlen, strlen(want->raw));
-		assert_string_equal(rows[i].raw, want->raw);
-	}
-	nb_stored_events_free(rows, n);
-	db = raw_open(fx->path);
-	assert_int_equal(
-	    raw_int(db, "SELECT count(*) FROM payloads"), m->nrows);
-	assert_int_equal(raw_int(db,
-			     "SELECT count(*) FROM pragma_integrity_check"
-			     " WHERE integrity_check <> 'ok'"),
-	    0);
-	sqlite3_close(db);
-	free(evs);
-	free(ptrs);
-	free(reqs);
-	free(m);
-}
-
-/* Appends n events "<tag>-i" (raw {"t":"<tag>-i"}) in one group. */
-static void
-add_group(struct nb_store *s, const char *tag, size_t n, int64_t t)
-{
-	struct nb_event e[70];
-	struct nb_append r;
-	char ids[70][32], raws[70][48];
-	size_t i;
-
-	assert_true(n <= 70);
-	for (i = 0; i < n; i++) {
-		snprintf(ids[i], sizeof(ids[i]), "%s-%zu", tag, i);
-		snprintf(raws[i], sizeof(raws[i]), "{\"t\":\"%s\"}", ids[i]);
-		e[i] = ev(ids[i], "email.sent", raws[i], NULL);
-	}
-	r = req("acme", NULL, e, n, t);
-	assert_int_equal(append1(s, &r), 0);
-	assert_counts(&r, (int)n, 0, 0);
-}
-
-/* Each row from first_seq on is "<tag>-i" with its own payload. */
-static void
-assert_group(struct nb_store *s, const char *tag, size_t n, int64_t first_seq)
-{
-	struct nb_store_filter f;
-	struct nb_stored_event *rows = NULL;
-	char id[32], raw[48];
-	size_t i, got = 0;
-
-	memset(&f, 0, sizeof(f));
-	f.states = ALL;
-	f.after_seq = first_seq - 1;
-	f.limit = n;
-	assert_int_equal(nb_store_list(s, &f, &rows, &got), 0);
-	assert_int_equal(got, n);
-	for (i = 0; i < n; i++) {
-		snprintf(id, sizeof(id), "%s-%zu", tag, i);
-		snprintf(raw, sizeof(raw), "{\"t\":\"%s\"}", id);
-		assert_int_equal(rows[i].seq, first_seq + (int64_t)i);
-		assert_string_equal(rows[i].id, id);
-		assert_string_equal(rows[i].raw, raw);
-	}
-	nb_stored_events_free(rows, got);
-}
-
-/*
- * A purge of the newest rows leaves the payloads table behind the last
- * seq given: the next appends take seqs past the purged ones (never
- * reused), and each payload still lands under its own row's seq.
+ * The database, -wal and -shm are made 0600 whatever the umask (they hold
+ * addresses and IPs); an existing file open to others is left as it is,
+ * with a warning.
  */
 static void
-test_append_after_purge(void **state)
+test_file_modes(void **state)
 {
+	static const mode_t masks[] = {022, 0, 0277};
 	struct fixture *fx = *state;
-	struct nb_store_filter f;
-	char key[NB_STORE_KEY_MAX];
-	size_t purged;
-	int64_t first;
+	struct nb_store_config cfg = fx->cfg;
+	struct nb_store *s;
+	char path[160], side[200], out[4096];
+	mode_t old;
+	size_t i;
 
-	add_group(fx->s, "a", 3, 100);
-	first = seq_of(fx->s, "a-0");
-	assert_group(fx->s, "a", 3, first);
+	for (i = 0; i < sizeof(masks) / sizeof(masks[0]); i++) {
+		snprintf(path, sizeof(path), "%s/m%zu.db", fx->dir, i);
+		cfg.path = path;
+		old = umask(masks[i]);
+		s = open_store_cfg(&cfg);
+		umask(old);
+		add(s, "acme", "a", 100); /* the WAL has frames now */
+		assert_int_equal(mode_of(path), 0600);
+		snprintf(side, sizeof(side), "%s-wal", path);
+		assert_int_equal(mode_of(side), 0600);
+		snprintf(side, sizeof(side), "%s-shm", path);
+		assert_int_equal(mode_of(side), 0600);
+		nb_store_close(s);
+		unlink_db(path);
+	}
 
-	memset(&f, 0, sizeof(f));
-	f.states = ALL;
-	snprintf(key, sizeof(key), "%lld", (long long)(first + 2));
-	f.key = key;
-	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), 0);
-	assert_int_equal(purged, 1);
-	add_group(fx->s, "b", 70, 200);
-	assert_group(fx->s, "b", 70, first + 3);
-	add_group(fx->s, "c", 5, 300);
-	assert_group(fx->s, "c", 5, first + 73);
-
-	/* Everything purged: the seqs still go on. */
-	memset(&f, 0, sizeof(f));
-	f.states = ALL;
-	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), 0);
-	assert_int_equal(purged, 77);
-	add_group(fx->s, "d", 2, 400);
-	assert_group(fx->s, "d", 2, first + 78);
-	assert_int_equal(count(fx->s, ALL, NULL), 2);
+	/* An operator's file, wider: warned about, not changed. */
+	snprintf(path, sizeof(path), "%s/wide.db", fx->dir);
+	cfg.path = path;
+	nb_store_close(open_store_cfg(&cfg));
+	assert_int_equal(chmod(path, 0644), 0);
+	s = open_logged(&cfg, out, sizeof(out));
+	assert_non_null(strstr(out, "msg=\"store file readable by others\""));
+	assert_non_null(strstr(out, "mode=0644"));
+	assert_int_equal(mode_of(path), 0644);
+	nb_store_close(s);
+	/* Private again: nothing to say. */
+	assert_int_equal(chmod(path, 0600), 0);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	chmod(side, 0600);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	chmod(side, 0600);
+	s = open_logged(&cfg, out, sizeof(out));
+	assert_null(strstr(out, "readable by others"));
+	nb_store_close(s);
+	unlink_db(path);
 }
 
 static void
@@ -1255,15 +1003,11 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_open_schema, setup, teardown),
-	    cmocka_unit_test_setup_teardown(
-		test_dedupe_webhook_id, setup, teardown),
-	    cmocka_unit_test_setup_teardown(
-		test_dedupe_event_id, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_group_model, setup, teardown),
-	    cmocka_unit_test_setup_teardown(
-		test_append_after_purge, setup, teardown),
 	    STORE_CASES(setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_plans, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_chunked_changes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_modes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_recover_and_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

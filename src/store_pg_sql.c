@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * store_pg_sql: every SQL text of the PostgreSQL backend in one place.
+ *
+ * The schema and its migrations (the version is the row in
+ * schema_version), and the statements each connection prepares once, by
+ * enum pgs_stmt.  Version numbers mean what they mean for SQLite: 2 takes
+ * the payloads out of events, 3 adds the counters.  Groups of rows travel
+ * as binary array parameters (unnest), so a batch is one statement.
+ * Several instances share the database, so every statement lets it
+ * arbitrate (unique keys, SKIP LOCKED, lease owners); the files that run
+ * them say why where it matters to their code.
+ */
+#include "store_pg.h"
+
+#define STR_(x)	    #x
+#define STR(x)	    STR_(x)
+#define ERRORS_KEPT STR(NB_STORE_ERRORS_KEPT)
+
+/* Migrations: pgs_migrations[i] takes the schema from version i to i + 1. */
+const char *const pgs_migrations[] = {
+    /* 1: the initial schema. */
+    "CREATE TABLE events ("
+    " seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " source TEXT NOT NULL,"
+    " event_id TEXT,"
+    " type TEXT,"
+    " payload BYTEA NOT NULL,"
+    " state SMALLINT NOT NULL,"
+    " reason TEXT,"
+    " error TEXT,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " received_ms BIGINT NOT NULL,"
+    " age_base_ms BIGINT NOT NULL,"
+    " next_ms BIGINT NOT NULL,"
+    " lease_ms BIGINT NOT NULL DEFAULT 0,"
+    " updated_ms BIGINT NOT NULL,"
+    " lease_owner TEXT);"
+    /* The queue in claim order; the source filter rides along. */
+    "CREATE INDEX events_due ON events (next_ms, seq) WHERE state = 0;"
+    "CREATE INDEX events_state ON events (state, received_ms);"
+    "CREATE INDEX events_source_id ON events (source, event_id);"
+    "CREATE TABLE seen_requests ("
+    " source TEXT NOT NULL,"
+    " webhook_id TEXT NOT NULL,"
+    " seen_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (source, webhook_id));"
+    "CREATE INDEX seen_requests_ms ON seen_requests (seen_ms);"
+    "CREATE TABLE seen_events ("
+    " source TEXT NOT NULL,"
+    " event_id TEXT NOT NULL,"
+    " seen_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (source, event_id));"
+    "CREATE INDEX seen_events_ms ON seen_events (seen_ms);"
+    "CREATE TABLE meta ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " probe_ms BIGINT NOT NULL);",
+    /*
+     * 2: the payloads move out of events into a table of their own, as in
+     * SQLite's version 2.  PostgreSQL writes a whole new row version on
+     * every UPDATE, so with the payload inline every lease, extension and
+     * delivered mark copied it (and logged it to the WAL).  DROP COLUMN
+     * only marks the column dropped: rows written before keep its bytes
+     * until they are next written (every pending row is, by its claim) or
+     * deleted; VACUUM FULL events gives the space back at once.
+     * events_state and events_source_id served no statement.
+     */
+    "CREATE TABLE payloads ("
+    " seq BIGINT PRIMARY KEY,"
+    " payload BYTEA NOT NULL);"
+    "INSERT INTO payloads (seq, payload) SELECT seq, payload FROM events;"
+    "ALTER TABLE events DROP COLUMN payload;"
+    "DROP INDEX events_state;"
+    "DROP INDEX events_source_id;",
+    /*
+     * 3: counters instead of scans, as SQLite's version 3, with one
+     * difference: several instances write at once, so a counters row is
+     * per source and per writer (slot: the backend pid of the connection
+     * that writes it), and a transaction only ever updates its own
+     * connection's rows.  Readers sum the slots; the prune folds the rows
+     * of connections that are gone into slot 0, where this migration puts
+     * what it counts from the rows as they are.  recent_errors is slotted
+     * the same way.  The indexes are SQLite's: the gauges, the lists of
+     * dead letters and the retention prune.
+     */
+    "CREATE TABLE counters ("
+    " source TEXT NOT NULL,"
+    " slot INTEGER NOT NULL,"
+    " pending BIGINT NOT NULL DEFAULT 0,"
+    " delivered BIGINT NOT NULL DEFAULT 0,"
+    " dead BIGINT NOT NULL DEFAULT 0,"
+    " quarantined BIGINT NOT NULL DEFAULT 0,"
+    " received_total BIGINT NOT NULL DEFAULT 0,"
+    " delivered_total BIGINT NOT NULL DEFAULT 0,"
+    " dead_total BIGINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (source, slot));"
+    "INSERT INTO counters SELECT source, 0,"
+    " count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1),"
+    " count(*) FILTER (WHERE state = 2),"
+    " count(*) FILTER (WHERE state = 2"
+    " AND reason = '" NB_REASON_QUARANTINED "'),"
+    " count(*), count(*) FILTER (WHERE state = 1),"
+    " count(*) FILTER (WHERE state = 2) FROM events GROUP BY source;"
+    "CREATE TABLE recent_errors ("
+    " source TEXT NOT NULL,"
+    " error TEXT NOT NULL,"
+    " slot INTEGER NOT NULL,"
+    " count BIGINT NOT NULL,"
+    " last_ms BIGINT NOT NULL,"
+    " state SMALLINT NOT NULL,"
+    " reason TEXT,"
+    " PRIMARY KEY (source, error, slot));"
+    "INSERT INTO recent_errors SELECT source, error, 0, count, last_ms,"
+    " state, reason FROM (SELECT source, error, count(*) AS count,"
+    " max(updated_ms) AS last_ms,"
+    " (array_agg(state ORDER BY updated_ms DESC))[1] AS state,"
+    " (array_agg(reason ORDER BY updated_ms DESC))[1] AS reason,"
+    " row_number() OVER (PARTITION BY source"
+    " ORDER BY max(updated_ms) DESC) AS n"
+    " FROM events WHERE error IS NOT NULL AND error <> ''"
+    " GROUP BY source, error) AS e WHERE n <= " ERRORS_KEPT ";"
+    "CREATE INDEX events_lease ON events (source, lease_ms)"
+    " WHERE lease_ms <> 0;"
+    "CREATE INDEX events_pending_age ON events (source, received_ms)"
+    " WHERE state = 0;"
+    "CREATE INDEX events_dead ON events (seq) WHERE state = 2;"
+    "CREATE INDEX events_delivered ON events (updated_ms) WHERE state = 1;",
+};
+const int pgs_schema_latest =
+    (int)(sizeof(pgs_migrations) / sizeof(pgs_migrations[0]));
+
+/*
+ * A dedupe key counts as new when absent or older than the window, and
+ * only new keys come back (their positions in the arrays).  $1 sources,
+ * $2 keys, $3 received_ms of each, $4 the window as a length (the same for
+ * every key of the statement), as in SQLite's chunk statements.  The keys
+ * of one statement are distinct and go in (source, key) order, the same in
+ * every instance, so two instances storing overlapping groups take the
+ * row locks in one order.
+ */
+#define SEEN_UPSERT(table, column)                                             \
+	"WITH k AS (SELECT * FROM unnest($1::text[], $2::text[],"              \
+	" $3::bigint[]) WITH ORDINALITY AS k (source, key, seen, ord)),"       \
+	" u AS (INSERT INTO " table " AS s (source, " column ", seen_ms)"      \
+	" SELECT source, key, seen FROM k ORDER BY source, key"                \
+	" ON CONFLICT (source, " column ") DO UPDATE"                          \
+	" SET seen_ms = EXCLUDED.seen_ms WHERE s.seen_ms <"                    \
+	" LEAST(EXCLUDED.seen_ms - $4::bigint, EXCLUDED.seen_ms)"              \
+	" RETURNING s.source, s." column ")"                                   \
+	" SELECT k.ord FROM k JOIN u ON u.source = k.source"                   \
+	" AND u." column " = k.key"
+
+/*
+ * The rows an append keeps, with their payloads, in one statement: the
+ * seqs come from the identity's sequence in array order (one nextval per
+ * row as unnest yields it), so a group's rows are numbered as SQLite
+ * numbers them.
+ */
+#define INSERT_ROWS                                                            \
+	"WITH r AS (SELECT nextval('events_seq_seq') AS seq, r.*"              \
+	" FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[],"        \
+	" $5::smallint[], $6::text[], $7::bigint[]) WITH ORDINALITY"           \
+	" AS r (source, event_id, type, payload, state, error, received_ms,"   \
+	" ord)),"                                                              \
+	" e AS (INSERT INTO events (seq, source, event_id, type, state,"       \
+	" reason, error, attempts, received_ms, age_base_ms, next_ms,"         \
+	" lease_ms, updated_ms) OVERRIDING SYSTEM VALUE"                       \
+	" SELECT seq, source, event_id, type, state,"                          \
+	" CASE WHEN state = 2 THEN '" NB_REASON_QUARANTINED "' END, error, 0," \
+	" received_ms, received_ms, received_ms, 0, received_ms"               \
+	" FROM r ORDER BY ord),"                                               \
+	" p AS (INSERT INTO payloads (seq, payload)"                           \
+	" SELECT seq, payload FROM r ORDER BY ord)"                            \
+	" SELECT count(*) FROM r"
+
+/* The columns of a row read back, the payload fifth (see row_read()). */
+#define EVENT_COLS(e, payload)                                                 \
+	e "seq, " e "source, " e "event_id, " e "type, " payload ", " e        \
+	  "state, " e "reason, " e "error, " e "attempts, " e                  \
+	  "received_ms, " e "age_base_ms, " e "updated_ms"
+
+/*
+ * SKIP LOCKED: a row another claimer is taking right now is left to it
+ * rather than waited for; one that it took and committed fails the
+ * re-checked lease condition.  The update rewrites the short events rows
+ * only; the payloads come from their own table.  RETURNING has no order,
+ * hence the outer sort.
+ */
+#define CLAIM                                                                  \
+	"WITH c AS (UPDATE events SET lease_ms = $3::bigint,"                  \
+	" lease_owner = $5::text WHERE seq IN (SELECT seq FROM events"         \
+	" WHERE state = 0 AND source = ANY ($1::text[])"                       \
+	" AND next_ms <= $2::bigint AND lease_ms <= $2::bigint"                \
+	" ORDER BY next_ms, seq LIMIT $4::bigint FOR UPDATE SKIP LOCKED)"      \
+	" RETURNING *)"                                                        \
+	" SELECT " EVENT_COLS(                                                 \
+	    "c.", "p.payload") " FROM c"                                       \
+			       " LEFT JOIN payloads AS p ON p.seq = c.seq "    \
+			       "ORDER BY c.next_ms, c.seq"
+
+/*
+ * The changes that move counters return what they changed, per source (and
+ * state and reason for deletions), for the transaction's tally.  Lease
+ * changes only touch rows this connection leased (or nobody did): an
+ * instance whose lease ran out must not drop the lease of the one that took
+ * the row over.
+ */
+#define PER_SOURCE " SELECT source, count(*) FROM c GROUP BY source"
+#define MINE	   "(lease_owner IS NULL OR lease_owner = $3::text)"
+
+/*
+ * The operator lists, as SQLite's (see store_sqlite_sql.c): every row a
+ * page looks at, at most $11 (NULL: no bound), in seq order between $9 and
+ * $10 (a key narrows them to its seq), with hit last; $1 key, $2 source,
+ * $3 type, $4 reason, $5 id (NULL: any), $6 since, $7 until (0:
+ * unbounded), $8 state mask, $12 whether to read the payloads of the hits.
+ */
+#define LIST_HIT                                                               \
+	"coalesce(($1::bigint IS NULL OR seq = $1::bigint)"                    \
+	" AND ($2::text IS NULL OR source = $2::text)"                         \
+	" AND ($3::text IS NULL OR type = $3::text)"                           \
+	" AND ($4::text IS NULL OR reason = $4::text)"                         \
+	" AND ($5::text IS NULL OR event_id = $5::text)"                       \
+	" AND ($6::bigint = 0 OR received_ms >= $6::bigint)"                   \
+	" AND ($7::bigint = 0 OR received_ms <= $7::bigint)"                   \
+	" AND (($8::integer >> state) & 1) = 1, false)"
+#define LIST(where, order)                                                     \
+	"SELECT " EVENT_COLS("",                                               \
+	    "CASE WHEN $12::boolean AND " LIST_HIT                             \
+	    " THEN (SELECT payload FROM payloads AS p"                         \
+	    " WHERE p.seq = events.seq) END") ", " LIST_HIT                    \
+					      " FROM events WHERE " where      \
+					      "seq > $9::bigint AND seq < "    \
+					      "$10::bigint"                    \
+					      " ORDER BY seq " order           \
+					      " LIMIT $11::bigint"
+
+/* A slot's row takes the sums of the row it would have been. */
+#define COUNT_MERGE                                                            \
+	" ON CONFLICT (source, slot) DO UPDATE SET"                            \
+	" pending = counters.pending + EXCLUDED.pending,"                      \
+	" delivered = counters.delivered + EXCLUDED.delivered,"                \
+	" dead = counters.dead + EXCLUDED.dead,"                               \
+	" quarantined = counters.quarantined + EXCLUDED.quarantined,"          \
+	" received_total = counters.received_total"                            \
+	" + EXCLUDED.received_total,"                                          \
+	" delivered_total = counters.delivered_total"                          \
+	" + EXCLUDED.delivered_total,"                                         \
+	" dead_total = counters.dead_total + EXCLUDED.dead_total"
+
+/* The latest occurrence's state and reason win. */
+#define ERROR_MERGE                                                            \
+	" ON CONFLICT (source, error, slot)"                                   \
+	" DO UPDATE SET count = recent_errors.count + EXCLUDED.count,"         \
+	" state = CASE WHEN EXCLUDED.last_ms >= recent_errors.last_ms"         \
+	" THEN EXCLUDED.state ELSE recent_errors.state END,"                   \
+	" reason = CASE WHEN EXCLUDED.last_ms >= recent_errors.last_ms"        \
+	" THEN EXCLUDED.reason ELSE recent_errors.reason END,"                 \
+	" last_ms = GREATEST(recent_errors.last_ms, EXCLUDED.last_ms)"
+
+/* The slots whose connection is gone. */
+#define GONE                                                                   \
+	" slot <> 0 AND slot NOT IN (SELECT pid FROM pg_stat_activity"         \
+	" WHERE pid IS NOT NULL)"
+
+const char *const pgs_sql[PS_COUNT] = {
+    [PS_SEEN_REQUESTS] = SEEN_UPSERT("seen_requests", "webhook_id"),
+    [PS_SEEN_EVENTS] = SEEN_UPSERT("seen_events", "event_id"),
+    [PS_INSERT] = INSERT_ROWS,
+    [PS_CLAIM] = CLAIM,
+    [PS_EXTEND] = "UPDATE events SET lease_ms = $2::bigint"
+		  " WHERE seq = ANY ($1::bigint[]) AND state = 0 AND " MINE,
+    [PS_RELEASE] = "UPDATE events SET lease_ms = 0, lease_owner = NULL"
+		   " WHERE seq = ANY ($1::bigint[]) AND state = 0"
+		   " AND (lease_owner IS NULL OR lease_owner = $2::text)",
+    [PS_DELIVERED] = "WITH c AS (UPDATE events SET state = 1, lease_ms = 0,"
+		     " lease_owner = NULL, updated_ms = $2::bigint"
+		     " WHERE seq = ANY ($1::bigint[]) AND state = 0"
+		     " RETURNING source)" PER_SOURCE,
+    [PS_DEAD] = "WITH c AS (UPDATE events SET state = 2, reason = $2::text,"
+		" error = $3::text, lease_ms = 0, lease_owner = NULL,"
+		" updated_ms = $4::bigint"
+		" WHERE seq = ANY ($1::bigint[]) AND state = 0"
+		" RETURNING source)" PER_SOURCE,
+    [PS_RETRY] = "WITH c AS (UPDATE events AS e SET attempts = e.attempts + 1,"
+		 " error = $4::text, next_ms = r.next_ms, lease_ms = 0,"
+		 " lease_owner = NULL"
+		 " FROM unnest($1::bigint[], $2::bigint[]) AS r (seq, next_ms)"
+		 " WHERE e.seq = r.seq AND e.state = 0"
+		 " AND (e.lease_owner IS NULL OR e.lease_owner = $3::text)"
+		 " RETURNING e.source)" PER_SOURCE,
+    /*
+     * A replay changes a row only while it is as the replay read it ($5
+     * its state, $6 its reason): another instance may have changed it.
+     */
+    [PS_REPLAY_PENDING] =
+	"UPDATE events SET state = 0, reason = NULL, error = NULL,"
+	" attempts = 0, next_ms = $2::bigint, age_base_ms = $2::bigint,"
+	" lease_ms = 0, lease_owner = NULL, updated_ms = $2::bigint,"
+	" event_id = coalesce($3::text, event_id),"
+	" type = coalesce($4::text, type) WHERE seq = $1::bigint"
+	" AND state = $5::smallint AND reason IS NOT DISTINCT FROM $6::text"
+	" AND state <> 0",
+    [PS_REQUARANTINE] =
+	"UPDATE events SET error = $2::text,"
+	" updated_ms = $3::bigint WHERE seq = $1::bigint"
+	" AND state = 2 AND reason = '" NB_REASON_QUARANTINED "'",
+    [PS_PURGE] = "WITH c AS (DELETE FROM events WHERE seq = ANY ($1::bigint[])"
+		 " RETURNING seq, source, state, reason),"
+		 " p AS (DELETE FROM payloads WHERE seq IN (SELECT seq FROM c))"
+		 " SELECT source, count(*), state, reason FROM c"
+		 " GROUP BY source, state, reason",
+    /* The primary key, or the index of dead letters; either way. */
+    [PS_LIST_ASC] = LIST("", "ASC"),
+    [PS_LIST_DESC] = LIST("", "DESC"),
+    [PS_LIST_DEAD_ASC] = LIST("state = 2 AND ", "ASC"),
+    [PS_LIST_DEAD_DESC] = LIST("state = 2 AND ", "DESC"),
+    /* The prune takes $2 of each at a time, oldest first. */
+    [PS_PRUNE_REQUESTS] =
+	"DELETE FROM seen_requests WHERE (source, webhook_id) IN"
+	" (SELECT source, webhook_id FROM seen_requests"
+	" WHERE seen_ms < $1::bigint ORDER BY seen_ms LIMIT $2::bigint)",
+    [PS_PRUNE_EVENTS] =
+	"DELETE FROM seen_events WHERE (source, event_id) IN"
+	" (SELECT source, event_id FROM seen_events"
+	" WHERE seen_ms < $1::bigint ORDER BY seen_ms LIMIT $2::bigint)",
+    [PS_PRUNE_DELIVERED] =
+	"WITH c AS (DELETE FROM events WHERE seq IN (SELECT seq FROM events"
+	" WHERE state = 1 AND updated_ms < $1::bigint"
+	" ORDER BY updated_ms LIMIT $2::bigint) RETURNING seq, source),"
+	" p AS (DELETE FROM payloads WHERE seq IN (SELECT seq FROM "
+	"c))" PER_SOURCE,
+    [PS_PROBE] = "INSERT INTO meta (id, probe_ms) VALUES (1, $1::bigint)"
+		 " ON CONFLICT (id) DO UPDATE SET probe_ms = EXCLUDED.probe_ms",
+    /*
+     * O(sources): the summed slots, then per source the oldest pending row
+     * (the first entry of events_pending_age) and the live leases (a range
+     * of events_lease, which holds only leased rows).  Sorted bytewise
+     * like SQLite, whatever the database's collation.
+     */
+    [PS_STATS] =
+	"SELECT c.source, c.pending, c.delivered, c.dead, c.quarantined,"
+	" c.received_total, c.delivered_total, c.dead_total,"
+	" coalesce((SELECT min(e.received_ms) FROM events AS e"
+	" WHERE e.source = c.source AND e.state = 0), 0),"
+	" (SELECT count(*) FROM events AS e WHERE e.source = c.source"
+	" AND e.lease_ms <> 0 AND e.lease_ms > $1::bigint)"
+	" FROM (SELECT source, sum(pending) AS pending,"
+	" sum(delivered) AS delivered, sum(dead) AS dead,"
+	" sum(quarantined) AS quarantined,"
+	" sum(received_total) AS received_total,"
+	" sum(delivered_total) AS delivered_total,"
+	" sum(dead_total) AS dead_total FROM counters GROUP BY source) AS c"
+	" ORDER BY c.source COLLATE \"C\"",
+    /* The newest $2 errors per source since $1, slots merged. */
+    [PS_ERRORS] =
+	"SELECT source, error, reason, state, count, last_ms FROM"
+	" (SELECT source, error, sum(count) AS count, max(last_ms) AS last_ms,"
+	" (array_agg(state ORDER BY last_ms DESC))[1] AS state,"
+	" (array_agg(reason ORDER BY last_ms DESC))[1] AS reason,"
+	" row_number() OVER (PARTITION BY source"
+	" ORDER BY max(last_ms) DESC) AS n"
+	" FROM recent_errors GROUP BY source, error"
+	" HAVING max(last_ms) >= $1::bigint) AS e"
+	" WHERE n <= $2::bigint ORDER BY source COLLATE \"C\", last_ms DESC",
+    [PS_COUNT_ADD] =
+	"INSERT INTO counters (source, slot, pending, delivered, dead,"
+	" quarantined, received_total, delivered_total, dead_total)"
+	" VALUES ($1::text, $2::integer, $3::bigint, $4::bigint, $5::bigint,"
+	" $6::bigint, $7::bigint, $8::bigint, $9::bigint)" COUNT_MERGE,
+    [PS_ERROR_ADD] =
+	"INSERT INTO recent_errors (source, error, slot, count, last_ms, state,"
+	" reason) VALUES ($1::text, $2::text, $3::integer, $4::bigint,"
+	" $5::bigint, $6::smallint, $7::text)" ERROR_MERGE,
+    /* A slot keeps the newest $3 errors of a source. */
+    [PS_ERROR_TRIM] =
+	"DELETE FROM recent_errors WHERE source = $1::text"
+	" AND slot = $2::integer AND error NOT IN (SELECT error"
+	" FROM recent_errors WHERE source = $1::text AND slot = $2::integer"
+	" ORDER BY last_ms DESC LIMIT $3::bigint)",
+    [PS_FOLD_COUNTS] =
+	"WITH gone AS (DELETE FROM counters WHERE" GONE " RETURNING *)"
+	" INSERT INTO counters (source, slot, pending, delivered, dead,"
+	" quarantined, received_total, delivered_total, dead_total)"
+	" SELECT source, 0, sum(pending), sum(delivered), sum(dead),"
+	" sum(quarantined), sum(received_total), sum(delivered_total),"
+	" sum(dead_total) FROM gone GROUP BY source" COUNT_MERGE,
+    [PS_FOLD_ERRORS] =
+	"WITH gone AS (DELETE FROM recent_errors WHERE" GONE " RETURNING *)"
+	" INSERT INTO recent_errors (source, error, slot, count, last_ms,"
+	" state, reason) SELECT source, error, 0, sum(count), max(last_ms),"
+	" (array_agg(state ORDER BY last_ms DESC))[1],"
+	" (array_agg(reason ORDER BY last_ms DESC))[1]"
+	" FROM gone GROUP BY source, error" ERROR_MERGE,
+    /* Slot 0 keeps the newest few errors of each source. */
+    [PS_FOLD_TRIM] =
+	"DELETE FROM recent_errors AS r USING (SELECT source, error,"
+	" row_number() OVER (PARTITION BY source ORDER BY last_ms DESC) AS n"
+	" FROM recent_errors WHERE slot = 0) AS k"
+	" WHERE r.slot = 0 AND r.source = k.source AND r.error = k.error"
+	" AND k.n > $1::bigint",
+    [PS_SCHEMA_VERSION] = "SELECT version FROM schema_version WHERE id = 1",
+};
+
+const enum pgs_stmt pgs_reads[] = {PS_STATS, PS_ERRORS, PS_LIST_ASC,
+    PS_LIST_DESC, PS_LIST_DEAD_ASC, PS_LIST_DEAD_DESC};
+const size_t pgs_nreads = sizeof(pgs_reads) / sizeof(pgs_reads[0]);

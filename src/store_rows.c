@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * store_rows: keys, filter defaults, read-back rows and the tally of
+ * counter changes, for every backend.
+ *
+ * The small pieces that the dispatcher and both backends share, kept below
+ * them all so that no backend reaches up into store.c.  The tally is where
+ * the counting rules live (which move grows which total); the backends
+ * only report moves and write the sums.  Each function works on the
+ * caller's data only; nothing here is global.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nudgebridge/log.h"
+#include "store_rows.h"
+
+void
+nb_store_key_format(int64_t seq, char key[NB_STORE_KEY_MAX])
+{
+	int len;
+
+	len = snprintf(key, NB_STORE_KEY_MAX, "%" PRId64, seq);
+	if (len < 0 || len >= NB_STORE_KEY_MAX)
+		key[0] = '\0';
+}
+
+int
+nb_store_key_parse(const char *key, int64_t *seq)
+{
+	const char *p;
+	char *end;
+	long long v;
+
+	if (key == NULL || key[0] == '\0' || strlen(key) > 19)
+		return -1;
+	for (p = key; *p != '\0'; p++)
+		if (*p < '0' || *p > '9')
+			return -1;
+	errno = 0;
+	v = strtoll(key, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0)
+		return -1;
+	*seq = v;
+	return 0;
+}
+
+int
+nb_store_window_len(const struct nb_append *r, int64_t *len)
+{
+	if ((r->dedupe_after_ms < 0 &&
+		r->received_ms > INT64_MAX + r->dedupe_after_ms) ||
+	    (r->dedupe_after_ms > 0 &&
+		r->received_ms < INT64_MIN + r->dedupe_after_ms))
+		return -1;
+	*len = r->received_ms - r->dedupe_after_ms;
+	return 0;
+}
+
+unsigned
+nb_store_filter_states(const struct nb_store_filter *f)
+{
+	if (f == NULL || f->states == 0)
+		return NB_STATE_MASK_DEAD;
+	return f->states;
+}
+
+void
+nb_stored_events_free(struct nb_stored_event *ev, size_t n)
+{
+	size_t i;
+
+	if (ev == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		free(ev[i].source);
+		free(ev[i].id);
+		free(ev[i].type);
+		free(ev[i].raw);
+		free(ev[i].reason);
+		free(ev[i].error);
+	}
+	free(ev);
+}
+
+void
+nb_store_rows_clear(struct nb_store_rows *r)
+{
+	nb_stored_events_free(r->v, r->n);
+	memset(r, 0, sizeof(*r));
+}
+
+struct nb_stored_event *
+nb_store_rows_next(struct nb_store_rows *r)
+{
+	struct nb_stored_event *nv;
+	size_t ncap;
+
+	if (r->n == r->cap) {
+		ncap = r->cap == 0 ? 16 : r->cap * 2;
+		if ((nv = reallocarray(r->v, ncap, sizeof(*nv))) == NULL) {
+			log_error("out of memory", " rows=%zu", r->n);
+			return NULL;
+		}
+		r->v = nv;
+		r->cap = ncap;
+	}
+	nv = &r->v[r->n++];
+	memset(nv, 0, sizeof(*nv));
+	return nv;
+}
+
+void
+nb_store_rows_take(
+    struct nb_store_rows *v, struct nb_stored_event **out, size_t *n)
+{
+	*out = v->n > 0 ? v->v : NULL;
+	*n = v->n;
+	if (v->n == 0)
+		free(v->v);
+	memset(v, 0, sizeof(*v));
+}
+
+void
+nb_store_errors_free(struct nb_store_error *e, size_t n)
+{
+	size_t i;
+
+	if (e == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		free(e[i].error);
+		free(e[i].reason);
+	}
+	free(e);
+}
+
+enum nb_store_bucket
+nb_store_bucket_of(enum nb_event_state state, const char *reason)
+{
+	if (state == NB_STATE_PENDING)
+		return NB_BUCKET_PENDING;
+	if (state == NB_STATE_DELIVERED)
+		return NB_BUCKET_DELIVERED;
+	if (reason != NULL && strcmp(reason, NB_REASON_QUARANTINED) == 0)
+		return NB_BUCKET_QUARANTINED;
+	return NB_BUCKET_DEAD;
+}
+
+/* The tally's entry of source, made when missing; NULL (logged) on ENOMEM. */
+static struct nb_store_count *
+count_of(struct nb_store_tally *t, const char *source)
+{
+	struct nb_store_count *c;
+	size_t i, cap;
+
+	/* Rows come in runs of one source: look at the last entry first. */
+	for (i = t->nc; i > 0; i--)
+		if (strcmp(t->c[i - 1].source, source) == 0)
+			return &t->c[i - 1];
+	if (t->nc == t->capc) {
+		cap = t->capc == 0 ? 4 : t->capc * 2;
+		if ((c = reallocarray(t->c, cap, sizeof(*c))) == NULL) {
+			log_error("out of memory", " sources=%zu", t->nc);
+			return NULL;
+		}
+		t->c = c;
+		t->capc = cap;
+	}
+	c = &t->c[t->nc++];
+	memset(c, 0, sizeof(*c));
+	snprintf(c->source, sizeof(c->source), "%s", source);
+	return c;
+}
+
+/* The gauge of bucket b in c. */
+static int64_t *
+gauge(struct nb_store_count *c, enum nb_store_bucket b)
+{
+	switch (b) {
+	case NB_BUCKET_PENDING:
+		return &c->pending;
+	case NB_BUCKET_DELIVERED:
+		return &c->delivered;
+	default:
+		return &c->dead;
+	}
+}
+
+int
+nb_store_tally_move(struct nb_store_tally *t, const char *source,
+    enum nb_store_bucket from, enum nb_store_bucket to, int64_t n)
+{
+	struct nb_store_count *c;
+	int was_dead, is_dead;
+
+	if (n == 0 || from == to)
+		return 0;
+	if ((c = count_of(t, source)) == NULL)
+		return -1;
+	if (from != NB_BUCKET_NONE)
+		*gauge(c, from) -= n;
+	if (to != NB_BUCKET_NONE)
+		*gauge(c, to) += n;
+	if (from == NB_BUCKET_QUARANTINED)
+		c->quarantined -= n;
+	if (to == NB_BUCKET_QUARANTINED)
+		c->quarantined += n;
+	if (from == NB_BUCKET_NONE && to != NB_BUCKET_NONE)
+		c->received += n;
+	if (to == NB_BUCKET_DELIVERED)
+		c->delivered_total += n;
+	was_dead = from == NB_BUCKET_DEAD || from == NB_BUCKET_QUARANTINED;
+	is_dead = to == NB_BUCKET_DEAD || to == NB_BUCKET_QUARANTINED;
+	if (is_dead && !was_dead)
+		c->dead_total += n;
+	return 0;
+}
+
+int
+nb_store_tally_append(struct nb_store_tally *t, const struct nb_append *r)
+{
+	if (nb_store_tally_move(t, r->source, NB_BUCKET_NONE, NB_BUCKET_PENDING,
+		r->accepted) == -1)
+		return -1;
+	return nb_store_tally_move(t, r->source, NB_BUCKET_NONE,
+	    NB_BUCKET_QUARANTINED, r->quarantined);
+}
+
+/* 1 when a and b are both NULL or the same string. */
+static int
+same(const char *a, const char *b)
+{
+	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+int
+nb_store_tally_error(struct nb_store_tally *t, const char *source,
+    const char *error, enum nb_event_state state, const char *reason,
+    int64_t at_ms, int64_t n)
+{
+	struct nb_store_errnote *e;
+	size_t i, cap;
+
+	if (error == NULL || error[0] == '\0' || n <= 0)
+		return 0;
+	for (i = 0; i < t->ne; i++) {
+		e = &t->e[i];
+		if (strcmp(e->source, source) != 0 || strcmp(e->error, error))
+			continue;
+		e->count += n;
+		if (at_ms >= e->at_ms &&
+		    (e->state != state || !same(e->reason, reason))) {
+			/* The latest row's state and reason win. */
+			free(e->reason);
+			if ((e->reason = reason != NULL ? strdup(reason)
+							: NULL) == NULL &&
+			    reason != NULL)
+				goto nomem;
+			e->state = state;
+		}
+		if (at_ms > e->at_ms)
+			e->at_ms = at_ms;
+		return 0;
+	}
+	if (t->ne == t->cape) {
+		cap = t->cape == 0 ? 4 : t->cape * 2;
+		if ((e = reallocarray(t->e, cap, sizeof(*e))) == NULL)
+			goto nomem;
+		t->e = e;
+		t->cape = cap;
+	}
+	e = &t->e[t->ne];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->source, sizeof(e->source), "%s", source);
+	e->state = state;
+	e->count = n;
+	e->at_ms = at_ms;
+	if ((e->error = strdup(error)) == NULL ||
+	    (reason != NULL && (e->reason = strdup(reason)) == NULL)) {
+		free(e->error);
+		goto nomem;
+	}
+	t->ne++;
+	return 0;
+nomem:
+	log_error("out of memory", " errors=%zu", t->ne);
+	return -1;
+}
+
+int
+nb_store_tally_replay(struct nb_store_tally *t, const char *source,
+    enum nb_event_state state, const char *reason, const char *rule,
+    int64_t at_ms)
+{
+	if (rule != NULL)
+		return nb_store_tally_error(t, source, rule, NB_STATE_DEAD,
+		    NB_REASON_QUARANTINED, at_ms, 1);
+	return nb_store_tally_move(
+	    t, source, nb_store_bucket_of(state, reason), NB_BUCKET_PENDING, 1);
+}
+
+void
+nb_store_tally_reset(struct nb_store_tally *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->ne; i++) {
+		free(t->e[i].error);
+		free(t->e[i].reason);
+	}
+	t->nc = t->ne = 0;
+}
+
+void
+nb_store_tally_free(struct nb_store_tally *t)
+{
+	nb_store_tally_reset(t);
+	free(t->c);
+	free(t->e);
+	memset(t, 0, sizeof(*t));
+}

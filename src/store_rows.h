@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * store_rows: what every store backend reads and writes the same way.
+ *
+ * Dead-letter keys, the states a filter selects, the growing array of
+ * rows read back, and the tally: what one transaction changed, per source,
+ * for the counters the backend writes in that same transaction.  It sits below
+ * both the dispatcher (store.c) and the backends (store_sqlite*.c,
+ * store_pg*.c), so a backend never calls up into the dispatcher: the arrows run
+ * store.c -> backend -> store_rows.c.  No SQL, no I/O; any thread, on its own
+ * data.  Private to the store modules.
+ */
+#ifndef NB_STORE_ROWS_H
+#define NB_STORE_ROWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nudgebridge/store.h"
+
+/*
+ * Dead-letter keys: the decimal seq.  format writes it into key
+ * (NB_STORE_KEY_MAX bytes).  parse returns 0 and the seq for a key of 1..19
+ * ASCII digits naming a positive seq, else -1 (such a key matches no row).
+ */
+void nb_store_key_format(int64_t seq, char key[NB_STORE_KEY_MAX]);
+int nb_store_key_parse(const char *key, int64_t *seq);
+
+/*
+ * r's dedupe window as a length (received_ms - dedupe_after_ms), the form
+ * the multi-row dedupe statements take it in.  -1 on overflow.
+ */
+int nb_store_window_len(const struct nb_append *r, int64_t *len);
+
+/* The states a filter selects: its mask, or dead letters when 0. */
+unsigned nb_store_filter_states(const struct nb_store_filter *f);
+
+/* A growing array of rows read back. */
+struct nb_store_rows {
+	struct nb_stored_event *v;
+	size_t n;
+	size_t cap;
+};
+
+/* Frees the rows and their strings and empties the array. */
+void nb_store_rows_clear(struct nb_store_rows *);
+
+/*
+ * Appends one zeroed row and returns it, or NULL when out of memory
+ * (logged).  The row is counted at once, so a row read only in part is
+ * still freed by nb_store_rows_clear().
+ */
+struct nb_stored_event *nb_store_rows_next(struct nb_store_rows *);
+
+/*
+ * Hands the rows over as a plain array (*out, *n; NULL and 0 when empty)
+ * and empties v.
+ */
+void nb_store_rows_take(
+    struct nb_store_rows *v, struct nb_stored_event **out, size_t *n);
+
+/*
+ * Where a row counts: the counters pending, delivered, dead (quarantined
+ * included) and quarantined.  NB_BUCKET_NONE is "not stored" (before an
+ * append, after a purge or prune).
+ */
+enum nb_store_bucket {
+	NB_BUCKET_NONE = -1,
+	NB_BUCKET_PENDING,
+	NB_BUCKET_DELIVERED,
+	NB_BUCKET_DEAD,
+	NB_BUCKET_QUARANTINED,
+};
+
+/* The bucket of a row in state with reason (NULL unless dead). */
+enum nb_store_bucket nb_store_bucket_of(
+    enum nb_event_state state, const char *reason);
+
+/* What one transaction changes in one source's counters. */
+struct nb_store_count {
+	char source[NB_SOURCE_NAME_MAX + 1];
+	int64_t pending, delivered, dead, quarantined; /* gauges: deltas */
+	int64_t received, delivered_total, dead_total; /* totals: additions */
+};
+
+/* An error to record (see struct nb_store_error). */
+struct nb_store_errnote {
+	char source[NB_SOURCE_NAME_MAX + 1];
+	char *error;
+	char *reason;
+	enum nb_event_state state;
+	int64_t count;
+	int64_t at_ms;
+};
+
+/*
+ * What a transaction changed, filled by the primitives that change rows
+ * and by store.c, written by the backend's commit.  Reset (its memory
+ * kept) at the start of every transaction.
+ */
+struct nb_store_tally {
+	struct nb_store_count *c;
+	size_t nc, capc;
+	struct nb_store_errnote *e;
+	size_t ne, cape;
+};
+
+/*
+ * n rows of source moved from one bucket to another: the gauges follow,
+ * and the totals grow (received when a row is stored, delivered_total when
+ * one becomes delivered, dead_total when one becomes dead).  0 or -1
+ * (logged; out of memory).
+ */
+int nb_store_tally_move(struct nb_store_tally *, const char *source,
+    enum nb_store_bucket from, enum nb_store_bucket to, int64_t n);
+
+/*
+ * The moves of an append from its request's counts: accepted rows stored
+ * pending, quarantined rows stored dead.
+ */
+int nb_store_tally_append(struct nb_store_tally *, const struct nb_append *r);
+
+/*
+ * n rows of source failed with error (NULL or "" records nothing), their
+ * state and reason now as given, at at_ms.  Notes with the same source and
+ * error fold into one.  error and reason are copied.
+ */
+int nb_store_tally_error(struct nb_store_tally *, const char *source,
+    const char *error, enum nb_event_state state, const char *reason,
+    int64_t at_ms, int64_t n);
+
+/*
+ * One row a replay changed: made pending from where it was (state and
+ * reason as read), or, with rule, left quarantined with that rule as its
+ * new error at at_ms.
+ */
+int nb_store_tally_replay(struct nb_store_tally *, const char *source,
+    enum nb_event_state state, const char *reason, const char *rule,
+    int64_t at_ms);
+
+/* Empties the tally, keeping its memory. */
+void nb_store_tally_reset(struct nb_store_tally *);
+
+/* Frees the tally's memory. */
+void nb_store_tally_free(struct nb_store_tally *);
+
+#endif

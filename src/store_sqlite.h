@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * store_sqlite: what the files of the SQLite backend share.
+ *
+ * The backend is one connection (struct sq) split along its seams:
+ * store_sqlite_sql.c holds every SQL text (schema, migrations, statements),
+ * store_sqlite.c the connection itself (open, migrate, statement cache,
+ * transactions, size cap, probe, checkpoint), store_sqlite_append.c the
+ * group append and store_sqlite_rows.c everything that reads or changes
+ * stored rows (claims, marks, lists, purge, stats, prune).  The sq_
+ * functions below are private to those files.  One thread at a time.
+ */
+#ifndef NB_STORE_SQLITE_H
+#define NB_STORE_SQLITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "store_backend.h"
+
+/*
+ * Under the size cap appends leave this much (or an eighth of the cap, when
+ * smaller) free, and the probe fails unless twice that is free.  The probe
+ * also fails unless this much is free on the filesystem of the database.
+ */
+#define SQ_PROBE_HEADROOM (64 * 1024)
+
+/*
+ * An append writes a whole group with a few multi-row statements (see
+ * sq_append()): each one takes 2^k rows, k = 0..SQ_CHUNK_LOG, so any count
+ * is a handful of statements, each prepared once per connection.
+ */
+#define SQ_CHUNK_LOG 6
+#define SQ_CHUNK_MAX (1 << SQ_CHUNK_LOG)
+
+/* The payload's column in the statements that return one. */
+#define SQ_COL_PAYLOAD 11
+
+enum sq_stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_PAGE_COUNT,
+	ST_FREELIST_COUNT,
+	ST_USER_VERSION,
+	ST_SEEN_REQUEST,
+	ST_SEEN_EVENT,
+	ST_NEXT_SEQ,
+	ST_SAVEPOINT,
+	ST_RELEASE_SAVEPOINT,
+	ST_ROLLBACK_SAVEPOINT,
+	ST_CLAIM_CANDIDATES,
+	ST_CLAIM_READ,
+	ST_CLAIM_SET,
+	ST_EXTEND,
+	ST_DELIVERED,
+	ST_MARK_SOURCES,
+	ST_RETRY,
+	ST_RELEASE,
+	ST_DEAD,
+	ST_RECOVER,
+	ST_LIST_KEY,
+	ST_LIST_ASC,
+	ST_LIST_DESC,
+	ST_LIST_DEAD_ASC,
+	ST_LIST_DEAD_DESC,
+	ST_REPLAY_PENDING,
+	ST_REQUARANTINE,
+	ST_PURGE_PAYLOADS,
+	ST_PURGE,
+	ST_STATS,
+	ST_COUNT_ADD,
+	ST_ERROR_ADD,
+	ST_ERROR_TRIM,
+	ST_ERRORS,
+	ST_PRUNE_REQUESTS,
+	ST_PRUNE_EVENTS,
+	ST_PRUNE_PAYLOADS,
+	ST_PRUNE_DELIVERED,
+	ST_PROBE,
+	ST_SYNC_FULL,
+	ST_SYNC_NORMAL,
+	ST_COUNT
+};
+
+/* The multi-row statements of an append, see sq_chunk_sql. */
+enum sq_chunk {
+	CH_SEEN_REQUESTS,
+	CH_SEEN_EVENTS,
+	CH_EVENTS,
+	CH_PAYLOADS,
+	CH_PAYLOADS_NEXT,
+	CH_COUNT
+};
+
+/*
+ * A multi-row statement: head, the row once per row (its ?1..?9 are the
+ * row's own parameters, numbered on from the rows before it), then tail,
+ * whose ?0 is the parameter after all the rows.
+ */
+struct sq_chunk_sql {
+	const char *head;
+	const char *row;
+	int ncols; /* parameters per row */
+	const char *tail;
+};
+
+/* store_sqlite_sql.c */
+extern const char *const sq_migrations[];
+/*
+ * The statements that answer operator and scraper reads (stats, errors,
+ * lists): test_store's plan test fails when any of them scans events or
+ * payloads instead of searching an index.
+ */
+extern const enum sq_stmt sq_reads[];
+extern const size_t sq_nreads;
+extern const int sq_schema_latest;
+extern const char sq_index_tuning[];
+extern const char *const sq_stmt_sql[ST_COUNT];
+extern const struct sq_chunk_sql sq_chunk_sql[CH_COUNT];
+
+/* The synchronous level a write transaction commits with. */
+enum sq_sync {
+	SYNC_UNSET,
+	SYNC_FULL,   /* durable at COMMIT: appends, operator changes */
+	SYNC_NORMAL, /* lease and delivery bookkeeping, see sync_set() */
+};
+
+/* A dedupe key of an append: a request's webhook id or an event's id. */
+struct sq_key {
+	struct nb_append *r;
+	const char *key;
+	int fresh; /* out: new, or older than the window (now recorded) */
+};
+
+/* A row an append stores. */
+struct sq_row {
+	const struct nb_append *r;
+	const struct nb_event *e;
+};
+
+/* A claim candidate: due row of one of the sources. */
+struct sq_candidate {
+	int64_t seq;
+	int64_t next_ms;
+};
+
+struct sq {
+	sqlite3 *db;
+	char *path;
+	char *dir; /* the folder of path, for statvfs() in the probe */
+	int64_t max_size_bytes;
+	int64_t page_size;
+	int64_t busy_since_ms; /* when the current wait for the lock began */
+	enum sq_sync sync;
+	char *json; /* seq list of the set-based statements, for json_each */
+	size_t jsoncap;
+	sqlite3_stmt *stmts[ST_COUNT];
+	sqlite3_stmt *chunks[CH_COUNT][SQ_CHUNK_LOG + 1];
+	struct sq_key *keys; /* an append's dedupe keys */
+	size_t keycap;
+	struct sq_row *rows; /* an append's new rows */
+	size_t rowcap;
+	struct sq_candidate *cand; /* a claim's candidates */
+	size_t ncand, candcap;
+};
+
+/* store_sqlite.c: the connection's helpers. */
+void sq_db_log(struct sq *q, const char *fn, const char *op);
+sqlite3_stmt *sq_stmt_get(struct sq *q, enum sq_stmt id);
+int sq_stmt_run(struct sq *q, sqlite3_stmt *st, const char *fn, const char *op);
+int sq_stmt_int64(
+    struct sq *q, sqlite3_stmt *st, int64_t *v, const char *fn, const char *op);
+int sq_run_id(struct sq *q, enum sq_stmt id, const char *fn);
+size_t sq_i64_put(char *p, int64_t v);
+int sq_seqs_json(struct sq *q, const int64_t *seqs, size_t n, size_t stride);
+int64_t sq_cap_spare(const struct sq *q);
+int sq_cap_check(struct sq *q, int64_t spare);
+
+/* store_sqlite_append.c */
+int sq_append(void *state, struct nb_append *const *reqs, size_t n,
+    struct nb_store_tally *t);
+
+/* store_sqlite_rows.c */
+int sq_claim_prepare(
+    void *state, const struct nb_store_claim *c, size_t *found);
+int sq_claim(
+    void *state, const struct nb_store_claim *c, struct nb_store_rows *v);
+int sq_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
+    size_t n, size_t *changed, struct nb_store_tally *t);
+int sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
+    const char *error, int64_t at_ms, struct nb_store_tally *t);
+int sq_list(void *state, const struct nb_store_filter *f, int with_payload,
+    struct nb_store_rows *v, int64_t *next);
+int sq_stats(
+    void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n);
+int sq_errors(void *state, int64_t since_ms, size_t per_source,
+    struct nb_store_error **out, size_t *n);
+int sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
+    size_t limit, int *more, struct nb_store_tally *t);
+int sq_tally_write(struct sq *q, const struct nb_store_tally *t);
+
+#endif

@@ -1,0 +1,792 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * store_sqlite_rows: reading and changing stored rows in the SQLite backend.
+ *
+ * Claims (candidates off the partial index outside any transaction, then
+ * read and lease exactly those rows under the write lock), the set-based
+ * marks of the deliverer and of replays, retries, operator lists and
+ * counts, purge, stats and the retention prune.  A set-based statement
+ * takes its seqs as one JSON array, so a batch costs one statement.  All
+ * writes run inside the transaction store.c opened.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nudgebridge/log.h"
+#include "store_sqlite.h"
+
+static char *
+col_strdup(sqlite3_stmt *st, int col, int *failed)
+{
+	const unsigned char *s;
+	char *d;
+
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return NULL;
+	s = sqlite3_column_text(st, col);
+	if (s == NULL || (d = strdup((const char *)s)) == NULL) {
+		*failed = 1;
+		return NULL;
+	}
+	return d;
+}
+
+/*
+ * Copies the blob in column col of st to ev->raw, NUL-terminated (a NULL
+ * reads as empty).  0 or -1 (ENOMEM).
+ */
+static int
+raw_read(sqlite3_stmt *st, int col, struct nb_stored_event *ev)
+{
+	const void *blob;
+	int len;
+
+	blob = sqlite3_column_blob(st, col);
+	len = sqlite3_column_bytes(st, col);
+	if ((ev->raw = malloc((size_t)len + 1)) == NULL)
+		return -1;
+	if (len > 0)
+		memcpy(ev->raw, blob, (size_t)len);
+	ev->raw[len] = '\0';
+	ev->rawlen = (size_t)len;
+	return 0;
+}
+
+/*
+ * Reads an EVENT_COLS row into ev (zeroed first), with the payload from
+ * column SQ_COL_PAYLOAD when with_payload.  0 or -1 (ENOMEM).
+ */
+static int
+row_read(sqlite3_stmt *st, struct nb_stored_event *ev, int with_payload)
+{
+	int failed = 0;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->seq = sqlite3_column_int64(st, 0);
+	nb_store_key_format(ev->seq, ev->key);
+	ev->source = col_strdup(st, 1, &failed);
+	ev->id = col_strdup(st, 2, &failed);
+	ev->type = col_strdup(st, 3, &failed);
+	ev->state = (enum nb_event_state)sqlite3_column_int(st, 4);
+	ev->reason = col_strdup(st, 5, &failed);
+	ev->error = col_strdup(st, 6, &failed);
+	ev->attempts = sqlite3_column_int(st, 7);
+	ev->received_ms = sqlite3_column_int64(st, 8);
+	ev->age_base_ms = sqlite3_column_int64(st, 9);
+	ev->updated_ms = sqlite3_column_int64(st, 10);
+	if (with_payload && raw_read(st, SQ_COL_PAYLOAD, ev) == -1)
+		failed = 1;
+	if (ev->source == NULL)
+		failed = 1;
+	return failed ? -1 : 0;
+}
+
+/* Appends the current row of st.  0 or -1 (logged). */
+static int
+rows_push(struct nb_store_rows *v, sqlite3_stmt *st, int with_payload)
+{
+	struct nb_stored_event *ev;
+
+	if ((ev = nb_store_rows_next(v)) == NULL)
+		return -1;
+	if (row_read(st, ev, with_payload) == -1) {
+		log_error("out of memory", " rows=%zu", v->n);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The list statement for f (see LIST_SELECT), its parameters bound, or
+ * NULL (logged).  The index is the primary key unless f asks for a key or
+ * for dead letters only.
+ */
+static sqlite3_stmt *
+list_stmt(struct sq *q, const struct nb_store_filter *f, int with_payload)
+{
+	sqlite3_stmt *st;
+	enum sq_stmt id;
+	int64_t seq;
+	unsigned states = nb_store_filter_states(f);
+
+	if (f->key != NULL)
+		id = ST_LIST_KEY;
+	else if (states == NB_STATE_MASK_DEAD)
+		id = f->newest_first ? ST_LIST_DEAD_DESC : ST_LIST_DEAD_ASC;
+	else
+		id = f->newest_first ? ST_LIST_DESC : ST_LIST_ASC;
+	if ((st = sq_stmt_get(q, id)) == NULL)
+		return NULL;
+	if (f->key != NULL && nb_store_key_parse(f->key, &seq) == 0)
+		sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_text(st, 2, f->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, f->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, f->reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, f->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, f->since_ms);
+	sqlite3_bind_int64(st, 7, f->until_ms);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)states);
+	sqlite3_bind_int64(st, 9, f->after_seq > 0 ? f->after_seq : 0);
+	sqlite3_bind_int64(
+	    st, 10, f->before_seq > 0 ? f->before_seq : INT64_MAX);
+	sqlite3_bind_int64(st, 11,
+	    f->max_scan == 0 || f->max_scan > INT64_MAX ? -1
+							: (int64_t)f->max_scan);
+	sqlite3_bind_int(st, 12, with_payload);
+	return st;
+}
+
+/* Claim order: next attempt time, then seq. */
+static int
+due_cmp(int64_t next_a, int64_t seq_a, int64_t next_b, int64_t seq_b)
+{
+	if (next_a != next_b)
+		return next_a < next_b ? -1 : 1;
+	if (seq_a != seq_b)
+		return seq_a < seq_b ? -1 : 1;
+	return 0;
+}
+
+static int
+candidate_cmp(const void *a, const void *b)
+{
+	const struct sq_candidate *x = a, *y = b;
+
+	return due_cmp(x->next_ms, x->seq, y->next_ms, y->seq);
+}
+
+/* Room for one more candidate in q->cand.  0 or -1 (logged). */
+static int
+cand_reserve(struct sq *q)
+{
+	struct sq_candidate *nc;
+	size_t cap;
+
+	if (q->ncand < q->candcap)
+		return 0;
+	cap = q->candcap == 0 ? 64 : q->candcap * 2;
+	if ((nc = reallocarray(q->cand, cap, sizeof(*nc))) == NULL) {
+		log_error("out of memory", " rows=%zu", q->ncand);
+		return -1;
+	}
+	q->cand = nc;
+	q->candcap = cap;
+	return 0;
+}
+
+/*
+ * Collects up to limit due rows per source (cheap: seq and next_ms off the
+ * partial index), outside any transaction, so the write lock is held only
+ * for the rows chosen; keeps the oldest limit of them in q->cand.
+ */
+int
+sq_claim_prepare(void *state, const struct nb_store_claim *c, size_t *found)
+{
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	size_t i;
+	int step;
+
+	q->ncand = 0;
+	for (i = 0; i < c->nsources; i++) {
+		if ((st = sq_stmt_get(q, ST_CLAIM_CANDIDATES)) == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, c->sources[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, c->now_ms);
+		sqlite3_bind_int64(st, 3,
+		    c->limit > INT64_MAX ? INT64_MAX : (int64_t)c->limit);
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			if (cand_reserve(q) == -1) {
+				sqlite3_reset(st);
+				return -1;
+			}
+			q->cand[q->ncand].seq = sqlite3_column_int64(st, 0);
+			q->cand[q->ncand].next_ms = sqlite3_column_int64(st, 1);
+			q->ncand++;
+		}
+		sqlite3_reset(st);
+		if (step != SQLITE_DONE) {
+			sq_db_log(q, __func__, "claim candidates");
+			return -1;
+		}
+	}
+	if (q->ncand > 1)
+		qsort(q->cand, q->ncand, sizeof(*q->cand), candidate_cmp);
+	if (q->ncand > c->limit)
+		q->ncand = c->limit;
+	*found = q->ncand;
+	return 0;
+}
+
+/* A claimed row and its next_ms, to put the rows in claim order. */
+struct claimed {
+	int64_t next_ms;
+	int64_t seq;
+	size_t idx;
+};
+
+static int
+claimed_cmp(const void *a, const void *b)
+{
+	const struct claimed *x = a, *y = b;
+
+	return due_cmp(x->next_ms, x->seq, y->next_ms, y->seq);
+}
+
+/* Orders v's rows from first on by (next_ms, seq); next_ms[i] is row i's. */
+static int
+claimed_sort(struct nb_store_rows *v, const int64_t *next_ms)
+{
+	struct nb_stored_event *sorted = NULL;
+	struct claimed *k = NULL;
+	size_t i;
+	int rc = -1;
+
+	/* The claim reads its rows in candidate order: usually sorted. */
+	for (i = 1; i < v->n; i++)
+		if (due_cmp(next_ms[i - 1], v->v[i - 1].seq, next_ms[i],
+			v->v[i].seq) > 0)
+			break;
+	if (i >= v->n)
+		return 0;
+	if ((k = calloc(v->n, sizeof(*k))) == NULL ||
+	    (sorted = calloc(v->cap, sizeof(*sorted))) == NULL) {
+		log_error("out of memory", " rows=%zu", v->n);
+		goto out;
+	}
+	for (i = 0; i < v->n; i++) {
+		k[i].next_ms = next_ms[i];
+		k[i].seq = v->v[i].seq;
+		k[i].idx = i;
+	}
+	qsort(k, v->n, sizeof(*k), claimed_cmp);
+	for (i = 0; i < v->n; i++)
+		sorted[i] = v->v[k[i].idx];
+	free(v->v);
+	v->v = sorted;
+	sorted = NULL;
+	rc = 0;
+out:
+	free(sorted);
+	free(k);
+	return rc;
+}
+
+/*
+ * Reads the candidates that are still claimable, payloads included, under
+ * the write lock (another claimer may have won a row since they were
+ * chosen), into v with each row's next_ms in next[].
+ */
+static int
+claim_read(struct sq *q, const struct nb_store_claim *c,
+    struct nb_store_rows *v, int64_t *next)
+{
+	sqlite3_stmt *st;
+	int step;
+
+	if ((st = sq_stmt_get(q, ST_CLAIM_READ)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->now_ms);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_type(st, SQ_COL_PAYLOAD) == SQLITE_NULL) {
+			log_error("payload missing", " seq=%" PRId64,
+			    (int64_t)sqlite3_column_int64(st, 0));
+			sqlite3_reset(st);
+			return -1;
+		}
+		/* The rows are the candidates, so next[] has room. */
+		next[v->n] = sqlite3_column_int64(st, SQ_COL_PAYLOAD + 1);
+		if (rows_push(v, st, 1) == -1) {
+			sqlite3_reset(st);
+			return -1;
+		}
+	}
+	sqlite3_reset(st);
+	if (step != SQLITE_DONE) {
+		sq_db_log(q, __func__, "claim read");
+		return -1;
+	}
+	return 0;
+}
+
+int
+sq_claim(void *state, const struct nb_store_claim *c, struct nb_store_rows *v)
+{
+	struct sq *q = state;
+	int64_t *next = NULL;
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (q->ncand == 0)
+		return 0;
+	if (sq_seqs_json(q, &q->cand[0].seq, q->ncand, sizeof(*q->cand)) == -1)
+		return -1;
+	if ((next = calloc(q->ncand, sizeof(*next))) == NULL) {
+		log_error("out of memory", " rows=%zu", q->ncand);
+		return -1;
+	}
+	if (claim_read(q, c, v, next) == -1)
+		goto out;
+	if (v->n > 0) {
+		/* The same list and conditions: the rows just read. */
+		if ((st = sq_stmt_get(q, ST_CLAIM_SET)) == NULL)
+			goto out;
+		sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, c->lease_until_ms);
+		sqlite3_bind_int64(st, 3, c->now_ms);
+		if (sq_stmt_run(q, st, __func__, "claim") == -1)
+			goto out;
+		if (sqlite3_changes64(q->db) != (sqlite3_int64)v->n) {
+			log_error("claim mismatch", " read=%zu leased=%" PRId64,
+			    v->n, (int64_t)sqlite3_changes64(q->db));
+			goto out;
+		}
+	}
+	if (claimed_sort(v, next) == -1)
+		goto out;
+	rc = 0;
+out:
+	free(next);
+	return rc;
+}
+
+/*
+ * A replay's change of one row (PENDING or REQUARANTINE), made only while
+ * the row is as it was read; tallies it when made.  PENDING and
+ * REQUARANTINE take one row at a time (a replay's rows each have their own
+ * id and type).
+ */
+static int
+mark_one(struct sq *q, const struct nb_store_mark *m, int64_t seq,
+    size_t *changed, struct nb_store_tally *t)
+{
+	sqlite3_stmt *st;
+
+	if (m->kind == NB_STORE_MARK_PENDING) {
+		if ((st = sq_stmt_get(q, ST_REPLAY_PENDING)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, seq);
+		sqlite3_bind_int64(st, 2, m->ms);
+		sqlite3_bind_text(st, 3, m->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, m->type, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 5, (int)m->state);
+		sqlite3_bind_text(st, 6, m->was_reason, -1, SQLITE_STATIC);
+	} else {
+		if ((st = sq_stmt_get(q, ST_REQUARANTINE)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, seq);
+		sqlite3_bind_text(st, 2, m->error, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, m->ms);
+	}
+	if (sq_stmt_run(q, st, __func__, "replay") == -1)
+		return -1;
+	if (sqlite3_changes(q->db) == 0)
+		return 0;
+	(*changed)++;
+	return nb_store_tally_replay(t, m->source, m->state, m->was_reason,
+	    m->kind == NB_STORE_MARK_PENDING ? NULL : m->error, m->ms);
+}
+
+/*
+ * Steps a statement that returns the source of each row it changed (a
+ * purge also the row's state and reason: then each row moves from its own
+ * bucket), tallying one move per row, and dead's error when dead is not
+ * NULL; resets it.  *changed counts the rows.
+ */
+static int
+run_moves(struct sq *q, sqlite3_stmt *st, struct nb_store_tally *t,
+    enum nb_store_bucket from, enum nb_store_bucket to,
+    const struct nb_store_mark *dead, size_t *changed, const char *op)
+{
+	const char *source, *reason;
+	int step, rc = 0;
+
+	*changed = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		source = (const char *)sqlite3_column_text(st, 0);
+		if (source == NULL)
+			source = "";
+		if (sqlite3_column_count(st) >= 3) {
+			reason = (const char *)sqlite3_column_text(st, 2);
+			from = nb_store_bucket_of(
+			    (enum nb_event_state)sqlite3_column_int(st, 1),
+			    reason);
+		}
+		if (rc == 0 &&
+		    (nb_store_tally_move(t, source, from, to, 1) == -1 ||
+			(dead != NULL &&
+			    nb_store_tally_error(t, source, dead->error,
+				NB_STATE_DEAD, dead->reason, dead->ms,
+				1) == -1)))
+			rc = -1;
+		(*changed)++;
+	}
+	if (step != SQLITE_DONE) {
+		sq_db_log(q, __func__, op);
+		rc = -1;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* Deletes the rows in q->json and their payloads, tallying each. */
+static int
+purge_rows(struct sq *q, size_t *changed, struct nb_store_tally *t)
+{
+	sqlite3_stmt *st;
+
+	if ((st = sq_stmt_get(q, ST_PURGE_PAYLOADS)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+	if (sq_stmt_run(q, st, __func__, "purge") == -1)
+		return -1;
+	if ((st = sq_stmt_get(q, ST_PURGE)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+	return run_moves(
+	    q, st, t, NB_BUCKET_NONE, NB_BUCKET_NONE, NULL, changed, "purge");
+}
+
+int
+sq_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
+    size_t n, size_t *changed, struct nb_store_tally *t)
+{
+	struct sq *q = state;
+	enum nb_store_bucket to = NB_BUCKET_DELIVERED;
+	sqlite3_stmt *st;
+	enum sq_stmt id;
+	size_t i, counted = 0;
+
+	*changed = 0;
+	switch (m->kind) {
+	case NB_STORE_MARK_PENDING:
+	case NB_STORE_MARK_REQUARANTINE:
+		for (i = 0; i < n; i++)
+			if (mark_one(q, m, seqs[i], changed, t) == -1)
+				return -1;
+		return 0;
+	case NB_STORE_MARK_PURGE:
+		if (sq_seqs_json(q, seqs, n, sizeof(*seqs)) == -1)
+			return -1;
+		return purge_rows(q, changed, t);
+	case NB_STORE_MARK_EXTEND:
+		id = ST_EXTEND;
+		break;
+	case NB_STORE_MARK_DELIVERED:
+		id = ST_DELIVERED;
+		break;
+	case NB_STORE_MARK_RELEASE:
+		id = ST_RELEASE;
+		break;
+	default:
+		id = ST_DEAD;
+		to = nb_store_bucket_of(NB_STATE_DEAD, m->reason);
+		break;
+	}
+	if (sq_seqs_json(q, seqs, n, sizeof(*seqs)) == -1)
+		return -1;
+	if (id == ST_DELIVERED || id == ST_DEAD) {
+		if ((st = sq_stmt_get(q, ST_MARK_SOURCES)) == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+		if (run_moves(q, st, t, NB_BUCKET_PENDING, to,
+			id == ST_DEAD ? m : NULL, &counted, "mark") == -1)
+			return -1;
+	}
+	if ((st = sq_stmt_get(q, id)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
+	if (id == ST_DEAD) {
+		sqlite3_bind_text(st, 2, m->reason, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, m->error, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, m->ms);
+	} else if (id != ST_RELEASE)
+		sqlite3_bind_int64(st, 2, m->ms);
+	if (sq_stmt_run(q, st, __func__, "mark") == -1)
+		return -1;
+	*changed = (size_t)sqlite3_changes64(q->db);
+	/* Under the write lock the rows counted are the rows changed. */
+	if ((id == ST_DELIVERED || id == ST_DEAD) && *changed != counted) {
+		log_error("mark mismatch", " counted=%zu changed=%zu", counted,
+		    *changed);
+		return -1;
+	}
+	return 0;
+}
+
+int
+sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
+    const char *error, int64_t at_ms, struct nb_store_tally *t)
+{
+	struct sq *q = state;
+	const unsigned char *source;
+	sqlite3_stmt *st;
+	size_t i;
+	int step;
+
+	for (i = 0; i < n; i++) {
+		if ((st = sq_stmt_get(q, ST_RETRY)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, rows[i].seq);
+		sqlite3_bind_int64(st, 2, rows[i].next_ms);
+		sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
+		/* One row at most: the error is counted when it changed. */
+		if ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			source = sqlite3_column_text(st, 0);
+			if (nb_store_tally_error(t,
+				source != NULL ? (const char *)source : "",
+				error, NB_STATE_PENDING, NULL, at_ms,
+				1) == -1) {
+				sqlite3_reset(st);
+				return -1;
+			}
+			step = sqlite3_step(st);
+		}
+		sqlite3_reset(st);
+		if (step != SQLITE_DONE) {
+			sq_db_log(q, __func__, "retry");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * One page: the rows the statement looks at come back in order with a hit
+ * flag (the last column); the hits are kept, at most f->limit of them.
+ * The page goes on from the last hit when the limit cut it, from the last
+ * row looked at when the scan bound did, and nowhere when the rows ran out.
+ */
+int
+sq_list(void *state, const struct nb_store_filter *f, int with_payload,
+    struct nb_store_rows *v, int64_t *next)
+{
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	size_t looked = 0, hits = 0;
+	int64_t seq = 0;
+	int step;
+
+	*next = 0;
+	if ((st = list_stmt(q, f, with_payload)) == NULL)
+		return -1;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		seq = sqlite3_column_int64(st, 0);
+		looked++;
+		if (!sqlite3_column_int(st, SQ_COL_PAYLOAD + 1))
+			continue;
+		if (rows_push(v, st, with_payload) == -1) {
+			sqlite3_reset(st);
+			return -1;
+		}
+		if (f->limit != 0 && ++hits == f->limit) {
+			*next = seq;
+			sqlite3_reset(st);
+			return 0;
+		}
+	}
+	sqlite3_reset(st);
+	if (step != SQLITE_DONE) {
+		sq_db_log(q, __func__, "list");
+		return -1;
+	}
+	if (f->key == NULL && f->max_scan != 0 && looked == f->max_scan)
+		*next = seq;
+	return 0;
+}
+
+int
+sq_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
+{
+	struct sq *q = state;
+	struct nb_source_stats *s = NULL, *ns;
+	sqlite3_stmt *st;
+	const unsigned char *name;
+	size_t len = 0, cap = 0;
+	int rc = -1, step;
+
+	if ((st = sq_stmt_get(q, ST_STATS)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, now_ms);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((ns = reallocarray(s, cap, sizeof(*s))) == NULL) {
+				log_error("out of memory", " sources=%zu", len);
+				goto out;
+			}
+			s = ns;
+		}
+		memset(&s[len], 0, sizeof(s[len]));
+		name = sqlite3_column_text(st, 0);
+		snprintf(s[len].source, sizeof(s[len].source), "%s",
+		    name != NULL ? (const char *)name : "");
+		s[len].pending = sqlite3_column_int64(st, 1);
+		s[len].delivered = sqlite3_column_int64(st, 2);
+		s[len].dead = sqlite3_column_int64(st, 3);
+		s[len].quarantined = sqlite3_column_int64(st, 4);
+		s[len].received_total = sqlite3_column_int64(st, 5);
+		s[len].delivered_total = sqlite3_column_int64(st, 6);
+		s[len].dead_total = sqlite3_column_int64(st, 7);
+		s[len].oldest_pending_ms = sqlite3_column_int64(st, 8);
+		s[len].inflight = sqlite3_column_int64(st, 9);
+		len++;
+	}
+	if (step != SQLITE_DONE) {
+		sq_db_log(q, __func__, "stats");
+		goto out;
+	}
+	*out = s;
+	*n = len;
+	s = NULL;
+	rc = 0;
+out:
+	sqlite3_reset(st);
+	free(s);
+	return rc;
+}
+
+int
+sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
+    size_t limit, int *more, struct nb_store_tally *t)
+{
+	/* The payloads of delivered rows go first, while the rows say which. */
+	static const enum sq_stmt ids[] = {
+	    ST_PRUNE_REQUESTS, ST_PRUNE_EVENTS, ST_PRUNE_PAYLOADS};
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	size_t i, pruned;
+
+	*more = 0;
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		if ((st = sq_stmt_get(q, ids[i])) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1,
+		    ids[i] == ST_PRUNE_PAYLOADS ? delivered_before_ms
+						: dedupe_after_ms);
+		sqlite3_bind_int64(st, 2, (int64_t)limit);
+		if (sq_stmt_run(q, st, __func__, "prune") == -1)
+			return -1;
+		if ((size_t)sqlite3_changes64(q->db) == limit)
+			*more = 1;
+	}
+	if ((st = sq_stmt_get(q, ST_PRUNE_DELIVERED)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, delivered_before_ms);
+	sqlite3_bind_int64(st, 2, (int64_t)limit);
+	return run_moves(q, st, t, NB_BUCKET_DELIVERED, NB_BUCKET_NONE, NULL,
+	    &pruned, "prune");
+}
+
+int
+sq_errors(void *state, int64_t since_ms, size_t per_source,
+    struct nb_store_error **out, size_t *n)
+{
+	struct sq *q = state;
+	struct nb_store_error *e = NULL, *ne;
+	const unsigned char *name;
+	sqlite3_stmt *st;
+	size_t len = 0, cap = 0;
+	int rc = -1, step, failed = 0;
+
+	if ((st = sq_stmt_get(q, ST_ERRORS)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, since_ms);
+	sqlite3_bind_int64(
+	    st, 2, per_source > INT64_MAX ? INT64_MAX : (int64_t)per_source);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((ne = reallocarray(e, cap, sizeof(*e))) == NULL)
+				goto nomem;
+			e = ne;
+		}
+		memset(&e[len], 0, sizeof(e[len]));
+		name = sqlite3_column_text(st, 0);
+		snprintf(e[len].source, sizeof(e[len].source), "%s",
+		    name != NULL ? (const char *)name : "");
+		e[len].error = col_strdup(st, 1, &failed);
+		e[len].reason = col_strdup(st, 2, &failed);
+		e[len].state = (enum nb_event_state)sqlite3_column_int(st, 3);
+		e[len].count = sqlite3_column_int64(st, 4);
+		e[len].last_ms = sqlite3_column_int64(st, 5);
+		len++;
+		if (failed || e[len - 1].error == NULL)
+			goto nomem;
+	}
+	if (step != SQLITE_DONE) {
+		sq_db_log(q, __func__, "errors");
+		goto out;
+	}
+	*out = e;
+	*n = len;
+	e = NULL;
+	len = 0;
+	rc = 0;
+	goto out;
+nomem:
+	log_error("out of memory", " errors=%zu", len);
+out:
+	sqlite3_reset(st);
+	nb_store_errors_free(e, len);
+	return rc;
+}
+
+/* Adds one source's counter changes. */
+static int
+count_write(struct sq *q, const struct nb_store_count *c)
+{
+	sqlite3_stmt *st;
+
+	if ((st = sq_stmt_get(q, ST_COUNT_ADD)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, c->source, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->pending);
+	sqlite3_bind_int64(st, 3, c->delivered);
+	sqlite3_bind_int64(st, 4, c->dead);
+	sqlite3_bind_int64(st, 5, c->quarantined);
+	sqlite3_bind_int64(st, 6, c->received);
+	sqlite3_bind_int64(st, 7, c->delivered_total);
+	sqlite3_bind_int64(st, 8, c->dead_total);
+	return sq_stmt_run(q, st, __func__, "counters");
+}
+
+/* Records one error, then keeps the source's newest few. */
+static int
+error_write(struct sq *q, const struct nb_store_errnote *e)
+{
+	sqlite3_stmt *st;
+
+	if ((st = sq_stmt_get(q, ST_ERROR_ADD)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, e->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, e->error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, e->count);
+	sqlite3_bind_int64(st, 4, e->at_ms);
+	sqlite3_bind_int(st, 5, (int)e->state);
+	sqlite3_bind_text(st, 6, e->reason, -1, SQLITE_STATIC);
+	if (sq_stmt_run(q, st, __func__, "errors") == -1)
+		return -1;
+	if ((st = sq_stmt_get(q, ST_ERROR_TRIM)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, e->source, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, NB_STORE_ERRORS_KEPT);
+	return sq_stmt_run(q, st, __func__, "errors trim");
+}
+
+int
+sq_tally_write(struct sq *q, const struct nb_store_tally *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->nc; i++)
+		if (count_write(q, &t->c[i]) == -1)
+			return -1;
+	for (i = 0; i < t->ne; i++)
+		if (error_write(q, &t->e[i]) == -1)
+			return -1;
+	return 0;
+}

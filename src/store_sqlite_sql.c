@@ -1,0 +1,439 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * store_sqlite_sql: every SQL text of the SQLite backend in one place.
+ *
+ * The schema and its migrations (PRAGMA user_version counts them), the
+ * index tuning applied on every open, the statements the connection
+ * prepares once and reuses (sq_stmt_sql, by enum sq_stmt) and the
+ * multi-row statements of an append (sq_chunk_sql).  Only text: the files
+ * that run them say why each is shaped the way it is where it matters to
+ * their code; the comments here say what the database does with them.
+ */
+#include "store_sqlite.h"
+
+#define STR_(x)	    #x
+#define STR(x)	    STR_(x)
+#define ERRORS_KEPT STR(NB_STORE_ERRORS_KEPT)
+
+/* Migrations: sq_migrations[i] takes the schema from version i to i + 1. */
+const char *const sq_migrations[] = {
+    /* 1: the initial schema. */
+    "CREATE TABLE events ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " source TEXT NOT NULL,"
+    " event_id TEXT,"
+    " type TEXT,"
+    " payload BLOB NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " reason TEXT,"
+    " error TEXT,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " received_ms INTEGER NOT NULL,"
+    " age_base_ms INTEGER NOT NULL,"
+    " next_ms INTEGER NOT NULL,"
+    " lease_ms INTEGER NOT NULL DEFAULT 0,"
+    " updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX events_due ON events (source, next_ms, seq)"
+    " WHERE state = 0;"
+    "CREATE INDEX events_state ON events (state, received_ms);"
+    "CREATE INDEX events_source_id ON events (source, event_id);"
+    "CREATE TABLE seen_requests ("
+    " source TEXT NOT NULL,"
+    " webhook_id TEXT NOT NULL,"
+    " seen_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (source, webhook_id)) WITHOUT ROWID;"
+    "CREATE INDEX seen_requests_ms ON seen_requests (seen_ms);"
+    "CREATE TABLE seen_events ("
+    " source TEXT NOT NULL,"
+    " event_id TEXT NOT NULL,"
+    " seen_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (source, event_id)) WITHOUT ROWID;"
+    "CREATE INDEX seen_events_ms ON seen_events (seen_ms);"
+    "CREATE TABLE meta ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " probe_ms INTEGER NOT NULL);",
+    /*
+     * 2: payloads move out of events into a table of their own, keyed by
+     * the event's seq.  SQLite rewrites a whole record on any update, so
+     * with the ~600-byte payload inline every lease and delivered mark
+     * copied and logged a page per six rows; an events row is now under a
+     * hundred bytes.  events is rebuilt rather than altered in place (DROP
+     * COLUMN): the copy packs the short rows densely and frees every old
+     * page, where an in-place rewrite would keep the old rows' pages mostly
+     * empty (and counted under the size cap) and journal the whole table
+     * in one statement.  The AUTOINCREMENT high-water mark moves along, so
+     * a purged row's seq is still never reused; the drop takes the v1
+     * indexes with it, events_due is made again and the tuning below adds
+     * the rest.
+     */
+    "CREATE TABLE payloads ("
+    " seq INTEGER PRIMARY KEY,"
+    " payload BLOB NOT NULL);"
+    "INSERT INTO payloads (seq, payload)"
+    " SELECT seq, payload FROM events ORDER BY seq;"
+    "CREATE TABLE events_v2 ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " source TEXT NOT NULL,"
+    " event_id TEXT,"
+    " type TEXT,"
+    " state INTEGER NOT NULL,"
+    " reason TEXT,"
+    " error TEXT,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " received_ms INTEGER NOT NULL,"
+    " age_base_ms INTEGER NOT NULL,"
+    " next_ms INTEGER NOT NULL,"
+    " lease_ms INTEGER NOT NULL DEFAULT 0,"
+    " updated_ms INTEGER NOT NULL);"
+    "INSERT INTO events_v2 (seq, source, event_id, type, state, reason,"
+    " error, attempts, received_ms, age_base_ms, next_ms, lease_ms,"
+    " updated_ms)"
+    " SELECT seq, source, event_id, type, state, reason, error, attempts,"
+    " received_ms, age_base_ms, next_ms, lease_ms, updated_ms"
+    " FROM events ORDER BY seq;"
+    "DELETE FROM sqlite_sequence WHERE name = 'events_v2';"
+    "UPDATE sqlite_sequence SET name = 'events_v2' WHERE name = 'events';"
+    "DROP TABLE events;"
+    "ALTER TABLE events_v2 RENAME TO events;"
+    "CREATE INDEX events_due ON events (source, next_ms, seq)"
+    " WHERE state = 0;",
+    /*
+     * 3: counters instead of scans.  counters holds per source what
+     * nb_store_stats() used to count with a GROUP BY over every row; every
+     * transaction that changes rows changes them too (see sq_commit()).
+     * They are built once here from the rows as they are (the totals
+     * start from what is stored).  recent_errors keeps the latest errors
+     * per source, at most NB_STORE_ERRORS_KEPT, in place of the admin's
+     * row scans.  The two gauges read indexes: events_pending_age the
+     * oldest pending received_ms of a source, events_lease its live
+     * leases (which replaces events_leased for recovery too).
+     */
+    "CREATE TABLE counters ("
+    " source TEXT PRIMARY KEY,"
+    " pending INTEGER NOT NULL DEFAULT 0,"
+    " delivered INTEGER NOT NULL DEFAULT 0,"
+    " dead INTEGER NOT NULL DEFAULT 0,"
+    " quarantined INTEGER NOT NULL DEFAULT 0,"
+    " received_total INTEGER NOT NULL DEFAULT 0,"
+    " delivered_total INTEGER NOT NULL DEFAULT 0,"
+    " dead_total INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "INSERT INTO counters SELECT source, sum(state = 0), sum(state = 1),"
+    " sum(state = 2),"
+    " sum(state = 2 AND reason IS '" NB_REASON_QUARANTINED "'),"
+    " count(*), sum(state = 1), sum(state = 2)"
+    " FROM events GROUP BY source;"
+    "CREATE TABLE recent_errors ("
+    " source TEXT NOT NULL,"
+    " error TEXT NOT NULL,"
+    " count INTEGER NOT NULL,"
+    " last_ms INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " reason TEXT,"
+    " PRIMARY KEY (source, error)) WITHOUT ROWID;"
+    /* max() makes state and reason those of the newest row. */
+    "INSERT INTO recent_errors SELECT source, error, count(*),"
+    " max(updated_ms), state, reason FROM events"
+    " WHERE error IS NOT NULL AND error <> '' GROUP BY source, error;"
+    "DELETE FROM recent_errors WHERE (source, error) IN"
+    " (SELECT source, error FROM (SELECT source, error, row_number()"
+    " OVER (PARTITION BY source ORDER BY last_ms DESC) AS n"
+    " FROM recent_errors) WHERE n > " ERRORS_KEPT ");"
+    "DROP INDEX IF EXISTS events_leased;"
+    "CREATE INDEX events_lease ON events (source, lease_ms)"
+    " WHERE lease_ms <> 0;"
+    "CREATE INDEX events_pending_age ON events (source, received_ms)"
+    " WHERE state = 0;"
+    /* The operators' lists of dead letters walk this in seq order. */
+    "CREATE INDEX events_dead ON events (seq) WHERE state = 2;",
+};
+const int sq_schema_latest =
+    (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
+
+/*
+ * Index tuning, applied on every open after the migrations.  Indexes are
+ * not part of the schema version: a build without these statements works
+ * on a store that has them, and the other way round, only slower.
+ *
+ * - events_leased (up to version 2; events_lease since) made start-up
+ *   recovery visit only leased rows instead of every pending one.
+ * - events_delivered serves the retention prune; it replaces events_state,
+ *   which every delivered mark had to move an entry of and which misled the
+ *   planner into scanning all pending rows for lease and delivery updates.
+ * - events_source_id served no query (the operator filter on an id cannot
+ *   use it) yet cost every append a random B-tree insert.
+ */
+const char sq_index_tuning[] =
+    "CREATE INDEX IF NOT EXISTS events_delivered ON events (updated_ms)"
+    " WHERE state = 1;"
+    "DROP INDEX IF EXISTS events_state;"
+    "DROP INDEX IF EXISTS events_source_id;";
+
+/*
+ * The columns of events that sq_rows_push() reads, payload aside, each
+ * prefixed with t ("" or a table alias and a dot).
+ */
+#define EVENT_COLS_OF(t)                                                       \
+	t "seq, " t "source, " t "event_id, " t "type, " t "state, " t         \
+	  "reason, " t "error, " t "attempts, " t "received_ms, " t            \
+	  "age_base_ms, " t "updated_ms"
+#define EVENT_COLS   EVENT_COLS_OF("")
+#define EVENT_COLS_E EVENT_COLS_OF("e.")
+
+/*
+ * The operator lists walk an index in seq order from a keyset cursor and
+ * return every row they look at, at most ?11 (-1: no bound), with hit
+ * saying whether it matches the filter, so a page costs at most ?11 rows
+ * however selective the filter (see sq_list()).  ?1 seq (the key), ?2
+ * source, ?3 type, ?4 reason, ?5 id (NULL: any), ?6 since, ?7 until (0:
+ * unbounded), ?8 state mask, ?9 and ?10 the seqs the page lies between
+ * (both excluded), ?12 whether to read the payloads of the hits.
+ */
+#define LIST_HIT                                                               \
+	"((?2 IS NULL OR source = ?2) AND (?3 IS NULL OR type = ?3)"           \
+	" AND (?4 IS NULL OR reason = ?4) AND (?5 IS NULL OR event_id = ?5)"   \
+	" AND (?6 = 0 OR received_ms >= ?6) AND (?7 = 0 OR received_ms <= ?7)" \
+	" AND ((?8 >> state) & 1) = 1)"
+#define LIST_SELECT                                                            \
+	"SELECT " EVENT_COLS ", CASE WHEN ?12 AND " LIST_HIT                   \
+	" THEN (SELECT payload FROM payloads AS p WHERE p.seq = events.seq)"   \
+	" END, " LIST_HIT " FROM events"
+#define LIST_RANGE " seq > ?9 AND seq < ?10"
+
+const char *const sq_stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_PAGE_COUNT] = "PRAGMA page_count",
+    [ST_FREELIST_COUNT] = "PRAGMA freelist_count",
+    [ST_USER_VERSION] = "PRAGMA user_version",
+    /*
+     * A key counts as new when absent or older than the window.  The
+     * min() keeps a key stored earlier in this same transaction a
+     * duplicate even with an empty window.
+     */
+    [ST_SEEN_REQUEST] =
+	"INSERT INTO seen_requests (source, webhook_id, seen_ms)"
+	" VALUES (?1, ?2, ?3) ON CONFLICT (source, webhook_id)"
+	" DO UPDATE SET seen_ms = excluded.seen_ms"
+	" WHERE seen_requests.seen_ms < min(?4, excluded.seen_ms)",
+    [ST_SEEN_EVENT] = "INSERT INTO seen_events (source, event_id, seen_ms)"
+		      " VALUES (?1, ?2, ?3) ON CONFLICT (source, event_id)"
+		      " DO UPDATE SET seen_ms = excluded.seen_ms"
+		      " WHERE seen_events.seen_ms < min(?4, excluded.seen_ms)",
+    /*
+     * The last seq given: AUTOINCREMENT gives the next row one more (past
+     * the high-water mark and past every row, so a purged row's seq is
+     * never reused); then the last seq in payloads.  See rows_insert() in
+     * store_sqlite_append.c.
+     */
+    [ST_NEXT_SEQ] =
+	"SELECT max(coalesce((SELECT seq FROM sqlite_sequence"
+	" WHERE name = 'events'), 0), coalesce((SELECT max(seq) FROM events),"
+	" 0)), coalesce((SELECT max(seq) FROM payloads), 0)",
+    [ST_SAVEPOINT] = "SAVEPOINT sq_keys",
+    [ST_RELEASE_SAVEPOINT] = "RELEASE sq_keys",
+    [ST_ROLLBACK_SAVEPOINT] = "ROLLBACK TO sq_keys",
+    [ST_CLAIM_CANDIDATES] = "SELECT seq, next_ms FROM events"
+			    " WHERE state = 0 AND source = ?1"
+			    " AND next_ms <= ?2 AND lease_ms <= ?2"
+			    " ORDER BY next_ms, seq LIMIT ?3",
+    /*
+     * The set-based statements take their seqs as one JSON array in ?1
+     * ("[3,4,9]"), so a batch of rows costs one statement, not one per
+     * row.  "+state" keeps the planner on the rowid lookups of the IN list
+     * instead of a scan of an index on state.  OR FAIL spares them a
+     * statement journal (the copy SQLite keeps of every page a statement
+     * changes, to undo just that statement when it fails): a failed one
+     * rolls back its whole transaction anyway.
+     *
+     * A claim reads the rows that are still claimable, payloads included,
+     * and then leases exactly those: both run in one write transaction, so
+     * nothing can change a row in between.  The update touches only the
+     * short events rows; payloads are never rewritten.  CROSS JOIN keeps
+     * json_each the outer loop, so every row and payload is one rowid
+     * lookup, in the order of ?1; a NULL payload (LEFT JOIN) is a damaged
+     * row, reported rather than skipped.
+     */
+    [ST_CLAIM_READ] = "SELECT " EVENT_COLS_E ", p.payload, e.next_ms"
+		      " FROM json_each(?1) AS j"
+		      " CROSS JOIN events AS e ON e.seq = j.value"
+		      " LEFT JOIN payloads AS p ON p.seq = e.seq"
+		      " WHERE e.state = 0 AND e.next_ms <= ?2"
+		      " AND e.lease_ms <= ?2",
+    [ST_CLAIM_SET] = "UPDATE OR FAIL events SET lease_ms = ?2"
+		     " WHERE seq IN (SELECT value FROM json_each(?1))"
+		     " AND +state = 0 AND next_ms <= ?3 AND lease_ms <= ?3",
+    [ST_EXTEND] = "UPDATE OR FAIL events SET lease_ms = ?2"
+		  " WHERE seq IN (SELECT value FROM json_each(?1))"
+		  " AND +state = 0",
+    [ST_DELIVERED] = "UPDATE OR FAIL events SET state = 1, lease_ms = 0,"
+		     " updated_ms = ?2"
+		     " WHERE seq IN (SELECT value FROM json_each(?1))"
+		     " AND +state = 0",
+    /*
+     * The sources of the rows DELIVERED or DEAD are about to change, for
+     * the counters: read before in the same transaction, which costs a
+     * third of what a RETURNING clause on the update does.
+     */
+    [ST_MARK_SOURCES] = "SELECT source FROM events"
+			" WHERE seq IN (SELECT value FROM json_each(?1))"
+			" AND +state = 0",
+    [ST_RETRY] = "UPDATE events SET attempts = attempts + 1, error = ?3,"
+		 " next_ms = ?2, lease_ms = 0"
+		 " WHERE seq = ?1 AND state = 0 RETURNING source",
+    [ST_RELEASE] = "UPDATE OR FAIL events SET lease_ms = 0"
+		   " WHERE seq IN (SELECT value FROM json_each(?1))"
+		   " AND +state = 0",
+    [ST_DEAD] = "UPDATE OR FAIL events SET state = 2, reason = ?2, error = ?3,"
+		" lease_ms = 0, updated_ms = ?4"
+		" WHERE seq IN (SELECT value FROM json_each(?1))"
+		" AND +state = 0",
+    /* Only leased rows, off the partial index events_lease. */
+    [ST_RECOVER] = "UPDATE events SET lease_ms = 0"
+		   " WHERE lease_ms <> 0 AND +state = 0",
+    /* A key, then the primary key, then the index of dead letters. */
+    [ST_LIST_KEY] = LIST_SELECT " WHERE seq = ?1 AND" LIST_RANGE,
+    [ST_LIST_ASC] = LIST_SELECT " WHERE" LIST_RANGE " ORDER BY seq LIMIT ?11",
+    [ST_LIST_DESC] =
+	LIST_SELECT " WHERE" LIST_RANGE " ORDER BY seq DESC LIMIT ?11",
+    [ST_LIST_DEAD_ASC] =
+	LIST_SELECT " INDEXED BY events_dead"
+		    " WHERE state = 2 AND" LIST_RANGE " ORDER BY seq LIMIT ?11",
+    [ST_LIST_DEAD_DESC] = LIST_SELECT " INDEXED BY events_dead"
+				      " WHERE state = 2 AND" LIST_RANGE
+				      " ORDER BY seq DESC LIMIT ?11",
+    /*
+     * A replay changes a row only while it is as the replay read it (?5
+     * its state, ?6 its reason), and says so in sqlite3_changes().
+     */
+    [ST_REPLAY_PENDING] =
+	"UPDATE events SET state = 0, reason = NULL, error = NULL,"
+	" attempts = 0, next_ms = ?2, age_base_ms = ?2, lease_ms = 0,"
+	" updated_ms = ?2, event_id = coalesce(?3, event_id),"
+	" type = coalesce(?4, type)"
+	" WHERE seq = ?1 AND state = ?5 AND reason IS ?6 AND state <> 0",
+    [ST_REQUARANTINE] = "UPDATE events SET error = ?2, updated_ms = ?3"
+			" WHERE seq = ?1 AND state = 2"
+			" AND reason = '" NB_REASON_QUARANTINED "'",
+    /* A purge deletes the payloads first, in the same transaction. */
+    [ST_PURGE_PAYLOADS] = "DELETE FROM payloads"
+			  " WHERE seq IN (SELECT value FROM json_each(?1))",
+    [ST_PURGE] = "DELETE FROM events"
+		 " WHERE seq IN (SELECT value FROM json_each(?1))"
+		 " RETURNING source, state, reason",
+    /*
+     * O(sources): the counters, then per source the oldest pending row
+     * (the first entry of events_pending_age) and the live leases (a range
+     * of events_lease, which holds only leased rows).
+     */
+    [ST_STATS] = "SELECT c.source, c.pending, c.delivered, c.dead,"
+		 " c.quarantined, c.received_total, c.delivered_total,"
+		 " c.dead_total,"
+		 " coalesce((SELECT min(received_ms) FROM events"
+		 " WHERE source = c.source AND state = 0), 0),"
+		 " (SELECT count(*) FROM events WHERE source = c.source"
+		 " AND lease_ms <> 0 AND lease_ms > ?1)"
+		 " FROM counters AS c ORDER BY c.source",
+    [ST_COUNT_ADD] =
+	"INSERT INTO counters (source, pending, delivered,"
+	" dead, quarantined, received_total, delivered_total,"
+	" dead_total) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+	" ON CONFLICT (source) DO UPDATE SET"
+	" pending = pending + excluded.pending,"
+	" delivered = delivered + excluded.delivered,"
+	" dead = dead + excluded.dead,"
+	" quarantined = quarantined + excluded.quarantined,"
+	" received_total = received_total + excluded.received_total,"
+	" delivered_total = delivered_total"
+	" + excluded.delivered_total,"
+	" dead_total = dead_total + excluded.dead_total",
+    [ST_ERROR_ADD] = "INSERT INTO recent_errors (source, error, count,"
+		     " last_ms, state, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+		     " ON CONFLICT (source, error) DO UPDATE SET"
+		     " count = count + excluded.count,"
+		     " state = iif(excluded.last_ms >= last_ms,"
+		     " excluded.state, state),"
+		     " reason = iif(excluded.last_ms >= last_ms,"
+		     " excluded.reason, reason),"
+		     " last_ms = max(last_ms, excluded.last_ms)",
+    /* A source keeps its newest ?2 errors. */
+    [ST_ERROR_TRIM] = "DELETE FROM recent_errors WHERE source = ?1"
+		      " AND error NOT IN (SELECT error FROM recent_errors"
+		      " WHERE source = ?1 ORDER BY last_ms DESC LIMIT ?2)",
+    /* The newest ?2 errors per source since ?1: the table is bounded. */
+    [ST_ERRORS] = "SELECT source, error, reason, state, count, last_ms"
+		  " FROM (SELECT *, row_number() OVER (PARTITION BY source"
+		  " ORDER BY last_ms DESC) AS n FROM recent_errors"
+		  " WHERE last_ms >= ?1) WHERE n <= ?2"
+		  " ORDER BY source, last_ms DESC",
+    /*
+     * The prune takes ?2 of each at a time, oldest first, off the indexes
+     * on their times.  The two delivered statements pick the same rows:
+     * the index orders ties by seq.
+     */
+    [ST_PRUNE_REQUESTS] =
+	"DELETE FROM seen_requests WHERE (source, webhook_id) IN"
+	" (SELECT source, webhook_id FROM seen_requests WHERE seen_ms < ?1"
+	" ORDER BY seen_ms LIMIT ?2)",
+    [ST_PRUNE_EVENTS] =
+	"DELETE FROM seen_events WHERE (source, event_id) IN"
+	" (SELECT source, event_id FROM seen_events WHERE seen_ms < ?1"
+	" ORDER BY seen_ms LIMIT ?2)",
+    [ST_PRUNE_PAYLOADS] = "DELETE FROM payloads WHERE seq IN"
+			  " (SELECT seq FROM events"
+			  " WHERE state = 1 AND updated_ms < ?1"
+			  " ORDER BY updated_ms LIMIT ?2)",
+    [ST_PRUNE_DELIVERED] = "DELETE FROM events WHERE seq IN"
+			   " (SELECT seq FROM events"
+			   " WHERE state = 1 AND updated_ms < ?1"
+			   " ORDER BY updated_ms LIMIT ?2)"
+			   " RETURNING source",
+    [ST_PROBE] = "INSERT INTO meta (id, probe_ms) VALUES (1, ?1)"
+		 " ON CONFLICT (id) DO UPDATE SET probe_ms = excluded.probe_ms",
+    [ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
+    [ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+};
+
+/*
+ * The multi-row statements of an append (struct sq_chunk_sql).  All are
+ * OR FAIL, without a statement journal, like the set-based updates: a
+ * failed append rolls back its whole transaction.
+ *
+ * The seen_* upserts are those of ST_SEEN_REQUEST and ST_SEEN_EVENT with
+ * the window given as its length: ?0 is received_ms - dedupe_after_ms,
+ * the same for every row of the statement, so that the key is refreshed
+ * exactly when it is older than min(dedupe_after_ms, received_ms) of its
+ * own row.  Rows run in order, each seeing the keys of the rows before.
+ */
+const struct sq_chunk_sql sq_chunk_sql[CH_COUNT] = {
+    [CH_SEEN_REQUESTS] =
+	{"INSERT OR FAIL INTO seen_requests (source, webhook_id,"
+	 " seen_ms) VALUES ",
+	    "(?1,?2,?3)", 3,
+	    " ON CONFLICT (source, webhook_id)"
+	    " DO UPDATE SET seen_ms = excluded.seen_ms"
+	    " WHERE seen_requests.seen_ms < min(excluded.seen_ms - ?0,"
+	    " excluded.seen_ms)"},
+    [CH_SEEN_EVENTS] =
+	{"INSERT OR FAIL INTO seen_events (source, event_id, seen_ms)"
+	 " VALUES ",
+	    "(?1,?2,?3)", 3,
+	    " ON CONFLICT (source, event_id)"
+	    " DO UPDATE SET seen_ms = excluded.seen_ms"
+	    " WHERE seen_events.seen_ms < min(excluded.seen_ms - ?0,"
+	    " excluded.seen_ms)"},
+    [CH_EVENTS] = {"INSERT OR FAIL INTO events (seq, source, event_id, type,"
+		   " state, reason, error, attempts, received_ms,"
+		   " age_base_ms, next_ms, lease_ms, updated_ms) VALUES ",
+	"(NULL,?1,?2,?3,?4,?5,?6,0,?7,?7,?7,0,?7)", 7, ""},
+    [CH_PAYLOADS] = {"INSERT OR FAIL INTO payloads (seq, payload) VALUES ",
+	"(?1,?2)", 2, ""},
+    /* The payloads table's own next rowid, see rows_insert(). */
+    [CH_PAYLOADS_NEXT] = {"INSERT OR FAIL INTO payloads (seq, payload)"
+			  " VALUES ",
+	"(NULL,?1)", 1, ""},
+};
+
+const enum sq_stmt sq_reads[] = {ST_STATS, ST_ERRORS, ST_LIST_KEY, ST_LIST_ASC,
+    ST_LIST_DESC, ST_LIST_DEAD_ASC, ST_LIST_DEAD_DESC};
+const size_t sq_nreads = sizeof(sq_reads) / sizeof(sq_reads[0]);
