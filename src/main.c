@@ -571,6 +571,7 @@ start_listeners(struct daemon *d)
 	adeps.metrics = d->metrics;
 	adeps.paused = paused_cb;
 	adeps.paused_arg = d->deliver;
+	adeps.fleet = nb_deliver_fleet(d->deliver);
 	if ((d->admin = nb_admin_new(&adeps, d->cfg, err, sizeof(err))) ==
 	    NULL) {
 		fprintf(stderr, "nudgebridge: admin API: %s\n", err);

@@ -582,6 +582,10 @@ migrate(struct pg *q, char *err, size_t errlen)
 			goto out;
 		}
 	}
+	if (pgs_install_ensure(q) == -1) {
+		snprintf(err, errlen, "store.dsn: cannot read the install id");
+		goto out;
+	}
 	snprintf(sql, sizeof(sql),
 	    "INSERT INTO schema_version (id, version) VALUES (1, %d)"
 	    " ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version;"
@@ -703,6 +707,14 @@ pg_schema_version(void *state, int *version)
 	return 0;
 }
 
+static const char *
+pg_install_id(void *state)
+{
+	struct pg *q = state;
+
+	return q->install_id;
+}
+
 static int
 pg_ready(void *state)
 {
@@ -812,6 +824,7 @@ const struct nb_store_ops nb_store_pg_ops = {
     .close = pg_close,
     .ready = pg_ready,
     .schema_version = pg_schema_version,
+    .install_id = pg_install_id,
     .begin = pg_begin,
     .commit = pg_commit,
     .rollback = pg_rollback,
@@ -825,4 +838,6 @@ const struct nb_store_ops nb_store_pg_ops = {
     .list = pgs_list,
     .stats = pgs_stats,
     .errors = pgs_errors,
+    .beat = pgs_beat,
+    .leave = pgs_leave,
 };
