@@ -109,6 +109,13 @@ nb_store_open(struct nb_store **out, const struct nb_store_config *cfg,
 		    driver);
 		goto out;
 	}
+	if (cfg->install_id != NULL &&
+	    nb_segment_install_init(&install, cfg->install_id) == -1) {
+		snprintf(err, errlen,
+		    "install id: not %d lower-case hex digits",
+		    NB_SEGMENT_INSTALL_ID_LEN);
+		goto out;
+	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		snprintf(err, errlen, "store: out of memory");
 		goto out;
@@ -120,9 +127,16 @@ nb_store_open(struct nb_store **out, const struct nb_store_config *cfg,
 	if (nb_segment_install_init(&install, ops->install_id(s->state)) ==
 	    -1) {
 		snprintf(err, errlen,
-		    "store: the install id is not %d hex "
-		    "digits",
+		    "store: the install id is not %d hex digits",
 		    NB_SEGMENT_INSTALL_ID_LEN);
+		ops->close(s->state);
+		goto out;
+	}
+	/* Asked to take over an install: only a store without one can. */
+	if (cfg->install_id != NULL &&
+	    strcmp(cfg->install_id, install.id) != 0) {
+		snprintf(err, errlen, "store: it has install id %s already",
+		    install.id);
 		ops->close(s->state);
 		goto out;
 	}

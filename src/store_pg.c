@@ -545,7 +545,7 @@ pgs_run(struct pg *q, enum pgs_stmt id, const struct params *p, const char *fn)
 }
 
 static int
-migrate(struct pg *q, char *err, size_t errlen)
+migrate(struct pg *q, const char *seed, char *err, size_t errlen)
 {
 	PGresult *res = NULL;
 	int64_t version = 0;
@@ -582,7 +582,7 @@ migrate(struct pg *q, char *err, size_t errlen)
 			goto out;
 		}
 	}
-	if (pgs_install_ensure(q) == -1) {
+	if (pgs_install_ensure(q, seed) == -1) {
 		snprintf(err, errlen, "store.dsn: cannot read the install id");
 		goto out;
 	}
@@ -684,7 +684,7 @@ pg_open(
 		err[strcspn(err, "\n")] = '\0';
 		goto out;
 	}
-	if (migrate(q, err, errlen) == -1)
+	if (migrate(q, cfg->install_id, err, errlen) == -1)
 		goto out;
 	*state = q;
 	q = NULL;

@@ -200,7 +200,7 @@ int pgs_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
     size_t limit, int *more, struct nb_store_tally *t);
 int pgs_probe(void *state);
 /* store_pg_fleet.c */
-int pgs_install_ensure(struct pg *q);
+int pgs_install_ensure(struct pg *q, const char *seed);
 int pgs_beat(void *state, struct nb_store_instance *self, int64_t lease_ms,
     struct nb_store_instance *out, size_t max, size_t *n, size_t *live);
 int pgs_leave(void *state, const char *id);

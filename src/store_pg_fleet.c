@@ -22,7 +22,7 @@
 #include "store_pg.h"
 
 int
-pgs_install_ensure(struct pg *q)
+pgs_install_ensure(struct pg *q, const char *seed)
 {
 	char id[NB_SEGMENT_INSTALL_ID_LEN + 1];
 	struct pgs_batch *b = &q->batch;
@@ -30,7 +30,10 @@ pgs_install_ensure(struct pg *q)
 	PGresult *res;
 	int rc = -1;
 
-	nb_store_install_new(id);
+	if (seed != NULL)
+		snprintf(id, sizeof(id), "%s", seed);
+	else
+		nb_store_install_new(id);
 	pgs_batch_reset(b);
 	p = pgs_batch_add(b, PS_INSTALL_ADD, 0);
 	pgs_par_text(p, id);

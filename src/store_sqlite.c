@@ -409,18 +409,21 @@ out:
 
 /*
  * Inside the migration's transaction: makes the install id when the store
- * has none (a new store, or one just migrated to version 4), then reads it
- * into q.
+ * has none (a new store, or one just migrated to version 4), seed or else
+ * a random one, then reads it into q.
  */
 static int
-install_ensure(struct sq *q)
+install_ensure(struct sq *q, const char *seed)
 {
 	char id[NB_SEGMENT_INSTALL_ID_LEN + 1];
 	const unsigned char *got;
 	sqlite3_stmt *st;
 	int rc = -1;
 
-	nb_store_install_new(id);
+	if (seed != NULL)
+		snprintf(id, sizeof(id), "%s", seed);
+	else
+		nb_store_install_new(id);
 	if ((st = sq_stmt_get(q, ST_INSTALL_ADD)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -441,7 +444,7 @@ install_ensure(struct sq *q)
 }
 
 static int
-migrate(struct sq *q, char *err, size_t errlen)
+migrate(struct sq *q, const char *seed, char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
 	int64_t version;
@@ -479,7 +482,7 @@ migrate(struct sq *q, char *err, size_t errlen)
 		    q->path);
 		goto out;
 	}
-	if (install_ensure(q) == -1) {
+	if (install_ensure(q, seed) == -1) {
 		snprintf(err, errlen,
 		    "store.path: %s: cannot read the install id", q->path);
 		goto out;
@@ -653,7 +656,7 @@ sq_open(
 		    sqlite3_errmsg(q->db));
 		goto out;
 	}
-	if (migrate(q, err, errlen) == -1)
+	if (migrate(q, cfg->install_id, err, errlen) == -1)
 		goto out;
 	/*
 	 * A set-based update inside a transaction keeps a statement journal of

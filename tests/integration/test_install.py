@@ -89,6 +89,50 @@ class TestInstallIdentity(BridgeCase):
         self.assertEqual(self.sink.accepted_messages()[n]["messageId"], mid)
 
 
+class TestMigrateInstallId(BridgeCase):
+    """`migrate --install-id`: a store that takes over an install (a move
+    from SQLite to PostgreSQL) makes the messageIds of the old one."""
+    START = False
+
+    def test_new_store_takes_the_old_install_id(self):
+        old = self.make_bridge()
+        new = self.make_bridge(start=False)
+        install = old.install_id()
+        r = new.cli("migrate", "--config", new.config_path,
+                    "--install-id", install)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "schema version 4\ninstall id %s\n"
+                         % install)
+        # The same again changes nothing; another id is refused.
+        r = new.cli("migrate", "--config", new.config_path,
+                    "--install-id", install)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        other = "0123456789abcdef0123456789abcdef"
+        r = new.cli("migrate", "--config", new.config_path,
+                    "--install-id", other)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("has install id %s already" % install, r.stderr)
+        r = new.cli("migrate", "--config", new.config_path,
+                    "--install-id", "NOT-HEX")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("install id: not 32 lower-case hex digits", r.stderr)
+        r = new.cli("migrate", "--config", new.config_path, "--install-id")
+        self.assertEqual(r.returncode, 2)
+        # A webhook retried across the move is stored on both sides: one
+        # messageId, so Segment keeps one copy.
+        new.start()
+        self.assertEqual(new.install_id(), install)
+        ev = event()
+        self.assertCounts(old.post("acme", ev), 1, 0, 0)
+        self.assertCounts(new.post("acme", ev), 1, 0, 0)
+        mid = old.message_id("acme", ev["id"])
+        self.assertEqual(new.message_id("acme", ev["id"]), mid)
+        self.assertTrue(wait_until(
+            lambda: len(self.sink.accepted_messages()) == 2, timeout=10))
+        self.assertEqual({m["messageId"] for m in
+                          self.sink.accepted_messages()}, {mid})
+
+
 # A version 1 store exactly as the releases before version 2 created it
 # (tests/unit/test_store.c holds the same text); its rows carry no rule.
 V1_SCHEMA = """
