@@ -9,10 +9,10 @@
  * database's clock; it stops a beat period before that by its own
  * monotonic clock, measured from the moment it sent its last successful
  * beat, which is earlier than the database wrote it.  Each sender takes
- * 1/N with N at least the senders that count it, so the shares add up to
- * at most the budget (late beats aside: an instance that beats late may
- * count a newcomer up to that late).  Deliverer thread only, except
- * nb_fleet_snapshot(), which reads under the mutex.
+ * 1/N, N the live instances it counts, among them every sender, so the
+ * shares add up to at most the budget (late beats aside: an instance that
+ * beats late counts a newcomer that much later).  Deliverer thread only,
+ * except nb_fleet_snapshot(), which reads under the mutex.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -60,6 +60,7 @@ nb_fleet_new(int shared, int64_t lease_ms)
 {
 	unsigned char id[(NB_STORE_INSTANCE_ID_MAX - 1) / 2];
 	struct nb_fleet *f;
+	char *p;
 
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return NULL;
@@ -79,6 +80,10 @@ nb_fleet_new(int shared, int64_t lease_ms)
 	if (gethostname(f->self.host, sizeof(f->self.host)) == -1)
 		snprintf(f->self.host, sizeof(f->self.host), "unknown");
 	f->self.host[sizeof(f->self.host) - 1] = '\0';
+	/* The database and JSON take text: keep a name to printable ASCII. */
+	for (p = f->self.host; *p != '\0'; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			*p = '?';
 	f->self.pid = (int64_t)getpid();
 	f->share = shared ? 0 : 1;
 	f->live = 1;
