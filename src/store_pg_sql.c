@@ -428,10 +428,11 @@ const char *const pgs_sql[PS_COUNT] = {
 	" AND k.n > $1::bigint",
     [PS_SCHEMA_VERSION] = "SELECT version FROM schema_version WHERE id = 1",
     /*
-     * The heartbeat, in one pipeline: register or refresh ($1 id, $2
-     * host, $3 pid), forget instances silent for $1 ms, list the live
-     * ones (heartbeat at most $1 ms old, $2 of them at most, with their
-     * number).
+     * The heartbeat, three statements in one pipeline: PS_BEAT registers
+     * or refreshes an instance ($1 id, $2 host, $3 pid), PS_FORGET
+     * deletes those silent for more than $1 ms, PS_LIVE lists those whose
+     * heartbeat is at most $1 ms old ($2 of them at most, each with their
+     * number).  NOW_MS is evaluated per statement, on the server.
      */
     [PS_BEAT] = "INSERT INTO instances AS i (id, host, pid, started_ms,"
 		" beat_ms) VALUES ($1::text, $2::text, $3::bigint, " NOW_MS
