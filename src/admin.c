@@ -36,6 +36,7 @@
 #include "nudgebridge/config.h"
 #include "nudgebridge/console.h"
 #include "nudgebridge/dlq.h"
+#include "nudgebridge/fleet.h"
 #include "nudgebridge/httpd.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/nudgespot.h"
@@ -233,6 +234,45 @@ source_stats_json(const char *name, const struct nb_source_stats *st,
 	return o;
 }
 
+/*
+ * The install id, the live instances (this one marked "self") and the
+ * rate budget with this instance's share of it, into root.
+ */
+static int
+add_fleet(struct nb_admin *a, json_t *root)
+{
+	struct nb_store_instance in[NB_FLEET_LIST_MAX];
+	char started[NB_TIME_ISO_LEN], beat[NB_TIME_ISO_LEN];
+	double budget = a->cfg->segment.rate_limit_rps;
+	struct nb_fleet_status st;
+	json_t *arr, *o;
+	size_t i, n;
+
+	if (json_object_set_new(root, "install_id",
+		json_string(nb_store_install_id(a->deps.store))) == -1)
+		return -1;
+	if (a->deps.fleet == NULL)
+		return 0;
+	n = nb_fleet_snapshot(a->deps.fleet, in, NB_FLEET_LIST_MAX, &st);
+	if ((arr = json_array()) == NULL ||
+	    json_object_set_new(root, "instances", arr) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		nb_time_format_iso(in[i].started_ms, started);
+		nb_time_format_iso(in[i].beat_ms, beat);
+		o = json_pack("{s:s, s:s, s:I, s:s, s:s, s:b}", "id", in[i].id,
+		    "host", in[i].host, "pid", (json_int_t)in[i].pid,
+		    "started_at", started, "heartbeat_at", beat, "self",
+		    strcmp(in[i].id, st.self) == 0);
+		if (o == NULL || json_array_append_new(arr, o) == -1)
+			return -1;
+	}
+	return json_object_set_new(root, "rate_limit",
+	    json_pack("{s:f, s:f, s:I, s:b}", "budget_rps", budget, "share_rps",
+		budget * st.share, "live_instances", (json_int_t)st.live,
+		"shared", st.shared));
+}
+
 static void
 handle_stats(struct nb_admin *a, struct evhttp_request *req)
 {
@@ -242,7 +282,7 @@ handle_stats(struct nb_admin *a, struct evhttp_request *req)
 	const struct nb_source_stats *st;
 	const struct nb_paused *p;
 	const struct nb_config *cfg = a->cfg;
-	json_t *arr = NULL, *o;
+	json_t *arr = NULL, *o, *root = NULL;
 	size_t nstats = 0, nerrs = 0, npaused = 0, i, j;
 	int64_t now = nb_time_now_ms();
 
@@ -291,9 +331,14 @@ handle_stats(struct nb_admin *a, struct evhttp_request *req)
 	free(stats);
 	nb_store_errors_free(errs, nerrs);
 	/* The rates are exact now; the key stays for the console. */
-	nb_httpd_reply_json(req, 200,
-	    json_pack("{s:o, s:b, s:b}", "sources", arr, "draining",
-		a->draining, "rates_truncated", 0));
+	if ((root = json_pack("{s:o, s:b, s:b}", "sources", arr, "draining",
+		 a->draining, "rates_truncated", 0)) == NULL ||
+	    add_fleet(a, root) == -1) {
+		json_decref(root);
+		reply_store_error(req);
+		return;
+	}
+	nb_httpd_reply_json(req, 200, root);
 	return;
 nomem:
 	json_decref(arr);
@@ -389,10 +434,9 @@ handle_show(struct nb_admin *a, struct evhttp_request *req, const char *key)
 		reply_store_error(req);
 		goto out;
 	}
-	if ((src = nb_config_source(a->cfg, ev[0].source)) != NULL &&
-	    ev[0].raw != NULL)
-		track = nb_segment_track(
-		    &src->mapping, src->name, ev[0].raw, ev[0].rawlen, &why);
+	if ((src = nb_config_source(a->cfg, ev[0].source)) != NULL)
+		track = nb_dlq_track(
+		    src, nb_store_install_id(a->deps.store), &ev[0], &why);
 	json_object_set_new(o, "track", track != NULL ? track : json_null());
 	if (track == NULL)
 		json_object_set_new(o, "track_error",

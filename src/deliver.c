@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "nudgebridge/deliver.h"
+#include "nudgebridge/fleet.h"
 #include "nudgebridge/lane.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/metrics.h"
@@ -40,6 +41,7 @@ struct nb_deliver {
 	struct event *kick_ev;
 	struct event *tick_ev;
 	struct nb_lane_env env;
+	struct nb_fleet *fleet;
 	struct nb_lane **lanes;
 	size_t nlanes;
 	int64_t last_prune_mono_ms;
@@ -158,6 +160,8 @@ finish(struct nb_deliver *d)
 	d->drain_rc = left ? -1 : 0;
 	if (left)
 		log_warn("stopped with events still due", NULL);
+	/* The others take its share at their next beat. */
+	nb_fleet_leave(d->fleet, d->store);
 	d->finished = 1;
 	event_base_loopbreak(d->base);
 }
@@ -196,6 +200,7 @@ tick(struct nb_deliver *d)
 		    now - d->cfg->limits.dedupe_window_s * 1000,
 		    now - d->cfg->segment.retention_s * 1000);
 	}
+	d->env.rate_share = nb_fleet_tick(d->fleet, d->store, mono, now);
 	for (i = 0; i < d->nlanes; i++)
 		nb_lane_tick(d->lanes[i], now, mono);
 	paused_publish(d);
@@ -204,6 +209,9 @@ tick(struct nb_deliver *d)
 		return;
 	}
 	ms = d->draining ? DRAIN_TICK_MS : d->cfg->segment.flush_interval_ms;
+	/* The heartbeat keeps its period whatever the flush interval. */
+	if (ms > nb_fleet_beat_ms(d->fleet))
+		ms = nb_fleet_beat_ms(d->fleet);
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
 	(void)evtimer_add(d->tick_ev, &tv);
@@ -302,6 +310,14 @@ nb_deliver_new(
 	if (nb_store_open(&d->store, &cfg->store, err, errlen) == -1)
 		goto fail;
 	d->env.store = d->store;
+	/* nb_store_open() checked the id. */
+	(void)nb_segment_install_init(
+	    &d->env.install, nb_store_install_id(d->store));
+	if ((d->fleet = nb_fleet_new(nb_store_shared(d->store),
+		 (int64_t)cfg->store.lease_s * 1000)) == NULL) {
+		(void)snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if ((d->base = event_base_new()) == NULL ||
 	    (d->kick_ev = event_new(d->base, -1, 0, kick_cb, d)) == NULL ||
 	    (d->tick_ev = evtimer_new(d->base, tick_cb, d)) == NULL) {
@@ -318,6 +334,12 @@ nb_deliver_new(
 fail:
 	nb_deliver_free(d);
 	return NULL;
+}
+
+struct nb_fleet *
+nb_deliver_fleet(struct nb_deliver *d)
+{
+	return d->fleet;
 }
 
 void
@@ -410,6 +432,7 @@ nb_deliver_free(struct nb_deliver *d)
 	if (d->base != NULL)
 		event_base_free(d->base);
 	nb_store_close(d->store);
+	nb_fleet_free(d->fleet);
 	nb_config_unref(d->pending_cfg);
 	nb_config_unref(d->cfg);
 	free(d->paused);

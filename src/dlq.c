@@ -609,6 +609,21 @@ out:
 	return rc;
 }
 
+json_t *
+nb_dlq_track(const struct nb_source *src, const char *install_id,
+    const struct nb_stored_event *ev, const char **why)
+{
+	struct nb_segment_install install;
+	struct nb_segment_origin o = {src->name, ev->rule, NULL};
+
+	*why = NULL;
+	if (ev->raw == NULL)
+		return NULL;
+	if (nb_segment_install_init(&install, install_id) == 0)
+		o.install = &install;
+	return nb_segment_track(&src->mapping, &o, ev->raw, ev->rawlen, why);
+}
+
 static int
 dlq_show(struct nb_store *st, const struct dlq_args *a, struct nb_dlq_query *q,
     const struct nb_config *cfg)
@@ -641,10 +656,9 @@ dlq_show(struct nb_store *st, const struct dlq_args *a, struct nb_dlq_query *q,
 	if ((j = nb_dlq_event_json(&ev[0], 1)) == NULL)
 		goto out;
 	track = NULL;
-	if ((src = nb_config_source(cfg, ev[0].source)) != NULL &&
-	    ev[0].raw != NULL)
-		track = nb_segment_track(
-		    &src->mapping, src->name, ev[0].raw, ev[0].rawlen, &why);
+	if ((src = nb_config_source(cfg, ev[0].source)) != NULL)
+		track =
+		    nb_dlq_track(src, nb_store_install_id(st), &ev[0], &why);
 	json_object_set_new(j, "track", track != NULL ? track : json_null());
 	if (track == NULL && why != NULL)
 		json_object_set_new(j, "track_error", json_string(why));

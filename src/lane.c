@@ -73,11 +73,12 @@ struct send {
 };
 
 int
-nb_lane_map_segment(const struct nb_source *src, const char *raw, size_t rawlen,
+nb_lane_map_segment(const struct nb_source *src,
+    const struct nb_segment_origin *o, const char *raw, size_t rawlen,
     char **out, size_t *outlen, const char **why)
 {
 	return nb_segment_track_text(
-	    &src->mapping, src->name, raw, rawlen, out, outlen, why);
+	    &src->mapping, o, raw, rawlen, out, outlen, why);
 }
 
 static int64_t
@@ -379,12 +380,13 @@ lane_map(struct nb_lane *l, const struct nb_stored_event *r,
     const struct nb_source *src, size_t limit, int64_t now, char **msg,
     size_t *len)
 {
+	struct nb_segment_origin o = {src->name, r->rule, &l->env->install};
 	enum nb_segcheck_result chk;
 	const char *why = NULL;
 	char error[128];
 
 	*msg = NULL;
-	if (l->env->map(src, r->raw, r->rawlen, msg, len, &why) == -1) {
+	if (l->env->map(src, &o, r->raw, r->rawlen, msg, len, &why) == -1) {
 		if (why == NULL || strcmp(why, "out of memory") == 0) {
 			log_error("cannot map event", " key=%s", r->key);
 			return -1;
@@ -738,7 +740,8 @@ lane_send(struct nb_lane *l, struct nb_batch *b, const char *token,
 void
 nb_lane_tick(struct nb_lane *l, int64_t now, int64_t mono)
 {
-	double rps = l->sc->rate_limit_rps, burst = rps > 1 ? rps : 1;
+	double budget = l->sc->rate_limit_rps;
+	double rps = budget * l->env->rate_share, burst = rps > 1 ? rps : 1;
 	const char *token = NULL;
 	unsigned gen = 0;
 
@@ -749,6 +752,11 @@ nb_lane_tick(struct nb_lane *l, int64_t now, int64_t mono)
 	}
 	if (now < l->hold_until_ms)
 		return;
+	/* No share: the other instances do not count this one (yet). */
+	if (budget > 0 && rps <= 0) {
+		l->tokens_mono_ms = mono;
+		return;
+	}
 	if (l->oc != NULL &&
 	    (token = nb_oauth_client_token(l->oc, now, &gen)) == NULL)
 		return;

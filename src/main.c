@@ -56,7 +56,8 @@ usage(FILE *f)
 	    "commands:\n"
 	    "  serve --config FILE          run the bridge\n"
 	    "  check-config --config FILE   validate a configuration\n"
-	    "  migrate --config FILE        create or upgrade the store\n"
+	    "  migrate --config FILE [--install-id ID]\n"
+	    "                               create or upgrade the store\n"
 	    "  sign (--secret whsec_... | --private-key whsk_...)...\n"
 	    "       [--id ID] [--timestamp T] [--curl URL] < body\n"
 	    "                               print signed webhook headers\n"
@@ -139,22 +140,42 @@ cmd_check_config(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * migrate --config FILE [--install-id ID]: ID is the install id of the
+ * store this one takes over (a move from SQLite to PostgreSQL), for a
+ * store that has none yet (storage.md, "The install id").
+ */
 static int
 cmd_migrate(int argc, char **argv)
 {
 	struct nb_config *cfg = NULL;
 	struct nb_store *st = NULL;
-	const char *path;
+	const char *path = NULL, *install = NULL;
 	char err[512];
-	int version = 0, rc = 1;
+	int version = 0, rc = 1, i, r;
 
-	if ((path = config_arg(argc, argv, "migrate")) == NULL)
+	for (i = 2; i < argc; i++) {
+		if ((r = opt_value(argc, argv, &i, "--config", &path)) == 0)
+			r = opt_value(argc, argv, &i, "--install-id", &install);
+		if (r == 1)
+			continue;
+		if (r == 0)
+			fprintf(stderr,
+			    "nudgebridge migrate: unknown argument '%s'\n",
+			    argv[i]);
 		return EXIT_USAGE;
+	}
+	if (path == NULL) {
+		fprintf(
+		    stderr, "nudgebridge migrate: --config FILE is required\n");
+		return EXIT_USAGE;
+	}
 	if (nb_config_load(&cfg, path, err, sizeof(err)) == -1) {
 		fprintf(stderr, "nudgebridge: %s: %s\n", path, err);
 		return EXIT_USAGE;
 	}
 	nb_log_init(cfg->log_level, cfg->log_format);
+	cfg->store.install_id = install;
 	if (nb_store_open(&st, &cfg->store, err, sizeof(err)) == -1) {
 		fprintf(
 		    stderr, "nudgebridge: cannot open the store: %s\n", err);
@@ -166,6 +187,7 @@ cmd_migrate(int argc, char **argv)
 		goto out;
 	}
 	printf("schema version %d\n", version);
+	printf("install id %s\n", nb_store_install_id(st));
 	rc = 0;
 out:
 	nb_store_close(st);
@@ -571,6 +593,7 @@ start_listeners(struct daemon *d)
 	adeps.metrics = d->metrics;
 	adeps.paused = paused_cb;
 	adeps.paused_arg = d->deliver;
+	adeps.fleet = nb_deliver_fleet(d->deliver);
 	if ((d->admin = nb_admin_new(&adeps, d->cfg, err, sizeof(err))) ==
 	    NULL) {
 		fprintf(stderr, "nudgebridge: admin API: %s\n", err);

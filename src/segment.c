@@ -3,17 +3,17 @@
  * segment: a stored Nudgespot event becomes one Segment Track message.
  *
  * The input is the event text exactly as it was received and validated, so
- * the mapping is a pure function of (mapping settings, source name, stored
- * text): the same event yields the same message, byte for byte, on every
- * retry, replay and instance.  Which fields are read and where they go is
- * schema.c's table, walked in its order by both paths below.  Mapped values
- * are taken over as the JSON values they were (never re-encoded through C
- * strings), absent, null and "" inputs give absent keys, and free-form
- * properties never overwrite mapped ones.  This module does not batch,
- * size-check or send; the deliverer does.  No global state: any thread may
- * call it.  nb_segment_track_text() is on the drain's hot path, so it first
- * tries a direct single-pass encoder (see "The direct path" below) and
- * falls back to the jansson path.
+ * the mapping is a pure function of (mapping settings, origin: source,
+ * install and the row's messageId rule, stored text): the same event yields
+ * the same message, byte for byte, on every retry, replay and instance.
+ * Which fields are read and where they go is schema.c's table, walked in
+ * its order by both paths below.  Mapped values are taken over as the JSON
+ * values they were (never re-encoded through C strings), absent, null and
+ * "" inputs give absent keys, and free-form properties never overwrite
+ * mapped ones.  This module does not batch, size-check or send; the
+ * deliverer does.  No global state: any thread may call it.
+ * nb_segment_track_text() is on the drain's hot path, so it first tries a
+ * direct single-pass encoder (see "The direct path") before jansson.
  */
 #include <pthread.h>
 #include <stddef.h>
@@ -41,6 +41,8 @@
  * at most 63 bytes, see config.h); else streamed.
  */
 #define MSGID_INPUT_MAX (64 + 1 + FAST_NAME_MAX)
+/* SHA-256's block: the install rule's first, the install id padded. */
+#define MSGID_BLOCK 64
 
 void
 nb_segment_mapping_clear(struct nb_mapping *m)
@@ -135,44 +137,91 @@ hashed_address(const char *s, size_t len, char out[65])
 }
 
 /*
- * The SHA-256 of source, a NUL byte and the event id (idlen bytes).  The
- * separator keeps ("a", "bc") and ("ab", "c") apart.  One call over a copy
- * when it fits the stack, as it always does on the direct path for the
- * configured sources.
+ * The SHA-256 of source, a NUL byte and the event id (idlen bytes), after
+ * the state head when not NULL (the install rule).  The separator keeps
+ * ("a", "bc") and ("ab", "c") apart.  The legacy rule hashes in one call
+ * over a copy when it fits the stack, as it always does on the direct path
+ * for the configured sources.
  */
 static void
-msgid_digest(const char *source, const char *id, size_t idlen,
-    unsigned char h[crypto_hash_sha256_BYTES])
+msgid_digest(const crypto_hash_sha256_state *head, const char *source,
+    const char *id, size_t idlen, unsigned char h[crypto_hash_sha256_BYTES])
 {
 	unsigned char in[MSGID_INPUT_MAX];
 	crypto_hash_sha256_state st;
 	const unsigned char nul = 0;
 	size_t slen = strlen(source);
 
-	if (slen < sizeof(in) && idlen < sizeof(in) - slen) {
+	if (head == NULL && slen < sizeof(in) && idlen < sizeof(in) - slen) {
 		memcpy(in, source, slen);
 		in[slen] = '\0';
 		memcpy(in + slen + 1, id, idlen);
 		crypto_hash_sha256(h, in, slen + 1 + idlen);
 		return;
 	}
-	crypto_hash_sha256_init(&st);
+	if (head != NULL)
+		st = *head;
+	else
+		crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, (const unsigned char *)source, slen);
 	crypto_hash_sha256_update(&st, &nul, 1);
 	crypto_hash_sha256_update(&st, (const unsigned char *)id, idlen);
 	crypto_hash_sha256_final(&st, h);
 }
 
-void
-nb_segment_message_id(
-    const char *source, const char *event_id, char out[NB_SEGMENT_MSGID_LEN])
+int
+nb_segment_install_init(struct nb_segment_install *in, const char *id)
+{
+	unsigned char block[MSGID_BLOCK];
+	size_t i;
+
+	if (id == NULL || strlen(id) != NB_SEGMENT_INSTALL_ID_LEN)
+		return -1;
+	for (i = 0; i < NB_SEGMENT_INSTALL_ID_LEN; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') ||
+			(id[i] >= 'a' && id[i] <= 'f')))
+			return -1;
+	/* The id and NULs: exactly one block, hashed once here. */
+	memset(block, 0, sizeof(block));
+	memcpy(block, id, NB_SEGMENT_INSTALL_ID_LEN);
+	memcpy(in->id, id, NB_SEGMENT_INSTALL_ID_LEN + 1);
+	crypto_hash_sha256_init(&in->head);
+	crypto_hash_sha256_update(&in->head, block, sizeof(block));
+	return 0;
+}
+
+/*
+ * The messageId of (o, id) into out, NUL-terminated; its length, or 0
+ * (out empty) when o's rule is unknown or lacks its install.
+ */
+static size_t
+msgid_make(const struct nb_segment_origin *o, const char *id, size_t idlen,
+    char out[NB_SEGMENT_MSGID_LEN])
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
+	size_t plen;
 
-	msgid_digest(source, event_id, strlen(event_id), h);
-	memcpy(out, "nb-", 3);
-	hex_put(out + 3, h, sizeof(h));
-	out[NB_SEGMENT_MSGID_LEN - 1] = '\0';
+	out[0] = '\0';
+	if (o->rule == NB_SEGMENT_RULE_LEGACY) {
+		msgid_digest(NULL, o->source, id, idlen, h);
+		memcpy(out, "nb-", 3);
+		plen = 3;
+	} else if (o->rule == NB_SEGMENT_RULE_INSTALL && o->install != NULL) {
+		msgid_digest(&o->install->head, o->source, id, idlen, h);
+		memcpy(out, "nb1-", 4);
+		plen = 4;
+	} else
+		return 0;
+	hex_put(out + plen, h, sizeof(h));
+	out[plen + 2 * sizeof(h)] = '\0';
+	return plen + 2 * sizeof(h);
+}
+
+int
+nb_segment_message_id(const struct nb_segment_origin *o, const char *event_id,
+    char out[NB_SEGMENT_MSGID_LEN])
+{
+	return msgid_make(o, event_id, strlen(event_id), out) > 0 ? 0 : -1;
 }
 
 /*
@@ -367,13 +416,16 @@ tree_check(json_t *const val[], const struct roles *r, int64_t *ms)
 
 /* "type" up to "timestamp" of the jansson path's message. */
 static const char *
-tree_head(json_t *msg, const struct nb_mapping *m, const char *source,
-    json_t *const val[], const struct roles *r, int64_t ms)
+tree_head(json_t *msg, const struct nb_mapping *m,
+    const struct nb_segment_origin *o, json_t *const val[],
+    const struct roles *r, int64_t ms)
 {
 	char msgid[NB_SEGMENT_MSGID_LEN], ts[NB_TIME_ISO_LEN];
 	json_t *anon;
 
-	nb_segment_message_id(source, json_string_value(val[r->id]), msgid);
+	if (nb_segment_message_id(o, json_string_value(val[r->id]), msgid) ==
+	    -1)
+		return "unknown messageId rule";
 	nb_time_format_iso(ms, ts);
 	if (json_object_set_new(msg, "type", json_string("track")) == -1 ||
 	    json_object_set_new(msg, "event",
@@ -396,7 +448,7 @@ tree_head(json_t *msg, const struct nb_mapping *m, const char *source,
 }
 
 json_t *
-nb_segment_track(const struct nb_mapping *m, const char *source,
+nb_segment_track(const struct nb_mapping *m, const struct nb_segment_origin *o,
     const char *raw, size_t rawlen, const char **err)
 {
 	json_t *val[NB_SCHEMA_FIELDS_MAX];
@@ -416,7 +468,7 @@ nb_segment_track(const struct nb_mapping *m, const char *source,
 		goto out;
 	why = "out of memory";
 	if ((msg = json_object()) == NULL ||
-	    (why = tree_head(msg, m, source, val, r, ms)) != NULL)
+	    (why = tree_head(msg, m, o, val, r, ms)) != NULL)
 		goto out;
 	why = "out of memory";
 	if ((part = build_properties(val, r)) == NULL ||
@@ -782,23 +834,24 @@ ob_timestamp(struct nb_buf *o, const struct nb_jscan_tok *at, int64_t ms)
 	nb_buf_add(o, ts, NB_TIME_ISO_LEN - 1);
 }
 
-/* "type" up to "timestamp". */
+/* "type" up to "timestamp"; -1 to decline. */
 static int
-ob_head(struct nb_buf *o, const struct nb_mapping *m, const char *source,
-    const struct fevent *e, const char *name, int64_t ms)
+ob_head(struct nb_buf *o, const struct nb_mapping *m,
+    const struct nb_segment_origin *org, const struct fevent *e,
+    const char *name, int64_t ms)
 {
-	unsigned char h[crypto_hash_sha256_BYTES];
 	const struct nb_jscan_tok *id = &e->val[e->r->id];
-	char hex[2 * sizeof(h)];
+	char msgid[NB_SEGMENT_MSGID_LEN];
+	size_t len;
 
+	if ((len = msgid_make(org, id->p, id->len, msgid)) == 0)
+		return -1;
 	OB_LIT(o, "{\"type\":\"track\",\"event\":");
 	if (ob_cstr(o, name, strlen(name)) == -1)
 		return -1;
 	ob_identity(o, m, e);
-	msgid_digest(source, id->p, id->len, h);
-	hex_put(hex, h, sizeof(h));
-	OB_LIT(o, ",\"messageId\":\"nb-");
-	nb_buf_add(o, hex, sizeof(hex));
+	OB_LIT(o, ",\"messageId\":\"");
+	nb_buf_add(o, msgid, len);
 	OB_LIT(o, "\",\"timestamp\":\"");
 	ob_timestamp(o, &e->val[e->r->at], ms);
 	nb_buf_addc(o, '"');
@@ -908,8 +961,9 @@ ob_context(struct nb_buf *o, const struct fevent *e)
 }
 
 int
-nb_segment_track_text_direct(const struct nb_mapping *m, const char *source,
-    const char *raw, size_t rawlen, char **out, size_t *outlen)
+nb_segment_track_text_direct(const struct nb_mapping *m,
+    const struct nb_segment_origin *org, const char *raw, size_t rawlen,
+    char **out, size_t *outlen)
 {
 	char type[FAST_NAME_MAX], *text;
 	const struct nb_jscan_tok *t;
@@ -931,7 +985,7 @@ nb_segment_track_text_direct(const struct nb_mapping *m, const char *source,
 	/* One allocation: the bound is the buffer's maximum and its size. */
 	nb_buf_init(&o, bound);
 	if (nb_buf_reserve(&o, bound) == -1 ||
-	    ob_head(&o, m, source, &e, name, ms) == -1)
+	    ob_head(&o, m, org, &e, name, ms) == -1)
 		goto out;
 	ob_properties(&o, &e);
 	ob_context(&o, &e);
@@ -946,19 +1000,18 @@ out:
 }
 
 int
-nb_segment_track_text(const struct nb_mapping *m, const char *source,
-    const char *raw, size_t rawlen, char **out, size_t *outlen,
-    const char **err)
+nb_segment_track_text(const struct nb_mapping *m,
+    const struct nb_segment_origin *o, const char *raw, size_t rawlen,
+    char **out, size_t *outlen, const char **err)
 {
 	json_t *msg;
 	char *text;
 
 	*out = NULL;
 	*outlen = 0;
-	if (nb_segment_track_text_direct(m, source, raw, rawlen, out, outlen) ==
-	    0)
+	if (nb_segment_track_text_direct(m, o, raw, rawlen, out, outlen) == 0)
 		return 0;
-	if ((msg = nb_segment_track(m, source, raw, rawlen, err)) == NULL)
+	if ((msg = nb_segment_track(m, o, raw, rawlen, err)) == NULL)
 		return -1;
 	text = json_dumps(msg, JSON_COMPACT);
 	json_decref(msg);

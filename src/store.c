@@ -93,6 +93,7 @@ nb_store_open(struct nb_store **out, const struct nb_store_config *cfg,
     char *err, size_t errlen)
 {
 	const struct nb_store_ops *ops = NULL;
+	struct nb_segment_install install;
 	const char *driver;
 	struct nb_store *s = NULL;
 	size_t i;
@@ -108,6 +109,13 @@ nb_store_open(struct nb_store **out, const struct nb_store_config *cfg,
 		    driver);
 		goto out;
 	}
+	if (cfg->install_id != NULL &&
+	    nb_segment_install_init(&install, cfg->install_id) == -1) {
+		snprintf(err, errlen,
+		    "install id: not %d lower-case hex digits",
+		    NB_SEGMENT_INSTALL_ID_LEN);
+		goto out;
+	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		snprintf(err, errlen, "store: out of memory");
 		goto out;
@@ -115,6 +123,23 @@ nb_store_open(struct nb_store **out, const struct nb_store_config *cfg,
 	s->ops = ops;
 	if (ops->open(&s->state, cfg, err, errlen) == -1)
 		goto out;
+	/* A store made by hand or damaged: no messageId can be made. */
+	if (nb_segment_install_init(&install, ops->install_id(s->state)) ==
+	    -1) {
+		snprintf(err, errlen,
+		    "store: the install id is not %d hex digits",
+		    NB_SEGMENT_INSTALL_ID_LEN);
+		ops->close(s->state);
+		goto out;
+	}
+	/* Asked to take over an install: only a store without one can. */
+	if (cfg->install_id != NULL &&
+	    strcmp(cfg->install_id, install.id) != 0) {
+		snprintf(err, errlen, "store: it has install id %s already",
+		    install.id);
+		ops->close(s->state);
+		goto out;
+	}
 	*out = s;
 	s = NULL;
 	rc = 0;
@@ -139,6 +164,43 @@ nb_store_schema_version(struct nb_store *s, int *version)
 	if (ready(s) == -1)
 		return -1;
 	return s->ops->schema_version(s->state, version);
+}
+
+const char *
+nb_store_install_id(const struct nb_store *s)
+{
+	return s->ops->install_id(s->state);
+}
+
+int
+nb_store_shared(const struct nb_store *s)
+{
+	return s->ops->beat != NULL;
+}
+
+int
+nb_store_beat(struct nb_store *s, struct nb_store_instance *self,
+    int64_t lease_ms, struct nb_store_instance *out, size_t max, size_t *n,
+    size_t *live)
+{
+	*n = *live = 0;
+	if (s->ops->beat == NULL) {
+		log_error("the store is not shared", NULL);
+		return -1;
+	}
+	if (ready(s) == -1)
+		return -1;
+	return s->ops->beat(s->state, self, lease_ms, out, max, n, live);
+}
+
+int
+nb_store_leave(struct nb_store *s, const char *id)
+{
+	if (s->ops->leave == NULL)
+		return 0;
+	if (ready(s) == -1)
+		return -1;
+	return s->ops->leave(s->state, id);
 }
 
 static int

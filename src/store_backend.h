@@ -91,6 +91,8 @@ struct nb_store_ops {
 	 */
 	int (*ready)(void *state);
 	int (*schema_version)(void *state, int *version);
+	/* The install id, read (or made) by open; never NULL after it. */
+	const char *(*install_id)(void *state);
 
 	/* The frame: one write transaction at a time per connection. */
 	int (*begin)(void *state, enum nb_store_sync sync);
@@ -138,6 +140,14 @@ struct nb_store_ops {
 	    struct nb_store_error **out, size_t *n);
 	/* NULL when the backend needs no help to keep its log short. */
 	int (*checkpoint)(void *state);
+	/*
+	 * The table of live instances (nb_store_beat(), nb_store_leave());
+	 * NULL for a store one process owns.
+	 */
+	int (*beat)(void *state, struct nb_store_instance *self,
+	    int64_t lease_ms, struct nb_store_instance *out, size_t max,
+	    size_t *n, size_t *live);
+	int (*leave)(void *state, const char *id);
 };
 
 /* The SQLite backend (store_sqlite*.c). */

@@ -545,7 +545,7 @@ pgs_run(struct pg *q, enum pgs_stmt id, const struct params *p, const char *fn)
 }
 
 static int
-migrate(struct pg *q, char *err, size_t errlen)
+migrate(struct pg *q, const char *seed, char *err, size_t errlen)
 {
 	PGresult *res = NULL;
 	int64_t version = 0;
@@ -581,6 +581,10 @@ migrate(struct pg *q, char *err, size_t errlen)
 			    "store.dsn: migration to version %d failed", v + 1);
 			goto out;
 		}
+	}
+	if (pgs_install_ensure(q, seed) == -1) {
+		snprintf(err, errlen, "store.dsn: cannot read the install id");
+		goto out;
 	}
 	snprintf(sql, sizeof(sql),
 	    "INSERT INTO schema_version (id, version) VALUES (1, %d)"
@@ -680,7 +684,7 @@ pg_open(
 		err[strcspn(err, "\n")] = '\0';
 		goto out;
 	}
-	if (migrate(q, err, errlen) == -1)
+	if (migrate(q, cfg->install_id, err, errlen) == -1)
 		goto out;
 	*state = q;
 	q = NULL;
@@ -701,6 +705,14 @@ pg_schema_version(void *state, int *version)
 	*version = PQntuples(res) > 0 ? (int)pgs_col_int64(res, 0, 0) : 0;
 	PQclear(res);
 	return 0;
+}
+
+static const char *
+pg_install_id(void *state)
+{
+	struct pg *q = state;
+
+	return q->install_id;
 }
 
 static int
@@ -812,6 +824,7 @@ const struct nb_store_ops nb_store_pg_ops = {
     .close = pg_close,
     .ready = pg_ready,
     .schema_version = pg_schema_version,
+    .install_id = pg_install_id,
     .begin = pg_begin,
     .commit = pg_commit,
     .rollback = pg_rollback,
@@ -825,4 +838,6 @@ const struct nb_store_ops nb_store_pg_ops = {
     .list = pgs_list,
     .stats = pgs_stats,
     .errors = pgs_errors,
+    .beat = pgs_beat,
+    .leave = pgs_leave,
 };

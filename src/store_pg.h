@@ -59,6 +59,12 @@ enum pgs_stmt {
 	PS_FOLD_ERRORS,
 	PS_FOLD_TRIM,
 	PS_SCHEMA_VERSION,
+	PS_BEAT,
+	PS_FORGET,
+	PS_LIVE,
+	PS_LEAVE,
+	PS_INSTALL_ADD,
+	PS_INSTALL_GET,
 	PS_COUNT
 };
 
@@ -111,9 +117,10 @@ struct pgs_batch {
 struct pg {
 	PGconn *conn;
 	char owner[PG_OWNER_MAX]; /* lease_owner of this connection */
-	int64_t reset_mono_ms;	  /* last reconnect attempt */
-	int64_t reset_wait_ms;	  /* before the next one */
-	char sqlstate[6];	  /* of the last failure */
+	char install_id[NB_SEGMENT_INSTALL_ID_LEN + 1];
+	int64_t reset_mono_ms; /* last reconnect attempt */
+	int64_t reset_wait_ms; /* before the next one */
+	char sqlstate[6];      /* of the last failure */
 	unsigned char prepared[PS_COUNT];
 	int tx_want;  /* begin() called: BEGIN goes out with what comes next */
 	int tx_lease; /* the transaction commits without waiting for WAL */
@@ -192,6 +199,11 @@ int pgs_list(void *state, const struct nb_store_filter *f, int with_payload,
 int pgs_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
     size_t limit, int *more, struct nb_store_tally *t);
 int pgs_probe(void *state);
+/* store_pg_fleet.c */
+int pgs_install_ensure(struct pg *q, const char *seed);
+int pgs_beat(void *state, struct nb_store_instance *self, int64_t lease_ms,
+    struct nb_store_instance *out, size_t max, size_t *n, size_t *live);
+int pgs_leave(void *state, const char *id);
 
 /* store_pg_count.c */
 int pgs_stats(

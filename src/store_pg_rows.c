@@ -26,7 +26,7 @@
 
 /* The payload's column in the rows read back, the hit flag's in lists. */
 #define COL_PAYLOAD 4
-#define COL_HIT	    12
+#define COL_HIT	    13
 
 /*
  * Reads a row (the columns of EVENT_COLS, text or binary) into ev, zeroed
@@ -62,6 +62,7 @@ row_read(
 	ev->received_ms = pgs_col_int64(res, row, 9);
 	ev->age_base_ms = pgs_col_int64(res, row, 10);
 	ev->updated_ms = pgs_col_int64(res, row, 11);
+	ev->rule = (enum nb_segment_rule)pgs_col_int64(res, row, 12);
 	if (ev->source == NULL)
 		failed = 1;
 	return failed ? -1 : 0;

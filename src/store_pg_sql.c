@@ -17,6 +17,13 @@
 #define STR(x)	    STR_(x)
 #define ERRORS_KEPT STR(NB_STORE_ERRORS_KEPT)
 
+/* The rules' numbers are written into the SQL below as they are. */
+_Static_assert(NB_SEGMENT_RULE_LEGACY == 0 && NB_SEGMENT_RULE_CURRENT == 1,
+    "msgid_rule values in the SQL");
+
+/* The database's clock in ms: instances judge each other by one clock. */
+#define NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+
 /* Migrations: pgs_migrations[i] takes the schema from version i to i + 1. */
 const char *const pgs_migrations[] = {
     /* 1: the initial schema. */
@@ -125,6 +132,26 @@ const char *const pgs_migrations[] = {
     " WHERE state = 0;"
     "CREATE INDEX events_dead ON events (seq) WHERE state = 2;"
     "CREATE INDEX events_delivered ON events (updated_ms) WHERE state = 1;",
+    /*
+     * 4: the install identity, as SQLite's version 4 (install, and the
+     * messageId rule of each row: the rows stored before keep the legacy
+     * rule; an instance of an older build still writing during a rolling
+     * upgrade leaves the default, the rule it sends by).  ADD COLUMN with
+     * a constant default rewrites no row.  instances is the fleet's table
+     * of live bridge processes, for the shared rate budget: one row per
+     * process, refreshed by its heartbeat, at the database's clock.
+     */
+    "ALTER TABLE events ADD COLUMN msgid_rule SMALLINT NOT NULL DEFAULT 0;"
+    "CREATE TABLE install ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " install_id TEXT NOT NULL,"
+    " created_ms BIGINT NOT NULL);"
+    "CREATE TABLE instances ("
+    " id TEXT PRIMARY KEY,"
+    " host TEXT NOT NULL,"
+    " pid BIGINT NOT NULL,"
+    " started_ms BIGINT NOT NULL,"
+    " beat_ms BIGINT NOT NULL);",
 };
 const int pgs_schema_latest =
     (int)(sizeof(pgs_migrations) / sizeof(pgs_migrations[0]));
@@ -164,10 +191,10 @@ const int pgs_schema_latest =
 	" ord)),"                                                              \
 	" e AS (INSERT INTO events (seq, source, event_id, type, state,"       \
 	" reason, error, attempts, received_ms, age_base_ms, next_ms,"         \
-	" lease_ms, updated_ms) OVERRIDING SYSTEM VALUE"                       \
+	" lease_ms, updated_ms, msgid_rule) OVERRIDING SYSTEM VALUE"           \
 	" SELECT seq, source, event_id, type, state,"                          \
 	" CASE WHEN state = 2 THEN '" NB_REASON_QUARANTINED "' END, error, 0," \
-	" received_ms, received_ms, received_ms, 0, received_ms"               \
+	" received_ms, received_ms, received_ms, 0, received_ms, 1"            \
 	" FROM r ORDER BY ord),"                                               \
 	" p AS (INSERT INTO payloads (seq, payload)"                           \
 	" SELECT seq, payload FROM r ORDER BY ord)"                            \
@@ -177,7 +204,7 @@ const int pgs_schema_latest =
 #define EVENT_COLS(e, payload)                                                 \
 	e "seq, " e "source, " e "event_id, " e "type, " payload ", " e        \
 	  "state, " e "reason, " e "error, " e "attempts, " e                  \
-	  "received_ms, " e "age_base_ms, " e "updated_ms"
+	  "received_ms, " e "age_base_ms, " e "updated_ms, " e "msgid_rule"
 
 /*
  * SKIP LOCKED: a row another claimer is taking right now is left to it
@@ -400,6 +427,28 @@ const char *const pgs_sql[PS_COUNT] = {
 	" WHERE r.slot = 0 AND r.source = k.source AND r.error = k.error"
 	" AND k.n > $1::bigint",
     [PS_SCHEMA_VERSION] = "SELECT version FROM schema_version WHERE id = 1",
+    /*
+     * The heartbeat, three statements in one pipeline: PS_BEAT registers
+     * or refreshes an instance ($1 id, $2 host, $3 pid), PS_FORGET
+     * deletes those silent for more than $1 ms, PS_LIVE lists those whose
+     * heartbeat is at most $1 ms old ($2 of them at most, each with their
+     * number).  NOW_MS is evaluated per statement, on the server.
+     */
+    [PS_BEAT] = "INSERT INTO instances AS i (id, host, pid, started_ms,"
+		" beat_ms) VALUES ($1::text, $2::text, $3::bigint, " NOW_MS
+		", " NOW_MS ") ON CONFLICT (id) DO UPDATE"
+		" SET beat_ms = EXCLUDED.beat_ms"
+		" RETURNING i.started_ms, i.beat_ms",
+    [PS_FORGET] =
+	"DELETE FROM instances WHERE beat_ms < " NOW_MS " - $1::bigint",
+    [PS_LIVE] = "SELECT id, host, pid, started_ms, beat_ms, count(*) OVER ()"
+		" FROM instances WHERE beat_ms >= " NOW_MS " - $1::bigint"
+		" ORDER BY started_ms, id LIMIT $2::bigint",
+    [PS_LEAVE] = "DELETE FROM instances WHERE id = $1::text",
+    [PS_INSTALL_ADD] = "INSERT INTO install (id, install_id, created_ms)"
+		       " VALUES (1, $1::text, $2::bigint)"
+		       " ON CONFLICT (id) DO NOTHING",
+    [PS_INSTALL_GET] = "SELECT install_id FROM install WHERE id = 1",
 };
 
 const enum pgs_stmt pgs_reads[] = {PS_STATS, PS_ERRORS, PS_LIST_ASC,

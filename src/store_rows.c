@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "nudgebridge/log.h"
 #include "store_rows.h"
 
@@ -58,6 +60,15 @@ nb_store_window_len(const struct nb_append *r, int64_t *len)
 		return -1;
 	*len = r->received_ms - r->dedupe_after_ms;
 	return 0;
+}
+
+void
+nb_store_install_new(char out[NB_SEGMENT_INSTALL_ID_LEN + 1])
+{
+	unsigned char id[NB_SEGMENT_INSTALL_ID_LEN / 2];
+
+	randombytes_buf(id, sizeof(id));
+	sodium_bin2hex(out, NB_SEGMENT_INSTALL_ID_LEN + 1, id, sizeof(id));
 }
 
 unsigned

@@ -32,6 +32,13 @@ int nb_store_key_parse(const char *key, int64_t *seq);
  */
 int nb_store_window_len(const struct nb_append *r, int64_t *len);
 
+/*
+ * A new install id (NB_SEGMENT_INSTALL_ID_LEN lower-case hex digits of
+ * random bytes, NUL-terminated): what a backend stores when its store has
+ * none yet.
+ */
+void nb_store_install_new(char out[NB_SEGMENT_INSTALL_ID_LEN + 1]);
+
 /* The states a filter selects: its mask, or dead letters when 0. */
 unsigned nb_store_filter_states(const struct nb_store_filter *f);
 

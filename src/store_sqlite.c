@@ -407,8 +407,44 @@ out:
 	return rc;
 }
 
+/*
+ * Inside the migration's transaction: makes the install id when the store
+ * has none (a new store, or one just migrated to version 4), seed or else
+ * a random one, then reads it into q.
+ */
 static int
-migrate(struct sq *q, char *err, size_t errlen)
+install_ensure(struct sq *q, const char *seed)
+{
+	char id[NB_SEGMENT_INSTALL_ID_LEN + 1];
+	const unsigned char *got;
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (seed != NULL)
+		snprintf(id, sizeof(id), "%s", seed);
+	else
+		nb_store_install_new(id);
+	if ((st = sq_stmt_get(q, ST_INSTALL_ADD)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, nb_time_now_ms());
+	if (sq_stmt_run(q, st, __func__, "install id") == -1)
+		return -1;
+	if ((st = sq_stmt_get(q, ST_INSTALL_GET)) == NULL)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    (got = sqlite3_column_text(st, 0)) != NULL) {
+		snprintf(q->install_id, sizeof(q->install_id), "%s",
+		    (const char *)got);
+		rc = 0;
+	} else
+		sq_db_log(q, __func__, "install id");
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int
+migrate(struct sq *q, const char *seed, char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
 	int64_t version;
@@ -444,6 +480,11 @@ migrate(struct sq *q, char *err, size_t errlen)
 	if (exec_sql(q, sq_index_tuning, __func__) == -1) {
 		snprintf(err, errlen, "store.path: %s: cannot tune the indexes",
 		    q->path);
+		goto out;
+	}
+	if (install_ensure(q, seed) == -1) {
+		snprintf(err, errlen,
+		    "store.path: %s: cannot read the install id", q->path);
 		goto out;
 	}
 	if (version != sq_schema_latest) {
@@ -615,7 +656,7 @@ sq_open(
 		    sqlite3_errmsg(q->db));
 		goto out;
 	}
-	if (migrate(q, err, errlen) == -1)
+	if (migrate(q, cfg->install_id, err, errlen) == -1)
 		goto out;
 	/*
 	 * A set-based update inside a transaction keeps a statement journal of
@@ -670,6 +711,14 @@ sq_schema_version(void *state, int *version)
 		return -1;
 	*version = (int)v;
 	return 0;
+}
+
+static const char *
+sq_install_id(void *state)
+{
+	struct sq *q = state;
+
+	return q->install_id;
 }
 
 static int
@@ -756,6 +805,7 @@ const struct nb_store_ops nb_store_sqlite_ops = {
     .open = sq_open,
     .close = sq_close,
     .schema_version = sq_schema_version,
+    .install_id = sq_install_id,
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,

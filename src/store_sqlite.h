@@ -36,7 +36,7 @@
 #define SQ_CHUNK_MAX (1 << SQ_CHUNK_LOG)
 
 /* The payload's column in the statements that return one. */
-#define SQ_COL_PAYLOAD 11
+#define SQ_COL_PAYLOAD 12
 
 enum sq_stmt {
 	ST_BEGIN,
@@ -45,6 +45,8 @@ enum sq_stmt {
 	ST_PAGE_COUNT,
 	ST_FREELIST_COUNT,
 	ST_USER_VERSION,
+	ST_INSTALL_ADD,
+	ST_INSTALL_GET,
 	ST_SEEN_REQUEST,
 	ST_SEEN_EVENT,
 	ST_NEXT_SEQ,
@@ -151,6 +153,7 @@ struct sq {
 	sqlite3 *db;
 	char *path;
 	char *dir; /* the folder of path, for statvfs() in the probe */
+	char install_id[NB_SEGMENT_INSTALL_ID_LEN + 1];
 	int64_t max_size_bytes;
 	int64_t page_size;
 	int64_t busy_since_ms; /* when the current wait for the lock began */

@@ -76,6 +76,7 @@ row_read(sqlite3_stmt *st, struct nb_stored_event *ev, int with_payload)
 	ev->received_ms = sqlite3_column_int64(st, 8);
 	ev->age_base_ms = sqlite3_column_int64(st, 9);
 	ev->updated_ms = sqlite3_column_int64(st, 10);
+	ev->rule = (enum nb_segment_rule)sqlite3_column_int(st, 11);
 	if (with_payload && raw_read(st, SQ_COL_PAYLOAD, ev) == -1)
 		failed = 1;
 	if (ev->source == NULL)

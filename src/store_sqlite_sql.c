@@ -15,6 +15,10 @@
 #define STR(x)	    STR_(x)
 #define ERRORS_KEPT STR(NB_STORE_ERRORS_KEPT)
 
+/* The rules' numbers are written into the SQL below as they are. */
+_Static_assert(NB_SEGMENT_RULE_LEGACY == 0 && NB_SEGMENT_RULE_CURRENT == 1,
+    "msgid_rule values in the SQL");
+
 /* Migrations: sq_migrations[i] takes the schema from version i to i + 1. */
 const char *const sq_migrations[] = {
     /* 1: the initial schema. */
@@ -145,6 +149,20 @@ const char *const sq_migrations[] = {
     " WHERE state = 0;"
     /* The operators' lists of dead letters walk this in seq order. */
     "CREATE INDEX events_dead ON events (seq) WHERE state = 2;",
+    /*
+     * 4: the install identity in the messageId.  install holds the store's
+     * install id (sq_open() writes it when missing); every row says by
+     * which messageId rule it is sent: the rows stored before get the
+     * default, the legacy rule, and keep their messageId; the append
+     * writes the current rule.  ADD COLUMN with a constant default
+     * rewrites no row.
+     */
+    "ALTER TABLE events ADD COLUMN msgid_rule INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "CREATE TABLE install ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " install_id TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL);",
 };
 const int sq_schema_latest =
     (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
@@ -175,7 +193,7 @@ const char sq_index_tuning[] =
 #define EVENT_COLS_OF(t)                                                       \
 	t "seq, " t "source, " t "event_id, " t "type, " t "state, " t         \
 	  "reason, " t "error, " t "attempts, " t "received_ms, " t            \
-	  "age_base_ms, " t "updated_ms"
+	  "age_base_ms, " t "updated_ms, " t "msgid_rule"
 #define EVENT_COLS   EVENT_COLS_OF("")
 #define EVENT_COLS_E EVENT_COLS_OF("e.")
 
@@ -206,6 +224,10 @@ const char *const sq_stmt_sql[ST_COUNT] = {
     [ST_PAGE_COUNT] = "PRAGMA page_count",
     [ST_FREELIST_COUNT] = "PRAGMA freelist_count",
     [ST_USER_VERSION] = "PRAGMA user_version",
+    /* The install id: made once, read on every open. */
+    [ST_INSTALL_ADD] = "INSERT INTO install (id, install_id, created_ms)"
+		       " VALUES (1, ?1, ?2) ON CONFLICT (id) DO NOTHING",
+    [ST_INSTALL_GET] = "SELECT install_id FROM install WHERE id = 1",
     /*
      * A key counts as new when absent or older than the window.  The
      * min() keeps a key stored earlier in this same transaction a
@@ -424,8 +446,9 @@ const struct sq_chunk_sql sq_chunk_sql[CH_COUNT] = {
 	    " excluded.seen_ms)"},
     [CH_EVENTS] = {"INSERT OR FAIL INTO events (seq, source, event_id, type,"
 		   " state, reason, error, attempts, received_ms,"
-		   " age_base_ms, next_ms, lease_ms, updated_ms) VALUES ",
-	"(NULL,?1,?2,?3,?4,?5,?6,0,?7,?7,?7,0,?7)", 7, ""},
+		   " age_base_ms, next_ms, lease_ms, updated_ms,"
+		   " msgid_rule) VALUES ",
+	"(NULL,?1,?2,?3,?4,?5,?6,0,?7,?7,?7,0,?7,1)", 7, ""},
     [CH_PAYLOADS] = {"INSERT OR FAIL INTO payloads (seq, payload) VALUES ",
 	"(?1,?2)", 2, ""},
     /* The payloads table's own next rowid, see rows_insert(). */

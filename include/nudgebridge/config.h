@@ -46,6 +46,11 @@ struct nb_store_config {
 	char *dsn;		/* postgres: connection string (secret) */
 	int lease_s;		/* claim lease, default 30 */
 	int64_t max_size_bytes; /* sqlite: size cap, 0 = none */
+	/*
+	 * Not from the file: the install id a store that has none yet takes
+	 * instead of a random one (`migrate --install-id`), or NULL.
+	 */
+	const char *install_id;
 };
 
 /* Native TLS on the main listener; both NULL: plain HTTP. */

@@ -26,6 +26,7 @@
 #include "nudgebridge/lane.h"
 
 struct nb_deliver;
+struct nb_fleet;
 struct nb_metrics;
 
 /*
@@ -64,6 +65,13 @@ int nb_deliver_stop(struct nb_deliver *, int drain_ms);
 
 /* Frees a stopped (or never started) deliverer.  NULL is ok. */
 void nb_deliver_free(struct nb_deliver *);
+
+/*
+ * This instance among those sharing the store (fleet.h): its share of
+ * segment.rate_limit_rps, which the lanes take, and the live instances.
+ * Borrowed; lives as long as the deliverer.
+ */
+struct nb_fleet *nb_deliver_fleet(struct nb_deliver *);
 
 /*
  * Replaces the mapper (nb_lane_map_segment() by default) before the

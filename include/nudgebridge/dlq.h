@@ -51,6 +51,15 @@ int nb_dlq_query_from_kv(struct nb_dlq_query *q, const struct evkeyvalq *kv,
  */
 json_t *nb_dlq_event_json(const struct nb_stored_event *, int detail);
 
+/*
+ * The Track message stored event ev of source src becomes, messageId by
+ * the row's rule and the store's install id install_id (see segment.h):
+ * what `dlq show` and the admin API show.  New reference, or NULL (then
+ * *why names the broken rule, or is NULL when ev has no payload).
+ */
+json_t *nb_dlq_track(const struct nb_source *src, const char *install_id,
+    const struct nb_stored_event *ev, const char **why);
+
 /* `nudgebridge dlq ...`: argv[0] is "dlq".  Returns the exit status. */
 int nb_dlq_main(int argc, char **argv);
 

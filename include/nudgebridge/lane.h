@@ -4,17 +4,17 @@
  *
  * Segment limits and authenticates per write key, so the deliverer sends
  * per lane: a lane claims due rows of its sources only when it can send at
- * once, maps each to a Track message (dead-lettering what must not be
- * sent: too_large, invalid_for_segment, unmappable), packs batches, and
- * sends them under its rate limit (token bucket) and in-flight cap, with
- * HTTP Basic auth or, for an OAuth lane, a bearer token and the write key
- * in the body.  Answers are applied by policy.h: delivered, retried with
- * backoff (a 429 holds the whole lane), bisected, or a pause (401/403; for
- * OAuth a 401 first drops the token and tries a fresh one once; a refusal
- * of the token endpoint pauses too).  A claimed row leaves that state on
- * every path.  Lanes are reference counted: the deliverer's table holds
- * one reference, each request in flight another, so a lane retired by a
- * reload finishes its requests.  Everything runs on the deliverer's thread.
+ * once, maps each to a Track message (messageId by its row's rule;
+ * dead-lettering too_large, invalid_for_segment, unmappable), packs
+ * batches, and sends them under its instance's share of the rate budget
+ * (token bucket, see fleet.h) and in-flight cap, with HTTP Basic auth or a
+ * bearer token and the write key in the body.  Answers are applied by
+ * policy.h: delivered, retried with backoff (a 429 holds the whole lane),
+ * bisected, or a pause (401/403; for OAuth a 401 first drops the token and
+ * tries a fresh one once; a refused token pauses too).  A claimed row
+ * leaves that state on every path.  Lanes are reference counted (the
+ * table's and each request's), so a retired lane finishes its requests.
+ * Everything runs on the deliverer's thread.
  */
 #ifndef NB_LANE_H
 #define NB_LANE_H
@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "nudgebridge/oauth.h"
+#include "nudgebridge/segment.h"
 
 struct nb_config;
 struct nb_lane;
@@ -32,12 +33,14 @@ struct nb_store;
 struct nb_xfer_multi;
 
 /*
- * Maps a stored event of src to its Track message (see segment.h): 0 with
- * *out malloc'd, or -1 with *why naming the broken rule ("out of memory"
- * or NULL when it is no fault of the event).
+ * Maps a stored event of src to its Track message (see segment.h), its
+ * messageId made for origin o (src's name, the row's rule, the install): 0
+ * with *out malloc'd, or -1 with *why naming the broken rule ("out of
+ * memory" or NULL when it is no fault of the event).
  */
-typedef int (*nb_lane_map_fn)(const struct nb_source *src, const char *raw,
-    size_t rawlen, char **out, size_t *outlen, const char **why);
+typedef int (*nb_lane_map_fn)(const struct nb_source *src,
+    const struct nb_segment_origin *o, const char *raw, size_t rawlen,
+    char **out, size_t *outlen, const char **why);
 
 /* What all lanes share; owned by the deliverer, outlives every lane. */
 struct nb_lane_env {
@@ -45,6 +48,8 @@ struct nb_lane_env {
 	struct nb_metrics *m; /* may be NULL */
 	struct nb_xfer_multi *mx;
 	nb_lane_map_fn map;
+	struct nb_segment_install install; /* the store's, for messageIds */
+	double rate_share; /* of segment.rate_limit_rps this instance takes */
 	void (*kick)(void *arg); /* wake the loop: something changed */
 	void *kick_arg;
 	int paused_dirty; /* set when a lane pauses or resumes */
@@ -60,8 +65,9 @@ struct nb_lane_pause {
 };
 
 /* The default mapper: nb_segment_track_text(). */
-int nb_lane_map_segment(const struct nb_source *src, const char *raw,
-    size_t rawlen, char **out, size_t *outlen, const char **why);
+int nb_lane_map_segment(const struct nb_source *src,
+    const struct nb_segment_origin *o, const char *raw, size_t rawlen,
+    char **out, size_t *outlen, const char **why);
 
 /*
  * Builds the lanes of cfg (one reference each, taken on cfg too) into

@@ -23,6 +23,7 @@
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/nudgespot.h"
+#include "nudgebridge/segment.h"
 
 enum nb_event_state {
 	NB_STATE_PENDING = 0,
@@ -92,6 +93,12 @@ struct nb_stored_event {
 	int64_t received_ms;
 	int64_t age_base_ms; /* max_age counts from here (reset by replay) */
 	int64_t updated_ms;  /* last state change */
+	/*
+	 * The messageId rule of the row, for life: NB_SEGMENT_RULE_LEGACY
+	 * for rows stored before the store had an install id (schema
+	 * version 4), NB_SEGMENT_RULE_CURRENT for every row stored since.
+	 */
+	enum nb_segment_rule rule;
 };
 
 /* Frees the strings of n events and the array itself.  NULL is ok. */
@@ -194,6 +201,54 @@ void nb_store_close(struct nb_store *);
 
 /* The schema version the store is at; nb_store_open() migrates to latest. */
 int nb_store_schema_version(struct nb_store *, int *version);
+
+/*
+ * The store's install id: NB_SEGMENT_INSTALL_ID_LEN lower-case hex digits
+ * of 128 random bits, created with the store (or by the migration to
+ * version 4 of an older one) and never changed, so every connection and
+ * every instance on one database reads the same, and it travels with the
+ * store's backups.  Read once by nb_store_open(); borrowed for the life of
+ * the connection.
+ */
+const char *nb_store_install_id(const struct nb_store *);
+
+/* Longest instance id and host name kept, NUL included. */
+#define NB_STORE_INSTANCE_ID_MAX 33
+#define NB_STORE_HOST_MAX	 64
+
+/* One bridge process registered in a shared store. */
+struct nb_store_instance {
+	char id[NB_STORE_INSTANCE_ID_MAX]; /* random, per process */
+	char host[NB_STORE_HOST_MAX];
+	int64_t pid;
+	int64_t started_ms; /* first registration, the database's clock */
+	int64_t beat_ms;    /* last heartbeat, the database's clock */
+};
+
+/*
+ * 1 when several processes may share the store (PostgreSQL): they then
+ * register in it (nb_store_beat()) and share the fleet-wide budgets; 0 for
+ * a store one process owns (SQLite).
+ */
+int nb_store_shared(const struct nb_store *);
+
+/*
+ * A shared store's table of live instances.  Registers self (id, host and
+ * pid set by the caller) or refreshes its heartbeat, at the database's
+ * clock, and fills self's started_ms and beat_ms; forgets instances silent
+ * for NB_STORE_FORGET_LEASES leases; lists in out (at most max, oldest
+ * start first) the live ones, whose heartbeat is at most lease_ms old,
+ * self included, with *live their number (which max does not cut).  One
+ * round trip; the table holds instances, never events.  -1 (logged) on a
+ * store that is not shared or a failure.
+ */
+#define NB_STORE_FORGET_LEASES 10
+int nb_store_beat(struct nb_store *, struct nb_store_instance *self,
+    int64_t lease_ms, struct nb_store_instance *out, size_t max, size_t *n,
+    size_t *live);
+
+/* Takes instance id out of the table of a shared store (a clean stop). */
+int nb_store_leave(struct nb_store *, const char *id);
 
 /*
  * Start-up recovery for a store used by this process alone (SQLite): drops

@@ -348,6 +348,27 @@
 		return card;
 	}
 
+	// The live instances sharing the store, and this one's rate share.
+	function renderFleet(stats) {
+		const rl = stats.rate_limit;
+		const rows = (stats.instances || []).map((i) =>
+			el("tr", { "data-instance": i.id, class: i.self ? "self" : null },
+				el("td", { class: "mono" }, i.id.slice(0, 12),
+					i.self ? el("span", { class: "badge ok", text: "this instance" }) : null),
+				el("td", { text: i.host }),
+				el("td", { class: "mono", text: String(i.pid) }),
+				el("td", { text: fmtTime(i.started_at) }),
+				el("td", { text: fmtAgo(i.heartbeat_at) })));
+		$("fleet-rows").replaceChildren(...rows);
+		$("install-id").textContent = stats.install_id || "";
+		$("fleet-rate").textContent = !rl ? ""
+			: rl.budget_rps <= 0
+				? "no rate limit"
+				: rl.budget_rps + " requests/s per write key for the fleet; this instance sends up to " +
+					(Math.round(rl.share_rps * 100) / 100) + " (" +
+					plural(rl.live_instances, "live instance", "live instances") + ")";
+	}
+
 	function renderStats(stats) {
 		state.sources = stats.sources.map((s) => s.source);
 		$("draining").hidden = !stats.draining;
@@ -356,6 +377,7 @@
 		const box = $("sources");
 		box.replaceChildren(...stats.sources.map(renderSource));
 		$("no-sources").hidden = stats.sources.length > 0;
+		renderFleet(stats);
 	}
 
 	// -- dead letters ---------------------------------------------------

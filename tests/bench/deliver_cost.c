@@ -380,6 +380,9 @@ levels(int events, int level)
 	char raw[DC_RAW], err[256], *msg, **bodies;
 	size_t len, *lens, jtotal = 0, rawlen;
 	int i, nb = (events + DC_BATCH - 1) / DC_BATCH, b;
+	struct nb_segment_install install;
+	struct nb_segment_origin o = {
+	    "acme", NB_SEGMENT_RULE_CURRENT, &install};
 	const char *why;
 	uint64_t z;
 
@@ -391,6 +394,9 @@ levels(int events, int level)
 		fprintf(stderr, "deliver_cost: config: %s\n", err);
 		return 1;
 	}
+	if (nb_segment_install_init(
+		&install, "0123456789abcdef0123456789abcdef") == -1)
+		return 1;
 	bodies = calloc((size_t)nb, sizeof(*bodies));
 	lens = calloc((size_t)nb, sizeof(*lens));
 	if (bodies == NULL || lens == NULL)
@@ -404,9 +410,8 @@ levels(int events, int level)
 		for (i = b * DC_BATCH; i < events && i < (b + 1) * DC_BATCH;
 		     i++) {
 			rawlen = make_raw(raw, i);
-			if (nb_segment_track_text(&cfg->sources[0].mapping,
-				cfg->sources[0].name, raw, rawlen, &msg, &len,
-				&why) == -1 ||
+			if (nb_segment_track_text(&cfg->sources[0].mapping, &o,
+				raw, rawlen, &msg, &len, &why) == -1 ||
 			    off + len + 64 > cap)
 				abort();
 			if (i > b * DC_BATCH)

@@ -88,6 +88,9 @@ main(int argc, char **argv)
 	char *text, *end;
 	size_t len = 0, tlen;
 	long long runs = JC_RUNS, r;
+	struct nb_segment_install install;
+	struct nb_segment_origin o = {
+	    "acme", NB_SEGMENT_RULE_CURRENT, &install};
 	unsigned i;
 	int w;
 
@@ -129,9 +132,13 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "track") != 0)
 		return 2;
+	/* The rule rows stored now get, as the deliverer maps them. */
+	if (nb_segment_install_init(
+		&install, "0123456789abcdef0123456789abcdef") == -1)
+		return 1;
 	for (r = 0; r < runs; r++) {
 		if (nb_segment_track_text(
-			&map, "acme", body, len, &text, &tlen, NULL) == -1)
+			&map, &o, body, len, &text, &tlen, NULL) == -1)
 			return 1;
 		free(text);
 	}

@@ -6,7 +6,8 @@
 // checks the sink afterwards; this script is the person at the browser:
 //
 //   1. a wrong token is refused with a clear message;
-//   2. the right token signs in; the Sources view shows the dead letter;
+//   2. the right token signs in; the Sources view shows the dead letter,
+//      this instance and the install id;
 //   3. the Dead letters view lists it; the detail shows payload and Track;
 //   4. "Replay" asks for confirmation naming 1 event, and the event ends up
 //      delivered;
@@ -14,7 +15,8 @@
 //      that counts them.
 //
 // Environment: NB_ADMIN_URL (http://127.0.0.1:PORT), NB_TOKEN, NB_DEAD_ID
-// (the id of the event Segment rejected), NB_QUARANTINED (how many
+// (the id of the event Segment rejected) and NB_DEAD_MESSAGE_ID (its
+// messageId), NB_INSTALL_ID (the store's), NB_QUARANTINED (how many
 // quarantined events exist), CHROMIUM (default /usr/bin/chromium),
 // NB_SCREENSHOTS (a folder: when set, screenshots of the main views are
 // written there).  Prints "ok N - ..." per step and exits 0 when all pass.
@@ -29,11 +31,14 @@ import { chromium } from "playwright-core";
 const base = process.env.NB_ADMIN_URL;
 const token = process.env.NB_TOKEN;
 const deadId = process.env.NB_DEAD_ID;
+const deadMessageId = process.env.NB_DEAD_MESSAGE_ID;
+const install = process.env.NB_INSTALL_ID;
 const nquarantined = Number(process.env.NB_QUARANTINED || "0");
 const shots = process.env.NB_SCREENSHOTS || "";
 const exe = process.env.CHROMIUM || "/usr/bin/chromium";
 
-assert.ok(base && token && deadId, "NB_ADMIN_URL, NB_TOKEN and NB_DEAD_ID are required");
+assert.ok(base && token && deadId && deadMessageId && install,
+	"NB_ADMIN_URL, NB_TOKEN, NB_DEAD_ID, NB_DEAD_MESSAGE_ID and NB_INSTALL_ID are required");
 
 let step = 0;
 function ok(what) {
@@ -107,6 +112,14 @@ try {
 	for (const u of requests)
 		assert.ok(!u.includes(token), "the token must never be in a URL");
 	ok("signs in; the source shows the dead letter and its error");
+	// The instances: this one (SQLite: the only one), the install id.
+	const self = page.locator("#fleet-rows tr.self");
+	await self.waitFor();
+	assert.equal(await page.locator("#fleet-rows tr").count(), 1);
+	assert.match(await self.textContent(), /this instance/);
+	assert.equal(await page.locator("#install-id").textContent(), install);
+	assert.match(await page.locator("#fleet-rate").textContent(), /live instance/);
+	ok("the instances table lists this instance, the install id and the rate share");
 	await shot(page, "sources");
 
 	// 3. Dead letters: find the rejected event.
@@ -135,7 +148,7 @@ try {
 	assert.match(await page.locator("#d-payload").textContent(), new RegExp(deadId));
 	const track = JSON.parse(await page.locator("#d-track").textContent());
 	assert.equal(track.type, "track");
-	assert.match(track.messageId, /^nb-[0-9a-f]{64}$/);
+	assert.equal(track.messageId, deadMessageId);
 	assert.equal(await page.locator('dd[data-field="reason"]').textContent(), "rejected_by_segment");
 	ok("the detail shows payload, Track message and reason");
 	await shot(page, "detail");

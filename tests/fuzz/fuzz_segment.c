@@ -7,8 +7,10 @@
  * messageId, a timestamp, properties), whatever the input.  Whatever the
  * direct encoder accepts must be byte for byte the jansson path's compact
  * dump, and nb_segment_track_text() must always agree with that dump.
- * Both anonymous id modes are exercised with a source that overrides two
- * event names, one of them with characters that need escaping.
+ * Both anonymous id modes are exercised, the first with the legacy
+ * messageId rule and the second with the install rule, with a source that
+ * overrides two event names, one of them with characters that need
+ * escaping.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -50,22 +52,22 @@ check_message(const json_t *m)
 
 /* The direct encoder and nb_segment_track_text() against the dump want. */
 static void
-check_agreement(const struct nb_source *src, const uint8_t *data, size_t size,
-    const char *want)
+check_agreement(const struct nb_source *src, const struct nb_segment_origin *o,
+    const uint8_t *data, size_t size, const char *want)
 {
 	char *text = NULL;
 	size_t len = 0;
 
-	if (nb_segment_track_text_direct(&src->mapping, src->name,
-		(const char *)data, size, &text, &len) == 0) {
+	if (nb_segment_track_text_direct(
+		&src->mapping, o, (const char *)data, size, &text, &len) == 0) {
 		if (want == NULL || len != strlen(text) ||
 		    strcmp(text, want) != 0)
 			abort();
 		free(text);
 	}
 	text = NULL;
-	if (nb_segment_track_text(&src->mapping, src->name, (const char *)data,
-		size, &text, &len, NULL) == 0) {
+	if (nb_segment_track_text(&src->mapping, o, (const char *)data, size,
+		&text, &len, NULL) == 0) {
 		if (want == NULL || len != strlen(text) ||
 		    strcmp(text, want) != 0)
 			abort();
@@ -78,13 +80,19 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static json_t *names;
+	static struct nb_segment_install install;
 	struct nb_source src = {.name = source_name};
+	struct nb_segment_origin o = {
+	    source_name, NB_SEGMENT_RULE_LEGACY, NULL};
 	const char *err = NULL;
 	char *want;
 	json_t *m;
 	int mode;
 
-	if (sodium_init() < 0)
+	if (sodium_init() < 0 ||
+	    (install.id[0] == '\0' &&
+		nb_segment_install_init(
+		    &install, "0123456789abcdef0123456789abcdef") == -1))
 		abort();
 	if (names == NULL &&
 	    (names = json_pack("{s:s,s:s}", "email.unsubscribed",
@@ -95,9 +103,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (mode = 0; mode < 2; mode++) {
 		src.mapping.anon =
 		    mode ? NB_SEGMENT_ANON_SHA256 : NB_SEGMENT_ANON_EMAIL;
+		o.rule =
+		    mode ? NB_SEGMENT_RULE_INSTALL : NB_SEGMENT_RULE_LEGACY;
+		o.install = mode ? &install : NULL;
 		want = NULL;
 		m = nb_segment_track(
-		    &src.mapping, src.name, (const char *)data, size, &err);
+		    &src.mapping, &o, (const char *)data, size, &err);
 		if (m == NULL) {
 			if (err == NULL)
 				abort();
@@ -107,7 +118,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			json_decref(m);
 		}
-		check_agreement(&src, data, size, want);
+		check_agreement(&src, &o, data, size, want);
 		free(want);
 	}
 	return 0;

@@ -210,16 +210,16 @@ def strip_sent_at(m):
     return {k: v for k, v in m.items() if k != "sentAt"}
 
 
-def check_deliveries(sink, source, acked):
+def check_deliveries(sink, source, acked, install):
     """The crash-safety verdict: a dict of counts and problems.
 
-    acked: event ids answered 200.  Looks at every message of every batch
-    the sink answered 2xx: each must carry the messageId of an acknowledged
-    event, copies of one messageId must be the same Track message (apart
-    from sentAt, which belongs to the batch), and every acknowledged event
-    must be there.
+    acked: event ids answered 200; install: the store's install id.  Looks
+    at every message of every batch the sink answered 2xx: each must carry
+    the messageId of an acknowledged event, copies of one messageId must be
+    the same Track message (apart from sentAt, which belongs to the batch),
+    and every acknowledged event must be there.
     """
-    want = {message_id(source, i): i for i in acked}
+    want = {message_id(source, i, install): i for i in acked}
     seen = {}
     dup = 0
     foreign = []

@@ -35,6 +35,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -125,8 +126,22 @@ def sign(secret, msg_id, ts, body):
     return "v1," + base64.b64encode(mac).decode()
 
 
-def message_id(source, event_id):
-    """The contract's deterministic Segment messageId."""
+def message_id(source, event_id, install):
+    """The messageId of an event stored now: the install rule.
+
+    "nb1-" and the hex SHA-256 of the install id padded with NUL bytes to
+    64 (one SHA-256 block), the source name, a NUL byte and the event id.
+    install is the store's install id (Bridge.install_id()).
+    """
+    if not re.fullmatch(r"[0-9a-f]{32}", install or ""):
+        raise ValueError("not an install id: %r" % (install,))
+    h = hashlib.sha256(install.encode().ljust(64, b"\0") + source.encode() +
+                       b"\0" + event_id.encode())
+    return "nb1-" + h.hexdigest()
+
+
+def legacy_message_id(source, event_id):
+    """The messageId of a row stored before its store had an install id."""
     h = hashlib.sha256(source.encode() + b"\0" + event_id.encode())
     return "nb-" + h.hexdigest()
 
@@ -365,6 +380,47 @@ class Bridge:
             if m or time.monotonic() > deadline:
                 return m
             time.sleep(0.05)
+
+    # -- the store ------------------------------------------------------
+
+    def store_query(self, sql):
+        """The first column of the first row sql returns, read from the
+        bridge's store itself (its SQLite file, or its PostgreSQL schema
+        with the bridge's own PGOPTIONS), None when there is no row."""
+        store = self.config.get("store") or {}
+        if store.get("driver", "sqlite") == "sqlite":
+            path = os.path.join(self.dir, store.get("path", "nb.db"))
+            db = sqlite3.connect(path, timeout=10)
+            try:
+                row = db.execute(sql).fetchone()
+            finally:
+                db.close()
+            return row[0] if row else None
+        p = subprocess.run(["psql", store["dsn"], "-X", "-q", "-A", "-t",
+                            "-v", "ON_ERROR_STOP=1", "-c", sql],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30,
+                           env=dict(self.env, PGOPTIONS=self.env.get(
+                               "PGOPTIONS", "")))
+        if p.returncode != 0:
+            raise AssertionError("psql %r failed: %s" %
+                                 (sql, p.stderr.decode(errors="replace")))
+        out = p.stdout.decode().strip()
+        return out.splitlines()[0] if out else None
+
+    def install_id(self):
+        """The store's install id (the store exists once the bridge has
+        started), read from the store."""
+        if getattr(self, "_install", None) is None:
+            self._install = self.store_query(
+                "SELECT install_id FROM install WHERE id = 1")
+            if self._install is None:
+                raise AssertionError("the store has no install id yet")
+        return self._install
+
+    def message_id(self, source, event_id):
+        """The messageId this bridge's store gives an event stored now."""
+        return message_id(source, event_id, self.install_id())
 
     # -- main listener --------------------------------------------------
 

@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import unittest
 
-from harness import BridgeCase, event, message_id, wait_until
+from harness import BridgeCase, event, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONSOLE_DIR = os.path.join(HERE, "..", "console")
@@ -162,7 +162,7 @@ class TestConsoleBrowser(BridgeCase):
     def test_sign_in_find_replay(self):
         # Segment rejects one event with 400: it becomes a dead letter.
         bad = event(type="email.bounced")
-        self.sink.poison = {message_id("acme", bad["id"])}
+        self.sink.poison = {self.bridge.message_id("acme", bad["id"])}
         self.assertCounts(self.bridge.post("acme", [event(), bad]), 2, 0, 0)
         self.assertTrue(wait_until(lambda: self.bridge.admin(
             "GET", "/v1/dlq?reason=rejected_by_segment").json["events"], 10))
@@ -177,6 +177,8 @@ class TestConsoleBrowser(BridgeCase):
             "NB_ADMIN_URL": "http://127.0.0.1:%d" % self.bridge.admin_port,
             "NB_TOKEN": self.bridge.token,
             "NB_DEAD_ID": bad["id"],
+            "NB_DEAD_MESSAGE_ID": self.bridge.message_id("acme", bad["id"]),
+            "NB_INSTALL_ID": self.bridge.install_id(),
             "NB_QUARANTINED": str(len(quarantined)),
             "CHROMIUM": CHROMIUM,
         })
@@ -192,7 +194,7 @@ class TestConsoleBrowser(BridgeCase):
         self.assertNotIn(self.bridge.token, out)
 
         # The replayed event arrived at the Segment stand-in, once more.
-        mid = message_id("acme", bad["id"])
+        mid = self.bridge.message_id("acme", bad["id"])
         self.assertEqual(self.sink.wait_ids([mid]), set())
         later = self.sink.accepted_messages()[before:]
         self.assertEqual([m["messageId"] for m in later], [mid])

@@ -27,7 +27,7 @@ import time
 import unittest
 
 from faults import Poster, check_deliveries
-from harness import BridgeCase, message_id
+from harness import BridgeCase
 
 KILLS = 20
 
@@ -64,8 +64,8 @@ class CrashTest(BridgeCase):
         acked = poster.acked_ids()
 
         missing = self.sink.wait_ids(
-            {message_id("acme", i) for i in acked}, timeout=30.0)
-        v = check_deliveries(self.sink, "acme", acked)
+            {bridge.message_id("acme", i) for i in acked}, timeout=30.0)
+        v = check_deliveries(self.sink, "acme", acked, bridge.install_id())
         elapsed = time.monotonic() - t0
         statuses = dict(poster.statuses)
         sys.stdout.write(

@@ -20,8 +20,8 @@ import threading
 import time
 import unittest
 
-from harness import (BridgeCase, WRITE_KEY, binary_version, event,
-                     message_id, new_id, wait_until)
+from harness import (BridgeCase, WRITE_KEY, binary_version, event, new_id,
+                     wait_until)
 
 CONTRACT_NAMES = {
     "email.sent": "Email Sent",
@@ -69,8 +69,9 @@ def utc_ms(s):
     return t.strftime("%Y-%m-%dT%H:%M:%S") + ".%03dZ" % ms
 
 
-def golden(source, ev, names=None, anon="email"):
-    """The Track message the contract requires for ev on source."""
+def golden(bridge, source, ev, names=None, anon="email"):
+    """The Track message the contract requires for ev on source, stored
+    now in bridge's store."""
     names = names or {}
     typ = ev["type"]
     name = names.get(typ) or CONTRACT_NAMES.get(typ) or typ
@@ -78,7 +79,7 @@ def golden(source, ev, names=None, anon="email"):
     msg = {
         "type": "track",
         "event": name,
-        "messageId": message_id(source, ev["id"]),
+        "messageId": bridge.message_id(source, ev["id"]),
         "timestamp": utc_ms(ev["occurred_at"]),
     }
     email = sub.get("email")
@@ -143,18 +144,19 @@ class TestMapping(BridgeCase):
     def deliver(self, source, evs):
         r = self.bridge.post(source, evs)
         self.assertCounts(r, len(evs), 0, 0)
-        want = {message_id(source, e["id"]): e for e in evs}
+        want = {self.bridge.message_id(source, e["id"]): e for e in evs}
         missing = self.sink.wait_ids(want, timeout=10)
         self.assertFalse(missing, "not delivered: %s" % missing)
         return self.sink.by_message_id()
 
     def test_full_example(self):
         got = self.deliver("acme", [FULL])
-        msg = got[message_id("acme", FULL["id"])]
-        want = golden("acme", FULL)
+        msg = got[self.bridge.message_id("acme", FULL["id"])]
+        want = golden(self.bridge, "acme", FULL)
         self.assertEqual(want["timestamp"], "2026-11-28T09:59:58.123Z")
         self.assertEqual(msg, want)
-        self.assertEqual(len(msg["messageId"]), 67)
+        # The install rule's: "nb1-" and 64 hex digits.
+        self.assertEqual(len(msg["messageId"]), 68)
 
     def test_every_contract_type(self):
         evs = []
@@ -163,8 +165,8 @@ class TestMapping(BridgeCase):
             evs.append(event(type=typ, message={"id": "m_" + typ}))
         got = self.deliver("acme", evs)
         for e in evs:
-            self.assertEqual(got[message_id("acme", e["id"])],
-                             golden("acme", e), e["type"])
+            self.assertEqual(got[self.bridge.message_id("acme", e["id"])],
+                             golden(self.bridge, "acme", e), e["type"])
 
     def test_overrides_and_sha256_identity(self):
         evs = [
@@ -175,15 +177,16 @@ class TestMapping(BridgeCase):
         ]
         got = self.deliver("beta", evs)
         for e in evs:
-            want = golden("beta", e, OVERRIDES, "sha256")
-            self.assertEqual(got[message_id("beta", e["id"])], want)
-        m = got[message_id("beta", evs[0]["id"])]
+            want = golden(self.bridge, "beta", e, OVERRIDES, "sha256")
+            self.assertEqual(
+                got[self.bridge.message_id("beta", e["id"])], want)
+        m = got[self.bridge.message_id("beta", evs[0]["id"])]
         self.assertEqual(m["event"], "Email Unsubscribed")
         self.assertEqual(m["anonymousId"], hashlib.sha256(
             b"ada.lovelace@example.com").hexdigest())
         self.assertEqual(m["context"]["traits"],
                          {"email": "Ada.Lovelace@Example.COM"})
-        self.assertNotIn("traits", got[message_id("beta",
+        self.assertNotIn("traits", got[self.bridge.message_id("beta",
                                                   evs[2]["id"])]["context"])
 
     def test_email_identity_and_absent_inputs(self):
@@ -197,15 +200,15 @@ class TestMapping(BridgeCase):
                   client={"ip": "198.51.100.1"}),
         ]
         got = self.deliver("acme", evs)
-        m0 = got[message_id("acme", evs[0]["id"])]
-        self.assertEqual(m0, golden("acme", evs[0]))
+        m0 = got[self.bridge.message_id("acme", evs[0]["id"])]
+        self.assertEqual(m0, golden(self.bridge, "acme", evs[0]))
         self.assertEqual(m0["anonymousId"], "x@example.com")
         self.assertNotIn("userId", m0)
         self.assertEqual(m0["properties"], {"bounce_type": "soft",
                                             "email_id": "m1"})
         self.assertEqual(m0["timestamp"], "2026-01-02T03:04:05.000Z")
-        m1 = got[message_id("acme", evs[1]["id"])]
-        self.assertEqual(m1, golden("acme", evs[1]))
+        m1 = got[self.bridge.message_id("acme", evs[1]["id"])]
+        self.assertEqual(m1, golden(self.bridge, "acme", evs[1]))
         self.assertEqual(m1["timestamp"], "2026-01-02T03:00:00.900Z")
         self.assertEqual(m1["properties"]["bounce_type"], "hard")
 
@@ -232,7 +235,8 @@ class TestMapping(BridgeCase):
         ev = event()
         self.assertCounts(self.bridge.post("acme", ev), 1, 0, 0)
         self.assertCounts(self.bridge.post("beta", ev), 1, 0, 0)
-        ids = {message_id("acme", ev["id"]), message_id("beta", ev["id"])}
+        ids = {self.bridge.message_id("acme", ev["id"]),
+               self.bridge.message_id("beta", ev["id"])}
         self.assertEqual(len(ids), 2)
         self.assertFalse(self.sink.wait_ids(ids))
 
@@ -252,7 +256,8 @@ def gap_after_429(case, mode, value):
     case.assertEqual(case.sink.wait_requests(1), 1)
     first = case.sink.all_batches()[0].at
     case.sink.set_mode("ok")
-    case.assertFalse(case.sink.wait_ids({message_id("acme", ev["id"])},
+    case.assertFalse(case.sink.wait_ids({case.bridge.message_id("acme",
+                                                                ev["id"])},
                                         timeout=15))
     return case.sink.all_batches()[1].at - first
 
@@ -262,7 +267,7 @@ class TestGzip(BridgeCase):
 
     def deliver_all(self, bridge, evs):
         self.assertCounts(bridge.post("acme", evs), len(evs), 0, 0)
-        want = {message_id("acme", e["id"]) for e in evs}
+        want = {bridge.message_id("acme", e["id"]) for e in evs}
         self.assertFalse(self.sink.wait_ids(want, timeout=15))
 
     def test_same_track_bytes_inside_gzip(self):
@@ -275,11 +280,16 @@ class TestGzip(BridgeCase):
         self.deliver_all(plain, evs)
         plain_metrics = plain.metrics()
         plain.stop()
+        # The two bridges are two installs: their messageIds differ, so
+        # messages are matched by event id and compared with the
+        # messageId put back to plain's.
+        by_mid = {plain.message_id("acme", e["id"]): e["id"] for e in evs}
         sent = {}
         for b in self.sink.all_batches():
             self.assertIsNone(b.encoding)
             self.assertEqual(b.wire, b.raw)
-            sent[b.messages[0]["messageId"]] = messages_bytes(b)
+            mid = b.messages[0]["messageId"]
+            sent[by_mid[mid]] = (mid, messages_bytes(b))
         self.assertEqual(len(sent), len(evs))
         k = len(self.sink.all_batches())
         zipped = self.make_bridge(config=one)   # gzip is the default
@@ -287,12 +297,16 @@ class TestGzip(BridgeCase):
         self.assertEqual(self.sink.wait_requests(k + len(evs), timeout=15),
                          k + len(evs))
         got = self.sink.all_batches()[k:]
+        by_mid = {zipped.message_id("acme", e["id"]): e["id"] for e in evs}
         for b in got:
             self.assertEqual(b.encoding, "gzip")
             self.assertEqual(gzip.decompress(b.wire), b.raw)
             # The Track bytes are exactly those sent without gzip.
-            self.assertEqual(messages_bytes(b),
-                             sent[b.messages[0]["messageId"]])
+            mid = b.messages[0]["messageId"]
+            plain_mid, plain_bytes = sent[by_mid[mid]]
+            self.assertEqual(messages_bytes(b).replace(mid.encode(),
+                                                       plain_mid.encode()),
+                             plain_bytes)
         m = zipped.metrics()
         self.assertLess(m["nudgebridge_segment_sent_bytes_total"],
                         m["nudgebridge_segment_json_bytes_total"])
@@ -376,8 +390,8 @@ class TestEndpointChoice(BridgeCase):
             {"segment": {"endpoint": "http://127.0.0.1:9"}})
         ev = event()
         self.assertCounts(b.post("acme", ev), 1, 0, 0)
-        self.assertFalse(self.sink.wait_ids({message_id("acme",
-                                                        ev["id"])}))
+        self.assertFalse(self.sink.wait_ids({b.message_id("acme",
+                                                          ev["id"])}))
 
 
 class TestRetries(BridgeCase):
@@ -392,7 +406,7 @@ class TestRetries(BridgeCase):
                   for m in b.messages]
         self.assertTrue(failed)
         self.sink.set_mode("ok")
-        want = {message_id("acme", e["id"]) for e in evs}
+        want = {self.bridge.message_id("acme", e["id"]) for e in evs}
         self.assertFalse(self.sink.wait_ids(want, timeout=15))
         # Retries carried the same messageIds.
         self.assertLessEqual(set(failed), want)
@@ -406,23 +420,25 @@ class TestRetries(BridgeCase):
     def test_400_bisection(self):
         evs = [event() for _ in range(7)]
         bad = evs[4]
-        self.sink.poison = {message_id("acme", bad["id"])}
+        self.sink.poison = {self.bridge.message_id("acme", bad["id"])}
         self.assertCounts(self.bridge.post("acme", evs), 7, 0, 0)
-        want = {message_id("acme", e["id"]) for e in evs if e is not bad}
+        want = {self.bridge.message_id("acme", e["id"])
+                for e in evs if e is not bad}
         self.assertFalse(self.sink.wait_ids(want, timeout=15))
         rows = wait_until(lambda: self.bridge.dlq("list"), timeout=10)
         self.assertEqual(len(rows), 1, rows)
         self.assertEqual(rows[0]["id"], bad["id"])
         self.assertEqual(rows[0]["reason"], "rejected_by_segment")
         self.assertEqual(rows[0]["source"], "acme")
-        self.assertNotIn(message_id("acme", bad["id"]),
+        self.assertNotIn(self.bridge.message_id("acme", bad["id"]),
                          self.sink.accepted_ids())
 
     def test_too_large(self):
         big = event(properties={"blob": "b" * 33000})
         ok = event()
         self.assertCounts(self.bridge.post("acme", [big, ok]), 2, 0, 0)
-        self.assertFalse(self.sink.wait_ids({message_id("acme", ok["id"])}))
+        self.assertFalse(self.sink.wait_ids(
+            {self.bridge.message_id("acme", ok["id"])}))
         rows = wait_until(lambda: self.bridge.dlq("list"), timeout=10)
         self.assertEqual([(r["id"], r["reason"]) for r in rows],
                          [(big["id"], "too_large")])
@@ -430,7 +446,7 @@ class TestRetries(BridgeCase):
             self.assertLessEqual(len(b.raw), 500000)
             for m in b.messages:
                 self.assertNotEqual(m["messageId"],
-                                    message_id("acme", big["id"]))
+                                    self.bridge.message_id("acme", big["id"]))
 
 
 class TestMaxAttempts(BridgeCase):
@@ -487,8 +503,8 @@ class TestPause(BridgeCase):
         self.bridge.config["sources"][0]["write_key"] = WRITE_KEY
         self.bridge.write_config()
         self.bridge.hup()
-        self.assertFalse(self.sink.wait_ids({message_id("acme", ev["id"])},
-                                            timeout=10))
+        self.assertFalse(self.sink.wait_ids(
+            {self.bridge.message_id("acme", ev["id"])}, timeout=10))
         stats = wait_until(
             lambda: (lambda s: s if not paused_in_stats(s.json, "acme")
                      else None)(self.bridge.admin("GET", "/v1/stats")),
@@ -526,7 +542,7 @@ class TestRateLimit(BridgeCase):
     def test_rate_limited_per_write_key(self):
         evs = [event() for _ in range(25)]
         self.assertCounts(self.bridge.post("acme", evs), 25, 0, 0)
-        want = {message_id("acme", e["id"]) for e in evs}
+        want = {self.bridge.message_id("acme", e["id"]) for e in evs}
         self.assertFalse(self.sink.wait_ids(want, timeout=15))
         times = sorted(b.at for b in self.sink.all_batches())
         self.assertEqual(len(times), 25)
@@ -550,7 +566,8 @@ class TestLogHygiene(BridgeCase):
                                           headers=dict(h, **{
                                               "webhook-id": "msg_x"})).status,
                          401)
-        self.assertFalse(self.sink.wait_ids({message_id("acme", ev["id"])}))
+        self.assertFalse(self.sink.wait_ids(
+            {self.bridge.message_id("acme", ev["id"])}))
         self.bridge.hup()
         time.sleep(0.3)
         log = self.bridge.log()
@@ -579,7 +596,7 @@ class TestCrash(BridgeCase):
         time.sleep(0.05)
         self.bridge.kill9()
         self.bridge.start()
-        want = {message_id("acme", e["id"]) for e in acked}
+        want = {self.bridge.message_id("acme", e["id"]) for e in acked}
         missing = self.sink.wait_ids(want, timeout=20)
         self.assertFalse(missing, "%d acknowledged events lost" %
                          len(missing))
@@ -619,7 +636,7 @@ class TestCrash(BridgeCase):
         self.assertTrue(acked)
         self.sink.set_mode("ok")
         self.bridge.start()
-        want = {message_id("acme", e["id"]) for e in acked}
+        want = {self.bridge.message_id("acme", e["id"]) for e in acked}
         missing = self.sink.wait_ids(want, timeout=20)
         self.assertFalse(missing, "%d of %d acknowledged events lost" %
                          (len(missing), len(want)))

@@ -25,7 +25,7 @@ import time
 import unittest
 
 from faults import Tmpfs
-from harness import BridgeCase, event, message_id, wait_until
+from harness import BridgeCase, event, wait_until
 
 PAD = "x" * 1500
 
@@ -90,7 +90,7 @@ class DiskFullCase(BridgeCase):
         acked = acked + [ev["id"]]
         self.sink.set_mode("ok")
         missing = self.sink.wait_ids(
-            {message_id("acme", i) for i in acked}, timeout=30.0)
+            {bridge.message_id("acme", i) for i in acked}, timeout=30.0)
         self.assertEqual(missing, set(), "acknowledged events lost")
         return acked
 

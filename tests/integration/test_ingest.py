@@ -12,7 +12,7 @@ import time
 import unittest
 
 from harness import (BridgeCase, event, new_id, new_secret, run_cli, sign,
-                     message_id, wait_until)
+                     wait_until)
 
 
 class TestAccept(BridgeCase):
@@ -112,7 +112,7 @@ class TestQuarantine(BridgeCase):
         self.assertEqual(self.sink.wait_count(1), 1)
         time.sleep(0.3)
         self.assertEqual(self.sink.accepted_ids(),
-                         {message_id("acme", good["id"])})
+                         {self.bridge.message_id("acme", good["id"])})
 
     def test_quarantined_id_still_dedupes_nothing_else(self):
         bad = event(occurred_at="not a time")
@@ -375,7 +375,7 @@ class TestStoreFull(BridgeCase):
         self.assertEqual(self.bridge.get("/healthz").status, 200)
         # What was acknowledged is still delivered.
         self.sink.set_mode("ok")
-        want = {message_id("acme", e["id"]) for e in acked}
+        want = {self.bridge.message_id("acme", e["id"]) for e in acked}
         missing = self.sink.wait_ids(want, timeout=30)
         self.assertFalse(missing, "%d acknowledged events not delivered"
                          % len(missing))
@@ -392,7 +392,7 @@ class TestRestart(BridgeCase):
         self.bridge.kill9()
         self.sink.set_mode("ok")
         self.bridge.start()
-        want = {message_id("acme", e["id"]) for e in evs}
+        want = {self.bridge.message_id("acme", e["id"]) for e in evs}
         self.assertFalse(self.sink.wait_ids(want, timeout=15))
         # Dedupe memory survives the restart too.
         self.assertCounts(self.bridge.post("acme", evs[:2], id="msg_r1"),

@@ -22,7 +22,7 @@ import re
 import time
 import unittest
 
-from harness import BridgeCase, WRITE_KEY, event, message_id, wait_until
+from harness import BridgeCase, WRITE_KEY, event, wait_until
 
 try:
     from cryptography.hazmat.primitives import serialization
@@ -81,7 +81,7 @@ class OAuthCase(BridgeCase):
     def deliver(self, n=1, timeout=15):
         evs = [event() for _ in range(n)]
         self.assertCounts(self.bridge.post("acme", evs), n, 0, 0)
-        want = {message_id("acme", e["id"]) for e in evs}
+        want = {self.bridge.message_id("acme", e["id"]) for e in evs}
         missing = self.sink.wait_ids(want, timeout=timeout)
         self.assertFalse(missing, "not delivered: %s" % missing)
         return evs
@@ -174,8 +174,8 @@ class TestTokens(OAuthCase):
         # A reload resumes; the event was kept.
         self.sink.set_mode("ok")
         self.bridge.hup()
-        self.assertFalse(self.sink.wait_ids({message_id("acme", ev["id"])},
-                                            timeout=10))
+        self.assertFalse(self.sink.wait_ids(
+            {self.bridge.message_id("acme", ev["id"])}, timeout=10))
 
 
 class TestRenewal(OAuthCase):
@@ -229,8 +229,8 @@ class TestRefused(OAuthCase):
         # Fixed on the Segment side, then a reload: delivered.
         self.sink.token_mode("ok")
         self.bridge.hup()
-        self.assertFalse(self.sink.wait_ids({message_id("acme", ev["id"])},
-                                            timeout=10))
+        self.assertFalse(self.sink.wait_ids(
+            {self.bridge.message_id("acme", ev["id"])}, timeout=10))
         self.assertIsNone(wait_until(lambda: self.paused_entry() is None,
                                      timeout=5) and None)
         self.assert_no_secrets_logged()

@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from harness import (BridgeCase, WRITE_KEY, event, http_request, message_id,
+from harness import (BridgeCase, WRITE_KEY, event, http_request,
                      new_secret, qs, run_cli, wait_until)
 
 
@@ -128,7 +128,7 @@ class TestDlqCli(DlqCase):
     def test_replay_rejected_after_fix(self):
         evs = [event(), event(), event()]
         bad = evs[1]
-        bad_mid = message_id("acme", bad["id"])
+        bad_mid = self.bridge.message_id("acme", bad["id"])
         self.sink.poison = {bad_mid}
         self.assertCounts(self.bridge.post("acme", evs), 3, 0, 0)
         rows = wait_until(lambda: self.bridge.dlq(
@@ -176,7 +176,7 @@ class TestAdminApi(DlqCase):
         self.quarantine("beta", 1, "email.clicked")
         ok = event()
         self.assertCounts(self.bridge.post("acme", ok), 1, 0, 0)
-        self.sink.wait_ids({message_id("acme", ok["id"])})
+        self.sink.wait_ids({self.bridge.message_id("acme", ok["id"])})
         r = self.bridge.admin("GET", "/v1/stats")
         self.assertEqual(r.status, 200, r)
         text = json.dumps(r.json)
@@ -229,7 +229,7 @@ class TestAdminApi(DlqCase):
 
     def test_replay_over_api(self):
         ev = event()
-        mid = message_id("acme", ev["id"])
+        mid = self.bridge.message_id("acme", ev["id"])
         self.sink.poison = {mid}
         self.assertCounts(self.bridge.post("acme", ev), 1, 0, 0)
         rows = wait_until(lambda: self.bridge.dlq("list"), timeout=10)
@@ -255,7 +255,8 @@ class TestMetrics(BridgeCase):
         self.assertEqual(self.bridge.post("nope", event(), sign=False,
                                           path="/v1/webhooks/nope").status,
                          404)
-        self.sink.wait_ids({message_id("acme", e["id"]) for e in ok})
+        self.sink.wait_ids({self.bridge.message_id("acme", e["id"])
+                            for e in ok})
         r = self.bridge.get("/metrics")
         self.assertEqual(r.status, 200)
         self.assertTrue(r.header("Content-Type").startswith("text/plain"),
@@ -321,7 +322,7 @@ class TestSignals(BridgeCase):
         # What was acknowledged and not yet sent is still in the store.
         self.sink.set_mode("ok")
         self.bridge.start()
-        want = {message_id("acme", e["id"]) for e in acked}
+        want = {self.bridge.message_id("acme", e["id"]) for e in acked}
         missing = self.sink.wait_ids(want, timeout=20)
         self.assertFalse(missing, "%d of %d acknowledged events lost" %
                          (len(missing), len(want)))
@@ -340,7 +341,7 @@ class TestSignals(BridgeCase):
         self.sink.set_mode("ok")
         b.start()
         self.assertFalse(self.sink.wait_ids(
-            {message_id("acme", e["id"]) for e in evs}))
+            {b.message_id("acme", e["id"]) for e in evs}))
 
     def test_sigterm_idle_exits_zero(self):
         self.assertEqual(self.bridge.terminate(timeout=15), 0)

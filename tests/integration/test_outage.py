@@ -26,7 +26,7 @@ import time
 import unittest
 
 from faults import SinkOnPort
-from harness import BridgeCase, WRITE_KEY, event, free_port, message_id
+from harness import BridgeCase, WRITE_KEY, event, free_port
 
 INITIAL_MS = 200
 MAX_MS = 1600
@@ -67,7 +67,7 @@ class OutageTest(BridgeCase):
             self.assertEqual(r.status, 200, r)
             ids.extend(e["id"] for e in (evs if i % 2 else evs[:1]))
             time.sleep(0.1)
-        want = {message_id("acme", i) for i in ids}
+        want = {bridge.message_id("acme", i) for i in ids}
 
         # Phase 1: connection refused for 2.5 s; retries are counted.
         time.sleep(2.5)

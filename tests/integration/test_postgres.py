@@ -134,12 +134,13 @@ class PgCase(BridgeCase):
         self.sources = [{"name": "acme",
                          "signing_secrets": [new_secret()]}]
 
-    def instance(self, start=True):
+    def instance(self, start=True, segment=None):
         b = self.make_bridge(
             self.sources,
             {"store": {"driver": "postgres", "dsn": self.dsn,
                        "lease_s": self.LEASE_S, "path": None},
-             "segment": {"timeout_ms": self.TIMEOUT_MS}},
+             "segment": dict({"timeout_ms": self.TIMEOUT_MS},
+                             **(segment or {}))},
             start=False)
         del b.config["store"]["path"]
         b.write_config()
@@ -171,11 +172,11 @@ class PgCase(BridgeCase):
 
     def assertDelivered(self, acked, sent, timeout=40):
         """Every acked event reached the sink; copies are identical."""
-        want = {message_id("acme", i) for i in acked}
+        want = {self.mid(i) for i in acked}
         missing = self.sink.wait_ids(want, timeout=timeout)
         self.assertFalse(missing, "%d of %d acknowledged events lost" %
                          (len(missing), len(want)))
-        posted = {message_id("acme", i) for i in sent}
+        posted = {self.mid(i) for i in sent}
         seen, dups = {}, 0
         for m in self.sink.accepted_messages():
             mid = m.get("messageId")
@@ -194,6 +195,14 @@ class PgCase(BridgeCase):
             return None
         return sum(x["pending"] for x in r.json["sources"])
 
+    def mid(self, event_id):
+        """The messageId of an acme event stored now: the install id is
+        the database's, the same for every instance on the schema."""
+        if getattr(self, "_install", None) is None:
+            self._install = psql("SELECT install_id FROM %s.install"
+                                 % self.schema, dsn=self.dsn).strip()
+        return message_id("acme", event_id, self._install)
+
     def count_events(self):
         out = psql("SELECT count(*) FROM %s.events" % self.schema,
                    dsn=self.dsn)
@@ -210,7 +219,7 @@ class TestSharedStore(PgCase):
         self.assertCounts(b.post("acme", evs[:5], id="msg_pg_1"), 0, 5, 0)
         self.assertCounts(b.post("acme", evs[5:]), 5, 0, 0)
         self.assertCounts(a.post("acme", [evs[7]]), 0, 1, 0)
-        want = {message_id("acme", e["id"]) for e in evs}
+        want = {self.mid(e["id"]) for e in evs}
         self.assertFalse(self.sink.wait_ids(want, timeout=15))
         time.sleep(0.5)
         # Two deliverers, but each row was claimed by one of them.
@@ -229,7 +238,7 @@ class TestSharedStore(PgCase):
         a.kill9()
         self.sink.set_mode("ok")
         a.start()
-        want = {message_id("acme", e["id"]) for e in evs}
+        want = {self.mid(e["id"]) for e in evs}
         self.assertFalse(self.sink.wait_ids(want, timeout=15))
 
 
@@ -244,7 +253,7 @@ class TestLeaseTakeover(PgCase):
         a.kill9()           # dies holding the lease on every row
         self.sink.set_mode("ok")
         b = self.instance()
-        want = {message_id("acme", e["id"]) for e in evs}
+        want = {self.mid(e["id"]) for e in evs}
         self.assertFalse(self.sink.wait_ids(want, timeout=15),
                          "rows leased by a dead instance never taken over")
         self.assertTrue(b.alive())
@@ -316,7 +325,7 @@ class TestConcurrentDuplicate(PgCase):
         return out
 
     def check_sent_once(self, evs):
-        want = {message_id("acme", e["id"]) for e in evs}
+        want = {self.mid(e["id"]) for e in evs}
         self.assertFalse(self.sink.wait_ids(want, timeout=15))
         time.sleep(0.5)
         n = sum(1 for m in self.sink.accepted_messages()
@@ -346,6 +355,135 @@ class TestConcurrentDuplicate(PgCase):
                              "event %s stored more than once" % e["id"])
         self.assertEqual(self.count_events(), self.EVENTS)
         self.check_sent_once(evs)
+
+
+class TestFleet(PgCase):
+    """One install, one rate budget for the whole fleet (section 6).
+
+    segment.rate_limit_rps is R requests per second for all the instances
+    on the database.  Every request here carries one message and the
+    backlog outlasts the test, so each instance sends as fast as its share
+    lets it.  A token bucket of rate r and burst b sends at most b + r * W
+    requests in any W seconds; an instance's burst is max(1, its share), so
+    the fleet may send at most R * W + R in any window of W seconds (R is at
+    least the number of instances here).  That is the tolerance; two
+    instances that did not share would send 2 * R * W.
+    """
+    R = 4           # the fleet's budget, requests per second
+    W = 4.0         # the window measured, seconds
+    EVENTS = 400    # more than the test can send
+
+    def rate_instance(self):
+        return self.instance(segment={"rate_limit_rps": self.R,
+                                      "max_batch_count": 1})
+
+    def stats(self, b):
+        r = b.admin("GET", "/v1/stats")
+        self.assertEqual(r.status, 200, r)
+        return r.json
+
+    def share(self, b):
+        return self.stats(b)["rate_limit"]["share_rps"]
+
+    def sent(self, b):
+        return b.metrics().get(
+            'nudgebridge_segment_requests_total{status="200"}', 0)
+
+    def count(self, t0, t1):
+        return sum(1 for x in self.sink.all_batches() if t0 <= x.at < t1)
+
+    def busiest(self, t0, t1):
+        """The most requests in any window of W seconds within [t0, t1)."""
+        ts = sorted(x.at for x in self.sink.all_batches() if t0 <= x.at < t1)
+        return max([sum(1 for u in ts if t <= u < t + self.W)
+                    for t in ts if t + self.W <= t1] or [0])
+
+    def backlog(self, b):
+        for _ in range(self.EVENTS // 200):
+            evs = [event() for _ in range(200)]
+            self.assertCounts(b.post("acme", evs), 200, 0, 0)
+
+    def test_one_install_id_and_the_live_instances(self):
+        a, b = self.instance(), self.instance()
+        self.assertTrue(wait_until(
+            lambda: len(self.stats(a)["instances"]) == 2 and
+            len(self.stats(b)["instances"]) == 2, timeout=10))
+        sa, sb = self.stats(a), self.stats(b)
+        self.assertEqual(sa["install_id"], sb["install_id"])
+        self.assertEqual(sa["install_id"], self._install_id())
+        self.assertEqual([i["id"] for i in sa["instances"]],
+                         [i["id"] for i in sb["instances"]])
+        mine = [i for i in sa["instances"] if i["self"]]
+        theirs = [i for i in sb["instances"] if i["self"]]
+        self.assertEqual(len(mine), 1)
+        self.assertEqual(len(theirs), 1)
+        self.assertNotEqual(mine[0]["id"], theirs[0]["id"])
+        self.assertEqual(mine[0]["pid"], a.proc.pid)
+        for i in sa["instances"]:
+            self.assertTrue(i["host"])
+            self.assertLessEqual(i["started_at"], i["heartbeat_at"])
+        self.assertEqual(sa["rate_limit"]["live_instances"], 2)
+        self.assertTrue(sa["rate_limit"]["shared"])
+        # The same event through either instance: one messageId.
+        ev = event()
+        self.assertCounts(a.post("acme", ev), 1, 0, 0)
+        self.assertCounts(b.post("acme", ev), 0, 1, 0)
+        self.assertFalse(self.sink.wait_ids({self.mid(ev["id"])}))
+
+    def _install_id(self):
+        return psql("SELECT install_id FROM %s.install" % self.schema,
+                    dsn=self.dsn).strip()
+
+    def test_budget_shared_and_given_back(self):
+        R, W = self.R, self.W
+        a = self.rate_instance()
+        self.backlog(a)
+        self.assertTrue(wait_until(lambda: self.share(a) == R, timeout=10))
+        # One instance: the whole budget.
+        start = time.monotonic()
+        time.sleep(1.0 + W)
+        one = self.count(start + 1.0, start + 1.0 + W)
+        self.assertLessEqual(one, R * W + R, "one instance over budget")
+        self.assertGreaterEqual(one, R * W * 0.6, "one instance too slow")
+
+        # A second instance: the same budget, shared.
+        b = self.rate_instance()
+        joined = time.monotonic()
+        self.assertTrue(wait_until(
+            lambda: self.share(a) == R / 2 and self.share(b) == R / 2,
+            timeout=10), "the shares did not settle at R/2")
+        sent_a, sent_b = self.sent(a), self.sent(b)
+        t0 = time.monotonic()
+        time.sleep(W)
+        two = self.count(t0, t0 + W)
+        self.assertLessEqual(two, R * W + R, "two instances over budget")
+        self.assertGreaterEqual(two, R * W * 0.6, "two instances too slow")
+        self.assertGreater(self.sent(a) - sent_a, 0, "a sent nothing")
+        self.assertGreater(self.sent(b) - sent_b, 0, "b sent nothing")
+        # Not only in that window: never over budget since b started.
+        self.assertLessEqual(self.busiest(joined, time.monotonic()),
+                             R * W + R, "over budget while b joined")
+
+        # kill -9 of one: the other's share grows back within a lease.
+        a.kill9()
+        killed = time.monotonic()
+        self.assertTrue(wait_until(lambda: self.share(b) == R,
+                                   timeout=self.LEASE_S + 3, interval=0.1),
+                        "the dead instance's share never came back")
+        back = time.monotonic() - killed
+        # The lease, then at most a beat (a quarter of the lease) to see
+        # it, and the polling's own delay.
+        self.assertLess(back, self.LEASE_S * 1.25 + 0.5,
+                        "share back after %.1f s" % back)
+        t1 = time.monotonic()
+        time.sleep(W)
+        alone = self.count(t1, t1 + W)
+        self.assertLessEqual(alone, R * W + R, "survivor over budget")
+        self.assertGreaterEqual(alone, R * W * 0.6,
+                                "survivor did not take the budget back")
+        if os.environ.get("NB_SHOW_LOG"):
+            print("requests in %.0f s: one %d, two %d, survivor %d; share "
+                  "back %.2f s after kill -9" % (W, one, two, alone, back))
 
 
 @unittest.skipUnless(DSN, "NB_TEST_PG_DSN is not set (see tests/pg.sh)")

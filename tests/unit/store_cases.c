@@ -1411,6 +1411,59 @@ test_append_after_purge(void **state)
 	assert_int_equal(count(fx->s, ALL, NULL), 2);
 }
 
+/*
+ * The install id: 32 lower-case hex digits, the same on another connection
+ * and after a reopen.  Rows stored now carry the current messageId rule in
+ * lists and claims, and keep it through a dead letter and a replay.
+ */
+static void
+test_install_and_rule(void **state)
+{
+	struct fixture *fx = *state;
+	const char *acme[] = {"acme"};
+	struct nb_segment_install in;
+	struct nb_stored_event *rows = NULL, *row;
+	struct nb_store_filter f;
+	struct nb_store *other;
+	char id[NB_SEGMENT_INSTALL_ID_LEN + 1];
+	size_t n = 0, done, req_;
+	int64_t seq;
+
+	STORE_NEED(fx);
+	snprintf(id, sizeof(id), "%s", nb_store_install_id(fx->s));
+	assert_int_equal(strlen(id), NB_SEGMENT_INSTALL_ID_LEN);
+	assert_int_equal(nb_segment_install_init(&in, id), 0);
+	other = open_store(fx);
+	assert_string_equal(nb_store_install_id(other), id);
+	nb_store_close(other);
+	nb_store_close(fx->s);
+	fx->s = open_store(fx);
+	assert_string_equal(nb_store_install_id(fx->s), id);
+
+	add(fx->s, "acme", "r1", 100);
+	add(fx->s, "acme", "r2", 100);
+	row = by_id(fx->s, "r1");
+	assert_int_equal(row->rule, NB_SEGMENT_RULE_CURRENT);
+	seq = row->seq;
+	nb_stored_events_free(row, 1);
+	assert_int_equal(
+	    nb_store_claim(fx->s, acme, 1, 200, 1000, 10, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(rows[0].rule, NB_SEGMENT_RULE_CURRENT);
+	assert_int_equal(rows[1].rule, NB_SEGMENT_RULE_CURRENT);
+	nb_stored_events_free(rows, n);
+	assert_int_equal(
+	    nb_store_dead(fx->s, &seq, 1, NB_REASON_MAX_ATTEMPTS, "x", 300), 0);
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(
+	    nb_store_replay(fx->s, &f, 0, 400, NULL, &done, &req_), 0);
+	assert_int_equal(done, 1);
+	row = by_id(fx->s, "r1");
+	assert_int_equal(row->state, NB_STATE_PENDING);
+	assert_int_equal(row->rule, NB_SEGMENT_RULE_CURRENT);
+	nb_stored_events_free(row, 1);
+}
+
 /* The shared cases, for the cmocka table of each backend. */
 #define STORE_CASES(setup, teardown)                                           \
 	cmocka_unit_test_setup_teardown(test_group_atomic, setup, teardown),   \
@@ -1442,7 +1495,9 @@ test_append_after_purge(void **state)
 	    cmocka_unit_test_setup_teardown(                                   \
 		test_group_model, setup, teardown),                            \
 	    cmocka_unit_test_setup_teardown(                                   \
-		test_counter_model, setup, teardown)
+		test_counter_model, setup, teardown),                          \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_install_and_rule, setup, teardown)
 
 #include "store_model.c"
 

@@ -507,14 +507,21 @@ static void
 assert_delivered_ids(int first, int n, int skip)
 {
 	char id[32], msgid[NB_SEGMENT_MSGID_LEN];
+	struct nb_segment_install install;
+	struct nb_segment_origin o = {
+	    SOURCE, NB_SEGMENT_RULE_CURRENT, &install};
 	int i;
 
+	/* The messageIds of rows stored now: the store's install id. */
+	assert_int_equal(
+	    nb_segment_install_init(&install, nb_store_install_id(fx.store)),
+	    0);
 	pthread_mutex_lock(&sink.mu);
 	for (i = first; i < first + n; i++) {
 		if (i == skip)
 			continue;
 		(void)snprintf(id, sizeof(id), "evt_%d", i);
-		nb_segment_message_id(SOURCE, id, msgid);
+		assert_int_equal(nb_segment_message_id(&o, id, msgid), 0);
 		if (!sink_has_id(sink.ok_ids, sink.nok, msgid))
 			fail_msg("%s not delivered", id);
 	}
@@ -896,15 +903,17 @@ test_429_ratelimit_reset(void **state)
 
 /* The real mapper, except that evt_2 gets an empty event name. */
 static int
-map_empty_name(const struct nb_source *src, const char *raw, size_t rawlen,
-    char **out, size_t *outlen, const char **why)
+map_empty_name(const struct nb_source *src, const struct nb_segment_origin *o,
+    const char *raw, size_t rawlen, char **out, size_t *outlen,
+    const char **why)
 {
 	static const char msg[] = "{\"type\":\"track\",\"event\":\"\","
 				  "\"userId\":\"u_2\",\"messageId\":\"nb-2\","
 				  "\"properties\":{}}";
 
 	if (strstr(raw, "\"evt_2\"") == NULL)
-		return nb_lane_map_segment(src, raw, rawlen, out, outlen, why);
+		return nb_lane_map_segment(
+		    src, o, raw, rawlen, out, outlen, why);
 	if ((*out = strdup(msg)) == NULL)
 		return -1;
 	*outlen = sizeof(msg) - 1;

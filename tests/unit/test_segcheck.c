@@ -202,6 +202,8 @@ test_table(void **state)
 
 static struct nb_config *cfg;
 static size_t mapped;
+/* Rows stored now: the install rule (its messageId is the longer). */
+static struct nb_segment_install install;
 
 static int
 setup(void **state)
@@ -209,7 +211,9 @@ setup(void **state)
 	char err[256];
 
 	(void)state;
-	if (sodium_init() < 0)
+	if (sodium_init() < 0 ||
+	    nb_segment_install_init(
+		&install, "0123456789abcdef0123456789abcdef") == -1)
 		return -1;
 	if (nb_config_load_json(&cfg,
 		"{\"sources\":["
@@ -247,10 +251,13 @@ check_all(const char *raw, size_t len, const char *what)
 	size_t i, mlen;
 
 	for (i = 0; i < cfg->nsources; i++) {
+		struct nb_segment_origin o = {
+		    cfg->sources[i].name, NB_SEGMENT_RULE_CURRENT, &install};
+
 		msg = NULL;
 		why = NULL;
-		if (nb_lane_map_segment(
-			&cfg->sources[i], raw, len, &msg, &mlen, &why) == -1)
+		if (nb_lane_map_segment(&cfg->sources[i], &o, raw, len, &msg,
+			&mlen, &why) == -1)
 			continue;
 		mapped++;
 		if ((r = nb_segcheck_message(msg, mlen)) != NB_SEGCHECK_OK ||

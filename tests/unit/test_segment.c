@@ -2,7 +2,8 @@
 /*
  * Unit tests for segment: golden Track messages for every row of the
  * contract's table, identity modes, property precedence, absent inputs,
- * timestamp normalisation, messageIds and the contract's full example.
+ * timestamp normalisation, messageIds of both rules (legacy and install)
+ * and the contract's full example.
  * Expected messages are JSON literals (single quotes become double quotes)
  * compared with json_equal(); messageIds were computed independently
  * (Python hashlib) so a wrong hash input is caught.  A differential test
@@ -33,6 +34,13 @@
 	"nb-a6134578990c931ceb7241203a2462000b969e00dbd7ae333480babffdf27fbd"
 #define MSGID_CONTRACT                                                         \
 	"nb-f7854a8e39723f20f293433928e6e6e12b2b7611456fedc6614243d92e9f3dee"
+/* The install rule's, for INSTALL_A (Python hashlib, see the cases). */
+#define INSTALL_A "0123456789abcdef0123456789abcdef"
+#define INSTALL_B "fedcba9876543210fedcba9876543210"
+#define MSGID1_EVT1                                                            \
+	"nb1-01a290df88309b95a55e4e6f4c003e0b04c9a0d7d23ad689dbdbc1cd45561f4a"
+#define MSGID1_CONTRACT                                                        \
+	"nb1-2bee4cc5b247e1d94376b594ef27987ea0a9085031b39a0a76c0327ebedcf682"
 #define SHA_ADA                                                                \
 	"b5fc85e55755f9e0d030a10ab4429b6b2944855f9a0d60077fe832becbc41d72"
 
@@ -53,6 +61,27 @@ static struct nb_source src_override = {
 static char long_name[600];
 static struct nb_source src_long = {
     .name = long_name, .mapping = {.anon = NB_SEGMENT_ANON_SHA256}};
+
+/* The install of INSTALL_A, set up once. */
+static struct nb_segment_install install_a;
+
+/* The golden messages below carry messageIds of the legacy rule. */
+static struct nb_segment_origin
+legacy(const struct nb_source *src)
+{
+	struct nb_segment_origin o = {src->name, NB_SEGMENT_RULE_LEGACY, NULL};
+
+	return o;
+}
+
+static struct nb_segment_origin
+installed(const struct nb_source *src)
+{
+	struct nb_segment_origin o = {
+	    src->name, NB_SEGMENT_RULE_INSTALL, &install_a};
+
+	return o;
+}
 
 static char *
 dq(const char *s)
@@ -76,11 +105,12 @@ check(const struct nb_source *src, const char *event, const char *want)
 	json_t *got, *exp;
 	json_error_t je;
 	const char *err = NULL;
+	struct nb_segment_origin o = legacy(src);
 
 	exp = json_loads(w, 0, &je);
 	if (exp == NULL)
 		fail_msg("bad expected JSON: %s: %s", je.text, w);
-	got = nb_segment_track(&src->mapping, src->name, ev, strlen(ev), &err);
+	got = nb_segment_track(&src->mapping, &o, ev, strlen(ev), &err);
 	if (got == NULL)
 		fail_msg("no message (%s) for %s", err ? err : "?", ev);
 	if (!json_equal(got, exp)) {
@@ -102,16 +132,17 @@ check_fails(const char *event, const char *why)
 	const char *err = NULL;
 	char *text = (char *)1;
 	size_t len = 1;
+	struct nb_segment_origin o = installed(&src_email);
 
-	assert_null(nb_segment_track(
-	    &src_email.mapping, src_email.name, ev, strlen(ev), &err));
+	assert_null(
+	    nb_segment_track(&src_email.mapping, &o, ev, strlen(ev), &err));
 	assert_non_null(err);
 	if (strstr(err, why) == NULL)
 		fail_msg("error '%s' lacks '%s' for %s", err, why, ev);
-	assert_null(nb_segment_track(
-	    &src_email.mapping, src_email.name, ev, strlen(ev), NULL));
-	assert_int_equal(nb_segment_track_text(&src_email.mapping,
-			     src_email.name, ev, strlen(ev), &text, &len, &err),
+	assert_null(
+	    nb_segment_track(&src_email.mapping, &o, ev, strlen(ev), NULL));
+	assert_int_equal(nb_segment_track_text(&src_email.mapping, &o, ev,
+			     strlen(ev), &text, &len, &err),
 	    -1);
 	assert_null(text);
 	free(ev);
@@ -364,32 +395,50 @@ test_bad_input(void **state)
 		const char *ev = "{\"id\":\"evt_1\",\"type\":\"x\","
 				 "\"occurred_at\":\"" TS "\","
 				 "\"subscriber\":{\"uid\":\"u\"}}garbage";
-		json_t *m = nb_segment_track(&src_email.mapping, src_email.name,
-		    ev, strlen(ev) - strlen("garbage"), NULL);
+		struct nb_segment_origin o = installed(&src_email);
+		json_t *m = nb_segment_track(&src_email.mapping, &o, ev,
+		    strlen(ev) - strlen("garbage"), NULL);
 
 		assert_non_null(m);
 		json_decref(m);
 		assert_null(nb_segment_track(
-		    &src_email.mapping, src_email.name, ev, strlen(ev), NULL));
+		    &src_email.mapping, &o, ev, strlen(ev), NULL));
 	}
 }
 
+/* The messageId of (source, id) under rule; -1 when it cannot be made. */
+static int
+msgid(enum nb_segment_rule rule, const struct nb_segment_install *in,
+    const char *source, const char *id, char out[NB_SEGMENT_MSGID_LEN])
+{
+	struct nb_segment_origin o = {source, rule, in};
+
+	return nb_segment_message_id(&o, id, out);
+}
+
+/*
+ * The legacy rule: what rows stored before the install id keep, so its
+ * outputs are frozen (values from Python's hashlib).
+ */
 static void
 test_message_id(void **state)
 {
 	char a[NB_SEGMENT_MSGID_LEN], b[NB_SEGMENT_MSGID_LEN];
+	const enum nb_segment_rule L = NB_SEGMENT_RULE_LEGACY;
 
 	(void)state;
-	nb_segment_message_id("acme", "evt_1", a);
+	assert_int_equal(msgid(L, NULL, "acme", "evt_1", a), 0);
 	assert_string_equal(a, MSGID_EVT1);
-	nb_segment_message_id("acme", "evt_1", b);
+	/* The install is no input of the legacy rule. */
+	assert_int_equal(msgid(L, &install_a, "acme", "evt_1", b), 0);
 	assert_string_equal(a, b);
 	assert_int_equal(strlen(a), 67);
 	assert_true(strlen(a) <= 100);
-	nb_segment_message_id("acme", "evt_01JD8Z3Q4W5E6R7T8Y9U0I1O2P", a);
+	assert_int_equal(
+	    msgid(L, NULL, "acme", "evt_01JD8Z3Q4W5E6R7T8Y9U0I1O2P", a), 0);
 	assert_string_equal(a, MSGID_CONTRACT);
-	nb_segment_message_id("a", "bc", a);
-	nb_segment_message_id("ab", "c", b);
+	assert_int_equal(msgid(L, NULL, "a", "bc", a), 0);
+	assert_int_equal(msgid(L, NULL, "ab", "c", b), 0);
 	assert_string_not_equal(a, b);
 	assert_string_equal(a,
 	    "nb-40bb547d936bbd31318ee37ac8799e7ecbb22eda2651"
@@ -397,10 +446,74 @@ test_message_id(void **state)
 	assert_string_equal(b,
 	    "nb-6c032e631d39a14d85aff7e319546af701e26c97b57c"
 	    "a95fbfe9c6ba855f67bf");
-	nb_segment_message_id("acme", "evt_2", a);
-	nb_segment_message_id("beta", "evt_1", b);
+	assert_int_equal(msgid(L, NULL, "acme", "evt_2", a), 0);
+	assert_int_equal(msgid(L, NULL, "beta", "evt_1", b), 0);
 	assert_string_not_equal(a, MSGID_EVT1);
 	assert_string_not_equal(b, MSGID_EVT1);
+}
+
+/*
+ * The install rule: SHA-256 over the install id padded with NULs to one
+ * block, source, NUL, event id (values from Python's hashlib); the same
+ * inputs give the same output, another install or the legacy rule another
+ * one; at most 100 characters.
+ */
+static void
+test_message_id_install(void **state)
+{
+	char a[NB_SEGMENT_MSGID_LEN], b[NB_SEGMENT_MSGID_LEN];
+	const enum nb_segment_rule I = NB_SEGMENT_RULE_INSTALL;
+	struct nb_segment_install other, bad;
+
+	(void)state;
+	assert_int_equal(msgid(I, &install_a, "acme", "evt_1", a), 0);
+	assert_string_equal(a, MSGID1_EVT1);
+	assert_int_equal(strlen(a), 68);
+	assert_true(strlen(a) <= 100);
+	assert_int_equal(msgid(I, &install_a, "acme", "evt_1", b), 0);
+	assert_string_equal(a, b);
+	assert_string_not_equal(a, MSGID_EVT1);
+	assert_int_equal(
+	    msgid(I, &install_a, "acme", "evt_01JD8Z3Q4W5E6R7T8Y9U0I1O2P", a),
+	    0);
+	assert_string_equal(a, MSGID1_CONTRACT);
+	/* Another install, the same source name and event id. */
+	assert_int_equal(nb_segment_install_init(&other, INSTALL_B), 0);
+	assert_string_equal(other.id, INSTALL_B);
+	assert_int_equal(msgid(I, &other, "acme", "evt_1", b), 0);
+	assert_string_equal(b,
+	    "nb1-8398cbfe913c35eb6a2933bad43cb51d21de3fa2632858a6018455a141"
+	    "4fb741");
+	assert_int_equal(msgid(I, &install_a, "a", "bc", a), 0);
+	assert_int_equal(msgid(I, &install_a, "ab", "c", b), 0);
+	assert_string_equal(a,
+	    "nb1-5d92dfd97e893dbb7502086e7b66a3535f0621a484efe230d1800bba75"
+	    "f32aa0");
+	assert_string_equal(b,
+	    "nb1-7cd4c6b6a6d49fffe7fad245f51ec9182994591d314e9880f77d0978b9"
+	    "acb62e");
+	/* No install, or a rule this build does not know: no messageId. */
+	assert_int_equal(msgid(I, NULL, "acme", "evt_1", a), -1);
+	assert_string_equal(a, "");
+	assert_int_equal(
+	    msgid((enum nb_segment_rule)7, &install_a, "acme", "evt_1", a), -1);
+	/* Install ids are 32 lower-case hex digits. */
+	memset(&bad, 0x5a, sizeof(bad));
+	assert_int_equal(nb_segment_install_init(&bad, NULL), -1);
+	assert_int_equal(nb_segment_install_init(&bad, ""), -1);
+	assert_int_equal(
+	    nb_segment_install_init(&bad, "0123456789abcdef0123456789abcde"),
+	    -1);
+	assert_int_equal(
+	    nb_segment_install_init(&bad, "0123456789abcdef0123456789abcdef0"),
+	    -1);
+	assert_int_equal(
+	    nb_segment_install_init(&bad, "0123456789ABCDEF0123456789abcdef"),
+	    -1);
+	assert_int_equal(
+	    nb_segment_install_init(&bad, "0123456789abcdeg0123456789abcdef"),
+	    -1);
+	assert_int_equal(bad.id[0], 0x5a);
 }
 
 static char *
@@ -438,23 +551,39 @@ test_message_id_long(void **state)
 		"nb-51a5e453fb5552ca51b1153bb5e74997cb4e0cc5368f56742c7f1ddb63"
 		"47a6c8"},
 	};
-	char out[NB_SEGMENT_MSGID_LEN];
+	char out[NB_SEGMENT_MSGID_LEN], *id;
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *src = cases[i].sc ? repeat(cases[i].sc, cases[i].sn)
 					: strdup("acme");
-		char *id = cases[i].ic ? repeat(cases[i].ic, cases[i].in)
-				       : strdup("evt_1");
+		id = cases[i].ic ? repeat(cases[i].ic, cases[i].in)
+				 : strdup("evt_1");
 
 		assert_non_null(src);
 		assert_non_null(id);
-		nb_segment_message_id(src, id, out);
+		assert_int_equal(
+		    msgid(NB_SEGMENT_RULE_LEGACY, NULL, src, id, out), 0);
 		assert_string_equal(out, cases[i].want);
 		free(src);
 		free(id);
 	}
+	/* The install rule streams every input after its first block. */
+	id = repeat('x', 600);
+	assert_int_equal(
+	    msgid(NB_SEGMENT_RULE_INSTALL, &install_a, "acme", id, out), 0);
+	assert_string_equal(out,
+	    "nb1-cbc7820408d3ac6cecfea10f49a80b78ab8c7942354d48fbe85d941bad"
+	    "717e1b");
+	free(id);
+	id = repeat('n', 600);
+	assert_int_equal(
+	    msgid(NB_SEGMENT_RULE_INSTALL, &install_a, id, "evt_1", out), 0);
+	assert_string_equal(out,
+	    "nb1-2fede58194a021362f712fce84a4d751438f61f679522328e1a75887f6"
+	    "d67c5b");
+	free(id);
 }
 
 static const char contract_event[] =
@@ -504,39 +633,49 @@ static const char contract_message[] =
     "  \"integrations\": { \"Nudgespot\": false }\n"
     "}\n";
 
+/* The contract's example under both rules: only the messageId differs. */
 static void
 test_contract_example(void **state)
 {
+	struct nb_segment_origin orgs[2] = {
+	    legacy(&src_email), installed(&src_email)};
+	const char *ids[2] = {MSGID_CONTRACT, MSGID1_CONTRACT};
 	json_t *got, *want, *reparsed;
 	char *text = NULL, *wtext;
-	size_t len = 0;
+	size_t len = 0, k;
 	const char *err = NULL;
 
 	(void)state;
-	want = json_loads(contract_message, 0, NULL);
-	assert_non_null(want);
-	got = nb_segment_track(&src_email.mapping, src_email.name,
-	    contract_event, strlen(contract_event), &err);
-	assert_non_null(got);
-	assert_true(json_equal(got, want));
-	json_decref(got);
+	for (k = 0; k < 2; k++) {
+		want = json_loads(contract_message, 0, NULL);
+		assert_non_null(want);
+		assert_int_equal(
+		    json_object_set_new(want, "messageId", json_string(ids[k])),
+		    0);
+		got = nb_segment_track(&src_email.mapping, &orgs[k],
+		    contract_event, strlen(contract_event), &err);
+		assert_non_null(got);
+		assert_true(json_equal(got, want));
+		json_decref(got);
 
-	/* The text form: compact, same content, contract key order. */
-	assert_int_equal(
-	    nb_segment_track_text(&src_email.mapping, src_email.name,
-		contract_event, strlen(contract_event), &text, &len, &err),
-	    0);
-	assert_int_equal(len, strlen(text));
-	assert_null(strchr(text, '\n'));
-	assert_non_null(reparsed = json_loads(text, 0, NULL));
-	assert_true(json_equal(reparsed, want));
-	wtext = json_dumps(want, JSON_COMPACT);
-	assert_string_equal(text, wtext);
-	assert_true(strncmp(text, "{\"type\":\"track\",\"event\":", 24) == 0);
-	free(wtext);
-	free(text);
-	json_decref(reparsed);
-	json_decref(want);
+		/* The text form: compact, same content, contract key order. */
+		assert_int_equal(nb_segment_track_text(&src_email.mapping,
+				     &orgs[k], contract_event,
+				     strlen(contract_event), &text, &len, &err),
+		    0);
+		assert_int_equal(len, strlen(text));
+		assert_null(strchr(text, '\n'));
+		assert_non_null(reparsed = json_loads(text, 0, NULL));
+		assert_true(json_equal(reparsed, want));
+		wtext = json_dumps(want, JSON_COMPACT);
+		assert_string_equal(text, wtext);
+		assert_true(
+		    strncmp(text, "{\"type\":\"track\",\"event\":", 24) == 0);
+		free(wtext);
+		free(text);
+		json_decref(reparsed);
+		json_decref(want);
+	}
 }
 
 /* "\u0000" inside free-form properties survives the mapping. */
@@ -548,10 +687,11 @@ test_nul_in_properties(void **state)
 			 "\"properties\":{\"k\":\"a\\u0000b\"}}";
 	char *text = NULL;
 	size_t len = 0;
+	struct nb_segment_origin o = installed(&src_email);
 
 	(void)state;
-	assert_int_equal(nb_segment_track_text(&src_email.mapping,
-			     src_email.name, ev, strlen(ev), &text, &len, NULL),
+	assert_int_equal(nb_segment_track_text(&src_email.mapping, &o, ev,
+			     strlen(ev), &text, &len, NULL),
 	    0);
 	assert_non_null(strstr(text, "\"k\":\"a\\u0000b\""));
 	free(text);
@@ -565,8 +705,8 @@ test_nul_in_properties(void **state)
  * encoder took the input.
  */
 static int
-differ(
-    const struct nb_source *src, const char *raw, size_t len, const char *what)
+differ_one(const struct nb_source *src, const struct nb_segment_origin *o,
+    const char *raw, size_t len, const char *what)
 {
 	char *direct = NULL, *slow = NULL, *text = NULL;
 	size_t dlen = 0, tlen = 0;
@@ -575,25 +715,26 @@ differ(
 	int took;
 
 	took = nb_segment_track_text_direct(
-		   &src->mapping, src->name, raw, len, &direct, &dlen) == 0;
-	if ((m = nb_segment_track(&src->mapping, src->name, raw, len, &err)) !=
-	    NULL) {
+		   &src->mapping, o, raw, len, &direct, &dlen) == 0;
+	if ((m = nb_segment_track(&src->mapping, o, raw, len, &err)) != NULL) {
 		slow = json_dumps(m, JSON_COMPACT);
 		assert_non_null(slow);
 		json_decref(m);
 	}
 	if (took) {
 		if (slow == NULL)
-			fail_msg("%s (anon %d): direct encoder took what the "
-				 "jansson path refuses (%s)",
-			    what, (int)src->mapping.anon,
+			fail_msg("%s (anon %d, rule %d): direct encoder took "
+				 "what the jansson path refuses (%s)",
+			    what, (int)src->mapping.anon, (int)o->rule,
 			    err != NULL ? err : "?");
 		if (dlen != strlen(direct) || strcmp(direct, slow) != 0)
-			fail_msg("%s (anon %d):\n direct: %s\njansson: %s",
-			    what, (int)src->mapping.anon, direct, slow);
+			fail_msg("%s (anon %d, rule %d):\n direct: "
+				 "%s\njansson: %s",
+			    what, (int)src->mapping.anon, (int)o->rule, direct,
+			    slow);
 	}
 	if (nb_segment_track_text(
-		&src->mapping, src->name, raw, len, &text, &tlen, NULL) == 0) {
+		&src->mapping, o, raw, len, &text, &tlen, NULL) == 0) {
 		assert_non_null(slow);
 		assert_int_equal(tlen, strlen(slow));
 		assert_string_equal(text, slow);
@@ -604,6 +745,18 @@ differ(
 	free(text);
 	free(direct);
 	free(slow);
+	return took;
+}
+
+/* differ_one() under both messageId rules; they must agree on taking. */
+static int
+differ(
+    const struct nb_source *src, const char *raw, size_t len, const char *what)
+{
+	struct nb_segment_origin l = legacy(src), i = installed(src);
+	int took = differ_one(src, &l, raw, len, what);
+
+	assert_int_equal(differ_one(src, &i, raw, len, what), took);
 	return took;
 }
 
@@ -993,7 +1146,8 @@ static int
 setup(void **state)
 {
 	(void)state;
-	if (sodium_init() < 0)
+	if (sodium_init() < 0 ||
+	    nb_segment_install_init(&install_a, INSTALL_A) == -1)
 		return -1;
 	src_override.mapping.event_names = json_pack("{s:s,s:s,s:s,s:s}",
 	    "email.unsubscribed", "Email Unsubscribed", "custom.x", "Custom X",
@@ -1028,6 +1182,7 @@ main(void)
 	    cmocka_unit_test(test_timestamps),
 	    cmocka_unit_test(test_bad_input),
 	    cmocka_unit_test(test_message_id),
+	    cmocka_unit_test(test_message_id_install),
 	    cmocka_unit_test(test_message_id_long),
 	    cmocka_unit_test(test_contract_example),
 	    cmocka_unit_test(test_nul_in_properties),

@@ -32,7 +32,7 @@
 #include "../../src/store_sqlite.h"
 
 /* The schema version this build writes. */
-#define SCHEMA_LATEST 3
+#define SCHEMA_LATEST 4
 
 struct fixture {
 	char dir[64];
@@ -370,6 +370,8 @@ assert_v1_row(const struct nb_stored_event *row, size_t i)
 	assert_int_equal(row->received_ms, r->received_ms);
 	assert_int_equal(row->age_base_ms, r->age_base_ms);
 	assert_int_equal(row->updated_ms, r->updated_ms);
+	/* Stored before install ids: they keep the legacy messageId. */
+	assert_int_equal(row->rule, NB_SEGMENT_RULE_LEGACY);
 }
 
 /*
@@ -437,7 +439,7 @@ test_migrate_v1(void **state)
 	struct nb_stored_event *rows = NULL;
 	struct nb_event e;
 	struct nb_append r;
-	char path[160];
+	char path[160], install[NB_SEGMENT_INSTALL_ID_LEN + 1];
 	sqlite3 *db;
 	size_t i, n = 0;
 	int tuned, v = 0;
@@ -531,16 +533,120 @@ test_migrate_v1(void **state)
 		assert_int_equal(append1(s, &r), 0);
 		assert_counts(&r, 1, 0, 0);
 		assert_int_equal(seq_of(s, "evt_new"), 8);
+		/* Stored after the upgrade: the install rule. */
+		rows = by_id(s, "evt_new");
+		assert_int_equal(rows[0].rule, NB_SEGMENT_RULE_CURRENT);
+		nb_stored_events_free(rows, 1);
+		snprintf(
+		    install, sizeof(install), "%s", nb_store_install_id(s));
 		nb_store_close(s);
 
-		/* A second open finds version 2 and changes nothing. */
+		/* A second open finds the latest version and changes
+		 * nothing, the install id included. */
 		s = open_store_cfg(&cfg);
 		assert_int_equal(nb_store_schema_version(s, &v), 0);
 		assert_int_equal(v, SCHEMA_LATEST);
 		assert_int_equal(count(s, ALL, NULL), V1_KEPT + 1);
+		assert_string_equal(nb_store_install_id(s), install);
+		rows = by_id(s, "evt_p1");
+		assert_int_equal(rows[0].rule, NB_SEGMENT_RULE_LEGACY);
+		nb_stored_events_free(rows, 1);
 		nb_store_close(s);
 		unlink_db(path);
 	}
+}
+
+/*
+ * A version 3 file, the previous release's: its schema is exactly
+ * sq_migrations[0..2] (released migrations never change), its rows as
+ * that release's append wrote them.  After the upgrade those rows keep
+ * the legacy messageId rule, new rows get the install rule, and the file
+ * has an install id that a reopen, a copy of the file (a backup restored
+ * elsewhere) and a second connection all read back unchanged; another
+ * store has another one, and a damaged one is refused.
+ */
+static void
+test_migrate_v3(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_store_config cfg = fx->cfg;
+	struct nb_stored_event *row;
+	struct nb_store *s, *copy;
+	char path[160], bak[160], install[NB_SEGMENT_INSTALL_ID_LEN + 1];
+	char sql[512], err[256];
+	sqlite3 *db;
+	int v, i;
+
+	snprintf(path, sizeof(path), "%s/v3.db", fx->dir);
+	db = raw_open(path);
+	raw_exec(db, "PRAGMA journal_mode = WAL");
+	raw_exec(db, "BEGIN");
+	for (v = 0; v < 3; v++)
+		raw_exec(db, sq_migrations[v]);
+	for (i = 1; i <= 3; i++) {
+		snprintf(sql, sizeof(sql),
+		    "INSERT INTO events (seq, source, event_id, type, state,"
+		    " reason, error, attempts, received_ms, age_base_ms,"
+		    " next_ms, lease_ms, updated_ms) VALUES (NULL, 'acme',"
+		    " 'old_%d', 'email.sent', %d, %s, NULL, 0, 1000, 1000,"
+		    " 1000, 0, 1000);"
+		    "INSERT INTO payloads (seq, payload) VALUES (%d, '{}')",
+		    i, i == 3 ? 2 : 0, i == 3 ? "'max_attempts'" : "NULL", i);
+		raw_exec(db, sql);
+	}
+	raw_exec(db, "PRAGMA user_version = 3; COMMIT");
+	sqlite3_close(db);
+
+	cfg.path = path;
+	s = open_store_cfg(&cfg);
+	assert_int_equal(nb_store_schema_version(s, &v), 0);
+	assert_int_equal(v, SCHEMA_LATEST);
+	for (i = 1; i <= 3; i++) {
+		snprintf(sql, sizeof(sql), "old_%d", i);
+		row = by_id(s, sql);
+		assert_int_equal(row->rule, NB_SEGMENT_RULE_LEGACY);
+		nb_stored_events_free(row, 1);
+	}
+	add(s, "acme", "new_1", 2000);
+	row = by_id(s, "new_1");
+	assert_int_equal(row->rule, NB_SEGMENT_RULE_CURRENT);
+	nb_stored_events_free(row, 1);
+	snprintf(install, sizeof(install), "%s", nb_store_install_id(s));
+	assert_string_not_equal(install, nb_store_install_id(fx->s));
+	db = raw_open(path);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM install"), 1);
+	assert_int_equal(raw_int(db,
+			     "SELECT count(*) FROM events"
+			     " WHERE msgid_rule = 0"),
+	    3);
+	/* A backup: the file copied whole (VACUUM INTO, as docs say). */
+	snprintf(bak, sizeof(bak), "%s/restored.db", fx->dir);
+	snprintf(sql, sizeof(sql), "VACUUM INTO '%s'", bak);
+	raw_exec(db, sql);
+	sqlite3_close(db);
+	nb_store_close(s);
+
+	s = open_store_cfg(&cfg);
+	assert_string_equal(nb_store_install_id(s), install);
+	cfg.path = bak;
+	copy = open_store_cfg(&cfg);
+	assert_string_equal(nb_store_install_id(copy), install);
+	row = by_id(copy, "old_1");
+	assert_int_equal(row->rule, NB_SEGMENT_RULE_LEGACY);
+	nb_stored_events_free(row, 1);
+	nb_store_close(copy);
+	nb_store_close(s);
+
+	/* A damaged id makes no messageId: the store is refused. */
+	db = raw_open(bak);
+	raw_exec(db, "UPDATE install SET install_id = 'not hex'");
+	sqlite3_close(db);
+	copy = NULL;
+	assert_int_equal(nb_store_open(&copy, &cfg, err, sizeof(err)), -1);
+	assert_null(copy);
+	assert_non_null(strstr(err, "install id"));
+	unlink_db(bak);
+	unlink_db(path);
 }
 
 /*
@@ -847,6 +953,23 @@ test_file_modes(void **state)
 	unlink_db(path);
 }
 
+/* A file one process owns: no table of instances to beat in. */
+static void
+test_not_shared(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_store_instance self, out[1];
+	size_t n = 1, live = 1;
+
+	memset(&self, 0, sizeof(self));
+	assert_int_equal(nb_store_shared(fx->s), 0);
+	assert_int_equal(
+	    nb_store_beat(fx->s, &self, 1000, out, 1, &n, &live), -1);
+	assert_int_equal(n, 0);
+	assert_int_equal(live, 0);
+	assert_int_equal(nb_store_leave(fx->s, "x"), 0);
+}
+
 static void
 test_recover_and_reopen(void **state)
 {
@@ -1016,6 +1139,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_purge_makes_room, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_v3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_shared, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_payloads_follow_rows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -33,8 +33,8 @@
 #include "../../src/store_pg.h"
 
 /* The schema version this build writes. */
-#define SCHEMA_LATEST	3
-#define SCHEMA_LATEST_S "3"
+#define SCHEMA_LATEST	4
+#define SCHEMA_LATEST_S "4"
 
 struct fixture {
 	PGconn *admin;
@@ -208,12 +208,18 @@ test_open_schema(void **state)
 		    pthread_create(&th[i], NULL, open_thread, fx), 0);
 	for (i = 0; i < 4; i++)
 		assert_int_equal(pthread_join(th[i], &got[i]), 0);
+	/* One of them made the install id; all of them read it. */
 	for (i = 0; i < 4; i++) {
 		assert_non_null(got[i]);
 		assert_int_equal(nb_store_schema_version(got[i], &v), 0);
 		assert_int_equal(v, SCHEMA_LATEST);
-		nb_store_close(got[i]);
+		assert_string_equal(
+		    nb_store_install_id(got[i]), nb_store_install_id(got[0]));
 	}
+	assert_int_equal(
+	    admin_int(fx->admin, "SELECT count(*) FROM install"), 1);
+	for (i = 0; i < 4; i++)
+		nb_store_close(got[i]);
 
 	/* A schema from a newer build is refused. */
 	admin_exec(fx->admin, "UPDATE schema_version SET version = 99");
@@ -272,7 +278,7 @@ test_migrate_v1(void **state)
 	struct nb_event e;
 	struct nb_append r;
 	char sql[256];
-	size_t n = 0;
+	size_t n = 0, i;
 	int v = 0;
 
 	STORE_NEED(fx);
@@ -305,6 +311,9 @@ test_migrate_v1(void **state)
 	assert_null(rows[4].id);
 	assert_int_equal(rows[4].rawlen, 0);
 	assert_null(rows[5].type);
+	/* Stored before install ids: they keep the legacy messageId. */
+	for (i = 0; i < n; i++)
+		assert_int_equal(rows[i].rule, NB_SEGMENT_RULE_LEGACY);
 	nb_stored_events_free(rows, n);
 
 	/* The table itself: payloads moved, the column gone. */
@@ -347,6 +356,13 @@ test_migrate_v1(void **state)
 	assert_int_equal(append1(fx->s, &r), 0);
 	assert_counts(&r, 1, 0, 0);
 	assert_int_equal(seq_of(fx->s, "evt_new"), 8);
+	rows = by_id(fx->s, "evt_new");
+	assert_int_equal(rows[0].rule, NB_SEGMENT_RULE_CURRENT);
+	nb_stored_events_free(rows, 1);
+	assert_int_equal(admin_int(fx->admin,
+			     "SELECT count(*) FROM events"
+			     " WHERE msgid_rule = 0"),
+	    6);
 }
 
 /* A group the server refuses stores nothing, not even dedupe keys. */
@@ -772,6 +788,81 @@ test_reconnect(void **state)
 	assert_int_equal(count(fx->s, ALL, NULL), 1);
 }
 
+static struct nb_store_instance
+instance(const char *id, const char *host, int64_t pid)
+{
+	struct nb_store_instance in;
+
+	memset(&in, 0, sizeof(in));
+	snprintf(in.id, sizeof(in.id), "%s", id);
+	snprintf(in.host, sizeof(in.host), "%s", host);
+	in.pid = pid;
+	return in;
+}
+
+/*
+ * The table of live instances: each connection registers and refreshes
+ * its own row at the database's clock (started_ms kept, beat_ms moving),
+ * lists the live ones oldest first with their exact number even when the
+ * list is cut, never lists one silent for longer than the lease, forgets
+ * one silent for NB_STORE_FORGET_LEASES leases, and a leaving instance is
+ * gone from the next beat of the others.
+ */
+static void
+test_instances(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_store_instance a = instance("aaaa", "host-a", 11);
+	struct nb_store_instance b = instance("bbbb", "host-b", 22);
+	struct nb_store_instance out[4];
+	struct nb_store *other;
+	int64_t started;
+	size_t n, live;
+
+	STORE_NEED(fx);
+	assert_int_equal(nb_store_shared(fx->s), 1);
+	other = open_store(fx);
+	assert_int_equal(nb_store_beat(fx->s, &a, 5000, out, 4, &n, &live), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(live, 1);
+	assert_string_equal(out[0].id, "aaaa");
+	assert_string_equal(out[0].host, "host-a");
+	assert_int_equal(out[0].pid, 11);
+	assert_true(a.started_ms > 0);
+	assert_int_equal(a.beat_ms, a.started_ms);
+	started = a.started_ms;
+	usleep(20000);
+	assert_int_equal(nb_store_beat(other, &b, 5000, out, 4, &n, &live), 0);
+	assert_int_equal(live, 2);
+	assert_string_equal(out[0].id, "aaaa");
+	assert_string_equal(out[1].id, "bbbb");
+	assert_int_equal(nb_store_beat(fx->s, &a, 5000, out, 1, &n, &live), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(live, 2);
+	assert_int_equal(a.started_ms, started);
+	assert_true(a.beat_ms >= started + 20);
+
+	/* Silent for more than the lease: not live; for ten: forgotten. */
+	admin_exec(fx->admin,
+	    "INSERT INTO instances VALUES ('stale', 'h', 1, 0,"
+	    " (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 6000),"
+	    " ('gone', 'h', 2, 0,"
+	    " (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 60000)");
+	assert_int_equal(nb_store_beat(fx->s, &a, 5000, out, 4, &n, &live), 0);
+	assert_int_equal(live, 2);
+	assert_int_equal(admin_int(fx->admin,
+			     "SELECT count(*) FROM instances"
+			     " WHERE id IN ('stale', 'gone')"),
+	    1);
+
+	/* b leaves: a's next beat counts a alone. */
+	assert_int_equal(nb_store_leave(other, "bbbb"), 0);
+	assert_int_equal(nb_store_beat(fx->s, &a, 5000, out, 4, &n, &live), 0);
+	assert_int_equal(live, 1);
+	assert_string_equal(out[0].id, "aaaa");
+	nb_store_close(other);
+}
+
 int
 main(void)
 {
@@ -779,6 +870,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_open_schema, setup, teardown),
 	    STORE_CASES(setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_instances, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_group_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
