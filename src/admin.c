@@ -26,6 +26,7 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -35,22 +36,18 @@
 #include "nudgebridge/board.h"
 #include "nudgebridge/config.h"
 #include "nudgebridge/console.h"
-#include "nudgebridge/dlq.h"
 #include "nudgebridge/httpd.h"
 #include "nudgebridge/log.h"
-#include "nudgebridge/nudgespot.h"
+#include "nudgebridge/operate.h"
 #include "nudgebridge/rates.h"
-#include "nudgebridge/segment.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
 
 #define ADMIN_FAIL_MAX	     20	   /* failures allowed per window */
 #define ADMIN_FAIL_WINDOW_MS 10000 /* the window */
-#define ADMIN_LIST_DEFAULT   100
 #define ADMIN_MAX_PAUSED     256
 #define ADMIN_MAX_BODY	     65536
 #define ADMIN_MAX_INFLIGHT   (16 * ADMIN_MAX_BODY) /* bodies in flight */
-#define ADMIN_MAX_KEYS	     1000 /* "keys" of one replay/purge body */
 
 /*
  * The console's per-minute figures come from the store's totals (see
@@ -68,7 +65,8 @@ struct nb_admin {
 	size_t nfails, fhead;
 	int64_t locked_until; /* mono ms */
 	int draining;
-	struct nb_rates *rates; /* received_1m and delivered_1m */
+	struct nb_rates *rates;	     /* received_1m and delivered_1m */
+	LIST_HEAD(, admin_job) jobs; /* operations in progress */
 };
 
 static void
@@ -302,127 +300,131 @@ nomem:
 	reply_store_error(req);
 }
 
-static void
-handle_list(struct nb_admin *a, struct evhttp_request *req)
-{
-	struct evkeyvalq kv;
-	struct nb_dlq_query q;
-	struct nb_stored_event *ev = NULL;
-	const char *query;
-	json_t *arr = NULL, *o;
-	char err[256];
-	size_t n = 0, i;
-	int64_t next = 0;
+/* Operations: the admin face of the operate core. */
 
-	TAILQ_INIT(&kv);
-	memset(&q, 0, sizeof(q));
-	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	if (query != NULL && evhttp_parse_query_str(query, &kv) == -1) {
-		nb_httpd_reply_error(req, 400, "invalid_request",
-		    "the query string cannot be parsed");
-		goto out;
-	}
-	if (nb_dlq_query_from_kv(&q, &kv, nb_time_now_ms(), err, sizeof(err)) ==
-	    -1) {
-		nb_httpd_reply_error(req, 400, "invalid_request", err);
-		goto out;
-	}
-	if (q.filter.limit == 0)
-		q.filter.limit = ADMIN_LIST_DEFAULT;
-	/* A page looks at a bounded number of rows, whatever the filter. */
-	q.filter.max_scan = NB_STORE_CHUNK_SCAN;
-	if (nb_store_list_page(a->deps.store, &q.filter, &ev, &n, &next) ==
-	    -1) {
-		reply_store_error(req);
-		goto out;
-	}
-	if ((arr = json_array()) == NULL)
-		goto nomem;
-	for (i = 0; i < n; i++)
-		if ((o = nb_dlq_event_json(&ev[i], 0)) == NULL ||
-		    json_array_append_new(arr, o) == -1)
-			goto nomem;
-	nb_httpd_reply_json(req, 200,
-	    json_pack("{s:o, s:o}", "events", arr, "next_after",
-		next > 0 ? json_integer(next) : json_null()));
-	arr = NULL;
-	goto out;
-nomem:
-	json_decref(arr);
-	reply_store_error(req);
-out:
-	nb_stored_events_free(ev, n);
-	nb_dlq_query_clear(&q);
-	evhttp_clear_headers(&kv);
+/* One operation in progress; its steps run on the admin's base. */
+struct admin_job {
+	struct nb_admin *a;
+	struct evhttp_request *req;
+	struct nb_operate_job *job;
+	struct event *ev; /* runs the next step */
+	LIST_ENTRY(admin_job) entry;
+};
+
+static void
+job_free(struct admin_job *j)
+{
+	LIST_REMOVE(j, entry);
+	if (j->ev != NULL)
+		event_free(j->ev);
+	nb_operate_free(j->job);
+	free(j);
 }
 
+/* Answers a failed operation as the API does. */
 static void
-handle_show(struct nb_admin *a, struct evhttp_request *req, const char *key)
+reply_status(
+    struct evhttp_request *req, enum nb_operate_status st, const char *err)
 {
-	struct nb_store_filter f;
-	struct nb_stored_event *ev = NULL;
-	const struct nb_source *src;
-	const char *why = NULL;
-	json_t *o, *track = NULL;
-	size_t n = 0;
-
-	memset(&f, 0, sizeof(f));
-	f.key = key;
-	f.states = NB_STATE_MASK_DEAD | NB_STATE_MASK_DELIVERED |
-	    NB_STATE_MASK_PENDING;
-	f.limit = 1;
-	if (*key == '\0' || strlen(key) >= NB_STORE_KEY_MAX) {
+	switch (st) {
+	case NB_OPERATE_INVALID:
+		nb_httpd_reply_error(req, 400, "invalid_request", err);
+		break;
+	case NB_OPERATE_NOT_FOUND:
 		nb_httpd_reply_error(
 		    req, 404, "not_found", "no event with that key");
-		return;
-	}
-	if (nb_store_list(a->deps.store, &f, &ev, &n) == -1) {
+		break;
+	default:
 		reply_store_error(req);
-		return;
+		break;
 	}
-	if (n == 0) {
-		nb_httpd_reply_error(
-		    req, 404, "not_found", "no event with that key");
-		goto out;
-	}
-	if ((o = nb_dlq_event_json(&ev[0], 1)) == NULL) {
-		reply_store_error(req);
-		goto out;
-	}
-	if ((src = nb_config_source(a->cfg, ev[0].source)) != NULL &&
-	    ev[0].raw != NULL)
-		track = nb_segment_track(
-		    &src->mapping, src->name, ev[0].raw, ev[0].rawlen, &why);
-	json_object_set_new(o, "track", track != NULL ? track : json_null());
-	if (track == NULL)
-		json_object_set_new(o, "track_error",
-		    json_string(src == NULL ? "source not configured"
-			    : why != NULL   ? why
-					    : "not mappable"));
-	nb_httpd_reply_json(req, 200, o);
-out:
-	nb_stored_events_free(ev, n);
 }
 
 /*
- * Parses the optional JSON body of replay and purge.  A "keys" member (an
- * array of 1..ADMIN_MAX_KEYS dead-letter keys, for a selection) is taken
- * out into *keys (new reference, NULL when absent); the other members are
- * the dlq filters, applied to each key.
+ * Works one step of j; answers and frees it after the last, else asks the
+ * base for the next, so other requests are served in between.
+ */
+static void
+job_step_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin_job *j = arg;
+	enum nb_operate_status st;
+	char err[256];
+	int done = 0;
+
+	(void)fd;
+	(void)what;
+	st = nb_operate_step(j->job, &done, err, sizeof(err));
+	if (st != NB_OPERATE_OK)
+		reply_status(j->req, st, err);
+	else if (done)
+		nb_httpd_reply_json(j->req, 200, nb_operate_answer(j->job));
+	else {
+		event_active(j->ev, EV_TIMEOUT, 0);
+		return;
+	}
+	job_free(j);
+}
+
+/* Runs op over params (a new reference, taken; NULL: none). */
+static void
+run_op(struct nb_admin *a, struct evhttp_request *req, enum nb_operate_op op,
+    json_t *params)
+{
+	struct nb_operate_query q;
+	struct nb_operate_env env;
+	struct admin_job *j;
+	enum nb_operate_status st;
+	char err[256];
+
+	if (nb_operate_query_parse(
+		&q, op, params, nb_time_now_ms(), err, sizeof(err)) == -1) {
+		json_decref(params);
+		nb_httpd_reply_error(req, 400, "invalid_request", err);
+		return;
+	}
+	json_decref(params);
+	/* A page looks at a bounded number of rows, whatever the filter. */
+	q.one_page = op == NB_OPERATE_LIST;
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		nb_operate_query_clear(&q);
+		reply_store_error(req);
+		return;
+	}
+	env.store = a->deps.store;
+	env.cfg = a->cfg;
+	env.face = "admin";
+	j->a = a;
+	j->req = req;
+	LIST_INSERT_HEAD(&a->jobs, j, entry);
+	st = nb_operate_begin(&j->job, &env, op, &q, err, sizeof(err));
+	if (st != NB_OPERATE_OK) {
+		reply_status(req, st, err);
+		job_free(j);
+		return;
+	}
+	if ((j->ev = event_new(a->deps.base, -1, 0, job_step_cb, j)) == NULL) {
+		reply_store_error(req);
+		job_free(j);
+		return;
+	}
+	job_step_cb(-1, 0, j);
+}
+
+/*
+ * The JSON body as parameters: *params NULL for an empty body.  0, or -1
+ * with err.
  */
 static int
-body_query(struct evhttp_request *req, struct nb_dlq_query *q, json_t **keys,
-    char *err, size_t errlen)
+body_params(
+    struct evhttp_request *req, json_t **params, char *err, size_t errlen)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	size_t len = evbuffer_get_length(in);
+	size_t len = evbuffer_get_length(in), i;
 	json_error_t jerr;
-	json_t *obj = NULL, *k, *v;
 	const char *p;
-	size_t i;
-	int rc = -1;
 
-	*keys = NULL;
+	*params = NULL;
 	if (len > ADMIN_MAX_BODY) {
 		snprintf(err, errlen, "the body is too large");
 		return -1;
@@ -432,125 +434,103 @@ body_query(struct evhttp_request *req, struct nb_dlq_query *q, json_t **keys,
 	     (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n');
 	     i++)
 		;
-	if (i < len) {
-		obj = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
-		if (obj == NULL) {
-			snprintf(err, errlen, "the body is not valid JSON: %s",
-			    jerr.text);
-			return -1;
-		}
+	if (i == len)
+		return 0;
+	*params = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (*params == NULL) {
+		snprintf(
+		    err, errlen, "the body is not valid JSON: %s", jerr.text);
+		return -1;
 	}
-	if (json_is_object(obj) && (k = json_object_get(obj, "keys")) != NULL &&
-	    !json_is_null(k)) {
-		if (!json_is_array(k) || json_array_size(k) == 0 ||
-		    json_array_size(k) > ADMIN_MAX_KEYS) {
-			snprintf(err, errlen,
-			    "keys: must be an array of 1 to %d keys",
-			    ADMIN_MAX_KEYS);
-			goto out;
-		}
-		json_array_foreach(k, i, v)
-		{
-			if (!json_is_string(v) || json_string_length(v) == 0 ||
-			    json_string_length(v) >= NB_STORE_KEY_MAX) {
-				snprintf(err, errlen,
-				    "keys[%zu]: not a dead-letter key", i);
-				goto out;
-			}
-		}
-		if (json_object_get(obj, "key") != NULL) {
-			snprintf(err, errlen, "give key or keys, not both");
-			goto out;
-		}
-		*keys = json_incref(k);
-		json_object_del(obj, "keys");
-	}
-	rc = nb_dlq_query_from_json(q, obj, nb_time_now_ms(), err, errlen);
-out:
-	if (rc == -1) {
-		json_decref(*keys);
-		*keys = NULL;
-	}
-	json_decref(obj);
-	return rc;
+	return 0;
 }
 
-static void
-handle_replay(struct nb_admin *a, struct evhttp_request *req)
-{
-	struct nb_dlq_query q;
-	size_t replayed = 0, requarantined = 0, r1, q1, i, nkeys;
-	json_t *keys = NULL;
-	char err[256];
+/* Where a route takes its parameters from. */
+enum input {
+	IN_NONE,
+	IN_QUERY,    /* the query string */
+	IN_BODY,     /* a JSON body */
+	IN_PATH_KEY, /* the key after the path's prefix */
+};
 
-	memset(&q, 0, sizeof(q));
-	if (body_query(req, &q, &keys, err, sizeof(err)) == -1) {
+static const struct route {
+	const char *path; /* IN_PATH_KEY: a prefix */
+	int post;	  /* POST, else GET and HEAD */
+	enum input in;
+	int op; /* an operation, or -1 for stats */
+} routes[] = {
+    {"/v1/stats", 0, IN_NONE, -1},
+    {"/v1/dlq", 0, IN_QUERY, NB_OPERATE_LIST},
+    {"/v1/dlq/replay", 1, IN_BODY, NB_OPERATE_REPLAY},
+    {"/v1/dlq/purge", 1, IN_BODY, NB_OPERATE_PURGE},
+    {"/v1/dlq/", 0, IN_PATH_KEY, NB_OPERATE_SHOW},
+};
+
+static const struct route *
+route_find(const char *path)
+{
+	const struct route *r;
+	size_t i, n;
+
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		r = &routes[i];
+		n = strlen(r->path);
+		if (r->in != IN_PATH_KEY && strcmp(path, r->path) == 0)
+			return r;
+		if (r->in == IN_PATH_KEY && strncmp(path, r->path, n) == 0 &&
+		    strchr(path + n, '/') == NULL)
+			return r;
+	}
+	return NULL;
+}
+
+/* Serves an authorized request on route r. */
+static void
+serve_route(struct nb_admin *a, struct evhttp_request *req,
+    const struct route *r, const char *path)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	json_t *params = NULL;
+	char err[256], *key;
+
+	if (r->post ? m != EVHTTP_REQ_POST
+		    : m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
+		reply_405(req, r->post ? "POST" : "GET, HEAD");
+		return;
+	}
+	if (r->op == -1) {
+		handle_stats(a, req);
+		return;
+	}
+	if (r->in == IN_QUERY &&
+	    (params = nb_operate_params_query(
+		 evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)), err,
+		 sizeof(err))) == NULL) {
 		nb_httpd_reply_error(req, 400, "invalid_request", err);
 		return;
 	}
-	nkeys = keys != NULL ? json_array_size(keys) : 1;
-	for (i = 0; i < nkeys; i++) {
-		if (keys != NULL)
-			q.filter.key =
-			    json_string_value(json_array_get(keys, i));
-		r1 = q1 = 0;
-		if (nb_store_replay(a->deps.store, &q.filter, q.dry_run,
-			nb_time_now_ms(), nb_nudgespot_revalidate, &r1,
-			&q1) == -1) {
-			reply_store_error(req);
-			goto out;
-		}
-		replayed += r1;
-		requarantined += q1;
-	}
-	/* Re-validated events were replayed too, even if still invalid. */
-	replayed += requarantined;
-	log_info("dlq replay", " replayed=%zu requarantined=%zu dry_run=%d",
-	    replayed, requarantined, q.dry_run);
-	nb_httpd_reply_json(req, 200,
-	    json_pack("{s:I, s:I, s:b}", "replayed", (json_int_t)replayed,
-		"requarantined", (json_int_t)requarantined, "dry_run",
-		q.dry_run));
-out:
-	q.filter.key = NULL;
-	json_decref(keys);
-	nb_dlq_query_clear(&q);
-}
-
-static void
-handle_purge(struct nb_admin *a, struct evhttp_request *req)
-{
-	struct nb_dlq_query q;
-	size_t purged = 0, p1, i, nkeys;
-	json_t *keys = NULL;
-	char err[256];
-
-	memset(&q, 0, sizeof(q));
-	if (body_query(req, &q, &keys, err, sizeof(err)) == -1) {
+	if (r->in == IN_BODY &&
+	    body_params(req, &params, err, sizeof(err)) == -1) {
 		nb_httpd_reply_error(req, 400, "invalid_request", err);
 		return;
 	}
-	nkeys = keys != NULL ? json_array_size(keys) : 1;
-	for (i = 0; i < nkeys; i++) {
-		if (keys != NULL)
-			q.filter.key =
-			    json_string_value(json_array_get(keys, i));
-		p1 = 0;
-		if (nb_store_purge(a->deps.store, &q.filter, q.dry_run, &p1) ==
-		    -1) {
+	if (r->in == IN_PATH_KEY) {
+		if ((key = evhttp_uridecode(path + strlen(r->path), 0, NULL)) ==
+		    NULL) {
 			reply_store_error(req);
-			goto out;
+			return;
 		}
-		purged += p1;
+		/* "/v1/dlq/" names no event. */
+		if (*key != '\0')
+			params = json_pack("{s:s}", "key", key);
+		free(key);
+		if (params == NULL) {
+			nb_httpd_reply_error(
+			    req, 404, "not_found", "no event with that key");
+			return;
+		}
 	}
-	log_info("dlq purge", " purged=%zu dry_run=%d", purged, q.dry_run);
-	nb_httpd_reply_json(req, 200,
-	    json_pack("{s:I, s:b}", "purged", (json_int_t)purged, "dry_run",
-		q.dry_run));
-out:
-	q.filter.key = NULL;
-	json_decref(keys);
-	nb_dlq_query_clear(&q);
+	run_op(a, req, (enum nb_operate_op)r->op, params);
 }
 
 static void
@@ -560,12 +540,12 @@ admin_cb(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
-	int get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
+	const struct route *r;
 	int64_t now = nb_time_mono_ms();
-	char *key = NULL;
 
 	/* The console page is static and public; its API calls are not. */
-	if (get && nb_console_match(path)) {
+	if ((m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD) &&
+	    nb_console_match(path)) {
 		nb_console_serve(req, path);
 		return;
 	}
@@ -590,53 +570,11 @@ admin_cb(struct evhttp_request *req, void *arg)
 		    "a valid Authorization: Bearer token is required");
 		return;
 	}
-	if (path == NULL) {
+	if (path == NULL || (r = route_find(path)) == NULL) {
 		nb_httpd_reply_error(req, 404, "not_found", "no such path");
 		return;
 	}
-	if (strcmp(path, "/v1/stats") == 0) {
-		if (!get)
-			reply_405(req, "GET, HEAD");
-		else
-			handle_stats(a, req);
-		return;
-	}
-	if (strcmp(path, "/v1/dlq") == 0) {
-		if (!get)
-			reply_405(req, "GET, HEAD");
-		else
-			handle_list(a, req);
-		return;
-	}
-	if (strcmp(path, "/v1/dlq/replay") == 0) {
-		if (m != EVHTTP_REQ_POST)
-			reply_405(req, "POST");
-		else
-			handle_replay(a, req);
-		return;
-	}
-	if (strcmp(path, "/v1/dlq/purge") == 0) {
-		if (m != EVHTTP_REQ_POST)
-			reply_405(req, "POST");
-		else
-			handle_purge(a, req);
-		return;
-	}
-	if (strncmp(path, "/v1/dlq/", 8) == 0 &&
-	    strchr(path + 8, '/') == NULL) {
-		if (!get) {
-			reply_405(req, "GET, HEAD");
-			return;
-		}
-		if ((key = evhttp_uridecode(path + 8, 0, NULL)) == NULL) {
-			reply_store_error(req);
-			return;
-		}
-		handle_show(a, req, key);
-		free(key);
-		return;
-	}
-	nb_httpd_reply_error(req, 404, "not_found", "no such path");
+	serve_route(a, req, r, path);
 }
 
 /* The listener's limits: the main listener's, with its own caps. */
@@ -685,6 +623,7 @@ nb_admin_new(const struct nb_admin_deps *deps, struct nb_config *cfg, char *err,
 	}
 	a->deps = *deps;
 	a->cfg = nb_config_ref(cfg);
+	LIST_INIT(&a->jobs);
 	if ((a->rates = nb_rates_new()) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		nb_admin_free(a);
@@ -744,6 +683,8 @@ nb_admin_free(struct nb_admin *a)
 {
 	if (a == NULL)
 		return;
+	while (!LIST_EMPTY(&a->jobs))
+		job_free(LIST_FIRST(&a->jobs));
 	nb_httpd_free(a->lst);
 	nb_config_unref(a->cfg);
 	nb_rates_free(a->rates);

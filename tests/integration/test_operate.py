@@ -92,6 +92,48 @@ class TestDlqCli(DlqCase):
                             self.bridge.config_path)
         self.assertNotEqual(r.returncode, 0)
 
+    def test_show_says_what_the_api_says(self):
+        """The CLI and the API share one core: the same event, the same
+        Track message or the same reason there is none, also once the
+        event's source is gone from the configuration."""
+        ok = event()
+        self.sink.poison = {message_id("beta", ok["id"])}
+        self.assertCounts(self.bridge.post("beta", ok), 1, 0, 0)
+        self.quarantine("beta", 1)
+        rows = wait_until(lambda: (lambda r: r if len(r) == 2 else None)(
+            self.bridge.dlq("list", "--source", "beta")), timeout=10)
+        self.assertTrue(rows, "no dead letters for beta")
+
+        def both(key):
+            api = self.bridge.admin("GET", "/v1/dlq/" + key)
+            self.assertEqual(api.status, 200, api)
+            cli = self.bridge.cli("dlq", "show", key, "--config",
+                                  self.bridge.config_path)
+            self.assertEqual(cli.returncode, 0, cli.stderr)
+            shown = json.loads(cli.stdout)
+            for k in ("key", "id", "source", "payload", "track",
+                      "track_error", "reason", "state"):
+                self.assertEqual(shown.get(k), api.json.get(k), k)
+            return shown
+
+        rejected = [r["key"] for r in rows if r["id"] == ok["id"]][0]
+        quarantined = [r["key"] for r in rows if r["id"] != ok["id"]][0]
+        self.assertEqual(both(rejected)["track"]["messageId"],
+                         message_id("beta", ok["id"]))
+        self.assertIn("occurred_at", both(quarantined)["track_error"])
+        # beta leaves the configuration (and the running bridge).
+        self.bridge.config["sources"] = [
+            s for s in self.bridge.config["sources"] if s["name"] != "beta"]
+        self.bridge.write_config()
+        log_at = len(self.bridge.log())
+        self.bridge.hup()
+        self.assertTrue(wait_until(lambda: "config reloaded" in
+                                   self.bridge.log()[log_at:], timeout=5))
+        for key in (rejected, quarantined):
+            shown = both(key)
+            self.assertIsNone(shown["track"])
+            self.assertEqual(shown["track_error"], "source not configured")
+
     def test_replay_quarantined_stays_quarantined(self):
         self.quarantine("acme", 2)
         before = self.bridge.dlq("list")
