@@ -11,7 +11,7 @@
  * command opens the store itself, so it works whether the daemon runs or
  * not.  It runs on the main thread of its own process.
  */
-#include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +23,7 @@
 #include "nudgebridge/dlq.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/operate.h"
+#include "nudgebridge/opts.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
 
@@ -31,8 +32,9 @@
 struct dlq_args {
 	const char *cmd;
 	const char *config;
-	int json;
-	json_t *filter;
+	const char *key; /* show KEY */
+	int json, dry_run;
+	json_t *filter; /* the core's parameters */
 };
 
 static void
@@ -51,87 +53,61 @@ dlq_usage(FILE *f)
 	    "           invalid_for_segment\n");
 }
 
-/* Parses argv after "dlq <cmd>"; 0 or -1 (message printed). */
+/* A filter option: the core's parameter of the same name. */
+static int
+dlq_param(
+    void *arg, const char *name, const char *value, char *err, size_t errlen)
+{
+	struct dlq_args *a = arg;
+
+	return nb_operate_param_text(a->filter, name, value, err, errlen);
+}
+
+#define DA(m) offsetof(struct dlq_args, m)
+
+/* The positional KEY comes last: only show takes it. */
+static const struct nb_opt dlq_opts[] = {
+    {"config", NB_OPT_VALUE, DA(config), 1, "FILE"},
+    {"json", NB_OPT_FLAG, DA(json), 0, NULL},
+    {"dry-run", NB_OPT_FLAG, DA(dry_run), 0, NULL},
+    {"source", NB_OPT_PARAM, 0, 0, NULL},
+    {"type", NB_OPT_PARAM, 0, 0, NULL},
+    {"reason", NB_OPT_PARAM, 0, 0, NULL},
+    {"since", NB_OPT_PARAM, 0, 0, NULL},
+    {"until", NB_OPT_PARAM, 0, 0, NULL},
+    {"id", NB_OPT_PARAM, 0, 0, NULL},
+    {"key", NB_OPT_PARAM, 0, 0, NULL},
+    {"state", NB_OPT_PARAM, 0, 0, NULL},
+    {"limit", NB_OPT_PARAM, 0, 0, NULL},
+    {NULL, NB_OPT_VALUE, DA(key), 0, NULL},
+};
+
+/* Parses argv after "dlq <cmd>"; 0, NB_OPTS_HELP or -1 (printed). */
 static int
 dlq_parse(struct dlq_args *a, int argc, char **argv)
 {
-	static const char *const params[] = {"source", "type", "reason",
-	    "since", "until", "id", "key", "state", "limit"};
-	const char *opt, *val, *eq;
-	char name[32], err[256];
-	size_t i, nlen;
-	int k;
+	struct nb_opts_spec spec = {"nudgebridge dlq", dlq_opts,
+	    sizeof(dlq_opts) / sizeof(dlq_opts[0]), dlq_usage, dlq_param};
+	int r;
 
-	for (k = 2; k < argc; k++) {
-		opt = argv[k];
-		if (strncmp(opt, "--", 2) != 0) {
-			if (strcmp(a->cmd, "show") == 0 &&
-			    json_object_get(a->filter, "key") == NULL) {
-				json_object_set_new(
-				    a->filter, "key", json_string(opt));
-				continue;
-			}
+	if (strcmp(a->cmd, "show") != 0)
+		spec.nopts--;
+	if ((r = nb_opts_parse(&spec, argc, argv, 2, a)) != 0)
+		return r;
+	if (a->key != NULL) {
+		if (json_object_get(a->filter, "key") != NULL) {
 			fprintf(stderr,
-			    "nudgebridge dlq: unexpected argument "
-			    "'%s'\n",
-			    opt);
+			    "nudgebridge dlq: unexpected argument '%s'\n",
+			    a->key);
 			return -1;
 		}
-		opt += 2;
-		if (strcmp(opt, "json") == 0) {
-			a->json = 1;
-			continue;
-		}
-		if (strcmp(opt, "dry-run") == 0) {
-			json_object_set_new(a->filter, "dry_run", json_true());
-			continue;
-		}
-		if (strcmp(opt, "help") == 0) {
-			dlq_usage(stdout);
-			exit(0);
-		}
-		if ((eq = strchr(opt, '=')) != NULL) {
-			nlen = (size_t)(eq - opt);
-			val = eq + 1;
-		} else {
-			nlen = strlen(opt);
-			if (k + 1 >= argc) {
-				fprintf(stderr,
-				    "nudgebridge dlq: --%s needs a value\n",
-				    opt);
-				return -1;
-			}
-			val = argv[++k];
-		}
-		if (nlen >= sizeof(name)) {
-			fprintf(stderr,
-			    "nudgebridge dlq: unknown option --%s\n", opt);
+		if (json_object_set_new(
+			a->filter, "key", json_string(a->key)) == -1)
 			return -1;
-		}
-		memcpy(name, opt, nlen);
-		name[nlen] = '\0';
-		if (strcmp(name, "config") == 0) {
-			a->config = val;
-			continue;
-		}
-		for (i = 0; i < sizeof(params) / sizeof(params[0]); i++)
-			if (strcmp(name, params[i]) == 0)
-				break;
-		if (i == sizeof(params) / sizeof(params[0])) {
-			fprintf(stderr,
-			    "nudgebridge dlq: unknown option --%s\n", name);
-			return -1;
-		}
-		if (nb_operate_param_text(
-			a->filter, name, val, err, sizeof(err)) == -1) {
-			fprintf(stderr, "nudgebridge dlq: --%s\n", err);
-			return -1;
-		}
 	}
-	if (a->config == NULL) {
-		fprintf(stderr, "nudgebridge dlq: --config FILE is required\n");
+	if (a->dry_run &&
+	    json_object_set_new(a->filter, "dry_run", json_true()) == -1)
 		return -1;
-	}
 	return 0;
 }
 
@@ -325,7 +301,7 @@ nb_dlq_main(int argc, char **argv)
 	struct nb_operate_query q;
 	char err[512];
 	size_t i;
-	int rc = 2;
+	int rc = 2, r;
 
 	memset(&a, 0, sizeof(a));
 	memset(&q, 0, sizeof(q));
@@ -348,8 +324,11 @@ nb_dlq_main(int argc, char **argv)
 		fprintf(stderr, "nudgebridge dlq: out of memory\n");
 		return 1;
 	}
-	if (dlq_parse(&a, argc, argv) == -1) {
-		dlq_usage(stderr);
+	if ((r = dlq_parse(&a, argc, argv)) != 0) {
+		if (r == NB_OPTS_HELP)
+			rc = 0;
+		else
+			dlq_usage(stderr);
 		goto out;
 	}
 	if (nb_operate_query_parse(&q, commands[i].op, a.filter,

@@ -34,6 +34,7 @@
 #include <sodium.h>
 
 #include "nudgebridge/config.h"
+#include "nudgebridge/opts.h"
 #include "nudgebridge/sig.h"
 #include "nudgebridge/source.h"
 
@@ -574,80 +575,22 @@ source_usage(FILE *f)
 	    "them.\n");
 }
 
-/* "--name value" or "--name=value": 1 and *val, 0 other, -1 no value. */
-static int
-opt(int argc, char **argv, int *i, const char *name, const char **val)
-{
-	size_t n = strlen(name);
+#define SA(m) offsetof(struct source_args, m)
 
-	if (strncmp(argv[*i], name, n) != 0)
-		return 0;
-	if (argv[*i][n] == '=') {
-		*val = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n] != '\0')
-		return 0;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, "nudgebridge source: %s needs a value\n", name);
-		return -1;
-	}
-	*val = argv[++*i];
-	return 1;
-}
-
-static int
-source_parse(struct source_args *a, int argc, char **argv)
-{
-	static const char *const names[] = {"--config", "--write-key-env",
-	    "--region", "--public-url", "--secret-id", "--oauth-client-id",
-	    "--oauth-key-id", "--oauth-key-file", "--oauth-key-env",
-	    "--oauth-auth-server"};
-	const char **dst[] = {&a->config, &a->write_key_env, &a->region,
-	    &a->public_url, &a->secret_id, &a->oauth_client_id,
-	    &a->oauth_key_id, &a->oauth_key_file, &a->oauth_key_env,
-	    &a->oauth_auth_server};
-	const char *v = NULL;
-	size_t k;
-	int i, r;
-
-	for (i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--ed25519") == 0) {
-			a->ed25519 = 1;
-			continue;
-		}
-		if (strncmp(argv[i], "--", 2) != 0) {
-			if (a->name != NULL) {
-				fprintf(stderr,
-				    "nudgebridge source: unexpected "
-				    "argument '%s'\n",
-				    argv[i]);
-				return -1;
-			}
-			a->name = argv[i];
-			continue;
-		}
-		for (k = 0, r = 0; k < sizeof(names) / sizeof(names[0]); k++)
-			if ((r = opt(argc, argv, &i, names[k], &v)) != 0)
-				break;
-		if (r == -1)
-			return -1;
-		if (r == 0) {
-			fprintf(stderr,
-			    "nudgebridge source: unknown option '%s'\n",
-			    argv[i]);
-			return -1;
-		}
-		*dst[k] = v;
-	}
-	if (a->config == NULL) {
-		fprintf(stderr,
-		    "nudgebridge source: --config FILE is "
-		    "required\n");
-		return -1;
-	}
-	return 0;
-}
+static const struct nb_opt source_opts[] = {
+    {NULL, NB_OPT_VALUE, SA(name), 0, NULL},
+    {"config", NB_OPT_VALUE, SA(config), 1, "FILE"},
+    {"write-key-env", NB_OPT_VALUE, SA(write_key_env), 0, NULL},
+    {"region", NB_OPT_VALUE, SA(region), 0, NULL},
+    {"public-url", NB_OPT_VALUE, SA(public_url), 0, NULL},
+    {"secret-id", NB_OPT_VALUE, SA(secret_id), 0, NULL},
+    {"oauth-client-id", NB_OPT_VALUE, SA(oauth_client_id), 0, NULL},
+    {"oauth-key-id", NB_OPT_VALUE, SA(oauth_key_id), 0, NULL},
+    {"oauth-key-file", NB_OPT_VALUE, SA(oauth_key_file), 0, NULL},
+    {"oauth-key-env", NB_OPT_VALUE, SA(oauth_key_env), 0, NULL},
+    {"oauth-auth-server", NB_OPT_VALUE, SA(oauth_auth_server), 0, NULL},
+    {"ed25519", NB_OPT_FLAG, SA(ed25519), 0, NULL},
+};
 
 static json_t *
 load_doc(const char *path)
@@ -948,9 +891,13 @@ out:
 int
 nb_source_main(int argc, char **argv)
 {
+	static const struct nb_opts_spec spec = {"nudgebridge source",
+	    source_opts, sizeof(source_opts) / sizeof(source_opts[0]),
+	    source_usage, NULL};
 	struct source_args a;
 	json_t *doc;
 	const char *cmd;
+	int r;
 
 	if (argc < 2 || strcmp(argv[1], "help") == 0 ||
 	    strcmp(argv[1], "--help") == 0) {
@@ -959,7 +906,9 @@ nb_source_main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	memset(&a, 0, sizeof(a));
-	if (source_parse(&a, argc, argv) == -1) {
+	if ((r = nb_opts_parse(&spec, argc, argv, 2, &a)) != 0) {
+		if (r == NB_OPTS_HELP)
+			return 0;
 		source_usage(stderr);
 		return EXIT_USAGE;
 	}
