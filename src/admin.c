@@ -19,6 +19,7 @@
 #include <sys/queue.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,9 +46,9 @@
 
 #define ADMIN_FAIL_MAX	     20	   /* failures allowed per window */
 #define ADMIN_FAIL_WINDOW_MS 10000 /* the window */
-#define ADMIN_MAX_PAUSED     256
 #define ADMIN_MAX_BODY	     65536
 #define ADMIN_MAX_INFLIGHT   (16 * ADMIN_MAX_BODY) /* bodies in flight */
+#define ADMIN_LOG_EVERY_MS   60000		   /* store failures, at most */
 
 /*
  * The console's per-minute figures come from the store's totals (see
@@ -57,17 +58,54 @@
 #define ADMIN_ERR_WINDOW_MS (60 * 60000)
 #define ADMIN_LAST_ERRORS   5
 
+/*
+ * Everything but the fields under lock belongs to the admin thread once it
+ * runs (to the creating thread before).
+ */
 struct nb_admin {
 	struct nb_admin_deps deps;
 	struct nb_config *cfg;
+	struct event_base *base; /* the admin thread's */
 	struct nb_httpd *lst;
+	struct nb_store *store;	       /* opened on first use */
+	int64_t store_logged;	       /* the last "cannot open" warning */
 	int64_t fails[ADMIN_FAIL_MAX]; /* ring of failure times (mono ms) */
 	size_t nfails, fhead;
 	int64_t locked_until; /* mono ms */
 	int draining;
-	struct nb_rates *rates;	     /* received_1m and delivered_1m */
-	LIST_HEAD(, admin_job) jobs; /* operations in progress */
+	struct nb_rates *rates;		  /* received_1m and delivered_1m */
+	LIST_HEAD(, admin_job) jobs;	  /* operations in progress */
+	LIST_HEAD(, admin_stats) waiting; /* stats waiting for the board */
+	struct event *ctl; /* runs ctl_cb: requests from other threads */
+	pthread_t thread;
+	int started;
+	pthread_mutex_t lock;
+	/* Under lock. */
+	struct nb_config *next_cfg;
+	int drain_req, stop_req;
 };
+
+/* The admin thread's store connection, opened when first needed. */
+static struct nb_store *
+admin_store(struct nb_admin *a)
+{
+	char err[512], qerr[600];
+	int64_t now;
+
+	if (a->store != NULL)
+		return a->store;
+	if (nb_store_open(&a->store, &a->cfg->store, err, sizeof(err)) == 0)
+		return a->store;
+	a->store = NULL;
+	now = nb_time_mono_ms();
+	if (a->store_logged == 0 ||
+	    now - a->store_logged >= ADMIN_LOG_EVERY_MS) {
+		log_warn("admin: cannot open the store", " error=%s",
+		    nb_log_quote(qerr, sizeof(qerr), err));
+		a->store_logged = now;
+	}
+	return NULL;
+}
 
 static void
 token_digest(
@@ -206,7 +244,7 @@ add_extra(struct nb_admin *a, json_t *o, const struct nb_store_error *errs,
 }
 
 static json_t *
-source_stats_json(const char *name, const struct nb_source_stats *st,
+source_stats_json(const char *name, const struct nb_queue_gauge *st,
     const struct nb_paused *p, int64_t now)
 {
 	char until[NB_TIME_ISO_LEN];
@@ -231,73 +269,113 @@ source_stats_json(const char *name, const struct nb_source_stats *st,
 	return o;
 }
 
-static void
-handle_stats(struct nb_admin *a, struct evhttp_request *req)
+/* The figures of one source: queues, pause, rates and last errors. */
+static int
+add_source(struct nb_admin *a, json_t *arr, const char *name,
+    const struct nb_board_snapshot *snap, const struct nb_store_error *errs,
+    size_t nerrs)
 {
-	struct nb_source_stats *stats = NULL;
+	const struct nb_queue_gauge *st = NULL;
+	const struct nb_paused *p = NULL;
+	json_t *o;
+	size_t j;
+
+	for (j = 0; j < snap->nqueues; j++)
+		if (strcmp(snap->queues[j].source, name) == 0)
+			st = &snap->queues[j];
+	for (j = 0; j < snap->npaused; j++)
+		if (strcmp(snap->paused[j].source, name) == 0)
+			p = &snap->paused[j];
+	if ((o = source_stats_json(name, st, p, snap->taken_ms)) == NULL ||
+	    json_array_append_new(arr, o) == -1)
+		return -1;
+	return add_extra(a, o, errs, nerrs, name);
+}
+
+/*
+ * Answers /v1/stats: the queue figures and paused sources of the board's
+ * snapshot, the rates and last errors from the admin thread's store (both
+ * O(sources): counters rows and the small table of recent errors).
+ */
+static void
+stats_reply(struct nb_admin *a, struct evhttp_request *req,
+    const struct nb_board_snapshot *snap)
+{
 	struct nb_store_error *errs = NULL;
-	struct nb_paused paused[ADMIN_MAX_PAUSED];
-	const struct nb_source_stats *st;
-	const struct nb_paused *p;
+	struct nb_store *st = admin_store(a);
 	const struct nb_config *cfg = a->cfg;
-	json_t *arr = NULL, *o;
-	size_t nstats = 0, nerrs = 0, npaused = 0, i, j;
+	json_t *arr = NULL;
+	size_t nerrs = 0, i;
 	int64_t now = nb_time_now_ms();
 
-	if (nb_store_stats(a->deps.store, now, &stats, &nstats) == -1 ||
-	    nb_rates_update(a->rates, a->deps.store, now) == -1 ||
-	    nb_store_errors(a->deps.store, now - ADMIN_ERR_WINDOW_MS,
-		ADMIN_LAST_ERRORS, &errs, &nerrs) == -1) {
-		free(stats);
+	if (snap == NULL || !snap->queues_ok || st == NULL ||
+	    nb_rates_update(a->rates, st, now) == -1 ||
+	    nb_store_errors(st, now - ADMIN_ERR_WINDOW_MS, ADMIN_LAST_ERRORS,
+		&errs, &nerrs) == -1) {
 		reply_store_error(req);
 		return;
 	}
-	if (a->deps.paused != NULL) {
-		npaused = a->deps.paused(
-		    a->deps.paused_arg, paused, ADMIN_MAX_PAUSED);
-		if (npaused > ADMIN_MAX_PAUSED)
-			npaused = ADMIN_MAX_PAUSED;
-	}
 	if ((arr = json_array()) == NULL)
-		goto nomem;
+		goto fail;
 	/* Every configured source, then sources that only the store knows. */
-	for (i = 0; i < cfg->nsources; i++) {
-		const char *name = cfg->sources[i].name;
-
-		st = NULL;
-		p = NULL;
-		for (j = 0; j < nstats; j++)
-			if (strcmp(stats[j].source, name) == 0)
-				st = &stats[j];
-		for (j = 0; j < npaused; j++)
-			if (strcmp(paused[j].source, name) == 0)
-				p = &paused[j];
-		if ((o = source_stats_json(name, st, p, now)) == NULL ||
-		    json_array_append_new(arr, o) == -1 ||
-		    add_extra(a, o, errs, nerrs, name) == -1)
-			goto nomem;
-	}
-	for (j = 0; j < nstats; j++) {
-		if (nb_config_source(cfg, stats[j].source) != NULL)
-			continue;
-		if ((o = source_stats_json(
-			 stats[j].source, &stats[j], NULL, now)) == NULL ||
-		    json_array_append_new(arr, o) == -1 ||
-		    add_extra(a, o, errs, nerrs, stats[j].source) == -1)
-			goto nomem;
-	}
-	free(stats);
+	for (i = 0; i < cfg->nsources; i++)
+		if (add_source(
+			a, arr, cfg->sources[i].name, snap, errs, nerrs) == -1)
+			goto fail;
+	for (i = 0; i < snap->nqueues; i++)
+		if (nb_config_source(cfg, snap->queues[i].source) == NULL &&
+		    add_source(a, arr, snap->queues[i].source, snap, errs,
+			nerrs) == -1)
+			goto fail;
 	nb_store_errors_free(errs, nerrs);
 	/* The rates are exact now; the key stays for the console. */
 	nb_httpd_reply_json(req, 200,
 	    json_pack("{s:o, s:b, s:b}", "sources", arr, "draining",
 		a->draining, "rates_truncated", 0));
 	return;
-nomem:
+fail:
 	json_decref(arr);
 	nb_store_errors_free(errs, nerrs);
-	free(stats);
 	reply_store_error(req);
+}
+
+/* One /v1/stats request waiting for the board's snapshot. */
+struct admin_stats {
+	struct nb_admin *a;
+	struct evhttp_request *req;
+	struct nb_board_wait *wait;
+	LIST_ENTRY(admin_stats) entry;
+};
+
+static void
+stats_cb(const struct nb_board_snapshot *snap, void *arg)
+{
+	struct admin_stats *w = arg;
+
+	LIST_REMOVE(w, entry);
+	stats_reply(w->a, w->req, snap);
+	free(w);
+}
+
+/* Asks the board; the answer goes out when its snapshot comes. */
+static void
+handle_stats(struct nb_admin *a, struct evhttp_request *req)
+{
+	struct admin_stats *w;
+
+	if (a->deps.board == NULL || (w = calloc(1, sizeof(*w))) == NULL) {
+		reply_store_error(req);
+		return;
+	}
+	w->a = a;
+	w->req = req;
+	if ((w->wait = nb_board_ask(a->deps.board, a->base, stats_cb, w)) ==
+	    NULL) {
+		free(w);
+		reply_store_error(req);
+		return;
+	}
+	LIST_INSERT_HEAD(&a->waiting, w, entry);
 }
 
 /* Operations: the admin face of the operate core. */
@@ -391,7 +469,12 @@ run_op(struct nb_admin *a, struct evhttp_request *req, enum nb_operate_op op,
 		reply_store_error(req);
 		return;
 	}
-	env.store = a->deps.store;
+	if ((env.store = admin_store(a)) == NULL) {
+		nb_operate_query_clear(&q);
+		free(j);
+		reply_store_error(req);
+		return;
+	}
 	env.cfg = a->cfg;
 	env.face = "admin";
 	j->a = a;
@@ -403,7 +486,7 @@ run_op(struct nb_admin *a, struct evhttp_request *req, enum nb_operate_op op,
 		job_free(j);
 		return;
 	}
-	if ((j->ev = event_new(a->deps.base, -1, 0, job_step_cb, j)) == NULL) {
+	if ((j->ev = event_new(a->base, -1, 0, job_step_cb, j)) == NULL) {
 		reply_store_error(req);
 		job_free(j);
 		return;
@@ -603,49 +686,13 @@ admin_bind(struct nb_admin *a, const char *addr, char *err, size_t errlen)
 	ops.name = "admin";
 	ops.metrics = a->deps.metrics;
 	admin_limits(a->cfg, &l);
-	a->lst = nb_httpd_new(a->deps.base, addr, -1, &ops, &l, err, errlen);
-	if (a->lst == NULL)
-		return -1;
-	/* The first rates' baseline; a failure leaves it to the first call. */
-	(void)nb_rates_update(a->rates, a->deps.store, nb_time_now_ms());
-	return 0;
+	a->lst = nb_httpd_new(a->base, addr, -1, &ops, &l, err, errlen);
+	return a->lst != NULL ? 0 : -1;
 }
 
-struct nb_admin *
-nb_admin_new(const struct nb_admin_deps *deps, struct nb_config *cfg, char *err,
-    size_t errlen)
-{
-	struct nb_admin *a;
-
-	if ((a = calloc(1, sizeof(*a))) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	a->deps = *deps;
-	a->cfg = nb_config_ref(cfg);
-	LIST_INIT(&a->jobs);
-	if ((a->rates = nb_rates_new()) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		nb_admin_free(a);
-		return NULL;
-	}
-	if (cfg->admin_token == NULL || cfg->admin_listen == NULL)
-		return a;
-	if (admin_bind(a, cfg->admin_listen, err, errlen) == -1) {
-		nb_admin_free(a);
-		return NULL;
-	}
-	return a;
-}
-
-int
-nb_admin_port(const struct nb_admin *a)
-{
-	return a != NULL && a->lst != NULL ? nb_httpd_port(a->lst) : 0;
-}
-
-void
-nb_admin_reload(struct nb_admin *a, struct nb_config *cfg)
+/* Applies cfg on the admin thread. */
+static void
+admin_apply(struct nb_admin *a, struct nb_config *cfg)
 {
 	struct nb_config *old = a->cfg;
 	struct nb_httpd_limits l;
@@ -671,11 +718,141 @@ nb_admin_reload(struct nb_admin *a, struct nb_config *cfg)
 	}
 }
 
+/*
+ * Frees what waits on the admin thread: stats waiting for the board (so
+ * the board never activates an event of ours again) and operations in
+ * progress.  Their requests go with the listener.
+ */
+static void
+admin_forget(struct nb_admin *a)
+{
+	struct admin_stats *w;
+
+	while ((w = LIST_FIRST(&a->waiting)) != NULL) {
+		LIST_REMOVE(w, entry);
+		nb_board_cancel(w->wait);
+		free(w);
+	}
+	while (!LIST_EMPTY(&a->jobs))
+		job_free(LIST_FIRST(&a->jobs));
+}
+
+/* Requests from other threads (reload, drain, stop), on the admin thread. */
+static void
+ctl_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct nb_admin *a = arg;
+	struct nb_config *cfg;
+	int drain, stop;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&a->lock);
+	cfg = a->next_cfg;
+	a->next_cfg = NULL;
+	drain = a->drain_req;
+	stop = a->stop_req;
+	pthread_mutex_unlock(&a->lock);
+	if (cfg != NULL) {
+		admin_apply(a, cfg);
+		nb_config_unref(cfg);
+	}
+	if (drain)
+		a->draining = 1;
+	if (stop) {
+		admin_forget(a);
+		event_base_loopbreak(a->base);
+	}
+}
+
+static void *
+admin_main(void *arg)
+{
+	struct nb_admin *a = arg;
+
+	/* The first rates' baseline; a failure leaves it to the first call. */
+	if (a->lst != NULL && admin_store(a) != NULL)
+		(void)nb_rates_update(a->rates, a->store, nb_time_now_ms());
+	event_base_loop(a->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+/* Wakes the admin thread for what was just put under the lock. */
+static void
+admin_poke(struct nb_admin *a)
+{
+	event_active(a->ctl, EV_READ, 0);
+}
+
+struct nb_admin *
+nb_admin_new(const struct nb_admin_deps *deps, struct nb_config *cfg, char *err,
+    size_t errlen)
+{
+	struct nb_admin *a;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	a->deps = *deps;
+	a->cfg = nb_config_ref(cfg);
+	LIST_INIT(&a->jobs);
+	LIST_INIT(&a->waiting);
+	if (pthread_mutex_init(&a->lock, NULL) != 0) {
+		nb_config_unref(a->cfg);
+		free(a);
+		snprintf(err, errlen, "cannot create a mutex");
+		return NULL;
+	}
+	if ((a->rates = nb_rates_new()) == NULL ||
+	    (a->base = event_base_new()) == NULL ||
+	    (a->ctl = event_new(a->base, -1, 0, ctl_cb, a)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (cfg->admin_token != NULL && cfg->admin_listen != NULL &&
+	    admin_bind(a, cfg->admin_listen, err, errlen) == -1)
+		goto fail;
+	return a;
+fail:
+	nb_admin_free(a);
+	return NULL;
+}
+
+int
+nb_admin_start(struct nb_admin *a)
+{
+	if (pthread_create(&a->thread, NULL, admin_main, a) != 0)
+		return -1;
+	a->started = 1;
+	return 0;
+}
+
+int
+nb_admin_port(const struct nb_admin *a)
+{
+	return a != NULL && a->lst != NULL ? nb_httpd_port(a->lst) : 0;
+}
+
+void
+nb_admin_reload(struct nb_admin *a, struct nb_config *cfg)
+{
+	pthread_mutex_lock(&a->lock);
+	nb_config_unref(a->next_cfg);
+	a->next_cfg = nb_config_ref(cfg);
+	pthread_mutex_unlock(&a->lock);
+	admin_poke(a);
+}
+
 void
 nb_admin_drain(struct nb_admin *a)
 {
-	if (a != NULL)
-		a->draining = 1;
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->lock);
+	a->drain_req = 1;
+	pthread_mutex_unlock(&a->lock);
+	admin_poke(a);
 }
 
 void
@@ -683,10 +860,23 @@ nb_admin_free(struct nb_admin *a)
 {
 	if (a == NULL)
 		return;
-	while (!LIST_EMPTY(&a->jobs))
-		job_free(LIST_FIRST(&a->jobs));
+	if (a->started) {
+		pthread_mutex_lock(&a->lock);
+		a->stop_req = 1;
+		pthread_mutex_unlock(&a->lock);
+		admin_poke(a);
+		pthread_join(a->thread, NULL);
+	}
+	admin_forget(a); /* what a thread that never ran still holds */
 	nb_httpd_free(a->lst);
+	if (a->ctl != NULL)
+		event_free(a->ctl);
+	if (a->base != NULL)
+		event_base_free(a->base);
+	nb_store_close(a->store);
+	nb_config_unref(a->next_cfg);
 	nb_config_unref(a->cfg);
 	nb_rates_free(a->rates);
+	pthread_mutex_destroy(&a->lock);
 	free(a);
 }

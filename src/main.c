@@ -7,8 +7,10 @@
  * the committer's "stored something" hook to the deliverer's wake-up so
  * neither knows the other, and turns signals into libevent events:
  * SIGTERM/SIGINT drain and exit 0, SIGHUP reloads the file and keeps the
- * running configuration when the new one does not load.  Everything runs
- * on the main thread except what the committer and the deliverer own.
+ * running configuration when the new one does not load.  The main thread
+ * runs signals and the first HTTP worker; the committer, the deliverer,
+ * the board, the other HTTP workers and the admin API own threads of
+ * their own, handed reloads and drains by the calls made here.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -571,11 +573,8 @@ start_listeners(struct daemon *d)
 		return -1;
 	}
 	memset(&adeps, 0, sizeof(adeps));
-	adeps.base = d->base;
-	adeps.store = d->store;
 	adeps.metrics = d->metrics;
-	adeps.paused = paused_cb;
-	adeps.paused_arg = d->deliver;
+	adeps.board = d->board;
 	if ((d->admin = nb_admin_new(&adeps, d->cfg, err, sizeof(err))) ==
 	    NULL) {
 		fprintf(stderr, "nudgebridge: admin API: %s\n", err);
@@ -621,6 +620,68 @@ daemon_stop(struct daemon *d)
 	log_info("stopped", NULL);
 }
 
+/*
+ * The store, the committer and the deliverer (its thread started), wired
+ * so that a commit wakes the deliverer.  0, or -1 with a message on stderr.
+ */
+static int
+start_pipeline(struct daemon *d)
+{
+	char err[512];
+
+	if ((d->base = event_base_new()) == NULL) {
+		fprintf(stderr, "nudgebridge: cannot create an event base\n");
+		return -1;
+	}
+	if ((d->metrics = nb_metrics_new()) == NULL) {
+		fprintf(stderr, "nudgebridge: out of memory\n");
+		return -1;
+	}
+	if (nb_store_open(&d->store, &d->cfg->store, err, sizeof(err)) == -1) {
+		fprintf(
+		    stderr, "nudgebridge: cannot open the store: %s\n", err);
+		return -1;
+	}
+	d->committer = nb_committer_new(
+	    d->base, &d->cfg->store, d->metrics, err, sizeof(err));
+	if (d->committer == NULL) {
+		fprintf(stderr, "nudgebridge: cannot start the committer: %s\n",
+		    err);
+		return -1;
+	}
+	d->deliver = nb_deliver_new(d->cfg, d->metrics, err, sizeof(err));
+	if (d->deliver == NULL) {
+		fprintf(
+		    stderr, "nudgebridge: cannot start delivery: %s\n", err);
+		return -1;
+	}
+	nb_committer_set_notify(d->committer, wake_cb, d->deliver);
+	if (nb_deliver_start(d->deliver) == -1) {
+		fprintf(stderr, "nudgebridge: cannot start delivery thread\n");
+		nb_deliver_free(d->deliver);
+		d->deliver = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Signals as events: SIGTERM and SIGINT drain, SIGHUP reloads. */
+static int
+add_signals(struct daemon *d)
+{
+	d->ev_term = evsignal_new(d->base, SIGTERM, stop_cb, d);
+	d->ev_int = evsignal_new(d->base, SIGINT, stop_cb, d);
+	d->ev_hup = evsignal_new(d->base, SIGHUP, reload_cb, d);
+	if (d->ev_term == NULL || d->ev_int == NULL || d->ev_hup == NULL ||
+	    event_add(d->ev_term, NULL) == -1 ||
+	    event_add(d->ev_int, NULL) == -1 ||
+	    event_add(d->ev_hup, NULL) == -1) {
+		fprintf(stderr, "nudgebridge: cannot install signal events\n");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 cmd_serve(int argc, char **argv)
 {
@@ -633,7 +694,6 @@ cmd_serve(int argc, char **argv)
 	memset(&d, 0, sizeof(d));
 	if ((path = config_arg(argc, argv, "serve", &rc)) == NULL)
 		return rc;
-	rc = 1;
 	if (evthread_use_pthreads() == -1) {
 		fprintf(
 		    stderr, "nudgebridge: libevent has no thread support\n");
@@ -643,6 +703,7 @@ cmd_serve(int argc, char **argv)
 		fprintf(stderr, "nudgebridge: curl_global_init failed\n");
 		return 1;
 	}
+	rc = 1;
 	signal(SIGPIPE, SIG_IGN);
 	if (nb_config_load(&d.cfg, path, err, sizeof(err)) == -1) {
 		fprintf(stderr, "nudgebridge: %s: %s\n", path, err);
@@ -656,40 +717,7 @@ cmd_serve(int argc, char **argv)
 		log_warn("descriptor limit below limits.max_connections",
 		    " nofile=%zu max_connections=%zu", nofile,
 		    d.cfg->limits.max_connections);
-	if ((d.base = event_base_new()) == NULL) {
-		fprintf(stderr, "nudgebridge: cannot create an event base\n");
-		goto out;
-	}
-	if ((d.metrics = nb_metrics_new()) == NULL) {
-		fprintf(stderr, "nudgebridge: out of memory\n");
-		goto out;
-	}
-	if (nb_store_open(&d.store, &d.cfg->store, err, sizeof(err)) == -1) {
-		fprintf(
-		    stderr, "nudgebridge: cannot open the store: %s\n", err);
-		goto out;
-	}
-	d.committer = nb_committer_new(
-	    d.base, &d.cfg->store, d.metrics, err, sizeof(err));
-	if (d.committer == NULL) {
-		fprintf(stderr, "nudgebridge: cannot start the committer: %s\n",
-		    err);
-		goto out;
-	}
-	d.deliver = nb_deliver_new(d.cfg, d.metrics, err, sizeof(err));
-	if (d.deliver == NULL) {
-		fprintf(
-		    stderr, "nudgebridge: cannot start delivery: %s\n", err);
-		goto out;
-	}
-	nb_committer_set_notify(d.committer, wake_cb, d.deliver);
-	if (nb_deliver_start(d.deliver) == -1) {
-		fprintf(stderr, "nudgebridge: cannot start delivery thread\n");
-		nb_deliver_free(d.deliver);
-		d.deliver = NULL;
-		goto out;
-	}
-	if (start_listeners(&d) == -1)
+	if (start_pipeline(&d) == -1 || start_listeners(&d) == -1)
 		goto out;
 	/* Listeners bound and store open: root is no longer needed. */
 	if (nb_priv_drop(d.cfg->user,
@@ -699,16 +727,12 @@ cmd_serve(int argc, char **argv)
 		fprintf(stderr, "nudgebridge: %s\n", err);
 		goto out;
 	}
-	d.ev_term = evsignal_new(d.base, SIGTERM, stop_cb, &d);
-	d.ev_int = evsignal_new(d.base, SIGINT, stop_cb, &d);
-	d.ev_hup = evsignal_new(d.base, SIGHUP, reload_cb, &d);
-	if (d.ev_term == NULL || d.ev_int == NULL || d.ev_hup == NULL ||
-	    event_add(d.ev_term, NULL) == -1 ||
-	    event_add(d.ev_int, NULL) == -1 ||
-	    event_add(d.ev_hup, NULL) == -1) {
-		fprintf(stderr, "nudgebridge: cannot install signal events\n");
+	if (nb_admin_start(d.admin) == -1) {
+		fprintf(stderr, "nudgebridge: cannot start the admin thread\n");
 		goto out;
 	}
+	if (add_signals(&d) == -1)
+		goto out;
 	log_listening(&d);
 
 	event_base_dispatch(d.base);

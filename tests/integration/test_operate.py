@@ -10,12 +10,14 @@ import datetime
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 import unittest
 
-from harness import (BridgeCase, WRITE_KEY, event, http_request, message_id,
-                     new_secret, qs, run_cli, wait_until)
+from harness import (BridgeCase, ON_POSTGRES, PG_DSN, WRITE_KEY, event,
+                     http_request, message_id, new_secret, pg_options, psql,
+                     qs, run_cli, wait_until)
 
 
 def touched(out):
@@ -282,6 +284,57 @@ class TestAdminApi(DlqCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(touched(r.json), 1, r.json)
         self.assertFalse(self.sink.wait_ids({mid}, timeout=10))
+
+
+class TestAdminThread(DlqCase):
+    """The admin API runs on a thread of its own: an operator's request
+    that waits on the database never delays a webhook."""
+
+    def test_stuck_replay_does_not_delay_webhooks(self):
+        if not ON_POSTGRES:
+            self.skipTest("needs a row lock another session holds: "
+                          "PostgreSQL (integration.pg.test_operate)")
+        self.quarantine("acme", 3)
+        # Another session holds the dead letters' rows: the replay's
+        # UPDATE waits for it, inside the admin API's store call.
+        env = dict(os.environ, PGOPTIONS=pg_options(self.bridge.pg_schema))
+        holder = subprocess.Popen(
+            ["psql", PG_DSN, "-X", "-q", "-A", "-t"], env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(holder.kill)
+        holder.stdin.write("BEGIN; SELECT count(*) FROM (SELECT seq FROM "
+                           "events WHERE state = 2 FOR UPDATE) l;\n")
+        holder.stdin.flush()
+        self.assertEqual(holder.stdout.readline().strip(), "3")
+        answer = {}
+
+        def replay():
+            answer["r"] = self.bridge.admin("POST", "/v1/dlq/replay", {})
+        t = threading.Thread(target=replay)
+        t.start()
+        self.assertTrue(wait_until(lambda: psql(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted") != "0",
+            timeout=10), "the replay never waited for the lock")
+        # Webhooks on fresh connections reach every HTTP worker, the
+        # main thread's included; each is answered at once.
+        for _ in range(12):
+            t0 = time.monotonic()
+            r = http_request(self.bridge.port, "POST", "/v1/webhooks/acme",
+                             *self.signed([event()]), timeout=5)
+            self.assertEqual(r.status, 200, r)
+            self.assertLess(time.monotonic() - t0, 3.0)
+        self.assertTrue(t.is_alive(), "the replay did not wait")
+        holder.stdin.write("COMMIT;\n")
+        holder.stdin.close()
+        t.join(20)
+        self.assertEqual(answer["r"].status, 200, answer["r"])
+        self.assertEqual(answer["r"].json["replayed"], 3)
+
+    def signed(self, body):
+        body = json.dumps(body).encode()
+        h = {"Content-Type": "application/json"}
+        h.update(self.bridge.signed_headers("acme", body))
+        return body, h
 
 
 class TestMetrics(BridgeCase):
