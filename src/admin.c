@@ -1,20 +1,17 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * admin: the operator API on its own listener (loopback by default).
+ * admin: the operator API on its own listener, thread and store connection.
  *
- * Every request must carry "Authorization: Bearer <admin.token>".  Both the
- * offered and the configured token are hashed with BLAKE2b before a
- * sodium_memcmp(), so neither their bytes nor their lengths leak through
- * timing.  Authentication runs before routing, so an anonymous client
- * learns nothing about paths or methods.  Failed attempts are logged
- * (never the offered value) and counted in a sliding window; past the limit
- * every request gets 429 until the window has passed, which caps guessing
- * at a few attempts a second.  Without a configured token the listener is
- * not started at all.  Store calls are short indexed queries on the
- * main-thread connection, run on the base's thread.  The listener is an
- * httpd (httpd.h) with the main listener's edge (a cap on connections, a
- * whole-request deadline, the header limit and the gate with a 64 KiB body
- * limit), all of it before authentication.
+ * Every request must carry "Authorization: Bearer <admin.token>"; both
+ * tokens are hashed with BLAKE2b before a sodium_memcmp(), so neither bytes
+ * nor lengths leak through timing.  Authentication runs before routing, so
+ * an anonymous client learns nothing about paths.  Failed attempts are
+ * logged (never the offered value) and counted per client address
+ * (lockout.h): past the limit that address gets 429 for a while, which
+ * caps guessing without locking anyone else out.  Routes are a table over
+ * the operate core; its jobs are stepped on the admin's base between other
+ * requests.  The listener is an httpd (httpd.h) with the main listener's
+ * edge, all of it before authentication.
  */
 #include <sys/queue.h>
 
@@ -38,17 +35,16 @@
 #include "nudgebridge/config.h"
 #include "nudgebridge/console.h"
 #include "nudgebridge/httpd.h"
+#include "nudgebridge/lockout.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/operate.h"
 #include "nudgebridge/rates.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
 
-#define ADMIN_FAIL_MAX	     20	   /* failures allowed per window */
-#define ADMIN_FAIL_WINDOW_MS 10000 /* the window */
-#define ADMIN_MAX_BODY	     65536
-#define ADMIN_MAX_INFLIGHT   (16 * ADMIN_MAX_BODY) /* bodies in flight */
-#define ADMIN_LOG_EVERY_MS   60000		   /* store failures, at most */
+#define ADMIN_MAX_BODY	   65536
+#define ADMIN_MAX_INFLIGHT (16 * ADMIN_MAX_BODY) /* bodies in flight */
+#define ADMIN_LOG_EVERY_MS 60000		 /* store failures, at most */
 
 /*
  * The console's per-minute figures come from the store's totals (see
@@ -67,11 +63,9 @@ struct nb_admin {
 	struct nb_config *cfg;
 	struct event_base *base; /* the admin thread's */
 	struct nb_httpd *lst;
-	struct nb_store *store;	       /* opened on first use */
-	int64_t store_logged;	       /* the last "cannot open" warning */
-	int64_t fails[ADMIN_FAIL_MAX]; /* ring of failure times (mono ms) */
-	size_t nfails, fhead;
-	int64_t locked_until; /* mono ms */
+	struct nb_store *store;	    /* opened on first use */
+	int64_t store_logged;	    /* the last "cannot open" warning */
+	struct nb_lockout *lockout; /* failed authentications per address */
 	int draining;
 	struct nb_rates *rates;		  /* received_1m and delivered_1m */
 	LIST_HEAD(, admin_job) jobs;	  /* operations in progress */
@@ -139,27 +133,6 @@ authorized(const struct nb_admin *a, struct evhttp_request *req)
 	ok = sodium_memcmp(want, got, sizeof(want)) == 0;
 	sodium_memzero(want, sizeof(want));
 	return ok;
-}
-
-/* Records a failure; 1 when the client must now be turned away. */
-static int
-record_failure(struct nb_admin *a, int64_t now)
-{
-	size_t oldest;
-
-	if (a->nfails < ADMIN_FAIL_MAX) {
-		a->fails[(a->fhead + a->nfails) % ADMIN_FAIL_MAX] = now;
-		a->nfails++;
-		return 0;
-	}
-	oldest = a->fhead;
-	a->fails[oldest] = now;
-	a->fhead = (a->fhead + 1) % ADMIN_FAIL_MAX;
-	if (now - a->fails[a->fhead] < ADMIN_FAIL_WINDOW_MS) {
-		a->locked_until = now + ADMIN_FAIL_WINDOW_MS;
-		return 1;
-	}
-	return 0;
 }
 
 static void
@@ -623,8 +596,10 @@ admin_cb(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const struct sockaddr *peer =
+	    evhttp_connection_get_addr(evhttp_request_get_connection(req));
 	const struct route *r;
-	int64_t now = nb_time_mono_ms();
+	int64_t now = nb_time_mono_ms(), wait;
 
 	/* The console page is static and public; its API calls are not. */
 	if ((m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD) &&
@@ -632,19 +607,23 @@ admin_cb(struct evhttp_request *req, void *arg)
 		nb_console_serve(req, path);
 		return;
 	}
-	if (now < a->locked_until) {
+	/* Locked: even the right token waits, or guessing would go on. */
+	if ((wait = nb_lockout_wait(a->lockout, peer, now)) > 0) {
 		reply_retry_after(req, 429, "too_many_attempts",
 		    "too many failed authentications; retry later",
-		    (a->locked_until - now + 999) / 1000);
+		    (wait + 999) / 1000);
 		return;
 	}
 	if (!authorized(a, req)) {
 		log_warn("admin authentication failed", " path_len=%zu",
 		    path != NULL ? strlen(path) : (size_t)0);
-		if (record_failure(a, now)) {
+		/* A request without credentials (an <img>) guesses nothing. */
+		if (evhttp_find_header(evhttp_request_get_input_headers(req),
+			"Authorization") != NULL &&
+		    (wait = nb_lockout_fail(a->lockout, peer, now)) > 0) {
 			reply_retry_after(req, 429, "too_many_attempts",
 			    "too many failed authentications; retry later",
-			    ADMIN_FAIL_WINDOW_MS / 1000);
+			    (wait + 999) / 1000);
 			return;
 		}
 		evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -700,8 +679,7 @@ admin_apply(struct nb_admin *a, struct nb_config *cfg)
 
 	a->cfg = nb_config_ref(cfg);
 	nb_config_unref(old);
-	a->nfails = a->fhead = 0;
-	a->locked_until = 0;
+	nb_lockout_clear(a->lockout);
 	if (a->lst != NULL) {
 		admin_limits(cfg, &l);
 		nb_httpd_set_limits(a->lst, &l);
@@ -805,6 +783,7 @@ nb_admin_new(const struct nb_admin_deps *deps, struct nb_config *cfg, char *err,
 		return NULL;
 	}
 	if ((a->rates = nb_rates_new()) == NULL ||
+	    (a->lockout = nb_lockout_new()) == NULL ||
 	    (a->base = event_base_new()) == NULL ||
 	    (a->ctl = event_new(a->base, -1, 0, ctl_cb, a)) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -877,6 +856,7 @@ nb_admin_free(struct nb_admin *a)
 	nb_config_unref(a->next_cfg);
 	nb_config_unref(a->cfg);
 	nb_rates_free(a->rates);
+	nb_lockout_free(a->lockout);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }

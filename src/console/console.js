@@ -91,7 +91,7 @@
 			let msg = data && data.message ? data.message : "HTTP " + r.status;
 			if (r.status === 429) {
 				const ra = r.headers.get("Retry-After");
-				msg = "Too many failed sign-ins: the bridge refuses every request" +
+				msg = "Too many failed sign-ins from this address: the bridge refuses its requests" +
 					(ra ? " for " + ra + " s" : " for a while") + ".";
 			}
 			const err = new ApiError(r.status, code, msg);
