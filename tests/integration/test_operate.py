@@ -550,6 +550,22 @@ class TestCheckConfig(BridgeCase):
         r = self.check("{ nope")
         self.assertNotEqual(r.returncode, 0)
 
+    def test_weak_admin_token_refused(self):
+        """admin.token needs 32 characters, 8 of them different."""
+        for weak in ("tok", "x" * 64, "ab" * 40, "0123456789abcdef" * 2):
+            weak = weak[:31] if len(weak) == 32 else weak
+            c = self.good()
+            c["admin"] = {"token": weak}
+            r = self.check(c)
+            self.assertNotEqual(r.returncode, 0, weak)
+            self.assertIn("admin.token: too weak", r.stderr)
+            if len(weak) > 3:
+                self.assertNotIn(weak, r.stderr + r.stdout)
+        c = self.good()
+        c["admin"] = {"token": "0123456789abcdef" * 2}
+        r = self.check(c)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_secret_from_env_and_file(self):
         secret = new_secret()
         path = os.path.join(self.tmp, "wk.txt")
