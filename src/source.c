@@ -2,10 +2,11 @@
 /*
  * source: `nudgebridge source add|rotate|retire|list`.
  *
- * Every command reads the configuration file as plain JSON, changes the
- * "sources" array and writes the whole document back; nothing else in the
- * file is touched (jansson keeps the key order; formatting becomes a
- * 2-space indent).  Before the new file replaces the old one it is loaded
+ * Every command locks the configuration file (flock() on the file a symlink
+ * names, not the link), reads it as plain JSON, changes the "sources"
+ * array and writes the whole document back through the link; nothing else
+ * in the file is touched (jansson keeps the key order; formatting becomes
+ * a 2-space indent).  Before the new file replaces the old one it is loaded
  * with nb_config_load(), the same code the daemon runs, so a command can
  * never leave a file that a SIGHUP would refuse.  New keys come from
  * libsodium (nb_sig_new_secret(), nb_sig_keypair()); the half Nudgespot
@@ -13,6 +14,7 @@
  * Keys are named by number or by fingerprint (SHA-256 of the key string),
  * so `list` never has to print one.
  */
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <ctype.h>
@@ -41,6 +43,7 @@
 #define EXIT_USAGE	   2
 #define SOURCE_FP_MIN	   4 /* shortest fingerprint prefix accepted */
 #define SOURCE_PLACEHOLDER "placeholder-until-the-variable-is-set"
+#define SOURCE_LOCK_TRIES  100 /* files replaced while we wait to lock */
 
 static const char *const key_lists[] = {"signing_secrets", "public_keys"};
 
@@ -460,19 +463,17 @@ nb_source_save(const char *path, const json_t *doc, char *err, size_t errlen)
 {
 	struct nb_config *cfg = NULL;
 	struct stat st;
-	char tmp[PATH_MAX], lerr[512];
+	char target[PATH_MAX], tmp[PATH_MAX + 8], lerr[512];
 	char *text = NULL;
 	size_t len = 0;
 	int fd = -1, rc = -1, have_tmp = 0;
 
-	if (stat(path, &st) == -1) {
+	/* Through a symlink: the daemon reads the file the link names. */
+	if (realpath(path, target) == NULL || stat(target, &st) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
-		snprintf(err, errlen, "%s: path too long", path);
-		return -1;
-	}
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", target);
 	if ((text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) ==
 	    NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -512,13 +513,13 @@ nb_source_save(const char *path, const json_t *doc, char *err, size_t errlen)
 		    lerr, path);
 		goto out;
 	}
-	if (rename(tmp, path) == -1) {
-		snprintf(err, errlen, "cannot replace %s: %s", path,
+	if (rename(tmp, target) == -1) {
+		snprintf(err, errlen, "cannot replace %s: %s", target,
 		    strerror(errno));
 		goto out;
 	}
 	have_tmp = 0;
-	if (fsync_dir(path) == -1) {
+	if (fsync_dir(target) == -1) {
 		snprintf(err, errlen,
 		    "%s replaced, but its folder could not "
 		    "be synced",
@@ -537,6 +538,71 @@ out:
 		free(text);
 	}
 	return rc;
+}
+
+/* The inode fd has open is still the one at path. */
+static int
+same_file(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+int
+nb_source_edit_begin(struct nb_source_edit *e, const char *path, json_t **doc,
+    char *err, size_t errlen)
+{
+	char again[PATH_MAX];
+	json_error_t jerr;
+	int tries;
+
+	*doc = NULL;
+	e->fd = -1;
+	for (tries = 0; tries < SOURCE_LOCK_TRIES; tries++) {
+		if (realpath(path, e->target) == NULL ||
+		    (e->fd = open(e->target, O_RDONLY | O_CLOEXEC)) == -1)
+			goto fail;
+		if (flock(e->fd, LOCK_EX) == -1)
+			goto fail;
+		/* The edit before ours may have replaced the file (or link). */
+		if (realpath(path, again) != NULL &&
+		    strcmp(again, e->target) == 0 && same_file(e->fd, again))
+			break;
+		close(e->fd);
+		e->fd = -1;
+	}
+	if (e->fd == -1) {
+		snprintf(err, errlen, "%s: changes too often to lock", path);
+		return -1;
+	}
+	if ((*doc = json_loadfd(e->fd, JSON_REJECT_DUPLICATES, &jerr)) ==
+	    NULL) {
+		snprintf(
+		    err, errlen, "%s: line %d: %s", path, jerr.line, jerr.text);
+		goto unlock;
+	}
+	if (!json_is_object(*doc)) {
+		snprintf(err, errlen, "%s: not a JSON object", path);
+		json_decref(*doc);
+		*doc = NULL;
+		goto unlock;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: %s", path, strerror(errno));
+unlock:
+	nb_source_edit_end(e);
+	return -1;
+}
+
+void
+nb_source_edit_end(struct nb_source_edit *e)
+{
+	if (e->fd != -1)
+		close(e->fd); /* and with it the lock */
+	e->fd = -1;
 }
 
 /* The command line. */
@@ -592,22 +658,15 @@ static const struct nb_opt source_opts[] = {
     {"ed25519", NB_OPT_FLAG, SA(ed25519), 0, NULL},
 };
 
+/* The document of a->config, locked for this edit; NULL (printed). */
 static json_t *
-load_doc(const char *path)
+load_doc(struct nb_source_edit *e, const char *path)
 {
-	json_error_t jerr;
+	char err[PATH_MAX + 256];
 	json_t *doc;
 
-	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	if (doc == NULL)
-		fprintf(stderr, "nudgebridge source: %s: line %d: %s\n", path,
-		    jerr.line, jerr.text);
-	else if (!json_is_object(doc)) {
-		fprintf(stderr, "nudgebridge source: %s: not a JSON object\n",
-		    path);
-		json_decref(doc);
-		doc = NULL;
-	}
+	if (nb_source_edit_begin(e, path, &doc, err, sizeof(err)) == -1)
+		fprintf(stderr, "nudgebridge source: %s\n", err);
 	return doc;
 }
 
@@ -760,6 +819,7 @@ static int
 cmd_add(struct source_args *a)
 {
 	struct nb_source_new s;
+	struct nb_source_edit e;
 	char key[NB_SOURCE_KEY_MAX], err[768];
 	json_t *doc = NULL;
 	int unset, rc = 1;
@@ -771,7 +831,7 @@ cmd_add(struct source_args *a)
 		source_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if ((doc = load_doc(a->config)) == NULL)
+	if ((doc = load_doc(&e, a->config)) == NULL)
 		return 1;
 	memset(&s, 0, sizeof(s));
 	s.name = a->name;
@@ -802,6 +862,7 @@ cmd_add(struct source_args *a)
 	    a->write_key_env, unset ? " (not set in this shell)" : "");
 	rc = 0;
 out:
+	nb_source_edit_end(&e);
 	sodium_memzero(key, sizeof(key));
 	json_decref(doc);
 	return rc;
@@ -810,6 +871,7 @@ out:
 static int
 cmd_rotate(struct source_args *a)
 {
+	struct nb_source_edit e;
 	char key[NB_SOURCE_KEY_MAX], err[768], fp[NB_SOURCE_FP_LEN];
 	json_t *doc = NULL, *src, *keys;
 	int id = 0, rc = 1, ed;
@@ -818,7 +880,7 @@ cmd_rotate(struct source_args *a)
 		source_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if ((doc = load_doc(a->config)) == NULL)
+	if ((doc = load_doc(&e, a->config)) == NULL)
 		return 1;
 	/* A source signed with Ed25519 only keeps to Ed25519. */
 	src = find_source(doc, a->name);
@@ -851,6 +913,7 @@ cmd_rotate(struct source_args *a)
 	    a->config, a->name, a->config);
 	rc = 0;
 out:
+	nb_source_edit_end(&e);
 	sodium_memzero(key, sizeof(key));
 	json_decref(doc);
 	return rc;
@@ -859,6 +922,7 @@ out:
 static int
 cmd_retire(struct source_args *a)
 {
+	struct nb_source_edit e;
 	char err[768];
 	json_t *doc = NULL;
 	int rc = 1;
@@ -869,7 +933,7 @@ cmd_retire(struct source_args *a)
 		    "--secret-id ID are required\n");
 		return EXIT_USAGE;
 	}
-	if ((doc = load_doc(a->config)) == NULL)
+	if ((doc = load_doc(&e, a->config)) == NULL)
 		return 1;
 	if (nb_source_retire(doc, a->name, a->secret_id, err, sizeof(err)) ==
 	    -1) {
@@ -884,6 +948,7 @@ cmd_retire(struct source_args *a)
 	    a->secret_id, a->name);
 	rc = 0;
 out:
+	nb_source_edit_end(&e);
 	json_decref(doc);
 	return rc;
 }
@@ -895,6 +960,7 @@ nb_source_main(int argc, char **argv)
 	    source_opts, sizeof(source_opts) / sizeof(source_opts[0]),
 	    source_usage, NULL};
 	struct source_args a;
+	struct nb_source_edit e;
 	json_t *doc;
 	const char *cmd;
 	int r;
@@ -919,8 +985,9 @@ nb_source_main(int argc, char **argv)
 	if (strcmp(cmd, "retire") == 0)
 		return cmd_retire(&a);
 	if (strcmp(cmd, "list") == 0) {
-		if ((doc = load_doc(a.config)) == NULL)
+		if ((doc = load_doc(&e, a.config)) == NULL)
 			return 1;
+		nb_source_edit_end(&e); /* list only reads */
 		nb_source_list(stdout, doc);
 		json_decref(doc);
 		return 0;
