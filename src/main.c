@@ -405,7 +405,7 @@ struct daemon {
 	struct nb_config *cfg;
 	struct nb_metrics *metrics;
 	struct nb_store *store;
-	struct nb_committer *committer;
+	struct nb_commit *committer;
 	struct nb_deliver *deliver;
 	struct nb_board *board;
 	struct nb_http *http;
@@ -537,7 +537,7 @@ daemon_free(struct daemon *d)
 		nb_deliver_free(d->deliver);
 	}
 	nb_http_stop(d->http); /* before its last completions run here */
-	nb_committer_free(d->committer);
+	nb_commit_free(d->committer);
 	nb_http_free(d->http);
 	nb_board_free(d->board); /* after the scrapes waiting for it */
 	nb_store_close(d->store);
@@ -613,7 +613,7 @@ daemon_stop(struct daemon *d)
 	nb_deliver_free(d->deliver);
 	d->deliver = NULL;
 	nb_http_stop(d->http);
-	nb_committer_free(d->committer);
+	nb_commit_free(d->committer);
 	d->committer = NULL;
 	/* Hand the last completions (if any) to their requests. */
 	event_base_loop(d->base, EVLOOP_NONBLOCK);
@@ -642,7 +642,7 @@ start_pipeline(struct daemon *d)
 		    stderr, "nudgebridge: cannot open the store: %s\n", err);
 		return -1;
 	}
-	d->committer = nb_committer_new(
+	d->committer = nb_commit_new(
 	    d->base, &d->cfg->store, d->metrics, err, sizeof(err));
 	if (d->committer == NULL) {
 		fprintf(stderr, "nudgebridge: cannot start the committer: %s\n",
@@ -655,7 +655,7 @@ start_pipeline(struct daemon *d)
 		    stderr, "nudgebridge: cannot start delivery: %s\n", err);
 		return -1;
 	}
-	nb_committer_set_notify(d->committer, wake_cb, d->deliver);
+	nb_commit_set_notify(d->committer, wake_cb, d->deliver);
 	if (nb_deliver_start(d->deliver) == -1) {
 		fprintf(stderr, "nudgebridge: cannot start delivery thread\n");
 		nb_deliver_free(d->deliver);
