@@ -29,6 +29,7 @@
 
 #include "nudgebridge/commit.h"
 #include "nudgebridge/metrics.h"
+#include "testlib.h"
 
 #define NREQ 200
 
@@ -57,12 +58,6 @@ static atomic_int notified;
 static atomic_int notified_off_base;
 static struct fixture *current;
 
-static char *
-unconst(const char *s)
-{
-	return (char *)(uintptr_t)s;
-}
-
 static int
 setup(void **state)
 {
@@ -70,10 +65,9 @@ setup(void **state)
 
 	fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/nb-commit-XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
+	testlib_tmpdir(fx->dir, sizeof(fx->dir), "commit");
 	snprintf(fx->path, sizeof(fx->path), "%s/nb.db", fx->dir);
-	fx->cfg.driver = unconst("sqlite");
+	fx->cfg.driver = testlib_unconst("sqlite");
 	fx->cfg.path = fx->path;
 	fx->cfg.lease_s = 30;
 	fx->base = event_base_new();
@@ -92,15 +86,8 @@ static int
 teardown(void **state)
 {
 	struct fixture *fx = *state;
-	char p[160];
-
 	event_base_free(fx->base);
-	unlink(fx->path);
-	snprintf(p, sizeof(p), "%s-wal", fx->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", fx->path);
-	unlink(p);
-	rmdir(fx->dir);
+	testlib_rmdir_db(fx->dir);
 	free(fx);
 	return 0;
 }
@@ -137,8 +124,8 @@ slot_init(
 	s->rc = 42;
 	snprintf(s->id, sizeof(s->id), "evt_%d", i);
 	s->ev.id = s->id;
-	s->ev.type = unconst("email.sent");
-	s->ev.raw = unconst(raw);
+	s->ev.type = testlib_unconst("email.sent");
+	s->ev.raw = testlib_unconst(raw);
 	s->ev.rawlen = rawlen;
 	s->req.source = "acme";
 	s->req.webhook_id = s->id;
@@ -403,8 +390,8 @@ test_recovers_leases(void **state)
 
 	assert_int_equal(nb_store_open(&s, &fx->cfg, err, sizeof(err)), 0);
 	memset(&e, 0, sizeof(e));
-	e.id = unconst("a");
-	e.raw = unconst("{}");
+	e.id = testlib_unconst("a");
+	e.raw = testlib_unconst("{}");
 	e.rawlen = 2;
 	memset(&r, 0, sizeof(r));
 	r.source = "acme";
@@ -431,7 +418,7 @@ test_bad_config(void **state)
 	struct fixture *fx = *state;
 	char err[256] = "";
 
-	fx->cfg.driver = unconst("mysql");
+	fx->cfg.driver = testlib_unconst("mysql");
 	assert_null(nb_commit_new(fx->base, &fx->cfg, NULL, err, sizeof(err)));
 	assert_non_null(strstr(err, "store.driver"));
 }

@@ -3,7 +3,7 @@
  * Unit tests for config: defaults, every validation error with the key path
  * it must name, secrets from the environment and from files, path and
  * endpoint resolution, event names and reference counting.  JSON texts are
- * written with single quotes and turned into double quotes by cfgtext().
+ * written with single quotes and turned into double quotes by testlib_dq().
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +25,7 @@
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/sig.h"
+#include "testlib.h"
 
 #define SEC1 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 /* An admin token strong enough for nb_config_load(). */
@@ -40,26 +41,11 @@
 
 static char tmpdir[PATH_MAX];
 
-/* s with every ' turned into ", malloc'd. */
-static char *
-cfgtext(const char *s)
-{
-	char *out = strdup(s);
-	char *p;
-
-	assert_non_null(out);
-	for (p = out; *p != '\0'; p++) {
-		if (*p == '\'')
-			*p = '"';
-	}
-	return out;
-}
-
 static int
 load(struct nb_config **cfg, const char *text, const char *dir, char *err,
     size_t errlen)
 {
-	char *t = cfgtext(text);
+	char *t = testlib_dq(text);
 	int rc;
 
 	rc = nb_config_load_json(cfg, t, dir, err, errlen);

@@ -3,7 +3,8 @@
  * testlib: helpers shared by the unit tests (see testlib.h).
  *
  * Kept to what at least two tests repeated: temporary folders holding an
- * SQLite store and their removal.  Failures end the running cmocka test.
+ * SQLite store and their removal, single-quoted JSON, xorshift64.
+ * Failures end the running cmocka test.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -71,4 +72,29 @@ testlib_open_db(const char *dir)
 	if (nb_store_open(&s, &cfg, err, sizeof(err)) == -1)
 		fail_msg("nb_store_open %s: %s", path, err);
 	return s;
+}
+
+char *
+testlib_dq(const char *s)
+{
+	char *out = strdup(s);
+	char *p;
+
+	assert_non_null(out);
+	for (p = out; *p != '\0'; p++)
+		if (*p == '\'')
+			*p = '"';
+	return out;
+}
+
+uint64_t
+testlib_xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*s = x;
+	return x;
 }

@@ -3,8 +3,9 @@
  * testlib: what several unit tests need, written once.
  *
  * A throw-away folder per test, the SQLite files in it removed again, an
- * SQLite store opened there, and the cast that lets tests hand string
- * literals to the structs whose fields are char *.  Linked into every
+ * SQLite store opened there, the cast that lets tests hand string
+ * literals to the structs whose fields are char *, JSON written with
+ * single quotes, and a small reproducible random generator.  Linked into every
  * unit test; it fails the running cmocka test on any error instead of
  * returning one.
  */
@@ -33,5 +34,14 @@ void testlib_rmdir_db(const char *dir);
 
 /* Opens (creating) the SQLite store dir/nb.db with a 30 s lease. */
 struct nb_store *testlib_open_db(const char *dir);
+
+/*
+ * s with every ' turned into ", malloc'd (JSON written in C strings
+ * without escapes).  The caller frees.
+ */
+char *testlib_dq(const char *s);
+
+/* The next number of the xorshift64 generator whose state is *s. */
+uint64_t testlib_xorshift(uint64_t *s);
 
 #endif
