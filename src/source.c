@@ -815,24 +815,22 @@ print_oauth(const struct source_args *a)
 			: "");
 }
 
+/*
+ * The three edits.  change() edits doc (key receives a key to print, if
+ * any; *ctx whatever report() needs), report() prints after the save.
+ */
+struct edit_ctx {
+	int id;	   /* rotate: the new key's number */
+	int ed;	   /* rotate: an Ed25519 pair */
+	int unset; /* add: the write key's variable is unset here */
+};
+
 static int
-cmd_add(struct source_args *a)
+change_add(const struct source_args *a, json_t *doc, char *key, size_t keylen,
+    struct edit_ctx *x, char *err, size_t errlen)
 {
 	struct nb_source_new s;
-	struct nb_source_edit e;
-	char key[NB_SOURCE_KEY_MAX], err[768];
-	json_t *doc = NULL;
-	int unset, rc = 1;
 
-	if (a->name == NULL || a->write_key_env == NULL) {
-		fprintf(stderr,
-		    "nudgebridge source add: NAME and "
-		    "--write-key-env VAR are required\n");
-		source_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if ((doc = load_doc(&e, a->config)) == NULL)
-		return 1;
 	memset(&s, 0, sizeof(s));
 	s.name = a->name;
 	s.write_key_env = a->write_key_env;
@@ -843,14 +841,14 @@ cmd_add(struct source_args *a)
 	s.oauth_key_file = a->oauth_key_file;
 	s.oauth_key_env = a->oauth_key_env;
 	s.oauth_auth_server = a->oauth_auth_server;
-	if (nb_source_add(doc, &s, key, sizeof(key), err, sizeof(err)) == -1) {
-		fprintf(stderr, "nudgebridge source add: %s\n", err);
-		rc = EXIT_USAGE;
-		goto out;
-	}
-	unset = getenv(a->write_key_env) == NULL;
-	if (save("add", a->config, doc) == -1)
-		goto out;
+	x->unset = getenv(a->write_key_env) == NULL;
+	return nb_source_add(doc, &s, key, keylen, err, errlen);
+}
+
+static void
+report_add(const struct source_args *a, const json_t *doc, const char *key,
+    const struct edit_ctx *x)
+{
 	printf("Added source %s to %s.\n\n", a->name, a->config);
 	printf("Paste into Nudgespot's webhook settings:\n");
 	print_url(a, doc, a->name);
@@ -859,96 +857,130 @@ cmd_add(struct source_args *a)
 	printf("\nNext: give the bridge the Segment write key in %s%s, then "
 	       "reload it\n(kill -HUP <pid>, or systemctl reload "
 	       "nudgebridge).\n",
-	    a->write_key_env, unset ? " (not set in this shell)" : "");
-	rc = 0;
-out:
-	nb_source_edit_end(&e);
-	sodium_memzero(key, sizeof(key));
-	json_decref(doc);
-	return rc;
+	    a->write_key_env, x->unset ? " (not set in this shell)" : "");
 }
 
 static int
-cmd_rotate(struct source_args *a)
+change_rotate(const struct source_args *a, json_t *doc, char *key,
+    size_t keylen, struct edit_ctx *x, char *err, size_t errlen)
 {
-	struct nb_source_edit e;
-	char key[NB_SOURCE_KEY_MAX], err[768], fp[NB_SOURCE_FP_LEN];
-	json_t *doc = NULL, *src, *keys;
-	int id = 0, rc = 1, ed;
+	json_t *src = find_source(doc, a->name);
 
-	if (a->name == NULL) {
-		source_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if ((doc = load_doc(&e, a->config)) == NULL)
-		return 1;
 	/* A source signed with Ed25519 only keeps to Ed25519. */
-	src = find_source(doc, a->name);
-	ed = a->ed25519 ||
+	x->ed = a->ed25519 ||
 	    (src != NULL &&
 		json_array_size(json_object_get(src, "signing_secrets")) == 0 &&
 		json_array_size(json_object_get(src, "public_keys")) > 0);
-	if (nb_source_rotate(doc, a->name, ed, key, sizeof(key), &id, err,
-		sizeof(err)) == -1) {
-		fprintf(stderr, "nudgebridge source rotate: %s\n", err);
-		rc = EXIT_USAGE;
-		goto out;
-	}
-	if (save("rotate", a->config, doc) == -1)
-		goto out;
-	keys = json_object_get(
-	    find_source(doc, a->name), ed ? "public_keys" : "signing_secrets");
+	return nb_source_rotate(
+	    doc, a->name, x->ed, key, keylen, &x->id, err, errlen);
+}
+
+static void
+report_rotate(const struct source_args *a, const json_t *doc, const char *key,
+    const struct edit_ctx *x)
+{
+	char fp[NB_SOURCE_FP_LEN];
+	json_t *keys = json_object_get(find_source(doc, a->name),
+	    x->ed ? "public_keys" : "signing_secrets");
+
 	nb_source_fingerprint(
 	    json_string_value(json_array_get(keys, json_array_size(keys) - 1)),
 	    fp);
 	printf("Added key %d (fingerprint %s) to source %s; the old keys stay "
 	       "valid.\n\n",
-	    id, fp, a->name);
+	    x->id, fp, a->name);
 	printf("Give Nudgespot the new key:\n");
-	print_key(ed, key);
+	print_key(x->ed, key);
 	printf("\nReload the bridge (SIGHUP). Once Nudgespot signs with the "
 	       "new key, retire the old one:\n"
 	       "  nudgebridge source list --config %s\n"
 	       "  nudgebridge source retire %s --config %s --secret-id ID\n",
 	    a->config, a->name, a->config);
-	rc = 0;
-out:
-	nb_source_edit_end(&e);
-	sodium_memzero(key, sizeof(key));
-	json_decref(doc);
-	return rc;
 }
 
 static int
-cmd_retire(struct source_args *a)
+change_retire(const struct source_args *a, json_t *doc, char *key,
+    size_t keylen, struct edit_ctx *x, char *err, size_t errlen)
 {
-	struct nb_source_edit e;
-	char err[768];
-	json_t *doc = NULL;
-	int rc = 1;
+	(void)key;
+	(void)keylen;
+	(void)x;
+	return nb_source_retire(doc, a->name, a->secret_id, err, errlen);
+}
 
-	if (a->name == NULL || a->secret_id == NULL) {
-		fprintf(stderr,
-		    "nudgebridge source retire: NAME and "
-		    "--secret-id ID are required\n");
-		return EXIT_USAGE;
-	}
-	if ((doc = load_doc(&e, a->config)) == NULL)
-		return 1;
-	if (nb_source_retire(doc, a->name, a->secret_id, err, sizeof(err)) ==
-	    -1) {
-		fprintf(stderr, "nudgebridge source retire: %s\n", err);
-		rc = EXIT_USAGE;
-		goto out;
-	}
-	if (save("retire", a->config, doc) == -1)
-		goto out;
+static void
+report_retire(const struct source_args *a, const json_t *doc, const char *key,
+    const struct edit_ctx *x)
+{
+	(void)doc;
+	(void)key;
+	(void)x;
 	printf("Removed key %s from source %s. Reload the bridge (SIGHUP) "
 	       "to stop accepting it.\n",
 	    a->secret_id, a->name);
-	rc = 0;
-out:
+}
+
+static const struct edit_cmd {
+	const char *name;
+	int (*change)(const struct source_args *, json_t *, char *, size_t,
+	    struct edit_ctx *, char *, size_t);
+	void (*report)(const struct source_args *, const json_t *, const char *,
+	    const struct edit_ctx *);
+	const char *needs; /* NULL, or what is missing said in words */
+} edit_cmds[] = {
+    {"add", change_add, report_add, "NAME and --write-key-env VAR"},
+    {"rotate", change_rotate, report_rotate, NULL},
+    {"retire", change_retire, report_retire, "NAME and --secret-id ID"},
+};
+
+/* The arguments c needs are there; else a message and usage. */
+static int
+edit_args(const struct edit_cmd *c, const struct source_args *a)
+{
+	int ok = a->name != NULL;
+
+	if (c->change == change_add)
+		ok = ok && a->write_key_env != NULL;
+	if (c->change == change_retire)
+		ok = ok && a->secret_id != NULL;
+	if (ok)
+		return 0;
+	if (c->needs != NULL)
+		fprintf(stderr, "nudgebridge source %s: %s are required\n",
+		    c->name, c->needs);
+	if (c->change != change_retire)
+		source_usage(stderr);
+	return -1;
+}
+
+/*
+ * One edit: the file locked from load to save, changed, saved (validated
+ * first), reported.  The exit status.
+ */
+static int
+edit(const struct edit_cmd *c, struct source_args *a)
+{
+	struct nb_source_edit e;
+	struct edit_ctx x;
+	char key[NB_SOURCE_KEY_MAX], err[768];
+	json_t *doc;
+	int rc = 1;
+
+	if (edit_args(c, a) == -1)
+		return EXIT_USAGE;
+	if ((doc = load_doc(&e, a->config)) == NULL)
+		return 1;
+	memset(&x, 0, sizeof(x));
+	key[0] = '\0';
+	if (c->change(a, doc, key, sizeof(key), &x, err, sizeof(err)) == -1) {
+		fprintf(stderr, "nudgebridge source %s: %s\n", c->name, err);
+		rc = EXIT_USAGE;
+	} else if (save(c->name, a->config, doc) == 0) {
+		c->report(a, doc, key, &x);
+		rc = 0;
+	}
 	nb_source_edit_end(&e);
+	sodium_memzero(key, sizeof(key));
 	json_decref(doc);
 	return rc;
 }
@@ -963,6 +995,7 @@ nb_source_main(int argc, char **argv)
 	struct nb_source_edit e;
 	json_t *doc;
 	const char *cmd;
+	size_t i;
 	int r;
 
 	if (argc < 2 || strcmp(argv[1], "help") == 0 ||
@@ -978,12 +1011,9 @@ nb_source_main(int argc, char **argv)
 		source_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (strcmp(cmd, "add") == 0)
-		return cmd_add(&a);
-	if (strcmp(cmd, "rotate") == 0)
-		return cmd_rotate(&a);
-	if (strcmp(cmd, "retire") == 0)
-		return cmd_retire(&a);
+	for (i = 0; i < sizeof(edit_cmds) / sizeof(edit_cmds[0]); i++)
+		if (strcmp(cmd, edit_cmds[i].name) == 0)
+			return edit(&edit_cmds[i], &a);
 	if (strcmp(cmd, "list") == 0) {
 		if ((doc = load_doc(&e, a.config)) == NULL)
 			return 1;
