@@ -94,24 +94,13 @@ static const struct good_case good[] = {
 };
 
 static void
-assert_str_or_null(const char *want, const char *got)
-{
-	if (want == NULL)
-		assert_null(got);
-	else {
-		assert_non_null(got);
-		assert_string_equal(want, got);
-	}
-}
-
-static void
 check_good(const struct good_case *c, const struct nb_operate_query *q)
 {
-	assert_str_or_null(c->source, q->filter.source);
-	assert_str_or_null(c->type, q->filter.type);
-	assert_str_or_null(c->reason, q->filter.reason);
-	assert_str_or_null(c->id, q->filter.id);
-	assert_str_or_null(c->key, q->filter.key);
+	testlib_assert_str(c->source, q->filter.source);
+	testlib_assert_str(c->type, q->filter.type);
+	testlib_assert_str(c->reason, q->filter.reason);
+	testlib_assert_str(c->id, q->filter.id);
+	testlib_assert_str(c->key, q->filter.key);
 	assert_int_equal(c->since_ms, q->filter.since_ms);
 	assert_int_equal(c->until_ms, q->filter.until_ms);
 	assert_int_equal(c->states, q->filter.states);
@@ -262,7 +251,7 @@ test_kv(void **state)
 		if (kvs[i].ok) {
 			if (rc != 0)
 				fail_msg("%s: %s", kvs[i].query, err);
-			assert_str_or_null(kvs[i].needle, q.filter.source);
+			testlib_assert_str(kvs[i].needle, q.filter.source);
 			assert_int_equal(kvs[i].since_ms, q.filter.since_ms);
 			assert_int_equal(kvs[i].limit, q.filter.limit);
 			assert_int_equal(kvs[i].after, q.filter.after_seq);

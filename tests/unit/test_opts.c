@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "nudgebridge/opts.h"
+#include "testlib.h"
 
 struct args {
 	const char *config, *name, *extra;
@@ -134,17 +135,6 @@ parse(const struct parse_case *c, struct args *a, char *msg, size_t msglen)
 }
 
 static void
-assert_str_or_null(const char *want, const char *got)
-{
-	if (want == NULL)
-		assert_null(got);
-	else {
-		assert_non_null(got);
-		assert_string_equal(want, got);
-	}
-}
-
-static void
 test_table(void **state)
 {
 	struct args a;
@@ -171,9 +161,9 @@ test_table(void **state)
 		assert_int_equal(rc == NB_OPTS_HELP, usage_calls);
 		if (rc == NB_OPTS_HELP)
 			continue;
-		assert_str_or_null(cases[i].config, a.config);
-		assert_str_or_null(cases[i].name, a.name);
-		assert_str_or_null(cases[i].extra, a.extra);
+		testlib_assert_str(cases[i].config, a.config);
+		testlib_assert_str(cases[i].name, a.name);
+		testlib_assert_str(cases[i].extra, a.extra);
 		assert_int_equal(cases[i].flag, a.flag);
 		assert_int_equal(cases[i].nitems, a.list.n);
 		assert_string_equal(cases[i].params, a.params);

@@ -98,3 +98,14 @@ testlib_xorshift(uint64_t *s)
 	*s = x;
 	return x;
 }
+
+void
+testlib_assert_str(const char *want, const char *got)
+{
+	if (want == NULL) {
+		assert_null(got);
+		return;
+	}
+	assert_non_null(got);
+	assert_string_equal(want, got);
+}

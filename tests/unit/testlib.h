@@ -41,6 +41,9 @@ struct nb_store *testlib_open_db(const char *dir);
  */
 char *testlib_dq(const char *s);
 
+/* Fails the test unless got equals want (both NULL counts as equal). */
+void testlib_assert_str(const char *want, const char *got);
+
 /* The next number of the xorshift64 generator whose state is *s. */
 uint64_t testlib_xorshift(uint64_t *s);
 
