@@ -719,6 +719,9 @@ cmd_serve(int argc, char **argv)
 		    d.cfg->limits.max_connections);
 	if (start_pipeline(&d) == -1 || start_listeners(&d) == -1)
 		goto out;
+	/* It created the schema; every thread has its own connection now. */
+	nb_store_close(d.store);
+	d.store = NULL;
 	/* Listeners bound and store open: root is no longer needed. */
 	if (nb_priv_drop(d.cfg->user,
 		strcmp(d.cfg->store.driver, "sqlite") == 0 ? d.cfg->store.path

@@ -2,19 +2,17 @@
 /*
  * operate: what an operator does with stored events, whoever asks.
  *
- * The admin API (admin.c) and the command line (dlq.c) are faces over this
- * core.  A face turns its input (query string, JSON body, argv) into one
- * JSON object of parameters; nb_operate_query_parse() checks it against
- * one grammar; an operation runs as a job; its answer is one JSON value
- * the face sends or prints.  So both faces take the same keys, refuse the
- * same mistakes with the same messages and say the same things.  A job is
- * worked in bounded steps (no step looks at more than NB_STORE_CHUNK_SCAN
- * stored rows), so a face on an event loop answers others between the
- * steps of a long replay; nb_operate_run() does every step at once for a
- * face that may block.  Adding an operation is an enum value, a row in
- * operate.c's table of operations and its step function; adding a
- * parameter is a row in its grammar.  A job runs on one thread at a time,
- * on the store connection it was given.
+ * The admin API (admin.c) and the command line (dlq.c) are faces: each
+ * turns its input into one JSON object of parameters, which
+ * nb_operate_query_parse() checks against one grammar; an operation runs
+ * as a job; its answer is one JSON value the face sends or prints.  So
+ * both faces take the same keys, refuse the same mistakes and say the same
+ * things.  A job works in bounded steps (none looks at more than
+ * NB_STORE_CHUNK_SCAN stored rows), so a face on an event loop answers
+ * others in between; nb_operate_run() does every step for a face that may
+ * block.  A new operation is an enum value, a row in operate.c's table and
+ * its step function; a new parameter is a row in its grammar.  A job runs
+ * on one thread at a time, on the store connection it was given.
  */
 #ifndef NB_OPERATE_H
 #define NB_OPERATE_H
