@@ -399,6 +399,7 @@ static void
 job_step_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct admin_job *j = arg;
+	static const struct timeval next_step = {0, 0};
 	enum nb_operate_status st;
 	char err[256];
 	int done = 0;
@@ -411,8 +412,14 @@ job_step_cb(evutil_socket_t fd, short what, void *arg)
 	else if (done)
 		nb_httpd_reply_json(j->req, 200, nb_operate_answer(j->job));
 	else {
-		event_active(j->ev, EV_TIMEOUT, 0);
-		return;
+		/*
+		 * A timer, not event_active(): libevent runs events activated
+		 * from a callback in the same pass, before it polls again, so
+		 * other requests would wait for the whole job.
+		 */
+		if (event_add(j->ev, &next_step) == 0)
+			return;
+		reply_store_error(j->req);
 	}
 	job_free(j);
 }

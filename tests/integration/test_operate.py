@@ -330,6 +330,32 @@ class TestAdminThread(DlqCase):
         self.assertEqual(answer["r"].status, 200, answer["r"])
         self.assertEqual(answer["r"].json["replayed"], 3)
 
+    def test_long_replay_lets_others_in(self):
+        """A replay over many windows of keys is worked a window per turn
+        of the admin thread's loop: other requests are answered between
+        its steps, not after it."""
+        for _ in range(60):
+            r = self.bridge.post("acme", [event(occurred_at="x")
+                                          for _ in range(1000)])
+            self.assertEqual(r.json["quarantined"], 1000, r)
+        done = {}
+
+        def replay():
+            r = self.bridge.admin("POST", "/v1/dlq/replay", {})
+            done["r"] = r
+        t = threading.Thread(target=replay)
+        t.start()
+        between = 0
+        while t.is_alive():
+            r = self.bridge.admin("GET", "/v1/dlq?limit=1")
+            self.assertEqual(r.status, 200, r)
+            if t.is_alive():
+                between += 1
+        t.join()
+        self.assertEqual(done["r"].json["replayed"], 60000, done["r"])
+        self.assertGreaterEqual(between, 2, "no request answered while "
+                                "the replay ran")
+
     def signed(self, body):
         body = json.dumps(body).encode()
         h = {"Content-Type": "application/json"}
