@@ -6,9 +6,10 @@
  * of IPv4 (IPv4-mapped IPv6 counts as IPv4), the first eight of IPv6.
  * Each slot counts failures in a window that starts at the slot's first
  * failure; the failure past NB_LOCKOUT_FAILS within it locks the address
- * for a window.  Lookups scan the table (1,024 slots of 48 bytes, a few
- * microseconds per request); the slot whose last failure is oldest is
- * reused when no slot is free.  Nothing is allocated after nb_lockout_new().
+ * for a window.  Lookups scan the slots in use (none while nobody failed;
+ * 1,024 of 40 bytes at most, a few microseconds); the slot whose last
+ * failure is oldest is reused when no slot is free.  Nothing is allocated after
+ * nb_lockout_new().
  */
 #include <sys/socket.h>
 
@@ -23,13 +24,16 @@
 
 struct slot {
 	unsigned char key[KEY_LEN];
-	int used;
 	int count;	      /* failures in the window */
 	int64_t first_ms;     /* the window's start */
 	int64_t last_ms;      /* the last failure: eviction order */
 	int64_t locked_until; /* 0: not locked */
 };
 
+/*
+ * Slots are taken in order and never given back one by one, so the used
+ * ones are always slots[0..used).
+ */
 struct nb_lockout {
 	struct slot slots[NB_LOCKOUT_SLOTS];
 	size_t used;
@@ -94,11 +98,10 @@ find(const struct nb_lockout *l, const unsigned char key[KEY_LEN])
 {
 	size_t i;
 
-	for (i = 0; i < NB_LOCKOUT_SLOTS; i++)
-		if (l->slots[i].used &&
-		    memcmp(l->slots[i].key, key, KEY_LEN) == 0)
-			break;
-	return i;
+	for (i = 0; i < l->used; i++)
+		if (memcmp(l->slots[i].key, key, KEY_LEN) == 0)
+			return i;
+	return NB_LOCKOUT_SLOTS;
 }
 
 int64_t
@@ -120,18 +123,15 @@ nb_lockout_wait(
 static struct slot *
 make_room(struct nb_lockout *l)
 {
-	struct slot *s, *oldest = NULL;
+	struct slot *oldest;
 	size_t i;
 
-	for (i = 0; i < NB_LOCKOUT_SLOTS; i++) {
-		s = &l->slots[i];
-		if (!s->used) {
-			l->used++;
-			return s;
-		}
-		if (oldest == NULL || s->last_ms < oldest->last_ms)
-			oldest = s;
-	}
+	if (l->used < NB_LOCKOUT_SLOTS)
+		return &l->slots[l->used++];
+	oldest = &l->slots[0];
+	for (i = 1; i < NB_LOCKOUT_SLOTS; i++)
+		if (l->slots[i].last_ms < oldest->last_ms)
+			oldest = &l->slots[i];
 	return oldest;
 }
 
@@ -149,7 +149,6 @@ nb_lockout_fail(struct nb_lockout *l, const struct sockaddr *sa, int64_t now_ms)
 		s = make_room(l);
 		memset(s, 0, sizeof(*s));
 		memcpy(s->key, key, KEY_LEN);
-		s->used = 1;
 		s->first_ms = now_ms;
 	}
 	s->last_ms = now_ms;

@@ -8,7 +8,7 @@
  * per address (an IPv6 client by its /64, which one host usually holds
  * whole), so one noisy client never locks out another, and an operator
  * holding the token is refused only while their own address is locked.
- * The table has a fixed number of slots (NB_LOCKOUT_SLOTS, 48 KiB):
+ * The table has a fixed number of slots (NB_LOCKOUT_SLOTS, 40 KiB):
  * when it is full the address whose last failure is oldest makes room,
  * so memory never grows with the number of clients.  Clocks are
  * injected (monotonic ms).  One thread at a time.
