@@ -1,24 +1,22 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * admin: the operator API on its own listener (loopback by default).
+ * admin: the operator API on its own listener, thread and store connection.
  *
- * Every request must carry "Authorization: Bearer <admin.token>".  Both the
- * offered and the configured token are hashed with BLAKE2b before a
- * sodium_memcmp(), so neither their bytes nor their lengths leak through
- * timing.  Authentication runs before routing, so an anonymous client
- * learns nothing about paths or methods.  Failed attempts are logged
- * (never the offered value) and counted in a sliding window; past the limit
- * every request gets 429 until the window has passed, which caps guessing
- * at a few attempts a second.  Without a configured token the listener is
- * not started at all.  Store calls are short indexed queries on the
- * main-thread connection, run on the base's thread.  The listener is an
- * httpd (httpd.h) with the main listener's edge (a cap on connections, a
- * whole-request deadline, the header limit and the gate with a 64 KiB body
- * limit), all of it before authentication.
+ * Every request must carry "Authorization: Bearer <admin.token>"; both
+ * tokens are hashed with BLAKE2b before a sodium_memcmp(), so neither bytes
+ * nor lengths leak through timing.  Authentication runs before routing, so
+ * an anonymous client learns nothing about paths.  Failed attempts are
+ * logged (never the offered value) and counted per client address
+ * (lockout.h): past the limit that address gets 429 for a while, which
+ * caps guessing without locking anyone else out.  Routes are a table over
+ * the operate core; its jobs are stepped on the admin's base between other
+ * requests.  The listener is an httpd (httpd.h) with the main listener's
+ * edge, all of it before authentication.
  */
 #include <sys/queue.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +24,7 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -35,23 +34,18 @@
 #include "nudgebridge/board.h"
 #include "nudgebridge/config.h"
 #include "nudgebridge/console.h"
-#include "nudgebridge/dlq.h"
 #include "nudgebridge/fleet.h"
 #include "nudgebridge/httpd.h"
+#include "nudgebridge/lockout.h"
 #include "nudgebridge/log.h"
-#include "nudgebridge/nudgespot.h"
+#include "nudgebridge/operate.h"
 #include "nudgebridge/rates.h"
-#include "nudgebridge/segment.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
 
-#define ADMIN_FAIL_MAX	     20	   /* failures allowed per window */
-#define ADMIN_FAIL_WINDOW_MS 10000 /* the window */
-#define ADMIN_LIST_DEFAULT   100
-#define ADMIN_MAX_PAUSED     256
-#define ADMIN_MAX_BODY	     65536
-#define ADMIN_MAX_INFLIGHT   (16 * ADMIN_MAX_BODY) /* bodies in flight */
-#define ADMIN_MAX_KEYS	     1000 /* "keys" of one replay/purge body */
+#define ADMIN_MAX_BODY	   65536
+#define ADMIN_MAX_INFLIGHT (16 * ADMIN_MAX_BODY) /* bodies in flight */
+#define ADMIN_LOG_EVERY_MS 60000		 /* store failures, at most */
 
 /*
  * The console's per-minute figures come from the store's totals (see
@@ -61,16 +55,52 @@
 #define ADMIN_ERR_WINDOW_MS (60 * 60000)
 #define ADMIN_LAST_ERRORS   5
 
+/*
+ * Everything but the fields under lock belongs to the admin thread once it
+ * runs (to the creating thread before).
+ */
 struct nb_admin {
 	struct nb_admin_deps deps;
 	struct nb_config *cfg;
+	struct event_base *base; /* the admin thread's */
 	struct nb_httpd *lst;
-	int64_t fails[ADMIN_FAIL_MAX]; /* ring of failure times (mono ms) */
-	size_t nfails, fhead;
-	int64_t locked_until; /* mono ms */
+	struct nb_store *store;	    /* opened on first use */
+	int64_t store_logged;	    /* the last "cannot open" warning */
+	struct nb_lockout *lockout; /* failed authentications per address */
 	int draining;
-	struct nb_rates *rates; /* received_1m and delivered_1m */
+	struct nb_rates *rates;		  /* received_1m and delivered_1m */
+	LIST_HEAD(, admin_job) jobs;	  /* operations in progress */
+	LIST_HEAD(, admin_stats) waiting; /* stats waiting for the board */
+	struct event *ctl; /* runs ctl_cb: requests from other threads */
+	pthread_t thread;
+	int started;
+	pthread_mutex_t lock;
+	/* Under lock. */
+	struct nb_config *next_cfg;
+	int drain_req, stop_req;
 };
+
+/* The admin thread's store connection, opened when first needed. */
+static struct nb_store *
+admin_store(struct nb_admin *a)
+{
+	char err[512], qerr[600];
+	int64_t now;
+
+	if (a->store != NULL)
+		return a->store;
+	if (nb_store_open(&a->store, &a->cfg->store, err, sizeof(err)) == 0)
+		return a->store;
+	a->store = NULL;
+	now = nb_time_mono_ms();
+	if (a->store_logged == 0 ||
+	    now - a->store_logged >= ADMIN_LOG_EVERY_MS) {
+		log_warn("admin: cannot open the store", " error=%s",
+		    nb_log_quote(qerr, sizeof(qerr), err));
+		a->store_logged = now;
+	}
+	return NULL;
+}
 
 static void
 token_digest(
@@ -104,27 +134,6 @@ authorized(const struct nb_admin *a, struct evhttp_request *req)
 	ok = sodium_memcmp(want, got, sizeof(want)) == 0;
 	sodium_memzero(want, sizeof(want));
 	return ok;
-}
-
-/* Records a failure; 1 when the client must now be turned away. */
-static int
-record_failure(struct nb_admin *a, int64_t now)
-{
-	size_t oldest;
-
-	if (a->nfails < ADMIN_FAIL_MAX) {
-		a->fails[(a->fhead + a->nfails) % ADMIN_FAIL_MAX] = now;
-		a->nfails++;
-		return 0;
-	}
-	oldest = a->fhead;
-	a->fails[oldest] = now;
-	a->fhead = (a->fhead + 1) % ADMIN_FAIL_MAX;
-	if (now - a->fails[a->fhead] < ADMIN_FAIL_WINDOW_MS) {
-		a->locked_until = now + ADMIN_FAIL_WINDOW_MS;
-		return 1;
-	}
-	return 0;
 }
 
 static void
@@ -209,7 +218,7 @@ add_extra(struct nb_admin *a, json_t *o, const struct nb_store_error *errs,
 }
 
 static json_t *
-source_stats_json(const char *name, const struct nb_source_stats *st,
+source_stats_json(const char *name, const struct nb_queue_gauge *st,
     const struct nb_paused *p, int64_t now)
 {
 	char until[NB_TIME_ISO_LEN];
@@ -234,26 +243,49 @@ source_stats_json(const char *name, const struct nb_source_stats *st,
 	return o;
 }
 
+/* The figures of one source: queues, pause, rates and last errors. */
+static int
+add_source(struct nb_admin *a, json_t *arr, const char *name,
+    const struct nb_board_snapshot *snap, const struct nb_store_error *errs,
+    size_t nerrs)
+{
+	const struct nb_queue_gauge *st = NULL;
+	const struct nb_paused *p = NULL;
+	json_t *o;
+	size_t j;
+
+	for (j = 0; j < snap->nqueues; j++)
+		if (strcmp(snap->queues[j].source, name) == 0)
+			st = &snap->queues[j];
+	for (j = 0; j < snap->npaused; j++)
+		if (strcmp(snap->paused[j].source, name) == 0)
+			p = &snap->paused[j];
+	if ((o = source_stats_json(name, st, p, snap->taken_ms)) == NULL ||
+	    json_array_append_new(arr, o) == -1)
+		return -1;
+	return add_extra(a, o, errs, nerrs, name);
+}
+
 /*
  * The install id, the live instances (this one marked "self") and the
  * rate budget with this instance's share of it, into root.
  */
 static int
-add_fleet(struct nb_admin *a, json_t *root)
+add_fleet(struct nb_admin *a, struct nb_store *st, json_t *root)
 {
 	struct nb_store_instance in[NB_FLEET_LIST_MAX];
 	char started[NB_TIME_ISO_LEN], beat[NB_TIME_ISO_LEN];
 	double budget = a->cfg->segment.rate_limit_rps;
-	struct nb_fleet_status st;
+	struct nb_fleet_status fs;
 	json_t *arr, *o;
 	size_t i, n;
 
-	if (json_object_set_new(root, "install_id",
-		json_string(nb_store_install_id(a->deps.store))) == -1)
+	if (json_object_set_new(
+		root, "install_id", json_string(nb_store_install_id(st))) == -1)
 		return -1;
 	if (a->deps.fleet == NULL)
 		return 0;
-	n = nb_fleet_snapshot(a->deps.fleet, in, NB_FLEET_LIST_MAX, &st);
+	n = nb_fleet_snapshot(a->deps.fleet, in, NB_FLEET_LIST_MAX, &fs);
 	if ((arr = json_array()) == NULL ||
 	    json_object_set_new(root, "instances", arr) == -1)
 		return -1;
@@ -263,210 +295,245 @@ add_fleet(struct nb_admin *a, json_t *root)
 		o = json_pack("{s:s, s:s, s:I, s:s, s:s, s:b}", "id", in[i].id,
 		    "host", in[i].host, "pid", (json_int_t)in[i].pid,
 		    "started_at", started, "heartbeat_at", beat, "self",
-		    strcmp(in[i].id, st.self) == 0);
+		    strcmp(in[i].id, fs.self) == 0);
 		if (o == NULL || json_array_append_new(arr, o) == -1)
 			return -1;
 	}
 	return json_object_set_new(root, "rate_limit",
 	    json_pack("{s:f, s:f, s:I, s:b}", "budget_rps", budget, "share_rps",
-		budget * st.share, "live_instances", (json_int_t)st.live,
-		"shared", st.shared));
-}
-
-static void
-handle_stats(struct nb_admin *a, struct evhttp_request *req)
-{
-	struct nb_source_stats *stats = NULL;
-	struct nb_store_error *errs = NULL;
-	struct nb_paused paused[ADMIN_MAX_PAUSED];
-	const struct nb_source_stats *st;
-	const struct nb_paused *p;
-	const struct nb_config *cfg = a->cfg;
-	json_t *arr = NULL, *o, *root = NULL;
-	size_t nstats = 0, nerrs = 0, npaused = 0, i, j;
-	int64_t now = nb_time_now_ms();
-
-	if (nb_store_stats(a->deps.store, now, &stats, &nstats) == -1 ||
-	    nb_rates_update(a->rates, a->deps.store, now) == -1 ||
-	    nb_store_errors(a->deps.store, now - ADMIN_ERR_WINDOW_MS,
-		ADMIN_LAST_ERRORS, &errs, &nerrs) == -1) {
-		free(stats);
-		reply_store_error(req);
-		return;
-	}
-	if (a->deps.paused != NULL) {
-		npaused = a->deps.paused(
-		    a->deps.paused_arg, paused, ADMIN_MAX_PAUSED);
-		if (npaused > ADMIN_MAX_PAUSED)
-			npaused = ADMIN_MAX_PAUSED;
-	}
-	if ((arr = json_array()) == NULL)
-		goto nomem;
-	/* Every configured source, then sources that only the store knows. */
-	for (i = 0; i < cfg->nsources; i++) {
-		const char *name = cfg->sources[i].name;
-
-		st = NULL;
-		p = NULL;
-		for (j = 0; j < nstats; j++)
-			if (strcmp(stats[j].source, name) == 0)
-				st = &stats[j];
-		for (j = 0; j < npaused; j++)
-			if (strcmp(paused[j].source, name) == 0)
-				p = &paused[j];
-		if ((o = source_stats_json(name, st, p, now)) == NULL ||
-		    json_array_append_new(arr, o) == -1 ||
-		    add_extra(a, o, errs, nerrs, name) == -1)
-			goto nomem;
-	}
-	for (j = 0; j < nstats; j++) {
-		if (nb_config_source(cfg, stats[j].source) != NULL)
-			continue;
-		if ((o = source_stats_json(
-			 stats[j].source, &stats[j], NULL, now)) == NULL ||
-		    json_array_append_new(arr, o) == -1 ||
-		    add_extra(a, o, errs, nerrs, stats[j].source) == -1)
-			goto nomem;
-	}
-	free(stats);
-	nb_store_errors_free(errs, nerrs);
-	/* The rates are exact now; the key stays for the console. */
-	if ((root = json_pack("{s:o, s:b, s:b}", "sources", arr, "draining",
-		 a->draining, "rates_truncated", 0)) == NULL ||
-	    add_fleet(a, root) == -1) {
-		json_decref(root);
-		reply_store_error(req);
-		return;
-	}
-	nb_httpd_reply_json(req, 200, root);
-	return;
-nomem:
-	json_decref(arr);
-	nb_store_errors_free(errs, nerrs);
-	free(stats);
-	reply_store_error(req);
-}
-
-static void
-handle_list(struct nb_admin *a, struct evhttp_request *req)
-{
-	struct evkeyvalq kv;
-	struct nb_dlq_query q;
-	struct nb_stored_event *ev = NULL;
-	const char *query;
-	json_t *arr = NULL, *o;
-	char err[256];
-	size_t n = 0, i;
-	int64_t next = 0;
-
-	TAILQ_INIT(&kv);
-	memset(&q, 0, sizeof(q));
-	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	if (query != NULL && evhttp_parse_query_str(query, &kv) == -1) {
-		nb_httpd_reply_error(req, 400, "invalid_request",
-		    "the query string cannot be parsed");
-		goto out;
-	}
-	if (nb_dlq_query_from_kv(&q, &kv, nb_time_now_ms(), err, sizeof(err)) ==
-	    -1) {
-		nb_httpd_reply_error(req, 400, "invalid_request", err);
-		goto out;
-	}
-	if (q.filter.limit == 0)
-		q.filter.limit = ADMIN_LIST_DEFAULT;
-	/* A page looks at a bounded number of rows, whatever the filter. */
-	q.filter.max_scan = NB_STORE_CHUNK_SCAN;
-	if (nb_store_list_page(a->deps.store, &q.filter, &ev, &n, &next) ==
-	    -1) {
-		reply_store_error(req);
-		goto out;
-	}
-	if ((arr = json_array()) == NULL)
-		goto nomem;
-	for (i = 0; i < n; i++)
-		if ((o = nb_dlq_event_json(&ev[i], 0)) == NULL ||
-		    json_array_append_new(arr, o) == -1)
-			goto nomem;
-	nb_httpd_reply_json(req, 200,
-	    json_pack("{s:o, s:o}", "events", arr, "next_after",
-		next > 0 ? json_integer(next) : json_null()));
-	arr = NULL;
-	goto out;
-nomem:
-	json_decref(arr);
-	reply_store_error(req);
-out:
-	nb_stored_events_free(ev, n);
-	nb_dlq_query_clear(&q);
-	evhttp_clear_headers(&kv);
-}
-
-static void
-handle_show(struct nb_admin *a, struct evhttp_request *req, const char *key)
-{
-	struct nb_store_filter f;
-	struct nb_stored_event *ev = NULL;
-	const struct nb_source *src;
-	const char *why = NULL;
-	json_t *o, *track = NULL;
-	size_t n = 0;
-
-	memset(&f, 0, sizeof(f));
-	f.key = key;
-	f.states = NB_STATE_MASK_DEAD | NB_STATE_MASK_DELIVERED |
-	    NB_STATE_MASK_PENDING;
-	f.limit = 1;
-	if (*key == '\0' || strlen(key) >= NB_STORE_KEY_MAX) {
-		nb_httpd_reply_error(
-		    req, 404, "not_found", "no event with that key");
-		return;
-	}
-	if (nb_store_list(a->deps.store, &f, &ev, &n) == -1) {
-		reply_store_error(req);
-		return;
-	}
-	if (n == 0) {
-		nb_httpd_reply_error(
-		    req, 404, "not_found", "no event with that key");
-		goto out;
-	}
-	if ((o = nb_dlq_event_json(&ev[0], 1)) == NULL) {
-		reply_store_error(req);
-		goto out;
-	}
-	if ((src = nb_config_source(a->cfg, ev[0].source)) != NULL)
-		track = nb_dlq_track(
-		    src, nb_store_install_id(a->deps.store), &ev[0], &why);
-	json_object_set_new(o, "track", track != NULL ? track : json_null());
-	if (track == NULL)
-		json_object_set_new(o, "track_error",
-		    json_string(src == NULL ? "source not configured"
-			    : why != NULL   ? why
-					    : "not mappable"));
-	nb_httpd_reply_json(req, 200, o);
-out:
-	nb_stored_events_free(ev, n);
+		budget * fs.share, "live_instances", (json_int_t)fs.live,
+		"shared", fs.shared));
 }
 
 /*
- * Parses the optional JSON body of replay and purge.  A "keys" member (an
- * array of 1..ADMIN_MAX_KEYS dead-letter keys, for a selection) is taken
- * out into *keys (new reference, NULL when absent); the other members are
- * the dlq filters, applied to each key.
+ * Answers /v1/stats: the queue figures and paused sources of the board's
+ * snapshot, the rates and last errors from the admin thread's store (both
+ * O(sources): counters rows and the small table of recent errors).
+ */
+static void
+stats_reply(struct nb_admin *a, struct evhttp_request *req,
+    const struct nb_board_snapshot *snap)
+{
+	struct nb_store_error *errs = NULL;
+	struct nb_store *st = admin_store(a);
+	const struct nb_config *cfg = a->cfg;
+	json_t *arr = NULL, *root = NULL;
+	size_t nerrs = 0, i;
+	int64_t now = nb_time_now_ms();
+
+	if (snap == NULL || !snap->queues_ok || st == NULL ||
+	    nb_rates_update(a->rates, st, now) == -1 ||
+	    nb_store_errors(st, now - ADMIN_ERR_WINDOW_MS, ADMIN_LAST_ERRORS,
+		&errs, &nerrs) == -1) {
+		reply_store_error(req);
+		return;
+	}
+	if ((arr = json_array()) == NULL)
+		goto fail;
+	/* Every configured source, then sources that only the store knows. */
+	for (i = 0; i < cfg->nsources; i++)
+		if (add_source(
+			a, arr, cfg->sources[i].name, snap, errs, nerrs) == -1)
+			goto fail;
+	for (i = 0; i < snap->nqueues; i++)
+		if (nb_config_source(cfg, snap->queues[i].source) == NULL &&
+		    add_source(a, arr, snap->queues[i].source, snap, errs,
+			nerrs) == -1)
+			goto fail;
+	nb_store_errors_free(errs, nerrs);
+	errs = NULL;
+	nerrs = 0;
+	/* The rates are exact now; the key stays for the console. */
+	root = json_pack("{s:o, s:b, s:b}", "sources", arr, "draining",
+	    a->draining, "rates_truncated", 0);
+	arr = NULL;
+	if (root == NULL || add_fleet(a, st, root) == -1)
+		goto fail;
+	nb_httpd_reply_json(req, 200, root);
+	return;
+fail:
+	json_decref(root);
+	json_decref(arr);
+	nb_store_errors_free(errs, nerrs);
+	reply_store_error(req);
+}
+
+/* One /v1/stats request waiting for the board's snapshot. */
+struct admin_stats {
+	struct nb_admin *a;
+	struct evhttp_request *req;
+	struct nb_board_wait *wait;
+	LIST_ENTRY(admin_stats) entry;
+};
+
+static void
+stats_cb(const struct nb_board_snapshot *snap, void *arg)
+{
+	struct admin_stats *w = arg;
+
+	LIST_REMOVE(w, entry);
+	stats_reply(w->a, w->req, snap);
+	free(w);
+}
+
+/* Asks the board; the answer goes out when its snapshot comes. */
+static void
+handle_stats(struct nb_admin *a, struct evhttp_request *req)
+{
+	struct admin_stats *w;
+
+	if (a->deps.board == NULL || (w = calloc(1, sizeof(*w))) == NULL) {
+		reply_store_error(req);
+		return;
+	}
+	w->a = a;
+	w->req = req;
+	if ((w->wait = nb_board_ask(a->deps.board, a->base, stats_cb, w)) ==
+	    NULL) {
+		free(w);
+		reply_store_error(req);
+		return;
+	}
+	LIST_INSERT_HEAD(&a->waiting, w, entry);
+}
+
+/* Operations: the admin face of the operate core. */
+
+/* One operation in progress; its steps run on the admin's base. */
+struct admin_job {
+	struct nb_admin *a;
+	struct evhttp_request *req;
+	struct nb_operate_job *job;
+	struct event *ev; /* runs the next step */
+	LIST_ENTRY(admin_job) entry;
+};
+
+static void
+job_free(struct admin_job *j)
+{
+	LIST_REMOVE(j, entry);
+	if (j->ev != NULL)
+		event_free(j->ev);
+	nb_operate_free(j->job);
+	free(j);
+}
+
+/* Answers a failed operation as the API does. */
+static void
+reply_status(
+    struct evhttp_request *req, enum nb_operate_status st, const char *err)
+{
+	switch (st) {
+	case NB_OPERATE_INVALID:
+		nb_httpd_reply_error(req, 400, "invalid_request", err);
+		break;
+	case NB_OPERATE_NOT_FOUND:
+		nb_httpd_reply_error(
+		    req, 404, "not_found", "no event with that key");
+		break;
+	default:
+		reply_store_error(req);
+		break;
+	}
+}
+
+/*
+ * Works one step of j; answers and frees it after the last, else asks the
+ * base for the next, so other requests are served in between.
+ */
+static void
+job_step_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin_job *j = arg;
+	static const struct timeval next_step = {0, 0};
+	enum nb_operate_status st;
+	char err[256];
+	int done = 0;
+
+	(void)fd;
+	(void)what;
+	st = nb_operate_step(j->job, &done, err, sizeof(err));
+	if (st != NB_OPERATE_OK)
+		reply_status(j->req, st, err);
+	else if (done)
+		nb_httpd_reply_json(j->req, 200, nb_operate_answer(j->job));
+	else {
+		/*
+		 * A timer, not event_active(): libevent runs events activated
+		 * from a callback in the same pass, before it polls again, so
+		 * other requests would wait for the whole job.
+		 */
+		if (event_add(j->ev, &next_step) == 0)
+			return;
+		reply_store_error(j->req);
+	}
+	job_free(j);
+}
+
+/* Runs op over params (a new reference, taken; NULL: none). */
+static void
+run_op(struct nb_admin *a, struct evhttp_request *req, enum nb_operate_op op,
+    json_t *params)
+{
+	struct nb_operate_query q;
+	struct nb_operate_env env;
+	struct admin_job *j;
+	enum nb_operate_status st;
+	char err[256];
+
+	if (nb_operate_query_parse(
+		&q, op, params, nb_time_now_ms(), err, sizeof(err)) == -1) {
+		json_decref(params);
+		nb_httpd_reply_error(req, 400, "invalid_request", err);
+		return;
+	}
+	json_decref(params);
+	/* A page looks at a bounded number of rows, whatever the filter. */
+	q.one_page = op == NB_OPERATE_LIST;
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		nb_operate_query_clear(&q);
+		reply_store_error(req);
+		return;
+	}
+	if ((env.store = admin_store(a)) == NULL) {
+		nb_operate_query_clear(&q);
+		free(j);
+		reply_store_error(req);
+		return;
+	}
+	env.cfg = a->cfg;
+	env.face = "admin";
+	j->a = a;
+	j->req = req;
+	LIST_INSERT_HEAD(&a->jobs, j, entry);
+	st = nb_operate_begin(&j->job, &env, op, &q, err, sizeof(err));
+	if (st != NB_OPERATE_OK) {
+		reply_status(req, st, err);
+		job_free(j);
+		return;
+	}
+	if ((j->ev = event_new(a->base, -1, 0, job_step_cb, j)) == NULL) {
+		reply_store_error(req);
+		job_free(j);
+		return;
+	}
+	job_step_cb(-1, 0, j);
+}
+
+/*
+ * The JSON body as parameters: *params NULL for an empty body.  0, or -1
+ * with err.
  */
 static int
-body_query(struct evhttp_request *req, struct nb_dlq_query *q, json_t **keys,
-    char *err, size_t errlen)
+body_params(
+    struct evhttp_request *req, json_t **params, char *err, size_t errlen)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	size_t len = evbuffer_get_length(in);
+	size_t len = evbuffer_get_length(in), i;
 	json_error_t jerr;
-	json_t *obj = NULL, *k, *v;
 	const char *p;
-	size_t i;
-	int rc = -1;
 
-	*keys = NULL;
+	*params = NULL;
 	if (len > ADMIN_MAX_BODY) {
 		snprintf(err, errlen, "the body is too large");
 		return -1;
@@ -476,125 +543,103 @@ body_query(struct evhttp_request *req, struct nb_dlq_query *q, json_t **keys,
 	     (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n');
 	     i++)
 		;
-	if (i < len) {
-		obj = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
-		if (obj == NULL) {
-			snprintf(err, errlen, "the body is not valid JSON: %s",
-			    jerr.text);
-			return -1;
-		}
+	if (i == len)
+		return 0;
+	*params = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (*params == NULL) {
+		snprintf(
+		    err, errlen, "the body is not valid JSON: %s", jerr.text);
+		return -1;
 	}
-	if (json_is_object(obj) && (k = json_object_get(obj, "keys")) != NULL &&
-	    !json_is_null(k)) {
-		if (!json_is_array(k) || json_array_size(k) == 0 ||
-		    json_array_size(k) > ADMIN_MAX_KEYS) {
-			snprintf(err, errlen,
-			    "keys: must be an array of 1 to %d keys",
-			    ADMIN_MAX_KEYS);
-			goto out;
-		}
-		json_array_foreach(k, i, v)
-		{
-			if (!json_is_string(v) || json_string_length(v) == 0 ||
-			    json_string_length(v) >= NB_STORE_KEY_MAX) {
-				snprintf(err, errlen,
-				    "keys[%zu]: not a dead-letter key", i);
-				goto out;
-			}
-		}
-		if (json_object_get(obj, "key") != NULL) {
-			snprintf(err, errlen, "give key or keys, not both");
-			goto out;
-		}
-		*keys = json_incref(k);
-		json_object_del(obj, "keys");
-	}
-	rc = nb_dlq_query_from_json(q, obj, nb_time_now_ms(), err, errlen);
-out:
-	if (rc == -1) {
-		json_decref(*keys);
-		*keys = NULL;
-	}
-	json_decref(obj);
-	return rc;
+	return 0;
 }
 
-static void
-handle_replay(struct nb_admin *a, struct evhttp_request *req)
-{
-	struct nb_dlq_query q;
-	size_t replayed = 0, requarantined = 0, r1, q1, i, nkeys;
-	json_t *keys = NULL;
-	char err[256];
+/* Where a route takes its parameters from. */
+enum input {
+	IN_NONE,
+	IN_QUERY,    /* the query string */
+	IN_BODY,     /* a JSON body */
+	IN_PATH_KEY, /* the key after the path's prefix */
+};
 
-	memset(&q, 0, sizeof(q));
-	if (body_query(req, &q, &keys, err, sizeof(err)) == -1) {
+static const struct route {
+	const char *path; /* IN_PATH_KEY: a prefix */
+	int post;	  /* POST, else GET and HEAD */
+	enum input in;
+	int op; /* an operation, or -1 for stats */
+} routes[] = {
+    {"/v1/stats", 0, IN_NONE, -1},
+    {"/v1/dlq", 0, IN_QUERY, NB_OPERATE_LIST},
+    {"/v1/dlq/replay", 1, IN_BODY, NB_OPERATE_REPLAY},
+    {"/v1/dlq/purge", 1, IN_BODY, NB_OPERATE_PURGE},
+    {"/v1/dlq/", 0, IN_PATH_KEY, NB_OPERATE_SHOW},
+};
+
+static const struct route *
+route_find(const char *path)
+{
+	const struct route *r;
+	size_t i, n;
+
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		r = &routes[i];
+		n = strlen(r->path);
+		if (r->in != IN_PATH_KEY && strcmp(path, r->path) == 0)
+			return r;
+		if (r->in == IN_PATH_KEY && strncmp(path, r->path, n) == 0 &&
+		    strchr(path + n, '/') == NULL)
+			return r;
+	}
+	return NULL;
+}
+
+/* Serves an authorized request on route r. */
+static void
+serve_route(struct nb_admin *a, struct evhttp_request *req,
+    const struct route *r, const char *path)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	json_t *params = NULL;
+	char err[256], *key;
+
+	if (r->post ? m != EVHTTP_REQ_POST
+		    : m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
+		reply_405(req, r->post ? "POST" : "GET, HEAD");
+		return;
+	}
+	if (r->op == -1) {
+		handle_stats(a, req);
+		return;
+	}
+	if (r->in == IN_QUERY &&
+	    (params = nb_operate_params_query(
+		 evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)), err,
+		 sizeof(err))) == NULL) {
 		nb_httpd_reply_error(req, 400, "invalid_request", err);
 		return;
 	}
-	nkeys = keys != NULL ? json_array_size(keys) : 1;
-	for (i = 0; i < nkeys; i++) {
-		if (keys != NULL)
-			q.filter.key =
-			    json_string_value(json_array_get(keys, i));
-		r1 = q1 = 0;
-		if (nb_store_replay(a->deps.store, &q.filter, q.dry_run,
-			nb_time_now_ms(), nb_nudgespot_revalidate, &r1,
-			&q1) == -1) {
-			reply_store_error(req);
-			goto out;
-		}
-		replayed += r1;
-		requarantined += q1;
-	}
-	/* Re-validated events were replayed too, even if still invalid. */
-	replayed += requarantined;
-	log_info("dlq replay", " replayed=%zu requarantined=%zu dry_run=%d",
-	    replayed, requarantined, q.dry_run);
-	nb_httpd_reply_json(req, 200,
-	    json_pack("{s:I, s:I, s:b}", "replayed", (json_int_t)replayed,
-		"requarantined", (json_int_t)requarantined, "dry_run",
-		q.dry_run));
-out:
-	q.filter.key = NULL;
-	json_decref(keys);
-	nb_dlq_query_clear(&q);
-}
-
-static void
-handle_purge(struct nb_admin *a, struct evhttp_request *req)
-{
-	struct nb_dlq_query q;
-	size_t purged = 0, p1, i, nkeys;
-	json_t *keys = NULL;
-	char err[256];
-
-	memset(&q, 0, sizeof(q));
-	if (body_query(req, &q, &keys, err, sizeof(err)) == -1) {
+	if (r->in == IN_BODY &&
+	    body_params(req, &params, err, sizeof(err)) == -1) {
 		nb_httpd_reply_error(req, 400, "invalid_request", err);
 		return;
 	}
-	nkeys = keys != NULL ? json_array_size(keys) : 1;
-	for (i = 0; i < nkeys; i++) {
-		if (keys != NULL)
-			q.filter.key =
-			    json_string_value(json_array_get(keys, i));
-		p1 = 0;
-		if (nb_store_purge(a->deps.store, &q.filter, q.dry_run, &p1) ==
-		    -1) {
+	if (r->in == IN_PATH_KEY) {
+		if ((key = evhttp_uridecode(path + strlen(r->path), 0, NULL)) ==
+		    NULL) {
 			reply_store_error(req);
-			goto out;
+			return;
 		}
-		purged += p1;
+		/* "/v1/dlq/" names no event. */
+		if (*key != '\0')
+			params = json_pack("{s:s}", "key", key);
+		free(key);
+		if (params == NULL) {
+			nb_httpd_reply_error(
+			    req, 404, "not_found", "no event with that key");
+			return;
+		}
 	}
-	log_info("dlq purge", " purged=%zu dry_run=%d", purged, q.dry_run);
-	nb_httpd_reply_json(req, 200,
-	    json_pack("{s:I, s:b}", "purged", (json_int_t)purged, "dry_run",
-		q.dry_run));
-out:
-	q.filter.key = NULL;
-	json_decref(keys);
-	nb_dlq_query_clear(&q);
+	run_op(a, req, (enum nb_operate_op)r->op, params);
 }
 
 static void
@@ -604,28 +649,34 @@ admin_cb(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
-	int get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
-	int64_t now = nb_time_mono_ms();
-	char *key = NULL;
+	const struct sockaddr *peer =
+	    evhttp_connection_get_addr(evhttp_request_get_connection(req));
+	const struct route *r;
+	int64_t now = nb_time_mono_ms(), wait;
 
 	/* The console page is static and public; its API calls are not. */
-	if (get && nb_console_match(path)) {
+	if ((m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD) &&
+	    nb_console_match(path)) {
 		nb_console_serve(req, path);
 		return;
 	}
-	if (now < a->locked_until) {
+	/* Locked: even the right token waits, or guessing would go on. */
+	if ((wait = nb_lockout_wait(a->lockout, peer, now)) > 0) {
 		reply_retry_after(req, 429, "too_many_attempts",
 		    "too many failed authentications; retry later",
-		    (a->locked_until - now + 999) / 1000);
+		    (wait + 999) / 1000);
 		return;
 	}
 	if (!authorized(a, req)) {
 		log_warn("admin authentication failed", " path_len=%zu",
 		    path != NULL ? strlen(path) : (size_t)0);
-		if (record_failure(a, now)) {
+		/* A request without credentials (an <img>) guesses nothing. */
+		if (evhttp_find_header(evhttp_request_get_input_headers(req),
+			"Authorization") != NULL &&
+		    (wait = nb_lockout_fail(a->lockout, peer, now)) > 0) {
 			reply_retry_after(req, 429, "too_many_attempts",
 			    "too many failed authentications; retry later",
-			    ADMIN_FAIL_WINDOW_MS / 1000);
+			    (wait + 999) / 1000);
 			return;
 		}
 		evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -634,53 +685,11 @@ admin_cb(struct evhttp_request *req, void *arg)
 		    "a valid Authorization: Bearer token is required");
 		return;
 	}
-	if (path == NULL) {
+	if (path == NULL || (r = route_find(path)) == NULL) {
 		nb_httpd_reply_error(req, 404, "not_found", "no such path");
 		return;
 	}
-	if (strcmp(path, "/v1/stats") == 0) {
-		if (!get)
-			reply_405(req, "GET, HEAD");
-		else
-			handle_stats(a, req);
-		return;
-	}
-	if (strcmp(path, "/v1/dlq") == 0) {
-		if (!get)
-			reply_405(req, "GET, HEAD");
-		else
-			handle_list(a, req);
-		return;
-	}
-	if (strcmp(path, "/v1/dlq/replay") == 0) {
-		if (m != EVHTTP_REQ_POST)
-			reply_405(req, "POST");
-		else
-			handle_replay(a, req);
-		return;
-	}
-	if (strcmp(path, "/v1/dlq/purge") == 0) {
-		if (m != EVHTTP_REQ_POST)
-			reply_405(req, "POST");
-		else
-			handle_purge(a, req);
-		return;
-	}
-	if (strncmp(path, "/v1/dlq/", 8) == 0 &&
-	    strchr(path + 8, '/') == NULL) {
-		if (!get) {
-			reply_405(req, "GET, HEAD");
-			return;
-		}
-		if ((key = evhttp_uridecode(path + 8, 0, NULL)) == NULL) {
-			reply_store_error(req);
-			return;
-		}
-		handle_show(a, req, key);
-		free(key);
-		return;
-	}
-	nb_httpd_reply_error(req, 404, "not_found", "no such path");
+	serve_route(a, req, r, path);
 }
 
 /* The listener's limits: the main listener's, with its own caps. */
@@ -709,48 +718,13 @@ admin_bind(struct nb_admin *a, const char *addr, char *err, size_t errlen)
 	ops.name = "admin";
 	ops.metrics = a->deps.metrics;
 	admin_limits(a->cfg, &l);
-	a->lst = nb_httpd_new(a->deps.base, addr, -1, &ops, &l, err, errlen);
-	if (a->lst == NULL)
-		return -1;
-	/* The first rates' baseline; a failure leaves it to the first call. */
-	(void)nb_rates_update(a->rates, a->deps.store, nb_time_now_ms());
-	return 0;
+	a->lst = nb_httpd_new(a->base, addr, -1, &ops, &l, err, errlen);
+	return a->lst != NULL ? 0 : -1;
 }
 
-struct nb_admin *
-nb_admin_new(const struct nb_admin_deps *deps, struct nb_config *cfg, char *err,
-    size_t errlen)
-{
-	struct nb_admin *a;
-
-	if ((a = calloc(1, sizeof(*a))) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	a->deps = *deps;
-	a->cfg = nb_config_ref(cfg);
-	if ((a->rates = nb_rates_new()) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		nb_admin_free(a);
-		return NULL;
-	}
-	if (cfg->admin_token == NULL || cfg->admin_listen == NULL)
-		return a;
-	if (admin_bind(a, cfg->admin_listen, err, errlen) == -1) {
-		nb_admin_free(a);
-		return NULL;
-	}
-	return a;
-}
-
-int
-nb_admin_port(const struct nb_admin *a)
-{
-	return a != NULL && a->lst != NULL ? nb_httpd_port(a->lst) : 0;
-}
-
-void
-nb_admin_reload(struct nb_admin *a, struct nb_config *cfg)
+/* Applies cfg on the admin thread. */
+static void
+admin_apply(struct nb_admin *a, struct nb_config *cfg)
 {
 	struct nb_config *old = a->cfg;
 	struct nb_httpd_limits l;
@@ -758,8 +732,7 @@ nb_admin_reload(struct nb_admin *a, struct nb_config *cfg)
 
 	a->cfg = nb_config_ref(cfg);
 	nb_config_unref(old);
-	a->nfails = a->fhead = 0;
-	a->locked_until = 0;
+	nb_lockout_clear(a->lockout);
 	if (a->lst != NULL) {
 		admin_limits(cfg, &l);
 		nb_httpd_set_limits(a->lst, &l);
@@ -776,11 +749,142 @@ nb_admin_reload(struct nb_admin *a, struct nb_config *cfg)
 	}
 }
 
+/*
+ * Frees what waits on the admin thread: stats waiting for the board (so
+ * the board never activates an event of ours again) and operations in
+ * progress.  Their requests go with the listener.
+ */
+static void
+admin_forget(struct nb_admin *a)
+{
+	struct admin_stats *w;
+
+	while ((w = LIST_FIRST(&a->waiting)) != NULL) {
+		LIST_REMOVE(w, entry);
+		nb_board_cancel(w->wait);
+		free(w);
+	}
+	while (!LIST_EMPTY(&a->jobs))
+		job_free(LIST_FIRST(&a->jobs));
+}
+
+/* Requests from other threads (reload, drain, stop), on the admin thread. */
+static void
+ctl_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct nb_admin *a = arg;
+	struct nb_config *cfg;
+	int drain, stop;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&a->lock);
+	cfg = a->next_cfg;
+	a->next_cfg = NULL;
+	drain = a->drain_req;
+	stop = a->stop_req;
+	pthread_mutex_unlock(&a->lock);
+	if (cfg != NULL) {
+		admin_apply(a, cfg);
+		nb_config_unref(cfg);
+	}
+	if (drain)
+		a->draining = 1;
+	if (stop) {
+		admin_forget(a);
+		event_base_loopbreak(a->base);
+	}
+}
+
+static void *
+admin_main(void *arg)
+{
+	struct nb_admin *a = arg;
+
+	/* The first rates' baseline; a failure leaves it to the first call. */
+	if (a->lst != NULL && admin_store(a) != NULL)
+		(void)nb_rates_update(a->rates, a->store, nb_time_now_ms());
+	event_base_loop(a->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+/* Wakes the admin thread for what was just put under the lock. */
+static void
+admin_poke(struct nb_admin *a)
+{
+	event_active(a->ctl, EV_READ, 0);
+}
+
+struct nb_admin *
+nb_admin_new(const struct nb_admin_deps *deps, struct nb_config *cfg, char *err,
+    size_t errlen)
+{
+	struct nb_admin *a;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	a->deps = *deps;
+	a->cfg = nb_config_ref(cfg);
+	LIST_INIT(&a->jobs);
+	LIST_INIT(&a->waiting);
+	if (pthread_mutex_init(&a->lock, NULL) != 0) {
+		nb_config_unref(a->cfg);
+		free(a);
+		snprintf(err, errlen, "cannot create a mutex");
+		return NULL;
+	}
+	if ((a->rates = nb_rates_new()) == NULL ||
+	    (a->lockout = nb_lockout_new()) == NULL ||
+	    (a->base = event_base_new()) == NULL ||
+	    (a->ctl = event_new(a->base, -1, 0, ctl_cb, a)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (cfg->admin_token != NULL && cfg->admin_listen != NULL &&
+	    admin_bind(a, cfg->admin_listen, err, errlen) == -1)
+		goto fail;
+	return a;
+fail:
+	nb_admin_free(a);
+	return NULL;
+}
+
+int
+nb_admin_start(struct nb_admin *a)
+{
+	if (pthread_create(&a->thread, NULL, admin_main, a) != 0)
+		return -1;
+	a->started = 1;
+	return 0;
+}
+
+int
+nb_admin_port(const struct nb_admin *a)
+{
+	return a != NULL && a->lst != NULL ? nb_httpd_port(a->lst) : 0;
+}
+
+void
+nb_admin_reload(struct nb_admin *a, struct nb_config *cfg)
+{
+	pthread_mutex_lock(&a->lock);
+	nb_config_unref(a->next_cfg);
+	a->next_cfg = nb_config_ref(cfg);
+	pthread_mutex_unlock(&a->lock);
+	admin_poke(a);
+}
+
 void
 nb_admin_drain(struct nb_admin *a)
 {
-	if (a != NULL)
-		a->draining = 1;
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->lock);
+	a->drain_req = 1;
+	pthread_mutex_unlock(&a->lock);
+	admin_poke(a);
 }
 
 void
@@ -788,8 +892,24 @@ nb_admin_free(struct nb_admin *a)
 {
 	if (a == NULL)
 		return;
+	if (a->started) {
+		pthread_mutex_lock(&a->lock);
+		a->stop_req = 1;
+		pthread_mutex_unlock(&a->lock);
+		admin_poke(a);
+		pthread_join(a->thread, NULL);
+	}
+	admin_forget(a); /* what a thread that never ran still holds */
 	nb_httpd_free(a->lst);
+	if (a->ctl != NULL)
+		event_free(a->ctl);
+	if (a->base != NULL)
+		event_base_free(a->base);
+	nb_store_close(a->store);
+	nb_config_unref(a->next_cfg);
 	nb_config_unref(a->cfg);
 	nb_rates_free(a->rates);
+	nb_lockout_free(a->lockout);
+	pthread_mutex_destroy(&a->lock);
 	free(a);
 }

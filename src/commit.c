@@ -9,9 +9,9 @@
  * Finished requests move to the done list of the channel they were
  * submitted on and one event_active() wakes that channel's base, whose
  * callback runs the completions: callbacks never run on the writer.  The
- * committer's own channel is on base; nb_committer_attach() adds one per
+ * committer's own channel is on base; nb_commit_attach() adds one per
  * further base (one per HTTP worker thread).  Channels live until
- * nb_committer_free() (or an early nb_committer_detach()).
+ * nb_commit_free() (or an early nb_commit_detach()).
  *
  * On a store that wants it (SQLite), a checkpointer thread with a
  * connection of its own copies the write-ahead log into the database every
@@ -63,13 +63,13 @@ struct itemq {
 
 /* Where completions of one base go. */
 struct nb_commit_chan {
-	struct nb_committer *c;
+	struct nb_commit *c;
 	struct event *wake; /* activated by the writer, runs done_cb */
 	struct itemq done;  /* under c->lock */
 	struct nb_commit_chan *next;
 };
 
-struct nb_committer {
+struct nb_commit {
 	struct nb_commit_chan *chans; /* the first is base's, under lock */
 	struct nb_store *store;
 	struct nb_metrics *metrics;
@@ -153,7 +153,7 @@ static void
 done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct nb_commit_chan *ch = arg;
-	struct nb_committer *c = ch->c;
+	struct nb_commit *c = ch->c;
 	struct itemq list;
 
 	(void)fd;
@@ -166,7 +166,7 @@ done_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static struct nb_commit_chan *
-chan_new(struct nb_committer *c, struct event_base *base)
+chan_new(struct nb_commit *c, struct event_base *base)
 {
 	struct nb_commit_chan *ch;
 
@@ -212,7 +212,7 @@ deadline_in(struct timespec *ts, int ms)
 
 /* One transaction for the requests of group; results into the done list. */
 static void
-commit_group(struct nb_committer *c, struct itemq *group)
+commit_group(struct nb_commit *c, struct itemq *group)
 {
 	struct nb_append *reqs[NB_COMMIT_MAX_GROUP];
 	nb_commit_notify_cb notify;
@@ -260,7 +260,7 @@ commit_group(struct nb_committer *c, struct itemq *group)
 static void *
 writer_main(void *arg)
 {
-	struct nb_committer *c = arg;
+	struct nb_commit *c = arg;
 	struct itemq group;
 	struct timespec ts;
 	struct item *it;
@@ -302,7 +302,7 @@ writer_main(void *arg)
 static void *
 checkpointer_main(void *arg)
 {
-	struct nb_committer *c = arg;
+	struct nb_commit *c = arg;
 	struct timespec ts;
 
 	pthread_mutex_lock(&c->lock);
@@ -336,7 +336,7 @@ cond_init(pthread_cond_t *cond)
 
 /* Stops and joins the threads that were started; the writer drains first. */
 static void
-stop_threads(struct nb_committer *c)
+stop_threads(struct nb_commit *c)
 {
 	pthread_mutex_lock(&c->lock);
 	c->stopping = 1;
@@ -350,11 +350,11 @@ stop_threads(struct nb_committer *c)
 	c->started = c->ckpt_started = 0;
 }
 
-struct nb_committer *
-nb_committer_new(struct event_base *base, const struct nb_store_config *cfg,
+struct nb_commit *
+nb_commit_new(struct event_base *base, const struct nb_store_config *cfg,
     struct nb_metrics *m, char *err, size_t errlen)
 {
-	struct nb_committer *c = NULL, *ret = NULL;
+	struct nb_commit *c = NULL, *ret = NULL;
 	int locks = 0;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -427,8 +427,7 @@ out:
 }
 
 void
-nb_committer_set_notify(
-    struct nb_committer *c, nb_commit_notify_cb cb, void *arg)
+nb_commit_set_notify(struct nb_commit *c, nb_commit_notify_cb cb, void *arg)
 {
 	pthread_mutex_lock(&c->lock);
 	c->notify = cb;
@@ -437,7 +436,7 @@ nb_committer_set_notify(
 }
 
 struct nb_commit_chan *
-nb_committer_attach(struct nb_committer *c, struct event_base *base)
+nb_commit_attach(struct nb_commit *c, struct event_base *base)
 {
 	struct nb_commit_chan *ch;
 
@@ -452,7 +451,7 @@ nb_committer_attach(struct nb_committer *c, struct event_base *base)
 }
 
 void
-nb_committer_detach(struct nb_commit_chan *ch)
+nb_commit_detach(struct nb_commit_chan *ch)
 {
 	struct nb_commit_chan **pp;
 
@@ -469,17 +468,17 @@ nb_committer_detach(struct nb_commit_chan *ch)
 }
 
 int
-nb_committer_submit(
-    struct nb_committer *c, struct nb_append *req, nb_commit_cb cb, void *arg)
+nb_commit_submit(
+    struct nb_commit *c, struct nb_append *req, nb_commit_cb cb, void *arg)
 {
-	return nb_committer_submit_on(c->chans, req, cb, arg);
+	return nb_commit_submit_on(c->chans, req, cb, arg);
 }
 
 int
-nb_committer_submit_on(struct nb_commit_chan *ch, struct nb_append *req,
+nb_commit_submit_on(struct nb_commit_chan *ch, struct nb_append *req,
     nb_commit_cb cb, void *arg)
 {
-	struct nb_committer *c = ch->c;
+	struct nb_commit *c = ch->c;
 	struct item *it;
 	int rc = -1;
 
@@ -505,7 +504,7 @@ out:
 }
 
 int
-nb_committer_healthy(struct nb_committer *c)
+nb_commit_healthy(struct nb_commit *c)
 {
 	int h;
 
@@ -516,7 +515,7 @@ nb_committer_healthy(struct nb_committer *c)
 }
 
 uint64_t
-nb_committer_transactions(struct nb_committer *c)
+nb_commit_transactions(struct nb_commit *c)
 {
 	uint64_t n;
 
@@ -527,7 +526,7 @@ nb_committer_transactions(struct nb_committer *c)
 }
 
 void
-nb_committer_free(struct nb_committer *c)
+nb_commit_free(struct nb_commit *c)
 {
 	struct nb_commit_chan *ch;
 
@@ -538,7 +537,7 @@ nb_committer_free(struct nb_committer *c)
 	/*
 	 * The writer is gone: nobody activates wake events any more.  What
 	 * is left runs here, on the caller's thread (the owners of attached
-	 * bases have stopped their loops, see nb_committer_attach()).
+	 * bases have stopped their loops, see nb_commit_attach()).
 	 */
 	while ((ch = c->chans) != NULL) {
 		c->chans = ch->next;

@@ -664,6 +664,29 @@ get_listen(struct ctx *c, const json_t *obj, const char *base, const char *key,
 	return 0;
 }
 
+/*
+ * The admin token guards replay and purge of every event: at least
+ * NB_CONFIG_TOKEN_MIN characters, NB_CONFIG_TOKEN_VARIETY of them
+ * different (32 random hex digits have fewer than 8 different ones once
+ * in 30 million).
+ */
+static int
+check_token(struct ctx *c, const char *t)
+{
+	unsigned char seen[256] = {0};
+	size_t i, kinds = 0;
+
+	for (i = 0; t[i] != '\0'; i++)
+		if (!seen[(unsigned char)t[i]]++)
+			kinds++;
+	if (i >= NB_CONFIG_TOKEN_MIN && kinds >= NB_CONFIG_TOKEN_VARIETY)
+		return 0;
+	return fail(c, "admin.token",
+	    "too weak: use at least %d characters, %d of them different "
+	    "(openssl rand -hex 32 makes one)",
+	    NB_CONFIG_TOKEN_MIN, NB_CONFIG_TOKEN_VARIETY);
+}
+
 static int
 parse_admin(struct ctx *c, struct nb_config *cfg, const json_t *root)
 {
@@ -679,6 +702,8 @@ parse_admin(struct ctx *c, struct nb_config *cfg, const json_t *root)
 	    get_size(c, o, "admin", "max_connections", 1, 100000,
 		&cfg->admin_max_connections) == -1)
 		return -1;
+	if (cfg->admin_token != NULL)
+		return check_token(c, cfg->admin_token);
 	return 0;
 }
 

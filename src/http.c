@@ -34,7 +34,7 @@
  * answers when they come, so no store read ever runs here.  Worker
  * threads start at the first turn of the main loop (after start-up,
  * privileges dropped) and stop in nb_http_stop(), before
- * nb_committer_free() runs their last completions.
+ * nb_commit_free() runs their last completions.
  */
 #include <sys/queue.h>
 
@@ -477,8 +477,8 @@ webhook_store(struct worker *w, struct evhttp_request *req, const char *name,
 	c->app.received_ms = now;
 	c->app.dedupe_after_ms = now - c->cfg->limits.dedupe_window_s * 1000;
 	if ((w->chan != NULL
-		    ? nb_committer_submit_on(w->chan, &c->app, commit_cb, c)
-		    : nb_committer_submit(
+		    ? nb_commit_submit_on(w->chan, &c->app, commit_cb, c)
+		    : nb_commit_submit(
 			  h->deps.committer, &c->app, commit_cb, c)) == -1) {
 		webhook_error(w, req, 503, "unavailable",
 		    "the event store is busy or unavailable; retry later", name,
@@ -552,7 +552,7 @@ handle_readyz(struct worker *w, struct evhttp_request *req)
 
 	if (w->draining)
 		reason = "draining";
-	else if (!nb_committer_healthy(h->deps.committer))
+	else if (!nb_commit_healthy(h->deps.committer))
 		reason = "store_unavailable";
 	if (reason == NULL)
 		nb_httpd_reply_json(
@@ -836,8 +836,7 @@ worker_init(struct worker *w, struct nb_config *cfg, evutil_socket_t fd,
 	if (apply_tls(w, cfg, err, errlen) == -1)
 		return -1;
 	if (w->idx > 0 &&
-	    (w->chan = nb_committer_attach(h->deps.committer, w->base)) ==
-		NULL) {
+	    (w->chan = nb_commit_attach(h->deps.committer, w->base)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -934,7 +933,7 @@ out:
 	if (h != NULL) {
 		nb_http_stop(h);
 		for (i = 0; i < h->nworkers; i++)
-			nb_committer_detach(h->workers[i].chan);
+			nb_commit_detach(h->workers[i].chan);
 		for (i = 0; i < h->nworkers; i++)
 			worker_free(&h->workers[i]);
 		if (h->lock_init)

@@ -7,11 +7,14 @@
  * the committer's "stored something" hook to the deliverer's wake-up so
  * neither knows the other, and turns signals into libevent events:
  * SIGTERM/SIGINT drain and exit 0, SIGHUP reloads the file and keeps the
- * running configuration when the new one does not load.  Everything runs
- * on the main thread except what the committer and the deliverer own.
+ * running configuration when the new one does not load.  The main thread
+ * runs signals and the first HTTP worker; the committer, the deliverer,
+ * the board, the other HTTP workers and the admin API own threads of
+ * their own, handed reloads and drains by the calls made here.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@
 
 #include "nudgebridge/admin.h"
 #include "nudgebridge/board.h"
+#include "nudgebridge/buf.h"
 #include "nudgebridge/commit.h"
 #include "nudgebridge/config.h"
 #include "nudgebridge/deliver.h"
@@ -34,6 +38,7 @@
 #include "nudgebridge/httpd.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/metrics.h"
+#include "nudgebridge/opts.h"
 #include "nudgebridge/priv.h"
 #include "nudgebridge/sig.h"
 #include "nudgebridge/source.h"
@@ -73,53 +78,33 @@ usage(FILE *f)
 	    "  help                         this text\n");
 }
 
+/* The arguments of serve, check-config and migrate. */
+struct config_args {
+	const char *config;
+};
+
+static const struct nb_opt config_opts[] = {
+    {"config", NB_OPT_VALUE, offsetof(struct config_args, config), 1, "FILE"},
+};
+
 /*
- * Matches argv[*i] against --name: "--name value" or "--name=value".
- * Returns 1 and sets *val, 0 when it is another option, -1 when the value
- * is missing.
+ * For commands whose only option is --config FILE: the path, or NULL
+ * with *rc the exit status (0 after --help).
  */
-static int
-opt_value(int argc, char **argv, int *i, const char *name, const char **val)
-{
-	const char *a = argv[*i];
-	size_t n = strlen(name);
-
-	if (strncmp(a, name, n) != 0)
-		return 0;
-	if (a[n] == '=') {
-		*val = a + n + 1;
-		return 1;
-	}
-	if (a[n] != '\0')
-		return 0;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, "nudgebridge: %s needs a value\n", name);
-		return -1;
-	}
-	*val = argv[++*i];
-	return 1;
-}
-
-/* For commands whose only option is --config FILE. */
 static const char *
-config_arg(int argc, char **argv, const char *cmd)
+config_arg(int argc, char **argv, const char *cmd, int *rc)
 {
-	const char *path = NULL;
-	int i, r;
+	char prog[64];
+	struct nb_opts_spec spec = {prog, config_opts, 1, usage, NULL};
+	struct config_args a = {NULL};
+	int r;
 
-	for (i = 2; i < argc; i++) {
-		if ((r = opt_value(argc, argv, &i, "--config", &path)) == 1)
-			continue;
-		if (r == 0)
-			fprintf(stderr,
-			    "nudgebridge %s: unknown argument '%s'\n", cmd,
-			    argv[i]);
+	snprintf(prog, sizeof(prog), "nudgebridge %s", cmd);
+	if ((r = nb_opts_parse(&spec, argc, argv, 2, &a)) != 0) {
+		*rc = r == NB_OPTS_HELP ? 0 : EXIT_USAGE;
 		return NULL;
 	}
-	if (path == NULL)
-		fprintf(
-		    stderr, "nudgebridge %s: --config FILE is required\n", cmd);
-	return path;
+	return a.config;
 }
 
 static int
@@ -128,9 +113,10 @@ cmd_check_config(int argc, char **argv)
 	struct nb_config *cfg = NULL;
 	const char *path;
 	char err[512];
+	int rc;
 
-	if ((path = config_arg(argc, argv, "check-config")) == NULL)
-		return EXIT_USAGE;
+	if ((path = config_arg(argc, argv, "check-config", &rc)) == NULL)
+		return rc;
 	if (nb_config_load(&cfg, path, err, sizeof(err)) == -1) {
 		fprintf(stderr, "nudgebridge: %s: %s\n", path, err);
 		return 1;
@@ -140,6 +126,18 @@ cmd_check_config(int argc, char **argv)
 	return 0;
 }
 
+/* The arguments of migrate. */
+struct migrate_args {
+	const char *config;
+	const char *install_id;
+};
+
+static const struct nb_opt migrate_opts[] = {
+    {"config", NB_OPT_VALUE, offsetof(struct migrate_args, config), 1, "FILE"},
+    {"install-id", NB_OPT_VALUE, offsetof(struct migrate_args, install_id), 0,
+	"ID"},
+};
+
 /*
  * migrate --config FILE [--install-id ID]: ID is the install id of the
  * store this one takes over (a move from SQLite to PostgreSQL), for a
@@ -148,34 +146,23 @@ cmd_check_config(int argc, char **argv)
 static int
 cmd_migrate(int argc, char **argv)
 {
+	struct nb_opts_spec spec = {"nudgebridge migrate", migrate_opts,
+	    sizeof(migrate_opts) / sizeof(migrate_opts[0]), usage, NULL};
+	struct migrate_args a = {NULL, NULL};
 	struct nb_config *cfg = NULL;
 	struct nb_store *st = NULL;
-	const char *path = NULL, *install = NULL;
 	char err[512];
-	int version = 0, rc = 1, i, r;
+	int version = 0, rc;
 
-	for (i = 2; i < argc; i++) {
-		if ((r = opt_value(argc, argv, &i, "--config", &path)) == 0)
-			r = opt_value(argc, argv, &i, "--install-id", &install);
-		if (r == 1)
-			continue;
-		if (r == 0)
-			fprintf(stderr,
-			    "nudgebridge migrate: unknown argument '%s'\n",
-			    argv[i]);
-		return EXIT_USAGE;
-	}
-	if (path == NULL) {
-		fprintf(
-		    stderr, "nudgebridge migrate: --config FILE is required\n");
-		return EXIT_USAGE;
-	}
-	if (nb_config_load(&cfg, path, err, sizeof(err)) == -1) {
-		fprintf(stderr, "nudgebridge: %s: %s\n", path, err);
+	if ((rc = nb_opts_parse(&spec, argc, argv, 2, &a)) != 0)
+		return rc == NB_OPTS_HELP ? 0 : EXIT_USAGE;
+	if (nb_config_load(&cfg, a.config, err, sizeof(err)) == -1) {
+		fprintf(stderr, "nudgebridge: %s: %s\n", a.config, err);
 		return EXIT_USAGE;
 	}
 	nb_log_init(cfg->log_level, cfg->log_format);
-	cfg->store.install_id = install;
+	cfg->store.install_id = a.install_id;
+	rc = 1;
 	if (nb_store_open(&st, &cfg->store, err, sizeof(err)) == -1) {
 		fprintf(
 		    stderr, "nudgebridge: cannot open the store: %s\n", err);
@@ -195,23 +182,24 @@ out:
 	return rc;
 }
 
+static void
+keygen_usage(FILE *f)
+{
+	fprintf(f, "usage: nudgebridge keygen [--ed25519]\n");
+}
+
 static int
 cmd_keygen(int argc, char **argv)
 {
+	static const struct nb_opt opts[] = {
+	    {"ed25519", NB_OPT_FLAG, 0, 0, NULL}};
+	static const struct nb_opts_spec spec = {
+	    "nudgebridge keygen", opts, 1, keygen_usage, NULL};
 	char pk[128], sk[160], secret[128];
-	int ed = 0, i, rc = 1;
+	int ed = 0, rc = 1, r;
 
-	for (i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--ed25519") == 0)
-			ed = 1;
-		else {
-			fprintf(stderr,
-			    "nudgebridge keygen: unknown argument "
-			    "'%s'\n",
-			    argv[i]);
-			return EXIT_USAGE;
-		}
-	}
+	if ((r = nb_opts_parse(&spec, argc, argv, 2, &ed)) != 0)
+		return r == NB_OPTS_HELP ? 0 : EXIT_USAGE;
 	if (ed) {
 		if (nb_sig_keypair(pk, sizeof(pk), sk, sizeof(sk)) == -1)
 			goto out;
@@ -233,38 +221,30 @@ out:
 	return rc;
 }
 
-/* Reads all of stdin into *out (malloc'd).  0 or -1. */
+/* Reads all of stdin (at most SIGN_MAX_BODY bytes) into b.  0 or -1. */
 static int
-read_stdin(unsigned char **out, size_t *outlen)
+read_stdin(struct nb_buf *b)
 {
-	unsigned char *buf = NULL, *nb;
-	size_t len = 0, cap = 0;
+	size_t room;
 	ssize_t r;
 
 	for (;;) {
-		if (len == cap) {
-			if (cap >= SIGN_MAX_BODY)
-				goto fail;
-			cap = cap == 0 ? 65536 : cap * 2;
-			if ((nb = realloc(buf, cap)) == NULL)
-				goto fail;
-			buf = nb;
-		}
-		r = read(STDIN_FILENO, buf + len, cap - len);
+		room = b->max - b->len;
+		if (room == 0 ||
+		    nb_buf_reserve(b, room < 65536 ? room : 65536) == -1)
+			return -1;
+		if (b->cap - b->len - 1 < room)
+			room = b->cap - b->len - 1;
+		r = read(STDIN_FILENO, b->ptr + b->len, room);
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1)
-			goto fail;
+			return -1;
 		if (r == 0)
-			break;
-		len += (size_t)r;
+			return 0;
+		b->len += (size_t)r;
+		b->ptr[b->len] = '\0';
 	}
-	*out = buf;
-	*outlen = len;
-	return 0;
-fail:
-	free(buf);
-	return -1;
 }
 
 /* Prints s single-quoted for a POSIX shell. */
@@ -283,134 +263,161 @@ shell_quote(const char *s, size_t len)
 	putchar('\'');
 }
 
+struct sign_args {
+	struct nb_opt_list secrets, privs;
+	const char *id, *ts, *url;
+	char idbuf[8 + SIGN_ID_RANDOM_LEN];
+	long long t;
+};
+
+static void
+sign_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: nudgebridge sign (--secret whsec_... | --private-key "
+	    "whsk_...)...\n"
+	    "           [--id ID] [--timestamp T] [--curl URL] < body\n");
+}
+
+/* Parses and checks the options; 0, or the exit status (-1: --help). */
 static int
-cmd_sign(int argc, char **argv)
+sign_parse(struct sign_args *a, int argc, char **argv)
 {
 	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 				    "abcdefghijklmnopqrstuvwxyz0123456789";
-	const char *secrets[SIGN_MAX_KEYS], *privs[SIGN_MAX_KEYS];
-	const char *id = NULL, *ts = NULL, *url = NULL, *v;
-	char idbuf[8 + SIGN_ID_RANDOM_LEN];
-	char sigs[SIGN_MAX_KEYS * NB_SIG_ENTRY_MAX + 1];
-	char entry[NB_SIG_ENTRY_MAX + 8];
-	char hdr[3][NB_SIG_MAX_ID_LEN + sizeof(sigs) + 32];
-	unsigned char *body = NULL;
-	size_t nsec = 0, npriv = 0, len = 0, i, off;
-	long long t;
+	static const struct nb_opt opts[] = {
+	    {"secret", NB_OPT_LIST, offsetof(struct sign_args, secrets), 0,
+		NULL},
+	    {"private-key", NB_OPT_LIST, offsetof(struct sign_args, privs), 0,
+		NULL},
+	    {"id", NB_OPT_VALUE, offsetof(struct sign_args, id), 0, NULL},
+	    {"timestamp", NB_OPT_VALUE, offsetof(struct sign_args, ts), 0,
+		NULL},
+	    {"curl", NB_OPT_VALUE, offsetof(struct sign_args, url), 0, NULL},
+	};
+	static const struct nb_opts_spec spec = {"nudgebridge sign", opts,
+	    sizeof(opts) / sizeof(opts[0]), sign_usage, NULL};
 	char *end;
-	int k, r, rc = EXIT_USAGE;
+	size_t i;
+	int r;
 
-	for (k = 2; k < argc; k++) {
-		if ((r = opt_value(argc, argv, &k, "--secret", &v)) == 1) {
-			if (nsec + npriv >= SIGN_MAX_KEYS)
-				goto toomany;
-			secrets[nsec++] = v;
-			continue;
-		}
-		if (r == 0 &&
-		    (r = opt_value(argc, argv, &k, "--private-key", &v)) == 1) {
-			if (nsec + npriv >= SIGN_MAX_KEYS)
-				goto toomany;
-			privs[npriv++] = v;
-			continue;
-		}
-		if (r == 0 && (r = opt_value(argc, argv, &k, "--id", &id)) == 1)
-			continue;
-		if (r == 0 &&
-		    (r = opt_value(argc, argv, &k, "--timestamp", &ts)) == 1)
-			continue;
-		if (r == 0 &&
-		    (r = opt_value(argc, argv, &k, "--curl", &url)) == 1)
-			continue;
-		if (r == 0)
-			fprintf(stderr,
-			    "nudgebridge sign: unknown argument "
-			    "'%s'\n",
-			    argv[k]);
-		return EXIT_USAGE;
-	}
-	if (nsec + npriv == 0) {
+	if ((r = nb_opts_parse(&spec, argc, argv, 2, a)) != 0)
+		return r == NB_OPTS_HELP ? -1 : EXIT_USAGE;
+	if (a->secrets.n + a->privs.n == 0) {
 		fprintf(stderr,
 		    "nudgebridge sign: give --secret whsec_... or "
 		    "--private-key whsk_...\n");
 		return EXIT_USAGE;
 	}
-	if (ts != NULL) {
+	if (a->secrets.n + a->privs.n > SIGN_MAX_KEYS) {
+		fprintf(stderr, "nudgebridge sign: at most %d keys\n",
+		    SIGN_MAX_KEYS);
+		return EXIT_USAGE;
+	}
+	a->t = (long long)time(NULL);
+	if (a->ts != NULL) {
 		errno = 0;
-		t = strtoll(ts, &end, 10);
-		if (*ts == '\0' || *end != '\0' || errno != 0 || t < 0) {
+		a->t = strtoll(a->ts, &end, 10);
+		if (*a->ts == '\0' || *end != '\0' || errno != 0 || a->t < 0) {
 			fprintf(stderr,
 			    "nudgebridge sign: --timestamp: not "
 			    "Unix seconds\n");
 			return EXIT_USAGE;
 		}
-	} else
-		t = (long long)time(NULL);
-	if (id == NULL) {
-		memcpy(idbuf, "msg_", 4);
-		for (i = 0; i < SIGN_ID_RANDOM_LEN; i++)
-			idbuf[4 + i] =
-			    alnum[randombytes_uniform(sizeof(alnum) - 1)];
-		idbuf[4 + SIGN_ID_RANDOM_LEN] = '\0';
-		id = idbuf;
 	}
-	if (*id == '\0' || strlen(id) > NB_SIG_MAX_ID_LEN) {
+	if (a->id == NULL) {
+		memcpy(a->idbuf, "msg_", 4);
+		for (i = 0; i < SIGN_ID_RANDOM_LEN; i++)
+			a->idbuf[4 + i] =
+			    alnum[randombytes_uniform(sizeof(alnum) - 1)];
+		a->idbuf[4 + SIGN_ID_RANDOM_LEN] = '\0';
+		a->id = a->idbuf;
+	}
+	if (*a->id == '\0' || strlen(a->id) > NB_SIG_MAX_ID_LEN) {
 		fprintf(stderr, "nudgebridge sign: --id: 1..%d characters\n",
 		    NB_SIG_MAX_ID_LEN);
 		return EXIT_USAGE;
 	}
-	if (read_stdin(&body, &len) == -1) {
-		fprintf(stderr,
-		    "nudgebridge sign: cannot read the body from "
-		    "stdin\n");
-		return 1;
-	}
-	off = 0;
+	return 0;
+}
+
+/* The webhook-signature value: one entry per key, secrets first. */
+static int
+sign_entries(const struct sign_args *a, const struct nb_buf *body, char *sigs,
+    size_t sigslen)
+{
+	char entry[NB_SIG_ENTRY_MAX + 8];
+	const unsigned char *p = (const unsigned char *)nb_buf_str(body);
+	size_t i, n = a->secrets.n + a->privs.n, off = 0;
+	int r;
+
 	sigs[0] = '\0';
-	for (i = 0; i < nsec + npriv; i++) {
-		if (i < nsec)
-			r = nb_sig_sign_hmac(
-			    secrets[i], id, t, body, len, entry, sizeof(entry));
+	for (i = 0; i < n; i++) {
+		if (i < a->secrets.n)
+			r = nb_sig_sign_hmac(a->secrets.v[i], a->id, a->t, p,
+			    body->len, entry, sizeof(entry));
 		else
-			r = nb_sig_sign_ed25519(privs[i - nsec], id, t, body,
-			    len, entry, sizeof(entry));
+			r = nb_sig_sign_ed25519(a->privs.v[i - a->secrets.n],
+			    a->id, a->t, p, body->len, entry, sizeof(entry));
 		if (r == -1) {
 			fprintf(stderr,
-			    "nudgebridge sign: %s %zu is not "
-			    "valid\n",
-			    i < nsec ? "secret" : "private key",
-			    i < nsec ? i + 1 : i - nsec + 1);
-			goto out;
+			    "nudgebridge sign: %s %zu is not valid\n",
+			    i < a->secrets.n ? "secret" : "private key",
+			    i < a->secrets.n ? i + 1 : i - a->secrets.n + 1);
+			return -1;
 		}
-		r = snprintf(sigs + off, sizeof(sigs) - off, "%s%s",
+		r = snprintf(sigs + off, sigslen - off, "%s%s",
 		    off > 0 ? " " : "", entry);
-		if (r < 0 || (size_t)r >= sizeof(sigs) - off)
-			goto out;
+		if (r < 0 || (size_t)r >= sigslen - off)
+			return -1;
 		off += (size_t)r;
 	}
-	snprintf(hdr[0], sizeof(hdr[0]), "webhook-id: %s", id);
-	snprintf(hdr[1], sizeof(hdr[1]), "webhook-timestamp: %lld", t);
+	return 0;
+}
+
+static int
+cmd_sign(int argc, char **argv)
+{
+	struct sign_args a;
+	struct nb_buf body;
+	char sigs[SIGN_MAX_KEYS * NB_SIG_ENTRY_MAX + 1];
+	char hdr[3][NB_SIG_MAX_ID_LEN + sizeof(sigs) + 32];
+	size_t i;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	if ((rc = sign_parse(&a, argc, argv)) != 0)
+		return rc == -1 ? 0 : rc;
+	nb_buf_init(&body, SIGN_MAX_BODY);
+	rc = 1;
+	if (read_stdin(&body) == -1) {
+		fprintf(stderr,
+		    "nudgebridge sign: cannot read the body from stdin\n");
+		goto out;
+	}
+	rc = EXIT_USAGE;
+	if (sign_entries(&a, &body, sigs, sizeof(sigs)) == -1)
+		goto out;
+	snprintf(hdr[0], sizeof(hdr[0]), "webhook-id: %s", a.id);
+	snprintf(hdr[1], sizeof(hdr[1]), "webhook-timestamp: %lld", a.t);
 	snprintf(hdr[2], sizeof(hdr[2]), "webhook-signature: %s", sigs);
 	printf("%s\n%s\n%s\n", hdr[0], hdr[1], hdr[2]);
-	if (url != NULL) {
+	if (a.url != NULL) {
 		printf("curl -sS -X POST ");
-		shell_quote(url, strlen(url));
+		shell_quote(a.url, strlen(a.url));
 		printf(" -H 'Content-Type: application/json'");
 		for (i = 0; i < 3; i++) {
 			printf(" -H ");
 			shell_quote(hdr[i], strlen(hdr[i]));
 		}
 		printf(" --data-binary ");
-		shell_quote((const char *)body, len);
+		shell_quote(nb_buf_str(&body), body.len);
 		printf("\n");
 	}
 	rc = 0;
 out:
-	free(body);
+	nb_buf_free(&body);
 	return rc;
-toomany:
-	fprintf(stderr, "nudgebridge sign: at most %d keys\n", SIGN_MAX_KEYS);
-	return EXIT_USAGE;
 }
 
 /* The daemon. */
@@ -420,7 +427,7 @@ struct daemon {
 	struct nb_config *cfg;
 	struct nb_metrics *metrics;
 	struct nb_store *store;
-	struct nb_committer *committer;
+	struct nb_commit *committer;
 	struct nb_deliver *deliver;
 	struct nb_board *board;
 	struct nb_http *http;
@@ -552,7 +559,7 @@ daemon_free(struct daemon *d)
 		nb_deliver_free(d->deliver);
 	}
 	nb_http_stop(d->http); /* before its last completions run here */
-	nb_committer_free(d->committer);
+	nb_commit_free(d->committer);
 	nb_http_free(d->http);
 	nb_board_free(d->board); /* after the scrapes waiting for it */
 	nb_store_close(d->store);
@@ -588,11 +595,8 @@ start_listeners(struct daemon *d)
 		return -1;
 	}
 	memset(&adeps, 0, sizeof(adeps));
-	adeps.base = d->base;
-	adeps.store = d->store;
 	adeps.metrics = d->metrics;
-	adeps.paused = paused_cb;
-	adeps.paused_arg = d->deliver;
+	adeps.board = d->board;
 	adeps.fleet = nb_deliver_fleet(d->deliver);
 	if ((d->admin = nb_admin_new(&adeps, d->cfg, err, sizeof(err))) ==
 	    NULL) {
@@ -632,11 +636,73 @@ daemon_stop(struct daemon *d)
 	nb_deliver_free(d->deliver);
 	d->deliver = NULL;
 	nb_http_stop(d->http);
-	nb_committer_free(d->committer);
+	nb_commit_free(d->committer);
 	d->committer = NULL;
 	/* Hand the last completions (if any) to their requests. */
 	event_base_loop(d->base, EVLOOP_NONBLOCK);
 	log_info("stopped", NULL);
+}
+
+/*
+ * The store, the committer and the deliverer (its thread started), wired
+ * so that a commit wakes the deliverer.  0, or -1 with a message on stderr.
+ */
+static int
+start_pipeline(struct daemon *d)
+{
+	char err[512];
+
+	if ((d->base = event_base_new()) == NULL) {
+		fprintf(stderr, "nudgebridge: cannot create an event base\n");
+		return -1;
+	}
+	if ((d->metrics = nb_metrics_new()) == NULL) {
+		fprintf(stderr, "nudgebridge: out of memory\n");
+		return -1;
+	}
+	if (nb_store_open(&d->store, &d->cfg->store, err, sizeof(err)) == -1) {
+		fprintf(
+		    stderr, "nudgebridge: cannot open the store: %s\n", err);
+		return -1;
+	}
+	d->committer = nb_commit_new(
+	    d->base, &d->cfg->store, d->metrics, err, sizeof(err));
+	if (d->committer == NULL) {
+		fprintf(stderr, "nudgebridge: cannot start the committer: %s\n",
+		    err);
+		return -1;
+	}
+	d->deliver = nb_deliver_new(d->cfg, d->metrics, err, sizeof(err));
+	if (d->deliver == NULL) {
+		fprintf(
+		    stderr, "nudgebridge: cannot start delivery: %s\n", err);
+		return -1;
+	}
+	nb_commit_set_notify(d->committer, wake_cb, d->deliver);
+	if (nb_deliver_start(d->deliver) == -1) {
+		fprintf(stderr, "nudgebridge: cannot start delivery thread\n");
+		nb_deliver_free(d->deliver);
+		d->deliver = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Signals as events: SIGTERM and SIGINT drain, SIGHUP reloads. */
+static int
+add_signals(struct daemon *d)
+{
+	d->ev_term = evsignal_new(d->base, SIGTERM, stop_cb, d);
+	d->ev_int = evsignal_new(d->base, SIGINT, stop_cb, d);
+	d->ev_hup = evsignal_new(d->base, SIGHUP, reload_cb, d);
+	if (d->ev_term == NULL || d->ev_int == NULL || d->ev_hup == NULL ||
+	    event_add(d->ev_term, NULL) == -1 ||
+	    event_add(d->ev_int, NULL) == -1 ||
+	    event_add(d->ev_hup, NULL) == -1) {
+		fprintf(stderr, "nudgebridge: cannot install signal events\n");
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -646,11 +712,11 @@ cmd_serve(int argc, char **argv)
 	const char *path;
 	char err[512];
 	size_t nofile;
-	int rc = 1;
+	int rc;
 
 	memset(&d, 0, sizeof(d));
-	if ((path = config_arg(argc, argv, "serve")) == NULL)
-		return EXIT_USAGE;
+	if ((path = config_arg(argc, argv, "serve", &rc)) == NULL)
+		return rc;
 	if (evthread_use_pthreads() == -1) {
 		fprintf(
 		    stderr, "nudgebridge: libevent has no thread support\n");
@@ -660,6 +726,7 @@ cmd_serve(int argc, char **argv)
 		fprintf(stderr, "nudgebridge: curl_global_init failed\n");
 		return 1;
 	}
+	rc = 1;
 	signal(SIGPIPE, SIG_IGN);
 	if (nb_config_load(&d.cfg, path, err, sizeof(err)) == -1) {
 		fprintf(stderr, "nudgebridge: %s: %s\n", path, err);
@@ -673,41 +740,11 @@ cmd_serve(int argc, char **argv)
 		log_warn("descriptor limit below limits.max_connections",
 		    " nofile=%zu max_connections=%zu", nofile,
 		    d.cfg->limits.max_connections);
-	if ((d.base = event_base_new()) == NULL) {
-		fprintf(stderr, "nudgebridge: cannot create an event base\n");
+	if (start_pipeline(&d) == -1 || start_listeners(&d) == -1)
 		goto out;
-	}
-	if ((d.metrics = nb_metrics_new()) == NULL) {
-		fprintf(stderr, "nudgebridge: out of memory\n");
-		goto out;
-	}
-	if (nb_store_open(&d.store, &d.cfg->store, err, sizeof(err)) == -1) {
-		fprintf(
-		    stderr, "nudgebridge: cannot open the store: %s\n", err);
-		goto out;
-	}
-	d.committer = nb_committer_new(
-	    d.base, &d.cfg->store, d.metrics, err, sizeof(err));
-	if (d.committer == NULL) {
-		fprintf(stderr, "nudgebridge: cannot start the committer: %s\n",
-		    err);
-		goto out;
-	}
-	d.deliver = nb_deliver_new(d.cfg, d.metrics, err, sizeof(err));
-	if (d.deliver == NULL) {
-		fprintf(
-		    stderr, "nudgebridge: cannot start delivery: %s\n", err);
-		goto out;
-	}
-	nb_committer_set_notify(d.committer, wake_cb, d.deliver);
-	if (nb_deliver_start(d.deliver) == -1) {
-		fprintf(stderr, "nudgebridge: cannot start delivery thread\n");
-		nb_deliver_free(d.deliver);
-		d.deliver = NULL;
-		goto out;
-	}
-	if (start_listeners(&d) == -1)
-		goto out;
+	/* It created the schema; every thread has its own connection now. */
+	nb_store_close(d.store);
+	d.store = NULL;
 	/* Listeners bound and store open: root is no longer needed. */
 	if (nb_priv_drop(d.cfg->user,
 		strcmp(d.cfg->store.driver, "sqlite") == 0 ? d.cfg->store.path
@@ -716,16 +753,12 @@ cmd_serve(int argc, char **argv)
 		fprintf(stderr, "nudgebridge: %s\n", err);
 		goto out;
 	}
-	d.ev_term = evsignal_new(d.base, SIGTERM, stop_cb, &d);
-	d.ev_int = evsignal_new(d.base, SIGINT, stop_cb, &d);
-	d.ev_hup = evsignal_new(d.base, SIGHUP, reload_cb, &d);
-	if (d.ev_term == NULL || d.ev_int == NULL || d.ev_hup == NULL ||
-	    event_add(d.ev_term, NULL) == -1 ||
-	    event_add(d.ev_int, NULL) == -1 ||
-	    event_add(d.ev_hup, NULL) == -1) {
-		fprintf(stderr, "nudgebridge: cannot install signal events\n");
+	if (nb_admin_start(d.admin) == -1) {
+		fprintf(stderr, "nudgebridge: cannot start the admin thread\n");
 		goto out;
 	}
+	if (add_signals(&d) == -1)
+		goto out;
 	log_listening(&d);
 
 	event_base_dispatch(d.base);

@@ -2,10 +2,11 @@
 /*
  * source: `nudgebridge source add|rotate|retire|list`.
  *
- * Every command reads the configuration file as plain JSON, changes the
- * "sources" array and writes the whole document back; nothing else in the
- * file is touched (jansson keeps the key order; formatting becomes a
- * 2-space indent).  Before the new file replaces the old one it is loaded
+ * Every command locks the configuration file (flock() on the file a symlink
+ * names, not the link), reads it as plain JSON, changes the "sources"
+ * array and writes the whole document back through the link; nothing else
+ * in the file is touched (jansson keeps the key order; formatting becomes
+ * a 2-space indent).  Before the new file replaces the old one it is loaded
  * with nb_config_load(), the same code the daemon runs, so a command can
  * never leave a file that a SIGHUP would refuse.  New keys come from
  * libsodium (nb_sig_new_secret(), nb_sig_keypair()); the half Nudgespot
@@ -13,6 +14,7 @@
  * Keys are named by number or by fingerprint (SHA-256 of the key string),
  * so `list` never has to print one.
  */
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <ctype.h>
@@ -34,12 +36,14 @@
 #include <sodium.h>
 
 #include "nudgebridge/config.h"
+#include "nudgebridge/opts.h"
 #include "nudgebridge/sig.h"
 #include "nudgebridge/source.h"
 
 #define EXIT_USAGE	   2
 #define SOURCE_FP_MIN	   4 /* shortest fingerprint prefix accepted */
 #define SOURCE_PLACEHOLDER "placeholder-until-the-variable-is-set"
+#define SOURCE_LOCK_TRIES  100 /* files replaced while we wait to lock */
 
 static const char *const key_lists[] = {"signing_secrets", "public_keys"};
 
@@ -459,19 +463,17 @@ nb_source_save(const char *path, const json_t *doc, char *err, size_t errlen)
 {
 	struct nb_config *cfg = NULL;
 	struct stat st;
-	char tmp[PATH_MAX], lerr[512];
+	char target[PATH_MAX], tmp[PATH_MAX + 8], lerr[512];
 	char *text = NULL;
 	size_t len = 0;
 	int fd = -1, rc = -1, have_tmp = 0;
 
-	if (stat(path, &st) == -1) {
+	/* Through a symlink: the daemon reads the file the link names. */
+	if (realpath(path, target) == NULL || stat(target, &st) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
-		snprintf(err, errlen, "%s: path too long", path);
-		return -1;
-	}
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", target);
 	if ((text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) ==
 	    NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -511,13 +513,13 @@ nb_source_save(const char *path, const json_t *doc, char *err, size_t errlen)
 		    lerr, path);
 		goto out;
 	}
-	if (rename(tmp, path) == -1) {
-		snprintf(err, errlen, "cannot replace %s: %s", path,
+	if (rename(tmp, target) == -1) {
+		snprintf(err, errlen, "cannot replace %s: %s", target,
 		    strerror(errno));
 		goto out;
 	}
 	have_tmp = 0;
-	if (fsync_dir(path) == -1) {
+	if (fsync_dir(target) == -1) {
 		snprintf(err, errlen,
 		    "%s replaced, but its folder could not "
 		    "be synced",
@@ -536,6 +538,71 @@ out:
 		free(text);
 	}
 	return rc;
+}
+
+/* The inode fd has open is still the one at path. */
+static int
+same_file(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+int
+nb_source_edit_begin(struct nb_source_edit *e, const char *path, json_t **doc,
+    char *err, size_t errlen)
+{
+	char again[PATH_MAX];
+	json_error_t jerr;
+	int tries;
+
+	*doc = NULL;
+	e->fd = -1;
+	for (tries = 0; tries < SOURCE_LOCK_TRIES; tries++) {
+		if (realpath(path, e->target) == NULL ||
+		    (e->fd = open(e->target, O_RDONLY | O_CLOEXEC)) == -1)
+			goto fail;
+		if (flock(e->fd, LOCK_EX) == -1)
+			goto fail;
+		/* The edit before ours may have replaced the file (or link). */
+		if (realpath(path, again) != NULL &&
+		    strcmp(again, e->target) == 0 && same_file(e->fd, again))
+			break;
+		close(e->fd);
+		e->fd = -1;
+	}
+	if (e->fd == -1) {
+		snprintf(err, errlen, "%s: changes too often to lock", path);
+		return -1;
+	}
+	if ((*doc = json_loadfd(e->fd, JSON_REJECT_DUPLICATES, &jerr)) ==
+	    NULL) {
+		snprintf(
+		    err, errlen, "%s: line %d: %s", path, jerr.line, jerr.text);
+		goto unlock;
+	}
+	if (!json_is_object(*doc)) {
+		snprintf(err, errlen, "%s: not a JSON object", path);
+		json_decref(*doc);
+		*doc = NULL;
+		goto unlock;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: %s", path, strerror(errno));
+unlock:
+	nb_source_edit_end(e);
+	return -1;
+}
+
+void
+nb_source_edit_end(struct nb_source_edit *e)
+{
+	if (e->fd != -1)
+		close(e->fd); /* and with it the lock */
+	e->fd = -1;
 }
 
 /* The command line. */
@@ -574,97 +641,32 @@ source_usage(FILE *f)
 	    "them.\n");
 }
 
-/* "--name value" or "--name=value": 1 and *val, 0 other, -1 no value. */
-static int
-opt(int argc, char **argv, int *i, const char *name, const char **val)
-{
-	size_t n = strlen(name);
+#define SA(m) offsetof(struct source_args, m)
 
-	if (strncmp(argv[*i], name, n) != 0)
-		return 0;
-	if (argv[*i][n] == '=') {
-		*val = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n] != '\0')
-		return 0;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, "nudgebridge source: %s needs a value\n", name);
-		return -1;
-	}
-	*val = argv[++*i];
-	return 1;
-}
+static const struct nb_opt source_opts[] = {
+    {NULL, NB_OPT_VALUE, SA(name), 0, NULL},
+    {"config", NB_OPT_VALUE, SA(config), 1, "FILE"},
+    {"write-key-env", NB_OPT_VALUE, SA(write_key_env), 0, NULL},
+    {"region", NB_OPT_VALUE, SA(region), 0, NULL},
+    {"public-url", NB_OPT_VALUE, SA(public_url), 0, NULL},
+    {"secret-id", NB_OPT_VALUE, SA(secret_id), 0, NULL},
+    {"oauth-client-id", NB_OPT_VALUE, SA(oauth_client_id), 0, NULL},
+    {"oauth-key-id", NB_OPT_VALUE, SA(oauth_key_id), 0, NULL},
+    {"oauth-key-file", NB_OPT_VALUE, SA(oauth_key_file), 0, NULL},
+    {"oauth-key-env", NB_OPT_VALUE, SA(oauth_key_env), 0, NULL},
+    {"oauth-auth-server", NB_OPT_VALUE, SA(oauth_auth_server), 0, NULL},
+    {"ed25519", NB_OPT_FLAG, SA(ed25519), 0, NULL},
+};
 
-static int
-source_parse(struct source_args *a, int argc, char **argv)
-{
-	static const char *const names[] = {"--config", "--write-key-env",
-	    "--region", "--public-url", "--secret-id", "--oauth-client-id",
-	    "--oauth-key-id", "--oauth-key-file", "--oauth-key-env",
-	    "--oauth-auth-server"};
-	const char **dst[] = {&a->config, &a->write_key_env, &a->region,
-	    &a->public_url, &a->secret_id, &a->oauth_client_id,
-	    &a->oauth_key_id, &a->oauth_key_file, &a->oauth_key_env,
-	    &a->oauth_auth_server};
-	const char *v = NULL;
-	size_t k;
-	int i, r;
-
-	for (i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--ed25519") == 0) {
-			a->ed25519 = 1;
-			continue;
-		}
-		if (strncmp(argv[i], "--", 2) != 0) {
-			if (a->name != NULL) {
-				fprintf(stderr,
-				    "nudgebridge source: unexpected "
-				    "argument '%s'\n",
-				    argv[i]);
-				return -1;
-			}
-			a->name = argv[i];
-			continue;
-		}
-		for (k = 0, r = 0; k < sizeof(names) / sizeof(names[0]); k++)
-			if ((r = opt(argc, argv, &i, names[k], &v)) != 0)
-				break;
-		if (r == -1)
-			return -1;
-		if (r == 0) {
-			fprintf(stderr,
-			    "nudgebridge source: unknown option '%s'\n",
-			    argv[i]);
-			return -1;
-		}
-		*dst[k] = v;
-	}
-	if (a->config == NULL) {
-		fprintf(stderr,
-		    "nudgebridge source: --config FILE is "
-		    "required\n");
-		return -1;
-	}
-	return 0;
-}
-
+/* The document of a->config, locked for this edit; NULL (printed). */
 static json_t *
-load_doc(const char *path)
+load_doc(struct nb_source_edit *e, const char *path)
 {
-	json_error_t jerr;
+	char err[PATH_MAX + 256];
 	json_t *doc;
 
-	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	if (doc == NULL)
-		fprintf(stderr, "nudgebridge source: %s: line %d: %s\n", path,
-		    jerr.line, jerr.text);
-	else if (!json_is_object(doc)) {
-		fprintf(stderr, "nudgebridge source: %s: not a JSON object\n",
-		    path);
-		json_decref(doc);
-		doc = NULL;
-	}
+	if (nb_source_edit_begin(e, path, &doc, err, sizeof(err)) == -1)
+		fprintf(stderr, "nudgebridge source: %s\n", err);
 	return doc;
 }
 
@@ -813,23 +815,22 @@ print_oauth(const struct source_args *a)
 			: "");
 }
 
+/*
+ * The three edits.  change() edits doc (key receives a key to print, if
+ * any; *ctx whatever report() needs), report() prints after the save.
+ */
+struct edit_ctx {
+	int id;	   /* rotate: the new key's number */
+	int ed;	   /* rotate: an Ed25519 pair */
+	int unset; /* add: the write key's variable is unset here */
+};
+
 static int
-cmd_add(struct source_args *a)
+change_add(const struct source_args *a, json_t *doc, char *key, size_t keylen,
+    struct edit_ctx *x, char *err, size_t errlen)
 {
 	struct nb_source_new s;
-	char key[NB_SOURCE_KEY_MAX], err[768];
-	json_t *doc = NULL;
-	int unset, rc = 1;
 
-	if (a->name == NULL || a->write_key_env == NULL) {
-		fprintf(stderr,
-		    "nudgebridge source add: NAME and "
-		    "--write-key-env VAR are required\n");
-		source_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if ((doc = load_doc(a->config)) == NULL)
-		return 1;
 	memset(&s, 0, sizeof(s));
 	s.name = a->name;
 	s.write_key_env = a->write_key_env;
@@ -840,14 +841,14 @@ cmd_add(struct source_args *a)
 	s.oauth_key_file = a->oauth_key_file;
 	s.oauth_key_env = a->oauth_key_env;
 	s.oauth_auth_server = a->oauth_auth_server;
-	if (nb_source_add(doc, &s, key, sizeof(key), err, sizeof(err)) == -1) {
-		fprintf(stderr, "nudgebridge source add: %s\n", err);
-		rc = EXIT_USAGE;
-		goto out;
-	}
-	unset = getenv(a->write_key_env) == NULL;
-	if (save("add", a->config, doc) == -1)
-		goto out;
+	x->unset = getenv(a->write_key_env) == NULL;
+	return nb_source_add(doc, &s, key, keylen, err, errlen);
+}
+
+static void
+report_add(const struct source_args *a, const json_t *doc, const char *key,
+    const struct edit_ctx *x)
+{
 	printf("Added source %s to %s.\n\n", a->name, a->config);
 	printf("Paste into Nudgespot's webhook settings:\n");
 	print_url(a, doc, a->name);
@@ -856,91 +857,130 @@ cmd_add(struct source_args *a)
 	printf("\nNext: give the bridge the Segment write key in %s%s, then "
 	       "reload it\n(kill -HUP <pid>, or systemctl reload "
 	       "nudgebridge).\n",
-	    a->write_key_env, unset ? " (not set in this shell)" : "");
-	rc = 0;
-out:
-	sodium_memzero(key, sizeof(key));
-	json_decref(doc);
-	return rc;
+	    a->write_key_env, x->unset ? " (not set in this shell)" : "");
 }
 
 static int
-cmd_rotate(struct source_args *a)
+change_rotate(const struct source_args *a, json_t *doc, char *key,
+    size_t keylen, struct edit_ctx *x, char *err, size_t errlen)
 {
-	char key[NB_SOURCE_KEY_MAX], err[768], fp[NB_SOURCE_FP_LEN];
-	json_t *doc = NULL, *src, *keys;
-	int id = 0, rc = 1, ed;
+	json_t *src = find_source(doc, a->name);
 
-	if (a->name == NULL) {
-		source_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if ((doc = load_doc(a->config)) == NULL)
-		return 1;
 	/* A source signed with Ed25519 only keeps to Ed25519. */
-	src = find_source(doc, a->name);
-	ed = a->ed25519 ||
+	x->ed = a->ed25519 ||
 	    (src != NULL &&
 		json_array_size(json_object_get(src, "signing_secrets")) == 0 &&
 		json_array_size(json_object_get(src, "public_keys")) > 0);
-	if (nb_source_rotate(doc, a->name, ed, key, sizeof(key), &id, err,
-		sizeof(err)) == -1) {
-		fprintf(stderr, "nudgebridge source rotate: %s\n", err);
-		rc = EXIT_USAGE;
-		goto out;
-	}
-	if (save("rotate", a->config, doc) == -1)
-		goto out;
-	keys = json_object_get(
-	    find_source(doc, a->name), ed ? "public_keys" : "signing_secrets");
+	return nb_source_rotate(
+	    doc, a->name, x->ed, key, keylen, &x->id, err, errlen);
+}
+
+static void
+report_rotate(const struct source_args *a, const json_t *doc, const char *key,
+    const struct edit_ctx *x)
+{
+	char fp[NB_SOURCE_FP_LEN];
+	json_t *keys = json_object_get(find_source(doc, a->name),
+	    x->ed ? "public_keys" : "signing_secrets");
+
 	nb_source_fingerprint(
 	    json_string_value(json_array_get(keys, json_array_size(keys) - 1)),
 	    fp);
 	printf("Added key %d (fingerprint %s) to source %s; the old keys stay "
 	       "valid.\n\n",
-	    id, fp, a->name);
+	    x->id, fp, a->name);
 	printf("Give Nudgespot the new key:\n");
-	print_key(ed, key);
+	print_key(x->ed, key);
 	printf("\nReload the bridge (SIGHUP). Once Nudgespot signs with the "
 	       "new key, retire the old one:\n"
 	       "  nudgebridge source list --config %s\n"
 	       "  nudgebridge source retire %s --config %s --secret-id ID\n",
 	    a->config, a->name, a->config);
-	rc = 0;
-out:
-	sodium_memzero(key, sizeof(key));
-	json_decref(doc);
-	return rc;
 }
 
 static int
-cmd_retire(struct source_args *a)
+change_retire(const struct source_args *a, json_t *doc, char *key,
+    size_t keylen, struct edit_ctx *x, char *err, size_t errlen)
 {
-	char err[768];
-	json_t *doc = NULL;
-	int rc = 1;
+	(void)key;
+	(void)keylen;
+	(void)x;
+	return nb_source_retire(doc, a->name, a->secret_id, err, errlen);
+}
 
-	if (a->name == NULL || a->secret_id == NULL) {
-		fprintf(stderr,
-		    "nudgebridge source retire: NAME and "
-		    "--secret-id ID are required\n");
-		return EXIT_USAGE;
-	}
-	if ((doc = load_doc(a->config)) == NULL)
-		return 1;
-	if (nb_source_retire(doc, a->name, a->secret_id, err, sizeof(err)) ==
-	    -1) {
-		fprintf(stderr, "nudgebridge source retire: %s\n", err);
-		rc = EXIT_USAGE;
-		goto out;
-	}
-	if (save("retire", a->config, doc) == -1)
-		goto out;
+static void
+report_retire(const struct source_args *a, const json_t *doc, const char *key,
+    const struct edit_ctx *x)
+{
+	(void)doc;
+	(void)key;
+	(void)x;
 	printf("Removed key %s from source %s. Reload the bridge (SIGHUP) "
 	       "to stop accepting it.\n",
 	    a->secret_id, a->name);
-	rc = 0;
-out:
+}
+
+static const struct edit_cmd {
+	const char *name;
+	int (*change)(const struct source_args *, json_t *, char *, size_t,
+	    struct edit_ctx *, char *, size_t);
+	void (*report)(const struct source_args *, const json_t *, const char *,
+	    const struct edit_ctx *);
+	const char *needs; /* NULL, or what is missing said in words */
+} edit_cmds[] = {
+    {"add", change_add, report_add, "NAME and --write-key-env VAR"},
+    {"rotate", change_rotate, report_rotate, NULL},
+    {"retire", change_retire, report_retire, "NAME and --secret-id ID"},
+};
+
+/* The arguments c needs are there; else a message and usage. */
+static int
+edit_args(const struct edit_cmd *c, const struct source_args *a)
+{
+	int ok = a->name != NULL;
+
+	if (c->change == change_add)
+		ok = ok && a->write_key_env != NULL;
+	if (c->change == change_retire)
+		ok = ok && a->secret_id != NULL;
+	if (ok)
+		return 0;
+	if (c->needs != NULL)
+		fprintf(stderr, "nudgebridge source %s: %s are required\n",
+		    c->name, c->needs);
+	if (c->change != change_retire)
+		source_usage(stderr);
+	return -1;
+}
+
+/*
+ * One edit: the file locked from load to save, changed, saved (validated
+ * first), reported.  The exit status.
+ */
+static int
+edit(const struct edit_cmd *c, struct source_args *a)
+{
+	struct nb_source_edit e;
+	struct edit_ctx x;
+	char key[NB_SOURCE_KEY_MAX], err[768];
+	json_t *doc;
+	int rc = 1;
+
+	if (edit_args(c, a) == -1)
+		return EXIT_USAGE;
+	if ((doc = load_doc(&e, a->config)) == NULL)
+		return 1;
+	memset(&x, 0, sizeof(x));
+	key[0] = '\0';
+	if (c->change(a, doc, key, sizeof(key), &x, err, sizeof(err)) == -1) {
+		fprintf(stderr, "nudgebridge source %s: %s\n", c->name, err);
+		rc = EXIT_USAGE;
+	} else if (save(c->name, a->config, doc) == 0) {
+		c->report(a, doc, key, &x);
+		rc = 0;
+	}
+	nb_source_edit_end(&e);
+	sodium_memzero(key, sizeof(key));
 	json_decref(doc);
 	return rc;
 }
@@ -948,9 +988,15 @@ out:
 int
 nb_source_main(int argc, char **argv)
 {
+	static const struct nb_opts_spec spec = {"nudgebridge source",
+	    source_opts, sizeof(source_opts) / sizeof(source_opts[0]),
+	    source_usage, NULL};
 	struct source_args a;
+	struct nb_source_edit e;
 	json_t *doc;
 	const char *cmd;
+	size_t i;
+	int r;
 
 	if (argc < 2 || strcmp(argv[1], "help") == 0 ||
 	    strcmp(argv[1], "--help") == 0) {
@@ -959,19 +1005,19 @@ nb_source_main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	memset(&a, 0, sizeof(a));
-	if (source_parse(&a, argc, argv) == -1) {
+	if ((r = nb_opts_parse(&spec, argc, argv, 2, &a)) != 0) {
+		if (r == NB_OPTS_HELP)
+			return 0;
 		source_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (strcmp(cmd, "add") == 0)
-		return cmd_add(&a);
-	if (strcmp(cmd, "rotate") == 0)
-		return cmd_rotate(&a);
-	if (strcmp(cmd, "retire") == 0)
-		return cmd_retire(&a);
+	for (i = 0; i < sizeof(edit_cmds) / sizeof(edit_cmds[0]); i++)
+		if (strcmp(cmd, edit_cmds[i].name) == 0)
+			return edit(&edit_cmds[i], &a);
 	if (strcmp(cmd, "list") == 0) {
-		if ((doc = load_doc(a.config)) == NULL)
+		if ((doc = load_doc(&e, a.config)) == NULL)
 			return 1;
+		nb_source_edit_end(&e); /* list only reads */
 		nb_source_list(stdout, doc);
 		json_decref(doc);
 		return 0;

@@ -3,7 +3,7 @@
  * commit: group commit on a writer thread.
  *
  * The HTTP front end never touches the disk.  It hands each verified request
- * to nb_committer_submit(); the writer thread takes every request waiting at
+ * to nb_commit_submit(); the writer thread takes every request waiting at
  * that moment, stores them in one transaction (one fsync for all), and the
  * completion callbacks run back on the submitter's event_base thread.  While
  * one transaction commits, new requests queue up for the next one, so the
@@ -23,7 +23,7 @@
 #define NB_COMMIT_MAX_QUEUE 4096 /* requests waiting for the writer */
 #define NB_COMMIT_MAX_GROUP 512	 /* requests in one transaction */
 
-struct nb_committer;
+struct nb_commit;
 struct nb_metrics;
 
 /*
@@ -43,46 +43,46 @@ typedef void (*nb_commit_notify_cb)(void *arg);
  * evthread_use_pthreads(), before base is created).  m may be NULL.
  * Returns NULL with a message in err on failure.
  */
-struct nb_committer *nb_committer_new(struct event_base *base,
+struct nb_commit *nb_commit_new(struct event_base *base,
     const struct nb_store_config *cfg, struct nb_metrics *m, char *err,
     size_t errlen);
 
 /* Sets the hook run after commits that stored events (wakes delivery). */
-void nb_committer_set_notify(
-    struct nb_committer *, nb_commit_notify_cb cb, void *arg);
+void nb_commit_set_notify(
+    struct nb_commit *, nb_commit_notify_cb cb, void *arg);
 
 /*
  * Queues req; cb(req, rc, arg) runs exactly once later, on base's thread.
  * req and everything it points to must stay valid until then.  Returns -1
  * without calling cb when the queue is full, the store is failing (see
- * nb_committer_healthy()) or the committer is stopping.
+ * nb_commit_healthy()) or the committer is stopping.
  */
-int nb_committer_submit(
-    struct nb_committer *, struct nb_append *req, nb_commit_cb cb, void *arg);
+int nb_commit_submit(
+    struct nb_commit *, struct nb_append *req, nb_commit_cb cb, void *arg);
 
 struct nb_commit_chan;
 
 /*
  * A further completion channel on base (another thread's event loop): a
- * request submitted with nb_committer_submit_on() on it has its callback
+ * request submitted with nb_commit_submit_on() on it has its callback
  * run on base's thread.  NULL when out of memory.  The channel lives until
- * nb_committer_free(), which runs whatever completions are still waiting
+ * nb_commit_free(), which runs whatever completions are still waiting
  * on the calling thread and frees the channel's event: base's loop must
  * have stopped by then and base must still exist.
  */
-struct nb_commit_chan *nb_committer_attach(
-    struct nb_committer *, struct event_base *base);
+struct nb_commit_chan *nb_commit_attach(
+    struct nb_commit *, struct event_base *base);
 
-/* nb_committer_submit() for the base of ch. */
-int nb_committer_submit_on(struct nb_commit_chan *ch, struct nb_append *req,
+/* nb_commit_submit() for the base of ch. */
+int nb_commit_submit_on(struct nb_commit_chan *ch, struct nb_append *req,
     nb_commit_cb cb, void *arg);
 
 /*
- * Frees ch before nb_committer_free() (e.g. when its base goes away
+ * Frees ch before nb_commit_free() (e.g. when its base goes away
  * first), running its waiting completions on the calling thread.  Only
  * when no request submitted on ch is still queued.  NULL is ok.
  */
-void nb_committer_detach(struct nb_commit_chan *ch);
+void nb_commit_detach(struct nb_commit_chan *ch);
 
 /*
  * 1 when the last transaction (or the periodic probe after a failure)
@@ -90,14 +90,14 @@ void nb_committer_detach(struct nb_commit_chan *ch);
  * refused and the writer probes the store about once a second
  * (nb_store_probe()).  Thread-safe.
  */
-int nb_committer_healthy(struct nb_committer *);
+int nb_commit_healthy(struct nb_commit *);
 
 /*
  * Transactions the writer has run so far (committed or not): with the
  * number of submitted requests it shows how well commits are grouped.
  * Thread-safe.
  */
-uint64_t nb_committer_transactions(struct nb_committer *);
+uint64_t nb_commit_transactions(struct nb_commit *);
 
 /*
  * Stops taking requests, lets the writer commit those already queued, joins
@@ -105,6 +105,6 @@ uint64_t nb_committer_transactions(struct nb_committer *);
  * inside this call, on the caller's thread, so call it from base's thread
  * (the loop need not be running).  NULL is ok.
  */
-void nb_committer_free(struct nb_committer *);
+void nb_commit_free(struct nb_commit *);
 
 #endif

@@ -61,11 +61,18 @@ struct nb_tls_config {
 
 #define NB_HTTP_THREADS_MAX 64
 
+/*
+ * The weakest admin.token nb_config_load() accepts: this many characters,
+ * this many of them different.
+ */
+#define NB_CONFIG_TOKEN_MIN	32
+#define NB_CONFIG_TOKEN_VARIETY 8
+
 struct nb_config {
 	char *path;	    /* the file it was loaded from, absolute */
 	char *listen;	    /* "host:port", default 127.0.0.1:8080 */
 	char *admin_listen; /* default 127.0.0.1:8081 */
-	char *admin_token;  /* NULL: admin API off (secret) */
+	char *admin_token;  /* NULL: admin API off (secret, strong) */
 	size_t admin_max_connections; /* open at once, default 64 */
 	char *user; /* account to switch to when started as root */
 	/*

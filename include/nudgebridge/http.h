@@ -18,14 +18,14 @@
 
 struct event_base;
 struct nb_board;
-struct nb_committer;
+struct nb_commit;
 struct nb_config;
 struct nb_metrics;
 
 /* What the listener needs from the rest of the daemon (all borrowed). */
 struct nb_http_deps {
 	struct event_base *base;
-	struct nb_committer *committer;
+	struct nb_commit *committer;
 	struct nb_metrics *metrics;
 	/* Queue figures and paused sources for /metrics; may be NULL. */
 	struct nb_board *board;
@@ -60,7 +60,7 @@ size_t nb_http_inflight(const struct nb_http *);
 
 /*
  * Stops the worker threads (http_threads > 1) and waits for them; worker
- * 0, on the main base, is not a thread.  Call before nb_committer_free(),
+ * 0, on the main base, is not a thread.  Call before nb_commit_free(),
  * which then runs the completions still waiting for the workers on the
  * calling thread.  Idempotent; NULL is ok.
  */

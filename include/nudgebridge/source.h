@@ -4,10 +4,12 @@
  *
  * `nudgebridge source add|rotate|retire|list` register a Nudgespot account
  * as a source, rotate its signing keys and show them by fingerprint.  The
- * file is read as JSON, changed, validated with nb_config_load() as a
- * whole and only then put in place atomically (temporary file in the same
- * folder, fsync, rename, fsync of the folder), so a running bridge never
- * sees half a file and a SIGHUP picks the change up.  A new secret or
+ * file is locked against other edits (flock()), read as JSON, changed,
+ * validated with nb_config_load() as a whole and only then put in place
+ * atomically (temporary file in the same folder, fsync, rename, fsync of
+ * the folder), so a running bridge never sees half a file, a SIGHUP picks
+ * the change up and two edits at once both land.  A symlinked file is
+ * edited where the link points, so the link stays.  A new secret or
  * private key is printed once on stdout, for Nudgespot's webhook settings,
  * and never logged; `list` shows fingerprints only.  Runs in the command's
  * own process, on its main thread.
@@ -15,6 +17,7 @@
 #ifndef NB_SOURCE_H
 #define NB_SOURCE_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -91,13 +94,33 @@ void nb_source_list(FILE *f, const json_t *doc);
 
 /*
  * Writes doc (2-space indent, keys in file order) to a temporary file next
- * to path with path's permissions, loads that file with nb_config_load()
- * and, only if it is valid, fsyncs it, renames it over path and fsyncs the
- * folder.  On -1 (err says why) path is unchanged and no temporary file is
- * left.
+ * to path's target (path with every symlink resolved: the file the daemon
+ * reads) with the target's permissions, loads that file with
+ * nb_config_load() and, only if it is valid, fsyncs it, renames it over
+ * the target and fsyncs its folder; a link at path stays a link.  On -1
+ * (err says why) nothing is changed and no temporary file is left.
  */
 int nb_source_save(
     const char *path, const json_t *doc, char *err, size_t errlen);
+
+/* One edit of the configuration file, from reading it to saving it. */
+struct nb_source_edit {
+	char target[PATH_MAX]; /* the file itself, symlinks resolved */
+	int fd;		       /* open on it, holding the lock; -1 */
+};
+
+/*
+ * Locks path's target with flock(LOCK_EX), waiting for an edit in
+ * progress (and opening the file again when that edit replaced it), and
+ * reads it into *doc (a new reference).  Edits that go through here are
+ * serialized from load to save, so none loses another's change.  0, or -1
+ * with err (and nothing held).
+ */
+int nb_source_edit_begin(struct nb_source_edit *e, const char *path,
+    json_t **doc, char *err, size_t errlen);
+
+/* Releases the lock.  Idempotent after begin. */
+void nb_source_edit_end(struct nb_source_edit *e);
 
 /* `nudgebridge source ...`: argv[0] is "source".  Returns the exit status. */
 int nb_source_main(int argc, char **argv);

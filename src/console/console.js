@@ -91,7 +91,7 @@
 			let msg = data && data.message ? data.message : "HTTP " + r.status;
 			if (r.status === 429) {
 				const ra = r.headers.get("Retry-After");
-				msg = "Too many failed sign-ins: the bridge refuses every request" +
+				msg = "Too many failed sign-ins from this address: the bridge refuses its requests" +
 					(ra ? " for " + ra + " s" : " for a while") + ".";
 			}
 			const err = new ApiError(r.status, code, msg);
@@ -557,23 +557,45 @@
 		});
 	}
 
-	// body: filters or {keys: [...]}; what: "replay" | "purge"; scope: words
-	async function act(what, body, scope) {
-		const path = "/v1/dlq/" + what;
-		let count;
+	// The dry run of body.  With select, it also lists the keys of what it
+	// selects, and the real request then carries exactly those keys (and
+	// the filter, still applied to each): rows that arrive between the
+	// confirmation and the action are never touched.  null on failure.
+	async function dryRun(what, body, select) {
+		const dry = Object.assign({}, body, { dry_run: true });
+		if (select)
+			dry.return_keys = true;
+		let r;
 		try {
-			const dry = await api("POST", path, Object.assign({}, body, { dry_run: true }));
-			count = what === "replay" ? dry.replayed : dry.purged;
+			r = await api("POST", "/v1/dlq/" + what, dry);
 		} catch (e) {
 			if (e.status !== 401)
 				toast(e.message, true);
-			return false;
+			return null;
 		}
-		if (count === 0) {
+		const matching = what === "replay" ? r.replayed : r.purged;
+		if (!select)
+			return { body, count: matching, matching };
+		const keys = r.keys || [];
+		const sel = Object.assign({}, body, { keys });
+		delete sel.key;
+		return { body: sel, count: keys.length, matching, cut: !!r.keys_truncated };
+	}
+
+	// body: filters or {keys: [...]}; what: "replay" | "purge"; scope: words
+	async function act(what, body, scope, select) {
+		const path = "/v1/dlq/" + what;
+		const dry = await dryRun(what, body, select);
+		if (dry === null)
+			return false;
+		if (dry.count === 0) {
 			toast("Nothing to " + what + ": no dead letter matches " + scope + ".");
 			return false;
 		}
-		const n = plural(count, "event", "events");
+		const n = plural(dry.count, "event", "events");
+		if (dry.cut)
+			scope = "the oldest " + dry.count + " of " + dry.matching +
+				" matching " + scope + "; run it again for the rest";
 		const text = what === "replay"
 			? "Replay " + n + " (" + scope + ")? They go back to the delivery queue and are sent to Segment with their original messageId."
 			: "Purge " + n + " (" + scope + ")? They are deleted for good; this cannot be undone.";
@@ -582,7 +604,7 @@
 		if (!ok)
 			return false;
 		try {
-			const r = await api("POST", path, body);
+			const r = await api("POST", path, dry.body);
 			if (what === "replay")
 				toast("Replayed " + plural(r.replayed, "event", "events") +
 					(r.requarantined ? " (" + r.requarantined + " still quarantined)" : "") + ".");
@@ -609,7 +631,7 @@
 		const desc = Object.keys(f).length === 0
 			? "every dead letter"
 			: "filter " + Object.entries(f).map(([k, v]) => k + "=" + v).join(", ");
-		if (await act(what, f, desc)) {
+		if (await act(what, f, desc, true)) {
 			state.pages = [0];
 			loadDlq(0);
 		}

@@ -18,7 +18,7 @@
 #   whole request    everything the HTTP thread ran, / N
 #   signature        nb_sig_verify
 #   parse            nb_nudgespot_parse
-#   commit hand-off  nb_committer_submit_on, plus done_cb (the completion
+#   commit hand-off  nb_commit_submit_on, plus done_cb (the completion
 #                    channel's wake-up on the HTTP thread) less commit_cb
 #   reply            commit_cb: counters, log line, the 200 body and
 #                    evhttp_send_reply (shown apart too)
@@ -157,7 +157,7 @@ writer=$(thread_of nb nb_store_append)
 [ -n "$http" ] || die "no HTTP thread in the profile"
 sig=$(incl "$http" nb_sig_verify)
 parse=$(incl "$http" nb_nudgespot_parse)
-submit=$(incl "$http" nb_committer_submit_on)
+submit=$(incl "$http" nb_commit_submit_on)
 done_cb=$(incl "$http" done_cb)
 reply=$(incl "$http" commit_cb)
 send=$(incl "$http" evhttp_send_reply)

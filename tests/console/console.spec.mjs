@@ -11,13 +11,18 @@
 //   3. the Dead letters view lists it; the detail shows payload and Track;
 //   4. "Replay" asks for confirmation naming 1 event, and the event ends up
 //      delivered;
-//   5. a selection of the quarantined events is purged after a confirmation
-//      that counts them.
+//   5. "Purge all matching" confirms a count and purges exactly those
+//      events: one more quarantined event that arrives while the
+//      confirmation is open (NB_LATE_*) is left alone;
+//   6. a selection of the quarantined events left is purged after a
+//      confirmation that counts them.
 //
 // Environment: NB_ADMIN_URL (http://127.0.0.1:PORT), NB_TOKEN, NB_DEAD_ID
 // (the id of the event Segment rejected) and NB_DEAD_MESSAGE_ID (its
 // messageId), NB_INSTALL_ID (the store's), NB_QUARANTINED (how many
-// quarantined events exist), CHROMIUM (default /usr/bin/chromium),
+// quarantined events exist), NB_MAIN_URL, NB_LATE_BODY and NB_LATE_HEADERS
+// (a signed webhook, JSON headers, holding one more quarantined event:
+// sent during step 5), CHROMIUM (default /usr/bin/chromium),
 // NB_SCREENSHOTS (a folder: when set, screenshots of the main views are
 // written there).  Prints "ok N - ..." per step and exits 0 when all pass.
 // The token is never printed.
@@ -37,8 +42,13 @@ const nquarantined = Number(process.env.NB_QUARANTINED || "0");
 const shots = process.env.NB_SCREENSHOTS || "";
 const exe = process.env.CHROMIUM || "/usr/bin/chromium";
 
-assert.ok(base && token && deadId && deadMessageId && install,
-	"NB_ADMIN_URL, NB_TOKEN, NB_DEAD_ID, NB_DEAD_MESSAGE_ID and NB_INSTALL_ID are required");
+assert.ok(base && token && deadId && deadMessageId && install &&
+	process.env.NB_LATE_BODY,
+	"NB_ADMIN_URL, NB_TOKEN, NB_DEAD_ID, NB_DEAD_MESSAGE_ID, NB_INSTALL_ID and NB_LATE_* are required");
+
+function plural(n) {
+	return n + " " + (n === 1 ? "event" : "events");
+}
 
 let step = 0;
 function ok(what) {
@@ -175,19 +185,44 @@ try {
 	assert.equal(state, "delivered");
 	ok("replay with confirmation: the event is delivered");
 
-	// 5. Purge the quarantined ones as a selection.
+	// 5. Purge all matching: exactly what the confirmation counted.
 	if (nquarantined > 0) {
 		await page.click("#f-reset");
+		await page.selectOption("#f-reason", "quarantined");
+		await page.click("#f-apply");
 		await page.locator("#dlq-rows tr").nth(nquarantined - 1).waitFor();
-		assert.equal(await page.locator("#dlq-rows tr").count(), nquarantined);
-		await page.check("#select-all");
-		assert.match(await page.locator("#selcount").textContent(), new RegExp("^" + nquarantined + " selected"));
-		await page.click("#purge-selected");
+		await page.click("#purge-filter");
 		await confirm.waitFor({ state: "visible" });
 		assert.match(await page.locator("#c-text").textContent(),
-			new RegExp("Purge " + nquarantined + " events? \\("));
+			new RegExp("^Purge " + nquarantined + " events? \\(filter reason=quarantined\\)"));
+		// Another quarantined event arrives while the operator reads.
+		const late = await fetch(process.env.NB_MAIN_URL, {
+			method: "POST", body: process.env.NB_LATE_BODY,
+			headers: JSON.parse(process.env.NB_LATE_HEADERS),
+		});
+		assert.deepEqual(await late.json(), { accepted: 0, duplicates: 0, quarantined: 1 });
 		await page.click("#c-ok");
-		await page.locator("#toast", { hasText: "Purged " + nquarantined }).waitFor();
+		await page.locator("#toast", { hasText: "Purged " + plural(nquarantined) }).waitFor();
+		await page.waitForFunction(
+		    () => document.querySelectorAll("#dlq-rows tr").length === 1,
+		    null, { timeout: 10000 });
+		assert.match(await page.locator("#dlq-rows tr").textContent(),
+			new RegExp(process.env.NB_LATE_ID));
+		ok("purge all matching touches only what was confirmed");
+	}
+
+	// 6. Purge what is left as a selection.
+	{
+		await page.click("#f-reset");
+		await page.locator("#dlq-rows tr").first().waitFor();
+		assert.equal(await page.locator("#dlq-rows tr").count(), 1);
+		await page.check("#select-all");
+		assert.match(await page.locator("#selcount").textContent(), /^1 selected/);
+		await page.click("#purge-selected");
+		await confirm.waitFor({ state: "visible" });
+		assert.match(await page.locator("#c-text").textContent(), /Purge 1 event \(/);
+		await page.click("#c-ok");
+		await page.locator("#toast", { hasText: "Purged 1 event" }).waitFor();
 		await page.locator("#dlq-empty").waitFor({ state: "visible" });
 		ok("a selection is purged after a confirmation that counts it");
 	}

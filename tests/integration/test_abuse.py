@@ -302,6 +302,44 @@ class TestAdminGuessing(BridgeCase):
         self.assertNotIn(guess, log)
         self.assertNotIn(b.token, log)
 
+    def admin_from(self, source, token=None, auth=True):
+        """GET /v1/stats from the loopback address source."""
+        conn = http.client.HTTPConnection(
+            "127.0.0.1", self.bridge.admin_port, timeout=10,
+            source_address=(source, 0))
+        try:
+            h = {}
+            if auth:
+                h["Authorization"] = "Bearer " + (token or self.bridge.token)
+            conn.request("GET", "/v1/stats", headers=h)
+            r = conn.getresponse()
+            r.read()
+            return r.status
+        finally:
+            conn.close()
+
+    def test_lockout_is_per_address(self):
+        """A client guessing from one address locks out that address only:
+        the operator at another address keeps working."""
+        guess = "guess-" + "y" * 26
+        statuses = [self.admin_from("127.0.0.2", guess) for _ in range(25)]
+        self.assertEqual(statuses[:20], [401] * 20)
+        self.assertEqual(statuses[20:], [429] * 5)
+        self.assertEqual(self.admin_from("127.0.0.2"), 429)
+        self.assertEqual(self.admin_from("127.0.0.1"), 200)
+        # The operator's own mistakes are counted on their own.
+        self.assertEqual(self.admin_from("127.0.0.1", guess), 401)
+        self.assertEqual(self.admin_from("127.0.0.1"), 200)
+        self.assertEqual(self.admin_from("127.0.0.3"), 200)
+
+    def test_requests_without_credentials_lock_no_one(self):
+        """A web page's <img> pointing at the admin port sends no
+        Authorization header: it is refused, and guesses nothing."""
+        for _ in range(40):
+            self.assertEqual(self.admin_from("127.0.0.1", auth=False), 401)
+        r = self.bridge.admin("GET", "/v1/stats")
+        self.assertEqual(r.status, 200, r)
+
     def test_no_token_no_listener_even_on_all_addresses(self):
         port = free_port()
         b = self.make_bridge(admin_token=False,

@@ -5,11 +5,15 @@
   without a token, with a strict Content-Security-Policy; everything else
   still needs the token.
 * /v1/stats carries received_1m, delivered_1m and last_errors per source.
-* POST /v1/dlq/replay and /purge take "keys": [...] (a selection).
+* POST /v1/dlq/replay and /purge take "keys": [...] (a selection), and a
+  dry run with "return_keys" lists the keys it selects, so that "all
+  matching" acts on exactly what the operator confirmed.
 * A real browser: tests/console/console.spec.mjs drives Debian's chromium
   through playwright-core: a wrong token is refused, the right one signs
   in, a dead letter made by the sink rejecting one event with 400 is found,
   replayed after the sink is switched back to 200, and arrives at the sink.
+  "Purge all matching" purges the events its confirmation counted and not
+  one that arrived while the confirmation was open.
   It is skipped (with the reason printed) only when chromium or node is not
   installed; tests/run.sh installs both.
 * The same browser reads a paused source's card (tests/console/
@@ -20,6 +24,7 @@ NB_CONSOLE_SCREENSHOTS=DIR makes the browser test write its screenshots
 there (docs/console/ holds the published ones).
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -125,6 +130,33 @@ class TestConsoleApi(BridgeCase):
             self.assertStatus(r, 400, "invalid_request")
 
 
+class TestConsoleSnapshot(BridgeCase):
+
+    def test_dry_run_returns_the_keys_it_selects(self):
+        evs = [event(occurred_at="not-a-time") for _ in range(3)]
+        self.assertCounts(self.bridge.post("acme", evs), 0, 0, 3)
+        r = self.bridge.admin("POST", "/v1/dlq/purge",
+                              {"reason": "quarantined", "dry_run": True,
+                               "return_keys": True})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["purged"], 3, r.json)
+        self.assertEqual(len(r.json["keys"]), 3, r.json)
+        self.assertIs(r.json["keys_truncated"], False)
+        keys = r.json["keys"]
+        # A dead letter that arrives after the confirmation is not touched.
+        late = event(occurred_at="not-a-time")
+        self.assertCounts(self.bridge.post("acme", late), 0, 0, 1)
+        r = self.bridge.admin("POST", "/v1/dlq/purge",
+                              {"reason": "quarantined", "keys": keys})
+        self.assertEqual(r.json, {"purged": 3, "dry_run": False}, r)
+        left = self.bridge.admin("GET", "/v1/dlq").json["events"]
+        self.assertEqual([x["id"] for x in left], [late["id"]])
+        for bad in ({"return_keys": True},
+                    {"return_keys": True, "dry_run": True, "keys": ["1"]}):
+            r = self.bridge.admin("POST", "/v1/dlq/replay", bad)
+            self.assertStatus(r, 400, "invalid_request")
+
+
 def tool_missing():
     if not os.access(CHROMIUM, os.X_OK):
         return "chromium is not installed (%s); apt-get install chromium" \
@@ -172,6 +204,13 @@ class TestConsoleBrowser(BridgeCase):
         self.sink.poison = set()
         before = len(self.sink.accepted_messages())
 
+        # One more quarantined event, signed now, sent by the browser test
+        # while its "Purge all matching" confirmation is open.
+        late = event(occurred_at="yesterday")
+        late_body = json.dumps([late]).encode()
+        late_headers = {"Content-Type": "application/json"}
+        late_headers.update(self.bridge.signed_headers("acme", late_body))
+
         env = dict(os.environ)
         env.update({
             "NB_ADMIN_URL": "http://127.0.0.1:%d" % self.bridge.admin_port,
@@ -180,6 +219,11 @@ class TestConsoleBrowser(BridgeCase):
             "NB_DEAD_MESSAGE_ID": self.bridge.message_id("acme", bad["id"]),
             "NB_INSTALL_ID": self.bridge.install_id(),
             "NB_QUARANTINED": str(len(quarantined)),
+            "NB_MAIN_URL": "http://127.0.0.1:%d/v1/webhooks/acme" %
+            self.bridge.port,
+            "NB_LATE_BODY": late_body.decode(),
+            "NB_LATE_HEADERS": json.dumps(late_headers),
+            "NB_LATE_ID": late["id"],
             "CHROMIUM": CHROMIUM,
         })
         shots = os.environ.get("NB_CONSOLE_SCREENSHOTS")

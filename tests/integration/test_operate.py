@@ -10,12 +10,14 @@ import datetime
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 import unittest
 
-from harness import (BridgeCase, WRITE_KEY, event, http_request,
-                     new_secret, qs, run_cli, wait_until)
+from harness import (BridgeCase, ON_POSTGRES, PG_DSN, WRITE_KEY, event,
+                     http_request, message_id, new_secret, pg_options, psql,
+                     qs, run_cli, wait_until)
 
 
 def touched(out):
@@ -91,6 +93,48 @@ class TestDlqCli(DlqCase):
         r = self.bridge.cli("dlq", "show", "no-such-key", "--config",
                             self.bridge.config_path)
         self.assertNotEqual(r.returncode, 0)
+
+    def test_show_says_what_the_api_says(self):
+        """The CLI and the API share one core: the same event, the same
+        Track message or the same reason there is none, also once the
+        event's source is gone from the configuration."""
+        ok = event()
+        self.sink.poison = {message_id("beta", ok["id"])}
+        self.assertCounts(self.bridge.post("beta", ok), 1, 0, 0)
+        self.quarantine("beta", 1)
+        rows = wait_until(lambda: (lambda r: r if len(r) == 2 else None)(
+            self.bridge.dlq("list", "--source", "beta")), timeout=10)
+        self.assertTrue(rows, "no dead letters for beta")
+
+        def both(key):
+            api = self.bridge.admin("GET", "/v1/dlq/" + key)
+            self.assertEqual(api.status, 200, api)
+            cli = self.bridge.cli("dlq", "show", key, "--config",
+                                  self.bridge.config_path)
+            self.assertEqual(cli.returncode, 0, cli.stderr)
+            shown = json.loads(cli.stdout)
+            for k in ("key", "id", "source", "payload", "track",
+                      "track_error", "reason", "state"):
+                self.assertEqual(shown.get(k), api.json.get(k), k)
+            return shown
+
+        rejected = [r["key"] for r in rows if r["id"] == ok["id"]][0]
+        quarantined = [r["key"] for r in rows if r["id"] != ok["id"]][0]
+        self.assertEqual(both(rejected)["track"]["messageId"],
+                         message_id("beta", ok["id"]))
+        self.assertIn("occurred_at", both(quarantined)["track_error"])
+        # beta leaves the configuration (and the running bridge).
+        self.bridge.config["sources"] = [
+            s for s in self.bridge.config["sources"] if s["name"] != "beta"]
+        self.bridge.write_config()
+        log_at = len(self.bridge.log())
+        self.bridge.hup()
+        self.assertTrue(wait_until(lambda: "config reloaded" in
+                                   self.bridge.log()[log_at:], timeout=5))
+        for key in (rejected, quarantined):
+            shown = both(key)
+            self.assertIsNone(shown["track"])
+            self.assertEqual(shown["track_error"], "source not configured")
 
     def test_replay_quarantined_stays_quarantined(self):
         self.quarantine("acme", 2)
@@ -240,6 +284,83 @@ class TestAdminApi(DlqCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(touched(r.json), 1, r.json)
         self.assertFalse(self.sink.wait_ids({mid}, timeout=10))
+
+
+class TestAdminThread(DlqCase):
+    """The admin API runs on a thread of its own: an operator's request
+    that waits on the database never delays a webhook."""
+
+    def test_stuck_replay_does_not_delay_webhooks(self):
+        if not ON_POSTGRES:
+            self.skipTest("needs a row lock another session holds: "
+                          "PostgreSQL (integration.pg.test_operate)")
+        self.quarantine("acme", 3)
+        # Another session holds the dead letters' rows: the replay's
+        # UPDATE waits for it, inside the admin API's store call.
+        env = dict(os.environ, PGOPTIONS=pg_options(self.bridge.pg_schema))
+        holder = subprocess.Popen(
+            ["psql", PG_DSN, "-X", "-q", "-A", "-t"], env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(holder.kill)
+        holder.stdin.write("BEGIN; SELECT count(*) FROM (SELECT seq FROM "
+                           "events WHERE state = 2 FOR UPDATE) l;\n")
+        holder.stdin.flush()
+        self.assertEqual(holder.stdout.readline().strip(), "3")
+        answer = {}
+
+        def replay():
+            answer["r"] = self.bridge.admin("POST", "/v1/dlq/replay", {})
+        t = threading.Thread(target=replay)
+        t.start()
+        self.assertTrue(wait_until(lambda: psql(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted") != "0",
+            timeout=10), "the replay never waited for the lock")
+        # Webhooks on fresh connections reach every HTTP worker, the
+        # main thread's included; each is answered at once.
+        for _ in range(12):
+            t0 = time.monotonic()
+            r = http_request(self.bridge.port, "POST", "/v1/webhooks/acme",
+                             *self.signed([event()]), timeout=5)
+            self.assertEqual(r.status, 200, r)
+            self.assertLess(time.monotonic() - t0, 3.0)
+        self.assertTrue(t.is_alive(), "the replay did not wait")
+        holder.stdin.write("COMMIT;\n")
+        holder.stdin.close()
+        t.join(20)
+        self.assertEqual(answer["r"].status, 200, answer["r"])
+        self.assertEqual(answer["r"].json["replayed"], 3)
+
+    def test_long_replay_lets_others_in(self):
+        """A replay over many windows of keys is worked a window per turn
+        of the admin thread's loop: other requests are answered between
+        its steps, not after it."""
+        for _ in range(60):
+            r = self.bridge.post("acme", [event(occurred_at="x")
+                                          for _ in range(1000)])
+            self.assertEqual(r.json["quarantined"], 1000, r)
+        done = {}
+
+        def replay():
+            r = self.bridge.admin("POST", "/v1/dlq/replay", {})
+            done["r"] = r
+        t = threading.Thread(target=replay)
+        t.start()
+        between = 0
+        while t.is_alive():
+            r = self.bridge.admin("GET", "/v1/dlq?limit=1")
+            self.assertEqual(r.status, 200, r)
+            if t.is_alive():
+                between += 1
+        t.join()
+        self.assertEqual(done["r"].json["replayed"], 60000, done["r"])
+        self.assertGreaterEqual(between, 2, "no request answered while "
+                                "the replay ran")
+
+    def signed(self, body):
+        body = json.dumps(body).encode()
+        h = {"Content-Type": "application/json"}
+        h.update(self.bridge.signed_headers("acme", body))
+        return body, h
 
 
 class TestMetrics(BridgeCase):
@@ -455,6 +576,22 @@ class TestCheckConfig(BridgeCase):
             self.assertRegex(r.stderr + r.stdout, pattern)
         r = self.check("{ nope")
         self.assertNotEqual(r.returncode, 0)
+
+    def test_weak_admin_token_refused(self):
+        """admin.token needs 32 characters, 8 of them different."""
+        for weak in ("tok", "x" * 64, "ab" * 40, "0123456789abcdef" * 2):
+            weak = weak[:31] if len(weak) == 32 else weak
+            c = self.good()
+            c["admin"] = {"token": weak}
+            r = self.check(c)
+            self.assertNotEqual(r.returncode, 0, weak)
+            self.assertIn("admin.token: too weak", r.stderr)
+            if len(weak) > 3:
+                self.assertNotIn(weak, r.stderr + r.stdout)
+        c = self.good()
+        c["admin"] = {"token": "0123456789abcdef" * 2}
+        r = self.check(c)
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_secret_from_env_and_file(self):
         secret = new_secret()

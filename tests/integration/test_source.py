@@ -11,9 +11,10 @@ import json
 import os
 import re
 import stat
+import subprocess
 import unittest
 
-from harness import WRITE_KEY, BridgeCase, event, run_cli, sign
+from harness import BINARY, WRITE_KEY, BridgeCase, event, run_cli, sign
 
 
 def printed(out, label):
@@ -220,6 +221,68 @@ class TestSource(BridgeCase):
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertIn("NB_TEST_UNSET_VAR", r.stderr)
         self.assertEqual(read(self.bridge.config_path), broken)
+
+
+class TestSourceEdits(BridgeCase):
+    """Editing a configuration that is a symlink, or two edits at once."""
+
+    START = False
+
+    def source(self, config, *args):
+        return run_cli("source", *args, "--config", config)
+
+    def test_symlinked_config_stays_a_link(self):
+        b = self.make_bridge(start=False)
+        real_dir = os.path.join(b.dir, "etc")
+        os.mkdir(real_dir)
+        real = os.path.join(real_dir, "nudgebridge.json")
+        os.rename(b.config_path, real)
+        os.symlink(os.path.join("etc", "nudgebridge.json"), b.config_path)
+        b.env["NB_TEST_BETA_WK"] = WRITE_KEY
+        b.start()
+        for args in (("add", "beta", "--write-key-env", "NB_TEST_BETA_WK"),
+                     ("rotate", "acme")):
+            r = self.source(b.config_path, *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(os.path.islink(b.config_path),
+                            "the link was replaced by a file")
+        self.assertEqual(sorted(os.listdir(real_dir)), ["nb.db",
+                                                        "nb.db-shm",
+                                                        "nb.db-wal",
+                                                        "nudgebridge.json"])
+        secret = printed(r.stdout, "Signing secret")
+        cfg = json.loads(read(real))
+        self.assertEqual([s["name"] for s in cfg["sources"]],
+                         ["acme", "beta"])
+        self.assertIn(secret, cfg["sources"][0]["signing_secrets"])
+        # The daemon reads the link's target: it sees the new key.
+        n = len(re.findall("config reloaded", b.log()))
+        b.hup()
+        self.assertTrue(b.wait_log(r"(?s)(config reloaded.*){%d}" % (n + 1),
+                                   5), b.log())
+        r = b.post("acme", [event()], secret=secret)
+        self.assertCounts(r, 1, 0, 0)
+
+    def test_concurrent_edits_keep_every_key(self):
+        """Edits at once are serialized: none loses another's key."""
+        b = self.make_bridge(start=False)
+        n = 12
+        procs = [subprocess.Popen(
+            [BINARY, "source", "rotate", "acme", "--config", b.config_path],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(n)]
+        printed_keys = []
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 0, err)
+            printed_keys.append(printed(out, "Signing secret"))
+        kept = json.loads(read(b.config_path))["sources"][0][
+            "signing_secrets"]
+        self.assertEqual(len(kept), 1 + n, "keys were lost")
+        self.assertEqual(sorted(kept[1:]), sorted(printed_keys))
+        self.assertEqual(sorted(f for f in os.listdir(b.dir)
+                                if f.startswith("nudgebridge.json")),
+                         ["nudgebridge.json"])
 
 
 if __name__ == "__main__":

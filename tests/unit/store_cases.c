@@ -20,18 +20,12 @@
 #include <string.h>
 
 #include "nudgebridge/store.h"
+#include "testlib.h"
 
 /* The dedupe window of req(). */
 #define WINDOW 1000
 #define ALL                                                                    \
 	(NB_STATE_MASK_PENDING | NB_STATE_MASK_DELIVERED | NB_STATE_MASK_DEAD)
-
-/* nb_event and nb_store_config hold char *; the tests pass literals. */
-static char *
-unconst(const char *s)
-{
-	return (char *)(uintptr_t)s;
-}
 
 static struct nb_store *
 open_store(struct fixture *fx)
@@ -50,9 +44,9 @@ ev(const char *id, const char *type, const char *raw, const char *error)
 	struct nb_event e;
 
 	memset(&e, 0, sizeof(e));
-	e.id = unconst(id);
-	e.type = unconst(type);
-	e.raw = unconst(raw);
+	e.id = testlib_unconst(id);
+	e.type = testlib_unconst(type);
+	e.raw = testlib_unconst(raw);
 	e.rawlen = strlen(raw);
 	e.error = error;
 	return e;

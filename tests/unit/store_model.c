@@ -163,7 +163,7 @@ model_event(struct model *m, struct nb_event *e, enum model_kind kind,
 	memset(e, 0, sizeof(*e));
 	e->raw = model_str(m, "{\"n\":", (*serial)++);
 	e->rawlen = strlen(e->raw);
-	e->type = unconst("email.sent");
+	e->type = testlib_unconst("email.sent");
 	if (pick == 0 && kind == MODEL_POOL) {
 		e->error = "id: missing";
 		return;

@@ -25,6 +25,7 @@
 #include "nudgebridge/config.h"
 #include "nudgebridge/nudgespot.h"
 #include "nudgebridge/store.h"
+#include "testlib.h"
 
 #define SEC1 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define NASK 6
@@ -109,8 +110,7 @@ setup(void **state)
 	char text[512], err[256];
 
 	assert_non_null(fx = calloc(1, sizeof(*fx)));
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/nb-board-XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
+	testlib_tmpdir(fx->dir, sizeof(fx->dir), "board");
 	snprintf(text, sizeof(text),
 	    "{\"store\":{\"driver\":\"sqlite\",\"path\":\"nb.db\"},"
 	    "\"sources\":[{\"name\":\"acme\",\"signing_secrets\":[\"" SEC1
@@ -129,17 +129,9 @@ static int
 teardown(void **state)
 {
 	struct fixture *fx = *state;
-	char p[128];
-
 	event_base_free(fx->base);
 	nb_config_unref(fx->cfg);
-	snprintf(p, sizeof(p), "%s/nb.db", fx->dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/nb.db-wal", fx->dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/nb.db-shm", fx->dir);
-	unlink(p);
-	rmdir(fx->dir);
+	testlib_rmdir_db(fx->dir);
 	free(fx);
 	return 0;
 }

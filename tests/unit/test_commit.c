@@ -29,6 +29,7 @@
 
 #include "nudgebridge/commit.h"
 #include "nudgebridge/metrics.h"
+#include "testlib.h"
 
 #define NREQ 200
 
@@ -57,12 +58,6 @@ static atomic_int notified;
 static atomic_int notified_off_base;
 static struct fixture *current;
 
-static char *
-unconst(const char *s)
-{
-	return (char *)(uintptr_t)s;
-}
-
 static int
 setup(void **state)
 {
@@ -70,10 +65,9 @@ setup(void **state)
 
 	fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/nb-commit-XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
+	testlib_tmpdir(fx->dir, sizeof(fx->dir), "commit");
 	snprintf(fx->path, sizeof(fx->path), "%s/nb.db", fx->dir);
-	fx->cfg.driver = unconst("sqlite");
+	fx->cfg.driver = testlib_unconst("sqlite");
 	fx->cfg.path = fx->path;
 	fx->cfg.lease_s = 30;
 	fx->base = event_base_new();
@@ -92,15 +86,8 @@ static int
 teardown(void **state)
 {
 	struct fixture *fx = *state;
-	char p[160];
-
 	event_base_free(fx->base);
-	unlink(fx->path);
-	snprintf(p, sizeof(p), "%s-wal", fx->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", fx->path);
-	unlink(p);
-	rmdir(fx->dir);
+	testlib_rmdir_db(fx->dir);
 	free(fx);
 	return 0;
 }
@@ -137,8 +124,8 @@ slot_init(
 	s->rc = 42;
 	snprintf(s->id, sizeof(s->id), "evt_%d", i);
 	s->ev.id = s->id;
-	s->ev.type = unconst("email.sent");
-	s->ev.raw = unconst(raw);
+	s->ev.type = testlib_unconst("email.sent");
+	s->ev.raw = testlib_unconst(raw);
 	s->ev.rawlen = rawlen;
 	s->req.source = "acme";
 	s->req.webhook_id = s->id;
@@ -162,15 +149,15 @@ run_until_done(struct fixture *fx, int n)
 	assert_int_equal(completed, n);
 }
 
-static struct nb_committer *
+static struct nb_commit *
 committer(struct fixture *fx, struct nb_metrics *m)
 {
-	struct nb_committer *c;
+	struct nb_commit *c;
 	char err[256] = "";
 
-	c = nb_committer_new(fx->base, &fx->cfg, m, err, sizeof(err));
+	c = nb_commit_new(fx->base, &fx->cfg, m, err, sizeof(err));
 	if (c == NULL)
-		fail_msg("nb_committer_new: %s", err);
+		fail_msg("nb_commit_new: %s", err);
 	return c;
 }
 
@@ -199,7 +186,7 @@ test_grouping(void **state)
 	struct fixture *fx = *state;
 	struct slot *slots;
 	struct nb_metrics *m;
-	struct nb_committer *c;
+	struct nb_commit *c;
 	struct evbuffer *out;
 	char want[96], *text;
 	uint64_t tx;
@@ -209,13 +196,12 @@ test_grouping(void **state)
 	assert_non_null(slots);
 	assert_non_null(m = nb_metrics_new());
 	c = committer(fx, m);
-	nb_committer_set_notify(c, notify_cb, fx);
-	assert_int_equal(nb_committer_healthy(c), 1);
+	nb_commit_set_notify(c, notify_cb, fx);
+	assert_int_equal(nb_commit_healthy(c), 1);
 	for (i = 0; i < NREQ; i++) {
 		slot_init(&slots[i], fx, "{\"id\":1}", 8, i);
 		assert_int_equal(
-		    nb_committer_submit(c, &slots[i].req, done_cb, &slots[i]),
-		    0);
+		    nb_commit_submit(c, &slots[i].req, done_cb, &slots[i]), 0);
 	}
 	/* Nothing runs on the submitter's thread before the loop does. */
 	for (i = 0; i < NREQ; i++)
@@ -227,10 +213,10 @@ test_grouping(void **state)
 		assert_true(slots[i].on_base_thread);
 		assert_int_equal(slots[i].req.accepted, 1);
 	}
-	tx = nb_committer_transactions(c);
+	tx = nb_commit_transactions(c);
 	assert_true(tx >= 1);
 	assert_true(tx < NREQ);
-	nb_committer_free(c);
+	nb_commit_free(c);
 
 	/* One notification per commit that stored events, off base. */
 	assert_int_equal(atomic_load(&notified), (int)tx);
@@ -258,13 +244,13 @@ test_duplicates_in_one_group(void **state)
 {
 	struct fixture *fx = *state;
 	struct slot s[3];
-	struct nb_committer *c = committer(fx, NULL);
+	struct nb_commit *c = committer(fx, NULL);
 	int i;
 
 	for (i = 0; i < 3; i++) {
 		slot_init(&s[i], fx, "{}", 2, 7);
 		assert_int_equal(
-		    nb_committer_submit(c, &s[i].req, done_cb, &s[i]), 0);
+		    nb_commit_submit(c, &s[i].req, done_cb, &s[i]), 0);
 	}
 	run_until_done(fx, 3);
 	assert_int_equal(s[0].req.accepted, 1);
@@ -273,7 +259,7 @@ test_duplicates_in_one_group(void **state)
 		assert_int_equal(s[i].req.accepted, 0);
 		assert_int_equal(s[i].req.duplicates, 1);
 	}
-	nb_committer_free(c);
+	nb_commit_free(c);
 	assert_int_equal(pending_rows(fx), 1);
 }
 
@@ -281,16 +267,16 @@ test_duplicates_in_one_group(void **state)
 static void
 health_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct nb_committer *c = arg;
+	struct nb_commit *c = arg;
 
 	(void)fd;
 	(void)what;
-	if (nb_committer_healthy(c))
+	if (nb_commit_healthy(c))
 		event_base_loopbreak(current->base);
 }
 
 static int
-wait_healthy(struct fixture *fx, struct nb_committer *c, int seconds)
+wait_healthy(struct fixture *fx, struct nb_commit *c, int seconds)
 {
 	struct timeval every = {0, 50000}, limit = {seconds, 0};
 	struct event *ev;
@@ -301,7 +287,7 @@ wait_healthy(struct fixture *fx, struct nb_committer *c, int seconds)
 	event_base_loopexit(fx->base, &limit);
 	event_base_dispatch(fx->base);
 	event_free(ev);
-	return nb_committer_healthy(c);
+	return nb_commit_healthy(c);
 }
 
 static void
@@ -309,7 +295,7 @@ test_failure_then_recovery(void **state)
 {
 	struct fixture *fx = *state;
 	struct slot big, small, refused;
-	struct nb_committer *c;
+	struct nb_commit *c;
 	size_t len = 2 * 1024 * 1024;
 	char *raw;
 
@@ -320,26 +306,25 @@ test_failure_then_recovery(void **state)
 	fx->cfg.max_size_bytes = 1024 * 1024;
 	c = committer(fx, NULL);
 	slot_init(&big, fx, raw, len, 1);
-	assert_int_equal(nb_committer_submit(c, &big.req, done_cb, &big), 0);
+	assert_int_equal(nb_commit_submit(c, &big.req, done_cb, &big), 0);
 	run_until_done(fx, 1);
 	assert_int_equal(big.rc, -1);
-	assert_int_equal(nb_committer_healthy(c), 0);
+	assert_int_equal(nb_commit_healthy(c), 0);
 
 	/* Unhealthy: refused at once, the callback never runs. */
 	slot_init(&refused, fx, "{}", 2, 2);
 	assert_int_equal(
-	    nb_committer_submit(c, &refused.req, done_cb, &refused), -1);
+	    nb_commit_submit(c, &refused.req, done_cb, &refused), -1);
 
 	/* The probe fits under the cap: healthy again within ~1 s. */
 	assert_int_equal(wait_healthy(fx, c, 5), 1);
 	slot_init(&small, fx, "{}", 2, 3);
-	assert_int_equal(
-	    nb_committer_submit(c, &small.req, done_cb, &small), 0);
+	assert_int_equal(nb_commit_submit(c, &small.req, done_cb, &small), 0);
 	run_until_done(fx, 2);
 	assert_int_equal(small.rc, 0);
 	assert_int_equal(small.req.accepted, 1);
 	assert_int_equal(refused.calls, 0);
-	nb_committer_free(c);
+	nb_commit_free(c);
 	assert_int_equal(pending_rows(fx), 1);
 	free(raw);
 }
@@ -349,19 +334,19 @@ test_stays_unhealthy(void **state)
 {
 	struct fixture *fx = *state;
 	struct slot s;
-	struct nb_committer *c;
+	struct nb_commit *c;
 
 	/* Below what the schema takes: neither commits nor probes succeed. */
 	fx->cfg.max_size_bytes = 4096;
 	c = committer(fx, NULL);
-	nb_committer_set_notify(c, notify_cb, fx);
+	nb_commit_set_notify(c, notify_cb, fx);
 	slot_init(&s, fx, "{}", 2, 1);
-	assert_int_equal(nb_committer_submit(c, &s.req, done_cb, &s), 0);
+	assert_int_equal(nb_commit_submit(c, &s.req, done_cb, &s), 0);
 	run_until_done(fx, 1);
 	assert_int_equal(s.rc, -1);
 	assert_int_equal(wait_healthy(fx, c, 2), 0);
 	assert_int_equal(atomic_load(&notified), 0);
-	nb_committer_free(c);
+	nb_commit_free(c);
 	assert_int_equal(pending_rows(fx), 0);
 }
 
@@ -370,24 +355,24 @@ test_free_runs_queued_callbacks(void **state)
 {
 	struct fixture *fx = *state;
 	struct slot s[50];
-	struct nb_committer *c = committer(fx, NULL);
+	struct nb_commit *c = committer(fx, NULL);
 	int i;
 
 	for (i = 0; i < 50; i++) {
 		slot_init(&s[i], fx, "{}", 2, i);
 		assert_int_equal(
-		    nb_committer_submit(c, &s[i].req, done_cb, &s[i]), 0);
+		    nb_commit_submit(c, &s[i].req, done_cb, &s[i]), 0);
 	}
 	/* The loop never runs: free commits and completes everything. */
 	target = -1;
-	nb_committer_free(c);
+	nb_commit_free(c);
 	for (i = 0; i < 50; i++) {
 		assert_int_equal(s[i].calls, 1);
 		assert_int_equal(s[i].rc, 0);
 		assert_true(s[i].on_base_thread);
 	}
 	assert_int_equal(pending_rows(fx), 50);
-	nb_committer_free(NULL);
+	nb_commit_free(NULL);
 }
 
 static void
@@ -399,14 +384,14 @@ test_recovers_leases(void **state)
 	const char *acme[] = {"acme"};
 	struct nb_event e;
 	struct nb_append r, *rp = &r;
-	struct nb_committer *c;
+	struct nb_commit *c;
 	char err[256];
 	size_t n;
 
 	assert_int_equal(nb_store_open(&s, &fx->cfg, err, sizeof(err)), 0);
 	memset(&e, 0, sizeof(e));
-	e.id = unconst("a");
-	e.raw = unconst("{}");
+	e.id = testlib_unconst("a");
+	e.raw = testlib_unconst("{}");
 	e.rawlen = 2;
 	memset(&r, 0, sizeof(r));
 	r.source = "acme";
@@ -423,7 +408,7 @@ test_recovers_leases(void **state)
 	assert_int_equal(nb_store_claim(s, acme, 1, 0, 10, 10, &rows, &n), 0);
 	assert_int_equal(n, 1);
 	nb_stored_events_free(rows, n);
-	nb_committer_free(c);
+	nb_commit_free(c);
 	nb_store_close(s);
 }
 
@@ -433,16 +418,15 @@ test_bad_config(void **state)
 	struct fixture *fx = *state;
 	char err[256] = "";
 
-	fx->cfg.driver = unconst("mysql");
-	assert_null(
-	    nb_committer_new(fx->base, &fx->cfg, NULL, err, sizeof(err)));
+	fx->cfg.driver = testlib_unconst("mysql");
+	assert_null(nb_commit_new(fx->base, &fx->cfg, NULL, err, sizeof(err)));
 	assert_non_null(strstr(err, "store.driver"));
 }
 
 /* A second front-end thread with its own base and completion channel. */
 struct side {
 	struct fixture *fx;
-	struct nb_committer *c;
+	struct nb_commit *c;
 	struct event_base *base;
 	struct slot slots[NREQ / 2];
 	pthread_t thread;
@@ -474,7 +458,7 @@ side_main(void *arg)
 	struct timeval tv = {10, 0};
 	int i;
 
-	ch = nb_committer_attach(sd->c, sd->base);
+	ch = nb_commit_attach(sd->c, sd->base);
 	if (ch == NULL) {
 		sd->submit_failed = 1;
 		return NULL;
@@ -483,7 +467,7 @@ side_main(void *arg)
 		slot_init(&sd->slots[i], sd->fx, "{\"id\":2}", 8, 1000 + i);
 		/* side_cb finds the side through the slot's fixture pointer. */
 		sd->slots[i].fx = (struct fixture *)(void *)sd;
-		if (nb_committer_submit_on(
+		if (nb_commit_submit_on(
 			ch, &sd->slots[i].req, side_cb, &sd->slots[i]) == -1)
 			sd->submit_failed = 1;
 	}
@@ -515,8 +499,8 @@ test_attach_two_threads(void **state)
 	assert_int_equal(pthread_create(&sd->thread, NULL, side_main, sd), 0);
 	for (i = 0; i < NREQ / 2; i++) {
 		slot_init(&slots[i], fx, "{\"id\":1}", 8, i);
-		assert_int_equal(nb_committer_submit(
-				     sd->c, &slots[i].req, done_cb, &slots[i]),
+		assert_int_equal(
+		    nb_commit_submit(sd->c, &slots[i].req, done_cb, &slots[i]),
 		    0);
 	}
 	run_until_done(fx, NREQ / 2);
@@ -532,7 +516,7 @@ test_attach_two_threads(void **state)
 		assert_int_equal(sd->slots[i].rc, 0);
 		assert_int_equal(sd->slots[i].req.accepted, 1);
 	}
-	nb_committer_free(sd->c);
+	nb_commit_free(sd->c);
 	event_base_free(sd->base);
 	assert_int_equal(pending_rows(fx), NREQ);
 	free(sd);
@@ -540,14 +524,14 @@ test_attach_two_threads(void **state)
 }
 
 /*
- * nb_committer_free() completes what was submitted on an attached channel
+ * nb_commit_free() completes what was submitted on an attached channel
  * whose loop never ran, on the calling thread; detach frees an unused one.
  */
 static void
 test_attach_free_and_detach(void **state)
 {
 	struct fixture *fx = *state;
-	struct nb_committer *c = committer(fx, NULL);
+	struct nb_commit *c = committer(fx, NULL);
 	struct event_base *b2, *b3;
 	struct nb_commit_chan *ch, *unused;
 	struct slot s[20];
@@ -555,18 +539,18 @@ test_attach_free_and_detach(void **state)
 
 	assert_non_null(b2 = event_base_new());
 	assert_non_null(b3 = event_base_new());
-	assert_non_null(ch = nb_committer_attach(c, b2));
-	assert_non_null(unused = nb_committer_attach(c, b3));
-	nb_committer_detach(unused);
+	assert_non_null(ch = nb_commit_attach(c, b2));
+	assert_non_null(unused = nb_commit_attach(c, b3));
+	nb_commit_detach(unused);
 	event_base_free(b3);
-	nb_committer_detach(NULL);
+	nb_commit_detach(NULL);
 	for (i = 0; i < 20; i++) {
 		slot_init(&s[i], fx, "{}", 2, i);
 		assert_int_equal(
-		    nb_committer_submit_on(ch, &s[i].req, done_cb, &s[i]), 0);
+		    nb_commit_submit_on(ch, &s[i].req, done_cb, &s[i]), 0);
 	}
 	target = -1;
-	nb_committer_free(c);
+	nb_commit_free(c);
 	for (i = 0; i < 20; i++) {
 		assert_int_equal(s[i].calls, 1);
 		assert_int_equal(s[i].rc, 0);
@@ -593,7 +577,7 @@ static void
 test_checkpointer(void **state)
 {
 	struct fixture *fx = *state;
-	struct nb_committer *c = committer(fx, NULL);
+	struct nb_commit *c = committer(fx, NULL);
 	struct timespec nap = {0, 20 * 1000 * 1000};
 	struct slot *slots;
 	char raw[600];
@@ -612,15 +596,14 @@ test_checkpointer(void **state)
 	for (i = 0; i < NREQ; i++) {
 		slot_init(&slots[i], fx, raw, sizeof(raw), i);
 		assert_int_equal(
-		    nb_committer_submit(c, &slots[i].req, done_cb, &slots[i]),
-		    0);
+		    nb_commit_submit(c, &slots[i].req, done_cb, &slots[i]), 0);
 	}
 	run_until_done(fx, NREQ);
 	/* 200 rows of 600 bytes: well over 100 KB once copied. */
 	for (i = 0; i < 250 && file_size(fx->path) < before + 100 * 1024; i++)
 		nanosleep(&nap, NULL);
 	assert_true(file_size(fx->path) >= before + 100 * 1024);
-	nb_committer_free(c);
+	nb_commit_free(c);
 	assert_int_equal(pending_rows(fx), NREQ);
 	free(slots);
 }

@@ -3,7 +3,7 @@
  * Unit tests for config: defaults, every validation error with the key path
  * it must name, secrets from the environment and from files, path and
  * endpoint resolution, event names and reference counting.  JSON texts are
- * written with single quotes and turned into double quotes by cfgtext().
+ * written with single quotes and turned into double quotes by testlib_dq().
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,11 +25,14 @@
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/sig.h"
+#include "testlib.h"
 
 #define SEC1 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-#define SEC2 "whsec_oKGio6SlpqeoqaqrrK2ur7CxsrO0tba3uLm6u7y9vr8="
-#define PK1  "whpk_A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
-#define PK2  "whpk_ANBaHR6iUTltVXr71FiLPG2Z2+uXL+0QoyVi6ibc3Po="
+/* An admin token strong enough for nb_config_load(). */
+#define TOKEN "tok_9fK2xQ7mLpA4vR8sT1uW6yZ3bC5dE0gH"
+#define SEC2  "whsec_oKGio6SlpqeoqaqrrK2ur7CxsrO0tba3uLm6u7y9vr8="
+#define PK1   "whpk_A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
+#define PK2   "whpk_ANBaHR6iUTltVXr71FiLPG2Z2+uXL+0QoyVi6ibc3Po="
 
 /* One valid source, to embed: 'sources':[SRC] */
 #define SRC  "{'name':'acme','signing_secrets':['" SEC1 "'],'write_key':'wk'}"
@@ -38,26 +41,11 @@
 
 static char tmpdir[PATH_MAX];
 
-/* s with every ' turned into ", malloc'd. */
-static char *
-cfgtext(const char *s)
-{
-	char *out = strdup(s);
-	char *p;
-
-	assert_non_null(out);
-	for (p = out; *p != '\0'; p++) {
-		if (*p == '\'')
-			*p = '"';
-	}
-	return out;
-}
-
 static int
 load(struct nb_config **cfg, const char *text, const char *dir, char *err,
     size_t errlen)
 {
-	char *t = cfgtext(text);
+	char *t = testlib_dq(text);
 	int rc;
 
 	rc = nb_config_load_json(cfg, t, dir, err, errlen);
@@ -171,7 +159,7 @@ test_full(void **state)
 
 	(void)state;
 	cfg = load_ok("{'listen':'0.0.0.0:9000',"
-		      "'admin':{'listen':'[::1]:9001','token':'tok',"
+		      "'admin':{'listen':'[::1]:9001','token':'" TOKEN "',"
 		      "'max_connections':8},"
 		      "'log':{'level':'debug','format':'json'},"
 		      "'store':{'driver':'postgres','dsn':'host=x',"
@@ -194,7 +182,7 @@ test_full(void **state)
 		      "Unsubscribed'}}," SRC2 "]}");
 	assert_string_equal(cfg->listen, "0.0.0.0:9000");
 	assert_string_equal(cfg->admin_listen, "[::1]:9001");
-	assert_string_equal(cfg->admin_token, "tok");
+	assert_string_equal(cfg->admin_token, TOKEN);
 	assert_int_equal(cfg->log_level, NB_LOG_DEBUG);
 	assert_int_equal(cfg->log_format, NB_LOG_JSON);
 	assert_string_equal(cfg->store.driver, "postgres");
@@ -344,6 +332,16 @@ static const struct {
     {"{'admin':[],'sources':[" SRC "]}", "admin: must be an object"},
     {"{'admin':{'token':'a','token_file':'b'},'sources':[" SRC "]}",
 	"admin.token_file: only one of token, token_env and token_file"},
+    /* The token must be strong: 32 characters, 8 of them different. */
+    {"{'admin':{'token':'tok'},'sources':[" SRC "]}",
+	"admin.token: too weak: use at least 32 characters, 8 of them "
+	"different"},
+    {"{'admin':{'token':'0123456789abcdef0123456789abcde'},'sources':[" SRC
+     "]}",
+	"admin.token: too weak"},
+    {"{'admin':{'token':'abcdabcdabcdabcdabcdabcdabcdabcdabcdabcd'},"
+     "'sources':[" SRC "]}",
+	"admin.token: too weak"},
     {"{'log':{'level':'verbose'},'sources':[" SRC "]}",
 	"log.level: must be one of debug, info, warn, error"},
     {"{'log':{'format':'xml'},'sources':[" SRC "]}",
@@ -514,7 +512,7 @@ test_env_secrets(void **state)
 	assert_int_equal(setenv("NB_T_WK", "wk_from_env", 1), 0);
 	assert_int_equal(setenv("NB_T_SECRETS", SEC1 ", " SEC2 ",", 1), 0);
 	assert_int_equal(setenv("NB_T_PKS", PK1 " " PK2, 1), 0);
-	assert_int_equal(setenv("NB_T_TOKEN", "admintoken", 1), 0);
+	assert_int_equal(setenv("NB_T_TOKEN", TOKEN, 1), 0);
 	assert_int_equal(setenv("NB_T_DSN", "host=/run/pg dbname=nb", 1), 0);
 	assert_int_equal(setenv("NB_T_EMPTY", "", 1), 0);
 	assert_int_equal(setenv("NB_T_BAD", SEC1 " whsec_bad", 1), 0);
@@ -527,7 +525,7 @@ test_env_secrets(void **state)
 		      "{'name':'mixed','signing_secrets':['" SEC1 "'],"
 		      "'signing_secrets_env':'NB_T_SECRETS',"
 		      "'write_key':'k'}]}");
-	assert_string_equal(cfg->admin_token, "admintoken");
+	assert_string_equal(cfg->admin_token, TOKEN);
 	assert_string_equal(cfg->store.dsn, "host=/run/pg dbname=nb");
 	s = nb_config_source(cfg, "acme");
 	assert_string_equal(s->write_key, "wk_from_env");
@@ -578,7 +576,7 @@ test_file_secrets(void **state)
 	write_file("secrets.txt", "# current\n" SEC1 "\n\n  " SEC2 "  \n");
 	write_file("pks.txt", PK1 "\n" PK2);
 	write_file("bad.txt", SEC1 "\n# x\nwhsec_???\n");
-	write_file("token", "tok\n");
+	write_file("token", TOKEN "\n");
 
 	assert_true(snprintf(text, sizeof(text),
 			"{'admin':{'token_file':'%s/token'},'sources':[{"
@@ -591,7 +589,7 @@ test_file_secrets(void **state)
 			"'write_key_file':'wk_nonl.txt'}]}",
 			tmpdir) < (int)sizeof(text));
 	assert_int_equal(load(&cfg, text, tmpdir, err, sizeof(err)), 0);
-	assert_string_equal(cfg->admin_token, "tok");
+	assert_string_equal(cfg->admin_token, TOKEN);
 	s = nb_config_source(cfg, "acme");
 	assert_string_equal(s->write_key, "wk_from_file");
 	assert_int_equal(nb_keyring_count(s->keys), 4);

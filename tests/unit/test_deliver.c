@@ -41,6 +41,7 @@
 #include "nudgebridge/segment.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
+#include "testlib.h"
 
 #define WRITE_KEY  "wk_test"
 #define AUTH_BASIC "Basic d2tfdGVzdDo=" /* base64("wk_test:") */
@@ -346,9 +347,7 @@ fixture_setup(struct fixture *f, enum sink_mode mode, const char *segment_extra)
 	f->blackhole = -1;
 	f->active = 1;
 	sink_start(mode);
-	memcpy(
-	    f->dir, "/tmp/nb-deliver-XXXXXX", sizeof("/tmp/nb-deliver-XXXXXX"));
-	assert_non_null(mkdtemp(f->dir));
+	testlib_tmpdir(f->dir, sizeof(f->dir), "deliver");
 	f->cfg = load_config(f->dir, segment_extra);
 	if (nb_store_open(&f->store, &f->cfg->store, err, sizeof(err)) == -1)
 		fail_msg("store: %s", err);
@@ -377,8 +376,6 @@ fixture_start(struct fixture *f)
 static void
 fixture_teardown(struct fixture *f)
 {
-	char path[128];
-
 	if (f->d != NULL) {
 		(void)nb_deliver_stop(f->d, 0);
 		nb_deliver_free(f->d);
@@ -387,13 +384,7 @@ fixture_teardown(struct fixture *f)
 	nb_config_unref(f->cfg);
 	nb_metrics_free(f->m);
 	sink_stop();
-	(void)snprintf(path, sizeof(path), "%s/nb.db", f->dir);
-	(void)unlink(path);
-	(void)snprintf(path, sizeof(path), "%s/nb.db-wal", f->dir);
-	(void)unlink(path);
-	(void)snprintf(path, sizeof(path), "%s/nb.db-shm", f->dir);
-	(void)unlink(path);
-	(void)rmdir(f->dir);
+	testlib_rmdir_db(f->dir);
 	if (f->blackhole != -1)
 		(void)close(f->blackhole);
 	f->active = 0;

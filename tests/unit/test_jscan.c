@@ -26,6 +26,7 @@
 
 #include "nudgebridge/buf.h"
 #include "nudgebridge/jscan.h"
+#include "testlib.h"
 
 #define SEGMENT_OPTS                                                           \
 	(NB_JSCAN_NO_ESCAPES | NB_JSCAN_INTEGERS | NB_JSCAN_UNIQUE_KEYS)
@@ -386,18 +387,6 @@ test_plain(void **state)
 	}
 }
 
-static uint64_t
-xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x;
-}
-
 /* Against jansson: see the top of the file. */
 static void
 agree(const char *text, size_t len, const char *what)
@@ -429,19 +418,19 @@ static const char *const splices[] = {"{", "}", "[", "]", ":", ",", "\"", "\\",
 static size_t
 mutate(uint64_t *rng, const char *in, size_t len, char *out, size_t cap)
 {
-	size_t n = len, e, edits = 1 + xorshift(rng) % 3, at, sl;
+	size_t n = len, e, edits = 1 + testlib_xorshift(rng) % 3, at, sl;
 	const char *sp;
 
 	memcpy(out, in, len);
 	for (e = 0; e < edits; e++) {
-		at = xorshift(rng) % (n + 1);
-		switch (xorshift(rng) % 4) {
+		at = testlib_xorshift(rng) % (n + 1);
+		switch (testlib_xorshift(rng) % 4) {
 		case 0:
 			if (at < n)
-				out[at] = (char)(xorshift(rng) & 0xff);
+				out[at] = (char)(testlib_xorshift(rng) & 0xff);
 			break;
 		case 1:
-			sp = splices[xorshift(rng) %
+			sp = splices[testlib_xorshift(rng) %
 			    (sizeof(splices) / sizeof(splices[0]))];
 			sl = strlen(sp);
 			if (n + sl > cap)

@@ -25,6 +25,7 @@
 
 #include "nudgebridge/nudgespot.h"
 #include "nudgebridge/schema.h"
+#include "testlib.h"
 
 #define ID   "\"id\":\"evt_1\""
 #define TYPE "\"type\":\"email.opened\""
@@ -615,18 +616,6 @@ struct diff_stats {
 	size_t direct;
 };
 
-static uint64_t
-xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x;
-}
-
 static int
 same_str(const char *a, const char *b)
 {
@@ -849,19 +838,19 @@ static const char *const splices[] = {"{", "}", "[", "]", ":", ",", "\"", "\\",
 static size_t
 mutate(uint64_t *rng, const char *body, size_t len, char *out, size_t cap)
 {
-	size_t n = len, edits = 1 + xorshift(rng) % 3, e, at, k, sl;
+	size_t n = len, edits = 1 + testlib_xorshift(rng) % 3, e, at, k, sl;
 	const char *s;
 
 	memcpy(out, body, len);
 	for (e = 0; e < edits; e++) {
-		at = n == 0 ? 0 : xorshift(rng) % (n + 1);
-		switch (xorshift(rng) % 5) {
+		at = n == 0 ? 0 : testlib_xorshift(rng) % (n + 1);
+		switch (testlib_xorshift(rng) % 5) {
 		case 0: /* replace a byte */
 			if (at < n)
-				out[at] = (char)(xorshift(rng) & 0xff);
+				out[at] = (char)(testlib_xorshift(rng) & 0xff);
 			break;
 		case 1: /* insert a splice */
-			s = splices[xorshift(rng) %
+			s = splices[testlib_xorshift(rng) %
 			    (sizeof(splices) / sizeof(splices[0]))];
 			sl = strlen(s);
 			if (n + sl > cap)
@@ -871,7 +860,7 @@ mutate(uint64_t *rng, const char *body, size_t len, char *out, size_t cap)
 			n += sl;
 			break;
 		case 2: /* delete a few bytes */
-			k = 1 + xorshift(rng) % 4;
+			k = 1 + testlib_xorshift(rng) % 4;
 			if (at + k <= n) {
 				memmove(out + at, out + at + k, n - at - k);
 				n -= k;
@@ -882,7 +871,7 @@ mutate(uint64_t *rng, const char *body, size_t len, char *out, size_t cap)
 			break;
 		default: /* replace a byte by a splice's first byte */
 			if (at < n)
-				out[at] = splices[xorshift(rng) %
+				out[at] = splices[testlib_xorshift(rng) %
 				    (sizeof(splices) / sizeof(splices[0]))][0];
 			break;
 		}

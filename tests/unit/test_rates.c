@@ -21,38 +21,23 @@
 
 #include "nudgebridge/rates.h"
 #include "nudgebridge/store.h"
+#include "testlib.h"
 
 struct fixture {
 	char dir[64];
-	char path[128];
 	struct nb_store *s;
 	struct nb_rates *r;
 	int serial;
 };
 
-/* nb_event and nb_store_config hold char *; the tests pass literals. */
-static char *
-unconst(const char *s)
-{
-	return (char *)(uintptr_t)s;
-}
-
 static int
 setup(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
-	struct nb_store_config cfg;
-	char err[256];
 
 	assert_non_null(fx);
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/nb-rates-XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
-	snprintf(fx->path, sizeof(fx->path), "%s/nb.db", fx->dir);
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.driver = unconst("sqlite");
-	cfg.path = fx->path;
-	if (nb_store_open(&fx->s, &cfg, err, sizeof(err)) != 0)
-		fail_msg("nb_store_open: %s", err);
+	testlib_tmpdir(fx->dir, sizeof(fx->dir), "rates");
+	fx->s = testlib_open_db(fx->dir);
 	assert_non_null(fx->r = nb_rates_new());
 	*state = fx;
 	return 0;
@@ -62,16 +47,10 @@ static int
 teardown(void **state)
 {
 	struct fixture *fx = *state;
-	char p[200];
 
 	nb_rates_free(fx->r);
 	nb_store_close(fx->s);
-	unlink(fx->path);
-	snprintf(p, sizeof(p), "%s-wal", fx->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", fx->path);
-	unlink(p);
-	rmdir(fx->dir);
+	testlib_rmdir_db(fx->dir);
 	free(fx);
 	return 0;
 }
@@ -93,8 +72,8 @@ add(struct fixture *fx, const char *source, int n, int d)
 		snprintf(id, sizeof(id), "e%d", fx->serial++);
 		memset(&e, 0, sizeof(e));
 		e.id = id;
-		e.type = unconst("email.sent");
-		e.raw = unconst("{}");
+		e.type = testlib_unconst("email.sent");
+		e.raw = testlib_unconst("{}");
 		e.rawlen = 2;
 		memset(&r, 0, sizeof(r));
 		r.source = source;

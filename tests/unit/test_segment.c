@@ -29,6 +29,7 @@
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/segment.h"
+#include "testlib.h"
 
 #define MSGID_EVT1                                                             \
 	"nb-a6134578990c931ceb7241203a2462000b969e00dbd7ae333480babffdf27fbd"
@@ -83,25 +84,12 @@ installed(const struct nb_source *src)
 	return o;
 }
 
-static char *
-dq(const char *s)
-{
-	char *out = strdup(s);
-	char *p;
-
-	assert_non_null(out);
-	for (p = out; *p != '\0'; p++) {
-		if (*p == '\'')
-			*p = '"';
-	}
-	return out;
-}
-
 /* Maps event (single-quoted JSON) under src and compares with want. */
 static void
 check(const struct nb_source *src, const char *event, const char *want)
 {
-	char *ev = dq(event), *w = dq(want), *got_text, *want_text;
+	char *ev = testlib_dq(event), *w = testlib_dq(want), *got_text,
+	     *want_text;
 	json_t *got, *exp;
 	json_error_t je;
 	const char *err = NULL;
@@ -128,7 +116,7 @@ check(const struct nb_source *src, const char *event, const char *want)
 static void
 check_fails(const char *event, const char *why)
 {
-	char *ev = dq(event);
+	char *ev = testlib_dq(event);
 	const char *err = NULL;
 	char *text = (char *)1;
 	size_t len = 1;
@@ -882,7 +870,7 @@ test_direct_matches_jansson_table(void **state)
 			len = snprintf(buf, sizeof(buf), "%s%s}", heads[h],
 			    cases[i].extra);
 			assert_true(len > 0 && (size_t)len < sizeof(buf));
-			ev = dq(buf);
+			ev = testlib_dq(buf);
 			snprintf(what, sizeof(what), "head %zu case %zu", h, i);
 			took = differ_all(ev, strlen(ev), what);
 			if (cases[i].direct && took != NSRCS)
@@ -893,7 +881,7 @@ test_direct_matches_jansson_table(void **state)
 	}
 }
 
-/* The concatenation of the NULL-terminated parts, through dq(). */
+/* The concatenation of the NULL-terminated parts, through testlib_dq(). */
 static char *
 event_of(const char *part, ...)
 {
@@ -915,7 +903,7 @@ event_of(const char *part, ...)
 		len += strlen(p);
 	}
 	va_end(ap);
-	ev = dq(buf);
+	ev = testlib_dq(buf);
 	free(buf);
 	return ev;
 }

@@ -4,9 +4,11 @@
  * document, the list never showing a key, and the atomic save that
  * validates before it replaces the file.
  */
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +26,7 @@
 #include "nudgebridge/config.h"
 #include "nudgebridge/sig.h"
 #include "nudgebridge/source.h"
+#include "testlib.h"
 
 static const char base_doc[] =
     "{\"listen\": \"127.0.0.1:8080\", \"store\": {\"path\": \"nb.db\"},"
@@ -446,6 +449,58 @@ test_save(void **state)
 	json_decref(doc);
 }
 
+/* Through a symlink: the link stays, the target changes, under a lock. */
+static void
+test_edit_through_link(void **state)
+{
+	struct nb_source_edit e;
+	char dir[64], real[128], link[128], err[512];
+	json_t *doc = NULL;
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	testlib_tmpdir(dir, sizeof(dir), "source-link");
+	snprintf(real, sizeof(real), "%s/real.json", dir);
+	snprintf(link, sizeof(link), "%s/link.json", dir);
+	assert_non_null(f = fopen(real, "w"));
+	fputs(base_doc, f);
+	fclose(f);
+	assert_int_equal(symlink("real.json", link), 0);
+	assert_int_equal(
+	    nb_source_edit_begin(&e, link, &doc, err, sizeof(err)), 0);
+	assert_string_equal(e.target, real);
+	/* Another edit waits: the target is locked. */
+	assert_true((fd = open(real, O_RDONLY)) != -1);
+	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), -1);
+	json_object_set_new(doc, "listen", json_string("127.0.0.1:9999"));
+	assert_int_equal(nb_source_save(link, doc, err, sizeof(err)), 0);
+	nb_source_edit_end(&e);
+	nb_source_edit_end(&e);
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	json_decref(doc);
+	/* The next edit reads what the last one wrote. */
+	assert_int_equal(
+	    nb_source_edit_begin(&e, link, &doc, err, sizeof(err)), 0);
+	assert_string_equal("127.0.0.1:9999",
+	    json_string_value(json_object_get(doc, "listen")));
+	nb_source_edit_end(&e);
+	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+	close(fd);
+	json_decref(doc);
+	/* A missing file is named, and nothing is held. */
+	unlink(real);
+	assert_int_equal(
+	    nb_source_edit_begin(&e, link, &doc, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "link.json"));
+	assert_null(doc);
+	assert_int_equal(e.fd, -1);
+	unlink(link);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -457,6 +512,7 @@ main(void)
 	    cmocka_unit_test(test_add_oauth),
 	    cmocka_unit_test(test_rotate_retire),
 	    cmocka_unit_test(test_save),
+	    cmocka_unit_test(test_edit_through_link),
 	};
 
 	if (sodium_init() < 0)

@@ -71,28 +71,14 @@ setup(void **state)
 
 	fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/nb-store-XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
+	testlib_tmpdir(fx->dir, sizeof(fx->dir), "store");
 	snprintf(fx->path, sizeof(fx->path), "%s/nb.db", fx->dir);
-	fx->cfg.driver = unconst("sqlite");
+	fx->cfg.driver = testlib_unconst("sqlite");
 	fx->cfg.path = fx->path;
 	fx->cfg.lease_s = 30;
 	fx->s = open_store(fx);
 	*state = fx;
 	return 0;
-}
-
-/* Removes a database file and its WAL and shared-memory files. */
-static void
-unlink_db(const char *path)
-{
-	char p[200];
-
-	unlink(path);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
 }
 
 static int
@@ -101,7 +87,7 @@ teardown(void **state)
 	struct fixture *fx = *state;
 
 	nb_store_close(fx->s);
-	unlink_db(fx->path);
+	testlib_unlink_db(fx->path);
 	rmdir(fx->dir);
 	free(fx);
 	return 0;
@@ -163,15 +149,15 @@ test_open_schema(void **state)
 	assert_int_equal(nb_store_schema_version(fx->s, &v), 0);
 	assert_int_equal(v, SCHEMA_LATEST);
 
-	cfg.driver = unconst("postgres");
+	cfg.driver = testlib_unconst("postgres");
 	assert_int_equal(nb_store_open(&s, &cfg, err, sizeof(err)), -1);
 	assert_null(s);
 	assert_string_equal(err, "store.dsn: missing");
-	cfg.driver = unconst("mysql");
+	cfg.driver = testlib_unconst("mysql");
 	assert_int_equal(nb_store_open(&s, &cfg, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "store.driver"));
-	cfg.driver = unconst("sqlite");
-	cfg.path = unconst("/nonexistent-dir/x/nb.db");
+	cfg.driver = testlib_unconst("sqlite");
+	cfg.path = testlib_unconst("/nonexistent-dir/x/nb.db");
 	assert_int_equal(nb_store_open(&s, &cfg, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "store.path"));
 	nb_store_close(NULL);
@@ -552,7 +538,7 @@ test_migrate_v1(void **state)
 		assert_int_equal(rows[0].rule, NB_SEGMENT_RULE_LEGACY);
 		nb_stored_events_free(rows, 1);
 		nb_store_close(s);
-		unlink_db(path);
+		testlib_unlink_db(path);
 	}
 }
 
@@ -645,8 +631,8 @@ test_migrate_v3(void **state)
 	assert_int_equal(nb_store_open(&copy, &cfg, err, sizeof(err)), -1);
 	assert_null(copy);
 	assert_non_null(strstr(err, "install id"));
-	unlink_db(bak);
-	unlink_db(path);
+	testlib_unlink_db(bak);
+	testlib_unlink_db(path);
 }
 
 /*
@@ -928,7 +914,7 @@ test_file_modes(void **state)
 		snprintf(side, sizeof(side), "%s-shm", path);
 		assert_int_equal(mode_of(side), 0600);
 		nb_store_close(s);
-		unlink_db(path);
+		testlib_unlink_db(path);
 	}
 
 	/* An operator's file, wider: warned about, not changed. */
@@ -950,7 +936,7 @@ test_file_modes(void **state)
 	s = open_logged(&cfg, out, sizeof(out));
 	assert_null(strstr(out, "readable by others"));
 	nb_store_close(s);
-	unlink_db(path);
+	testlib_unlink_db(path);
 }
 
 /* A file one process owns: no table of instances to beat in. */
@@ -1064,7 +1050,7 @@ test_size_cap(void **state)
 	assert_counts(&r1, 1, 0, 0);
 	/* The failed requests left no dedupe keys behind. */
 	r2 = req("acme", "wh_2", &small, 1, 100);
-	small.id = unconst("s2");
+	small.id = testlib_unconst("s2");
 	assert_int_equal(append1(capped, &r2), 0);
 	assert_counts(&r2, 1, 0, 0);
 	assert_int_equal(nb_store_probe(capped), 0);

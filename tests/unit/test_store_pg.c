@@ -109,8 +109,8 @@ setup(void **state)
 	admin_exec(fx->admin, sql);
 	snprintf(opts, sizeof(opts), "-c search_path=%s", fx->schema);
 	assert_int_equal(setenv("PGOPTIONS", opts, 1), 0);
-	fx->cfg.driver = unconst("postgres");
-	fx->cfg.dsn = unconst(dsn);
+	fx->cfg.driver = testlib_unconst("postgres");
+	fx->cfg.dsn = testlib_unconst(dsn);
 	fx->cfg.lease_s = 30;
 	fx->s = open_store(fx);
 	return 0;
@@ -186,7 +186,7 @@ test_open_schema(void **state)
 	assert_int_equal(nb_store_open(&s, &cfg, err, sizeof(err)), -1);
 	assert_null(s);
 	assert_string_equal(err, "store.dsn: missing");
-	cfg.dsn = unconst("postgresql://nobody@127.0.0.1:1/none");
+	cfg.dsn = testlib_unconst("postgresql://nobody@127.0.0.1:1/none");
 	assert_int_equal(nb_store_open(&s, &cfg, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "store.dsn: cannot connect"));
 
