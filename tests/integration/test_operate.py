@@ -99,7 +99,7 @@ class TestDlqCli(DlqCase):
         Track message or the same reason there is none, also once the
         event's source is gone from the configuration."""
         ok = event()
-        self.sink.poison = {message_id("beta", ok["id"])}
+        self.sink.poison = {self.bridge.message_id("beta", ok["id"])}
         self.assertCounts(self.bridge.post("beta", ok), 1, 0, 0)
         self.quarantine("beta", 1)
         rows = wait_until(lambda: (lambda r: r if len(r) == 2 else None)(
@@ -121,7 +121,7 @@ class TestDlqCli(DlqCase):
         rejected = [r["key"] for r in rows if r["id"] == ok["id"]][0]
         quarantined = [r["key"] for r in rows if r["id"] != ok["id"]][0]
         self.assertEqual(both(rejected)["track"]["messageId"],
-                         message_id("beta", ok["id"]))
+                         self.bridge.message_id("beta", ok["id"]))
         self.assertIn("occurred_at", both(quarantined)["track_error"])
         # beta leaves the configuration (and the running bridge).
         self.bridge.config["sources"] = [
@@ -331,30 +331,41 @@ class TestAdminThread(DlqCase):
         self.assertEqual(answer["r"].json["replayed"], 3)
 
     def test_long_replay_lets_others_in(self):
-        """A replay over many windows of keys is worked a window per turn
-        of the admin thread's loop: other requests are answered between
-        its steps, not after it."""
-        for _ in range(60):
-            r = self.bridge.post("acme", [event(occurred_at="x")
-                                          for _ in range(1000)])
-            self.assertEqual(r.json["quarantined"], 1000, r)
+        """A replay is worked a bounded step per turn of the admin thread's
+        loop (a selection of keys goes 50 keys a step): other requests are
+        answered between its steps, not after it.  Proof without timing:
+        the replay takes the keys in the order given and re-quarantines
+        each row (a new updated_at), so an answer showing the first row
+        replayed followed by one showing the last row not yet replayed
+        were both given while the replay was under way."""
+        r = self.bridge.post("acme", [event(occurred_at="x")
+                                      for _ in range(1000)])
+        self.assertEqual(r.json["quarantined"], 1000, r)
+        rows = self.bridge.dlq("list")
+        self.assertEqual(len(rows), 1000)
+        first, last = rows[0], rows[-1]
+        time.sleep(0.01)  # updated_at has a resolution of milliseconds
         done = {}
 
         def replay():
-            r = self.bridge.admin("POST", "/v1/dlq/replay", {})
-            done["r"] = r
+            done["r"] = self.bridge.admin(
+                "POST", "/v1/dlq/replay", {"keys": [x["key"] for x in rows]})
         t = threading.Thread(target=replay)
         t.start()
-        between = 0
-        while t.is_alive():
-            r = self.bridge.admin("GET", "/v1/dlq?limit=1")
+
+        def updated(row):
+            r = self.bridge.admin("GET", "/v1/dlq/" + row["key"])
             self.assertEqual(r.status, 200, r)
-            if t.is_alive():
-                between += 1
+            return r.json["updated_at"] != row["updated_at"]
+        halfway = False
+        while t.is_alive() and not halfway:
+            if updated(first) and not updated(last):
+                halfway = True
         t.join()
-        self.assertEqual(done["r"].json["replayed"], 60000, done["r"])
-        self.assertGreaterEqual(between, 2, "no request answered while "
-                                "the replay ran")
+        self.assertEqual(done["r"].json["replayed"], 1000, done["r"])
+        self.assertTrue(updated(last))
+        self.assertTrue(halfway, "no request answered while the replay "
+                        "ran")
 
     def signed(self, body):
         body = json.dumps(body).encode()
