@@ -46,16 +46,7 @@ static const char *const key_lists[] = {"signing_secrets", "public_keys"};
 void
 nb_source_fingerprint(const char *key, char out[NB_SOURCE_FP_LEN])
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char h[crypto_hash_sha256_BYTES];
-	size_t i;
-
-	crypto_hash_sha256(h, (const unsigned char *)key, strlen(key));
-	for (i = 0; i < 4; i++) {
-		out[2 * i] = hex[h[i] >> 4];
-		out[2 * i + 1] = hex[h[i] & 0xf];
-	}
-	out[8] = '\0';
+	nb_sig_fingerprint(key, out);
 }
 
 static json_t *

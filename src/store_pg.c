@@ -825,4 +825,5 @@ const struct nb_store_ops nb_store_pg_ops = {
     .list = pgs_list,
     .stats = pgs_stats,
     .errors = pgs_errors,
+    .alert = &pgs_alert_ops,
 };

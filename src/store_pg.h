@@ -59,6 +59,21 @@ enum pgs_stmt {
 	PS_FOLD_ERRORS,
 	PS_FOLD_TRIM,
 	PS_SCHEMA_VERSION,
+	PS_AL_ACTIVITY_PUT,
+	PS_AL_ACTIVITY,
+	PS_AL_REPORTS_CLEAR,
+	PS_AL_REPORT_PUT,
+	PS_AL_REPORTS,
+	PS_AL_LEAD,
+	PS_AL_RENEW,
+	PS_AL_STATES,
+	PS_AL_STATE_PUT,
+	PS_AL_NOTE_ADD,
+	PS_AL_PRUNE_OUTBOX,
+	PS_AL_PRUNE_REPORTS,
+	PS_AL_CLAIM,
+	PS_AL_DONE,
+	PS_AL_RETRY,
 	PS_COUNT
 };
 
@@ -192,6 +207,9 @@ int pgs_list(void *state, const struct nb_store_filter *f, int with_payload,
 int pgs_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
     size_t limit, int *more, struct nb_store_tally *t);
 int pgs_probe(void *state);
+
+/* store_pg_alert.c */
+extern const struct nb_store_alert_ops pgs_alert_ops;
 
 /* store_pg_count.c */
 int pgs_stats(

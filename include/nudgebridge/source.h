@@ -20,8 +20,10 @@
 
 #include <jansson.h>
 
+#include "nudgebridge/sig.h"
+
 /* A fingerprint: 8 lower-case hex digits and the NUL. */
-#define NB_SOURCE_FP_LEN 9
+#define NB_SOURCE_FP_LEN NB_SIG_FP_LEN
 
 /* Room for any key the commands print (a whsk_ private key is longest). */
 #define NB_SOURCE_KEY_MAX 160
@@ -46,8 +48,8 @@ struct nb_source_new {
 
 /*
  * The fingerprint of a key as written in the file (whsec_... or whpk_...):
- * the first 8 hex digits of the SHA-256 of that string.  Never reveals the
- * key.
+ * nb_sig_fingerprint(), the first 8 hex digits of the SHA-256 of that
+ * string.  Never reveals the key.
  */
 void nb_source_fingerprint(const char *key, char out[NB_SOURCE_FP_LEN]);
 

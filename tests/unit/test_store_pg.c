@@ -33,8 +33,8 @@
 #include "../../src/store_pg.h"
 
 /* The schema version this build writes. */
-#define SCHEMA_LATEST	3
-#define SCHEMA_LATEST_S "3"
+#define SCHEMA_LATEST	4
+#define SCHEMA_LATEST_S "4"
 
 struct fixture {
 	PGconn *admin;
