@@ -32,6 +32,7 @@
 #include <sodium.h>
 
 #include "nudgebridge/admin.h"
+#include "nudgebridge/alerter.h"
 #include "nudgebridge/board.h"
 #include "nudgebridge/config.h"
 #include "nudgebridge/console.h"
@@ -606,6 +607,17 @@ admin_cb(struct evhttp_request *req, void *arg)
 			reply_405(req, "GET, HEAD");
 		else
 			handle_list(a, req);
+		return;
+	}
+	if (strcmp(path, "/v1/alerts") == 0) {
+		if (!get)
+			reply_405(req, "GET, HEAD");
+		else
+			nb_httpd_reply_json(req, 200,
+			    a->deps.alerter != NULL
+				? nb_alerter_firing(a->deps.alerter)
+				: json_pack(
+				      "{s:[], s:n}", "alerts", "evaluated_at"));
 		return;
 	}
 	if (strcmp(path, "/v1/dlq/replay") == 0) {

@@ -275,7 +275,9 @@ step_store(struct nb_alert_state *st, const struct nb_alert_obs *o,
 		    "The store has not committed for %lld s; webhooks are "
 		    "answered 503",
 		    (long long)((o->now_ms - bad) / 1000));
-		details(st, json_pack("{s:s}", "failing_since", since));
+		details(st,
+		    json_pack("{s:s, s:s}", "failing_since", since, "instance",
+			o->instance != NULL ? o->instance : ""));
 		return fire(st, o->now_ms, changed);
 	}
 	if (bad == 0 && st->firing) {

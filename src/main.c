@@ -24,7 +24,9 @@
 #include <event2/thread.h>
 #include <sodium.h>
 
+#include "nudgebridge/activity.h"
 #include "nudgebridge/admin.h"
+#include "nudgebridge/alerter.h"
 #include "nudgebridge/board.h"
 #include "nudgebridge/commit.h"
 #include "nudgebridge/config.h"
@@ -401,6 +403,8 @@ struct daemon {
 	struct nb_committer *committer;
 	struct nb_deliver *deliver;
 	struct nb_board *board;
+	struct nb_activity *activity;
+	struct nb_alerter *alerter;
 	struct nb_http *http;
 	struct nb_admin *admin;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
@@ -418,6 +422,49 @@ static size_t
 paused_cb(void *arg, struct nb_paused *out, size_t max)
 {
 	return nb_deliver_paused(arg, out, max);
+}
+
+static int
+healthy_cb(void *arg)
+{
+	return nb_committer_healthy(arg);
+}
+
+static int
+activity_render_cb(void *arg, struct evbuffer *out)
+{
+	return nb_activity_render(arg, out);
+}
+
+/*
+ * The alert thread (started once privileges are dropped), and the metrics
+ * of the activity and the alerts.
+ */
+static int
+start_alerter(struct daemon *d)
+{
+	struct nb_alerter_deps deps;
+	char err[512];
+
+	memset(&deps, 0, sizeof(deps));
+	deps.activity = d->activity;
+	deps.paused = paused_cb;
+	deps.paused_arg = d->deliver;
+	deps.healthy = healthy_cb;
+	deps.healthy_arg = d->committer;
+	if ((d->alerter = nb_alerter_new(&deps, d->cfg, err, sizeof(err))) ==
+	    NULL) {
+		fprintf(stderr, "nudgebridge: alerts: %s\n", err);
+		return -1;
+	}
+	if (nb_metrics_collect(d->metrics, activity_render_cb, d->activity) ==
+		-1 ||
+	    nb_metrics_collect(d->metrics, nb_alerter_render, d->alerter) ==
+		-1) {
+		fprintf(stderr, "nudgebridge: cannot collect alert metrics\n");
+		return -1;
+	}
+	return 0;
 }
 
 /* "host:port" with the port actually bound. */
@@ -506,6 +553,7 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	nb_http_reload(d->http, cfg);
 	nb_admin_reload(d->admin, cfg);
 	nb_deliver_reload(d->deliver, cfg);
+	nb_alerter_reload(d->alerter, cfg);
 	old = d->cfg;
 	d->cfg = cfg;
 	nb_config_unref(old);
@@ -524,7 +572,8 @@ daemon_free(struct daemon *d)
 	if (d->ev_hup != NULL)
 		event_free(d->ev_hup);
 	nb_admin_free(d->admin);
-	nb_board_stop(d->board); /* it may be reading the paused sources */
+	nb_board_stop(d->board);     /* it may be reading the paused sources */
+	nb_alerter_stop(d->alerter); /* and so may this */
 	if (d->deliver != NULL) {
 		nb_deliver_stop(d->deliver, 0);
 		nb_deliver_free(d->deliver);
@@ -533,8 +582,10 @@ daemon_free(struct daemon *d)
 	nb_committer_free(d->committer);
 	nb_http_free(d->http);
 	nb_board_free(d->board); /* after the scrapes waiting for it */
+	nb_alerter_free(d->alerter);
 	nb_store_close(d->store);
 	nb_metrics_free(d->metrics);
+	nb_activity_free(d->activity);
 	nb_config_unref(d->cfg);
 	if (d->base != NULL)
 		event_base_free(d->base);
@@ -561,6 +612,7 @@ start_listeners(struct daemon *d)
 	deps.committer = d->committer;
 	deps.metrics = d->metrics;
 	deps.board = d->board;
+	deps.activity = d->activity;
 	if ((d->http = nb_http_new(&deps, d->cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "nudgebridge: %s\n", err);
 		return -1;
@@ -571,6 +623,7 @@ start_listeners(struct daemon *d)
 	adeps.metrics = d->metrics;
 	adeps.paused = paused_cb;
 	adeps.paused_arg = d->deliver;
+	adeps.alerter = d->alerter;
 	if ((d->admin = nb_admin_new(&adeps, d->cfg, err, sizeof(err))) ==
 	    NULL) {
 		fprintf(stderr, "nudgebridge: admin API: %s\n", err);
@@ -606,6 +659,7 @@ daemon_stop(struct daemon *d)
 			 "stay stored",
 		    NULL);
 	nb_board_stop(d->board); /* before what it reads goes away */
+	nb_alerter_stop(d->alerter);
 	nb_deliver_free(d->deliver);
 	d->deliver = NULL;
 	nb_http_stop(d->http);
@@ -654,7 +708,8 @@ cmd_serve(int argc, char **argv)
 		fprintf(stderr, "nudgebridge: cannot create an event base\n");
 		goto out;
 	}
-	if ((d.metrics = nb_metrics_new()) == NULL) {
+	if ((d.metrics = nb_metrics_new()) == NULL ||
+	    (d.activity = nb_activity_new()) == NULL) {
 		fprintf(stderr, "nudgebridge: out of memory\n");
 		goto out;
 	}
@@ -683,7 +738,7 @@ cmd_serve(int argc, char **argv)
 		d.deliver = NULL;
 		goto out;
 	}
-	if (start_listeners(&d) == -1)
+	if (start_alerter(&d) == -1 || start_listeners(&d) == -1)
 		goto out;
 	/* Listeners bound and store open: root is no longer needed. */
 	if (nb_priv_drop(d.cfg->user,
@@ -691,6 +746,10 @@ cmd_serve(int argc, char **argv)
 							   : NULL,
 		err, sizeof(err)) == -1) {
 		fprintf(stderr, "nudgebridge: %s\n", err);
+		goto out;
+	}
+	if (nb_alerter_start(d.alerter) == -1) {
+		fprintf(stderr, "nudgebridge: cannot start the alert thread\n");
 		goto out;
 	}
 	d.ev_term = evsignal_new(d.base, SIGTERM, stop_cb, &d);

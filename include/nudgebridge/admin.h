@@ -16,6 +16,7 @@
 
 struct event_base;
 struct nb_config;
+struct nb_alerter;
 struct nb_metrics;
 struct nb_paused;
 struct nb_store;
@@ -28,6 +29,8 @@ struct nb_admin_deps {
 	/* Copies paused sources (see board.h); may be NULL. */
 	size_t (*paused)(void *arg, struct nb_paused *out, size_t max);
 	void *paused_arg;
+	/* What fires now, for GET /v1/alerts; may be NULL. */
+	struct nb_alerter *alerter;
 };
 
 struct nb_admin;

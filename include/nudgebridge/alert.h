@@ -95,6 +95,7 @@ struct nb_alert_obs {
 	int have_received;	    /* last_received_ms was read */
 	int64_t last_received_ms;   /* 0: none known */
 	int64_t store_bad_since_ms; /* 0: the store commits */
+	const char *instance;	    /* store_unavailable: who tells, or NULL */
 };
 
 enum nb_alert_notify {
