@@ -157,9 +157,13 @@ step_dead(struct nb_alert_state *st, const struct nb_alert_obs *o,
 
 	if (!o->have_queue)
 		return NB_ALERT_QUIET;
-	if (!st->known || o->dead_total < st->mark) {
-		/* What is there at first sight is not new. */
-		st->known = 1;
+	/*
+	 * A state is made for every source when the store gets the alert
+	 * tables, holding its dead letters then; a source without one came
+	 * later, and all its dead letters are new.  A total that went down
+	 * (another store behind the same name) starts over from there.
+	 */
+	if (o->dead_total < st->mark) {
 		st->mark = o->dead_total;
 		*changed = 1;
 	}

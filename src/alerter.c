@@ -240,14 +240,14 @@ state_of(struct nb_alert_view *v, enum nb_alert_kind k, const char *source)
 }
 
 /*
- * The main reason of the dead letters source got since the last look: of
- * the recent errors of dead letters that moved since then, the reason
- * whose errors grew most.  Counts are kept from one look to the next;
- * an error not seen before counts whole.  NULL when none moved.
+ * The main reason of the dead letters source got since since_ms: of the
+ * recent errors of dead letters that moved since then, the reason whose
+ * errors grew most.  Counts are kept from one look to the next; an error
+ * not seen before counts whole.  NULL when none moved.
  */
 static const char *
 dead_reason(const struct nb_alerter *a, const struct nb_store_error *now,
-    size_t n, const char *source)
+    size_t n, const char *source, int64_t since_ms)
 {
 	const char *best = NULL;
 	int64_t bestn = 0, grew;
@@ -255,7 +255,8 @@ dead_reason(const struct nb_alerter *a, const struct nb_store_error *now,
 
 	for (i = 0; i < n; i++) {
 		if (strcmp(now[i].source, source) != 0 ||
-		    now[i].state != NB_STATE_DEAD || now[i].reason == NULL)
+		    now[i].state != NB_STATE_DEAD || now[i].reason == NULL ||
+		    now[i].last_ms < since_ms)
 			continue;
 		grew = now[i].count;
 		for (j = 0; j < a->nerrs; j++)
@@ -323,14 +324,15 @@ observe(struct nb_alerter *a, struct evaluation *ev,
 		o->pending = st->pending;
 		o->oldest_pending_ms = st->oldest_pending_ms;
 	}
+	/* New dead letters: since the last look, or all for a new state. */
 	dead = state_of(ev->view, NB_ALERT_DEAD_LETTERS, src->name);
-	if (ev->have_stats && dead != NULL && o->dead_total > dead->mark) {
+	if (ev->have_stats && o->dead_total > (dead != NULL ? dead->mark : 0)) {
 		if (!ev->errs_read && a->store != NULL)
 			ev->errs_read =
-			    nb_store_errors(a->store, a->last_eval_ms - 1000,
-				NB_STORE_ERRORS_KEPT, &ev->errs,
-				&ev->nerrs) == 0;
-		o->dead_reason = dead_reason(a, ev->errs, ev->nerrs, src->name);
+			    nb_store_errors(a->store, 0, NB_STORE_ERRORS_KEPT,
+				&ev->errs, &ev->nerrs) == 0;
+		o->dead_reason = dead_reason(a, ev->errs, ev->nerrs, src->name,
+		    dead != NULL ? a->last_eval_ms - 1000 : 0);
 	}
 	o->silent_after_ms = src->silent_after_s * 1000;
 	o->have_received = 1;

@@ -203,7 +203,10 @@ const char *const sq_migrations[] = {
     "CREATE INDEX alert_outbox_open ON alert_outbox (alert, source, id)"
     " WHERE done = 0;"
     "CREATE INDEX alert_outbox_done ON alert_outbox (done_ms)"
-    " WHERE done <> 0;",
+    " WHERE done <> 0;"
+    /* The dead letters stored before alerts existed are not new. */
+    "INSERT INTO alert_state SELECT 'dead_letters', source, 0, 0, 0,"
+    " dead_total, 0, 0, 0, '', '', '{}' FROM counters;",
 };
 const int sq_schema_latest =
     (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));

@@ -37,8 +37,9 @@ enum nb_alert_kind {
 
 /*
  * A condition of one source ("" for store_unavailable, which concerns the
- * instance).  known is 0 for a state never stored: nb_alert_step() then
- * starts it.  The other fields are stored as they are.
+ * instance).  known is 0 for a state never stored (a zeroed one: nothing
+ * told, for dead_letters no dead letter counted yet).  The other fields
+ * are stored as they are.
  */
 struct nb_alert_state {
 	enum nb_alert_kind kind;

@@ -39,6 +39,7 @@ struct alert_case {
 	enum nb_alert_kind kind;
 	int64_t silent_after_ms;
 	const struct row *rows;
+	int64_t mark; /* a stored state's (known) when not 0 */
 };
 
 static const struct nb_alert_params params = {
@@ -61,9 +62,11 @@ static const struct row paused_rows[] = {
     {-1, 0, 0, NULL, 0, 0},
 };
 
-/* Dead letters: v is the store's monotonic dead-letter total. */
+/*
+ * Dead letters: v is the store's monotonic dead-letter total; the state
+ * starts where the store's migration put it (mark 5, see dead_mark).
+ */
 static const struct row dead_rows[] = {
-    /* What is there at first sight is not new. */
     {0, 5, 0, NULL, NB_ALERT_QUIET, 0},
     {500, NONE, 0, NULL, NB_ALERT_QUIET, 0},
     {1000, 6, 0, "quarantined", NB_ALERT_FIRING, 1},
@@ -79,11 +82,26 @@ static const struct row dead_rows[] = {
     {-1, 0, 0, NULL, 0, 0},
 };
 
-/* A total that went down (a new store) is a new baseline, not news. */
+/* A total that went down (another store) is a new baseline, not news. */
 static const struct row dead_reset_rows[] = {
     {0, 50, 0, NULL, NB_ALERT_QUIET, 0},
     {1000, 3, 0, NULL, NB_ALERT_QUIET, 0},
     {2000, 4, 0, "max_attempts", NB_ALERT_FIRING, 1},
+    {-1, 0, 0, NULL, 0, 0},
+};
+
+/*
+ * A source without a state (it came after the store got the alert
+ * tables): every dead letter it has is new, even those stored before the
+ * first evaluation.
+ */
+static const struct row dead_new_rows[] = {
+    {0, 0, 0, NULL, NB_ALERT_QUIET, 0},
+    {1000, 2, 0, "quarantined", NB_ALERT_FIRING, 1},
+    {-1, 0, 0, NULL, 0, 0},
+};
+static const struct row dead_first_rows[] = {
+    {0, 3, 0, "quarantined", NB_ALERT_FIRING, 1},
     {-1, 0, 0, NULL, 0, 0},
 };
 
@@ -137,13 +155,15 @@ static const struct row store_rows[] = {
 };
 
 static const struct alert_case cases[] = {
-    {"paused", NB_ALERT_SOURCE_PAUSED, 0, paused_rows},
-    {"dead", NB_ALERT_DEAD_LETTERS, 0, dead_rows},
-    {"dead_reset", NB_ALERT_DEAD_LETTERS, 0, dead_reset_rows},
-    {"backlog", NB_ALERT_BACKLOG_AGE, 0, backlog_rows},
-    {"silent", NB_ALERT_SOURCE_SILENT, 60000, silent_rows},
-    {"silent_off", NB_ALERT_SOURCE_SILENT, 0, silent_off_rows},
-    {"store", NB_ALERT_STORE_UNAVAILABLE, 0, store_rows},
+    {"paused", NB_ALERT_SOURCE_PAUSED, 0, paused_rows, 0},
+    {"dead", NB_ALERT_DEAD_LETTERS, 0, dead_rows, 5},
+    {"dead_reset", NB_ALERT_DEAD_LETTERS, 0, dead_reset_rows, 50},
+    {"dead_new", NB_ALERT_DEAD_LETTERS, 0, dead_new_rows, 0},
+    {"dead_first", NB_ALERT_DEAD_LETTERS, 0, dead_first_rows, 0},
+    {"backlog", NB_ALERT_BACKLOG_AGE, 0, backlog_rows, 0},
+    {"silent", NB_ALERT_SOURCE_SILENT, 60000, silent_rows, 0},
+    {"silent_off", NB_ALERT_SOURCE_SILENT, 0, silent_off_rows, 0},
+    {"store", NB_ALERT_STORE_UNAVAILABLE, 0, store_rows, 0},
 };
 
 static void
@@ -194,6 +214,8 @@ test_table(void **state)
 		memset(&st, 0, sizeof(st));
 		st.kind = c->kind;
 		snprintf(st.source, sizeof(st.source), "acme");
+		st.mark = c->mark;
+		st.known = c->mark != 0;
 		for (j = 0; c->rows[j].t != -1; j++) {
 			observe(c, &c->rows[j], &o);
 			changed = 0;
@@ -230,6 +252,8 @@ test_dead_details(void **state)
 	memset(&st, 0, sizeof(st));
 	st.kind = NB_ALERT_DEAD_LETTERS;
 	snprintf(st.source, sizeof(st.source), "acme");
+	st.mark = 5;
+	st.known = 1;
 	for (j = 0; dead_rows[j].t != -1; j++) {
 		observe(&cases[1], &dead_rows[j], &o);
 		if (nb_alert_step(&st, &o, &params, &changed) !=

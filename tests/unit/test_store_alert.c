@@ -24,9 +24,13 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include "nudgebridge/store.h"
 #include "nudgebridge/store_alert.h"
+/* The migration test builds a version 3 store with the backends' DDL. */
+#include "../../src/store_pg.h"
+#include "../../src/store_sqlite.h"
 
 struct fixture {
 	int pg;
@@ -448,6 +452,67 @@ test_prune(void **state)
 	nb_alert_view_clear(&v);
 }
 
+/*
+ * A store that had dead letters before it got the alert tables: they are
+ * counted as told (mark), so an upgrade alerts about none of them.
+ */
+static void
+test_migration_baseline(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_alert_view v;
+	struct nb_store *s;
+	sqlite3 *db;
+	char sql[256];
+	int i;
+
+	NEED(fx);
+	nb_store_close(fx->a);
+	nb_store_close(fx->b);
+	fx->a = fx->b = NULL;
+	if (fx->pg) {
+		snprintf(sql, sizeof(sql),
+		    "DROP SCHEMA %s CASCADE; CREATE SCHEMA %s; SET search_path "
+		    "= %s",
+		    fx->schema, fx->schema, fx->schema);
+		admin_exec(fx->admin, sql);
+		for (i = 0; i < 3; i++)
+			admin_exec(fx->admin, pgs_migrations[i]);
+		admin_exec(fx->admin,
+		    "CREATE TABLE schema_version (id INTEGER PRIMARY KEY CHECK "
+		    "(id = 1), version INTEGER NOT NULL);"
+		    "INSERT INTO schema_version VALUES (1, 3);"
+		    "INSERT INTO counters (source, slot, dead_total) VALUES "
+		    "('acme', 0, 4), ('acme', 77, 3), ('beta', 0, 0)");
+	} else {
+		unlink(fx->path);
+		assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+		for (i = 0; i < 3; i++)
+			assert_int_equal(sqlite3_exec(db, sq_migrations[i],
+					     NULL, NULL, NULL),
+			    SQLITE_OK);
+		assert_int_equal(
+		    sqlite3_exec(db,
+			"PRAGMA user_version = 3;"
+			"INSERT INTO counters (source, dead_total) VALUES "
+			"('acme', 7), ('beta', 0)",
+			NULL, NULL, NULL),
+		    SQLITE_OK);
+		sqlite3_close(db);
+	}
+	s = open_store(fx);
+	assert_int_equal(nb_store_alert_read(s, 0, &v), 0);
+	assert_int_equal(v.nst, 2);
+	for (i = 0; i < (int)v.nst; i++) {
+		assert_int_equal(v.st[i].kind, NB_ALERT_DEAD_LETTERS);
+		assert_int_equal(v.st[i].firing, 0);
+		assert_int_equal(
+		    v.st[i].mark, strcmp(v.st[i].source, "acme") == 0 ? 7 : 0);
+	}
+	nb_alert_view_clear(&v);
+	fx->a = s;
+}
+
 #define BOTH(fn)                                                               \
 	cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown),           \
 	    cmocka_unit_test_setup_teardown(fn, setup_pg, teardown)
@@ -462,6 +527,7 @@ main(void)
 	    BOTH(test_apply),
 	    BOTH(test_outbox),
 	    BOTH(test_prune),
+	    BOTH(test_migration_baseline),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
