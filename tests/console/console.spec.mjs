@@ -6,7 +6,8 @@
 // checks the sink afterwards; this script is the person at the browser:
 //
 //   1. a wrong token is refused with a clear message;
-//   2. the right token signs in; the Sources view shows the dead letter;
+//   2. the right token signs in; the Sources view shows the dead letter,
+//      and the dead_letters alert it set off (list and card badge);
 //   3. the Dead letters view lists it; the detail shows payload and Track;
 //   4. "Replay" asks for confirmation naming 1 event, and the event ends up
 //      delivered;
@@ -107,6 +108,14 @@ try {
 	for (const u of requests)
 		assert.ok(!u.includes(token), "the token must never be in a URL");
 	ok("signs in; the source shows the dead letter and its error");
+
+	// 2b. What fires now: the dead letters are an alert, above the cards
+	// and on the source's card.
+	const alert = page.locator('#alert-list li[data-alert="dead_letters"][data-source="acme"]');
+	await alert.waitFor({ state: "visible" });
+	assert.match(await alert.textContent(), /new dead letter.*in source acme/);
+	await card.locator('[data-testid="alert-badge"]', { hasText: "new dead letters" }).waitFor();
+	ok("the Sources view shows the alert firing for the source");
 	await shot(page, "sources");
 
 	// 3. Dead letters: find the rejected event.
