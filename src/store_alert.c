@@ -64,6 +64,10 @@ nb_store_alert_beat(
 	return nb_store_frame(s, NB_STORE_SYNC_LEASE, beat_fn, &a, __func__);
 }
 
+/* What nb_store_alert_read() reads. */
+#define READ_ACTIVITY 1u
+#define READ_ALL      7u
+
 struct read_arg {
 	int64_t since_ms;
 	unsigned what;
@@ -76,7 +80,10 @@ read_fn(const struct nb_store_ops *o, void *state, void *arg)
 	struct read_arg *a = arg;
 
 	nb_alert_view_clear(a->v);
-	if (o->alert->read(state, a->since_ms, a->what, a->v) == -1) {
+	if (o->alert->activity(state, a->v) == -1 ||
+	    (a->what != READ_ACTIVITY &&
+		(o->alert->reports(state, a->since_ms, a->v) == -1 ||
+		    o->alert->states(state, a->v) == -1))) {
 		nb_alert_view_clear(a->v);
 		return -1;
 	}
@@ -87,10 +94,7 @@ int
 nb_store_alert_read(
     struct nb_store *s, int64_t reports_since_ms, struct nb_alert_view *v)
 {
-	struct read_arg a = {reports_since_ms,
-	    NB_STORE_READ_ACTIVITY | NB_STORE_READ_REPORTS |
-		NB_STORE_READ_STATES,
-	    v};
+	struct read_arg a = {reports_since_ms, READ_ALL, v};
 
 	memset(v, 0, sizeof(*v));
 	return nb_store_call(s, read_fn, &a);
@@ -100,7 +104,7 @@ int
 nb_store_activity(struct nb_store *s, struct nb_activity_row **out, size_t *n)
 {
 	struct nb_alert_view v;
-	struct read_arg a = {0, NB_STORE_READ_ACTIVITY, &v};
+	struct read_arg a = {0, READ_ACTIVITY, &v};
 
 	memset(&v, 0, sizeof(v));
 	*out = NULL;

@@ -79,15 +79,10 @@ struct nb_store_mark {
 	const char *was_reason;	   /* PENDING: the reason it was read with */
 };
 
-/* What nb_store_alert_read() reads. */
-#define NB_STORE_READ_ACTIVITY 1u
-#define NB_STORE_READ_REPORTS  2u
-#define NB_STORE_READ_STATES   4u
-
 /*
  * The alert tables (store_alert.h), the same operations under the same
- * names.  "Inside" as below; read runs on its own and appends to v the
- * tables what names (NB_STORE_READ_*).
+ * names.  "Inside" as below; the three reads run on their own and each
+ * fills its part of v (which is empty).
  */
 struct nb_store_alert_ops {
 	int (*beat)(void *state, const struct nb_alert_beat *b, int *leader);
@@ -98,8 +93,9 @@ struct nb_store_alert_ops {
 	int (*finish)(void *state, const char *owner, int64_t id,
 	    enum nb_alert_outcome how, int64_t now_ms, int64_t next_ms,
 	    const char *error);
-	int (*read)(void *state, int64_t reports_since_ms, unsigned what,
-	    struct nb_alert_view *v);
+	int (*activity)(void *state, struct nb_alert_view *v);
+	int (*reports)(void *state, int64_t since_ms, struct nb_alert_view *v);
+	int (*states)(void *state, struct nb_alert_view *v);
 };
 
 struct nb_store_ops {

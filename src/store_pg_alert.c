@@ -239,8 +239,9 @@ pgs_alert_finish(void *state, const char *owner, int64_t id,
 }
 
 static int
-read_activity(struct pg *q, struct nb_alert_view *v)
+read_activity(void *state, struct nb_alert_view *v)
 {
+	struct pg *q = state;
 	PGresult *res;
 	int i, rows;
 
@@ -264,8 +265,9 @@ read_activity(struct pg *q, struct nb_alert_view *v)
 }
 
 static int
-read_reports(struct pg *q, int64_t since_ms, struct nb_alert_view *v)
+read_reports(void *state, int64_t since_ms, struct nb_alert_view *v)
 {
+	struct pg *q = state;
 	struct params p = {0};
 	PGresult *res;
 	int i, rows;
@@ -293,8 +295,9 @@ read_reports(struct pg *q, int64_t since_ms, struct nb_alert_view *v)
 }
 
 static int
-read_states(struct pg *q, struct nb_alert_view *v)
+read_states(void *state, struct nb_alert_view *v)
 {
+	struct pg *q = state;
 	struct nb_alert_state *s;
 	PGresult *res;
 	int i, rows;
@@ -329,26 +332,12 @@ read_states(struct pg *q, struct nb_alert_view *v)
 	return 0;
 }
 
-static int
-pgs_alert_read(
-    void *state, int64_t since_ms, unsigned what, struct nb_alert_view *v)
-{
-	struct pg *q = state;
-
-	if ((what & NB_STORE_READ_ACTIVITY) && read_activity(q, v) == -1)
-		return -1;
-	if ((what & NB_STORE_READ_REPORTS) &&
-	    read_reports(q, since_ms, v) == -1)
-		return -1;
-	if ((what & NB_STORE_READ_STATES) && read_states(q, v) == -1)
-		return -1;
-	return 0;
-}
-
 const struct nb_store_alert_ops pgs_alert_ops = {
     .beat = pgs_alert_beat,
     .apply = pgs_alert_apply,
     .claim = pgs_alert_claim,
     .finish = pgs_alert_finish,
-    .read = pgs_alert_read,
+    .activity = read_activity,
+    .reports = read_reports,
+    .states = read_states,
 };

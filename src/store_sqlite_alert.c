@@ -256,8 +256,9 @@ sq_alert_finish(void *state, const char *owner, int64_t id,
 }
 
 static int
-read_activity(struct sq *q, struct nb_alert_view *v)
+read_activity(void *state, struct nb_alert_view *v)
 {
+	struct sq *q = state;
 	struct nb_activity_row *r;
 	sqlite3_stmt *st;
 	size_t cap = 0;
@@ -282,8 +283,9 @@ read_activity(struct sq *q, struct nb_alert_view *v)
 }
 
 static int
-read_reports(struct sq *q, int64_t since_ms, struct nb_alert_view *v)
+read_reports(void *state, int64_t since_ms, struct nb_alert_view *v)
 {
+	struct sq *q = state;
 	struct nb_alert_report *r;
 	char name[NB_ALERT_NAME_MAX];
 	sqlite3_stmt *st;
@@ -314,8 +316,9 @@ read_reports(struct sq *q, int64_t since_ms, struct nb_alert_view *v)
 }
 
 static int
-read_states(struct sq *q, struct nb_alert_view *v)
+read_states(void *state, struct nb_alert_view *v)
 {
+	struct sq *q = state;
 	struct nb_alert_state *r;
 	char name[NB_ALERT_NAME_MAX];
 	sqlite3_stmt *st;
@@ -352,26 +355,12 @@ read_states(struct sq *q, struct nb_alert_view *v)
 	return step == SQLITE_DONE ? 0 : -1;
 }
 
-static int
-sq_alert_read(
-    void *state, int64_t since_ms, unsigned what, struct nb_alert_view *v)
-{
-	struct sq *q = state;
-
-	if ((what & NB_STORE_READ_ACTIVITY) && read_activity(q, v) == -1)
-		return -1;
-	if ((what & NB_STORE_READ_REPORTS) &&
-	    read_reports(q, since_ms, v) == -1)
-		return -1;
-	if ((what & NB_STORE_READ_STATES) && read_states(q, v) == -1)
-		return -1;
-	return 0;
-}
-
 const struct nb_store_alert_ops sq_alert_ops = {
     .beat = sq_alert_beat,
     .apply = sq_alert_apply,
     .claim = sq_alert_claim,
     .finish = sq_alert_finish,
-    .read = sq_alert_read,
+    .activity = read_activity,
+    .reports = read_reports,
+    .states = read_states,
 };
