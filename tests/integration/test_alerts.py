@@ -106,6 +106,13 @@ class TestConditions(AlertCase):
         self.assertIn("quarantined", first.get("summary"))
         self.assertEqual(first.headers.get("content-type"),
                          "application/json")
+        # The bridge's own `sign` makes the same signature for the body.
+        r = b.cli("sign", "--secret", self.secret, "--id",
+                  first.headers["webhook-id"], "--timestamp",
+                  first.headers["webhook-timestamp"], input=first.raw)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("webhook-signature: " +
+                      first.headers["webhook-signature"], r.stdout)
         self.assertIn(("dead_letters", "acme"), self.firing_now(b))
         self.assertEqual(self.gauge(b, "dead_letters", "acme"), 1)
         # Two more within repeat_s: one more alert, a repeat_s after the
