@@ -44,7 +44,8 @@
 #define ALERTER_KEEP_MS	     (7LL * 86400000) /* done notifications */
 #define ALERTER_REPORTS_MS   (10LL * 60000)   /* reports read back */
 #define ALERTER_LOG_EVERY_MS 60000	      /* store failures, at most */
-#define ALERTER_KINDS	     4		      /* the per-source conditions */
+#define ALERTER_REOPEN_MS    5000 /* between attempts to open the store */
+#define ALERTER_KINDS	     4	  /* the per-source conditions */
 
 static const enum nb_alert_kind source_kinds[ALERTER_KINDS] = {
     NB_ALERT_SOURCE_PAUSED, NB_ALERT_DEAD_LETTERS, NB_ALERT_BACKLOG_AGE,
@@ -71,8 +72,15 @@ struct nb_alerter {
 	pthread_mutex_t lock; /* next_cfg, stop, the published view */
 	struct nb_config *next_cfg;
 	int stop;
-	struct nb_alert_state *pub; /* what fires now, for other threads */
+	/*
+	 * What fires now, for other threads: the store's conditions as the
+	 * last read found them (pub), and this instance's store_unavailable
+	 * (pub_mem), kept apart so that the latter shows while the store is
+	 * down.
+	 */
+	struct nb_alert_state *pub;
 	size_t npub;
+	struct nb_alert_state pub_mem;
 	int64_t pub_ms;
 
 	/* The thread's. */
@@ -84,6 +92,7 @@ struct nb_alerter {
 	struct nb_xfer_multi *mx;
 	struct nb_store *store;
 	int64_t start_ms, last_log_ms, last_eval_ms;
+	int64_t reopen_ms; /* no new connection attempt before */
 	int leader;
 	char owner[NB_ALERT_OWNER_MAX];
 	struct nb_alert_state mem; /* store_unavailable of this instance */
@@ -129,9 +138,13 @@ store_ready(struct nb_alerter *a, int64_t now)
 
 	if (a->store != NULL)
 		return 0;
+	/* A connection attempt may block (a database away): not every tick. */
+	if (now < a->reopen_ms)
+		return -1;
 	if (nb_store_open(&a->store, &a->cfg->store, err, sizeof(err)) == 0)
 		return 0;
 	a->store = NULL;
+	a->reopen_ms = now + ALERTER_REOPEN_MS;
 	if (now - a->last_log_ms >= ALERTER_LOG_EVERY_MS) {
 		log_warn("alerter: cannot open the store", " error=%s",
 		    nb_log_quote(qerr, sizeof(qerr), err));
@@ -467,7 +480,7 @@ out:
 	return rc;
 }
 
-/* Publishes the firing states of v (and this instance's own). */
+/* Publishes the states of v that fire or once did. */
 static void
 publish(struct nb_alerter *a, const struct nb_alert_view *v, int64_t now)
 {
@@ -477,11 +490,9 @@ publish(struct nb_alerter *a, const struct nb_alert_view *v, int64_t now)
 	if ((pub = calloc(v->nst + 1, sizeof(*pub))) == NULL)
 		return;
 	for (i = 0; i < v->nst; i++)
-		if (v->st[i].kind < NB_ALERT_KINDS &&
+		if (v->st[i].kind < NB_ALERT_STORE_UNAVAILABLE &&
 		    (v->st[i].firing || v->st[i].started_ms > 0))
 			pub[n++] = v->st[i];
-	if (a->mem.firing || a->mem.started_ms > 0)
-		pub[n++] = a->mem;
 	pthread_mutex_lock(&a->lock);
 	free(a->pub);
 	a->pub = pub;
@@ -683,6 +694,11 @@ tick_memory(struct nb_alerter *a, int64_t now)
 	o.instance = a->owner;
 	params_of(a->cfg, &p);
 	what = nb_alert_step(&a->mem, &o, &p, &changed);
+	if (changed) {
+		pthread_mutex_lock(&a->lock);
+		a->pub_mem = a->mem;
+		pthread_mutex_unlock(&a->lock);
+	}
 	if (what != NB_ALERT_QUIET) {
 		log_warn(
 		    what == NB_ALERT_FIRING ? "alert firing" : "alert resolved",
@@ -942,9 +958,24 @@ state_json(const struct nb_alert_state *st)
 	    "summary", st->summary, "started_at", started, "details", d);
 }
 
+/*
+ * The i-th published state: the store's, then this instance's own once it
+ * fired; NULL past the end.  Under a->lock.
+ */
+static const struct nb_alert_state *
+pub_at(const struct nb_alerter *a, size_t i)
+{
+	if (i < a->npub)
+		return &a->pub[i];
+	if (i == a->npub && a->pub_mem.started_ms > 0)
+		return &a->pub_mem;
+	return NULL;
+}
+
 json_t *
 nb_alerter_firing(struct nb_alerter *a)
 {
+	const struct nb_alert_state *st;
 	char at[NB_TIME_ISO_LEN];
 	json_t *arr, *o;
 	size_t i;
@@ -952,10 +983,10 @@ nb_alerter_firing(struct nb_alerter *a)
 	if ((arr = json_array()) == NULL)
 		return NULL;
 	pthread_mutex_lock(&a->lock);
-	for (i = 0; i < a->npub; i++) {
-		if (!a->pub[i].firing)
+	for (i = 0; (st = pub_at(a, i)) != NULL; i++) {
+		if (!st->firing)
 			continue;
-		if ((o = state_json(&a->pub[i])) == NULL ||
+		if ((o = state_json(st)) == NULL ||
 		    json_array_append_new(arr, o) == -1) {
 			pthread_mutex_unlock(&a->lock);
 			json_decref(arr);
@@ -974,6 +1005,7 @@ nb_alerter_render(void *arg, struct evbuffer *out)
 {
 	struct nb_alerter *a = arg;
 	const char *name = "nudgebridge_alert_firing";
+	const struct nb_alert_state *st;
 	size_t i;
 	int rc = 0;
 
@@ -984,11 +1016,10 @@ nb_alerter_render(void *arg, struct evbuffer *out)
 		name, name) < 0)
 		return -1;
 	pthread_mutex_lock(&a->lock);
-	for (i = 0; i < a->npub && rc == 0; i++)
+	for (i = 0; rc == 0 && (st = pub_at(a, i)) != NULL; i++)
 		rc = evbuffer_add_printf(out,
 			 "%s{alert=\"%s\",source=\"%s\"} %d\n", name,
-			 nb_alert_name(a->pub[i].kind), a->pub[i].source,
-			 a->pub[i].firing) < 0
+			 nb_alert_name(st->kind), st->source, st->firing) < 0
 		    ? -1
 		    : 0;
 	pthread_mutex_unlock(&a->lock);

@@ -15,12 +15,14 @@ receiver that accepts and never answers leaves webhook latency as it was;
 a restart (kill -9) neither repeats an alert still firing nor loses one
 that ended while the bridge was down; GET /v1/alerts and the
 nudgebridge_alert_firing gauge follow the conditions.  Two instances on
-one PostgreSQL database send each alert once: test_postgres-style, skipped
-without NB_TEST_PG_DSN.
+one PostgreSQL database send each alert once, except store_unavailable,
+which each tells about itself while the database is stopped (a private
+cluster); both skipped without NB_TEST_PG_DSN.
 """
 
-import json
 import os
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -30,6 +32,8 @@ from harness import (BridgeCase, deep_merge, event, new_secret, pg_drop_schema,
                      pg_new_schema, pg_options, sqlite_only, wait_until)
 
 DSN = os.environ.get("NB_TEST_PG_DSN", "")
+PG_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                     "pg.sh")
 
 
 def quarantined(i=0):
@@ -415,6 +419,76 @@ class TestTwoInstancesPostgres(AlertCase):
         # One evaluator for the fleet.
         self.assertEqual(sorted(x.metrics().get("nudgebridge_alert_evaluator")
                                 for x in (a, b)), [0, 1])
+
+
+@unittest.skipUnless(DSN, "NB_TEST_PG_DSN is not set (see tests/pg.sh)")
+class TestStoreUnavailablePostgres(AlertCase):
+    """PostgreSQL stopped under two instances: each tells about itself.
+
+    Runs on a private cluster (tests/pg.sh with a state file of its own),
+    as test_postgres.TestPgOutage does: stopping the shared server would
+    break whatever else uses it.
+    """
+
+    def setUp(self):
+        self.state = tempfile.mktemp(prefix="nb-alert-pg-", suffix=".env")
+        self.env = dict(os.environ, NB_PG_STATE=self.state)
+        self.env.pop("PGOPTIONS", None)
+        p = self.pg("start")
+        if p.returncode != 0:
+            self.skipTest("tests/pg.sh cannot start a private cluster: %s"
+                          % p.stderr[-500:])
+        self.addCleanup(self.pg, "stop")
+        self.dsn = p.stdout.strip().split("=", 1)[1]
+        super().setUp()
+        self.addCleanup(self.pg, "start-server")
+
+    def pg(self, *args):
+        return subprocess.run(["bash", PG_SH] + list(args),
+                              stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=self.env, timeout=60,
+                              universal_newlines=True)
+
+    def instance(self, schema):
+        b = self.make_bridge(None, self.config(
+            alerts={"store_unavailable_s": 1},
+            config={"store": {"driver": "postgres", "dsn": self.dsn,
+                              "lease_s": 2, "path": None},
+                    "segment": {"timeout_ms": 1000}}), start=False)
+        del b.config["store"]["path"]
+        b.write_config()
+        b.env["PGOPTIONS"] = pg_options(schema)
+        b.start()
+        return b
+
+    def test_each_instance_tells_about_itself(self):
+        schema = pg_new_schema("nbal", self.dsn)
+        a, b = self.instance(schema), self.instance(schema)
+        self.assertEqual(a.post("acme", [event()]).status, 200)
+        r = self.pg("stop-server", "fast")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # A commit has to fail for the store to count as failing.
+        for x in (a, b):
+            self.assertTrue(wait_until(
+                lambda: x.post("acme", [event()]).status == 503,
+                timeout=10))
+        got = self.wait_alert("store_unavailable", "firing", count=2)
+        who = {g.get("details")["instance"] for g in got}
+        self.assertEqual(len(who), 2, got)
+        for x in (a, b):
+            self.assertTrue(wait_until(
+                lambda: ("store_unavailable", None) in self.firing_now(x)))
+        r = self.pg("start-server")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = self.wait_alert("store_unavailable", "resolved", count=2,
+                              timeout=30)
+        self.assertEqual({g.get("details")["instance"] for g in got}, who)
+        for x in (a, b):
+            self.assertTrue(wait_until(
+                lambda: x.post("acme", [event()]).status == 200,
+                timeout=15))
+        pg_drop_schema(schema, self.dsn)
 
 
 if __name__ == "__main__":
