@@ -189,16 +189,15 @@ void
 nb_activity_note(
     struct nb_activity *a, const char *source, const char *fp, int64_t now_ms)
 {
-	struct figure *f;
+	struct src_slot *s;
+	struct key_slot *k;
 
-	if (a == NULL || source == NULL)
+	if (a == NULL || source == NULL ||
+	    (s = source_slot(a, source, 1)) == NULL)
 		return;
-	if ((f = figure_of(a, source, NULL)) == NULL)
-		return;
-	raise_to(&f->last, now_ms);
-	if (fp != NULL && fp[0] != '\0' &&
-	    (f = figure_of(a, source, fp)) != NULL)
-		raise_to(&f->last, now_ms);
+	raise_to(&s->f.last, now_ms);
+	if (fp != NULL && fp[0] != '\0' && (k = key_slot(a, s, fp)) != NULL)
+		raise_to(&k->f.last, now_ms);
 }
 
 void
