@@ -321,6 +321,10 @@ class TestHungReceiver(AlertCase):
         self.assertLess(pct(during, .95), 3 * pct(before, .95) + 0.02)
         # Delivery went on too.
         self.assertGreaterEqual(self.sink.wait_count(840, timeout=30), 840)
+        # Nor does it hold up a shutdown.
+        t0 = time.monotonic()
+        self.assertEqual(b.terminate(timeout=20), 0)
+        self.assertLess(time.monotonic() - t0, 5.0)
 
 
 class TestRestart(AlertCase):
