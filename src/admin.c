@@ -31,6 +31,7 @@
 #include <sodium.h>
 
 #include "nudgebridge/admin.h"
+#include "nudgebridge/alerter.h"
 #include "nudgebridge/board.h"
 #include "nudgebridge/config.h"
 #include "nudgebridge/console.h"
@@ -562,17 +563,29 @@ enum input {
 	IN_PATH_KEY, /* the key after the path's prefix */
 };
 
+/* GET /v1/alerts: the conditions firing now. */
+static void
+handle_alerts(struct nb_admin *a, struct evhttp_request *req)
+{
+	nb_httpd_reply_json(req, 200,
+	    a->deps.alerter != NULL
+		? nb_alerter_firing(a->deps.alerter)
+		: json_pack("{s:[], s:n}", "alerts", "evaluated_at"));
+}
+
 static const struct route {
 	const char *path; /* IN_PATH_KEY: a prefix */
 	int post;	  /* POST, else GET and HEAD */
 	enum input in;
-	int op; /* an operation, or -1 for stats */
+	int op; /* an operation, or -1 for handle */
+	void (*handle)(struct nb_admin *, struct evhttp_request *);
 } routes[] = {
-    {"/v1/stats", 0, IN_NONE, -1},
-    {"/v1/dlq", 0, IN_QUERY, NB_OPERATE_LIST},
-    {"/v1/dlq/replay", 1, IN_BODY, NB_OPERATE_REPLAY},
-    {"/v1/dlq/purge", 1, IN_BODY, NB_OPERATE_PURGE},
-    {"/v1/dlq/", 0, IN_PATH_KEY, NB_OPERATE_SHOW},
+    {"/v1/stats", 0, IN_NONE, -1, handle_stats},
+    {"/v1/alerts", 0, IN_NONE, -1, handle_alerts},
+    {"/v1/dlq", 0, IN_QUERY, NB_OPERATE_LIST, NULL},
+    {"/v1/dlq/replay", 1, IN_BODY, NB_OPERATE_REPLAY, NULL},
+    {"/v1/dlq/purge", 1, IN_BODY, NB_OPERATE_PURGE, NULL},
+    {"/v1/dlq/", 0, IN_PATH_KEY, NB_OPERATE_SHOW, NULL},
 };
 
 static const struct route *
@@ -607,8 +620,8 @@ serve_route(struct nb_admin *a, struct evhttp_request *req,
 		reply_405(req, r->post ? "POST" : "GET, HEAD");
 		return;
 	}
-	if (r->op == -1) {
-		handle_stats(a, req);
+	if (r->handle != NULL) {
+		r->handle(a, req);
 		return;
 	}
 	if (r->in == IN_QUERY &&
@@ -660,14 +673,20 @@ admin_cb(struct evhttp_request *req, void *arg)
 		nb_console_serve(req, path);
 		return;
 	}
-	/* Locked: even the right token waits, or guessing would go on. */
-	if ((wait = nb_lockout_wait(a->lockout, peer, now)) > 0) {
-		reply_retry_after(req, 429, "too_many_attempts",
-		    "too many failed authentications; retry later",
-		    (wait + 999) / 1000);
-		return;
-	}
+	/*
+	 * The token is checked first: its holder is never turned away for
+	 * what other clients of the same address did (the token is long and
+	 * random, see config.h, so the lockout only has to keep guessers and
+	 * their log lines down, not to hide a right answer).
+	 */
 	if (!authorized(a, req)) {
+		/* Locked: a wrong guess is not even counted or logged. */
+		if ((wait = nb_lockout_wait(a->lockout, peer, now)) > 0) {
+			reply_retry_after(req, 429, "too_many_attempts",
+			    "too many failed authentications; retry later",
+			    (wait + 999) / 1000);
+			return;
+		}
 		log_warn("admin authentication failed", " path_len=%zu",
 		    path != NULL ? strlen(path) : (size_t)0);
 		/* A request without credentials (an <img>) guesses nothing. */

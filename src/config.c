@@ -12,6 +12,7 @@
  * between threads by reference count; loading may run on any thread.
  */
 #include <ctype.h>
+#include <strings.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -51,7 +52,8 @@ struct ctx {
 };
 
 static const char *const top_keys[] = {"listen", "admin", "log", "store",
-    "limits", "segment", "sources", "tls", "user", "http_threads", NULL};
+    "limits", "segment", "sources", "tls", "user", "http_threads", "alerts",
+    NULL};
 static const char *const tls_keys[] = {"cert_file", "key_file", NULL};
 static const char *const admin_keys[] = {
     "listen", "token", "token_env", "token_file", "max_connections", NULL};
@@ -72,7 +74,11 @@ static const char *const source_keys[] = {"name", "signing_secrets",
     "signing_secrets_env", "signing_secrets_file", "public_keys",
     "public_keys_env", "public_keys_file", "write_key", "write_key_env",
     "write_key_file", "region", "endpoint", "event_names", "anonymous_id",
-    "oauth", NULL};
+    "oauth", "silent_after_s", NULL};
+static const char *const alerts_keys[] = {"webhook_url", "webhook_url_env",
+    "webhook_url_file", "secret", "secret_env", "secret_file", "format",
+    "repeat_s", "backlog_age_s", "store_unavailable_s", "interval_ms",
+    "timeout_ms", "retry_initial_ms", "retry_max_ms", "max_age_s", NULL};
 static const char *const oauth_keys[] = {"client_id", "key_id",
     "private_key_env", "private_key_file", "auth_server", NULL};
 
@@ -1120,6 +1126,8 @@ parse_source(struct ctx *c, struct nb_config *cfg, struct nb_source *src,
 		    "write_key_file)");
 	}
 	if (get_enum(c, o, base, "region", regions, "us, eu", &region) == -1 ||
+	    get_int(c, o, base, "silent_after_s", 0, TEN_YEARS_S,
+		&src->silent_after_s) == -1 ||
 	    get_enum(c, o, base, "anonymous_id", anons, "email, sha256",
 		&anon) == -1 ||
 	    get_endpoint(c, o, base, "endpoint", &endpoint) == -1 ||
@@ -1152,6 +1160,55 @@ parse_source(struct ctx *c, struct nb_config *cfg, struct nb_source *src,
 out:
 	free(endpoint);
 	return rc;
+}
+
+/* "alerts": see struct nb_alerts_config. */
+static int
+parse_alerts(struct ctx *c, struct nb_config *cfg, const json_t *root)
+{
+	static const char *const formats[] = {"json", "slack", NULL};
+	struct nb_alerts_config *al = &cfg->alerts;
+	char entry[NB_SIG_ENTRY_MAX];
+	const char *u;
+	json_t *o;
+
+	if (get_object(c, root, "", "alerts", &o) == -1)
+		return -1;
+	if (o == NULL)
+		return 0;
+	if (check_keys(c, o, "alerts", alerts_keys) == -1 ||
+	    get_secret(c, o, "alerts", "webhook_url", &al->webhook_url) == -1 ||
+	    get_secret(c, o, "alerts", "secret", &al->secret) == -1 ||
+	    get_enum(c, o, "alerts", "format", formats, "json, slack",
+		&al->slack) == -1 ||
+	    get_int(c, o, "alerts", "repeat_s", 1, TEN_YEARS_S,
+		&al->repeat_s) == -1 ||
+	    get_int(c, o, "alerts", "backlog_age_s", 1, TEN_YEARS_S,
+		&al->backlog_age_s) == -1 ||
+	    get_int(c, o, "alerts", "store_unavailable_s", 1, 86400,
+		&al->store_unavailable_s) == -1 ||
+	    get_int32(c, o, "alerts", "interval_ms", 100, 600000,
+		&al->interval_ms) == -1 ||
+	    get_int32(c, o, "alerts", "timeout_ms", 100, 600000,
+		&al->timeout_ms) == -1 ||
+	    get_int32(c, o, "alerts", "retry_initial_ms", 10, 3600000,
+		&al->retry_initial_ms) == -1 ||
+	    get_int32(c, o, "alerts", "retry_max_ms", 10, 86400000,
+		&al->retry_max_ms) == -1 ||
+	    get_int(c, o, "alerts", "max_age_s", 1, TEN_YEARS_S,
+		&al->max_age_s) == -1)
+		return -1;
+	u = al->webhook_url;
+	if (u != NULL && strncasecmp(u, "http://", 7) != 0 &&
+	    strncasecmp(u, "https://", 8) != 0)
+		return fail(c, "alerts.webhook_url", "must be an http(s) URL");
+	/* Signing a test message is the one check of a whsec_ secret. */
+	if (al->secret != NULL &&
+	    nb_sig_sign_hmac(al->secret, "msg_check", 0, NULL, 0, entry,
+		sizeof(entry)) == -1)
+		return fail(c, "alerts.secret",
+		    "not a whsec_ secret (base64 of 24..64 bytes)");
+	return 0;
 }
 
 static int
@@ -1213,6 +1270,8 @@ config_free(struct nb_config *cfg)
 	free(cfg->store.path);
 	wipe_free(cfg->store.dsn);
 	free(cfg->segment.endpoint);
+	wipe_free(cfg->alerts.webhook_url);
+	wipe_free(cfg->alerts.secret);
 	free(cfg);
 }
 
@@ -1259,6 +1318,14 @@ config_new(void)
 	cfg->segment.retry.max_ms = 60000;
 	cfg->segment.retry.max_attempts = 0;
 	cfg->segment.retry.max_age_s = 259200;
+	cfg->alerts.repeat_s = 300;
+	cfg->alerts.backlog_age_s = 600;
+	cfg->alerts.store_unavailable_s = 30;
+	cfg->alerts.interval_ms = 2000;
+	cfg->alerts.timeout_ms = 10000;
+	cfg->alerts.retry_initial_ms = 1000;
+	cfg->alerts.retry_max_ms = 300000;
+	cfg->alerts.max_age_s = 86400;
 	atomic_init(&cfg->refs, 1);
 	return cfg;
 }
@@ -1321,6 +1388,7 @@ load_doc(struct nb_config **out, const char *text, const char *dir,
 	    check_limits(&c, &cfg->limits) == -1 ||
 	    parse_tls(&c, cfg, root) == -1 || parse_user(&c, cfg, root) == -1 ||
 	    parse_segment(&c, cfg, root) == -1 ||
+	    parse_alerts(&c, cfg, root) == -1 ||
 	    parse_sources(&c, cfg, root) == -1)
 		goto out;
 	if (cfg->listen == NULL &&

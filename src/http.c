@@ -54,6 +54,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "nudgebridge/activity.h"
 #include "nudgebridge/board.h"
 #include "nudgebridge/commit.h"
 #include "nudgebridge/config.h"
@@ -405,11 +406,18 @@ webhook_signed(struct worker *w, struct evhttp_request *req,
 	    [NB_SIG_MISMATCH] = "no signature entry matched",
 	};
 	enum nb_sig_result sr;
+	int64_t now = nb_time_now_ms(), ts = 0;
+	size_t key = 0;
 
-	sr = nb_sig_verify(src->keys, sh, body, len, time(NULL),
-	    w->cfg->limits.timestamp_tolerance_s);
-	if (sr == NB_SIG_OK)
+	sr = nb_sig_verify_key(src->keys, sh, body, len, (time_t)(now / 1000),
+	    w->cfg->limits.timestamp_tolerance_s, &key, &ts);
+	if (sr == NB_SIG_OK) {
+		nb_activity_note(w->h->deps.activity, name,
+		    nb_keyring_fingerprint(src->keys, key), now);
+		nb_metrics_skew(
+		    w->h->deps.metrics, (double)now / 1000.0 - (double)ts);
 		return 1;
+	}
 	if (sr == NB_SIG_NOMEM)
 		webhook_error(w, req, 503, "unavailable", "out of memory", name,
 		    NULL, len, 0);

@@ -27,7 +27,9 @@
 #include <event2/thread.h>
 #include <sodium.h>
 
+#include "nudgebridge/activity.h"
 #include "nudgebridge/admin.h"
+#include "nudgebridge/alerter.h"
 #include "nudgebridge/board.h"
 #include "nudgebridge/buf.h"
 #include "nudgebridge/commit.h"
@@ -430,6 +432,8 @@ struct daemon {
 	struct nb_commit *committer;
 	struct nb_deliver *deliver;
 	struct nb_board *board;
+	struct nb_activity *activity;
+	struct nb_alerter *alerter;
 	struct nb_http *http;
 	struct nb_admin *admin;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
@@ -447,6 +451,49 @@ static size_t
 paused_cb(void *arg, struct nb_paused *out, size_t max)
 {
 	return nb_deliver_paused(arg, out, max);
+}
+
+static int
+healthy_cb(void *arg)
+{
+	return nb_commit_healthy(arg);
+}
+
+static int
+activity_render_cb(void *arg, struct evbuffer *out)
+{
+	return nb_activity_render(arg, out);
+}
+
+/*
+ * The alert thread (started once privileges are dropped), and the metrics
+ * of the activity and the alerts.
+ */
+static int
+start_alerter(struct daemon *d)
+{
+	struct nb_alerter_deps deps;
+	char err[512];
+
+	memset(&deps, 0, sizeof(deps));
+	deps.activity = d->activity;
+	deps.paused = paused_cb;
+	deps.paused_arg = d->deliver;
+	deps.healthy = healthy_cb;
+	deps.healthy_arg = d->committer;
+	if ((d->alerter = nb_alerter_new(&deps, d->cfg, err, sizeof(err))) ==
+	    NULL) {
+		fprintf(stderr, "nudgebridge: alerts: %s\n", err);
+		return -1;
+	}
+	if (nb_metrics_collect(d->metrics, activity_render_cb, d->activity) ==
+		-1 ||
+	    nb_metrics_collect(d->metrics, nb_alerter_render, d->alerter) ==
+		-1) {
+		fprintf(stderr, "nudgebridge: cannot collect alert metrics\n");
+		return -1;
+	}
+	return 0;
 }
 
 /* "host:port" with the port actually bound. */
@@ -535,6 +582,7 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	nb_http_reload(d->http, cfg);
 	nb_admin_reload(d->admin, cfg);
 	nb_deliver_reload(d->deliver, cfg);
+	nb_alerter_reload(d->alerter, cfg);
 	old = d->cfg;
 	d->cfg = cfg;
 	nb_config_unref(old);
@@ -553,7 +601,8 @@ daemon_free(struct daemon *d)
 	if (d->ev_hup != NULL)
 		event_free(d->ev_hup);
 	nb_admin_free(d->admin);
-	nb_board_stop(d->board); /* it may be reading the paused sources */
+	nb_board_stop(d->board);     /* it may be reading the paused sources */
+	nb_alerter_stop(d->alerter); /* and so may this */
 	if (d->deliver != NULL) {
 		nb_deliver_stop(d->deliver, 0);
 		nb_deliver_free(d->deliver);
@@ -562,8 +611,10 @@ daemon_free(struct daemon *d)
 	nb_commit_free(d->committer);
 	nb_http_free(d->http);
 	nb_board_free(d->board); /* after the scrapes waiting for it */
+	nb_alerter_free(d->alerter);
 	nb_store_close(d->store);
 	nb_metrics_free(d->metrics);
+	nb_activity_free(d->activity);
 	nb_config_unref(d->cfg);
 	if (d->base != NULL)
 		event_base_free(d->base);
@@ -590,6 +641,7 @@ start_listeners(struct daemon *d)
 	deps.committer = d->committer;
 	deps.metrics = d->metrics;
 	deps.board = d->board;
+	deps.activity = d->activity;
 	if ((d->http = nb_http_new(&deps, d->cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "nudgebridge: %s\n", err);
 		return -1;
@@ -598,6 +650,7 @@ start_listeners(struct daemon *d)
 	adeps.metrics = d->metrics;
 	adeps.board = d->board;
 	adeps.fleet = nb_deliver_fleet(d->deliver);
+	adeps.alerter = d->alerter;
 	if ((d->admin = nb_admin_new(&adeps, d->cfg, err, sizeof(err))) ==
 	    NULL) {
 		fprintf(stderr, "nudgebridge: admin API: %s\n", err);
@@ -633,6 +686,7 @@ daemon_stop(struct daemon *d)
 			 "stay stored",
 		    NULL);
 	nb_board_stop(d->board); /* before what it reads goes away */
+	nb_alerter_stop(d->alerter);
 	nb_deliver_free(d->deliver);
 	d->deliver = NULL;
 	nb_http_stop(d->http);
@@ -656,7 +710,8 @@ start_pipeline(struct daemon *d)
 		fprintf(stderr, "nudgebridge: cannot create an event base\n");
 		return -1;
 	}
-	if ((d->metrics = nb_metrics_new()) == NULL) {
+	if ((d->metrics = nb_metrics_new()) == NULL ||
+	    (d->activity = nb_activity_new()) == NULL) {
 		fprintf(stderr, "nudgebridge: out of memory\n");
 		return -1;
 	}
@@ -740,7 +795,8 @@ cmd_serve(int argc, char **argv)
 		log_warn("descriptor limit below limits.max_connections",
 		    " nofile=%zu max_connections=%zu", nofile,
 		    d.cfg->limits.max_connections);
-	if (start_pipeline(&d) == -1 || start_listeners(&d) == -1)
+	if (start_pipeline(&d) == -1 || start_alerter(&d) == -1 ||
+	    start_listeners(&d) == -1)
 		goto out;
 	/* It created the schema; every thread has its own connection now. */
 	nb_store_close(d.store);
@@ -755,6 +811,10 @@ cmd_serve(int argc, char **argv)
 	}
 	if (nb_admin_start(d.admin) == -1) {
 		fprintf(stderr, "nudgebridge: cannot start the admin thread\n");
+		goto out;
+	}
+	if (nb_alerter_start(d.alerter) == -1) {
+		fprintf(stderr, "nudgebridge: cannot start the alert thread\n");
 		goto out;
 	}
 	if (add_signals(&d) == -1)

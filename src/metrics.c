@@ -82,6 +82,14 @@ static const double batch_messages_bounds[] = {
     1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500};
 static const double latency_bounds[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
     10, 30, 60, 300, 900, 3600, 21600, 86400};
+/*
+ * Receipt minus webhook-timestamp.  Both signs, finer near zero (normal
+ * network delay and sub-second clock error), then the steps a drifting
+ * clock passes on its way to the refusal at +-300 s (the default
+ * tolerance): a sender past +-60 s is worth a look before it is refused.
+ */
+static const double skew_bounds[] = {
+    -300, -120, -60, -30, -10, -5, -2, -1, 0, 1, 2, 5, 10, 30, 60, 120, 300};
 
 struct hist {
 	const double *bounds;
@@ -109,6 +117,13 @@ struct nb_metrics {
 	atomic_uint_fast64_t sent_wire;
 	atomic_uint_fast64_t oauth_requests[STATUS_MAX];
 	atomic_uint_fast64_t accept_errors[NACCEPT];
+	atomic_uint_fast64_t filtered;
+	struct hist skew;
+	struct {
+		nb_metrics_collect_fn fn;
+		void *arg;
+	} collectors[NB_METRICS_COLLECTORS];
+	size_t ncollectors;
 };
 
 static void
@@ -183,6 +198,8 @@ nb_metrics_new(void)
 	atomic_init(&m->quarantined, 0);
 	atomic_init(&m->delivered, 0);
 	atomic_init(&m->retries, 0);
+	atomic_init(&m->filtered, 0);
+	hist_init(&m->skew, skew_bounds, sizeof(skew_bounds) / sizeof(double));
 	hist_init(&m->commit_seconds, commit_seconds_bounds,
 	    sizeof(commit_seconds_bounds) / sizeof(double));
 	hist_init(&m->commit_events, commit_events_bounds,
@@ -237,6 +254,33 @@ nb_metrics_events(
 		add(&m->duplicates, (uint64_t)duplicates);
 	if (quarantined > 0)
 		add(&m->quarantined, (uint64_t)quarantined);
+}
+
+void
+nb_metrics_filtered(struct nb_metrics *m, size_t n)
+{
+	if (m == NULL)
+		return;
+	add(&m->filtered, n);
+}
+
+void
+nb_metrics_skew(struct nb_metrics *m, double seconds)
+{
+	if (m == NULL)
+		return;
+	hist_observe(&m->skew, seconds, 1);
+}
+
+int
+nb_metrics_collect(struct nb_metrics *m, nb_metrics_collect_fn fn, void *arg)
+{
+	if (m == NULL || m->ncollectors == NB_METRICS_COLLECTORS)
+		return -1;
+	m->collectors[m->ncollectors].fn = fn;
+	m->collectors[m->ncollectors].arg = arg;
+	m->ncollectors++;
+	return 0;
 }
 
 void
@@ -436,7 +480,8 @@ render_events(struct nb_metrics *m, struct evbuffer *out)
 	    sample_u(out, name, "outcome", "duplicate", get(&m->duplicates)) ==
 		-1 ||
 	    sample_u(out, name, "outcome", "quarantined",
-		get(&m->quarantined)) == -1)
+		get(&m->quarantined)) == -1 ||
+	    sample_u(out, name, "outcome", "filtered", get(&m->filtered)) == -1)
 		return -1;
 	return 0;
 }
@@ -660,6 +705,7 @@ nb_metrics_render(struct nb_metrics *m, const struct nb_board_snapshot *snap,
     int64_t now_ms, struct evbuffer *out)
 {
 	static const struct nb_board_snapshot none;
+	size_t i;
 
 	if (m == NULL || out == NULL)
 		return -1;
@@ -668,7 +714,11 @@ nb_metrics_render(struct nb_metrics *m, const struct nb_board_snapshot *snap,
 	    sample_u(out, "nudgebridge_build_info", "version", NB_VERSION, 1) ==
 		-1)
 		return -1;
-	if (render_requests(m, out) == -1 || render_events(m, out) == -1)
+	if (render_requests(m, out) == -1 || render_events(m, out) == -1 ||
+	    render_hist(out, "nudgebridge_webhook_timestamp_skew_seconds",
+		"Receipt time minus webhook-timestamp of verified requests "
+		"(negative: the sender's clock is ahead).",
+		&m->skew) == -1)
 		return -1;
 	if (render_hist(out, "nudgebridge_store_commit_seconds",
 		"Duration of one store transaction.",
@@ -697,5 +747,8 @@ nb_metrics_render(struct nb_metrics *m, const struct nb_board_snapshot *snap,
 	    render_paused(snap, out) == -1 ||
 	    render_paused_oauth(snap->paused, snap->npaused, out) == -1)
 		return -1;
+	for (i = 0; i < m->ncollectors; i++)
+		if (m->collectors[i].fn(m->collectors[i].arg, out) == -1)
+			return -1;
 	return 0;
 }

@@ -49,6 +49,8 @@ struct nb_keyring {
 	size_t nsecrets;
 	unsigned char (*pks)[crypto_sign_PUBLICKEYBYTES];
 	size_t npks;
+	/* Secrets first, then public keys, as nb_keyring_fingerprint(). */
+	char (*fps)[NB_SIG_FP_LEN];
 };
 
 enum entry_kind {
@@ -84,8 +86,50 @@ nb_keyring_free(struct nb_keyring *k)
 	if (k->pks != NULL)
 		sodium_memzero(k->pks, k->npks * sizeof(*k->pks));
 	free(k->pks);
+	free(k->fps);
 	sodium_memzero(k, sizeof(*k));
 	free(k);
+}
+
+void
+nb_sig_fingerprint(const char *key, char out[NB_SIG_FP_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char h[crypto_hash_sha256_BYTES];
+	size_t i;
+
+	crypto_hash_sha256(h, (const unsigned char *)key, strlen(key));
+	for (i = 0; i < 4; i++) {
+		out[2 * i] = hex[h[i] >> 4];
+		out[2 * i + 1] = hex[h[i] & 0xf];
+	}
+	out[8] = '\0';
+}
+
+/*
+ * Records the fingerprint of a key just added as number at (the others
+ * move up by one).  -1 when out of memory.
+ */
+static int
+fingerprint_insert(struct nb_keyring *k, size_t at, const char *key)
+{
+	char(*n)[NB_SIG_FP_LEN];
+	size_t total = k->nsecrets + k->npks; /* before the new key */
+
+	if ((n = realloc(k->fps, (total + 1) * sizeof(*n))) == NULL)
+		return -1;
+	memmove(n[at + 1], n[at], (total - at) * sizeof(*n));
+	nb_sig_fingerprint(key, n[at]);
+	k->fps = n;
+	return 0;
+}
+
+const char *
+nb_keyring_fingerprint(const struct nb_keyring *k, size_t i)
+{
+	if (k == NULL || i >= k->nsecrets + k->npks)
+		return "";
+	return k->fps[i];
 }
 
 /*
@@ -125,14 +169,17 @@ decode_secret(const char *whsec, struct secret *sec)
 int
 nb_keyring_add_secret(struct nb_keyring *k, const char *whsec)
 {
-	struct secret sec, *n;
+	struct secret sec, *n = NULL;
 	int rc = -1;
 
 	if (decode_secret(whsec, &sec) == -1)
 		goto out;
 	/* Grow by one and wipe the old copy: realloc would leave it behind. */
-	if ((n = calloc(k->nsecrets + 1, sizeof(*n))) == NULL)
+	if ((n = calloc(k->nsecrets + 1, sizeof(*n))) == NULL ||
+	    fingerprint_insert(k, k->nsecrets, whsec) == -1) {
+		free(n);
 		goto out;
+	}
 	if (k->nsecrets > 0)
 		memcpy(n, k->secrets, k->nsecrets * sizeof(*n));
 	n[k->nsecrets] = sec;
@@ -159,8 +206,10 @@ nb_keyring_add_public_key(struct nb_keyring *k, const char *whpk)
 		return -1;
 	if ((n = realloc(k->pks, (k->npks + 1) * sizeof(*n))) == NULL)
 		return -1;
-	memcpy(n[k->npks], pk, sizeof(pk));
 	k->pks = n;
+	if (fingerprint_insert(k, k->nsecrets + k->npks, whpk) == -1)
+		return -1;
+	memcpy(n[k->npks], pk, sizeof(pk));
 	k->npks++;
 	return 0;
 }
@@ -336,11 +385,20 @@ enum nb_sig_result
 nb_sig_verify(const struct nb_keyring *keys, const struct nb_sig_headers *h,
     const unsigned char *body, size_t len, time_t now, int64_t tolerance_s)
 {
+	return nb_sig_verify_key(
+	    keys, h, body, len, now, tolerance_s, NULL, NULL);
+}
+
+enum nb_sig_result
+nb_sig_verify_key(const struct nb_keyring *keys, const struct nb_sig_headers *h,
+    const unsigned char *body, size_t len, time_t now, int64_t tolerance_s,
+    size_t *key, int64_t *tsp)
+{
 	struct entry e[NB_SIG_MAX_ENTRIES];
 	unsigned char mac[HMAC_LEN];
 	unsigned char *m = NULL;
 	enum nb_sig_result r = NB_SIG_MISMATCH;
-	size_t n = 0, i, j, mlen = 0, tries = 0;
+	size_t n = 0, i, j, mlen = 0, tries = 0, which = 0;
 	int64_t ts;
 	int any_v1 = 0, any_v1a = 0;
 
@@ -369,6 +427,7 @@ nb_sig_verify(const struct nb_keyring *keys, const struct nb_sig_headers *h,
 			if (e[j].kind == ENTRY_V1 &&
 			    crypto_verify_32(mac, e[j].sig) == 0) {
 				r = NB_SIG_OK;
+				which = i;
 				break;
 			}
 		}
@@ -396,12 +455,19 @@ nb_sig_verify(const struct nb_keyring *keys, const struct nb_sig_headers *h,
 			if (crypto_sign_verify_detached(
 				e[j].sig, m, mlen, keys->pks[i]) == 0) {
 				r = NB_SIG_OK;
+				which = keys->nsecrets + i;
 				break;
 			}
 		}
 	}
 out:
 	free(m);
+	if (r == NB_SIG_OK) {
+		if (key != NULL)
+			*key = which;
+		if (tsp != NULL)
+			*tsp = ts;
+	}
 	return r;
 }
 

@@ -50,16 +50,7 @@ static const char *const key_lists[] = {"signing_secrets", "public_keys"};
 void
 nb_source_fingerprint(const char *key, char out[NB_SOURCE_FP_LEN])
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char h[crypto_hash_sha256_BYTES];
-	size_t i;
-
-	crypto_hash_sha256(h, (const unsigned char *)key, strlen(key));
-	for (i = 0; i < 4; i++) {
-		out[2 * i] = hex[h[i] >> 4];
-		out[2 * i + 1] = hex[h[i] & 0xf];
-	}
-	out[8] = '\0';
+	nb_sig_fingerprint(key, out);
 }
 
 static json_t *
@@ -296,22 +287,21 @@ nb_source_rotate(json_t *doc, const char *name, int ed25519, char *key,
 	return 0;
 }
 
-int
-nb_source_retire(
-    json_t *doc, const char *name, const char *id, char *err, size_t errlen)
+/*
+ * The key id names among src's inline keys: its position (signing_secrets
+ * first, then public_keys) in *at.  0, or -1 with err.
+ */
+static int
+key_find(const json_t *src, const char *name, const char *id, size_t *at,
+    char *err, size_t errlen)
 {
 	char fp[NB_SOURCE_FP_LEN];
-	json_t *src, *arr, *v;
-	const char *list = NULL;
-	size_t idlen = strlen(id), i, k, n, at = 0, matches = 0, base;
+	json_t *arr, *v;
+	size_t idlen = strlen(id), i, k, n, matches = 0, base;
 	long long num;
 	char *end;
 	int indirect;
 
-	if ((src = find_source(doc, name)) == NULL) {
-		snprintf(err, errlen, "no source named %s", name);
-		return -1;
-	}
 	n = count_keys(src, &indirect);
 	errno = 0;
 	num = strtoll(id, &end, 10);
@@ -322,108 +312,121 @@ nb_source_retire(
 			    name, id);
 			return -1;
 		}
-		at = (size_t)num;
-		matches = 1;
-	} else {
-		if (idlen < SOURCE_FP_MIN || idlen > 8) {
-			snprintf(err, errlen,
-			    "--secret-id: a key number or 4 to 8 hex digits "
-			    "of its fingerprint");
-			return -1;
-		}
-		base = 0;
-		for (k = 0; k < 2; k++) {
-			arr = json_object_get(src, key_lists[k]);
-			json_array_foreach(arr, i, v)
-			{
-				if (!json_is_string(v))
-					continue;
-				nb_source_fingerprint(json_string_value(v), fp);
-				if (strncasecmp(fp, id, idlen) == 0) {
-					at = base + i;
-					matches++;
-				}
-			}
-			base += json_array_size(arr);
-		}
-		if (matches != 1) {
-			snprintf(err, errlen,
-			    matches == 0
-				? "no key of source %s has that "
-				  "fingerprint"
-				: "several keys of source %s match; give "
-				  "more digits",
-			    name);
-			return -1;
-		}
+		*at = (size_t)num;
+		return 0;
 	}
-	if (n == 1 && !indirect) {
+	if (idlen < SOURCE_FP_MIN || idlen > 8) {
+		snprintf(err, errlen,
+		    "--secret-id: a key number or 4 to 8 hex digits "
+		    "of its fingerprint");
+		return -1;
+	}
+	base = 0;
+	for (k = 0; k < 2; k++) {
+		arr = json_object_get(src, key_lists[k]);
+		json_array_foreach(arr, i, v)
+		{
+			if (!json_is_string(v))
+				continue;
+			nb_source_fingerprint(json_string_value(v), fp);
+			if (strncasecmp(fp, id, idlen) == 0) {
+				*at = base + i;
+				matches++;
+			}
+		}
+		base += json_array_size(arr);
+	}
+	if (matches != 1) {
+		snprintf(err, errlen,
+		    matches == 0 ? "no key of source %s has that "
+				   "fingerprint"
+				 : "several keys of source %s match; give "
+				   "more digits",
+		    name);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The key at position at of src (as key_find() counts): its array, the
+ * array's name and its index there.  NULL when there is none.
+ */
+static json_t *
+key_at(const json_t *src, size_t at, json_t **arr, const char **list,
+    size_t *index)
+{
+	size_t k, base = 0;
+	json_t *a;
+
+	for (k = 0; k < 2; k++) {
+		a = json_object_get(src, key_lists[k]);
+		if (at < base + json_array_size(a)) {
+			*arr = a;
+			*list = key_lists[k];
+			*index = at - base;
+			return json_array_get(a, at - base);
+		}
+		base += json_array_size(a);
+	}
+	return NULL;
+}
+
+int
+nb_source_key_find(const json_t *doc, const char *name, const char *id,
+    char fp[NB_SOURCE_FP_LEN], char *err, size_t errlen)
+{
+	const json_t *src;
+	const char *list;
+	json_t *arr, *key;
+	size_t at, index;
+
+	if ((src = find_source(doc, name)) == NULL) {
+		snprintf(err, errlen, "no source named %s", name);
+		return -1;
+	}
+	if (key_find(src, name, id, &at, err, errlen) == -1)
+		return -1;
+	if ((key = key_at(src, at, &arr, &list, &index)) == NULL ||
+	    !json_is_string(key)) {
+		snprintf(
+		    err, errlen, "source %s: key %s is not a string", name, id);
+		return -1;
+	}
+	nb_source_fingerprint(json_string_value(key), fp);
+	return 0;
+}
+
+int
+nb_source_retire(
+    json_t *doc, const char *name, const char *id, char *err, size_t errlen)
+{
+	const char *list;
+	json_t *src, *arr;
+	size_t at, index;
+	int indirect;
+
+	if ((src = find_source(doc, name)) == NULL) {
+		snprintf(err, errlen, "no source named %s", name);
+		return -1;
+	}
+	if (key_find(src, name, id, &at, err, errlen) == -1)
+		return -1;
+	if (count_keys(src, &indirect) == 1 && !indirect) {
 		snprintf(err, errlen,
 		    "that is the last key of source %s; add a new one first "
 		    "(source rotate)",
 		    name);
 		return -1;
 	}
-	base = 0;
-	for (k = 0; k < 2; k++) {
-		arr = json_object_get(src, key_lists[k]);
-		if (at < base + json_array_size(arr)) {
-			list = key_lists[k];
-			if (json_array_remove(arr, at - base) == -1)
-				break;
-			if (json_array_size(arr) == 0)
-				json_object_del(src, list);
-			return 0;
-		}
-		base += json_array_size(arr);
+	if (key_at(src, at, &arr, &list, &index) == NULL ||
+	    json_array_remove(arr, index) == -1) {
+		snprintf(err, errlen, "cannot remove the key");
+		return -1;
 	}
-	snprintf(err, errlen, "cannot remove the key");
-	return -1;
-}
-
-void
-nb_source_list(FILE *f, const json_t *doc)
-{
-	static const char *const kinds[] = {"secret", "public_key"};
-	static const char *const sfx[] = {"_env", "_file"};
-	char fp[NB_SOURCE_FP_LEN], name[64];
-	json_t *arr = json_object_get(doc, "sources"), *s, *keys, *v;
-	const char *sname;
-	size_t i, j, k, m, id;
-
-	fprintf(
-	    f, "%-24s %-3s %-11s %s\n", "SOURCE", "ID", "KIND", "FINGERPRINT");
-	json_array_foreach(arr, i, s)
-	{
-		sname = json_string_value(json_object_get(s, "name"));
-		if (sname == NULL)
-			continue;
-		id = 0;
-		for (k = 0; k < 2; k++) {
-			keys = json_object_get(s, key_lists[k]);
-			json_array_foreach(keys, j, v)
-			{
-				if (!json_is_string(v))
-					continue;
-				nb_source_fingerprint(json_string_value(v), fp);
-				fprintf(f, "%-24s %-3zu %-11s %s\n", sname,
-				    id + j, kinds[k], fp);
-			}
-			id += json_array_size(keys);
-		}
-		for (k = 0; k < 2; k++)
-			for (m = 0; m < 2; m++) {
-				snprintf(name, sizeof(name), "%s%s",
-				    key_lists[k], sfx[m]);
-				if ((v = json_object_get(s, name)) == NULL)
-					continue;
-				fprintf(f, "%-24s %-3s %-11s (from %s %s)\n",
-				    sname, "-", kinds[k],
-				    m == 0 ? "environment variable" : "file",
-				    json_is_string(v) ? json_string_value(v)
-						      : "?");
-			}
-	}
+	if (json_array_size(arr) == 0)
+		json_object_del(src, list);
+	return 0;
 }
 
 static int
@@ -620,6 +623,7 @@ struct source_args {
 	const char *oauth_key_env;
 	const char *oauth_auth_server;
 	int ed25519;
+	int force;
 };
 
 static void
@@ -635,7 +639,7 @@ source_usage(FILE *f)
 	    "       nudgebridge source rotate NAME --config FILE "
 	    "[--ed25519]\n"
 	    "       nudgebridge source retire NAME --config FILE "
-	    "--secret-id ID\n"
+	    "--secret-id ID [--force]\n"
 	    "       nudgebridge source list --config FILE\n"
 	    "  ID is a key number or fingerprint as `source list` prints "
 	    "them.\n");
@@ -656,6 +660,7 @@ static const struct nb_opt source_opts[] = {
     {"oauth-key-env", NB_OPT_VALUE, SA(oauth_key_env), 0, NULL},
     {"oauth-auth-server", NB_OPT_VALUE, SA(oauth_auth_server), 0, NULL},
     {"ed25519", NB_OPT_FLAG, SA(ed25519), 0, NULL},
+    {"force", NB_OPT_FLAG, SA(force), 0, NULL},
 };
 
 /* The document of a->config, locked for this edit; NULL (printed). */
@@ -777,6 +782,20 @@ unset_placeholders(const char **names, size_t n)
 
 	for (i = 0; i < n; i++)
 		unsetenv(names[i]);
+}
+
+int
+nb_source_config_load(struct nb_config **cfg, const char *path,
+    const json_t *doc, char *err, size_t errlen)
+{
+	const char *names[2 * NB_CONFIG_MAX_SOURCES];
+	size_t n;
+	int rc;
+
+	n = set_placeholders(doc, names, 2 * NB_CONFIG_MAX_SOURCES);
+	rc = nb_config_load(cfg, path, err, errlen);
+	unset_placeholders(names, n);
+	return rc;
 }
 
 /* nb_source_save() with stand-ins for unset write-key and key variables. */
@@ -902,10 +921,22 @@ static int
 change_retire(const struct source_args *a, json_t *doc, char *key,
     size_t keylen, struct edit_ctx *x, char *err, size_t errlen)
 {
+	char fp[NB_SOURCE_FP_LEN];
+
 	(void)key;
 	(void)keylen;
 	(void)x;
-	return nb_source_retire(doc, a->name, a->secret_id, err, errlen);
+	if (nb_source_key_find(doc, a->name, a->secret_id, fp, err, errlen) ==
+		-1 ||
+	    nb_source_retire(doc, a->name, a->secret_id, err, errlen) == -1)
+		return -1;
+	/* Not a key Nudgespot still signs with, unless told so. */
+	if (nb_source_retire_check(stderr, a->config, doc, a->name,
+		a->secret_id, fp, a->force) == -1) {
+		snprintf(err, errlen, "key %s not retired", a->secret_id);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -1018,7 +1049,7 @@ nb_source_main(int argc, char **argv)
 		if ((doc = load_doc(&e, a.config)) == NULL)
 			return 1;
 		nb_source_edit_end(&e); /* list only reads */
-		nb_source_list(stdout, doc);
+		nb_source_list_used(stdout, stderr, a.config, doc);
 		json_decref(doc);
 		return 0;
 	}

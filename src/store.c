@@ -78,6 +78,36 @@ tx_run(struct nb_store *s, enum nb_store_sync sync, tx_fn fn, void *arg,
 	}
 }
 
+struct frame_call {
+	nb_store_frame_fn fn;
+	void *arg;
+};
+
+static int
+frame_fn(struct nb_store *s, void *arg)
+{
+	struct frame_call *c = arg;
+
+	return c->fn(s->ops, s->state, c->arg);
+}
+
+int
+nb_store_frame(struct nb_store *s, enum nb_store_sync sync,
+    nb_store_frame_fn fn, void *arg, const char *op)
+{
+	struct frame_call c = {fn, arg};
+
+	return tx_run(s, sync, frame_fn, &c, op);
+}
+
+int
+nb_store_call(struct nb_store *s, nb_store_frame_fn fn, void *arg)
+{
+	if (ready(s) == -1)
+		return -1;
+	return fn(s->ops, s->state, arg);
+}
+
 /* 1 when f names a key that can match no row. */
 static int
 key_matches_nothing(const struct nb_store_filter *f)

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "nudgebridge/store.h"
+#include "nudgebridge/store_alert.h"
 #include "store_rows.h"
 
 /*
@@ -76,6 +77,25 @@ struct nb_store_mark {
 	const char *source;	   /* PENDING, REQUARANTINE: the row's */
 	enum nb_event_state state; /* PENDING: the state it was read in */
 	const char *was_reason;	   /* PENDING: the reason it was read with */
+};
+
+/*
+ * The alert tables (store_alert.h), the same operations under the same
+ * names.  "Inside" as below; the three reads run on their own and each
+ * fills its part of v (which is empty).
+ */
+struct nb_store_alert_ops {
+	int (*beat)(void *state, const struct nb_alert_beat *b, int *leader);
+	int (*apply)(void *state, const struct nb_alert_apply *a, int *applied);
+	int (*claim)(void *state, const char *owner, int64_t now_ms,
+	    int64_t lease_until_ms, size_t limit, struct nb_alert_note **out,
+	    size_t *n);
+	int (*finish)(void *state, const char *owner, int64_t id,
+	    enum nb_alert_outcome how, int64_t now_ms, int64_t next_ms,
+	    const char *error);
+	int (*activity)(void *state, struct nb_alert_view *v);
+	int (*reports)(void *state, int64_t since_ms, struct nb_alert_view *v);
+	int (*states)(void *state, struct nb_alert_view *v);
 };
 
 struct nb_store_ops {
@@ -148,7 +168,22 @@ struct nb_store_ops {
 	    int64_t lease_ms, struct nb_store_instance *out, size_t max,
 	    size_t *n, size_t *live);
 	int (*leave)(void *state, const char *id);
+	const struct nb_store_alert_ops *alert;
 };
+
+/*
+ * For the store's own modules beyond store.c (store_alert.c): runs
+ * fn(state, arg) in store.c's transaction frame, with its retries on
+ * conflicts (fn is then called again from the start and resets its own
+ * outputs).  0 or -1.
+ */
+typedef int (*nb_store_frame_fn)(
+    const struct nb_store_ops *o, void *state, void *arg);
+int nb_store_frame(struct nb_store *, enum nb_store_sync sync,
+    nb_store_frame_fn fn, void *arg, const char *op);
+
+/* Readies the connection and runs fn(ops, state, arg) outside a frame. */
+int nb_store_call(struct nb_store *, nb_store_frame_fn fn, void *arg);
 
 /* The SQLite backend (store_sqlite*.c). */
 extern const struct nb_store_ops nb_store_sqlite_ops;

@@ -840,4 +840,5 @@ const struct nb_store_ops nb_store_pg_ops = {
     .errors = pgs_errors,
     .beat = pgs_beat,
     .leave = pgs_leave,
+    .alert = &pgs_alert_ops,
 };

@@ -65,6 +65,21 @@ enum pgs_stmt {
 	PS_LEAVE,
 	PS_INSTALL_ADD,
 	PS_INSTALL_GET,
+	PS_AL_ACTIVITY_PUT,
+	PS_AL_ACTIVITY,
+	PS_AL_REPORTS_CLEAR,
+	PS_AL_REPORT_PUT,
+	PS_AL_REPORTS,
+	PS_AL_LEAD,
+	PS_AL_RENEW,
+	PS_AL_STATES,
+	PS_AL_STATE_PUT,
+	PS_AL_NOTE_ADD,
+	PS_AL_PRUNE_OUTBOX,
+	PS_AL_PRUNE_REPORTS,
+	PS_AL_CLAIM,
+	PS_AL_DONE,
+	PS_AL_RETRY,
 	PS_COUNT
 };
 
@@ -204,6 +219,9 @@ int pgs_install_ensure(struct pg *q, const char *seed);
 int pgs_beat(void *state, struct nb_store_instance *self, int64_t lease_ms,
     struct nb_store_instance *out, size_t max, size_t *n, size_t *live);
 int pgs_leave(void *state, const char *id);
+
+/* store_pg_alert.c */
+extern const struct nb_store_alert_ops pgs_alert_ops;
 
 /* store_pg_count.c */
 int pgs_stats(

@@ -152,6 +152,66 @@ const char *const pgs_migrations[] = {
     " pid BIGINT NOT NULL,"
     " started_ms BIGINT NOT NULL,"
     " beat_ms BIGINT NOT NULL);",
+    /*
+     * 5: the alerts, as SQLite's version 5 (store_alert.h).  Several
+     * instances share them: the lease row names the one that evaluates,
+     * reports are per instance (owner), and the outbox is claimed with
+     * SKIP LOCKED and an owned lease, as events are.
+     */
+    "CREATE TABLE activity ("
+    " source TEXT NOT NULL,"
+    " fp TEXT NOT NULL,"
+    " last_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (source, fp));"
+    "CREATE TABLE alert_lease ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " owner TEXT NOT NULL,"
+    " until_ms BIGINT NOT NULL);"
+    "CREATE TABLE alert_reports ("
+    " owner TEXT NOT NULL,"
+    " alert TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " text TEXT NOT NULL,"
+    " seen_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (owner, alert, source));"
+    "CREATE TABLE alert_state ("
+    " alert TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " firing SMALLINT NOT NULL,"
+    " started_ms BIGINT NOT NULL,"
+    " resolved_ms BIGINT NOT NULL,"
+    " mark BIGINT NOT NULL,"
+    " pending BIGINT NOT NULL,"
+    " notified_ms BIGINT NOT NULL,"
+    " changed_ms BIGINT NOT NULL,"
+    " text TEXT NOT NULL,"
+    " summary TEXT NOT NULL,"
+    " details TEXT NOT NULL,"
+    " PRIMARY KEY (alert, source));"
+    "CREATE TABLE alert_outbox ("
+    " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " msg_id TEXT NOT NULL,"
+    " alert TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " resolved SMALLINT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " created_ms BIGINT NOT NULL,"
+    " next_ms BIGINT NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " lease_owner TEXT,"
+    " lease_ms BIGINT NOT NULL DEFAULT 0,"
+    " done SMALLINT NOT NULL DEFAULT 0,"
+    " done_ms BIGINT NOT NULL DEFAULT 0,"
+    " error TEXT);"
+    "CREATE INDEX alert_outbox_open ON alert_outbox (alert, source, id)"
+    " WHERE done = 0;"
+    "CREATE INDEX alert_outbox_done ON alert_outbox (done_ms)"
+    " WHERE done <> 0;"
+    /* The dead letters stored before alerts existed are not new. */
+    "INSERT INTO alert_state SELECT 'dead_letters', source, 0, 0, 0,"
+    " sum(dead_total), 0, 0, 0, '', '', '{}' FROM counters"
+    " GROUP BY source;",
 };
 const int pgs_schema_latest =
     (int)(sizeof(pgs_migrations) / sizeof(pgs_migrations[0]));
@@ -449,6 +509,72 @@ const char *const pgs_sql[PS_COUNT] = {
 		       " VALUES (1, $1::text, $2::bigint)"
 		       " ON CONFLICT (id) DO NOTHING",
     [PS_INSTALL_GET] = "SELECT install_id FROM install WHERE id = 1",
+    /*
+     * The alerts (store_pg_alert.c).  A beat's figures come as arrays, in
+     * (source, fp) order so two instances lock the rows in one order.
+     */
+    [PS_AL_ACTIVITY_PUT] =
+	"INSERT INTO activity AS a (source, fp, last_ms)"
+	" SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])"
+	" AS r (source, fp, last_ms) ORDER BY source, fp"
+	" ON CONFLICT (source, fp) DO UPDATE"
+	" SET last_ms = GREATEST(a.last_ms, EXCLUDED.last_ms)",
+    [PS_AL_ACTIVITY] = "SELECT source, fp, last_ms FROM activity",
+    [PS_AL_REPORTS_CLEAR] = "DELETE FROM alert_reports WHERE owner = $1",
+    [PS_AL_REPORT_PUT] = "INSERT INTO alert_reports (owner, alert, source,"
+			 " status, text, seen_ms)"
+			 " VALUES ($1, $2, $3, $4, $5, $6)"
+			 " ON CONFLICT (owner, alert, source) DO UPDATE"
+			 " SET status = EXCLUDED.status, text = EXCLUDED.text,"
+			 " seen_ms = EXCLUDED.seen_ms",
+    [PS_AL_REPORTS] = "SELECT alert, source, status, text, seen_ms"
+		      " FROM alert_reports WHERE seen_ms >= $1",
+    [PS_AL_LEAD] = "INSERT INTO alert_lease AS l (id, owner, until_ms)"
+		   " VALUES (1, $1, $3) ON CONFLICT (id) DO UPDATE"
+		   " SET owner = EXCLUDED.owner, until_ms = EXCLUDED.until_ms"
+		   " WHERE l.owner = EXCLUDED.owner OR l.until_ms < $2",
+    [PS_AL_RENEW] = "UPDATE alert_lease SET until_ms = $3"
+		    " WHERE id = 1 AND owner = $1 AND until_ms >= $2",
+    [PS_AL_STATES] = "SELECT alert, source, firing, started_ms, resolved_ms,"
+		     " mark, pending, notified_ms, changed_ms, text, summary,"
+		     " details FROM alert_state",
+    [PS_AL_STATE_PUT] =
+	"INSERT INTO alert_state (alert, source, firing, started_ms,"
+	" resolved_ms, mark, pending, notified_ms, changed_ms, text, summary,"
+	" details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+	" ON CONFLICT (alert, source) DO UPDATE SET firing = EXCLUDED.firing,"
+	" started_ms = EXCLUDED.started_ms,"
+	" resolved_ms = EXCLUDED.resolved_ms, mark = EXCLUDED.mark,"
+	" pending = EXCLUDED.pending, notified_ms = EXCLUDED.notified_ms,"
+	" changed_ms = EXCLUDED.changed_ms, text = EXCLUDED.text,"
+	" summary = EXCLUDED.summary, details = EXCLUDED.details",
+    [PS_AL_NOTE_ADD] = "INSERT INTO alert_outbox (msg_id, alert, source,"
+		       " resolved, body, created_ms, next_ms)"
+		       " VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    [PS_AL_PRUNE_OUTBOX] = "DELETE FROM alert_outbox"
+			   " WHERE done <> 0 AND done_ms < $1",
+    [PS_AL_PRUNE_REPORTS] = "DELETE FROM alert_reports WHERE seen_ms < $1",
+    /*
+     * As SQLite's, with SKIP LOCKED: a notification another instance is
+     * claiming right now is left to it; one it claimed and committed
+     * fails the lease condition, and so does every later one of the
+     * same condition (NOT EXISTS sees the first still open).
+     */
+    [PS_AL_CLAIM] =
+	"UPDATE alert_outbox SET lease_owner = $1, lease_ms = $3::bigint"
+	" WHERE id IN (SELECT id FROM alert_outbox AS o"
+	" WHERE done = 0 AND next_ms <= $2::bigint AND lease_ms <= $2::bigint"
+	" AND NOT EXISTS (SELECT 1 FROM alert_outbox AS p WHERE p.done = 0"
+	" AND p.alert = o.alert AND p.source = o.source AND p.id < o.id)"
+	" ORDER BY id LIMIT $4::bigint FOR UPDATE SKIP LOCKED)"
+	" RETURNING id, msg_id, alert, source, resolved, body, attempts,"
+	" created_ms",
+    [PS_AL_DONE] = "UPDATE alert_outbox SET done = $3, done_ms = $4,"
+		   " lease_ms = 0, error = $5"
+		   " WHERE id = $1 AND lease_owner = $2 AND done = 0",
+    [PS_AL_RETRY] = "UPDATE alert_outbox SET attempts = attempts + 1,"
+		    " next_ms = $3, lease_ms = 0, error = $4"
+		    " WHERE id = $1 AND lease_owner = $2 AND done = 0",
 };
 
 const enum pgs_stmt pgs_reads[] = {PS_STATS, PS_ERRORS, PS_LIST_ASC,

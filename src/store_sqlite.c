@@ -821,4 +821,5 @@ const struct nb_store_ops nb_store_sqlite_ops = {
     .stats = sq_stats,
     .errors = sq_errors,
     .checkpoint = sq_checkpoint,
+    .alert = &sq_alert_ops,
 };

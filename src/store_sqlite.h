@@ -84,6 +84,21 @@ enum sq_stmt {
 	ST_PROBE,
 	ST_SYNC_FULL,
 	ST_SYNC_NORMAL,
+	ST_AL_ACTIVITY_PUT,
+	ST_AL_ACTIVITY,
+	ST_AL_REPORTS_CLEAR,
+	ST_AL_REPORT_PUT,
+	ST_AL_REPORTS,
+	ST_AL_LEAD,
+	ST_AL_RENEW,
+	ST_AL_STATES,
+	ST_AL_STATE_PUT,
+	ST_AL_NOTE_ADD,
+	ST_AL_PRUNE_OUTBOX,
+	ST_AL_PRUNE_REPORTS,
+	ST_AL_CLAIM,
+	ST_AL_DONE,
+	ST_AL_RETRY,
 	ST_COUNT
 };
 
@@ -204,5 +219,8 @@ int sq_errors(void *state, int64_t since_ms, size_t per_source,
 int sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
     size_t limit, int *more, struct nb_store_tally *t);
 int sq_tally_write(struct sq *q, const struct nb_store_tally *t);
+
+/* store_sqlite_alert.c */
+extern const struct nb_store_alert_ops sq_alert_ops;
 
 #endif

@@ -163,6 +163,68 @@ const char *const sq_migrations[] = {
     " id INTEGER PRIMARY KEY CHECK (id = 1),"
     " install_id TEXT NOT NULL,"
     " created_ms INTEGER NOT NULL);",
+    /*
+     * 5: the alerts (store_alert.h).  activity holds when each source
+     * (fp '') and each of its keys last verified a request; alert_lease
+     * names the one instance that evaluates; alert_reports what each
+     * instance alone sees (its paused sources); alert_state one row per
+     * condition and source; alert_outbox the notifications, claimed
+     * under a lease.  All grow with the sources and the notifications of
+     * the last days, never with the events.
+     */
+    "CREATE TABLE activity ("
+    " source TEXT NOT NULL,"
+    " fp TEXT NOT NULL,"
+    " last_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (source, fp)) WITHOUT ROWID;"
+    "CREATE TABLE alert_lease ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " owner TEXT NOT NULL,"
+    " until_ms INTEGER NOT NULL);"
+    "CREATE TABLE alert_reports ("
+    " owner TEXT NOT NULL,"
+    " alert TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " text TEXT NOT NULL,"
+    " seen_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (owner, alert, source)) WITHOUT ROWID;"
+    "CREATE TABLE alert_state ("
+    " alert TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " firing INTEGER NOT NULL,"
+    " started_ms INTEGER NOT NULL,"
+    " resolved_ms INTEGER NOT NULL,"
+    " mark INTEGER NOT NULL,"
+    " pending INTEGER NOT NULL,"
+    " notified_ms INTEGER NOT NULL,"
+    " changed_ms INTEGER NOT NULL,"
+    " text TEXT NOT NULL,"
+    " summary TEXT NOT NULL,"
+    " details TEXT NOT NULL,"
+    " PRIMARY KEY (alert, source)) WITHOUT ROWID;"
+    "CREATE TABLE alert_outbox ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " msg_id TEXT NOT NULL,"
+    " alert TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " resolved INTEGER NOT NULL,"
+    " body TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " next_ms INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " lease_owner TEXT,"
+    " lease_ms INTEGER NOT NULL DEFAULT 0,"
+    " done INTEGER NOT NULL DEFAULT 0,"
+    " done_ms INTEGER NOT NULL DEFAULT 0,"
+    " error TEXT);"
+    "CREATE INDEX alert_outbox_open ON alert_outbox (alert, source, id)"
+    " WHERE done = 0;"
+    "CREATE INDEX alert_outbox_done ON alert_outbox (done_ms)"
+    " WHERE done <> 0;"
+    /* The dead letters stored before alerts existed are not new. */
+    "INSERT INTO alert_state SELECT 'dead_letters', source, 0, 0, 0,"
+    " dead_total, 0, 0, 0, '', '', '{}' FROM counters;",
 };
 const int sq_schema_latest =
     (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
@@ -414,6 +476,59 @@ const char *const sq_stmt_sql[ST_COUNT] = {
 		 " ON CONFLICT (id) DO UPDATE SET probe_ms = excluded.probe_ms",
     [ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
     [ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+    /* The alerts (store_sqlite_alert.c); figures only move forward. */
+    [ST_AL_ACTIVITY_PUT] =
+	"INSERT INTO activity (source, fp, last_ms) VALUES (?1, ?2, ?3)"
+	" ON CONFLICT (source, fp) DO UPDATE"
+	" SET last_ms = max(last_ms, excluded.last_ms)",
+    [ST_AL_ACTIVITY] = "SELECT source, fp, last_ms FROM activity",
+    [ST_AL_REPORTS_CLEAR] = "DELETE FROM alert_reports WHERE owner = ?1",
+    [ST_AL_REPORT_PUT] = "INSERT OR REPLACE INTO alert_reports (owner,"
+			 " alert, source, status, text, seen_ms)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_AL_REPORTS] = "SELECT alert, source, status, text, seen_ms"
+		      " FROM alert_reports WHERE seen_ms >= ?1",
+    /* Taken when free, run out (before ?2) or already the owner's. */
+    [ST_AL_LEAD] = "INSERT INTO alert_lease (id, owner, until_ms)"
+		   " VALUES (1, ?1, ?3) ON CONFLICT (id) DO UPDATE"
+		   " SET owner = excluded.owner, until_ms = excluded.until_ms"
+		   " WHERE alert_lease.owner = excluded.owner"
+		   " OR alert_lease.until_ms < ?2",
+    [ST_AL_RENEW] = "UPDATE alert_lease SET until_ms = ?3"
+		    " WHERE id = 1 AND owner = ?1 AND until_ms >= ?2",
+    [ST_AL_STATES] = "SELECT alert, source, firing, started_ms, resolved_ms,"
+		     " mark, pending, notified_ms, changed_ms, text, summary,"
+		     " details FROM alert_state",
+    [ST_AL_STATE_PUT] =
+	"INSERT OR REPLACE INTO alert_state (alert, source, firing,"
+	" started_ms, resolved_ms, mark, pending, notified_ms, changed_ms,"
+	" text, summary, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+	" ?10, ?11, ?12)",
+    [ST_AL_NOTE_ADD] = "INSERT INTO alert_outbox (msg_id, alert, source,"
+		       " resolved, body, created_ms, next_ms)"
+		       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    [ST_AL_PRUNE_OUTBOX] = "DELETE FROM alert_outbox"
+			   " WHERE done <> 0 AND done_ms < ?1",
+    [ST_AL_PRUNE_REPORTS] = "DELETE FROM alert_reports WHERE seen_ms < ?1",
+    /*
+     * The oldest due notifications whose condition has no older one still
+     * open, off alert_outbox_open: "resolved" never overtakes "firing".
+     */
+    [ST_AL_CLAIM] =
+	"UPDATE alert_outbox SET lease_owner = ?1, lease_ms = ?3"
+	" WHERE id IN (SELECT id FROM alert_outbox AS o"
+	" WHERE done = 0 AND next_ms <= ?2 AND lease_ms <= ?2"
+	" AND NOT EXISTS (SELECT 1 FROM alert_outbox AS p WHERE p.done = 0"
+	" AND p.alert = o.alert AND p.source = o.source AND p.id < o.id)"
+	" ORDER BY id LIMIT ?4)"
+	" RETURNING id, msg_id, alert, source, resolved, body, attempts,"
+	" created_ms",
+    [ST_AL_DONE] = "UPDATE alert_outbox SET done = ?3, done_ms = ?4,"
+		   " lease_ms = 0, error = ?5"
+		   " WHERE id = ?1 AND lease_owner = ?2 AND done = 0",
+    [ST_AL_RETRY] = "UPDATE alert_outbox SET attempts = attempts + 1,"
+		    " next_ms = ?3, lease_ms = 0, error = ?4"
+		    " WHERE id = ?1 AND lease_owner = ?2 AND done = 0",
 };
 
 /*

@@ -257,7 +257,9 @@ int
 nb_xfer_start(struct nb_xfer_multi *mx, const struct nb_xfer_request *req,
     char *body, size_t len, nb_xfer_done_cb done, void *arg)
 {
+	struct curl_slist *h;
 	struct nb_xfer *x;
+	size_t i;
 
 	if ((x = calloc(1, sizeof(*x))) == NULL) {
 		drop_body(body, len, req->wipe);
@@ -274,8 +276,15 @@ nb_xfer_start(struct nb_xfer_multi *mx, const struct nb_xfer_request *req,
 	    add_header(x, "Expect:", "") == -1 ||
 	    (req->gzip && add_header(x, "Content-Encoding:", "gzip") == -1) ||
 	    (req->bearer != NULL &&
-		add_header(x, "Authorization: Bearer", req->bearer) == -1) ||
-	    xfer_setopts(x, req) == -1)
+		add_header(x, "Authorization: Bearer", req->bearer) == -1))
+		goto fail;
+	for (i = 0; i < req->nheaders; i++) {
+		if ((h = curl_slist_append(x->headers, req->headers[i])) ==
+		    NULL)
+			goto fail;
+		x->headers = h;
+	}
+	if (xfer_setopts(x, req) == -1)
 		goto fail;
 	x->start_mono_ms = nb_time_mono_ms();
 	if (curl_multi_add_handle(mx->multi, x->easy) != CURLM_OK)

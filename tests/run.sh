@@ -20,7 +20,7 @@ cd "$top"
 packages=(build-essential cmake pkg-config libevent-dev libsodium-dev
 	libjansson-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libcmocka-dev
 	libpq-dev zlib1g-dev postgresql python3 python3-cryptography clang-format
-	curl ca-certificates git openssl chromium nodejs)
+	curl ca-certificates git openssl chromium nodejs prometheus)
 # Debian's nodejs needs the separate npm package; a Node.js that already
 # bundles npm (NodeSource's) conflicts with it, so ask only when missing.
 command -v npm >/dev/null 2>&1 || packages+=(npm)

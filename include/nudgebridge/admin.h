@@ -21,6 +21,7 @@
 struct nb_board;
 struct nb_config;
 struct nb_fleet;
+struct nb_alerter;
 struct nb_metrics;
 
 /* What the admin API needs from the rest of the daemon (all borrowed). */
@@ -30,6 +31,8 @@ struct nb_admin_deps {
 	struct nb_board *board;
 	/* The live instances and this one's rate share; may be NULL. */
 	struct nb_fleet *fleet;
+	/* What fires now, for GET /v1/alerts; may be NULL. */
+	struct nb_alerter *alerter;
 };
 
 struct nb_admin;

@@ -38,6 +38,23 @@ struct nb_source {
 	char *endpoint; /* resolved: source endpoint, region, global */
 	struct nb_mapping mapping; /* anonymous_id, event_names (segment.h) */
 	struct nb_oauth_config oauth; /* zeroed (key NULL) without "oauth" */
+	/* source_silent after this long without a verified request; 0 off */
+	int64_t silent_after_s;
+};
+
+/* "alerts": conditions and where their notifications go (alerter.h). */
+struct nb_alerts_config {
+	char *webhook_url; /* NULL: none sent (secret: may hold credentials) */
+	char *secret;	   /* whsec_ to sign them with, or NULL (secret) */
+	int slack;	   /* "format": "slack" sends {"text": ...} */
+	int64_t repeat_s;  /* dead_letters: one alert per, 300 */
+	int64_t backlog_age_s;	     /* backlog_age past this, 600 */
+	int64_t store_unavailable_s; /* store_unavailable past this, 30 */
+	int interval_ms;	     /* evaluation period, 2000 */
+	int timeout_ms;		     /* one notification request, 10000 */
+	int retry_initial_ms;	     /* first retry after, 1000 */
+	int retry_max_ms;	     /* longest wait between tries, 300000 */
+	int64_t max_age_s; /* a notification not sent by then is dropped */
 };
 
 struct nb_store_config {
@@ -86,6 +103,7 @@ struct nb_config {
 	struct nb_store_config store;
 	struct nb_limits_config limits;	  /* see httpd.h */
 	struct nb_segment_config segment; /* see policy.h */
+	struct nb_alerts_config alerts;
 	struct nb_source *sources;
 	size_t nsources;
 	/* private: only nb_config_ref() and nb_config_unref() touch it */

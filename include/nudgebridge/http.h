@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 struct event_base;
+struct nb_activity;
 struct nb_board;
 struct nb_commit;
 struct nb_config;
@@ -29,6 +30,8 @@ struct nb_http_deps {
 	struct nb_metrics *metrics;
 	/* Queue figures and paused sources for /metrics; may be NULL. */
 	struct nb_board *board;
+	/* Records each verified request's source and key; may be NULL. */
+	struct nb_activity *activity;
 };
 
 struct nb_http;

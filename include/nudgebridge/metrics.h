@@ -29,6 +29,18 @@ void nb_metrics_request(struct nb_metrics *, int status, const char *error);
 void nb_metrics_events(
     struct nb_metrics *, int accepted, int duplicates, int quarantined);
 
+/*
+ * n events acknowledged but neither stored nor sent (a source's
+ * drop_types): nudgebridge_events_total{outcome="filtered"}.
+ */
+void nb_metrics_filtered(struct nb_metrics *, size_t n);
+
+/*
+ * A request whose signature verified: receipt time minus its
+ * webhook-timestamp, in seconds (negative: the sender's clock is ahead).
+ */
+void nb_metrics_skew(struct nb_metrics *, double seconds);
+
 /* One store transaction: its duration and how many events it stored. */
 void nb_metrics_commit(struct nb_metrics *, double seconds, size_t events);
 
@@ -62,6 +74,23 @@ void nb_metrics_delivered(struct nb_metrics *, size_t n, double latency_s);
  * "other".
  */
 void nb_metrics_accept_error(struct nb_metrics *, const char *reason);
+
+/*
+ * A family rendered by another module (the activity table, the alerts):
+ * appends its text to out, 0 or -1.  Runs on the rendering thread.
+ */
+typedef int (*nb_metrics_collect_fn)(void *arg, struct evbuffer *out);
+
+/* At most this many collectors. */
+#define NB_METRICS_COLLECTORS 4
+
+/*
+ * Adds a collector that nb_metrics_render() runs after its own families.
+ * Call before rendering starts (wiring time); arg must outlive m.  0, or
+ * -1 when all NB_METRICS_COLLECTORS are taken.
+ */
+int nb_metrics_collect(
+    struct nb_metrics *m, nb_metrics_collect_fn fn, void *arg);
 
 /*
  * Appends the whole exposition to out: the counters above, plus per-source

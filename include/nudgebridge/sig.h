@@ -31,6 +31,8 @@
 #define NB_SIG_SECRET_MAX	 64
 /* One "v1,<base64 of 32>" or "v1a,<base64 of 64>" entry, plus NUL. */
 #define NB_SIG_ENTRY_MAX 100
+/* A key's fingerprint: 8 lower-case hex digits and the NUL. */
+#define NB_SIG_FP_LEN 9
 
 enum nb_sig_result {
 	NB_SIG_OK = 0,
@@ -66,6 +68,21 @@ int nb_keyring_add_public_key(struct nb_keyring *, const char *whpk);
 size_t nb_keyring_count(const struct nb_keyring *);
 
 /*
+ * The fingerprint of key i (0 <= i < nb_keyring_count(): the secrets in
+ * the order they were added, then the public keys), as
+ * nb_sig_fingerprint() made it from the string the key was added as; ""
+ * for an i out of range.  Borrowed from the keyring.
+ */
+const char *nb_keyring_fingerprint(const struct nb_keyring *, size_t i);
+
+/*
+ * The fingerprint of a key as written (whsec_... or whpk_...): the first
+ * 8 hex digits of the SHA-256 of that string.  Names a key in lists,
+ * metrics and the store without revealing it.
+ */
+void nb_sig_fingerprint(const char *key, char out[NB_SIG_FP_LEN]);
+
+/*
  * Checks one request.  body/len are the raw request body; now and
  * tolerance_s (seconds, either direction) are injected so tests control the
  * clock.  Checks run in the order of enum nb_sig_result:
@@ -91,6 +108,15 @@ size_t nb_keyring_count(const struct nb_keyring *);
 enum nb_sig_result nb_sig_verify(const struct nb_keyring *keys,
     const struct nb_sig_headers *h, const unsigned char *body, size_t len,
     time_t now, int64_t tolerance_s);
+
+/*
+ * nb_sig_verify(), and on NB_SIG_OK the index of the key that verified
+ * (as nb_keyring_fingerprint() numbers them) in *key and the request's
+ * timestamp in *ts.  Both untouched otherwise.
+ */
+enum nb_sig_result nb_sig_verify_key(const struct nb_keyring *keys,
+    const struct nb_sig_headers *h, const unsigned char *body, size_t len,
+    time_t now, int64_t tolerance_s, size_t *key, int64_t *ts);
 
 /*
  * Ed25519 verifications run by this process so far (all threads), so that

@@ -23,8 +23,11 @@
 
 #include <jansson.h>
 
+#include "nudgebridge/config.h"
+#include "nudgebridge/sig.h"
+
 /* A fingerprint: 8 lower-case hex digits and the NUL. */
-#define NB_SOURCE_FP_LEN 9
+#define NB_SOURCE_FP_LEN NB_SIG_FP_LEN
 
 /* Room for any key the commands print (a whsk_ private key is longest). */
 #define NB_SOURCE_KEY_MAX 160
@@ -49,8 +52,8 @@ struct nb_source_new {
 
 /*
  * The fingerprint of a key as written in the file (whsec_... or whpk_...):
- * the first 8 hex digits of the SHA-256 of that string.  Never reveals the
- * key.
+ * nb_sig_fingerprint(), the first 8 hex digits of the SHA-256 of that
+ * string.  Never reveals the key.
  */
 void nb_source_fingerprint(const char *key, char out[NB_SOURCE_FP_LEN]);
 
@@ -84,6 +87,46 @@ int nb_source_rotate(json_t *doc, const char *name, int ed25519, char *key,
  */
 int nb_source_retire(
     json_t *doc, const char *name, const char *id, char *err, size_t errlen);
+
+/*
+ * The fingerprint of the key of source name that id names (as
+ * nb_source_retire() reads id).  0, or -1 with err.
+ */
+int nb_source_key_find(const json_t *doc, const char *name, const char *id,
+    char fp[NB_SOURCE_FP_LEN], char *err, size_t errlen);
+
+/*
+ * Loads the configuration at path (doc is its JSON) as the daemon would,
+ * with stand-ins for write-key and OAuth key variables this shell lacks.
+ * nb_config_load()'s contract otherwise.
+ */
+int nb_source_config_load(struct nb_config **cfg, const char *path,
+    const json_t *doc, char *err, size_t errlen);
+
+/* A key used more recently than this is not retired without --force. */
+#define NB_SOURCE_RECENT_S 86400
+
+/*
+ * `source list` with each key's last use (source_keys.c): the table of
+ * nb_source_list() with a LAST_USED column (an RFC 3339 time, "never", or
+ * "unknown" when the store cannot be read, which is said on warn), then
+ * the keys that come from *_env or *_file, by fingerprint, when the
+ * configuration at path loads.  The last uses come from the store the
+ * configuration names, where the running bridges write them every few
+ * seconds.
+ */
+void nb_source_list_used(
+    FILE *f, FILE *warn, const char *path, const json_t *doc);
+
+/*
+ * Whether the key of source name with fingerprint fp (id: as the operator
+ * named it) may be retired: not when it verified a request in the last
+ * NB_SOURCE_RECENT_S (or the store cannot tell) unless force.  Says why
+ * on f (when it was last used, or that it never was).  0: go ahead; -1:
+ * refused.
+ */
+int nb_source_retire_check(FILE *f, const char *path, const json_t *doc,
+    const char *name, const char *id, const char *fp, int force);
 
 /*
  * Prints one line per key of every source: SOURCE ID KIND FINGERPRINT.

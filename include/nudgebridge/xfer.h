@@ -37,6 +37,9 @@ struct nb_xfer_request {
 	int wipe;		  /* the body is a secret: wiped when freed */
 	int timeout_ms;		  /* the whole request */
 	size_t keep;		  /* answer body bytes kept, at most */
+	/* More header lines ("Name: value"), or NULL; copied. */
+	const char *const *headers;
+	size_t nheaders;
 };
 
 /* How it ended; everything borrowed for the callback's duration. */

@@ -27,6 +27,7 @@
 		rows: [],
 		selected: new Set(),
 		detailKey: null,
+		alerts: [], // what GET /v1/alerts says fires now
 	};
 
 	const $ = (id) => document.getElementById(id);
@@ -222,8 +223,10 @@
 			history.replaceState(null, "", "#" + view);
 		stopPolling();
 		if (view === "sources") {
-			if (stats)
+			if (stats) {
 				renderStats(stats);
+				loadAlerts().then(() => renderStats(stats));
+			}
 			poll(!stats);
 		} else {
 			refreshSourceOptions();
@@ -241,6 +244,7 @@
 		stopPolling();
 		if (now) {
 			try {
+				await loadAlerts();
 				renderStats(await api("GET", "/v1/stats"));
 				$("conn").textContent = "connected";
 			} catch (e) {
@@ -296,6 +300,36 @@
 			", or at once after a configuration reload with fixed credentials.";
 	}
 
+	// -- alerts ---------------------------------------------------------
+
+	const ALERT_NAMES = {
+		source_paused: "delivery paused",
+		dead_letters: "new dead letters",
+		backlog_age: "old backlog",
+		source_silent: "silent",
+		store_unavailable: "store unavailable",
+	};
+
+	// What fires now, above the cards; a bridge without the route (an
+	// older one) shows nothing rather than an error.
+	async function loadAlerts() {
+		try {
+			state.alerts = (await api("GET", "/v1/alerts")).alerts || [];
+		} catch (e) {
+			if (e.status === 401)
+				throw e;
+			state.alerts = [];
+		}
+		const list = $("alert-list");
+		list.replaceChildren(...state.alerts.map((a) => el("li",
+			{ "data-alert": a.alert, "data-source": a.source || "" },
+			el("span", { class: "badge bad",
+				text: ALERT_NAMES[a.alert] || a.alert }),
+			el("span", { class: "msg", text: a.summary }),
+			el("span", { class: "when", text: "started " + fmtAgo(a.started_at) }))));
+		$("alerts").hidden = state.alerts.length === 0;
+	}
+
 	function renderSource(s) {
 		const h = state.history[s.source] || (state.history[s.source] = []);
 		h.push({ in: s.received_1m || 0, out: s.delivered_1m || 0 });
@@ -306,9 +340,13 @@
 			: s.pending > 0
 				? el("span", { class: "badge", text: "delivering" })
 				: el("span", { class: "badge ok", text: "idle" });
+		const alerts = state.alerts.filter((a) => a.source === s.source &&
+			a.alert !== "source_paused").map((a) => el("span",
+			{ class: "badge bad", "data-testid": "alert-badge",
+				title: a.summary, text: ALERT_NAMES[a.alert] || a.alert }));
 		const card = el("article", { class: "card source", "data-source": s.source },
 			el("div", { class: "source-head" },
-				el("h2", { text: s.source }), status),
+				el("h2", { text: s.source }), status, ...alerts),
 			el("div", { class: "metrics" },
 				metric(String(s.received_1m ?? 0), "events in / min", "", "in"),
 				metric(String(s.delivered_1m ?? 0), "delivered / min", "", "out"),

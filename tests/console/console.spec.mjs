@@ -7,7 +7,8 @@
 //
 //   1. a wrong token is refused with a clear message;
 //   2. the right token signs in; the Sources view shows the dead letter,
-//      this instance and the install id;
+//      this instance, the install id, and the dead_letters alert it set
+//      off (list and card badge);
 //   3. the Dead letters view lists it; the detail shows payload and Track;
 //   4. "Replay" asks for confirmation naming 1 event, and the event ends up
 //      delivered;
@@ -130,6 +131,14 @@ try {
 	assert.equal(await page.locator("#install-id").textContent(), install);
 	assert.match(await page.locator("#fleet-rate").textContent(), /live instance/);
 	ok("the instances table lists this instance, the install id and the rate share");
+
+	// 2b. What fires now: the dead letters are an alert, above the cards
+	// and on the source's card.
+	const alert = page.locator('#alert-list li[data-alert="dead_letters"][data-source="acme"]');
+	await alert.waitFor({ state: "visible" });
+	assert.match(await alert.textContent(), /new dead letter.*in source acme/);
+	await card.locator('[data-testid="alert-badge"]', { hasText: "new dead letters" }).waitFor();
+	ok("the Sources view shows the alert firing for the source");
 	await shot(page, "sources");
 
 	// 3. Dead letters: find the rejected event.

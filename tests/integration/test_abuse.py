@@ -293,10 +293,12 @@ class TestAdminGuessing(BridgeCase):
                     for _ in range(25)]
         self.assertEqual(statuses[:19], [401] * 19)
         self.assertIn(429, statuses[19:])
-        # Locked out: even the right token waits for the window to pass.
-        r = b.admin("GET", "/v1/stats")
+        # Locked out: guesses wait for the window to pass...
+        r = b.admin("GET", "/v1/stats", token=guess)
         self.assertStatus(r, 429, "too_many_attempts")
         self.assertIsNotNone(r.header("Retry-After"))
+        # ...but the holder of the token is never locked out by others.
+        self.assertEqual(b.admin("GET", "/v1/stats").status, 200)
         log = b.log()
         self.assertGreaterEqual(log.count("admin authentication failed"), 19)
         self.assertNotIn(guess, log)
@@ -325,7 +327,9 @@ class TestAdminGuessing(BridgeCase):
         statuses = [self.admin_from("127.0.0.2", guess) for _ in range(25)]
         self.assertEqual(statuses[:20], [401] * 20)
         self.assertEqual(statuses[20:], [429] * 5)
-        self.assertEqual(self.admin_from("127.0.0.2"), 429)
+        self.assertEqual(self.admin_from("127.0.0.2", guess), 429)
+        # The token's holder is served, even from the guesser's address.
+        self.assertEqual(self.admin_from("127.0.0.2"), 200)
         self.assertEqual(self.admin_from("127.0.0.1"), 200)
         # The operator's own mistakes are counted on their own.
         self.assertEqual(self.admin_from("127.0.0.1", guess), 401)

@@ -10,7 +10,8 @@
   matching" acts on exactly what the operator confirmed.
 * A real browser: tests/console/console.spec.mjs drives Debian's chromium
   through playwright-core: a wrong token is refused, the right one signs
-  in, a dead letter made by the sink rejecting one event with 400 is found,
+  in, the dead_letters alert (GET /v1/alerts) shows on the Sources page,
+  a dead letter made by the sink rejecting one event with 400 is found,
   replayed after the sink is switched back to 200, and arrives at the sink.
   "Purge all matching" purges the events its confirmation counted and not
   one that arrived while the confirmation was open.
@@ -62,6 +63,7 @@ class TestConsolePage(BridgeCase):
 
     def test_api_still_needs_token(self):
         for method, path in (("GET", "/v1/stats"), ("GET", "/v1/dlq"),
+                             ("GET", "/v1/alerts"),
                              ("GET", "/console/other.js"),
                              ("POST", "/"), ("GET", "/v1/dlq/1")):
             r = self.bridge.admin(method, path, auth=False)
@@ -182,6 +184,7 @@ def ensure_node_modules():
 
 
 class TestConsoleBrowser(BridgeCase):
+    CONFIG = {"alerts": {"interval_ms": 200}}
 
     def setUp(self):
         why = tool_missing()
@@ -200,6 +203,10 @@ class TestConsoleBrowser(BridgeCase):
             "GET", "/v1/dlq?reason=rejected_by_segment").json["events"], 10))
         quarantined = [event(occurred_at="yesterday") for _ in range(2)]
         self.assertCounts(self.bridge.post("acme", quarantined), 0, 0, 2)
+        # The dead letters set off an alert, which the browser must show.
+        self.assertTrue(wait_until(lambda: [
+            a for a in self.bridge.admin("GET", "/v1/alerts").json["alerts"]
+            if (a["alert"], a["source"]) == ("dead_letters", "acme")], 10))
         # The sink answers 200 again; the browser replays the event.
         self.sink.poison = set()
         before = len(self.sink.accepted_messages())

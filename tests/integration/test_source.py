@@ -6,6 +6,7 @@ bridge gets SIGHUP, and requests signed with exactly what the commands
 printed are accepted (and keys retired are refused).
 """
 
+import datetime
 import hashlib
 import json
 import os
@@ -14,7 +15,8 @@ import stat
 import subprocess
 import unittest
 
-from harness import BINARY, WRITE_KEY, BridgeCase, event, run_cli, sign
+from harness import (BINARY, WRITE_KEY, BridgeCase, event, run_cli, sign,
+                     wait_until)
 
 
 def printed(out, label):
@@ -104,17 +106,42 @@ class TestSource(BridgeCase):
         self.assertCounts(self.post("beta", secret=secret)[1], 1, 0, 0)
         self.assertCounts(self.post("beta", secret=new)[1], 1, 0, 0)
 
-        # list: fingerprints, never secrets.
-        r = self.source("list")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertNotIn("whsec_", r.stdout)
-        rows = [l.split() for l in r.stdout.splitlines()[1:]]
-        beta = [x for x in rows if x[0] == "beta"]
-        self.assertEqual(beta, [["beta", "0", "secret", fingerprint(secret)],
-                                ["beta", "1", "secret", fingerprint(new)]])
+        # list: fingerprints, never secrets, and each key's last use
+        # (the bridge writes it to the store every few seconds).
+        def listed():
+            r = self.source("list")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("whsec_", r.stdout)
+            self.assertEqual(r.stdout.splitlines()[0].split(),
+                             ["SOURCE", "ID", "KIND", "FINGERPRINT",
+                              "LAST_USED"])
+            rows = [l.split() for l in r.stdout.splitlines()[1:]]
+            return [x for x in rows if x[0] == "beta"]
+        def used():
+            rows = listed()
+            return rows if rows and all(x[4] != "never" for x in rows) \
+                else None
+        beta = wait_until(used)
+        self.assertTrue(beta, listed())
+        self.assertEqual([x[:4] for x in beta],
+                         [["beta", "0", "secret", fingerprint(secret)],
+                          ["beta", "1", "secret", fingerprint(new)]])
+        for x in beta:
+            used = datetime.datetime.strptime(x[4], "%Y-%m-%dT%H:%M:%S.%fZ")
+            age = (datetime.datetime.utcnow() - used).total_seconds()
+            self.assertLess(abs(age), 60, x)
 
-        # retire the old one by fingerprint: it is refused after SIGHUP.
+        # retire the old one by fingerprint: refused while it was used in
+        # the last 24 hours, saying when; then with --force.  It is
+        # refused by the bridge after SIGHUP.
         r = self.source("retire", "beta", "--secret-id", fingerprint(secret))
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("verified a request at " + beta[0][4], r.stderr)
+        self.assertIn("--force", r.stderr)
+        self.assertEqual(json.loads(read(self.bridge.config_path))
+                         ["sources"][1]["signing_secrets"], [secret, new])
+        r = self.source("retire", "beta", "--secret-id", fingerprint(secret),
+                        "--force")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.reload()
         _, resp = self.post("beta", secret=secret)
@@ -124,9 +151,18 @@ class TestSource(BridgeCase):
         r = self.source("retire", "beta", "--secret-id", "0")
         self.assertEqual(r.returncode, 2)
         self.assertIn("last key", r.stderr)
+        # A key that never verified a request goes without --force.
+        r = self.source("rotate", "beta")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        unused = printed(r.stdout, "Signing secret")
+        r = self.source("retire", "beta", "--secret-id", fingerprint(unused))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("never verified a request", r.stderr)
+        self.assertEqual(json.loads(read(self.bridge.config_path))
+                         ["sources"][1]["signing_secrets"], [new])
 
         # Secrets never reach the bridge's log.
-        for s in (secret, new):
+        for s in (secret, new, unused):
             self.assertNotIn(s, self.bridge.log())
 
     def test_add_ed25519_public_url(self):

@@ -826,6 +826,66 @@ ref_worker(void *arg)
 	return NULL;
 }
 
+/* "alerts" and a source's silent_after_s: defaults, values, errors. */
+static void
+test_alerts(void **state)
+{
+	struct nb_config *cfg;
+
+	(void)state;
+	cfg = load_ok(MIN);
+	assert_null(cfg->alerts.webhook_url);
+	assert_null(cfg->alerts.secret);
+	assert_int_equal(cfg->alerts.slack, 0);
+	assert_int_equal(cfg->alerts.repeat_s, 300);
+	assert_int_equal(cfg->alerts.backlog_age_s, 600);
+	assert_int_equal(cfg->alerts.store_unavailable_s, 30);
+	assert_int_equal(cfg->alerts.interval_ms, 2000);
+	assert_int_equal(cfg->alerts.timeout_ms, 10000);
+	assert_int_equal(cfg->alerts.retry_initial_ms, 1000);
+	assert_int_equal(cfg->alerts.retry_max_ms, 300000);
+	assert_int_equal(cfg->alerts.max_age_s, 86400);
+	assert_int_equal(cfg->sources[0].silent_after_s, 0);
+	nb_config_unref(cfg);
+
+	cfg = load_ok("{'alerts':{'webhook_url':'https://hooks.example/a',"
+		      "'secret':'" SEC1 "','format':'slack','repeat_s':60,"
+		      "'backlog_age_s':120,'store_unavailable_s':10,"
+		      "'interval_ms':500,'timeout_ms':3000,"
+		      "'retry_initial_ms':100,'retry_max_ms':9000,"
+		      "'max_age_s':3600},"
+		      "'sources':[{'name':'acme','signing_secrets':['" SEC1
+		      "'],'write_key':'wk','silent_after_s':3600}]}");
+	assert_string_equal(cfg->alerts.webhook_url, "https://hooks.example/a");
+	assert_string_equal(cfg->alerts.secret, SEC1);
+	assert_int_equal(cfg->alerts.slack, 1);
+	assert_int_equal(cfg->alerts.repeat_s, 60);
+	assert_int_equal(cfg->alerts.backlog_age_s, 120);
+	assert_int_equal(cfg->alerts.store_unavailable_s, 10);
+	assert_int_equal(cfg->alerts.interval_ms, 500);
+	assert_int_equal(cfg->alerts.timeout_ms, 3000);
+	assert_int_equal(cfg->alerts.retry_initial_ms, 100);
+	assert_int_equal(cfg->alerts.retry_max_ms, 9000);
+	assert_int_equal(cfg->alerts.max_age_s, 3600);
+	assert_int_equal(cfg->sources[0].silent_after_s, 3600);
+	nb_config_unref(cfg);
+
+	expect_error("{'alerts':{'webhook_url':'ftp://x'},"
+		     "'sources':[" SRC "]}",
+	    "alerts.webhook_url: must be an http(s) URL");
+	expect_error("{'alerts':{'secret':'whsec_short'},'sources':[" SRC "]}",
+	    "alerts.secret: not a whsec_ secret");
+	expect_error("{'alerts':{'format':'teams'},'sources':[" SRC "]}",
+	    "alerts.format: must be one of json, slack");
+	expect_error("{'alerts':{'repeat_s':0},'sources':[" SRC "]}",
+	    "alerts.repeat_s: must be between");
+	expect_error("{'alerts':{'bogus':1},'sources':[" SRC "]}",
+	    "alerts.bogus: unknown key");
+	expect_error("{'sources':[{'name':'acme','signing_secrets':['" SEC1
+		     "'],'write_key':'wk','silent_after_s':-1}]}",
+	    "sources[0].silent_after_s: must be between");
+}
+
 static void
 test_refcount(void **state)
 {
@@ -1029,6 +1089,7 @@ main(void)
 	    cmocka_unit_test(test_endpoints),
 	    cmocka_unit_test(test_event_names),
 	    cmocka_unit_test(test_source_names),
+	    cmocka_unit_test(test_alerts),
 	    cmocka_unit_test(test_refcount),
 	    cmocka_unit_test(test_oauth),
 	};

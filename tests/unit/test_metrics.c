@@ -309,6 +309,76 @@ test_format(void **state)
 	nb_metrics_free(m);
 }
 
+static int
+collect_cb(void *arg, struct evbuffer *out)
+{
+	int *calls = arg;
+
+	(*calls)++;
+	return evbuffer_add_printf(out, "nudgebridge_extra 1\n") < 0 ? -1 : 0;
+}
+
+static int
+collect_fail_cb(void *arg, struct evbuffer *out)
+{
+	(void)arg;
+	(void)out;
+	return -1;
+}
+
+/*
+ * Section 7's series: the skew histogram (both signs, finer near 0), the
+ * filtered outcome, and families other modules render (collectors).
+ */
+static void
+test_alert_series(void **state)
+{
+	struct nb_metrics *m = nb_metrics_new();
+	struct evbuffer *out;
+	char *text;
+	int calls = 0, i;
+
+	(void)state;
+	assert_non_null(m);
+	nb_metrics_skew(m, -400);
+	nb_metrics_skew(m, -61);
+	nb_metrics_skew(m, 0.4);
+	nb_metrics_skew(m, 0.4);
+	nb_metrics_skew(m, 45);
+	nb_metrics_filtered(m, 3);
+	nb_metrics_filtered(m, 2);
+	assert_int_equal(nb_metrics_collect(m, collect_cb, &calls), 0);
+	text = render(m, NULL, 0, NULL, 0, 0);
+	assert_int_equal(calls, 1);
+	assert_line(text, "nudgebridge_events_total{outcome=\"filtered\"} 5");
+	assert_line(text,
+	    "# TYPE nudgebridge_webhook_timestamp_skew_seconds histogram");
+	assert_line(text,
+	    "nudgebridge_webhook_timestamp_skew_seconds_bucket{le=\"-300\"} 1");
+	assert_line(text,
+	    "nudgebridge_webhook_timestamp_skew_seconds_bucket{le=\"-60\"} 2");
+	assert_line(text,
+	    "nudgebridge_webhook_timestamp_skew_seconds_bucket{le=\"0\"} 2");
+	assert_line(text,
+	    "nudgebridge_webhook_timestamp_skew_seconds_bucket{le=\"1\"} 4");
+	assert_line(text,
+	    "nudgebridge_webhook_timestamp_skew_seconds_bucket{le=\"60\"} 5");
+	assert_line(text,
+	    "nudgebridge_webhook_timestamp_skew_seconds_bucket{le=\"+Inf\"} 5");
+	assert_line(text, "nudgebridge_webhook_timestamp_skew_seconds_count 5");
+	assert_line(text, "nudgebridge_extra 1");
+	free(text);
+	/* A bounded number of collectors; a failing one fails the render. */
+	for (i = 1; i < NB_METRICS_COLLECTORS; i++)
+		assert_int_equal(
+		    nb_metrics_collect(m, collect_fail_cb, NULL), 0);
+	assert_int_equal(nb_metrics_collect(m, collect_cb, &calls), -1);
+	assert_non_null(out = evbuffer_new());
+	assert_int_equal(nb_metrics_render(m, NULL, 0, out), -1);
+	evbuffer_free(out);
+	nb_metrics_free(m);
+}
+
 static void
 test_null(void **state)
 {
@@ -333,6 +403,7 @@ main(void)
 	    cmocka_unit_test(test_histograms),
 	    cmocka_unit_test(test_gauges),
 	    cmocka_unit_test(test_format),
+	    cmocka_unit_test(test_alert_series),
 	    cmocka_unit_test(test_null),
 	};
 

@@ -618,6 +618,69 @@ test_tolerance(void **state)
 	nb_keyring_free(k);
 }
 
+/*
+ * The key that verified: its index (secrets first, then public keys) and
+ * fingerprint, and the request's timestamp.
+ */
+static void
+test_verify_key(void **state)
+{
+	char pk[128], sk[160], sec2[64], entry[NB_SIG_ENTRY_MAX];
+	char fp[NB_SIG_FP_LEN], ts[24];
+	const unsigned char body[] = "{}";
+	struct nb_sig_headers h;
+	struct nb_keyring *k;
+	int64_t got_ts = -1;
+	size_t key = 99;
+
+	(void)state;
+	assert_int_equal(nb_sig_keypair(pk, sizeof(pk), sk, sizeof(sk)), 0);
+	assert_int_equal(nb_sig_new_secret(sec2, sizeof(sec2)), 0);
+	assert_non_null(k = nb_keyring_new());
+	assert_int_equal(nb_keyring_add_public_key(k, pk), 0);
+	assert_int_equal(nb_keyring_add_secret(k, VEC_SECRET), 0);
+	assert_int_equal(nb_keyring_add_secret(k, sec2), 0);
+	/* Secrets first (in the order added), then the public key. */
+	nb_sig_fingerprint(VEC_SECRET, fp);
+	assert_string_equal(nb_keyring_fingerprint(k, 0), fp);
+	nb_sig_fingerprint(sec2, fp);
+	assert_string_equal(nb_keyring_fingerprint(k, 1), fp);
+	nb_sig_fingerprint(pk, fp);
+	assert_string_equal(nb_keyring_fingerprint(k, 2), fp);
+	assert_string_equal(nb_keyring_fingerprint(k, 3), "");
+	assert_int_equal(strlen(fp), 8);
+	assert_int_equal(strspn(fp, "0123456789abcdef"), 8);
+
+	snprintf(ts, sizeof(ts), "%d", 1614265330);
+	h.id = "msg_1";
+	h.timestamp = ts;
+	h.signature = entry;
+	assert_int_equal(nb_sig_sign_hmac(sec2, h.id, 1614265330, body, 2,
+			     entry, sizeof(entry)),
+	    0);
+	assert_int_equal(
+	    nb_sig_verify_key(k, &h, body, 2, 1614265333, 300, &key, &got_ts),
+	    NB_SIG_OK);
+	assert_int_equal(key, 1);
+	assert_int_equal(got_ts, 1614265330);
+	assert_int_equal(nb_sig_sign_ed25519(sk, h.id, 1614265330, body, 2,
+			     entry, sizeof(entry)),
+	    0);
+	assert_int_equal(
+	    nb_sig_verify_key(k, &h, body, 2, 1614265330, 300, &key, &got_ts),
+	    NB_SIG_OK);
+	assert_int_equal(key, 2);
+	/* A failure leaves both alone. */
+	key = 99;
+	got_ts = -1;
+	assert_int_equal(
+	    nb_sig_verify_key(k, &h, body, 1, 1614265330, 300, &key, &got_ts),
+	    NB_SIG_MISMATCH);
+	assert_int_equal(key, 99);
+	assert_int_equal(got_ts, -1);
+	nb_keyring_free(k);
+}
+
 static void
 test_result_str(void **state)
 {
@@ -650,6 +713,7 @@ main(void)
 	    cmocka_unit_test(test_empty_body),
 	    cmocka_unit_test(test_binary_body),
 	    cmocka_unit_test(test_tolerance),
+	    cmocka_unit_test(test_verify_key),
 	    cmocka_unit_test(test_result_str),
 	};
 

@@ -501,6 +501,35 @@ test_edit_through_link(void **state)
 	rmdir(dir);
 }
 
+/*
+ * When the store cannot say when a key was last used, retire refuses
+ * unless forced ("unknown" is not "unused"), and list says "unknown".
+ */
+static void
+test_unknown_use(void **state)
+{
+	json_t *doc = doc_new();
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f, *warn;
+
+	(void)state;
+	assert_non_null(f = fopen("/dev/null", "w"));
+	assert_int_equal(nb_source_retire_check(f, "/nonexistent/nb.json", doc,
+			     "acme", "0", "0a1b2c3d", 0),
+	    -1);
+	assert_int_equal(nb_source_retire_check(f, "/nonexistent/nb.json", doc,
+			     "acme", "0", "0a1b2c3d", 1),
+	    0);
+	assert_non_null(warn = open_memstream(&buf, &len));
+	nb_source_list_used(f, warn, "/nonexistent/nb.json", doc);
+	fclose(warn);
+	assert_non_null(strstr(buf, "last uses unknown"));
+	free(buf);
+	fclose(f);
+	json_decref(doc);
+}
+
 int
 main(void)
 {
@@ -513,6 +542,7 @@ main(void)
 	    cmocka_unit_test(test_rotate_retire),
 	    cmocka_unit_test(test_save),
 	    cmocka_unit_test(test_edit_through_link),
+	    cmocka_unit_test(test_unknown_use),
 	};
 
 	if (sodium_init() < 0)

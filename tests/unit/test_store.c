@@ -32,7 +32,7 @@
 #include "../../src/store_sqlite.h"
 
 /* The schema version this build writes. */
-#define SCHEMA_LATEST 4
+#define SCHEMA_LATEST 5
 
 struct fixture {
 	char dir[64];

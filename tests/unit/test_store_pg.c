@@ -33,8 +33,8 @@
 #include "../../src/store_pg.h"
 
 /* The schema version this build writes. */
-#define SCHEMA_LATEST	4
-#define SCHEMA_LATEST_S "4"
+#define SCHEMA_LATEST	5
+#define SCHEMA_LATEST_S "5"
 
 struct fixture {
 	PGconn *admin;

@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * store_sqlite_alert: the alert tables of the SQLite backend.
+ *
+ * One process owns a SQLite store, so the lease and the claims never
+ * meet a second instance here; they are kept anyway so the code above
+ * them is the same on both backends.  Every write is a handful of cached
+ * single-row statements inside the frame store.c opened (the tables are
+ * small: a row per source, key, condition and recent notification); the
+ * reads walk whole tables, which is what they are bounded by.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nudgebridge/log.h"
+#include "store_sqlite.h"
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s == NULL)
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static void
+col_copy(sqlite3_stmt *st, int i, char *out, size_t outlen)
+{
+	const unsigned char *v = sqlite3_column_text(st, i);
+
+	(void)snprintf(out, outlen, "%s", v != NULL ? (const char *)v : "");
+}
+
+/* Grows *arr (of *n, *cap elements of size) by one zeroed element. */
+static void *
+grow(void *arr, size_t *n, size_t *cap, size_t size, void **out)
+{
+	char *p = arr;
+
+	if (*n == *cap) {
+		size_t nc = *cap == 0 ? 8 : *cap * 2;
+
+		if ((p = reallocarray(arr, nc, size)) == NULL) {
+			log_error("out of memory", " rows=%zu", *n);
+			return NULL;
+		}
+		*cap = nc;
+	}
+	memset(p + *n * size, 0, size);
+	*out = p + (*n)++ * size;
+	return p;
+}
+
+static int
+lead(struct sq *q, const struct nb_alert_beat *b, int *leader)
+{
+	sqlite3_stmt *st;
+
+	if ((st = sq_stmt_get(q, ST_AL_LEAD)) == NULL)
+		return -1;
+	bind_text(st, 1, b->owner);
+	sqlite3_bind_int64(st, 2, b->now_ms);
+	sqlite3_bind_int64(st, 3, b->lease_until_ms);
+	if (sq_stmt_run(q, st, __func__, "lead") == -1)
+		return -1;
+	*leader = sqlite3_changes(q->db) > 0;
+	return 0;
+}
+
+static int
+sq_alert_beat(void *state, const struct nb_alert_beat *b, int *leader)
+{
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	size_t i;
+
+	for (i = 0; i < b->nact; i++) {
+		if ((st = sq_stmt_get(q, ST_AL_ACTIVITY_PUT)) == NULL)
+			return -1;
+		bind_text(st, 1, b->act[i].source);
+		bind_text(st, 2, b->act[i].fp);
+		sqlite3_bind_int64(st, 3, b->act[i].ms);
+		if (sq_stmt_run(q, st, __func__, "activity") == -1)
+			return -1;
+	}
+	if ((st = sq_stmt_get(q, ST_AL_REPORTS_CLEAR)) == NULL)
+		return -1;
+	bind_text(st, 1, b->owner);
+	if (sq_stmt_run(q, st, __func__, "reports") == -1)
+		return -1;
+	for (i = 0; i < b->nrep; i++) {
+		if ((st = sq_stmt_get(q, ST_AL_REPORT_PUT)) == NULL)
+			return -1;
+		bind_text(st, 1, b->owner);
+		bind_text(st, 2, nb_alert_name(b->rep[i].kind));
+		bind_text(st, 3, b->rep[i].source);
+		sqlite3_bind_int(st, 4, b->rep[i].status);
+		bind_text(st, 5, b->rep[i].text);
+		sqlite3_bind_int64(st, 6, b->rep[i].seen_ms);
+		if (sq_stmt_run(q, st, __func__, "report") == -1)
+			return -1;
+	}
+	return lead(q, b, leader);
+}
+
+static int
+state_put(struct sq *q, const struct nb_alert_state *s)
+{
+	sqlite3_stmt *st;
+
+	if ((st = sq_stmt_get(q, ST_AL_STATE_PUT)) == NULL)
+		return -1;
+	bind_text(st, 1, nb_alert_name(s->kind));
+	bind_text(st, 2, s->source);
+	sqlite3_bind_int(st, 3, s->firing);
+	sqlite3_bind_int64(st, 4, s->started_ms);
+	sqlite3_bind_int64(st, 5, s->resolved_ms);
+	sqlite3_bind_int64(st, 6, s->mark);
+	sqlite3_bind_int64(st, 7, s->pending);
+	sqlite3_bind_int64(st, 8, s->notified_ms);
+	sqlite3_bind_int64(st, 9, s->changed_ms);
+	bind_text(st, 10, s->text);
+	bind_text(st, 11, s->summary);
+	bind_text(st, 12, s->details);
+	return sq_stmt_run(q, st, __func__, "state");
+}
+
+static int
+note_add(struct sq *q, const struct nb_alert_note *n, int64_t now)
+{
+	sqlite3_stmt *st;
+
+	if ((st = sq_stmt_get(q, ST_AL_NOTE_ADD)) == NULL)
+		return -1;
+	bind_text(st, 1, n->msg_id);
+	bind_text(st, 2, nb_alert_name(n->kind));
+	bind_text(st, 3, n->source);
+	sqlite3_bind_int(st, 4, n->resolved);
+	bind_text(st, 5, n->body);
+	sqlite3_bind_int64(st, 6, now);
+	return sq_stmt_run(q, st, __func__, "note");
+}
+
+static int
+sq_alert_apply(void *state, const struct nb_alert_apply *a, int *applied)
+{
+	static const enum sq_stmt prunes[] = {
+	    ST_AL_PRUNE_OUTBOX, ST_AL_PRUNE_REPORTS};
+	struct sq *q = state;
+	sqlite3_stmt *st;
+	size_t i;
+
+	if ((st = sq_stmt_get(q, ST_AL_RENEW)) == NULL)
+		return -1;
+	bind_text(st, 1, a->owner);
+	sqlite3_bind_int64(st, 2, a->now_ms);
+	sqlite3_bind_int64(st, 3, a->lease_until_ms);
+	if (sq_stmt_run(q, st, __func__, "renew") == -1)
+		return -1;
+	if (sqlite3_changes(q->db) == 0)
+		return 0; /* another evaluator took over */
+	for (i = 0; i < a->nst; i++)
+		if (state_put(q, &a->st[i]) == -1)
+			return -1;
+	for (i = 0; i < a->nnotes; i++)
+		if (note_add(q, &a->notes[i], a->now_ms) == -1)
+			return -1;
+	for (i = 0; i < sizeof(prunes) / sizeof(prunes[0]); i++) {
+		if ((st = sq_stmt_get(q, prunes[i])) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, a->prune_before_ms);
+		if (sq_stmt_run(q, st, __func__, "prune") == -1)
+			return -1;
+	}
+	*applied = 1;
+	return 0;
+}
+
+static int
+sq_alert_claim(void *state, const char *owner, int64_t now_ms,
+    int64_t lease_until_ms, size_t limit, struct nb_alert_note **out, size_t *n)
+{
+	struct sq *q = state;
+	struct nb_alert_note *v = NULL, *r;
+	const unsigned char *body;
+	char name[NB_ALERT_NAME_MAX];
+	sqlite3_stmt *st;
+	size_t len = 0, cap = 0;
+	int step, rc = -1;
+	void *p;
+
+	if ((st = sq_stmt_get(q, ST_AL_CLAIM)) == NULL)
+		return -1;
+	bind_text(st, 1, owner);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int64(st, 3, lease_until_ms);
+	sqlite3_bind_int64(st, 4, (int64_t)limit);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((p = grow(v, &len, &cap, sizeof(*v), (void **)&r)) == NULL)
+			goto out;
+		v = p;
+		r->id = sqlite3_column_int64(st, 0);
+		col_copy(st, 1, r->msg_id, sizeof(r->msg_id));
+		col_copy(st, 2, name, sizeof(name));
+		if (nb_alert_parse(name, &r->kind) == -1)
+			r->kind = NB_ALERT_KINDS;
+		col_copy(st, 3, r->source, sizeof(r->source));
+		r->resolved = sqlite3_column_int(st, 4);
+		body = sqlite3_column_text(st, 5);
+		if ((r->body = strdup(
+			 body != NULL ? (const char *)body : "{}")) == NULL) {
+			log_error("out of memory", NULL);
+			goto out;
+		}
+		r->attempts = sqlite3_column_int(st, 6);
+		r->created_ms = sqlite3_column_int64(st, 7);
+	}
+	if (step != SQLITE_DONE) {
+		sq_db_log(q, __func__, "claim");
+		goto out;
+	}
+	*out = v;
+	*n = len;
+	v = NULL;
+	rc = 0;
+out:
+	sqlite3_reset(st);
+	nb_alert_notes_free(v, len);
+	return rc;
+}
+
+static int
+sq_alert_finish(void *state, const char *owner, int64_t id,
+    enum nb_alert_outcome how, int64_t now_ms, int64_t next_ms,
+    const char *error)
+{
+	struct sq *q = state;
+	sqlite3_stmt *st;
+
+	if ((st = sq_stmt_get(
+		 q, how == NB_ALERT_RETRY ? ST_AL_RETRY : ST_AL_DONE)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, owner);
+	if (how == NB_ALERT_RETRY) {
+		sqlite3_bind_int64(st, 3, next_ms);
+		bind_text(st, 4, error);
+	} else {
+		sqlite3_bind_int(st, 3, (int)how);
+		sqlite3_bind_int64(st, 4, now_ms);
+		bind_text(st, 5, error);
+	}
+	return sq_stmt_run(q, st, __func__, "finish");
+}
+
+static int
+read_activity(void *state, struct nb_alert_view *v)
+{
+	struct sq *q = state;
+	struct nb_activity_row *r;
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int step;
+	void *p;
+
+	if ((st = sq_stmt_get(q, ST_AL_ACTIVITY)) == NULL)
+		return -1;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((p = grow(v->act, &v->nact, &cap, sizeof(*r),
+			 (void **)&r)) == NULL)
+			break;
+		v->act = p;
+		col_copy(st, 0, r->source, sizeof(r->source));
+		col_copy(st, 1, r->fp, sizeof(r->fp));
+		r->ms = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	if (step != SQLITE_DONE && step != SQLITE_ROW)
+		sq_db_log(q, __func__, "activity");
+	return step == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+read_reports(void *state, int64_t since_ms, struct nb_alert_view *v)
+{
+	struct sq *q = state;
+	struct nb_alert_report *r;
+	char name[NB_ALERT_NAME_MAX];
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int step;
+	void *p;
+
+	if ((st = sq_stmt_get(q, ST_AL_REPORTS)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, since_ms);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		col_copy(st, 0, name, sizeof(name));
+		if ((p = grow(v->rep, &v->nrep, &cap, sizeof(*r),
+			 (void **)&r)) == NULL)
+			break;
+		v->rep = p;
+		if (nb_alert_parse(name, &r->kind) == -1)
+			r->kind = NB_ALERT_KINDS;
+		col_copy(st, 1, r->source, sizeof(r->source));
+		r->status = sqlite3_column_int(st, 2);
+		col_copy(st, 3, r->text, sizeof(r->text));
+		r->seen_ms = sqlite3_column_int64(st, 4);
+	}
+	sqlite3_reset(st);
+	if (step != SQLITE_DONE && step != SQLITE_ROW)
+		sq_db_log(q, __func__, "reports");
+	return step == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+read_states(void *state, struct nb_alert_view *v)
+{
+	struct sq *q = state;
+	struct nb_alert_state *r;
+	char name[NB_ALERT_NAME_MAX];
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int step;
+	void *p;
+
+	if ((st = sq_stmt_get(q, ST_AL_STATES)) == NULL)
+		return -1;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		col_copy(st, 0, name, sizeof(name));
+		if ((p = grow(v->st, &v->nst, &cap, sizeof(*r), (void **)&r)) ==
+		    NULL)
+			break;
+		v->st = p;
+		if (nb_alert_parse(name, &r->kind) == -1)
+			r->kind = NB_ALERT_KINDS;
+		col_copy(st, 1, r->source, sizeof(r->source));
+		r->known = 1;
+		r->firing = sqlite3_column_int(st, 2);
+		r->started_ms = sqlite3_column_int64(st, 3);
+		r->resolved_ms = sqlite3_column_int64(st, 4);
+		r->mark = sqlite3_column_int64(st, 5);
+		r->pending = sqlite3_column_int64(st, 6);
+		r->notified_ms = sqlite3_column_int64(st, 7);
+		r->changed_ms = sqlite3_column_int64(st, 8);
+		col_copy(st, 9, r->text, sizeof(r->text));
+		col_copy(st, 10, r->summary, sizeof(r->summary));
+		col_copy(st, 11, r->details, sizeof(r->details));
+	}
+	sqlite3_reset(st);
+	if (step != SQLITE_DONE && step != SQLITE_ROW)
+		sq_db_log(q, __func__, "states");
+	return step == SQLITE_DONE ? 0 : -1;
+}
+
+const struct nb_store_alert_ops sq_alert_ops = {
+    .beat = sq_alert_beat,
+    .apply = sq_alert_apply,
+    .claim = sq_alert_claim,
+    .finish = sq_alert_finish,
+    .activity = read_activity,
+    .reports = read_reports,
+    .states = read_states,
+};
