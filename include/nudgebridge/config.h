@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "nudgebridge/filter.h" /* struct nb_filter */
 #include "nudgebridge/httpd.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/segment.h"
@@ -38,6 +39,7 @@ struct nb_source {
 	char *endpoint; /* resolved: source endpoint, region, global */
 	struct nb_mapping mapping; /* anonymous_id, event_names (segment.h) */
 	struct nb_oauth_config oauth; /* zeroed (key NULL) without "oauth" */
+	struct nb_filter drop;	      /* drop_types (filter.h) */
 };
 
 struct nb_store_config {
