@@ -224,7 +224,7 @@ main(int argc, char **argv)
 			seqs[j] = rows[j].seq;
 		}
 		nb_stored_events_free(rows, n);
-		if (nb_store_delivered(s, seqs, n, t) == -1) {
+		if (nb_store_delivered(s, seqs, n, t, NULL) == -1) {
 			fprintf(stderr, "store_drain: delivered failed\n");
 			return 1;
 		}

@@ -32,7 +32,7 @@
 #include "../../src/store_sqlite.h"
 
 /* The schema version this build writes. */
-#define SCHEMA_LATEST 3
+#define SCHEMA_LATEST 4
 
 struct fixture {
 	char dir[64];
@@ -237,8 +237,10 @@ struct v1_row {
 
 static const struct v1_row v1_rows[] = {
     /* pending */
-    {1, "acme", "evt_p1", "email.sent", "{\"id\":\"evt_p1\"}", 0, 0, NULL, NULL,
-	0, 1000, 1000, 1000, 0, 1000},
+    {1, "acme", "evt_p1", "email.sent",
+	"{\"id\":\"evt_p1\",\"subscriber\":{\"uid\":\"u_9\","
+	"\"email\":\"Ada@Example.com\"}}",
+	0, 0, NULL, NULL, 0, 1000, 1000, 1000, 0, 1000},
     /* pending, retried twice, leased when the old build stopped */
     {2, "acme", "evt_p2", "email.opened", NULL, 600, 0, NULL, "HTTP 503", 2,
 	1100, 1100, 5000, 90000, 1100},
@@ -249,8 +251,11 @@ static const struct v1_row v1_rows[] = {
     {4, "acme", "evt_x1", "email.clicked", NULL, 900, 2, NB_REASON_MAX_ATTEMPTS,
 	"HTTP 500", 10, 1300, 1250, 1300, 0, 3000},
     /* quarantined without an id */
-    {5, "acme", NULL, "email.sent", "{\"type\":\"email.sent\"}", 0, 2,
-	NB_REASON_QUARANTINED, "id: missing", 0, 1400, 1400, 1400, 0, 1400},
+    {5, "acme", NULL, "email.sent",
+	"{\"type\":\"email.sent\",\"subscriber\":{\"email\":"
+	"\"ada@example.com\"}}",
+	0, 2, NB_REASON_QUARANTINED, "id: missing", 0, 1400, 1400, 1400, 0,
+	1400},
     /* quarantined with an id, no type, empty payload */
     {6, "beta", "evt_q2", NULL, "", 0, 2, NB_REASON_QUARANTINED,
 	"type: missing", 0, 1500, 1500, 1500, 0, 1500},
@@ -458,6 +463,18 @@ test_migrate_v1(void **state)
 			assert_v1_row(&rows[i], i);
 		nb_stored_events_free(rows, n);
 		assert_v1_counters(s);
+		/* The rows stored before version 4 are found by person. */
+		f.email = "ADA@example.COM";
+		assert_int_equal(nb_store_list(s, &f, &rows, &n), 0);
+		assert_int_equal(n, 2);
+		assert_int_equal(rows[0].seq, 1);
+		assert_int_equal(rows[1].seq, 5);
+		nb_stored_events_free(rows, n);
+		f.email = NULL;
+		f.uid = "u_9";
+		assert_int_equal(nb_store_list(s, &f, &rows, &n), 0);
+		assert_int_equal(n, 1);
+		nb_stored_events_free(rows, n);
 
 		/* The file itself: payloads moved, the column gone. */
 		db = raw_open(path);
@@ -489,11 +506,22 @@ test_migrate_v1(void **state)
 				     " 'events_pending_age', 'events_dead',"
 				     " 'events_delivered')"),
 		    5);
+		/* Version 4: the person indexes, the keys computed. */
+		assert_int_equal(raw_int(db,
+				     "SELECT count(*) FROM sqlite_schema"
+				     " WHERE type = 'index' AND"
+				     " tbl_name = 'events' AND name IN"
+				     " ('events_email', 'events_uid')"),
+		    2);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM sqlite_schema"
 				     " WHERE type = 'index' AND"
 				     " tbl_name = 'events'"),
-		    5);
+		    7);
+		assert_int_equal(raw_int(db,
+				     "SELECT count(*) FROM events"
+				     " WHERE email_key IS NOT NULL"),
+		    2);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM"
 				     " pragma_integrity_check"
@@ -576,7 +604,7 @@ test_payloads_follow_rows(void **state)
 	for (i = 0; i < n; i++)
 		seqs[i] = rows[i].seq;
 	nb_stored_events_free(rows, n);
-	assert_int_equal(nb_store_delivered(fx->s, seqs, 2, 300), 0);
+	assert_int_equal(nb_store_delivered(fx->s, seqs, 2, 300, NULL), 0);
 
 	db = raw_open(fx->path);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM payloads"), 4);

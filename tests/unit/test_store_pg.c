@@ -33,8 +33,8 @@
 #include "../../src/store_pg.h"
 
 /* The schema version this build writes. */
-#define SCHEMA_LATEST	3
-#define SCHEMA_LATEST_S "3"
+#define SCHEMA_LATEST	4
+#define SCHEMA_LATEST_S "4"
 
 struct fixture {
 	PGconn *admin;
@@ -148,7 +148,7 @@ claimable(struct nb_store *s, int64_t now)
 	for (i = 0; i < n; i++)
 		seqs[i] = rows[i].seq;
 	nb_stored_events_free(rows, n);
-	assert_int_equal(nb_store_release(s, seqs, n), 0);
+	assert_int_equal(nb_store_release(s, seqs, n, NULL), 0);
 	return n;
 }
 
@@ -578,11 +578,11 @@ test_lease_takeover(void **state)
 	nb_stored_events_free(rows, n);
 
 	/* A's late release, extend and retry leave B's lease alone. */
-	assert_int_equal(nb_store_release(fx->s, &seq, 1), 0);
+	assert_int_equal(nb_store_release(fx->s, &seq, 1, NULL), 0);
 	assert_int_equal(nb_store_extend(fx->s, &seq, 1, 100000), 0);
 	rt.seq = seq;
 	rt.next_ms = 0;
-	assert_int_equal(nb_store_retry(fx->s, &rt, 1, "late"), 0);
+	assert_int_equal(nb_store_retry(fx->s, &rt, 1, "late", NULL), 0);
 	assert_int_equal(claimable(fx->s, 4999), 0);
 	row = by_id(fx->s, "x");
 	assert_int_equal(row->attempts, 0);
@@ -591,7 +591,7 @@ test_lease_takeover(void **state)
 	/* B's own extend works; its delivery ends the row. */
 	assert_int_equal(nb_store_extend(b, &seq, 1, 8000), 0);
 	assert_int_equal(claimable(fx->s, 7999), 0);
-	assert_int_equal(nb_store_delivered(b, &seq, 1, 7000), 0);
+	assert_int_equal(nb_store_delivered(b, &seq, 1, 7000, NULL), 0);
 	assert_int_equal(claimable(fx->s, 9000), 0);
 	nb_store_close(b);
 }
@@ -650,9 +650,10 @@ test_counter_slots(void **state)
 /*
  * 1 when a node of an EXPLAIN (FORMAT JSON) plan may read events or
  * payloads without a bound: a sequential scan, an index read without an
- * index condition, or a range read (no equality in its condition) that no
- * Limit above bounds, or whose rows a Filter thins out below that Limit
- * (then the Limit counts the rows kept, not the rows read).
+ * index condition (a bitmap heap scan's is its recheck), or a range read (no
+ * equality in its condition) that no Limit above bounds, or whose rows a Filter
+ * thins out below that Limit (then the Limit counts the rows kept, not the rows
+ * read).
  */
 static int
 plan_scans(const json_t *node, int limited)
@@ -664,6 +665,9 @@ plan_scans(const json_t *node, int limited)
 	rel = json_string_value(json_object_get(node, "Relation Name"));
 	type = json_string_value(json_object_get(node, "Node Type"));
 	cond = json_string_value(json_object_get(node, "Index Cond"));
+	/* A bitmap heap scan reads the pages its index scan below found. */
+	if (cond == NULL)
+		cond = json_string_value(json_object_get(node, "Recheck Cond"));
 	if (type != NULL && strcmp(type, "Limit") == 0)
 		limited = 1;
 	if (rel != NULL && type != NULL &&
@@ -693,7 +697,23 @@ read_args(enum pgs_stmt id)
 	case PS_LIST_DEAD_ASC:
 	case PS_LIST_DEAD_DESC:
 		return "(NULL, NULL, NULL, NULL, NULL, 0, 0, 4, 0,"
-		       " 9223372036854775807, 1000, true)";
+		       " 9223372036854775807, 1000, true, NULL, NULL)";
+	case PS_LIST_EMAIL_ASC:
+	case PS_LIST_EMAIL_DESC:
+		return "(NULL, NULL, NULL, NULL, NULL, 0, 0, 7, 0,"
+		       " 9223372036854775807, 1000, true, 42, NULL)";
+	case PS_LIST_UID_ASC:
+	case PS_LIST_UID_DESC:
+		return "(NULL, NULL, NULL, NULL, NULL, 0, 0, 7, 0,"
+		       " 9223372036854775807, 1000, true, NULL, 42)";
+	case PS_ATTEMPTS:
+		return "(3)";
+	case PS_EPOCH:
+		return "";
+	case PS_SENDABLE:
+		return "('{1,2,3}')";
+	case PS_AUDIT_LIST:
+		return "(9223372036854775807, 100)";
 	default:
 		return NULL;
 	}
