@@ -26,18 +26,25 @@
 #define ERASE_WAIT_DEFAULT_MS 300000 /* the longest wait for held rows */
 #define ERASE_POLL_MS	      20     /* between looks at held rows */
 
-/* Drops from v the rows from index from on that are not about f's person. */
+/*
+ * Drops from v the rows from index from on that are not about f's person
+ * (its address and its uid, when both are given).
+ */
 static void
 person_check(const struct nb_store_filter *f, struct nb_store_rows *v,
     size_t from, int with_payload)
 {
-	const struct nb_person p = {f->email, f->email == NULL ? f->uid : NULL};
+	const struct nb_person by_email = {f->email, NULL};
+	const struct nb_person by_uid = {NULL, f->uid};
 	struct nb_stored_event *ev;
 	size_t i, k = from;
 
 	for (i = from; i < v->n; i++) {
 		ev = &v->v[i];
-		if (!nb_person_match(&p, ev->raw, ev->rawlen)) {
+		if ((f->email != NULL &&
+			!nb_person_match(&by_email, ev->raw, ev->rawlen)) ||
+		    (f->uid != NULL &&
+			!nb_person_match(&by_uid, ev->raw, ev->rawlen))) {
 			nb_store_row_free(ev);
 			continue;
 		}
@@ -139,7 +146,15 @@ struct erase_arg {
 	 */
 	int64_t deleted[3], sums[3];
 	struct nb_store_audit *audit;
+	int64_t start_mono_ms; /* now_ms is e->now_ms plus the time since */
 };
+
+/* The erase's clock: the caller's now, moving on as the erase goes. */
+static int64_t
+erase_now(const struct erase_arg *a)
+{
+	return a->e->now_ms + (nb_time_mono_ms() - a->start_mono_ms);
+}
 
 /* The seqs of the next chunk of the person's rows into a->step. */
 static int
@@ -255,7 +270,7 @@ erase_wait(struct nb_store *s, struct erase_arg *a)
 	struct nb_store_seqs tmp;
 
 	while (a->held.n > 0) {
-		a->now_ms = nb_time_now_ms();
+		a->now_ms = erase_now(a);
 		if (nb_store_tx(s, NB_STORE_SYNC_FULL, erase_held, a,
 			"nb_store_erase") == -1)
 			return -1;
@@ -303,7 +318,7 @@ erase_run(struct nb_store *s, struct erase_arg *a)
 	if (a->e->dry_run)
 		return erase_count(s, a);
 	for (;;) {
-		a->now_ms = nb_time_now_ms();
+		a->now_ms = erase_now(a);
 		if (nb_store_tx(s, NB_STORE_SYNC_FULL, erase_chunk, a,
 			"nb_store_erase") == -1)
 			return -1;
@@ -330,6 +345,7 @@ nb_store_erase(struct nb_store *s, const struct nb_store_erase *e,
 		return -1;
 	}
 	a.e = e;
+	a.start_mono_ms = nb_time_mono_ms();
 	a.f.email = e->who.email;
 	a.f.uid = e->who.email == NULL ? e->who.uid : NULL;
 	a.f.states = NB_STATE_MASK_PENDING | NB_STATE_MASK_DELIVERED |

@@ -1445,8 +1445,14 @@ test_append_after_purge(void **state)
 	    cmocka_unit_test_setup_teardown(                                   \
 		test_group_model, setup, teardown),                            \
 	    cmocka_unit_test_setup_teardown(                                   \
-		test_counter_model, setup, teardown)
+		test_counter_model, setup, teardown),                          \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_person_search, setup, teardown),                          \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_attempt_history, setup, teardown),                        \
+	    cmocka_unit_test_setup_teardown(test_erase, setup, teardown)
 
 #include "store_model.c"
+#include "store_find_cases.c"
 
 #endif

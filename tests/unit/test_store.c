@@ -1026,6 +1026,106 @@ test_purge_makes_room(void **state)
 	nb_store_close(capped);
 }
 
+/* 1 when the file at path holds needle (its bytes, anywhere). */
+static int
+file_holds(const char *path, const char *needle)
+{
+	static char buf[1 << 20];
+	size_t n, i, len = strlen(needle), keep = 0;
+	FILE *f;
+	int found = 0;
+
+	if ((f = fopen(path, "rb")) == NULL)
+		return 0;
+	/* Chunks overlap by len - 1 bytes, so no match is cut in two. */
+	while ((n = fread(buf + keep, 1, sizeof(buf) - keep, f)) > 0) {
+		n += keep;
+		for (i = 0; i + len <= n && !found; i++)
+			found = memcmp(buf + i, needle, len) == 0;
+		if (found)
+			break;
+		keep = n >= len - 1 ? len - 1 : n;
+		memmove(buf, buf + n - keep, keep);
+	}
+	fclose(f);
+	return found;
+}
+
+/* 1 when the database, its -wal or its -shm holds needle. */
+static int
+db_holds(const char *path, const char *needle)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	char file[200];
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(file, sizeof(file), "%s%s", path, suffixes[i]);
+		if (file_holds(file, needle))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * After an erase no byte of the address is left in the database files:
+ * not in the payloads' pages (secure_delete zeroes what is freed), not in
+ * the write-ahead log that held their older copies (truncated), also once
+ * others' events were written after it.  The address is stored in mixed
+ * case, in rows of every state, among many others, some with payloads
+ * larger than a page.
+ */
+static void
+test_erase_leaves_no_bytes(void **state)
+{
+	struct fixture *fx = *state;
+	const char *acme[] = {"acme"};
+	struct nb_stored_event *rows = NULL;
+	struct nb_store_erase e;
+	struct nb_store_audit au;
+	char id[32], other[64];
+	int64_t seqs[600];
+	size_t i, n = 0;
+
+	for (i = 0; i < 600; i++) {
+		snprintf(id, sizeof(id), "o%zu", i);
+		snprintf(other, sizeof(other), "person%zu@example.net", i);
+		if (i % 30 == 7) {
+			snprintf(id, sizeof(id), "z%zu", i);
+			seqs[i] = padd(fx->s, i % 2 ? "acme" : "beta", id,
+			    "Zed.Erasure@Example.org", "uid-zed-erasure", 1000);
+		} else
+			seqs[i] = padd(fx->s, "acme", id, other, NULL, 1000);
+	}
+	/* Some delivered, some dead, some retried: rows rewritten. */
+	assert_int_equal(
+	    nb_store_claim(fx->s, acme, 1, 1000, 2000, 200, &rows, &n), 0);
+	nb_stored_events_free(rows, n);
+	assert_int_equal(nb_store_delivered(fx->s, seqs, 100, 1100, NULL), 0);
+	assert_int_equal(nb_store_dead(fx->s, seqs + 100, 50,
+			     NB_REASON_REJECTED, "segment: 400", 1100, NULL),
+	    0);
+	assert_true(db_holds(fx->path, "Zed.Erasure@Example.org"));
+
+	memset(&e, 0, sizeof(e));
+	e.who.email = "zed.erasure@example.org";
+	e.now_ms = 5000;
+	assert_int_equal(nb_store_erase(fx->s, &e, &au), 0);
+	assert_int_equal(au.events, 20);
+	assert_false(db_holds(fx->path, "Zed.Erasure@Example.org"));
+	assert_false(db_holds(fx->path, "uid-zed-erasure"));
+	/* Others' events written after it reuse the freed pages. */
+	for (i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "n%zu", i);
+		snprintf(other, sizeof(other), "late%zu@example.net", i);
+		padd(fx->s, "acme", id, other, NULL, 6000);
+	}
+	assert_false(db_holds(fx->path, "Zed.Erasure@Example.org"));
+	assert_false(db_holds(fx->path, "uid-zed-erasure"));
+	assert_true(db_holds(fx->path, "late299@example.net"));
+	assert_int_equal(count(fx->s, ALL, NULL), 580 + 300);
+}
+
 int
 main(void)
 {
@@ -1048,6 +1148,8 @@ main(void)
 		test_payloads_follow_rows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_missing_payload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_erase_leaves_no_bytes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

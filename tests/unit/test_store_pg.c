@@ -792,6 +792,64 @@ test_reconnect(void **state)
 	assert_int_equal(count(fx->s, ALL, NULL), 1);
 }
 
+/* The times VACUUM ran on the fixture's table rel (0 if never). */
+static int64_t
+vacuums(struct fixture *fx, const char *rel)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+	    "SELECT coalesce(sum(vacuum_count), 0) FROM pg_stat_user_tables"
+	    " WHERE schemaname = '%s' AND relname = '%s'",
+	    fx->schema, rel);
+	return admin_int(fx->admin, sql);
+}
+
+/*
+ * An erase vacuums what it deleted from (the rows' space marked free, see
+ * docs/storage.md), and leaves no row of the person in any table it
+ * touched; others' rows stay.
+ */
+static void
+test_erase_vacuums(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_store_erase e;
+	struct nb_store_audit au;
+	size_t i;
+	int tries;
+
+	STORE_NEED(fx);
+	for (i = 0; i < 10; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "z%zu", i);
+		padd(fx->s, "acme", id, "zed@example.org", NULL, 100);
+		snprintf(id, sizeof(id), "o%zu", i);
+		padd(fx->s, "acme", id, "other@example.org", NULL, 100);
+	}
+	memset(&e, 0, sizeof(e));
+	e.who.email = "ZED@example.org";
+	e.now_ms = 1000;
+	assert_int_equal(nb_store_erase(fx->s, &e, &au), 0);
+	assert_int_equal(au.events, 10);
+	assert_int_equal(admin_int(fx->admin,
+			     "SELECT count(*) FROM payloads WHERE"
+			     " position('zed@example.org' in"
+			     " convert_from(payload, 'UTF8')) > 0"),
+	    0);
+	assert_int_equal(
+	    admin_int(fx->admin, "SELECT count(*) FROM events"), 10);
+	/* The statistics of a VACUUM come in as soon as it ended. */
+	for (tries = 0; tries < 50 &&
+	     (vacuums(fx, "events") == 0 || vacuums(fx, "payloads") == 0);
+	     tries++)
+		usleep(100000);
+	assert_true(vacuums(fx, "events") > 0);
+	assert_true(vacuums(fx, "payloads") > 0);
+	assert_true(vacuums(fx, "attempt_links") > 0);
+}
+
 int
 main(void)
 {
@@ -811,6 +869,8 @@ main(void)
 		test_lease_takeover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_plans, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_erase_vacuums, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_counter_slots, setup, teardown),
 	};
