@@ -95,6 +95,7 @@ struct nb_metrics {
 	atomic_uint_fast64_t requests[NERRORS][STATUS_MAX];
 	atomic_uint_fast64_t accepted;
 	atomic_uint_fast64_t duplicates;
+	atomic_uint_fast64_t filtered;
 	atomic_uint_fast64_t quarantined;
 	struct hist commit_seconds;
 	struct hist commit_events;
@@ -180,6 +181,7 @@ nb_metrics_new(void)
 		atomic_init(&m->accept_errors[i], 0);
 	atomic_init(&m->accepted, 0);
 	atomic_init(&m->duplicates, 0);
+	atomic_init(&m->filtered, 0);
 	atomic_init(&m->quarantined, 0);
 	atomic_init(&m->delivered, 0);
 	atomic_init(&m->retries, 0);
@@ -237,6 +239,13 @@ nb_metrics_events(
 		add(&m->duplicates, (uint64_t)duplicates);
 	if (quarantined > 0)
 		add(&m->quarantined, (uint64_t)quarantined);
+}
+
+void
+nb_metrics_filtered(struct nb_metrics *m, int filtered)
+{
+	if (m != NULL && filtered > 0)
+		add(&m->filtered, (uint64_t)filtered);
 }
 
 void
@@ -436,7 +445,8 @@ render_events(struct nb_metrics *m, struct evbuffer *out)
 	    sample_u(out, name, "outcome", "duplicate", get(&m->duplicates)) ==
 		-1 ||
 	    sample_u(out, name, "outcome", "quarantined",
-		get(&m->quarantined)) == -1)
+		get(&m->quarantined)) == -1 ||
+	    sample_u(out, name, "outcome", "filtered", get(&m->filtered)) == -1)
 		return -1;
 	return 0;
 }

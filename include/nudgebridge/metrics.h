@@ -29,6 +29,9 @@ void nb_metrics_request(struct nb_metrics *, int status, const char *error);
 void nb_metrics_events(
     struct nb_metrics *, int accepted, int duplicates, int quarantined);
 
+/* Events of answered requests that drop_types filtered out. */
+void nb_metrics_filtered(struct nb_metrics *, int filtered);
+
 /* One store transaction: its duration and how many events it stored. */
 void nb_metrics_commit(struct nb_metrics *, double seconds, size_t events);
 
