@@ -141,12 +141,17 @@ pgs_arr_int8(struct nb_buf *b, int64_t v)
 }
 
 void
-pgs_arr_int8_or_null(struct nb_buf *b, int64_t v)
+pgs_arr_int4_or_null(struct nb_buf *b, int64_t v)
 {
-	if (v == 0)
+	uint32_t u;
+
+	if (v == 0) {
 		pgs_arr_bytes(b, NULL, 0);
-	else
-		pgs_arr_int8(b, v);
+		return;
+	}
+	u = htonl((uint32_t)(int32_t)v);
+	put32(b, 4);
+	nb_buf_add(b, &u, sizeof(u));
 }
 
 void

@@ -158,14 +158,15 @@ void pgs_par_bin(struct params *p, const char *data, size_t len);
 #define PG_OID_BYTEA 17
 #define PG_OID_INT8  20
 #define PG_OID_INT2  21
+#define PG_OID_INT4  23
 #define PG_OID_TEXT  25
 void pgs_arr_start(struct nb_buf *b, unsigned oid, size_t n);
 void pgs_arr_bytes(struct nb_buf *b, const void *p, size_t len);
 void pgs_arr_text(struct nb_buf *b, const char *s);
 void pgs_arr_int8(struct nb_buf *b, int64_t v);
 void pgs_arr_int2(struct nb_buf *b, int v);
-/* An int8, or NULL when v is 0 (no person key). */
-void pgs_arr_int8_or_null(struct nb_buf *b, int64_t v);
+/* An int4 (a person key), or NULL when v is 0 (no key). */
+void pgs_arr_int4_or_null(struct nb_buf *b, int64_t v);
 /* Adds b as the next parameter of p, binary.  -1 when b failed. */
 int pgs_par_arr(struct params *p, struct nb_buf *b);
 

@@ -236,8 +236,8 @@ row_add(struct pg *q, const struct nb_append *r, const struct nb_event *e)
 	pgs_arr_text(&q->arr[5], e->error);
 	pgs_arr_int8(&q->arr[6], r->received_ms);
 	/* arr[7] is the lease marks' (see mark_queue()); keys go after it. */
-	pgs_arr_int8_or_null(&q->arr[8], e->email_key);
-	pgs_arr_int8_or_null(&q->arr[9], e->uid_key);
+	pgs_arr_int4_or_null(&q->arr[8], e->email_key);
+	pgs_arr_int4_or_null(&q->arr[9], e->uid_key);
 }
 
 /*
@@ -259,7 +259,8 @@ rows_queue(struct pg *q, struct nb_append *const *reqs, size_t n,
 			pgs_arr_start(&q->arr[i],
 			    i == 3	 ? PG_OID_BYTEA
 				: i == 4 ? PG_OID_INT2
-				: i >= 6 ? PG_OID_INT8
+				: i == 6 ? PG_OID_INT8
+				: i >= 8 ? PG_OID_INT4
 					 : PG_OID_TEXT,
 			    nrows);
 	for (i = 0; i < n; i++) {

@@ -132,8 +132,8 @@ const char *const pgs_migrations[] = {
      * epoch and the audit.  ADD COLUMN without a default rewrites
      * nothing.  The person indexes carry seq for the keyset pages.
      */
-    "ALTER TABLE events ADD COLUMN email_key BIGINT,"
-    " ADD COLUMN uid_key BIGINT, ADD COLUMN last_attempt BIGINT,"
+    "ALTER TABLE events ADD COLUMN email_key INTEGER,"
+    " ADD COLUMN uid_key INTEGER, ADD COLUMN last_attempt BIGINT,"
     " ADD COLUMN erase_ms BIGINT;"
     "CREATE INDEX events_email ON events (email_key, seq)"
     " WHERE email_key IS NOT NULL;"
@@ -178,7 +178,7 @@ const char pgs_backfill_read[] =
     " ORDER BY seq LIMIT $2::bigint";
 const char pgs_backfill_write[] =
     "UPDATE events AS e SET email_key = u.ek, uid_key = u.uk"
-    " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])"
+    " FROM unnest($1::bigint[], $2::integer[], $3::integer[])"
     " AS u (seq, ek, uk) WHERE e.seq = u.seq";
 
 /*
@@ -211,8 +211,8 @@ const char pgs_backfill_write[] =
 #define INSERT_ROWS                                                            \
 	"WITH r AS (SELECT nextval('events_seq_seq') AS seq, r.*"              \
 	" FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[],"        \
-	" $5::smallint[], $6::text[], $7::bigint[], $8::bigint[],"             \
-	" $9::bigint[]) WITH ORDINALITY"                                       \
+	" $5::smallint[], $6::text[], $7::bigint[], $8::integer[],"            \
+	" $9::integer[]) WITH ORDINALITY"                                      \
 	" AS r (source, event_id, type, payload, state, error, received_ms,"   \
 	" email_key, uid_key, ord)),"                                          \
 	" e AS (INSERT INTO events (seq, source, event_id, type, state,"       \
@@ -279,8 +279,8 @@ const char pgs_backfill_write[] =
 	" AND ($6::bigint = 0 OR received_ms >= $6::bigint)"                   \
 	" AND ($7::bigint = 0 OR received_ms <= $7::bigint)"                   \
 	" AND (($8::integer >> state) & 1) = 1"                                \
-	" AND ($13::bigint IS NULL OR email_key = $13::bigint)"                \
-	" AND ($14::bigint IS NULL OR uid_key = $14::bigint), false)"
+	" AND ($13::integer IS NULL OR email_key = $13::integer)"              \
+	" AND ($14::integer IS NULL OR uid_key = $14::integer), false)"
 #define LIST(where, order)                                                     \
 	"SELECT " EVENT_COLS("",                                               \
 	    "CASE WHEN $12::boolean AND " LIST_HIT                             \
@@ -394,10 +394,10 @@ const char *const pgs_sql[PS_COUNT] = {
     [PS_LIST_DEAD_ASC] = LIST("state = 2 AND ", "ASC"),
     [PS_LIST_DEAD_DESC] = LIST("state = 2 AND ", "DESC"),
     /* A person: the index of its key. */
-    [PS_LIST_EMAIL_ASC] = LIST("email_key = $13::bigint AND ", "ASC"),
-    [PS_LIST_EMAIL_DESC] = LIST("email_key = $13::bigint AND ", "DESC"),
-    [PS_LIST_UID_ASC] = LIST("uid_key = $14::bigint AND ", "ASC"),
-    [PS_LIST_UID_DESC] = LIST("uid_key = $14::bigint AND ", "DESC"),
+    [PS_LIST_EMAIL_ASC] = LIST("email_key = $13::integer AND ", "ASC"),
+    [PS_LIST_EMAIL_DESC] = LIST("email_key = $13::integer AND ", "DESC"),
+    [PS_LIST_UID_ASC] = LIST("uid_key = $14::integer AND ", "ASC"),
+    [PS_LIST_UID_DESC] = LIST("uid_key = $14::integer AND ", "DESC"),
     /*
      * Attempt history, as SQLite's (see store_sqlite_sql.c): a failure
      * links the rows still stored ($1) to its attempt ($2) after dropping

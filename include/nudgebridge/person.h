@@ -6,7 +6,7 @@
  * and its subscriber.email (compared ASCII case-insensitively) name, each
  * only when it follows its own rule of the event table (schema.h): a
  * non-empty string without control characters inside an object
- * "subscriber".  The store indexes every row under two 64-bit keys, a
+ * "subscriber".  The store indexes every row under two 32-bit keys, a
  * keyed SipHash of the uid and of the lower-cased address, computed by the
  * parser on the HTTP thread, so finding a person's events never reads a
  * payload; a key is a hint, and every row it finds is checked against its
@@ -34,8 +34,8 @@ struct nb_person {
 
 /*
  * The index key of an address (len bytes): SipHash-2-4 of its ASCII
- * lower-cased bytes under a fixed key, as a non-zero int64 (0 is "no key").
- * The same address in any ASCII case has the same key.
+ * lower-cased bytes under a fixed key, as a non-zero signed 32-bit value
+ * (0 is "no key").  The same address in any ASCII case has the same key.
  */
 int64_t nb_person_key_email(const char *email, size_t len);
 
