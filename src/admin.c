@@ -11,10 +11,11 @@
  * every request gets 429 until the window has passed, which caps guessing
  * at a few attempts a second.  Without a configured token the listener is
  * not started at all.  Store calls are short indexed queries on the
- * main-thread connection, run on the base's thread.  The listener is an
- * httpd (httpd.h) with the main listener's edge (a cap on connections, a
- * whole-request deadline, the header limit and the gate with a 64 KiB body
- * limit), all of it before authentication.
+ * main-thread connection, run on the base's thread (but an erase: see
+ * admin_events.c).  The listener is an httpd (httpd.h) with the main
+ * listener's edge (a cap on connections, a whole-request deadline, the
+ * header limit and the gate with a 64 KiB body limit), all before
+ * authentication.
  */
 #include <sys/queue.h>
 
@@ -32,6 +33,7 @@
 #include <sodium.h>
 
 #include "nudgebridge/admin.h"
+#include "nudgebridge/admin_events.h"
 #include "nudgebridge/board.h"
 #include "nudgebridge/config.h"
 #include "nudgebridge/console.h"
@@ -68,7 +70,8 @@ struct nb_admin {
 	size_t nfails, fhead;
 	int64_t locked_until; /* mono ms */
 	int draining;
-	struct nb_rates *rates; /* received_1m and delivered_1m */
+	struct nb_rates *rates;		/* received_1m and delivered_1m */
+	struct nb_admin_events *events; /* section 8's routes */
 };
 
 static void
@@ -636,6 +639,8 @@ admin_cb(struct evhttp_request *req, void *arg)
 		free(key);
 		return;
 	}
+	if (nb_admin_events_route(a->events, a->cfg, req, path))
+		return;
 	nb_httpd_reply_error(req, 404, "not_found", "no such path");
 }
 
@@ -685,7 +690,9 @@ nb_admin_new(const struct nb_admin_deps *deps, struct nb_config *cfg, char *err,
 	}
 	a->deps = *deps;
 	a->cfg = nb_config_ref(cfg);
-	if ((a->rates = nb_rates_new()) == NULL) {
+	if ((a->rates = nb_rates_new()) == NULL ||
+	    (a->events = nb_admin_events_new(deps->base, deps->store)) ==
+		NULL) {
 		snprintf(err, errlen, "out of memory");
 		nb_admin_free(a);
 		return NULL;
@@ -744,6 +751,8 @@ nb_admin_free(struct nb_admin *a)
 {
 	if (a == NULL)
 		return;
+	/* An erase under way is answered before its listener goes. */
+	nb_admin_events_free(a->events);
 	nb_httpd_free(a->lst);
 	nb_config_unref(a->cfg);
 	nb_rates_free(a->rates);
