@@ -10,12 +10,11 @@
  * (never the offered value) and counted in a sliding window; past the limit
  * every request gets 429 until the window has passed, which caps guessing
  * at a few attempts a second.  Without a configured token the listener is
- * not started at all.  Store calls are short indexed queries on the
- * main-thread connection, run on the base's thread (but an erase: see
- * admin_events.c).  The listener is an httpd (httpd.h) with the main
- * listener's edge (a cap on connections, a whole-request deadline, the
- * header limit and the gate with a 64 KiB body limit), all before
- * authentication.
+ * not started at all.  Store calls (an erase aside: admin_events.c) are
+ * short indexed queries on the main-thread connection, on the base's
+ * thread.  The listener is an httpd (httpd.h) with the main listener's
+ * edge (a cap on connections, a whole-request deadline, the header limit
+ * and the gate with a 64 KiB body limit), all before authentication.
  */
 #include <sys/queue.h>
 
