@@ -284,7 +284,9 @@ show_detail(struct nb_store *s, const struct nb_config *cfg,
 		if ((a = attempt_json(&at[i])) == NULL ||
 		    json_array_append_new(arr, a) == -1)
 			goto out;
-	if (json_object_set_new(
+	/* "attempts" is the history here; the row's counter is "tries". */
+	if (json_object_set_new(o, "tries", json_integer(ev->attempts)) == -1 ||
+	    json_object_set_new(
 		o, "event", event != NULL ? event : json_null()) == -1 ||
 	    json_object_set_new(
 		o, "track", track != NULL ? track : json_null()) == -1 ||

@@ -68,12 +68,12 @@ json_t *nb_events_list(
     struct nb_store *s, const struct nb_events_query *q, size_t pages);
 
 /*
- * One event by key: nb_dlq_event_json()'s fields, "event" (the stored
- * event object), "track" (its Track message under cfg's mapping of its
- * source, or null with "track_error") and "attempts" (each {"at",
- * "status" (null when none came), "error", "batch_size", "latency_ms"},
- * oldest first).  *found is 0 when no row has that key.  NULL on a store
- * failure.
+ * One event by key: nb_dlq_event_json()'s fields (its "attempts" count
+ * becomes "tries"), "event" (the stored event object), "track" (its Track
+ * message under cfg's mapping of its source, or null with "track_error") and
+ * "attempts" (each {"at", "status" (null when none came), "error",
+ * "batch_size", "latency_ms"}, oldest first).  *found is 0 when no row has that
+ * key.  NULL on a store failure.
  */
 json_t *nb_events_show(struct nb_store *s, const struct nb_config *cfg,
     const char *key, int *found);

@@ -16,6 +16,7 @@ instances sharing one database.
 import hashlib
 import json
 import os
+import subprocess
 import threading
 import time
 import unittest
@@ -121,6 +122,7 @@ class TestSearch(SearchCase):
         o = r.json
         self.assertEqual(o["event"], ev)
         self.assertEqual(o["state"], "delivered")
+        self.assertEqual(o["tries"], 1)
         self.assertEqual(o["track"]["messageId"], message_id("acme", ev["id"]))
         self.assertEqual(o["track"]["userId"], "u_cy")
         self.assertEqual(o["track"]["properties"]["plan"], "pro")
@@ -462,6 +464,65 @@ class TestEraseRaceTwoInstances(SearchCase, RaceMixin):
         a, b = self.instance(), self.instance()
         erased, posted, sent = self.race([a, b], b)
         self.assertGreater(posted - sent, 0)
+
+
+class TestEventsConsole(SearchCase):
+    """The console's Events view in a real browser (tests/console/
+    events.spec.mjs), skipped (saying why) only without chromium or node,
+    which tests/run.sh installs."""
+
+    def setUp(self):
+        from test_console import CHROMIUM, CONSOLE_DIR, ensure_node_modules, \
+            tool_missing
+        why = tool_missing()
+        if why:
+            print("\nSKIP browser test: " + why)
+            self.skipTest(why)
+        ensure_node_modules()
+        self.chromium, self.console_dir = CHROMIUM, CONSOLE_DIR
+        super().setUp()
+
+    def test_events_view(self):
+        email, uid = "Grace.Hopper@Example.com", "u_grace"
+        delivered = event(email=email, uid=uid, type="email.opened")
+        dead = event(email=email, uid=uid, type="email.clicked")
+        other = event(email="alan@example.com", uid="u_alan")
+        self.sink.fail_next(1, 503)
+        self.post_events([delivered])
+        mid = message_id("acme", delivered["id"])
+        self.assertFalse(self.sink.wait_ids([mid]))
+        self.sink.poison = {message_id("acme", dead["id"])}
+        self.post_events([dead])
+        self.assertTrue(wait_until(lambda: self.ids(state="dead")))
+        self.sink.poison = set()
+        self.post_events([other])
+        self.assertTrue(wait_until(
+            lambda: len(self.ids(state="delivered")) == 2))
+        env = dict(os.environ)
+        env.update({
+            "NB_ADMIN_URL": "http://127.0.0.1:%d" % self.bridge.admin_port,
+            "NB_TOKEN": self.bridge.token,
+            "NB_EMAIL": email,
+            "NB_UID": uid,
+            "NB_DELIVERED_ID": delivered["id"],
+            "NB_DEAD_ID": dead["id"],
+            "CHROMIUM": self.chromium,
+        })
+        shots = os.environ.get("NB_CONSOLE_SCREENSHOTS")
+        if shots:
+            env["NB_SCREENSHOTS"] = os.path.abspath(shots)
+        p = subprocess.run(["node", "events.spec.mjs"],
+                           cwd=self.console_dir, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=180)
+        out = p.stdout.decode("utf-8", "replace")
+        print(out)
+        self.assertEqual(p.returncode, 0, out)
+        self.assertNotIn(self.bridge.token, out)
+        # The replayed event went out again, with the same messageId.
+        self.assertTrue(self.sink.wait_for(lambda: [
+            m for m in self.sink.accepted_messages()
+            if m["messageId"] == mid][1:]))
 
 
 if __name__ == "__main__":
