@@ -247,6 +247,12 @@ mark_fn(struct nb_store *s, void *arg)
 	if (m.att != NULL) {
 		a->att = *a->m->att;
 		m.att = &a->att;
+		/*
+		 * A delivering attempt ends no earlier than the delivery of
+		 * its rows: the retention prune deletes it only after them.
+		 */
+		if (m.kind == NB_STORE_MARK_DELIVERED && a->att.end_ms < m.ms)
+			a->att.end_ms = m.ms;
 	}
 	return s->ops->mark(s->state, &m, a->seqs, a->n, &changed, &s->tally);
 }

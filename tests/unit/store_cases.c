@@ -1450,6 +1450,8 @@ test_append_after_purge(void **state)
 		test_person_search, setup, teardown),                          \
 	    cmocka_unit_test_setup_teardown(                                   \
 		test_attempt_history, setup, teardown),                        \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_attempt_housekeeping, setup, teardown),                   \
 	    cmocka_unit_test_setup_teardown(test_erase, setup, teardown)
 
 #include "store_model.c"

@@ -282,6 +282,55 @@ test_attempt_history(void **state)
 	assert_string_equal(got, "");
 }
 
+/*
+ * Attempt records nobody needs go without a look at the events: a failed
+ * one with the last link to it (a purge), a delivering one with the
+ * retention prune of the rows it delivered, not before.
+ */
+static void
+test_attempt_housekeeping(void **state)
+{
+	struct fixture *fx = *state;
+	const char *acme[] = {"acme"};
+	struct nb_stored_event *rows = NULL;
+	struct nb_store_retry rt;
+	struct nb_store_attempt a;
+	struct nb_store_filter f;
+	int64_t s1, s2;
+	size_t n = 0, purged;
+	char got[256];
+
+	STORE_NEED(fx);
+	s1 = padd(fx->s, "acme", "k1", "a@example.com", NULL, 100);
+	s2 = padd(fx->s, "acme", "k2", "b@example.com", NULL, 100);
+	assert_int_equal(
+	    nb_store_claim(fx->s, acme, 1, 100, 1000, 10, &rows, &n), 0);
+	nb_stored_events_free(rows, n);
+	a = attempt(500, "segment: 500", 1, 110);
+	rt = (struct nb_store_retry){s1, 0};
+	assert_int_equal(nb_store_retry(fx->s, &rt, 1, a.error, &a), 0);
+	a = attempt(200, NULL, 1, 120);
+	assert_int_equal(nb_store_delivered(fx->s, &s2, 1, 130, &a), 0);
+	assert_int_equal(STORE_ATTEMPT_ROWS(fx), 2);
+
+	/* The failed one goes with the row that held it. */
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	f.id = "k1";
+	assert_int_equal(nb_store_purge(fx->s, &f, 0, &purged), 0);
+	assert_int_equal(purged, 1);
+	assert_int_equal(STORE_ATTEMPT_ROWS(fx), 1);
+
+	/* Retention: not while its row is kept, with it afterwards. */
+	assert_int_equal(nb_store_prune(fx->s, 0, 130), 0);
+	attempts_of(fx->s, s2, got, sizeof(got));
+	assert_string_equal(got, "200/1");
+	assert_int_equal(STORE_ATTEMPT_ROWS(fx), 1);
+	assert_int_equal(nb_store_prune(fx->s, 0, 131), 0);
+	assert_int_equal(count(fx->s, ALL, NULL), 0);
+	assert_int_equal(STORE_ATTEMPT_ROWS(fx), 0);
+}
+
 /* A row held by a deliverer for a while, then let go (delivered). */
 struct holder {
 	struct nb_store *s;

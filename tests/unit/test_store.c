@@ -44,6 +44,10 @@ struct fixture {
 /* SQLite needs no server: every case runs. */
 #define STORE_NEED(fx) ((void)(fx))
 
+/* The rows of the attempts table (attempt history's records). */
+#define STORE_ATTEMPT_ROWS(fx) store_attempt_rows((fx)->path)
+static int64_t store_attempt_rows(const char *path);
+
 /* The model's rows and their payloads are all there, the file intact. */
 #define STORE_CHECK_ROWS(fx, n)                                                \
 	do {                                                                   \
@@ -80,6 +84,16 @@ setup(void **state)
 	fx->s = open_store(fx);
 	*state = fx;
 	return 0;
+}
+
+static int64_t
+store_attempt_rows(const char *path)
+{
+	sqlite3 *db = raw_open(path);
+	int64_t n = raw_int(db, "SELECT count(*) FROM attempts");
+
+	sqlite3_close(db);
+	return n;
 }
 
 /* Removes a database file and its WAL and shared-memory files. */

@@ -58,6 +58,10 @@ struct fixture {
 
 static int64_t admin_int(PGconn *c, const char *sql);
 
+/* The rows of the attempts table (attempt history's records). */
+#define STORE_ATTEMPT_ROWS(fx)                                                 \
+	admin_int((fx)->admin, "SELECT count(*) FROM attempts")
+
 #include "store_cases.c"
 
 static int64_t
