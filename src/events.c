@@ -61,6 +61,17 @@ cursor_parse(const char *s, int64_t *seq)
 	return 0;
 }
 
+#define PERSON_RULE "must be a non-empty string without control characters"
+
+/* 1 when v is a string a person can be looked up by (person.h's rule). */
+static int
+person_string(const json_t *v)
+{
+	return json_is_string(v) &&
+	    strlen(json_string_value(v)) == json_string_length(v) &&
+	    nb_person_value_valid(json_string_value(v)) == 0;
+}
+
 /* Takes the person member key out of obj into *out (validated). */
 static int
 take_person(json_t *obj, const char *key, char **out, char *err, size_t errlen)
@@ -69,13 +80,8 @@ take_person(json_t *obj, const char *key, char **out, char *err, size_t errlen)
 
 	if (v == NULL || json_is_null(v))
 		return 0;
-	if (!json_is_string(v) ||
-	    strlen(json_string_value(v)) != json_string_length(v) ||
-	    nb_person_value_valid(json_string_value(v)) == -1) {
-		snprintf(err, errlen,
-		    "%s: must be a non-empty string without control "
-		    "characters",
-		    key);
+	if (!person_string(v)) {
+		snprintf(err, errlen, "%s: " PERSON_RULE, key);
 		return -1;
 	}
 	if ((*out = strdup(json_string_value(v))) == NULL) {
@@ -368,13 +374,8 @@ nb_events_erase_args(
 			e->dry_run = json_is_true(v);
 			continue;
 		}
-		if (!json_is_string(v) ||
-		    strlen(json_string_value(v)) != json_string_length(v) ||
-		    nb_person_value_valid(json_string_value(v)) == -1) {
-			snprintf(err, errlen,
-			    "%s: must be a non-empty string without control "
-			    "characters",
-			    k);
+		if (!person_string(v)) {
+			snprintf(err, errlen, "%s: " PERSON_RULE, k);
 			return -1;
 		}
 		if (i == 0)
