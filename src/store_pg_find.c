@@ -285,8 +285,8 @@ pgs_scrub(void *state, int on)
 
 	if (on)
 		return 0;
-	res =
-	    PQexec(q->conn, "VACUUM events, payloads, attempt_links, attempts");
+	res = PQexec(q->conn,
+	    "VACUUM events, payloads, people, attempt_links, attempts");
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
 		log_error("vacuum after an erase failed", " error=%s",
 		    PQresultErrorField(res, PG_DIAG_SQLSTATE) != NULL

@@ -412,6 +412,13 @@ list_params(struct params *p, const struct nb_store_filter *f, int payload)
 	else
 		pgs_par_int(p, (int64_t)f->max_scan);
 	pgs_par_text(p, payload ? "true" : "false");
+	if (f->key != NULL)
+		return f->newest_first ? PS_LIST_DESC : PS_LIST_ASC;
+	if (f->email == NULL && f->uid == NULL)
+		return nb_store_filter_states(f) == NB_STATE_MASK_DEAD
+		    ? (f->newest_first ? PS_LIST_DEAD_DESC : PS_LIST_DEAD_ASC)
+		    : (f->newest_first ? PS_LIST_DESC : PS_LIST_ASC);
+	/* A person's lists walk people and take its keys, $13 and $14. */
 	if (f->email != NULL)
 		pgs_par_int(p, nb_person_key_email(f->email, strlen(f->email)));
 	else
@@ -420,15 +427,9 @@ list_params(struct params *p, const struct nb_store_filter *f, int payload)
 		pgs_par_int(p, nb_person_key_uid(f->uid, strlen(f->uid)));
 	else
 		pgs_par_text(p, NULL);
-	if (f->key != NULL)
-		return f->newest_first ? PS_LIST_DESC : PS_LIST_ASC;
 	if (f->email != NULL)
 		return f->newest_first ? PS_LIST_EMAIL_DESC : PS_LIST_EMAIL_ASC;
-	if (f->uid != NULL)
-		return f->newest_first ? PS_LIST_UID_DESC : PS_LIST_UID_ASC;
-	if (nb_store_filter_states(f) == NB_STATE_MASK_DEAD)
-		return f->newest_first ? PS_LIST_DEAD_DESC : PS_LIST_DEAD_ASC;
-	return f->newest_first ? PS_LIST_DESC : PS_LIST_ASC;
+	return f->newest_first ? PS_LIST_UID_DESC : PS_LIST_UID_ASC;
 }
 
 /* One page, as sq_list() makes it (see there). */

@@ -126,18 +126,26 @@ const char *const pgs_migrations[] = {
     "CREATE INDEX events_dead ON events (seq) WHERE state = 2;"
     "CREATE INDEX events_delivered ON events (updated_ms) WHERE state = 1;",
     /*
-     * 4: find and forget, as SQLite's version 4: the person keys (the
-     * rows already stored get theirs from pgs_backfill_keys()), the
-     * delivering attempt, the erase flag, attempt history, the erase
-     * epoch and the audit.  ADD COLUMN without a default rewrites
-     * nothing.  The person indexes carry seq for the keyset pages.
+     * 4: find and forget, as SQLite's version 4, with one difference: the
+     * person keys live in a table of their own (people, written once with
+     * the row and deleted with it; the rows already stored get theirs
+     * from pgs_backfill_keys()).  PostgreSQL writes a new row version on
+     * every update, and an update that is not HOT (a claim's, a delivered
+     * mark's: they change indexed columns) adds an entry to every index of
+     * the table; two person indexes on events cost each event four more
+     * random index inserts on its way out.  ADD COLUMN without a default
+     * rewrites nothing.  The person indexes carry seq for the keyset
+     * pages.
      */
-    "ALTER TABLE events ADD COLUMN email_key INTEGER,"
-    " ADD COLUMN uid_key INTEGER, ADD COLUMN last_attempt BIGINT,"
+    "ALTER TABLE events ADD COLUMN last_attempt BIGINT,"
     " ADD COLUMN erase_ms BIGINT;"
-    "CREATE INDEX events_email ON events (email_key, seq)"
+    "CREATE TABLE people ("
+    " seq BIGINT PRIMARY KEY,"
+    " email_key INTEGER,"
+    " uid_key INTEGER);"
+    "CREATE INDEX people_email ON people (email_key, seq)"
     " WHERE email_key IS NOT NULL;"
-    "CREATE INDEX events_uid ON events (uid_key, seq)"
+    "CREATE INDEX people_uid ON people (uid_key, seq)"
     " WHERE uid_key IS NOT NULL;"
     "CREATE TABLE attempts ("
     " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
@@ -177,9 +185,9 @@ const char pgs_backfill_read[] =
     "SELECT seq, payload FROM payloads WHERE seq > $1::bigint"
     " ORDER BY seq LIMIT $2::bigint";
 const char pgs_backfill_write[] =
-    "UPDATE events AS e SET email_key = u.ek, uid_key = u.uk"
+    "INSERT INTO people (seq, email_key, uid_key) SELECT seq, ek, uk"
     " FROM unnest($1::bigint[], $2::integer[], $3::integer[])"
-    " AS u (seq, ek, uk) WHERE e.seq = u.seq";
+    " AS u (seq, ek, uk) WHERE ek IS NOT NULL OR uk IS NOT NULL";
 
 /*
  * A dedupe key counts as new when absent or older than the window, and
@@ -217,13 +225,16 @@ const char pgs_backfill_write[] =
 	" email_key, uid_key, ord)),"                                          \
 	" e AS (INSERT INTO events (seq, source, event_id, type, state,"       \
 	" reason, error, attempts, received_ms, age_base_ms, next_ms,"         \
-	" lease_ms, updated_ms, email_key, uid_key) OVERRIDING SYSTEM VALUE"   \
+	" lease_ms, updated_ms) OVERRIDING SYSTEM VALUE"                       \
 	" SELECT seq, source, event_id, type, state,"                          \
 	" CASE WHEN state = 2 THEN '" NB_REASON_QUARANTINED "' END, error, 0," \
-	" received_ms, received_ms, received_ms, 0, received_ms,"              \
-	" email_key, uid_key FROM r ORDER BY ord),"                            \
+	" received_ms, received_ms, received_ms, 0, received_ms"               \
+	" FROM r ORDER BY ord),"                                               \
 	" p AS (INSERT INTO payloads (seq, payload)"                           \
-	" SELECT seq, payload FROM r ORDER BY ord)"                            \
+	" SELECT seq, payload FROM r ORDER BY ord),"                           \
+	" k AS (INSERT INTO people (seq, email_key, uid_key)"                  \
+	" SELECT seq, email_key, uid_key FROM r"                               \
+	" WHERE email_key IS NOT NULL OR uid_key IS NOT NULL ORDER BY ord)"    \
 	" SELECT count(*) FROM r"
 
 /* The columns of a row read back, the payload fifth (see row_read()). */
@@ -267,20 +278,19 @@ const char pgs_backfill_write[] =
  * page looks at, at most $11 (NULL: no bound), in seq order between $9 and
  * $10 (a key narrows them to its seq), with hit last; $1 key, $2 source,
  * $3 type, $4 reason, $5 id (NULL: any), $6 since, $7 until (0:
- * unbounded), $8 state mask, $12 whether to read the payloads of the hits,
- * $13 and $14 the person's keys (NULL: any).
+ * unbounded), $8 state mask, $12 whether to read the payloads of the hits.
+ * A person's lists walk its key in people (LIST_PERSON) and take $13 and
+ * $14 too, the keys (NULL: any).
  */
 #define LIST_HIT                                                               \
-	"coalesce(($1::bigint IS NULL OR seq = $1::bigint)"                    \
+	"coalesce(($1::bigint IS NULL OR events.seq = $1::bigint)"             \
 	" AND ($2::text IS NULL OR source = $2::text)"                         \
 	" AND ($3::text IS NULL OR type = $3::text)"                           \
 	" AND ($4::text IS NULL OR reason = $4::text)"                         \
 	" AND ($5::text IS NULL OR event_id = $5::text)"                       \
 	" AND ($6::bigint = 0 OR received_ms >= $6::bigint)"                   \
 	" AND ($7::bigint = 0 OR received_ms <= $7::bigint)"                   \
-	" AND (($8::integer >> state) & 1) = 1"                                \
-	" AND ($13::integer IS NULL OR email_key = $13::integer)"              \
-	" AND ($14::integer IS NULL OR uid_key = $14::integer), false)"
+	" AND (($8::integer >> state) & 1) = 1, false)"
 #define LIST(where, order)                                                     \
 	"SELECT " EVENT_COLS("",                                               \
 	    "CASE WHEN $12::boolean AND " LIST_HIT                             \
@@ -290,6 +300,22 @@ const char pgs_backfill_write[] =
 					      "seq > $9::bigint AND seq < "    \
 					      "$10::bigint"                    \
 					      " ORDER BY seq " order           \
+					      " LIMIT $11::bigint"
+#define LIST_HIT_PERSON                                                        \
+	"(" LIST_HIT                                                           \
+	" AND ($13::integer IS NULL OR pp.email_key = $13::integer)"           \
+	" AND ($14::integer IS NULL OR pp.uid_key = $14::integer))"
+#define LIST_PERSON(key, order)                                                \
+	"SELECT " EVENT_COLS("events.",                                        \
+	    "CASE WHEN $12::boolean AND " LIST_HIT_PERSON                      \
+	    " THEN (SELECT payload FROM payloads AS p"                         \
+	    " WHERE p.seq = events.seq) END") ", " LIST_HIT_PERSON             \
+					      " FROM people AS pp JOIN "       \
+					      "events ON events.seq = pp.seq"  \
+					      " WHERE pp." key                 \
+					      " AND pp.seq > $9::bigint AND "  \
+					      "pp.seq < $10::bigint"           \
+					      " ORDER BY pp.seq " order        \
 					      " LIMIT $11::bigint"
 
 /* A slot's row takes the sums of the row it would have been. */
@@ -383,21 +409,23 @@ const char *const pgs_sql[PS_COUNT] = {
 	"UPDATE events SET error = $2::text,"
 	" updated_ms = $3::bigint WHERE seq = $1::bigint"
 	" AND state = 2 AND reason = '" NB_REASON_QUARANTINED "'",
-    [PS_PURGE] = "WITH c AS (DELETE FROM events WHERE seq = ANY ($1::bigint[])"
-		 " RETURNING seq, source, state, reason),"
-		 " p AS (DELETE FROM payloads WHERE seq IN (SELECT seq FROM c))"
-		 " SELECT source, count(*), state, reason FROM c"
-		 " GROUP BY source, state, reason",
+    [PS_PURGE] =
+	"WITH c AS (DELETE FROM events WHERE seq = ANY ($1::bigint[])"
+	" RETURNING seq, source, state, reason),"
+	" p AS (DELETE FROM payloads WHERE seq IN (SELECT seq FROM c)),"
+	" k AS (DELETE FROM people WHERE seq IN (SELECT seq FROM c))"
+	" SELECT source, count(*), state, reason FROM c"
+	" GROUP BY source, state, reason",
     /* The primary key, or the index of dead letters; either way. */
     [PS_LIST_ASC] = LIST("", "ASC"),
     [PS_LIST_DESC] = LIST("", "DESC"),
     [PS_LIST_DEAD_ASC] = LIST("state = 2 AND ", "ASC"),
     [PS_LIST_DEAD_DESC] = LIST("state = 2 AND ", "DESC"),
     /* A person: the index of its key. */
-    [PS_LIST_EMAIL_ASC] = LIST("email_key = $13::integer AND ", "ASC"),
-    [PS_LIST_EMAIL_DESC] = LIST("email_key = $13::integer AND ", "DESC"),
-    [PS_LIST_UID_ASC] = LIST("uid_key = $14::integer AND ", "ASC"),
-    [PS_LIST_UID_DESC] = LIST("uid_key = $14::integer AND ", "DESC"),
+    [PS_LIST_EMAIL_ASC] = LIST_PERSON("email_key = $13::integer", "ASC"),
+    [PS_LIST_EMAIL_DESC] = LIST_PERSON("email_key = $13::integer", "DESC"),
+    [PS_LIST_UID_ASC] = LIST_PERSON("uid_key = $14::integer", "ASC"),
+    [PS_LIST_UID_DESC] = LIST_PERSON("uid_key = $14::integer", "DESC"),
     /*
      * Attempt history, as SQLite's (see store_sqlite_sql.c): a failure
      * links the rows still stored ($1) to its attempt ($2) after dropping
@@ -484,6 +512,7 @@ const char *const pgs_sql[PS_COUNT] = {
 	" WHERE state = 1 AND updated_ms < $1::bigint"
 	" ORDER BY updated_ms LIMIT $2::bigint) RETURNING seq, source),"
 	" p AS (DELETE FROM payloads WHERE seq IN (SELECT seq FROM c)),"
+	" k AS (DELETE FROM people WHERE seq IN (SELECT seq FROM c)),"
 	" l AS (DELETE FROM attempt_links WHERE seq IN (SELECT seq FROM c)"
 	" RETURNING attempt)," ORPHANS("(SELECT seq FROM c)") PER_SOURCE,
     [PS_PROBE] = "INSERT INTO meta (id, probe_ms) VALUES (1, $1::bigint)"

@@ -701,7 +701,7 @@ read_args(enum pgs_stmt id)
 	case PS_LIST_DEAD_ASC:
 	case PS_LIST_DEAD_DESC:
 		return "(NULL, NULL, NULL, NULL, NULL, 0, 0, 4, 0,"
-		       " 9223372036854775807, 1000, true, NULL, NULL)";
+		       " 9223372036854775807, 1000, true)";
 	case PS_LIST_EMAIL_ASC:
 	case PS_LIST_EMAIL_DESC:
 		return "(NULL, NULL, NULL, NULL, NULL, 0, 0, 7, 0,"
