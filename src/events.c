@@ -396,11 +396,13 @@ nb_events_audit_json(const struct nb_store_audit *a)
 	char at[NB_TIME_ISO_LEN];
 
 	nb_time_format_iso(a->at_ms, at);
-	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I}",
-	    "id", (json_int_t)a->id, "at", at, "actor", a->actor, "kind",
-	    a->kind, "subject", a->subject, "dry_run", a->dry_run, "erased",
-	    (json_int_t)a->events, "pending", (json_int_t)a->pending,
-	    "delivered", (json_int_t)a->delivered, "dead", (json_int_t)a->dead);
+	return json_pack(
+	    "{s:I, s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:I, s:I}", "id",
+	    (json_int_t)a->id, "at", at, "actor", a->actor, "kind", a->kind,
+	    "subject", a->subject, "dry_run", a->dry_run, "complete",
+	    a->complete, "erased", (json_int_t)a->events, "pending",
+	    (json_int_t)a->pending, "delivered", (json_int_t)a->delivered,
+	    "dead", (json_int_t)a->dead);
 }
 
 json_t *

@@ -292,10 +292,10 @@ erase_wait(struct nb_store *s, struct erase_arg *a)
 	return 0;
 }
 
-/* The audit entry of a finished erase (its counts, its subject). */
+/* The audit entry of an erase (its counts, its subject). */
 static void
 audit_fill(struct nb_store_audit *out, const struct nb_store_erase *e,
-    const int64_t sums[3])
+    const int64_t sums[3], int complete)
 {
 	memset(out, 0, sizeof(*out));
 	out->at_ms = e->now_ms;
@@ -309,6 +309,7 @@ audit_fill(struct nb_store_audit *out, const struct nb_store_erase *e,
 	out->delivered = sums[1];
 	out->dead = sums[2];
 	out->events = sums[0] + sums[1] + sums[2];
+	out->complete = complete;
 }
 
 /* The erase proper: chunks, then the wait.  Scrubbing is the caller's. */
@@ -357,13 +358,12 @@ nb_store_erase(struct nb_store *s, const struct nb_store_erase *e,
 			goto out;
 		scrubbed = 1;
 	}
-	if (erase_run(s, &a) == -1)
-		goto out;
-	audit_fill(out, e, a.sums);
+	/* A failed erase is audited too: what it erased is gone. */
+	rc = erase_run(s, &a);
+	audit_fill(out, e, a.sums, rc == 0);
 	a.audit = out;
 	if (nb_store_tx(s, NB_STORE_SYNC_FULL, erase_audit, &a, __func__) == -1)
-		goto out;
-	rc = 0;
+		rc = -1;
 out:
 	/* The scrub runs after a failure too: what was deleted is gone. */
 	if (scrubbed && s->ops->scrub(s->state, 0) == -1)

@@ -220,6 +220,7 @@ pgs_audit_add(void *state, struct nb_store_audit *a)
 	pgs_par_int(&p, a->pending);
 	pgs_par_int(&p, a->delivered);
 	pgs_par_int(&p, a->dead);
+	pgs_par_text(&p, a->complete ? "true" : "false");
 	if ((res = pgs_exec(q, PS_AUDIT_ADD, &p, 0, __func__)) == NULL)
 		return -1;
 	a->id = PQntuples(res) == 1 ? pgs_col_int64(res, 0, 0) : 0;
@@ -264,6 +265,7 @@ pgs_audit_list(void *state, int64_t before_id, size_t limit,
 		a->pending = pgs_col_int64(res, row, 7);
 		a->delivered = pgs_col_int64(res, row, 8);
 		a->dead = pgs_col_int64(res, row, 9);
+		a->complete = (int)pgs_col_int64(res, row, 10);
 	}
 	*out = v;
 	*n = (size_t)row;

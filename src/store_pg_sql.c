@@ -172,6 +172,7 @@ const char *const pgs_migrations[] = {
     " kind TEXT NOT NULL,"
     " subject TEXT NOT NULL,"
     " dry_run BOOLEAN NOT NULL,"
+    " complete BOOLEAN NOT NULL,"
     " events BIGINT NOT NULL,"
     " pending BIGINT NOT NULL,"
     " delivered BIGINT NOT NULL,"
@@ -490,12 +491,14 @@ const char *const pgs_sql[PS_COUNT] = {
 		    " WHERE e.seq = ANY ($1::bigint[]) AND e.state + 0 = 0"
 		    " AND e.erase_ms IS NULL",
     [PS_AUDIT_ADD] = "INSERT INTO audit (at_ms, actor, kind, subject,"
-		     " dry_run, events, pending, delivered, dead) VALUES"
-		     " ($1::bigint, $2::text, $3::text, $4::text, $5::boolean,"
-		     " $6::bigint, $7::bigint, $8::bigint, $9::bigint)"
+		     " dry_run, events, pending, delivered, dead, complete)"
+		     " VALUES ($1::bigint, $2::text, $3::text, $4::text,"
+		     " $5::boolean, $6::bigint, $7::bigint, $8::bigint,"
+		     " $9::bigint, $10::boolean)"
 		     " RETURNING id",
     [PS_AUDIT_LIST] = "SELECT id, at_ms, actor, kind, subject,"
-		      " dry_run::integer, events, pending, delivered, dead"
+		      " dry_run::integer, events, pending, delivered, dead,"
+		      " complete::integer"
 		      " FROM audit WHERE id < $1::bigint ORDER BY id DESC"
 		      " LIMIT $2::bigint",
     /* The prune takes $2 of each at a time, oldest first. */

@@ -345,6 +345,7 @@ sq_audit_add(void *state, struct nb_store_audit *a)
 	sqlite3_bind_int64(st, 7, a->pending);
 	sqlite3_bind_int64(st, 8, a->delivered);
 	sqlite3_bind_int64(st, 9, a->dead);
+	sqlite3_bind_int(st, 10, a->complete);
 	if (sq_stmt_run(q, st, __func__, "audit") == -1)
 		return -1;
 	a->id = sqlite3_last_insert_rowid(q->db);
@@ -391,6 +392,7 @@ sq_audit_list(void *state, int64_t before_id, size_t limit,
 		a->pending = sqlite3_column_int64(st, 7);
 		a->delivered = sqlite3_column_int64(st, 8);
 		a->dead = sqlite3_column_int64(st, 9);
+		a->complete = sqlite3_column_int(st, 10);
 	}
 	if (len < limit && step != SQLITE_DONE) {
 		sq_db_log(q, __func__, "audit list");

@@ -191,6 +191,7 @@ const char *const sq_migrations[] = {
     " kind TEXT NOT NULL,"
     " subject TEXT NOT NULL,"
     " dry_run INTEGER NOT NULL,"
+    " complete INTEGER NOT NULL,"
     " events INTEGER NOT NULL,"
     " pending INTEGER NOT NULL,"
     " delivered INTEGER NOT NULL,"
@@ -537,10 +538,10 @@ const char *const sq_stmt_sql[ST_COUNT] = {
 		    " CROSS JOIN events AS e ON e.seq = j.value"
 		    " WHERE e.state = 0 AND e.erase_ms IS NULL",
     [ST_AUDIT_ADD] = "INSERT INTO audit (at_ms, actor, kind, subject,"
-		     " dry_run, events, pending, delivered, dead)"
-		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+		     " dry_run, complete, events, pending, delivered, dead)"
+		     " VALUES (?1, ?2, ?3, ?4, ?5, ?10, ?6, ?7, ?8, ?9)",
     [ST_AUDIT_LIST] = "SELECT id, at_ms, actor, kind, subject, dry_run,"
-		      " events, pending, delivered, dead FROM audit"
+		      " events, pending, delivered, dead, complete FROM audit"
 		      " WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
     [ST_SECURE_DELETE] = "PRAGMA secure_delete",
     [ST_PROBE] = "INSERT INTO meta (id, probe_ms) VALUES (1, ?1)"

@@ -459,6 +459,7 @@ struct nb_store_audit {
 	int64_t pending;
 	int64_t delivered;
 	int64_t dead; /* quarantined included */
+	int complete; /* 0: the erase failed after erasing these */
 };
 
 /*
@@ -476,7 +477,8 @@ struct nb_store_audit {
  * chunks of NB_STORE_CHUNK rows, each in a transaction of its own.  -1
  * when the store failed or held rows were not let go within wait_ms; the
  * chunks done stay done, flagged rows stay flagged (never sent) and a
- * second call finishes the work.
+ * second call finishes the work; what such an erase did is audited all
+ * the same (complete 0), when the store still takes the entry.
  */
 int nb_store_erase(struct nb_store *, const struct nb_store_erase *e,
     struct nb_store_audit *out);

@@ -458,13 +458,16 @@ test_erase(void **state)
 	assert_string_equal(list[0].kind, "uid");
 	assert_int_equal(list[1].events, 1);
 	assert_true(next > 0);
+	assert_int_equal(list[1].complete, 1);
 	free(list);
 	assert_int_equal(
 	    nb_store_audit_list(fx->s, next, 10, &list, &n, &next), 0);
-	/* The failed erase wrote no entry: the dry run and the first pass. */
-	assert_int_equal(n, 1);
-	assert_int_equal(list[0].dry_run, 1);
-	assert_int_equal(list[0].events, 4);
+	/* The failed erase, audited with what it erased, and the dry run. */
+	assert_int_equal(n, 2);
+	assert_int_equal(list[0].complete, 0);
+	assert_int_equal(list[0].events, 3);
+	assert_int_equal(list[1].dry_run, 1);
+	assert_int_equal(list[1].events, 4);
 	assert_int_equal(next, 0);
 	free(list);
 }
