@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nudgebridge/buf.h"
 #include "nudgebridge/log.h"
@@ -25,6 +26,8 @@
 
 /* Rows the backfill reads per statement. */
 #define BACKFILL_CHUNK 500
+/* TRUNCATE checkpoints tried, 20 ms apart, while another one runs. */
+#define SCRUB_TRIES 100
 
 int
 sq_attempt_record(struct sq *q, struct nb_store_attempt *a)
@@ -412,16 +415,18 @@ sq_audit_list(void *state, int64_t before_id, size_t limit,
  * database, whose freed bytes SQLite zeroed, and the log that held their
  * older copies is emptied.  A reader or writer of another connection can
  * keep the checkpoint from finishing (SQLITE_BUSY after the busy handler
- * gave up); the erase then fails, and running it again truncates.
+ * gave up, or at once while another connection checkpoints: tried again
+ * for two seconds); the erase then fails, and running it again truncates.
  */
 int
 sq_scrub(void *state, int on)
 {
+	struct timespec ts = {0, 20 * 1000000L};
 	struct sq *q = state;
 	sqlite3_stmt *st;
 	int64_t was;
 	char sql[40];
-	int rc;
+	int rc, tries;
 
 	if (on) {
 		if ((st = sq_stmt_get(q, ST_SECURE_DELETE)) == NULL ||
@@ -437,8 +442,14 @@ sq_scrub(void *state, int on)
 	}
 	if (on)
 		return 0;
-	rc = sqlite3_wal_checkpoint_v2(
-	    q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	/* Another connection's checkpoint running now makes it BUSY at once. */
+	for (tries = 0;; tries++) {
+		rc = sqlite3_wal_checkpoint_v2(
+		    q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		if (rc != SQLITE_BUSY || tries == SCRUB_TRIES)
+			break;
+		nanosleep(&ts, NULL);
+	}
 	if (rc != SQLITE_OK) {
 		sq_db_log(q, __func__, "checkpoint truncate");
 		return -1;
