@@ -32,6 +32,7 @@
 
 #include "nudgebridge/admin.h"
 #include "nudgebridge/alerter.h"
+#include "nudgebridge/admin_events.h"
 #include "nudgebridge/board.h"
 #include "nudgebridge/config.h"
 #include "nudgebridge/console.h"
@@ -70,6 +71,7 @@ struct nb_admin {
 	struct nb_lockout *lockout; /* failed authentications per address */
 	int draining;
 	struct nb_rates *rates;		  /* received_1m and delivered_1m */
+	struct nb_admin_events *events;	  /* section 8's routes, made lazily */
 	LIST_HEAD(, admin_job) jobs;	  /* operations in progress */
 	LIST_HEAD(, admin_stats) waiting; /* stats waiting for the board */
 	struct event *ctl; /* runs ctl_cb: requests from other threads */
@@ -704,11 +706,15 @@ admin_cb(struct evhttp_request *req, void *arg)
 		    "a valid Authorization: Bearer token is required");
 		return;
 	}
-	if (path == NULL || (r = route_find(path)) == NULL) {
-		nb_httpd_reply_error(req, 404, "not_found", "no such path");
+	if (path != NULL && (r = route_find(path)) != NULL) {
+		serve_route(a, req, r, path);
 		return;
 	}
-	serve_route(a, req, r, path);
+	/* Section 8's routes: search, show with attempts, erase, audit. */
+	if (path != NULL &&
+	    nb_admin_events_route(a->events, a->cfg, admin_store(a), req, path))
+		return;
+	nb_httpd_reply_error(req, 404, "not_found", "no such path");
 }
 
 /* The listener's limits: the main listener's, with its own caps. */
@@ -857,7 +863,8 @@ nb_admin_new(const struct nb_admin_deps *deps, struct nb_config *cfg, char *err,
 	if ((a->rates = nb_rates_new()) == NULL ||
 	    (a->lockout = nb_lockout_new()) == NULL ||
 	    (a->base = event_base_new()) == NULL ||
-	    (a->ctl = event_new(a->base, -1, 0, ctl_cb, a)) == NULL) {
+	    (a->ctl = event_new(a->base, -1, 0, ctl_cb, a)) == NULL ||
+	    (a->events = nb_admin_events_new(a->base)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -919,6 +926,8 @@ nb_admin_free(struct nb_admin *a)
 		pthread_join(a->thread, NULL);
 	}
 	admin_forget(a); /* what a thread that never ran still holds */
+	/* An erase under way is answered before its listener goes. */
+	nb_admin_events_free(a->events);
 	nb_httpd_free(a->lst);
 	if (a->ctl != NULL)
 		event_free(a->ctl);

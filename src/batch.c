@@ -160,6 +160,22 @@ nb_batch_pack(struct nb_batch_queue *q, struct nb_item *items, size_t n,
 	return 0;
 }
 
+size_t
+nb_batch_keep(struct nb_batch *b, const unsigned char *keep)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < b->n; i++) {
+		if (!keep[i]) {
+			free(b->items[i].msg);
+			continue;
+		}
+		b->items[k++] = b->items[i];
+	}
+	b->n = k;
+	return k;
+}
+
 int
 nb_batch_split(
     struct nb_batch *b, struct nb_batch **first, struct nb_batch **second)
@@ -176,6 +192,7 @@ nb_batch_split(
 		*first = *second = NULL;
 		return -1;
 	}
+	(*first)->epoch = (*second)->epoch = b->epoch;
 	free(b->items);
 	free(b);
 	return 0;

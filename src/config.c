@@ -74,7 +74,7 @@ static const char *const source_keys[] = {"name", "signing_secrets",
     "signing_secrets_env", "signing_secrets_file", "public_keys",
     "public_keys_env", "public_keys_file", "write_key", "write_key_env",
     "write_key_file", "region", "endpoint", "event_names", "anonymous_id",
-    "oauth", "silent_after_s", NULL};
+    "oauth", "silent_after_s", "drop_types", NULL};
 static const char *const alerts_keys[] = {"webhook_url", "webhook_url_env",
     "webhook_url_file", "secret", "secret_env", "secret_file", "format",
     "repeat_s", "backlog_age_s", "store_unavailable_s", "interval_ms",
@@ -1024,6 +1024,22 @@ parse_event_names(
 	return 0;
 }
 
+/* "drop_types": the types filter.h acknowledges and forgets. */
+static int
+parse_drop_types(
+    struct ctx *c, struct nb_source *src, const json_t *o, const char *base)
+{
+	char path[KEY_PATH_MAX], msg[160];
+	const json_t *v;
+
+	if ((v = member(o, "drop_types")) == NULL)
+		return 0;
+	key_path(path, sizeof(path), base, "drop_types");
+	if (nb_filter_parse(&src->drop, v, msg, sizeof(msg)) == -1)
+		return fail(c, NULL, "%s%s", path, msg);
+	return 0;
+}
+
 /*
  * "oauth": client_id, key_id, the private key from private_key_file or
  * private_key_env (read like every secret, parsed and wiped here) and
@@ -1131,7 +1147,8 @@ parse_source(struct ctx *c, struct nb_config *cfg, struct nb_source *src,
 	    get_enum(c, o, base, "anonymous_id", anons, "email, sha256",
 		&anon) == -1 ||
 	    get_endpoint(c, o, base, "endpoint", &endpoint) == -1 ||
-	    parse_event_names(c, src, o, base) == -1)
+	    parse_event_names(c, src, o, base) == -1 ||
+	    parse_drop_types(c, src, o, base) == -1)
 		goto out;
 	src->mapping.anon =
 	    anon == 1 ? NB_SEGMENT_ANON_SHA256 : NB_SEGMENT_ANON_EMAIL;
@@ -1247,6 +1264,7 @@ source_clear(struct nb_source *src)
 	free(src->endpoint);
 	nb_segment_mapping_clear(&src->mapping);
 	nb_oauth_config_clear(&src->oauth);
+	nb_filter_clear(&src->drop);
 }
 
 static void

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * console: serves the operator console's three files from the binary.
+ * console: serves the operator console's files from the binary.
  *
  * cmake/embed.cmake turns src/console/ into console_assets.inc at build
  * time: one static byte array per file and a table of them.  Nothing here

@@ -307,6 +307,7 @@ nb_deliver_new(
 	d->env.map = nb_lane_map_segment;
 	d->env.kick = kick;
 	d->env.kick_arg = d;
+	d->env.epoch = -1;
 	if (nb_store_open(&d->store, &cfg->store, err, errlen) == -1)
 		goto fail;
 	d->env.store = d->store;

@@ -82,6 +82,8 @@ struct wh_ctx {
 	char source[NB_SOURCE_NAME_MAX + 1];
 	char *webhook_id;
 	size_t bodylen;
+	size_t nevents; /* in the body, filtered ones included */
+	int filtered;	/* events drop_types took; -1: the source has none */
 	struct wh_ctx *prev, *next;
 };
 
@@ -147,17 +149,24 @@ log_safe(char *out, size_t outlen, const char *s)
 	out[i] = '\0';
 }
 
+/* filtered: the events drop_types took, or -1 when it is not set. */
 static void
 log_webhook(const char *source, int status, const char *error,
     const char *webhook_id, size_t bodylen, size_t nevents,
-    const struct nb_append *app)
+    const struct nb_append *app, int filtered)
 {
 	char id[LOG_ID_MAX];
 	char src[NB_SOURCE_NAME_MAX + 1];
 
 	log_safe(src, sizeof(src), source);
 	log_safe(id, sizeof(id), webhook_id);
-	if (app != NULL)
+	if (app != NULL && filtered >= 0)
+		log_info("webhook",
+		    " source=%s status=%d webhook_id=%s bytes=%zu events=%zu"
+		    " accepted=%d duplicates=%d quarantined=%d filtered=%d",
+		    src, status, id, bodylen, nevents, app->accepted,
+		    app->duplicates, app->quarantined, filtered);
+	else if (app != NULL)
 		log_info("webhook",
 		    " source=%s status=%d webhook_id=%s bytes=%zu events=%zu"
 		    " accepted=%d duplicates=%d quarantined=%d",
@@ -187,7 +196,8 @@ webhook_error(struct worker *w, struct evhttp_request *req, int status,
 		evhttp_add_header(oh, "Retry-After", ra);
 	}
 	nb_metrics_request(w->h->deps.metrics, status, code);
-	log_webhook(source, status, code, webhook_id, bodylen, nevents, NULL);
+	log_webhook(
+	    source, status, code, webhook_id, bodylen, nevents, NULL, -1);
 	nb_httpd_reply_error(req, status, code, message);
 }
 
@@ -307,10 +317,10 @@ gate_refused(void *arg, const struct nb_gate_head *h,
 		return;
 	nb_metrics_request(w->h->deps.metrics, r->status, r->code);
 	if (r->status == 405 || r->status == 404 || name == NULL)
-		log_webhook(NULL, r->status, r->code, NULL, 0, 0, NULL);
+		log_webhook(NULL, r->status, r->code, NULL, 0, 0, NULL, -1);
 	else {
 		snprintf(src, sizeof(src), "%.*s", (int)n, name);
-		log_webhook(src, r->status, r->code, NULL, body, 0, NULL);
+		log_webhook(src, r->status, r->code, NULL, body, 0, NULL, -1);
 	}
 }
 
@@ -338,14 +348,46 @@ ctx_unlink(struct worker *w, struct wh_ctx *c)
 	atomic_fetch_sub(&w->h->inflight, 1);
 }
 
+/*
+ * The 200 of a request whose events are stored (or all filtered): section
+ * 2's counts, and "filtered" after them when the source has drop_types
+ * (then always, also 0, so the answer's shape is the source's).
+ */
+static void
+webhook_ok(struct worker *w, struct wh_ctx *c)
+{
+	struct nb_http *h = w->h;
+	char text[128];
+	int n;
+
+	nb_metrics_request(h->deps.metrics, 200, NULL);
+	nb_metrics_events(h->deps.metrics, c->app.accepted, c->app.duplicates,
+	    c->app.quarantined);
+	if (c->filtered > 0)
+		nb_metrics_filtered(h->deps.metrics, (size_t)c->filtered);
+	log_webhook(c->source, 200, NULL, c->webhook_id, c->bodylen, c->nevents,
+	    &c->app, c->filtered);
+	/* The most frequent answer of all, written without jansson. */
+	if (c->filtered >= 0)
+		n = snprintf(text, sizeof(text),
+		    "{\"accepted\":%d,\"duplicates\":%d,\"quarantined\":%d,"
+		    "\"filtered\":%d}",
+		    c->app.accepted, c->app.duplicates, c->app.quarantined,
+		    c->filtered);
+	else
+		n = snprintf(text, sizeof(text),
+		    "{\"accepted\":%d,\"duplicates\":%d,\"quarantined\":%d}",
+		    c->app.accepted, c->app.duplicates, c->app.quarantined);
+	nb_httpd_reply_text(c->req, 200,
+	    n > 0 && (size_t)n < sizeof(text) ? text : NULL,
+	    n > 0 ? (size_t)n : 0);
+}
+
 static void
 commit_cb(struct nb_append *app, int rc, void *arg)
 {
 	struct wh_ctx *c = arg;
 	struct worker *w = c->w;
-	struct nb_http *h;
-	char text[96];
-	int n;
 
 	(void)app;
 	if (w == NULL) {
@@ -353,27 +395,15 @@ commit_cb(struct nb_append *app, int rc, void *arg)
 		ctx_free(c);
 		return;
 	}
-	h = w->h;
 	ctx_unlink(w, c);
 	if (rc != 0) {
 		webhook_error(w, c->req, 503, "unavailable",
 		    "the event store cannot commit now; retry later", c->source,
-		    c->webhook_id, c->bodylen, c->payload.nevents);
+		    c->webhook_id, c->bodylen, c->nevents);
 		ctx_free(c);
 		return;
 	}
-	nb_metrics_request(h->deps.metrics, 200, NULL);
-	nb_metrics_events(h->deps.metrics, c->app.accepted, c->app.duplicates,
-	    c->app.quarantined);
-	log_webhook(c->source, 200, NULL, c->webhook_id, c->bodylen,
-	    c->payload.nevents, &c->app);
-	/* The most frequent answer of all, written without jansson. */
-	n = snprintf(text, sizeof(text),
-	    "{\"accepted\":%d,\"duplicates\":%d,\"quarantined\":%d}",
-	    c->app.accepted, c->app.duplicates, c->app.quarantined);
-	nb_httpd_reply_text(c->req, 200,
-	    n > 0 && (size_t)n < sizeof(text) ? text : NULL,
-	    n > 0 ? (size_t)n : 0);
+	webhook_ok(w, c);
 	ctx_free(c);
 }
 
@@ -435,9 +465,11 @@ webhook_signed(struct worker *w, struct evhttp_request *req,
  * from commit_cb().
  */
 static void
-webhook_store(struct worker *w, struct evhttp_request *req, const char *name,
-    const char *webhook_id, const unsigned char *body, size_t len)
+webhook_store(struct worker *w, struct evhttp_request *req,
+    const struct nb_source *src, const char *webhook_id,
+    const unsigned char *body, size_t len)
 {
+	const char *name = src->name;
 	struct nb_http *h = w->h;
 	enum nb_nudgespot_result pr;
 	struct wh_ctx *c;
@@ -477,6 +509,15 @@ webhook_store(struct worker *w, struct evhttp_request *req, const char *name,
 	c->req = req;
 	c->cfg = nb_config_ref(w->cfg);
 	c->bodylen = len;
+	c->nevents = c->payload.nevents;
+	/* Filtered events are answered for and then forgotten. */
+	c->filtered =
+	    src->drop.set ? (int)nb_filter_apply(&src->drop, &c->payload) : -1;
+	if (c->payload.nevents == 0) {
+		webhook_ok(w, c);
+		ctx_free(c);
+		return;
+	}
 	now = nb_time_now_ms();
 	c->app.source = c->source;
 	c->app.webhook_id = c->webhook_id;
@@ -535,7 +576,7 @@ handle_webhook(struct worker *w, struct evhttp_request *req, const char *name)
 	}
 	if (!webhook_signed(w, req, src, &sh, body, len, name))
 		return;
-	webhook_store(w, req, name, sh.id, body, len);
+	webhook_store(w, req, src, sh.id, body, len);
 }
 
 static int

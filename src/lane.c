@@ -93,15 +93,17 @@ lease_ms(const struct nb_lane *l)
 
 /* Rows. */
 
+/* Releases b's rows (att: the attempt that led to it, or NULL); frees b. */
 static void
-release_batch(struct nb_lane *l, struct nb_batch *b)
+release_batch(
+    struct nb_lane *l, struct nb_batch *b, struct nb_store_attempt *att)
 {
 	int64_t *seqs;
 
 	if (b == NULL)
 		return;
 	if ((seqs = nb_batch_seqs(b)) != NULL) {
-		(void)nb_store_release(l->env->store, seqs, b->n);
+		(void)nb_store_release(l->env->store, seqs, b->n, att);
 		free(seqs);
 	}
 	nb_batch_free(b);
@@ -109,10 +111,10 @@ release_batch(struct nb_lane *l, struct nb_batch *b)
 
 static void
 dead_rows(struct nb_lane *l, const int64_t *seqs, size_t n, const char *reason,
-    const char *error, int64_t now)
+    const char *error, int64_t now, struct nb_store_attempt *att)
 {
 	if (n > 0 &&
-	    nb_store_dead(l->env->store, seqs, n, reason, error, now) == 0)
+	    nb_store_dead(l->env->store, seqs, n, reason, error, now, att) == 0)
 		nb_metrics_dead(l->env->m, reason, n);
 }
 
@@ -122,7 +124,7 @@ nb_lane_release_queue(struct nb_lane *l)
 	struct nb_batch *b;
 
 	while ((b = nb_batch_pop(&l->q)) != NULL)
-		release_batch(l, b);
+		release_batch(l, b, NULL);
 }
 
 /* The table. */
@@ -392,17 +394,18 @@ lane_map(struct nb_lane *l, const struct nb_stored_event *r,
 			return -1;
 		}
 		(void)snprintf(error, sizeof(error), "mapping: %s", why);
-		dead_rows(l, &r->seq, 1, NB_REASON_QUARANTINED, error, now);
+		dead_rows(
+		    l, &r->seq, 1, NB_REASON_QUARANTINED, error, now, NULL);
 		return 0;
 	}
 	if (*len > limit) {
 		(void)snprintf(error, sizeof(error),
 		    "message of %zu bytes over the limit of %zu", *len, limit);
-		dead_rows(l, &r->seq, 1, NB_REASON_TOO_LARGE, error, now);
+		dead_rows(l, &r->seq, 1, NB_REASON_TOO_LARGE, error, now, NULL);
 	} else if ((chk = nb_segcheck_message(*msg, *len)) != NB_SEGCHECK_OK) {
 		(void)snprintf(error, sizeof(error),
 		    "segment would drop it: %s", nb_segcheck_result_str(chk));
-		dead_rows(l, &r->seq, 1, NB_REASON_INVALID, error, now);
+		dead_rows(l, &r->seq, 1, NB_REASON_INVALID, error, now, NULL);
 	} else
 		return 0;
 	free(*msg);
@@ -433,6 +436,7 @@ lane_claim(struct nb_lane *l, int64_t now)
 {
 	const struct nb_segment_config *sc = l->sc;
 	struct nb_stored_event *rows = NULL, *r;
+	struct nb_batch *last, *b;
 	struct nb_item *items = NULL;
 	int64_t lease_until = now + lease_ms(l);
 	size_t i = 0, k, n = 0, ni = 0, len;
@@ -456,11 +460,11 @@ lane_claim(struct nb_lane *l, int64_t now)
 			dead_rows(l, &r->seq, 1, NB_REASON_MAX_AGE,
 			    r->error != NULL ? r->error
 					     : "not delivered within max_age_s",
-			    now);
+			    now, NULL);
 			continue;
 		}
 		if ((src = lane_source(l, r->source)) == NULL) {
-			(void)nb_store_release(l->env->store, &r->seq, 1);
+			(void)nb_store_release(l->env->store, &r->seq, 1, NULL);
 			continue;
 		}
 		if (lane_map(l, r, src, limit, now, &msg, &len) == -1)
@@ -474,19 +478,23 @@ lane_claim(struct nb_lane *l, int64_t now)
 		items[ni].len = len;
 		ni++;
 	}
+	last = l->q.tail;
 	if (nb_batch_pack(&l->q, items, ni, sc->max_batch_bytes, l->overhead,
 		lease_until) == -1) {
 		log_error("out of memory", " rows=%zu", ni);
 		goto release;
 	}
+	/* The epoch read before this claim: the rows were not erased then. */
+	for (b = last != NULL ? last->next : l->q.head; b != NULL; b = b->next)
+		b->epoch = l->env->epoch;
 	rc = (int)n;
 	goto out;
 release:
 	/* Rows not settled go back: those mapped, and rows[i..n). */
 	for (k = 0; k < ni; k++)
-		(void)nb_store_release(l->env->store, &items[k].seq, 1);
+		(void)nb_store_release(l->env->store, &items[k].seq, 1, NULL);
 	for (; i < n; i++)
-		(void)nb_store_release(l->env->store, &rows[i].seq, 1);
+		(void)nb_store_release(l->env->store, &rows[i].seq, 1, NULL);
 out:
 	nb_batch_items_free(items, ni);
 	nb_stored_events_free(rows, n);
@@ -496,14 +504,15 @@ out:
 /* Answers. */
 
 static void
-on_success(struct nb_lane *l, struct nb_batch *b, int64_t now)
+on_success(struct nb_lane *l, struct nb_batch *b, int64_t now,
+    struct nb_store_attempt *att)
 {
 	int64_t *seqs;
 	size_t i;
 
 	if ((seqs = nb_batch_seqs(b)) == NULL)
 		return;
-	if (nb_store_delivered(l->env->store, seqs, b->n, now) == 0)
+	if (nb_store_delivered(l->env->store, seqs, b->n, now, att) == 0)
 		for (i = 0; i < b->n; i++)
 			nb_metrics_delivered(l->env->m, 1,
 			    (double)(now - b->items[i].received_ms) / 1000.0);
@@ -511,9 +520,10 @@ on_success(struct nb_lane *l, struct nb_batch *b, int64_t now)
 }
 
 static void
-on_retry(struct nb_lane *l, struct nb_batch *b, const char *error,
+on_retry(struct nb_lane *l, struct nb_batch *b, struct nb_store_attempt *att,
     int64_t floor_ms, int64_t now)
 {
+	const char *error = att->error;
 	const struct nb_retry_config *r = &l->sc->retry;
 	struct nb_store_retry *rows = NULL;
 	int64_t *dead = NULL;
@@ -535,40 +545,45 @@ on_retry(struct nb_lane *l, struct nb_batch *b, const char *error,
 		    nb_policy_backoff_ms(r, b->items[i].attempts + 1, floor_ms);
 		nr++;
 	}
-	if (nr > 0 && nb_store_retry(l->env->store, rows, nr, error) == 0)
+	if (nr > 0 && nb_store_retry(l->env->store, rows, nr, error, att) == 0)
 		nb_metrics_retry(l->env->m, nr);
-	dead_rows(l, dead, nd, NB_REASON_MAX_ATTEMPTS, error, now);
+	dead_rows(l, dead, nd, NB_REASON_MAX_ATTEMPTS, error, now, att);
 out:
 	free(rows);
 	free(dead);
 }
 
-/* 400: a single message is dead; a larger batch is split in halves. */
+/*
+ * 400: a single message is dead; a larger batch is split in halves, its
+ * rows linked to the attempt first (they stay leased).
+ */
 static void
-on_rejected(struct nb_lane *l, struct send *s, const struct nb_xfer_answer *a)
+on_rejected(struct nb_lane *l, struct send *s, const struct nb_xfer_answer *a,
+    struct nb_store_attempt *att)
 {
-	char clean[EXCERPT_MAX + 1], error[EXCERPT_MAX + 32];
 	struct nb_batch *h0, *h1;
 	int64_t *seqs;
 
+	if ((seqs = nb_batch_seqs(s->b)) == NULL) {
+		release_batch(l, s->b, att);
+		s->b = NULL;
+		return;
+	}
 	if (s->b->n == 1) {
-		(void)nb_redact(a->body, a->bodylen, a->truncated, s->secrets,
-		    2, clean, sizeof(clean));
-		(void)snprintf(error, sizeof(error), "segment: 400%s%s",
-		    clean[0] != '\0' ? " " : "", clean);
-		if ((seqs = nb_batch_seqs(s->b)) != NULL) {
-			dead_rows(
-			    l, seqs, 1, NB_REASON_REJECTED, error, a->now_ms);
-			free(seqs);
-		}
+		dead_rows(
+		    l, seqs, 1, NB_REASON_REJECTED, att->error, a->now_ms, att);
+		free(seqs);
 		return;
 	}
 	if (l->retired || l->pause.status != 0 ||
 	    nb_batch_split(s->b, &h0, &h1) == -1) {
-		release_batch(l, s->b);
+		free(seqs);
+		release_batch(l, s->b, att);
 		s->b = NULL;
 		return;
 	}
+	(void)nb_store_link(l->env->store, seqs, h0->n + h1->n, att);
+	free(seqs);
 	s->b = NULL;
 	nb_batch_push_head(&l->q, h1);
 	nb_batch_push_head(&l->q, h0);
@@ -580,7 +595,8 @@ on_rejected(struct nb_lane *l, struct send *s, const struct nb_xfer_answer *a)
  * releases the rows.
  */
 static void
-on_refused(struct nb_lane *l, struct send *s, const struct nb_xfer_answer *a)
+on_refused(struct nb_lane *l, struct send *s, const struct nb_xfer_answer *a,
+    struct nb_store_attempt *att)
 {
 	unsigned cur;
 
@@ -600,29 +616,57 @@ on_refused(struct nb_lane *l, struct send *s, const struct nb_xfer_answer *a)
 	} else
 		lane_pause(l, 401, a->now_ms, 0, "",
 		    "segment refused a fresh OAuth token");
-	release_batch(l, s->b);
+	release_batch(l, s->b, att);
 	s->b = NULL;
 }
 
 static void
-on_failed(struct nb_lane *l, struct send *s, const struct nb_xfer_answer *a)
+on_failed(struct nb_lane *l, struct send *s, const struct nb_xfer_answer *a,
+    struct nb_store_attempt *att)
 {
-	char error[256];
 	int64_t wait =
 	    nb_policy_wait_ms(a->status, a->retry_after_ms, a->reset_ms);
 
-	if (a->timed_out)
-		(void)snprintf(error, sizeof(error), "segment: timeout");
-	else if (a->status == 0)
-		(void)snprintf(error, sizeof(error), "segment: %s", a->error);
-	else
-		(void)snprintf(error, sizeof(error), "segment: %ld", a->status);
 	if (a->status == 429 && wait > 0 && a->now_ms + wait > l->hold_until_ms)
 		l->hold_until_ms = a->now_ms + wait;
 	log_info("batch attempt failed",
 	    " sources=%s status=%ld messages=%zu retry_after_ms=%lld", l->label,
 	    a->status, s->b->n, (long long)wait);
-	on_retry(l, s->b, error, wait, a->now_ms);
+	on_retry(l, s->b, att, wait, a->now_ms);
+}
+
+/*
+ * The attempt a request was, for the store's history: when it started and
+ * ended, Segment's status, and for a failure the error the rows record
+ * (a 400 with the first bytes of the answer, credentials redacted).
+ */
+static void
+attempt_of(const struct send *s, const struct nb_xfer_answer *a,
+    struct nb_store_attempt *att, char *error, size_t errlen)
+{
+	char clean[EXCERPT_MAX + 1];
+
+	memset(att, 0, sizeof(*att));
+	att->end_ms = a->now_ms;
+	att->at_ms = a->now_ms - (int64_t)(a->seconds * 1000.0);
+	att->status = a->canceled ? 0 : (int)a->status;
+	att->batch_size = s->b->n;
+	if (a->canceled)
+		(void)snprintf(error, errlen, "canceled");
+	else if (a->timed_out)
+		(void)snprintf(error, errlen, "segment: timeout");
+	else if (a->status == 0)
+		(void)snprintf(error, errlen, "segment: %s", a->error);
+	else if (a->status == 400) {
+		(void)nb_redact(a->body, a->bodylen, a->truncated, s->secrets,
+		    2, clean, sizeof(clean));
+		(void)snprintf(error, errlen, "segment: 400%s%s",
+		    clean[0] != '\0' ? " " : "", clean);
+	} else if (a->status < 200 || a->status > 299)
+		(void)snprintf(error, errlen, "segment: %ld", a->status);
+	else
+		return;
+	att->error = error;
 }
 
 static void
@@ -650,10 +694,13 @@ lane_sent_cb(const struct nb_xfer_answer *a, void *arg)
 {
 	struct send *s = arg;
 	struct nb_lane *l = s->l;
+	struct nb_store_attempt att;
+	char error[EXCERPT_MAX + 256];
 
 	l->inflight--;
+	attempt_of(s, a, &att, error, sizeof(error));
 	if (a->canceled) {
-		release_batch(l, s->b);
+		release_batch(l, s->b, &att);
 		s->b = NULL;
 	} else {
 		nb_metrics_delivery(
@@ -662,16 +709,16 @@ lane_sent_cb(const struct nb_xfer_answer *a, void *arg)
 		switch (nb_policy_outcome(a->status)) {
 		case NB_POLICY_DELIVERED:
 			l->reauth = 0;
-			on_success(l, s->b, a->now_ms);
+			on_success(l, s->b, a->now_ms, &att);
 			break;
 		case NB_POLICY_BISECT:
-			on_rejected(l, s, a);
+			on_rejected(l, s, a, &att);
 			break;
 		case NB_POLICY_PAUSE:
-			on_refused(l, s, a);
+			on_refused(l, s, a, &att);
 			break;
 		case NB_POLICY_RETRY:
-			on_failed(l, s, a);
+			on_failed(l, s, a, &att);
 			break;
 		}
 	}
@@ -680,7 +727,53 @@ lane_sent_cb(const struct nb_xfer_answer *a, void *arg)
 	lane_unref(l);
 }
 
-/* Sends b (taken; released on failure). */
+/*
+ * The erase protocol's half on this side (see nb_store_erase()): when the
+ * store's erase epoch moved since b's rows were claimed, an erase may have
+ * flagged or deleted some of them, so b keeps only the rows the store
+ * still calls sendable and the others are let go.  Called after the lease
+ * covers the send, just before it: an erase that flags a row after this
+ * look waits for the send's answer.  0, or -1 when the store cannot tell
+ * (b is then not to be sent).
+ */
+static int
+lane_recheck(struct nb_lane *l, struct nb_batch *b)
+{
+	unsigned char *keep = NULL;
+	int64_t epoch, *seqs = NULL;
+	size_t i, k = 0;
+	int rc = -1;
+
+	if (nb_store_erase_epoch(l->env->store, &epoch) == -1)
+		return -1;
+	l->env->epoch = epoch;
+	if (epoch == b->epoch)
+		return 0;
+	if ((seqs = nb_batch_seqs(b)) == NULL ||
+	    (keep = calloc(b->n, 1)) == NULL ||
+	    nb_store_sendable(l->env->store, seqs, b->n, keep) == -1)
+		goto out;
+	for (i = 0; i < b->n; i++)
+		if (!keep[i])
+			seqs[k++] = seqs[i];
+	if (k > 0) {
+		log_info("events dropped before a send: erased",
+		    " sources=%s events=%zu", l->label, k);
+		(void)nb_store_release(l->env->store, seqs, k, NULL);
+	}
+	(void)nb_batch_keep(b, keep);
+	b->epoch = epoch;
+	rc = 0;
+out:
+	free(keep);
+	free(seqs);
+	return rc;
+}
+
+/*
+ * Sends b (taken; released on failure): 0 sent, 1 nothing left to send
+ * (every row erased), -1 failed.
+ */
 static int
 lane_send(struct nb_lane *l, struct nb_batch *b, const char *token,
     unsigned gen, int64_t now)
@@ -700,6 +793,18 @@ lane_send(struct nb_lane *l, struct nb_batch *b, const char *token,
 			free(seqs);
 		}
 	}
+	/* Past its lease a row may be another's, or erased: not sent. */
+	if (b->lease_until_ms < now + l->sc->timeout_ms + LEASE_MARGIN_MS ||
+	    lane_recheck(l, b) == -1) {
+		log_error("cannot check a batch before its send", " sources=%s",
+		    l->label);
+		release_batch(l, b, NULL);
+		return -1;
+	}
+	if (b->n == 0) {
+		nb_batch_free(b);
+		return 1;
+	}
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
 	    (token != NULL && (s->token = strdup(token)) == NULL) ||
 	    nb_batch_body(b, now, l->tail, &body, &len) == -1) {
@@ -707,7 +812,7 @@ lane_send(struct nb_lane *l, struct nb_batch *b, const char *token,
 		    "cannot start a batch request", " sources=%s", l->label);
 		if (s != NULL)
 			send_free(s);
-		release_batch(l, b);
+		release_batch(l, b, NULL);
 		return -1;
 	}
 	s->l = l;
@@ -726,7 +831,7 @@ lane_send(struct nb_lane *l, struct nb_batch *b, const char *token,
 	if (nb_xfer_start(l->env->mx, &req, body, len, lane_sent_cb, s) == -1) {
 		s->b = NULL;
 		send_free(s);
-		release_batch(l, b);
+		release_batch(l, b, NULL);
 		return -1;
 	}
 	l->refs++;
@@ -744,6 +849,7 @@ nb_lane_tick(struct nb_lane *l, int64_t now, int64_t mono)
 	double rps = budget * l->env->rate_share, burst = rps > 1 ? rps : 1;
 	const char *token = NULL;
 	unsigned gen = 0;
+	int sent;
 
 	if (l->pause.status != 0) {
 		if (now < l->pause.until_ms)
@@ -773,9 +879,10 @@ nb_lane_tick(struct nb_lane *l, int64_t now, int64_t mono)
 				break;
 			continue;
 		}
-		if (lane_send(l, nb_batch_pop(&l->q), token, gen, now) == -1)
+		if ((sent = lane_send(
+			 l, nb_batch_pop(&l->q), token, gen, now)) == -1)
 			break;
-		if (rps > 0)
+		if (sent == 0 && rps > 0)
 			l->tokens -= 1;
 	}
 }
@@ -812,7 +919,7 @@ nb_lane_has_due(struct nb_lane *l, int64_t now)
 		now + 1000, 1, &rows, &n) == -1)
 		return 1;
 	if (n > 0)
-		(void)nb_store_release(l->env->store, &rows[0].seq, 1);
+		(void)nb_store_release(l->env->store, &rows[0].seq, 1, NULL);
 	nb_stored_events_free(rows, n);
 	return n > 0;
 }

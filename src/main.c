@@ -36,6 +36,7 @@
 #include "nudgebridge/config.h"
 #include "nudgebridge/deliver.h"
 #include "nudgebridge/dlq.h"
+#include "nudgebridge/events.h"
 #include "nudgebridge/http.h"
 #include "nudgebridge/httpd.h"
 #include "nudgebridge/log.h"
@@ -72,6 +73,10 @@ usage(FILE *f)
 	    "                               whpk_/whsk_ Ed25519 pair)\n"
 	    "  dlq list|show|replay|purge --config FILE [filters]\n"
 	    "                               dead letters (see dlq --help)\n"
+	    "  events list|show --config FILE [filters]\n"
+	    "                               find events (see events --help)\n"
+	    "  erase --config FILE (--email ADDR | --uid UID) [--dry-run]\n"
+	    "                               erase a person's events\n"
 	    "  source add|rotate|retire|list --config FILE ...\n"
 	    "                               register a Nudgespot source, "
 	    "rotate\n"
@@ -856,6 +861,10 @@ main(int argc, char **argv)
 		return nb_dlq_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "source") == 0)
 		return nb_source_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "events") == 0)
+		return nb_events_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "erase") == 0)
+		return nb_erase_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "migrate") == 0)
 		return cmd_migrate(argc, argv);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 ||

@@ -103,6 +103,7 @@ struct nb_metrics {
 	atomic_uint_fast64_t requests[NERRORS][STATUS_MAX];
 	atomic_uint_fast64_t accepted;
 	atomic_uint_fast64_t duplicates;
+	atomic_uint_fast64_t filtered;
 	atomic_uint_fast64_t quarantined;
 	struct hist commit_seconds;
 	struct hist commit_events;
@@ -117,7 +118,6 @@ struct nb_metrics {
 	atomic_uint_fast64_t sent_wire;
 	atomic_uint_fast64_t oauth_requests[STATUS_MAX];
 	atomic_uint_fast64_t accept_errors[NACCEPT];
-	atomic_uint_fast64_t filtered;
 	struct hist skew;
 	struct {
 		nb_metrics_collect_fn fn;
@@ -195,10 +195,10 @@ nb_metrics_new(void)
 		atomic_init(&m->accept_errors[i], 0);
 	atomic_init(&m->accepted, 0);
 	atomic_init(&m->duplicates, 0);
+	atomic_init(&m->filtered, 0);
 	atomic_init(&m->quarantined, 0);
 	atomic_init(&m->delivered, 0);
 	atomic_init(&m->retries, 0);
-	atomic_init(&m->filtered, 0);
 	hist_init(&m->skew, skew_bounds, sizeof(skew_bounds) / sizeof(double));
 	hist_init(&m->commit_seconds, commit_seconds_bounds,
 	    sizeof(commit_seconds_bounds) / sizeof(double));

@@ -24,6 +24,7 @@
 #include "nudgebridge/buf.h"
 #include "nudgebridge/jscan.h"
 #include "nudgebridge/nudgespot.h"
+#include "nudgebridge/person.h"
 #include "nudgebridge/schema.h"
 
 /*
@@ -124,16 +125,27 @@ memdup_str(const char *s, size_t len)
 	return d;
 }
 
-/* A copy of the member of role when it follows its own rule, else NULL. */
-static int
-keep_name(const struct eview *e, enum nb_schema_role role, char **out)
+/* The view of the member playing role when it follows its rule, or NULL. */
+static const struct view *
+rule_view(const struct eview *e, enum nb_schema_role role)
 {
 	int row = nb_schema_row(role);
 	const struct view *v = &e->f[row];
 
-	*out = NULL;
 	if (v->kind != VK_STRING ||
 	    !nb_schema_check(&nb_schema_fields[row], v->p, v->len))
+		return NULL;
+	return v;
+}
+
+/* A copy of the member of role when it follows its own rule, else NULL. */
+static int
+keep_name(const struct eview *e, enum nb_schema_role role, char **out)
+{
+	const struct view *v = rule_view(e, role);
+
+	*out = NULL;
+	if (v == NULL)
 		return 0;
 	/* Then it holds no NUL: the copy is the C string jansson holds. */
 	return (*out = memdup_str(v->p, v->len)) == NULL ? -1 : 0;
@@ -242,13 +254,19 @@ keep_text(struct nb_event *e, const struct nb_jscan_tok *t)
 	return (e->raw = nb_buf_steal(&b, &e->rawlen)) == NULL ? -1 : 0;
 }
 
-/* Fills the rest of e from its view. */
+/* Fills the rest of e from its view: names, verdict, person keys. */
 static int
 keep_event(struct nb_event *e, const struct eview *view)
 {
+	const struct view *v;
+
 	if (keep_names(view, &e->id, &e->type) == -1)
 		return -1;
 	e->error = check_event(view);
+	if ((v = rule_view(view, NB_SCHEMA_ANONYMOUS_ID)) != NULL)
+		e->email_key = nb_person_key_email(v->p, v->len);
+	if ((v = rule_view(view, NB_SCHEMA_USER_ID)) != NULL)
+		e->uid_key = nb_person_key_uid(v->p, v->len);
 	return 0;
 }
 

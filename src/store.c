@@ -24,23 +24,17 @@
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
 #include "store_backend.h"
+#include "store_frame.h"
 
 /* Runs of a frame after the first, when the backend calls it a conflict. */
 #define STORE_TX_RETRIES 3
-
-struct nb_store {
-	const struct nb_store_ops *ops;
-	void *state;
-	struct nb_store_tally tally; /* of the transaction running */
-};
 
 static const struct nb_store_ops *const backends[] = {
     &nb_store_sqlite_ops,
     &nb_store_pg_ops,
 };
 
-/* One operation inside the frame; it resets its own outputs first. */
-typedef int (*tx_fn)(struct nb_store *s, void *arg);
+typedef nb_store_tx_fn tx_fn;
 
 static int
 ready(struct nb_store *s)
@@ -106,6 +100,19 @@ nb_store_call(struct nb_store *s, nb_store_frame_fn fn, void *arg)
 	if (ready(s) == -1)
 		return -1;
 	return fn(s->ops, s->state, arg);
+}
+
+int
+nb_store_tx(struct nb_store *s, enum nb_store_sync sync, nb_store_tx_fn fn,
+    void *arg, const char *op)
+{
+	return tx_run(s, sync, fn, arg, op);
+}
+
+int
+nb_store_ready(struct nb_store *s)
+{
+	return ready(s);
 }
 
 /* 1 when f names a key that can match no row. */
@@ -318,27 +325,47 @@ struct mark_arg {
 	const struct nb_store_mark *m;
 	const int64_t *seqs;
 	size_t n;
+	struct nb_store_attempt att; /* m->att as this run records it */
 };
 
 static int
 mark_fn(struct nb_store *s, void *arg)
 {
 	struct mark_arg *a = arg;
+	struct nb_store_mark m = *a->m;
 	size_t changed;
 
-	return s->ops->mark(s->state, a->m, a->seqs, a->n, &changed, &s->tally);
+	/* A run that rolled back recorded nothing: start from the caller's. */
+	if (m.att != NULL) {
+		a->att = *a->m->att;
+		m.att = &a->att;
+		/*
+		 * A delivering attempt ends no earlier than the delivery of
+		 * its rows: the retention prune deletes it only after them.
+		 */
+		if (m.kind == NB_STORE_MARK_DELIVERED && a->att.end_ms < m.ms)
+			a->att.end_ms = m.ms;
+	}
+	return s->ops->mark(s->state, &m, a->seqs, a->n, &changed, &s->tally);
 }
 
-/* One mark over seqs in a transaction of its own. */
+/*
+ * One mark over seqs in a transaction of its own; the attempt's id is the
+ * caller's once the transaction committed.
+ */
 static int
 mark_run(struct nb_store *s, const struct nb_store_mark *m, const int64_t *seqs,
     size_t n, enum nb_store_sync sync, const char *op)
 {
-	struct mark_arg a = {m, seqs, n};
+	struct mark_arg a = {m, seqs, n, {0}};
 
 	if (n == 0)
 		return 0;
-	return tx_run(s, sync, mark_fn, &a, op);
+	if (tx_run(s, sync, mark_fn, &a, op) == -1)
+		return -1;
+	if (m->att != NULL)
+		m->att->id = a.att.id;
+	return 0;
 }
 
 int
@@ -352,32 +379,46 @@ nb_store_extend(
 }
 
 int
-nb_store_delivered(
-    struct nb_store *s, const int64_t *seqs, size_t n, int64_t now_ms)
+nb_store_delivered(struct nb_store *s, const int64_t *seqs, size_t n,
+    int64_t now_ms, struct nb_store_attempt *att)
 {
 	struct nb_store_mark m = {
-	    .kind = NB_STORE_MARK_DELIVERED, .ms = now_ms};
+	    .kind = NB_STORE_MARK_DELIVERED, .ms = now_ms, .att = att};
 
 	/* A lost mark only means one more send with the same messageId. */
 	return mark_run(s, &m, seqs, n, NB_STORE_SYNC_LEASE, __func__);
 }
 
 int
-nb_store_release(struct nb_store *s, const int64_t *seqs, size_t n)
+nb_store_release(struct nb_store *s, const int64_t *seqs, size_t n,
+    struct nb_store_attempt *att)
 {
-	struct nb_store_mark m = {.kind = NB_STORE_MARK_RELEASE};
+	struct nb_store_mark m = {.kind = NB_STORE_MARK_RELEASE, .att = att};
 
 	return mark_run(s, &m, seqs, n, NB_STORE_SYNC_LEASE, __func__);
 }
 
 int
+nb_store_link(struct nb_store *s, const int64_t *seqs, size_t n,
+    struct nb_store_attempt *att)
+{
+	struct nb_store_mark m = {.kind = NB_STORE_MARK_LINK, .att = att};
+
+	if (att == NULL)
+		return 0;
+	return mark_run(s, &m, seqs, n, NB_STORE_SYNC_LEASE, __func__);
+}
+
+int
 nb_store_dead(struct nb_store *s, const int64_t *seqs, size_t n,
-    const char *reason, const char *error, int64_t now_ms)
+    const char *reason, const char *error, int64_t now_ms,
+    struct nb_store_attempt *att)
 {
 	struct nb_store_mark m = {.kind = NB_STORE_MARK_DEAD,
 	    .ms = now_ms,
 	    .reason = reason,
-	    .error = error};
+	    .error = error,
+	    .att = att};
 
 	return mark_run(s, &m, seqs, n, NB_STORE_SYNC_FULL, __func__);
 }
@@ -387,6 +428,8 @@ struct retry_arg {
 	size_t n;
 	const char *error;
 	int64_t at_ms;
+	struct nb_store_attempt *att; /* the caller's, or NULL */
+	struct nb_store_attempt run;  /* as this run records it */
 };
 
 static int
@@ -394,20 +437,26 @@ retry_fn(struct nb_store *s, void *arg)
 {
 	struct retry_arg *a = arg;
 
-	return s->ops->retry(
-	    s->state, a->rows, a->n, a->error, a->at_ms, &s->tally);
+	if (a->att != NULL)
+		a->run = *a->att;
+	return s->ops->retry(s->state, a->rows, a->n, a->error, a->at_ms,
+	    a->att != NULL ? &a->run : NULL, &s->tally);
 }
 
 int
 nb_store_retry(struct nb_store *s, const struct nb_store_retry *rows, size_t n,
-    const char *error)
+    const char *error, struct nb_store_attempt *att)
 {
 	/* The error's time: the call has none of its own. */
-	struct retry_arg a = {rows, n, error, nb_time_now_ms()};
+	struct retry_arg a = {rows, n, error, nb_time_now_ms(), att, {0}};
 
 	if (n == 0)
 		return 0;
-	return tx_run(s, NB_STORE_SYNC_FULL, retry_fn, &a, __func__);
+	if (tx_run(s, NB_STORE_SYNC_FULL, retry_fn, &a, __func__) == -1)
+		return -1;
+	if (att != NULL)
+		att->id = a.run.id;
+	return 0;
 }
 
 /*
@@ -437,7 +486,7 @@ nb_store_list_page(struct nb_store *s, const struct nb_store_filter *f,
 		return 0;
 	if (ready(s) == -1)
 		return -1;
-	if (s->ops->list(s->state, f != NULL ? f : &all, 1, &v, next) == -1) {
+	if (nb_store_list_call(s, f != NULL ? f : &all, 1, &v, next) == -1) {
 		nb_store_rows_clear(&v);
 		return -1;
 	}
@@ -467,7 +516,7 @@ nb_store_list(struct nb_store *s, const struct nb_store_filter *f,
 	for (;;) {
 		if (f != NULL && f->limit != 0)
 			page.limit = f->limit - v.n;
-		if (s->ops->list(s->state, &page, 1, &v, &next) == -1) {
+		if (nb_store_list_call(s, &page, 1, &v, &next) == -1) {
 			nb_store_rows_clear(&v);
 			return -1;
 		}
@@ -512,7 +561,7 @@ chunk_list(struct nb_store *s, struct chunk_arg *a, int payload,
 	page.max_scan = NB_STORE_CHUNK_SCAN;
 	a->next = 0;
 	a->listed = a->cdone = a->creq = 0;
-	if (s->ops->list(s->state, &page, payload, v, &a->next) == -1)
+	if (nb_store_list_call(s, &page, payload, v, &a->next) == -1)
 		return -1;
 	a->listed = v->n;
 	/* A chunk that used up the limit is the last. */

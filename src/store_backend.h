@@ -57,6 +57,7 @@ enum nb_store_mark_kind {
 	NB_STORE_MARK_PENDING,	    /* replayed at ms; id, type unless NULL */
 	NB_STORE_MARK_REQUARANTINE, /* still quarantined: error, at ms */
 	NB_STORE_MARK_PURGE,	    /* deleted, payloads too */
+	NB_STORE_MARK_LINK,	    /* linked to att, nothing else */
 };
 
 /*
@@ -77,6 +78,13 @@ struct nb_store_mark {
 	const char *source;	   /* PENDING, REQUARANTINE: the row's */
 	enum nb_event_state state; /* PENDING: the state it was read in */
 	const char *was_reason;	   /* PENDING: the reason it was read with */
+	/*
+	 * DELIVERED, DEAD, RELEASE, LINK: the attempt to record (NULL:
+	 * none).  An id of 0 is recorded first and its id set; DELIVERED
+	 * points the rows at it, the others link the rows they changed (LINK:
+	 * the rows still stored) to it.
+	 */
+	struct nb_store_attempt *att;
 };
 
 /*
@@ -135,7 +143,8 @@ struct nb_store_ops {
 	    const int64_t *seqs, size_t n, size_t *changed,
 	    struct nb_store_tally *t);
 	int (*retry)(void *state, const struct nb_store_retry *rows, size_t n,
-	    const char *error, int64_t at_ms, struct nb_store_tally *t);
+	    const char *error, int64_t at_ms, struct nb_store_attempt *att,
+	    struct nb_store_tally *t);
 	/* At most limit rows of each kind, oldest first; *more when cut. */
 	int (*prune)(void *state, int64_t dedupe_after_ms,
 	    int64_t delivered_before_ms, size_t limit, int *more,
@@ -169,6 +178,31 @@ struct nb_store_ops {
 	    size_t *n, size_t *live);
 	int (*leave)(void *state, const char *id);
 	const struct nb_store_alert_ops *alert;
+
+	/*
+	 * Erasure and attempt history (see nb_store_erase()).  erase is
+	 * inside: of the rows seqs, flags those pending with a lease live at
+	 * now_ms (their seqs appended to held) and deletes the rest with
+	 * their payloads and attempt links, adding what it deleted to
+	 * deleted[bucket] (pending, delivered, dead) and the tally; when it
+	 * changed anything it raises the erase epoch.  audit_add is inside
+	 * too and sets a->id.  The others run on their own; scrub(1) before
+	 * an erase's first transaction and scrub(0) after its last make the
+	 * deleted bytes unreadable in the backend's files (secure_delete and
+	 * a truncated log, or VACUUM).
+	 */
+	int (*erase)(void *state, const int64_t *seqs, size_t n, int64_t now_ms,
+	    struct nb_store_seqs *held, int64_t deleted[3],
+	    struct nb_store_tally *t);
+	int (*audit_add)(void *state, struct nb_store_audit *a);
+	int (*scrub)(void *state, int on);
+	int (*audit_list)(void *state, int64_t before_id, size_t limit,
+	    struct nb_store_audit **out, size_t *n);
+	int (*attempts)(void *state, int64_t seq,
+	    struct nb_store_attempt_row **out, size_t *n);
+	int (*epoch)(void *state, int64_t *epoch);
+	int (*sendable)(
+	    void *state, const int64_t *seqs, size_t n, unsigned char *keep);
 };
 
 /*

@@ -141,6 +141,20 @@ pgs_arr_int8(struct nb_buf *b, int64_t v)
 }
 
 void
+pgs_arr_int4_or_null(struct nb_buf *b, int64_t v)
+{
+	uint32_t u;
+
+	if (v == 0) {
+		pgs_arr_bytes(b, NULL, 0);
+		return;
+	}
+	u = htonl((uint32_t)(int32_t)v);
+	put32(b, 4);
+	nb_buf_add(b, &u, sizeof(u));
+}
+
+void
 pgs_arr_int2(struct nb_buf *b, int v)
 {
 	uint16_t u = htons((uint16_t)v);
@@ -576,7 +590,9 @@ migrate(struct pg *q, const char *seed, char *err, size_t errlen)
 	}
 	for (v = (int)version; v < pgs_schema_latest; v++) {
 		if (simple_run(q, pgs_migrations[v], PGRES_COMMAND_OK, __func__,
-			"migrate") == -1) {
+			"migrate") == -1 ||
+		    (v + 1 == PG_VERSION_KEYS &&
+			pgs_backfill_keys(q->conn) == -1)) {
 			snprintf(err, errlen,
 			    "store.dsn: migration to version %d failed", v + 1);
 			goto out;
@@ -841,4 +857,11 @@ const struct nb_store_ops nb_store_pg_ops = {
     .beat = pgs_beat,
     .leave = pgs_leave,
     .alert = &pgs_alert_ops,
+    .erase = pgs_erase,
+    .audit_add = pgs_audit_add,
+    .scrub = pgs_scrub,
+    .audit_list = pgs_audit_list,
+    .attempts = pgs_attempts,
+    .epoch = pgs_epoch,
+    .sendable = pgs_sendable,
 };

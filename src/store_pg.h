@@ -24,9 +24,11 @@
 #include "store_backend.h"
 
 #define PG_BATCH_MAX  64 /* statements per pipeline */
-#define PG_MAX_PARAMS 12
+#define PG_MAX_PARAMS 14
 #define PG_OWNER_MAX  96
-#define PG_ARRAYS     8 /* array parameters one statement may take */
+#define PG_ARRAYS     10 /* array parameters one statement may take */
+/* The schema version that adds the person keys (see pgs_backfill_keys()). */
+#define PG_VERSION_KEYS 6
 
 /* The statements each connection prepares once (store_pg_sql.c). */
 enum pgs_stmt {
@@ -46,6 +48,22 @@ enum pgs_stmt {
 	PS_LIST_DESC,
 	PS_LIST_DEAD_ASC,
 	PS_LIST_DEAD_DESC,
+	PS_LIST_EMAIL_ASC,
+	PS_LIST_EMAIL_DESC,
+	PS_LIST_UID_ASC,
+	PS_LIST_UID_DESC,
+	PS_ATTEMPT_ADD,
+	PS_LINK_ADD,
+	PS_LINK_LAST,
+	PS_LINKS_DROP,
+	PS_ATTEMPTS,
+	PS_PRUNE_ATTEMPTS,
+	PS_EPOCH,
+	PS_EPOCH_BUMP,
+	PS_ERASE_FLAG,
+	PS_SENDABLE,
+	PS_AUDIT_ADD,
+	PS_AUDIT_LIST,
 	PS_PRUNE_REQUESTS,
 	PS_PRUNE_EVENTS,
 	PS_PRUNE_DELIVERED,
@@ -87,6 +105,8 @@ enum pgs_stmt {
 extern const char *const pgs_migrations[];
 extern const int pgs_schema_latest;
 extern const char *const pgs_sql[PS_COUNT];
+extern const char pgs_backfill_read[];
+extern const char pgs_backfill_write[];
 /*
  * The statements that answer operator and scraper reads: test_store_pg's
  * plan test fails when any of them may read events or payloads in full.
@@ -160,12 +180,15 @@ void pgs_par_bin(struct params *p, const char *data, size_t len);
 #define PG_OID_BYTEA 17
 #define PG_OID_INT8  20
 #define PG_OID_INT2  21
+#define PG_OID_INT4  23
 #define PG_OID_TEXT  25
 void pgs_arr_start(struct nb_buf *b, unsigned oid, size_t n);
 void pgs_arr_bytes(struct nb_buf *b, const void *p, size_t len);
 void pgs_arr_text(struct nb_buf *b, const char *s);
 void pgs_arr_int8(struct nb_buf *b, int64_t v);
 void pgs_arr_int2(struct nb_buf *b, int v);
+/* An int4 (a person key), or NULL when v is 0 (no key). */
+void pgs_arr_int4_or_null(struct nb_buf *b, int64_t v);
 /* Adds b as the next parameter of p, binary.  -1 when b failed. */
 int pgs_par_arr(struct params *p, struct nb_buf *b);
 
@@ -208,7 +231,8 @@ int pgs_claim(
 int pgs_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
     size_t n, size_t *changed, struct nb_store_tally *t);
 int pgs_retry(void *state, const struct nb_store_retry *rows, size_t n,
-    const char *error, int64_t at_ms, struct nb_store_tally *t);
+    const char *error, int64_t at_ms, struct nb_store_attempt *att,
+    struct nb_store_tally *t);
 int pgs_list(void *state, const struct nb_store_filter *f, int with_payload,
     struct nb_store_rows *v, int64_t *next);
 int pgs_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
@@ -222,6 +246,41 @@ int pgs_leave(void *state, const char *id);
 
 /* store_pg_alert.c */
 extern const struct nb_store_alert_ops pgs_alert_ops;
+
+/*
+ * Deletes the rows of seqs with their payloads and attempt links, tallying
+ * each; deleted (NULL: not wanted) counts them by state.
+ */
+int pgs_purge_rows(struct pg *q, const int64_t *seqs, size_t n, size_t *changed,
+    struct nb_store_tally *t, int64_t deleted[3]);
+/* An int8[] of n seqs stride bytes apart, as a binary array in b. */
+int pgs_seqs_param(struct params *p, struct nb_buf *b, const int64_t *seqs,
+    size_t n, size_t stride);
+
+/* store_pg_find.c */
+/* Records a (NULL, or recorded already: nothing) and sets its id. */
+int pgs_attempt_record(struct pg *q, struct nb_store_attempt *a);
+/* Links the rows of seqs still stored to the failed attempt. */
+int pgs_links_add(struct pg *q, const int64_t *seqs, size_t n, size_t stride,
+    int64_t attempt);
+/* Drops the links of the rows of seqs and the attempts they held. */
+int pgs_links_drop(struct pg *q, const int64_t *seqs, size_t n);
+/* The delivering attempts past retention, at most limit. */
+int pgs_prune_attempts(
+    struct pg *q, int64_t delivered_before_ms, size_t limit, int *more);
+int pgs_attempts(
+    void *state, int64_t seq, struct nb_store_attempt_row **out, size_t *n);
+int pgs_epoch(void *state, int64_t *epoch);
+int pgs_sendable(
+    void *state, const int64_t *seqs, size_t n, unsigned char *keep);
+int pgs_erase(void *state, const int64_t *seqs, size_t n, int64_t now_ms,
+    struct nb_store_seqs *held, int64_t deleted[3], struct nb_store_tally *t);
+int pgs_audit_add(void *state, struct nb_store_audit *a);
+int pgs_audit_list(void *state, int64_t before_id, size_t limit,
+    struct nb_store_audit **out, size_t *n);
+int pgs_scrub(void *state, int on);
+/* Version 4: the person keys of the rows stored before it. */
+int pgs_backfill_keys(PGconn *conn);
 
 /* store_pg_count.c */
 int pgs_stats(

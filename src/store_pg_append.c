@@ -235,6 +235,9 @@ row_add(struct pg *q, const struct nb_append *r, const struct nb_event *e)
 	    &q->arr[4], e->error != NULL ? NB_STATE_DEAD : NB_STATE_PENDING);
 	pgs_arr_text(&q->arr[5], e->error);
 	pgs_arr_int8(&q->arr[6], r->received_ms);
+	/* arr[7] is the lease marks' (see mark_queue()); keys go after it. */
+	pgs_arr_int4_or_null(&q->arr[8], e->email_key);
+	pgs_arr_int4_or_null(&q->arr[9], e->uid_key);
 }
 
 /*
@@ -251,13 +254,15 @@ rows_queue(struct pg *q, struct nb_append *const *reqs, size_t n,
 	struct params *p;
 	size_t i, j, k = 0;
 
-	for (i = 0; i < 7; i++)
-		pgs_arr_start(&q->arr[i],
-		    i == 3	 ? PG_OID_BYTEA
-			: i == 4 ? PG_OID_INT2
-			: i == 6 ? PG_OID_INT8
-				 : PG_OID_TEXT,
-		    nrows);
+	for (i = 0; i < 10; i++)
+		if (i != 7)
+			pgs_arr_start(&q->arr[i],
+			    i == 3	 ? PG_OID_BYTEA
+				: i == 4 ? PG_OID_INT2
+				: i == 6 ? PG_OID_INT8
+				: i >= 8 ? PG_OID_INT4
+					 : PG_OID_TEXT,
+			    nrows);
 	for (i = 0; i < n; i++) {
 		if ((r = reqs[i])->duplicates != 0)
 			continue;
@@ -284,8 +289,8 @@ rows_queue(struct pg *q, struct nb_append *const *reqs, size_t n,
 	if (nrows == 0)
 		return 0;
 	p = pgs_batch_add(&q->tail, PS_INSERT, 0);
-	for (i = 0; i < 7; i++)
-		if (pgs_par_arr(p, &q->arr[i]) == -1)
+	for (i = 0; i < 10; i++)
+		if (i != 7 && pgs_par_arr(p, &q->arr[i]) == -1)
 			return -1;
 	return 0;
 }

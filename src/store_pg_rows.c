@@ -21,6 +21,7 @@
 #include <libpq-fe.h>
 
 #include "nudgebridge/log.h"
+#include "nudgebridge/person.h"
 #include "nudgebridge/timeutil.h"
 #include "store_pg.h"
 
@@ -97,10 +98,9 @@ sources_param(
 	return pgs_par_arr(p, b);
 }
 
-/* An int8[] of n seqs stride bytes apart, as a binary array in b. */
-static int
-seqs_param(struct params *p, struct nb_buf *b, const int64_t *seqs, size_t n,
-    size_t stride)
+int
+pgs_seqs_param(struct params *p, struct nb_buf *b, const int64_t *seqs,
+    size_t n, size_t stride)
 {
 	const char *base = (const char *)seqs;
 	int64_t v;
@@ -149,17 +149,19 @@ out:
 /*
  * Runs a statement that returns (source, count[, state, reason]) rows of
  * what it changed and tallies them: a move from from to to, or, with the
- * state and reason columns, from each row's own bucket; with err, also
- * err's error (retry: state pending; dead: as err says).
+ * state and reason columns, from each row's own bucket (counted by state
+ * in by_state unless NULL); with err, also err's error (retry: state
+ * pending; dead: as err says).
  */
 static int
 run_moves(struct pg *q, enum pgs_stmt id, const struct params *p,
     struct nb_store_tally *t, enum nb_store_bucket from,
-    enum nb_store_bucket to, const struct nb_store_mark *err, size_t *changed)
+    enum nb_store_bucket to, const struct nb_store_mark *err, size_t *changed,
+    int64_t *by_state)
 {
 	PGresult *res;
 	const char *source, *reason;
-	int64_t n;
+	int64_t n, state;
 	int i, rc = 0;
 
 	*changed = 0;
@@ -172,9 +174,11 @@ run_moves(struct pg *q, enum pgs_stmt id, const struct params *p,
 		if (PQnfields(res) >= 4) {
 			reason = PQgetisnull(res, i, 3) ? NULL
 							: PQgetvalue(res, i, 3);
+			state = pgs_col_int64(res, i, 2);
 			from = nb_store_bucket_of(
-			    (enum nb_event_state)pgs_col_int64(res, i, 2),
-			    reason);
+			    (enum nb_event_state)state, reason);
+			if (by_state != NULL && state >= 0 && state <= 2)
+				by_state[state] += n;
 		}
 		if (nb_store_tally_move(t, source, from, to, n) == -1 ||
 		    (err != NULL &&
@@ -201,6 +205,10 @@ mark_one(struct pg *q, const struct nb_store_mark *m, int64_t seq,
 	size_t n;
 
 	pgs_par_int(&p, seq);
+	/* The attempt that delivered it stays in its history. */
+	if (m->kind == NB_STORE_MARK_PENDING &&
+	    pgs_run(q, PS_LINK_LAST, &p, __func__) == -1)
+		return -1;
 	if (m->kind == NB_STORE_MARK_PENDING) {
 		pgs_par_int(&p, m->ms);
 		pgs_par_text(&p, m->id);
@@ -242,12 +250,55 @@ mark_queue(
 	p = pgs_batch_add(&q->tail,
 	    m->kind == NB_STORE_MARK_EXTEND ? PS_EXTEND : PS_RELEASE, 0);
 	/* The array stays in arr[7] until the COMMIT has gone. */
-	if (seqs_param(p, &q->arr[7], seqs, n, sizeof(*seqs)) == -1)
+	if (pgs_seqs_param(p, &q->arr[7], seqs, n, sizeof(*seqs)) == -1)
 		return -1;
 	if (m->kind == NB_STORE_MARK_EXTEND)
 		pgs_par_int(p, m->ms);
 	pgs_par_text(p, q->owner);
 	return 0;
+}
+
+int
+pgs_purge_rows(struct pg *q, const int64_t *seqs, size_t n, size_t *changed,
+    struct nb_store_tally *t, int64_t deleted[3])
+{
+	struct params p = {0};
+
+	if (pgs_links_drop(q, seqs, n) == -1 ||
+	    pgs_seqs_param(&p, &q->arr[0], seqs, n, sizeof(*seqs)) == -1)
+		return -1;
+	return run_moves(q, PS_PURGE, &p, t, NB_BUCKET_NONE, NB_BUCKET_NONE,
+	    NULL, changed, deleted);
+}
+
+/*
+ * DELIVERED: the rows of p's $1, with the attempt that delivered them in
+ * the same statement (see PS_DELIVERED).
+ */
+static int
+mark_delivered(struct pg *q, const struct nb_store_mark *m, struct params *p,
+    struct nb_store_tally *t, size_t *changed)
+{
+	const struct nb_store_attempt *a = m->att;
+	int i;
+
+	pgs_par_int(p, m->ms);
+	if (a == NULL) {
+		for (i = 0; i < 6; i++)
+			pgs_par_text(p, NULL);
+	} else {
+		pgs_par_int(p, a->at_ms);
+		pgs_par_int(p, a->end_ms);
+		pgs_par_int(p, a->status);
+		pgs_par_text(p, a->error);
+		pgs_par_int(p, (int64_t)a->batch_size);
+		if (a->id != 0)
+			pgs_par_int(p, a->id);
+		else
+			pgs_par_text(p, NULL);
+	}
+	return run_moves(q, PS_DELIVERED, p, t, NB_BUCKET_PENDING,
+	    NB_BUCKET_DELIVERED, NULL, changed, NULL);
 }
 
 int
@@ -267,31 +318,45 @@ pgs_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
 				return -1;
 		return 0;
 	case NB_STORE_MARK_EXTEND:
-	case NB_STORE_MARK_RELEASE:
 		return mark_queue(q, m, seqs, n);
+	case NB_STORE_MARK_RELEASE:
+	case NB_STORE_MARK_LINK:
+		/* The links go now, the release with the COMMIT. */
+		if (m->att != NULL &&
+		    (pgs_attempt_record(q, m->att) == -1 ||
+			pgs_links_add(q, seqs, n, sizeof(*seqs), m->att->id) ==
+			    -1))
+			return -1;
+		if (m->kind == NB_STORE_MARK_LINK)
+			return 0;
+		return mark_queue(q, m, seqs, n);
+	case NB_STORE_MARK_PURGE:
+		return pgs_purge_rows(q, seqs, n, changed, t, NULL);
 	default:
 		break;
 	}
-	if (seqs_param(&p, &q->arr[0], seqs, n, sizeof(*seqs)) == -1)
+	if (pgs_seqs_param(&p, &q->arr[0], seqs, n, sizeof(*seqs)) == -1)
 		return -1;
-	if (m->kind == NB_STORE_MARK_PURGE)
-		return run_moves(q, PS_PURGE, &p, t, NB_BUCKET_NONE,
-		    NB_BUCKET_NONE, NULL, changed);
-	if (m->kind == NB_STORE_MARK_DELIVERED) {
-		pgs_par_int(&p, m->ms);
-		return run_moves(q, PS_DELIVERED, &p, t, NB_BUCKET_PENDING,
-		    NB_BUCKET_DELIVERED, NULL, changed);
-	}
+	if (m->kind == NB_STORE_MARK_DELIVERED)
+		return mark_delivered(q, m, &p, t, changed);
+	if (pgs_attempt_record(q, m->att) == -1)
+		return -1;
 	pgs_par_text(&p, m->reason);
 	pgs_par_text(&p, m->error);
 	pgs_par_int(&p, m->ms);
-	return run_moves(q, PS_DEAD, &p, t, NB_BUCKET_PENDING,
-	    nb_store_bucket_of(NB_STATE_DEAD, m->reason), m, changed);
+	if (run_moves(q, PS_DEAD, &p, t, NB_BUCKET_PENDING,
+		nb_store_bucket_of(NB_STATE_DEAD, m->reason), m, changed,
+		NULL) == -1)
+		return -1;
+	if (m->att == NULL || *changed == 0)
+		return 0;
+	return pgs_links_add(q, seqs, n, sizeof(*seqs), m->att->id);
 }
 
 int
 pgs_retry(void *state, const struct nb_store_retry *rows, size_t n,
-    const char *error, int64_t at_ms, struct nb_store_tally *t)
+    const char *error, int64_t at_ms, struct nb_store_attempt *att,
+    struct nb_store_tally *t)
 {
 	struct pg *q = state;
 	struct nb_store_mark err = {
@@ -299,15 +364,22 @@ pgs_retry(void *state, const struct nb_store_retry *rows, size_t n,
 	struct params p = {0};
 	size_t changed;
 
-	if (seqs_param(&p, &q->arr[0], &rows[0].seq, n, sizeof(*rows)) == -1 ||
-	    seqs_param(&p, &q->arr[1], &rows[0].next_ms, n, sizeof(*rows)) ==
-		-1)
+	if (pgs_attempt_record(q, att) == -1)
+		return -1;
+	if (pgs_seqs_param(&p, &q->arr[0], &rows[0].seq, n, sizeof(*rows)) ==
+		-1 ||
+	    pgs_seqs_param(
+		&p, &q->arr[1], &rows[0].next_ms, n, sizeof(*rows)) == -1)
 		return -1;
 	pgs_par_text(&p, q->owner);
 	pgs_par_text(&p, error);
 	/* No move: the rows stay pending; only the error counts. */
-	return run_moves(q, PS_RETRY, &p, t, NB_BUCKET_PENDING,
-	    NB_BUCKET_PENDING, &err, &changed);
+	if (run_moves(q, PS_RETRY, &p, t, NB_BUCKET_PENDING, NB_BUCKET_PENDING,
+		&err, &changed, NULL) == -1)
+		return -1;
+	if (att == NULL || changed == 0)
+		return 0;
+	return pgs_links_add(q, &rows[0].seq, n, sizeof(*rows), att->id);
 }
 
 /*
@@ -341,9 +413,24 @@ list_params(struct params *p, const struct nb_store_filter *f, int payload)
 	else
 		pgs_par_int(p, (int64_t)f->max_scan);
 	pgs_par_text(p, payload ? "true" : "false");
-	if (nb_store_filter_states(f) == NB_STATE_MASK_DEAD && f->key == NULL)
-		return f->newest_first ? PS_LIST_DEAD_DESC : PS_LIST_DEAD_ASC;
-	return f->newest_first ? PS_LIST_DESC : PS_LIST_ASC;
+	if (f->key != NULL)
+		return f->newest_first ? PS_LIST_DESC : PS_LIST_ASC;
+	if (f->email == NULL && f->uid == NULL)
+		return nb_store_filter_states(f) == NB_STATE_MASK_DEAD
+		    ? (f->newest_first ? PS_LIST_DEAD_DESC : PS_LIST_DEAD_ASC)
+		    : (f->newest_first ? PS_LIST_DESC : PS_LIST_ASC);
+	/* A person's lists walk people and take its keys, $13 and $14. */
+	if (f->email != NULL)
+		pgs_par_int(p, nb_person_key_email(f->email, strlen(f->email)));
+	else
+		pgs_par_text(p, NULL);
+	if (f->uid != NULL)
+		pgs_par_int(p, nb_person_key_uid(f->uid, strlen(f->uid)));
+	else
+		pgs_par_text(p, NULL);
+	if (f->email != NULL)
+		return f->newest_first ? PS_LIST_EMAIL_DESC : PS_LIST_EMAIL_ASC;
+	return f->newest_first ? PS_LIST_UID_DESC : PS_LIST_UID_ASC;
 }
 
 /* One page, as sq_list() makes it (see there). */
@@ -409,10 +496,14 @@ pgs_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
 	pgs_par_int(&p, delivered_before_ms);
 	pgs_par_int(&p, (int64_t)limit);
 	if (run_moves(q, PS_PRUNE_DELIVERED, &p, t, NB_BUCKET_DELIVERED,
-		NB_BUCKET_NONE, NULL, &pruned) == -1)
+		NB_BUCKET_NONE, NULL, &pruned, NULL) == -1)
 		return -1;
 	if (pruned == limit)
 		*more = 1;
+	/* The attempts of the rows pruned, once none is left to prune. */
+	if (!*more &&
+	    pgs_prune_attempts(q, delivered_before_ms, limit, more) == -1)
+		return -1;
 	return pgs_fold(q);
 }
 

@@ -212,9 +212,70 @@ const char *const pgs_migrations[] = {
     "INSERT INTO alert_state SELECT 'dead_letters', source, 0, 0, 0,"
     " sum(dead_total), 0, 0, 0, '', '', '{}' FROM counters"
     " GROUP BY source;",
+    /*
+     * 6: find and forget, as SQLite's version 6, with one difference: the
+     * person keys live in a table of their own (people, written once with
+     * the row and deleted with it; the rows already stored get theirs
+     * from pgs_backfill_keys()).  PostgreSQL writes a new row version on
+     * every update, and an update that is not HOT (a claim's, a delivered
+     * mark's: they change indexed columns) adds an entry to every index of
+     * the table; two person indexes on events cost each event four more
+     * random index inserts on its way out.  ADD COLUMN without a default
+     * rewrites nothing.  The person indexes carry seq for the keyset
+     * pages.
+     */
+    "ALTER TABLE events ADD COLUMN last_attempt BIGINT,"
+    " ADD COLUMN erase_ms BIGINT;"
+    "CREATE TABLE people ("
+    " seq BIGINT PRIMARY KEY,"
+    " email_key INTEGER,"
+    " uid_key INTEGER);"
+    "CREATE INDEX people_email ON people (email_key, seq)"
+    " WHERE email_key IS NOT NULL;"
+    "CREATE INDEX people_uid ON people (uid_key, seq)"
+    " WHERE uid_key IS NOT NULL;"
+    "CREATE TABLE attempts ("
+    " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " at_ms BIGINT NOT NULL,"
+    " end_ms BIGINT NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " error TEXT,"
+    " batch_size INTEGER NOT NULL);"
+    "CREATE INDEX attempts_done ON attempts (end_ms)"
+    " WHERE status BETWEEN 200 AND 299;"
+    "CREATE TABLE attempt_links ("
+    " seq BIGINT NOT NULL,"
+    " attempt BIGINT NOT NULL,"
+    " PRIMARY KEY (seq, attempt));"
+    "CREATE INDEX attempt_links_attempt ON attempt_links (attempt);"
+    "CREATE TABLE erase_epoch ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " epoch BIGINT NOT NULL);"
+    "INSERT INTO erase_epoch (id, epoch) VALUES (1, 0);"
+    "CREATE TABLE audit ("
+    " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " at_ms BIGINT NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " dry_run BOOLEAN NOT NULL,"
+    " complete BOOLEAN NOT NULL,"
+    " events BIGINT NOT NULL,"
+    " pending BIGINT NOT NULL,"
+    " delivered BIGINT NOT NULL,"
+    " dead BIGINT NOT NULL);",
 };
 const int pgs_schema_latest =
     (int)(sizeof(pgs_migrations) / sizeof(pgs_migrations[0]));
+
+/* The backfill of version 4: payloads after $1, then keys by arrays. */
+const char pgs_backfill_read[] =
+    "SELECT seq, payload FROM payloads WHERE seq > $1::bigint"
+    " ORDER BY seq LIMIT $2::bigint";
+const char pgs_backfill_write[] =
+    "INSERT INTO people (seq, email_key, uid_key) SELECT seq, ek, uk"
+    " FROM unnest($1::bigint[], $2::integer[], $3::integer[])"
+    " AS u (seq, ek, uk) WHERE ek IS NOT NULL OR uk IS NOT NULL";
 
 /*
  * A dedupe key counts as new when absent or older than the window, and
@@ -246,9 +307,10 @@ const int pgs_schema_latest =
 #define INSERT_ROWS                                                            \
 	"WITH r AS (SELECT nextval('events_seq_seq') AS seq, r.*"              \
 	" FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[],"        \
-	" $5::smallint[], $6::text[], $7::bigint[]) WITH ORDINALITY"           \
+	" $5::smallint[], $6::text[], $7::bigint[], $8::integer[],"            \
+	" $9::integer[]) WITH ORDINALITY"                                      \
 	" AS r (source, event_id, type, payload, state, error, received_ms,"   \
-	" ord)),"                                                              \
+	" email_key, uid_key, ord)),"                                          \
 	" e AS (INSERT INTO events (seq, source, event_id, type, state,"       \
 	" reason, error, attempts, received_ms, age_base_ms, next_ms,"         \
 	" lease_ms, updated_ms, msgid_rule) OVERRIDING SYSTEM VALUE"           \
@@ -257,7 +319,10 @@ const int pgs_schema_latest =
 	" received_ms, received_ms, received_ms, 0, received_ms, 1"            \
 	" FROM r ORDER BY ord),"                                               \
 	" p AS (INSERT INTO payloads (seq, payload)"                           \
-	" SELECT seq, payload FROM r ORDER BY ord)"                            \
+	" SELECT seq, payload FROM r ORDER BY ord),"                           \
+	" k AS (INSERT INTO people (seq, email_key, uid_key)"                  \
+	" SELECT seq, email_key, uid_key FROM r"                               \
+	" WHERE email_key IS NOT NULL OR uid_key IS NOT NULL ORDER BY ord)"    \
 	" SELECT count(*) FROM r"
 
 /* The columns of a row read back, the payload fifth (see row_read()). */
@@ -278,6 +343,7 @@ const int pgs_schema_latest =
 	" lease_owner = $5::text WHERE seq IN (SELECT seq FROM events"         \
 	" WHERE state = 0 AND source = ANY ($1::text[])"                       \
 	" AND next_ms <= $2::bigint AND lease_ms <= $2::bigint"                \
+	" AND erase_ms IS NULL"                                                \
 	" ORDER BY next_ms, seq LIMIT $4::bigint FOR UPDATE SKIP LOCKED)"      \
 	" RETURNING *)"                                                        \
 	" SELECT " EVENT_COLS(                                                 \
@@ -301,9 +367,11 @@ const int pgs_schema_latest =
  * $10 (a key narrows them to its seq), with hit last; $1 key, $2 source,
  * $3 type, $4 reason, $5 id (NULL: any), $6 since, $7 until (0:
  * unbounded), $8 state mask, $12 whether to read the payloads of the hits.
+ * A person's lists walk its key in people (LIST_PERSON) and take $13 and
+ * $14 too, the keys (NULL: any).
  */
 #define LIST_HIT                                                               \
-	"coalesce(($1::bigint IS NULL OR seq = $1::bigint)"                    \
+	"coalesce(($1::bigint IS NULL OR events.seq = $1::bigint)"             \
 	" AND ($2::text IS NULL OR source = $2::text)"                         \
 	" AND ($3::text IS NULL OR type = $3::text)"                           \
 	" AND ($4::text IS NULL OR reason = $4::text)"                         \
@@ -320,6 +388,22 @@ const int pgs_schema_latest =
 					      "seq > $9::bigint AND seq < "    \
 					      "$10::bigint"                    \
 					      " ORDER BY seq " order           \
+					      " LIMIT $11::bigint"
+#define LIST_HIT_PERSON                                                        \
+	"(" LIST_HIT                                                           \
+	" AND ($13::integer IS NULL OR pp.email_key = $13::integer)"           \
+	" AND ($14::integer IS NULL OR pp.uid_key = $14::integer))"
+#define LIST_PERSON(key, order)                                                \
+	"SELECT " EVENT_COLS("events.",                                        \
+	    "CASE WHEN $12::boolean AND " LIST_HIT_PERSON                      \
+	    " THEN (SELECT payload FROM payloads AS p"                         \
+	    " WHERE p.seq = events.seq) END") ", " LIST_HIT_PERSON             \
+					      " FROM people AS pp JOIN "       \
+					      "events ON events.seq = pp.seq"  \
+					      " WHERE pp." key                 \
+					      " AND pp.seq > $9::bigint AND "  \
+					      "pp.seq < $10::bigint"           \
+					      " ORDER BY pp.seq " order        \
 					      " LIMIT $11::bigint"
 
 /* A slot's row takes the sums of the row it would have been. */
@@ -345,6 +429,17 @@ const int pgs_schema_latest =
 	" THEN EXCLUDED.reason ELSE recent_errors.reason END,"                 \
 	" last_ms = GREATEST(recent_errors.last_ms, EXCLUDED.last_ms)"
 
+/*
+ * The failed attempts whose links l deleted and no other link holds: one
+ * statement sees the links as they were, so the others are those of rows
+ * not in gone.
+ */
+#define ORPHANS(gone)                                                          \
+	" o AS (DELETE FROM attempts AS a WHERE a.id IN"                       \
+	" (SELECT attempt FROM l) AND a.status NOT BETWEEN 200 AND 299"        \
+	" AND NOT EXISTS (SELECT 1 FROM attempt_links AS x"                    \
+	" WHERE x.attempt = a.id AND x.seq NOT IN " gone "))"
+
 /* The slots whose connection is gone. */
 #define GONE                                                                   \
 	" slot <> 0 AND slot NOT IN (SELECT pid FROM pg_stat_activity"         \
@@ -360,10 +455,20 @@ const char *const pgs_sql[PS_COUNT] = {
     [PS_RELEASE] = "UPDATE events SET lease_ms = 0, lease_owner = NULL"
 		   " WHERE seq = ANY ($1::bigint[]) AND state = 0"
 		   " AND (lease_owner IS NULL OR lease_owner = $2::text)",
-    [PS_DELIVERED] = "WITH c AS (UPDATE events SET state = 1, lease_ms = 0,"
-		     " lease_owner = NULL, updated_ms = $2::bigint"
-		     " WHERE seq = ANY ($1::bigint[]) AND state = 0"
-		     " RETURNING source)" PER_SOURCE,
+    /*
+     * The attempt that delivered the rows ($3..$7; $3 NULL: none, $8 one
+     * recorded before) goes in with the mark, in one statement.
+     */
+    [PS_DELIVERED] =
+	"WITH a AS (INSERT INTO attempts (at_ms, end_ms, status, error,"
+	" batch_size) SELECT $3::bigint, $4::bigint, $5::integer, $6::text,"
+	" $7::integer WHERE $3::bigint IS NOT NULL AND $8::bigint IS NULL"
+	" RETURNING id),"
+	" c AS (UPDATE events SET state = 1, lease_ms = 0,"
+	" lease_owner = NULL, updated_ms = $2::bigint, last_attempt ="
+	" coalesce($8::bigint, (SELECT id FROM a), last_attempt)"
+	" WHERE seq = ANY ($1::bigint[]) AND state = 0"
+	" RETURNING source)" PER_SOURCE,
     [PS_DEAD] = "WITH c AS (UPDATE events SET state = 2, reason = $2::text,"
 		" error = $3::text, lease_ms = 0, lease_owner = NULL,"
 		" updated_ms = $4::bigint"
@@ -384,7 +489,7 @@ const char *const pgs_sql[PS_COUNT] = {
 	"UPDATE events SET state = 0, reason = NULL, error = NULL,"
 	" attempts = 0, next_ms = $2::bigint, age_base_ms = $2::bigint,"
 	" lease_ms = 0, lease_owner = NULL, updated_ms = $2::bigint,"
-	" event_id = coalesce($3::text, event_id),"
+	" last_attempt = NULL, event_id = coalesce($3::text, event_id),"
 	" type = coalesce($4::text, type) WHERE seq = $1::bigint"
 	" AND state = $5::smallint AND reason IS NOT DISTINCT FROM $6::text"
 	" AND state <> 0",
@@ -392,16 +497,97 @@ const char *const pgs_sql[PS_COUNT] = {
 	"UPDATE events SET error = $2::text,"
 	" updated_ms = $3::bigint WHERE seq = $1::bigint"
 	" AND state = 2 AND reason = '" NB_REASON_QUARANTINED "'",
-    [PS_PURGE] = "WITH c AS (DELETE FROM events WHERE seq = ANY ($1::bigint[])"
-		 " RETURNING seq, source, state, reason),"
-		 " p AS (DELETE FROM payloads WHERE seq IN (SELECT seq FROM c))"
-		 " SELECT source, count(*), state, reason FROM c"
-		 " GROUP BY source, state, reason",
+    [PS_PURGE] =
+	"WITH c AS (DELETE FROM events WHERE seq = ANY ($1::bigint[])"
+	" RETURNING seq, source, state, reason),"
+	" p AS (DELETE FROM payloads WHERE seq IN (SELECT seq FROM c)),"
+	" k AS (DELETE FROM people WHERE seq IN (SELECT seq FROM c))"
+	" SELECT source, count(*), state, reason FROM c"
+	" GROUP BY source, state, reason",
     /* The primary key, or the index of dead letters; either way. */
     [PS_LIST_ASC] = LIST("", "ASC"),
     [PS_LIST_DESC] = LIST("", "DESC"),
     [PS_LIST_DEAD_ASC] = LIST("state = 2 AND ", "ASC"),
     [PS_LIST_DEAD_DESC] = LIST("state = 2 AND ", "DESC"),
+    /* A person: the index of its key. */
+    [PS_LIST_EMAIL_ASC] = LIST_PERSON("email_key = $13::integer", "ASC"),
+    [PS_LIST_EMAIL_DESC] = LIST_PERSON("email_key = $13::integer", "DESC"),
+    [PS_LIST_UID_ASC] = LIST_PERSON("uid_key = $14::integer", "ASC"),
+    [PS_LIST_UID_DESC] = LIST_PERSON("uid_key = $14::integer", "DESC"),
+    /*
+     * Attempt history, as SQLite's (see store_sqlite_sql.c): a failure
+     * links the rows still stored ($1) to its attempt ($2) after dropping
+     * the newest link of a row that has more than $3; links go with their
+     * rows ($1), and the failed attempts they held with them.
+     */
+    [PS_ATTEMPT_ADD] = "INSERT INTO attempts (at_ms, end_ms, status, error,"
+		       " batch_size) VALUES ($1::bigint, $2::bigint,"
+		       " $3::integer, $4::text, $5::integer) RETURNING id",
+    [PS_LINK_ADD] =
+	"WITH s AS (SELECT seq FROM events WHERE seq = ANY ($1::bigint[])),"
+	" l AS (DELETE FROM attempt_links AS t USING (SELECT seq,"
+	" max(attempt) AS m FROM attempt_links WHERE seq IN (SELECT seq FROM s)"
+	" GROUP BY seq HAVING count(*) > $3::bigint) AS x"
+	" WHERE t.seq = x.seq AND t.attempt = x.m RETURNING t.seq, t.attempt),"
+	" k AS (INSERT INTO attempt_links (seq, attempt)"
+	" SELECT seq, $2::bigint FROM s ON CONFLICT DO NOTHING)"
+	" DELETE FROM attempts AS a WHERE a.id IN (SELECT attempt FROM l)"
+	" AND a.status NOT BETWEEN 200 AND 299"
+	" AND NOT EXISTS (SELECT 1 FROM attempt_links AS x"
+	" WHERE x.attempt = a.id"
+	" AND (x.seq, x.attempt) NOT IN (SELECT seq, attempt FROM l))",
+    [PS_LINK_LAST] = "INSERT INTO attempt_links (seq, attempt)"
+		     " SELECT seq, last_attempt FROM events"
+		     " WHERE seq = $1::bigint AND last_attempt IS NOT NULL"
+		     " ON CONFLICT DO NOTHING",
+    [PS_LINKS_DROP] =
+	"WITH l AS (DELETE FROM attempt_links"
+	" WHERE seq = ANY ($1::bigint[]) RETURNING attempt)," ORPHANS(
+	    "(SELECT unnest($1::bigint[]))") " SELECT count(*) FROM l",
+    [PS_ATTEMPTS] = "SELECT id, at_ms, end_ms, status, error, batch_size"
+		    " FROM attempts WHERE id IN"
+		    " (SELECT attempt FROM attempt_links WHERE seq = $1::bigint"
+		    " UNION SELECT last_attempt FROM events"
+		    " WHERE seq = $1::bigint) ORDER BY id",
+    [PS_PRUNE_ATTEMPTS] =
+	"DELETE FROM attempts WHERE id IN (SELECT a.id FROM attempts AS a"
+	" WHERE a.status BETWEEN 200 AND 299 AND a.end_ms < $1::bigint"
+	" AND NOT EXISTS (SELECT 1 FROM attempt_links AS l"
+	" WHERE l.attempt = a.id) ORDER BY a.end_ms LIMIT $2::bigint)",
+    /*
+     * Erasure: the rows of a chunk are locked first (a claim skips them
+     * then), the held ones flagged; each row comes back with whether it is
+     * held and whether this statement flagged it.
+     */
+    [PS_EPOCH] = "SELECT epoch FROM erase_epoch WHERE id = 1",
+    [PS_EPOCH_BUMP] = "UPDATE erase_epoch SET epoch = epoch + 1 WHERE id = 1",
+    [PS_ERASE_FLAG] =
+	"WITH j AS (SELECT seq, state = 0 AND lease_ms > $2::bigint AS held,"
+	" erase_ms IS NULL AS fresh FROM events WHERE seq = ANY ($1::bigint[])"
+	" FOR UPDATE),"
+	" f AS (UPDATE events AS e SET erase_ms = $2::bigint FROM j"
+	" WHERE e.seq = j.seq AND j.held AND j.fresh RETURNING e.seq)"
+	" SELECT seq, held::integer, (held AND fresh)::integer FROM j",
+    /*
+     * seq = ANY keeps the planner on the primary key; "state + 0" keeps it
+     * off events_due (state = 0), which it would read in full, as SQLite's
+     * "+state" does.
+     */
+    [PS_SENDABLE] = "SELECT u.i FROM unnest($1::bigint[]) WITH ORDINALITY"
+		    " AS u (seq, i) JOIN events AS e ON e.seq = u.seq"
+		    " WHERE e.seq = ANY ($1::bigint[]) AND e.state + 0 = 0"
+		    " AND e.erase_ms IS NULL",
+    [PS_AUDIT_ADD] = "INSERT INTO audit (at_ms, actor, kind, subject,"
+		     " dry_run, events, pending, delivered, dead, complete)"
+		     " VALUES ($1::bigint, $2::text, $3::text, $4::text,"
+		     " $5::boolean, $6::bigint, $7::bigint, $8::bigint,"
+		     " $9::bigint, $10::boolean)"
+		     " RETURNING id",
+    [PS_AUDIT_LIST] = "SELECT id, at_ms, actor, kind, subject,"
+		      " dry_run::integer, events, pending, delivered, dead,"
+		      " complete::integer"
+		      " FROM audit WHERE id < $1::bigint ORDER BY id DESC"
+		      " LIMIT $2::bigint",
     /* The prune takes $2 of each at a time, oldest first. */
     [PS_PRUNE_REQUESTS] =
 	"DELETE FROM seen_requests WHERE (source, webhook_id) IN"
@@ -415,8 +601,10 @@ const char *const pgs_sql[PS_COUNT] = {
 	"WITH c AS (DELETE FROM events WHERE seq IN (SELECT seq FROM events"
 	" WHERE state = 1 AND updated_ms < $1::bigint"
 	" ORDER BY updated_ms LIMIT $2::bigint) RETURNING seq, source),"
-	" p AS (DELETE FROM payloads WHERE seq IN (SELECT seq FROM "
-	"c))" PER_SOURCE,
+	" p AS (DELETE FROM payloads WHERE seq IN (SELECT seq FROM c)),"
+	" k AS (DELETE FROM people WHERE seq IN (SELECT seq FROM c)),"
+	" l AS (DELETE FROM attempt_links WHERE seq IN (SELECT seq FROM c)"
+	" RETURNING attempt)," ORPHANS("(SELECT seq FROM c)") PER_SOURCE,
     [PS_PROBE] = "INSERT INTO meta (id, probe_ms) VALUES (1, $1::bigint)"
 		 " ON CONFLICT (id) DO UPDATE SET probe_ms = EXCLUDED.probe_ms",
     /*
@@ -578,5 +766,7 @@ const char *const pgs_sql[PS_COUNT] = {
 };
 
 const enum pgs_stmt pgs_reads[] = {PS_STATS, PS_ERRORS, PS_LIST_ASC,
-    PS_LIST_DESC, PS_LIST_DEAD_ASC, PS_LIST_DEAD_DESC};
+    PS_LIST_DESC, PS_LIST_DEAD_ASC, PS_LIST_DEAD_DESC, PS_LIST_EMAIL_ASC,
+    PS_LIST_EMAIL_DESC, PS_LIST_UID_ASC, PS_LIST_UID_DESC, PS_ATTEMPTS,
+    PS_EPOCH, PS_SENDABLE, PS_AUDIT_LIST};
 const size_t pgs_nreads = sizeof(pgs_reads) / sizeof(pgs_reads[0]);

@@ -80,20 +80,25 @@ nb_store_filter_states(const struct nb_store_filter *f)
 }
 
 void
+nb_store_row_free(struct nb_stored_event *ev)
+{
+	free(ev->source);
+	free(ev->id);
+	free(ev->type);
+	free(ev->raw);
+	free(ev->reason);
+	free(ev->error);
+}
+
+void
 nb_stored_events_free(struct nb_stored_event *ev, size_t n)
 {
 	size_t i;
 
 	if (ev == NULL)
 		return;
-	for (i = 0; i < n; i++) {
-		free(ev[i].source);
-		free(ev[i].id);
-		free(ev[i].type);
-		free(ev[i].raw);
-		free(ev[i].reason);
-		free(ev[i].error);
-	}
+	for (i = 0; i < n; i++)
+		nb_store_row_free(&ev[i]);
 	free(ev);
 }
 
@@ -133,6 +138,44 @@ nb_store_rows_take(
 	if (v->n == 0)
 		free(v->v);
 	memset(v, 0, sizeof(*v));
+}
+
+int
+nb_store_seqs_push(struct nb_store_seqs *s, int64_t seq)
+{
+	int64_t *nv;
+	size_t ncap;
+
+	if (s->n == s->cap) {
+		ncap = s->cap == 0 ? 64 : s->cap * 2;
+		if ((nv = reallocarray(s->v, ncap, sizeof(*nv))) == NULL) {
+			log_error("out of memory", " seqs=%zu", s->n);
+			return -1;
+		}
+		s->v = nv;
+		s->cap = ncap;
+	}
+	s->v[s->n++] = seq;
+	return 0;
+}
+
+void
+nb_store_seqs_clear(struct nb_store_seqs *s)
+{
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+void
+nb_store_attempts_free(struct nb_store_attempt_row *a, size_t n)
+{
+	size_t i;
+
+	if (a == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(a[i].error);
+	free(a);
 }
 
 void

@@ -49,6 +49,9 @@ struct nb_store_rows {
 	size_t cap;
 };
 
+/* Frees the strings of one row (not the row itself). */
+void nb_store_row_free(struct nb_stored_event *);
+
 /* Frees the rows and their strings and empties the array. */
 void nb_store_rows_clear(struct nb_store_rows *);
 
@@ -65,6 +68,19 @@ struct nb_stored_event *nb_store_rows_next(struct nb_store_rows *);
  */
 void nb_store_rows_take(
     struct nb_store_rows *v, struct nb_stored_event **out, size_t *n);
+
+/* A growing array of seqs. */
+struct nb_store_seqs {
+	int64_t *v;
+	size_t n;
+	size_t cap;
+};
+
+/* Appends seq.  0 or -1 (logged; out of memory). */
+int nb_store_seqs_push(struct nb_store_seqs *, int64_t seq);
+
+/* Frees the array and empties it. */
+void nb_store_seqs_clear(struct nb_store_seqs *);
 
 /*
  * Where a row counts: the counters pending, delivered, dead (quarantined

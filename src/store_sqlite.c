@@ -470,7 +470,8 @@ migrate(struct sq *q, const char *seed, char *err, size_t errlen)
 		goto out;
 	}
 	for (v = (int)version; v < sq_schema_latest; v++) {
-		if (exec_sql(q, sq_migrations[v], __func__) == -1) {
+		if (exec_sql(q, sq_migrations[v], __func__) == -1 ||
+		    (v + 1 == SQ_VERSION_KEYS && sq_backfill_keys(q) == -1)) {
 			snprintf(err, errlen,
 			    "store.path: %s: migration to version %d failed",
 			    q->path, v + 1);
@@ -822,4 +823,11 @@ const struct nb_store_ops nb_store_sqlite_ops = {
     .errors = sq_errors,
     .checkpoint = sq_checkpoint,
     .alert = &sq_alert_ops,
+    .erase = sq_erase,
+    .audit_add = sq_audit_add,
+    .scrub = sq_scrub,
+    .audit_list = sq_audit_list,
+    .attempts = sq_attempts,
+    .epoch = sq_epoch,
+    .sendable = sq_sendable,
 };

@@ -35,6 +35,9 @@
 #define SQ_CHUNK_LOG 6
 #define SQ_CHUNK_MAX (1 << SQ_CHUNK_LOG)
 
+/* The schema version that adds the person keys (see sq_backfill_keys()). */
+#define SQ_VERSION_KEYS 6
+
 /* The payload's column in the statements that return one. */
 #define SQ_COL_PAYLOAD 12
 
@@ -68,6 +71,10 @@ enum sq_stmt {
 	ST_LIST_DESC,
 	ST_LIST_DEAD_ASC,
 	ST_LIST_DEAD_DESC,
+	ST_LIST_EMAIL_ASC,
+	ST_LIST_EMAIL_DESC,
+	ST_LIST_UID_ASC,
+	ST_LIST_UID_DESC,
 	ST_REPLAY_PENDING,
 	ST_REQUARANTINE,
 	ST_PURGE_PAYLOADS,
@@ -81,6 +88,23 @@ enum sq_stmt {
 	ST_PRUNE_EVENTS,
 	ST_PRUNE_PAYLOADS,
 	ST_PRUNE_DELIVERED,
+	ST_ATTEMPT_ADD,
+	ST_LINK_TRIM,
+	ST_LINK_ADD,
+	ST_LINK_LAST,
+	ST_LINKS_DROP,
+	ST_ATTEMPTS_ORPHAN,
+	ST_ATTEMPTS,
+	ST_PRUNE_LINKS,
+	ST_PRUNE_ATTEMPTS,
+	ST_EPOCH,
+	ST_EPOCH_BUMP,
+	ST_ERASE_FLAG,
+	ST_ERASE_HELD,
+	ST_SENDABLE,
+	ST_AUDIT_ADD,
+	ST_AUDIT_LIST,
+	ST_SECURE_DELETE,
 	ST_PROBE,
 	ST_SYNC_FULL,
 	ST_SYNC_NORMAL,
@@ -136,6 +160,8 @@ extern const size_t sq_nreads;
 extern const int sq_schema_latest;
 extern const char sq_index_tuning[];
 extern const char *const sq_stmt_sql[ST_COUNT];
+extern const char sq_backfill_read[];
+extern const char sq_backfill_write[];
 extern const struct sq_chunk_sql sq_chunk_sql[CH_COUNT];
 
 /* The synchronous level a write transaction commits with. */
@@ -183,6 +209,7 @@ struct sq {
 	size_t rowcap;
 	struct sq_candidate *cand; /* a claim's candidates */
 	size_t ncand, candcap;
+	int secure_was; /* secure_delete before an erase */
 };
 
 /* store_sqlite.c: the connection's helpers. */
@@ -209,7 +236,8 @@ int sq_claim(
 int sq_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
     size_t n, size_t *changed, struct nb_store_tally *t);
 int sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
-    const char *error, int64_t at_ms, struct nb_store_tally *t);
+    const char *error, int64_t at_ms, struct nb_store_attempt *att,
+    struct nb_store_tally *t);
 int sq_list(void *state, const struct nb_store_filter *f, int with_payload,
     struct nb_store_rows *v, int64_t *next);
 int sq_stats(
@@ -219,6 +247,39 @@ int sq_errors(void *state, int64_t since_ms, size_t per_source,
 int sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
     size_t limit, int *more, struct nb_store_tally *t);
 int sq_tally_write(struct sq *q, const struct nb_store_tally *t);
+/*
+ * Deletes the rows in q->json with their payloads and attempt links,
+ * tallying each; deleted (NULL: not wanted) counts them by state.
+ */
+int sq_purge_rows(struct sq *q, size_t *changed, struct nb_store_tally *t,
+    int64_t deleted[3]);
+
+/* store_sqlite_find.c */
+/* Records a (NULL, or already recorded: nothing) and sets its id. */
+int sq_attempt_record(struct sq *q, struct nb_store_attempt *a);
+/* Links the rows in q->json to attempt (a failure; see ST_LINK_TRIM). */
+int sq_links_add(struct sq *q, int64_t attempt);
+/* Drops the links of the rows in q->json and the attempts they held. */
+int sq_links_drop(struct sq *q);
+/*
+ * The prune's share of attempt history: the links of the delivered rows
+ * it takes next, and when last, the delivering attempts past retention.
+ */
+int sq_prune_attempts(struct sq *q, int64_t delivered_before_ms, size_t limit,
+    int *more, int last);
+int sq_attempts(
+    void *state, int64_t seq, struct nb_store_attempt_row **out, size_t *n);
+int sq_epoch(void *state, int64_t *epoch);
+int sq_sendable(
+    void *state, const int64_t *seqs, size_t n, unsigned char *keep);
+int sq_erase(void *state, const int64_t *seqs, size_t n, int64_t now_ms,
+    struct nb_store_seqs *held, int64_t deleted[3], struct nb_store_tally *t);
+int sq_audit_add(void *state, struct nb_store_audit *a);
+int sq_audit_list(void *state, int64_t before_id, size_t limit,
+    struct nb_store_audit **out, size_t *n);
+int sq_scrub(void *state, int on);
+/* Version 4: the person keys of the rows stored before it. */
+int sq_backfill_keys(struct sq *q);
 
 /* store_sqlite_alert.c */
 extern const struct nb_store_alert_ops sq_alert_ops;

@@ -255,7 +255,7 @@ rows_insert(struct sq *q, const struct sq_row *rows, size_t n)
 		for (j = 0; j < size; j++) {
 			w = &rows[i + j];
 			dead = w->e->error != NULL;
-			p = (int)(7 * j);
+			p = (int)(9 * j);
 			sqlite3_bind_text(
 			    st, p + 1, w->r->source, -1, SQLITE_STATIC);
 			sqlite3_bind_text(
@@ -270,6 +270,15 @@ rows_insert(struct sq *q, const struct sq_row *rows, size_t n)
 			sqlite3_bind_text(
 			    st, p + 6, w->e->error, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, p + 7, w->r->received_ms);
+			/* No key: NULL, outside the person indexes. */
+			if (w->e->email_key != 0)
+				sqlite3_bind_int64(st, p + 8, w->e->email_key);
+			else
+				sqlite3_bind_null(st, p + 8);
+			if (w->e->uid_key != 0)
+				sqlite3_bind_int64(st, p + 9, w->e->uid_key);
+			else
+				sqlite3_bind_null(st, p + 9);
 		}
 		if (sq_stmt_run(q, st, __func__, "insert") == -1 ||
 		    seq_check(q, want, "events") == -1)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "nudgebridge/log.h"
+#include "nudgebridge/person.h"
 #include "store_sqlite.h"
 
 static char *
@@ -114,6 +115,10 @@ list_stmt(struct sq *q, const struct nb_store_filter *f, int with_payload)
 
 	if (f->key != NULL)
 		id = ST_LIST_KEY;
+	else if (f->email != NULL)
+		id = f->newest_first ? ST_LIST_EMAIL_DESC : ST_LIST_EMAIL_ASC;
+	else if (f->uid != NULL)
+		id = f->newest_first ? ST_LIST_UID_DESC : ST_LIST_UID_ASC;
 	else if (states == NB_STATE_MASK_DEAD)
 		id = f->newest_first ? ST_LIST_DEAD_DESC : ST_LIST_DEAD_ASC;
 	else
@@ -136,6 +141,12 @@ list_stmt(struct sq *q, const struct nb_store_filter *f, int with_payload)
 	    f->max_scan == 0 || f->max_scan > INT64_MAX ? -1
 							: (int64_t)f->max_scan);
 	sqlite3_bind_int(st, 12, with_payload);
+	if (f->email != NULL)
+		sqlite3_bind_int64(
+		    st, 13, nb_person_key_email(f->email, strlen(f->email)));
+	if (f->uid != NULL)
+		sqlite3_bind_int64(
+		    st, 14, nb_person_key_uid(f->uid, strlen(f->uid)));
 	return st;
 }
 
@@ -367,6 +378,12 @@ mark_one(struct sq *q, const struct nb_store_mark *m, int64_t seq,
 	sqlite3_stmt *st;
 
 	if (m->kind == NB_STORE_MARK_PENDING) {
+		/* The attempt that delivered it stays in its history. */
+		if ((st = sq_stmt_get(q, ST_LINK_LAST)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, seq);
+		if (sq_stmt_run(q, st, __func__, "replay link") == -1)
+			return -1;
 		if ((st = sq_stmt_get(q, ST_REPLAY_PENDING)) == NULL)
 			return -1;
 		sqlite3_bind_int64(st, 1, seq);
@@ -394,16 +411,18 @@ mark_one(struct sq *q, const struct nb_store_mark *m, int64_t seq,
 /*
  * Steps a statement that returns the source of each row it changed (a
  * purge also the row's state and reason: then each row moves from its own
- * bucket), tallying one move per row, and dead's error when dead is not
- * NULL; resets it.  *changed counts the rows.
+ * bucket, and by_state, unless NULL, counts it by state), tallying one
+ * move per row, and dead's error when dead is not NULL; resets it.
+ * *changed counts the rows.
  */
 static int
 run_moves(struct sq *q, sqlite3_stmt *st, struct nb_store_tally *t,
     enum nb_store_bucket from, enum nb_store_bucket to,
-    const struct nb_store_mark *dead, size_t *changed, const char *op)
+    const struct nb_store_mark *dead, size_t *changed, int64_t *by_state,
+    const char *op)
 {
 	const char *source, *reason;
-	int step, rc = 0;
+	int step, state, rc = 0;
 
 	*changed = 0;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -412,9 +431,11 @@ run_moves(struct sq *q, sqlite3_stmt *st, struct nb_store_tally *t,
 			source = "";
 		if (sqlite3_column_count(st) >= 3) {
 			reason = (const char *)sqlite3_column_text(st, 2);
+			state = sqlite3_column_int(st, 1);
 			from = nb_store_bucket_of(
-			    (enum nb_event_state)sqlite3_column_int(st, 1),
-			    reason);
+			    (enum nb_event_state)state, reason);
+			if (by_state != NULL && state >= 0 && state <= 2)
+				by_state[state]++;
 		}
 		if (rc == 0 &&
 		    (nb_store_tally_move(t, source, from, to, 1) == -1 ||
@@ -433,12 +454,14 @@ run_moves(struct sq *q, sqlite3_stmt *st, struct nb_store_tally *t,
 	return rc;
 }
 
-/* Deletes the rows in q->json and their payloads, tallying each. */
-static int
-purge_rows(struct sq *q, size_t *changed, struct nb_store_tally *t)
+int
+sq_purge_rows(
+    struct sq *q, size_t *changed, struct nb_store_tally *t, int64_t deleted[3])
 {
 	sqlite3_stmt *st;
 
+	if (sq_links_drop(q) == -1)
+		return -1;
 	if ((st = sq_stmt_get(q, ST_PURGE_PAYLOADS)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
@@ -447,8 +470,8 @@ purge_rows(struct sq *q, size_t *changed, struct nb_store_tally *t)
 	if ((st = sq_stmt_get(q, ST_PURGE)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
-	return run_moves(
-	    q, st, t, NB_BUCKET_NONE, NB_BUCKET_NONE, NULL, changed, "purge");
+	return run_moves(q, st, t, NB_BUCKET_NONE, NB_BUCKET_NONE, NULL,
+	    changed, deleted, "purge");
 }
 
 int
@@ -472,7 +495,12 @@ sq_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
 	case NB_STORE_MARK_PURGE:
 		if (sq_seqs_json(q, seqs, n, sizeof(*seqs)) == -1)
 			return -1;
-		return purge_rows(q, changed, t);
+		return sq_purge_rows(q, changed, t, NULL);
+	case NB_STORE_MARK_LINK:
+		if (sq_seqs_json(q, seqs, n, sizeof(*seqs)) == -1 ||
+		    sq_attempt_record(q, m->att) == -1)
+			return -1;
+		return sq_links_add(q, m->att->id);
 	case NB_STORE_MARK_EXTEND:
 		id = ST_EXTEND;
 		break;
@@ -494,9 +522,11 @@ sq_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
 			return -1;
 		sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
 		if (run_moves(q, st, t, NB_BUCKET_PENDING, to,
-			id == ST_DEAD ? m : NULL, &counted, "mark") == -1)
+			id == ST_DEAD ? m : NULL, &counted, NULL, "mark") == -1)
 			return -1;
 	}
+	if (id != ST_EXTEND && sq_attempt_record(q, m->att) == -1)
+		return -1;
 	if ((st = sq_stmt_get(q, id)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, q->json, -1, SQLITE_STATIC);
@@ -506,6 +536,8 @@ sq_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
 		sqlite3_bind_int64(st, 4, m->ms);
 	} else if (id != ST_RELEASE)
 		sqlite3_bind_int64(st, 2, m->ms);
+	if (id == ST_DELIVERED && m->att != NULL)
+		sqlite3_bind_int64(st, 3, m->att->id);
 	if (sq_stmt_run(q, st, __func__, "mark") == -1)
 		return -1;
 	*changed = (size_t)sqlite3_changes64(q->db);
@@ -515,12 +547,17 @@ sq_mark(void *state, const struct nb_store_mark *m, const int64_t *seqs,
 		    *changed);
 		return -1;
 	}
+	/* A failure is linked to the rows it failed (q->json: the seqs). */
+	if ((id == ST_DEAD || id == ST_RELEASE) && m->att != NULL &&
+	    *changed > 0)
+		return sq_links_add(q, m->att->id);
 	return 0;
 }
 
 int
 sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
-    const char *error, int64_t at_ms, struct nb_store_tally *t)
+    const char *error, int64_t at_ms, struct nb_store_attempt *att,
+    struct nb_store_tally *t)
 {
 	struct sq *q = state;
 	const unsigned char *source;
@@ -528,6 +565,8 @@ sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
 	size_t i;
 	int step;
 
+	if (sq_attempt_record(q, att) == -1)
+		return -1;
 	for (i = 0; i < n; i++) {
 		if ((st = sq_stmt_get(q, ST_RETRY)) == NULL)
 			return -1;
@@ -552,7 +591,12 @@ sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
 			return -1;
 		}
 	}
-	return 0;
+	/* The rows still stored are linked (ST_LINK_ADD checks). */
+	if (att == NULL || n == 0)
+		return 0;
+	if (sq_seqs_json(q, &rows[0].seq, n, sizeof(*rows)) == -1)
+		return -1;
+	return sq_links_add(q, att->id);
 }
 
 /*
@@ -674,12 +718,21 @@ sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
 		if ((size_t)sqlite3_changes64(q->db) == limit)
 			*more = 1;
 	}
+	if (sq_prune_attempts(q, delivered_before_ms, limit, more, 0) == -1)
+		return -1;
 	if ((st = sq_stmt_get(q, ST_PRUNE_DELIVERED)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, delivered_before_ms);
 	sqlite3_bind_int64(st, 2, (int64_t)limit);
-	return run_moves(q, st, t, NB_BUCKET_DELIVERED, NB_BUCKET_NONE, NULL,
-	    &pruned, "prune");
+	if (run_moves(q, st, t, NB_BUCKET_DELIVERED, NB_BUCKET_NONE, NULL,
+		&pruned, NULL, "prune") == -1)
+		return -1;
+	if (pruned == limit)
+		*more = 1;
+	/* The attempts of the rows pruned, once none is left to prune. */
+	if (*more)
+		return 0;
+	return sq_prune_attempts(q, delivered_before_ms, limit, more, 1);
 }
 
 int

@@ -225,9 +225,70 @@ const char *const sq_migrations[] = {
     /* The dead letters stored before alerts existed are not new. */
     "INSERT INTO alert_state SELECT 'dead_letters', source, 0, 0, 0,"
     " dead_total, 0, 0, 0, '', '', '{}' FROM counters;",
+    /*
+     * 6: find and forget.  Each row gets the index keys of its person
+     * (person.h; computed from the payloads of the rows already stored
+     * when this migration runs, see sq_backfill_keys()), the attempt that
+     * delivered it (last_attempt) and the time an erase flagged it while
+     * a deliverer held it (erase_ms): a flagged row is never claimed.
+     * ADD COLUMN rewrites nothing: old rows read NULL.  attempts holds
+     * one row per batch attempt; attempt_links ties a row to its failed
+     * attempts (its first NB_STORE_ATTEMPTS_KEPT and its latest) and, once
+     * replayed, to the attempt that had delivered it.  erase_epoch counts
+     * the erasures that changed rows; audit keeps every erasure.
+     */
+    "ALTER TABLE events ADD COLUMN email_key INTEGER;"
+    "ALTER TABLE events ADD COLUMN uid_key INTEGER;"
+    "ALTER TABLE events ADD COLUMN last_attempt INTEGER;"
+    "ALTER TABLE events ADD COLUMN erase_ms INTEGER;"
+    "CREATE INDEX events_email ON events (email_key)"
+    " WHERE email_key IS NOT NULL;"
+    "CREATE INDEX events_uid ON events (uid_key) WHERE uid_key IS NOT NULL;"
+    "CREATE TABLE attempts ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " at_ms INTEGER NOT NULL,"
+    " end_ms INTEGER NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " error TEXT,"
+    " batch_size INTEGER NOT NULL);"
+    /* The retention prune of delivering attempts walks this. */
+    "CREATE INDEX attempts_done ON attempts (end_ms)"
+    " WHERE status BETWEEN 200 AND 299;"
+    "CREATE TABLE attempt_links ("
+    " seq INTEGER NOT NULL,"
+    " attempt INTEGER NOT NULL,"
+    " PRIMARY KEY (seq, attempt)) WITHOUT ROWID;"
+    /* Whether an attempt is still linked, when links go. */
+    "CREATE INDEX attempt_links_attempt ON attempt_links (attempt);"
+    "CREATE TABLE erase_epoch ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " epoch INTEGER NOT NULL);"
+    "INSERT INTO erase_epoch (id, epoch) VALUES (1, 0);"
+    "CREATE TABLE audit ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " at_ms INTEGER NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " dry_run INTEGER NOT NULL,"
+    " complete INTEGER NOT NULL,"
+    " events INTEGER NOT NULL,"
+    " pending INTEGER NOT NULL,"
+    " delivered INTEGER NOT NULL,"
+    " dead INTEGER NOT NULL);",
 };
 const int sq_schema_latest =
     (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
+
+/*
+ * The backfill of version 4 (sq_backfill_keys()): the payloads of a chunk
+ * of rows after a seq, then the keys of one row.
+ */
+const char sq_backfill_read[] =
+    "SELECT p.seq, p.payload FROM payloads AS p WHERE p.seq > ?1"
+    " ORDER BY p.seq LIMIT ?2";
+const char sq_backfill_write[] =
+    "UPDATE events SET email_key = ?2, uid_key = ?3 WHERE seq = ?1";
 
 /*
  * Index tuning, applied on every open after the migrations.  Indexes are
@@ -266,13 +327,17 @@ const char sq_index_tuning[] =
  * however selective the filter (see sq_list()).  ?1 seq (the key), ?2
  * source, ?3 type, ?4 reason, ?5 id (NULL: any), ?6 since, ?7 until (0:
  * unbounded), ?8 state mask, ?9 and ?10 the seqs the page lies between
- * (both excluded), ?12 whether to read the payloads of the hits.
+ * (both excluded), ?12 whether to read the payloads of the hits, ?13 and
+ * ?14 the person's keys (NULL: any); a person is found through the index
+ * of its key.
  */
 #define LIST_HIT                                                               \
 	"((?2 IS NULL OR source = ?2) AND (?3 IS NULL OR type = ?3)"           \
 	" AND (?4 IS NULL OR reason = ?4) AND (?5 IS NULL OR event_id = ?5)"   \
 	" AND (?6 = 0 OR received_ms >= ?6) AND (?7 = 0 OR received_ms <= ?7)" \
-	" AND ((?8 >> state) & 1) = 1)"
+	" AND ((?8 >> state) & 1) = 1"                                         \
+	" AND (?13 IS NULL OR email_key = ?13) AND (?14 IS NULL OR uid_key = " \
+	"?14))"
 #define LIST_SELECT                                                            \
 	"SELECT " EVENT_COLS ", CASE WHEN ?12 AND " LIST_HIT                   \
 	" THEN (SELECT payload FROM payloads AS p WHERE p.seq = events.seq)"   \
@@ -343,17 +408,20 @@ const char *const sq_stmt_sql[ST_COUNT] = {
 		      " CROSS JOIN events AS e ON e.seq = j.value"
 		      " LEFT JOIN payloads AS p ON p.seq = e.seq"
 		      " WHERE e.state = 0 AND e.next_ms <= ?2"
-		      " AND e.lease_ms <= ?2",
+		      " AND e.lease_ms <= ?2 AND e.erase_ms IS NULL",
     [ST_CLAIM_SET] = "UPDATE OR FAIL events SET lease_ms = ?2"
 		     " WHERE seq IN (SELECT value FROM json_each(?1))"
-		     " AND +state = 0 AND next_ms <= ?3 AND lease_ms <= ?3",
+		     " AND +state = 0 AND next_ms <= ?3 AND lease_ms <= ?3"
+		     " AND erase_ms IS NULL",
     [ST_EXTEND] = "UPDATE OR FAIL events SET lease_ms = ?2"
 		  " WHERE seq IN (SELECT value FROM json_each(?1))"
 		  " AND +state = 0",
-    [ST_DELIVERED] = "UPDATE OR FAIL events SET state = 1, lease_ms = 0,"
-		     " updated_ms = ?2"
-		     " WHERE seq IN (SELECT value FROM json_each(?1))"
-		     " AND +state = 0",
+    /* The attempt that delivered the rows, in the same row write. */
+    [ST_DELIVERED] =
+	"UPDATE OR FAIL events SET state = 1, lease_ms = 0,"
+	" updated_ms = ?2, last_attempt = coalesce(?3, last_attempt)"
+	" WHERE seq IN (SELECT value FROM json_each(?1))"
+	" AND +state = 0",
     /*
      * The sources of the rows DELIVERED or DEAD are about to change, for
      * the counters: read before in the same transaction, which costs a
@@ -386,6 +454,19 @@ const char *const sq_stmt_sql[ST_COUNT] = {
     [ST_LIST_DEAD_DESC] = LIST_SELECT " INDEXED BY events_dead"
 				      " WHERE state = 2 AND" LIST_RANGE
 				      " ORDER BY seq DESC LIMIT ?11",
+    /* A person: the index of its key, in seq order from the cursor. */
+    [ST_LIST_EMAIL_ASC] = LIST_SELECT " INDEXED BY events_email"
+				      " WHERE email_key = ?13 AND" LIST_RANGE
+				      " ORDER BY seq LIMIT ?11",
+    [ST_LIST_EMAIL_DESC] = LIST_SELECT " INDEXED BY events_email"
+				       " WHERE email_key = ?13 AND" LIST_RANGE
+				       " ORDER BY seq DESC LIMIT ?11",
+    [ST_LIST_UID_ASC] = LIST_SELECT " INDEXED BY events_uid"
+				    " WHERE uid_key = ?14 AND" LIST_RANGE
+				    " ORDER BY seq LIMIT ?11",
+    [ST_LIST_UID_DESC] = LIST_SELECT " INDEXED BY events_uid"
+				     " WHERE uid_key = ?14 AND" LIST_RANGE
+				     " ORDER BY seq DESC LIMIT ?11",
     /*
      * A replay changes a row only while it is as the replay read it (?5
      * its state, ?6 its reason), and says so in sqlite3_changes().
@@ -393,6 +474,7 @@ const char *const sq_stmt_sql[ST_COUNT] = {
     [ST_REPLAY_PENDING] =
 	"UPDATE events SET state = 0, reason = NULL, error = NULL,"
 	" attempts = 0, next_ms = ?2, age_base_ms = ?2, lease_ms = 0,"
+	" last_attempt = NULL,"
 	" updated_ms = ?2, event_id = coalesce(?3, event_id),"
 	" type = coalesce(?4, type)"
 	" WHERE seq = ?1 AND state = ?5 AND reason IS ?6 AND state <> 0",
@@ -472,6 +554,80 @@ const char *const sq_stmt_sql[ST_COUNT] = {
 			   " WHERE state = 1 AND updated_ms < ?1"
 			   " ORDER BY updated_ms LIMIT ?2)"
 			   " RETURNING source",
+    /*
+     * Attempt history.  A failure links the rows it failed (those still
+     * stored) after dropping, from a row with more than ?2 links, its
+     * newest, so a row keeps its first ?2 failures and its latest.  Links
+     * go with their rows; a failed attempt no link holds any more goes
+     * then (?1: the attempts whose links went), a delivering one with the
+     * retention prune.  A replay links the attempt that had delivered
+     * the row before the row forgets it.
+     */
+    [ST_ATTEMPT_ADD] = "INSERT INTO attempts (at_ms, end_ms, status, error,"
+		       " batch_size) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_LINK_TRIM] = "DELETE FROM attempt_links WHERE (seq, attempt) IN"
+		     " (SELECT seq, max(attempt) FROM attempt_links"
+		     " WHERE seq IN (SELECT value FROM json_each(?1))"
+		     " GROUP BY seq HAVING count(*) > ?2) RETURNING attempt",
+    [ST_LINK_ADD] = "INSERT OR IGNORE INTO attempt_links (seq, attempt)"
+		    " SELECT seq, ?2 FROM events"
+		    " WHERE seq IN (SELECT value FROM json_each(?1))",
+    [ST_LINK_LAST] = "INSERT OR IGNORE INTO attempt_links (seq, attempt)"
+		     " SELECT seq, last_attempt FROM events"
+		     " WHERE seq = ?1 AND last_attempt IS NOT NULL",
+    [ST_LINKS_DROP] = "DELETE FROM attempt_links"
+		      " WHERE seq IN (SELECT value FROM json_each(?1))"
+		      " RETURNING attempt",
+    [ST_ATTEMPTS_ORPHAN] = "DELETE FROM attempts"
+			   " WHERE id IN (SELECT value FROM json_each(?1))"
+			   " AND status NOT BETWEEN 200 AND 299"
+			   " AND NOT EXISTS (SELECT 1 FROM attempt_links AS l"
+			   " WHERE l.attempt = attempts.id)",
+    /* The kept attempts of a row, oldest first. */
+    [ST_ATTEMPTS] = "SELECT id, at_ms, end_ms, status, error, batch_size"
+		    " FROM attempts WHERE id IN"
+		    " (SELECT attempt FROM attempt_links WHERE seq = ?1"
+		    " UNION SELECT last_attempt FROM events WHERE seq = ?1)"
+		    " ORDER BY id",
+    /* The links of the rows the prune takes next (see ST_PRUNE_PAYLOADS). */
+    [ST_PRUNE_LINKS] = "DELETE FROM attempt_links WHERE seq IN"
+		       " (SELECT seq FROM events"
+		       " WHERE state = 1 AND updated_ms < ?1"
+		       " ORDER BY updated_ms LIMIT ?2) RETURNING attempt",
+    /*
+     * Delivering attempts that ended before the retention cutoff: the
+     * rows they delivered went before them (a row's delivery time is its
+     * attempt's end), and a replayed row still holds its by a link.
+     */
+    [ST_PRUNE_ATTEMPTS] =
+	"DELETE FROM attempts WHERE id IN (SELECT a.id FROM attempts AS a"
+	" WHERE a.status BETWEEN 200 AND 299 AND a.end_ms < ?1"
+	" AND NOT EXISTS (SELECT 1 FROM attempt_links AS l"
+	" WHERE l.attempt = a.id) ORDER BY a.end_ms LIMIT ?2)",
+    /*
+     * Erasure (see nb_store_erase()).  Of a chunk of a person's rows ?1,
+     * those pending with a live lease at ?2 are flagged (or were, by an
+     * erase before), the others deleted like a purge; the epoch moves.
+     */
+    [ST_EPOCH] = "SELECT epoch FROM erase_epoch WHERE id = 1",
+    [ST_EPOCH_BUMP] = "UPDATE erase_epoch SET epoch = epoch + 1 WHERE id = 1",
+    [ST_ERASE_FLAG] = "UPDATE events SET erase_ms = ?2"
+		      " WHERE seq IN (SELECT value FROM json_each(?1))"
+		      " AND +state = 0 AND lease_ms > ?2 AND erase_ms IS NULL",
+    [ST_ERASE_HELD] = "SELECT j.key FROM json_each(?1) AS j"
+		      " CROSS JOIN events AS e ON e.seq = j.value"
+		      " WHERE e.state = 0 AND e.lease_ms > ?2",
+    /* j.key is the row's place in ?1, here and above. */
+    [ST_SENDABLE] = "SELECT j.key FROM json_each(?1) AS j"
+		    " CROSS JOIN events AS e ON e.seq = j.value"
+		    " WHERE e.state = 0 AND e.erase_ms IS NULL",
+    [ST_AUDIT_ADD] = "INSERT INTO audit (at_ms, actor, kind, subject,"
+		     " dry_run, complete, events, pending, delivered, dead)"
+		     " VALUES (?1, ?2, ?3, ?4, ?5, ?10, ?6, ?7, ?8, ?9)",
+    [ST_AUDIT_LIST] = "SELECT id, at_ms, actor, kind, subject, dry_run,"
+		      " events, pending, delivered, dead, complete FROM audit"
+		      " WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    [ST_SECURE_DELETE] = "PRAGMA secure_delete",
     [ST_PROBE] = "INSERT INTO meta (id, probe_ms) VALUES (1, ?1)"
 		 " ON CONFLICT (id) DO UPDATE SET probe_ms = excluded.probe_ms",
     [ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
@@ -561,9 +717,9 @@ const struct sq_chunk_sql sq_chunk_sql[CH_COUNT] = {
 	    " excluded.seen_ms)"},
     [CH_EVENTS] = {"INSERT OR FAIL INTO events (seq, source, event_id, type,"
 		   " state, reason, error, attempts, received_ms,"
-		   " age_base_ms, next_ms, lease_ms, updated_ms,"
-		   " msgid_rule) VALUES ",
-	"(NULL,?1,?2,?3,?4,?5,?6,0,?7,?7,?7,0,?7,1)", 7, ""},
+		   " age_base_ms, next_ms, lease_ms, updated_ms, email_key,"
+		   " uid_key, msgid_rule) VALUES ",
+	"(NULL,?1,?2,?3,?4,?5,?6,0,?7,?7,?7,0,?7,?8,?9,1)", 9, ""},
     [CH_PAYLOADS] = {"INSERT OR FAIL INTO payloads (seq, payload) VALUES ",
 	"(?1,?2)", 2, ""},
     /* The payloads table's own next rowid, see rows_insert(). */
@@ -573,5 +729,7 @@ const struct sq_chunk_sql sq_chunk_sql[CH_COUNT] = {
 };
 
 const enum sq_stmt sq_reads[] = {ST_STATS, ST_ERRORS, ST_LIST_KEY, ST_LIST_ASC,
-    ST_LIST_DESC, ST_LIST_DEAD_ASC, ST_LIST_DEAD_DESC};
+    ST_LIST_DESC, ST_LIST_DEAD_ASC, ST_LIST_DEAD_DESC, ST_LIST_EMAIL_ASC,
+    ST_LIST_EMAIL_DESC, ST_LIST_UID_ASC, ST_LIST_UID_DESC, ST_ATTEMPTS,
+    ST_EPOCH, ST_SENDABLE, ST_AUDIT_LIST};
 const size_t sq_nreads = sizeof(sq_reads) / sizeof(sq_reads[0]);

@@ -30,6 +30,7 @@ struct nb_batch {
 	struct nb_item *items;
 	size_t n;
 	int64_t lease_until_ms;
+	int64_t epoch; /* the store's erase epoch known before the claim */
 	struct nb_batch *next;
 };
 
@@ -72,6 +73,12 @@ int nb_batch_pack(struct nb_batch_queue *q, struct nb_item *items, size_t n,
  */
 int nb_batch_split(
     struct nb_batch *b, struct nb_batch **first, struct nb_batch **second);
+
+/*
+ * Keeps the items i of b with keep[i] non-zero, in order, and frees the
+ * messages of the others; returns how many are left (b->n).
+ */
+size_t nb_batch_keep(struct nb_batch *b, const unsigned char *keep);
 
 /*
  * The request body of b sent at now_ms, tail (NULL: none) appended after

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "nudgebridge/filter.h" /* struct nb_filter */
 #include "nudgebridge/httpd.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/segment.h"
@@ -40,6 +41,7 @@ struct nb_source {
 	struct nb_oauth_config oauth; /* zeroed (key NULL) without "oauth" */
 	/* source_silent after this long without a verified request; 0 off */
 	int64_t silent_after_s;
+	struct nb_filter drop; /* drop_types (filter.h) */
 };
 
 /* "alerts": conditions and where their notifications go (alerter.h). */

@@ -19,7 +19,8 @@ struct evhttp_request;
 
 /*
  * 1 when path names one of the console's files ("/", "/index.html",
- * "/console/console.css", "/console/console.js"), else 0.
+ * "/console/console.css", "/console/console.js", "/console/events.js"),
+ * else 0.
  */
 int nb_console_match(const char *path);
 

@@ -53,6 +53,7 @@ struct nb_lane_env {
 	void (*kick)(void *arg); /* wake the loop: something changed */
 	void *kick_arg;
 	int paused_dirty; /* set when a lane pauses or resumes */
+	int64_t epoch;	  /* the store's erase epoch last read; -1: none */
 };
 
 /* Why a lane is paused. */

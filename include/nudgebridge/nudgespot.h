@@ -16,6 +16,7 @@
 #define NB_NUDGESPOT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -37,6 +38,12 @@ struct nb_event {
 		       tokens removed, NUL-terminated */
 	size_t rawlen;
 	const char *error; /* NULL if valid, else the broken rule (static) */
+	/*
+	 * person.h's index keys of subscriber.email and subscriber.uid, each
+	 * 0 unless that member follows its rule (also in a quarantined event).
+	 */
+	int64_t email_key;
+	int64_t uid_key;
 };
 
 /* A parsed body: owned array of events. */

@@ -23,6 +23,7 @@
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/nudgespot.h"
+#include "nudgebridge/person.h"
 #include "nudgebridge/segment.h"
 
 enum nb_event_state {
@@ -46,6 +47,12 @@ enum nb_event_state {
 
 /* Longest dead-letter key, NUL included. */
 #define NB_STORE_KEY_MAX 32
+
+/*
+ * Attempt history: the failed attempts kept per event (its first ones),
+ * besides the last attempt, which is always kept.
+ */
+#define NB_STORE_ATTEMPTS_KEPT 20
 
 struct nb_store;
 
@@ -104,6 +111,37 @@ struct nb_stored_event {
 /* Frees the strings of n events and the array itself.  NULL is ok. */
 void nb_stored_events_free(struct nb_stored_event *, size_t n);
 
+/*
+ * One batch attempt (a request to Segment), recorded by the marks that
+ * settle its rows, in their transactions: nb_store_delivered() points each
+ * row at it, the failure marks (retry, dead, release) link each row to it
+ * (the first NB_STORE_ATTEMPTS_KEPT failures of a row and its latest).
+ * The caller fills the facts and sets id to 0; the first mark that
+ * records the attempt sets id, and a second mark of the same attempt
+ * (some rows retried, others dead) links its rows to that same record.
+ */
+struct nb_store_attempt {
+	int64_t at_ms;	   /* the request started (wall clock) */
+	int64_t end_ms;	   /* its answer came, or it failed */
+	int status;	   /* Segment's HTTP status; 0 when none came */
+	const char *error; /* what failed; NULL for a 2xx */
+	size_t batch_size; /* messages in the request */
+	int64_t id;	   /* 0 until recorded */
+};
+
+/* An attempt as read back (strings owned). */
+struct nb_store_attempt_row {
+	int64_t id;
+	int64_t at_ms;
+	int64_t end_ms;
+	int status;
+	char *error;
+	int64_t batch_size;
+};
+
+/* Frees the strings of n attempts and the array itself.  NULL is ok. */
+void nb_store_attempts_free(struct nb_store_attempt_row *, size_t n);
+
 /* What one retried row becomes. */
 struct nb_store_retry {
 	int64_t seq;
@@ -135,6 +173,8 @@ struct nb_store_filter {
 	int64_t before_seq;
 	int newest_first;
 	size_t max_scan;
+	const char *email;
+	const char *uid;
 };
 
 /* Rows a replay or purge changes per transaction, and looks at per chunk. */
@@ -284,20 +324,42 @@ int nb_store_claim(struct nb_store *, const char *const *sources,
 int nb_store_extend(
     struct nb_store *, const int64_t *seqs, size_t n, int64_t lease_until_ms);
 
-/* Marks rows delivered at now_ms and drops their lease. */
-int nb_store_delivered(
-    struct nb_store *, const int64_t *seqs, size_t n, int64_t now_ms);
+/*
+ * Marks rows delivered at now_ms and drops their lease; att (may be NULL)
+ * is the attempt that delivered them.
+ */
+int nb_store_delivered(struct nb_store *, const int64_t *seqs, size_t n,
+    int64_t now_ms, struct nb_store_attempt *att);
 
-/* Counts one failed attempt per row, records error, reschedules, unleases. */
+/*
+ * Counts one failed attempt per row, records error, reschedules, unleases.
+ * att (may be NULL) is the attempt that failed (see struct
+ * nb_store_attempt).
+ */
 int nb_store_retry(struct nb_store *, const struct nb_store_retry *rows,
-    size_t n, const char *error);
+    size_t n, const char *error, struct nb_store_attempt *att);
 
-/* Drops the lease of rows without counting an attempt (paused, shutdown). */
-int nb_store_release(struct nb_store *, const int64_t *seqs, size_t n);
+/*
+ * Drops the lease of rows without counting an attempt (paused, shutdown,
+ * a bisected batch); att (may be NULL) is the attempt that led to it.
+ */
+int nb_store_release(struct nb_store *, const int64_t *seqs, size_t n,
+    struct nb_store_attempt *att);
 
-/* Dead-letters rows with reason and error (error may be NULL). */
+/*
+ * Links rows to the attempt att without changing them: a batch Segment
+ * refused with 400 goes out again in halves under the same leases.
+ */
+int nb_store_link(struct nb_store *, const int64_t *seqs, size_t n,
+    struct nb_store_attempt *att);
+
+/*
+ * Dead-letters rows with reason and error (error may be NULL); att (may be
+ * NULL) is the attempt that failed them.
+ */
 int nb_store_dead(struct nb_store *, const int64_t *seqs, size_t n,
-    const char *reason, const char *error, int64_t now_ms);
+    const char *reason, const char *error, int64_t now_ms,
+    struct nb_store_attempt *att);
 
 /*
  * Lists rows matching f in seq order (newest first with f->newest_first),
@@ -405,5 +467,94 @@ int nb_store_wants_checkpoints(const struct nb_store *);
  * No-op on backends that do not want it.
  */
 int nb_store_checkpoint(struct nb_store *);
+
+/*
+ * The attempt history of the row seq: its kept attempts (see
+ * NB_STORE_ATTEMPTS_KEPT) oldest first, at most NB_STORE_ATTEMPTS_KEPT + 2
+ * (a replayed row keeps the attempt that had delivered it).  *out as for
+ * nb_store_claim(); free with nb_store_attempts_free().  A row without
+ * attempts, or none at all, gives *n 0.
+ */
+int nb_store_attempts(struct nb_store *, int64_t seq,
+    struct nb_store_attempt_row **out, size_t *n);
+
+/*
+ * Erasure.  A pending row of the person that a deliverer holds (claimed,
+ * its lease live) cannot simply be deleted: the deliverer may be about to
+ * send it.  So an erase runs in two steps.  Each transaction of the first
+ * raises the store's erase epoch, flags the person's held rows (erase_ms)
+ * and deletes every other row of the person with its payload and attempt
+ * links.  A flagged row is never claimed again, and a deliverer that finds
+ * the epoch moved since it claimed a batch asks which of its rows are
+ * still sendable (nb_store_sendable()) and drops the rest before it sends.
+ * Then the erase waits until each flagged row's holder has let it go (its
+ * send answered, or dropped) or its lease ran out, and deletes it.  When
+ * nb_store_erase() returns, every send of the person's events has started
+ * before, and none can start after.
+ */
+
+/* What to erase: exactly one of who.email and who.uid. */
+struct nb_store_erase {
+	struct nb_person who;
+	int dry_run;	   /* only count (and audit the count) */
+	const char *actor; /* "cli" or "admin", for the audit */
+	int64_t now_ms;
+	int64_t wait_ms; /* longest wait for held rows; 0: 300 s */
+};
+
+/* An erasure as the audit keeps it. */
+struct nb_store_audit {
+	int64_t id; /* the audit record (its order) */
+	int64_t at_ms;
+	char actor[16];
+	char kind[8];			    /* "email" or "uid" */
+	char subject[NB_PERSON_DIGEST_LEN]; /* nb_person_digest() */
+	int dry_run;
+	int64_t events; /* erased (or found, for a dry run) */
+	int64_t pending;
+	int64_t delivered;
+	int64_t dead; /* quarantined included */
+	int complete; /* 0: the erase failed after erasing these */
+};
+
+/*
+ * Erases every row of e->who in every source and state (the rows, their
+ * payloads, dead letters and quarantined events alike, their attempt
+ * links and the attempts no other row keeps), checking each row against
+ * its stored event first, then records the audit entry that *out receives
+ * (also for a dry run, which changes nothing else).  The dedupe keys stay:
+ * they are the sender's opaque ids, and they keep a retried webhook of an
+ * erased event from being stored again within the dedupe window.  On
+ * SQLite the rows are deleted with secure_delete on and the write-ahead
+ * log is truncated afterwards, so the files keep no byte of them; on
+ * PostgreSQL the touched tables are vacuumed afterwards (see
+ * docs/storage.md for what stays until their space is reused).  Works in
+ * chunks of NB_STORE_CHUNK rows, each in a transaction of its own.  -1
+ * when the store failed or held rows were not let go within wait_ms; the
+ * chunks done stay done, flagged rows stay flagged (never sent) and a
+ * second call finishes the work; what such an erase did is audited all
+ * the same (complete 0), when the store still takes the entry.
+ */
+int nb_store_erase(struct nb_store *, const struct nb_store_erase *e,
+    struct nb_store_audit *out);
+
+/*
+ * The audit entries, newest first: at most limit (1..1000) with id below
+ * before_id (0: from the newest).  *next is the before_id of the next page,
+ * 0 at the end.  *out as for nb_store_claim() (plain array; free()).
+ */
+int nb_store_audit_list(struct nb_store *, int64_t before_id, size_t limit,
+    struct nb_store_audit **out, size_t *n, int64_t *next);
+
+/* The erase epoch: a number every erase that changes rows raises. */
+int nb_store_erase_epoch(struct nb_store *, int64_t *epoch);
+
+/*
+ * For each of the claimed rows seqs[0..n): keep[i] = 1 when it is still
+ * pending and not flagged by an erase, else 0 (gone, or flagged).  What a
+ * deliverer asks before a send when the erase epoch moved.
+ */
+int nb_store_sendable(
+    struct nb_store *, const int64_t *seqs, size_t n, unsigned char *keep);
 
 #endif

@@ -31,6 +31,8 @@
 	};
 
 	const $ = (id) => document.getElementById(id);
+	// Views other files add (events.js): name -> {load()}.
+	const extraViews = {};
 
 	function el(tag, attrs, ...children) {
 		const n = document.createElement(tag);
@@ -165,8 +167,8 @@
 		$("signin").hidden = false;
 		$("tabs").hidden = true;
 		$("signout").hidden = true;
-		$("view-sources").hidden = true;
-		$("view-dlq").hidden = true;
+		for (const v of document.querySelectorAll("section.view"))
+			v.hidden = true;
 		$("conn").textContent = "";
 		const e = $("signin-error");
 		e.textContent = message || "";
@@ -208,7 +210,8 @@
 		$("signin").hidden = true;
 		$("tabs").hidden = false;
 		$("signout").hidden = false;
-		switchView(location.hash === "#dlq" ? "dlq" : "sources", stats);
+		const want = location.hash.slice(1);
+		switchView(want === "dlq" || extraViews[want] ? want : "sources", stats);
 	}
 
 	// -- views ----------------------------------------------------------
@@ -217,8 +220,8 @@
 		state.view = view;
 		for (const b of document.querySelectorAll(".tab"))
 			b.classList.toggle("active", b.dataset.view === view);
-		$("view-sources").hidden = view !== "sources";
-		$("view-dlq").hidden = view !== "dlq";
+		for (const v of document.querySelectorAll("section.view"))
+			v.hidden = v.id !== "view-" + view;
 		if (location.hash !== "#" + view)
 			history.replaceState(null, "", "#" + view);
 		stopPolling();
@@ -228,9 +231,11 @@
 				loadAlerts().then(() => renderStats(stats));
 			}
 			poll(!stats);
-		} else {
+		} else if (view === "dlq") {
 			refreshSourceOptions();
 			loadDlq();
+		} else if (extraViews[view]) {
+			extraViews[view].load();
 		}
 	}
 
@@ -683,6 +688,21 @@
 		if (await act(what, { key }, "key " + key))
 			loadDlq(state.pages[0]);
 	}
+
+	// -- for the views of other files --------------------------------------
+
+	// What events.js builds its view with; register() adds a tab's view.
+	window.nbConsole = {
+		api, el, query, fmtTime, plural, toast, confirmDialog, showJson,
+		sources: async () => {
+			if (state.sources.length === 0)
+				state.sources = (await api("GET", "/v1/stats")).sources
+					.map((s) => s.source);
+			return state.sources;
+		},
+		register: (name, view) => { extraViews[name] = view; },
+		show: (name) => switchView(name),
+	};
 
 	// -- wiring -----------------------------------------------------------
 

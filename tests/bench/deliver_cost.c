@@ -50,6 +50,7 @@
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/deliver.h"
+#include "nudgebridge/person.h"
 #include "nudgebridge/segment.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
@@ -253,6 +254,9 @@ fill(struct nb_store *s, int events)
 			evs[k].id = ids[k];
 			evs[k].type = (char *)(uintptr_t) "email.opened";
 			evs[k].raw = raws[k];
+			/* The person keys the parser would have computed. */
+			nb_person_keys_of(raws[k], evs[k].rawlen,
+			    &evs[k].email_key, &evs[k].uid_key);
 		}
 		memset(&a, 0, sizeof(a));
 		a.source = "acme";

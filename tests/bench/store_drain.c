@@ -41,6 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nudgebridge/person.h"
 #include "nudgebridge/store.h"
 
 #define NB_DRAIN_EVENTS 20000 /* the default */
@@ -124,6 +125,8 @@ main(int argc, char **argv)
 {
 	static char raws[NB_DRAIN_GROUP][NB_DRAIN_RAW];
 	static char ids[NB_DRAIN_GROUP][32], whs[NB_DRAIN_GROUP][32];
+	char mail[64];
+	struct nb_store_attempt att;
 	struct nb_event evs[NB_DRAIN_GROUP];
 	struct nb_append reqs[NB_DRAIN_GROUP], *ptrs[NB_DRAIN_GROUP];
 	struct nb_store_config cfg;
@@ -180,6 +183,14 @@ main(int argc, char **argv)
 			evs[k].type = (char *)(uintptr_t) "email.opened";
 			evs[k].raw = raws[k];
 			evs[k].rawlen = strlen(raws[k]);
+			/* Both person keys, as the parser gives a subscriber
+			 * with a uid and an address. */
+			snprintf(
+			    mail, sizeof(mail), "user%d@example.com", i + k);
+			evs[k].email_key =
+			    nb_person_key_email(mail, strlen(mail));
+			evs[k].uid_key =
+			    nb_person_key_uid(ids[k], strlen(ids[k]));
 		}
 		for (k = 0; k < nreqs; k++) {
 			memset(&reqs[k], 0, sizeof(reqs[k]));
@@ -224,7 +235,13 @@ main(int argc, char **argv)
 			seqs[j] = rows[j].seq;
 		}
 		nb_stored_events_free(rows, n);
-		if (nb_store_delivered(s, seqs, n, t) == -1) {
+		/* The attempt that delivered them, as the deliverer records. */
+		memset(&att, 0, sizeof(att));
+		att.at_ms = t - 5;
+		att.end_ms = t;
+		att.status = 200;
+		att.batch_size = n;
+		if (nb_store_delivered(s, seqs, n, t, &att) == -1) {
 			fprintf(stderr, "store_drain: delivered failed\n");
 			return 1;
 		}

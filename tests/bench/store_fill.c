@@ -166,7 +166,8 @@ fill_group(struct fill *f, long long first, long long n)
 		for (j = 0; j < got; j++)
 			f->seqs[j] = rows[j].seq;
 		nb_stored_events_free(rows, got);
-		if (nb_store_delivered(f->s, f->seqs, got, wall_ms()) == -1)
+		if (nb_store_delivered(f->s, f->seqs, got, wall_ms(), NULL) ==
+		    -1)
 			return -1;
 		done += (long long)got;
 	}

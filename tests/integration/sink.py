@@ -384,6 +384,8 @@ class Sink:
                 return email.utils.formatdate(t, usegmt=True)
 
             def do_POST(self):
+                # When the request came in (at is when it was answered).
+                arrived = time.monotonic()
                 n = int(self.headers.get("Content-Length") or 0)
                 wire = self.rfile.read(n) if n else b""
                 if self.path == "/token" and sink.oauth is not None:
@@ -413,6 +415,7 @@ class Sink:
                 b = Batch(auth, body, raw, time.monotonic(), status, wire,
                           encoding)
                 b.content_type = self.headers.get("Content-Type")
+                b.arrived = arrived
                 with sink.lock:
                     sink.batches.append(b)
                     sink.lock.notify_all()

@@ -168,10 +168,10 @@ add_filter_rows(struct nb_store *s, int64_t *seqs)
 		seqs[i] = seq_of(s, rows[i].id);
 		if (rows[i].reason != NULL)
 			assert_int_equal(nb_store_dead(s, &seqs[i], 1,
-					     rows[i].reason, "err", 9000),
+					     rows[i].reason, "err", 9000, NULL),
 			    0);
 	}
-	assert_int_equal(nb_store_delivered(s, &seqs[7], 1, 9000), 0);
+	assert_int_equal(nb_store_delivered(s, &seqs[7], 1, 9000, NULL), 0);
 }
 
 /* Revalidation stub: raw containing "fixed" is now valid. */
@@ -227,7 +227,7 @@ test_claim_order_and_leases(void **state)
 	/* a1 is retried: due at 500, after the others. */
 	rt.seq = seq_of(fx->s, "a1");
 	rt.next_ms = 500;
-	assert_int_equal(nb_store_retry(fx->s, &rt, 1, "HTTP 500"), 0);
+	assert_int_equal(nb_store_retry(fx->s, &rt, 1, "HTTP 500", NULL), 0);
 
 	/* Nothing of an unnamed source, nothing for limit 0 / no source. */
 	assert_int_equal(
@@ -303,7 +303,7 @@ test_transitions(void **state)
 	nb_stored_events_free(rows, n);
 
 	/* Delivered: out of the queue for good. */
-	assert_int_equal(nb_store_delivered(fx->s, &s1, 1, 300), 0);
+	assert_int_equal(nb_store_delivered(fx->s, &s1, 1, 300, NULL), 0);
 	row = by_id(fx->s, "e1");
 	assert_int_equal(row->state, NB_STATE_DELIVERED);
 	assert_int_equal(row->updated_ms, 300);
@@ -312,9 +312,9 @@ test_transitions(void **state)
 	/* Retry twice: attempts count, lease dropped, due at next_ms. */
 	rt[0].seq = s2;
 	rt[0].next_ms = 400;
-	assert_int_equal(nb_store_retry(fx->s, rt, 1, "timeout"), 0);
+	assert_int_equal(nb_store_retry(fx->s, rt, 1, "timeout", NULL), 0);
 	rt[0].next_ms = 450;
-	assert_int_equal(nb_store_retry(fx->s, rt, 1, "HTTP 503"), 0);
+	assert_int_equal(nb_store_retry(fx->s, rt, 1, "HTTP 503", NULL), 0);
 	row = by_id(fx->s, "e2");
 	assert_int_equal(row->attempts, 2);
 	assert_string_equal(row->error, "HTTP 503");
@@ -325,7 +325,7 @@ test_transitions(void **state)
 	assert_int_equal(n, 0);
 
 	/* Release: claimable at once, no attempt counted. */
-	assert_int_equal(nb_store_release(fx->s, &s3, 1), 0);
+	assert_int_equal(nb_store_release(fx->s, &s3, 1, NULL), 0);
 	assert_int_equal(
 	    nb_store_claim(fx->s, acme, 1, 449, 10000, 10, &rows, &n), 0);
 	assert_int_equal(n, 1);
@@ -335,7 +335,7 @@ test_transitions(void **state)
 
 	/* Dead: reason and error kept, out of the queue. */
 	assert_int_equal(nb_store_dead(fx->s, &s3, 1, NB_REASON_TOO_LARGE,
-			     "message over 32000 bytes", 500),
+			     "message over 32000 bytes", 500, NULL),
 	    0);
 	row = by_id(fx->s, "e3");
 	assert_int_equal(row->state, NB_STATE_DEAD);
@@ -344,7 +344,8 @@ test_transitions(void **state)
 	assert_int_equal(row->updated_ms, 500);
 	nb_stored_events_free(row, 1);
 	assert_int_equal(
-	    nb_store_dead(fx->s, &s2, 1, NB_REASON_MAX_AGE, NULL, 600), 0);
+	    nb_store_dead(fx->s, &s2, 1, NB_REASON_MAX_AGE, NULL, 600, NULL),
+	    0);
 	row = by_id(fx->s, "e2");
 	assert_null(row->error);
 	assert_int_equal(row->attempts, 2);
@@ -352,14 +353,15 @@ test_transitions(void **state)
 
 	/* Only pending rows change state: a delivered row stays. */
 	assert_int_equal(
-	    nb_store_dead(fx->s, &s1, 1, NB_REASON_MAX_AGE, NULL, 700), 0);
+	    nb_store_dead(fx->s, &s1, 1, NB_REASON_MAX_AGE, NULL, 700, NULL),
+	    0);
 	row = by_id(fx->s, "e1");
 	assert_int_equal(row->state, NB_STATE_DELIVERED);
 	nb_stored_events_free(row, 1);
 	assert_int_equal(
 	    nb_store_claim(fx->s, acme, 1, 100000, 200000, 10, &rows, &n), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(nb_store_delivered(fx->s, NULL, 0, 1), 0);
+	assert_int_equal(nb_store_delivered(fx->s, NULL, 0, 1, NULL), 0);
 }
 
 static void
@@ -598,7 +600,8 @@ test_replay(void **state)
 
 	/* For real: max_age rows become pending, attempts and clock reset. */
 	assert_int_equal(
-	    nb_store_retry(fx->s, &(struct nb_store_retry){seqs[7], 1}, 1, "x"),
+	    nb_store_retry(
+		fx->s, &(struct nb_store_retry){seqs[7], 1}, 1, "x", NULL),
 	    0); /* delivered row: not pending, unchanged */
 	assert_int_equal(
 	    nb_store_replay(fx->s, &f, 0, 20000, revalidate_stub, &rep, &req_),
@@ -727,7 +730,7 @@ add_dead(struct nb_store *s, const char *prefix, size_t n)
 		seqs[i] = rows[i].seq;
 	nb_stored_events_free(rows, got);
 	assert_int_equal(
-	    nb_store_dead(s, seqs, n, NB_REASON_MAX_AGE, NULL, 200), 0);
+	    nb_store_dead(s, seqs, n, NB_REASON_MAX_AGE, NULL, 200, NULL), 0);
 	free(ids);
 	free(e);
 	return seqs;
@@ -936,7 +939,7 @@ test_errors(void **state)
 	add(fx->s, "acme", "x1", 9500);
 	rt.seq = seq_of(fx->s, "x1");
 	rt.next_ms = 9600;
-	assert_int_equal(nb_store_retry(fx->s, &rt, 1, "HTTP 503"), 0);
+	assert_int_equal(nb_store_retry(fx->s, &rt, 1, "HTTP 503", NULL), 0);
 
 	assert_int_equal(nb_store_errors(fx->s, 0, 5, &e, &n), 0);
 	assert_int_equal(n, 4);
@@ -972,7 +975,7 @@ test_errors(void **state)
 		seqs[0] = seq_of(fx->s, err);
 		assert_int_equal(
 		    nb_store_dead(fx->s, seqs, 1, NB_REASON_REJECTED, err,
-			10000 + (int64_t)i),
+			10000 + (int64_t)i, NULL),
 		    0);
 	}
 	assert_int_equal(nb_store_errors(fx->s, 0, 1000, &e, &n), 0);
@@ -1094,16 +1097,16 @@ test_payloads(void **state)
 	nb_stored_events_free(rows, n);
 
 	/* e0, e1 delivered, e2 dead, e3 retried, e4 released. */
-	assert_int_equal(nb_store_delivered(fx->s, seqs, 2, 300), 0);
-	assert_int_equal(
-	    nb_store_dead(fx->s, &seqs[2], 1, NB_REASON_TOO_LARGE, "big", 300),
+	assert_int_equal(nb_store_delivered(fx->s, seqs, 2, 300, NULL), 0);
+	assert_int_equal(nb_store_dead(fx->s, &seqs[2], 1, NB_REASON_TOO_LARGE,
+			     "big", 300, NULL),
 	    0);
 	{
 		struct nb_store_retry rt = {.seq = seqs[3], .next_ms = 400};
 
-		assert_int_equal(nb_store_retry(fx->s, &rt, 1, "503"), 0);
+		assert_int_equal(nb_store_retry(fx->s, &rt, 1, "503", NULL), 0);
 	}
-	assert_int_equal(nb_store_release(fx->s, &seqs[4], 1), 0);
+	assert_int_equal(nb_store_release(fx->s, &seqs[4], 1, NULL), 0);
 
 	memset(&f, 0, sizeof(f));
 	f.states = ALL;
@@ -1446,8 +1449,9 @@ test_install_and_rule(void **state)
 	assert_int_equal(rows[0].rule, NB_SEGMENT_RULE_CURRENT);
 	assert_int_equal(rows[1].rule, NB_SEGMENT_RULE_CURRENT);
 	nb_stored_events_free(rows, n);
-	assert_int_equal(
-	    nb_store_dead(fx->s, &seq, 1, NB_REASON_MAX_ATTEMPTS, "x", 300), 0);
+	assert_int_equal(nb_store_dead(fx->s, &seq, 1, NB_REASON_MAX_ATTEMPTS,
+			     "x", 300, NULL),
+	    0);
 	memset(&f, 0, sizeof(f));
 	assert_int_equal(
 	    nb_store_replay(fx->s, &f, 0, 400, NULL, &done, &req_), 0);
@@ -1491,8 +1495,16 @@ test_install_and_rule(void **state)
 	    cmocka_unit_test_setup_teardown(                                   \
 		test_counter_model, setup, teardown),                          \
 	    cmocka_unit_test_setup_teardown(                                   \
-		test_install_and_rule, setup, teardown)
+		test_install_and_rule, setup, teardown),                       \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_person_search, setup, teardown),                          \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_attempt_history, setup, teardown),                        \
+	    cmocka_unit_test_setup_teardown(                                   \
+		test_attempt_housekeeping, setup, teardown),                   \
+	    cmocka_unit_test_setup_teardown(test_erase, setup, teardown)
 
 #include "store_model.c"
+#include "store_find_cases.c"
 
 #endif

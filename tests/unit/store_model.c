@@ -478,13 +478,13 @@ cm_lease_ops(struct cm *m, struct nb_store *s,
 	if (op == 0)
 		assert_int_equal(nb_store_extend(s, seqs, k, until), 0);
 	else if (op == 1)
-		assert_int_equal(nb_store_release(s, seqs, k), 0);
+		assert_int_equal(nb_store_release(s, seqs, k, NULL), 0);
 	else {
 		for (i = 0; i < k; i++) {
 			rt[i].seq = seqs[i];
 			rt[i].next_ms = m->now + cm_rand(m, 100);
 		}
-		assert_int_equal(nb_store_retry(s, rt, k, "HTTP 503"), 0);
+		assert_int_equal(nb_store_retry(s, rt, k, "HTTP 503", NULL), 0);
 	}
 	/* An extend leases every pending row it names; the others drop. */
 	for (i = 0; i < k; i++)
@@ -513,12 +513,13 @@ cm_step(struct cm *m, struct nb_store *s, const struct nb_stored_event *rows,
 		cm_lease_ops(m, s, rows, n, (int)op - 3);
 	else if (op == 6) {
 		k = cm_pick(m, rows, n, seqs, 16);
-		assert_int_equal(nb_store_delivered(s, seqs, k, m->now), 0);
+		assert_int_equal(
+		    nb_store_delivered(s, seqs, k, m->now, NULL), 0);
 	} else if (op == 7) {
 		k = cm_pick(m, rows, n, seqs, 16);
 		assert_int_equal(
 		    nb_store_dead(s, seqs, k, reasons[cm_rand(m, 5)],
-			"segment: 400", m->now),
+			"segment: 400", m->now, NULL),
 		    0);
 	} else if (op == 8) {
 		cm_filter(m, &f);

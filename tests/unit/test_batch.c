@@ -154,7 +154,11 @@ test_split_and_queue(void **state)
 	free(items);
 	b = nb_batch_pop(&q);
 	assert_int_equal(b->n, 5);
+	b->epoch = 7;
 	assert_int_equal(nb_batch_split(b, &h0, &h1), 0);
+	/* The halves were claimed when their whole was. */
+	assert_int_equal(h0->epoch, 7);
+	assert_int_equal(h1->epoch, 7);
 	assert_int_equal(h0->n, 2);
 	assert_int_equal(h1->n, 3);
 	assert_int_equal(h0->items[0].seq, 1);
@@ -179,6 +183,32 @@ test_split_and_queue(void **state)
 	nb_batch_free(NULL);
 }
 
+/* Keeping some items: in order, the others' messages freed (ASan). */
+static void
+test_keep(void **state)
+{
+	static const unsigned char keep[5] = {0, 1, 0, 1, 1};
+	static const unsigned char none[3] = {0, 0, 0};
+	struct nb_batch_queue q;
+	struct nb_item *items;
+	struct nb_batch *b;
+
+	(void)state;
+	memset(&q, 0, sizeof(q));
+	items = items_of(5, 4);
+	assert_int_equal(
+	    nb_batch_pack(&q, items, 5, 100000, nb_batch_overhead(0), 9), 0);
+	free(items);
+	b = nb_batch_pop(&q);
+	assert_int_equal(nb_batch_keep(b, keep), 3);
+	assert_int_equal(b->n, 3);
+	assert_int_equal(b->items[0].seq, 2);
+	assert_int_equal(b->items[1].seq, 4);
+	assert_int_equal(b->items[2].seq, 5);
+	assert_int_equal(nb_batch_keep(b, none), 0);
+	nb_batch_free(b);
+}
+
 int
 main(void)
 {
@@ -187,6 +217,7 @@ main(void)
 	    cmocka_unit_test(test_pack_nothing),
 	    cmocka_unit_test(test_body),
 	    cmocka_unit_test(test_split_and_queue),
+	    cmocka_unit_test(test_keep),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -453,6 +453,12 @@ static const struct {
     {"{'sources':[{'name':'acme','signing_secrets':['" SEC1 "'],"
      "'write_key':'k','event_names':{'':'X'}}]}",
 	"sources[0].event_names[\"\"]: type must be 1..64"},
+    {"{'sources':[{'name':'acme','signing_secrets':['" SEC1 "'],"
+     "'write_key':'k','drop_types':'email.opened'}]}",
+	"sources[0].drop_types: must be an array of types"},
+    {"{'sources':[{'name':'acme','signing_secrets':['" SEC1 "'],"
+     "'write_key':'k','drop_types':['email.opened','']}]}",
+	"sources[0].drop_types[1]: must be a Nudgespot type"},
     {"{'sources':[" SRC "],'sources':[" SRC "]}", "duplicate object key"},
     /* Key names are echoed with control characters replaced. */
     {"{'a\\nb':1,'sources':[" SRC "]}", "a?b: unknown key"},
@@ -789,6 +795,28 @@ test_event_names(void **state)
 }
 
 static void
+test_drop_types(void **state)
+{
+	struct nb_config *cfg;
+	const struct nb_source *s;
+
+	(void)state;
+	cfg = load_ok("{'sources':[{'name':'acme','signing_secrets':['" SEC1
+		      "'],'write_key':'k','drop_types':['email.opened',"
+		      "'email.clicked']}," SRC2 "]}");
+	s = nb_config_source(cfg, "acme");
+	assert_int_equal(s->drop.set, 1);
+	assert_int_equal(s->drop.ntypes, 2);
+	assert_true(nb_filter_drops(&s->drop, "email.clicked"));
+	assert_false(nb_filter_drops(&s->drop, "email.sent"));
+	/* Without the key a source drops nothing. */
+	s = nb_config_source(cfg, "beta");
+	assert_int_equal(s->drop.set, 0);
+	assert_false(nb_filter_drops(&s->drop, "email.opened"));
+	nb_config_unref(cfg);
+}
+
+static void
 test_source_names(void **state)
 {
 	static const struct {
@@ -1088,6 +1116,7 @@ main(void)
 	    cmocka_unit_test(test_store_path),
 	    cmocka_unit_test(test_endpoints),
 	    cmocka_unit_test(test_event_names),
+	    cmocka_unit_test(test_drop_types),
 	    cmocka_unit_test(test_source_names),
 	    cmocka_unit_test(test_alerts),
 	    cmocka_unit_test(test_refcount),

@@ -653,6 +653,11 @@ same_payload(const struct nb_payload *a, const struct nb_payload *b,
 				 "\"%s\"",
 			    what, which, i, x->error ? x->error : "(valid)",
 			    y->error ? y->error : "(valid)");
+		/* The person keys too: search and erasure rely on them. */
+		if (x->email_key != y->email_key || x->uid_key != y->uid_key)
+			fail_msg("%s: %s: event %zu person keys differ from "
+				 "the jansson path's",
+			    what, which, i);
 	}
 }
 

@@ -90,7 +90,7 @@ add(struct fixture *fx, const char *source, int n, int d)
 	for (i = 0; i < got; i++)
 		seqs[i] = rows[i].seq;
 	nb_stored_events_free(rows, got);
-	assert_int_equal(nb_store_delivered(fx->s, seqs, got, 1000), 0);
+	assert_int_equal(nb_store_delivered(fx->s, seqs, got, 1000, NULL), 0);
 }
 
 static void

@@ -32,7 +32,7 @@
 #include "../../src/store_sqlite.h"
 
 /* The schema version this build writes. */
-#define SCHEMA_LATEST 5
+#define SCHEMA_LATEST 6
 
 struct fixture {
 	char dir[64];
@@ -43,6 +43,10 @@ struct fixture {
 
 /* SQLite needs no server: every case runs. */
 #define STORE_NEED(fx) ((void)(fx))
+
+/* The rows of the attempts table (attempt history's records). */
+#define STORE_ATTEMPT_ROWS(fx) store_attempt_rows((fx)->path)
+static int64_t store_attempt_rows(const char *path);
 
 /* The model's rows and their payloads are all there, the file intact. */
 #define STORE_CHECK_ROWS(fx, n)                                                \
@@ -79,6 +83,16 @@ setup(void **state)
 	fx->s = open_store(fx);
 	*state = fx;
 	return 0;
+}
+
+static int64_t
+store_attempt_rows(const char *path)
+{
+	sqlite3 *db = raw_open(path);
+	int64_t n = raw_int(db, "SELECT count(*) FROM attempts");
+
+	sqlite3_close(db);
+	return n;
 }
 
 static int
@@ -223,8 +237,10 @@ struct v1_row {
 
 static const struct v1_row v1_rows[] = {
     /* pending */
-    {1, "acme", "evt_p1", "email.sent", "{\"id\":\"evt_p1\"}", 0, 0, NULL, NULL,
-	0, 1000, 1000, 1000, 0, 1000},
+    {1, "acme", "evt_p1", "email.sent",
+	"{\"id\":\"evt_p1\",\"subscriber\":{\"uid\":\"u_9\","
+	"\"email\":\"Ada@Example.com\"}}",
+	0, 0, NULL, NULL, 0, 1000, 1000, 1000, 0, 1000},
     /* pending, retried twice, leased when the old build stopped */
     {2, "acme", "evt_p2", "email.opened", NULL, 600, 0, NULL, "HTTP 503", 2,
 	1100, 1100, 5000, 90000, 1100},
@@ -235,8 +251,11 @@ static const struct v1_row v1_rows[] = {
     {4, "acme", "evt_x1", "email.clicked", NULL, 900, 2, NB_REASON_MAX_ATTEMPTS,
 	"HTTP 500", 10, 1300, 1250, 1300, 0, 3000},
     /* quarantined without an id */
-    {5, "acme", NULL, "email.sent", "{\"type\":\"email.sent\"}", 0, 2,
-	NB_REASON_QUARANTINED, "id: missing", 0, 1400, 1400, 1400, 0, 1400},
+    {5, "acme", NULL, "email.sent",
+	"{\"type\":\"email.sent\",\"subscriber\":{\"email\":"
+	"\"ada@example.com\"}}",
+	0, 2, NB_REASON_QUARANTINED, "id: missing", 0, 1400, 1400, 1400, 0,
+	1400},
     /* quarantined with an id, no type, empty payload */
     {6, "beta", "evt_q2", NULL, "", 0, 2, NB_REASON_QUARANTINED,
 	"type: missing", 0, 1500, 1500, 1500, 0, 1500},
@@ -446,6 +465,18 @@ test_migrate_v1(void **state)
 			assert_v1_row(&rows[i], i);
 		nb_stored_events_free(rows, n);
 		assert_v1_counters(s);
+		/* The rows stored before version 4 are found by person. */
+		f.email = "ADA@example.COM";
+		assert_int_equal(nb_store_list(s, &f, &rows, &n), 0);
+		assert_int_equal(n, 2);
+		assert_int_equal(rows[0].seq, 1);
+		assert_int_equal(rows[1].seq, 5);
+		nb_stored_events_free(rows, n);
+		f.email = NULL;
+		f.uid = "u_9";
+		assert_int_equal(nb_store_list(s, &f, &rows, &n), 0);
+		assert_int_equal(n, 1);
+		nb_stored_events_free(rows, n);
 
 		/* The file itself: payloads moved, the column gone. */
 		db = raw_open(path);
@@ -477,11 +508,22 @@ test_migrate_v1(void **state)
 				     " 'events_pending_age', 'events_dead',"
 				     " 'events_delivered')"),
 		    5);
+		/* Version 4: the person indexes, the keys computed. */
+		assert_int_equal(raw_int(db,
+				     "SELECT count(*) FROM sqlite_schema"
+				     " WHERE type = 'index' AND"
+				     " tbl_name = 'events' AND name IN"
+				     " ('events_email', 'events_uid')"),
+		    2);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM sqlite_schema"
 				     " WHERE type = 'index' AND"
 				     " tbl_name = 'events'"),
-		    5);
+		    7);
+		assert_int_equal(raw_int(db,
+				     "SELECT count(*) FROM events"
+				     " WHERE email_key IS NOT NULL"),
+		    2);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM"
 				     " pragma_integrity_check"
@@ -668,7 +710,7 @@ test_payloads_follow_rows(void **state)
 	for (i = 0; i < n; i++)
 		seqs[i] = rows[i].seq;
 	nb_stored_events_free(rows, n);
-	assert_int_equal(nb_store_delivered(fx->s, seqs, 2, 300), 0);
+	assert_int_equal(nb_store_delivered(fx->s, seqs, 2, 300, NULL), 0);
 
 	db = raw_open(fx->path);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM payloads"), 4);
@@ -1107,6 +1149,106 @@ test_purge_makes_room(void **state)
 	nb_store_close(capped);
 }
 
+/* 1 when the file at path holds needle (its bytes, anywhere). */
+static int
+file_holds(const char *path, const char *needle)
+{
+	static char buf[1 << 20];
+	size_t n, i, len = strlen(needle), keep = 0;
+	FILE *f;
+	int found = 0;
+
+	if ((f = fopen(path, "rb")) == NULL)
+		return 0;
+	/* Chunks overlap by len - 1 bytes, so no match is cut in two. */
+	while ((n = fread(buf + keep, 1, sizeof(buf) - keep, f)) > 0) {
+		n += keep;
+		for (i = 0; i + len <= n && !found; i++)
+			found = memcmp(buf + i, needle, len) == 0;
+		if (found)
+			break;
+		keep = n >= len - 1 ? len - 1 : n;
+		memmove(buf, buf + n - keep, keep);
+	}
+	fclose(f);
+	return found;
+}
+
+/* 1 when the database, its -wal or its -shm holds needle. */
+static int
+db_holds(const char *path, const char *needle)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	char file[200];
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(file, sizeof(file), "%s%s", path, suffixes[i]);
+		if (file_holds(file, needle))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * After an erase no byte of the address is left in the database files:
+ * not in the payloads' pages (secure_delete zeroes what is freed), not in
+ * the write-ahead log that held their older copies (truncated), also once
+ * others' events were written after it.  The address is stored in mixed
+ * case, in rows of every state, among many others, some with payloads
+ * larger than a page.
+ */
+static void
+test_erase_leaves_no_bytes(void **state)
+{
+	struct fixture *fx = *state;
+	const char *acme[] = {"acme"};
+	struct nb_stored_event *rows = NULL;
+	struct nb_store_erase e;
+	struct nb_store_audit au;
+	char id[32], other[64];
+	int64_t seqs[600];
+	size_t i, n = 0;
+
+	for (i = 0; i < 600; i++) {
+		snprintf(id, sizeof(id), "o%zu", i);
+		snprintf(other, sizeof(other), "person%zu@example.net", i);
+		if (i % 30 == 7) {
+			snprintf(id, sizeof(id), "z%zu", i);
+			seqs[i] = padd(fx->s, i % 2 ? "acme" : "beta", id,
+			    "Zed.Erasure@Example.org", "uid-zed-erasure", 1000);
+		} else
+			seqs[i] = padd(fx->s, "acme", id, other, NULL, 1000);
+	}
+	/* Some delivered, some dead, some retried: rows rewritten. */
+	assert_int_equal(
+	    nb_store_claim(fx->s, acme, 1, 1000, 2000, 200, &rows, &n), 0);
+	nb_stored_events_free(rows, n);
+	assert_int_equal(nb_store_delivered(fx->s, seqs, 100, 1100, NULL), 0);
+	assert_int_equal(nb_store_dead(fx->s, seqs + 100, 50,
+			     NB_REASON_REJECTED, "segment: 400", 1100, NULL),
+	    0);
+	assert_true(db_holds(fx->path, "Zed.Erasure@Example.org"));
+
+	memset(&e, 0, sizeof(e));
+	e.who.email = "zed.erasure@example.org";
+	e.now_ms = 5000;
+	assert_int_equal(nb_store_erase(fx->s, &e, &au), 0);
+	assert_int_equal(au.events, 20);
+	assert_false(db_holds(fx->path, "Zed.Erasure@Example.org"));
+	assert_false(db_holds(fx->path, "uid-zed-erasure"));
+	/* Others' events written after it reuse the freed pages. */
+	for (i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "n%zu", i);
+		snprintf(other, sizeof(other), "late%zu@example.net", i);
+		padd(fx->s, "acme", id, other, NULL, 6000);
+	}
+	assert_false(db_holds(fx->path, "Zed.Erasure@Example.org"));
+	assert_false(db_holds(fx->path, "uid-zed-erasure"));
+	assert_true(db_holds(fx->path, "late299@example.net"));
+	assert_int_equal(count(fx->s, ALL, NULL), 580 + 300);
+}
+
 int
 main(void)
 {
@@ -1131,6 +1273,8 @@ main(void)
 		test_payloads_follow_rows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_missing_payload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_erase_leaves_no_bytes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,8 +33,8 @@
 #include "../../src/store_pg.h"
 
 /* The schema version this build writes. */
-#define SCHEMA_LATEST	5
-#define SCHEMA_LATEST_S "5"
+#define SCHEMA_LATEST	6
+#define SCHEMA_LATEST_S "6"
 
 struct fixture {
 	PGconn *admin;
@@ -57,6 +57,10 @@ struct fixture {
 	    (n))
 
 static int64_t admin_int(PGconn *c, const char *sql);
+
+/* The rows of the attempts table (attempt history's records). */
+#define STORE_ATTEMPT_ROWS(fx)                                                 \
+	admin_int((fx)->admin, "SELECT count(*) FROM attempts")
 
 #include "store_cases.c"
 
@@ -148,7 +152,7 @@ claimable(struct nb_store *s, int64_t now)
 	for (i = 0; i < n; i++)
 		seqs[i] = rows[i].seq;
 	nb_stored_events_free(rows, n);
-	assert_int_equal(nb_store_release(s, seqs, n), 0);
+	assert_int_equal(nb_store_release(s, seqs, n, NULL), 0);
 	return n;
 }
 
@@ -594,11 +598,11 @@ test_lease_takeover(void **state)
 	nb_stored_events_free(rows, n);
 
 	/* A's late release, extend and retry leave B's lease alone. */
-	assert_int_equal(nb_store_release(fx->s, &seq, 1), 0);
+	assert_int_equal(nb_store_release(fx->s, &seq, 1, NULL), 0);
 	assert_int_equal(nb_store_extend(fx->s, &seq, 1, 100000), 0);
 	rt.seq = seq;
 	rt.next_ms = 0;
-	assert_int_equal(nb_store_retry(fx->s, &rt, 1, "late"), 0);
+	assert_int_equal(nb_store_retry(fx->s, &rt, 1, "late", NULL), 0);
 	assert_int_equal(claimable(fx->s, 4999), 0);
 	row = by_id(fx->s, "x");
 	assert_int_equal(row->attempts, 0);
@@ -607,7 +611,7 @@ test_lease_takeover(void **state)
 	/* B's own extend works; its delivery ends the row. */
 	assert_int_equal(nb_store_extend(b, &seq, 1, 8000), 0);
 	assert_int_equal(claimable(fx->s, 7999), 0);
-	assert_int_equal(nb_store_delivered(b, &seq, 1, 7000), 0);
+	assert_int_equal(nb_store_delivered(b, &seq, 1, 7000, NULL), 0);
 	assert_int_equal(claimable(fx->s, 9000), 0);
 	nb_store_close(b);
 }
@@ -666,9 +670,10 @@ test_counter_slots(void **state)
 /*
  * 1 when a node of an EXPLAIN (FORMAT JSON) plan may read events or
  * payloads without a bound: a sequential scan, an index read without an
- * index condition, or a range read (no equality in its condition) that no
- * Limit above bounds, or whose rows a Filter thins out below that Limit
- * (then the Limit counts the rows kept, not the rows read).
+ * index condition (a bitmap heap scan's is its recheck), or a range read (no
+ * equality in its condition) that no Limit above bounds, or whose rows a Filter
+ * thins out below that Limit (then the Limit counts the rows kept, not the rows
+ * read).
  */
 static int
 plan_scans(const json_t *node, int limited)
@@ -680,6 +685,9 @@ plan_scans(const json_t *node, int limited)
 	rel = json_string_value(json_object_get(node, "Relation Name"));
 	type = json_string_value(json_object_get(node, "Node Type"));
 	cond = json_string_value(json_object_get(node, "Index Cond"));
+	/* A bitmap heap scan reads the pages its index scan below found. */
+	if (cond == NULL)
+		cond = json_string_value(json_object_get(node, "Recheck Cond"));
 	if (type != NULL && strcmp(type, "Limit") == 0)
 		limited = 1;
 	if (rel != NULL && type != NULL &&
@@ -710,6 +718,22 @@ read_args(enum pgs_stmt id)
 	case PS_LIST_DEAD_DESC:
 		return "(NULL, NULL, NULL, NULL, NULL, 0, 0, 4, 0,"
 		       " 9223372036854775807, 1000, true)";
+	case PS_LIST_EMAIL_ASC:
+	case PS_LIST_EMAIL_DESC:
+		return "(NULL, NULL, NULL, NULL, NULL, 0, 0, 7, 0,"
+		       " 9223372036854775807, 1000, true, 42, NULL)";
+	case PS_LIST_UID_ASC:
+	case PS_LIST_UID_DESC:
+		return "(NULL, NULL, NULL, NULL, NULL, 0, 0, 7, 0,"
+		       " 9223372036854775807, 1000, true, NULL, 42)";
+	case PS_ATTEMPTS:
+		return "(3)";
+	case PS_EPOCH:
+		return "";
+	case PS_SENDABLE:
+		return "('{1,2,3}')";
+	case PS_AUDIT_LIST:
+		return "(9223372036854775807, 100)";
 	default:
 		return NULL;
 	}
@@ -863,6 +887,64 @@ test_instances(void **state)
 	nb_store_close(other);
 }
 
+/* The times VACUUM ran on the fixture's table rel (0 if never). */
+static int64_t
+vacuums(struct fixture *fx, const char *rel)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+	    "SELECT coalesce(sum(vacuum_count), 0) FROM pg_stat_user_tables"
+	    " WHERE schemaname = '%s' AND relname = '%s'",
+	    fx->schema, rel);
+	return admin_int(fx->admin, sql);
+}
+
+/*
+ * An erase vacuums what it deleted from (the rows' space marked free, see
+ * docs/storage.md), and leaves no row of the person in any table it
+ * touched; others' rows stay.
+ */
+static void
+test_erase_vacuums(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_store_erase e;
+	struct nb_store_audit au;
+	size_t i;
+	int tries;
+
+	STORE_NEED(fx);
+	for (i = 0; i < 10; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "z%zu", i);
+		padd(fx->s, "acme", id, "zed@example.org", NULL, 100);
+		snprintf(id, sizeof(id), "o%zu", i);
+		padd(fx->s, "acme", id, "other@example.org", NULL, 100);
+	}
+	memset(&e, 0, sizeof(e));
+	e.who.email = "ZED@example.org";
+	e.now_ms = 1000;
+	assert_int_equal(nb_store_erase(fx->s, &e, &au), 0);
+	assert_int_equal(au.events, 10);
+	assert_int_equal(admin_int(fx->admin,
+			     "SELECT count(*) FROM payloads WHERE"
+			     " position('zed@example.org' in"
+			     " convert_from(payload, 'UTF8')) > 0"),
+	    0);
+	assert_int_equal(
+	    admin_int(fx->admin, "SELECT count(*) FROM events"), 10);
+	/* The statistics of a VACUUM come in as soon as it ended. */
+	for (tries = 0; tries < 50 &&
+	     (vacuums(fx, "events") == 0 || vacuums(fx, "payloads") == 0);
+	     tries++)
+		usleep(100000);
+	assert_true(vacuums(fx, "events") > 0);
+	assert_true(vacuums(fx, "payloads") > 0);
+	assert_true(vacuums(fx, "attempt_links") > 0);
+}
+
 int
 main(void)
 {
@@ -883,6 +965,8 @@ main(void)
 		test_lease_takeover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_plans, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_erase_vacuums, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_counter_slots, setup, teardown),
 	};
