@@ -295,6 +295,10 @@ class Sink:
             time.sleep(hang)
         if mode == "fail":
             return 500, None
+        # A callable header value is made when the answer is: a Unix time
+        # "3 s from now" must count from the 429, not from the test's set-up.
+        if callable(ra):
+            ra = ra()
         if mode == "429":
             return 429, {"Retry-After": ra}
         if mode == "429reset":

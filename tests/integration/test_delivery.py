@@ -347,7 +347,8 @@ class TestRateLimitReset(BridgeCase):
 
     def test_unix_time(self):
         # A value over 10^9 is the Unix time to wait for: 2..3 s from now.
-        gap = gap_after_429(self, "429reset", str(int(time.time()) + 3))
+        gap = gap_after_429(self, "429reset",
+                            lambda: str(int(time.time()) + 3))
         self.assertGreaterEqual(gap, 1.8, "retried %.3fs after a 429 with "
                                 "a reset 3 s ahead" % gap)
 

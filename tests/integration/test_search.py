@@ -21,7 +21,7 @@ import threading
 import time
 import unittest
 
-from harness import (ON_POSTGRES, BridgeCase, event, message_id, new_id,
+from harness import (ON_POSTGRES, BridgeCase, event, new_id,
                      new_secret, pg_drop_schema, pg_new_schema, pg_options,
                      qs, sqlite_only, wait_until)
 
@@ -59,8 +59,8 @@ class TestSearch(SearchCase):
         self.post_events([a1, b1])
         self.post_events([a2, q1], source="beta")
         self.assertFalse(self.sink.wait_ids(
-            [message_id("acme", a1["id"]), message_id("acme", b1["id"]),
-             message_id("beta", a2["id"])]))
+            [self.mid("acme", a1["id"]), self.mid("acme", b1["id"]),
+             self.mid("beta", a2["id"])]))
         # Newest first; the address in any case; the uid exactly.
         self.assertEqual(self.ids(email="ADA@example.COM"),
                          [q1["id"], a2["id"], a1["id"]])
@@ -115,7 +115,7 @@ class TestSearch(SearchCase):
                    properties={"plan": "pro"})
         self.sink.fail_next(1, 503)  # max_attempts 2: one failure, then 200
         self.post_events([ev])
-        self.assertFalse(self.sink.wait_ids([message_id("acme", ev["id"])]))
+        self.assertFalse(self.sink.wait_ids([self.mid("acme", ev["id"])]))
         key = self.search(uid="u_cy")["events"][0]["key"]
         r = self.bridge.admin("GET", "/v1/events/" + key)
         self.assertEqual(r.status, 200, r)
@@ -123,7 +123,7 @@ class TestSearch(SearchCase):
         self.assertEqual(o["event"], ev)
         self.assertEqual(o["state"], "delivered")
         self.assertEqual(o["tries"], 1)
-        self.assertEqual(o["track"]["messageId"], message_id("acme", ev["id"]))
+        self.assertEqual(o["track"]["messageId"], self.mid("acme", ev["id"]))
         self.assertEqual(o["track"]["userId"], "u_cy")
         self.assertEqual(o["track"]["properties"]["plan"], "pro")
         at = o["attempts"]
@@ -159,7 +159,7 @@ class TestSearch(SearchCase):
     def test_cli(self):
         ev = event(email="eve@example.com", uid="u_eve")
         self.post_events([ev])
-        self.assertFalse(self.sink.wait_ids([message_id("acme", ev["id"])]))
+        self.assertFalse(self.sink.wait_ids([self.mid("acme", ev["id"])]))
         r = self.bridge.cli("events", "list", "--config",
                             self.bridge.config_path, "--email",
                             "EVE@example.com", "--json")
@@ -197,7 +197,7 @@ class TestErase(SearchCase):
         self.post_events(ada[:2] + [bob])
         self.post_events([ada[2], quar], source="beta")
         self.assertFalse(self.sink.wait_ids(
-            [message_id("acme", e["id"]) for e in ada[:2] + [bob]]))
+            [self.mid("acme", e["id"]) for e in ada[:2] + [bob]]))
         # A dry run counts and changes nothing.
         r = self.bridge.admin("POST", "/v1/erase",
                               {"email": "ADA@example.com", "dry_run": True})
@@ -274,7 +274,7 @@ class TestErase(SearchCase):
         for i in range(0, 300, 50):
             self.post_events(others[i:i + 50] + evs[i // 10:i // 10 + 5])
         self.assertFalse(self.sink.wait_ids(
-            [message_id("acme", e["id"]) for e in evs]))
+            [self.mid("acme", e["id"]) for e in evs]))
         files = [os.path.join(self.bridge.dir, "nb.db" + s)
                  for s in ("", "-wal", "-shm")]
 
@@ -299,7 +299,7 @@ class TestErase(SearchCase):
         more = [event(email="later%d@example.net" % i) for i in range(200)]
         self.post_events(more)
         self.assertFalse(self.sink.wait_ids(
-            [message_id("acme", e["id"]) for e in more]))
+            [self.mid("acme", e["id"]) for e in more]))
         self.assertFalse(holds(mark))
         self.assertNotIn(mark.lower(), (r.stdout + r.stderr).lower())
 
@@ -327,14 +327,14 @@ class TestDropTypes(SearchCase):
         r = self.post_events([event(type="email.opened")], source="beta")
         self.assertEqual(r.json, {"accepted": 1, "duplicates": 0,
                                   "quarantined": 0})
-        self.assertFalse(self.sink.wait_ids([message_id("acme",
+        self.assertFalse(self.sink.wait_ids([self.mid("acme",
                                                         kept["id"])]))
         # Never stored, never sent; the quarantined one is kept.
         self.assertEqual(sorted(self.ids(source="acme")),
                          sorted([kept["id"], quar["id"]]))
         sent = self.sink.accepted_ids()
         for e in dropped:
-            self.assertNotIn(message_id("acme", e["id"]), sent)
+            self.assertNotIn(self.mid("acme", e["id"]), sent)
         m = self.bridge.metrics()
         self.assertEqual(m['nudgebridge_events_total{outcome="filtered"}'],
                          3)
@@ -393,10 +393,10 @@ class RaceMixin:
         self.assertEqual(r.status, 200, r)
         erased = r.json["erased"]
         self.assertGreater(erased, 0)
-        want = {message_id("acme", i) for i in posted["target"]}
+        want = {erase_on.message_id("acme", i) for i in posted["target"]}
         self.sink.set_mode("ok")
         # The others drain fully; then nothing of the target may come.
-        others = {message_id("acme", i) for i in posted["other"]}
+        others = {erase_on.message_id("acme", i) for i in posted["other"]}
         self.assertFalse(self.sink.wait_ids(others, timeout=60))
         late, during = [], []
         for b in self.sink.all_batches():
@@ -489,9 +489,9 @@ class TestEventsConsole(SearchCase):
         other = event(email="alan@example.com", uid="u_alan")
         self.sink.fail_next(1, 503)
         self.post_events([delivered])
-        mid = message_id("acme", delivered["id"])
+        mid = self.mid("acme", delivered["id"])
         self.assertFalse(self.sink.wait_ids([mid]))
-        self.sink.poison = {message_id("acme", dead["id"])}
+        self.sink.poison = {self.mid("acme", dead["id"])}
         self.post_events([dead])
         self.assertTrue(wait_until(lambda: self.ids(state="dead")))
         self.sink.poison = set()
@@ -505,6 +505,7 @@ class TestEventsConsole(SearchCase):
             "NB_EMAIL": email,
             "NB_UID": uid,
             "NB_DELIVERED_ID": delivered["id"],
+            "NB_DELIVERED_MESSAGE_ID": self.mid("acme", delivered["id"]),
             "NB_DEAD_ID": dead["id"],
             "CHROMIUM": self.chromium,
         })
