@@ -117,9 +117,14 @@ class TestSearch(SearchCase):
         self.post_events([ev])
         self.assertFalse(self.sink.wait_ids([self.mid("acme", ev["id"])]))
         key = self.search(uid="u_cy")["events"][0]["key"]
-        r = self.bridge.admin("GET", "/v1/events/" + key)
-        self.assertEqual(r.status, 200, r)
-        o = r.json
+
+        def delivered():
+            r = self.bridge.admin("GET", "/v1/events/" + key)
+            self.assertEqual(r.status, 200, r)
+            return r.json if r.json["state"] == "delivered" else None
+        # The sink has the message; the bridge marks it on the 200.
+        o = wait_until(delivered, timeout=10)
+        self.assertTrue(o, "the event was never marked delivered")
         self.assertEqual(o["event"], ev)
         self.assertEqual(o["state"], "delivered")
         self.assertEqual(o["tries"], 1)
