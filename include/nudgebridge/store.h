@@ -45,6 +45,15 @@ enum nb_event_state {
 #define NB_REASON_MAX_AGE      "max_age"
 #define NB_REASON_INVALID      "invalid_for_segment"
 
+/*
+ * Every dead-letter reason in the contract's order, as an initializer
+ * list: the one list the operator grammar, the metrics, the console and
+ * the tests of the docs read ({NB_STORE_REASONS}).
+ */
+#define NB_STORE_REASONS                                                       \
+	NB_REASON_QUARANTINED, NB_REASON_TOO_LARGE, NB_REASON_REJECTED,        \
+	    NB_REASON_MAX_ATTEMPTS, NB_REASON_MAX_AGE, NB_REASON_INVALID
+
 /* Longest dead-letter key, NUL included. */
 #define NB_STORE_KEY_MAX 32
 
