@@ -62,7 +62,7 @@ add_keys(struct nb_config_ctx *c, const json_t *obj, const char *base,
 			if (!json_is_string(item))
 				return nb_config_fail(
 				    c, sub, "must be a string");
-			if (nb_keyring_count(keys) >= NB_CONFIG_MAX_KEYS)
+			if (nb_sig_keyring_count(keys) >= NB_CONFIG_MAX_KEYS)
 				return nb_config_fail(c, sub,
 				    "more than %d keys", NB_CONFIG_MAX_KEYS);
 			if (strlen(json_string_value(item)) !=
@@ -96,7 +96,7 @@ add_keys(struct nb_config_ctx *c, const json_t *obj, const char *base,
 				tok[i - 1] = '\0';
 			if (tok[0] == '\0' || (isfile && tok[0] == '#'))
 				continue;
-			if (nb_keyring_count(keys) >= NB_CONFIG_MAX_KEYS) {
+			if (nb_sig_keyring_count(keys) >= NB_CONFIG_MAX_KEYS) {
 				nb_config_fail(c, path, "more than %d keys",
 				    NB_CONFIG_MAX_KEYS);
 				goto out;
@@ -261,14 +261,14 @@ parse_source(struct nb_config_ctx *c, struct nb_config *cfg,
 			return nb_config_fail(
 			    c, path, "duplicate source name %s", src->name);
 	}
-	if ((src->keys = nb_keyring_new()) == NULL)
+	if ((src->keys = nb_sig_keyring_new()) == NULL)
 		return nb_config_fail(c, base, "out of memory");
-	if (add_keys(c, o, base, "signing_secrets", nb_keyring_add_secret,
+	if (add_keys(c, o, base, "signing_secrets", nb_sig_keyring_add_secret,
 		"whsec_ secret (base64 of 24..64 bytes)", src->keys) == -1 ||
-	    add_keys(c, o, base, "public_keys", nb_keyring_add_public_key,
+	    add_keys(c, o, base, "public_keys", nb_sig_keyring_add_public_key,
 		"whpk_ public key (base64 of 32 bytes)", src->keys) == -1)
 		return -1;
-	if (nb_keyring_count(src->keys) == 0)
+	if (nb_sig_keyring_count(src->keys) == 0)
 		return nb_config_fail(
 		    c, base, "needs at least one signing secret or public key");
 	if (nb_config_get_secret(c, o, base, "write_key", &src->write_key) ==
@@ -352,7 +352,7 @@ void
 nb_config_source_clear(struct nb_source *src)
 {
 	free(src->name);
-	nb_keyring_free(src->keys);
+	nb_sig_keyring_free(src->keys);
 	nb_config_wipe_free(src->write_key);
 	free(src->endpoint);
 	nb_segment_mapping_clear(&src->mapping);

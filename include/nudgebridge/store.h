@@ -136,7 +136,11 @@ struct nb_stored_event {
 	enum nb_segment_rule rule;
 };
 
-/* Frees the strings of n events and the array itself.  NULL is ok. */
+/*
+ * Frees the strings of n events and the array itself.  NULL is ok.  (Named
+ * after its struct, not nb_store_: the benchmarks in tests/bench call it
+ * too, and are reworked apart.)
+ */
 void nb_stored_events_free(struct nb_stored_event *, size_t n);
 
 /*
