@@ -10,8 +10,12 @@
  * (lockout.h): past the limit that address gets 429 for a while, which
  * caps guessing without locking anyone else out.  Routes are a table over
  * the operate core; its jobs are stepped on the admin's base between other
- * requests.  The listener is an httpd (httpd.h) with the main listener's
- * edge, all of it before authentication.
+ * requests, except one whose step may wait (an erase): that one runs on a
+ * thread of its own with a store connection of its own, one at a time,
+ * and is answered from the admin's base when it ends (evhttp keeps an
+ * unanswered request even when its client went away).  The listener is
+ * an httpd (httpd.h) with the main listener's edge, all of it before
+ * authentication.
  */
 #include <sys/queue.h>
 
@@ -32,7 +36,6 @@
 
 #include "nudgebridge/admin.h"
 #include "nudgebridge/alerter.h"
-#include "nudgebridge/admin_events.h"
 #include "nudgebridge/board.h"
 #include "nudgebridge/config.h"
 #include "nudgebridge/console.h"
@@ -71,8 +74,9 @@ struct nb_admin {
 	struct nb_lockout *lockout; /* failed authentications per address */
 	int draining;
 	struct nb_rates *rates;		  /* received_1m and delivered_1m */
-	struct nb_admin_events *events;	  /* section 8's routes, made lazily */
 	LIST_HEAD(, admin_job) jobs;	  /* operations in progress */
+	struct admin_thread *blocking;	  /* a blocking operation, or NULL */
+	struct event *blocking_done;	  /* runs blocking_done_cb */
 	LIST_HEAD(, admin_stats) waiting; /* stats waiting for the board */
 	struct event *ctl; /* runs ctl_cb: requests from other threads */
 	pthread_t thread;
@@ -421,10 +425,13 @@ job_free(struct admin_job *j)
 	free(j);
 }
 
-/* Answers a failed operation as the API does. */
+/*
+ * Answers a failed operation as the API does; a 503 says err when
+ * own_message, else that the store cannot answer.
+ */
 static void
-reply_status(
-    struct evhttp_request *req, enum nb_operate_status st, const char *err)
+reply_status(struct evhttp_request *req, enum nb_operate_status st,
+    const char *err, int own_message)
 {
 	switch (st) {
 	case NB_OPERATE_INVALID:
@@ -435,7 +442,11 @@ reply_status(
 		    req, 404, "not_found", "no event with that key");
 		break;
 	default:
-		reply_store_error(req);
+		if (own_message)
+			reply_retry_after(req, 503, "unavailable", err,
+			    NB_HTTPD_RETRY_AFTER_S);
+		else
+			reply_store_error(req);
 		break;
 	}
 }
@@ -457,7 +468,7 @@ job_step_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	st = nb_operate_step(j->job, &done, err, sizeof(err));
 	if (st != NB_OPERATE_OK)
-		reply_status(j->req, st, err);
+		reply_status(j->req, st, err, 0);
 	else if (done)
 		nb_httpd_reply_json(j->req, 200, nb_operate_answer(j->job));
 	else {
@@ -471,6 +482,109 @@ job_step_cb(evutil_socket_t fd, short what, void *arg)
 		reply_store_error(j->req);
 	}
 	job_free(j);
+}
+
+/* An operation whose step may wait, on a thread of its own. */
+struct admin_thread {
+	struct nb_admin *a;
+	struct evhttp_request *req;
+	struct nb_config *cfg; /* a reference */
+	enum nb_operate_op op;
+	struct nb_operate_query q;
+	enum nb_operate_status st;
+	json_t *answer;
+	char err[256];
+	pthread_t thread;
+};
+
+static void
+thread_free(struct admin_thread *t)
+{
+	nb_operate_query_clear(&t->q);
+	json_decref(t->answer);
+	nb_config_unref(t->cfg);
+	free(t);
+}
+
+/* The thread: a store connection of its own, the whole job, a wake-up. */
+static void *
+thread_main(void *arg)
+{
+	struct admin_thread *t = arg;
+	struct nb_operate_env env;
+	char err[512], qerr[600];
+
+	env.cfg = t->cfg;
+	env.face = "admin";
+	if (nb_store_open(&env.store, &t->cfg->store, err, sizeof(err)) == -1) {
+		log_error("admin: cannot open the store", " op=%s error=%s",
+		    nb_operate_op_str(t->op),
+		    nb_log_quote(qerr, sizeof(qerr), err));
+		t->st = NB_OPERATE_UNAVAILABLE;
+		snprintf(t->err, sizeof(t->err),
+		    "the store cannot be opened now; retry later");
+		env.store = NULL;
+	} else
+		t->st = nb_operate_run(
+		    &env, t->op, &t->q, &t->answer, t->err, sizeof(t->err));
+	nb_store_close(env.store);
+	event_active(t->a->blocking_done, EV_READ, 0);
+	return NULL;
+}
+
+/* The thread ended (on the admin thread): answer and forget it. */
+static void
+blocking_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct nb_admin *a = arg;
+	struct admin_thread *t = a->blocking;
+
+	(void)fd;
+	(void)what;
+	if (t == NULL)
+		return;
+	pthread_join(t->thread, NULL);
+	a->blocking = NULL;
+	if (t->st == NB_OPERATE_OK) {
+		nb_httpd_reply_json(t->req, 200, t->answer);
+		t->answer = NULL;
+	} else
+		reply_status(t->req, t->st, t->err, 1);
+	thread_free(t);
+}
+
+/* Starts op over q (taken) on a thread of its own: one at a time. */
+static void
+run_blocking(struct nb_admin *a, struct evhttp_request *req,
+    enum nb_operate_op op, struct nb_operate_query *q)
+{
+	struct admin_thread *t;
+	char msg[64];
+
+	if (a->blocking != NULL || (t = calloc(1, sizeof(*t))) == NULL) {
+		nb_operate_query_clear(q);
+		snprintf(msg, sizeof(msg), "another %s is running; retry later",
+		    nb_operate_op_str(op));
+		reply_retry_after(req, 503, "unavailable",
+		    a->blocking != NULL ? msg : "out of memory; retry later",
+		    NB_HTTPD_RETRY_AFTER_S);
+		return;
+	}
+	t->a = a;
+	t->req = req;
+	t->op = op;
+	t->q = *q;
+	memset(q, 0, sizeof(*q));
+	t->cfg = nb_config_ref(a->cfg);
+	if (pthread_create(&t->thread, NULL, thread_main, t) != 0) {
+		snprintf(msg, sizeof(msg), "cannot start the %s; retry later",
+		    nb_operate_op_str(op));
+		reply_retry_after(
+		    req, 503, "unavailable", msg, NB_HTTPD_RETRY_AFTER_S);
+		thread_free(t);
+		return;
+	}
+	a->blocking = t;
 }
 
 /* Runs op over params (a new reference, taken; NULL: none). */
@@ -492,7 +606,11 @@ run_op(struct nb_admin *a, struct evhttp_request *req, enum nb_operate_op op,
 	}
 	json_decref(params);
 	/* A page looks at a bounded number of rows, whatever the filter. */
-	q.one_page = op == NB_OPERATE_LIST;
+	q.one_page = op == NB_OPERATE_LIST || op == NB_OPERATE_SEARCH;
+	if (nb_operate_blocks(op)) {
+		run_blocking(a, req, op, &q);
+		return;
+	}
 	if ((j = calloc(1, sizeof(*j))) == NULL) {
 		nb_operate_query_clear(&q);
 		reply_store_error(req);
@@ -511,7 +629,7 @@ run_op(struct nb_admin *a, struct evhttp_request *req, enum nb_operate_op op,
 	LIST_INSERT_HEAD(&a->jobs, j, entry);
 	st = nb_operate_begin(&j->job, &env, op, &q, err, sizeof(err));
 	if (st != NB_OPERATE_OK) {
-		reply_status(req, st, err);
+		reply_status(req, st, err, 0);
 		job_free(j);
 		return;
 	}
@@ -588,6 +706,10 @@ static const struct route {
     {"/v1/dlq/replay", 1, IN_BODY, NB_OPERATE_REPLAY, NULL},
     {"/v1/dlq/purge", 1, IN_BODY, NB_OPERATE_PURGE, NULL},
     {"/v1/dlq/", 0, IN_PATH_KEY, NB_OPERATE_SHOW, NULL},
+    {"/v1/events", 0, IN_QUERY, NB_OPERATE_SEARCH, NULL},
+    {"/v1/events/", 0, IN_PATH_KEY, NB_OPERATE_EVENT, NULL},
+    {"/v1/erase", 1, IN_BODY, NB_OPERATE_ERASE, NULL},
+    {"/v1/audit", 0, IN_QUERY, NB_OPERATE_AUDIT, NULL},
 };
 
 static const struct route *
@@ -644,7 +766,7 @@ serve_route(struct nb_admin *a, struct evhttp_request *req,
 			reply_store_error(req);
 			return;
 		}
-		/* "/v1/dlq/" names no event. */
+		/* A prefix alone ("/v1/dlq/") names no event. */
 		if (*key != '\0')
 			params = json_pack("{s:s}", "key", key);
 		free(key);
@@ -710,10 +832,6 @@ admin_cb(struct evhttp_request *req, void *arg)
 		serve_route(a, req, r, path);
 		return;
 	}
-	/* Section 8's routes: search, show with attempts, erase, audit. */
-	if (path != NULL &&
-	    nb_admin_events_route(a->events, a->cfg, admin_store(a), req, path))
-		return;
 	nb_httpd_reply_error(req, 404, "not_found", "no such path");
 }
 
@@ -864,7 +982,8 @@ nb_admin_new(const struct nb_admin_deps *deps, struct nb_config *cfg, char *err,
 	    (a->lockout = nb_lockout_new()) == NULL ||
 	    (a->base = event_base_new()) == NULL ||
 	    (a->ctl = event_new(a->base, -1, 0, ctl_cb, a)) == NULL ||
-	    (a->events = nb_admin_events_new(a->base)) == NULL) {
+	    (a->blocking_done =
+		    event_new(a->base, -1, 0, blocking_done_cb, a)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -926,8 +1045,11 @@ nb_admin_free(struct nb_admin *a)
 		pthread_join(a->thread, NULL);
 	}
 	admin_forget(a); /* what a thread that never ran still holds */
-	/* An erase under way is answered before its listener goes. */
-	nb_admin_events_free(a->events);
+	/* A blocking operation ends within its wait; answered before the
+	 * listener goes. */
+	blocking_done_cb(-1, 0, a);
+	if (a->blocking_done != NULL)
+		event_free(a->blocking_done);
 	nb_httpd_free(a->lst);
 	if (a->ctl != NULL)
 		event_free(a->ctl);

@@ -79,7 +79,7 @@ out:
 }
 
 int64_t
-nb_alert_backoff_ms(const struct nb_alerts_config *ac, int attempts)
+nb_alert_send_backoff_ms(const struct nb_alerts_config *ac, int attempts)
 {
 	int64_t wait = ac->retry_initial_ms;
 	int i;
@@ -93,7 +93,7 @@ nb_alert_backoff_ms(const struct nb_alerts_config *ac, int attempts)
 }
 
 void
-nb_alert_msg_id(char out[48])
+nb_alert_send_msg_id(char out[48])
 {
 	unsigned char r[12];
 

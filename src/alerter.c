@@ -167,7 +167,7 @@ note_make(const struct nb_alert_state *st, enum nb_alert_notify what,
     int64_t now, struct nb_alert_note *n)
 {
 	memset(n, 0, sizeof(*n));
-	nb_alert_msg_id(n->msg_id);
+	nb_alert_send_msg_id(n->msg_id);
 	n->kind = st->kind;
 	(void)snprintf(n->source, sizeof(n->source), "%s", st->source);
 	n->resolved = what == NB_ALERT_RESOLVED;
@@ -659,7 +659,7 @@ send_due(struct nb_alerter *a, int64_t now)
 		if (flight_start(a, &notes[i], NULL) == -1)
 			(void)nb_store_alert_finish(a->store, a->owner,
 			    notes[i].id, NB_ALERT_RETRY, now,
-			    now + nb_alert_backoff_ms(&a->cfg->alerts, 1),
+			    now + nb_alert_send_backoff_ms(&a->cfg->alerts, 1),
 			    "cannot start the request");
 		notes[i].body = NULL; /* taken */
 	}
@@ -759,7 +759,7 @@ send_end(struct flight *f, const struct nb_xfer_answer *ans)
 		how = now - f->note.created_ms >= ac->max_age_s * 1000
 		    ? NB_ALERT_DROPPED
 		    : NB_ALERT_RETRY;
-		next = now + nb_alert_backoff_ms(ac, attempts);
+		next = now + nb_alert_send_backoff_ms(ac, attempts);
 		if (how == NB_ALERT_DROPPED)
 			atomic_fetch_add(&a->dropped, 1);
 		log_warn(how == NB_ALERT_DROPPED

@@ -8,9 +8,13 @@
  * and everything it shows comes from the admin API, which authenticates
  * each call.  The Content-Security-Policy allows scripts, styles and
  * fetch() only from this origin, so even an event payload that smuggles
- * markup into the page cannot run code or send data elsewhere.  Runs on the
- * admin listener's thread.
+ * markup into the page cannot run code or send data elsewhere.  One file
+ * is written here instead: /console/reasons.js hands the page the store's
+ * list of dead-letter reasons (store.h), so the page's reason filter
+ * never lists other ones than the grammar takes.  Runs on the admin
+ * listener's thread.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +23,7 @@
 
 #include "nudgebridge/console.h"
 #include "nudgebridge/httpd.h"
+#include "nudgebridge/store.h"
 
 struct console_asset {
 	const char *path;
@@ -34,6 +39,31 @@ struct console_asset {
 	"img-src 'self' data:; connect-src 'self'; base-uri 'none'; "          \
 	"form-action 'self'; frame-ancestors 'none'"
 
+/* window.NB_REASONS = ["quarantined", ...]: written once, then static. */
+static char reasons_js[512];
+static struct console_asset reasons_asset = {"/console/reasons.js",
+    "text/javascript; charset=utf-8", (const unsigned char *)reasons_js, 0};
+static pthread_once_t reasons_once = PTHREAD_ONCE_INIT;
+
+static void
+reasons_write(void)
+{
+	static const char *const reasons[] = {NB_STORE_REASONS};
+	size_t i, off;
+	int r;
+
+	r = snprintf(reasons_js, sizeof(reasons_js),
+	    "\"use strict\";\nwindow.NB_REASONS = [");
+	for (i = 0; r >= 0 && i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+		off = strlen(reasons_js);
+		r = snprintf(reasons_js + off, sizeof(reasons_js) - off,
+		    "%s\"%s\"", i > 0 ? ", " : "", reasons[i]);
+	}
+	off = strlen(reasons_js);
+	snprintf(reasons_js + off, sizeof(reasons_js) - off, "];\n");
+	reasons_asset.len = strlen(reasons_js);
+}
+
 static const struct console_asset *
 find_asset(const char *path)
 {
@@ -41,6 +71,10 @@ find_asset(const char *path)
 
 	if (path == NULL)
 		return NULL;
+	if (strcmp(path, reasons_asset.path) == 0) {
+		pthread_once(&reasons_once, reasons_write);
+		return &reasons_asset;
+	}
 	if (strcmp(path, "/index.html") == 0)
 		path = "/";
 	for (i = 0; i < sizeof(assets) / sizeof(assets[0]); i++)

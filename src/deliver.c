@@ -231,7 +231,7 @@ apply_config(struct nb_deliver *d, struct nb_config *cfg)
 	struct nb_lane **lanes;
 	size_t n;
 
-	if (nb_lanes_build(cfg, &d->env, &lanes, &n) == -1) {
+	if (nb_lane_build(cfg, &d->env, &lanes, &n) == -1) {
 		log_error("configuration not applied to delivery", NULL);
 		nb_config_unref(cfg);
 		return;
@@ -327,7 +327,7 @@ nb_deliver_new(
 	}
 	if ((d->env.mx = nb_xfer_multi_new(d->base, err, errlen)) == NULL)
 		goto fail;
-	if (nb_lanes_build(d->cfg, &d->env, &d->lanes, &d->nlanes) == -1) {
+	if (nb_lane_build(d->cfg, &d->env, &d->lanes, &d->nlanes) == -1) {
 		(void)snprintf(err, errlen, "out of memory");
 		goto fail;
 	}

@@ -7,9 +7,9 @@
  * its end on a store connection of its own and prints the answer: a table
  * or JSON for list, JSON for show, a sentence or JSON for replay and
  * purge.  What is valid, what is found and what a replay does are the
- * core's, so the command and the admin API cannot drift apart.  The
- * command opens the store itself, so it works whether the daemon runs or
- * not.  It runs on the main thread of its own process.
+ * core's, so the command and the admin API cannot drift apart; loading,
+ * opening the store and the exit status are cmd.h's, as for `events`.  It
+ * runs on the main thread of its own process.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -19,7 +19,7 @@
 
 #include <jansson.h>
 
-#include "nudgebridge/config.h"
+#include "nudgebridge/cmd.h"
 #include "nudgebridge/dlq.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/operate.h"
@@ -27,19 +27,12 @@
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
 
-/* The command line. */
-
-struct dlq_args {
-	const char *cmd;
-	const char *config;
-	const char *key; /* show KEY */
-	int json, dry_run;
-	json_t *filter; /* the core's parameters */
-};
-
 static void
 dlq_usage(FILE *f)
 {
+	static const char *const reasons[] = {NB_STORE_REASONS};
+	size_t col, i;
+
 	fprintf(f,
 	    "usage: nudgebridge dlq list|show|replay|purge --config FILE\n"
 	    "           [--source S] [--type T] [--reason R] [--since W]\n"
@@ -47,23 +40,21 @@ dlq_usage(FILE *f)
 	    "           [--state dead|delivered|pending|all] [--limit N]\n"
 	    "           [--json] [--dry-run]\n"
 	    "       nudgebridge dlq show KEY --config FILE [--json]\n"
-	    "  W is an RFC 3339 time or a duration ago (90m, 2h, 7d).\n"
-	    "  reasons: quarantined too_large rejected_by_segment "
-	    "max_attempts max_age\n"
-	    "           invalid_for_segment\n");
+	    "  W is an RFC 3339 time or a duration ago (90m, 2h, 7d).\n");
+	/* The reasons, wrapped to 79 columns. */
+	fprintf(f, "  reasons:");
+	for (col = 10, i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+		if (col + 1 + strlen(reasons[i]) > 79) {
+			fprintf(f, "\n          ");
+			col = 10;
+		}
+		fprintf(f, " %s", reasons[i]);
+		col += 1 + strlen(reasons[i]);
+	}
+	fprintf(f, "\n");
 }
 
-/* A filter option: the core's parameter of the same name. */
-static int
-dlq_param(
-    void *arg, const char *name, const char *value, char *err, size_t errlen)
-{
-	struct dlq_args *a = arg;
-
-	return nb_operate_param_text(a->filter, name, value, err, errlen);
-}
-
-#define DA(m) offsetof(struct dlq_args, m)
+#define DA(m) offsetof(struct nb_cmd_args, m)
 
 /* The positional KEY comes last: only show takes it. */
 static const struct nb_opt dlq_opts[] = {
@@ -81,54 +72,6 @@ static const struct nb_opt dlq_opts[] = {
     {"limit", NB_OPT_PARAM, 0, 0, NULL},
     {NULL, NB_OPT_VALUE, DA(key), 0, NULL},
 };
-
-/* Parses argv after "dlq <cmd>"; 0, NB_OPTS_HELP or -1 (printed). */
-static int
-dlq_parse(struct dlq_args *a, int argc, char **argv)
-{
-	struct nb_opts_spec spec = {"nudgebridge dlq", dlq_opts,
-	    sizeof(dlq_opts) / sizeof(dlq_opts[0]), dlq_usage, dlq_param};
-	int r;
-
-	if (strcmp(a->cmd, "show") != 0)
-		spec.nopts--;
-	if ((r = nb_opts_parse(&spec, argc, argv, 2, a)) != 0)
-		return r;
-	if (a->key != NULL) {
-		if (json_object_get(a->filter, "key") != NULL) {
-			fprintf(stderr,
-			    "nudgebridge dlq: unexpected argument '%s'\n",
-			    a->key);
-			return -1;
-		}
-		if (json_object_set_new(
-			a->filter, "key", json_string(a->key)) == -1)
-			return -1;
-	}
-	if (a->dry_run &&
-	    json_object_set_new(a->filter, "dry_run", json_true()) == -1)
-		return -1;
-	return 0;
-}
-
-/* One table cell: at most max bytes, control characters replaced. */
-static void
-cell(char *out, size_t outlen, const char *s, size_t max)
-{
-	size_t i;
-
-	if (s == NULL || *s == '\0')
-		s = "-";
-	for (i = 0; s[i] != '\0' && i < max && i + 1 < outlen; i++)
-		out[i] =
-		    ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? ' ' : s[i];
-	out[i] = '\0';
-	if (s[i] != '\0' && i >= 3 && i == max) {
-		out[i - 3] = '.';
-		out[i - 2] = '.';
-		out[i - 1] = '.';
-	}
-}
 
 #define NCOLS 7
 
@@ -164,7 +107,7 @@ print_table(const json_t *events)
 	{
 		row_values(ev, v);
 		for (c = 0; c < NCOLS - 1; c++) {
-			cell(buf, sizeof(buf), v[c], maxw[c]);
+			nb_cmd_cell(buf, sizeof(buf), v[c], maxw[c], 1);
 			if ((l = strlen(buf)) > w[c])
 				w[c] = l;
 		}
@@ -176,7 +119,7 @@ print_table(const json_t *events)
 	{
 		row_values(ev, v);
 		for (c = 0; c < NCOLS; c++) {
-			cell(buf, sizeof(buf), v[c], maxw[c]);
+			nb_cmd_cell(buf, sizeof(buf), v[c], maxw[c], 1);
 			if (c + 1 < NCOLS)
 				printf("%-*s  ", (int)w[c], buf);
 			else
@@ -185,39 +128,28 @@ print_table(const json_t *events)
 	}
 }
 
-static int
-print_json(const json_t *j)
-{
-	char *text;
-
-	if ((text = json_dumps(j, JSON_INDENT(2))) == NULL) {
-		fprintf(stderr, "nudgebridge dlq: out of memory\n");
-		return -1;
-	}
-	printf("%s\n", text);
-	free(text);
-	return 0;
-}
-
 /* Prints the answer of op as the command does; 0 or -1. */
 static int
-print_answer(enum nb_operate_op op, const json_t *ans, int json)
+print_answer(const struct nb_cmd *c, enum nb_operate_op op,
+    const struct nb_cmd_args *a, const json_t *ans)
 {
 	json_int_t n, req;
 	int dry = json_is_true(json_object_get(ans, "dry_run"));
+	int json = a->json;
 
 	switch (op) {
 	case NB_OPERATE_LIST:
 		if (json)
-			return print_json(json_object_get(ans, "events"));
+			return nb_cmd_print_json(
+			    c, json_object_get(ans, "events"));
 		print_table(json_object_get(ans, "events"));
 		return 0;
 	case NB_OPERATE_SHOW:
 		/* The detail is nested (payload, track): JSON is its table. */
-		return print_json(ans);
+		return nb_cmd_print_json(c, ans);
 	case NB_OPERATE_REPLAY:
 		if (json)
-			return print_json(ans);
+			return nb_cmd_print_json(c, ans);
 		n = json_integer_value(json_object_get(ans, "replayed"));
 		req = json_integer_value(json_object_get(ans, "requarantined"));
 		if (dry)
@@ -231,7 +163,7 @@ print_answer(enum nb_operate_op op, const json_t *ans, int json)
 		return 0;
 	default:
 		if (json)
-			return print_json(ans);
+			return nb_cmd_print_json(c, ans);
 		n = json_integer_value(json_object_get(ans, "purged"));
 		printf("%s %lld events\n", dry ? "would purge" : "purged",
 		    (long long)n);
@@ -249,96 +181,32 @@ static const struct {
     {"purge", NB_OPERATE_PURGE},
 };
 
-/* Runs op on the store of a.config; the exit status. */
-static int
-dlq_run(
-    const struct dlq_args *a, enum nb_operate_op op, struct nb_operate_query *q)
-{
-	struct nb_operate_env env;
-	struct nb_config *cfg = NULL;
-	struct nb_store *st = NULL;
-	enum nb_operate_status s;
-	json_t *ans = NULL;
-	char err[512];
-	int rc = 1;
-
-	if (nb_config_load(&cfg, a->config, err, sizeof(err)) == -1) {
-		fprintf(stderr, "nudgebridge dlq: %s: %s\n", a->config, err);
-		return 2;
-	}
-	nb_log_init(NB_LOG_WARN, cfg->log_format);
-	if (nb_store_open(&st, &cfg->store, err, sizeof(err)) == -1) {
-		fprintf(stderr, "nudgebridge dlq: cannot open the store: %s\n",
-		    err);
-		goto out;
-	}
-	env.store = st;
-	env.cfg = cfg;
-	env.face = "cli";
-	s = nb_operate_run(&env, op, q, &ans, err, sizeof(err));
-	if (s == NB_OPERATE_NOT_FOUND)
-		fprintf(stderr, "nudgebridge dlq: no event with key %s\n",
-		    json_string_value(json_object_get(a->filter, "key")));
-	else if (s != NB_OPERATE_OK)
-		fprintf(stderr, "nudgebridge dlq%s%s: %s\n",
-		    s == NB_OPERATE_INVALID ? " " : "",
-		    s == NB_OPERATE_INVALID ? a->cmd : "", err);
-	else if (print_answer(op, ans, a->json) == 0)
-		rc = 0;
-	if (s == NB_OPERATE_INVALID)
-		rc = 2;
-out:
-	json_decref(ans);
-	nb_store_close(st);
-	nb_config_unref(cfg);
-	return rc;
-}
-
 int
 nb_dlq_main(int argc, char **argv)
 {
-	struct dlq_args a;
-	struct nb_operate_query q;
-	char err[512];
+	struct nb_cmd c = {"nudgebridge dlq", NULL, NULL, NB_LOG_WARN};
+	struct nb_opts_spec spec = {"nudgebridge dlq", dlq_opts,
+	    sizeof(dlq_opts) / sizeof(dlq_opts[0]), dlq_usage, nb_cmd_param};
 	size_t i;
-	int rc = 2, r;
 
-	memset(&a, 0, sizeof(a));
-	memset(&q, 0, sizeof(q));
 	if (argc < 2 || strcmp(argv[1], "help") == 0 ||
 	    strcmp(argv[1], "--help") == 0) {
 		dlq_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
-	a.cmd = argv[1];
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(a.cmd, commands[i].name) == 0)
+		if (strcmp(argv[1], commands[i].name) == 0)
 			break;
 	if (i == sizeof(commands) / sizeof(commands[0])) {
 		fprintf(
-		    stderr, "nudgebridge dlq: unknown command '%s'\n", a.cmd);
+		    stderr, "nudgebridge dlq: unknown command '%s'\n", argv[1]);
 		dlq_usage(stderr);
 		return 2;
 	}
-	if ((a.filter = json_object()) == NULL) {
-		fprintf(stderr, "nudgebridge dlq: out of memory\n");
-		return 1;
-	}
-	if ((r = dlq_parse(&a, argc, argv)) != 0) {
-		if (r == NB_OPTS_HELP)
-			rc = 0;
-		else
-			dlq_usage(stderr);
-		goto out;
-	}
-	if (nb_operate_query_parse(&q, commands[i].op, a.filter,
-		nb_time_now_ms(), err, sizeof(err)) == -1) {
-		fprintf(stderr, "nudgebridge dlq: %s\n", err);
-		goto out;
-	}
-	rc = dlq_run(&a, commands[i].op, &q);
-out:
-	nb_operate_query_clear(&q);
-	json_decref(a.filter);
-	return rc;
+	/* The positional KEY is the table's last row: only show takes it. */
+	if (commands[i].op != NB_OPERATE_SHOW)
+		spec.nopts--;
+	c.name = commands[i].name;
+	return nb_cmd_main(
+	    &c, &spec, commands[i].op, argc, argv, 2, print_answer);
 }

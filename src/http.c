@@ -443,7 +443,7 @@ webhook_signed(struct worker *w, struct evhttp_request *req,
 	    w->cfg->limits.timestamp_tolerance_s, &key, &ts);
 	if (sr == NB_SIG_OK) {
 		nb_activity_note(w->h->deps.activity, name,
-		    nb_keyring_fingerprint(src->keys, key), now);
+		    nb_sig_keyring_fingerprint(src->keys, key), now);
 		nb_metrics_skew(
 		    w->h->deps.metrics, (double)now / 1000.0 - (double)ts);
 		return 1;

@@ -248,7 +248,7 @@ lane_fits(const struct nb_lane *l, const struct nb_source *src)
 }
 
 int
-nb_lanes_build(struct nb_config *cfg, struct nb_lane_env *env,
+nb_lane_build(struct nb_config *cfg, struct nb_lane_env *env,
     struct nb_lane ***out, size_t *nout)
 {
 	struct nb_lane **lanes = NULL, *l;

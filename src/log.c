@@ -391,7 +391,7 @@ nb_log(enum nb_log_level level, const char *fn, const char *msg,
 }
 
 void
-nb_fatal(const char *fn, const char *msg, const char *fmt, ...)
+nb_log_fatal(const char *fn, const char *msg, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -864,7 +864,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "events") == 0)
 		return nb_events_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "erase") == 0)
-		return nb_erase_main(argc - 1, argv + 1);
+		return nb_events_erase_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "migrate") == 0)
 		return cmd_migrate(argc, argv);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 ||

@@ -53,15 +53,8 @@ static const char *const error_codes[] = {
 };
 #define NERRORS (sizeof(error_codes) / sizeof(error_codes[0]))
 
-static const char *const dead_reasons[] = {
-    NB_REASON_QUARANTINED,
-    NB_REASON_TOO_LARGE,
-    NB_REASON_REJECTED,
-    NB_REASON_MAX_ATTEMPTS,
-    NB_REASON_MAX_AGE,
-    NB_REASON_INVALID,
-    "other",
-};
+/* The store's reasons (store.h), and one for a reason it does not list. */
+static const char *const dead_reasons[] = {NB_STORE_REASONS, "other"};
 #define NREASONS (sizeof(dead_reasons) / sizeof(dead_reasons[0]))
 
 static const char *const accept_reasons[] = {

@@ -2,28 +2,25 @@
 /*
  * operate: the operator's use cases, once, for every face.
  *
- * Two tables carry the module.  The grammar lists every parameter with
- * its kind, where it lands in the query and the operations that take it;
- * one parser checks a JSON object against it and refuses whatever it does
- * not list.  The operations table gives each operation its checks and its
- * step function.  A job never holds more than one step's rows: a list
- * step is one bounded page, a replay or purge step one window of keys (or
- * a few dozen given keys), so its cost is bounded whatever the store
- * holds, and the store itself commits each chunk apart.  Nothing here
- * knows a socket or a terminal (a query string is only text to it), and
- * nothing keeps state between jobs.
+ * The operations' table gives each operation its checks, its step
+ * function and whether a step may block; the grammar that fills a query
+ * is operate_query.c's.  A job never holds more than one step's rows: a
+ * list or search step is one bounded page, a replay or purge step one
+ * window of keys (or a few dozen given keys), so its cost is bounded
+ * whatever the store holds, and the store itself commits each chunk
+ * apart.  An erase is the one step that may wait (for the events a
+ * deliverer holds, up to a lease); its face gives it a thread.  Events
+ * are shown one way (nb_operate_event_json()) and mapped one way
+ * (nb_operate_track()).  Nothing here knows a socket or a terminal, and
+ * nothing keeps state between jobs; the log lines name a person only by
+ * the digest the audit keeps.
  */
-#include <sys/queue.h>
-
-#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
 #include "nudgebridge/config.h"
@@ -36,410 +33,12 @@
 
 #define ALL_STATES                                                             \
 	(NB_STATE_MASK_DEAD | NB_STATE_MASK_DELIVERED | NB_STATE_MASK_PENDING)
-#define OP_BIT(op) (1u << (op))
-#define OPS_ALL	   (OP_BIT(NB_OPERATE_NOPS) - 1)
-#define OPS_BULK   (OP_BIT(NB_OPERATE_REPLAY) | OP_BIT(NB_OPERATE_PURGE))
 
 #define KEYS_PER_STEP 50		  /* a selection's keys done per step */
 #define WINDOW	      NB_STORE_CHUNK_SCAN /* keys a filter's step spans */
 
-/* The grammar. */
-
-enum kind {
-	K_STRING, /* const char * */
-	K_REASON, /* const char *, one of the dead-letter reasons */
-	K_TIME,	  /* int64_t ms: RFC 3339 or a duration ago */
-	K_STATE,  /* unsigned mask */
-	K_COUNT,  /* size_t 1..NB_OPERATE_LIMIT_MAX */
-	K_CURSOR, /* int64_t >= 0 */
-	K_BOOL,	  /* int */
-	K_KEYS,	  /* char ** and its count */
-};
-
-struct param {
-	const char *name;
-	enum kind kind;
-	size_t off; /* where in struct nb_operate_query */
-	unsigned ops;
-};
-
-#define Q(m) offsetof(struct nb_operate_query, m)
-
-static const struct param grammar[] = {
-    {"source", K_STRING, Q(filter.source), OPS_ALL},
-    {"type", K_STRING, Q(filter.type), OPS_ALL},
-    {"reason", K_REASON, Q(filter.reason), OPS_ALL},
-    {"id", K_STRING, Q(filter.id), OPS_ALL},
-    {"key", K_STRING, Q(filter.key), OPS_ALL},
-    {"since", K_TIME, Q(filter.since_ms), OPS_ALL},
-    {"until", K_TIME, Q(filter.until_ms), OPS_ALL},
-    {"state", K_STATE, Q(filter.states), OPS_ALL},
-    {"limit", K_COUNT, Q(filter.limit), OPS_ALL},
-    {"after", K_CURSOR, Q(filter.after_seq), OPS_ALL},
-    {"dry_run", K_BOOL, Q(dry_run), OPS_ALL},
-    {"keys", K_KEYS, Q(keys), OPS_BULK},
-    {"return_keys", K_BOOL, Q(return_keys), OPS_BULK},
-};
-
-static const char *const reasons[] = {
-    NB_REASON_QUARANTINED,
-    NB_REASON_TOO_LARGE,
-    NB_REASON_REJECTED,
-    NB_REASON_MAX_ATTEMPTS,
-    NB_REASON_MAX_AGE,
-    NB_REASON_INVALID,
-};
-
-static const char *const op_names[NB_OPERATE_NOPS] = {
-    "list", "show", "replay", "purge"};
-
-const char *
-nb_operate_status_str(enum nb_operate_status s)
-{
-	switch (s) {
-	case NB_OPERATE_OK:
-		return "ok";
-	case NB_OPERATE_INVALID:
-		return "invalid";
-	case NB_OPERATE_NOT_FOUND:
-		return "not_found";
-	case NB_OPERATE_UNAVAILABLE:
-		return "unavailable";
-	}
-	return "unknown";
-}
-
-void
-nb_operate_query_clear(struct nb_operate_query *q)
-{
-	size_t i;
-
-	if (q == NULL)
-		return;
-	for (i = 0; i < NB_OPERATE_QUERY_STRINGS; i++)
-		free(q->strings[i]);
-	for (i = 0; i < q->nkeys; i++)
-		free(q->keys[i]);
-	free(q->keys);
-	memset(q, 0, sizeof(*q));
-}
-
-static const struct param *
-param_find(const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(grammar) / sizeof(grammar[0]); i++)
-		if (strcmp(grammar[i].name, name) == 0)
-			return &grammar[i];
-	return NULL;
-}
-
-static void *
-field(struct nb_operate_query *q, const struct param *p)
-{
-	return (char *)q + p->off;
-}
-
-static int
-reason_valid(const char *r)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
-		if (strcmp(r, reasons[i]) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-parse_state(const char *s, unsigned *mask)
-{
-	if (strcmp(s, "dead") == 0)
-		*mask = NB_STATE_MASK_DEAD;
-	else if (strcmp(s, "delivered") == 0)
-		*mask = NB_STATE_MASK_DELIVERED;
-	else if (strcmp(s, "pending") == 0)
-		*mask = NB_STATE_MASK_PENDING;
-	else if (strcmp(s, "all") == 0)
-		*mask = ALL_STATES;
-	else
-		return -1;
-	return 0;
-}
-
-/* An owned copy of v in q's strings, set at p's field. */
-static int
-set_string(struct nb_operate_query *q, const struct param *p, const char *v,
-    char *err, size_t errlen)
-{
-	size_t i;
-
-	if (*v == '\0') {
-		snprintf(err, errlen, "%s: must not be empty", p->name);
-		return -1;
-	}
-	for (i = 0; i < NB_OPERATE_QUERY_STRINGS && q->strings[i] != NULL; i++)
-		;
-	if (i == NB_OPERATE_QUERY_STRINGS ||
-	    (q->strings[i] = strdup(v)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	*(const char **)field(q, p) = q->strings[i];
-	return 0;
-}
-
-static int
-set_keys(struct nb_operate_query *q, const json_t *v, char *err, size_t errlen)
-{
-	const json_t *k;
-	size_t i, n = json_array_size(v);
-
-	if (!json_is_array(v) || n == 0 || n > NB_OPERATE_MAX_KEYS) {
-		snprintf(err, errlen, "keys: must be an array of 1 to %d keys",
-		    NB_OPERATE_MAX_KEYS);
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		k = json_array_get(v, i);
-		if (!json_is_string(k) || json_string_length(k) == 0 ||
-		    json_string_length(k) >= NB_STORE_KEY_MAX) {
-			snprintf(
-			    err, errlen, "keys[%zu]: not a dead-letter key", i);
-			return -1;
-		}
-	}
-	if ((q->keys = calloc(n, sizeof(*q->keys))) == NULL)
-		goto nomem;
-	for (i = 0; i < n; i++, q->nkeys++)
-		if ((q->keys[i] = strdup(
-			 json_string_value(json_array_get(v, i)))) == NULL)
-			goto nomem;
-	return 0;
-nomem:
-	snprintf(err, errlen, "out of memory");
-	return -1;
-}
-
-/* The text kinds: strings, a reason, a time, a state. */
-static int
-apply_text(struct nb_operate_query *q, const struct param *p, const json_t *v,
-    int64_t now_ms, char *err, size_t errlen)
-{
-	const char *s = json_string_value(v);
-
-	switch (p->kind) {
-	case K_STRING:
-		if (s == NULL)
-			break;
-		return set_string(q, p, s, err, errlen);
-	case K_REASON:
-		if (s == NULL || !reason_valid(s)) {
-			snprintf(err, errlen,
-			    "reason: must be one of quarantined, too_large, "
-			    "rejected_by_segment, max_attempts, max_age, "
-			    "invalid_for_segment");
-			return -1;
-		}
-		return set_string(q, p, s, err, errlen);
-	case K_TIME:
-		if (s == NULL ||
-		    nb_time_parse_when(s, now_ms, (int64_t *)field(q, p)) ==
-			-1) {
-			snprintf(err, errlen,
-			    "%s: not an RFC 3339 time or a duration such as "
-			    "90m, 2h, 7d",
-			    p->name);
-			return -1;
-		}
-		return 0;
-	default:
-		if (s == NULL ||
-		    parse_state(s, (unsigned *)field(q, p)) == -1) {
-			snprintf(err, errlen,
-			    "state: must be dead, delivered, pending or all");
-			return -1;
-		}
-		q->states_given = 1;
-		return 0;
-	}
-	snprintf(err, errlen, "%s: must be a string", p->name);
-	return -1;
-}
-
-/* Applies one parameter; v is not null. */
-static int
-apply(struct nb_operate_query *q, const struct param *p, const json_t *v,
-    int64_t now_ms, char *err, size_t errlen)
-{
-	json_int_t n;
-
-	switch (p->kind) {
-	case K_COUNT:
-		if (!json_is_integer(v) || (n = json_integer_value(v)) < 1 ||
-		    n > NB_OPERATE_LIMIT_MAX) {
-			snprintf(err, errlen,
-			    "%s: must be an integer from 1 to %d", p->name,
-			    NB_OPERATE_LIMIT_MAX);
-			return -1;
-		}
-		*(size_t *)field(q, p) = (size_t)n;
-		return 0;
-	case K_CURSOR:
-		if (!json_is_integer(v) || (n = json_integer_value(v)) < 0) {
-			snprintf(err, errlen,
-			    "%s: must be a non-negative integer", p->name);
-			return -1;
-		}
-		*(int64_t *)field(q, p) = (int64_t)n;
-		return 0;
-	case K_BOOL:
-		if (!json_is_boolean(v)) {
-			snprintf(
-			    err, errlen, "%s: must be true or false", p->name);
-			return -1;
-		}
-		*(int *)field(q, p) = json_is_true(v);
-		return 0;
-	case K_KEYS:
-		return set_keys(q, v, err, errlen);
-	default:
-		return apply_text(q, p, v, now_ms, err, errlen);
-	}
-}
-
-/* What no single parameter can check. */
-static int
-check_query(const struct nb_operate_query *q, char *err, size_t errlen)
-{
-	if (q->keys != NULL && q->filter.key != NULL) {
-		snprintf(err, errlen, "give key or keys, not both");
-		return -1;
-	}
-	if (q->return_keys && !q->dry_run) {
-		snprintf(err, errlen, "return_keys: only with dry_run");
-		return -1;
-	}
-	if (q->return_keys && q->keys != NULL) {
-		snprintf(err, errlen, "return_keys: not with keys");
-		return -1;
-	}
-	return 0;
-}
-
-int
-nb_operate_query_parse(struct nb_operate_query *q, enum nb_operate_op op,
-    const json_t *obj, int64_t now_ms, char *err, size_t errlen)
-{
-	const struct param *p;
-	const char *key;
-	json_t *v;
-
-	memset(q, 0, sizeof(*q));
-	if (obj != NULL && !json_is_object(obj)) {
-		snprintf(err, errlen, "the filter must be a JSON object");
-		return -1;
-	}
-	/* json_object_foreach takes a non-const object; it only reads. */
-	json_object_foreach((json_t *)(uintptr_t)obj, key, v)
-	{
-		if (json_is_null(v))
-			continue;
-		if ((p = param_find(key)) == NULL) {
-			snprintf(err, errlen, "unknown filter key: %.64s", key);
-			goto fail;
-		}
-		if ((p->ops & OP_BIT(op)) == 0) {
-			snprintf(err, errlen, "%s: not a parameter of %s",
-			    p->name, op_names[op]);
-			goto fail;
-		}
-		if (apply(q, p, v, now_ms, err, errlen) == -1)
-			goto fail;
-	}
-	if (check_query(q, err, errlen) == -1)
-		goto fail;
-	if (q->filter.states == 0)
-		q->filter.states = NB_STATE_MASK_DEAD;
-	return 0;
-fail:
-	nb_operate_query_clear(q);
-	return -1;
-}
-
-int
-nb_operate_param_text(json_t *params, const char *name, const char *text,
-    char *err, size_t errlen)
-{
-	const struct param *p = param_find(name);
-	json_t *v = NULL;
-	long long n;
-	char *end;
-
-	if (p != NULL && (p->kind == K_COUNT || p->kind == K_CURSOR)) {
-		errno = 0;
-		n = strtoll(text, &end, 10);
-		if (*text == '\0' || *end != '\0' || errno != 0) {
-			snprintf(err, errlen, "%s: must be an integer", name);
-			return -1;
-		}
-		v = json_integer(n);
-	} else if (p != NULL && p->kind == K_BOOL) {
-		if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0)
-			v = json_true();
-		else if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0)
-			v = json_false();
-		else {
-			snprintf(
-			    err, errlen, "%s: must be true or false", name);
-			return -1;
-		}
-	} else if (p != NULL && p->kind == K_KEYS) {
-		snprintf(err, errlen, "%s: only in a JSON body", name);
-		return -1;
-	} else
-		v = json_string(text);
-	if (json_object_set_new(params, name, v) == -1) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
-json_t *
-nb_operate_params_query(const char *query, char *err, size_t errlen)
-{
-	const struct evkeyval *e;
-	struct evkeyvalq kv;
-	json_t *params;
-
-	TAILQ_INIT(&kv);
-	if ((params = json_object()) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	if (query != NULL && evhttp_parse_query_str(query, &kv) == -1) {
-		snprintf(err, errlen, "the query string cannot be parsed");
-		goto fail;
-	}
-	TAILQ_FOREACH(e, &kv, next)
-	{
-		if (json_object_get(params, e->key) != NULL) {
-			snprintf(err, errlen, "%.64s: given twice", e->key);
-			goto fail;
-		}
-		if (nb_operate_param_text(
-			params, e->key, e->value, err, errlen) == -1)
-			goto fail;
-	}
-	evhttp_clear_headers(&kv);
-	return params;
-fail:
-	evhttp_clear_headers(&kv);
-	json_decref(params);
-	return NULL;
-}
+/* A deliverer's lease margin beyond one request (lane.c's). */
+#define LEASE_MARGIN_MS 5000
 
 /* Events as JSON. */
 
@@ -463,6 +62,32 @@ string_or_null(const char *s)
 	return s != NULL ? json_string(s) : json_null();
 }
 
+/* A page's cursor ("next"): a seq as a decimal string, or null. */
+static json_t *
+cursor_json(int64_t seq)
+{
+	char s[24];
+
+	if (seq <= 0)
+		return json_null();
+	snprintf(s, sizeof(s), "%lld", (long long)seq);
+	return json_string(s);
+}
+
+/* The stored event itself, or its text when it is not JSON; NULL: none. */
+static json_t *
+payload_json(const struct nb_stored_event *ev)
+{
+	json_t *p;
+
+	if (ev->raw == NULL)
+		return NULL;
+	if ((p = json_loadb(ev->raw, ev->rawlen, JSON_DECODE_ANY, NULL)) ==
+	    NULL)
+		p = json_stringn(ev->raw, ev->rawlen);
+	return p;
+}
+
 json_t *
 nb_operate_event_json(const struct nb_stored_event *ev, int detail)
 {
@@ -480,19 +105,78 @@ nb_operate_event_json(const struct nb_stored_event *ev, int detail)
 	    received, "updated_at", updated);
 	if (o == NULL || !detail)
 		return o;
-	payload = NULL;
-	if (ev->raw != NULL) {
-		payload =
-		    json_loadb(ev->raw, ev->rawlen, JSON_DECODE_ANY, NULL);
-		if (payload == NULL)
-			payload = json_stringn(ev->raw, ev->rawlen);
-	}
+	payload = payload_json(ev);
 	if (json_object_set_new(
 		o, "payload", payload != NULL ? payload : json_null()) == -1) {
 		json_decref(o);
 		return NULL;
 	}
 	return o;
+}
+
+json_t *
+nb_operate_track(const struct nb_source *src, const char *install_id,
+    const struct nb_stored_event *ev, const char **why)
+{
+	struct nb_segment_install install;
+	struct nb_segment_origin o = {src->name, ev->rule, NULL};
+
+	*why = NULL;
+	if (ev->raw == NULL)
+		return NULL;
+	if (nb_segment_install_init(&install, install_id) == 0)
+		o.install = &install;
+	return nb_segment_track(&src->mapping, &o, ev->raw, ev->rawlen, why);
+}
+
+/*
+ * The event's Track message under cfg's mapping of its source, or NULL
+ * with *why saying why not: what show and event answer.
+ */
+static json_t *
+track_or_why(const struct nb_config *cfg, struct nb_store *store,
+    const struct nb_stored_event *ev, const char **why)
+{
+	const struct nb_source *src = nb_config_source(cfg, ev->source);
+	json_t *track = NULL;
+
+	*why = NULL;
+	if (src != NULL)
+		track =
+		    nb_operate_track(src, nb_store_install_id(store), ev, why);
+	if (track == NULL)
+		*why = src == NULL ? "source not configured"
+		    : *why != NULL ? *why
+				   : "not mappable";
+	return track;
+}
+
+static json_t *
+attempt_json(const struct nb_store_attempt_row *a)
+{
+	char at[NB_TIME_ISO_LEN];
+
+	nb_time_format_iso(a->at_ms, at);
+	return json_pack("{s:s, s:o, s:o, s:I, s:I}", "at", at, "status",
+	    a->status > 0 ? json_integer(a->status) : json_null(), "error",
+	    string_or_null(a->error), "batch_size", (json_int_t)a->batch_size,
+	    "latency_ms", (json_int_t)(a->end_ms - a->at_ms));
+}
+
+/* An audit entry: what the audit lists and, renumbered, what erase says. */
+static json_t *
+audit_json(const struct nb_store_audit *a)
+{
+	char at[NB_TIME_ISO_LEN];
+
+	nb_time_format_iso(a->at_ms, at);
+	return json_pack(
+	    "{s:I, s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:I, s:I}", "id",
+	    (json_int_t)a->id, "at", at, "actor", a->actor, "kind", a->kind,
+	    "subject", a->subject, "dry_run", a->dry_run, "complete",
+	    a->complete, "erased", (json_int_t)a->events, "pending",
+	    (json_int_t)a->pending, "delivered", (json_int_t)a->delivered,
+	    "dead", (json_int_t)a->dead);
 }
 
 /* Jobs. */
@@ -511,9 +195,10 @@ struct nb_operate_job {
 	struct nb_operate_query q;
 	int done;
 	json_t *answer;
-	/* list */
+	/* list and search */
 	json_t *events;
 	int64_t cursor; /* where the next page starts */
+	size_t pages;	/* pages looked at */
 	/* replay and purge */
 	enum walk walk;
 	int started;
@@ -524,6 +209,8 @@ struct nb_operate_job {
 	size_t touched, requarantined;
 	json_t *keys_out;
 	int keys_truncated;
+	/* erase */
+	struct nb_store_erase erase;
 };
 
 /* What each operation checks at the start, and its step. */
@@ -532,6 +219,7 @@ struct op_def {
 	    struct nb_operate_job *, char *err, size_t errlen);
 	enum nb_operate_status (*step)(
 	    struct nb_operate_job *, char *err, size_t errlen);
+	int blocks; /* a step may wait for long */
 };
 
 /* The rows left under the limit after n more (limit 0: no limit). */
@@ -544,16 +232,22 @@ limit_used_up(struct nb_operate_job *j, size_t n)
 	return j->left == 0;
 }
 
+/* List and search: pages of the store's rows. */
+
 static enum nb_operate_status
-list_begin(struct nb_operate_job *j, char *err, size_t errlen)
+page_begin(struct nb_operate_job *j, char *err, size_t errlen)
 {
 	(void)err;
 	(void)errlen;
-	if (j->q.one_page && j->q.filter.limit == 0)
+	if (j->q.filter.limit == 0 && j->op == NB_OPERATE_SEARCH)
+		j->q.filter.limit = NB_OPERATE_SEARCH_DEFAULT;
+	if (j->q.filter.limit == 0 && j->q.one_page)
 		j->q.filter.limit = NB_OPERATE_PAGE_DEFAULT;
 	j->left = j->q.filter.limit;
+	/* A search goes newest first: its pages start below the cursor. */
 	j->cursor = j->q.filter.after_seq;
-	j->q.filter.newest_first = 0;
+	j->q.filter.after_seq = 0;
+	j->q.filter.newest_first = j->op == NB_OPERATE_SEARCH;
 	if ((j->events = json_array()) == NULL)
 		return NB_OPERATE_UNAVAILABLE;
 	return NB_OPERATE_OK;
@@ -571,9 +265,20 @@ append_events(json_t *arr, const struct nb_stored_event *ev, size_t n)
 	return 0;
 }
 
+/* The answer of a list or a search whose last page ended at next. */
+static json_t *
+page_answer(struct nb_operate_job *j, int64_t next)
+{
+	if (j->op == NB_OPERATE_SEARCH)
+		return json_pack("{s:O, s:o}", "events", j->events, "next",
+		    cursor_json(next));
+	return json_pack("{s:O, s:o}", "events", j->events, "next_after",
+	    j->q.one_page && next > 0 ? json_integer(next) : json_null());
+}
+
 /* One page of at most NB_STORE_CHUNK_SCAN rows looked at. */
 static enum nb_operate_status
-list_step(struct nb_operate_job *j, char *err, size_t errlen)
+page_step(struct nb_operate_job *j, char *err, size_t errlen)
 {
 	struct nb_store_filter f = j->q.filter;
 	struct nb_stored_event *ev = NULL;
@@ -581,7 +286,10 @@ list_step(struct nb_operate_job *j, char *err, size_t errlen)
 	size_t n = 0;
 	int rc;
 
-	f.after_seq = j->cursor;
+	if (f.newest_first)
+		f.before_seq = j->cursor;
+	else
+		f.after_seq = j->cursor;
 	f.limit = j->left;
 	f.max_scan = NB_STORE_CHUNK_SCAN;
 	if (nb_store_list_page(j->store, &f, &ev, &n, &next) == -1) {
@@ -593,17 +301,18 @@ list_step(struct nb_operate_job *j, char *err, size_t errlen)
 	if (rc == -1)
 		return NB_OPERATE_UNAVAILABLE;
 	j->cursor = next;
-	if (j->q.one_page || next == 0 || limit_used_up(j, n)) {
-		j->answer =
-		    json_pack("{s:O, s:o}", "events", j->events, "next_after",
-			j->q.one_page && next > 0 ? json_integer(next)
-						  : json_null());
-		if (j->answer == NULL)
+	j->pages++;
+	if (j->q.one_page || next == 0 || limit_used_up(j, n) ||
+	    (j->op == NB_OPERATE_SEARCH &&
+		j->pages == NB_OPERATE_SEARCH_PAGES)) {
+		if ((j->answer = page_answer(j, next)) == NULL)
 			return NB_OPERATE_UNAVAILABLE;
 		j->done = 1;
 	}
 	return NB_OPERATE_OK;
 }
+
+/* Show and event: one row by key. */
 
 static enum nb_operate_status
 show_begin(struct nb_operate_job *j, char *err, size_t errlen)
@@ -612,80 +321,147 @@ show_begin(struct nb_operate_job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "a KEY is required");
 		return NB_OPERATE_INVALID;
 	}
-	/* Show finds a row in any state: a replayed one is still useful. */
-	if (!j->q.states_given)
-		j->q.filter.states = ALL_STATES;
 	j->q.filter.limit = 1;
 	return NB_OPERATE_OK;
 }
 
-json_t *
-nb_operate_track(const struct nb_source *src, const char *install_id,
-    const struct nb_stored_event *ev, const char **why)
+/* The row the job's key names into *ev (one row, or a status). */
+static enum nb_operate_status
+find_one(struct nb_operate_job *j, struct nb_stored_event **ev, size_t *n,
+    char *err, size_t errlen)
 {
-	struct nb_segment_install install;
-	struct nb_segment_origin o = {src->name, ev->rule, NULL};
-
-	*why = NULL;
-	if (ev->raw == NULL)
-		return NULL;
-	if (nb_segment_install_init(&install, install_id) == 0)
-		o.install = &install;
-	return nb_segment_track(&src->mapping, &o, ev->raw, ev->rawlen, why);
+	*ev = NULL;
+	*n = 0;
+	if (strlen(j->q.filter.key) < NB_STORE_KEY_MAX) {
+		if (nb_store_list(j->store, &j->q.filter, ev, n) == -1) {
+			snprintf(err, errlen, "cannot read the store");
+			return NB_OPERATE_UNAVAILABLE;
+		}
+		if (*n > 0)
+			return NB_OPERATE_OK;
+	}
+	snprintf(err, errlen, "no event with that key");
+	return NB_OPERATE_NOT_FOUND;
 }
 
-/* The event's Track message under the current mapping, or why not. */
-static int
-add_track(json_t *o, const struct nb_config *cfg, struct nb_store *store,
-    const struct nb_stored_event *ev)
-{
-	const struct nb_source *src =
-	    cfg != NULL ? nb_config_source(cfg, ev->source) : NULL;
-	const char *why = NULL;
-	json_t *track = NULL;
-
-	if (src != NULL)
-		track =
-		    nb_operate_track(src, nb_store_install_id(store), ev, &why);
-	if (json_object_set_new(
-		o, "track", track != NULL ? track : json_null()) == -1)
-		return -1;
-	if (track != NULL)
-		return 0;
-	return json_object_set_new(o, "track_error",
-	    json_string(src == NULL ? "source not configured"
-		    : why != NULL   ? why
-				    : "not mappable"));
-}
-
+/* The event with its payload, its Track message or why not. */
 static enum nb_operate_status
 show_step(struct nb_operate_job *j, char *err, size_t errlen)
 {
 	struct nb_stored_event *ev = NULL;
-	enum nb_operate_status st = NB_OPERATE_UNAVAILABLE;
+	enum nb_operate_status st;
+	const char *why;
+	json_t *o, *track;
 	size_t n = 0;
 
-	if (strlen(j->q.filter.key) >= NB_STORE_KEY_MAX)
-		goto notfound;
-	if (nb_store_list(j->store, &j->q.filter, &ev, &n) == -1) {
-		snprintf(err, errlen, "cannot read the store");
-		return NB_OPERATE_UNAVAILABLE;
-	}
-	if (n == 0)
-		goto notfound;
-	if ((j->answer = nb_operate_event_json(&ev[0], 1)) == NULL ||
-	    add_track(j->answer, j->cfg, j->store, &ev[0]) == -1)
+	if ((st = find_one(j, &ev, &n, err, errlen)) != NB_OPERATE_OK)
+		return st;
+	st = NB_OPERATE_UNAVAILABLE;
+	if ((o = nb_operate_event_json(&ev[0], 1)) == NULL)
 		goto out;
+	track = track_or_why(j->cfg, j->store, &ev[0], &why);
+	if (json_object_set_new(
+		o, "track", track != NULL ? track : json_null()) == -1 ||
+	    (track == NULL &&
+		json_object_set_new(o, "track_error", json_string(why)) ==
+		    -1)) {
+		json_decref(o);
+		goto out;
+	}
+	j->answer = o;
 	j->done = 1;
 	st = NB_OPERATE_OK;
-	goto out;
-notfound:
-	snprintf(err, errlen, "no event with that key");
-	st = NB_OPERATE_NOT_FOUND;
 out:
 	nb_stored_events_free(ev, n);
 	return st;
 }
+
+/* The attempt history of ev, oldest first. */
+static json_t *
+attempts_json(struct nb_store *store, const struct nb_stored_event *ev)
+{
+	struct nb_store_attempt_row *at = NULL;
+	json_t *arr = NULL;
+	size_t n = 0, i;
+
+	if (nb_store_attempts(store, ev->seq, &at, &n) == -1 ||
+	    (arr = json_array()) == NULL)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (json_array_append_new(arr, attempt_json(&at[i])) == -1) {
+			json_decref(arr);
+			arr = NULL;
+			break;
+		}
+out:
+	nb_store_attempts_free(at, n);
+	return arr;
+}
+
+/* The stored event for the answer: itself, its text, or null. */
+static json_t *
+payload_or_null(const struct nb_stored_event *ev)
+{
+	json_t *p = payload_json(ev);
+
+	return p != NULL ? p : json_null();
+}
+
+/*
+ * The event, its stored object, its Track message (or why not) and its
+ * attempt history.  "attempts" is the history here; the row's counter
+ * becomes "tries".
+ */
+static enum nb_operate_status
+event_step(struct nb_operate_job *j, char *err, size_t errlen)
+{
+	struct nb_stored_event *ev = NULL;
+	enum nb_operate_status st;
+	json_t *o = NULL, *track = NULL, *arr = NULL;
+	const char *why;
+	size_t n = 0;
+	int rc;
+
+	if ((st = find_one(j, &ev, &n, err, errlen)) != NB_OPERATE_OK)
+		return st;
+	st = NB_OPERATE_UNAVAILABLE;
+	if ((o = nb_operate_event_json(&ev[0], 0)) == NULL)
+		goto out;
+	track = track_or_why(j->cfg, j->store, &ev[0], &why);
+	if (track == NULL &&
+	    json_object_set_new(o, "track_error", json_string(why)) == -1)
+		goto out;
+	if ((arr = attempts_json(j->store, &ev[0])) == NULL) {
+		snprintf(err, errlen, "cannot read the store");
+		goto out;
+	}
+	if (json_object_set_new(o, "tries", json_integer(ev[0].attempts)) ==
+		-1 ||
+	    json_object_set_new(o, "event", payload_or_null(&ev[0])) == -1)
+		goto out;
+	/* The _new setters take their value even when they fail. */
+	rc = json_object_set_new(
+	    o, "track", track != NULL ? track : json_null());
+	track = NULL;
+	if (rc == -1)
+		goto out;
+	rc = json_object_set_new(o, "attempts", arr);
+	arr = NULL;
+	if (rc == -1)
+		goto out;
+	j->answer = o;
+	o = NULL;
+	j->done = 1;
+	st = NB_OPERATE_OK;
+out:
+	json_decref(o);
+	json_decref(track);
+	json_decref(arr);
+	nb_stored_events_free(ev, n);
+	return st;
+}
+
+/* Replay and purge: a selection in bounded steps. */
 
 static enum nb_operate_status
 bulk_begin(struct nb_operate_job *j, char *err, size_t errlen)
@@ -850,7 +626,7 @@ static enum nb_operate_status
 bulk_step(struct nb_operate_job *j, char *err, size_t errlen)
 {
 	if (bulk_walk(j) == -1) {
-		snprintf(err, errlen, "%s failed", op_names[j->op]);
+		snprintf(err, errlen, "%s failed", nb_operate_op_str(j->op));
 		return NB_OPERATE_UNAVAILABLE;
 	}
 	if (!j->done)
@@ -867,13 +643,129 @@ bulk_step(struct nb_operate_job *j, char *err, size_t errlen)
 	return NB_OPERATE_OK;
 }
 
+/* Erase and audit. */
+
+/*
+ * The longest an erase waits for events a deliverer holds under cfg: past
+ * the longest lease a deliverer takes (store.lease_s, or one request's
+ * timeout and its margin).  0 (the store's default) without cfg.
+ */
+static int64_t
+erase_wait_ms(const struct nb_config *cfg)
+{
+	int64_t lease, request;
+
+	if (cfg == NULL)
+		return 0;
+	lease = (int64_t)cfg->store.lease_s * 1000;
+	request = (int64_t)cfg->segment.timeout_ms + LEASE_MARGIN_MS;
+	return (lease > request ? lease : request) + LEASE_MARGIN_MS;
+}
+
+static enum nb_operate_status
+erase_begin(struct nb_operate_job *j, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	j->erase.who.email = j->q.filter.email;
+	j->erase.who.uid = j->q.filter.uid;
+	j->erase.dry_run = j->q.dry_run;
+	j->erase.actor = j->face;
+	j->erase.now_ms = nb_time_now_ms();
+	j->erase.wait_ms = erase_wait_ms(j->cfg);
+	return NB_OPERATE_OK;
+}
+
+/* Erases (or counts), logs the digest and answers with the audit entry. */
+static enum nb_operate_status
+erase_step(struct nb_operate_job *j, char *err, size_t errlen)
+{
+	struct nb_store_audit a;
+	json_t *o;
+
+	if (nb_store_erase(j->store, &j->erase, &a) == -1) {
+		snprintf(err, errlen,
+		    "the erase did not finish (events still held by a "
+		    "deliverer, or the store failed); what was erased stays "
+		    "erased, retry to finish");
+		return NB_OPERATE_UNAVAILABLE;
+	}
+	log_info(a.dry_run ? "erase counted" : "erased",
+	    " actor=%s kind=%s subject=%s events=%lld pending=%lld"
+	    " delivered=%lld dead=%lld audit_id=%lld",
+	    a.actor, a.kind, a.subject, (long long)a.events,
+	    (long long)a.pending, (long long)a.delivered, (long long)a.dead,
+	    (long long)a.id);
+	if ((o = audit_json(&a)) == NULL)
+		return NB_OPERATE_UNAVAILABLE;
+	if (json_object_set_new(o, "audit_id", json_integer(a.id)) == -1 ||
+	    json_object_del(o, "id") == -1) {
+		json_decref(o);
+		return NB_OPERATE_UNAVAILABLE;
+	}
+	j->answer = o;
+	j->done = 1;
+	return NB_OPERATE_OK;
+}
+
+static enum nb_operate_status
+audit_begin(struct nb_operate_job *j, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	if (j->q.filter.limit == 0)
+		j->q.filter.limit = NB_OPERATE_AUDIT_DEFAULT;
+	return NB_OPERATE_OK;
+}
+
+/* One page of the audit, newest first, below the cursor. */
+static enum nb_operate_status
+audit_step(struct nb_operate_job *j, char *err, size_t errlen)
+{
+	struct nb_store_audit *v = NULL;
+	json_t *arr;
+	int64_t next = 0;
+	size_t n = 0, i;
+
+	if (nb_store_audit_list(j->store, j->q.filter.after_seq,
+		j->q.filter.limit, &v, &n, &next) == -1) {
+		snprintf(err, errlen, "cannot read the audit");
+		return NB_OPERATE_UNAVAILABLE;
+	}
+	if ((arr = json_array()) == NULL)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (json_array_append_new(arr, audit_json(&v[i])) == -1)
+			goto fail;
+	free(v);
+	j->answer =
+	    json_pack("{s:o, s:o}", "audit", arr, "next", cursor_json(next));
+	if (j->answer == NULL)
+		return NB_OPERATE_UNAVAILABLE;
+	j->done = 1;
+	return NB_OPERATE_OK;
+fail:
+	json_decref(arr);
+	free(v);
+	return NB_OPERATE_UNAVAILABLE;
+}
+
 static const struct op_def ops[NB_OPERATE_NOPS] = {
-    [NB_OPERATE_LIST] = {list_begin, list_step},
-    [NB_OPERATE_SHOW] = {show_begin, show_step},
-    [NB_OPERATE_REPLAY] = {bulk_begin, bulk_step},
-    [NB_OPERATE_PURGE] = {bulk_begin, bulk_step},
+    [NB_OPERATE_LIST] = {page_begin, page_step, 0},
+    [NB_OPERATE_SHOW] = {show_begin, show_step, 0},
+    [NB_OPERATE_REPLAY] = {bulk_begin, bulk_step, 0},
+    [NB_OPERATE_PURGE] = {bulk_begin, bulk_step, 0},
+    [NB_OPERATE_SEARCH] = {page_begin, page_step, 0},
+    [NB_OPERATE_EVENT] = {show_begin, event_step, 0},
+    [NB_OPERATE_ERASE] = {erase_begin, erase_step, 1},
+    [NB_OPERATE_AUDIT] = {audit_begin, audit_step, 0},
 };
 
+int
+nb_operate_blocks(enum nb_operate_op op)
+{
+	return (unsigned)op < NB_OPERATE_NOPS && ops[op].blocks;
+}
 enum nb_operate_status
 nb_operate_begin(struct nb_operate_job **out, const struct nb_operate_env *env,
     enum nb_operate_op op, struct nb_operate_query *q, char *err, size_t errlen)

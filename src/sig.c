@@ -18,7 +18,7 @@
  * headers present, then well formed, then fresh, then authentic.  Key
  * material never leaves this file except as the caller's own strings, and
  * is wiped with sodium_memzero() before it is freed.  sodium_init() must
- * have run (main does it; nb_keyring_new() calls it again defensively).
+ * have run (main does it; nb_sig_keyring_new() calls it again defensively).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -49,7 +49,7 @@ struct nb_keyring {
 	size_t nsecrets;
 	unsigned char (*pks)[crypto_sign_PUBLICKEYBYTES];
 	size_t npks;
-	/* Secrets first, then public keys, as nb_keyring_fingerprint(). */
+	/* Secrets first, then public keys, as nb_sig_keyring_fingerprint(). */
 	char (*fps)[NB_SIG_FP_LEN];
 };
 
@@ -68,7 +68,7 @@ struct entry {
 static atomic_uint_fast64_t ed25519_verifications;
 
 struct nb_keyring *
-nb_keyring_new(void)
+nb_sig_keyring_new(void)
 {
 	if (sodium_init() == -1)
 		return NULL;
@@ -76,7 +76,7 @@ nb_keyring_new(void)
 }
 
 void
-nb_keyring_free(struct nb_keyring *k)
+nb_sig_keyring_free(struct nb_keyring *k)
 {
 	if (k == NULL)
 		return;
@@ -125,7 +125,7 @@ fingerprint_insert(struct nb_keyring *k, size_t at, const char *key)
 }
 
 const char *
-nb_keyring_fingerprint(const struct nb_keyring *k, size_t i)
+nb_sig_keyring_fingerprint(const struct nb_keyring *k, size_t i)
 {
 	if (k == NULL || i >= k->nsecrets + k->npks)
 		return "";
@@ -167,7 +167,7 @@ decode_secret(const char *whsec, struct secret *sec)
 }
 
 int
-nb_keyring_add_secret(struct nb_keyring *k, const char *whsec)
+nb_sig_keyring_add_secret(struct nb_keyring *k, const char *whsec)
 {
 	struct secret sec, *n = NULL;
 	int rc = -1;
@@ -195,7 +195,7 @@ out:
 }
 
 int
-nb_keyring_add_public_key(struct nb_keyring *k, const char *whpk)
+nb_sig_keyring_add_public_key(struct nb_keyring *k, const char *whpk)
 {
 	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
 	unsigned char(*n)[crypto_sign_PUBLICKEYBYTES];
@@ -215,7 +215,7 @@ nb_keyring_add_public_key(struct nb_keyring *k, const char *whpk)
 }
 
 size_t
-nb_keyring_count(const struct nb_keyring *k)
+nb_sig_keyring_count(const struct nb_keyring *k)
 {
 	if (k == NULL)
 		return 0;

@@ -173,8 +173,8 @@ list_indirect(FILE *f, const json_t *s, const char *name,
 	if (u == NULL || cfg == NULL ||
 	    (src = nb_config_source(cfg, name)) == NULL)
 		return;
-	for (i = 0; i < nb_keyring_count(src->keys); i++) {
-		fp = nb_keyring_fingerprint(src->keys, i);
+	for (i = 0; i < nb_sig_keyring_count(src->keys); i++) {
+		fp = nb_sig_keyring_fingerprint(src->keys, i);
 		if (inline_key(s, fp))
 			continue;
 		fprintf(f, "%-24s %-3s %-11s %-11s %s\n", name, "-", "indirect",

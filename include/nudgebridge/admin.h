@@ -4,11 +4,14 @@
  *
  * Every request needs "Authorization: Bearer <admin.token>", compared in
  * constant time; without a configured token the listener is not started.
- * It is the HTTP face of the operate core (operate.h): what the dlq
- * command line offers (list, show, replay, purge with the same filters)
- * plus queue statistics.  It runs on a thread of its own, with its own
- * event base and store connection, so no operator's request ever delays a
- * webhook; the queue figures of /v1/stats come from the board (board.h).
+ * It is the HTTP face of the operate core (operate.h): what the dlq,
+ * events and erase commands offer (list, show, replay, purge, search, one
+ * event with its attempts, erase and the audit, with the same filters)
+ * plus queue statistics and alerts.  It runs on a thread of its own, with
+ * its own event base and store connection, so no operator's request ever
+ * delays a webhook; an erase, which may wait for a deliverer, gets a
+ * thread and a connection of its own.  The queue figures of /v1/stats
+ * come from the board (board.h).
  * Other threads hand it a reload, a drain or a stop under a mutex and wake
  * it with event_active().  Failed authentications are logged and slowed
  * down.
@@ -69,7 +72,8 @@ void nb_admin_drain(struct nb_admin *);
 /*
  * Stops the admin thread (the step or request it is in finishes first),
  * closes the listener with its connections and frees.  Operations still
- * in progress end there, unanswered; each chunk they did stays done.
+ * in progress end there, unanswered; each chunk they did stays done.  An
+ * erase under way is waited for (it ends within its wait) and answered.
  * Call before deps->board is freed.  NULL is ok.
  */
 void nb_admin_free(struct nb_admin *);

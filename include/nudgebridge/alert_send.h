@@ -20,8 +20,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nudgebridge/config.h"
 #include "nudgebridge/xfer.h"
+
+/*
+ * "alerts": where notifications go and when conditions fire (config.c
+ * fills it; the alert thread, alerter.h, reads the thresholds).
+ */
+struct nb_alerts_config {
+	char *webhook_url; /* NULL: none sent (secret: may hold credentials) */
+	char *secret;	   /* whsec_ to sign them with, or NULL (secret) */
+	int slack;	   /* "format": "slack" sends {"text": ...} */
+	int64_t repeat_s;  /* dead_letters: one alert per, 300 */
+	int64_t backlog_age_s;	     /* backlog_age past this, 600 */
+	int64_t store_unavailable_s; /* store_unavailable past this, 30 */
+	int interval_ms;	     /* evaluation period, 2000 */
+	int timeout_ms;		     /* one notification request, 10000 */
+	int retry_initial_ms;	     /* first retry after, 1000 */
+	int retry_max_ms;	     /* longest wait between tries, 300000 */
+	int64_t max_age_s; /* a notification not sent by then is dropped */
+};
 
 /*
  * Starts sending body (borrowed) as notification msg_id under ac (which
@@ -39,9 +56,10 @@ int nb_alert_send(struct nb_xfer_multi *mx, const struct nb_alerts_config *ac,
  * between 80 % and 100 % of that (jitter, so instances that failed
  * together do not retry together).
  */
-int64_t nb_alert_backoff_ms(const struct nb_alerts_config *ac, int attempts);
+int64_t nb_alert_send_backoff_ms(
+    const struct nb_alerts_config *ac, int attempts);
 
 /* A new notification id ("nbalert_" and 24 hex digits) into out. */
-void nb_alert_msg_id(char out[48]);
+void nb_alert_send_msg_id(char out[48]);
 
 #endif

@@ -6,7 +6,11 @@
  * SIGHUP reload builds a new one while threads finish their work with the
  * old one.  Secrets resolved from "*_env" and "*_file" keys live only inside
  * the struct and are wiped with sodium_memzero() when the last reference
- * goes.  Loading never logs secret values.
+ * goes.  Loading never logs secret values.  Each section's settings are
+ * a struct of the module that reads them (store.h, httpd.h, policy.h,
+ * segment.h, oauth.h, alert_send.h, tls.h), included here and filled by
+ * config.c; this header keeps what is the configuration's own: the
+ * sources and the top-level settings.
  */
 #ifndef NB_CONFIG_H
 #define NB_CONFIG_H
@@ -17,17 +21,19 @@
 
 #include <jansson.h>
 
-#include "nudgebridge/filter.h" /* struct nb_filter */
-#include "nudgebridge/httpd.h"
+#include "nudgebridge/alert_send.h" /* struct nb_alerts_config */
+#include "nudgebridge/filter.h"	    /* struct nb_filter */
+#include "nudgebridge/httpd.h"	    /* struct nb_limits_config */
 #include "nudgebridge/log.h"
-#include "nudgebridge/segment.h"
-#include "nudgebridge/oauth.h"	/* struct nb_oauth_config */
-#include "nudgebridge/policy.h" /* struct nb_segment_config */
+#include "nudgebridge/oauth.h"	 /* struct nb_oauth_config */
+#include "nudgebridge/policy.h"	 /* struct nb_segment_config */
+#include "nudgebridge/segment.h" /* struct nb_mapping */
+#include "nudgebridge/store.h"	 /* struct nb_store_config */
+#include "nudgebridge/tls.h"	 /* struct nb_tls_config */
 
 struct nb_keyring;
 
 #define NB_CONFIG_MAX_SOURCES 1024
-#define NB_SOURCE_NAME_MAX    63
 #define NB_CONFIG_MAX_KEYS    32 /* secrets + public keys per source */
 #define NB_ENDPOINT_US	      "https://api.segment.io"
 #define NB_ENDPOINT_EU	      "https://events.eu1.segmentapis.com"
@@ -42,40 +48,6 @@ struct nb_source {
 	/* source_silent after this long without a verified request; 0 off */
 	int64_t silent_after_s;
 	struct nb_filter drop; /* drop_types (filter.h) */
-};
-
-/* "alerts": conditions and where their notifications go (alerter.h). */
-struct nb_alerts_config {
-	char *webhook_url; /* NULL: none sent (secret: may hold credentials) */
-	char *secret;	   /* whsec_ to sign them with, or NULL (secret) */
-	int slack;	   /* "format": "slack" sends {"text": ...} */
-	int64_t repeat_s;  /* dead_letters: one alert per, 300 */
-	int64_t backlog_age_s;	     /* backlog_age past this, 600 */
-	int64_t store_unavailable_s; /* store_unavailable past this, 30 */
-	int interval_ms;	     /* evaluation period, 2000 */
-	int timeout_ms;		     /* one notification request, 10000 */
-	int retry_initial_ms;	     /* first retry after, 1000 */
-	int retry_max_ms;	     /* longest wait between tries, 300000 */
-	int64_t max_age_s; /* a notification not sent by then is dropped */
-};
-
-struct nb_store_config {
-	char *driver;		/* "sqlite" or "postgres" */
-	char *path;		/* sqlite: absolute path of the database */
-	char *dsn;		/* postgres: connection string (secret) */
-	int lease_s;		/* claim lease, default 30 */
-	int64_t max_size_bytes; /* sqlite: size cap, 0 = none */
-	/*
-	 * Not from the file: the install id a store that has none yet takes
-	 * instead of a random one (`migrate --install-id`), or NULL.
-	 */
-	const char *install_id;
-};
-
-/* Native TLS on the main listener; both NULL: plain HTTP. */
-struct nb_tls_config {
-	char *cert_file; /* absolute path of the PEM certificate (chain) */
-	char *key_file;	 /* absolute path of the PEM private key */
 };
 
 #define NB_HTTP_THREADS_MAX 64
@@ -99,13 +71,13 @@ struct nb_config {
 	 * the online CPUs less one, 1..8.  1: the main thread alone.
 	 */
 	size_t http_threads;
-	struct nb_tls_config tls;
+	struct nb_tls_config tls; /* see tls.h */
 	enum nb_log_level log_level;
 	enum nb_log_format log_format;
-	struct nb_store_config store;
+	struct nb_store_config store;	  /* see store.h */
 	struct nb_limits_config limits;	  /* see httpd.h */
 	struct nb_segment_config segment; /* see policy.h */
-	struct nb_alerts_config alerts;
+	struct nb_alerts_config alerts;	  /* see alert_send.h */
 	struct nb_source *sources;
 	size_t nsources;
 	/* private: only nb_config_ref() and nb_config_unref() touch it */

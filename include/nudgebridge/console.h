@@ -2,13 +2,13 @@
 /*
  * console: the operator console, a single web page shipped inside the binary.
  *
- * The page (src/console/index.html, console.css, console.js) is compiled in
- * at build time, so it works without the internet and needs nothing
- * deployed beside the daemon.  The admin listener serves it at "/" without
- * authentication: it is static and holds no data.  The page itself asks
- * for the admin token and sends it as "Authorization: Bearer" on fetch()
- * calls to the admin API, which checks it as for any other client.  Runs on
- * the admin listener's thread; keeps no state.
+ * The page (src/console/index.html, console.css, console.js, events.js) is
+ * compiled in at build time, so it works without the internet and needs
+ * nothing deployed beside the daemon.  The admin listener serves it at "/"
+ * without authentication: it is static and holds no data.  The page itself
+ * asks for the admin token and sends it as "Authorization: Bearer" on
+ * fetch() calls to the admin API, which checks it as for any other client.
+ * Runs on the admin listener's thread; keeps no state.
  */
 #ifndef NB_CONSOLE_H
 #define NB_CONSOLE_H
@@ -19,8 +19,8 @@ struct evhttp_request;
 
 /*
  * 1 when path names one of the console's files ("/", "/index.html",
- * "/console/console.css", "/console/console.js", "/console/events.js"),
- * else 0.
+ * "/console/console.css", "/console/console.js", "/console/events.js",
+ * "/console/reasons.js": the store's dead-letter reasons), else 0.
  */
 int nb_console_match(const char *path);
 

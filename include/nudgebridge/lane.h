@@ -74,7 +74,7 @@ int nb_lane_map_segment(const struct nb_source *src,
  * Builds the lanes of cfg (one reference each, taken on cfg too) into
  * *out.  0 or -1 (out of memory; nothing built).
  */
-int nb_lanes_build(struct nb_config *cfg, struct nb_lane_env *env,
+int nb_lane_build(struct nb_config *cfg, struct nb_lane_env *env,
     struct nb_lane ***out, size_t *nout);
 
 /*

@@ -60,7 +60,7 @@ void nb_log(enum nb_log_level level, const char *fn, const char *msg,
 #define log_error(msg, ...) nb_log(NB_LOG_ERROR, __func__, msg, __VA_ARGS__)
 
 /* Logs at error level and exits with status 1.  Start-up only. */
-void nb_fatal(const char *fn, const char *msg, const char *fmt, ...)
+void nb_log_fatal(const char *fn, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), noreturn));
 
 #endif

@@ -53,27 +53,27 @@ struct nb_sig_headers {
 struct nb_keyring;
 
 /* An empty keyring, or NULL on allocation failure. */
-struct nb_keyring *nb_keyring_new(void);
+struct nb_keyring *nb_sig_keyring_new(void);
 
 /* Wipes and frees all keys.  NULL is ok. */
-void nb_keyring_free(struct nb_keyring *);
+void nb_sig_keyring_free(struct nb_keyring *);
 
 /* Adds a "whsec_<base64>" secret (24..64 bytes).  0, or -1 if invalid. */
-int nb_keyring_add_secret(struct nb_keyring *, const char *whsec);
+int nb_sig_keyring_add_secret(struct nb_keyring *, const char *whsec);
 
 /* Adds a "whpk_<base64 of 32 bytes>" Ed25519 public key.  0 or -1. */
-int nb_keyring_add_public_key(struct nb_keyring *, const char *whpk);
+int nb_sig_keyring_add_public_key(struct nb_keyring *, const char *whpk);
 
 /* Number of secrets plus public keys. */
-size_t nb_keyring_count(const struct nb_keyring *);
+size_t nb_sig_keyring_count(const struct nb_keyring *);
 
 /*
- * The fingerprint of key i (0 <= i < nb_keyring_count(): the secrets in
+ * The fingerprint of key i (0 <= i < nb_sig_keyring_count(): the secrets in
  * the order they were added, then the public keys), as
  * nb_sig_fingerprint() made it from the string the key was added as; ""
  * for an i out of range.  Borrowed from the keyring.
  */
-const char *nb_keyring_fingerprint(const struct nb_keyring *, size_t i);
+const char *nb_sig_keyring_fingerprint(const struct nb_keyring *, size_t i);
 
 /*
  * The fingerprint of a key as written (whsec_... or whpk_...): the first
@@ -111,7 +111,7 @@ enum nb_sig_result nb_sig_verify(const struct nb_keyring *keys,
 
 /*
  * nb_sig_verify(), and on NB_SIG_OK the index of the key that verified
- * (as nb_keyring_fingerprint() numbers them) in *key and the request's
+ * (as nb_sig_keyring_fingerprint() numbers them) in *key and the request's
  * timestamp in *ts.  Both untouched otherwise.
  */
 enum nb_sig_result nb_sig_verify_key(const struct nb_keyring *keys,

@@ -21,7 +21,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nudgebridge/config.h"
 #include "nudgebridge/nudgespot.h"
 #include "nudgebridge/person.h"
 #include "nudgebridge/segment.h"
@@ -45,6 +44,21 @@ enum nb_event_state {
 #define NB_REASON_MAX_AGE      "max_age"
 #define NB_REASON_INVALID      "invalid_for_segment"
 
+/*
+ * Every dead-letter reason in the contract's order, as an initializer
+ * list: the one list the operator grammar, the metrics, the console and
+ * the tests of the docs read ({NB_STORE_REASONS}).
+ */
+#define NB_STORE_REASONS                                                       \
+	NB_REASON_QUARANTINED, NB_REASON_TOO_LARGE, NB_REASON_REJECTED,        \
+	    NB_REASON_MAX_ATTEMPTS, NB_REASON_MAX_AGE, NB_REASON_INVALID
+
+/*
+ * Longest source name, NUL not included: the store files rows, counters
+ * and errors by source; config.h checks every configured name against it.
+ */
+#define NB_SOURCE_NAME_MAX 63
+
 /* Longest dead-letter key, NUL included. */
 #define NB_STORE_KEY_MAX 32
 
@@ -55,6 +69,20 @@ enum nb_event_state {
 #define NB_STORE_ATTEMPTS_KEPT 20
 
 struct nb_store;
+
+/* "store": where the events are kept (config.c fills it). */
+struct nb_store_config {
+	char *driver;		/* "sqlite" or "postgres" */
+	char *path;		/* sqlite: absolute path of the database */
+	char *dsn;		/* postgres: connection string (secret) */
+	int lease_s;		/* claim lease, default 30 */
+	int64_t max_size_bytes; /* sqlite: size cap, 0 = none */
+	/*
+	 * Not from the file: the install id a store that has none yet takes
+	 * instead of a random one (`migrate --install-id`), or NULL.
+	 */
+	const char *install_id;
+};
 
 /*
  * One webhook request to store.  The caller fills the inputs; the store
@@ -108,7 +136,11 @@ struct nb_stored_event {
 	enum nb_segment_rule rule;
 };
 
-/* Frees the strings of n events and the array itself.  NULL is ok. */
+/*
+ * Frees the strings of n events and the array itself.  NULL is ok.  (Named
+ * after its struct, not nb_store_: the benchmarks in tests/bench call it
+ * too, and are reworked apart.)
+ */
 void nb_stored_events_free(struct nb_stored_event *, size_t n);
 
 /*

@@ -13,7 +13,8 @@
  * never the events stored.  The alert thread calls these on its own
  * connection; the command line reads the activity.  Every function
  * returns 0 or -1 (logged once, where it happens); a failed call changed
- * nothing.
+ * nothing.  nb_alert_view_clear() and nb_alert_notes_free() are named
+ * after the structs they free (alert.h's family), not this module.
  */
 #ifndef NB_STORE_ALERT_H
 #define NB_STORE_ALERT_H

@@ -4,7 +4,9 @@
  *
  * Times inside nudgebridge are int64 milliseconds since the Unix epoch, UTC.
  * Parsing is strict and never consults the local time zone.  Pure functions,
- * safe from any thread.
+ * safe from any thread.  The functions are nb_time_*, not nb_timeutil_*:
+ * the module is not called time.h, which every file also includes from
+ * the system, and thirty files call them.
  */
 #ifndef NB_TIMEUTIL_H
 #define NB_TIMEUTIL_H

@@ -20,6 +20,15 @@ struct bufferevent;
 struct event_base;
 struct nb_tls;
 
+/*
+ * "tls": native TLS on the main listener; both NULL: plain HTTP
+ * (config.c fills it and checks it with nb_tls_new()).
+ */
+struct nb_tls_config {
+	char *cert_file; /* absolute path of the PEM certificate (chain) */
+	char *key_file;	 /* absolute path of the PEM private key */
+};
+
 /* The protocol floor and the TLS 1.2 cipher list (TLS 1.3 suites: OpenSSL's).
  */
 #define NB_TLS_MIN_VERSION_STR "TLSv1.2"

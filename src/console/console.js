@@ -707,6 +707,9 @@
 	// -- wiring -----------------------------------------------------------
 
 	function init() {
+		// The reasons are the store's own list (reasons.js, from the binary).
+		for (const r of window.NB_REASONS || [])
+			$("f-reason").append(el("option", { text: r }));
 		$("signin-form").addEventListener("submit", signIn);
 		$("signout").addEventListener("click", () => signedOut(""));
 		for (const b of document.querySelectorAll(".tab"))

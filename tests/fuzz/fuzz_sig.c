@@ -38,7 +38,7 @@ setup(void)
 	unsigned char sk[crypto_sign_SECRETKEYBYTES];
 	char whpk[100];
 
-	if (sodium_init() < 0 || (keys = nb_keyring_new()) == NULL)
+	if (sodium_init() < 0 || (keys = nb_sig_keyring_new()) == NULL)
 		abort();
 	memset(seed, 7, sizeof(seed));
 	crypto_sign_seed_keypair(pk, sk, seed);
@@ -48,8 +48,8 @@ setup(void)
 	memcpy(whsk, "whsk_", 5);
 	sodium_bin2base64(whsk + 5, sizeof(whsk) - 5, sk, sizeof(sk),
 	    sodium_base64_VARIANT_ORIGINAL);
-	if (nb_keyring_add_secret(keys, SECRET) == -1 ||
-	    nb_keyring_add_public_key(keys, whpk) == -1)
+	if (nb_sig_keyring_add_secret(keys, SECRET) == -1 ||
+	    nb_sig_keyring_add_public_key(keys, whpk) == -1)
 		abort();
 }
 

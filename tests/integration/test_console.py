@@ -27,6 +27,7 @@ there (docs/console/ holds the published ones).
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import unittest
@@ -35,10 +36,56 @@ from harness import BridgeCase, event, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONSOLE_DIR = os.path.join(HERE, "..", "console")
+DOCS_DIR = os.path.join(HERE, "..", "..", "docs")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
+def doc_reasons(name, pattern):
+    """The reasons a docs page names in the table rows pattern finds."""
+    with open(os.path.join(DOCS_DIR, name)) as f:
+        text = f.read()
+    out = []
+    for m in re.finditer(pattern, text, re.M):
+        out += re.findall(r"`([a-z_]+)`", m.group(1))
+    return out
+
+
 class TestConsolePage(BridgeCase):
+
+    def test_reasons_are_the_stores(self):
+        """One list of dead-letter reasons (store.h): the page's filter
+        reads it from /console/reasons.js, the grammar takes exactly those,
+        the metrics count each, the docs' tables name each."""
+        r = self.bridge.admin("GET", "/console/reasons.js", auth=False)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.header("Content-Type").startswith("text/javascript"))
+        self.assertIn("default-src 'none'", r.header("Content-Security-Policy"))
+        m = re.fullmatch(r'"use strict";\nwindow\.NB_REASONS = (\[.*\]);\n',
+                         r.raw.decode())
+        self.assertIsNotNone(m, r.raw)
+        reasons = json.loads(m.group(1))
+        self.assertIn("quarantined", reasons)
+        self.assertEqual(len(set(reasons)), len(reasons))
+        r = self.bridge.admin("GET", "/v1/dlq?reason=lost")
+        self.assertStatus(r, 400, "invalid_request")
+        self.assertEqual(r.json["message"],
+                         "reason: must be one of " + ", ".join(reasons))
+        for x in reasons:
+            self.assertEqual(self.bridge.admin(
+                "GET", "/v1/dlq?reason=" + x).status, 200, x)
+        counted = {k[len('nudgebridge_dead_letters_total{reason="'):-2]
+                   for k in self.bridge.metrics()
+                   if k.startswith("nudgebridge_dead_letters_total{")}
+        self.assertEqual(counted, set(reasons) | {"other"})
+        # The docs: delivery.md's table, api.md's filter row.
+        self.assertEqual(sorted(doc_reasons(
+            "delivery.md", r"^\| (`[a-z_]+`) \| .* \| .* \|$")),
+            sorted(reasons))
+        self.assertEqual(doc_reasons(
+            "api.md", r"^\| `reason` \| `--reason` \| (.*) \|$"), reasons)
+        page = self.bridge.admin("GET", "/", auth=False).raw.decode()
+        self.assertLess(page.index('src="/console/reasons.js"'),
+                        page.index('src="/console/console.js"'))
 
     def test_page_without_token(self):
         for path, ctype in (("/", "text/html"),

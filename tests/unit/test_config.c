@@ -144,7 +144,7 @@ test_defaults(void **state)
 	assert_string_equal(s->write_key, "wk");
 	assert_string_equal(s->endpoint, NB_ENDPOINT_US);
 	assert_int_equal(s->mapping.anon, NB_SEGMENT_ANON_EMAIL);
-	assert_int_equal(nb_keyring_count(s->keys), 1);
+	assert_int_equal(nb_sig_keyring_count(s->keys), 1);
 	assert_ptr_equal(nb_config_source(cfg, "acme"), s);
 	assert_null(nb_config_source(cfg, "acm"));
 	assert_null(nb_config_source(cfg, "acmee"));
@@ -214,7 +214,7 @@ test_full(void **state)
 	assert_int_equal(cfg->nsources, 2);
 	s = nb_config_source(cfg, "a-1_b");
 	assert_non_null(s);
-	assert_int_equal(nb_keyring_count(s->keys), 4);
+	assert_int_equal(nb_sig_keyring_count(s->keys), 4);
 	assert_string_equal(s->endpoint, NB_ENDPOINT_EU);
 	assert_int_equal(s->mapping.anon, NB_SEGMENT_ANON_SHA256);
 	assert_string_equal(
@@ -222,7 +222,7 @@ test_full(void **state)
 	    "Email Unsubscribed");
 	s = nb_config_source(cfg, "beta");
 	assert_non_null(s);
-	assert_int_equal(nb_keyring_count(s->keys), 1);
+	assert_int_equal(nb_sig_keyring_count(s->keys), 1);
 	assert_string_equal(s->endpoint, "http://127.0.0.1:9");
 	assert_string_equal(
 	    nb_segment_event_name(&s->mapping, "email.unsubscribed"),
@@ -535,9 +535,9 @@ test_env_secrets(void **state)
 	assert_string_equal(cfg->store.dsn, "host=/run/pg dbname=nb");
 	s = nb_config_source(cfg, "acme");
 	assert_string_equal(s->write_key, "wk_from_env");
-	assert_int_equal(nb_keyring_count(s->keys), 4);
+	assert_int_equal(nb_sig_keyring_count(s->keys), 4);
 	s = nb_config_source(cfg, "mixed");
-	assert_int_equal(nb_keyring_count(s->keys), 3);
+	assert_int_equal(nb_sig_keyring_count(s->keys), 3);
 	nb_config_unref(cfg);
 
 	assert_int_equal(
@@ -598,7 +598,7 @@ test_file_secrets(void **state)
 	assert_string_equal(cfg->admin_token, TOKEN);
 	s = nb_config_source(cfg, "acme");
 	assert_string_equal(s->write_key, "wk_from_file");
-	assert_int_equal(nb_keyring_count(s->keys), 4);
+	assert_int_equal(nb_sig_keyring_count(s->keys), 4);
 	assert_string_equal(nb_config_source(cfg, "b")->write_key, "wk_crlf");
 	assert_string_equal(nb_config_source(cfg, "c")->write_key, "wk_nonl");
 	nb_config_unref(cfg);

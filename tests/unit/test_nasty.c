@@ -654,8 +654,8 @@ test_sig(void **state)
 
 	(void)state;
 	assert_true(sodium_init() >= 0);
-	assert_non_null(keys = nb_keyring_new());
-	assert_int_equal(nb_keyring_add_secret(keys, SECRET), 0);
+	assert_non_null(keys = nb_sig_keyring_new());
+	assert_int_equal(nb_sig_keyring_add_secret(keys, SECRET), 0);
 	for (i = 0; i < sizeof(sig_cases) / sizeof(sig_cases[0]); i++) {
 		c = &sig_cases[i];
 		gid = c->gen_id ? c->gen_id() : NULL;
@@ -675,7 +675,7 @@ test_sig(void **state)
 		free(gts);
 		free(gsig);
 	}
-	nb_keyring_free(keys);
+	nb_sig_keyring_free(keys);
 	assert_int_equal(bad, 0);
 }
 
@@ -690,8 +690,8 @@ test_sig_binary_body(void **state)
 
 	(void)state;
 	assert_true(sodium_init() >= 0);
-	assert_non_null(keys = nb_keyring_new());
-	assert_int_equal(nb_keyring_add_secret(keys, SECRET), 0);
+	assert_non_null(keys = nb_sig_keyring_new());
+	assert_int_equal(nb_sig_keyring_add_secret(keys, SECRET), 0);
 	assert_int_equal(nb_sig_sign_hmac(SECRET, VEC_ID, VEC_NOW, body,
 			     sizeof(body) - 1, sig, sizeof(sig)),
 	    0);
@@ -705,7 +705,7 @@ test_sig_binary_body(void **state)
 	assert_int_equal(
 	    nb_sig_verify(keys, &h, body, sizeof(body) - 2, VEC_NOW, 300),
 	    NB_SIG_MISMATCH);
-	nb_keyring_free(keys);
+	nb_sig_keyring_free(keys);
 }
 
 /* nb_config_source_name_valid() */

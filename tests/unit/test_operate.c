@@ -11,7 +11,10 @@
  * real SQLite store in a mkdtemp() folder: show with and without a
  * configured source, a page and a whole listing, replay and purge of a
  * filter in bounded windows that leave rows stored later alone, a
- * selection of keys in steps, and dry runs that list their keys.
+ * selection of keys in steps, and dry runs that list their keys; and
+ * section 8's operations on the same core: a search by person newest
+ * first with its string cursor, one event with its attempt history, an
+ * erase with its audit entry and the audit's pages.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +30,7 @@
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/operate.h"
+#include "nudgebridge/person.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
 #include "testlib.h"
@@ -415,6 +419,148 @@ test_ops_and_selections(void **state)
 	json_decref(obj);
 }
 
+/* Section 8's parameters: who takes what, persons, limits, defaults. */
+static void
+test_section8_grammar(void **state)
+{
+	static const struct {
+		enum nb_operate_op op;
+		const char *json;
+		const char *needle; /* NULL: accepted */
+	} cases[] = {
+	    {NB_OPERATE_SEARCH, "{\"email\":\"Ada@Example.com\",\"uid\":\"u\"}",
+		NULL},
+	    {NB_OPERATE_SEARCH,
+		"{\"limit\":1000,\"after\":7,\"state\":\"dead\"}", NULL},
+	    {NB_OPERATE_SEARCH, "{\"limit\":1001}",
+		"limit: must be an integer "
+		"from 1 to 1000"},
+	    {NB_OPERATE_SEARCH, "{\"email\":\"\"}", "email"},
+	    {NB_OPERATE_SEARCH, "{\"uid\":\"a\\u0001b\"}", "uid"},
+	    {NB_OPERATE_SEARCH, "{\"uid\":\"a\\u0000b\"}", "uid"},
+	    {NB_OPERATE_SEARCH, "{\"uid\":5}", "uid"},
+	    {NB_OPERATE_SEARCH, "{\"dry_run\":true}",
+		"dry_run: not a parameter of search"},
+	    {NB_OPERATE_SEARCH, "{\"keys\":[\"1\"]}", "keys: not a parameter"},
+	    {NB_OPERATE_LIST, "{\"email\":\"a@b\"}", "email: not a parameter"},
+	    {NB_OPERATE_EVENT, "{\"key\":\"1\"}", NULL},
+	    {NB_OPERATE_EVENT, "{\"state\":\"dead\"}",
+		"state: not a parameter"},
+	    {NB_OPERATE_ERASE, "{\"email\":\"a@b\",\"dry_run\":true}", NULL},
+	    {NB_OPERATE_ERASE, "{\"uid\":\"u_1\"}", NULL},
+	    {NB_OPERATE_ERASE, "{}", "give one of email and uid"},
+	    {NB_OPERATE_ERASE, "{\"email\":\"a@b\",\"uid\":\"u\"}",
+		"give one of email and uid"},
+	    {NB_OPERATE_ERASE, "{\"email\":\"a@b\",\"source\":\"x\"}",
+		"source: not a parameter of erase"},
+	    {NB_OPERATE_AUDIT, "{\"limit\":1000,\"after\":3}", NULL},
+	    {NB_OPERATE_AUDIT, "{\"limit\":1001}", "limit"},
+	    {NB_OPERATE_AUDIT, "{\"email\":\"a@b\"}", "email: not a parameter"},
+	};
+	struct nb_operate_query q;
+	json_t *obj;
+	char err[256];
+	size_t i;
+	int rc;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_non_null(
+		    obj = json_loads(cases[i].json, JSON_ALLOW_NUL, NULL));
+		err[0] = '\0';
+		rc = nb_operate_query_parse(
+		    &q, cases[i].op, obj, NOW_MS, err, sizeof(err));
+		json_decref(obj);
+		if (cases[i].needle == NULL) {
+			if (rc != 0)
+				fail_msg("%s: %s", cases[i].json, err);
+			nb_operate_query_clear(&q);
+			continue;
+		}
+		if (rc != -1)
+			fail_msg("%s: accepted", cases[i].json);
+		if (strstr(err, cases[i].needle) == NULL)
+			fail_msg("%s: message '%s' lacks '%s'", cases[i].json,
+			    err, cases[i].needle);
+		/* Never the value: it may be an address. */
+		assert_null(strstr(err, "Ada@"));
+	}
+	/* A search looks at every state unless told; a person is kept. */
+	assert_non_null(
+	    obj = json_loads("{\"email\":\"Ada@Example.com\"}", 0, NULL));
+	assert_int_equal(0,
+	    nb_operate_query_parse(
+		&q, NB_OPERATE_SEARCH, obj, NOW_MS, err, sizeof(err)));
+	assert_int_equal(ALL_STATES, q.filter.states);
+	assert_string_equal("Ada@Example.com", q.filter.email);
+	nb_operate_query_clear(&q);
+	assert_int_equal(0,
+	    nb_operate_query_parse(
+		&q, NB_OPERATE_SHOW, NULL, NOW_MS, err, sizeof(err)));
+	assert_int_equal(ALL_STATES, q.filter.states);
+	json_decref(obj);
+	/* From a query string too: the cursor as digits, text as UTF-8. */
+	assert_non_null(obj = nb_operate_params_query(
+			    "uid=u_1&after=12&limit=3", err, sizeof(err)));
+	assert_int_equal(0,
+	    nb_operate_query_parse(
+		&q, NB_OPERATE_SEARCH, obj, NOW_MS, err, sizeof(err)));
+	assert_int_equal(12, q.filter.after_seq);
+	assert_int_equal(3, q.filter.limit);
+	assert_string_equal("u_1", q.filter.uid);
+	nb_operate_query_clear(&q);
+	json_decref(obj);
+	assert_null(nb_operate_params_query("uid=%ff", err, sizeof(err)));
+	assert_non_null(strstr(err, "uid: not valid UTF-8"));
+}
+
+/* The one list of reasons: the grammar takes each and names each. */
+static void
+test_reasons(void **state)
+{
+	static const char *const reasons[] = {NB_STORE_REASONS};
+	struct nb_operate_query q;
+	json_t *obj;
+	char err[512];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+		assert_non_null(obj = json_pack("{s:s}", "reason", reasons[i]));
+		assert_int_equal(0,
+		    nb_operate_query_parse(
+			&q, NB_OPERATE_LIST, obj, NOW_MS, err, sizeof(err)));
+		nb_operate_query_clear(&q);
+		json_decref(obj);
+	}
+	assert_non_null(obj = json_pack("{s:s}", "reason", "lost"));
+	assert_int_equal(-1,
+	    nb_operate_query_parse(
+		&q, NB_OPERATE_LIST, obj, NOW_MS, err, sizeof(err)));
+	json_decref(obj);
+	assert_string_equal("reason: must be one of quarantined, too_large, "
+			    "rejected_by_segment, max_attempts, max_age, "
+			    "invalid_for_segment",
+	    err);
+}
+
+static void
+test_op_names(void **state)
+{
+	static const char *const names[NB_OPERATE_NOPS] = {"list", "show",
+	    "replay", "purge", "search", "event", "erase", "audit"};
+	int op;
+
+	(void)state;
+	for (op = 0; op < NB_OPERATE_NOPS; op++) {
+		assert_string_equal(names[op], nb_operate_op_str(op));
+		/* Only the erase waits: its faces give it a thread. */
+		assert_int_equal(op == NB_OPERATE_ERASE, nb_operate_blocks(op));
+	}
+	assert_string_equal("unknown", nb_operate_op_str(NB_OPERATE_NOPS));
+	assert_int_equal(0, nb_operate_blocks(NB_OPERATE_NOPS));
+}
+
 /* Operations on a real store. */
 
 #define SEC1 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -498,6 +644,40 @@ store_events(struct fixture *fx, const char *source, int n, int broken)
 		assert_int_equal(0, nb_store_append(fx->s, &p, 1));
 	}
 	free(ev);
+}
+
+/*
+ * Stores one event of source whose subscriber is uid (and email, may be
+ * NULL), with the person keys the parser would compute; its key.
+ */
+static int64_t
+store_person(
+    struct fixture *fx, const char *source, const char *uid, const char *email)
+{
+	char id[24], raw[256];
+	struct nb_event e;
+	struct nb_append r, *p = &r;
+
+	snprintf(id, sizeof(id), "evt_%d", fx->serial++);
+	snprintf(raw, sizeof(raw),
+	    "{\"id\":\"%s\",\"type\":\"email.opened\",\"occurred_at\":"
+	    "\"2026-11-28T09:59:58Z\",\"subscriber\":{\"uid\":\"%s\"%s%s%s}}",
+	    id, uid, email != NULL ? ",\"email\":\"" : "",
+	    email != NULL ? email : "", email != NULL ? "\"" : "");
+	memset(&e, 0, sizeof(e));
+	e.id = id;
+	e.type = testlib_unconst("email.opened");
+	e.raw = raw;
+	e.rawlen = strlen(raw);
+	nb_person_keys_of(raw, e.rawlen, &e.email_key, &e.uid_key);
+	memset(&r, 0, sizeof(r));
+	r.source = source;
+	r.events = &e;
+	r.nevents = 1;
+	r.received_ms = NOW_MS;
+	assert_int_equal(0, nb_store_append(fx->s, &p, 1));
+	assert_int_equal(1, r.accepted);
+	return fx->serial;
 }
 
 /* Runs op over the JSON parameters; the status, *ans the answer. */
@@ -731,6 +911,188 @@ test_keys(void **state)
 	json_decref(ans);
 }
 
+/* The keys of a page's events, joined by ','. */
+static void
+page_keys(const json_t *ans, char *out, size_t len)
+{
+	const json_t *e;
+	size_t i, off = 0;
+
+	out[0] = '\0';
+	json_array_foreach(json_object_get(ans, "events"), i, e) off +=
+	    (size_t)snprintf(out + off, len - off, "%s%s", i > 0 ? "," : "",
+		json_string_value(json_object_get(e, "key")));
+}
+
+/* A search by person, newest first; its cursor is a string. */
+static void
+test_search(void **state)
+{
+	struct fixture *fx = *state;
+	char keys[256], json[128];
+	const char *next;
+	json_t *ans;
+	int i;
+
+	for (i = 0; i < 6; i++)
+		store_person(fx, i % 2 ? "acme" : "beta", i < 5 ? "u_1" : "u_2",
+		    i == 2 ? "Ada@Example.com" : NULL);
+	store_events(fx, "acme", 2, 1);
+	/* The default: every state, newest first, fifty at most. */
+	assert_int_equal(
+	    NB_OPERATE_OK, run(fx, NB_OPERATE_SEARCH, "{}", 1, &ans));
+	page_keys(ans, keys, sizeof(keys));
+	assert_string_equal("8,7,6,5,4,3,2,1", keys);
+	assert_true(json_is_null(json_object_get(ans, "next")));
+	assert_null(json_object_get(ans, "next_after"));
+	json_decref(ans);
+	/* A page of a person, and the cursor to the rest of them. */
+	assert_int_equal(NB_OPERATE_OK,
+	    run(fx, NB_OPERATE_SEARCH, "{\"uid\":\"u_1\",\"limit\":2}", 1,
+		&ans));
+	page_keys(ans, keys, sizeof(keys));
+	assert_string_equal("5,4", keys);
+	assert_non_null(next = json_string_value(json_object_get(ans, "next")));
+	snprintf(json, sizeof(json),
+	    "{\"uid\":\"u_1\",\"limit\":5,\"after\":%s}", next);
+	json_decref(ans);
+	assert_int_equal(
+	    NB_OPERATE_OK, run(fx, NB_OPERATE_SEARCH, json, 1, &ans));
+	page_keys(ans, keys, sizeof(keys));
+	assert_string_equal("3,2,1", keys);
+	assert_true(json_is_null(json_object_get(ans, "next")));
+	json_decref(ans);
+	/* The address in any case; filters combine. */
+	assert_int_equal(NB_OPERATE_OK,
+	    run(fx, NB_OPERATE_SEARCH,
+		"{\"email\":\"ADA@example.com\",\"source\":\"beta\"}", 0,
+		&ans));
+	page_keys(ans, keys, sizeof(keys));
+	assert_string_equal("3", keys);
+	json_decref(ans);
+	assert_int_equal(NB_OPERATE_OK,
+	    run(fx, NB_OPERATE_SEARCH, "{\"state\":\"dead\"}", 0, &ans));
+	page_keys(ans, keys, sizeof(keys));
+	assert_string_equal("8,7", keys);
+	json_decref(ans);
+}
+
+/* One event: the row, its stored object, its Track message, its tries. */
+static void
+test_event(void **state)
+{
+	static const char *const acme[] = {"acme"};
+	struct fixture *fx = *state;
+	struct nb_store_attempt att = {
+	    NOW_MS, NOW_MS + 42, 503, "segment: 503", 1, 0};
+	struct nb_store_retry retry = {1, NOW_MS};
+	struct nb_stored_event *rows = NULL;
+	const json_t *a;
+	json_t *ans;
+	size_t n = 0;
+
+	store_person(fx, "acme", "u_1", NULL);
+	store_person(fx, "gone", "u_1", NULL);
+	assert_int_equal(0,
+	    nb_store_claim(
+		fx->s, acme, 1, NOW_MS, NOW_MS + 30000, 10, &rows, &n));
+	assert_int_equal(1, n);
+	nb_stored_events_free(rows, n);
+	assert_int_equal(0, nb_store_retry(fx->s, &retry, 1, att.error, &att));
+	assert_int_equal(NB_OPERATE_OK,
+	    run(fx, NB_OPERATE_EVENT, "{\"key\":\"1\"}", 0, &ans));
+	assert_int_equal(1, count(ans, "tries"));
+	assert_string_equal("u_1",
+	    json_string_value(json_object_get(
+		json_object_get(json_object_get(ans, "event"), "subscriber"),
+		"uid")));
+	assert_string_equal("u_1",
+	    json_string_value(
+		json_object_get(json_object_get(ans, "track"), "userId")));
+	assert_null(json_object_get(ans, "track_error"));
+	assert_int_equal(1, json_array_size(json_object_get(ans, "attempts")));
+	a = json_array_get(json_object_get(ans, "attempts"), 0);
+	assert_int_equal(503, count(a, "status"));
+	assert_string_equal(
+	    "segment: 503", json_string_value(json_object_get(a, "error")));
+	assert_int_equal(1, count(a, "batch_size"));
+	assert_int_equal(42, count(a, "latency_ms"));
+	assert_string_equal("2026-11-28T10:00:00.000Z",
+	    json_string_value(json_object_get(a, "at")));
+	json_decref(ans);
+	/* A source gone from the configuration, no attempt yet. */
+	assert_int_equal(NB_OPERATE_OK,
+	    run(fx, NB_OPERATE_EVENT, "{\"key\":\"2\"}", 0, &ans));
+	assert_true(json_is_null(json_object_get(ans, "track")));
+	assert_string_equal("source not configured",
+	    json_string_value(json_object_get(ans, "track_error")));
+	assert_int_equal(0, json_array_size(json_object_get(ans, "attempts")));
+	json_decref(ans);
+	assert_int_equal(NB_OPERATE_NOT_FOUND,
+	    run(fx, NB_OPERATE_EVENT, "{\"key\":\"3\"}", 0, &ans));
+	assert_int_equal(
+	    NB_OPERATE_INVALID, run(fx, NB_OPERATE_EVENT, "{}", 0, &ans));
+}
+
+/* An erase answers with its audit entry; the audit pages newest first. */
+static void
+test_erase_and_audit(void **state)
+{
+	struct fixture *fx = *state;
+	char json[128];
+	const char *next;
+	json_t *ans;
+
+	store_person(fx, "acme", "u_1", "ada@example.com");
+	store_person(fx, "acme", "u_2", "ada@example.com");
+	store_person(fx, "acme", "u_3", "bob@example.com");
+	assert_int_equal(NB_OPERATE_OK,
+	    run(fx, NB_OPERATE_ERASE,
+		"{\"email\":\"ADA@example.com\",\"dry_run\":true}", 0, &ans));
+	assert_int_equal(2, count(ans, "erased"));
+	assert_true(json_is_true(json_object_get(ans, "dry_run")));
+	assert_string_equal(
+	    "test", json_string_value(json_object_get(ans, "actor")));
+	assert_string_equal(
+	    "email", json_string_value(json_object_get(ans, "kind")));
+	assert_null(json_object_get(ans, "id"));
+	assert_int_equal(1, count(ans, "audit_id"));
+	json_decref(ans);
+	assert_int_equal(NB_OPERATE_OK,
+	    run(fx, NB_OPERATE_ERASE, "{\"email\":\"ada@example.com\"}", 0,
+		&ans));
+	assert_int_equal(2, count(ans, "erased"));
+	assert_int_equal(2, count(ans, "pending"));
+	assert_true(json_is_true(json_object_get(ans, "complete")));
+	json_decref(ans);
+	assert_int_equal(NB_OPERATE_OK,
+	    run(fx, NB_OPERATE_ERASE, "{\"uid\":\"u_3\"}", 0, &ans));
+	json_decref(ans);
+	assert_int_equal(
+	    NB_OPERATE_OK, run(fx, NB_OPERATE_SEARCH, "{}", 0, &ans));
+	assert_int_equal(0, json_array_size(json_object_get(ans, "events")));
+	json_decref(ans);
+	/* The audit: newest first, in pages, the last without a cursor. */
+	assert_int_equal(
+	    NB_OPERATE_OK, run(fx, NB_OPERATE_AUDIT, "{\"limit\":2}", 0, &ans));
+	assert_int_equal(2, json_array_size(json_object_get(ans, "audit")));
+	assert_int_equal(
+	    3, count(json_array_get(json_object_get(ans, "audit"), 0), "id"));
+	assert_string_equal("uid",
+	    json_string_value(json_object_get(
+		json_array_get(json_object_get(ans, "audit"), 0), "kind")));
+	assert_non_null(next = json_string_value(json_object_get(ans, "next")));
+	snprintf(json, sizeof(json), "{\"after\":%s}", next);
+	json_decref(ans);
+	assert_int_equal(
+	    NB_OPERATE_OK, run(fx, NB_OPERATE_AUDIT, json, 0, &ans));
+	assert_int_equal(1, json_array_size(json_object_get(ans, "audit")));
+	assert_true(json_is_true(json_object_get(
+	    json_array_get(json_object_get(ans, "audit"), 0), "dry_run")));
+	assert_true(json_is_null(json_object_get(ans, "next")));
+	json_decref(ans);
+}
+
 int
 main(void)
 {
@@ -742,10 +1104,17 @@ main(void)
 	    cmocka_unit_test(test_event_json_shape),
 	    cmocka_unit_test(test_clear_zeroed),
 	    cmocka_unit_test(test_ops_and_selections),
+	    cmocka_unit_test(test_section8_grammar),
+	    cmocka_unit_test(test_reasons),
+	    cmocka_unit_test(test_op_names),
 	    cmocka_unit_test_setup_teardown(test_show, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_windows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_search, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_event, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_erase_and_audit, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,10 +43,10 @@ setup(void **state)
 static struct nb_keyring *
 vector_keyring(void)
 {
-	struct nb_keyring *k = nb_keyring_new();
+	struct nb_keyring *k = nb_sig_keyring_new();
 
 	assert_non_null(k);
-	assert_int_equal(nb_keyring_add_secret(k, VEC_SECRET), 0);
+	assert_int_equal(nb_sig_keyring_add_secret(k, VEC_SECRET), 0);
 	return k;
 }
 
@@ -85,8 +85,8 @@ test_vector(void **state)
 			     out, sizeof(out)),
 	    0);
 	assert_string_equal(out, VEC_SIG);
-	assert_int_equal(nb_keyring_count(k), 1);
-	nb_keyring_free(k);
+	assert_int_equal(nb_sig_keyring_count(k), 1);
+	nb_sig_keyring_free(k);
 }
 
 struct hdr_case {
@@ -204,7 +204,7 @@ test_header_table(void **state)
 			    nb_sig_result_str(r),
 			    nb_sig_result_str(cases[i].want));
 	}
-	nb_keyring_free(k);
+	nb_sig_keyring_free(k);
 }
 
 static void
@@ -219,7 +219,7 @@ test_null_headers(void **state)
 	assert_int_equal(
 	    verify(NULL, VEC_ID, VEC_TS, VEC_SIG, VEC_BODY, VEC_NOW),
 	    NB_SIG_MISMATCH);
-	nb_keyring_free(k);
+	nb_sig_keyring_free(k);
 }
 
 /* Builds "e e e ... last" with n-1 copies of e. */
@@ -265,7 +265,7 @@ test_entry_limit(void **state)
 	assert_int_equal(
 	    verify(k, VEC_ID, VEC_TS, s, VEC_BODY, VEC_NOW), NB_SIG_MISMATCH);
 	free(s);
-	nb_keyring_free(k);
+	nb_sig_keyring_free(k);
 }
 
 /* Makes "whsec_" + base64 of n bytes of value 0x5a. */
@@ -294,12 +294,12 @@ test_secret_lengths(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct nb_keyring *k = nb_keyring_new();
+		struct nb_keyring *k = nb_sig_keyring_new();
 		int rc, srk;
 
 		assert_non_null(k);
 		make_secret(secret, sizeof(secret), cases[i].n);
-		rc = nb_keyring_add_secret(k, secret);
+		rc = nb_sig_keyring_add_secret(k, secret);
 		if (rc != cases[i].rc)
 			fail_msg("%zu-byte secret: rc %d", cases[i].n, rc);
 		srk = nb_sig_sign_hmac(secret, VEC_ID, VEC_NOW,
@@ -310,8 +310,8 @@ test_secret_lengths(void **state)
 			assert_int_equal(
 			    verify(k, VEC_ID, VEC_TS, sig, VEC_BODY, VEC_NOW),
 			    NB_SIG_OK);
-		assert_int_equal(nb_keyring_count(k), rc == 0 ? 1 : 0);
-		nb_keyring_free(k);
+		assert_int_equal(nb_sig_keyring_count(k), rc == 0 ? 1 : 0);
+		nb_sig_keyring_free(k);
 	}
 }
 
@@ -329,24 +329,24 @@ test_bad_secrets(void **state)
 	    "WHSEC_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 	};
 	char sig[NB_SIG_ENTRY_MAX];
-	struct nb_keyring *k = nb_keyring_new();
+	struct nb_keyring *k = nb_sig_keyring_new();
 	size_t i;
 
 	(void)state;
 	assert_non_null(k);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(nb_keyring_add_secret(k, bad[i]), -1);
-		assert_int_equal(nb_keyring_add_public_key(k, bad[i]), -1);
+		assert_int_equal(nb_sig_keyring_add_secret(k, bad[i]), -1);
+		assert_int_equal(nb_sig_keyring_add_public_key(k, bad[i]), -1);
 	}
-	assert_int_equal(nb_keyring_add_secret(k, NULL), -1);
-	assert_int_equal(nb_keyring_count(k), 0);
+	assert_int_equal(nb_sig_keyring_add_secret(k, NULL), -1);
+	assert_int_equal(nb_sig_keyring_count(k), 0);
 	/* A good secret but no room for the entry. */
 	assert_int_equal(
 	    nb_sig_sign_hmac(VEC_SECRET, VEC_ID, VEC_NOW,
 		(const unsigned char *)VEC_BODY, strlen(VEC_BODY), sig, 44),
 	    -1);
-	nb_keyring_free(k);
-	nb_keyring_free(NULL);
+	nb_sig_keyring_free(k);
+	nb_sig_keyring_free(NULL);
 }
 
 static void
@@ -357,7 +357,7 @@ test_rotation(void **state)
 	    sig3[NB_SIG_ENTRY_MAX], both[4 * NB_SIG_ENTRY_MAX];
 	const unsigned char *b = (const unsigned char *)VEC_BODY;
 	size_t blen = strlen(VEC_BODY);
-	struct nb_keyring *k = nb_keyring_new();
+	struct nb_keyring *k = nb_sig_keyring_new();
 
 	(void)state;
 	assert_non_null(k);
@@ -367,9 +367,9 @@ test_rotation(void **state)
 	assert_string_not_equal(s1, s2);
 	assert_int_equal(strncmp(s1, "whsec_", 6), 0);
 	assert_true(strlen(s1) < 64);
-	assert_int_equal(nb_keyring_add_secret(k, s1), 0);
-	assert_int_equal(nb_keyring_add_secret(k, s2), 0);
-	assert_int_equal(nb_keyring_count(k), 2);
+	assert_int_equal(nb_sig_keyring_add_secret(k, s1), 0);
+	assert_int_equal(nb_sig_keyring_add_secret(k, s2), 0);
+	assert_int_equal(nb_sig_keyring_count(k), 2);
 	assert_int_equal(
 	    nb_sig_sign_hmac(s1, VEC_ID, VEC_NOW, b, blen, sig1, sizeof(sig1)),
 	    0);
@@ -389,7 +389,7 @@ test_rotation(void **state)
 	snprintf(both, sizeof(both), "%s %s", sig3, sig2);
 	assert_int_equal(
 	    verify(k, VEC_ID, VEC_TS, both, VEC_BODY, VEC_NOW), NB_SIG_OK);
-	nb_keyring_free(k);
+	nb_sig_keyring_free(k);
 }
 
 static void
@@ -400,7 +400,7 @@ test_ed25519(void **state)
 	    both[4 * NB_SIG_ENTRY_MAX];
 	const unsigned char *b = (const unsigned char *)VEC_BODY;
 	size_t blen = strlen(VEC_BODY);
-	struct nb_keyring *k = nb_keyring_new(), *k2 = nb_keyring_new();
+	struct nb_keyring *k = nb_sig_keyring_new(), *k2 = nb_sig_keyring_new();
 
 	(void)state;
 	assert_non_null(k);
@@ -409,11 +409,11 @@ test_ed25519(void **state)
 	assert_int_equal(nb_sig_keypair(pk2, sizeof(pk2), sk2, sizeof(sk2)), 0);
 	assert_int_equal(strncmp(pk, "whpk_", 5), 0);
 	assert_int_equal(strncmp(sk, "whsk_", 5), 0);
-	assert_int_equal(nb_keyring_add_public_key(k, pk), 0);
-	assert_int_equal(nb_keyring_add_secret(k, VEC_SECRET), 0);
-	assert_int_equal(nb_keyring_count(k), 2);
+	assert_int_equal(nb_sig_keyring_add_public_key(k, pk), 0);
+	assert_int_equal(nb_sig_keyring_add_secret(k, VEC_SECRET), 0);
+	assert_int_equal(nb_sig_keyring_count(k), 2);
 	/* A secret key is not a public key. */
-	assert_int_equal(nb_keyring_add_public_key(k, sk), -1);
+	assert_int_equal(nb_sig_keyring_add_public_key(k, sk), -1);
 
 	assert_int_equal(
 	    nb_sig_sign_ed25519(sk, VEC_ID, VEC_NOW, b, blen, sig, sizeof(sig)),
@@ -439,7 +439,7 @@ test_ed25519(void **state)
 	assert_int_equal(
 	    verify(k, VEC_ID, VEC_TS, both, VEC_BODY, VEC_NOW), NB_SIG_OK);
 	/* A keyring with only the other key. */
-	assert_int_equal(nb_keyring_add_public_key(k2, pk2), 0);
+	assert_int_equal(nb_sig_keyring_add_public_key(k2, pk2), 0);
 	assert_int_equal(verify(k2, VEC_ID, VEC_TS, sig, VEC_BODY, VEC_NOW),
 	    NB_SIG_MISMATCH);
 	assert_int_equal(
@@ -456,8 +456,8 @@ test_ed25519(void **state)
 			     blen, sig, sizeof(sig)),
 	    -1);
 	assert_int_equal(nb_sig_keypair(pk, 10, sk, sizeof(sk)), -1);
-	nb_keyring_free(k);
-	nb_keyring_free(k2);
+	nb_sig_keyring_free(k);
+	nb_sig_keyring_free(k2);
 }
 
 /*
@@ -473,7 +473,7 @@ test_ed25519_work(void **state)
 	char pk[100], sk[100], trusted_sk[4][100], sig[NB_SIG_ENTRY_MAX];
 	char *hdr = malloc(NENTRIES * NB_SIG_ENTRY_MAX);
 	unsigned char *body = malloc(BODY);
-	struct nb_keyring *k = nb_keyring_new(), *k4 = nb_keyring_new();
+	struct nb_keyring *k = nb_sig_keyring_new(), *k4 = nb_sig_keyring_new();
 	struct nb_sig_headers h = {VEC_ID, VEC_TS, NULL};
 	uint64_t before;
 	size_t off = 0;
@@ -488,7 +488,7 @@ test_ed25519_work(void **state)
 	for (i = 0; i < NKEYS; i++) {
 		assert_int_equal(
 		    nb_sig_keypair(pk, sizeof(pk), sk, sizeof(sk)), 0);
-		assert_int_equal(nb_keyring_add_public_key(k, pk), 0);
+		assert_int_equal(nb_sig_keyring_add_public_key(k, pk), 0);
 	}
 	/* Real signatures by keys nobody trusts: no cheap rejection. */
 	for (i = 0; i < NENTRIES; i++) {
@@ -518,7 +518,7 @@ test_ed25519_work(void **state)
 		if (i < 3)
 			assert_int_equal(
 			    nb_sig_keypair(pk, sizeof(pk), sk, sizeof(sk)), 0);
-		assert_int_equal(nb_keyring_add_public_key(k4, pk), 0);
+		assert_int_equal(nb_sig_keyring_add_public_key(k4, pk), 0);
 		assert_int_equal(nb_sig_sign_ed25519(trusted_sk[i], VEC_ID,
 				     VEC_NOW, body, BODY, sig, sizeof(sig)),
 		    0);
@@ -530,8 +530,8 @@ test_ed25519_work(void **state)
 	assert_int_equal(
 	    nb_sig_verify(k4, &h, body, BODY, VEC_NOW, 300), NB_SIG_OK);
 	assert_int_equal(nb_sig_ed25519_verifications() - before, 16);
-	nb_keyring_free(k);
-	nb_keyring_free(k4);
+	nb_sig_keyring_free(k);
+	nb_sig_keyring_free(k4);
 	free(hdr);
 	free(body);
 }
@@ -540,14 +540,14 @@ static void
 test_empty_body(void **state)
 {
 	char pk[100], sk[100], hs[NB_SIG_ENTRY_MAX], es[NB_SIG_ENTRY_MAX];
-	struct nb_keyring *k = nb_keyring_new();
+	struct nb_keyring *k = nb_sig_keyring_new();
 	struct nb_sig_headers h = {VEC_ID, VEC_TS, NULL};
 
 	(void)state;
 	assert_non_null(k);
 	assert_int_equal(nb_sig_keypair(pk, sizeof(pk), sk, sizeof(sk)), 0);
-	assert_int_equal(nb_keyring_add_public_key(k, pk), 0);
-	assert_int_equal(nb_keyring_add_secret(k, VEC_SECRET), 0);
+	assert_int_equal(nb_sig_keyring_add_public_key(k, pk), 0);
+	assert_int_equal(nb_sig_keyring_add_secret(k, VEC_SECRET), 0);
 	assert_int_equal(nb_sig_sign_hmac(VEC_SECRET, VEC_ID, VEC_NOW, NULL, 0,
 			     hs, sizeof(hs)),
 	    0);
@@ -569,7 +569,7 @@ test_empty_body(void **state)
 	assert_int_equal(
 	    nb_sig_verify(k, &h, (const unsigned char *)"x", 1, VEC_NOW, 300),
 	    NB_SIG_MISMATCH);
-	nb_keyring_free(k);
+	nb_sig_keyring_free(k);
 }
 
 static void
@@ -589,7 +589,7 @@ test_binary_body(void **state)
 	    nb_sig_verify(k, &h, body, sizeof(body), VEC_NOW, 300), NB_SIG_OK);
 	assert_int_equal(
 	    nb_sig_verify(k, &h, body, 1, VEC_NOW, 300), NB_SIG_MISMATCH);
-	nb_keyring_free(k);
+	nb_sig_keyring_free(k);
 }
 
 static void
@@ -615,7 +615,7 @@ test_tolerance(void **state)
 	h.timestamp = "0";
 	assert_int_equal(nb_sig_verify(k, &h, b, blen, (time_t)INT64_MAX, 300),
 	    NB_SIG_STALE);
-	nb_keyring_free(k);
+	nb_sig_keyring_free(k);
 }
 
 /*
@@ -636,18 +636,18 @@ test_verify_key(void **state)
 	(void)state;
 	assert_int_equal(nb_sig_keypair(pk, sizeof(pk), sk, sizeof(sk)), 0);
 	assert_int_equal(nb_sig_new_secret(sec2, sizeof(sec2)), 0);
-	assert_non_null(k = nb_keyring_new());
-	assert_int_equal(nb_keyring_add_public_key(k, pk), 0);
-	assert_int_equal(nb_keyring_add_secret(k, VEC_SECRET), 0);
-	assert_int_equal(nb_keyring_add_secret(k, sec2), 0);
+	assert_non_null(k = nb_sig_keyring_new());
+	assert_int_equal(nb_sig_keyring_add_public_key(k, pk), 0);
+	assert_int_equal(nb_sig_keyring_add_secret(k, VEC_SECRET), 0);
+	assert_int_equal(nb_sig_keyring_add_secret(k, sec2), 0);
 	/* Secrets first (in the order added), then the public key. */
 	nb_sig_fingerprint(VEC_SECRET, fp);
-	assert_string_equal(nb_keyring_fingerprint(k, 0), fp);
+	assert_string_equal(nb_sig_keyring_fingerprint(k, 0), fp);
 	nb_sig_fingerprint(sec2, fp);
-	assert_string_equal(nb_keyring_fingerprint(k, 1), fp);
+	assert_string_equal(nb_sig_keyring_fingerprint(k, 1), fp);
 	nb_sig_fingerprint(pk, fp);
-	assert_string_equal(nb_keyring_fingerprint(k, 2), fp);
-	assert_string_equal(nb_keyring_fingerprint(k, 3), "");
+	assert_string_equal(nb_sig_keyring_fingerprint(k, 2), fp);
+	assert_string_equal(nb_sig_keyring_fingerprint(k, 3), "");
 	assert_int_equal(strlen(fp), 8);
 	assert_int_equal(strspn(fp, "0123456789abcdef"), 8);
 
@@ -678,7 +678,7 @@ test_verify_key(void **state)
 	    NB_SIG_MISMATCH);
 	assert_int_equal(key, 99);
 	assert_int_equal(got_ts, -1);
-	nb_keyring_free(k);
+	nb_sig_keyring_free(k);
 }
 
 static void

@@ -71,13 +71,13 @@ test_fingerprint(void **state)
 static void
 assert_secret_works(const char *secret)
 {
-	struct nb_keyring *kr = nb_keyring_new();
+	struct nb_keyring *kr = nb_sig_keyring_new();
 	struct nb_sig_headers h;
 	char sig[NB_SIG_ENTRY_MAX], ts[32];
 	time_t now = time(NULL);
 
 	assert_non_null(kr);
-	assert_int_equal(nb_keyring_add_secret(kr, secret), 0);
+	assert_int_equal(nb_sig_keyring_add_secret(kr, secret), 0);
 	assert_int_equal(nb_sig_sign_hmac(secret, "msg_1", (int64_t)now,
 			     (const unsigned char *)"{}", 2, sig, sizeof(sig)),
 	    0);
@@ -88,7 +88,7 @@ assert_secret_works(const char *secret)
 	assert_int_equal(
 	    nb_sig_verify(kr, &h, (const unsigned char *)"{}", 2, now, 300),
 	    NB_SIG_OK);
-	nb_keyring_free(kr);
+	nb_sig_keyring_free(kr);
 }
 
 static void
@@ -149,8 +149,8 @@ test_add_ed25519(void **state)
 	assert_non_null(pk);
 	assert_true(strncmp(pk, "whpk_", 5) == 0);
 	/* The private key printed signs what the stored public key checks. */
-	assert_non_null(kr = nb_keyring_new());
-	assert_int_equal(nb_keyring_add_public_key(kr, pk), 0);
+	assert_non_null(kr = nb_sig_keyring_new());
+	assert_int_equal(nb_sig_keyring_add_public_key(kr, pk), 0);
 	assert_int_equal(nb_sig_sign_ed25519(key, "msg_2", (int64_t)now,
 			     (const unsigned char *)"[]", 2, sig, sizeof(sig)),
 	    0);
@@ -166,7 +166,7 @@ test_add_ed25519(void **state)
 	assert_non_null(text);
 	assert_null(strstr(text, "whsk_"));
 	free(text);
-	nb_keyring_free(kr);
+	nb_sig_keyring_free(kr);
 	json_decref(doc);
 }
 
