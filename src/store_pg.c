@@ -357,9 +357,8 @@ pgs_batch_add(struct pgs_batch *b, enum pgs_stmt id, int binary)
 	return &it->p;
 }
 
-/* A transaction statement (COMMIT) for a batch. */
-static void
-batch_add_sql(struct pgs_batch *b, const char *sql)
+void
+pgs_batch_add_sql(struct pgs_batch *b, const char *sql)
 {
 	struct pgs_item *it = &b->it[b->n++];
 
@@ -785,7 +784,7 @@ pg_commit(void *state, const struct nb_store_tally *t)
 			goto out;
 		pgs_batch_reset(b);
 	}
-	batch_add_sql(b, "COMMIT");
+	pgs_batch_add_sql(b, "COMMIT");
 	if (pgs_batch_run(q, b, __func__) == -1)
 		goto out;
 	/* An aborted transaction "commits" as ROLLBACK. */

@@ -107,6 +107,8 @@ extern const int pgs_schema_latest;
 extern const char *const pgs_sql[PS_COUNT];
 extern const char pgs_backfill_read[];
 extern const char pgs_backfill_write[];
+/* Sent before PS_CLAIM in its transaction: see store_pg_sql.c. */
+extern const char pgs_claim_plan[];
 /*
  * The statements that answer operator and scraper reads: test_store_pg's
  * plan test fails when any of them may read events or payloads in full.
@@ -198,6 +200,8 @@ int pgs_par_arr(struct params *p, struct nb_buf *b);
  */
 void pgs_batch_reset(struct pgs_batch *b);
 struct params *pgs_batch_add(struct pgs_batch *b, enum pgs_stmt id, int binary);
+/* Adds a statement without parameters, sent as text (COMMIT, SET LOCAL). */
+void pgs_batch_add_sql(struct pgs_batch *b, const char *sql);
 
 /*
  * Sends b in one pipeline (preparing what this connection has not yet,

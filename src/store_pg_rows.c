@@ -118,18 +118,28 @@ int
 pgs_claim(void *state, const struct nb_store_claim *c, struct nb_store_rows *v)
 {
 	struct pg *q = state;
-	struct params p = {0};
+	struct pgs_batch *b = &q->batch;
+	struct params *p;
 	PGresult *res;
 	int i, rc = -1;
 
-	if (sources_param(&p, &q->arr[0], c->sources, c->nsources) == -1)
+	/* One round trip: the plan's setting, then the claim. */
+	pgs_batch_reset(b);
+	pgs_batch_add_sql(b, pgs_claim_plan);
+	p = pgs_batch_add(b, PS_CLAIM, 1);
+	if (sources_param(p, &q->arr[0], c->sources, c->nsources) == -1)
 		return -1;
-	pgs_par_int(&p, c->now_ms);
-	pgs_par_int(&p, c->lease_until_ms);
-	pgs_par_int(&p, c->limit > INT64_MAX ? INT64_MAX : (int64_t)c->limit);
-	pgs_par_text(&p, q->owner);
-	if ((res = pgs_exec(q, PS_CLAIM, &p, 1, __func__)) == NULL)
+	pgs_par_int(p, c->now_ms);
+	pgs_par_int(p, c->lease_until_ms);
+	pgs_par_int(p, c->limit > INT64_MAX ? INT64_MAX : (int64_t)c->limit);
+	pgs_par_text(p, q->owner);
+	if (pgs_batch_run(q, b, __func__) == -1) {
+		pgs_batch_reset(b);
 		return -1;
+	}
+	res = b->it[1].res;
+	b->it[1].res = NULL;
+	pgs_batch_reset(b);
 	for (i = 0; i < PQntuples(res); i++) {
 		/* A damaged row: reported, and the claim leases nothing. */
 		if (PQgetisnull(res, i, COL_PAYLOAD)) {
