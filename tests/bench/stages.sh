@@ -5,23 +5,29 @@
 # "after" columns of docs/benchmarks.md (callgrind counts are stable where
 # wall-clock figures on a shared machine are not).
 #
-#   tests/bench/stages.sh [--requests N] [--no-build]
+#   tests/bench/stages.sh [--requests N] [--log-level L] [--keep DIR]
+#                         [--no-build]
 #
 # builds nudgebridge RelWithDebInfo in build-cg/ (and the tools, see run.sh),
 # runs it under valgrind --tool=callgrind --separate-threads=yes with
 # http_threads 1 (the HTTP thread is the main thread) and delivery paused
 # (its sink answers 401), sends 200 warm-up requests, zeroes the counters,
 # sends N (default 5,000) signed single-event requests over 4 connections
-# and dumps; then the same for nbbare, the bare evhttp server.  Prints a
-# Markdown table of inclusive instructions per request:
+# and dumps; then the same for nbbare, the bare evhttp server.  The bridge
+# logs at --log-level (default info, the shipped default: one access line
+# per webhook).  Prints a Markdown table of inclusive instructions per
+# request:
 #
 #   whole request    everything the HTTP thread ran, / N
-#   signature        nb_sig_verify
+#   gate             input_cb: the gate's second look at the head
+#   signature        nb_sig_verify_key
+#   activity         nb_activity_note + nb_metrics_skew (last use, skew)
 #   parse            nb_nudgespot_parse
 #   commit hand-off  nb_commit_submit_on, plus done_cb (the completion
 #                    channel's wake-up on the HTTP thread) less commit_cb
 #   reply            commit_cb: counters, log line, the 200 body and
 #                    evhttp_send_reply (shown apart too)
+#   log line         log_webhook (formatting and handing the line on)
 #   libevent parse   evhttp_parse_firstline_ + evhttp_parse_headers_ +
 #                    evhttp_request_free
 #   bare evhttp      nbbare's event loop, / N: the framework's own cost
@@ -29,18 +35,23 @@
 #                    groups: 4 connections)
 #
 # A stage whose function no longer exists (renamed by a refactor) shows n/a:
-# adjust the names below.  Environment: NB_STAGES_PORT_BASE (default 18430,
-# three ports).
+# adjust the names below.  --keep DIR leaves the callgrind profiles there
+# (for callgrind_annotate).  Environment: NB_STAGES_PORT_BASE (default
+# 18430, three ports).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 n=5000
 build=1
+level=info
+keep=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--requests) n=$2; shift ;;
 	--no-build) build=0 ;;
+	--log-level) level=$2; shift ;;
+	--keep) keep=$2; shift ;;
 	-h | --help) sed -n '4,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
 	*) echo "stages.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -75,6 +86,9 @@ cleanup() {
 	local p
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	if [ -n "$keep" ]; then
+		mkdir -p "$keep" && cp "$scratch"/*.out* "$keep"/ 2>/dev/null || true
+	fi
 	rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -122,7 +136,7 @@ cat >"$scratch/nb/config.json" <<EOF
 {
   "listen": "127.0.0.1:$port",
   "http_threads": 1,
-  "log": { "level": "warn" },
+  "log": { "level": "$level" },
   "store": { "driver": "sqlite", "path": "nb.db" },
   "limits": { "timestamp_tolerance_s": 300 },
   "segment": { "endpoint": "http://127.0.0.1:$sink_port" },
@@ -155,7 +169,13 @@ per() { if [ -n "${1:-}" ]; then awk -v v="$1" -v n="$n" 'BEGIN { printf "%.0f",
 http=$(thread_of nb http_cb)
 writer=$(thread_of nb nb_store_append)
 [ -n "$http" ] || die "no HTTP thread in the profile"
-sig=$(incl "$http" nb_sig_verify)
+sig=$(incl "$http" nb_sig_verify_key)
+gate=$(incl "$http" input_cb)
+note=$(incl "$http" nb_activity_note)
+skew=$(incl "$http" nb_metrics_skew)
+activity=
+if [ -n "$note" ] && [ -n "$skew" ]; then activity=$((note + skew)); fi
+logline=$(incl "$http" log_webhook)
 parse=$(incl "$http" nb_nudgespot_parse)
 submit=$(incl "$http" nb_commit_submit_on)
 done_cb=$(incl "$http" done_cb)
@@ -176,16 +196,19 @@ bare=
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo
-echo "nudgebridge $commit, RelWithDebInfo, callgrind, http_threads 1, $n single-event requests over 4 connections"
+echo "nudgebridge $commit, RelWithDebInfo, callgrind, http_threads 1, log level $level, $n single-event requests over 4 connections"
 echo
 echo "| stage (instructions per request) | count |"
 echo "|---|---:|"
 echo "| whole request, HTTP thread | $(per "$(total "$http")") |"
-echo "| signature (\`nb_sig_verify\`) | $(per "$sig") |"
+echo "| gate (\`input_cb\`: the head checked before evhttp reads it) | $(per "$gate") |"
+echo "| signature (\`nb_sig_verify_key\`) | $(per "$sig") |"
+echo "| last use and clock skew (\`nb_activity_note\`, \`nb_metrics_skew\`) | $(per "$activity") |"
 echo "| parse (\`nb_nudgespot_parse\`) | $(per "$parse") |"
 echo "| commit hand-off (submit + completion wake-up) | $(per "$handoff") |"
 echo "| reply (\`commit_cb\`: counters, log, 200 body, send) | $(per "$reply") |"
 echo "| of which \`evhttp_send_reply\` | $(per "$send") |"
+echo "| of which the log line (\`log_webhook\`) | $(per "$logline") |"
 echo "| libevent request parsing and free | $(per "$lp") |"
 echo "| bare evhttp, whole request (\`nbbare\`) | $(per "$bare") |"
 echo "| committer thread, \`nb_store_append\` per request | $(per "$(incl "${writer:-/dev/null}" nb_store_append)") |"
