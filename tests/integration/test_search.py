@@ -173,10 +173,16 @@ class TestSearch(SearchCase):
         self.assertEqual([e["id"] for e in page["events"]], [ev["id"]])
         self.assertIsNone(page["next"])
         key = page["events"][0]["key"]
-        r = self.bridge.cli("events", "show", key, "--config",
-                            self.bridge.config_path)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        o = json.loads(r.stdout)
+
+        def shown():
+            r = self.bridge.cli("events", "show", key, "--config",
+                                self.bridge.config_path)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            o = json.loads(r.stdout)
+            # The sink has the message; the bridge marks it on the 200.
+            return o if o["state"] == "delivered" else None
+        o = wait_until(shown, timeout=10)
+        self.assertTrue(o, "the event was never marked delivered")
         self.assertEqual(o["event"], ev)
         self.assertEqual([a["status"] for a in o["attempts"]], [200])
         r = self.bridge.cli("events", "list", "--config",
