@@ -80,7 +80,7 @@ free_port() {
 
 start_server() {
 	as_user "$bin/pg_ctl" start -w -t 30 -D "$dir/data" -l "$dir/log" \
-	    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock -c fsync=on -c synchronous_commit=on -c max_connections=50" \
+	    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock -c fsync=on -c synchronous_commit=on -c max_connections=200" \
 	    >/dev/null
 }
 

@@ -10,6 +10,10 @@
 #   sudo ./tests/run.sh            # from the repository root or anywhere
 #
 # Environment: JOBS (parallel build jobs, default: number of CPUs),
+# NB_TEST_JOBS (tests run at once, default 4: the integration tests mostly
+# wait on timers and sockets, and each has its own ports, folders and
+# PostgreSQL schema, so four share two cores without stepping on each
+# other; 1 runs them one by one),
 # NB_SKIP_ASAN=1 skips the sanitizer pass (faster local runs; CI never sets it),
 # NB_BUILD_DIR / NB_ASAN_BUILD_DIR rename build/ and build-asan/.
 set -euo pipefail
@@ -72,7 +76,8 @@ cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNB_WERROR=ON \
 cmake --build "$bdir" -j "$jobs" || fail "build ($bdir/)"
 
 step "tests in $bdir/"
-(cd "$bdir" && ctest --output-on-failure --no-tests=error -j 1) ||
+tjobs=${NB_TEST_JOBS:-4}
+(cd "$bdir" && ctest --output-on-failure --no-tests=error -j "$tjobs") ||
     fail "tests ($bdir/)"
 
 if [ "${NB_SKIP_ASAN:-0}" != 1 ]; then
@@ -84,7 +89,7 @@ if [ "${NB_SKIP_ASAN:-0}" != 1 ]; then
 	step "tests in $adir/"
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-	(cd "$adir" && ctest --output-on-failure --no-tests=error -j 1) ||
+	(cd "$adir" && ctest --output-on-failure --no-tests=error -j "$tjobs") ||
 	    fail "tests under sanitizers ($adir/)"
 fi
 
