@@ -28,8 +28,9 @@ import time
 import unittest
 
 from alertsink import AlertSink
-from harness import (BridgeCase, deep_merge, event, new_secret, pg_drop_schema,
-                     pg_new_schema, pg_options, sqlite_only, wait_until)
+from harness import (ON_POSTGRES, BridgeCase, deep_merge, event, new_secret,
+                     pg_drop_schema, pg_new_schema, pg_options, sqlite_only,
+                     wait_until)
 
 DSN = os.environ.get("NB_TEST_PG_DSN", "")
 PG_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
@@ -357,6 +358,8 @@ class TestRestart(AlertCase):
 
 
 @unittest.skipUnless(DSN, "NB_TEST_PG_DSN is not set (see tests/pg.sh)")
+@unittest.skipIf(ON_POSTGRES, "the same in both variants: run once, in the "
+                 "SQLite one (it sets up its PostgreSQL itself)")
 class TestTwoInstancesPostgres(AlertCase):
     """Two bridges on one PostgreSQL schema, one receiver."""
 
