@@ -231,7 +231,8 @@ simple_run(struct pg *q, const char *sql, ExecStatusType want, const char *fn,
 	return rc;
 }
 
-size_t
+/* Rows changed by a command result. */
+static size_t
 pgs_cmd_tuples(PGresult *res)
 {
 	const char *s = PQcmdTuples(res);
@@ -547,14 +548,23 @@ pgs_exec(struct pg *q, enum pgs_stmt id, const struct params *p, int binary,
 }
 
 int
-pgs_run(struct pg *q, enum pgs_stmt id, const struct params *p, const char *fn)
+pgs_run_count(struct pg *q, enum pgs_stmt id, const struct params *p,
+    size_t *changed, const char *fn)
 {
 	PGresult *res;
 
 	if ((res = pgs_exec(q, id, p, 0, fn)) == NULL)
 		return -1;
+	if (changed != NULL)
+		*changed = pgs_cmd_tuples(res);
 	PQclear(res);
 	return 0;
+}
+
+int
+pgs_run(struct pg *q, enum pgs_stmt id, const struct params *p, const char *fn)
+{
+	return pgs_run_count(q, id, p, NULL, fn);
 }
 
 static int

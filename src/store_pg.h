@@ -218,8 +218,9 @@ PGresult *pgs_exec(struct pg *q, enum pgs_stmt id, const struct params *p,
 /* The same for a statement whose result is not needed. */
 int pgs_run(
     struct pg *q, enum pgs_stmt id, const struct params *p, const char *fn);
-/* Rows changed by a command result. */
-size_t pgs_cmd_tuples(PGresult *res);
+/* The same; *changed receives the rows the command changed. */
+int pgs_run_count(struct pg *q, enum pgs_stmt id, const struct params *p,
+    size_t *changed, const char *fn);
 /* A column as an integer, text or binary (NULL reads as 0). */
 int64_t pgs_col_int64(const PGresult *res, int row, int col);
 /* A column as a malloc'd string (NULL stays NULL); *failed on ENOMEM. */

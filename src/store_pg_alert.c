@@ -44,20 +44,6 @@ activity_put(struct pg *q, const struct nb_activity_row *r, size_t n)
 	return pgs_run(q, PS_AL_ACTIVITY_PUT, &p, __func__);
 }
 
-/* Runs id with p; *changed receives the rows it changed. */
-static int
-run_count(struct pg *q, enum pgs_stmt id, const struct params *p,
-    size_t *changed, const char *fn)
-{
-	PGresult *res;
-
-	if ((res = pgs_exec(q, id, p, 0, fn)) == NULL)
-		return -1;
-	*changed = pgs_cmd_tuples(res);
-	PQclear(res);
-	return 0;
-}
-
 static int
 pgs_alert_beat(void *state, const struct nb_alert_beat *b, int *leader)
 {
@@ -86,7 +72,7 @@ pgs_alert_beat(void *state, const struct nb_alert_beat *b, int *leader)
 	pgs_par_text(&p, b->owner);
 	pgs_par_int(&p, b->now_ms);
 	pgs_par_int(&p, b->lease_until_ms);
-	if (run_count(q, PS_AL_LEAD, &p, &changed, __func__) == -1)
+	if (pgs_run_count(q, PS_AL_LEAD, &p, &changed, __func__) == -1)
 		return -1;
 	*leader = changed > 0;
 	return 0;
@@ -136,7 +122,7 @@ pgs_alert_apply(void *state, const struct nb_alert_apply *a, int *applied)
 	pgs_par_text(&p, a->owner);
 	pgs_par_int(&p, a->now_ms);
 	pgs_par_int(&p, a->lease_until_ms);
-	if (run_count(q, PS_AL_RENEW, &p, &changed, __func__) == -1)
+	if (pgs_run_count(q, PS_AL_RENEW, &p, &changed, __func__) == -1)
 		return -1;
 	if (changed == 0)
 		return 0; /* another evaluator took over */

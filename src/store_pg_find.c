@@ -84,15 +84,14 @@ pgs_prune_attempts(
     struct pg *q, int64_t delivered_before_ms, size_t limit, int *more)
 {
 	struct params p = {0};
-	PGresult *res;
+	size_t pruned;
 
 	pgs_par_int(&p, delivered_before_ms);
 	pgs_par_int(&p, (int64_t)limit);
-	if ((res = pgs_exec(q, PS_PRUNE_ATTEMPTS, &p, 0, __func__)) == NULL)
+	if (pgs_run_count(q, PS_PRUNE_ATTEMPTS, &p, &pruned, __func__) == -1)
 		return -1;
-	if (pgs_cmd_tuples(res) == limit)
+	if (pruned == limit)
 		*more = 1;
-	PQclear(res);
 	return 0;
 }
 
