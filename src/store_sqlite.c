@@ -107,6 +107,16 @@ sq_stmt_get(struct sq *q, enum sq_stmt id)
 	return st;
 }
 
+/* Ends a statement's run: logs a failure (before the reset clears it). */
+static int
+stmt_end(struct sq *q, sqlite3_stmt *st, int ok, const char *fn, const char *op)
+{
+	if (!ok)
+		sq_db_log(q, fn, op);
+	sqlite3_reset(st);
+	return ok ? 0 : -1;
+}
+
 /* Runs a statement that returns no row (or ignores them); resets it. */
 int
 sq_stmt_run(struct sq *q, sqlite3_stmt *st, const char *fn, const char *op)
@@ -115,13 +125,7 @@ sq_stmt_run(struct sq *q, sqlite3_stmt *st, const char *fn, const char *op)
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		;
-	if (rc != SQLITE_DONE) {
-		sq_db_log(q, fn, op);
-		sqlite3_reset(st);
-		return -1;
-	}
-	sqlite3_reset(st);
-	return 0;
+	return stmt_end(q, st, rc == SQLITE_DONE, fn, op);
 }
 
 /* Runs a statement returning one integer in *v; resets it. */
@@ -129,14 +133,11 @@ int
 sq_stmt_int64(
     struct sq *q, sqlite3_stmt *st, int64_t *v, const char *fn, const char *op)
 {
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sq_db_log(q, fn, op);
-		sqlite3_reset(st);
-		return -1;
-	}
-	*v = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return 0;
+	int ok;
+
+	if ((ok = sqlite3_step(st) == SQLITE_ROW))
+		*v = sqlite3_column_int64(st, 0);
+	return stmt_end(q, st, ok, fn, op);
 }
 
 int
