@@ -42,6 +42,11 @@ int nb_config_fail(struct nb_config_ctx *c, const char *path, const char *fmt,
 void nb_config_key_path(
     char *out, size_t outlen, const char *base, const char *key);
 
+/* nb_config_fail() at the path base.key (nb_config_key_path()).  -1. */
+int nb_config_fail_key(struct nb_config_ctx *c, const char *base,
+    const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Wipes and frees a string (a secret).  NULL is ok. */
 void nb_config_wipe_free(char *s);
 

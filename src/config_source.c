@@ -274,12 +274,9 @@ parse_source(struct nb_config_ctx *c, struct nb_config *cfg,
 	if (nb_config_get_secret(c, o, base, "write_key", &src->write_key) ==
 	    -1)
 		return -1;
-	if (src->write_key == NULL) {
-		nb_config_key_path(path, sizeof(path), base, "write_key");
-		return nb_config_fail(c, path,
-		    "required (or write_key_env, "
-		    "write_key_file)");
-	}
+	if (src->write_key == NULL)
+		return nb_config_fail_key(c, base, "write_key",
+		    "required (or write_key_env, write_key_file)");
 	if (nb_config_get_enum(
 		c, o, base, "region", regions, "us, eu", &region) == -1 ||
 	    nb_config_get_int(c, o, base, "silent_after_s", 0,
