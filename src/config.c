@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <sodium.h>
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/log.h"
@@ -678,10 +677,7 @@ nb_config_load(
 	rc = load_doc(out, text, dir, abspath, err, errlen);
 	abspath = NULL;
 out:
-	if (text != NULL) {
-		sodium_memzero(text, len);
-		free(text);
-	}
+	nb_config_wipe_free_len(text, len);
 	free(dir);
 	free(abspath);
 	return rc;

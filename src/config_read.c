@@ -94,12 +94,19 @@ nb_config_fail_key(struct nb_config_ctx *c, const char *base, const char *key,
 }
 
 void
+nb_config_wipe_free_len(void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	sodium_memzero(p, len);
+	free(p);
+}
+
+void
 nb_config_wipe_free(char *s)
 {
-	if (s == NULL)
-		return;
-	sodium_memzero(s, strlen(s));
-	free(s);
+	if (s != NULL)
+		nb_config_wipe_free_len(s, strlen(s));
 }
 
 void
@@ -330,10 +337,7 @@ nb_config_read_whole(struct nb_config_ctx *c, const char *keypath,
 	buf = NULL;
 	rc = 0;
 out:
-	if (buf != NULL) {
-		sodium_memzero(buf, max + 1);
-		free(buf);
-	}
+	nb_config_wipe_free_len(buf, max + 1);
 	if (fd != -1)
 		close(fd);
 	return rc;
@@ -443,10 +447,7 @@ nb_config_get_secret(struct nb_config_ctx *c, const json_t *obj,
 	val = NULL;
 	rc = 0;
 out:
-	if (val != NULL) {
-		sodium_memzero(val, len);
-		free(val);
-	}
+	nb_config_wipe_free_len(val, len);
 	return rc;
 }
 

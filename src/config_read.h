@@ -49,6 +49,8 @@ int nb_config_fail_key(struct nb_config_ctx *c, const char *base,
 
 /* Wipes and frees a string (a secret).  NULL is ok. */
 void nb_config_wipe_free(char *s);
+/* Wipes the len bytes at p and frees them (a secret's buffer).  NULL is ok. */
+void nb_config_wipe_free_len(void *p, size_t len);
 
 /*
  * jansson keeps its own copy of every string it parsed, secrets included,

@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <sodium.h>
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/oauth.h"
@@ -108,16 +107,12 @@ add_keys(struct nb_config_ctx *c, const json_t *obj, const char *base,
 				goto out;
 			}
 		}
-		sodium_memzero(text, len);
-		free(text);
+		nb_config_wipe_free_len(text, len);
 		text = NULL;
 	}
 	rc = 0;
 out:
-	if (text != NULL) {
-		sodium_memzero(text, len);
-		free(text);
-	}
+	nb_config_wipe_free_len(text, len);
 	return rc;
 }
 
