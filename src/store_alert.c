@@ -123,13 +123,32 @@ struct apply_arg {
 	int *applied;
 };
 
+/* The steps of an apply, each the backend's, in one transaction. */
 static int
 apply_fn(const struct nb_store_ops *o, void *state, void *arg)
 {
-	struct apply_arg *a = arg;
+	const struct nb_store_alert_ops *ao = o->alert;
+	struct apply_arg *x = arg;
+	const struct nb_alert_apply *a = x->a;
+	int held = 0;
+	size_t i;
 
-	*a->applied = 0;
-	return o->alert->apply(state, a->a, a->applied);
+	*x->applied = 0;
+	if (ao->renew(state, a->owner, a->now_ms, a->lease_until_ms, &held) ==
+	    -1)
+		return -1;
+	if (!held)
+		return 0; /* another evaluator took over */
+	for (i = 0; i < a->nst; i++)
+		if (ao->state_put(state, &a->st[i]) == -1)
+			return -1;
+	for (i = 0; i < a->nnotes; i++)
+		if (ao->note_add(state, &a->notes[i], a->now_ms) == -1)
+			return -1;
+	if (ao->prune(state, a->prune_before_ms) == -1)
+		return -1;
+	*x->applied = 1;
+	return 0;
 }
 
 int

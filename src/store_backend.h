@@ -90,11 +90,19 @@ struct nb_store_mark {
 /*
  * The alert tables (store_alert.h), the same operations under the same
  * names.  "Inside" as below; the three reads run on their own and each
- * fills its part of v (which is empty).
+ * fills its part of v (which is empty).  An apply is composed in
+ * store_alert.c from its steps: renew (*held: the owner still holds the
+ * evaluator lease, now renewed to lease_until_ms), state_put, note_add
+ * (due at now_ms) and prune (what is done or seen before before_ms).
  */
 struct nb_store_alert_ops {
 	int (*beat)(void *state, const struct nb_alert_beat *b, int *leader);
-	int (*apply)(void *state, const struct nb_alert_apply *a, int *applied);
+	int (*renew)(void *state, const char *owner, int64_t now_ms,
+	    int64_t lease_until_ms, int *held);
+	int (*state_put)(void *state, const struct nb_alert_state *s);
+	int (*note_add)(
+	    void *state, const struct nb_alert_note *n, int64_t now_ms);
+	int (*prune)(void *state, int64_t before_ms);
 	int (*claim)(void *state, const char *owner, int64_t now_ms,
 	    int64_t lease_until_ms, size_t limit, struct nb_alert_note **out,
 	    size_t *n);

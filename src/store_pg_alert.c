@@ -79,7 +79,7 @@ pgs_alert_beat(void *state, const struct nb_alert_beat *b, int *leader)
 }
 
 static int
-state_put(struct pg *q, const struct nb_alert_state *s)
+state_put(void *state, const struct nb_alert_state *s)
 {
 	struct params p = {0};
 
@@ -95,11 +95,11 @@ state_put(struct pg *q, const struct nb_alert_state *s)
 	pgs_par_text(&p, s->text);
 	pgs_par_text(&p, s->summary);
 	pgs_par_text(&p, s->details);
-	return pgs_run(q, PS_AL_STATE_PUT, &p, __func__);
+	return pgs_run(state, PS_AL_STATE_PUT, &p, __func__);
 }
 
 static int
-note_add(struct pg *q, const struct nb_alert_note *n, int64_t now)
+note_add(void *state, const struct nb_alert_note *n, int64_t now)
 {
 	struct params p = {0};
 
@@ -109,35 +109,34 @@ note_add(struct pg *q, const struct nb_alert_note *n, int64_t now)
 	pgs_par_int(&p, n->resolved);
 	pgs_par_text(&p, n->body);
 	pgs_par_int(&p, now);
-	return pgs_run(q, PS_AL_NOTE_ADD, &p, __func__);
+	return pgs_run(state, PS_AL_NOTE_ADD, &p, __func__);
 }
 
 static int
-pgs_alert_apply(void *state, const struct nb_alert_apply *a, int *applied)
+renew(void *state, const char *owner, int64_t now_ms, int64_t lease_until_ms,
+    int *held)
 {
-	struct pg *q = state;
 	struct params p = {0};
-	size_t i, changed = 0;
+	size_t changed = 0;
 
-	pgs_par_text(&p, a->owner);
-	pgs_par_int(&p, a->now_ms);
-	pgs_par_int(&p, a->lease_until_ms);
-	if (pgs_run_count(q, PS_AL_RENEW, &p, &changed, __func__) == -1)
+	pgs_par_text(&p, owner);
+	pgs_par_int(&p, now_ms);
+	pgs_par_int(&p, lease_until_ms);
+	if (pgs_run_count(state, PS_AL_RENEW, &p, &changed, __func__) == -1)
 		return -1;
-	if (changed == 0)
-		return 0; /* another evaluator took over */
-	for (i = 0; i < a->nst; i++)
-		if (state_put(q, &a->st[i]) == -1)
-			return -1;
-	for (i = 0; i < a->nnotes; i++)
-		if (note_add(q, &a->notes[i], a->now_ms) == -1)
-			return -1;
-	memset(&p, 0, sizeof(p));
-	pgs_par_int(&p, a->prune_before_ms);
-	if (pgs_run(q, PS_AL_PRUNE_OUTBOX, &p, __func__) == -1 ||
-	    pgs_run(q, PS_AL_PRUNE_REPORTS, &p, __func__) == -1)
+	*held = changed > 0;
+	return 0;
+}
+
+static int
+prune(void *state, int64_t before_ms)
+{
+	struct params p = {0};
+
+	pgs_par_int(&p, before_ms);
+	if (pgs_run(state, PS_AL_PRUNE_OUTBOX, &p, __func__) == -1 ||
+	    pgs_run(state, PS_AL_PRUNE_REPORTS, &p, __func__) == -1)
 		return -1;
-	*applied = 1;
 	return 0;
 }
 
@@ -320,7 +319,10 @@ read_states(void *state, struct nb_alert_view *v)
 
 const struct nb_store_alert_ops pgs_alert_ops = {
     .beat = pgs_alert_beat,
-    .apply = pgs_alert_apply,
+    .renew = renew,
+    .state_put = state_put,
+    .note_add = note_add,
+    .prune = prune,
     .claim = pgs_alert_claim,
     .finish = pgs_alert_finish,
     .activity = read_activity,

@@ -53,19 +53,22 @@ grow(void *arr, size_t *n, size_t *cap, size_t size, void **out)
 	return p;
 }
 
+/* Takes (ST_AL_LEAD) or renews (ST_AL_RENEW) the evaluator lease. */
 static int
-lead(struct sq *q, const struct nb_alert_beat *b, int *leader)
+lease(struct sq *q, enum sq_stmt id, const char *owner, int64_t now_ms,
+    int64_t lease_until_ms, int *held)
 {
 	sqlite3_stmt *st;
 
-	if ((st = sq_stmt_get(q, ST_AL_LEAD)) == NULL)
+	if ((st = sq_stmt_get(q, id)) == NULL)
 		return -1;
-	bind_text(st, 1, b->owner);
-	sqlite3_bind_int64(st, 2, b->now_ms);
-	sqlite3_bind_int64(st, 3, b->lease_until_ms);
-	if (sq_stmt_run(q, st, __func__, "lead") == -1)
+	bind_text(st, 1, owner);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int64(st, 3, lease_until_ms);
+	if (sq_stmt_run(q, st, __func__, id == ST_AL_LEAD ? "lead" : "renew") ==
+	    -1)
 		return -1;
-	*leader = sqlite3_changes(q->db) > 0;
+	*held = sqlite3_changes(q->db) > 0;
 	return 0;
 }
 
@@ -102,12 +105,14 @@ sq_alert_beat(void *state, const struct nb_alert_beat *b, int *leader)
 		if (sq_stmt_run(q, st, __func__, "report") == -1)
 			return -1;
 	}
-	return lead(q, b, leader);
+	return lease(
+	    q, ST_AL_LEAD, b->owner, b->now_ms, b->lease_until_ms, leader);
 }
 
 static int
-state_put(struct sq *q, const struct nb_alert_state *s)
+state_put(void *state, const struct nb_alert_state *s)
 {
+	struct sq *q = state;
 	sqlite3_stmt *st;
 
 	if ((st = sq_stmt_get(q, ST_AL_STATE_PUT)) == NULL)
@@ -128,8 +133,9 @@ state_put(struct sq *q, const struct nb_alert_state *s)
 }
 
 static int
-note_add(struct sq *q, const struct nb_alert_note *n, int64_t now)
+note_add(void *state, const struct nb_alert_note *n, int64_t now)
 {
+	struct sq *q = state;
 	sqlite3_stmt *st;
 
 	if ((st = sq_stmt_get(q, ST_AL_NOTE_ADD)) == NULL)
@@ -144,7 +150,14 @@ note_add(struct sq *q, const struct nb_alert_note *n, int64_t now)
 }
 
 static int
-sq_alert_apply(void *state, const struct nb_alert_apply *a, int *applied)
+renew(void *state, const char *owner, int64_t now_ms, int64_t lease_until_ms,
+    int *held)
+{
+	return lease(state, ST_AL_RENEW, owner, now_ms, lease_until_ms, held);
+}
+
+static int
+prune(void *state, int64_t before_ms)
 {
 	static const enum sq_stmt prunes[] = {
 	    ST_AL_PRUNE_OUTBOX, ST_AL_PRUNE_REPORTS};
@@ -152,29 +165,13 @@ sq_alert_apply(void *state, const struct nb_alert_apply *a, int *applied)
 	sqlite3_stmt *st;
 	size_t i;
 
-	if ((st = sq_stmt_get(q, ST_AL_RENEW)) == NULL)
-		return -1;
-	bind_text(st, 1, a->owner);
-	sqlite3_bind_int64(st, 2, a->now_ms);
-	sqlite3_bind_int64(st, 3, a->lease_until_ms);
-	if (sq_stmt_run(q, st, __func__, "renew") == -1)
-		return -1;
-	if (sqlite3_changes(q->db) == 0)
-		return 0; /* another evaluator took over */
-	for (i = 0; i < a->nst; i++)
-		if (state_put(q, &a->st[i]) == -1)
-			return -1;
-	for (i = 0; i < a->nnotes; i++)
-		if (note_add(q, &a->notes[i], a->now_ms) == -1)
-			return -1;
 	for (i = 0; i < sizeof(prunes) / sizeof(prunes[0]); i++) {
 		if ((st = sq_stmt_get(q, prunes[i])) == NULL)
 			return -1;
-		sqlite3_bind_int64(st, 1, a->prune_before_ms);
+		sqlite3_bind_int64(st, 1, before_ms);
 		if (sq_stmt_run(q, st, __func__, "prune") == -1)
 			return -1;
 	}
-	*applied = 1;
 	return 0;
 }
 
@@ -357,7 +354,10 @@ read_states(void *state, struct nb_alert_view *v)
 
 const struct nb_store_alert_ops sq_alert_ops = {
     .beat = sq_alert_beat,
-    .apply = sq_alert_apply,
+    .renew = renew,
+    .state_put = state_put,
+    .note_add = note_add,
+    .prune = prune,
     .claim = sq_alert_claim,
     .finish = sq_alert_finish,
     .activity = read_activity,
