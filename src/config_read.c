@@ -157,8 +157,9 @@ nb_config_check_keys(struct nb_config_ctx *c, const json_t *obj,
 
 int
 nb_config_get_object(struct nb_config_ctx *c, const json_t *obj,
-    const char *base, const char *key, json_t **out)
+    const char *base, const char *key, const char *const *allowed, json_t **out)
 {
+	char path[NB_CONFIG_KEY_PATH_MAX];
 	json_t *v;
 
 	*out = NULL;
@@ -166,6 +167,9 @@ nb_config_get_object(struct nb_config_ctx *c, const json_t *obj,
 		return 0;
 	if (!json_is_object(v))
 		return nb_config_fail_key(c, base, key, "must be an object");
+	nb_config_key_path(path, sizeof(path), base, key);
+	if (allowed != NULL && nb_config_check_keys(c, v, path, allowed) == -1)
+		return -1;
 	*out = v;
 	return 0;
 }

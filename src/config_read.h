@@ -70,9 +70,13 @@ json_t *nb_config_member(const json_t *obj, const char *key);
 int nb_config_check_keys(struct nb_config_ctx *c, const json_t *obj,
     const char *base, const char *const *allowed);
 
-/* An optional object member; *out stays NULL when absent. */
+/*
+ * An optional object member; *out stays NULL when absent.  With allowed
+ * (else NULL), its members are checked as nb_config_check_keys() does.
+ */
 int nb_config_get_object(struct nb_config_ctx *c, const json_t *obj,
-    const char *base, const char *key, json_t **out);
+    const char *base, const char *key, const char *const *allowed,
+    json_t **out);
 
 /* An optional non-empty string member, copied; *out untouched if absent. */
 int nb_config_get_string(struct nb_config_ctx *c, const json_t *obj,

@@ -125,7 +125,7 @@ parse_event_names(struct nb_config_ctx *c, struct nb_source *src,
 	json_t *names, *v;
 	size_t kl;
 
-	if (nb_config_get_object(c, o, base, "event_names", &names) == -1)
+	if (nb_config_get_object(c, o, base, "event_names", NULL, &names) == -1)
 		return -1;
 	if ((src->mapping.event_names = json_object()) == NULL)
 		return nb_config_fail(c, base, "out of memory");
@@ -185,13 +185,12 @@ parse_oauth(struct nb_config_ctx *c, struct nb_source *src, const json_t *o,
 	size_t len = 0;
 	json_t *v;
 
-	nb_config_key_path(b, sizeof(b), base, "oauth");
-	if ((v = nb_config_member(o, "oauth")) == NULL)
+	if (nb_config_get_object(c, o, base, "oauth", oauth_keys, &v) == -1)
+		return -1;
+	if (v == NULL)
 		return 0;
-	if (!json_is_object(v))
-		return nb_config_fail(c, b, "must be an object");
-	if (nb_config_check_keys(c, v, b, oauth_keys) == -1 ||
-	    nb_config_get_string(c, v, b, "client_id", &oc->client_id) == -1 ||
+	nb_config_key_path(b, sizeof(b), base, "oauth");
+	if (nb_config_get_string(c, v, b, "client_id", &oc->client_id) == -1 ||
 	    nb_config_get_string(c, v, b, "key_id", &oc->key_id) == -1 ||
 	    nb_config_get_endpoint(c, v, b, "auth_server", &oc->auth_server) ==
 		-1)
