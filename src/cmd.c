@@ -163,6 +163,41 @@ out:
 	return rc;
 }
 
+static void
+cmd_usage(const struct nb_opts_spec *spec, FILE *f)
+{
+	if (spec->usage != NULL)
+		spec->usage(f);
+}
+
+int
+nb_cmd_dispatch(struct nb_cmd *c, const struct nb_opts_spec *spec,
+    const struct nb_cmd_sub *subs, size_t n, int argc, char **argv,
+    nb_cmd_print_fn print)
+{
+	struct nb_opts_spec sub = *spec;
+	size_t i;
+
+	if (argc < 2 || strcmp(argv[1], "help") == 0 ||
+	    strcmp(argv[1], "--help") == 0) {
+		cmd_usage(spec, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (i = 0; i < n; i++)
+		if (strcmp(argv[1], subs[i].name) == 0)
+			break;
+	if (i == n) {
+		fprintf(
+		    stderr, "%s: unknown command '%s'\n", spec->prog, argv[1]);
+		cmd_usage(spec, stderr);
+		return 2;
+	}
+	sub.opts = subs[i].opts;
+	sub.nopts = subs[i].nopts;
+	c->name = subs[i].name;
+	return nb_cmd_main(c, &sub, subs[i].op, argc, argv, 2, print);
+}
+
 int
 nb_cmd_print_json(const struct nb_cmd *c, const json_t *j)
 {

@@ -65,6 +65,25 @@ int nb_cmd_main(struct nb_cmd *c, const struct nb_opts_spec *spec,
     enum nb_operate_op op, int argc, char **argv, int first,
     nb_cmd_print_fn print);
 
+/* One subcommand: its name, operation and option table. */
+struct nb_cmd_sub {
+	const char *name; /* "list": argv[1] */
+	enum nb_operate_op op;
+	const struct nb_opt *opts;
+	size_t nopts;
+};
+
+/*
+ * A command of n subcommands: argv[1] names one of subs, which runs as
+ * nb_cmd_main() with spec's prog, usage and param and the subcommand's
+ * options, from argv[2].  Nothing, "help" or "--help" prints spec's usage
+ * (on stderr and 2 for nothing, else on stdout and 0); an unknown name is
+ * "<prog>: unknown command 'X'", the usage on stderr and 2.
+ */
+int nb_cmd_dispatch(struct nb_cmd *c, const struct nb_opts_spec *spec,
+    const struct nb_cmd_sub *subs, size_t n, int argc, char **argv,
+    nb_cmd_print_fn print);
+
 /* Prints j indented on stdout; 0, or -1 after saying why on stderr. */
 int nb_cmd_print_json(const struct nb_cmd *c, const json_t *j);
 
