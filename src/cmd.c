@@ -163,39 +163,30 @@ out:
 	return rc;
 }
 
-static void
-cmd_usage(const struct nb_opts_spec *spec, FILE *f)
-{
-	if (spec->usage != NULL)
-		spec->usage(f);
-}
-
 int
-nb_cmd_dispatch(struct nb_cmd *c, const struct nb_opts_spec *spec,
-    const struct nb_cmd_sub *subs, size_t n, int argc, char **argv,
-    nb_cmd_print_fn print)
+nb_cmd_dispatch(const struct nb_cmd_table *t, int argc, char **argv)
 {
-	struct nb_opts_spec sub = *spec;
+	struct nb_cmd c = {t->prog, NULL, NULL, t->level};
+	struct nb_opts_spec spec = {t->prog, NULL, 0, t->usage, nb_cmd_param};
 	size_t i;
 
 	if (argc < 2 || strcmp(argv[1], "help") == 0 ||
 	    strcmp(argv[1], "--help") == 0) {
-		cmd_usage(spec, argc < 2 ? stderr : stdout);
+		t->usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
-	for (i = 0; i < n; i++)
-		if (strcmp(argv[1], subs[i].name) == 0)
+	for (i = 0; i < t->nsubs; i++)
+		if (strcmp(argv[1], t->subs[i].name) == 0)
 			break;
-	if (i == n) {
-		fprintf(
-		    stderr, "%s: unknown command '%s'\n", spec->prog, argv[1]);
-		cmd_usage(spec, stderr);
+	if (i == t->nsubs) {
+		fprintf(stderr, "%s: unknown command '%s'\n", t->prog, argv[1]);
+		t->usage(stderr);
 		return 2;
 	}
-	sub.opts = subs[i].opts;
-	sub.nopts = subs[i].nopts;
-	c->name = subs[i].name;
-	return nb_cmd_main(c, &sub, subs[i].op, argc, argv, 2, print);
+	spec.opts = t->subs[i].opts;
+	spec.nopts = t->subs[i].nopts;
+	c.name = t->subs[i].name;
+	return nb_cmd_main(&c, &spec, t->subs[i].op, argc, argv, 2, t->print);
 }
 
 int

@@ -184,10 +184,9 @@ static const struct nb_cmd_sub commands[] = {
 int
 nb_dlq_main(int argc, char **argv)
 {
-	struct nb_cmd c = {"nudgebridge dlq", NULL, NULL, NB_LOG_WARN};
-	struct nb_opts_spec spec = {
-	    "nudgebridge dlq", NULL, 0, dlq_usage, nb_cmd_param};
+	static const struct nb_cmd_table t = {"nudgebridge dlq", NB_LOG_WARN,
+	    dlq_usage, print_answer, commands,
+	    sizeof(commands) / sizeof(commands[0])};
 
-	return nb_cmd_dispatch(&c, &spec, commands,
-	    sizeof(commands) / sizeof(commands[0]), argc, argv, print_answer);
+	return nb_cmd_dispatch(&t, argc, argv);
 }

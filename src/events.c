@@ -152,12 +152,11 @@ static const struct nb_cmd_sub commands[] = {
 int
 nb_events_main(int argc, char **argv)
 {
-	struct nb_cmd c = {"nudgebridge events", NULL, NULL, NB_LOG_WARN};
-	struct nb_opts_spec spec = {
-	    "nudgebridge events", NULL, 0, events_usage, nb_cmd_param};
+	static const struct nb_cmd_table t = {"nudgebridge events", NB_LOG_WARN,
+	    events_usage, print_answer, commands,
+	    sizeof(commands) / sizeof(commands[0])};
 
-	return nb_cmd_dispatch(&c, &spec, commands,
-	    sizeof(commands) / sizeof(commands[0]), argc, argv, print_answer);
+	return nb_cmd_dispatch(&t, argc, argv);
 }
 
 int

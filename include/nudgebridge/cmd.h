@@ -73,16 +73,24 @@ struct nb_cmd_sub {
 	size_t nopts;
 };
 
+/* A command of subcommands, each run as nb_cmd_main() runs one. */
+struct nb_cmd_table {
+	const char *prog; /* "nudgebridge dlq" */
+	enum nb_log_level level;
+	void (*usage)(FILE *f);
+	nb_cmd_print_fn print;
+	const struct nb_cmd_sub *subs;
+	size_t nsubs;
+};
+
 /*
- * A command of n subcommands: argv[1] names one of subs, which runs as
- * nb_cmd_main() with spec's prog, usage and param and the subcommand's
- * options, from argv[2].  Nothing, "help" or "--help" prints spec's usage
- * (on stderr and 2 for nothing, else on stdout and 0); an unknown name is
- * "<prog>: unknown command 'X'", the usage on stderr and 2.
+ * Runs the subcommand of t that argv[1] names, as nb_cmd_main() with its
+ * options from argv[2] (param: nb_cmd_param).  Nothing, "help" or
+ * "--help" prints t's usage (on stderr and 2 for nothing, else on stdout
+ * and 0); an unknown name is "<prog>: unknown command 'X'", the usage on
+ * stderr and 2.
  */
-int nb_cmd_dispatch(struct nb_cmd *c, const struct nb_opts_spec *spec,
-    const struct nb_cmd_sub *subs, size_t n, int argc, char **argv,
-    nb_cmd_print_fn print);
+int nb_cmd_dispatch(const struct nb_cmd_table *t, int argc, char **argv);
 
 /* Prints j indented on stdout; 0, or -1 after saying why on stderr. */
 int nb_cmd_print_json(const struct nb_cmd *c, const json_t *j);
