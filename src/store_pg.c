@@ -240,6 +240,32 @@ pgs_cmd_tuples(PGresult *res)
 	return s != NULL && s[0] != '\0' ? (size_t)strtoull(s, NULL, 10) : 0;
 }
 
+static int64_t
+row_i64(const struct nb_store_row *r, int col)
+{
+	const struct pgs_result *p = (const struct pgs_result *)r;
+
+	return pgs_col_int64(p->res, p->i, col);
+}
+
+static const char *
+row_text(const struct nb_store_row *r, int col)
+{
+	const struct pgs_result *p = (const struct pgs_result *)r;
+
+	return PQgetisnull(p->res, p->i, col) ? NULL
+					      : PQgetvalue(p->res, p->i, col);
+}
+
+void
+pgs_result_init(struct pgs_result *r, const PGresult *res)
+{
+	r->base.i64 = row_i64;
+	r->base.text = row_text;
+	r->res = res;
+	r->i = 0;
+}
+
 int64_t
 pgs_col_int64(const PGresult *res, int row, int col)
 {

@@ -226,6 +226,14 @@ int64_t pgs_col_int64(const PGresult *res, int row, int col);
 /* A column as a malloc'd string (NULL stays NULL); *failed on ENOMEM. */
 char *pgs_col_strdup(const PGresult *res, int row, int col, int *failed);
 
+/* Row i of res, for store_rows.h's readers (i is set by the caller). */
+struct pgs_result {
+	struct nb_store_row base; /* first: what the readers see */
+	const PGresult *res;
+	int i;
+};
+void pgs_result_init(struct pgs_result *r, const PGresult *res);
+
 /* store_pg_append.c */
 int pgs_append(void *state, struct nb_append *const *reqs, size_t n,
     struct nb_store_tally *t);

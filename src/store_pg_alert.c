@@ -228,7 +228,8 @@ read_activity(void *state, struct nb_alert_view *v)
 {
 	struct pg *q = state;
 	PGresult *res;
-	int i, rows;
+	struct pgs_result r;
+	int rows;
 
 	if ((res = pgs_exec(q, PS_AL_ACTIVITY, NULL, 0, __func__)) == NULL)
 		return -1;
@@ -239,11 +240,9 @@ read_activity(void *state, struct nb_alert_view *v)
 		PQclear(res);
 		return -1;
 	}
-	for (i = 0; i < rows; i++) {
-		col_copy(res, i, 0, v->act[i].source, sizeof(v->act[i].source));
-		col_copy(res, i, 1, v->act[i].fp, sizeof(v->act[i].fp));
-		v->act[i].ms = pgs_col_int64(res, i, 2);
-	}
+	pgs_result_init(&r, res);
+	for (r.i = 0; r.i < rows; r.i++)
+		nb_store_activity_read(&r.base, &v->act[r.i]);
 	v->nact = (size_t)rows;
 	PQclear(res);
 	return 0;
@@ -255,7 +254,8 @@ read_reports(void *state, int64_t since_ms, struct nb_alert_view *v)
 	struct pg *q = state;
 	struct params p = {0};
 	PGresult *res;
-	int i, rows;
+	struct pgs_result r;
+	int rows;
 
 	pgs_par_int(&p, since_ms);
 	if ((res = pgs_exec(q, PS_AL_REPORTS, &p, 0, __func__)) == NULL)
@@ -267,13 +267,9 @@ read_reports(void *state, int64_t since_ms, struct nb_alert_view *v)
 		PQclear(res);
 		return -1;
 	}
-	for (i = 0; i < rows; i++) {
-		v->rep[i].kind = col_kind(res, i, 0);
-		col_copy(res, i, 1, v->rep[i].source, sizeof(v->rep[i].source));
-		v->rep[i].status = (int)pgs_col_int64(res, i, 2);
-		col_copy(res, i, 3, v->rep[i].text, sizeof(v->rep[i].text));
-		v->rep[i].seen_ms = pgs_col_int64(res, i, 4);
-	}
+	pgs_result_init(&r, res);
+	for (r.i = 0; r.i < rows; r.i++)
+		nb_store_report_read(&r.base, &v->rep[r.i]);
 	v->nrep = (size_t)rows;
 	PQclear(res);
 	return 0;
@@ -283,9 +279,9 @@ static int
 read_states(void *state, struct nb_alert_view *v)
 {
 	struct pg *q = state;
-	struct nb_alert_state *s;
 	PGresult *res;
-	int i, rows;
+	struct pgs_result r;
+	int rows;
 
 	if ((res = pgs_exec(q, PS_AL_STATES, NULL, 0, __func__)) == NULL)
 		return -1;
@@ -296,22 +292,9 @@ read_states(void *state, struct nb_alert_view *v)
 		PQclear(res);
 		return -1;
 	}
-	for (i = 0; i < rows; i++) {
-		s = &v->st[i];
-		s->kind = col_kind(res, i, 0);
-		col_copy(res, i, 1, s->source, sizeof(s->source));
-		s->known = 1;
-		s->firing = (int)pgs_col_int64(res, i, 2);
-		s->started_ms = pgs_col_int64(res, i, 3);
-		s->resolved_ms = pgs_col_int64(res, i, 4);
-		s->mark = pgs_col_int64(res, i, 5);
-		s->pending = pgs_col_int64(res, i, 6);
-		s->notified_ms = pgs_col_int64(res, i, 7);
-		s->changed_ms = pgs_col_int64(res, i, 8);
-		col_copy(res, i, 9, s->text, sizeof(s->text));
-		col_copy(res, i, 10, s->summary, sizeof(s->summary));
-		col_copy(res, i, 11, s->details, sizeof(s->details));
-	}
+	pgs_result_init(&r, res);
+	for (r.i = 0; r.i < rows; r.i++)
+		nb_store_state_read(&r.base, &v->st[r.i]);
 	v->nst = (size_t)rows;
 	PQclear(res);
 	return 0;

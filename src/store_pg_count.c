@@ -29,8 +29,9 @@ pgs_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 	struct pg *q = state;
 	struct nb_source_stats *s = NULL;
 	struct params p = {0};
+	struct pgs_result r;
 	PGresult *res = NULL;
-	int i, rows;
+	int rows;
 	int rc = -1;
 
 	pgs_par_int(&p, now_ms);
@@ -41,19 +42,9 @@ pgs_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 		log_error("out of memory", " sources=%d", rows);
 		goto out;
 	}
-	for (i = 0; i < rows; i++) {
-		snprintf(s[i].source, sizeof(s[i].source), "%s",
-		    PQgetvalue(res, i, 0));
-		s[i].pending = pgs_col_int64(res, i, 1);
-		s[i].delivered = pgs_col_int64(res, i, 2);
-		s[i].dead = pgs_col_int64(res, i, 3);
-		s[i].quarantined = pgs_col_int64(res, i, 4);
-		s[i].received_total = pgs_col_int64(res, i, 5);
-		s[i].delivered_total = pgs_col_int64(res, i, 6);
-		s[i].dead_total = pgs_col_int64(res, i, 7);
-		s[i].oldest_pending_ms = pgs_col_int64(res, i, 8);
-		s[i].inflight = pgs_col_int64(res, i, 9);
-	}
+	pgs_result_init(&r, res);
+	for (r.i = 0; r.i < rows; r.i++)
+		nb_store_stats_read(&r.base, &s[r.i]);
 	*out = s;
 	*n = (size_t)rows;
 	s = NULL;

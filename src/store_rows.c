@@ -377,3 +377,74 @@ nb_store_tally_free(struct nb_store_tally *t)
 	free(t->e);
 	memset(t, 0, sizeof(*t));
 }
+
+/* Column col of r into out (outlen bytes): NULL as "", cut to fit. */
+static void
+row_copy(const struct nb_store_row *r, int col, char *out, size_t outlen)
+{
+	const char *v = r->text(r, col);
+
+	(void)snprintf(out, outlen, "%s", v != NULL ? v : "");
+}
+
+static enum nb_alert_kind
+row_kind(const struct nb_store_row *r, int col)
+{
+	const char *v = r->text(r, col);
+	enum nb_alert_kind k;
+
+	if (v == NULL || nb_alert_parse(v, &k) == -1)
+		return NB_ALERT_KINDS;
+	return k;
+}
+
+void
+nb_store_stats_read(const struct nb_store_row *r, struct nb_source_stats *s)
+{
+	row_copy(r, 0, s->source, sizeof(s->source));
+	s->pending = r->i64(r, 1);
+	s->delivered = r->i64(r, 2);
+	s->dead = r->i64(r, 3);
+	s->quarantined = r->i64(r, 4);
+	s->received_total = r->i64(r, 5);
+	s->delivered_total = r->i64(r, 6);
+	s->dead_total = r->i64(r, 7);
+	s->oldest_pending_ms = r->i64(r, 8);
+	s->inflight = r->i64(r, 9);
+}
+
+void
+nb_store_activity_read(const struct nb_store_row *r, struct nb_activity_row *a)
+{
+	row_copy(r, 0, a->source, sizeof(a->source));
+	row_copy(r, 1, a->fp, sizeof(a->fp));
+	a->ms = r->i64(r, 2);
+}
+
+void
+nb_store_report_read(const struct nb_store_row *r, struct nb_alert_report *p)
+{
+	p->kind = row_kind(r, 0);
+	row_copy(r, 1, p->source, sizeof(p->source));
+	p->status = (int)r->i64(r, 2);
+	row_copy(r, 3, p->text, sizeof(p->text));
+	p->seen_ms = r->i64(r, 4);
+}
+
+void
+nb_store_state_read(const struct nb_store_row *r, struct nb_alert_state *s)
+{
+	s->kind = row_kind(r, 0);
+	row_copy(r, 1, s->source, sizeof(s->source));
+	s->known = 1;
+	s->firing = (int)r->i64(r, 2);
+	s->started_ms = r->i64(r, 3);
+	s->resolved_ms = r->i64(r, 4);
+	s->mark = r->i64(r, 5);
+	s->pending = r->i64(r, 6);
+	s->notified_ms = r->i64(r, 7);
+	s->changed_ms = r->i64(r, 8);
+	row_copy(r, 9, s->text, sizeof(s->text));
+	row_copy(r, 10, s->summary, sizeof(s->summary));
+	row_copy(r, 11, s->details, sizeof(s->details));
+}

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "nudgebridge/store.h"
+#include "nudgebridge/store_alert.h"
 
 /*
  * Dead-letter keys: the decimal seq.  format writes it into key
@@ -160,6 +161,39 @@ int nb_store_tally_error(struct nb_store_tally *, const char *source,
 int nb_store_tally_replay(struct nb_store_tally *, const char *source,
     enum nb_event_state state, const char *reason, const char *rule,
     int64_t at_ms);
+
+/*
+ * One result row as a backend reads it (store_sqlite.c and store_pg.c
+ * make one over a statement or a result): a column by index as an
+ * integer, or as text (NULL for SQL NULL).  The readers below fill a
+ * struct from a row whose columns are selected in the order they list,
+ * the same on every backend; text is copied, cut to the field's size.
+ */
+struct nb_store_row {
+	int64_t (*i64)(const struct nb_store_row *, int col);
+	const char *(*text)(const struct nb_store_row *, int col);
+};
+
+/*
+ * source, pending, delivered, dead, quarantined, received_total,
+ * delivered_total, dead_total, oldest_pending_ms, inflight.
+ */
+void nb_store_stats_read(const struct nb_store_row *, struct nb_source_stats *);
+
+/* source, fp, ms. */
+void nb_store_activity_read(
+    const struct nb_store_row *, struct nb_activity_row *);
+
+/* alert (by name; NB_ALERT_KINDS when unknown), source, status, text, seen_ms.
+ */
+void nb_store_report_read(
+    const struct nb_store_row *, struct nb_alert_report *);
+
+/*
+ * alert, source, firing, started_ms, resolved_ms, mark, pending,
+ * notified_ms, changed_ms, text, summary, details; known is set.
+ */
+void nb_store_state_read(const struct nb_store_row *, struct nb_alert_state *);
 
 /* Empties the tally, keeping its memory. */
 void nb_store_tally_reset(struct nb_store_tally *);

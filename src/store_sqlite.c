@@ -117,6 +117,27 @@ stmt_end(struct sq *q, sqlite3_stmt *st, int ok, const char *fn, const char *op)
 	return ok ? 0 : -1;
 }
 
+static int64_t
+row_i64(const struct nb_store_row *r, int col)
+{
+	return sqlite3_column_int64(((const struct sq_result *)r)->st, col);
+}
+
+static const char *
+row_text(const struct nb_store_row *r, int col)
+{
+	return (const char *)sqlite3_column_text(
+	    ((const struct sq_result *)r)->st, col);
+}
+
+void
+sq_result_init(struct sq_result *r, sqlite3_stmt *st)
+{
+	r->base.i64 = row_i64;
+	r->base.text = row_text;
+	r->st = st;
+}
+
 /* Runs a statement that returns no row (or ignores them); resets it. */
 int
 sq_stmt_run(struct sq *q, sqlite3_stmt *st, const char *fn, const char *op)

@@ -216,6 +216,13 @@ struct sq {
 void sq_db_log(struct sq *q, const char *fn, const char *op);
 sqlite3_stmt *sq_stmt_get(struct sq *q, enum sq_stmt id);
 int sq_stmt_run(struct sq *q, sqlite3_stmt *st, const char *fn, const char *op);
+
+/* The row st stands on, for store_rows.h's readers. */
+struct sq_result {
+	struct nb_store_row base; /* first: what the readers see */
+	sqlite3_stmt *st;
+};
+void sq_result_init(struct sq_result *r, sqlite3_stmt *st);
 int sq_stmt_int64(
     struct sq *q, sqlite3_stmt *st, int64_t *v, const char *fn, const char *op);
 int sq_run_id(struct sq *q, enum sq_stmt id, const char *fn);

@@ -257,6 +257,7 @@ read_activity(void *state, struct nb_alert_view *v)
 {
 	struct sq *q = state;
 	struct nb_activity_row *r;
+	struct sq_result row;
 	sqlite3_stmt *st;
 	size_t cap = 0;
 	int step;
@@ -264,14 +265,13 @@ read_activity(void *state, struct nb_alert_view *v)
 
 	if ((st = sq_stmt_get(q, ST_AL_ACTIVITY)) == NULL)
 		return -1;
+	sq_result_init(&row, st);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((p = grow(v->act, &v->nact, &cap, sizeof(*r),
 			 (void **)&r)) == NULL)
 			break;
 		v->act = p;
-		col_copy(st, 0, r->source, sizeof(r->source));
-		col_copy(st, 1, r->fp, sizeof(r->fp));
-		r->ms = sqlite3_column_int64(st, 2);
+		nb_store_activity_read(&row.base, r);
 	}
 	sqlite3_reset(st);
 	if (step != SQLITE_DONE && step != SQLITE_ROW)
@@ -284,7 +284,7 @@ read_reports(void *state, int64_t since_ms, struct nb_alert_view *v)
 {
 	struct sq *q = state;
 	struct nb_alert_report *r;
-	char name[NB_ALERT_NAME_MAX];
+	struct sq_result row;
 	sqlite3_stmt *st;
 	size_t cap = 0;
 	int step;
@@ -293,18 +293,13 @@ read_reports(void *state, int64_t since_ms, struct nb_alert_view *v)
 	if ((st = sq_stmt_get(q, ST_AL_REPORTS)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, since_ms);
+	sq_result_init(&row, st);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		col_copy(st, 0, name, sizeof(name));
 		if ((p = grow(v->rep, &v->nrep, &cap, sizeof(*r),
 			 (void **)&r)) == NULL)
 			break;
 		v->rep = p;
-		if (nb_alert_parse(name, &r->kind) == -1)
-			r->kind = NB_ALERT_KINDS;
-		col_copy(st, 1, r->source, sizeof(r->source));
-		r->status = sqlite3_column_int(st, 2);
-		col_copy(st, 3, r->text, sizeof(r->text));
-		r->seen_ms = sqlite3_column_int64(st, 4);
+		nb_store_report_read(&row.base, r);
 	}
 	sqlite3_reset(st);
 	if (step != SQLITE_DONE && step != SQLITE_ROW)
@@ -317,7 +312,7 @@ read_states(void *state, struct nb_alert_view *v)
 {
 	struct sq *q = state;
 	struct nb_alert_state *r;
-	char name[NB_ALERT_NAME_MAX];
+	struct sq_result row;
 	sqlite3_stmt *st;
 	size_t cap = 0;
 	int step;
@@ -325,26 +320,13 @@ read_states(void *state, struct nb_alert_view *v)
 
 	if ((st = sq_stmt_get(q, ST_AL_STATES)) == NULL)
 		return -1;
+	sq_result_init(&row, st);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		col_copy(st, 0, name, sizeof(name));
 		if ((p = grow(v->st, &v->nst, &cap, sizeof(*r), (void **)&r)) ==
 		    NULL)
 			break;
 		v->st = p;
-		if (nb_alert_parse(name, &r->kind) == -1)
-			r->kind = NB_ALERT_KINDS;
-		col_copy(st, 1, r->source, sizeof(r->source));
-		r->known = 1;
-		r->firing = sqlite3_column_int(st, 2);
-		r->started_ms = sqlite3_column_int64(st, 3);
-		r->resolved_ms = sqlite3_column_int64(st, 4);
-		r->mark = sqlite3_column_int64(st, 5);
-		r->pending = sqlite3_column_int64(st, 6);
-		r->notified_ms = sqlite3_column_int64(st, 7);
-		r->changed_ms = sqlite3_column_int64(st, 8);
-		col_copy(st, 9, r->text, sizeof(r->text));
-		col_copy(st, 10, r->summary, sizeof(r->summary));
-		col_copy(st, 11, r->details, sizeof(r->details));
+		nb_store_state_read(&row.base, r);
 	}
 	sqlite3_reset(st);
 	if (step != SQLITE_DONE && step != SQLITE_ROW)

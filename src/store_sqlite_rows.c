@@ -648,14 +648,15 @@ sq_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 {
 	struct sq *q = state;
 	struct nb_source_stats *s = NULL, *ns;
+	struct sq_result r;
 	sqlite3_stmt *st;
-	const unsigned char *name;
 	size_t len = 0, cap = 0;
 	int rc = -1, step;
 
 	if ((st = sq_stmt_get(q, ST_STATS)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, now_ms);
+	sq_result_init(&r, st);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (len == cap) {
 			cap = cap == 0 ? 8 : cap * 2;
@@ -666,18 +667,7 @@ sq_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 			s = ns;
 		}
 		memset(&s[len], 0, sizeof(s[len]));
-		name = sqlite3_column_text(st, 0);
-		snprintf(s[len].source, sizeof(s[len].source), "%s",
-		    name != NULL ? (const char *)name : "");
-		s[len].pending = sqlite3_column_int64(st, 1);
-		s[len].delivered = sqlite3_column_int64(st, 2);
-		s[len].dead = sqlite3_column_int64(st, 3);
-		s[len].quarantined = sqlite3_column_int64(st, 4);
-		s[len].received_total = sqlite3_column_int64(st, 5);
-		s[len].delivered_total = sqlite3_column_int64(st, 6);
-		s[len].dead_total = sqlite3_column_int64(st, 7);
-		s[len].oldest_pending_ms = sqlite3_column_int64(st, 8);
-		s[len].inflight = sqlite3_column_int64(st, 9);
+		nb_store_stats_read(&r.base, &s[len]);
 		len++;
 	}
 	if (step != SQLITE_DONE) {
