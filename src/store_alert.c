@@ -10,7 +10,8 @@
  * crash may lose the last beat or claim, which the next beat or a lease
  * running out makes good; a lost notification state can at worst tell
  * an alert twice.  No SQL here: store_sqlite_alert.c and
- * store_pg_alert.c hold it.
+ * store_pg_alert.c hold it, and the steps an apply is made of; the rows
+ * they read are taken apart here, by store_rows.h's readers.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -74,16 +75,75 @@ struct read_arg {
 	struct nb_alert_view *v;
 };
 
+/* One query's rows appended to an array of the view, cap its room. */
+struct rows_arg {
+	struct nb_alert_view *v;
+	size_t cap;
+};
+
+static int
+activity_cb(void *ctx, const struct nb_store_row *r)
+{
+	struct rows_arg *a = ctx;
+	void *p;
+
+	if ((p = nb_store_grow(
+		 a->v->act, a->v->nact, &a->cap, sizeof(*a->v->act))) == NULL)
+		return -1;
+	a->v->act = p;
+	nb_store_activity_read(r, &a->v->act[a->v->nact++]);
+	return 0;
+}
+
+static int
+reports_cb(void *ctx, const struct nb_store_row *r)
+{
+	struct rows_arg *a = ctx;
+	void *p;
+
+	if ((p = nb_store_grow(
+		 a->v->rep, a->v->nrep, &a->cap, sizeof(*a->v->rep))) == NULL)
+		return -1;
+	a->v->rep = p;
+	nb_store_report_read(r, &a->v->rep[a->v->nrep++]);
+	return 0;
+}
+
+static int
+states_cb(void *ctx, const struct nb_store_row *r)
+{
+	struct rows_arg *a = ctx;
+	void *p;
+
+	if ((p = nb_store_grow(
+		 a->v->st, a->v->nst, &a->cap, sizeof(*a->v->st))) == NULL)
+		return -1;
+	a->v->st = p;
+	nb_store_state_read(r, &a->v->st[a->v->nst++]);
+	return 0;
+}
+
+static int
+query(const struct nb_store_ops *o, void *state, enum nb_store_query which,
+    int64_t arg, nb_store_row_fn fn, struct nb_alert_view *v)
+{
+	struct rows_arg a = {v, 0};
+
+	return o->alert->query(state, which, arg, fn, &a);
+}
+
 static int
 read_fn(const struct nb_store_ops *o, void *state, void *arg)
 {
 	struct read_arg *a = arg;
 
 	nb_alert_view_clear(a->v);
-	if (o->alert->activity(state, a->v) == -1 ||
+	if (query(o, state, NB_STORE_Q_ACTIVITY, 0, activity_cb, a->v) == -1 ||
 	    (a->what != READ_ACTIVITY &&
-		(o->alert->reports(state, a->since_ms, a->v) == -1 ||
-		    o->alert->states(state, a->v) == -1))) {
+		(query(o, state, NB_STORE_Q_REPORTS, a->since_ms, reports_cb,
+		     a->v) == -1 ||
+		    query(o, state, NB_STORE_Q_STATES, 0, states_cb, a->v) ==
+			-1))) {
 		nb_alert_view_clear(a->v);
 		return -1;
 	}

@@ -88,9 +88,23 @@ struct nb_store_mark {
 };
 
 /*
+ * The reads whose rows the common layer takes apart itself, with
+ * store_rows.h's readers: the statement, with its argument, and the
+ * reader of its rows.
+ */
+enum nb_store_query {
+	NB_STORE_Q_ACTIVITY, /* nb_store_activity_read(); no argument */
+	NB_STORE_Q_REPORTS,  /* nb_store_report_read(); arg: since_ms */
+	NB_STORE_Q_STATES,   /* nb_store_state_read(); no argument */
+};
+
+/* Called for each row of a query; -1 stops it (the query fails). */
+typedef int (*nb_store_row_fn)(void *ctx, const struct nb_store_row *r);
+
+/*
  * The alert tables (store_alert.h), the same operations under the same
- * names.  "Inside" as below; the three reads run on their own and each
- * fills its part of v (which is empty).  An apply is composed in
+ * names.  "Inside" as below; query runs on its own and passes each row
+ * of the statement which (with arg) to fn, 0 or -1.  An apply is composed in
  * store_alert.c from its steps: renew (*held: the owner still holds the
  * evaluator lease, now renewed to lease_until_ms), state_put, note_add
  * (due at now_ms) and prune (what is done or seen before before_ms).
@@ -109,9 +123,8 @@ struct nb_store_alert_ops {
 	int (*finish)(void *state, const char *owner, int64_t id,
 	    enum nb_alert_outcome how, int64_t now_ms, int64_t next_ms,
 	    const char *error);
-	int (*activity)(void *state, struct nb_alert_view *v);
-	int (*reports)(void *state, int64_t since_ms, struct nb_alert_view *v);
-	int (*states)(void *state, struct nb_alert_view *v);
+	int (*query)(void *state, enum nb_store_query which, int64_t arg,
+	    nb_store_row_fn fn, void *ctx);
 };
 
 struct nb_store_ops {

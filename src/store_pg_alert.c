@@ -140,23 +140,6 @@ prune(void *state, int64_t before_ms)
 	return 0;
 }
 
-static void
-col_copy(const PGresult *res, int row, int col, char *out, size_t outlen)
-{
-	(void)snprintf(out, outlen, "%s",
-	    PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
-}
-
-static enum nb_alert_kind
-col_kind(const PGresult *res, int row, int col)
-{
-	enum nb_alert_kind k;
-
-	if (nb_alert_parse(PQgetvalue(res, row, col), &k) == -1)
-		return NB_ALERT_KINDS;
-	return k;
-}
-
 static int
 pgs_alert_claim(void *state, const char *owner, int64_t now_ms,
     int64_t lease_until_ms, size_t limit, struct nb_alert_note **out, size_t *n)
@@ -164,8 +147,9 @@ pgs_alert_claim(void *state, const char *owner, int64_t now_ms,
 	struct pg *q = state;
 	struct nb_alert_note *v = NULL;
 	struct params p = {0};
+	struct pgs_result r;
 	PGresult *res;
-	int i, rows, failed = 0, rc = -1;
+	int rows, rc = -1;
 
 	pgs_par_text(&p, owner);
 	pgs_par_int(&p, now_ms);
@@ -178,20 +162,10 @@ pgs_alert_claim(void *state, const char *owner, int64_t now_ms,
 		log_error("out of memory", " notes=%d", rows);
 		goto out;
 	}
-	for (i = 0; i < rows; i++) {
-		v[i].id = pgs_col_int64(res, i, 0);
-		col_copy(res, i, 1, v[i].msg_id, sizeof(v[i].msg_id));
-		v[i].kind = col_kind(res, i, 2);
-		col_copy(res, i, 3, v[i].source, sizeof(v[i].source));
-		v[i].resolved = (int)pgs_col_int64(res, i, 4);
-		v[i].body = pgs_col_strdup(res, i, 5, &failed);
-		v[i].attempts = (int)pgs_col_int64(res, i, 6);
-		v[i].created_ms = pgs_col_int64(res, i, 7);
-		if (failed || v[i].body == NULL) {
-			log_error("out of memory", NULL);
+	pgs_result_init(&r, res);
+	for (r.i = 0; r.i < rows; r.i++)
+		if (nb_store_note_read(&r.base, &v[r.i]) == -1)
 			goto out;
-		}
-	}
 	*out = v;
 	*n = (size_t)rows;
 	v = NULL;
@@ -224,80 +198,29 @@ pgs_alert_finish(void *state, const char *owner, int64_t id,
 }
 
 static int
-read_activity(void *state, struct nb_alert_view *v)
+query(void *state, enum nb_store_query which, int64_t arg, nb_store_row_fn fn,
+    void *ctx)
 {
-	struct pg *q = state;
-	PGresult *res;
-	struct pgs_result r;
-	int rows;
-
-	if ((res = pgs_exec(q, PS_AL_ACTIVITY, NULL, 0, __func__)) == NULL)
-		return -1;
-	rows = PQntuples(res);
-	if (rows > 0 &&
-	    (v->act = calloc((size_t)rows, sizeof(*v->act))) == NULL) {
-		log_error("out of memory", " rows=%d", rows);
-		PQclear(res);
-		return -1;
-	}
-	pgs_result_init(&r, res);
-	for (r.i = 0; r.i < rows; r.i++)
-		nb_store_activity_read(&r.base, &v->act[r.i]);
-	v->nact = (size_t)rows;
-	PQclear(res);
-	return 0;
-}
-
-static int
-read_reports(void *state, int64_t since_ms, struct nb_alert_view *v)
-{
-	struct pg *q = state;
+	static const enum pgs_stmt ids[] = {
+	    [NB_STORE_Q_ACTIVITY] = PS_AL_ACTIVITY,
+	    [NB_STORE_Q_REPORTS] = PS_AL_REPORTS,
+	    [NB_STORE_Q_STATES] = PS_AL_STATES,
+	};
 	struct params p = {0};
-	PGresult *res;
 	struct pgs_result r;
-	int rows;
+	PGresult *res;
+	int rows, rc = 0;
 
-	pgs_par_int(&p, since_ms);
-	if ((res = pgs_exec(q, PS_AL_REPORTS, &p, 0, __func__)) == NULL)
+	if (which == NB_STORE_Q_REPORTS)
+		pgs_par_int(&p, arg);
+	if ((res = pgs_exec(state, ids[which], &p, 0, __func__)) == NULL)
 		return -1;
 	rows = PQntuples(res);
-	if (rows > 0 &&
-	    (v->rep = calloc((size_t)rows, sizeof(*v->rep))) == NULL) {
-		log_error("out of memory", " rows=%d", rows);
-		PQclear(res);
-		return -1;
-	}
 	pgs_result_init(&r, res);
-	for (r.i = 0; r.i < rows; r.i++)
-		nb_store_report_read(&r.base, &v->rep[r.i]);
-	v->nrep = (size_t)rows;
+	for (r.i = 0; r.i < rows && rc == 0; r.i++)
+		rc = fn(ctx, &r.base);
 	PQclear(res);
-	return 0;
-}
-
-static int
-read_states(void *state, struct nb_alert_view *v)
-{
-	struct pg *q = state;
-	PGresult *res;
-	struct pgs_result r;
-	int rows;
-
-	if ((res = pgs_exec(q, PS_AL_STATES, NULL, 0, __func__)) == NULL)
-		return -1;
-	rows = PQntuples(res);
-	if (rows > 0 &&
-	    (v->st = calloc((size_t)rows, sizeof(*v->st))) == NULL) {
-		log_error("out of memory", " rows=%d", rows);
-		PQclear(res);
-		return -1;
-	}
-	pgs_result_init(&r, res);
-	for (r.i = 0; r.i < rows; r.i++)
-		nb_store_state_read(&r.base, &v->st[r.i]);
-	v->nst = (size_t)rows;
-	PQclear(res);
-	return 0;
+	return rc;
 }
 
 const struct nb_store_alert_ops pgs_alert_ops = {
@@ -308,7 +231,5 @@ const struct nb_store_alert_ops pgs_alert_ops = {
     .prune = prune,
     .claim = pgs_alert_claim,
     .finish = pgs_alert_finish,
-    .activity = read_activity,
-    .reports = read_reports,
-    .states = read_states,
+    .query = query,
 };

@@ -129,6 +129,24 @@ nb_store_rows_next(struct nb_store_rows *r)
 	return nv;
 }
 
+void *
+nb_store_grow(void *arr, size_t n, size_t *cap, size_t size)
+{
+	char *p = arr;
+	size_t nc;
+
+	if (n == *cap) {
+		nc = *cap == 0 ? 8 : *cap * 2;
+		if ((p = reallocarray(arr, nc, size)) == NULL) {
+			log_error("out of memory", " rows=%zu", n);
+			return NULL;
+		}
+		*cap = nc;
+	}
+	memset(p + n * size, 0, size);
+	return p;
+}
+
 void
 nb_store_rows_take(
     struct nb_store_rows *v, struct nb_stored_event **out, size_t *n)
@@ -429,6 +447,25 @@ nb_store_report_read(const struct nb_store_row *r, struct nb_alert_report *p)
 	p->status = (int)r->i64(r, 2);
 	row_copy(r, 3, p->text, sizeof(p->text));
 	p->seen_ms = r->i64(r, 4);
+}
+
+int
+nb_store_note_read(const struct nb_store_row *r, struct nb_alert_note *n)
+{
+	const char *body = r->text(r, 5);
+
+	n->id = r->i64(r, 0);
+	row_copy(r, 1, n->msg_id, sizeof(n->msg_id));
+	n->kind = row_kind(r, 2);
+	row_copy(r, 3, n->source, sizeof(n->source));
+	n->resolved = (int)r->i64(r, 4);
+	n->attempts = (int)r->i64(r, 6);
+	n->created_ms = r->i64(r, 7);
+	if ((n->body = strdup(body != NULL ? body : "{}")) == NULL) {
+		log_error("out of memory", NULL);
+		return -1;
+	}
+	return 0;
 }
 
 void

@@ -70,6 +70,13 @@ struct nb_stored_event *nb_store_rows_next(struct nb_store_rows *);
 void nb_store_rows_take(
     struct nb_store_rows *v, struct nb_stored_event **out, size_t *n);
 
+/*
+ * arr (n elements of size, room for *cap) with room for one more and the
+ * element at n zeroed: the array to use from now on, or NULL when out of
+ * memory (logged; arr is as it was).
+ */
+void *nb_store_grow(void *arr, size_t n, size_t *cap, size_t size);
+
 /* A growing array of seqs. */
 struct nb_store_seqs {
 	int64_t *v;
@@ -188,6 +195,12 @@ void nb_store_activity_read(
  */
 void nb_store_report_read(
     const struct nb_store_row *, struct nb_alert_report *);
+
+/*
+ * id, msg_id, alert, source, resolved, body (NULL as "{}"), attempts,
+ * created_ms.  body is malloc'd: -1 when out of memory (logged).
+ */
+int nb_store_note_read(const struct nb_store_row *, struct nb_alert_note *);
 
 /*
  * alert, source, firing, started_ms, resolved_ms, mark, pending,

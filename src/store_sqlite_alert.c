@@ -25,34 +25,6 @@ bind_text(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 }
 
-static void
-col_copy(sqlite3_stmt *st, int i, char *out, size_t outlen)
-{
-	const unsigned char *v = sqlite3_column_text(st, i);
-
-	(void)snprintf(out, outlen, "%s", v != NULL ? (const char *)v : "");
-}
-
-/* Grows *arr (of *n, *cap elements of size) by one zeroed element. */
-static void *
-grow(void *arr, size_t *n, size_t *cap, size_t size, void **out)
-{
-	char *p = arr;
-
-	if (*n == *cap) {
-		size_t nc = *cap == 0 ? 8 : *cap * 2;
-
-		if ((p = reallocarray(arr, nc, size)) == NULL) {
-			log_error("out of memory", " rows=%zu", *n);
-			return NULL;
-		}
-		*cap = nc;
-	}
-	memset(p + *n * size, 0, size);
-	*out = p + (*n)++ * size;
-	return p;
-}
-
 /* Takes (ST_AL_LEAD) or renews (ST_AL_RENEW) the evaluator lease. */
 static int
 lease(struct sq *q, enum sq_stmt id, const char *owner, int64_t now_ms,
@@ -180,9 +152,8 @@ sq_alert_claim(void *state, const char *owner, int64_t now_ms,
     int64_t lease_until_ms, size_t limit, struct nb_alert_note **out, size_t *n)
 {
 	struct sq *q = state;
-	struct nb_alert_note *v = NULL, *r;
-	const unsigned char *body;
-	char name[NB_ALERT_NAME_MAX];
+	struct nb_alert_note *v = NULL;
+	struct sq_result row;
 	sqlite3_stmt *st;
 	size_t len = 0, cap = 0;
 	int step, rc = -1;
@@ -194,25 +165,13 @@ sq_alert_claim(void *state, const char *owner, int64_t now_ms,
 	sqlite3_bind_int64(st, 2, now_ms);
 	sqlite3_bind_int64(st, 3, lease_until_ms);
 	sqlite3_bind_int64(st, 4, (int64_t)limit);
+	sq_result_init(&row, st);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((p = grow(v, &len, &cap, sizeof(*v), (void **)&r)) == NULL)
+		if ((p = nb_store_grow(v, len, &cap, sizeof(*v))) == NULL)
 			goto out;
 		v = p;
-		r->id = sqlite3_column_int64(st, 0);
-		col_copy(st, 1, r->msg_id, sizeof(r->msg_id));
-		col_copy(st, 2, name, sizeof(name));
-		if (nb_alert_parse(name, &r->kind) == -1)
-			r->kind = NB_ALERT_KINDS;
-		col_copy(st, 3, r->source, sizeof(r->source));
-		r->resolved = sqlite3_column_int(st, 4);
-		body = sqlite3_column_text(st, 5);
-		if ((r->body = strdup(
-			 body != NULL ? (const char *)body : "{}")) == NULL) {
-			log_error("out of memory", NULL);
+		if (nb_store_note_read(&row.base, &v[len++]) == -1)
 			goto out;
-		}
-		r->attempts = sqlite3_column_int(st, 6);
-		r->created_ms = sqlite3_column_int64(st, 7);
 	}
 	if (step != SQLITE_DONE) {
 		sq_db_log(q, __func__, "claim");
@@ -253,84 +212,33 @@ sq_alert_finish(void *state, const char *owner, int64_t id,
 }
 
 static int
-read_activity(void *state, struct nb_alert_view *v)
+query(void *state, enum nb_store_query which, int64_t arg, nb_store_row_fn fn,
+    void *ctx)
 {
+	static const struct {
+		enum sq_stmt id;
+		const char *op;
+	} qs[] = {
+	    [NB_STORE_Q_ACTIVITY] = {ST_AL_ACTIVITY, "activity"},
+	    [NB_STORE_Q_REPORTS] = {ST_AL_REPORTS, "reports"},
+	    [NB_STORE_Q_STATES] = {ST_AL_STATES, "states"},
+	};
 	struct sq *q = state;
-	struct nb_activity_row *r;
-	struct sq_result row;
+	struct sq_result r;
 	sqlite3_stmt *st;
-	size_t cap = 0;
 	int step;
-	void *p;
 
-	if ((st = sq_stmt_get(q, ST_AL_ACTIVITY)) == NULL)
+	if ((st = sq_stmt_get(q, qs[which].id)) == NULL)
 		return -1;
-	sq_result_init(&row, st);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((p = grow(v->act, &v->nact, &cap, sizeof(*r),
-			 (void **)&r)) == NULL)
+	if (which == NB_STORE_Q_REPORTS)
+		sqlite3_bind_int64(st, 1, arg);
+	sq_result_init(&r, st);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW)
+		if (fn(ctx, &r.base) == -1)
 			break;
-		v->act = p;
-		nb_store_activity_read(&row.base, r);
-	}
 	sqlite3_reset(st);
 	if (step != SQLITE_DONE && step != SQLITE_ROW)
-		sq_db_log(q, __func__, "activity");
-	return step == SQLITE_DONE ? 0 : -1;
-}
-
-static int
-read_reports(void *state, int64_t since_ms, struct nb_alert_view *v)
-{
-	struct sq *q = state;
-	struct nb_alert_report *r;
-	struct sq_result row;
-	sqlite3_stmt *st;
-	size_t cap = 0;
-	int step;
-	void *p;
-
-	if ((st = sq_stmt_get(q, ST_AL_REPORTS)) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, since_ms);
-	sq_result_init(&row, st);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((p = grow(v->rep, &v->nrep, &cap, sizeof(*r),
-			 (void **)&r)) == NULL)
-			break;
-		v->rep = p;
-		nb_store_report_read(&row.base, r);
-	}
-	sqlite3_reset(st);
-	if (step != SQLITE_DONE && step != SQLITE_ROW)
-		sq_db_log(q, __func__, "reports");
-	return step == SQLITE_DONE ? 0 : -1;
-}
-
-static int
-read_states(void *state, struct nb_alert_view *v)
-{
-	struct sq *q = state;
-	struct nb_alert_state *r;
-	struct sq_result row;
-	sqlite3_stmt *st;
-	size_t cap = 0;
-	int step;
-	void *p;
-
-	if ((st = sq_stmt_get(q, ST_AL_STATES)) == NULL)
-		return -1;
-	sq_result_init(&row, st);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((p = grow(v->st, &v->nst, &cap, sizeof(*r), (void **)&r)) ==
-		    NULL)
-			break;
-		v->st = p;
-		nb_store_state_read(&row.base, r);
-	}
-	sqlite3_reset(st);
-	if (step != SQLITE_DONE && step != SQLITE_ROW)
-		sq_db_log(q, __func__, "states");
+		sq_db_log(q, __func__, qs[which].op);
 	return step == SQLITE_DONE ? 0 : -1;
 }
 
@@ -342,7 +250,5 @@ const struct nb_store_alert_ops sq_alert_ops = {
     .prune = prune,
     .claim = sq_alert_claim,
     .finish = sq_alert_finish,
-    .activity = read_activity,
-    .reports = read_reports,
-    .states = read_states,
+    .query = query,
 };
