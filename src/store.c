@@ -744,15 +744,46 @@ nb_store_purge(struct nb_store *s, const struct nb_store_filter *f, int dry_run,
 	return 0;
 }
 
+/* The rows of a stats or errors query, as an array growing in v. */
+struct collect {
+	void *v;
+	size_t n, cap;
+};
+
+static int
+stats_cb(void *ctx, const struct nb_store_row *r)
+{
+	struct collect *c = ctx;
+	struct nb_source_stats *v;
+
+	if ((v = nb_store_grow(c->v, c->n, &c->cap, sizeof(*v))) == NULL) {
+		log_error("out of memory", " sources=%zu", c->n);
+		return -1;
+	}
+	c->v = v;
+	nb_store_stats_read(r, &v[c->n++]);
+	return 0;
+}
+
 int
 nb_store_stats_all(
     struct nb_store *s, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 {
+	const int64_t args[NB_STORE_QUERY_ARGS] = {now_ms, 0};
+	struct collect c = {NULL, 0, 0};
+
 	*out = NULL;
 	*n = 0;
 	if (ready(s) == -1)
 		return -1;
-	return s->ops->stats(s->state, now_ms, out, n);
+	if (s->ops->query(s->state, NB_STORE_Q_STATS, args, stats_cb, &c) ==
+	    -1) {
+		free(c.v);
+		return -1;
+	}
+	*out = c.v;
+	*n = c.n;
+	return 0;
 }
 
 int
@@ -777,17 +808,43 @@ nb_store_stats(
 	return 0;
 }
 
+static int
+errors_cb(void *ctx, const struct nb_store_row *r)
+{
+	struct collect *c = ctx;
+	struct nb_store_error *v;
+
+	if ((v = nb_store_grow(c->v, c->n, &c->cap, sizeof(*v))) != NULL) {
+		c->v = v;
+		if (nb_store_error_read(r, &v[c->n++]) == 0)
+			return 0;
+	}
+	log_error("out of memory", " errors=%zu", c->n);
+	return -1;
+}
+
 int
 nb_store_errors(struct nb_store *s, int64_t since_ms, size_t per_source,
     struct nb_store_error **out, size_t *n)
 {
+	const int64_t args[NB_STORE_QUERY_ARGS] = {
+	    since_ms, per_source > INT64_MAX ? INT64_MAX : (int64_t)per_source};
+	struct collect c = {NULL, 0, 0};
+
 	*out = NULL;
 	*n = 0;
 	if (per_source == 0)
 		return 0;
 	if (ready(s) == -1)
 		return -1;
-	return s->ops->errors(s->state, since_ms, per_source, out, n);
+	if (s->ops->query(s->state, NB_STORE_Q_ERRORS, args, errors_cb, &c) ==
+	    -1) {
+		nb_store_errors_free(c.v, c.n);
+		return -1;
+	}
+	*out = c.v;
+	*n = c.n;
+	return 0;
 }
 
 struct prune_arg {

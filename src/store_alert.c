@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nudgebridge/log.h"
 #include "nudgebridge/store_alert.h"
 #include "store_backend.h"
 
@@ -81,14 +82,25 @@ struct rows_arg {
 	size_t cap;
 };
 
+/* arr with room for one more row (nb_store_grow()), or NULL (logged). */
+static void *
+grow(void *arr, size_t n, size_t *cap, size_t size)
+{
+	void *p;
+
+	if ((p = nb_store_grow(arr, n, cap, size)) == NULL)
+		log_error("out of memory", " rows=%zu", n);
+	return p;
+}
+
 static int
 activity_cb(void *ctx, const struct nb_store_row *r)
 {
 	struct rows_arg *a = ctx;
 	void *p;
 
-	if ((p = nb_store_grow(
-		 a->v->act, a->v->nact, &a->cap, sizeof(*a->v->act))) == NULL)
+	if ((p = grow(a->v->act, a->v->nact, &a->cap, sizeof(*a->v->act))) ==
+	    NULL)
 		return -1;
 	a->v->act = p;
 	nb_store_activity_read(r, &a->v->act[a->v->nact++]);
@@ -101,8 +113,8 @@ reports_cb(void *ctx, const struct nb_store_row *r)
 	struct rows_arg *a = ctx;
 	void *p;
 
-	if ((p = nb_store_grow(
-		 a->v->rep, a->v->nrep, &a->cap, sizeof(*a->v->rep))) == NULL)
+	if ((p = grow(a->v->rep, a->v->nrep, &a->cap, sizeof(*a->v->rep))) ==
+	    NULL)
 		return -1;
 	a->v->rep = p;
 	nb_store_report_read(r, &a->v->rep[a->v->nrep++]);
@@ -115,8 +127,7 @@ states_cb(void *ctx, const struct nb_store_row *r)
 	struct rows_arg *a = ctx;
 	void *p;
 
-	if ((p = nb_store_grow(
-		 a->v->st, a->v->nst, &a->cap, sizeof(*a->v->st))) == NULL)
+	if ((p = grow(a->v->st, a->v->nst, &a->cap, sizeof(*a->v->st))) == NULL)
 		return -1;
 	a->v->st = p;
 	nb_store_state_read(r, &a->v->st[a->v->nst++]);
@@ -125,11 +136,12 @@ states_cb(void *ctx, const struct nb_store_row *r)
 
 static int
 query(const struct nb_store_ops *o, void *state, enum nb_store_query which,
-    int64_t arg, nb_store_row_fn fn, struct nb_alert_view *v)
+    int64_t since_ms, nb_store_row_fn fn, struct nb_alert_view *v)
 {
+	const int64_t args[NB_STORE_QUERY_ARGS] = {since_ms, 0};
 	struct rows_arg a = {v, 0};
 
-	return o->alert->query(state, which, arg, fn, &a);
+	return o->query(state, which, args, fn, &a);
 }
 
 static int

@@ -93,18 +93,20 @@ struct nb_store_mark {
  * reader of its rows.
  */
 enum nb_store_query {
-	NB_STORE_Q_ACTIVITY, /* nb_store_activity_read(); no argument */
-	NB_STORE_Q_REPORTS,  /* nb_store_report_read(); arg: since_ms */
-	NB_STORE_Q_STATES,   /* nb_store_state_read(); no argument */
+	NB_STORE_Q_STATS,    /* nb_store_stats_read(); now_ms */
+	NB_STORE_Q_ERRORS,   /* nb_store_error_read(); since_ms, per_source */
+	NB_STORE_Q_ACTIVITY, /* nb_store_activity_read() */
+	NB_STORE_Q_REPORTS,  /* nb_store_report_read(); since_ms */
+	NB_STORE_Q_STATES,   /* nb_store_state_read() */
 };
+#define NB_STORE_QUERY_ARGS 2 /* the most arguments one takes */
 
 /* Called for each row of a query; -1 stops it (the query fails). */
 typedef int (*nb_store_row_fn)(void *ctx, const struct nb_store_row *r);
 
 /*
  * The alert tables (store_alert.h), the same operations under the same
- * names.  "Inside" as below; query runs on its own and passes each row
- * of the statement which (with arg) to fn, 0 or -1.  An apply is composed in
+ * names.  "Inside" as below.  An apply is composed in
  * store_alert.c from its steps: renew (*held: the owner still holds the
  * evaluator lease, now renewed to lease_until_ms), state_put, note_add
  * (due at now_ms) and prune (what is done or seen before before_ms).
@@ -123,8 +125,6 @@ struct nb_store_alert_ops {
 	int (*finish)(void *state, const char *owner, int64_t id,
 	    enum nb_alert_outcome how, int64_t now_ms, int64_t next_ms,
 	    const char *error);
-	int (*query)(void *state, enum nb_store_query which, int64_t arg,
-	    nb_store_row_fn fn, void *ctx);
 };
 
 struct nb_store_ops {
@@ -183,11 +183,13 @@ struct nb_store_ops {
 	    void *state, const struct nb_store_claim *c, size_t *found);
 	int (*list)(void *state, const struct nb_store_filter *f,
 	    int with_payload, struct nb_store_rows *v, int64_t *next);
-	/* Every source counted, rows or not (nb_store_stats_all()). */
-	int (*stats)(void *state, int64_t now_ms, struct nb_source_stats **out,
-	    size_t *n);
-	int (*errors)(void *state, int64_t since_ms, size_t per_source,
-	    struct nb_store_error **out, size_t *n);
+	/*
+	 * Runs the read which with its arguments (args, as many as it takes)
+	 * on its own and passes each row to fn.  0 or -1.
+	 */
+	int (*query)(void *state, enum nb_store_query which,
+	    const int64_t args[NB_STORE_QUERY_ARGS], nb_store_row_fn fn,
+	    void *ctx);
 	/* NULL when the backend needs no help to keep its log short. */
 	int (*checkpoint)(void *state);
 	/*

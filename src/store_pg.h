@@ -296,10 +296,8 @@ int pgs_scrub(void *state, int on);
 int pgs_backfill_keys(PGconn *conn);
 
 /* store_pg_count.c */
-int pgs_stats(
-    void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n);
-int pgs_errors(void *state, int64_t since_ms, size_t per_source,
-    struct nb_store_error **out, size_t *n);
+int pgs_query(void *state, enum nb_store_query which,
+    const int64_t args[NB_STORE_QUERY_ARGS], nb_store_row_fn fn, void *ctx);
 int pgs_tally_add(
     struct pg *q, struct pgs_batch *b, const struct nb_store_tally *t);
 int pgs_fold(struct pg *q);

@@ -197,32 +197,6 @@ pgs_alert_finish(void *state, const char *owner, int64_t id,
 	return pgs_run(q, PS_AL_DONE, &p, __func__);
 }
 
-static int
-query(void *state, enum nb_store_query which, int64_t arg, nb_store_row_fn fn,
-    void *ctx)
-{
-	static const enum pgs_stmt ids[] = {
-	    [NB_STORE_Q_ACTIVITY] = PS_AL_ACTIVITY,
-	    [NB_STORE_Q_REPORTS] = PS_AL_REPORTS,
-	    [NB_STORE_Q_STATES] = PS_AL_STATES,
-	};
-	struct params p = {0};
-	struct pgs_result r;
-	PGresult *res;
-	int rows, rc = 0;
-
-	if (which == NB_STORE_Q_REPORTS)
-		pgs_par_int(&p, arg);
-	if ((res = pgs_exec(state, ids[which], &p, 0, __func__)) == NULL)
-		return -1;
-	rows = PQntuples(res);
-	pgs_result_init(&r, res);
-	for (r.i = 0; r.i < rows && rc == 0; r.i++)
-		rc = fn(ctx, &r.base);
-	PQclear(res);
-	return rc;
-}
-
 const struct nb_store_alert_ops pgs_alert_ops = {
     .beat = pgs_alert_beat,
     .renew = renew,
@@ -231,5 +205,4 @@ const struct nb_store_alert_ops pgs_alert_ops = {
     .prune = prune,
     .claim = pgs_alert_claim,
     .finish = pgs_alert_finish,
-    .query = query,
 };

@@ -24,76 +24,32 @@
 #include "store_pg.h"
 
 int
-pgs_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
+pgs_query(void *state, enum nb_store_query which,
+    const int64_t args[NB_STORE_QUERY_ARGS], nb_store_row_fn fn, void *ctx)
 {
-	struct pg *q = state;
-	struct nb_source_stats *s = NULL;
+	static const struct {
+		enum pgs_stmt id;
+		int nargs;
+	} qs[] = {
+	    [NB_STORE_Q_STATS] = {PS_STATS, 1},
+	    [NB_STORE_Q_ERRORS] = {PS_ERRORS, 2},
+	    [NB_STORE_Q_ACTIVITY] = {PS_AL_ACTIVITY, 0},
+	    [NB_STORE_Q_REPORTS] = {PS_AL_REPORTS, 1},
+	    [NB_STORE_Q_STATES] = {PS_AL_STATES, 0},
+	};
 	struct params p = {0};
 	struct pgs_result r;
-	PGresult *res = NULL;
-	int rows;
-	int rc = -1;
+	PGresult *res;
+	int i, rows, rc = 0;
 
-	pgs_par_int(&p, now_ms);
-	if ((res = pgs_exec(q, PS_STATS, &p, 0, __func__)) == NULL)
-		goto out;
+	for (i = 0; i < qs[which].nargs; i++)
+		pgs_par_int(&p, args[i]);
+	if ((res = pgs_exec(state, qs[which].id, &p, 0, __func__)) == NULL)
+		return -1;
 	rows = PQntuples(res);
-	if (rows > 0 && (s = calloc((size_t)rows, sizeof(*s))) == NULL) {
-		log_error("out of memory", " sources=%d", rows);
-		goto out;
-	}
 	pgs_result_init(&r, res);
-	for (r.i = 0; r.i < rows; r.i++)
-		nb_store_stats_read(&r.base, &s[r.i]);
-	*out = s;
-	*n = (size_t)rows;
-	s = NULL;
-	rc = 0;
-out:
-	PQclear(res);
-	free(s);
-	return rc;
-}
-
-int
-pgs_errors(void *state, int64_t since_ms, size_t per_source,
-    struct nb_store_error **out, size_t *n)
-{
-	struct pg *q = state;
-	struct nb_store_error *e = NULL;
-	struct params p = {0};
-	PGresult *res = NULL;
-	int i, rows = 0, failed = 0, rc = -1;
-
-	pgs_par_int(&p, since_ms);
-	pgs_par_int(
-	    &p, per_source > INT64_MAX ? INT64_MAX : (int64_t)per_source);
-	if ((res = pgs_exec(q, PS_ERRORS, &p, 0, __func__)) == NULL)
-		goto out;
-	rows = PQntuples(res);
-	if (rows > 0 && (e = calloc((size_t)rows, sizeof(*e))) == NULL)
-		failed = 1;
-	for (i = 0; i < rows && !failed; i++) {
-		snprintf(e[i].source, sizeof(e[i].source), "%s",
-		    PQgetvalue(res, i, 0));
-		e[i].error = pgs_col_strdup(res, i, 1, &failed);
-		e[i].reason = pgs_col_strdup(res, i, 2, &failed);
-		e[i].state = (enum nb_event_state)pgs_col_int64(res, i, 3);
-		e[i].count = pgs_col_int64(res, i, 4);
-		e[i].last_ms = pgs_col_int64(res, i, 5);
-		if (e[i].error == NULL)
-			failed = 1;
-	}
-	if (failed) {
-		log_error("out of memory", " errors=%d", rows);
-		goto out;
-	}
-	*out = e;
-	*n = (size_t)rows;
-	e = NULL;
-	rc = 0;
-out:
-	nb_store_errors_free(e, (size_t)rows);
+	for (r.i = 0; r.i < rows && rc == 0; r.i++)
+		rc = fn(ctx, &r.base);
 	PQclear(res);
 	return rc;
 }

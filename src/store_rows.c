@@ -137,10 +137,8 @@ nb_store_grow(void *arr, size_t n, size_t *cap, size_t size)
 
 	if (n == *cap) {
 		nc = *cap == 0 ? 8 : *cap * 2;
-		if ((p = reallocarray(arr, nc, size)) == NULL) {
-			log_error("out of memory", " rows=%zu", n);
+		if ((p = reallocarray(arr, nc, size)) == NULL)
 			return NULL;
-		}
 		*cap = nc;
 	}
 	memset(p + n * size, 0, size);
@@ -429,6 +427,34 @@ nb_store_stats_read(const struct nb_store_row *r, struct nb_source_stats *s)
 	s->dead_total = r->i64(r, 7);
 	s->oldest_pending_ms = r->i64(r, 8);
 	s->inflight = r->i64(r, 9);
+}
+
+/* Column col of r as a malloc'd string (NULL stays NULL); *failed. */
+static char *
+row_strdup(const struct nb_store_row *r, int col, int *failed)
+{
+	const char *v = r->text(r, col);
+	char *d;
+
+	if (v == NULL)
+		return NULL;
+	if ((d = strdup(v)) == NULL)
+		*failed = 1;
+	return d;
+}
+
+int
+nb_store_error_read(const struct nb_store_row *r, struct nb_store_error *e)
+{
+	int failed = 0;
+
+	row_copy(r, 0, e->source, sizeof(e->source));
+	e->error = row_strdup(r, 1, &failed);
+	e->reason = row_strdup(r, 2, &failed);
+	e->state = (enum nb_event_state)r->i64(r, 3);
+	e->count = r->i64(r, 4);
+	e->last_ms = r->i64(r, 5);
+	return failed || e->error == NULL ? -1 : 0;
 }
 
 void

@@ -73,7 +73,7 @@ void nb_store_rows_take(
 /*
  * arr (n elements of size, room for *cap) with room for one more and the
  * element at n zeroed: the array to use from now on, or NULL when out of
- * memory (logged; arr is as it was).
+ * memory (not logged; arr is as it was).
  */
 void *nb_store_grow(void *arr, size_t n, size_t *cap, size_t size);
 
@@ -186,6 +186,12 @@ struct nb_store_row {
  * delivered_total, dead_total, oldest_pending_ms, inflight.
  */
 void nb_store_stats_read(const struct nb_store_row *, struct nb_source_stats *);
+
+/*
+ * source, error, reason, state, count, last_ms.  The strings are
+ * malloc'd: -1 when out of memory or error is NULL (not logged).
+ */
+int nb_store_error_read(const struct nb_store_row *, struct nb_store_error *);
 
 /* source, fp, ms. */
 void nb_store_activity_read(

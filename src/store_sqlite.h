@@ -247,10 +247,8 @@ int sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
     struct nb_store_tally *t);
 int sq_list(void *state, const struct nb_store_filter *f, int with_payload,
     struct nb_store_rows *v, int64_t *next);
-int sq_stats(
-    void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n);
-int sq_errors(void *state, int64_t since_ms, size_t per_source,
-    struct nb_store_error **out, size_t *n);
+int sq_query(void *state, enum nb_store_query which,
+    const int64_t args[NB_STORE_QUERY_ARGS], nb_store_row_fn fn, void *ctx);
 int sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
     size_t limit, int *more, struct nb_store_tally *t);
 int sq_tally_write(struct sq *q, const struct nb_store_tally *t);

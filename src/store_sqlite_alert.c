@@ -167,8 +167,10 @@ sq_alert_claim(void *state, const char *owner, int64_t now_ms,
 	sqlite3_bind_int64(st, 4, (int64_t)limit);
 	sq_result_init(&row, st);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((p = nb_store_grow(v, len, &cap, sizeof(*v))) == NULL)
+		if ((p = nb_store_grow(v, len, &cap, sizeof(*v))) == NULL) {
+			log_error("out of memory", " rows=%zu", len);
 			goto out;
+		}
 		v = p;
 		if (nb_store_note_read(&row.base, &v[len++]) == -1)
 			goto out;
@@ -211,37 +213,6 @@ sq_alert_finish(void *state, const char *owner, int64_t id,
 	return sq_stmt_run(q, st, __func__, "finish");
 }
 
-static int
-query(void *state, enum nb_store_query which, int64_t arg, nb_store_row_fn fn,
-    void *ctx)
-{
-	static const struct {
-		enum sq_stmt id;
-		const char *op;
-	} qs[] = {
-	    [NB_STORE_Q_ACTIVITY] = {ST_AL_ACTIVITY, "activity"},
-	    [NB_STORE_Q_REPORTS] = {ST_AL_REPORTS, "reports"},
-	    [NB_STORE_Q_STATES] = {ST_AL_STATES, "states"},
-	};
-	struct sq *q = state;
-	struct sq_result r;
-	sqlite3_stmt *st;
-	int step;
-
-	if ((st = sq_stmt_get(q, qs[which].id)) == NULL)
-		return -1;
-	if (which == NB_STORE_Q_REPORTS)
-		sqlite3_bind_int64(st, 1, arg);
-	sq_result_init(&r, st);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW)
-		if (fn(ctx, &r.base) == -1)
-			break;
-	sqlite3_reset(st);
-	if (step != SQLITE_DONE && step != SQLITE_ROW)
-		sq_db_log(q, __func__, qs[which].op);
-	return step == SQLITE_DONE ? 0 : -1;
-}
-
 const struct nb_store_alert_ops sq_alert_ops = {
     .beat = sq_alert_beat,
     .renew = renew,
@@ -250,5 +221,4 @@ const struct nb_store_alert_ops sq_alert_ops = {
     .prune = prune,
     .claim = sq_alert_claim,
     .finish = sq_alert_finish,
-    .query = query,
 };

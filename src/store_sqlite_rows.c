@@ -644,44 +644,37 @@ sq_list(void *state, const struct nb_store_filter *f, int with_payload,
 }
 
 int
-sq_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
+sq_query(void *state, enum nb_store_query which,
+    const int64_t args[NB_STORE_QUERY_ARGS], nb_store_row_fn fn, void *ctx)
 {
+	static const struct {
+		enum sq_stmt id;
+		int nargs;
+		const char *op;
+	} qs[] = {
+	    [NB_STORE_Q_STATS] = {ST_STATS, 1, "stats"},
+	    [NB_STORE_Q_ERRORS] = {ST_ERRORS, 2, "errors"},
+	    [NB_STORE_Q_ACTIVITY] = {ST_AL_ACTIVITY, 0, "activity"},
+	    [NB_STORE_Q_REPORTS] = {ST_AL_REPORTS, 1, "reports"},
+	    [NB_STORE_Q_STATES] = {ST_AL_STATES, 0, "states"},
+	};
 	struct sq *q = state;
-	struct nb_source_stats *s = NULL, *ns;
 	struct sq_result r;
 	sqlite3_stmt *st;
-	size_t len = 0, cap = 0;
-	int rc = -1, step;
+	int i, step;
 
-	if ((st = sq_stmt_get(q, ST_STATS)) == NULL)
+	if ((st = sq_stmt_get(q, qs[which].id)) == NULL)
 		return -1;
-	sqlite3_bind_int64(st, 1, now_ms);
+	for (i = 0; i < qs[which].nargs; i++)
+		sqlite3_bind_int64(st, i + 1, args[i]);
 	sq_result_init(&r, st);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap == 0 ? 8 : cap * 2;
-			if ((ns = reallocarray(s, cap, sizeof(*s))) == NULL) {
-				log_error("out of memory", " sources=%zu", len);
-				goto out;
-			}
-			s = ns;
-		}
-		memset(&s[len], 0, sizeof(s[len]));
-		nb_store_stats_read(&r.base, &s[len]);
-		len++;
-	}
-	if (step != SQLITE_DONE) {
-		sq_db_log(q, __func__, "stats");
-		goto out;
-	}
-	*out = s;
-	*n = len;
-	s = NULL;
-	rc = 0;
-out:
+	while ((step = sqlite3_step(st)) == SQLITE_ROW)
+		if (fn(ctx, &r.base) == -1)
+			break;
 	sqlite3_reset(st);
-	free(s);
-	return rc;
+	if (step != SQLITE_DONE && step != SQLITE_ROW)
+		sq_db_log(q, __func__, qs[which].op);
+	return step == SQLITE_DONE ? 0 : -1;
 }
 
 int
@@ -723,60 +716,6 @@ sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
 	if (*more)
 		return 0;
 	return sq_prune_attempts(q, delivered_before_ms, limit, more, 1);
-}
-
-int
-sq_errors(void *state, int64_t since_ms, size_t per_source,
-    struct nb_store_error **out, size_t *n)
-{
-	struct sq *q = state;
-	struct nb_store_error *e = NULL, *ne;
-	const unsigned char *name;
-	sqlite3_stmt *st;
-	size_t len = 0, cap = 0;
-	int rc = -1, step, failed = 0;
-
-	if ((st = sq_stmt_get(q, ST_ERRORS)) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, since_ms);
-	sqlite3_bind_int64(
-	    st, 2, per_source > INT64_MAX ? INT64_MAX : (int64_t)per_source);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap == 0 ? 8 : cap * 2;
-			if ((ne = reallocarray(e, cap, sizeof(*e))) == NULL)
-				goto nomem;
-			e = ne;
-		}
-		memset(&e[len], 0, sizeof(e[len]));
-		name = sqlite3_column_text(st, 0);
-		snprintf(e[len].source, sizeof(e[len].source), "%s",
-		    name != NULL ? (const char *)name : "");
-		e[len].error = col_strdup(st, 1, &failed);
-		e[len].reason = col_strdup(st, 2, &failed);
-		e[len].state = (enum nb_event_state)sqlite3_column_int(st, 3);
-		e[len].count = sqlite3_column_int64(st, 4);
-		e[len].last_ms = sqlite3_column_int64(st, 5);
-		len++;
-		if (failed || e[len - 1].error == NULL)
-			goto nomem;
-	}
-	if (step != SQLITE_DONE) {
-		sq_db_log(q, __func__, "errors");
-		goto out;
-	}
-	*out = e;
-	*n = len;
-	e = NULL;
-	len = 0;
-	rc = 0;
-	goto out;
-nomem:
-	log_error("out of memory", " errors=%zu", len);
-out:
-	sqlite3_reset(st);
-	nb_store_errors_free(e, len);
-	return rc;
 }
 
 /* Adds one source's counter changes. */
