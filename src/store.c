@@ -744,6 +744,22 @@ nb_store_purge(struct nb_store *s, const struct nb_store_filter *f, int dry_run,
 	return 0;
 }
 
+/* One integer parameter, or two. */
+static void
+bind_ms(struct nb_store_binder *b, const void *arg)
+{
+	b->i64(b, *(const int64_t *)arg);
+}
+
+static void
+bind_ms2(struct nb_store_binder *b, const void *arg)
+{
+	const int64_t *v = arg;
+
+	b->i64(b, v[0]);
+	b->i64(b, v[1]);
+}
+
 /* The rows of a stats or errors query, as an array growing in v. */
 struct collect {
 	void *v;
@@ -769,15 +785,14 @@ int
 nb_store_stats_all(
     struct nb_store *s, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 {
-	const int64_t args[NB_STORE_QUERY_ARGS] = {now_ms, 0};
 	struct collect c = {NULL, 0, 0};
 
 	*out = NULL;
 	*n = 0;
 	if (ready(s) == -1)
 		return -1;
-	if (s->ops->query(s->state, NB_STORE_Q_STATS, args, stats_cb, &c) ==
-	    -1) {
+	if (s->ops->query(s->state, NB_STORE_Q_STATS, bind_ms, &now_ms,
+		stats_cb, &c) == -1) {
 		free(c.v);
 		return -1;
 	}
@@ -827,7 +842,7 @@ int
 nb_store_errors(struct nb_store *s, int64_t since_ms, size_t per_source,
     struct nb_store_error **out, size_t *n)
 {
-	const int64_t args[NB_STORE_QUERY_ARGS] = {
+	const int64_t args[2] = {
 	    since_ms, per_source > INT64_MAX ? INT64_MAX : (int64_t)per_source};
 	struct collect c = {NULL, 0, 0};
 
@@ -837,8 +852,8 @@ nb_store_errors(struct nb_store *s, int64_t since_ms, size_t per_source,
 		return 0;
 	if (ready(s) == -1)
 		return -1;
-	if (s->ops->query(s->state, NB_STORE_Q_ERRORS, args, errors_cb, &c) ==
-	    -1) {
+	if (s->ops->query(s->state, NB_STORE_Q_ERRORS, bind_ms2, args,
+		errors_cb, &c) == -1) {
 		nb_store_errors_free(c.v, c.n);
 		return -1;
 	}

@@ -43,6 +43,107 @@ nb_alert_notes_free(struct nb_alert_note *notes, size_t n)
 	free(notes);
 }
 
+/*
+ * The parameters of the writes and the claim, in the order of their
+ * statements on both backends.
+ */
+
+static void
+bind_text_arg(struct nb_store_binder *b, const void *arg)
+{
+	b->text(b, arg);
+}
+
+static void
+bind_ms(struct nb_store_binder *b, const void *arg)
+{
+	b->i64(b, *(const int64_t *)arg);
+}
+
+/* The evaluator lease: taken (LEAD) or renewed (RENEW) until until_ms. */
+struct lease_arg {
+	const char *owner;
+	int64_t now_ms, until_ms;
+};
+
+static void
+bind_lease(struct nb_store_binder *b, const void *arg)
+{
+	const struct lease_arg *a = arg;
+
+	b->text(b, a->owner);
+	b->i64(b, a->now_ms);
+	b->i64(b, a->until_ms);
+}
+
+struct report_arg {
+	const char *owner;
+	const struct nb_alert_report *r;
+};
+
+static void
+bind_report(struct nb_store_binder *b, const void *arg)
+{
+	const struct report_arg *a = arg;
+
+	b->text(b, a->owner);
+	b->text(b, nb_alert_name(a->r->kind));
+	b->text(b, a->r->source);
+	b->i64(b, a->r->status);
+	b->text(b, a->r->text);
+	b->i64(b, a->r->seen_ms);
+}
+
+static void
+bind_state(struct nb_store_binder *b, const void *arg)
+{
+	const struct nb_alert_state *s = arg;
+
+	b->text(b, nb_alert_name(s->kind));
+	b->text(b, s->source);
+	b->i64(b, s->firing);
+	b->i64(b, s->started_ms);
+	b->i64(b, s->resolved_ms);
+	b->i64(b, s->mark);
+	b->i64(b, s->pending);
+	b->i64(b, s->notified_ms);
+	b->i64(b, s->changed_ms);
+	b->text(b, s->text);
+	b->text(b, s->summary);
+	b->text(b, s->details);
+}
+
+struct note_arg {
+	const struct nb_alert_note *n;
+	int64_t now_ms;
+};
+
+static void
+bind_note(struct nb_store_binder *b, const void *arg)
+{
+	const struct note_arg *a = arg;
+
+	b->text(b, a->n->msg_id);
+	b->text(b, nb_alert_name(a->n->kind));
+	b->text(b, a->n->source);
+	b->i64(b, a->n->resolved);
+	b->text(b, a->n->body);
+	b->i64(b, a->now_ms);
+}
+
+/* Runs the lease write which; *held: the owner holds the lease now. */
+static int
+lease(const struct nb_store_ops *o, void *state, enum nb_store_write which,
+    const struct lease_arg *a, int *held)
+{
+	size_t changed = 0;
+
+	if (o->exec(state, which, bind_lease, a, &changed) == -1)
+		return -1;
+	*held = changed > 0;
+	return 0;
+}
+
 struct beat_arg {
 	const struct nb_alert_beat *b;
 	int *leader;
@@ -51,10 +152,24 @@ struct beat_arg {
 static int
 beat_fn(const struct nb_store_ops *o, void *state, void *arg)
 {
-	struct beat_arg *a = arg;
+	struct beat_arg *x = arg;
+	const struct nb_alert_beat *b = x->b;
+	struct lease_arg l = {b->owner, b->now_ms, b->lease_until_ms};
+	struct report_arg r = {b->owner, NULL};
+	size_t i;
 
-	*a->leader = 0;
-	return o->alert->beat(state, a->b, a->leader);
+	*x->leader = 0;
+	if (o->alert->activity_put(state, b->act, b->nact) == -1 ||
+	    o->exec(state, NB_STORE_W_AL_REPORTS_CLEAR, bind_text_arg, b->owner,
+		NULL) == -1)
+		return -1;
+	for (i = 0; i < b->nrep; i++) {
+		r.r = &b->rep[i];
+		if (o->exec(state, NB_STORE_W_AL_REPORT_PUT, bind_report, &r,
+			NULL) == -1)
+			return -1;
+	}
+	return lease(o, state, NB_STORE_W_AL_LEAD, &l, x->leader);
 }
 
 int
@@ -136,12 +251,12 @@ states_cb(void *ctx, const struct nb_store_row *r)
 
 static int
 query(const struct nb_store_ops *o, void *state, enum nb_store_query which,
-    int64_t since_ms, nb_store_row_fn fn, struct nb_alert_view *v)
+    nb_store_bind_fn bind, const void *barg, nb_store_row_fn fn,
+    struct nb_alert_view *v)
 {
-	const int64_t args[NB_STORE_QUERY_ARGS] = {since_ms, 0};
 	struct rows_arg a = {v, 0};
 
-	return o->query(state, which, args, fn, &a);
+	return o->query(state, which, bind, barg, fn, &a);
 }
 
 static int
@@ -150,12 +265,13 @@ read_fn(const struct nb_store_ops *o, void *state, void *arg)
 	struct read_arg *a = arg;
 
 	nb_alert_view_clear(a->v);
-	if (query(o, state, NB_STORE_Q_ACTIVITY, 0, activity_cb, a->v) == -1 ||
+	if (query(o, state, NB_STORE_Q_ACTIVITY, NULL, NULL, activity_cb,
+		a->v) == -1 ||
 	    (a->what != READ_ACTIVITY &&
-		(query(o, state, NB_STORE_Q_REPORTS, a->since_ms, reports_cb,
-		     a->v) == -1 ||
-		    query(o, state, NB_STORE_Q_STATES, 0, states_cb, a->v) ==
-			-1))) {
+		(query(o, state, NB_STORE_Q_REPORTS, bind_ms, &a->since_ms,
+		     reports_cb, a->v) == -1 ||
+		    query(o, state, NB_STORE_Q_STATES, NULL, NULL, states_cb,
+			a->v) == -1))) {
 		nb_alert_view_clear(a->v);
 		return -1;
 	}
@@ -195,29 +311,35 @@ struct apply_arg {
 	int *applied;
 };
 
-/* The steps of an apply, each the backend's, in one transaction. */
 static int
 apply_fn(const struct nb_store_ops *o, void *state, void *arg)
 {
-	const struct nb_store_alert_ops *ao = o->alert;
 	struct apply_arg *x = arg;
 	const struct nb_alert_apply *a = x->a;
+	struct lease_arg l = {a->owner, a->now_ms, a->lease_until_ms};
+	struct note_arg n = {NULL, a->now_ms};
 	int held = 0;
 	size_t i;
 
 	*x->applied = 0;
-	if (ao->renew(state, a->owner, a->now_ms, a->lease_until_ms, &held) ==
-	    -1)
+	if (lease(o, state, NB_STORE_W_AL_RENEW, &l, &held) == -1)
 		return -1;
 	if (!held)
 		return 0; /* another evaluator took over */
 	for (i = 0; i < a->nst; i++)
-		if (ao->state_put(state, &a->st[i]) == -1)
+		if (o->exec(state, NB_STORE_W_AL_STATE_PUT, bind_state,
+			&a->st[i], NULL) == -1)
 			return -1;
-	for (i = 0; i < a->nnotes; i++)
-		if (ao->note_add(state, &a->notes[i], a->now_ms) == -1)
+	for (i = 0; i < a->nnotes; i++) {
+		n.n = &a->notes[i];
+		if (o->exec(state, NB_STORE_W_AL_NOTE_ADD, bind_note, &n,
+			NULL) == -1)
 			return -1;
-	if (ao->prune(state, a->prune_before_ms) == -1)
+	}
+	if (o->exec(state, NB_STORE_W_AL_PRUNE_OUTBOX, bind_ms,
+		&a->prune_before_ms, NULL) == -1 ||
+	    o->exec(state, NB_STORE_W_AL_PRUNE_REPORTS, bind_ms,
+		&a->prune_before_ms, NULL) == -1)
 		return -1;
 	*x->applied = 1;
 	return 0;
@@ -236,27 +358,49 @@ struct claim_arg {
 	const char *owner;
 	int64_t now_ms, lease_until_ms;
 	size_t limit;
-	struct nb_alert_note **out;
-	size_t *n;
+	struct nb_alert_note *v; /* the notes claimed, n of them, cap room */
+	size_t n, cap;
 };
+
+static void
+bind_claim(struct nb_store_binder *b, const void *arg)
+{
+	const struct claim_arg *a = arg;
+
+	b->text(b, a->owner);
+	b->i64(b, a->now_ms);
+	b->i64(b, a->lease_until_ms);
+	b->i64(b, (int64_t)a->limit);
+}
+
+static int
+claim_cb(void *ctx, const struct nb_store_row *r)
+{
+	struct claim_arg *a = ctx;
+	void *p;
+
+	if ((p = grow(a->v, a->n, &a->cap, sizeof(*a->v))) == NULL)
+		return -1;
+	a->v = p;
+	return nb_store_note_read(r, &a->v[a->n++]);
+}
 
 static int
 claim_fn(const struct nb_store_ops *o, void *state, void *arg)
 {
 	struct claim_arg *a = arg;
 
-	nb_alert_notes_free(*a->out, *a->n);
-	*a->out = NULL;
-	*a->n = 0;
-	return o->alert->claim(state, a->owner, a->now_ms, a->lease_until_ms,
-	    a->limit, a->out, a->n);
+	nb_alert_notes_free(a->v, a->n);
+	a->v = NULL;
+	a->n = a->cap = 0;
+	return o->query(state, NB_STORE_Q_AL_CLAIM, bind_claim, a, claim_cb, a);
 }
 
 int
 nb_store_alert_claim(struct nb_store *s, const char *owner, int64_t now_ms,
     int64_t lease_until_ms, size_t limit, struct nb_alert_note **out, size_t *n)
 {
-	struct claim_arg a = {owner, now_ms, lease_until_ms, limit, out, n};
+	struct claim_arg a = {owner, now_ms, lease_until_ms, limit, NULL, 0, 0};
 
 	*out = NULL;
 	*n = 0;
@@ -264,11 +408,11 @@ nb_store_alert_claim(struct nb_store *s, const char *owner, int64_t now_ms,
 		return 0;
 	if (nb_store_frame(s, NB_STORE_SYNC_LEASE, claim_fn, &a, __func__) ==
 	    -1) {
-		nb_alert_notes_free(*out, *n);
-		*out = NULL;
-		*n = 0;
+		nb_alert_notes_free(a.v, a.n);
 		return -1;
 	}
+	*out = a.v;
+	*n = a.n;
 	return 0;
 }
 
@@ -280,13 +424,31 @@ struct finish_arg {
 	const char *error;
 };
 
+/* RETRY: id, owner, next_ms, error; else id, owner, how, now_ms, error. */
+static void
+bind_finish(struct nb_store_binder *b, const void *arg)
+{
+	const struct finish_arg *a = arg;
+
+	b->i64(b, a->id);
+	b->text(b, a->owner);
+	if (a->how == NB_ALERT_RETRY)
+		b->i64(b, a->next_ms);
+	else {
+		b->i64(b, (int64_t)a->how);
+		b->i64(b, a->now_ms);
+	}
+	b->text(b, a->error);
+}
+
 static int
 finish_fn(const struct nb_store_ops *o, void *state, void *arg)
 {
 	struct finish_arg *a = arg;
 
-	return o->alert->finish(
-	    state, a->owner, a->id, a->how, a->now_ms, a->next_ms, a->error);
+	return o->exec(state,
+	    a->how == NB_ALERT_RETRY ? NB_STORE_W_AL_RETRY : NB_STORE_W_AL_DONE,
+	    bind_finish, a, NULL);
 }
 
 int

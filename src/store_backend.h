@@ -88,9 +88,9 @@ struct nb_store_mark {
 };
 
 /*
- * The reads whose rows the common layer takes apart itself, with
- * store_rows.h's readers: the statement, with its argument, and the
- * reader of its rows.
+ * The statements whose parameters and rows the common layer binds and
+ * takes apart itself (store_rows.h's binders and readers): the reads,
+ * with the reader of their rows and their parameters...
  */
 enum nb_store_query {
 	NB_STORE_Q_STATS,    /* nb_store_stats_read(); now_ms */
@@ -98,33 +98,35 @@ enum nb_store_query {
 	NB_STORE_Q_ACTIVITY, /* nb_store_activity_read() */
 	NB_STORE_Q_REPORTS,  /* nb_store_report_read(); since_ms */
 	NB_STORE_Q_STATES,   /* nb_store_state_read() */
+	/* nb_store_note_read(); owner, now_ms, lease_until_ms, limit */
+	NB_STORE_Q_AL_CLAIM,
 };
-#define NB_STORE_QUERY_ARGS 2 /* the most arguments one takes */
+
+/* ... and the writes (their parameters: store_alert.c's binders). */
+enum nb_store_write {
+	NB_STORE_W_AL_REPORTS_CLEAR,
+	NB_STORE_W_AL_REPORT_PUT,
+	NB_STORE_W_AL_LEAD,
+	NB_STORE_W_AL_RENEW,
+	NB_STORE_W_AL_STATE_PUT,
+	NB_STORE_W_AL_NOTE_ADD,
+	NB_STORE_W_AL_PRUNE_OUTBOX,
+	NB_STORE_W_AL_PRUNE_REPORTS,
+	NB_STORE_W_AL_RETRY,
+	NB_STORE_W_AL_DONE,
+};
 
 /* Called for each row of a query; -1 stops it (the query fails). */
 typedef int (*nb_store_row_fn)(void *ctx, const struct nb_store_row *r);
 
 /*
- * The alert tables (store_alert.h), the same operations under the same
- * names.  "Inside" as below.  An apply is composed in
- * store_alert.c from its steps: renew (*held: the owner still holds the
- * evaluator lease, now renewed to lease_until_ms), state_put, note_add
- * (due at now_ms) and prune (what is done or seen before before_ms).
+ * What the alert tables (store_alert.h) need beyond the statements above:
+ * the figures of a beat, written as the backend writes them best.
+ * "Inside" as below.
  */
 struct nb_store_alert_ops {
-	int (*beat)(void *state, const struct nb_alert_beat *b, int *leader);
-	int (*renew)(void *state, const char *owner, int64_t now_ms,
-	    int64_t lease_until_ms, int *held);
-	int (*state_put)(void *state, const struct nb_alert_state *s);
-	int (*note_add)(
-	    void *state, const struct nb_alert_note *n, int64_t now_ms);
-	int (*prune)(void *state, int64_t before_ms);
-	int (*claim)(void *state, const char *owner, int64_t now_ms,
-	    int64_t lease_until_ms, size_t limit, struct nb_alert_note **out,
-	    size_t *n);
-	int (*finish)(void *state, const char *owner, int64_t id,
-	    enum nb_alert_outcome how, int64_t now_ms, int64_t next_ms,
-	    const char *error);
+	int (*activity_put)(
+	    void *state, const struct nb_activity_row *r, size_t n);
 };
 
 struct nb_store_ops {
@@ -184,12 +186,18 @@ struct nb_store_ops {
 	int (*list)(void *state, const struct nb_store_filter *f,
 	    int with_payload, struct nb_store_rows *v, int64_t *next);
 	/*
-	 * Runs the read which with its arguments (args, as many as it takes)
-	 * on its own and passes each row to fn.  0 or -1.
+	 * Runs the read which, its parameters bound by bind(b, barg) (NULL:
+	 * none), and passes each row to fn.  0 or -1.
 	 */
 	int (*query)(void *state, enum nb_store_query which,
-	    const int64_t args[NB_STORE_QUERY_ARGS], nb_store_row_fn fn,
+	    nb_store_bind_fn bind, const void *barg, nb_store_row_fn fn,
 	    void *ctx);
+	/*
+	 * Runs the write which, its parameters bound by bind(b, barg);
+	 * *changed (NULL: not wanted) receives the rows it changed.  0 or -1.
+	 */
+	int (*exec)(void *state, enum nb_store_write which,
+	    nb_store_bind_fn bind, const void *barg, size_t *changed);
 	/* NULL when the backend needs no help to keep its log short. */
 	int (*checkpoint)(void *state);
 	/*

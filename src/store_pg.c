@@ -257,6 +257,32 @@ row_text(const struct nb_store_row *r, int col)
 					      : PQgetvalue(p->res, p->i, col);
 }
 
+struct pgs_binder {
+	struct nb_store_binder base; /* first: what the binders see */
+	struct params *p;
+};
+
+static void
+bind_i64(struct nb_store_binder *b, int64_t v)
+{
+	pgs_par_int(((struct pgs_binder *)b)->p, v);
+}
+
+static void
+bind_str(struct nb_store_binder *b, const char *v)
+{
+	pgs_par_text(((struct pgs_binder *)b)->p, v);
+}
+
+void
+pgs_par_bind(struct params *p, nb_store_bind_fn bind, const void *arg)
+{
+	struct pgs_binder b = {{bind_i64, bind_str}, p};
+
+	if (bind != NULL)
+		bind(&b.base, arg);
+}
+
 void
 pgs_result_init(struct pgs_result *r, const PGresult *res)
 {
@@ -888,6 +914,7 @@ const struct nb_store_ops nb_store_pg_ops = {
     .probe = pgs_probe,
     .list = pgs_list,
     .query = pgs_query,
+    .exec = pgs_exec_write,
     .beat = pgs_beat,
     .leave = pgs_leave,
     .alert = &pgs_alert_ops,

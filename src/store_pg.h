@@ -234,6 +234,9 @@ struct pgs_result {
 };
 void pgs_result_init(struct pgs_result *r, const PGresult *res);
 
+/* Appends the parameters bind(b, arg) binds (NULL: none) to p. */
+void pgs_par_bind(struct params *p, nb_store_bind_fn bind, const void *arg);
+
 /* store_pg_append.c */
 int pgs_append(void *state, struct nb_append *const *reqs, size_t n,
     struct nb_store_tally *t);
@@ -296,8 +299,10 @@ int pgs_scrub(void *state, int on);
 int pgs_backfill_keys(PGconn *conn);
 
 /* store_pg_count.c */
-int pgs_query(void *state, enum nb_store_query which,
-    const int64_t args[NB_STORE_QUERY_ARGS], nb_store_row_fn fn, void *ctx);
+int pgs_query(void *state, enum nb_store_query which, nb_store_bind_fn bind,
+    const void *barg, nb_store_row_fn fn, void *ctx);
+int pgs_exec_write(void *state, enum nb_store_write which,
+    nb_store_bind_fn bind, const void *barg, size_t *changed);
 int pgs_tally_add(
     struct pg *q, struct pgs_batch *b, const struct nb_store_tally *t);
 int pgs_fold(struct pg *q);

@@ -24,27 +24,24 @@
 #include "store_pg.h"
 
 int
-pgs_query(void *state, enum nb_store_query which,
-    const int64_t args[NB_STORE_QUERY_ARGS], nb_store_row_fn fn, void *ctx)
+pgs_query(void *state, enum nb_store_query which, nb_store_bind_fn bind,
+    const void *barg, nb_store_row_fn fn, void *ctx)
 {
-	static const struct {
-		enum pgs_stmt id;
-		int nargs;
-	} qs[] = {
-	    [NB_STORE_Q_STATS] = {PS_STATS, 1},
-	    [NB_STORE_Q_ERRORS] = {PS_ERRORS, 2},
-	    [NB_STORE_Q_ACTIVITY] = {PS_AL_ACTIVITY, 0},
-	    [NB_STORE_Q_REPORTS] = {PS_AL_REPORTS, 1},
-	    [NB_STORE_Q_STATES] = {PS_AL_STATES, 0},
+	static const enum pgs_stmt ids[] = {
+	    [NB_STORE_Q_STATS] = PS_STATS,
+	    [NB_STORE_Q_ERRORS] = PS_ERRORS,
+	    [NB_STORE_Q_ACTIVITY] = PS_AL_ACTIVITY,
+	    [NB_STORE_Q_REPORTS] = PS_AL_REPORTS,
+	    [NB_STORE_Q_STATES] = PS_AL_STATES,
+	    [NB_STORE_Q_AL_CLAIM] = PS_AL_CLAIM,
 	};
 	struct params p = {0};
 	struct pgs_result r;
 	PGresult *res;
-	int i, rows, rc = 0;
+	int rows, rc = 0;
 
-	for (i = 0; i < qs[which].nargs; i++)
-		pgs_par_int(&p, args[i]);
-	if ((res = pgs_exec(state, qs[which].id, &p, 0, __func__)) == NULL)
+	pgs_par_bind(&p, bind, barg);
+	if ((res = pgs_exec(state, ids[which], &p, 0, __func__)) == NULL)
 		return -1;
 	rows = PQntuples(res);
 	pgs_result_init(&r, res);
@@ -52,6 +49,28 @@ pgs_query(void *state, enum nb_store_query which,
 		rc = fn(ctx, &r.base);
 	PQclear(res);
 	return rc;
+}
+
+int
+pgs_exec_write(void *state, enum nb_store_write which, nb_store_bind_fn bind,
+    const void *barg, size_t *changed)
+{
+	static const enum pgs_stmt ids[] = {
+	    [NB_STORE_W_AL_REPORTS_CLEAR] = PS_AL_REPORTS_CLEAR,
+	    [NB_STORE_W_AL_REPORT_PUT] = PS_AL_REPORT_PUT,
+	    [NB_STORE_W_AL_LEAD] = PS_AL_LEAD,
+	    [NB_STORE_W_AL_RENEW] = PS_AL_RENEW,
+	    [NB_STORE_W_AL_STATE_PUT] = PS_AL_STATE_PUT,
+	    [NB_STORE_W_AL_NOTE_ADD] = PS_AL_NOTE_ADD,
+	    [NB_STORE_W_AL_PRUNE_OUTBOX] = PS_AL_PRUNE_OUTBOX,
+	    [NB_STORE_W_AL_PRUNE_REPORTS] = PS_AL_PRUNE_REPORTS,
+	    [NB_STORE_W_AL_RETRY] = PS_AL_RETRY,
+	    [NB_STORE_W_AL_DONE] = PS_AL_DONE,
+	};
+	struct params p = {0};
+
+	pgs_par_bind(&p, bind, barg);
+	return pgs_run_count(state, ids[which], &p, changed, __func__);
 }
 
 /* Room for k more statements in b: sends it first when full. */

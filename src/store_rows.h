@@ -182,6 +182,19 @@ struct nb_store_row {
 };
 
 /*
+ * The parameters of one statement as a backend binds them (store_sqlite.c
+ * and store_pg.c make one over a statement): the next parameter as an
+ * integer, or as text (NULL: SQL NULL; borrowed until the statement ran).
+ */
+struct nb_store_binder {
+	void (*i64)(struct nb_store_binder *, int64_t v);
+	void (*text)(struct nb_store_binder *, const char *s);
+};
+
+/* Binds a statement's parameters from arg, in the statement's order. */
+typedef void (*nb_store_bind_fn)(struct nb_store_binder *b, const void *arg);
+
+/*
  * source, pending, delivered, dead, quarantined, received_total,
  * delivered_total, dead_total, oldest_pending_ms, inflight.
  */

@@ -138,6 +138,44 @@ sq_result_init(struct sq_result *r, sqlite3_stmt *st)
 	r->st = st;
 }
 
+struct sq_binder {
+	struct nb_store_binder base; /* first: what the binders see */
+	sqlite3_stmt *st;
+	int i; /* the parameters bound */
+};
+
+static void
+bind_i64(struct nb_store_binder *b, int64_t v)
+{
+	struct sq_binder *s = (struct sq_binder *)b;
+
+	sqlite3_bind_int64(s->st, ++s->i, v);
+}
+
+static void
+bind_str(struct nb_store_binder *b, const char *v)
+{
+	struct sq_binder *s = (struct sq_binder *)b;
+
+	if (v == NULL)
+		sqlite3_bind_null(s->st, ++s->i);
+	else
+		sqlite3_bind_text(s->st, ++s->i, v, -1, SQLITE_STATIC);
+}
+
+sqlite3_stmt *
+sq_stmt_bound(
+    struct sq *q, enum sq_stmt id, nb_store_bind_fn bind, const void *arg)
+{
+	struct sq_binder b = {{bind_i64, bind_str}, NULL, 0};
+
+	if ((b.st = sq_stmt_get(q, id)) == NULL)
+		return NULL;
+	if (bind != NULL)
+		bind(&b.base, arg);
+	return b.st;
+}
+
 /* Runs a statement that returns no row (or ignores them); resets it. */
 int
 sq_stmt_run(struct sq *q, sqlite3_stmt *st, const char *fn, const char *op)
@@ -842,6 +880,7 @@ const struct nb_store_ops nb_store_sqlite_ops = {
     .claim_prepare = sq_claim_prepare,
     .list = sq_list,
     .query = sq_query,
+    .exec = sq_exec,
     .checkpoint = sq_checkpoint,
     .alert = &sq_alert_ops,
     .erase = sq_erase,

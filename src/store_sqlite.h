@@ -223,6 +223,13 @@ struct sq_result {
 	sqlite3_stmt *st;
 };
 void sq_result_init(struct sq_result *r, sqlite3_stmt *st);
+
+/*
+ * Statement id, its parameters bound by bind(b, arg) (NULL: none), as
+ * store_rows.h's binders bind them; NULL when it cannot be prepared.
+ */
+sqlite3_stmt *sq_stmt_bound(
+    struct sq *q, enum sq_stmt id, nb_store_bind_fn bind, const void *arg);
 int sq_stmt_int64(
     struct sq *q, sqlite3_stmt *st, int64_t *v, const char *fn, const char *op);
 int sq_run_id(struct sq *q, enum sq_stmt id, const char *fn);
@@ -247,8 +254,10 @@ int sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
     struct nb_store_tally *t);
 int sq_list(void *state, const struct nb_store_filter *f, int with_payload,
     struct nb_store_rows *v, int64_t *next);
-int sq_query(void *state, enum nb_store_query which,
-    const int64_t args[NB_STORE_QUERY_ARGS], nb_store_row_fn fn, void *ctx);
+int sq_query(void *state, enum nb_store_query which, nb_store_bind_fn bind,
+    const void *barg, nb_store_row_fn fn, void *ctx);
+int sq_exec(void *state, enum nb_store_write which, nb_store_bind_fn bind,
+    const void *barg, size_t *changed);
 int sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
     size_t limit, int *more, struct nb_store_tally *t);
 int sq_tally_write(struct sq *q, const struct nb_store_tally *t);

@@ -644,29 +644,27 @@ sq_list(void *state, const struct nb_store_filter *f, int with_payload,
 }
 
 int
-sq_query(void *state, enum nb_store_query which,
-    const int64_t args[NB_STORE_QUERY_ARGS], nb_store_row_fn fn, void *ctx)
+sq_query(void *state, enum nb_store_query which, nb_store_bind_fn bind,
+    const void *barg, nb_store_row_fn fn, void *ctx)
 {
 	static const struct {
 		enum sq_stmt id;
-		int nargs;
 		const char *op;
 	} qs[] = {
-	    [NB_STORE_Q_STATS] = {ST_STATS, 1, "stats"},
-	    [NB_STORE_Q_ERRORS] = {ST_ERRORS, 2, "errors"},
-	    [NB_STORE_Q_ACTIVITY] = {ST_AL_ACTIVITY, 0, "activity"},
-	    [NB_STORE_Q_REPORTS] = {ST_AL_REPORTS, 1, "reports"},
-	    [NB_STORE_Q_STATES] = {ST_AL_STATES, 0, "states"},
+	    [NB_STORE_Q_STATS] = {ST_STATS, "stats"},
+	    [NB_STORE_Q_ERRORS] = {ST_ERRORS, "errors"},
+	    [NB_STORE_Q_ACTIVITY] = {ST_AL_ACTIVITY, "activity"},
+	    [NB_STORE_Q_REPORTS] = {ST_AL_REPORTS, "reports"},
+	    [NB_STORE_Q_STATES] = {ST_AL_STATES, "states"},
+	    [NB_STORE_Q_AL_CLAIM] = {ST_AL_CLAIM, "claim"},
 	};
 	struct sq *q = state;
 	struct sq_result r;
 	sqlite3_stmt *st;
-	int i, step;
+	int step;
 
-	if ((st = sq_stmt_get(q, qs[which].id)) == NULL)
+	if ((st = sq_stmt_bound(q, qs[which].id, bind, barg)) == NULL)
 		return -1;
-	for (i = 0; i < qs[which].nargs; i++)
-		sqlite3_bind_int64(st, i + 1, args[i]);
 	sq_result_init(&r, st);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW)
 		if (fn(ctx, &r.base) == -1)
@@ -675,6 +673,36 @@ sq_query(void *state, enum nb_store_query which,
 	if (step != SQLITE_DONE && step != SQLITE_ROW)
 		sq_db_log(q, __func__, qs[which].op);
 	return step == SQLITE_DONE ? 0 : -1;
+}
+
+int
+sq_exec(void *state, enum nb_store_write which, nb_store_bind_fn bind,
+    const void *barg, size_t *changed)
+{
+	static const struct {
+		enum sq_stmt id;
+		const char *op;
+	} ws[] = {
+	    [NB_STORE_W_AL_REPORTS_CLEAR] = {ST_AL_REPORTS_CLEAR, "reports"},
+	    [NB_STORE_W_AL_REPORT_PUT] = {ST_AL_REPORT_PUT, "report"},
+	    [NB_STORE_W_AL_LEAD] = {ST_AL_LEAD, "lead"},
+	    [NB_STORE_W_AL_RENEW] = {ST_AL_RENEW, "renew"},
+	    [NB_STORE_W_AL_STATE_PUT] = {ST_AL_STATE_PUT, "state"},
+	    [NB_STORE_W_AL_NOTE_ADD] = {ST_AL_NOTE_ADD, "note"},
+	    [NB_STORE_W_AL_PRUNE_OUTBOX] = {ST_AL_PRUNE_OUTBOX, "prune"},
+	    [NB_STORE_W_AL_PRUNE_REPORTS] = {ST_AL_PRUNE_REPORTS, "prune"},
+	    [NB_STORE_W_AL_RETRY] = {ST_AL_RETRY, "finish"},
+	    [NB_STORE_W_AL_DONE] = {ST_AL_DONE, "finish"},
+	};
+	struct sq *q = state;
+	sqlite3_stmt *st;
+
+	if ((st = sq_stmt_bound(q, ws[which].id, bind, barg)) == NULL ||
+	    sq_stmt_run(q, st, __func__, ws[which].op) == -1)
+		return -1;
+	if (changed != NULL)
+		*changed = (size_t)sqlite3_changes64(q->db);
+	return 0;
 }
 
 int
