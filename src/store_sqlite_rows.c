@@ -643,14 +643,17 @@ sq_list(void *state, const struct nb_store_filter *f, int with_payload,
 	return 0;
 }
 
+/* A statement the common layer names, and its name in failure logs. */
+struct named_stmt {
+	enum sq_stmt id;
+	const char *op;
+};
+
 int
 sq_query(void *state, enum nb_store_query which, nb_store_bind_fn bind,
     const void *barg, nb_store_row_fn fn, void *ctx)
 {
-	static const struct {
-		enum sq_stmt id;
-		const char *op;
-	} qs[] = {
+	static const struct named_stmt qs[] = {
 	    [NB_STORE_Q_STATS] = {ST_STATS, "stats"},
 	    [NB_STORE_Q_ERRORS] = {ST_ERRORS, "errors"},
 	    [NB_STORE_Q_ACTIVITY] = {ST_AL_ACTIVITY, "activity"},
@@ -679,10 +682,7 @@ int
 sq_exec(void *state, enum nb_store_write which, nb_store_bind_fn bind,
     const void *barg, size_t *changed)
 {
-	static const struct {
-		enum sq_stmt id;
-		const char *op;
-	} ws[] = {
+	static const struct named_stmt ws[] = {
 	    [NB_STORE_W_AL_REPORTS_CLEAR] = {ST_AL_REPORTS_CLEAR, "reports"},
 	    [NB_STORE_W_AL_REPORT_PUT] = {ST_AL_REPORT_PUT, "report"},
 	    [NB_STORE_W_AL_LEAD] = {ST_AL_LEAD, "lead"},
