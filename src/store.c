@@ -744,40 +744,17 @@ nb_store_purge(struct nb_store *s, const struct nb_store_filter *f, int dry_run,
 	return 0;
 }
 
-/* One integer parameter, or two. */
-static void
-bind_ms(struct nb_store_binder *b, const void *arg)
-{
-	b->i64(b, *(const int64_t *)arg);
-}
-
-static void
-bind_ms2(struct nb_store_binder *b, const void *arg)
-{
-	const int64_t *v = arg;
-
-	b->i64(b, v[0]);
-	b->i64(b, v[1]);
-}
-
-/* The rows of a stats or errors query, as an array growing in v. */
-struct collect {
-	void *v;
-	size_t n, cap;
-};
-
 static int
 stats_cb(void *ctx, const struct nb_store_row *r)
 {
-	struct collect *c = ctx;
+	struct nb_store_array *a = ctx;
 	struct nb_source_stats *v;
 
-	if ((v = nb_store_grow(c->v, c->n, &c->cap, sizeof(*v))) == NULL) {
-		log_error("out of memory", " sources=%zu", c->n);
+	if ((v = nb_store_array_push(a, sizeof(*v))) == NULL) {
+		log_error("out of memory", " sources=%zu", a->n);
 		return -1;
 	}
-	c->v = v;
-	nb_store_stats_read(r, &v[c->n++]);
+	nb_store_stats_read(r, v);
 	return 0;
 }
 
@@ -785,19 +762,19 @@ int
 nb_store_stats_all(
     struct nb_store *s, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 {
-	struct collect c = {NULL, 0, 0};
+	struct nb_store_array a = {0};
 
 	*out = NULL;
 	*n = 0;
 	if (ready(s) == -1)
 		return -1;
-	if (s->ops->query(s->state, NB_STORE_Q_STATS, bind_ms, &now_ms,
-		stats_cb, &c) == -1) {
-		free(c.v);
+	if (s->ops->query(s->state, NB_STORE_Q_STATS, nb_store_bind_int,
+		&now_ms, stats_cb, &a) == -1) {
+		free(a.v);
 		return -1;
 	}
-	*out = c.v;
-	*n = c.n;
+	*out = a.v;
+	*n = a.n;
 	return 0;
 }
 
@@ -826,16 +803,15 @@ nb_store_stats(
 static int
 errors_cb(void *ctx, const struct nb_store_row *r)
 {
-	struct collect *c = ctx;
+	struct nb_store_array *a = ctx;
 	struct nb_store_error *v;
 
-	if ((v = nb_store_grow(c->v, c->n, &c->cap, sizeof(*v))) != NULL) {
-		c->v = v;
-		if (nb_store_error_read(r, &v[c->n++]) == 0)
-			return 0;
+	if ((v = nb_store_array_push(a, sizeof(*v))) == NULL ||
+	    nb_store_error_read(r, v) == -1) {
+		log_error("out of memory", " errors=%zu", a->n);
+		return -1;
 	}
-	log_error("out of memory", " errors=%zu", c->n);
-	return -1;
+	return 0;
 }
 
 int
@@ -844,7 +820,7 @@ nb_store_errors(struct nb_store *s, int64_t since_ms, size_t per_source,
 {
 	const int64_t args[2] = {
 	    since_ms, per_source > INT64_MAX ? INT64_MAX : (int64_t)per_source};
-	struct collect c = {NULL, 0, 0};
+	struct nb_store_array a = {0};
 
 	*out = NULL;
 	*n = 0;
@@ -852,13 +828,13 @@ nb_store_errors(struct nb_store *s, int64_t since_ms, size_t per_source,
 		return 0;
 	if (ready(s) == -1)
 		return -1;
-	if (s->ops->query(s->state, NB_STORE_Q_ERRORS, bind_ms2, args,
-		errors_cb, &c) == -1) {
-		nb_store_errors_free(c.v, c.n);
+	if (s->ops->query(s->state, NB_STORE_Q_ERRORS, nb_store_bind_int2, args,
+		errors_cb, &a) == -1) {
+		nb_store_errors_free(a.v, a.n);
 		return -1;
 	}
-	*out = c.v;
-	*n = c.n;
+	*out = a.v;
+	*n = a.n;
 	return 0;
 }
 

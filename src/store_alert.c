@@ -54,12 +54,6 @@ bind_text_arg(struct nb_store_binder *b, const void *arg)
 	b->text(b, arg);
 }
 
-static void
-bind_ms(struct nb_store_binder *b, const void *arg)
-{
-	b->i64(b, *(const int64_t *)arg);
-}
-
 /* The evaluator lease: taken (LEAD) or renewed (RENEW) until until_ms. */
 struct lease_arg {
 	const char *owner;
@@ -191,91 +185,75 @@ struct read_arg {
 	struct nb_alert_view *v;
 };
 
-/* One query's rows appended to an array of the view, cap its room. */
-struct rows_arg {
-	struct nb_alert_view *v;
-	size_t cap;
-};
-
-/* arr with room for one more row (nb_store_grow()), or NULL (logged). */
+/* Appends a row to a, or says why not. */
 static void *
-grow(void *arr, size_t n, size_t *cap, size_t size)
+push(struct nb_store_array *a, size_t size)
 {
 	void *p;
 
-	if ((p = nb_store_grow(arr, n, cap, size)) == NULL)
-		log_error("out of memory", " rows=%zu", n);
+	if ((p = nb_store_array_push(a, size)) == NULL)
+		log_error("out of memory", " rows=%zu", a->n);
 	return p;
 }
 
 static int
 activity_cb(void *ctx, const struct nb_store_row *r)
 {
-	struct rows_arg *a = ctx;
-	void *p;
+	struct nb_activity_row *e;
 
-	if ((p = grow(a->v->act, a->v->nact, &a->cap, sizeof(*a->v->act))) ==
-	    NULL)
+	if ((e = push(ctx, sizeof(*e))) == NULL)
 		return -1;
-	a->v->act = p;
-	nb_store_activity_read(r, &a->v->act[a->v->nact++]);
+	nb_store_activity_read(r, e);
 	return 0;
 }
 
 static int
 reports_cb(void *ctx, const struct nb_store_row *r)
 {
-	struct rows_arg *a = ctx;
-	void *p;
+	struct nb_alert_report *e;
 
-	if ((p = grow(a->v->rep, a->v->nrep, &a->cap, sizeof(*a->v->rep))) ==
-	    NULL)
+	if ((e = push(ctx, sizeof(*e))) == NULL)
 		return -1;
-	a->v->rep = p;
-	nb_store_report_read(r, &a->v->rep[a->v->nrep++]);
+	nb_store_report_read(r, e);
 	return 0;
 }
 
 static int
 states_cb(void *ctx, const struct nb_store_row *r)
 {
-	struct rows_arg *a = ctx;
-	void *p;
+	struct nb_alert_state *e;
 
-	if ((p = grow(a->v->st, a->v->nst, &a->cap, sizeof(*a->v->st))) == NULL)
+	if ((e = push(ctx, sizeof(*e))) == NULL)
 		return -1;
-	a->v->st = p;
-	nb_store_state_read(r, &a->v->st[a->v->nst++]);
+	nb_store_state_read(r, e);
 	return 0;
-}
-
-static int
-query(const struct nb_store_ops *o, void *state, enum nb_store_query which,
-    nb_store_bind_fn bind, const void *barg, nb_store_row_fn fn,
-    struct nb_alert_view *v)
-{
-	struct rows_arg a = {v, 0};
-
-	return o->query(state, which, bind, barg, fn, &a);
 }
 
 static int
 read_fn(const struct nb_store_ops *o, void *state, void *arg)
 {
 	struct read_arg *a = arg;
+	struct nb_store_array act = {0}, rep = {0}, st = {0};
+	int rc;
 
 	nb_alert_view_clear(a->v);
-	if (query(o, state, NB_STORE_Q_ACTIVITY, NULL, NULL, activity_cb,
-		a->v) == -1 ||
-	    (a->what != READ_ACTIVITY &&
-		(query(o, state, NB_STORE_Q_REPORTS, bind_ms, &a->since_ms,
-		     reports_cb, a->v) == -1 ||
-		    query(o, state, NB_STORE_Q_STATES, NULL, NULL, states_cb,
-			a->v) == -1))) {
+	rc =
+	    o->query(state, NB_STORE_Q_ACTIVITY, NULL, NULL, activity_cb, &act);
+	if (rc == 0 && a->what != READ_ACTIVITY &&
+	    (o->query(state, NB_STORE_Q_REPORTS, nb_store_bind_int,
+		 &a->since_ms, reports_cb, &rep) == -1 ||
+		o->query(state, NB_STORE_Q_STATES, NULL, NULL, states_cb,
+		    &st) == -1))
+		rc = -1;
+	a->v->act = act.v;
+	a->v->nact = act.n;
+	a->v->rep = rep.v;
+	a->v->nrep = rep.n;
+	a->v->st = st.v;
+	a->v->nst = st.n;
+	if (rc == -1)
 		nb_alert_view_clear(a->v);
-		return -1;
-	}
-	return 0;
+	return rc;
 }
 
 int
@@ -336,9 +314,9 @@ apply_fn(const struct nb_store_ops *o, void *state, void *arg)
 			NULL) == -1)
 			return -1;
 	}
-	if (o->exec(state, NB_STORE_W_AL_PRUNE_OUTBOX, bind_ms,
+	if (o->exec(state, NB_STORE_W_AL_PRUNE_OUTBOX, nb_store_bind_int,
 		&a->prune_before_ms, NULL) == -1 ||
-	    o->exec(state, NB_STORE_W_AL_PRUNE_REPORTS, bind_ms,
+	    o->exec(state, NB_STORE_W_AL_PRUNE_REPORTS, nb_store_bind_int,
 		&a->prune_before_ms, NULL) == -1)
 		return -1;
 	*x->applied = 1;
@@ -358,8 +336,7 @@ struct claim_arg {
 	const char *owner;
 	int64_t now_ms, lease_until_ms;
 	size_t limit;
-	struct nb_alert_note *v; /* the notes claimed, n of them, cap room */
-	size_t n, cap;
+	struct nb_store_array notes; /* the notes claimed */
 };
 
 static void
@@ -376,13 +353,11 @@ bind_claim(struct nb_store_binder *b, const void *arg)
 static int
 claim_cb(void *ctx, const struct nb_store_row *r)
 {
-	struct claim_arg *a = ctx;
-	void *p;
+	struct nb_alert_note *e;
 
-	if ((p = grow(a->v, a->n, &a->cap, sizeof(*a->v))) == NULL)
+	if ((e = push(ctx, sizeof(*e))) == NULL)
 		return -1;
-	a->v = p;
-	return nb_store_note_read(r, &a->v[a->n++]);
+	return nb_store_note_read(r, e);
 }
 
 static int
@@ -390,17 +365,17 @@ claim_fn(const struct nb_store_ops *o, void *state, void *arg)
 {
 	struct claim_arg *a = arg;
 
-	nb_alert_notes_free(a->v, a->n);
-	a->v = NULL;
-	a->n = a->cap = 0;
-	return o->query(state, NB_STORE_Q_AL_CLAIM, bind_claim, a, claim_cb, a);
+	nb_alert_notes_free(a->notes.v, a->notes.n);
+	memset(&a->notes, 0, sizeof(a->notes));
+	return o->query(
+	    state, NB_STORE_Q_AL_CLAIM, bind_claim, a, claim_cb, &a->notes);
 }
 
 int
 nb_store_alert_claim(struct nb_store *s, const char *owner, int64_t now_ms,
     int64_t lease_until_ms, size_t limit, struct nb_alert_note **out, size_t *n)
 {
-	struct claim_arg a = {owner, now_ms, lease_until_ms, limit, NULL, 0, 0};
+	struct claim_arg a = {owner, now_ms, lease_until_ms, limit, {0}};
 
 	*out = NULL;
 	*n = 0;
@@ -408,11 +383,11 @@ nb_store_alert_claim(struct nb_store *s, const char *owner, int64_t now_ms,
 		return 0;
 	if (nb_store_frame(s, NB_STORE_SYNC_LEASE, claim_fn, &a, __func__) ==
 	    -1) {
-		nb_alert_notes_free(a.v, a.n);
+		nb_alert_notes_free(a.notes.v, a.notes.n);
 		return -1;
 	}
-	*out = a.v;
-	*n = a.n;
+	*out = a.notes.v;
+	*n = a.notes.n;
 	return 0;
 }
 

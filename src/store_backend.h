@@ -100,6 +100,8 @@ enum nb_store_query {
 	NB_STORE_Q_STATES,   /* nb_store_state_read() */
 	/* nb_store_note_read(); owner, now_ms, lease_until_ms, limit */
 	NB_STORE_Q_AL_CLAIM,
+	NB_STORE_Q_ATTEMPTS, /* nb_store_attempt_read(); seq */
+	NB_STORE_Q_AUDIT,    /* nb_store_audit_read(); before_id, limit */
 };
 
 /* ... and the writes (their parameters: store_alert.c's binders). */
@@ -227,10 +229,6 @@ struct nb_store_ops {
 	    struct nb_store_tally *t);
 	int (*audit_add)(void *state, struct nb_store_audit *a);
 	int (*scrub)(void *state, int on);
-	int (*audit_list)(void *state, int64_t before_id, size_t limit,
-	    struct nb_store_audit **out, size_t *n);
-	int (*attempts)(void *state, int64_t seq,
-	    struct nb_store_attempt_row **out, size_t *n);
 	int (*epoch)(void *state, int64_t *epoch);
 	int (*sendable)(
 	    void *state, const int64_t *seqs, size_t n, unsigned char *keep);

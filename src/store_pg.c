@@ -921,8 +921,6 @@ const struct nb_store_ops nb_store_pg_ops = {
     .erase = pgs_erase,
     .audit_add = pgs_audit_add,
     .scrub = pgs_scrub,
-    .audit_list = pgs_audit_list,
-    .attempts = pgs_attempts,
     .epoch = pgs_epoch,
     .sendable = pgs_sendable,
 };

@@ -284,16 +284,12 @@ int pgs_links_drop(struct pg *q, const int64_t *seqs, size_t n);
 /* The delivering attempts past retention, at most limit. */
 int pgs_prune_attempts(
     struct pg *q, int64_t delivered_before_ms, size_t limit, int *more);
-int pgs_attempts(
-    void *state, int64_t seq, struct nb_store_attempt_row **out, size_t *n);
 int pgs_epoch(void *state, int64_t *epoch);
 int pgs_sendable(
     void *state, const int64_t *seqs, size_t n, unsigned char *keep);
 int pgs_erase(void *state, const int64_t *seqs, size_t n, int64_t now_ms,
     struct nb_store_seqs *held, int64_t deleted[3], struct nb_store_tally *t);
 int pgs_audit_add(void *state, struct nb_store_audit *a);
-int pgs_audit_list(void *state, int64_t before_id, size_t limit,
-    struct nb_store_audit **out, size_t *n);
 int pgs_scrub(void *state, int on);
 /* Version 4: the person keys of the rows stored before it. */
 int pgs_backfill_keys(PGconn *conn);

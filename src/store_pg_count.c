@@ -34,6 +34,8 @@ pgs_query(void *state, enum nb_store_query which, nb_store_bind_fn bind,
 	    [NB_STORE_Q_REPORTS] = PS_AL_REPORTS,
 	    [NB_STORE_Q_STATES] = PS_AL_STATES,
 	    [NB_STORE_Q_AL_CLAIM] = PS_AL_CLAIM,
+	    [NB_STORE_Q_ATTEMPTS] = PS_ATTEMPTS,
+	    [NB_STORE_Q_AUDIT] = PS_AUDIT_LIST,
 	};
 	struct params p = {0};
 	struct pgs_result r;

@@ -129,19 +129,36 @@ nb_store_rows_next(struct nb_store_rows *r)
 	return nv;
 }
 
-void *
-nb_store_grow(void *arr, size_t n, size_t *cap, size_t size)
+void
+nb_store_bind_int(struct nb_store_binder *b, const void *arg)
 {
-	char *p = arr;
+	b->i64(b, *(const int64_t *)arg);
+}
+
+void
+nb_store_bind_int2(struct nb_store_binder *b, const void *arg)
+{
+	const int64_t *v = arg;
+
+	b->i64(b, v[0]);
+	b->i64(b, v[1]);
+}
+
+void *
+nb_store_array_push(struct nb_store_array *a, size_t size)
+{
+	char *p = a->v;
 	size_t nc;
 
-	if (n == *cap) {
-		nc = *cap == 0 ? 8 : *cap * 2;
-		if ((p = reallocarray(arr, nc, size)) == NULL)
+	if (a->n == a->cap) {
+		nc = a->cap == 0 ? 8 : a->cap * 2;
+		if ((p = reallocarray(a->v, nc, size)) == NULL)
 			return NULL;
-		*cap = nc;
+		a->v = p;
+		a->cap = nc;
 	}
-	memset(p + n * size, 0, size);
+	p += a->n++ * size;
+	memset(p, 0, size);
 	return p;
 }
 
@@ -455,6 +472,37 @@ nb_store_error_read(const struct nb_store_row *r, struct nb_store_error *e)
 	e->count = r->i64(r, 4);
 	e->last_ms = r->i64(r, 5);
 	return failed || e->error == NULL ? -1 : 0;
+}
+
+int
+nb_store_attempt_read(
+    const struct nb_store_row *r, struct nb_store_attempt_row *a)
+{
+	int failed = 0;
+
+	a->id = r->i64(r, 0);
+	a->at_ms = r->i64(r, 1);
+	a->end_ms = r->i64(r, 2);
+	a->status = (int)r->i64(r, 3);
+	a->error = row_strdup(r, 4, &failed);
+	a->batch_size = r->i64(r, 5);
+	return failed ? -1 : 0;
+}
+
+void
+nb_store_audit_read(const struct nb_store_row *r, struct nb_store_audit *a)
+{
+	a->id = r->i64(r, 0);
+	a->at_ms = r->i64(r, 1);
+	row_copy(r, 2, a->actor, sizeof(a->actor));
+	row_copy(r, 3, a->kind, sizeof(a->kind));
+	row_copy(r, 4, a->subject, sizeof(a->subject));
+	a->dry_run = (int)r->i64(r, 5);
+	a->events = r->i64(r, 6);
+	a->pending = r->i64(r, 7);
+	a->delivered = r->i64(r, 8);
+	a->dead = r->i64(r, 9);
+	a->complete = (int)r->i64(r, 10);
 }
 
 void

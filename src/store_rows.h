@@ -70,12 +70,18 @@ struct nb_stored_event *nb_store_rows_next(struct nb_store_rows *);
 void nb_store_rows_take(
     struct nb_store_rows *v, struct nb_stored_event **out, size_t *n);
 
+/* A growing array of n elements (of one size), room for cap: a query's rows. */
+struct nb_store_array {
+	void *v;
+	size_t n;
+	size_t cap;
+};
+
 /*
- * arr (n elements of size, room for *cap) with room for one more and the
- * element at n zeroed: the array to use from now on, or NULL when out of
- * memory (not logged; arr is as it was).
+ * Appends one zeroed element of size and returns it, or NULL when out of
+ * memory (not logged; the array is as it was).
  */
-void *nb_store_grow(void *arr, size_t n, size_t *cap, size_t size);
+void *nb_store_array_push(struct nb_store_array *, size_t size);
 
 /* A growing array of seqs. */
 struct nb_store_seqs {
@@ -194,6 +200,10 @@ struct nb_store_binder {
 /* Binds a statement's parameters from arg, in the statement's order. */
 typedef void (*nb_store_bind_fn)(struct nb_store_binder *b, const void *arg);
 
+/* The binders of one integer (arg: an int64_t) and of two (an array). */
+void nb_store_bind_int(struct nb_store_binder *, const void *arg);
+void nb_store_bind_int2(struct nb_store_binder *, const void *arg);
+
 /*
  * source, pending, delivered, dead, quarantined, received_total,
  * delivered_total, dead_total, oldest_pending_ms, inflight.
@@ -205,6 +215,19 @@ void nb_store_stats_read(const struct nb_store_row *, struct nb_source_stats *);
  * malloc'd: -1 when out of memory or error is NULL (not logged).
  */
 int nb_store_error_read(const struct nb_store_row *, struct nb_store_error *);
+
+/*
+ * id, at_ms, end_ms, status, error (malloc'd; NULL stays NULL),
+ * batch_size.  -1 when out of memory (not logged).
+ */
+int nb_store_attempt_read(
+    const struct nb_store_row *, struct nb_store_attempt_row *);
+
+/*
+ * id, at_ms, actor, kind, subject, dry_run, events, pending, delivered,
+ * dead, complete.
+ */
+void nb_store_audit_read(const struct nb_store_row *, struct nb_store_audit *);
 
 /* source, fp, ms. */
 void nb_store_activity_read(

@@ -886,8 +886,6 @@ const struct nb_store_ops nb_store_sqlite_ops = {
     .erase = sq_erase,
     .audit_add = sq_audit_add,
     .scrub = sq_scrub,
-    .audit_list = sq_audit_list,
-    .attempts = sq_attempts,
     .epoch = sq_epoch,
     .sendable = sq_sendable,
 };

@@ -281,16 +281,12 @@ int sq_links_drop(struct sq *q);
  */
 int sq_prune_attempts(struct sq *q, int64_t delivered_before_ms, size_t limit,
     int *more, int last);
-int sq_attempts(
-    void *state, int64_t seq, struct nb_store_attempt_row **out, size_t *n);
 int sq_epoch(void *state, int64_t *epoch);
 int sq_sendable(
     void *state, const int64_t *seqs, size_t n, unsigned char *keep);
 int sq_erase(void *state, const int64_t *seqs, size_t n, int64_t now_ms,
     struct nb_store_seqs *held, int64_t deleted[3], struct nb_store_tally *t);
 int sq_audit_add(void *state, struct nb_store_audit *a);
-int sq_audit_list(void *state, int64_t before_id, size_t limit,
-    struct nb_store_audit **out, size_t *n);
 int sq_scrub(void *state, int on);
 /* Version 4: the person keys of the rows stored before it. */
 int sq_backfill_keys(struct sq *q);

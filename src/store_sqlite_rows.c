@@ -660,6 +660,8 @@ sq_query(void *state, enum nb_store_query which, nb_store_bind_fn bind,
 	    [NB_STORE_Q_REPORTS] = {ST_AL_REPORTS, "reports"},
 	    [NB_STORE_Q_STATES] = {ST_AL_STATES, "states"},
 	    [NB_STORE_Q_AL_CLAIM] = {ST_AL_CLAIM, "claim"},
+	    [NB_STORE_Q_ATTEMPTS] = {ST_ATTEMPTS, "attempts"},
+	    [NB_STORE_Q_AUDIT] = {ST_AUDIT_LIST, "audit list"},
 	};
 	struct sq *q = state;
 	struct sq_result r;
