@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nudgebridge/log.h"
 #include "nudgebridge/store_alert.h"
 #include "store_backend.h"
 
@@ -185,50 +184,6 @@ struct read_arg {
 	struct nb_alert_view *v;
 };
 
-/* Appends a row to a, or says why not. */
-static void *
-push(struct nb_store_array *a, size_t size)
-{
-	void *p;
-
-	if ((p = nb_store_array_push(a, size)) == NULL)
-		log_error("out of memory", " rows=%zu", a->n);
-	return p;
-}
-
-static int
-activity_cb(void *ctx, const struct nb_store_row *r)
-{
-	struct nb_activity_row *e;
-
-	if ((e = push(ctx, sizeof(*e))) == NULL)
-		return -1;
-	nb_store_activity_read(r, e);
-	return 0;
-}
-
-static int
-reports_cb(void *ctx, const struct nb_store_row *r)
-{
-	struct nb_alert_report *e;
-
-	if ((e = push(ctx, sizeof(*e))) == NULL)
-		return -1;
-	nb_store_report_read(r, e);
-	return 0;
-}
-
-static int
-states_cb(void *ctx, const struct nb_store_row *r)
-{
-	struct nb_alert_state *e;
-
-	if ((e = push(ctx, sizeof(*e))) == NULL)
-		return -1;
-	nb_store_state_read(r, e);
-	return 0;
-}
-
 static int
 read_fn(const struct nb_store_ops *o, void *state, void *arg)
 {
@@ -237,13 +192,12 @@ read_fn(const struct nb_store_ops *o, void *state, void *arg)
 	int rc;
 
 	nb_alert_view_clear(a->v);
-	rc =
-	    o->query(state, NB_STORE_Q_ACTIVITY, NULL, NULL, activity_cb, &act);
+	rc = nb_store_collect(o, state, NB_STORE_Q_ACTIVITY, NULL, NULL, &act);
 	if (rc == 0 && a->what != READ_ACTIVITY &&
-	    (o->query(state, NB_STORE_Q_REPORTS, nb_store_bind_int,
-		 &a->since_ms, reports_cb, &rep) == -1 ||
-		o->query(state, NB_STORE_Q_STATES, NULL, NULL, states_cb,
-		    &st) == -1))
+	    (nb_store_collect(o, state, NB_STORE_Q_REPORTS, nb_store_bind_int,
+		 &a->since_ms, &rep) == -1 ||
+		nb_store_collect(
+		    o, state, NB_STORE_Q_STATES, NULL, NULL, &st) == -1))
 		rc = -1;
 	a->v->act = act.v;
 	a->v->nact = act.n;
@@ -351,24 +305,14 @@ bind_claim(struct nb_store_binder *b, const void *arg)
 }
 
 static int
-claim_cb(void *ctx, const struct nb_store_row *r)
-{
-	struct nb_alert_note *e;
-
-	if ((e = push(ctx, sizeof(*e))) == NULL)
-		return -1;
-	return nb_store_note_read(r, e);
-}
-
-static int
 claim_fn(const struct nb_store_ops *o, void *state, void *arg)
 {
 	struct claim_arg *a = arg;
 
 	nb_alert_notes_free(a->notes.v, a->notes.n);
 	memset(&a->notes, 0, sizeof(a->notes));
-	return o->query(
-	    state, NB_STORE_Q_AL_CLAIM, bind_claim, a, claim_cb, &a->notes);
+	return nb_store_collect(
+	    o, state, NB_STORE_Q_AL_CLAIM, bind_claim, a, &a->notes);
 }
 
 int

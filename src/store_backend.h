@@ -248,6 +248,16 @@ int nb_store_frame(struct nb_store *, enum nb_store_sync sync,
 /* Readies the connection and runs fn(ops, state, arg) outside a frame. */
 int nb_store_call(struct nb_store *, nb_store_frame_fn fn, void *arg);
 
+/*
+ * Runs the query which (its parameters bound by bind(b, barg)) and reads
+ * each row, with the reader the query names, into a new element of a.  A
+ * row that cannot be kept is logged ("out of memory").  0 or -1; either
+ * way a holds what was read, for the caller to free.
+ */
+int nb_store_collect(const struct nb_store_ops *o, void *state,
+    enum nb_store_query which, nb_store_bind_fn bind, const void *barg,
+    struct nb_store_array *a);
+
 /* The SQLite backend (store_sqlite*.c). */
 extern const struct nb_store_ops nb_store_sqlite_ops;
 /* The PostgreSQL backend (store_pg*.c). */

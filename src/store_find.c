@@ -74,20 +74,6 @@ nb_store_list_call(struct nb_store *s, const struct nb_store_filter *f,
 	return 0;
 }
 
-static int
-attempts_cb(void *ctx, const struct nb_store_row *r)
-{
-	struct nb_store_array *a = ctx;
-	struct nb_store_attempt_row *v;
-
-	if ((v = nb_store_array_push(a, sizeof(*v))) == NULL ||
-	    nb_store_attempt_read(r, v) == -1) {
-		log_error("out of memory", " attempts=%zu", a->n);
-		return -1;
-	}
-	return 0;
-}
-
 int
 nb_store_attempts(struct nb_store *s, int64_t seq,
     struct nb_store_attempt_row **out, size_t *n)
@@ -100,8 +86,8 @@ nb_store_attempts(struct nb_store *s, int64_t seq,
 		return 0;
 	if (nb_store_ready(s) == -1)
 		return -1;
-	if (s->ops->query(s->state, NB_STORE_Q_ATTEMPTS, nb_store_bind_int,
-		&seq, attempts_cb, &a) == -1) {
+	if (nb_store_collect(s->ops, s->state, NB_STORE_Q_ATTEMPTS,
+		nb_store_bind_int, &seq, &a) == -1) {
 		nb_store_attempts_free(a.v, a.n);
 		return -1;
 	}
@@ -131,20 +117,6 @@ nb_store_sendable(
 	return s->ops->sendable(s->state, seqs, n, keep);
 }
 
-static int
-audit_cb(void *ctx, const struct nb_store_row *r)
-{
-	struct nb_store_array *a = ctx;
-	struct nb_store_audit *v;
-
-	if ((v = nb_store_array_push(a, sizeof(*v))) == NULL) {
-		log_error("out of memory", " audit=%zu", a->n);
-		return -1;
-	}
-	nb_store_audit_read(r, v);
-	return 0;
-}
-
 int
 nb_store_audit_list(struct nb_store *s, int64_t before_id, size_t limit,
     struct nb_store_audit **out, size_t *n, int64_t *next)
@@ -164,8 +136,8 @@ nb_store_audit_list(struct nb_store *s, int64_t before_id, size_t limit,
 	/* One more than asked says whether a next page exists. */
 	args[0] = before_id > 0 ? before_id : INT64_MAX;
 	args[1] = (int64_t)limit + 1;
-	if (s->ops->query(s->state, NB_STORE_Q_AUDIT, nb_store_bind_int2, args,
-		audit_cb, &a) == -1) {
+	if (nb_store_collect(s->ops, s->state, NB_STORE_Q_AUDIT,
+		nb_store_bind_int2, args, &a) == -1) {
 		free(a.v);
 		return -1;
 	}

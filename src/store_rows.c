@@ -431,9 +431,11 @@ row_kind(const struct nb_store_row *r, int col)
 	return k;
 }
 
-void
-nb_store_stats_read(const struct nb_store_row *r, struct nb_source_stats *s)
+int
+nb_store_stats_read(const struct nb_store_row *r, void *out)
 {
+	struct nb_source_stats *s = out;
+
 	row_copy(r, 0, s->source, sizeof(s->source));
 	s->pending = r->i64(r, 1);
 	s->delivered = r->i64(r, 2);
@@ -444,6 +446,7 @@ nb_store_stats_read(const struct nb_store_row *r, struct nb_source_stats *s)
 	s->dead_total = r->i64(r, 7);
 	s->oldest_pending_ms = r->i64(r, 8);
 	s->inflight = r->i64(r, 9);
+	return 0;
 }
 
 /* Column col of r as a malloc'd string (NULL stays NULL); *failed. */
@@ -461,8 +464,9 @@ row_strdup(const struct nb_store_row *r, int col, int *failed)
 }
 
 int
-nb_store_error_read(const struct nb_store_row *r, struct nb_store_error *e)
+nb_store_error_read(const struct nb_store_row *r, void *out)
 {
+	struct nb_store_error *e = out;
 	int failed = 0;
 
 	row_copy(r, 0, e->source, sizeof(e->source));
@@ -475,9 +479,9 @@ nb_store_error_read(const struct nb_store_row *r, struct nb_store_error *e)
 }
 
 int
-nb_store_attempt_read(
-    const struct nb_store_row *r, struct nb_store_attempt_row *a)
+nb_store_attempt_read(const struct nb_store_row *r, void *out)
 {
+	struct nb_store_attempt_row *a = out;
 	int failed = 0;
 
 	a->id = r->i64(r, 0);
@@ -489,9 +493,11 @@ nb_store_attempt_read(
 	return failed ? -1 : 0;
 }
 
-void
-nb_store_audit_read(const struct nb_store_row *r, struct nb_store_audit *a)
+int
+nb_store_audit_read(const struct nb_store_row *r, void *out)
 {
+	struct nb_store_audit *a = out;
+
 	a->id = r->i64(r, 0);
 	a->at_ms = r->i64(r, 1);
 	row_copy(r, 2, a->actor, sizeof(a->actor));
@@ -503,29 +509,37 @@ nb_store_audit_read(const struct nb_store_row *r, struct nb_store_audit *a)
 	a->delivered = r->i64(r, 8);
 	a->dead = r->i64(r, 9);
 	a->complete = (int)r->i64(r, 10);
+	return 0;
 }
 
-void
-nb_store_activity_read(const struct nb_store_row *r, struct nb_activity_row *a)
+int
+nb_store_activity_read(const struct nb_store_row *r, void *out)
 {
+	struct nb_activity_row *a = out;
+
 	row_copy(r, 0, a->source, sizeof(a->source));
 	row_copy(r, 1, a->fp, sizeof(a->fp));
 	a->ms = r->i64(r, 2);
+	return 0;
 }
 
-void
-nb_store_report_read(const struct nb_store_row *r, struct nb_alert_report *p)
+int
+nb_store_report_read(const struct nb_store_row *r, void *out)
 {
+	struct nb_alert_report *p = out;
+
 	p->kind = row_kind(r, 0);
 	row_copy(r, 1, p->source, sizeof(p->source));
 	p->status = (int)r->i64(r, 2);
 	row_copy(r, 3, p->text, sizeof(p->text));
 	p->seen_ms = r->i64(r, 4);
+	return 0;
 }
 
 int
-nb_store_note_read(const struct nb_store_row *r, struct nb_alert_note *n)
+nb_store_note_read(const struct nb_store_row *r, void *out)
 {
+	struct nb_alert_note *n = out;
 	const char *body = r->text(r, 5);
 
 	n->id = r->i64(r, 0);
@@ -535,16 +549,15 @@ nb_store_note_read(const struct nb_store_row *r, struct nb_alert_note *n)
 	n->resolved = (int)r->i64(r, 4);
 	n->attempts = (int)r->i64(r, 6);
 	n->created_ms = r->i64(r, 7);
-	if ((n->body = strdup(body != NULL ? body : "{}")) == NULL) {
-		log_error("out of memory", NULL);
-		return -1;
-	}
-	return 0;
+	n->body = strdup(body != NULL ? body : "{}");
+	return n->body != NULL ? 0 : -1;
 }
 
-void
-nb_store_state_read(const struct nb_store_row *r, struct nb_alert_state *s)
+int
+nb_store_state_read(const struct nb_store_row *r, void *out)
 {
+	struct nb_alert_state *s = out;
+
 	s->kind = row_kind(r, 0);
 	row_copy(r, 1, s->source, sizeof(s->source));
 	s->known = 1;
@@ -558,4 +571,5 @@ nb_store_state_read(const struct nb_store_row *r, struct nb_alert_state *s)
 	row_copy(r, 9, s->text, sizeof(s->text));
 	row_copy(r, 10, s->summary, sizeof(s->summary));
 	row_copy(r, 11, s->details, sizeof(s->details));
+	return 0;
 }

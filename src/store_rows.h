@@ -205,50 +205,60 @@ void nb_store_bind_int(struct nb_store_binder *, const void *arg);
 void nb_store_bind_int2(struct nb_store_binder *, const void *arg);
 
 /*
- * source, pending, delivered, dead, quarantined, received_total,
- * delivered_total, dead_total, oldest_pending_ms, inflight.
+ * The readers: each fills out, a zeroed struct of the kind named, from a
+ * row whose columns are the ones listed, in that order; strings are
+ * copied (cut to the field's size) or malloc'd.  0, or -1 when out of
+ * memory (not logged).  Typed as qsort's comparators are, so one
+ * collector (nb_store_collect()) serves every query.
  */
-void nb_store_stats_read(const struct nb_store_row *, struct nb_source_stats *);
+typedef int (*nb_store_read_fn)(const struct nb_store_row *r, void *out);
 
 /*
- * source, error, reason, state, count, last_ms.  The strings are
- * malloc'd: -1 when out of memory or error is NULL (not logged).
+ * struct nb_source_stats: source, pending, delivered, dead, quarantined,
+ * received_total, delivered_total, dead_total, oldest_pending_ms,
+ * inflight.
  */
-int nb_store_error_read(const struct nb_store_row *, struct nb_store_error *);
+int nb_store_stats_read(const struct nb_store_row *, void *out);
 
 /*
- * id, at_ms, end_ms, status, error (malloc'd; NULL stays NULL),
- * batch_size.  -1 when out of memory (not logged).
+ * struct nb_store_error: source, error, reason, state, count, last_ms;
+ * a NULL error fails as well.
  */
-int nb_store_attempt_read(
-    const struct nb_store_row *, struct nb_store_attempt_row *);
+int nb_store_error_read(const struct nb_store_row *, void *out);
 
 /*
- * id, at_ms, actor, kind, subject, dry_run, events, pending, delivered,
- * dead, complete.
+ * struct nb_store_attempt_row: id, at_ms, end_ms, status, error (NULL
+ * stays NULL), batch_size.
  */
-void nb_store_audit_read(const struct nb_store_row *, struct nb_store_audit *);
-
-/* source, fp, ms. */
-void nb_store_activity_read(
-    const struct nb_store_row *, struct nb_activity_row *);
-
-/* alert (by name; NB_ALERT_KINDS when unknown), source, status, text, seen_ms.
- */
-void nb_store_report_read(
-    const struct nb_store_row *, struct nb_alert_report *);
+int nb_store_attempt_read(const struct nb_store_row *, void *out);
 
 /*
- * id, msg_id, alert, source, resolved, body (NULL as "{}"), attempts,
- * created_ms.  body is malloc'd: -1 when out of memory (logged).
+ * struct nb_store_audit: id, at_ms, actor, kind, subject, dry_run, events,
+ * pending, delivered, dead, complete.
  */
-int nb_store_note_read(const struct nb_store_row *, struct nb_alert_note *);
+int nb_store_audit_read(const struct nb_store_row *, void *out);
+
+/* struct nb_activity_row: source, fp, ms. */
+int nb_store_activity_read(const struct nb_store_row *, void *out);
 
 /*
- * alert, source, firing, started_ms, resolved_ms, mark, pending,
- * notified_ms, changed_ms, text, summary, details; known is set.
+ * struct nb_alert_report: alert (by name; NB_ALERT_KINDS when unknown),
+ * source, status, text, seen_ms.
  */
-void nb_store_state_read(const struct nb_store_row *, struct nb_alert_state *);
+int nb_store_report_read(const struct nb_store_row *, void *out);
+
+/*
+ * struct nb_alert_note: id, msg_id, alert, source, resolved, body (NULL
+ * as "{}"), attempts, created_ms.
+ */
+int nb_store_note_read(const struct nb_store_row *, void *out);
+
+/*
+ * struct nb_alert_state: alert, source, firing, started_ms, resolved_ms,
+ * mark, pending, notified_ms, changed_ms, text, summary, details; known
+ * is set.
+ */
+int nb_store_state_read(const struct nb_store_row *, void *out);
 
 /* Empties the tally, keeping its memory. */
 void nb_store_tally_reset(struct nb_store_tally *);
