@@ -109,21 +109,34 @@ nb_store_rows_clear(struct nb_store_rows *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/*
+ * v, an array of n elements of size with room for *cap, with room for one
+ * more: doubled when full, first elements at first.  The array to use from
+ * now on, or NULL when out of memory (v is as it was).
+ */
+static void *
+grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
+{
+	size_t nc;
+
+	if (n < *cap)
+		return v;
+	nc = *cap == 0 ? first : *cap * 2;
+	if ((v = reallocarray(v, nc, size)) != NULL)
+		*cap = nc;
+	return v;
+}
+
 struct nb_stored_event *
 nb_store_rows_next(struct nb_store_rows *r)
 {
 	struct nb_stored_event *nv;
-	size_t ncap;
 
-	if (r->n == r->cap) {
-		ncap = r->cap == 0 ? 16 : r->cap * 2;
-		if ((nv = reallocarray(r->v, ncap, sizeof(*nv))) == NULL) {
-			log_error("out of memory", " rows=%zu", r->n);
-			return NULL;
-		}
-		r->v = nv;
-		r->cap = ncap;
+	if ((nv = grow(r->v, r->n, &r->cap, sizeof(*nv), 16)) == NULL) {
+		log_error("out of memory", " rows=%zu", r->n);
+		return NULL;
 	}
+	r->v = nv;
 	nv = &r->v[r->n++];
 	memset(nv, 0, sizeof(*nv));
 	return nv;
@@ -147,16 +160,11 @@ nb_store_bind_int2(struct nb_store_binder *b, const void *arg)
 void *
 nb_store_array_push(struct nb_store_array *a, size_t size)
 {
-	char *p = a->v;
-	size_t nc;
+	char *p;
 
-	if (a->n == a->cap) {
-		nc = a->cap == 0 ? 8 : a->cap * 2;
-		if ((p = reallocarray(a->v, nc, size)) == NULL)
-			return NULL;
-		a->v = p;
-		a->cap = nc;
-	}
+	if ((p = grow(a->v, a->n, &a->cap, size, 8)) == NULL)
+		return NULL;
+	a->v = p;
 	p += a->n++ * size;
 	memset(p, 0, size);
 	return p;
@@ -177,17 +185,12 @@ int
 nb_store_seqs_push(struct nb_store_seqs *s, int64_t seq)
 {
 	int64_t *nv;
-	size_t ncap;
 
-	if (s->n == s->cap) {
-		ncap = s->cap == 0 ? 64 : s->cap * 2;
-		if ((nv = reallocarray(s->v, ncap, sizeof(*nv))) == NULL) {
-			log_error("out of memory", " seqs=%zu", s->n);
-			return -1;
-		}
-		s->v = nv;
-		s->cap = ncap;
+	if ((nv = grow(s->v, s->n, &s->cap, sizeof(*nv), 64)) == NULL) {
+		log_error("out of memory", " seqs=%zu", s->n);
+		return -1;
 	}
+	s->v = nv;
 	s->v[s->n++] = seq;
 	return 0;
 }
@@ -242,21 +245,17 @@ static struct nb_store_count *
 count_of(struct nb_store_tally *t, const char *source)
 {
 	struct nb_store_count *c;
-	size_t i, cap;
+	size_t i;
 
 	/* Rows come in runs of one source: look at the last entry first. */
 	for (i = t->nc; i > 0; i--)
 		if (strcmp(t->c[i - 1].source, source) == 0)
 			return &t->c[i - 1];
-	if (t->nc == t->capc) {
-		cap = t->capc == 0 ? 4 : t->capc * 2;
-		if ((c = reallocarray(t->c, cap, sizeof(*c))) == NULL) {
-			log_error("out of memory", " sources=%zu", t->nc);
-			return NULL;
-		}
-		t->c = c;
-		t->capc = cap;
+	if ((c = grow(t->c, t->nc, &t->capc, sizeof(*c), 4)) == NULL) {
+		log_error("out of memory", " sources=%zu", t->nc);
+		return NULL;
 	}
+	t->c = c;
 	c = &t->c[t->nc++];
 	memset(c, 0, sizeof(*c));
 	snprintf(c->source, sizeof(c->source), "%s", source);
@@ -330,7 +329,7 @@ nb_store_tally_error(struct nb_store_tally *t, const char *source,
     int64_t at_ms, int64_t n)
 {
 	struct nb_store_errnote *e;
-	size_t i, cap;
+	size_t i;
 
 	if (error == NULL || error[0] == '\0' || n <= 0)
 		return 0;
@@ -353,13 +352,9 @@ nb_store_tally_error(struct nb_store_tally *t, const char *source,
 			e->at_ms = at_ms;
 		return 0;
 	}
-	if (t->ne == t->cape) {
-		cap = t->cape == 0 ? 4 : t->cape * 2;
-		if ((e = reallocarray(t->e, cap, sizeof(*e))) == NULL)
-			goto nomem;
-		t->e = e;
-		t->cape = cap;
-	}
+	if ((e = grow(t->e, t->ne, &t->cape, sizeof(*e), 4)) == NULL)
+		goto nomem;
+	t->e = e;
 	e = &t->e[t->ne];
 	memset(e, 0, sizeof(*e));
 	snprintf(e->source, sizeof(e->source), "%s", source);
