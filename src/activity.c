@@ -304,27 +304,29 @@ render_cb(void *arg, const struct nb_activity_row *r)
 int
 nb_activity_render(struct nb_activity *a, struct evbuffer *out)
 {
+	/* The family heads, by rd.keys: the sources' figures, the keys'. */
+	static const char *const heads[2] = {
+	    "# HELP nudgebridge_source_last_received_timestamp_seconds "
+	    "When a source last sent a request that verified (any "
+	    "instance).\n"
+	    "# TYPE nudgebridge_source_last_received_timestamp_seconds "
+	    "gauge\n",
+	    "# HELP nudgebridge_signing_key_last_used_timestamp_seconds "
+	    "When a signing secret or public key (by fingerprint) last "
+	    "verified a request (any instance).\n"
+	    "# TYPE nudgebridge_signing_key_last_used_timestamp_seconds "
+	    "gauge\n",
+	};
 	struct render rd = {out, 0, 0};
 
 	if (a == NULL)
 		return 0;
-	if (evbuffer_add_printf(out,
-		"# HELP nudgebridge_source_last_received_timestamp_seconds "
-		"When a source last sent a request that verified (any "
-		"instance).\n"
-		"# TYPE nudgebridge_source_last_received_timestamp_seconds "
-		"gauge\n") < 0)
-		return -1;
-	nb_activity_each(a, 0, render_cb, &rd);
-	rd.keys = 1;
-	if (rd.rc == -1 ||
-	    evbuffer_add_printf(out,
-		"# HELP nudgebridge_signing_key_last_used_timestamp_seconds "
-		"When a signing secret or public key (by fingerprint) last "
-		"verified a request (any instance).\n"
-		"# TYPE nudgebridge_signing_key_last_used_timestamp_seconds "
-		"gauge\n") < 0)
-		return -1;
-	nb_activity_each(a, 0, render_cb, &rd);
+	for (rd.keys = 0; rd.keys < 2 && rd.rc == 0; rd.keys++) {
+		const char *h = heads[rd.keys];
+
+		if (evbuffer_add(out, h, strlen(h)) == -1)
+			return -1;
+		nb_activity_each(a, 0, render_cb, &rd);
+	}
 	return rd.rc;
 }

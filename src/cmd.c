@@ -164,6 +164,32 @@ out:
 }
 
 int
+nb_cmd_dispatch(const struct nb_cmd_table *t, int argc, char **argv)
+{
+	struct nb_cmd c = {t->prog, NULL, NULL, t->level};
+	struct nb_opts_spec spec = {t->prog, NULL, 0, t->usage, nb_cmd_param};
+	size_t i;
+
+	if (argc < 2 || strcmp(argv[1], "help") == 0 ||
+	    strcmp(argv[1], "--help") == 0) {
+		t->usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (i = 0; i < t->nsubs; i++)
+		if (strcmp(argv[1], t->subs[i].name) == 0)
+			break;
+	if (i == t->nsubs) {
+		fprintf(stderr, "%s: unknown command '%s'\n", t->prog, argv[1]);
+		t->usage(stderr);
+		return 2;
+	}
+	spec.opts = t->subs[i].opts;
+	spec.nopts = t->subs[i].nopts;
+	c.name = t->subs[i].name;
+	return nb_cmd_main(&c, &spec, t->subs[i].op, argc, argv, 2, t->print);
+}
+
+int
 nb_cmd_print_json(const struct nb_cmd *c, const json_t *j)
 {
 	char *text;

@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <sodium.h>
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/log.h"
@@ -93,12 +92,11 @@ parse_admin(struct nb_config_ctx *c, struct nb_config *cfg, const json_t *root)
 {
 	json_t *o;
 
-	if (nb_config_get_object(c, root, "", "admin", &o) == -1)
+	if (nb_config_get_object(c, root, "", "admin", admin_keys, &o) == -1)
 		return -1;
 	if (o == NULL)
 		return 0;
-	if (nb_config_check_keys(c, o, "admin", admin_keys) == -1 ||
-	    nb_config_get_listen(c, o, "admin", "listen", &cfg->admin_listen) ==
+	if (nb_config_get_listen(c, o, "admin", "listen", &cfg->admin_listen) ==
 		-1 ||
 	    nb_config_get_secret(c, o, "admin", "token", &cfg->admin_token) ==
 		-1 ||
@@ -119,12 +117,11 @@ parse_log(struct nb_config_ctx *c, struct nb_config *cfg, const json_t *root)
 	int level = NB_LOG_INFO, format = NB_LOG_LOGFMT;
 	json_t *o;
 
-	if (nb_config_get_object(c, root, "", "log", &o) == -1)
+	if (nb_config_get_object(c, root, "", "log", log_keys, &o) == -1)
 		return -1;
 	if (o == NULL)
 		return 0;
-	if (nb_config_check_keys(c, o, "log", log_keys) == -1 ||
-	    nb_config_get_enum(c, o, "log", "level", levels,
+	if (nb_config_get_enum(c, o, "log", "level", levels,
 		"debug, info, warn, error", &level) == -1 ||
 	    nb_config_get_enum(
 		c, o, "log", "format", formats, "logfmt, json", &format) == -1)
@@ -145,11 +142,10 @@ parse_store(struct nb_config_ctx *c, struct nb_config *cfg, const json_t *root)
 	int driver = 0, rc = -1;
 	json_t *o;
 
-	if (nb_config_get_object(c, root, "", "store", &o) == -1)
+	if (nb_config_get_object(c, root, "", "store", store_keys, &o) == -1)
 		return -1;
 	if (o != NULL) {
-		if (nb_config_check_keys(c, o, "store", store_keys) == -1 ||
-		    nb_config_get_enum(c, o, "store", "driver", drivers,
+		if (nb_config_get_enum(c, o, "store", "driver", drivers,
 			"sqlite, postgres", &driver) == -1 ||
 		    nb_config_get_string(c, o, "store", "path", &path) == -1 ||
 		    nb_config_get_secret(c, o, "store", "dsn", &st->dsn) ==
@@ -193,12 +189,11 @@ parse_limits(struct nb_config_ctx *c, struct nb_config *cfg, const json_t *root)
 	const char *b = "limits";
 	json_t *o;
 
-	if (nb_config_get_object(c, root, "", "limits", &o) == -1)
+	if (nb_config_get_object(c, root, "", "limits", limits_keys, &o) == -1)
 		return -1;
 	if (o == NULL)
 		return 0;
-	if (nb_config_check_keys(c, o, b, limits_keys) == -1 ||
-	    nb_config_get_size(c, o, b, "max_body_bytes", 1,
+	if (nb_config_get_size(c, o, b, "max_body_bytes", 1,
 		1024LL * 1024 * 1024, &l->max_body_bytes) == -1 ||
 	    nb_config_get_int(c, o, b, "timestamp_tolerance_s", 1,
 		NB_CONFIG_TEN_YEARS_S, &l->timestamp_tolerance_s) == -1 ||
@@ -258,12 +253,11 @@ parse_tls(struct nb_config_ctx *c, struct nb_config *cfg, const json_t *root)
 	int rc = -1;
 	json_t *o;
 
-	if (nb_config_get_object(c, root, "", "tls", &o) == -1)
+	if (nb_config_get_object(c, root, "", "tls", tls_keys, &o) == -1)
 		return -1;
 	if (o == NULL)
 		return 0;
-	if (nb_config_check_keys(c, o, "tls", tls_keys) == -1 ||
-	    nb_config_get_string(c, o, "tls", "cert_file", &cert) == -1 ||
+	if (nb_config_get_string(c, o, "tls", "cert_file", &cert) == -1 ||
 	    nb_config_get_string(c, o, "tls", "key_file", &key) == -1)
 		goto out;
 	if (cert == NULL) {
@@ -334,12 +328,12 @@ parse_segment(
 	const char *b = "segment", *rb = "segment.retry";
 	json_t *o, *ro, *v;
 
-	if (nb_config_get_object(c, root, "", "segment", &o) == -1)
+	if (nb_config_get_object(c, root, "", "segment", segment_keys, &o) ==
+	    -1)
 		return -1;
 	if (o == NULL)
 		return 0;
-	if (nb_config_check_keys(c, o, b, segment_keys) == -1 ||
-	    nb_config_get_endpoint(c, o, b, "endpoint", &s->endpoint) == -1 ||
+	if (nb_config_get_endpoint(c, o, b, "endpoint", &s->endpoint) == -1 ||
 	    nb_config_get_int32(c, o, b, "flush_interval_ms", 0, 3600000,
 		&s->flush_interval_ms) == -1 ||
 	    nb_config_get_size(c, o, b, "max_batch_bytes", 1, 500000,
@@ -373,12 +367,11 @@ parse_segment(
 			    c, "segment.gzip", "must be true or false");
 		s->gzip = json_is_true(v);
 	}
-	if (nb_config_get_object(c, o, b, "retry", &ro) == -1)
+	if (nb_config_get_object(c, o, b, "retry", retry_keys, &ro) == -1)
 		return -1;
 	if (ro == NULL)
 		return 0;
-	if (nb_config_check_keys(c, ro, rb, retry_keys) == -1 ||
-	    nb_config_get_int32(
+	if (nb_config_get_int32(
 		c, ro, rb, "initial_ms", 1, 86400000, &r->initial_ms) == -1 ||
 	    nb_config_get_int32(c, ro, rb, "max_ms", 1, 86400000, &r->max_ms) ==
 		-1 ||
@@ -403,12 +396,11 @@ parse_alerts(struct nb_config_ctx *c, struct nb_config *cfg, const json_t *root)
 	const char *u;
 	json_t *o;
 
-	if (nb_config_get_object(c, root, "", "alerts", &o) == -1)
+	if (nb_config_get_object(c, root, "", "alerts", alerts_keys, &o) == -1)
 		return -1;
 	if (o == NULL)
 		return 0;
-	if (nb_config_check_keys(c, o, "alerts", alerts_keys) == -1 ||
-	    nb_config_get_secret(
+	if (nb_config_get_secret(
 		c, o, "alerts", "webhook_url", &al->webhook_url) == -1 ||
 	    nb_config_get_secret(c, o, "alerts", "secret", &al->secret) == -1 ||
 	    nb_config_get_enum(c, o, "alerts", "format", formats, "json, slack",
@@ -678,10 +670,7 @@ nb_config_load(
 	rc = load_doc(out, text, dir, abspath, err, errlen);
 	abspath = NULL;
 out:
-	if (text != NULL) {
-		sodium_memzero(text, len);
-		free(text);
-	}
+	nb_config_wipe_free_len(text, len);
 	free(dir);
 	free(abspath);
 	return rc;

@@ -28,10 +28,9 @@
 
 #define SECRET_FILE_MAX (64 * 1024) /* one *_file secret source */
 
-int
-nb_config_fail(struct nb_config_ctx *c, const char *path, const char *fmt, ...)
+static int
+vfail(struct nb_config_ctx *c, const char *path, const char *fmt, va_list ap)
 {
-	va_list ap;
 	size_t n = 0;
 	int r;
 
@@ -45,9 +44,7 @@ nb_config_fail(struct nb_config_ctx *c, const char *path, const char *fmt, ...)
 		n = (size_t)r < c->errlen ? (size_t)r : c->errlen - 1;
 	}
 	if (n < c->errlen - 1) {
-		va_start(ap, fmt);
 		r = vsnprintf(c->err + n, c->errlen - n, fmt, ap);
-		va_end(ap);
 		if (r < 0)
 			c->err[n] = '\0';
 	}
@@ -55,6 +52,17 @@ nb_config_fail(struct nb_config_ctx *c, const char *path, const char *fmt, ...)
 		if ((unsigned char)c->err[n] < 0x20 || c->err[n] == 0x7f)
 			c->err[n] = '?';
 	}
+	return -1;
+}
+
+int
+nb_config_fail(struct nb_config_ctx *c, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(c, path, fmt, ap);
+	va_end(ap);
 	return -1;
 }
 
@@ -71,13 +79,34 @@ nb_config_key_path(char *out, size_t outlen, const char *base, const char *key)
 		out[0] = '\0';
 }
 
+int
+nb_config_fail_key(struct nb_config_ctx *c, const char *base, const char *key,
+    const char *fmt, ...)
+{
+	char path[NB_CONFIG_KEY_PATH_MAX];
+	va_list ap;
+
+	nb_config_key_path(path, sizeof(path), base, key);
+	va_start(ap, fmt);
+	vfail(c, path, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void
+nb_config_wipe_free_len(void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	sodium_memzero(p, len);
+	free(p);
+}
+
 void
 nb_config_wipe_free(char *s)
 {
-	if (s == NULL)
-		return;
-	sodium_memzero(s, strlen(s));
-	free(s);
+	if (s != NULL)
+		nb_config_wipe_free_len(s, strlen(s));
 }
 
 void
@@ -110,7 +139,6 @@ int
 nb_config_check_keys(struct nb_config_ctx *c, const json_t *obj,
     const char *base, const char *const *allowed)
 {
-	char path[NB_CONFIG_KEY_PATH_MAX];
 	const char *k;
 	json_t *v;
 	size_t i;
@@ -121,17 +149,15 @@ nb_config_check_keys(struct nb_config_ctx *c, const json_t *obj,
 			if (strcmp(allowed[i], k) == 0)
 				break;
 		}
-		if (allowed[i] == NULL) {
-			nb_config_key_path(path, sizeof(path), base, k);
-			return nb_config_fail(c, path, "unknown key");
-		}
+		if (allowed[i] == NULL)
+			return nb_config_fail_key(c, base, k, "unknown key");
 	}
 	return 0;
 }
 
 int
 nb_config_get_object(struct nb_config_ctx *c, const json_t *obj,
-    const char *base, const char *key, json_t **out)
+    const char *base, const char *key, const char *const *allowed, json_t **out)
 {
 	char path[NB_CONFIG_KEY_PATH_MAX];
 	json_t *v;
@@ -139,10 +165,11 @@ nb_config_get_object(struct nb_config_ctx *c, const json_t *obj,
 	*out = NULL;
 	if ((v = nb_config_member(obj, key)) == NULL)
 		return 0;
-	if (!json_is_object(v)) {
-		nb_config_key_path(path, sizeof(path), base, key);
-		return nb_config_fail(c, path, "must be an object");
-	}
+	if (!json_is_object(v))
+		return nb_config_fail_key(c, base, key, "must be an object");
+	nb_config_key_path(path, sizeof(path), base, key);
+	if (allowed != NULL && nb_config_check_keys(c, v, path, allowed) == -1)
+		return -1;
 	*out = v;
 	return 0;
 }
@@ -151,22 +178,20 @@ int
 nb_config_get_string(struct nb_config_ctx *c, const json_t *obj,
     const char *base, const char *key, char **out)
 {
-	char path[NB_CONFIG_KEY_PATH_MAX];
 	json_t *v;
 	char *s;
 
 	if ((v = nb_config_member(obj, key)) == NULL)
 		return 0;
-	nb_config_key_path(path, sizeof(path), base, key);
 	if (!json_is_string(v))
-		return nb_config_fail(c, path, "must be a string");
+		return nb_config_fail_key(c, base, key, "must be a string");
 	if (json_string_length(v) == 0)
-		return nb_config_fail(c, path, "must not be empty");
+		return nb_config_fail_key(c, base, key, "must not be empty");
 	if (strlen(json_string_value(v)) != json_string_length(v))
-		return nb_config_fail(
-		    c, path, "must not contain NUL characters");
+		return nb_config_fail_key(
+		    c, base, key, "must not contain NUL characters");
 	if ((s = strdup(json_string_value(v))) == NULL)
-		return nb_config_fail(c, path, "out of memory");
+		return nb_config_fail_key(c, base, key, "out of memory");
 	free(*out);
 	*out = s;
 	return 0;
@@ -176,19 +201,18 @@ int
 nb_config_get_int(struct nb_config_ctx *c, const json_t *obj, const char *base,
     const char *key, int64_t min, int64_t max, int64_t *out)
 {
-	char path[NB_CONFIG_KEY_PATH_MAX];
 	json_int_t n;
 	json_t *v;
 
 	if ((v = nb_config_member(obj, key)) == NULL)
 		return 0;
-	nb_config_key_path(path, sizeof(path), base, key);
 	if (!json_is_integer(v))
-		return nb_config_fail(c, path, "must be an integer");
+		return nb_config_fail_key(c, base, key, "must be an integer");
 	n = json_integer_value(v);
 	if (n < min || n > max)
-		return nb_config_fail(c, path, "must be between %lld and %lld",
-		    (long long)min, (long long)max);
+		return nb_config_fail_key(c, base, key,
+		    "must be between %lld and %lld", (long long)min,
+		    (long long)max);
 	*out = n;
 	return 0;
 }
@@ -221,23 +245,21 @@ int
 nb_config_get_enum(struct nb_config_ctx *c, const json_t *obj, const char *base,
     const char *key, const char *const *names, const char *list, int *out)
 {
-	char path[NB_CONFIG_KEY_PATH_MAX];
 	json_t *v;
 	int i;
 
 	if ((v = nb_config_member(obj, key)) == NULL)
 		return 0;
-	nb_config_key_path(path, sizeof(path), base, key);
 	if (!json_is_string(v))
-		return nb_config_fail(
-		    c, path, "must be a string (one of %s)", list);
+		return nb_config_fail_key(
+		    c, base, key, "must be a string (one of %s)", list);
 	for (i = 0; names[i] != NULL; i++) {
 		if (strcmp(names[i], json_string_value(v)) == 0) {
 			*out = i;
 			return 0;
 		}
 	}
-	return nb_config_fail(c, path, "must be one of %s", list);
+	return nb_config_fail_key(c, base, key, "must be one of %s", list);
 }
 
 char *
@@ -319,10 +341,7 @@ nb_config_read_whole(struct nb_config_ctx *c, const char *keypath,
 	buf = NULL;
 	rc = 0;
 out:
-	if (buf != NULL) {
-		sodium_memzero(buf, max + 1);
-		free(buf);
-	}
+	nb_config_wipe_free_len(buf, max + 1);
 	if (fd != -1)
 		close(fd);
 	return rc;
@@ -432,10 +451,7 @@ nb_config_get_secret(struct nb_config_ctx *c, const json_t *obj,
 	val = NULL;
 	rc = 0;
 out:
-	if (val != NULL) {
-		sodium_memzero(val, len);
-		free(val);
-	}
+	nb_config_wipe_free_len(val, len);
 	return rc;
 }
 
@@ -443,7 +459,6 @@ int
 nb_config_get_endpoint(struct nb_config_ctx *c, const json_t *obj,
     const char *base, const char *key, char **out)
 {
-	char path[NB_CONFIG_KEY_PATH_MAX];
 	const char *host;
 	char *s = NULL;
 	size_t len, i;
@@ -452,7 +467,6 @@ nb_config_get_endpoint(struct nb_config_ctx *c, const json_t *obj,
 		return -1;
 	if (s == NULL)
 		return 0;
-	nb_config_key_path(path, sizeof(path), base, key);
 	if (strncmp(s, "http://", 7) == 0)
 		host = s + 7;
 	else if (strncmp(s, "https://", 8) == 0)
@@ -469,7 +483,7 @@ nb_config_get_endpoint(struct nb_config_ctx *c, const json_t *obj,
 	if (host == NULL || host[0] == '\0' || host[0] == '/' ||
 	    strpbrk(s, "?#") != NULL) {
 		free(s);
-		return nb_config_fail(c, path,
+		return nb_config_fail_key(c, base, key,
 		    "must be an http:// or https:// URL without query");
 	}
 	free(*out);
@@ -481,7 +495,6 @@ int
 nb_config_get_listen(struct nb_config_ctx *c, const json_t *obj,
     const char *base, const char *key, char **out)
 {
-	char path[NB_CONFIG_KEY_PATH_MAX];
 	const char *colon, *host;
 	char *end;
 	long long port;
@@ -491,20 +504,19 @@ nb_config_get_listen(struct nb_config_ctx *c, const json_t *obj,
 		return -1;
 	if (nb_config_member(obj, key) == NULL)
 		return 0;
-	nb_config_key_path(path, sizeof(path), base, key);
 	host = *out;
 	if ((colon = strrchr(host, ':')) == NULL)
-		return nb_config_fail(c, path, "must be host:port");
+		return nb_config_fail_key(c, base, key, "must be host:port");
 	hl = (size_t)(colon - host);
 	errno = 0;
 	port = strtoll(colon + 1, &end, 10);
 	if (hl == 0 || colon[1] == '\0' || *end != '\0' || errno != 0 ||
 	    port < 0 || port > 65535 || !isdigit((unsigned char)colon[1]))
-		return nb_config_fail(
-		    c, path, "must be host:port with port 0..65535");
+		return nb_config_fail_key(
+		    c, base, key, "must be host:port with port 0..65535");
 	if ((host[0] == '[') != (host[hl - 1] == ']') ||
 	    (host[0] != '[' && memchr(host, ':', hl) != NULL))
-		return nb_config_fail(
-		    c, path, "an IPv6 host must be written [addr]:port");
+		return nb_config_fail_key(
+		    c, base, key, "an IPv6 host must be written [addr]:port");
 	return 0;
 }

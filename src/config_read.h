@@ -42,8 +42,15 @@ int nb_config_fail(struct nb_config_ctx *c, const char *path, const char *fmt,
 void nb_config_key_path(
     char *out, size_t outlen, const char *base, const char *key);
 
+/* nb_config_fail() at the path base.key (nb_config_key_path()).  -1. */
+int nb_config_fail_key(struct nb_config_ctx *c, const char *base,
+    const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Wipes and frees a string (a secret).  NULL is ok. */
 void nb_config_wipe_free(char *s);
+/* Wipes the len bytes at p and frees them (a secret's buffer).  NULL is ok. */
+void nb_config_wipe_free_len(void *p, size_t len);
 
 /*
  * jansson keeps its own copy of every string it parsed, secrets included,
@@ -63,9 +70,13 @@ json_t *nb_config_member(const json_t *obj, const char *key);
 int nb_config_check_keys(struct nb_config_ctx *c, const json_t *obj,
     const char *base, const char *const *allowed);
 
-/* An optional object member; *out stays NULL when absent. */
+/*
+ * An optional object member; *out stays NULL when absent.  With allowed
+ * (else NULL), its members are checked as nb_config_check_keys() does.
+ */
 int nb_config_get_object(struct nb_config_ctx *c, const json_t *obj,
-    const char *base, const char *key, json_t **out);
+    const char *base, const char *key, const char *const *allowed,
+    json_t **out);
 
 /* An optional non-empty string member, copied; *out untouched if absent. */
 int nb_config_get_string(struct nb_config_ctx *c, const json_t *obj,

@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <sodium.h>
 
 #include "nudgebridge/config.h"
 #include "nudgebridge/oauth.h"
@@ -108,16 +107,12 @@ add_keys(struct nb_config_ctx *c, const json_t *obj, const char *base,
 				goto out;
 			}
 		}
-		sodium_memzero(text, len);
-		free(text);
+		nb_config_wipe_free_len(text, len);
 		text = NULL;
 	}
 	rc = 0;
 out:
-	if (text != NULL) {
-		sodium_memzero(text, len);
-		free(text);
-	}
+	nb_config_wipe_free_len(text, len);
 	return rc;
 }
 
@@ -130,7 +125,7 @@ parse_event_names(struct nb_config_ctx *c, struct nb_source *src,
 	json_t *names, *v;
 	size_t kl;
 
-	if (nb_config_get_object(c, o, base, "event_names", &names) == -1)
+	if (nb_config_get_object(c, o, base, "event_names", NULL, &names) == -1)
 		return -1;
 	if ((src->mapping.event_names = json_object()) == NULL)
 		return nb_config_fail(c, base, "out of memory");
@@ -190,13 +185,12 @@ parse_oauth(struct nb_config_ctx *c, struct nb_source *src, const json_t *o,
 	size_t len = 0;
 	json_t *v;
 
-	nb_config_key_path(b, sizeof(b), base, "oauth");
-	if ((v = nb_config_member(o, "oauth")) == NULL)
+	if (nb_config_get_object(c, o, base, "oauth", oauth_keys, &v) == -1)
+		return -1;
+	if (v == NULL)
 		return 0;
-	if (!json_is_object(v))
-		return nb_config_fail(c, b, "must be an object");
-	if (nb_config_check_keys(c, v, b, oauth_keys) == -1 ||
-	    nb_config_get_string(c, v, b, "client_id", &oc->client_id) == -1 ||
+	nb_config_key_path(b, sizeof(b), base, "oauth");
+	if (nb_config_get_string(c, v, b, "client_id", &oc->client_id) == -1 ||
 	    nb_config_get_string(c, v, b, "key_id", &oc->key_id) == -1 ||
 	    nb_config_get_endpoint(c, v, b, "auth_server", &oc->auth_server) ==
 		-1)
@@ -274,12 +268,9 @@ parse_source(struct nb_config_ctx *c, struct nb_config *cfg,
 	if (nb_config_get_secret(c, o, base, "write_key", &src->write_key) ==
 	    -1)
 		return -1;
-	if (src->write_key == NULL) {
-		nb_config_key_path(path, sizeof(path), base, "write_key");
-		return nb_config_fail(c, path,
-		    "required (or write_key_env, "
-		    "write_key_file)");
-	}
+	if (src->write_key == NULL)
+		return nb_config_fail_key(c, base, "write_key",
+		    "required (or write_key_env, write_key_file)");
 	if (nb_config_get_enum(
 		c, o, base, "region", regions, "us, eu", &region) == -1 ||
 	    nb_config_get_int(c, o, base, "silent_after_s", 0,

@@ -171,42 +171,22 @@ print_answer(const struct nb_cmd *c, enum nb_operate_op op,
 	}
 }
 
-static const struct {
-	const char *name;
-	enum nb_operate_op op;
-} commands[] = {
-    {"list", NB_OPERATE_LIST},
-    {"show", NB_OPERATE_SHOW},
-    {"replay", NB_OPERATE_REPLAY},
-    {"purge", NB_OPERATE_PURGE},
+#define NDLQ_OPTS (sizeof(dlq_opts) / sizeof(dlq_opts[0]))
+
+/* The positional KEY is the table's last row: only show takes it. */
+static const struct nb_cmd_sub commands[] = {
+    {"list", NB_OPERATE_LIST, dlq_opts, NDLQ_OPTS - 1},
+    {"show", NB_OPERATE_SHOW, dlq_opts, NDLQ_OPTS},
+    {"replay", NB_OPERATE_REPLAY, dlq_opts, NDLQ_OPTS - 1},
+    {"purge", NB_OPERATE_PURGE, dlq_opts, NDLQ_OPTS - 1},
 };
 
 int
 nb_dlq_main(int argc, char **argv)
 {
-	struct nb_cmd c = {"nudgebridge dlq", NULL, NULL, NB_LOG_WARN};
-	struct nb_opts_spec spec = {"nudgebridge dlq", dlq_opts,
-	    sizeof(dlq_opts) / sizeof(dlq_opts[0]), dlq_usage, nb_cmd_param};
-	size_t i;
+	static const struct nb_cmd_table t = {"nudgebridge dlq", NB_LOG_WARN,
+	    dlq_usage, print_answer, commands,
+	    sizeof(commands) / sizeof(commands[0])};
 
-	if (argc < 2 || strcmp(argv[1], "help") == 0 ||
-	    strcmp(argv[1], "--help") == 0) {
-		dlq_usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
-			break;
-	if (i == sizeof(commands) / sizeof(commands[0])) {
-		fprintf(
-		    stderr, "nudgebridge dlq: unknown command '%s'\n", argv[1]);
-		dlq_usage(stderr);
-		return 2;
-	}
-	/* The positional KEY is the table's last row: only show takes it. */
-	if (commands[i].op != NB_OPERATE_SHOW)
-		spec.nopts--;
-	c.name = commands[i].name;
-	return nb_cmd_main(
-	    &c, &spec, commands[i].op, argc, argv, 2, print_answer);
+	return nb_cmd_dispatch(&t, argc, argv);
 }

@@ -142,32 +142,21 @@ print_answer(const struct nb_cmd *c, enum nb_operate_op op,
 	return 0;
 }
 
+static const struct nb_cmd_sub commands[] = {
+    {"list", NB_OPERATE_SEARCH, list_opts,
+	sizeof(list_opts) / sizeof(list_opts[0])},
+    {"show", NB_OPERATE_EVENT, show_opts,
+	sizeof(show_opts) / sizeof(show_opts[0])},
+};
+
 int
 nb_events_main(int argc, char **argv)
 {
-	struct nb_cmd c = {"nudgebridge events", NULL, NULL, NB_LOG_WARN};
-	struct nb_opts_spec spec = {"nudgebridge events", list_opts,
-	    sizeof(list_opts) / sizeof(list_opts[0]), events_usage,
-	    nb_cmd_param};
+	static const struct nb_cmd_table t = {"nudgebridge events", NB_LOG_WARN,
+	    events_usage, print_answer, commands,
+	    sizeof(commands) / sizeof(commands[0])};
 
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		events_usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	c.name = argv[1];
-	if (strcmp(argv[1], "list") == 0)
-		return nb_cmd_main(
-		    &c, &spec, NB_OPERATE_SEARCH, argc, argv, 2, print_answer);
-	if (strcmp(argv[1], "show") == 0) {
-		spec.opts = show_opts;
-		spec.nopts = sizeof(show_opts) / sizeof(show_opts[0]);
-		return nb_cmd_main(
-		    &c, &spec, NB_OPERATE_EVENT, argc, argv, 2, print_answer);
-	}
-	fprintf(stderr, "nudgebridge events: unknown command '%s'\n", argv[1]);
-	events_usage(stderr);
-	return 2;
+	return nb_cmd_dispatch(&t, argc, argv);
 }
 
 int

@@ -503,29 +503,49 @@ render_statuses(struct evbuffer *out, const char *name, const char *help,
 	return 0;
 }
 
+/* A counter family of one sample. */
+static int
+counter(struct evbuffer *out, const char *name, const char *help,
+    atomic_uint_fast64_t *c)
+{
+	if (head(out, name, "counter", help) == -1 ||
+	    sample_u(out, name, NULL, NULL, get(c)) == -1)
+		return -1;
+	return 0;
+}
+
+/* A counter family with a sample for each of n label values. */
+static int
+counter_by(struct evbuffer *out, const char *name, const char *help,
+    const char *label, const char *const *values, atomic_uint_fast64_t *c,
+    size_t n)
+{
+	size_t i;
+
+	if (head(out, name, "counter", help) == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (sample_u(out, name, label, values[i], get(&c[i])) == -1)
+			return -1;
+	return 0;
+}
+
 static int
 render_segment(struct nb_metrics *m, struct evbuffer *out)
 {
-	const char *name;
-
 	if (render_statuses(out, "nudgebridge_segment_requests_total",
 		"Batch requests to Segment, by status (error: no HTTP "
 		"answer).",
 		m->segment_requests) == -1 ||
 	    render_statuses(out, "nudgebridge_oauth_token_requests_total",
 		"OAuth token requests, by status (error: no HTTP answer).",
-		m->oauth_requests) == -1)
-		return -1;
-	name = "nudgebridge_segment_sent_bytes_total";
-	if (head(out, name, "counter",
-		"Bytes of batch request bodies on the wire (after gzip).") ==
-		-1 ||
-	    sample_u(out, name, NULL, NULL, get(&m->sent_wire)) == -1)
-		return -1;
-	name = "nudgebridge_segment_json_bytes_total";
-	if (head(out, name, "counter",
-		"Bytes of batch request bodies before compression.") == -1 ||
-	    sample_u(out, name, NULL, NULL, get(&m->sent_json)) == -1)
+		m->oauth_requests) == -1 ||
+	    counter(out, "nudgebridge_segment_sent_bytes_total",
+		"Bytes of batch request bodies on the wire (after gzip).",
+		&m->sent_wire) == -1 ||
+	    counter(out, "nudgebridge_segment_json_bytes_total",
+		"Bytes of batch request bodies before compression.",
+		&m->sent_json) == -1)
 		return -1;
 	return 0;
 }
@@ -533,36 +553,19 @@ render_segment(struct nb_metrics *m, struct evbuffer *out)
 static int
 render_delivery(struct nb_metrics *m, struct evbuffer *out)
 {
-	const char *name;
-	size_t i;
-
-	name = "nudgebridge_events_delivered_total";
-	if (head(out, name, "counter", "Events Segment accepted (2xx).") ==
-		-1 ||
-	    sample_u(out, name, NULL, NULL, get(&m->delivered)) == -1)
-		return -1;
-	name = "nudgebridge_retries_total";
-	if (head(out, name, "counter",
-		"Events rescheduled after a failed attempt.") == -1 ||
-	    sample_u(out, name, NULL, NULL, get(&m->retries)) == -1)
-		return -1;
-	name = "nudgebridge_dead_letters_total";
-	if (head(out, name, "counter", "Events dead-lettered, by reason.") ==
-	    -1)
-		return -1;
-	for (i = 0; i < NREASONS; i++)
-		if (sample_u(out, name, "reason", dead_reasons[i],
-			get(&m->dead[i])) == -1)
-			return -1;
-	name = "nudgebridge_accept_errors_total";
-	if (head(out, name, "counter",
+	if (counter(out, "nudgebridge_events_delivered_total",
+		"Events Segment accepted (2xx).", &m->delivered) == -1 ||
+	    counter(out, "nudgebridge_retries_total",
+		"Events rescheduled after a failed attempt.",
+		&m->retries) == -1 ||
+	    counter_by(out, "nudgebridge_dead_letters_total",
+		"Events dead-lettered, by reason.", "reason", dead_reasons,
+		m->dead, NREASONS) == -1 ||
+	    counter_by(out, "nudgebridge_accept_errors_total",
 		"accept() failures on the listeners, by reason (the listener "
-		"pauses).") == -1)
+		"pauses).",
+		"reason", accept_reasons, m->accept_errors, NACCEPT) == -1)
 		return -1;
-	for (i = 0; i < NACCEPT; i++)
-		if (sample_u(out, name, "reason", accept_reasons[i],
-			get(&m->accept_errors[i])) == -1)
-			return -1;
 	return 0;
 }
 

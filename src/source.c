@@ -611,18 +611,10 @@ nb_source_edit_end(struct nb_source_edit *e)
 /* The command line. */
 
 struct source_args {
-	const char *name;
+	struct nb_source_new src; /* NAME and the options add takes */
 	const char *config;
-	const char *write_key_env;
-	const char *region;
 	const char *public_url;
 	const char *secret_id;
-	const char *oauth_client_id;
-	const char *oauth_key_id;
-	const char *oauth_key_file;
-	const char *oauth_key_env;
-	const char *oauth_auth_server;
-	int ed25519;
 	int force;
 };
 
@@ -648,18 +640,18 @@ source_usage(FILE *f)
 #define SA(m) offsetof(struct source_args, m)
 
 static const struct nb_opt source_opts[] = {
-    {NULL, NB_OPT_VALUE, SA(name), 0, NULL},
+    {NULL, NB_OPT_VALUE, SA(src.name), 0, NULL},
     {"config", NB_OPT_VALUE, SA(config), 1, "FILE"},
-    {"write-key-env", NB_OPT_VALUE, SA(write_key_env), 0, NULL},
-    {"region", NB_OPT_VALUE, SA(region), 0, NULL},
+    {"write-key-env", NB_OPT_VALUE, SA(src.write_key_env), 0, NULL},
+    {"region", NB_OPT_VALUE, SA(src.region), 0, NULL},
     {"public-url", NB_OPT_VALUE, SA(public_url), 0, NULL},
     {"secret-id", NB_OPT_VALUE, SA(secret_id), 0, NULL},
-    {"oauth-client-id", NB_OPT_VALUE, SA(oauth_client_id), 0, NULL},
-    {"oauth-key-id", NB_OPT_VALUE, SA(oauth_key_id), 0, NULL},
-    {"oauth-key-file", NB_OPT_VALUE, SA(oauth_key_file), 0, NULL},
-    {"oauth-key-env", NB_OPT_VALUE, SA(oauth_key_env), 0, NULL},
-    {"oauth-auth-server", NB_OPT_VALUE, SA(oauth_auth_server), 0, NULL},
-    {"ed25519", NB_OPT_FLAG, SA(ed25519), 0, NULL},
+    {"oauth-client-id", NB_OPT_VALUE, SA(src.oauth_client_id), 0, NULL},
+    {"oauth-key-id", NB_OPT_VALUE, SA(src.oauth_key_id), 0, NULL},
+    {"oauth-key-file", NB_OPT_VALUE, SA(src.oauth_key_file), 0, NULL},
+    {"oauth-key-env", NB_OPT_VALUE, SA(src.oauth_key_env), 0, NULL},
+    {"oauth-auth-server", NB_OPT_VALUE, SA(src.oauth_auth_server), 0, NULL},
+    {"ed25519", NB_OPT_FLAG, SA(src.ed25519), 0, NULL},
     {"force", NB_OPT_FLAG, SA(force), 0, NULL},
 };
 
@@ -818,18 +810,18 @@ save(const char *cmd, const char *path, const json_t *doc)
 static void
 print_oauth(const struct source_args *a)
 {
-	if (a->oauth_client_id == NULL)
+	if (a->src.oauth_client_id == NULL)
 		return;
 	printf("\nSegment OAuth:    client %s, key %s; tokens from %s/token\n",
-	    a->oauth_client_id, a->oauth_key_id,
-	    a->oauth_auth_server != NULL ? a->oauth_auth_server
-		: a->region != NULL && strcmp(a->region, "eu") == 0
+	    a->src.oauth_client_id, a->src.oauth_key_id,
+	    a->src.oauth_auth_server != NULL ? a->src.oauth_auth_server
+		: a->src.region != NULL && strcmp(a->src.region, "eu") == 0
 		? NB_OAUTH_SERVER_EU
 		: NB_OAUTH_SERVER_US);
-	if (a->oauth_key_env != NULL)
+	if (a->src.oauth_key_env != NULL)
 		printf("                  the private key comes from %s%s\n",
-		    a->oauth_key_env,
-		    getenv(a->oauth_key_env) == NULL
+		    a->src.oauth_key_env,
+		    getenv(a->src.oauth_key_env) == NULL
 			? " (not set in this shell)"
 			: "");
 }
@@ -848,50 +840,38 @@ static int
 change_add(const struct source_args *a, json_t *doc, char *key, size_t keylen,
     struct edit_ctx *x, char *err, size_t errlen)
 {
-	struct nb_source_new s;
-
-	memset(&s, 0, sizeof(s));
-	s.name = a->name;
-	s.write_key_env = a->write_key_env;
-	s.region = a->region;
-	s.ed25519 = a->ed25519;
-	s.oauth_client_id = a->oauth_client_id;
-	s.oauth_key_id = a->oauth_key_id;
-	s.oauth_key_file = a->oauth_key_file;
-	s.oauth_key_env = a->oauth_key_env;
-	s.oauth_auth_server = a->oauth_auth_server;
-	x->unset = getenv(a->write_key_env) == NULL;
-	return nb_source_add(doc, &s, key, keylen, err, errlen);
+	x->unset = getenv(a->src.write_key_env) == NULL;
+	return nb_source_add(doc, &a->src, key, keylen, err, errlen);
 }
 
 static void
 report_add(const struct source_args *a, const json_t *doc, const char *key,
     const struct edit_ctx *x)
 {
-	printf("Added source %s to %s.\n\n", a->name, a->config);
+	printf("Added source %s to %s.\n\n", a->src.name, a->config);
 	printf("Paste into Nudgespot's webhook settings:\n");
-	print_url(a, doc, a->name);
-	print_key(a->ed25519, key);
+	print_url(a, doc, a->src.name);
+	print_key(a->src.ed25519, key);
 	print_oauth(a);
 	printf("\nNext: give the bridge the Segment write key in %s%s, then "
 	       "reload it\n(kill -HUP <pid>, or systemctl reload "
 	       "nudgebridge).\n",
-	    a->write_key_env, x->unset ? " (not set in this shell)" : "");
+	    a->src.write_key_env, x->unset ? " (not set in this shell)" : "");
 }
 
 static int
 change_rotate(const struct source_args *a, json_t *doc, char *key,
     size_t keylen, struct edit_ctx *x, char *err, size_t errlen)
 {
-	json_t *src = find_source(doc, a->name);
+	json_t *src = find_source(doc, a->src.name);
 
 	/* A source signed with Ed25519 only keeps to Ed25519. */
-	x->ed = a->ed25519 ||
+	x->ed = a->src.ed25519 ||
 	    (src != NULL &&
 		json_array_size(json_object_get(src, "signing_secrets")) == 0 &&
 		json_array_size(json_object_get(src, "public_keys")) > 0);
 	return nb_source_rotate(
-	    doc, a->name, x->ed, key, keylen, &x->id, err, errlen);
+	    doc, a->src.name, x->ed, key, keylen, &x->id, err, errlen);
 }
 
 static void
@@ -899,7 +879,7 @@ report_rotate(const struct source_args *a, const json_t *doc, const char *key,
     const struct edit_ctx *x)
 {
 	char fp[NB_SOURCE_FP_LEN];
-	json_t *keys = json_object_get(find_source(doc, a->name),
+	json_t *keys = json_object_get(find_source(doc, a->src.name),
 	    x->ed ? "public_keys" : "signing_secrets");
 
 	nb_source_fingerprint(
@@ -907,14 +887,14 @@ report_rotate(const struct source_args *a, const json_t *doc, const char *key,
 	    fp);
 	printf("Added key %d (fingerprint %s) to source %s; the old keys stay "
 	       "valid.\n\n",
-	    x->id, fp, a->name);
+	    x->id, fp, a->src.name);
 	printf("Give Nudgespot the new key:\n");
 	print_key(x->ed, key);
 	printf("\nReload the bridge (SIGHUP). Once Nudgespot signs with the "
 	       "new key, retire the old one:\n"
 	       "  nudgebridge source list --config %s\n"
 	       "  nudgebridge source retire %s --config %s --secret-id ID\n",
-	    a->config, a->name, a->config);
+	    a->config, a->src.name, a->config);
 }
 
 static int
@@ -926,12 +906,12 @@ change_retire(const struct source_args *a, json_t *doc, char *key,
 	(void)key;
 	(void)keylen;
 	(void)x;
-	if (nb_source_key_find(doc, a->name, a->secret_id, fp, err, errlen) ==
-		-1 ||
-	    nb_source_retire(doc, a->name, a->secret_id, err, errlen) == -1)
+	if (nb_source_key_find(
+		doc, a->src.name, a->secret_id, fp, err, errlen) == -1 ||
+	    nb_source_retire(doc, a->src.name, a->secret_id, err, errlen) == -1)
 		return -1;
 	/* Not a key Nudgespot still signs with, unless told so. */
-	if (nb_source_retire_check(stderr, a->config, doc, a->name,
+	if (nb_source_retire_check(stderr, a->config, doc, a->src.name,
 		a->secret_id, fp, a->force) == -1) {
 		snprintf(err, errlen, "key %s not retired", a->secret_id);
 		return -1;
@@ -948,7 +928,7 @@ report_retire(const struct source_args *a, const json_t *doc, const char *key,
 	(void)x;
 	printf("Removed key %s from source %s. Reload the bridge (SIGHUP) "
 	       "to stop accepting it.\n",
-	    a->secret_id, a->name);
+	    a->secret_id, a->src.name);
 }
 
 static const struct edit_cmd {
@@ -968,10 +948,10 @@ static const struct edit_cmd {
 static int
 edit_args(const struct edit_cmd *c, const struct source_args *a)
 {
-	int ok = a->name != NULL;
+	int ok = a->src.name != NULL;
 
 	if (c->change == change_add)
-		ok = ok && a->write_key_env != NULL;
+		ok = ok && a->src.write_key_env != NULL;
 	if (c->change == change_retire)
 		ok = ok && a->secret_id != NULL;
 	if (ok)

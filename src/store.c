@@ -102,6 +102,59 @@ nb_store_call(struct nb_store *s, nb_store_frame_fn fn, void *arg)
 	return fn(s->ops, s->state, arg);
 }
 
+/* The reader of each query's rows, their size, and their name in logs. */
+static const struct collect_kind {
+	nb_store_read_fn read;
+	size_t size;
+	const char *what;
+} collect_kinds[] = {
+    [NB_STORE_Q_STATS] = {nb_store_stats_read, sizeof(struct nb_source_stats),
+	"sources"},
+    [NB_STORE_Q_ERRORS] = {nb_store_error_read, sizeof(struct nb_store_error),
+	"errors"},
+    [NB_STORE_Q_ACTIVITY] = {nb_store_activity_read,
+	sizeof(struct nb_activity_row), "rows"},
+    [NB_STORE_Q_REPORTS] = {nb_store_report_read,
+	sizeof(struct nb_alert_report), "rows"},
+    [NB_STORE_Q_STATES] = {nb_store_state_read, sizeof(struct nb_alert_state),
+	"rows"},
+    [NB_STORE_Q_AL_CLAIM] = {nb_store_note_read, sizeof(struct nb_alert_note),
+	"rows"},
+    [NB_STORE_Q_ATTEMPTS] = {nb_store_attempt_read,
+	sizeof(struct nb_store_attempt_row), "attempts"},
+    [NB_STORE_Q_AUDIT] = {nb_store_audit_read, sizeof(struct nb_store_audit),
+	"audit"},
+};
+
+struct collect {
+	const struct collect_kind *k;
+	struct nb_store_array *a;
+};
+
+static int
+collect_cb(void *ctx, const struct nb_store_row *r)
+{
+	const struct collect *c = ctx;
+	void *e;
+
+	if ((e = nb_store_array_push(c->a, c->k->size)) == NULL ||
+	    c->k->read(r, e) == -1) {
+		log_error("out of memory", " %s=%zu", c->k->what, c->a->n);
+		return -1;
+	}
+	return 0;
+}
+
+int
+nb_store_collect(const struct nb_store_ops *o, void *state,
+    enum nb_store_query which, nb_store_bind_fn bind, const void *barg,
+    struct nb_store_array *a)
+{
+	struct collect c = {&collect_kinds[which], a};
+
+	return o->query(state, which, bind, barg, collect_cb, &c);
+}
+
 int
 nb_store_tx(struct nb_store *s, enum nb_store_sync sync, nb_store_tx_fn fn,
     void *arg, const char *op)
@@ -748,11 +801,20 @@ int
 nb_store_stats_all(
     struct nb_store *s, int64_t now_ms, struct nb_source_stats **out, size_t *n)
 {
+	struct nb_store_array a = {0};
+
 	*out = NULL;
 	*n = 0;
 	if (ready(s) == -1)
 		return -1;
-	return s->ops->stats(s->state, now_ms, out, n);
+	if (nb_store_collect(s->ops, s->state, NB_STORE_Q_STATS,
+		nb_store_bind_int, &now_ms, &a) == -1) {
+		free(a.v);
+		return -1;
+	}
+	*out = a.v;
+	*n = a.n;
+	return 0;
 }
 
 int
@@ -781,13 +843,24 @@ int
 nb_store_errors(struct nb_store *s, int64_t since_ms, size_t per_source,
     struct nb_store_error **out, size_t *n)
 {
+	const int64_t args[2] = {
+	    since_ms, per_source > INT64_MAX ? INT64_MAX : (int64_t)per_source};
+	struct nb_store_array a = {0};
+
 	*out = NULL;
 	*n = 0;
 	if (per_source == 0)
 		return 0;
 	if (ready(s) == -1)
 		return -1;
-	return s->ops->errors(s->state, since_ms, per_source, out, n);
+	if (nb_store_collect(s->ops, s->state, NB_STORE_Q_ERRORS,
+		nb_store_bind_int2, args, &a) == -1) {
+		nb_store_errors_free(a.v, a.n);
+		return -1;
+	}
+	*out = a.v;
+	*n = a.n;
+	return 0;
 }
 
 struct prune_arg {

@@ -88,22 +88,47 @@ struct nb_store_mark {
 };
 
 /*
- * The alert tables (store_alert.h), the same operations under the same
- * names.  "Inside" as below; the three reads run on their own and each
- * fills its part of v (which is empty).
+ * The statements whose parameters and rows the common layer binds and
+ * takes apart itself (store_rows.h's binders and readers): the reads,
+ * with the reader of their rows and their parameters...
+ */
+enum nb_store_query {
+	NB_STORE_Q_STATS,    /* nb_store_stats_read(); now_ms */
+	NB_STORE_Q_ERRORS,   /* nb_store_error_read(); since_ms, per_source */
+	NB_STORE_Q_ACTIVITY, /* nb_store_activity_read() */
+	NB_STORE_Q_REPORTS,  /* nb_store_report_read(); since_ms */
+	NB_STORE_Q_STATES,   /* nb_store_state_read() */
+	/* nb_store_note_read(); owner, now_ms, lease_until_ms, limit */
+	NB_STORE_Q_AL_CLAIM,
+	NB_STORE_Q_ATTEMPTS, /* nb_store_attempt_read(); seq */
+	NB_STORE_Q_AUDIT,    /* nb_store_audit_read(); before_id, limit */
+};
+
+/* ... and the writes (their parameters: store_alert.c's binders). */
+enum nb_store_write {
+	NB_STORE_W_AL_REPORTS_CLEAR,
+	NB_STORE_W_AL_REPORT_PUT,
+	NB_STORE_W_AL_LEAD,
+	NB_STORE_W_AL_RENEW,
+	NB_STORE_W_AL_STATE_PUT,
+	NB_STORE_W_AL_NOTE_ADD,
+	NB_STORE_W_AL_PRUNE_OUTBOX,
+	NB_STORE_W_AL_PRUNE_REPORTS,
+	NB_STORE_W_AL_RETRY,
+	NB_STORE_W_AL_DONE,
+};
+
+/* Called for each row of a query; -1 stops it (the query fails). */
+typedef int (*nb_store_row_fn)(void *ctx, const struct nb_store_row *r);
+
+/*
+ * What the alert tables (store_alert.h) need beyond the statements above:
+ * the figures of a beat, written as the backend writes them best.
+ * "Inside" as below.
  */
 struct nb_store_alert_ops {
-	int (*beat)(void *state, const struct nb_alert_beat *b, int *leader);
-	int (*apply)(void *state, const struct nb_alert_apply *a, int *applied);
-	int (*claim)(void *state, const char *owner, int64_t now_ms,
-	    int64_t lease_until_ms, size_t limit, struct nb_alert_note **out,
-	    size_t *n);
-	int (*finish)(void *state, const char *owner, int64_t id,
-	    enum nb_alert_outcome how, int64_t now_ms, int64_t next_ms,
-	    const char *error);
-	int (*activity)(void *state, struct nb_alert_view *v);
-	int (*reports)(void *state, int64_t since_ms, struct nb_alert_view *v);
-	int (*states)(void *state, struct nb_alert_view *v);
+	int (*activity_put)(
+	    void *state, const struct nb_activity_row *r, size_t n);
 };
 
 struct nb_store_ops {
@@ -162,11 +187,19 @@ struct nb_store_ops {
 	    void *state, const struct nb_store_claim *c, size_t *found);
 	int (*list)(void *state, const struct nb_store_filter *f,
 	    int with_payload, struct nb_store_rows *v, int64_t *next);
-	/* Every source counted, rows or not (nb_store_stats_all()). */
-	int (*stats)(void *state, int64_t now_ms, struct nb_source_stats **out,
-	    size_t *n);
-	int (*errors)(void *state, int64_t since_ms, size_t per_source,
-	    struct nb_store_error **out, size_t *n);
+	/*
+	 * Runs the read which, its parameters bound by bind(b, barg) (NULL:
+	 * none), and passes each row to fn.  0 or -1.
+	 */
+	int (*query)(void *state, enum nb_store_query which,
+	    nb_store_bind_fn bind, const void *barg, nb_store_row_fn fn,
+	    void *ctx);
+	/*
+	 * Runs the write which, its parameters bound by bind(b, barg);
+	 * *changed (NULL: not wanted) receives the rows it changed.  0 or -1.
+	 */
+	int (*exec)(void *state, enum nb_store_write which,
+	    nb_store_bind_fn bind, const void *barg, size_t *changed);
 	/* NULL when the backend needs no help to keep its log short. */
 	int (*checkpoint)(void *state);
 	/*
@@ -196,10 +229,6 @@ struct nb_store_ops {
 	    struct nb_store_tally *t);
 	int (*audit_add)(void *state, struct nb_store_audit *a);
 	int (*scrub)(void *state, int on);
-	int (*audit_list)(void *state, int64_t before_id, size_t limit,
-	    struct nb_store_audit **out, size_t *n);
-	int (*attempts)(void *state, int64_t seq,
-	    struct nb_store_attempt_row **out, size_t *n);
 	int (*epoch)(void *state, int64_t *epoch);
 	int (*sendable)(
 	    void *state, const int64_t *seqs, size_t n, unsigned char *keep);
@@ -218,6 +247,16 @@ int nb_store_frame(struct nb_store *, enum nb_store_sync sync,
 
 /* Readies the connection and runs fn(ops, state, arg) outside a frame. */
 int nb_store_call(struct nb_store *, nb_store_frame_fn fn, void *arg);
+
+/*
+ * Runs the query which (its parameters bound by bind(b, barg)) and reads
+ * each row, with the reader the query names, into a new element of a.  A
+ * row that cannot be kept is logged ("out of memory").  0 or -1; either
+ * way a holds what was read, for the caller to free.
+ */
+int nb_store_collect(const struct nb_store_ops *o, void *state,
+    enum nb_store_query which, nb_store_bind_fn bind, const void *barg,
+    struct nb_store_array *a);
 
 /* The SQLite backend (store_sqlite*.c). */
 extern const struct nb_store_ops nb_store_sqlite_ops;

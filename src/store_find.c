@@ -78,13 +78,22 @@ int
 nb_store_attempts(struct nb_store *s, int64_t seq,
     struct nb_store_attempt_row **out, size_t *n)
 {
+	struct nb_store_array a = {0};
+
 	*out = NULL;
 	*n = 0;
 	if (seq <= 0)
 		return 0;
 	if (nb_store_ready(s) == -1)
 		return -1;
-	return s->ops->attempts(s->state, seq, out, n);
+	if (nb_store_collect(s->ops, s->state, NB_STORE_Q_ATTEMPTS,
+		nb_store_bind_int, &seq, &a) == -1) {
+		nb_store_attempts_free(a.v, a.n);
+		return -1;
+	}
+	*out = a.v;
+	*n = a.n;
+	return 0;
 }
 
 int
@@ -112,6 +121,9 @@ int
 nb_store_audit_list(struct nb_store *s, int64_t before_id, size_t limit,
     struct nb_store_audit **out, size_t *n, int64_t *next)
 {
+	struct nb_store_array a = {0};
+	int64_t args[2];
+
 	*out = NULL;
 	*n = 0;
 	*next = 0;
@@ -122,9 +134,15 @@ nb_store_audit_list(struct nb_store *s, int64_t before_id, size_t limit,
 	if (nb_store_ready(s) == -1)
 		return -1;
 	/* One more than asked says whether a next page exists. */
-	if (s->ops->audit_list(s->state, before_id > 0 ? before_id : INT64_MAX,
-		limit + 1, out, n) == -1)
+	args[0] = before_id > 0 ? before_id : INT64_MAX;
+	args[1] = (int64_t)limit + 1;
+	if (nb_store_collect(s->ops, s->state, NB_STORE_Q_AUDIT,
+		nb_store_bind_int2, args, &a) == -1) {
+		free(a.v);
 		return -1;
+	}
+	*out = a.v;
+	*n = a.n;
 	if (*n > limit) {
 		*n = limit;
 		*next = (*out)[limit - 1].id;

@@ -231,12 +231,65 @@ simple_run(struct pg *q, const char *sql, ExecStatusType want, const char *fn,
 	return rc;
 }
 
-size_t
+/* Rows changed by a command result. */
+static size_t
 pgs_cmd_tuples(PGresult *res)
 {
 	const char *s = PQcmdTuples(res);
 
 	return s != NULL && s[0] != '\0' ? (size_t)strtoull(s, NULL, 10) : 0;
+}
+
+static int64_t
+row_i64(const struct nb_store_row *r, int col)
+{
+	const struct pgs_result *p = (const struct pgs_result *)r;
+
+	return pgs_col_int64(p->res, p->i, col);
+}
+
+static const char *
+row_text(const struct nb_store_row *r, int col)
+{
+	const struct pgs_result *p = (const struct pgs_result *)r;
+
+	return PQgetisnull(p->res, p->i, col) ? NULL
+					      : PQgetvalue(p->res, p->i, col);
+}
+
+struct pgs_binder {
+	struct nb_store_binder base; /* first: what the binders see */
+	struct params *p;
+};
+
+static void
+bind_i64(struct nb_store_binder *b, int64_t v)
+{
+	pgs_par_int(((struct pgs_binder *)b)->p, v);
+}
+
+static void
+bind_str(struct nb_store_binder *b, const char *v)
+{
+	pgs_par_text(((struct pgs_binder *)b)->p, v);
+}
+
+void
+pgs_par_bind(struct params *p, nb_store_bind_fn bind, const void *arg)
+{
+	struct pgs_binder b = {{bind_i64, bind_str}, p};
+
+	if (bind != NULL)
+		bind(&b.base, arg);
+}
+
+void
+pgs_result_init(struct pgs_result *r, const PGresult *res)
+{
+	r->base.i64 = row_i64;
+	r->base.text = row_text;
+	r->res = res;
+	r->i = 0;
 }
 
 int64_t
@@ -547,14 +600,23 @@ pgs_exec(struct pg *q, enum pgs_stmt id, const struct params *p, int binary,
 }
 
 int
-pgs_run(struct pg *q, enum pgs_stmt id, const struct params *p, const char *fn)
+pgs_run_count(struct pg *q, enum pgs_stmt id, const struct params *p,
+    size_t *changed, const char *fn)
 {
 	PGresult *res;
 
 	if ((res = pgs_exec(q, id, p, 0, fn)) == NULL)
 		return -1;
+	if (changed != NULL)
+		*changed = pgs_cmd_tuples(res);
 	PQclear(res);
 	return 0;
+}
+
+int
+pgs_run(struct pg *q, enum pgs_stmt id, const struct params *p, const char *fn)
+{
+	return pgs_run_count(q, id, p, NULL, fn);
 }
 
 static int
@@ -851,16 +913,14 @@ const struct nb_store_ops nb_store_pg_ops = {
     .prune = pgs_prune,
     .probe = pgs_probe,
     .list = pgs_list,
-    .stats = pgs_stats,
-    .errors = pgs_errors,
+    .query = pgs_query,
+    .exec = pgs_exec_write,
     .beat = pgs_beat,
     .leave = pgs_leave,
     .alert = &pgs_alert_ops,
     .erase = pgs_erase,
     .audit_add = pgs_audit_add,
     .scrub = pgs_scrub,
-    .audit_list = pgs_audit_list,
-    .attempts = pgs_attempts,
     .epoch = pgs_epoch,
     .sendable = pgs_sendable,
 };

@@ -218,12 +218,24 @@ PGresult *pgs_exec(struct pg *q, enum pgs_stmt id, const struct params *p,
 /* The same for a statement whose result is not needed. */
 int pgs_run(
     struct pg *q, enum pgs_stmt id, const struct params *p, const char *fn);
-/* Rows changed by a command result. */
-size_t pgs_cmd_tuples(PGresult *res);
+/* The same; *changed receives the rows the command changed. */
+int pgs_run_count(struct pg *q, enum pgs_stmt id, const struct params *p,
+    size_t *changed, const char *fn);
 /* A column as an integer, text or binary (NULL reads as 0). */
 int64_t pgs_col_int64(const PGresult *res, int row, int col);
 /* A column as a malloc'd string (NULL stays NULL); *failed on ENOMEM. */
 char *pgs_col_strdup(const PGresult *res, int row, int col, int *failed);
+
+/* Row i of res, for store_rows.h's readers (i is set by the caller). */
+struct pgs_result {
+	struct nb_store_row base; /* first: what the readers see */
+	const PGresult *res;
+	int i;
+};
+void pgs_result_init(struct pgs_result *r, const PGresult *res);
+
+/* Appends the parameters bind(b, arg) binds (NULL: none) to p. */
+void pgs_par_bind(struct params *p, nb_store_bind_fn bind, const void *arg);
 
 /* store_pg_append.c */
 int pgs_append(void *state, struct nb_append *const *reqs, size_t n,
@@ -272,25 +284,21 @@ int pgs_links_drop(struct pg *q, const int64_t *seqs, size_t n);
 /* The delivering attempts past retention, at most limit. */
 int pgs_prune_attempts(
     struct pg *q, int64_t delivered_before_ms, size_t limit, int *more);
-int pgs_attempts(
-    void *state, int64_t seq, struct nb_store_attempt_row **out, size_t *n);
 int pgs_epoch(void *state, int64_t *epoch);
 int pgs_sendable(
     void *state, const int64_t *seqs, size_t n, unsigned char *keep);
 int pgs_erase(void *state, const int64_t *seqs, size_t n, int64_t now_ms,
     struct nb_store_seqs *held, int64_t deleted[3], struct nb_store_tally *t);
 int pgs_audit_add(void *state, struct nb_store_audit *a);
-int pgs_audit_list(void *state, int64_t before_id, size_t limit,
-    struct nb_store_audit **out, size_t *n);
 int pgs_scrub(void *state, int on);
 /* Version 4: the person keys of the rows stored before it. */
 int pgs_backfill_keys(PGconn *conn);
 
 /* store_pg_count.c */
-int pgs_stats(
-    void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n);
-int pgs_errors(void *state, int64_t since_ms, size_t per_source,
-    struct nb_store_error **out, size_t *n);
+int pgs_query(void *state, enum nb_store_query which, nb_store_bind_fn bind,
+    const void *barg, nb_store_row_fn fn, void *ctx);
+int pgs_exec_write(void *state, enum nb_store_write which,
+    nb_store_bind_fn bind, const void *barg, size_t *changed);
 int pgs_tally_add(
     struct pg *q, struct pgs_batch *b, const struct nb_store_tally *t);
 int pgs_fold(struct pg *q);

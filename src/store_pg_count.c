@@ -24,87 +24,55 @@
 #include "store_pg.h"
 
 int
-pgs_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
+pgs_query(void *state, enum nb_store_query which, nb_store_bind_fn bind,
+    const void *barg, nb_store_row_fn fn, void *ctx)
 {
-	struct pg *q = state;
-	struct nb_source_stats *s = NULL;
+	static const enum pgs_stmt ids[] = {
+	    [NB_STORE_Q_STATS] = PS_STATS,
+	    [NB_STORE_Q_ERRORS] = PS_ERRORS,
+	    [NB_STORE_Q_ACTIVITY] = PS_AL_ACTIVITY,
+	    [NB_STORE_Q_REPORTS] = PS_AL_REPORTS,
+	    [NB_STORE_Q_STATES] = PS_AL_STATES,
+	    [NB_STORE_Q_AL_CLAIM] = PS_AL_CLAIM,
+	    [NB_STORE_Q_ATTEMPTS] = PS_ATTEMPTS,
+	    [NB_STORE_Q_AUDIT] = PS_AUDIT_LIST,
+	};
 	struct params p = {0};
-	PGresult *res = NULL;
-	int i, rows;
-	int rc = -1;
+	struct pgs_result r;
+	PGresult *res;
+	int rows, rc = 0;
 
-	pgs_par_int(&p, now_ms);
-	if ((res = pgs_exec(q, PS_STATS, &p, 0, __func__)) == NULL)
-		goto out;
+	pgs_par_bind(&p, bind, barg);
+	if ((res = pgs_exec(state, ids[which], &p, 0, __func__)) == NULL)
+		return -1;
 	rows = PQntuples(res);
-	if (rows > 0 && (s = calloc((size_t)rows, sizeof(*s))) == NULL) {
-		log_error("out of memory", " sources=%d", rows);
-		goto out;
-	}
-	for (i = 0; i < rows; i++) {
-		snprintf(s[i].source, sizeof(s[i].source), "%s",
-		    PQgetvalue(res, i, 0));
-		s[i].pending = pgs_col_int64(res, i, 1);
-		s[i].delivered = pgs_col_int64(res, i, 2);
-		s[i].dead = pgs_col_int64(res, i, 3);
-		s[i].quarantined = pgs_col_int64(res, i, 4);
-		s[i].received_total = pgs_col_int64(res, i, 5);
-		s[i].delivered_total = pgs_col_int64(res, i, 6);
-		s[i].dead_total = pgs_col_int64(res, i, 7);
-		s[i].oldest_pending_ms = pgs_col_int64(res, i, 8);
-		s[i].inflight = pgs_col_int64(res, i, 9);
-	}
-	*out = s;
-	*n = (size_t)rows;
-	s = NULL;
-	rc = 0;
-out:
+	pgs_result_init(&r, res);
+	for (r.i = 0; r.i < rows && rc == 0; r.i++)
+		rc = fn(ctx, &r.base);
 	PQclear(res);
-	free(s);
 	return rc;
 }
 
 int
-pgs_errors(void *state, int64_t since_ms, size_t per_source,
-    struct nb_store_error **out, size_t *n)
+pgs_exec_write(void *state, enum nb_store_write which, nb_store_bind_fn bind,
+    const void *barg, size_t *changed)
 {
-	struct pg *q = state;
-	struct nb_store_error *e = NULL;
+	static const enum pgs_stmt ids[] = {
+	    [NB_STORE_W_AL_REPORTS_CLEAR] = PS_AL_REPORTS_CLEAR,
+	    [NB_STORE_W_AL_REPORT_PUT] = PS_AL_REPORT_PUT,
+	    [NB_STORE_W_AL_LEAD] = PS_AL_LEAD,
+	    [NB_STORE_W_AL_RENEW] = PS_AL_RENEW,
+	    [NB_STORE_W_AL_STATE_PUT] = PS_AL_STATE_PUT,
+	    [NB_STORE_W_AL_NOTE_ADD] = PS_AL_NOTE_ADD,
+	    [NB_STORE_W_AL_PRUNE_OUTBOX] = PS_AL_PRUNE_OUTBOX,
+	    [NB_STORE_W_AL_PRUNE_REPORTS] = PS_AL_PRUNE_REPORTS,
+	    [NB_STORE_W_AL_RETRY] = PS_AL_RETRY,
+	    [NB_STORE_W_AL_DONE] = PS_AL_DONE,
+	};
 	struct params p = {0};
-	PGresult *res = NULL;
-	int i, rows = 0, failed = 0, rc = -1;
 
-	pgs_par_int(&p, since_ms);
-	pgs_par_int(
-	    &p, per_source > INT64_MAX ? INT64_MAX : (int64_t)per_source);
-	if ((res = pgs_exec(q, PS_ERRORS, &p, 0, __func__)) == NULL)
-		goto out;
-	rows = PQntuples(res);
-	if (rows > 0 && (e = calloc((size_t)rows, sizeof(*e))) == NULL)
-		failed = 1;
-	for (i = 0; i < rows && !failed; i++) {
-		snprintf(e[i].source, sizeof(e[i].source), "%s",
-		    PQgetvalue(res, i, 0));
-		e[i].error = pgs_col_strdup(res, i, 1, &failed);
-		e[i].reason = pgs_col_strdup(res, i, 2, &failed);
-		e[i].state = (enum nb_event_state)pgs_col_int64(res, i, 3);
-		e[i].count = pgs_col_int64(res, i, 4);
-		e[i].last_ms = pgs_col_int64(res, i, 5);
-		if (e[i].error == NULL)
-			failed = 1;
-	}
-	if (failed) {
-		log_error("out of memory", " errors=%d", rows);
-		goto out;
-	}
-	*out = e;
-	*n = (size_t)rows;
-	e = NULL;
-	rc = 0;
-out:
-	nb_store_errors_free(e, (size_t)rows);
-	PQclear(res);
-	return rc;
+	pgs_par_bind(&p, bind, barg);
+	return pgs_run_count(state, ids[which], &p, changed, __func__);
 }
 
 /* Room for k more statements in b: sends it first when full. */

@@ -84,50 +84,14 @@ pgs_prune_attempts(
     struct pg *q, int64_t delivered_before_ms, size_t limit, int *more)
 {
 	struct params p = {0};
-	PGresult *res;
+	size_t pruned;
 
 	pgs_par_int(&p, delivered_before_ms);
 	pgs_par_int(&p, (int64_t)limit);
-	if ((res = pgs_exec(q, PS_PRUNE_ATTEMPTS, &p, 0, __func__)) == NULL)
+	if (pgs_run_count(q, PS_PRUNE_ATTEMPTS, &p, &pruned, __func__) == -1)
 		return -1;
-	if (pgs_cmd_tuples(res) == limit)
+	if (pruned == limit)
 		*more = 1;
-	PQclear(res);
-	return 0;
-}
-
-int
-pgs_attempts(
-    void *state, int64_t seq, struct nb_store_attempt_row **out, size_t *n)
-{
-	struct pg *q = state;
-	struct nb_store_attempt_row *v = NULL;
-	struct params p = {0};
-	PGresult *res;
-	int i, rows, failed = 0;
-
-	pgs_par_int(&p, seq);
-	if ((res = pgs_exec(q, PS_ATTEMPTS, &p, 0, __func__)) == NULL)
-		return -1;
-	rows = PQntuples(res);
-	if (rows > 0 && (v = calloc((size_t)rows, sizeof(*v))) == NULL)
-		failed = 1;
-	for (i = 0; i < rows && !failed; i++) {
-		v[i].id = pgs_col_int64(res, i, 0);
-		v[i].at_ms = pgs_col_int64(res, i, 1);
-		v[i].end_ms = pgs_col_int64(res, i, 2);
-		v[i].status = (int)pgs_col_int64(res, i, 3);
-		v[i].error = pgs_col_strdup(res, i, 4, &failed);
-		v[i].batch_size = pgs_col_int64(res, i, 5);
-	}
-	PQclear(res);
-	if (failed) {
-		log_error("out of memory", " attempts=%d", rows);
-		nb_store_attempts_free(v, (size_t)rows);
-		return -1;
-	}
-	*out = v;
-	*n = (size_t)rows;
 	return 0;
 }
 
@@ -224,51 +188,6 @@ pgs_audit_add(void *state, struct nb_store_audit *a)
 	if ((res = pgs_exec(q, PS_AUDIT_ADD, &p, 0, __func__)) == NULL)
 		return -1;
 	a->id = PQntuples(res) == 1 ? pgs_col_int64(res, 0, 0) : 0;
-	PQclear(res);
-	return 0;
-}
-
-static void
-col_copy(const PGresult *res, int row, int col, char *out, size_t outlen)
-{
-	snprintf(out, outlen, "%s", PQgetvalue(res, row, col));
-}
-
-int
-pgs_audit_list(void *state, int64_t before_id, size_t limit,
-    struct nb_store_audit **out, size_t *n)
-{
-	struct pg *q = state;
-	struct nb_store_audit *v, *a;
-	struct params p = {0};
-	PGresult *res;
-	int row;
-
-	pgs_par_int(&p, before_id);
-	pgs_par_int(&p, (int64_t)limit);
-	if ((res = pgs_exec(q, PS_AUDIT_LIST, &p, 0, __func__)) == NULL)
-		return -1;
-	if ((v = calloc(limit, sizeof(*v))) == NULL) {
-		log_error("out of memory", " limit=%zu", limit);
-		PQclear(res);
-		return -1;
-	}
-	for (row = 0; row < PQntuples(res) && (size_t)row < limit; row++) {
-		a = &v[row];
-		a->id = pgs_col_int64(res, row, 0);
-		a->at_ms = pgs_col_int64(res, row, 1);
-		col_copy(res, row, 2, a->actor, sizeof(a->actor));
-		col_copy(res, row, 3, a->kind, sizeof(a->kind));
-		col_copy(res, row, 4, a->subject, sizeof(a->subject));
-		a->dry_run = (int)pgs_col_int64(res, row, 5);
-		a->events = pgs_col_int64(res, row, 6);
-		a->pending = pgs_col_int64(res, row, 7);
-		a->delivered = pgs_col_int64(res, row, 8);
-		a->dead = pgs_col_int64(res, row, 9);
-		a->complete = (int)pgs_col_int64(res, row, 10);
-	}
-	*out = v;
-	*n = (size_t)row;
 	PQclear(res);
 	return 0;
 }

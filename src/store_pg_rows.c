@@ -211,7 +211,6 @@ mark_one(struct pg *q, const struct nb_store_mark *m, int64_t seq,
     size_t *changed, struct nb_store_tally *t)
 {
 	struct params p = {0};
-	PGresult *res;
 	size_t n;
 
 	pgs_par_int(&p, seq);
@@ -229,13 +228,11 @@ mark_one(struct pg *q, const struct nb_store_mark *m, int64_t seq,
 		pgs_par_text(&p, m->error);
 		pgs_par_int(&p, m->ms);
 	}
-	if ((res = pgs_exec(q,
-		 m->kind == NB_STORE_MARK_PENDING ? PS_REPLAY_PENDING
-						  : PS_REQUARANTINE,
-		 &p, 0, __func__)) == NULL)
+	if (pgs_run_count(q,
+		m->kind == NB_STORE_MARK_PENDING ? PS_REPLAY_PENDING
+						 : PS_REQUARANTINE,
+		&p, &n, __func__) == -1)
 		return -1;
-	n = pgs_cmd_tuples(res);
-	PQclear(res);
 	if (n == 0)
 		return 0;
 	*changed += n;
@@ -488,7 +485,6 @@ pgs_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
 	    PS_PRUNE_REQUESTS, PS_PRUNE_EVENTS};
 	struct pg *q = state;
 	struct params p;
-	PGresult *res;
 	size_t i, pruned;
 
 	*more = 0;
@@ -496,11 +492,10 @@ pgs_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
 		memset(&p, 0, sizeof(p));
 		pgs_par_int(&p, dedupe_after_ms);
 		pgs_par_int(&p, (int64_t)limit);
-		if ((res = pgs_exec(q, keys[i], &p, 0, __func__)) == NULL)
+		if (pgs_run_count(q, keys[i], &p, &pruned, __func__) == -1)
 			return -1;
-		if (pgs_cmd_tuples(res) == limit)
+		if (pruned == limit)
 			*more = 1;
-		PQclear(res);
 	}
 	memset(&p, 0, sizeof(p));
 	pgs_par_int(&p, delivered_before_ms);

@@ -109,24 +109,65 @@ nb_store_rows_clear(struct nb_store_rows *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/*
+ * v, an array of n elements of size with room for *cap, with room for one
+ * more: doubled when full, first elements at first.  The array to use from
+ * now on, or NULL when out of memory (v is as it was).
+ */
+static void *
+grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
+{
+	size_t nc;
+
+	if (n < *cap)
+		return v;
+	nc = *cap == 0 ? first : *cap * 2;
+	if ((v = reallocarray(v, nc, size)) != NULL)
+		*cap = nc;
+	return v;
+}
+
 struct nb_stored_event *
 nb_store_rows_next(struct nb_store_rows *r)
 {
 	struct nb_stored_event *nv;
-	size_t ncap;
 
-	if (r->n == r->cap) {
-		ncap = r->cap == 0 ? 16 : r->cap * 2;
-		if ((nv = reallocarray(r->v, ncap, sizeof(*nv))) == NULL) {
-			log_error("out of memory", " rows=%zu", r->n);
-			return NULL;
-		}
-		r->v = nv;
-		r->cap = ncap;
+	if ((nv = grow(r->v, r->n, &r->cap, sizeof(*nv), 16)) == NULL) {
+		log_error("out of memory", " rows=%zu", r->n);
+		return NULL;
 	}
+	r->v = nv;
 	nv = &r->v[r->n++];
 	memset(nv, 0, sizeof(*nv));
 	return nv;
+}
+
+void
+nb_store_bind_int(struct nb_store_binder *b, const void *arg)
+{
+	b->i64(b, *(const int64_t *)arg);
+}
+
+void
+nb_store_bind_int2(struct nb_store_binder *b, const void *arg)
+{
+	const int64_t *v = arg;
+
+	b->i64(b, v[0]);
+	b->i64(b, v[1]);
+}
+
+void *
+nb_store_array_push(struct nb_store_array *a, size_t size)
+{
+	char *p;
+
+	if ((p = grow(a->v, a->n, &a->cap, size, 8)) == NULL)
+		return NULL;
+	a->v = p;
+	p += a->n++ * size;
+	memset(p, 0, size);
+	return p;
 }
 
 void
@@ -144,17 +185,12 @@ int
 nb_store_seqs_push(struct nb_store_seqs *s, int64_t seq)
 {
 	int64_t *nv;
-	size_t ncap;
 
-	if (s->n == s->cap) {
-		ncap = s->cap == 0 ? 64 : s->cap * 2;
-		if ((nv = reallocarray(s->v, ncap, sizeof(*nv))) == NULL) {
-			log_error("out of memory", " seqs=%zu", s->n);
-			return -1;
-		}
-		s->v = nv;
-		s->cap = ncap;
+	if ((nv = grow(s->v, s->n, &s->cap, sizeof(*nv), 64)) == NULL) {
+		log_error("out of memory", " seqs=%zu", s->n);
+		return -1;
 	}
+	s->v = nv;
 	s->v[s->n++] = seq;
 	return 0;
 }
@@ -209,21 +245,17 @@ static struct nb_store_count *
 count_of(struct nb_store_tally *t, const char *source)
 {
 	struct nb_store_count *c;
-	size_t i, cap;
+	size_t i;
 
 	/* Rows come in runs of one source: look at the last entry first. */
 	for (i = t->nc; i > 0; i--)
 		if (strcmp(t->c[i - 1].source, source) == 0)
 			return &t->c[i - 1];
-	if (t->nc == t->capc) {
-		cap = t->capc == 0 ? 4 : t->capc * 2;
-		if ((c = reallocarray(t->c, cap, sizeof(*c))) == NULL) {
-			log_error("out of memory", " sources=%zu", t->nc);
-			return NULL;
-		}
-		t->c = c;
-		t->capc = cap;
+	if ((c = grow(t->c, t->nc, &t->capc, sizeof(*c), 4)) == NULL) {
+		log_error("out of memory", " sources=%zu", t->nc);
+		return NULL;
 	}
+	t->c = c;
 	c = &t->c[t->nc++];
 	memset(c, 0, sizeof(*c));
 	snprintf(c->source, sizeof(c->source), "%s", source);
@@ -297,7 +329,7 @@ nb_store_tally_error(struct nb_store_tally *t, const char *source,
     int64_t at_ms, int64_t n)
 {
 	struct nb_store_errnote *e;
-	size_t i, cap;
+	size_t i;
 
 	if (error == NULL || error[0] == '\0' || n <= 0)
 		return 0;
@@ -320,13 +352,9 @@ nb_store_tally_error(struct nb_store_tally *t, const char *source,
 			e->at_ms = at_ms;
 		return 0;
 	}
-	if (t->ne == t->cape) {
-		cap = t->cape == 0 ? 4 : t->cape * 2;
-		if ((e = reallocarray(t->e, cap, sizeof(*e))) == NULL)
-			goto nomem;
-		t->e = e;
-		t->cape = cap;
-	}
+	if ((e = grow(t->e, t->ne, &t->cape, sizeof(*e), 4)) == NULL)
+		goto nomem;
+	t->e = e;
 	e = &t->e[t->ne];
 	memset(e, 0, sizeof(*e));
 	snprintf(e->source, sizeof(e->source), "%s", source);
@@ -376,4 +404,167 @@ nb_store_tally_free(struct nb_store_tally *t)
 	free(t->c);
 	free(t->e);
 	memset(t, 0, sizeof(*t));
+}
+
+/* Column col of r into out (outlen bytes): NULL as "", cut to fit. */
+static void
+row_copy(const struct nb_store_row *r, int col, char *out, size_t outlen)
+{
+	const char *v = r->text(r, col);
+
+	(void)snprintf(out, outlen, "%s", v != NULL ? v : "");
+}
+
+static enum nb_alert_kind
+row_kind(const struct nb_store_row *r, int col)
+{
+	const char *v = r->text(r, col);
+	enum nb_alert_kind k;
+
+	if (v == NULL || nb_alert_parse(v, &k) == -1)
+		return NB_ALERT_KINDS;
+	return k;
+}
+
+int
+nb_store_stats_read(const struct nb_store_row *r, void *out)
+{
+	struct nb_source_stats *s = out;
+
+	row_copy(r, 0, s->source, sizeof(s->source));
+	s->pending = r->i64(r, 1);
+	s->delivered = r->i64(r, 2);
+	s->dead = r->i64(r, 3);
+	s->quarantined = r->i64(r, 4);
+	s->received_total = r->i64(r, 5);
+	s->delivered_total = r->i64(r, 6);
+	s->dead_total = r->i64(r, 7);
+	s->oldest_pending_ms = r->i64(r, 8);
+	s->inflight = r->i64(r, 9);
+	return 0;
+}
+
+/* Column col of r as a malloc'd string (NULL stays NULL); *failed. */
+static char *
+row_strdup(const struct nb_store_row *r, int col, int *failed)
+{
+	const char *v = r->text(r, col);
+	char *d;
+
+	if (v == NULL)
+		return NULL;
+	if ((d = strdup(v)) == NULL)
+		*failed = 1;
+	return d;
+}
+
+int
+nb_store_error_read(const struct nb_store_row *r, void *out)
+{
+	struct nb_store_error *e = out;
+	int failed = 0;
+
+	row_copy(r, 0, e->source, sizeof(e->source));
+	e->error = row_strdup(r, 1, &failed);
+	e->reason = row_strdup(r, 2, &failed);
+	e->state = (enum nb_event_state)r->i64(r, 3);
+	e->count = r->i64(r, 4);
+	e->last_ms = r->i64(r, 5);
+	return failed || e->error == NULL ? -1 : 0;
+}
+
+int
+nb_store_attempt_read(const struct nb_store_row *r, void *out)
+{
+	struct nb_store_attempt_row *a = out;
+	int failed = 0;
+
+	a->id = r->i64(r, 0);
+	a->at_ms = r->i64(r, 1);
+	a->end_ms = r->i64(r, 2);
+	a->status = (int)r->i64(r, 3);
+	a->error = row_strdup(r, 4, &failed);
+	a->batch_size = r->i64(r, 5);
+	return failed ? -1 : 0;
+}
+
+int
+nb_store_audit_read(const struct nb_store_row *r, void *out)
+{
+	struct nb_store_audit *a = out;
+
+	a->id = r->i64(r, 0);
+	a->at_ms = r->i64(r, 1);
+	row_copy(r, 2, a->actor, sizeof(a->actor));
+	row_copy(r, 3, a->kind, sizeof(a->kind));
+	row_copy(r, 4, a->subject, sizeof(a->subject));
+	a->dry_run = (int)r->i64(r, 5);
+	a->events = r->i64(r, 6);
+	a->pending = r->i64(r, 7);
+	a->delivered = r->i64(r, 8);
+	a->dead = r->i64(r, 9);
+	a->complete = (int)r->i64(r, 10);
+	return 0;
+}
+
+int
+nb_store_activity_read(const struct nb_store_row *r, void *out)
+{
+	struct nb_activity_row *a = out;
+
+	row_copy(r, 0, a->source, sizeof(a->source));
+	row_copy(r, 1, a->fp, sizeof(a->fp));
+	a->ms = r->i64(r, 2);
+	return 0;
+}
+
+int
+nb_store_report_read(const struct nb_store_row *r, void *out)
+{
+	struct nb_alert_report *p = out;
+
+	p->kind = row_kind(r, 0);
+	row_copy(r, 1, p->source, sizeof(p->source));
+	p->status = (int)r->i64(r, 2);
+	row_copy(r, 3, p->text, sizeof(p->text));
+	p->seen_ms = r->i64(r, 4);
+	return 0;
+}
+
+int
+nb_store_note_read(const struct nb_store_row *r, void *out)
+{
+	struct nb_alert_note *n = out;
+	const char *body = r->text(r, 5);
+
+	n->id = r->i64(r, 0);
+	row_copy(r, 1, n->msg_id, sizeof(n->msg_id));
+	n->kind = row_kind(r, 2);
+	row_copy(r, 3, n->source, sizeof(n->source));
+	n->resolved = (int)r->i64(r, 4);
+	n->attempts = (int)r->i64(r, 6);
+	n->created_ms = r->i64(r, 7);
+	n->body = strdup(body != NULL ? body : "{}");
+	return n->body != NULL ? 0 : -1;
+}
+
+int
+nb_store_state_read(const struct nb_store_row *r, void *out)
+{
+	struct nb_alert_state *s = out;
+
+	s->kind = row_kind(r, 0);
+	row_copy(r, 1, s->source, sizeof(s->source));
+	s->known = 1;
+	s->firing = (int)r->i64(r, 2);
+	s->started_ms = r->i64(r, 3);
+	s->resolved_ms = r->i64(r, 4);
+	s->mark = r->i64(r, 5);
+	s->pending = r->i64(r, 6);
+	s->notified_ms = r->i64(r, 7);
+	s->changed_ms = r->i64(r, 8);
+	row_copy(r, 9, s->text, sizeof(s->text));
+	row_copy(r, 10, s->summary, sizeof(s->summary));
+	row_copy(r, 11, s->details, sizeof(s->details));
+	return 0;
 }

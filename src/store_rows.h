@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "nudgebridge/store.h"
+#include "nudgebridge/store_alert.h"
 
 /*
  * Dead-letter keys: the decimal seq.  format writes it into key
@@ -68,6 +69,19 @@ struct nb_stored_event *nb_store_rows_next(struct nb_store_rows *);
  */
 void nb_store_rows_take(
     struct nb_store_rows *v, struct nb_stored_event **out, size_t *n);
+
+/* A growing array of n elements (of one size), room for cap: a query's rows. */
+struct nb_store_array {
+	void *v;
+	size_t n;
+	size_t cap;
+};
+
+/*
+ * Appends one zeroed element of size and returns it, or NULL when out of
+ * memory (not logged; the array is as it was).
+ */
+void *nb_store_array_push(struct nb_store_array *, size_t size);
 
 /* A growing array of seqs. */
 struct nb_store_seqs {
@@ -160,6 +174,91 @@ int nb_store_tally_error(struct nb_store_tally *, const char *source,
 int nb_store_tally_replay(struct nb_store_tally *, const char *source,
     enum nb_event_state state, const char *reason, const char *rule,
     int64_t at_ms);
+
+/*
+ * One result row as a backend reads it (store_sqlite.c and store_pg.c
+ * make one over a statement or a result): a column by index as an
+ * integer, or as text (NULL for SQL NULL).  The readers below fill a
+ * struct from a row whose columns are selected in the order they list,
+ * the same on every backend; text is copied, cut to the field's size.
+ */
+struct nb_store_row {
+	int64_t (*i64)(const struct nb_store_row *, int col);
+	const char *(*text)(const struct nb_store_row *, int col);
+};
+
+/*
+ * The parameters of one statement as a backend binds them (store_sqlite.c
+ * and store_pg.c make one over a statement): the next parameter as an
+ * integer, or as text (NULL: SQL NULL; borrowed until the statement ran).
+ */
+struct nb_store_binder {
+	void (*i64)(struct nb_store_binder *, int64_t v);
+	void (*text)(struct nb_store_binder *, const char *s);
+};
+
+/* Binds a statement's parameters from arg, in the statement's order. */
+typedef void (*nb_store_bind_fn)(struct nb_store_binder *b, const void *arg);
+
+/* The binders of one integer (arg: an int64_t) and of two (an array). */
+void nb_store_bind_int(struct nb_store_binder *, const void *arg);
+void nb_store_bind_int2(struct nb_store_binder *, const void *arg);
+
+/*
+ * The readers: each fills out, a zeroed struct of the kind named, from a
+ * row whose columns are the ones listed, in that order; strings are
+ * copied (cut to the field's size) or malloc'd.  0, or -1 when out of
+ * memory (not logged).  Typed as qsort's comparators are, so one
+ * collector (nb_store_collect()) serves every query.
+ */
+typedef int (*nb_store_read_fn)(const struct nb_store_row *r, void *out);
+
+/*
+ * struct nb_source_stats: source, pending, delivered, dead, quarantined,
+ * received_total, delivered_total, dead_total, oldest_pending_ms,
+ * inflight.
+ */
+int nb_store_stats_read(const struct nb_store_row *, void *out);
+
+/*
+ * struct nb_store_error: source, error, reason, state, count, last_ms;
+ * a NULL error fails as well.
+ */
+int nb_store_error_read(const struct nb_store_row *, void *out);
+
+/*
+ * struct nb_store_attempt_row: id, at_ms, end_ms, status, error (NULL
+ * stays NULL), batch_size.
+ */
+int nb_store_attempt_read(const struct nb_store_row *, void *out);
+
+/*
+ * struct nb_store_audit: id, at_ms, actor, kind, subject, dry_run, events,
+ * pending, delivered, dead, complete.
+ */
+int nb_store_audit_read(const struct nb_store_row *, void *out);
+
+/* struct nb_activity_row: source, fp, ms. */
+int nb_store_activity_read(const struct nb_store_row *, void *out);
+
+/*
+ * struct nb_alert_report: alert (by name; NB_ALERT_KINDS when unknown),
+ * source, status, text, seen_ms.
+ */
+int nb_store_report_read(const struct nb_store_row *, void *out);
+
+/*
+ * struct nb_alert_note: id, msg_id, alert, source, resolved, body (NULL
+ * as "{}"), attempts, created_ms.
+ */
+int nb_store_note_read(const struct nb_store_row *, void *out);
+
+/*
+ * struct nb_alert_state: alert, source, firing, started_ms, resolved_ms,
+ * mark, pending, notified_ms, changed_ms, text, summary, details; known
+ * is set.
+ */
+int nb_store_state_read(const struct nb_store_row *, void *out);
 
 /* Empties the tally, keeping its memory. */
 void nb_store_tally_reset(struct nb_store_tally *);

@@ -107,6 +107,75 @@ sq_stmt_get(struct sq *q, enum sq_stmt id)
 	return st;
 }
 
+/* Ends a statement's run: logs a failure (before the reset clears it). */
+static int
+stmt_end(struct sq *q, sqlite3_stmt *st, int ok, const char *fn, const char *op)
+{
+	if (!ok)
+		sq_db_log(q, fn, op);
+	sqlite3_reset(st);
+	return ok ? 0 : -1;
+}
+
+static int64_t
+row_i64(const struct nb_store_row *r, int col)
+{
+	return sqlite3_column_int64(((const struct sq_result *)r)->st, col);
+}
+
+static const char *
+row_text(const struct nb_store_row *r, int col)
+{
+	return (const char *)sqlite3_column_text(
+	    ((const struct sq_result *)r)->st, col);
+}
+
+void
+sq_result_init(struct sq_result *r, sqlite3_stmt *st)
+{
+	r->base.i64 = row_i64;
+	r->base.text = row_text;
+	r->st = st;
+}
+
+struct sq_binder {
+	struct nb_store_binder base; /* first: what the binders see */
+	sqlite3_stmt *st;
+	int i; /* the parameters bound */
+};
+
+static void
+bind_i64(struct nb_store_binder *b, int64_t v)
+{
+	struct sq_binder *s = (struct sq_binder *)b;
+
+	sqlite3_bind_int64(s->st, ++s->i, v);
+}
+
+static void
+bind_str(struct nb_store_binder *b, const char *v)
+{
+	struct sq_binder *s = (struct sq_binder *)b;
+
+	if (v == NULL)
+		sqlite3_bind_null(s->st, ++s->i);
+	else
+		sqlite3_bind_text(s->st, ++s->i, v, -1, SQLITE_STATIC);
+}
+
+sqlite3_stmt *
+sq_stmt_bound(
+    struct sq *q, enum sq_stmt id, nb_store_bind_fn bind, const void *arg)
+{
+	struct sq_binder b = {{bind_i64, bind_str}, NULL, 0};
+
+	if ((b.st = sq_stmt_get(q, id)) == NULL)
+		return NULL;
+	if (bind != NULL)
+		bind(&b.base, arg);
+	return b.st;
+}
+
 /* Runs a statement that returns no row (or ignores them); resets it. */
 int
 sq_stmt_run(struct sq *q, sqlite3_stmt *st, const char *fn, const char *op)
@@ -115,13 +184,7 @@ sq_stmt_run(struct sq *q, sqlite3_stmt *st, const char *fn, const char *op)
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		;
-	if (rc != SQLITE_DONE) {
-		sq_db_log(q, fn, op);
-		sqlite3_reset(st);
-		return -1;
-	}
-	sqlite3_reset(st);
-	return 0;
+	return stmt_end(q, st, rc == SQLITE_DONE, fn, op);
 }
 
 /* Runs a statement returning one integer in *v; resets it. */
@@ -129,14 +192,11 @@ int
 sq_stmt_int64(
     struct sq *q, sqlite3_stmt *st, int64_t *v, const char *fn, const char *op)
 {
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sq_db_log(q, fn, op);
-		sqlite3_reset(st);
-		return -1;
-	}
-	*v = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return 0;
+	int ok;
+
+	if ((ok = sqlite3_step(st) == SQLITE_ROW))
+		*v = sqlite3_column_int64(st, 0);
+	return stmt_end(q, st, ok, fn, op);
 }
 
 int
@@ -819,15 +879,13 @@ const struct nb_store_ops nb_store_sqlite_ops = {
     .probe = sq_probe,
     .claim_prepare = sq_claim_prepare,
     .list = sq_list,
-    .stats = sq_stats,
-    .errors = sq_errors,
+    .query = sq_query,
+    .exec = sq_exec,
     .checkpoint = sq_checkpoint,
     .alert = &sq_alert_ops,
     .erase = sq_erase,
     .audit_add = sq_audit_add,
     .scrub = sq_scrub,
-    .audit_list = sq_audit_list,
-    .attempts = sq_attempts,
     .epoch = sq_epoch,
     .sendable = sq_sendable,
 };

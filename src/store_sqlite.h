@@ -216,6 +216,20 @@ struct sq {
 void sq_db_log(struct sq *q, const char *fn, const char *op);
 sqlite3_stmt *sq_stmt_get(struct sq *q, enum sq_stmt id);
 int sq_stmt_run(struct sq *q, sqlite3_stmt *st, const char *fn, const char *op);
+
+/* The row st stands on, for store_rows.h's readers. */
+struct sq_result {
+	struct nb_store_row base; /* first: what the readers see */
+	sqlite3_stmt *st;
+};
+void sq_result_init(struct sq_result *r, sqlite3_stmt *st);
+
+/*
+ * Statement id, its parameters bound by bind(b, arg) (NULL: none), as
+ * store_rows.h's binders bind them; NULL when it cannot be prepared.
+ */
+sqlite3_stmt *sq_stmt_bound(
+    struct sq *q, enum sq_stmt id, nb_store_bind_fn bind, const void *arg);
 int sq_stmt_int64(
     struct sq *q, sqlite3_stmt *st, int64_t *v, const char *fn, const char *op);
 int sq_run_id(struct sq *q, enum sq_stmt id, const char *fn);
@@ -240,10 +254,10 @@ int sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
     struct nb_store_tally *t);
 int sq_list(void *state, const struct nb_store_filter *f, int with_payload,
     struct nb_store_rows *v, int64_t *next);
-int sq_stats(
-    void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n);
-int sq_errors(void *state, int64_t since_ms, size_t per_source,
-    struct nb_store_error **out, size_t *n);
+int sq_query(void *state, enum nb_store_query which, nb_store_bind_fn bind,
+    const void *barg, nb_store_row_fn fn, void *ctx);
+int sq_exec(void *state, enum nb_store_write which, nb_store_bind_fn bind,
+    const void *barg, size_t *changed);
 int sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
     size_t limit, int *more, struct nb_store_tally *t);
 int sq_tally_write(struct sq *q, const struct nb_store_tally *t);
@@ -267,16 +281,12 @@ int sq_links_drop(struct sq *q);
  */
 int sq_prune_attempts(struct sq *q, int64_t delivered_before_ms, size_t limit,
     int *more, int last);
-int sq_attempts(
-    void *state, int64_t seq, struct nb_store_attempt_row **out, size_t *n);
 int sq_epoch(void *state, int64_t *epoch);
 int sq_sendable(
     void *state, const int64_t *seqs, size_t n, unsigned char *keep);
 int sq_erase(void *state, const int64_t *seqs, size_t n, int64_t now_ms,
     struct nb_store_seqs *held, int64_t deleted[3], struct nb_store_tally *t);
 int sq_audit_add(void *state, struct nb_store_audit *a);
-int sq_audit_list(void *state, int64_t before_id, size_t limit,
-    struct nb_store_audit **out, size_t *n);
 int sq_scrub(void *state, int on);
 /* Version 4: the person keys of the rows stored before it. */
 int sq_backfill_keys(struct sq *q);

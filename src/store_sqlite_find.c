@@ -167,58 +167,6 @@ sq_prune_attempts(struct sq *q, int64_t delivered_before_ms, size_t limit,
 }
 
 int
-sq_attempts(
-    void *state, int64_t seq, struct nb_store_attempt_row **out, size_t *n)
-{
-	struct sq *q = state;
-	struct nb_store_attempt_row *v = NULL, *nv;
-	sqlite3_stmt *st;
-	size_t len = 0, cap = 0;
-	int step, failed = 0, rc = -1;
-
-	if ((st = sq_stmt_get(q, ST_ATTEMPTS)) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, seq);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap == 0 ? 8 : cap * 2;
-			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL)
-				goto nomem;
-			v = nv;
-		}
-		memset(&v[len], 0, sizeof(v[len]));
-		v[len].id = sqlite3_column_int64(st, 0);
-		v[len].at_ms = sqlite3_column_int64(st, 1);
-		v[len].end_ms = sqlite3_column_int64(st, 2);
-		v[len].status = sqlite3_column_int(st, 3);
-		v[len].batch_size = sqlite3_column_int64(st, 5);
-		if (sqlite3_column_type(st, 4) != SQLITE_NULL &&
-		    (v[len].error = strdup(
-			 (const char *)sqlite3_column_text(st, 4))) == NULL)
-			failed = 1;
-		len++;
-		if (failed)
-			goto nomem;
-	}
-	if (step != SQLITE_DONE) {
-		sq_db_log(q, __func__, "attempts");
-		goto out;
-	}
-	*out = v;
-	*n = len;
-	v = NULL;
-	len = 0;
-	rc = 0;
-	goto out;
-nomem:
-	log_error("out of memory", " attempts=%zu", len);
-out:
-	sqlite3_reset(st);
-	nb_store_attempts_free(v, len);
-	return rc;
-}
-
-int
 sq_epoch(void *state, int64_t *epoch)
 {
 	struct sq *q = state;
@@ -352,60 +300,6 @@ sq_audit_add(void *state, struct nb_store_audit *a)
 	if (sq_stmt_run(q, st, __func__, "audit") == -1)
 		return -1;
 	a->id = sqlite3_last_insert_rowid(q->db);
-	return 0;
-}
-
-static void
-col_copy(sqlite3_stmt *st, int col, char *out, size_t outlen)
-{
-	const unsigned char *s = sqlite3_column_text(st, col);
-
-	snprintf(out, outlen, "%s", s != NULL ? (const char *)s : "");
-}
-
-int
-sq_audit_list(void *state, int64_t before_id, size_t limit,
-    struct nb_store_audit **out, size_t *n)
-{
-	struct sq *q = state;
-	struct nb_store_audit *v, *a;
-	sqlite3_stmt *st;
-	size_t len = 0;
-	int step;
-
-	if ((v = calloc(limit, sizeof(*v))) == NULL) {
-		log_error("out of memory", " limit=%zu", limit);
-		return -1;
-	}
-	if ((st = sq_stmt_get(q, ST_AUDIT_LIST)) == NULL) {
-		free(v);
-		return -1;
-	}
-	sqlite3_bind_int64(st, 1, before_id);
-	sqlite3_bind_int64(st, 2, (int64_t)limit);
-	while (len < limit && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		a = &v[len++];
-		a->id = sqlite3_column_int64(st, 0);
-		a->at_ms = sqlite3_column_int64(st, 1);
-		col_copy(st, 2, a->actor, sizeof(a->actor));
-		col_copy(st, 3, a->kind, sizeof(a->kind));
-		col_copy(st, 4, a->subject, sizeof(a->subject));
-		a->dry_run = sqlite3_column_int(st, 5);
-		a->events = sqlite3_column_int64(st, 6);
-		a->pending = sqlite3_column_int64(st, 7);
-		a->delivered = sqlite3_column_int64(st, 8);
-		a->dead = sqlite3_column_int64(st, 9);
-		a->complete = sqlite3_column_int(st, 10);
-	}
-	if (len < limit && step != SQLITE_DONE) {
-		sq_db_log(q, __func__, "audit list");
-		sqlite3_reset(st);
-		free(v);
-		return -1;
-	}
-	sqlite3_reset(st);
-	*out = v;
-	*n = len;
 	return 0;
 }
 

@@ -643,55 +643,68 @@ sq_list(void *state, const struct nb_store_filter *f, int with_payload,
 	return 0;
 }
 
-int
-sq_stats(void *state, int64_t now_ms, struct nb_source_stats **out, size_t *n)
-{
-	struct sq *q = state;
-	struct nb_source_stats *s = NULL, *ns;
-	sqlite3_stmt *st;
-	const unsigned char *name;
-	size_t len = 0, cap = 0;
-	int rc = -1, step;
+/* A statement the common layer names, and its name in failure logs. */
+struct named_stmt {
+	enum sq_stmt id;
+	const char *op;
+};
 
-	if ((st = sq_stmt_get(q, ST_STATS)) == NULL)
+int
+sq_query(void *state, enum nb_store_query which, nb_store_bind_fn bind,
+    const void *barg, nb_store_row_fn fn, void *ctx)
+{
+	static const struct named_stmt qs[] = {
+	    [NB_STORE_Q_STATS] = {ST_STATS, "stats"},
+	    [NB_STORE_Q_ERRORS] = {ST_ERRORS, "errors"},
+	    [NB_STORE_Q_ACTIVITY] = {ST_AL_ACTIVITY, "activity"},
+	    [NB_STORE_Q_REPORTS] = {ST_AL_REPORTS, "reports"},
+	    [NB_STORE_Q_STATES] = {ST_AL_STATES, "states"},
+	    [NB_STORE_Q_AL_CLAIM] = {ST_AL_CLAIM, "claim"},
+	    [NB_STORE_Q_ATTEMPTS] = {ST_ATTEMPTS, "attempts"},
+	    [NB_STORE_Q_AUDIT] = {ST_AUDIT_LIST, "audit list"},
+	};
+	struct sq *q = state;
+	struct sq_result r;
+	sqlite3_stmt *st;
+	int step;
+
+	if ((st = sq_stmt_bound(q, qs[which].id, bind, barg)) == NULL)
 		return -1;
-	sqlite3_bind_int64(st, 1, now_ms);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap == 0 ? 8 : cap * 2;
-			if ((ns = reallocarray(s, cap, sizeof(*s))) == NULL) {
-				log_error("out of memory", " sources=%zu", len);
-				goto out;
-			}
-			s = ns;
-		}
-		memset(&s[len], 0, sizeof(s[len]));
-		name = sqlite3_column_text(st, 0);
-		snprintf(s[len].source, sizeof(s[len].source), "%s",
-		    name != NULL ? (const char *)name : "");
-		s[len].pending = sqlite3_column_int64(st, 1);
-		s[len].delivered = sqlite3_column_int64(st, 2);
-		s[len].dead = sqlite3_column_int64(st, 3);
-		s[len].quarantined = sqlite3_column_int64(st, 4);
-		s[len].received_total = sqlite3_column_int64(st, 5);
-		s[len].delivered_total = sqlite3_column_int64(st, 6);
-		s[len].dead_total = sqlite3_column_int64(st, 7);
-		s[len].oldest_pending_ms = sqlite3_column_int64(st, 8);
-		s[len].inflight = sqlite3_column_int64(st, 9);
-		len++;
-	}
-	if (step != SQLITE_DONE) {
-		sq_db_log(q, __func__, "stats");
-		goto out;
-	}
-	*out = s;
-	*n = len;
-	s = NULL;
-	rc = 0;
-out:
+	sq_result_init(&r, st);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW)
+		if (fn(ctx, &r.base) == -1)
+			break;
 	sqlite3_reset(st);
-	free(s);
-	return rc;
+	if (step != SQLITE_DONE && step != SQLITE_ROW)
+		sq_db_log(q, __func__, qs[which].op);
+	return step == SQLITE_DONE ? 0 : -1;
+}
+
+int
+sq_exec(void *state, enum nb_store_write which, nb_store_bind_fn bind,
+    const void *barg, size_t *changed)
+{
+	static const struct named_stmt ws[] = {
+	    [NB_STORE_W_AL_REPORTS_CLEAR] = {ST_AL_REPORTS_CLEAR, "reports"},
+	    [NB_STORE_W_AL_REPORT_PUT] = {ST_AL_REPORT_PUT, "report"},
+	    [NB_STORE_W_AL_LEAD] = {ST_AL_LEAD, "lead"},
+	    [NB_STORE_W_AL_RENEW] = {ST_AL_RENEW, "renew"},
+	    [NB_STORE_W_AL_STATE_PUT] = {ST_AL_STATE_PUT, "state"},
+	    [NB_STORE_W_AL_NOTE_ADD] = {ST_AL_NOTE_ADD, "note"},
+	    [NB_STORE_W_AL_PRUNE_OUTBOX] = {ST_AL_PRUNE_OUTBOX, "prune"},
+	    [NB_STORE_W_AL_PRUNE_REPORTS] = {ST_AL_PRUNE_REPORTS, "prune"},
+	    [NB_STORE_W_AL_RETRY] = {ST_AL_RETRY, "finish"},
+	    [NB_STORE_W_AL_DONE] = {ST_AL_DONE, "finish"},
+	};
+	struct sq *q = state;
+	sqlite3_stmt *st;
+
+	if ((st = sq_stmt_bound(q, ws[which].id, bind, barg)) == NULL ||
+	    sq_stmt_run(q, st, __func__, ws[which].op) == -1)
+		return -1;
+	if (changed != NULL)
+		*changed = (size_t)sqlite3_changes64(q->db);
+	return 0;
 }
 
 int
@@ -733,60 +746,6 @@ sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
 	if (*more)
 		return 0;
 	return sq_prune_attempts(q, delivered_before_ms, limit, more, 1);
-}
-
-int
-sq_errors(void *state, int64_t since_ms, size_t per_source,
-    struct nb_store_error **out, size_t *n)
-{
-	struct sq *q = state;
-	struct nb_store_error *e = NULL, *ne;
-	const unsigned char *name;
-	sqlite3_stmt *st;
-	size_t len = 0, cap = 0;
-	int rc = -1, step, failed = 0;
-
-	if ((st = sq_stmt_get(q, ST_ERRORS)) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, since_ms);
-	sqlite3_bind_int64(
-	    st, 2, per_source > INT64_MAX ? INT64_MAX : (int64_t)per_source);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap == 0 ? 8 : cap * 2;
-			if ((ne = reallocarray(e, cap, sizeof(*e))) == NULL)
-				goto nomem;
-			e = ne;
-		}
-		memset(&e[len], 0, sizeof(e[len]));
-		name = sqlite3_column_text(st, 0);
-		snprintf(e[len].source, sizeof(e[len].source), "%s",
-		    name != NULL ? (const char *)name : "");
-		e[len].error = col_strdup(st, 1, &failed);
-		e[len].reason = col_strdup(st, 2, &failed);
-		e[len].state = (enum nb_event_state)sqlite3_column_int(st, 3);
-		e[len].count = sqlite3_column_int64(st, 4);
-		e[len].last_ms = sqlite3_column_int64(st, 5);
-		len++;
-		if (failed || e[len - 1].error == NULL)
-			goto nomem;
-	}
-	if (step != SQLITE_DONE) {
-		sq_db_log(q, __func__, "errors");
-		goto out;
-	}
-	*out = e;
-	*n = len;
-	e = NULL;
-	len = 0;
-	rc = 0;
-	goto out;
-nomem:
-	log_error("out of memory", " errors=%zu", len);
-out:
-	sqlite3_reset(st);
-	nb_store_errors_free(e, len);
-	return rc;
 }
 
 /* Adds one source's counter changes. */

@@ -65,6 +65,33 @@ int nb_cmd_main(struct nb_cmd *c, const struct nb_opts_spec *spec,
     enum nb_operate_op op, int argc, char **argv, int first,
     nb_cmd_print_fn print);
 
+/* One subcommand: its name, operation and option table. */
+struct nb_cmd_sub {
+	const char *name; /* "list": argv[1] */
+	enum nb_operate_op op;
+	const struct nb_opt *opts;
+	size_t nopts;
+};
+
+/* A command of subcommands, each run as nb_cmd_main() runs one. */
+struct nb_cmd_table {
+	const char *prog; /* "nudgebridge dlq" */
+	enum nb_log_level level;
+	void (*usage)(FILE *f);
+	nb_cmd_print_fn print;
+	const struct nb_cmd_sub *subs;
+	size_t nsubs;
+};
+
+/*
+ * Runs the subcommand of t that argv[1] names, as nb_cmd_main() with its
+ * options from argv[2] (param: nb_cmd_param).  Nothing, "help" or
+ * "--help" prints t's usage (on stderr and 2 for nothing, else on stdout
+ * and 0); an unknown name is "<prog>: unknown command 'X'", the usage on
+ * stderr and 2.
+ */
+int nb_cmd_dispatch(const struct nb_cmd_table *t, int argc, char **argv);
+
 /* Prints j indented on stdout; 0, or -1 after saying why on stderr. */
 int nb_cmd_print_json(const struct nb_cmd *c, const json_t *j);
 
