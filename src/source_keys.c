@@ -24,6 +24,7 @@
 #include "nudgebridge/log.h"
 #include "nudgebridge/sig.h"
 #include "nudgebridge/source.h"
+#include "nudgebridge/source_keys.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/store_alert.h"
 #include "nudgebridge/timeutil.h"

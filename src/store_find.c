@@ -26,54 +26,6 @@
 #define ERASE_WAIT_DEFAULT_MS 300000 /* the longest wait for held rows */
 #define ERASE_POLL_MS	      20     /* between looks at held rows */
 
-/*
- * Drops from v the rows from index from on that are not about f's person
- * (its address and its uid, when both are given).
- */
-static void
-person_check(const struct nb_store_filter *f, struct nb_store_rows *v,
-    size_t from, int with_payload)
-{
-	const struct nb_person by_email = {f->email, NULL};
-	const struct nb_person by_uid = {NULL, f->uid};
-	struct nb_stored_event *ev;
-	size_t i, k = from;
-
-	for (i = from; i < v->n; i++) {
-		ev = &v->v[i];
-		if ((f->email != NULL &&
-			!nb_person_match(&by_email, ev->raw, ev->rawlen)) ||
-		    (f->uid != NULL &&
-			!nb_person_match(&by_uid, ev->raw, ev->rawlen))) {
-			nb_store_row_free(ev);
-			continue;
-		}
-		if (!with_payload) {
-			free(ev->raw);
-			ev->raw = NULL;
-			ev->rawlen = 0;
-		}
-		if (k != i)
-			v->v[k] = *ev;
-		k++;
-	}
-	v->n = k;
-}
-
-int
-nb_store_list_call(struct nb_store *s, const struct nb_store_filter *f,
-    int with_payload, struct nb_store_rows *v, int64_t *next)
-{
-	size_t from = v->n;
-	int person = f->email != NULL || f->uid != NULL;
-
-	if (s->ops->list(s->state, f, with_payload || person, v, next) == -1)
-		return -1;
-	if (person)
-		person_check(f, v, from, with_payload);
-	return 0;
-}
-
 int
 nb_store_attempts(struct nb_store *s, int64_t seq,
     struct nb_store_attempt_row **out, size_t *n)

@@ -103,38 +103,6 @@ int nb_source_key_find(const json_t *doc, const char *name, const char *id,
 int nb_source_config_load(struct nb_config **cfg, const char *path,
     const json_t *doc, char *err, size_t errlen);
 
-/* A key used more recently than this is not retired without --force. */
-#define NB_SOURCE_RECENT_S 86400
-
-/*
- * `source list` with each key's last use (source_keys.c): the table of
- * nb_source_list() with a LAST_USED column (an RFC 3339 time, "never", or
- * "unknown" when the store cannot be read, which is said on warn), then
- * the keys that come from *_env or *_file, by fingerprint, when the
- * configuration at path loads.  The last uses come from the store the
- * configuration names, where the running bridges write them every few
- * seconds.
- */
-void nb_source_list_used(
-    FILE *f, FILE *warn, const char *path, const json_t *doc);
-
-/*
- * Whether the key of source name with fingerprint fp (id: as the operator
- * named it) may be retired: not when it verified a request in the last
- * NB_SOURCE_RECENT_S (or the store cannot tell) unless force.  Says why
- * on f (when it was last used, or that it never was).  0: go ahead; -1:
- * refused.
- */
-int nb_source_retire_check(FILE *f, const char *path, const json_t *doc,
-    const char *name, const char *id, const char *fp, int force);
-
-/*
- * Prints one line per key of every source: SOURCE ID KIND FINGERPRINT.
- * Keys from *_env or *_file are listed by where they come from, without an
- * id.  Never prints a key.
- */
-void nb_source_list(FILE *f, const json_t *doc);
-
 /*
  * Writes doc (2-space indent, keys in file order) to a temporary file next
  * to path's target (path with every symlink resolved: the file the daemon
@@ -143,6 +111,16 @@ void nb_source_list(FILE *f, const json_t *doc);
  * the target and fsyncs its folder; a link at path stays a link.  On -1
  * (err says why) nothing is changed and no temporary file is left.
  */
+/*
+ * nb_source_save() with stand-ins for the write-key and OAuth key
+ * variables this shell lacks, as nb_source_config_load() loads.
+ */
+int nb_source_save_standin(
+    const char *path, const json_t *doc, char *err, size_t errlen);
+
+/* The source object named name in doc's "sources", or NULL. */
+json_t *nb_source_find(const json_t *doc, const char *name);
+
 int nb_source_save(
     const char *path, const json_t *doc, char *err, size_t errlen);
 

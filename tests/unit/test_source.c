@@ -26,6 +26,7 @@
 #include "nudgebridge/config.h"
 #include "nudgebridge/sig.h"
 #include "nudgebridge/source.h"
+#include "nudgebridge/source_keys.h"
 #include "testlib.h"
 
 static const char base_doc[] =
