@@ -31,9 +31,9 @@
 #
 # --quick: 5 s runs and a 100,000-event backlog (the retained store stays at
 # 1,000,000: filling it takes seconds).  --segment-extra adds JSON members to
-# every bridge's "segment" object (e.g. a compression switch); the drain rows
-# say whether the sink saw gzip and how many bytes per event went over the
-# wire.  Logs, configurations and raw JSON stay in the scratch folder it names
+# every bridge's "segment" object (members, not an object: '"gzip": false');
+# the drain rows say whether the sink saw gzip and how many bytes per event
+# went over the wire.  Logs, configurations and raw JSON stay in the scratch folder it names
 # (removed unless --keep).
 #
 # Environment: NB_BENCH_PORT_BASE (default 18400; eight ports from there),
@@ -231,6 +231,16 @@ rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 nfds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 wait_ready() { "$nbload" --port "$1" --wait-ready --timeout 120 >/dev/null; }
+# wait_ready_pid PORT PID: as wait_ready, but gives up as soon as PID has
+# exited (a configuration it refused), instead of after two minutes.
+wait_ready_pid() {
+	for _ in $(seq 120); do
+		"$nbload" --port "$1" --wait-ready --timeout 1 >/dev/null 2>&1 &&
+			return 0
+		kill -0 "$2" 2>/dev/null || return 1
+	done
+	return 1
+}
 wait_port() {
 	for _ in $(seq 100); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -294,7 +304,8 @@ pg_store() { echo "{ \"driver\": \"postgres\", \"dsn\": \"$pg_base/$1\" }"; }
 start_nb() {
 	start_bg "$3" "$nb" serve --config "$1/config.json"
 	nb_pid=$bg
-	wait_ready "$2" || die "nudgebridge did not get ready ($1, see $3)"
+	wait_ready_pid "$2" "$nb_pid" ||
+		die "nudgebridge did not get ready ($1): $(tail -n 3 "$3" 2>/dev/null)"
 }
 
 # start_target nb|peer|bare DIR [STORE_JSON]: the system under test and its
