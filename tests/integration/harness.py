@@ -107,6 +107,38 @@ def pg_options(schema):
     return "-c search_path=%s" % schema
 
 
+class PrivatePostgres:
+    """A mixin (before BridgeCase) that gives a test a PostgreSQL cluster of
+    its own: tests/pg.sh with a state file of the test's, so a test may stop
+    and start its server (an outage) without breaking whatever else uses
+    the shared one.  Sets self.dsn; self.pg(ARGS) runs tests/pg.sh ARGS."""
+
+    PG_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                         "pg.sh")
+
+    def setUp(self):
+        self.pg_state = tempfile.mktemp(prefix="nb-private-pg-",
+                                        suffix=".env")
+        self.pg_env = dict(os.environ, NB_PG_STATE=self.pg_state)
+        self.pg_env.pop("PGOPTIONS", None)
+        p = self.pg("start")
+        if p.returncode != 0:
+            self.skipTest("tests/pg.sh cannot start a private cluster: %s"
+                          % p.stderr[-500:])
+        self.addCleanup(self.pg, "stop")
+        self.dsn = p.stdout.strip().split("=", 1)[1]
+        super().setUp()
+        # Cleanups run last first: the server is up again for DROP SCHEMA.
+        self.addCleanup(self.pg, "start-server")
+
+    def pg(self, *args):
+        return subprocess.run(["bash", self.PG_SH] + list(args),
+                              stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=self.pg_env, timeout=60,
+                              universal_newlines=True)
+
+
 def free_port():
     """A port nobody listens on right now, on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -21,20 +21,16 @@ cluster); both skipped without NB_TEST_PG_DSN.
 """
 
 import os
-import subprocess
-import tempfile
 import threading
 import time
 import unittest
 
 from alertsink import AlertSink
-from harness import (ON_POSTGRES, BridgeCase, deep_merge, event, new_secret,
-                     pg_drop_schema, pg_new_schema, pg_options, sqlite_only,
-                     wait_until)
+from harness import (ON_POSTGRES, BridgeCase, PrivatePostgres, deep_merge,
+                     event, new_secret, pg_drop_schema, pg_new_schema,
+                     pg_options, sqlite_only, wait_until)
 
 DSN = os.environ.get("NB_TEST_PG_DSN", "")
-PG_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                     "pg.sh")
 
 
 def quarantined(i=0):
@@ -432,33 +428,13 @@ class TestTwoInstancesPostgres(AlertCase):
 
 
 @unittest.skipUnless(DSN, "NB_TEST_PG_DSN is not set (see tests/pg.sh)")
-class TestStoreUnavailablePostgres(AlertCase):
+class TestStoreUnavailablePostgres(PrivatePostgres, AlertCase):
     """PostgreSQL stopped under two instances: each tells about itself.
 
     Runs on a private cluster (tests/pg.sh with a state file of its own),
     as test_postgres.TestPgOutage does: stopping the shared server would
     break whatever else uses it.
     """
-
-    def setUp(self):
-        self.state = tempfile.mktemp(prefix="nb-alert-pg-", suffix=".env")
-        self.env = dict(os.environ, NB_PG_STATE=self.state)
-        self.env.pop("PGOPTIONS", None)
-        p = self.pg("start")
-        if p.returncode != 0:
-            self.skipTest("tests/pg.sh cannot start a private cluster: %s"
-                          % p.stderr[-500:])
-        self.addCleanup(self.pg, "stop")
-        self.dsn = p.stdout.strip().split("=", 1)[1]
-        super().setUp()
-        self.addCleanup(self.pg, "start-server")
-
-    def pg(self, *args):
-        return subprocess.run(["bash", PG_SH] + list(args),
-                              stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=self.env, timeout=60,
-                              universal_newlines=True)
 
     def instance(self, schema):
         b = self.make_bridge(None, self.config(

@@ -18,19 +18,15 @@ acknowledged.  "Acknowledged" in the assertions means "answered 200".
 import http.client
 import json
 import os
-import subprocess
-import tempfile
 import threading
 import time
 import unittest
 
-from harness import (BridgeCase, event, message_id, new_id, new_secret,
-                     pg_drop_schema, pg_new_schema, pg_options, psql,
-                     wait_until)
+from harness import (BridgeCase, PrivatePostgres, event, message_id, new_id,
+                     new_secret, pg_drop_schema, pg_new_schema, pg_options,
+                     psql, wait_until)
 
 DSN = os.environ.get("NB_TEST_PG_DSN", "")
-PG_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                     "pg.sh")
 
 
 class Poster(threading.Thread):
@@ -487,33 +483,12 @@ class TestFleet(PgCase):
 
 
 @unittest.skipUnless(DSN, "NB_TEST_PG_DSN is not set (see tests/pg.sh)")
-class TestPgOutage(PgCase):
+class TestPgOutage(PrivatePostgres, PgCase):
     """PostgreSQL stopped (pg_ctl stop -m fast) and started under load.
 
     Runs on a private cluster (tests/pg.sh with a state file of its own):
     stopping the shared server would break whatever else uses it.
     """
-
-    def setUp(self):
-        self.state = tempfile.mktemp(prefix="nb-outage-pg-", suffix=".env")
-        self.env = dict(os.environ, NB_PG_STATE=self.state)
-        self.env.pop("PGOPTIONS", None)
-        p = self.pg("start")
-        if p.returncode != 0:
-            self.skipTest("tests/pg.sh cannot start a private cluster: %s"
-                          % p.stderr[-500:])
-        self.addCleanup(self.pg, "stop")
-        self.dsn = p.stdout.strip().split("=", 1)[1]
-        super().setUp()
-        # Cleanups run last first: the server is up again for DROP SCHEMA.
-        self.addCleanup(self.pg, "start-server")
-
-    def pg(self, *args):
-        return subprocess.run(["bash", PG_SH] + list(args),
-                              stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=self.env, timeout=60,
-                              universal_newlines=True)
 
     def test_stop_and_start_under_load(self):
         a, b = self.instance(), self.instance()
