@@ -2,15 +2,18 @@
 /*
  * store_pg: what the files of the PostgreSQL backend share.
  *
- * The backend is one libpq connection (struct pg) split along its seams:
- * store_pg_sql.c holds every SQL text (migrations and the statements each
- * connection prepares once), store_pg.c the connection (open, migrations
- * under an advisory lock, reconnects, the transaction frame and the
- * pipelined batches every statement goes out in), store_pg_append.c the
- * group append, store_pg_rows.c the rest of the row work (claims, marks,
- * lists, prune) and store_pg_count.c the per-writer counters and recent
- * errors.  The pgs_ functions below are private to those files.  One
- * thread at a time.
+ * The backend is one libpq connection (struct pg) split along its seams,
+ * each file above the ones it calls: store_pg_sql.c holds every SQL text
+ * (migrations and the statements each connection prepares once),
+ * store_pg.c the base (the connection, reconnects and the pipelined
+ * batches every statement goes out in), store_pg_attempt.c the attempt
+ * history, store_pg_count.c the per-writer counters and recent errors,
+ * store_pg_append.c the group append, store_pg_rows.c the rest of the row
+ * work (claims, marks, lists, prune), store_pg_find.c erasure and the
+ * audit, store_pg_fleet.c the instances, and store_pg_ops.c, at the top,
+ * opening, migrations under an advisory lock, the transaction frame and
+ * the table of operations store.c calls.  The pgs_ functions below are
+ * private to those files.  One thread at a time.
  */
 #ifndef NB_STORE_PG_H
 #define NB_STORE_PG_H
@@ -193,6 +196,9 @@ void pgs_arr_int2(struct nb_buf *b, int v);
 void pgs_arr_int4_or_null(struct nb_buf *b, int64_t v);
 /* Adds b as the next parameter of p, binary.  -1 when b failed. */
 int pgs_par_arr(struct params *p, struct nb_buf *b);
+/* An int8[] of n seqs stride bytes apart, as a binary array in b. */
+int pgs_seqs_param(struct params *p, struct nb_buf *b, const int64_t *seqs,
+    size_t n, size_t stride);
 
 /*
  * Empties the batch, and adds a statement to it: its parameters, cleared,
@@ -237,6 +243,20 @@ void pgs_result_init(struct pgs_result *r, const PGresult *res);
 /* Appends the parameters bind(b, arg) binds (NULL: none) to p. */
 void pgs_par_bind(struct params *p, nb_store_bind_fn bind, const void *arg);
 
+/*
+ * A simple-protocol statement string (several statements may stand in
+ * it): 0, or -1 when its result is not want (logged once as op).
+ */
+int pgs_simple_run(struct pg *q, const char *sql, ExecStatusType want,
+    const char *fn, const char *op);
+/* A new session's settings (store_pg.c's sql_session); 0 or -1. */
+int pgs_session_setup(struct pg *q, const char *fn);
+/*
+ * Makes sure the connection is usable, reconnecting after a failure that
+ * broke it (at most once per back-off interval); 0 or -1 (logged).
+ */
+int pgs_conn_check(struct pg *q, const char *fn);
+
 /* store_pg_append.c */
 int pgs_append(void *state, struct nb_append *const *reqs, size_t n,
     struct nb_store_tally *t);
@@ -269,11 +289,8 @@ extern const struct nb_store_alert_ops pgs_alert_ops;
  */
 int pgs_purge_rows(struct pg *q, const int64_t *seqs, size_t n, size_t *changed,
     struct nb_store_tally *t, int64_t deleted[3]);
-/* An int8[] of n seqs stride bytes apart, as a binary array in b. */
-int pgs_seqs_param(struct params *p, struct nb_buf *b, const int64_t *seqs,
-    size_t n, size_t stride);
 
-/* store_pg_find.c */
+/* store_pg_attempt.c */
 /* Records a (NULL, or recorded already: nothing) and sets its id. */
 int pgs_attempt_record(struct pg *q, struct nb_store_attempt *a);
 /* Links the rows of seqs still stored to the failed attempt. */
@@ -284,6 +301,8 @@ int pgs_links_drop(struct pg *q, const int64_t *seqs, size_t n);
 /* The delivering attempts past retention, at most limit. */
 int pgs_prune_attempts(
     struct pg *q, int64_t delivered_before_ms, size_t limit, int *more);
+
+/* store_pg_find.c */
 int pgs_epoch(void *state, int64_t *epoch);
 int pgs_sendable(
     void *state, const int64_t *seqs, size_t n, unsigned char *keep);

@@ -99,22 +99,6 @@ sources_param(
 }
 
 int
-pgs_seqs_param(struct params *p, struct nb_buf *b, const int64_t *seqs,
-    size_t n, size_t stride)
-{
-	const char *base = (const char *)seqs;
-	int64_t v;
-	size_t i;
-
-	pgs_arr_start(b, PG_OID_INT8, n);
-	for (i = 0; i < n; i++) {
-		memcpy(&v, base + i * stride, sizeof(v));
-		pgs_arr_int8(b, v);
-	}
-	return pgs_par_arr(p, b);
-}
-
-int
 pgs_claim(void *state, const struct nb_store_claim *c, struct nb_store_rows *v)
 {
 	struct pg *q = state;

@@ -2,12 +2,16 @@
 /*
  * store_sqlite: what the files of the SQLite backend share.
  *
- * The backend is one connection (struct sq) split along its seams:
- * store_sqlite_sql.c holds every SQL text (schema, migrations, statements),
- * store_sqlite.c the connection itself (open, migrate, statement cache,
- * transactions, size cap, probe, checkpoint), store_sqlite_append.c the
- * group append and store_sqlite_rows.c everything that reads or changes
- * stored rows (claims, marks, lists, purge, stats, prune).  The sq_
+ * The backend is one connection (struct sq) split along its seams, each
+ * file above the ones it calls: store_sqlite_sql.c holds every SQL text
+ * (schema, migrations, statements), store_sqlite.c the base (statement
+ * cache, logging, seq arrays, size cap), store_sqlite_attempt.c the
+ * attempt history, store_sqlite_append.c the group append,
+ * store_sqlite_rows.c everything else that reads or changes stored rows
+ * (claims, marks, lists, purge, prune), store_sqlite_find.c erasure and
+ * the audit, and store_sqlite_ops.c, at the top, opening, migrations, the
+ * transaction frame, the probe and checkpoint, and the table of
+ * operations store.c calls.  The sq_
  * functions below are private to those files.  One thread at a time.
  */
 #ifndef NB_STORE_SQLITE_H
@@ -212,7 +216,7 @@ struct sq {
 	int secure_was; /* secure_delete before an erase */
 };
 
-/* store_sqlite.c: the connection's helpers. */
+/* store_sqlite.c: the base every file of the backend calls. */
 void sq_db_log(struct sq *q, const char *fn, const char *op);
 sqlite3_stmt *sq_stmt_get(struct sq *q, enum sq_stmt id);
 int sq_stmt_run(struct sq *q, sqlite3_stmt *st, const char *fn, const char *op);
@@ -268,7 +272,7 @@ int sq_tally_write(struct sq *q, const struct nb_store_tally *t);
 int sq_purge_rows(struct sq *q, size_t *changed, struct nb_store_tally *t,
     int64_t deleted[3]);
 
-/* store_sqlite_find.c */
+/* store_sqlite_attempt.c */
 /* Records a (NULL, or already recorded: nothing) and sets its id. */
 int sq_attempt_record(struct sq *q, struct nb_store_attempt *a);
 /* Links the rows in q->json to attempt (a failure; see ST_LINK_TRIM). */
@@ -281,6 +285,8 @@ int sq_links_drop(struct sq *q);
  */
 int sq_prune_attempts(struct sq *q, int64_t delivered_before_ms, size_t limit,
     int *more, int last);
+
+/* store_sqlite_find.c */
 int sq_epoch(void *state, int64_t *epoch);
 int sq_sendable(
     void *state, const int64_t *seqs, size_t n, unsigned char *keep);
