@@ -577,7 +577,8 @@ load_doc(struct nb_config **out, const char *text, const char *dir,
 	    parse_tls(&c, cfg, root) == -1 || parse_user(&c, cfg, root) == -1 ||
 	    parse_segment(&c, cfg, root) == -1 ||
 	    parse_alerts(&c, cfg, root) == -1 ||
-	    nb_config_parse_sources(&c, cfg, root) == -1)
+	    nb_config_parse_sources(&c, root, cfg->segment.endpoint,
+		&cfg->sources, &cfg->nsources) == -1)
 		goto out;
 	if (cfg->listen == NULL &&
 	    (cfg->listen = strdup(DEFAULT_LISTEN)) == NULL) {
@@ -692,4 +693,18 @@ nb_config_unref(struct nb_config *cfg)
 	if (atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	config_free(cfg);
+}
+
+const struct nb_source *
+nb_config_source(const struct nb_config *cfg, const char *name)
+{
+	size_t i;
+
+	if (cfg == NULL || name == NULL)
+		return NULL;
+	for (i = 0; i < cfg->nsources; i++) {
+		if (strcmp(cfg->sources[i].name, name) == 0)
+			return &cfg->sources[i];
+	}
+	return NULL;
 }

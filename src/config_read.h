@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "nudgebridge/config.h"
+struct nb_source;
 
 /* Longest key path in a message ("sources[3].oauth.private_key_file"). */
 #define NB_CONFIG_KEY_PATH_MAX 160
@@ -139,11 +139,12 @@ int nb_config_get_listen(struct nb_config_ctx *c, const json_t *obj,
 
 /*
  * config_source.c: "sources" (required, 1..NB_CONFIG_MAX_SOURCES) into
- * cfg->sources; cfg->nsources counts a source before it is read, so a
- * half-built one is freed with the others.
+ * *sources; *nsources counts a source before it is read, so a half-built
+ * one is freed with the others.  A source without endpoint or region
+ * sends to global_endpoint (the segment section's; NULL: US).
  */
-int nb_config_parse_sources(
-    struct nb_config_ctx *c, struct nb_config *cfg, const json_t *root);
+int nb_config_parse_sources(struct nb_config_ctx *c, const json_t *root,
+    const char *global_endpoint, struct nb_source **sources, size_t *nsources);
 
 /* Frees what src holds, its secrets wiped. */
 void nb_config_source_clear(struct nb_source *src);

@@ -16,7 +16,8 @@
 
 #include <jansson.h>
 
-#include "nudgebridge/config.h"
+#include "nudgebridge/bounds.h"
+#include "nudgebridge/config_source.h"
 #include "nudgebridge/oauth.h"
 #include "nudgebridge/sig.h"
 
@@ -226,9 +227,10 @@ parse_oauth(struct nb_config_ctx *c, struct nb_source *src, const json_t *o,
 }
 
 static int
-parse_source(struct nb_config_ctx *c, struct nb_config *cfg,
-    struct nb_source *src, const json_t *o, size_t idx)
+parse_source(struct nb_config_ctx *c, struct nb_source *all, size_t idx,
+    const char *global_endpoint, const json_t *o)
 {
+	struct nb_source *src = &all[idx];
 	static const char *const regions[] = {"us", "eu", NULL};
 	static const char *const anons[] = {"email", "sha256", NULL};
 	char base[NB_CONFIG_KEY_PATH_MAX], path[NB_CONFIG_KEY_PATH_MAX];
@@ -251,7 +253,7 @@ parse_source(struct nb_config_ctx *c, struct nb_config *cfg,
 		return nb_config_fail(
 		    c, path, "must match [a-z0-9][a-z0-9_-]{0,62}");
 	for (i = 0; i < idx; i++) {
-		if (strcmp(cfg->sources[i].name, src->name) == 0)
+		if (strcmp(all[i].name, src->name) == 0)
 			return nb_config_fail(
 			    c, path, "duplicate source name %s", src->name);
 	}
@@ -290,8 +292,8 @@ parse_source(struct nb_config_ctx *c, struct nb_config *cfg,
 	} else if (nb_config_member(o, "region") != NULL) {
 		src->endpoint =
 		    strdup(region == 1 ? NB_ENDPOINT_EU : NB_ENDPOINT_US);
-	} else if (cfg->segment.endpoint != NULL) {
-		src->endpoint = strdup(cfg->segment.endpoint);
+	} else if (global_endpoint != NULL) {
+		src->endpoint = strdup(global_endpoint);
 	} else {
 		src->endpoint = strdup(NB_ENDPOINT_US);
 	}
@@ -311,8 +313,8 @@ out:
 }
 
 int
-nb_config_parse_sources(
-    struct nb_config_ctx *c, struct nb_config *cfg, const json_t *root)
+nb_config_parse_sources(struct nb_config_ctx *c, const json_t *root,
+    const char *global_endpoint, struct nb_source **sources, size_t *nsources)
 {
 	json_t *arr, *item;
 	size_t i, n;
@@ -327,13 +329,13 @@ nb_config_parse_sources(
 	if (n > NB_CONFIG_MAX_SOURCES)
 		return nb_config_fail(c, "sources", "more than %d sources",
 		    NB_CONFIG_MAX_SOURCES);
-	if ((cfg->sources = calloc(n, sizeof(*cfg->sources))) == NULL)
+	if ((*sources = calloc(n, sizeof(**sources))) == NULL)
 		return nb_config_fail(c, "sources", "out of memory");
 	json_array_foreach(arr, i, item)
 	{
 		/* Counted first so that a half-built source is freed too. */
-		cfg->nsources = i + 1;
-		if (parse_source(c, cfg, &cfg->sources[i], item, i) == -1)
+		*nsources = i + 1;
+		if (parse_source(c, *sources, i, global_endpoint, item) == -1)
 			return -1;
 	}
 	return 0;
@@ -349,20 +351,6 @@ nb_config_source_clear(struct nb_source *src)
 	nb_segment_mapping_clear(&src->mapping);
 	nb_oauth_config_clear(&src->oauth);
 	nb_filter_clear(&src->drop);
-}
-
-const struct nb_source *
-nb_config_source(const struct nb_config *cfg, const char *name)
-{
-	size_t i;
-
-	if (cfg == NULL || name == NULL)
-		return NULL;
-	for (i = 0; i < cfg->nsources; i++) {
-		if (strcmp(cfg->sources[i].name, name) == 0)
-			return &cfg->sources[i];
-	}
-	return NULL;
 }
 
 int

@@ -62,6 +62,7 @@
 #include "nudgebridge/httpd.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/metrics.h"
+#include "nudgebridge/metrics_page.h"
 #include "nudgebridge/nudgespot.h"
 #include "nudgebridge/sig.h"
 #include "nudgebridge/timeutil.h"

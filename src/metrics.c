@@ -9,8 +9,8 @@
  * per bucket (not cumulative; the renderer sums them) and a sum updated with
  * a compare-and-swap loop.  Rendering reads each counter once; the result is
  * consistent enough for scraping, not a snapshot.  Queue gauges are not kept
- * here: the caller passes a board snapshot (the store's figures and the
- * paused sources, read off the request threads) at render time.  Every
+ * here: metrics_page.c adds them from a board snapshot (the store's
+ * figures and the paused sources, read off the request threads).  Every
  * function accepts a NULL struct nb_metrics and then does nothing, so
  * modules can run without metrics in tests.
  */
@@ -22,9 +22,8 @@
 
 #include <event2/buffer.h>
 
-#include "nudgebridge/board.h"
 #include "nudgebridge/metrics.h"
-#include "nudgebridge/store.h"
+#include "nudgebridge/store_types.h"
 
 #define STATUS_MAX 600 /* status codes 0..599 */
 #define HIST_MAX   20  /* finite buckets of one histogram */
@@ -354,8 +353,9 @@ nb_metrics_accept_error(struct nb_metrics *m, const char *reason)
 
 /* Rendering: each helper returns 0 or -1 (evbuffer out of memory). */
 
-static int
-head(struct evbuffer *out, const char *name, const char *type, const char *help)
+int
+nb_metrics_head(
+    struct evbuffer *out, const char *name, const char *type, const char *help)
 {
 	if (evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help,
 		name, type) == -1)
@@ -364,8 +364,8 @@ head(struct evbuffer *out, const char *name, const char *type, const char *help)
 }
 
 /* Appends v as a label value, escaped as the text format requires. */
-static int
-label_value(struct evbuffer *out, const char *v)
+int
+nb_metrics_label_value(struct evbuffer *out, const char *v)
 {
 	const char *p;
 	int rc = 0;
@@ -384,8 +384,8 @@ label_value(struct evbuffer *out, const char *v)
 }
 
 /* name{label="value"} number, with an integer or a float sample. */
-static int
-sample_u(struct evbuffer *out, const char *name, const char *label,
+int
+nb_metrics_sample_u(struct evbuffer *out, const char *name, const char *label,
     const char *value, uint64_t v)
 {
 	if (label == NULL)
@@ -394,18 +394,18 @@ sample_u(struct evbuffer *out, const char *name, const char *label,
 		    ? -1
 		    : 0;
 	if (evbuffer_add_printf(out, "%s{%s=\"", name, label) == -1 ||
-	    label_value(out, value) == -1 ||
+	    nb_metrics_label_value(out, value) == -1 ||
 	    evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)v) == -1)
 		return -1;
 	return 0;
 }
 
-static int
-sample_f(struct evbuffer *out, const char *name, const char *label,
+int
+nb_metrics_sample_f(struct evbuffer *out, const char *name, const char *label,
     const char *value, double v)
 {
 	if (evbuffer_add_printf(out, "%s{%s=\"", name, label) == -1 ||
-	    label_value(out, value) == -1 ||
+	    nb_metrics_label_value(out, value) == -1 ||
 	    evbuffer_add_printf(out, "\"} %.9g\n", v) == -1)
 		return -1;
 	return 0;
@@ -418,7 +418,7 @@ render_hist(
 	uint64_t cum = 0;
 	size_t i;
 
-	if (head(out, name, "histogram", help) == -1)
+	if (nb_metrics_head(out, name, "histogram", help) == -1)
 		return -1;
 	for (i = 0; i < h->nbounds; i++) {
 		cum += get(&h->buckets[i]);
@@ -445,7 +445,7 @@ render_requests(struct nb_metrics *m, struct evbuffer *out)
 	size_t e;
 	int s;
 
-	if (head(out, name, "counter",
+	if (nb_metrics_head(out, name, "counter",
 		"Webhook requests answered, by status and error code.") == -1)
 		return -1;
 	for (s = 0; s < STATUS_MAX; s++) {
@@ -466,15 +466,16 @@ render_events(struct nb_metrics *m, struct evbuffer *out)
 {
 	const char *name = "nudgebridge_events_total";
 
-	if (head(out, name, "counter",
+	if (nb_metrics_head(out, name, "counter",
 		"Events of answered webhook requests, by outcome.") == -1 ||
-	    sample_u(out, name, "outcome", "accepted", get(&m->accepted)) ==
-		-1 ||
-	    sample_u(out, name, "outcome", "duplicate", get(&m->duplicates)) ==
-		-1 ||
-	    sample_u(out, name, "outcome", "quarantined",
+	    nb_metrics_sample_u(
+		out, name, "outcome", "accepted", get(&m->accepted)) == -1 ||
+	    nb_metrics_sample_u(
+		out, name, "outcome", "duplicate", get(&m->duplicates)) == -1 ||
+	    nb_metrics_sample_u(out, name, "outcome", "quarantined",
 		get(&m->quarantined)) == -1 ||
-	    sample_u(out, name, "outcome", "filtered", get(&m->filtered)) == -1)
+	    nb_metrics_sample_u(
+		out, name, "outcome", "filtered", get(&m->filtered)) == -1)
 		return -1;
 	return 0;
 }
@@ -488,7 +489,7 @@ render_statuses(struct evbuffer *out, const char *name, const char *help,
 	uint64_t v;
 	int s;
 
-	if (head(out, name, "counter", help) == -1)
+	if (nb_metrics_head(out, name, "counter", help) == -1)
 		return -1;
 	for (s = 0; s < STATUS_MAX; s++) {
 		if ((v = get(&counts[s])) == 0)
@@ -497,7 +498,7 @@ render_statuses(struct evbuffer *out, const char *name, const char *help,
 			memcpy(status, "error", sizeof("error"));
 		else
 			(void)snprintf(status, sizeof(status), "%d", s);
-		if (sample_u(out, name, "status", status, v) == -1)
+		if (nb_metrics_sample_u(out, name, "status", status, v) == -1)
 			return -1;
 	}
 	return 0;
@@ -508,8 +509,8 @@ static int
 counter(struct evbuffer *out, const char *name, const char *help,
     atomic_uint_fast64_t *c)
 {
-	if (head(out, name, "counter", help) == -1 ||
-	    sample_u(out, name, NULL, NULL, get(c)) == -1)
+	if (nb_metrics_head(out, name, "counter", help) == -1 ||
+	    nb_metrics_sample_u(out, name, NULL, NULL, get(c)) == -1)
 		return -1;
 	return 0;
 }
@@ -522,10 +523,11 @@ counter_by(struct evbuffer *out, const char *name, const char *help,
 {
 	size_t i;
 
-	if (head(out, name, "counter", help) == -1)
+	if (nb_metrics_head(out, name, "counter", help) == -1)
 		return -1;
 	for (i = 0; i < n; i++)
-		if (sample_u(out, name, label, values[i], get(&c[i])) == -1)
+		if (nb_metrics_sample_u(
+			out, name, label, values[i], get(&c[i])) == -1)
 			return -1;
 	return 0;
 }
@@ -569,146 +571,15 @@ render_delivery(struct nb_metrics *m, struct evbuffer *out)
 	return 0;
 }
 
-static int
-is_paused(const struct nb_board_snapshot *snap, const char *source)
-{
-	size_t i;
-
-	for (i = 0; i < snap->npaused; i++)
-		if (strcmp(snap->paused[i].source, source) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-has_queue(const struct nb_board_snapshot *snap, const char *source)
-{
-	size_t i;
-
-	for (i = 0; i < snap->nqueues; i++)
-		if (strcmp(snap->queues[i].source, source) == 0)
-			return 1;
-	return 0;
-}
-
-enum queue_field { Q_PENDING, Q_INFLIGHT, Q_DEAD };
-
-/* One gauge family with a sample per source queue. */
-static int
-render_gauge(struct evbuffer *out, const char *name, const char *help,
-    const struct nb_board_snapshot *snap, enum queue_field f)
-{
-	const struct nb_queue_gauge *q;
-	int64_t v;
-	size_t i;
-
-	if (head(out, name, "gauge", help) == -1)
-		return -1;
-	for (i = 0; i < snap->nqueues; i++) {
-		q = &snap->queues[i];
-		v = f == Q_PENDING    ? q->pending
-		    : f == Q_INFLIGHT ? q->inflight
-				      : q->dead;
-		if (sample_u(out, name, "source", q->source, (uint64_t)v) == -1)
-			return -1;
-	}
-	return 0;
-}
-
-static int
-render_queue(
-    const struct nb_board_snapshot *snap, int64_t now_ms, struct evbuffer *out)
-{
-	const struct nb_queue_gauge *q;
-	const char *name;
-	double age;
-	size_t i;
-
-	if (render_gauge(out, "nudgebridge_queue_pending",
-		"Events waiting for delivery (in flight included).", snap,
-		Q_PENDING) == -1 ||
-	    render_gauge(out, "nudgebridge_queue_inflight",
-		"Pending events leased by a deliverer right now.", snap,
-		Q_INFLIGHT) == -1 ||
-	    render_gauge(out, "nudgebridge_queue_dead",
-		"Dead letters kept, quarantined events included.", snap,
-		Q_DEAD) == -1)
-		return -1;
-	name = "nudgebridge_queue_oldest_pending_age_seconds";
-	if (head(out, name, "gauge",
-		"Age of the oldest pending event since receipt.") == -1)
-		return -1;
-	for (i = 0; i < snap->nqueues; i++) {
-		q = &snap->queues[i];
-		age = 0;
-		if (q->oldest_pending_ms > 0 && now_ms > q->oldest_pending_ms)
-			age = (double)(now_ms - q->oldest_pending_ms) / 1000.0;
-		if (sample_f(out, name, "source", q->source, age) == -1)
-			return -1;
-	}
-	return 0;
-}
-
-static int
-render_paused(const struct nb_board_snapshot *snap, struct evbuffer *out)
-{
-	const char *name = "nudgebridge_source_paused";
-	size_t i;
-
-	if (head(out, name, "gauge",
-		"1 while delivery of a source is paused after 401/403.") == -1)
-		return -1;
-	for (i = 0; i < snap->nqueues; i++)
-		if (sample_u(out, name, "source", snap->queues[i].source,
-			(uint64_t)is_paused(snap, snap->queues[i].source)) ==
-		    -1)
-			return -1;
-	for (i = 0; i < snap->npaused; i++)
-		if (!has_queue(snap, snap->paused[i].source) &&
-		    sample_u(out, name, "source", snap->paused[i].source, 1) ==
-			-1)
-			return -1;
-	return 0;
-}
-
-/* The sources the OAuth token endpoint refused, with its error code. */
-static int
-render_paused_oauth(
-    const struct nb_paused *paused, size_t npaused, struct evbuffer *out)
-{
-	const char *name = "nudgebridge_source_paused_oauth";
-	size_t i;
-
-	if (head(out, name, "gauge",
-		"1 while a source is paused because the OAuth token endpoint "
-		"refused its credentials, by the endpoint's error code.") == -1)
-		return -1;
-	for (i = 0; i < npaused; i++) {
-		if (paused[i].oauth_error[0] == '\0')
-			continue;
-		if (evbuffer_add_printf(out, "%s{source=\"", name) == -1 ||
-		    label_value(out, paused[i].source) == -1 ||
-		    evbuffer_add_printf(out, "\",error=\"") == -1 ||
-		    label_value(out, paused[i].oauth_error) == -1 ||
-		    evbuffer_add_printf(out, "\"} 1\n") == -1)
-			return -1;
-	}
-	return 0;
-}
-
 int
-nb_metrics_render(struct nb_metrics *m, const struct nb_board_snapshot *snap,
-    int64_t now_ms, struct evbuffer *out)
+nb_metrics_render_counters(struct nb_metrics *m, struct evbuffer *out)
 {
-	static const struct nb_board_snapshot none;
-	size_t i;
-
 	if (m == NULL || out == NULL)
 		return -1;
-	if (head(out, "nudgebridge_build_info", "gauge",
+	if (nb_metrics_head(out, "nudgebridge_build_info", "gauge",
 		"Version of the running nudgebridge.") == -1 ||
-	    sample_u(out, "nudgebridge_build_info", "version", NB_VERSION, 1) ==
-		-1)
+	    nb_metrics_sample_u(
+		out, "nudgebridge_build_info", "version", NB_VERSION, 1) == -1)
 		return -1;
 	if (render_requests(m, out) == -1 || render_events(m, out) == -1 ||
 	    render_hist(out, "nudgebridge_webhook_timestamp_skew_seconds",
@@ -736,12 +607,15 @@ nb_metrics_render(struct nb_metrics *m, const struct nb_board_snapshot *snap,
 		"Time from receipt to delivery of each event.",
 		&m->latency) == -1)
 		return -1;
-	if (snap == NULL)
-		snap = &none;
-	/* Without figures the families stay, empty, as before. */
-	if (render_queue(snap, now_ms, out) == -1 ||
-	    render_paused(snap, out) == -1 ||
-	    render_paused_oauth(snap->paused, snap->npaused, out) == -1)
+	return 0;
+}
+
+int
+nb_metrics_render_collected(struct nb_metrics *m, struct evbuffer *out)
+{
+	size_t i;
+
+	if (m == NULL || out == NULL)
 		return -1;
 	for (i = 0; i < m->ncollectors; i++)
 		if (m->collectors[i].fn(m->collectors[i].arg, out) == -1)

@@ -24,9 +24,8 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
-#include "nudgebridge/operate.h"
+#include "nudgebridge/operate_query.h"
 #include "nudgebridge/person.h"
-#include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
 
 #define ALL_STATES                                                             \

@@ -23,9 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nudgebridge/store.h"
-#include "nudgebridge/store_alert.h"
+#include "nudgebridge/store_types.h"
 #include "store_rows.h"
+
+struct nb_store;
 
 /*
  * How durable a transaction's COMMIT must be.  FULL: on disk when commit

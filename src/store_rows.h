@@ -16,8 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nudgebridge/store.h"
-#include "nudgebridge/store_alert.h"
+#include "nudgebridge/store_types.h"
 
 /*
  * Dead-letter keys: the decimal seq.  format writes it into key

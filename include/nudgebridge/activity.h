@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nudgebridge/config.h"
+#include "nudgebridge/bounds.h"
 #include "nudgebridge/sig.h"
 
 /* Sources remembered: every configured one, and as many again renamed. */

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nudgebridge/config.h"
+#include "nudgebridge/bounds.h"
 
 enum nb_alert_kind {
 	NB_ALERT_SOURCE_PAUSED = 0,

@@ -7,10 +7,10 @@
  * old one.  Secrets resolved from "*_env" and "*_file" keys live only inside
  * the struct and are wiped with sodium_memzero() when the last reference
  * goes.  Loading never logs secret values.  Each section's settings are
- * a struct of the module that reads them (store.h, httpd.h, policy.h,
- * segment.h, oauth.h, alert_send.h, tls.h), included here and filled by
- * config.c; this header keeps what is the configuration's own: the
- * sources and the top-level settings.
+ * a struct of the module that reads them (store_types.h, httpd.h,
+ * policy.h, segment.h, oauth.h, alert_send.h, tls.h), included here and
+ * filled by config.c, and a source is config_source.h's; this header keeps
+ * what is the configuration's own: the top-level settings.
  */
 #ifndef NB_CONFIG_H
 #define NB_CONFIG_H
@@ -22,33 +22,16 @@
 #include <jansson.h>
 
 #include "nudgebridge/alert_send.h" /* struct nb_alerts_config */
-#include "nudgebridge/filter.h"	    /* struct nb_filter */
-#include "nudgebridge/httpd.h"	    /* struct nb_limits_config */
+#include "nudgebridge/bounds.h"
+#include "nudgebridge/config_source.h" /* struct nb_source */
+#include "nudgebridge/filter.h"	       /* struct nb_filter */
+#include "nudgebridge/httpd.h"	       /* struct nb_limits_config */
 #include "nudgebridge/log.h"
-#include "nudgebridge/oauth.h"	 /* struct nb_oauth_config */
-#include "nudgebridge/policy.h"	 /* struct nb_segment_config */
-#include "nudgebridge/segment.h" /* struct nb_mapping */
-#include "nudgebridge/store.h"	 /* struct nb_store_config */
-#include "nudgebridge/tls.h"	 /* struct nb_tls_config */
-
-struct nb_keyring;
-
-#define NB_CONFIG_MAX_SOURCES 1024
-#define NB_CONFIG_MAX_KEYS    32 /* secrets + public keys per source */
-#define NB_ENDPOINT_US	      "https://api.segment.io"
-#define NB_ENDPOINT_EU	      "https://events.eu1.segmentapis.com"
-
-struct nb_source {
-	char *name;
-	struct nb_keyring *keys; /* secrets and public keys, see sig.h */
-	char *write_key;
-	char *endpoint; /* resolved: source endpoint, region, global */
-	struct nb_mapping mapping; /* anonymous_id, event_names (segment.h) */
-	struct nb_oauth_config oauth; /* zeroed (key NULL) without "oauth" */
-	/* source_silent after this long without a verified request; 0 off */
-	int64_t silent_after_s;
-	struct nb_filter drop; /* drop_types (filter.h) */
-};
+#include "nudgebridge/oauth.h"	     /* struct nb_oauth_config */
+#include "nudgebridge/policy.h"	     /* struct nb_segment_config */
+#include "nudgebridge/segment.h"     /* struct nb_mapping */
+#include "nudgebridge/store_types.h" /* struct nb_store_config */
+#include "nudgebridge/tls.h"	     /* struct nb_tls_config */
 
 #define NB_HTTP_THREADS_MAX 64
 
@@ -113,8 +96,5 @@ void nb_config_unref(struct nb_config *);
 /* The source named name, or NULL.  The pointer is borrowed from cfg. */
 const struct nb_source *nb_config_source(
     const struct nb_config *cfg, const char *name);
-
-/* 1 when name matches [a-z0-9][a-z0-9_-]{0,62}, else 0. */
-int nb_config_source_name_valid(const char *name);
 
 #endif

@@ -5,7 +5,7 @@
  * Every update is a relaxed atomic add, so the front end, the writer and the
  * deliverer record without locks; rendering reads a consistent-enough
  * snapshot.  Queue figures (depth, oldest age) and paused sources are not
- * kept here: the caller passes a board snapshot (board.h) at render time.
+ * kept here: metrics_page.c renders them from a board snapshot.
  * Thread-safe throughout.
  */
 #ifndef NB_METRICS_H
@@ -15,7 +15,6 @@
 #include <stdint.h>
 
 struct evbuffer;
-struct nb_board_snapshot;
 struct nb_metrics;
 
 /* NULL on allocation failure. */
@@ -93,11 +92,25 @@ int nb_metrics_collect(
     struct nb_metrics *m, nb_metrics_collect_fn fn, void *arg);
 
 /*
- * Appends the whole exposition to out: the counters above, plus per-source
- * queue gauges and paused-source gauges from snap (NULL, or without
- * queue figures: those gauges are left out).  0 or -1.
+ * The page's parts (metrics_page.h puts them together): the counters and
+ * histograms above, from build_info to the delivery latency; then the
+ * collectors' families, in the order they were added.  0 or -1 (m NULL).
  */
-int nb_metrics_render(struct nb_metrics *, const struct nb_board_snapshot *snap,
-    int64_t now_ms, struct evbuffer *out);
+int nb_metrics_render_counters(struct nb_metrics *m, struct evbuffer *out);
+int nb_metrics_render_collected(struct nb_metrics *m, struct evbuffer *out);
+
+/*
+ * Exposition helpers: a family's HELP and TYPE lines; a label value,
+ * escaped as the text format requires; a sample name{label="value"} v
+ * with an integer or a float (label NULL: a bare name, integers only).
+ * 0 or -1.
+ */
+int nb_metrics_head(
+    struct evbuffer *out, const char *name, const char *type, const char *help);
+int nb_metrics_label_value(struct evbuffer *out, const char *v);
+int nb_metrics_sample_u(struct evbuffer *out, const char *name,
+    const char *label, const char *value, uint64_t v);
+int nb_metrics_sample_f(struct evbuffer *out, const char *name,
+    const char *label, const char *value, double v);
 
 #endif

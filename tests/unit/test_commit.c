@@ -29,6 +29,7 @@
 
 #include "nudgebridge/commit.h"
 #include "nudgebridge/metrics.h"
+#include "nudgebridge/metrics_page.h"
 #include "testlib.h"
 
 #define NREQ 200

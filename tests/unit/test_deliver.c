@@ -38,6 +38,7 @@
 #include "nudgebridge/config.h"
 #include "nudgebridge/deliver.h"
 #include "nudgebridge/metrics.h"
+#include "nudgebridge/metrics_page.h"
 #include "nudgebridge/segment.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"

@@ -17,6 +17,7 @@
 
 #include "nudgebridge/board.h"
 #include "nudgebridge/metrics.h"
+#include "nudgebridge/metrics_page.h"
 
 static char *
 render(struct nb_metrics *m, const struct nb_queue_gauge *queues,
