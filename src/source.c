@@ -678,30 +678,35 @@ unset_placeholders(const char **names, size_t n)
 		unsetenv(names[i]);
 }
 
-int
-nb_source_config_load(struct nb_config **cfg, const char *path,
-    const json_t *doc, char *err, size_t errlen)
+/*
+ * nb_config_load() of path (cfg set) or nb_source_save() of doc to path
+ * (cfg NULL), with the placeholders of doc's sources set around it.
+ */
+static int
+with_placeholders(struct nb_config **cfg, const char *path, const json_t *doc,
+    char *err, size_t errlen)
 {
 	const char *names[2 * NB_CONFIG_MAX_SOURCES];
 	size_t n;
 	int rc;
 
 	n = set_placeholders(doc, names, 2 * NB_CONFIG_MAX_SOURCES);
-	rc = nb_config_load(cfg, path, err, errlen);
+	rc = cfg != NULL ? nb_config_load(cfg, path, err, errlen)
+			 : nb_source_save(path, doc, err, errlen);
 	unset_placeholders(names, n);
 	return rc;
+}
+
+int
+nb_source_config_load(struct nb_config **cfg, const char *path,
+    const json_t *doc, char *err, size_t errlen)
+{
+	return with_placeholders(cfg, path, doc, err, errlen);
 }
 
 int
 nb_source_save_standin(
     const char *path, const json_t *doc, char *err, size_t errlen)
 {
-	const char *names[2 * NB_CONFIG_MAX_SOURCES];
-	size_t n;
-	int rc;
-
-	n = set_placeholders(doc, names, 2 * NB_CONFIG_MAX_SOURCES);
-	rc = nb_source_save(path, doc, err, errlen);
-	unset_placeholders(names, n);
-	return rc;
+	return with_placeholders(NULL, path, doc, err, errlen);
 }

@@ -12,6 +12,10 @@
  * them say why where it matters to their code.
  */
 #include "store_pg.h"
+#include "store_schema.h"
+
+/* An id the database gives in order, for store_schema.h. */
+#define PG_ID "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 
 #define STR_(x)	    #x
 #define STR(x)	    STR_(x)
@@ -158,56 +162,7 @@ const char *const pgs_migrations[] = {
      * reports are per instance (owner), and the outbox is claimed with
      * SKIP LOCKED and an owned lease, as events are.
      */
-    "CREATE TABLE activity ("
-    " source TEXT NOT NULL,"
-    " fp TEXT NOT NULL,"
-    " last_ms BIGINT NOT NULL,"
-    " PRIMARY KEY (source, fp));"
-    "CREATE TABLE alert_lease ("
-    " id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " owner TEXT NOT NULL,"
-    " until_ms BIGINT NOT NULL);"
-    "CREATE TABLE alert_reports ("
-    " owner TEXT NOT NULL,"
-    " alert TEXT NOT NULL,"
-    " source TEXT NOT NULL,"
-    " status INTEGER NOT NULL,"
-    " text TEXT NOT NULL,"
-    " seen_ms BIGINT NOT NULL,"
-    " PRIMARY KEY (owner, alert, source));"
-    "CREATE TABLE alert_state ("
-    " alert TEXT NOT NULL,"
-    " source TEXT NOT NULL,"
-    " firing SMALLINT NOT NULL,"
-    " started_ms BIGINT NOT NULL,"
-    " resolved_ms BIGINT NOT NULL,"
-    " mark BIGINT NOT NULL,"
-    " pending BIGINT NOT NULL,"
-    " notified_ms BIGINT NOT NULL,"
-    " changed_ms BIGINT NOT NULL,"
-    " text TEXT NOT NULL,"
-    " summary TEXT NOT NULL,"
-    " details TEXT NOT NULL,"
-    " PRIMARY KEY (alert, source));"
-    "CREATE TABLE alert_outbox ("
-    " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-    " msg_id TEXT NOT NULL,"
-    " alert TEXT NOT NULL,"
-    " source TEXT NOT NULL,"
-    " resolved SMALLINT NOT NULL,"
-    " body TEXT NOT NULL,"
-    " created_ms BIGINT NOT NULL,"
-    " next_ms BIGINT NOT NULL,"
-    " attempts INTEGER NOT NULL DEFAULT 0,"
-    " lease_owner TEXT,"
-    " lease_ms BIGINT NOT NULL DEFAULT 0,"
-    " done SMALLINT NOT NULL DEFAULT 0,"
-    " done_ms BIGINT NOT NULL DEFAULT 0,"
-    " error TEXT);"
-    "CREATE INDEX alert_outbox_open ON alert_outbox (alert, source, id)"
-    " WHERE done = 0;"
-    "CREATE INDEX alert_outbox_done ON alert_outbox (done_ms)"
-    " WHERE done <> 0;"
+    NB_SCHEMA_ALERTS("BIGINT", "SMALLINT", PG_ID, "")
     /* The dead letters stored before alerts existed are not new. */
     "INSERT INTO alert_state SELECT 'dead_letters', source, 0, 0, 0,"
     " sum(dead_total), 0, 0, 0, '', '', '{}' FROM counters"
@@ -233,37 +188,8 @@ const char *const pgs_migrations[] = {
     "CREATE INDEX people_email ON people (email_key, seq)"
     " WHERE email_key IS NOT NULL;"
     "CREATE INDEX people_uid ON people (uid_key, seq)"
-    " WHERE uid_key IS NOT NULL;"
-    "CREATE TABLE attempts ("
-    " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-    " at_ms BIGINT NOT NULL,"
-    " end_ms BIGINT NOT NULL,"
-    " status INTEGER NOT NULL,"
-    " error TEXT,"
-    " batch_size INTEGER NOT NULL);"
-    "CREATE INDEX attempts_done ON attempts (end_ms)"
-    " WHERE status BETWEEN 200 AND 299;"
-    "CREATE TABLE attempt_links ("
-    " seq BIGINT NOT NULL,"
-    " attempt BIGINT NOT NULL,"
-    " PRIMARY KEY (seq, attempt));"
-    "CREATE INDEX attempt_links_attempt ON attempt_links (attempt);"
-    "CREATE TABLE erase_epoch ("
-    " id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " epoch BIGINT NOT NULL);"
-    "INSERT INTO erase_epoch (id, epoch) VALUES (1, 0);"
-    "CREATE TABLE audit ("
-    " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-    " at_ms BIGINT NOT NULL,"
-    " actor TEXT NOT NULL,"
-    " kind TEXT NOT NULL,"
-    " subject TEXT NOT NULL,"
-    " dry_run BOOLEAN NOT NULL,"
-    " complete BOOLEAN NOT NULL,"
-    " events BIGINT NOT NULL,"
-    " pending BIGINT NOT NULL,"
-    " delivered BIGINT NOT NULL,"
-    " dead BIGINT NOT NULL);",
+    " WHERE uid_key IS NOT NULL;" NB_SCHEMA_HISTORY(
+	"BIGINT", "BOOLEAN", PG_ID, ""),
 };
 const int pgs_schema_latest =
     (int)(sizeof(pgs_migrations) / sizeof(pgs_migrations[0]));

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,14 +407,55 @@ nb_store_tally_free(struct nb_store_tally *t)
 	memset(t, 0, sizeof(*t));
 }
 
-/* Column col of r into out (outlen bytes): NULL as "", cut to fit. */
-static void
-row_copy(const struct nb_store_row *r, int col, char *out, size_t outlen)
-{
-	const char *v = r->text(r, col);
+/*
+ * The row readers are tables: column i of a row lands in the member the
+ * i-th entry names, as a 64-bit or a plain integer (enums included), a
+ * string copied into a fixed array (NULL as "", cut to fit), a malloc'd
+ * string (NULL stays NULL) or an alert kind.  A reader is its table and
+ * what its struct needs beyond it.
+ */
+enum col_kind { COL_I64, COL_INT, COL_TEXT, COL_DUP, COL_KIND };
 
-	(void)snprintf(out, outlen, "%s", v != NULL ? v : "");
-}
+struct col {
+	unsigned char kind;
+	unsigned short off;
+	unsigned short size; /* COL_TEXT: the array's */
+};
+
+/* A member of another type than its entry says does not compile. */
+#define C_I64(t, m)                                                            \
+	{                                                                      \
+		_Generic(((t *)0)->m, int64_t : COL_I64), offsetof(t, m), 0    \
+	}
+#define C_INT(t, m)                                                            \
+	{                                                                      \
+		_Generic(((t *)0)->m, int                                      \
+			 : COL_INT, unsigned                                   \
+			 : COL_INT),                                           \
+		    offsetof(t, m), 0                                          \
+	}
+#define C_TEXT(t, m)                                                                    \
+	{                                                                               \
+		_Generic(((t *)0)->m, char *: COL_TEXT), offsetof(t, m),              \
+	    sizeof(((t *)0)->m) \
+	}
+#define C_DUP(t, m)                                                            \
+	{                                                                      \
+		_Generic(((t *)0)->m, char * : COL_DUP), offsetof(t, m), 0     \
+	}
+#define C_KIND(t, m)                                                           \
+	{                                                                      \
+		_Generic(((t *)0)->m, unsigned                                 \
+			 : COL_KIND, int                                       \
+			 : COL_KIND),                                          \
+		    offsetof(t, m), 0                                          \
+	}
+#define NCOLS(c) (sizeof(c) / sizeof((c)[0]))
+
+/* COL_INT writes enums as int: they must be int-sized. */
+_Static_assert(sizeof(enum nb_event_state) == sizeof(int) &&
+	sizeof(enum nb_alert_kind) == sizeof(int),
+    "enums read as int");
 
 static enum nb_alert_kind
 row_kind(const struct nb_store_row *r, int col)
@@ -426,145 +468,151 @@ row_kind(const struct nb_store_row *r, int col)
 	return k;
 }
 
+/* Fills out from r by the table c; -1 when a string could not be kept. */
+static int
+row_fill(const struct nb_store_row *r, const struct col *c, size_t n, void *out)
+{
+	char *base = out;
+	const char *v;
+	int64_t i64;
+	char *d;
+	size_t i;
+	int iv, rc = 0;
+
+	for (i = 0; i < n; i++) {
+		switch (c[i].kind) {
+		case COL_I64:
+			i64 = r->i64(r, (int)i);
+			memcpy(base + c[i].off, &i64, sizeof(i64));
+			break;
+		case COL_INT:
+		case COL_KIND:
+			iv = c[i].kind == COL_KIND ? (int)row_kind(r, (int)i)
+						   : (int)r->i64(r, (int)i);
+			memcpy(base + c[i].off, &iv, sizeof(iv));
+			break;
+		case COL_TEXT:
+			v = r->text(r, (int)i);
+			(void)snprintf(base + c[i].off, c[i].size, "%s",
+			    v != NULL ? v : "");
+			break;
+		case COL_DUP:
+			d = NULL;
+			if ((v = r->text(r, (int)i)) != NULL &&
+			    (d = strdup(v)) == NULL)
+				rc = -1;
+			memcpy(base + c[i].off, &d, sizeof(d));
+			break;
+		}
+	}
+	return rc;
+}
+
+#define S struct nb_source_stats
+static const struct col stats_cols[] = {C_TEXT(S, source), C_I64(S, pending),
+    C_I64(S, delivered), C_I64(S, dead), C_I64(S, quarantined),
+    C_I64(S, received_total), C_I64(S, delivered_total), C_I64(S, dead_total),
+    C_I64(S, oldest_pending_ms), C_I64(S, inflight)};
+#undef S
+
 int
 nb_store_stats_read(const struct nb_store_row *r, void *out)
 {
-	struct nb_source_stats *s = out;
-
-	row_copy(r, 0, s->source, sizeof(s->source));
-	s->pending = r->i64(r, 1);
-	s->delivered = r->i64(r, 2);
-	s->dead = r->i64(r, 3);
-	s->quarantined = r->i64(r, 4);
-	s->received_total = r->i64(r, 5);
-	s->delivered_total = r->i64(r, 6);
-	s->dead_total = r->i64(r, 7);
-	s->oldest_pending_ms = r->i64(r, 8);
-	s->inflight = r->i64(r, 9);
-	return 0;
+	return row_fill(r, stats_cols, NCOLS(stats_cols), out);
 }
 
-/* Column col of r as a malloc'd string (NULL stays NULL); *failed. */
-static char *
-row_strdup(const struct nb_store_row *r, int col, int *failed)
-{
-	const char *v = r->text(r, col);
-	char *d;
-
-	if (v == NULL)
-		return NULL;
-	if ((d = strdup(v)) == NULL)
-		*failed = 1;
-	return d;
-}
+#define E struct nb_store_error
+static const struct col error_cols[] = {C_TEXT(E, source), C_DUP(E, error),
+    C_DUP(E, reason), C_INT(E, state), C_I64(E, count), C_I64(E, last_ms)};
+#undef E
 
 int
 nb_store_error_read(const struct nb_store_row *r, void *out)
 {
 	struct nb_store_error *e = out;
-	int failed = 0;
 
-	row_copy(r, 0, e->source, sizeof(e->source));
-	e->error = row_strdup(r, 1, &failed);
-	e->reason = row_strdup(r, 2, &failed);
-	e->state = (enum nb_event_state)r->i64(r, 3);
-	e->count = r->i64(r, 4);
-	e->last_ms = r->i64(r, 5);
-	return failed || e->error == NULL ? -1 : 0;
+	if (row_fill(r, error_cols, NCOLS(error_cols), out) == -1)
+		return -1;
+	return e->error == NULL ? -1 : 0;
 }
+
+#define A struct nb_store_attempt_row
+static const struct col attempt_cols[] = {C_I64(A, id), C_I64(A, at_ms),
+    C_I64(A, end_ms), C_INT(A, status), C_DUP(A, error), C_I64(A, batch_size)};
+#undef A
 
 int
 nb_store_attempt_read(const struct nb_store_row *r, void *out)
 {
-	struct nb_store_attempt_row *a = out;
-	int failed = 0;
-
-	a->id = r->i64(r, 0);
-	a->at_ms = r->i64(r, 1);
-	a->end_ms = r->i64(r, 2);
-	a->status = (int)r->i64(r, 3);
-	a->error = row_strdup(r, 4, &failed);
-	a->batch_size = r->i64(r, 5);
-	return failed ? -1 : 0;
+	return row_fill(r, attempt_cols, NCOLS(attempt_cols), out);
 }
+
+#define A struct nb_store_audit
+static const struct col audit_cols[] = {C_I64(A, id), C_I64(A, at_ms),
+    C_TEXT(A, actor), C_TEXT(A, kind), C_TEXT(A, subject), C_INT(A, dry_run),
+    C_I64(A, events), C_I64(A, pending), C_I64(A, delivered), C_I64(A, dead),
+    C_INT(A, complete)};
+#undef A
 
 int
 nb_store_audit_read(const struct nb_store_row *r, void *out)
 {
-	struct nb_store_audit *a = out;
-
-	a->id = r->i64(r, 0);
-	a->at_ms = r->i64(r, 1);
-	row_copy(r, 2, a->actor, sizeof(a->actor));
-	row_copy(r, 3, a->kind, sizeof(a->kind));
-	row_copy(r, 4, a->subject, sizeof(a->subject));
-	a->dry_run = (int)r->i64(r, 5);
-	a->events = r->i64(r, 6);
-	a->pending = r->i64(r, 7);
-	a->delivered = r->i64(r, 8);
-	a->dead = r->i64(r, 9);
-	a->complete = (int)r->i64(r, 10);
-	return 0;
+	return row_fill(r, audit_cols, NCOLS(audit_cols), out);
 }
+
+#define A struct nb_activity_row
+static const struct col activity_cols[] = {
+    C_TEXT(A, source), C_TEXT(A, fp), C_I64(A, ms)};
+#undef A
 
 int
 nb_store_activity_read(const struct nb_store_row *r, void *out)
 {
-	struct nb_activity_row *a = out;
-
-	row_copy(r, 0, a->source, sizeof(a->source));
-	row_copy(r, 1, a->fp, sizeof(a->fp));
-	a->ms = r->i64(r, 2);
-	return 0;
+	return row_fill(r, activity_cols, NCOLS(activity_cols), out);
 }
+
+#define P struct nb_alert_report
+static const struct col report_cols[] = {C_KIND(P, kind), C_TEXT(P, source),
+    C_INT(P, status), C_TEXT(P, text), C_I64(P, seen_ms)};
+#undef P
 
 int
 nb_store_report_read(const struct nb_store_row *r, void *out)
 {
-	struct nb_alert_report *p = out;
-
-	p->kind = row_kind(r, 0);
-	row_copy(r, 1, p->source, sizeof(p->source));
-	p->status = (int)r->i64(r, 2);
-	row_copy(r, 3, p->text, sizeof(p->text));
-	p->seen_ms = r->i64(r, 4);
-	return 0;
+	return row_fill(r, report_cols, NCOLS(report_cols), out);
 }
+
+#define N struct nb_alert_note
+static const struct col note_cols[] = {C_I64(N, id), C_TEXT(N, msg_id),
+    C_KIND(N, kind), C_TEXT(N, source), C_INT(N, resolved), C_DUP(N, body),
+    C_INT(N, attempts), C_I64(N, created_ms)};
+#undef N
 
 int
 nb_store_note_read(const struct nb_store_row *r, void *out)
 {
 	struct nb_alert_note *n = out;
-	const char *body = r->text(r, 5);
 
-	n->id = r->i64(r, 0);
-	row_copy(r, 1, n->msg_id, sizeof(n->msg_id));
-	n->kind = row_kind(r, 2);
-	row_copy(r, 3, n->source, sizeof(n->source));
-	n->resolved = (int)r->i64(r, 4);
-	n->attempts = (int)r->i64(r, 6);
-	n->created_ms = r->i64(r, 7);
-	n->body = strdup(body != NULL ? body : "{}");
+	if (row_fill(r, note_cols, NCOLS(note_cols), out) == -1)
+		return -1;
+	if (n->body == NULL)
+		n->body = strdup("{}");
 	return n->body != NULL ? 0 : -1;
 }
+
+#define T struct nb_alert_state
+static const struct col state_cols[] = {C_KIND(T, kind), C_TEXT(T, source),
+    C_INT(T, firing), C_I64(T, started_ms), C_I64(T, resolved_ms),
+    C_I64(T, mark), C_I64(T, pending), C_I64(T, notified_ms),
+    C_I64(T, changed_ms), C_TEXT(T, text), C_TEXT(T, summary),
+    C_TEXT(T, details)};
+#undef T
 
 int
 nb_store_state_read(const struct nb_store_row *r, void *out)
 {
 	struct nb_alert_state *s = out;
 
-	s->kind = row_kind(r, 0);
-	row_copy(r, 1, s->source, sizeof(s->source));
 	s->known = 1;
-	s->firing = (int)r->i64(r, 2);
-	s->started_ms = r->i64(r, 3);
-	s->resolved_ms = r->i64(r, 4);
-	s->mark = r->i64(r, 5);
-	s->pending = r->i64(r, 6);
-	s->notified_ms = r->i64(r, 7);
-	s->changed_ms = r->i64(r, 8);
-	row_copy(r, 9, s->text, sizeof(s->text));
-	row_copy(r, 10, s->summary, sizeof(s->summary));
-	row_copy(r, 11, s->details, sizeof(s->details));
-	return 0;
+	return row_fill(r, state_cols, NCOLS(state_cols), out);
 }

@@ -9,7 +9,12 @@
  * that run them say why each is shaped the way it is where it matters to
  * their code; the comments here say what the database does with them.
  */
+#include "store_schema.h"
 #include "store_sqlite.h"
+
+/* The dialect's words for store_schema.h: every integer is 64-bit. */
+#define SQ_ID	 "INTEGER PRIMARY KEY AUTOINCREMENT"
+#define SQ_KEYED " WITHOUT ROWID"
 
 #define STR_(x)	    #x
 #define STR(x)	    STR_(x)
@@ -19,43 +24,48 @@
 _Static_assert(NB_SEGMENT_RULE_LEGACY == 0 && NB_SEGMENT_RULE_CURRENT == 1,
     "msgid_rule values in the SQL");
 
+/*
+ * The columns of events before and after version 2 moved the payload out
+ * (the same but for it), and a dedupe table: a key per source, when it was
+ * last seen, and the index the prune walks.
+ */
+#define EVENTS_HEAD                                                            \
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"                              \
+	" source TEXT NOT NULL,"                                               \
+	" event_id TEXT,"                                                      \
+	" type TEXT,"
+#define EVENTS_TAIL                                                            \
+	" state INTEGER NOT NULL,"                                             \
+	" reason TEXT,"                                                        \
+	" error TEXT,"                                                         \
+	" attempts INTEGER NOT NULL DEFAULT 0,"                                \
+	" received_ms INTEGER NOT NULL,"                                       \
+	" age_base_ms INTEGER NOT NULL,"                                       \
+	" next_ms INTEGER NOT NULL,"                                           \
+	" lease_ms INTEGER NOT NULL DEFAULT 0,"                                \
+	" updated_ms INTEGER NOT NULL);"
+#define EVENTS_V1_COLS EVENTS_HEAD " payload BLOB NOT NULL," EVENTS_TAIL
+#define EVENTS_V2_COLS EVENTS_HEAD EVENTS_TAIL
+#define SEEN_TABLE(t, key)                                                     \
+	"CREATE TABLE " t " ("                                                 \
+	" source TEXT NOT NULL,"                                               \
+	" " key " TEXT NOT NULL,"                                              \
+	" seen_ms INTEGER NOT NULL,"                                           \
+	" PRIMARY KEY (source, " key ")) WITHOUT ROWID;"                       \
+	"CREATE INDEX " t "_ms ON " t " (seen_ms);"
+
 /* Migrations: sq_migrations[i] takes the schema from version i to i + 1. */
 const char *const sq_migrations[] = {
     /* 1: the initial schema. */
-    "CREATE TABLE events ("
-    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " source TEXT NOT NULL,"
-    " event_id TEXT,"
-    " type TEXT,"
-    " payload BLOB NOT NULL,"
-    " state INTEGER NOT NULL,"
-    " reason TEXT,"
-    " error TEXT,"
-    " attempts INTEGER NOT NULL DEFAULT 0,"
-    " received_ms INTEGER NOT NULL,"
-    " age_base_ms INTEGER NOT NULL,"
-    " next_ms INTEGER NOT NULL,"
-    " lease_ms INTEGER NOT NULL DEFAULT 0,"
-    " updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE events (" EVENTS_V1_COLS
     "CREATE INDEX events_due ON events (source, next_ms, seq)"
     " WHERE state = 0;"
     "CREATE INDEX events_state ON events (state, received_ms);"
-    "CREATE INDEX events_source_id ON events (source, event_id);"
-    "CREATE TABLE seen_requests ("
-    " source TEXT NOT NULL,"
-    " webhook_id TEXT NOT NULL,"
-    " seen_ms INTEGER NOT NULL,"
-    " PRIMARY KEY (source, webhook_id)) WITHOUT ROWID;"
-    "CREATE INDEX seen_requests_ms ON seen_requests (seen_ms);"
-    "CREATE TABLE seen_events ("
-    " source TEXT NOT NULL,"
-    " event_id TEXT NOT NULL,"
-    " seen_ms INTEGER NOT NULL,"
-    " PRIMARY KEY (source, event_id)) WITHOUT ROWID;"
-    "CREATE INDEX seen_events_ms ON seen_events (seen_ms);"
-    "CREATE TABLE meta ("
-    " id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " probe_ms INTEGER NOT NULL);",
+    "CREATE INDEX events_source_id ON events (source, event_id);" SEEN_TABLE(
+	"seen_requests", "webhook_id") SEEN_TABLE("seen_events",
+	"event_id") "CREATE TABLE meta ("
+		    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+		    " probe_ms INTEGER NOT NULL);",
     /*
      * 2: payloads move out of events into a table of their own, keyed by
      * the event's seq.  SQLite rewrites a whole record on any update, so
@@ -75,20 +85,7 @@ const char *const sq_migrations[] = {
     " payload BLOB NOT NULL);"
     "INSERT INTO payloads (seq, payload)"
     " SELECT seq, payload FROM events ORDER BY seq;"
-    "CREATE TABLE events_v2 ("
-    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " source TEXT NOT NULL,"
-    " event_id TEXT,"
-    " type TEXT,"
-    " state INTEGER NOT NULL,"
-    " reason TEXT,"
-    " error TEXT,"
-    " attempts INTEGER NOT NULL DEFAULT 0,"
-    " received_ms INTEGER NOT NULL,"
-    " age_base_ms INTEGER NOT NULL,"
-    " next_ms INTEGER NOT NULL,"
-    " lease_ms INTEGER NOT NULL DEFAULT 0,"
-    " updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE events_v2 (" EVENTS_V2_COLS
     "INSERT INTO events_v2 (seq, source, event_id, type, state, reason,"
     " error, attempts, received_ms, age_base_ms, next_ms, lease_ms,"
     " updated_ms)"
@@ -172,56 +169,7 @@ const char *const sq_migrations[] = {
      * under a lease.  All grow with the sources and the notifications of
      * the last days, never with the events.
      */
-    "CREATE TABLE activity ("
-    " source TEXT NOT NULL,"
-    " fp TEXT NOT NULL,"
-    " last_ms INTEGER NOT NULL,"
-    " PRIMARY KEY (source, fp)) WITHOUT ROWID;"
-    "CREATE TABLE alert_lease ("
-    " id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " owner TEXT NOT NULL,"
-    " until_ms INTEGER NOT NULL);"
-    "CREATE TABLE alert_reports ("
-    " owner TEXT NOT NULL,"
-    " alert TEXT NOT NULL,"
-    " source TEXT NOT NULL,"
-    " status INTEGER NOT NULL,"
-    " text TEXT NOT NULL,"
-    " seen_ms INTEGER NOT NULL,"
-    " PRIMARY KEY (owner, alert, source)) WITHOUT ROWID;"
-    "CREATE TABLE alert_state ("
-    " alert TEXT NOT NULL,"
-    " source TEXT NOT NULL,"
-    " firing INTEGER NOT NULL,"
-    " started_ms INTEGER NOT NULL,"
-    " resolved_ms INTEGER NOT NULL,"
-    " mark INTEGER NOT NULL,"
-    " pending INTEGER NOT NULL,"
-    " notified_ms INTEGER NOT NULL,"
-    " changed_ms INTEGER NOT NULL,"
-    " text TEXT NOT NULL,"
-    " summary TEXT NOT NULL,"
-    " details TEXT NOT NULL,"
-    " PRIMARY KEY (alert, source)) WITHOUT ROWID;"
-    "CREATE TABLE alert_outbox ("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " msg_id TEXT NOT NULL,"
-    " alert TEXT NOT NULL,"
-    " source TEXT NOT NULL,"
-    " resolved INTEGER NOT NULL,"
-    " body TEXT NOT NULL,"
-    " created_ms INTEGER NOT NULL,"
-    " next_ms INTEGER NOT NULL,"
-    " attempts INTEGER NOT NULL DEFAULT 0,"
-    " lease_owner TEXT,"
-    " lease_ms INTEGER NOT NULL DEFAULT 0,"
-    " done INTEGER NOT NULL DEFAULT 0,"
-    " done_ms INTEGER NOT NULL DEFAULT 0,"
-    " error TEXT);"
-    "CREATE INDEX alert_outbox_open ON alert_outbox (alert, source, id)"
-    " WHERE done = 0;"
-    "CREATE INDEX alert_outbox_done ON alert_outbox (done_ms)"
-    " WHERE done <> 0;"
+    NB_SCHEMA_ALERTS("INTEGER", "INTEGER", SQ_ID, SQ_KEYED)
     /* The dead letters stored before alerts existed are not new. */
     "INSERT INTO alert_state SELECT 'dead_letters', source, 0, 0, 0,"
     " dead_total, 0, 0, 0, '', '', '{}' FROM counters;",
@@ -243,39 +191,8 @@ const char *const sq_migrations[] = {
     "ALTER TABLE events ADD COLUMN erase_ms INTEGER;"
     "CREATE INDEX events_email ON events (email_key)"
     " WHERE email_key IS NOT NULL;"
-    "CREATE INDEX events_uid ON events (uid_key) WHERE uid_key IS NOT NULL;"
-    "CREATE TABLE attempts ("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " at_ms INTEGER NOT NULL,"
-    " end_ms INTEGER NOT NULL,"
-    " status INTEGER NOT NULL,"
-    " error TEXT,"
-    " batch_size INTEGER NOT NULL);"
-    /* The retention prune of delivering attempts walks this. */
-    "CREATE INDEX attempts_done ON attempts (end_ms)"
-    " WHERE status BETWEEN 200 AND 299;"
-    "CREATE TABLE attempt_links ("
-    " seq INTEGER NOT NULL,"
-    " attempt INTEGER NOT NULL,"
-    " PRIMARY KEY (seq, attempt)) WITHOUT ROWID;"
-    /* Whether an attempt is still linked, when links go. */
-    "CREATE INDEX attempt_links_attempt ON attempt_links (attempt);"
-    "CREATE TABLE erase_epoch ("
-    " id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " epoch INTEGER NOT NULL);"
-    "INSERT INTO erase_epoch (id, epoch) VALUES (1, 0);"
-    "CREATE TABLE audit ("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " at_ms INTEGER NOT NULL,"
-    " actor TEXT NOT NULL,"
-    " kind TEXT NOT NULL,"
-    " subject TEXT NOT NULL,"
-    " dry_run INTEGER NOT NULL,"
-    " complete INTEGER NOT NULL,"
-    " events INTEGER NOT NULL,"
-    " pending INTEGER NOT NULL,"
-    " delivered INTEGER NOT NULL,"
-    " dead INTEGER NOT NULL);",
+    "CREATE INDEX events_uid ON events (uid_key) WHERE uid_key IS NOT "
+    "NULL;" NB_SCHEMA_HISTORY("INTEGER", "INTEGER", SQ_ID, SQ_KEYED),
 };
 const int sq_schema_latest =
     (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
