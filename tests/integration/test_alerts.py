@@ -302,14 +302,21 @@ class TestHungReceiver(AlertCase):
         post_latencies(b, 40)       # warm up
         before = post_latencies(b, 400)
         # Now the receiver accepts and never answers: every notification
-        # (six silent sources) hangs until its timeout.
+        # hangs until its timeout.  The quiet sources may have gone silent
+        # (and been told about) while a loaded machine ran the requests
+        # above, so each gets an event now and goes silent again, a second
+        # later, with the receiver hung.
         self.alerts.mode = "hang"
+        time.sleep(0.2)             # what was already on its way lands
+        told = len(self.alerts.delivered())
+        for q in quiet:
+            self.assertEqual(b.post(q["name"], [event()]).status, 200)
         self.assertTrue(wait_until(
             lambda: len(self.alerts.find(delivered=False)) >= 4,
             timeout=15), "no notification reached the receiver")
         during = post_latencies(b, 400)
         self.assertGreaterEqual(len(self.alerts.find(delivered=False)), 4)
-        self.assertEqual(self.alerts.delivered(), [])
+        self.assertEqual(len(self.alerts.delivered()), told)
         print("\nhung receiver: webhook latency p50 %.2f -> %.2f ms, p95 "
               "%.2f -> %.2f ms (400 requests, 4 threads)" %
               (pct(before, .5) * 1e3, pct(during, .5) * 1e3,
@@ -317,7 +324,7 @@ class TestHungReceiver(AlertCase):
         self.assertLess(pct(during, .5), 2 * pct(before, .5) + 0.005)
         self.assertLess(pct(during, .95), 3 * pct(before, .95) + 0.02)
         # Delivery went on too.
-        self.assertGreaterEqual(self.sink.wait_count(840, timeout=30), 840)
+        self.assertGreaterEqual(self.sink.wait_count(846, timeout=30), 846)
         # Nor does it hold up a shutdown.
         t0 = time.monotonic()
         self.assertEqual(b.terminate(timeout=20), 0)
