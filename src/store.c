@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nudgebridge/activity.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"

@@ -16,6 +16,7 @@
  */
 #include <libpq-fe.h>
 
+#include "nudgebridge/activity.h"
 #include "store_pg.h"
 
 /* The figures of a beat as three arrays: one statement for them all. */

@@ -22,6 +22,7 @@
 #include <libpq-fe.h>
 
 #include "nudgebridge/log.h"
+#include "nudgebridge/nudgespot.h"
 #include "store_pg.h"
 
 /* A dedupe key of an append: a request's webhook id or an event's id. */

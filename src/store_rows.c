@@ -18,6 +18,7 @@
 
 #include <sodium.h>
 
+#include "nudgebridge/activity.h"
 #include "nudgebridge/log.h"
 #include "store_rows.h"
 

@@ -10,6 +10,7 @@
  * owns a SQLite store and the table is a row per source and key, so a
  * statement per row costs nothing worth batching.
  */
+#include "nudgebridge/activity.h"
 #include "store_sqlite.h"
 
 /* One cached statement a row: the activity table is a row per key. */

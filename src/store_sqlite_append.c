@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "nudgebridge/log.h"
+#include "nudgebridge/nudgespot.h"
 #include "store_sqlite.h"
 
 /*

@@ -16,12 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nudgebridge/activity.h"
 #include "nudgebridge/alert.h"
 #include "nudgebridge/bounds.h"
-#include "nudgebridge/nudgespot.h"
 #include "nudgebridge/person.h"
 #include "nudgebridge/segment.h"
+
+struct nb_activity_row;
+struct nb_event;
 
 enum nb_event_state {
 	NB_STATE_PENDING = 0,

@@ -52,6 +52,7 @@
 #include "nudgebridge/deliver.h"
 #include "nudgebridge/person.h"
 #include "nudgebridge/segment.h"
+#include "nudgebridge/nudgespot.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"
 

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "nudgebridge/person.h"
+#include "nudgebridge/nudgespot.h"
 #include "nudgebridge/store.h"
 
 #define NB_DRAIN_EVENTS 20000 /* the default */

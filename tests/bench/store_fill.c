@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "nudgebridge/nudgespot.h"
 #include "nudgebridge/store.h"
 
 #include "benchutil.h"

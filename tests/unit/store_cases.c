@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nudgebridge/nudgespot.h"
 #include "nudgebridge/store.h"
 #include "testlib.h"
 

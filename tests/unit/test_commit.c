@@ -30,6 +30,7 @@
 #include "nudgebridge/commit.h"
 #include "nudgebridge/metrics.h"
 #include "nudgebridge/metrics_page.h"
+#include "nudgebridge/nudgespot.h"
 #include "testlib.h"
 
 #define NREQ 200

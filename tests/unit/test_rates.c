@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nudgebridge/nudgespot.h"
 #include "nudgebridge/rates.h"
 #include "nudgebridge/store.h"
 #include "testlib.h"

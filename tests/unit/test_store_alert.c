@@ -26,6 +26,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "nudgebridge/activity.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/store_alert.h"
 /* The migration test builds a version 3 store with the backends' DDL. */
