@@ -423,34 +423,23 @@ struct col {
 	unsigned short size; /* COL_TEXT: the array's */
 };
 
-/* A member of another type than its entry says does not compile. */
-#define C_I64(t, m)                                                            \
+/*
+ * An entry for member m of struct type t; a member of another type than
+ * the entry says does not compile (the _Generic has no case for it).
+ */
+#define COL(t, m, ...)                                                         \
 	{                                                                      \
-		_Generic(((t *)0)->m, int64_t : COL_I64), offsetof(t, m), 0    \
+		_Generic(((t *)0)->m, __VA_ARGS__), offsetof(t, m), 0          \
 	}
-#define C_INT(t, m)                                                            \
-	{                                                                      \
-		_Generic(((t *)0)->m, int                                      \
-			 : COL_INT, unsigned                                   \
-			 : COL_INT),                                           \
-		    offsetof(t, m), 0                                          \
-	}
-#define C_TEXT(t, m)                                                                    \
-	{                                                                               \
-		_Generic(((t *)0)->m, char *: COL_TEXT), offsetof(t, m),              \
-	    sizeof(((t *)0)->m) \
-	}
-#define C_DUP(t, m)                                                            \
-	{                                                                      \
-		_Generic(((t *)0)->m, char * : COL_DUP), offsetof(t, m), 0     \
-	}
-#define C_KIND(t, m)                                                           \
-	{                                                                      \
-		_Generic(((t *)0)->m, unsigned                                 \
-			 : COL_KIND, int                                       \
-			 : COL_KIND),                                          \
-		    offsetof(t, m), 0                                          \
-	}
+/* clang-format off */
+#define C_I64(t, m)  COL(t, m, int64_t: COL_I64)
+#define C_INT(t, m)  COL(t, m, int: COL_INT, unsigned: COL_INT)
+#define C_DUP(t, m)  COL(t, m, char *: COL_DUP)
+#define C_KIND(t, m) COL(t, m, int: COL_KIND, unsigned: COL_KIND)
+#define C_TEXT(t, m)                                                           \
+	{_Generic(((t *)0)->m, char *: COL_TEXT), offsetof(t, m),              \
+	    sizeof(((t *)0)->m)}
+/* clang-format on */
 #define NCOLS(c) (sizeof(c) / sizeof((c)[0]))
 
 /* COL_INT writes enums as int: they must be int-sized. */
