@@ -29,6 +29,7 @@
 #include "nudgebridge/activity.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/store_alert.h"
+#include "testlib.h"
 /* The migration test builds a version 3 store with the backends' DDL. */
 #include "../../src/store_pg.h"
 #include "../../src/store_sqlite.h"
@@ -42,23 +43,6 @@ struct fixture {
 	struct nb_store_config cfg;
 	struct nb_store *a, *b; /* two instances */
 };
-
-static char *
-unconst(const char *s)
-{
-	return (char *)(uintptr_t)s;
-}
-
-static void
-admin_exec(PGconn *c, const char *sql)
-{
-	PGresult *res = PQexec(c, sql);
-	ExecStatusType st = PQresultStatus(res);
-
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-		fail_msg("%s: %s", sql, PQerrorMessage(c));
-	PQclear(res);
-}
 
 static struct nb_store *
 open_store(struct fixture *fx)
@@ -80,7 +64,7 @@ setup_sqlite(void **state)
 	snprintf(fx->dir, sizeof(fx->dir), "/tmp/nb-stal-XXXXXX");
 	assert_non_null(mkdtemp(fx->dir));
 	snprintf(fx->path, sizeof(fx->path), "%s/nb.db", fx->dir);
-	fx->cfg.driver = unconst("sqlite");
+	fx->cfg.driver = testlib_unconst("sqlite");
 	fx->cfg.path = fx->path;
 	fx->cfg.lease_s = 30;
 	fx->a = open_store(fx);
@@ -92,28 +76,18 @@ setup_sqlite(void **state)
 static int
 setup_pg(void **state)
 {
-	static int counter;
 	struct fixture *fx = calloc(1, sizeof(*fx));
-	const char *dsn = getenv("NB_TEST_PG_DSN");
-	char sql[128], opts[128];
+	const char *dsn;
 
 	assert_non_null(fx);
 	*state = fx;
 	fx->pg = 1;
-	if (dsn == NULL || dsn[0] == '\0')
+	dsn = testlib_pg_schema(
+	    &fx->admin, fx->schema, sizeof(fx->schema), "nbal");
+	if (dsn == NULL)
 		return 0;
-	fx->admin = PQconnectdb(dsn);
-	if (PQstatus(fx->admin) != CONNECTION_OK)
-		fail_msg("NB_TEST_PG_DSN: %s", PQerrorMessage(fx->admin));
-	snprintf(fx->schema, sizeof(fx->schema), "nbal_%ld_%d", (long)getpid(),
-	    counter++);
-	admin_exec(fx->admin, "SET client_min_messages = warning");
-	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", fx->schema);
-	admin_exec(fx->admin, sql);
-	snprintf(opts, sizeof(opts), "-c search_path=%s", fx->schema);
-	assert_int_equal(setenv("PGOPTIONS", opts, 1), 0);
-	fx->cfg.driver = unconst("postgres");
-	fx->cfg.dsn = unconst(dsn);
+	fx->cfg.driver = testlib_unconst("postgres");
+	fx->cfg.dsn = testlib_unconst(dsn);
 	fx->cfg.lease_s = 30;
 	fx->a = open_store(fx);
 	fx->b = open_store(fx);
@@ -128,12 +102,7 @@ teardown(void **state)
 
 	nb_store_close(fx->a);
 	nb_store_close(fx->b);
-	if (fx->admin != NULL) {
-		snprintf(
-		    sql, sizeof(sql), "DROP SCHEMA %s CASCADE", fx->schema);
-		admin_exec(fx->admin, sql);
-		PQfinish(fx->admin);
-	}
+	testlib_pg_drop(fx->admin, fx->schema);
 	if (!fx->pg) {
 		snprintf(sql, sizeof(sql), "%s-wal", fx->path);
 		unlink(sql);
@@ -142,7 +111,6 @@ teardown(void **state)
 		unlink(fx->path);
 		rmdir(fx->dir);
 	}
-	unsetenv("PGOPTIONS");
 	free(fx);
 	return 0;
 }
@@ -284,7 +252,7 @@ note_init(
 	n->kind = NB_ALERT_DEAD_LETTERS;
 	snprintf(n->source, sizeof(n->source), "%s", src);
 	n->resolved = resolved;
-	n->body = unconst(
+	n->body = testlib_unconst(
 	    resolved ? "{\"status\":\"resolved\"}" : "{\"status\":\"firing\"}");
 }
 
@@ -476,10 +444,10 @@ test_migration_baseline(void **state)
 		    "DROP SCHEMA %s CASCADE; CREATE SCHEMA %s; SET search_path "
 		    "= %s",
 		    fx->schema, fx->schema, fx->schema);
-		admin_exec(fx->admin, sql);
+		testlib_pg_exec(fx->admin, sql);
 		for (i = 0; i < 3; i++)
-			admin_exec(fx->admin, pgs_migrations[i]);
-		admin_exec(fx->admin,
+			testlib_pg_exec(fx->admin, pgs_migrations[i]);
+		testlib_pg_exec(fx->admin,
 		    "CREATE TABLE schema_version (id INTEGER PRIMARY KEY CHECK "
 		    "(id = 1), version INTEGER NOT NULL);"
 		    "INSERT INTO schema_version VALUES (1, 3);"

@@ -77,42 +77,19 @@ admin_int(PGconn *c, const char *sql)
 	return v;
 }
 
-static void
-admin_exec(PGconn *c, const char *sql)
-{
-	PGresult *res = PQexec(c, sql);
-	ExecStatusType st = PQresultStatus(res);
-
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-		fail_msg("%s: %s", sql, PQerrorMessage(c));
-	PQclear(res);
-}
-
 static int
 setup(void **state)
 {
-	static int counter;
 	struct fixture *fx;
-	const char *dsn = getenv("NB_TEST_PG_DSN");
-	char sql[128], opts[128];
+	const char *dsn;
 
 	fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
 	*state = fx;
-	if (dsn == NULL || dsn[0] == '\0')
+	dsn = testlib_pg_schema(
+	    &fx->admin, fx->schema, sizeof(fx->schema), "nbt");
+	if (dsn == NULL)
 		return 0;
-	fx->admin = PQconnectdb(dsn);
-	if (PQstatus(fx->admin) != CONNECTION_OK)
-		fail_msg("NB_TEST_PG_DSN: %s", PQerrorMessage(fx->admin));
-	snprintf(fx->schema, sizeof(fx->schema), "nbt_%ld_%d", (long)getpid(),
-	    counter++);
-	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", fx->schema);
-	admin_exec(fx->admin, "SET client_min_messages = warning");
-	admin_exec(fx->admin, sql);
-	snprintf(sql, sizeof(sql), "SET search_path = %s", fx->schema);
-	admin_exec(fx->admin, sql);
-	snprintf(opts, sizeof(opts), "-c search_path=%s", fx->schema);
-	assert_int_equal(setenv("PGOPTIONS", opts, 1), 0);
 	fx->cfg.driver = testlib_unconst("postgres");
 	fx->cfg.dsn = testlib_unconst(dsn);
 	fx->cfg.lease_s = 30;
@@ -124,16 +101,9 @@ static int
 teardown(void **state)
 {
 	struct fixture *fx = *state;
-	char sql[128];
 
 	nb_store_close(fx->s);
-	if (fx->admin != NULL) {
-		snprintf(
-		    sql, sizeof(sql), "DROP SCHEMA %s CASCADE", fx->schema);
-		admin_exec(fx->admin, sql);
-		PQfinish(fx->admin);
-	}
-	unsetenv("PGOPTIONS");
+	testlib_pg_drop(fx->admin, fx->schema);
 	free(fx);
 	return 0;
 }
@@ -206,7 +176,7 @@ test_open_schema(void **state)
 	fx->s = NULL;
 	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE; CREATE SCHEMA %s",
 	    fx->schema, fx->schema);
-	admin_exec(fx->admin, sql);
+	testlib_pg_exec(fx->admin, sql);
 	for (i = 0; i < 4; i++)
 		assert_int_equal(
 		    pthread_create(&th[i], NULL, open_thread, fx), 0);
@@ -226,10 +196,10 @@ test_open_schema(void **state)
 		nb_store_close(got[i]);
 
 	/* A schema from a newer build is refused. */
-	admin_exec(fx->admin, "UPDATE schema_version SET version = 99");
+	testlib_pg_exec(fx->admin, "UPDATE schema_version SET version = 99");
 	assert_int_equal(nb_store_open(&s, &fx->cfg, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "schema version 99"));
-	admin_exec(
+	testlib_pg_exec(
 	    fx->admin, "UPDATE schema_version SET version = " SCHEMA_LATEST_S);
 	fx->s = open_store(fx);
 }
@@ -290,9 +260,9 @@ test_migrate_v1(void **state)
 	fx->s = NULL;
 	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE; CREATE SCHEMA %s",
 	    fx->schema, fx->schema);
-	admin_exec(fx->admin, sql);
-	admin_exec(fx->admin, pgs_migrations[0]);
-	admin_exec(fx->admin, v1_rows);
+	testlib_pg_exec(fx->admin, sql);
+	testlib_pg_exec(fx->admin, pgs_migrations[0]);
+	testlib_pg_exec(fx->admin, v1_rows);
 	fx->s = open_store(fx);
 	assert_int_equal(nb_store_schema_version(fx->s, &v), 0);
 	assert_int_equal(v, SCHEMA_LATEST);
@@ -751,7 +721,7 @@ plan_check(struct fixture *fx, enum pgs_stmt id)
 	if (args == NULL)
 		fail_msg("no sample arguments for statement %d", (int)id);
 	snprintf(sql, sizeof(sql), "PREPARE r%d AS %s", (int)id, pgs_sql[id]);
-	admin_exec(fx->admin, sql);
+	testlib_pg_exec(fx->admin, sql);
 	snprintf(sql, sizeof(sql), "EXPLAIN (FORMAT JSON) EXECUTE r%d%s",
 	    (int)id, args);
 	res = PQexec(fx->admin, sql);
@@ -781,10 +751,10 @@ test_read_plans(void **state)
 
 	STORE_NEED(fx);
 	add_filter_rows(fx->s, seqs);
-	admin_exec(fx->admin, "SET enable_seqscan = off");
+	testlib_pg_exec(fx->admin, "SET enable_seqscan = off");
 	for (i = 0; i < pgs_nreads; i++)
 		plan_check(fx, pgs_reads[i]);
-	admin_exec(fx->admin, "RESET enable_seqscan");
+	testlib_pg_exec(fx->admin, "RESET enable_seqscan");
 }
 
 /* The server drops the connection: one call fails, the next reconnects. */
@@ -867,7 +837,7 @@ test_instances(void **state)
 	assert_true(a.beat_ms >= started + 20);
 
 	/* Silent for more than the lease: not live; for ten: forgotten. */
-	admin_exec(fx->admin,
+	testlib_pg_exec(fx->admin,
 	    "INSERT INTO instances VALUES ('stale', 'h', 1, 0,"
 	    " (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 6000),"
 	    " ('gone', 'h', 2, 0,"

@@ -109,3 +109,51 @@ testlib_assert_str(const char *want, const char *got)
 	assert_non_null(got);
 	assert_string_equal(want, got);
 }
+
+void
+testlib_pg_exec(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(res);
+}
+
+const char *
+testlib_pg_schema(PGconn **admin, char *schema, size_t len, const char *prefix)
+{
+	static int counter;
+	const char *dsn = getenv("NB_TEST_PG_DSN");
+	char sql[160], opts[128];
+
+	*admin = NULL;
+	if (dsn == NULL || dsn[0] == '\0')
+		return NULL;
+	*admin = PQconnectdb(dsn);
+	if (PQstatus(*admin) != CONNECTION_OK)
+		fail_msg("NB_TEST_PG_DSN: %s", PQerrorMessage(*admin));
+	snprintf(schema, len, "%s_%ld_%d", prefix, (long)getpid(), counter++);
+	testlib_pg_exec(*admin, "SET client_min_messages = warning");
+	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", schema);
+	testlib_pg_exec(*admin, sql);
+	snprintf(sql, sizeof(sql), "SET search_path = %s", schema);
+	testlib_pg_exec(*admin, sql);
+	snprintf(opts, sizeof(opts), "-c search_path=%s", schema);
+	assert_int_equal(setenv("PGOPTIONS", opts, 1), 0);
+	return dsn;
+}
+
+void
+testlib_pg_drop(PGconn *admin, const char *schema)
+{
+	char sql[160];
+
+	unsetenv("PGOPTIONS");
+	if (admin == NULL)
+		return;
+	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", schema);
+	testlib_pg_exec(admin, sql);
+	PQfinish(admin);
+}
