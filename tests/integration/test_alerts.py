@@ -5,19 +5,19 @@ Each bridge evaluates every 200 ms and POSTs its notifications to an
 ``alertsink.AlertSink`` that verifies the Standard Webhooks signature the
 way a receiver following the specification does.  Every condition fires
 and resolves: source_paused (the stand-in refuses the write key, then a
-reload resumes delivery), dead_letters (quarantined events, one alert per
-repeat_s with the count and the main reason, resolved after a quiet
-repeat_s), backlog_age (the stand-in fails until it does not),
-source_silent (only verified requests count) and store_unavailable (the
-store's size cap, from memory, then room made).  Also: the Slack format;
-retries with exponential backoff and one webhook-id across them; a
-receiver that accepts and never answers leaves webhook latency as it was;
-a restart (kill -9) neither repeats an alert still firing nor loses one
-that ended while the bridge was down; GET /v1/alerts and the
-nudgebridge_alert_firing gauge follow the conditions.  Two instances on
-one PostgreSQL database send each alert once, except store_unavailable,
-which each tells about itself while the database is stopped (a private
-cluster); both skipped without NB_TEST_PG_DSN.
+reload resumes delivery; a lane refused again at each retry stays paused),
+dead_letters (quarantined events, one alert per repeat_s with the count
+and the main reason, resolved after a quiet repeat_s), backlog_age (the
+stand-in fails until it does not), source_silent (only verified requests
+count) and store_unavailable (the store's size cap, from memory, then room
+made).  Also: the Slack format; retries with exponential backoff and one
+webhook-id across them; a receiver that accepts and never answers leaves
+webhook latency as it was; a restart (kill -9) neither repeats an alert
+still firing nor loses one that ended while the bridge was down; GET
+/v1/alerts and the nudgebridge_alert_firing gauge follow the conditions.
+Two instances on one PostgreSQL database send each alert once, except
+store_unavailable, which each tells about itself while the database is
+stopped (a private cluster); both skipped without NB_TEST_PG_DSN.
 """
 
 import os
@@ -154,6 +154,23 @@ class TestConditions(AlertCase):
         self.wait_alert("source_paused", "resolved", "acme")
         self.assertEqual(len(self.alerts.find("source_paused", "firing")), 1)
         self.assertNotIn(("source_paused", "acme"), self.firing_now(b))
+
+    def test_source_paused_between_pauses(self):
+        # The stand-in refuses the write key a second after each request,
+        # and a pause lasts a second: the lane is between two pauses half
+        # the time, which no instance reports, for several evaluations.
+        self.sink.set_mode("slow", hang_s=1.0)
+        b = self.bridge([{"name": "acme", "write_key": "not-the-key"}],
+                        config={"segment": {"pause_s": 1}})
+        self.assertEqual(b.post("acme", [event()]).status, 200)
+        self.wait_alert("source_paused", "firing", "acme")
+        self.assertTrue(wait_until(
+            lambda: b.log().count("delivery paused") >= 4, timeout=20),
+            b.log())
+        # Refused again at each retry: paused all along, told once.
+        self.assertEqual(self.alerts.find("source_paused", "resolved"), [])
+        self.assertEqual(len(self.alerts.find("source_paused", "firing")), 1)
+        self.assertIn(("source_paused", "acme"), self.firing_now(b))
 
     def test_backlog_age(self):
         self.sink.set_mode("fail")
