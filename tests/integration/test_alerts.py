@@ -15,12 +15,15 @@ webhook-id across them; a receiver that accepts and never answers leaves
 webhook latency as it was; a restart (kill -9) neither repeats an alert
 still firing nor loses one that ended while the bridge was down; GET
 /v1/alerts and the nudgebridge_alert_firing gauge follow the conditions.
-Two instances on one PostgreSQL database send each alert once, except
-store_unavailable, which each tells about itself while the database is
-stopped (a private cluster); both skipped without NB_TEST_PG_DSN.
+Two instances on one PostgreSQL database send each alert once (and a stall
+of both, SIGSTOP, longer than the pause grace ends no pause that one of
+them still reports), except store_unavailable, which each tells about
+itself while the database is stopped (a private cluster); both skipped
+without NB_TEST_PG_DSN.
 """
 
 import os
+import signal
 import threading
 import time
 import unittest
@@ -387,6 +390,64 @@ class TestTwoInstancesPostgres(AlertCase):
         b.env["PGOPTIONS"] = pg_options(self.schema)
         b.start()
         return b
+
+    def evaluator(self, bridges):
+        """The one of bridges that evaluates the conditions."""
+        found = []
+
+        def one():
+            found[:] = [x for x in bridges if x.metrics().get(
+                "nudgebridge_alert_evaluator") == 1]
+            return len(found) == 1
+        self.assertTrue(wait_until(one, timeout=15))
+        return found[0]
+
+    def stop(self, bridge):
+        os.kill(bridge.proc.pid, signal.SIGSTOP)
+        self.addCleanup(self.cont, bridge)
+
+    def cont(self, bridge):
+        if bridge.alive():
+            os.kill(bridge.proc.pid, signal.SIGCONT)
+
+    def test_stall_is_no_end_of_a_pause(self):
+        self.schema = pg_new_schema("nbal", DSN)
+        self.addCleanup(pg_drop_schema, self.schema, DSN)
+        sources = [{"name": "acme", "signing_secrets": [new_secret()]}]
+        a, b = self.instance(sources), self.instance(sources)
+        self.sink.set_mode("401")
+        for x in (a, b, a, b):
+            self.assertEqual(x.post("acme", [event()]).status, 200)
+        for x in (a, b):
+            self.assertTrue(x.wait_log("delivery paused", timeout=15),
+                            x.log())
+        self.wait_alert("source_paused", "firing", "acme")
+        # The evaluator resumes delivery; the other instance stays paused
+        # and keeps the alert firing with its reports.
+        ev = self.evaluator((a, b))
+        other = b if ev is a else a
+        self.sink.set_mode("ok")
+        ev.hup()
+        self.assertTrue(self.sink.wait_count(4, timeout=15))
+        # Both held up longer than the pause grace (3 intervals + 2 s:
+        # a database that stalls, a starved machine), the other instance
+        # a little longer: the pause did not end, it still fires.
+        self.stop(ev)
+        self.stop(other)
+        time.sleep(4.0)
+        self.cont(ev)
+        time.sleep(0.8)
+        self.cont(other)
+        self.assertTrue(wait_until(lambda: ("source_paused", "acme") in
+                                   self.firing_now(ev), timeout=15))
+        # Ten evaluations more: none may resolve it.
+        self.assertFalse(wait_until(lambda: self.alerts.find(
+            "source_paused", "resolved"), timeout=2.0), self.alerts.alerts)
+        # It ends when the other instance resumes too: told once.
+        other.hup()
+        self.wait_alert("source_paused", "resolved", "acme", timeout=30)
+        self.assertEqual(len(self.msg_ids("source_paused", "firing")), 1,
+                         self.alerts.alerts)
 
     def test_one_alert_per_condition(self):
         self.schema = pg_new_schema("nbal", DSN)
