@@ -159,10 +159,10 @@ class TestConditions(AlertCase):
         self.assertNotIn(("source_paused", "acme"), self.firing_now(b))
 
     def test_source_paused_between_pauses(self):
-        # The stand-in refuses the write key a second after each request,
-        # and a pause lasts a second: the lane is between two pauses half
-        # the time, which no instance reports, for several evaluations.
-        self.sink.set_mode("slow", hang_s=1.0)
+        # The stand-in refuses the write key 0.8 s after each request,
+        # and a pause lasts a second: the lane is between two pauses for
+        # several evaluations at a time, and no instance reports it then.
+        self.sink.set_mode("slow", hang_s=0.8)
         b = self.bridge([{"name": "acme", "write_key": "not-the-key"}],
                         config={"segment": {"pause_s": 1}})
         self.assertEqual(b.post("acme", [event()]).status, 200)
@@ -436,7 +436,7 @@ class TestTwoInstancesPostgres(AlertCase):
         self.stop(other)
         time.sleep(4.0)
         self.cont(ev)
-        time.sleep(0.8)
+        time.sleep(0.6)
         self.cont(other)
         self.assertTrue(wait_until(lambda: ("source_paused", "acme") in
                                    self.firing_now(ev), timeout=15))
