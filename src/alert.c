@@ -3,16 +3,16 @@
  * alert: one step function per condition, and the notification bodies.
  *
  * Every condition is "active or not" at an instant, and a state fires on
- * the first active step and resolves on the first inactive one, with two
- * refinements the contract asks for: dead_letters is about *new* dead
- * letters (the store's monotonic total against the total already
- * counted), repeats at most once per repeat_s while more come and
- * resolves once a repeat_s passes with none; source_silent resolves only
- * on a request that came after it fired, so a restart (which moves the
- * start-up the silence counts from) neither resolves nor repeats it.  A
- * figure that could not be read changes nothing.  The summary and details
- * are rebuilt at every notification, so a stored state always holds what
- * was told last.
+ * the first active step and resolves on the first inactive one, with
+ * refinements the contract asks for: source_paused lasts until no
+ * instance has seen the pause for a grace, and remembers when one last
+ * did; dead_letters is about *new* dead letters (the store's monotonic
+ * total against the total already counted), repeats at most once per
+ * repeat_s while more come and resolves once a repeat_s passes with none;
+ * source_silent resolves only on a request that came after it fired, so a
+ * restart neither resolves nor repeats it.  A figure that could not be
+ * read changes nothing.  The summary and details are rebuilt at every
+ * notification, so a stored state always holds what was told last.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -108,13 +108,25 @@ resolve(struct nb_alert_state *st, int64_t now, int *changed)
 	return NB_ALERT_RESOLVED;
 }
 
+/*
+ * A firing state remembers when a pause was last seen (changed_ms), so
+ * that a lane between two pauses, which no instance reports while it
+ * tries again, is still counted as paused for the grace.
+ */
 static enum nb_alert_notify
 step_paused(struct nb_alert_state *st, const struct nb_alert_obs *o,
     const struct nb_alert_params *p, int *changed)
 {
-	int active = o->paused_seen_ms > 0 &&
-	    o->now_ms - o->paused_seen_ms <= p->pause_grace_ms;
+	int64_t seen = o->paused_seen_ms;
+	int active;
 
+	if (st->firing && st->changed_ms > seen)
+		seen = st->changed_ms;
+	active = seen > 0 && o->now_ms - seen <= p->pause_grace_ms;
+	if (active && st->firing && o->paused_seen_ms > st->changed_ms) {
+		st->changed_ms = o->paused_seen_ms;
+		*changed = 1;
+	}
 	if (active && !st->firing) {
 		(void)snprintf(st->text, sizeof(st->text), "%s",
 		    o->paused_text != NULL ? o->paused_text : "");

@@ -5,16 +5,15 @@
  * A tick: watch the committer (store_unavailable, in memory); beat (the
  * activity that moved, this instance's pauses, the evaluator lease); read
  * what every instance wrote; as the evaluator, step every condition of
- * every configured source and apply the changes and the notifications in
- * one transaction that holds only while the lease does; publish what
- * fires for the API and the metrics; claim due notifications up to
- * ALERTER_INFLIGHT and start sending them.  A tick whose store calls
- * fail does the rest the next time; the store connection is reopened
- * after a failure.  The state machine, the bodies and the requests are
- * other modules' (alert.h, alert_send.h); this file only moves data
- * between them, the store and the other threads.  Everything but
- * nb_alerter_reload(), nb_alerter_firing(), nb_alerter_render() and the
- * lifecycle runs on the thread.
+ * every source and apply the changes and the notifications in one
+ * transaction that holds only while the lease does; publish what fires;
+ * claim due notifications up to ALERTER_INFLIGHT and send them.  A tick
+ * whose store calls fail does the rest the next time, on a reopened
+ * connection.  Another instance's pause report ages only while this one
+ * evaluates on schedule: a stall of the fleet is no end of a pause.  The
+ * state machine, bodies and requests are alert.h's and alert_send.h's;
+ * this file moves data between them, the store and the other threads.
+ * All but nb_alerter_reload/firing/render() and the lifecycle run on it.
  */
 #include <sys/queue.h>
 
@@ -92,6 +91,7 @@ struct nb_alerter {
 	struct nb_xfer_multi *mx;
 	struct nb_store *store;
 	int64_t start_ms, last_log_ms, last_eval_ms;
+	int64_t steady_ms; /* evaluating on schedule since (0: not yet) */
 	int64_t reopen_ms; /* no new connection attempt before */
 	int leader;
 	char owner[NB_ALERT_OWNER_MAX];
@@ -320,7 +320,7 @@ observe(struct nb_alerter *a, struct evaluation *ev,
 {
 	const struct nb_source_stats *st;
 	const struct nb_alert_report *r;
-	struct nb_alert_state *dead;
+	struct nb_alert_state *dead, *ps;
 
 	memset(o, 0, sizeof(*o));
 	o->now_ms = ev->now;
@@ -328,6 +328,11 @@ observe(struct nb_alerter *a, struct evaluation *ev,
 	if ((r = report_of(ev->view, NB_ALERT_SOURCE_PAUSED, src->name)) !=
 	    NULL) {
 		o->paused_seen_ms = r->seen_ms;
+		/* A firing pause is not over for lack of a chance to renew. */
+		if ((ps = state_of(ev->view, NB_ALERT_SOURCE_PAUSED,
+			 src->name)) != NULL &&
+		    ps->firing && a->steady_ms > r->seen_ms)
+			o->paused_seen_ms = a->steady_ms;
 		o->paused_status = r->status;
 		o->paused_text = r->text;
 	}
@@ -438,6 +443,16 @@ evaluate(struct nb_alerter *a, struct nb_alert_view *view, int64_t now)
 	ev.now = now;
 	ev.view = view;
 	params_of(a->cfg, &ev.p);
+	/*
+	 * A report ages only while this instance evaluates on schedule.
+	 * After a gap (this instance just took over, or the store or the
+	 * machine held it up, and then likely the others too), a report
+	 * still standing is counted from now: its instance gets a whole
+	 * grace to renew it before its pause counts as over.
+	 */
+	if (a->steady_ms == 0 ||
+	    now - a->last_eval_ms > ev.p.pause_grace_ms / 2)
+		a->steady_ms = now;
 	ev.have_stats = nb_store_stats_all(a->store, now, &stats, &nstats) == 0;
 	ev.stats = stats;
 	ev.nstats = nstats;

@@ -59,6 +59,13 @@ static const struct row paused_rows[] = {
     {7001, 2000, 0, NULL, NB_ALERT_RESOLVED, 0},
     {8000, 2000, 0, NULL, NB_ALERT_QUIET, 0},
     {9000, 9000, 0, NULL, NB_ALERT_FIRING, 1},
+    /*
+     * Reported by no instance (a lane trying again at the end of its
+     * pause): the state remembers when it was last seen, for the grace.
+     */
+    {10000, 10000, 0, NULL, NB_ALERT_QUIET, 1},
+    {13000, 0, 0, NULL, NB_ALERT_QUIET, 1},
+    {15001, 0, 0, NULL, NB_ALERT_RESOLVED, 0},
     {-1, 0, 0, NULL, 0, 0},
 };
 
