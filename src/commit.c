@@ -45,6 +45,18 @@
 #define NB_COMMIT_PROBE_MS	1000
 #define NB_COMMIT_CHECKPOINT_MS 100
 
+/*
+ * The person index (nb_store_fold()) is written a chunk of rows at a time,
+ * each a short transaction of its own between groups: when the writer has
+ * been idle NB_COMMIT_FOLD_IDLE_MS, and whenever more than
+ * NB_COMMIT_FOLD_BOUND rows wait, so that the rows a search reads without
+ * the index stay few even under unbroken load.  A failed fold waits
+ * NB_COMMIT_PROBE_MS before the next.
+ */
+#define NB_COMMIT_FOLD_CHUNK   4096
+#define NB_COMMIT_FOLD_BOUND   16384
+#define NB_COMMIT_FOLD_IDLE_MS 50
+
 struct item {
 	struct nb_append *req;
 	nb_commit_cb cb;
@@ -264,20 +276,29 @@ writer_main(void *arg)
 	struct itemq group;
 	struct timespec ts;
 	struct item *it;
-	int ok;
+	int ok, fold, fold_failed = 0;
 
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		while (c->queue.len == 0 && !c->stopping) {
-			if (c->healthy) {
+			fold = c->healthy && nb_store_unfolded(c->store) > 0;
+			if (c->healthy && !fold) {
 				pthread_cond_wait(&c->cond, &c->lock);
 				continue;
 			}
-			deadline_in(&ts, NB_COMMIT_PROBE_MS);
+			deadline_in(&ts,
+			    fold && !fold_failed ? NB_COMMIT_FOLD_IDLE_MS
+						 : NB_COMMIT_PROBE_MS);
 			if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) !=
 			    ETIMEDOUT)
 				continue;
 			pthread_mutex_unlock(&c->lock);
+			if (fold) {
+				fold_failed = nb_store_fold(c->store,
+						  NB_COMMIT_FOLD_CHUNK) == -1;
+				pthread_mutex_lock(&c->lock);
+				continue;
+			}
 			ok = nb_store_probe(c->store) == 0;
 			pthread_mutex_lock(&c->lock);
 			if (ok && !c->healthy) {
@@ -293,6 +314,10 @@ writer_main(void *arg)
 			itemq_push(&group, it);
 		pthread_mutex_unlock(&c->lock);
 		commit_group(c, &group);
+		if (c->healthy &&
+		    nb_store_unfolded(c->store) >= NB_COMMIT_FOLD_BOUND)
+			fold_failed =
+			    nb_store_fold(c->store, NB_COMMIT_FOLD_CHUNK) == -1;
 		pthread_mutex_lock(&c->lock);
 	}
 	pthread_mutex_unlock(&c->lock);

@@ -41,6 +41,14 @@
 /* The payload's column in the statements that return one. */
 #define SQ_COL_PAYLOAD 12
 
+/*
+ * The person index (table people, see store_sqlite_people.c) files the
+ * rows of seqs s with the same s >> SQ_PEOPLE_SHIFT in one bucket.
+ */
+#ifndef SQ_PEOPLE_SHIFT
+#define SQ_PEOPLE_SHIFT 14
+#endif
+
 enum sq_stmt {
 	ST_BEGIN,
 	ST_COMMIT,
@@ -71,10 +79,15 @@ enum sq_stmt {
 	ST_LIST_DESC,
 	ST_LIST_DEAD_ASC,
 	ST_LIST_DEAD_DESC,
-	ST_LIST_EMAIL_ASC,
-	ST_LIST_EMAIL_DESC,
-	ST_LIST_UID_ASC,
-	ST_LIST_UID_DESC,
+	ST_PEOPLE_STATE,
+	ST_PEOPLE_ASC,
+	ST_PEOPLE_DESC,
+	ST_PEOPLE_TAIL_ASC,
+	ST_PEOPLE_TAIL_DESC,
+	ST_PEOPLE_FOLD,
+	ST_PEOPLE_FOLDED,
+	ST_PEOPLE_FORGET,
+	ST_PEOPLE_PRUNE,
 	ST_REPLAY_PENDING,
 	ST_REQUARANTINE,
 	ST_PURGE_PAYLOADS,
@@ -210,6 +223,9 @@ struct sq {
 	struct sq_candidate *cand; /* a claim's candidates */
 	size_t ncand, candcap;
 	int secure_was; /* secure_delete before an erase */
+	/* Rows appended since the last fold, at most; read when !known. */
+	size_t unfolded;
+	int unfolded_known;
 };
 
 /* store_sqlite.c: the connection's helpers. */
@@ -254,6 +270,11 @@ int sq_retry(void *state, const struct nb_store_retry *rows, size_t n,
     struct nb_store_tally *t);
 int sq_list(void *state, const struct nb_store_filter *f, int with_payload,
     struct nb_store_rows *v, int64_t *next);
+/* Binds f's parameters of a list statement (see LIST_SELECT). */
+void sq_list_bind(
+    sqlite3_stmt *st, const struct nb_store_filter *f, int with_payload);
+/* Appends the current row of a list statement st to v.  0 or -1 (logged). */
+int sq_rows_push(struct nb_store_rows *v, sqlite3_stmt *st, int with_payload);
 int sq_query(void *state, enum nb_store_query which, nb_store_bind_fn bind,
     const void *barg, nb_store_row_fn fn, void *ctx);
 int sq_exec(void *state, enum nb_store_write which, nb_store_bind_fn bind,
@@ -290,6 +311,28 @@ int sq_audit_add(void *state, struct nb_store_audit *a);
 int sq_scrub(void *state, int on);
 /* Version 4: the person keys of the rows stored before it. */
 int sq_backfill_keys(struct sq *q);
+
+/* store_sqlite_people.c: the person index, folded late. */
+/*
+ * sq_list() for a filter by person (f->email or f->uid, no f->key): the
+ * person's folded entries, then the rows appended since, in f's order.
+ */
+int sq_people_list(struct sq *q, const struct nb_store_filter *f,
+    int with_payload, struct nb_store_rows *v, int64_t *next);
+/*
+ * Inside: indexes the oldest max unindexed rows (nb_store_fold()); the
+ * count still left is kept for sq_unfolded().
+ */
+int sq_fold(void *state, size_t max);
+/* Rows not yet folded, at most (counted in memory once known). */
+size_t sq_unfolded(void *state);
+/* Inside: drops the entries of the rows in q->json, before they go. */
+int sq_people_forget(struct sq *q);
+/*
+ * Inside: drops up to limit entries of the buckets wholly below the
+ * oldest row stored; *more when cut.
+ */
+int sq_people_prune(struct sq *q, size_t limit, int *more);
 
 /* store_sqlite_alert.c */
 extern const struct nb_store_alert_ops sq_alert_ops;

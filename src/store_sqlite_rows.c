@@ -85,9 +85,8 @@ row_read(sqlite3_stmt *st, struct nb_stored_event *ev, int with_payload)
 	return failed ? -1 : 0;
 }
 
-/* Appends the current row of st.  0 or -1 (logged). */
-static int
-rows_push(struct nb_store_rows *v, sqlite3_stmt *st, int with_payload)
+int
+sq_rows_push(struct nb_store_rows *v, sqlite3_stmt *st, int with_payload)
 {
 	struct nb_stored_event *ev;
 
@@ -103,28 +102,34 @@ rows_push(struct nb_store_rows *v, sqlite3_stmt *st, int with_payload)
 /*
  * The list statement for f (see LIST_SELECT), its parameters bound, or
  * NULL (logged).  The index is the primary key unless f asks for a key or
- * for dead letters only.
+ * for dead letters only (a person: sq_people_list()).
  */
 static sqlite3_stmt *
 list_stmt(struct sq *q, const struct nb_store_filter *f, int with_payload)
 {
 	sqlite3_stmt *st;
 	enum sq_stmt id;
-	int64_t seq;
 	unsigned states = nb_store_filter_states(f);
 
 	if (f->key != NULL)
 		id = ST_LIST_KEY;
-	else if (f->email != NULL)
-		id = f->newest_first ? ST_LIST_EMAIL_DESC : ST_LIST_EMAIL_ASC;
-	else if (f->uid != NULL)
-		id = f->newest_first ? ST_LIST_UID_DESC : ST_LIST_UID_ASC;
 	else if (states == NB_STATE_MASK_DEAD)
 		id = f->newest_first ? ST_LIST_DEAD_DESC : ST_LIST_DEAD_ASC;
 	else
 		id = f->newest_first ? ST_LIST_DESC : ST_LIST_ASC;
 	if ((st = sq_stmt_get(q, id)) == NULL)
 		return NULL;
+	sq_list_bind(st, f, with_payload);
+	return st;
+}
+
+void
+sq_list_bind(
+    sqlite3_stmt *st, const struct nb_store_filter *f, int with_payload)
+{
+	int64_t seq;
+	unsigned states = nb_store_filter_states(f);
+
 	if (f->key != NULL && nb_store_key_parse(f->key, &seq) == 0)
 		sqlite3_bind_int64(st, 1, seq);
 	sqlite3_bind_text(st, 2, f->source, -1, SQLITE_STATIC);
@@ -147,7 +152,6 @@ list_stmt(struct sq *q, const struct nb_store_filter *f, int with_payload)
 	if (f->uid != NULL)
 		sqlite3_bind_int64(
 		    st, 14, nb_person_key_uid(f->uid, strlen(f->uid)));
-	return st;
 }
 
 /* Claim order: next attempt time, then seq. */
@@ -311,7 +315,7 @@ claim_read(struct sq *q, const struct nb_store_claim *c,
 		}
 		/* The rows are the candidates, so next[] has room. */
 		next[v->n] = sqlite3_column_int64(st, SQ_COL_PAYLOAD + 1);
-		if (rows_push(v, st, 1) == -1) {
+		if (sq_rows_push(v, st, 1) == -1) {
 			sqlite3_reset(st);
 			return -1;
 		}
@@ -460,7 +464,7 @@ sq_purge_rows(
 {
 	sqlite3_stmt *st;
 
-	if (sq_links_drop(q) == -1)
+	if (sq_links_drop(q) == -1 || sq_people_forget(q) == -1)
 		return -1;
 	if ((st = sq_stmt_get(q, ST_PURGE_PAYLOADS)) == NULL)
 		return -1;
@@ -616,6 +620,8 @@ sq_list(void *state, const struct nb_store_filter *f, int with_payload,
 	int step;
 
 	*next = 0;
+	if (f->key == NULL && (f->email != NULL || f->uid != NULL))
+		return sq_people_list(q, f, with_payload, v, next);
 	if ((st = list_stmt(q, f, with_payload)) == NULL)
 		return -1;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -623,7 +629,7 @@ sq_list(void *state, const struct nb_store_filter *f, int with_payload,
 		looked++;
 		if (!sqlite3_column_int(st, SQ_COL_PAYLOAD + 1))
 			continue;
-		if (rows_push(v, st, with_payload) == -1) {
+		if (sq_rows_push(v, st, with_payload) == -1) {
 			sqlite3_reset(st);
 			return -1;
 		}
@@ -742,6 +748,8 @@ sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
 		return -1;
 	if (pruned == limit)
 		*more = 1;
+	if (sq_people_prune(q, limit, more) == -1)
+		return -1;
 	/* The attempts of the rows pruned, once none is left to prune. */
 	if (*more)
 		return 0;
