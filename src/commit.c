@@ -46,14 +46,17 @@
 #define NB_COMMIT_CHECKPOINT_MS 100
 
 /*
- * The person index (nb_store_fold()) is written a chunk of rows at a time,
- * each a short transaction of its own between groups: when the writer has
- * been idle NB_COMMIT_FOLD_IDLE_MS, and whenever more than
- * NB_COMMIT_FOLD_BOUND rows wait, so that the rows a search reads without
- * the index stay few even under unbroken load.  A failed fold waits
- * NB_COMMIT_PROBE_MS before the next.
+ * The person index (nb_store_fold()) is written NB_COMMIT_FOLD_CHUNK rows
+ * at a time, each a short transaction of its own between groups: as soon
+ * as the queue is empty and a chunk is due, the rest after
+ * NB_COMMIT_FOLD_IDLE_MS of idleness, and whatever it takes after a group
+ * to keep fewer than NB_COMMIT_FOLD_BOUND rows unfolded, so that the rows
+ * a search reads without the index stay few even under unbroken load.  A
+ * chunk writes each page of the index it touches once for many rows,
+ * where the append would have written one per row.  After a failed fold
+ * the next waits NB_COMMIT_PROBE_MS.
  */
-#define NB_COMMIT_FOLD_CHUNK   4096
+#define NB_COMMIT_FOLD_CHUNK   1024
 #define NB_COMMIT_FOLD_BOUND   16384
 #define NB_COMMIT_FOLD_IDLE_MS 50
 
@@ -276,24 +279,28 @@ writer_main(void *arg)
 	struct itemq group;
 	struct timespec ts;
 	struct item *it;
-	int ok, fold, fold_failed = 0;
+	size_t unfolded;
+	int ok, fold_failed = 0;
 
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		while (c->queue.len == 0 && !c->stopping) {
-			fold = c->healthy && nb_store_unfolded(c->store) > 0;
-			if (c->healthy && !fold) {
+			unfolded = c->healthy ? nb_store_unfolded(c->store) : 0;
+			if (c->healthy && unfolded == 0) {
 				pthread_cond_wait(&c->cond, &c->lock);
 				continue;
 			}
+			/* A chunk due folds at once, the rest once idle. */
 			deadline_in(&ts,
-			    fold && !fold_failed ? NB_COMMIT_FOLD_IDLE_MS
-						 : NB_COMMIT_PROBE_MS);
-			if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) !=
-			    ETIMEDOUT)
+			    unfolded > 0 && !fold_failed
+				? NB_COMMIT_FOLD_IDLE_MS
+				: NB_COMMIT_PROBE_MS);
+			if ((unfolded < NB_COMMIT_FOLD_CHUNK || fold_failed) &&
+			    pthread_cond_timedwait(&c->cond, &c->lock, &ts) !=
+				ETIMEDOUT)
 				continue;
 			pthread_mutex_unlock(&c->lock);
-			if (fold) {
+			if (unfolded > 0) {
 				fold_failed = nb_store_fold(c->store,
 						  NB_COMMIT_FOLD_CHUNK) == -1;
 				pthread_mutex_lock(&c->lock);
@@ -314,10 +321,12 @@ writer_main(void *arg)
 			itemq_push(&group, it);
 		pthread_mutex_unlock(&c->lock);
 		commit_group(c, &group);
-		if (c->healthy &&
+		/* Under load too: one try per group even after a failure. */
+		while (c->healthy &&
 		    nb_store_unfolded(c->store) >= NB_COMMIT_FOLD_BOUND)
-			fold_failed =
-			    nb_store_fold(c->store, NB_COMMIT_FOLD_CHUNK) == -1;
+			if ((fold_failed = nb_store_fold(c->store,
+					       NB_COMMIT_FOLD_CHUNK) == -1))
+				break;
 		pthread_mutex_lock(&c->lock);
 	}
 	pthread_mutex_unlock(&c->lock);

@@ -519,7 +519,7 @@ const char *const sq_stmt_sql[ST_COUNT] = {
     /* The rows after ?1 up to ?2, sorted, then the mark moves on. */
     [ST_PEOPLE_FOLD] =
 	"INSERT OR FAIL INTO people (bucket, kind, hash, seq) " PEOPLE_OF(
-	    "seq > ?1 AND seq <= ?2") " ORDER BY 1, 2, 3, 4",
+	    "seq > ?1 AND seq <= ?2"),
     [ST_PEOPLE_FOLDED] = "UPDATE people_fold SET folded = ?1 WHERE id = 1",
     /*
      * The entries of rows a purge or an erase deletes, read first; one
