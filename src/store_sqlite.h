@@ -6,8 +6,9 @@
  * store_sqlite_sql.c holds every SQL text (schema, migrations, statements),
  * store_sqlite.c the connection itself (open, migrate, statement cache,
  * transactions, size cap, probe, checkpoint), store_sqlite_append.c the
- * group append and store_sqlite_rows.c everything that reads or changes
- * stored rows (claims, marks, lists, purge, stats, prune).  The sq_
+ * group append, store_sqlite_rows.c everything that reads or changes
+ * stored rows (claims, marks, lists, purge, stats, prune) and
+ * store_sqlite_people.c the person index, written late.  The sq_
  * functions below are private to those files.  One thread at a time.
  */
 #ifndef NB_STORE_SQLITE_H

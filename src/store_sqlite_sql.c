@@ -501,11 +501,11 @@ const char *const sq_stmt_sql[ST_COUNT] = {
 				      " WHERE state = 2 AND" LIST_RANGE
 				      " ORDER BY seq DESC LIMIT ?11",
     /*
-     * A person (store_sqlite_people.c): the folded part, the main
-     * row and a bucket's range of the index per statement, ?15 the
-     * bucket, ?16 the kind, ?17 the key; an entry whose row is gone is a
-     * row looked at and no hit.  Then the rows after folded, a range of
-     * the primary key.  Their seq is column 14, the tail's column 0.
+     * A person (store_sqlite_people.c): where the index ends (the mark
+     * folded, the oldest bucket, the newest row); the folded rows one
+     * bucket per statement, ?15 the bucket, ?16 the kind, ?17 the key,
+     * an entry whose row is gone a row looked at and no hit, its seq in
+     * column 14; then the rows after folded, a range of the primary key.
      */
     [ST_PEOPLE_STATE] = "SELECT folded, (SELECT min(bucket) FROM people),"
 			" coalesce((SELECT max(seq) FROM events), 0)"

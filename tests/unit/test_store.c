@@ -140,6 +140,23 @@ raw_exec(sqlite3 *db, const char *sql)
 		fail_msg("%s: %s", sql, msg != NULL ? msg : "?");
 }
 
+/*
+ * A released schema (sq_migrations[0..version), which never change) in a
+ * new file, its transaction open for the rows of the release.
+ */
+static sqlite3 *
+raw_schema(const char *path, int version)
+{
+	sqlite3 *db = raw_open(path);
+	int v;
+
+	raw_exec(db, "PRAGMA journal_mode = WAL");
+	raw_exec(db, "BEGIN");
+	for (v = 0; v < version; v++)
+		raw_exec(db, sq_migrations[v]);
+	return db;
+}
+
 static int64_t
 raw_int(sqlite3 *db, const char *sql)
 {
@@ -620,11 +637,7 @@ test_migrate_v3(void **state)
 	int v, i;
 
 	snprintf(path, sizeof(path), "%s/v3.db", fx->dir);
-	db = raw_open(path);
-	raw_exec(db, "PRAGMA journal_mode = WAL");
-	raw_exec(db, "BEGIN");
-	for (v = 0; v < 3; v++)
-		raw_exec(db, sq_migrations[v]);
+	db = raw_schema(path, 3);
 	for (i = 1; i <= 3; i++) {
 		snprintf(sql, sizeof(sql),
 		    "INSERT INTO events (seq, source, event_id, type, state,"
@@ -1405,8 +1418,7 @@ test_people_fold(void **state)
 	assert_int_equal(au.events, 5);
 	assert_int_equal(raw_count(fx->path,
 			     "SELECT count(*) FROM people WHERE hash = ?1"
-			     " OR hash IN (SELECT uid_key FROM events)"
-			     " AND seq NOT IN (SELECT seq FROM events)"),
+			     " OR seq NOT IN (SELECT seq FROM events)"),
 	    0);
 	assert_int_equal(nb_store_fold(fx->s, 1000000), 0);
 	assert_int_equal(raw_count(fx->path, "SELECT count(*) FROM people"),
@@ -1534,11 +1546,7 @@ test_migrate_v6(void **state)
 	int v, i;
 
 	snprintf(path, sizeof(path), "%s/v6.db", fx->dir);
-	db = raw_open(path);
-	raw_exec(db, "PRAGMA journal_mode = WAL");
-	raw_exec(db, "BEGIN");
-	for (v = 0; v < 6; v++)
-		raw_exec(db, sq_migrations[v]);
+	db = raw_schema(path, 6);
 	for (i = 1; i <= 4; i++) {
 		snprintf(sql, sizeof(sql),
 		    "INSERT INTO events (seq, source, event_id, type, state,"
