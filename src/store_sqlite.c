@@ -813,6 +813,9 @@ sq_commit(void *state, const struct nb_store_tally *t)
 static void
 sq_rollback(void *state)
 {
+	struct sq *q = state;
+
+	q->unfolded_known = 0; /* an append's or a fold's count is off */
 	tx_rollback(state);
 }
 

@@ -224,7 +224,10 @@ struct sq {
 	struct sq_candidate *cand; /* a claim's candidates */
 	size_t ncand, candcap;
 	int secure_was; /* secure_delete before an erase */
-	/* Rows appended since the last fold, at most; read when !known. */
+	/*
+	 * Rows appended since the last fold, at most; read from the tables
+	 * when !unfolded_known (at first, and after any rollback).
+	 */
 	size_t unfolded;
 	int unfolded_known;
 };

@@ -163,8 +163,6 @@ sq_fold(void *state, size_t max)
 	sqlite3_stmt *st;
 	int64_t to;
 
-	/* Read again should this transaction not commit. */
-	q->unfolded_known = 0;
 	if (people_state(q, &ps) == -1)
 		return -1;
 	to = ps.top - ps.folded > (int64_t)max ? ps.folded + (int64_t)max
