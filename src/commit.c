@@ -46,19 +46,21 @@
 #define NB_COMMIT_CHECKPOINT_MS 100
 
 /*
- * The person index (nb_store_fold()) is written NB_COMMIT_FOLD_CHUNK rows
- * at a time, each a short transaction of its own between groups: as soon
- * as the queue is empty and a chunk is due, the rest after
- * NB_COMMIT_FOLD_IDLE_MS of idleness, and whatever it takes after a group
- * to keep fewer than NB_COMMIT_FOLD_BOUND rows unfolded, so that the rows
- * a search reads without the index stay few even under unbroken load.  A
- * chunk writes each page of the index it touches once for many rows,
- * where the append would have written one per row.  After a failed fold
- * the next waits NB_COMMIT_PROBE_MS.
+ * The person index (nb_store_fold()) is written a chunk of rows at a
+ * time, each a short transaction of its own between groups: as soon as the
+ * queue is empty and NB_COMMIT_FOLD_CHUNK rows are due, the rest after
+ * NB_COMMIT_FOLD_IDLE_MS of idleness, and, in chunks of
+ * NB_COMMIT_FOLD_LOAD_CHUNK, whatever it takes after a group to keep fewer
+ * than NB_COMMIT_FOLD_BOUND rows unfolded, so that the rows a search reads
+ * without the index stay few even under unbroken load.  A chunk writes
+ * each page of the index it touches once (a larger one costs less per row
+ * and holds up the next group longer).  After a failed fold the next idle
+ * one waits NB_COMMIT_PROBE_MS.
  */
-#define NB_COMMIT_FOLD_CHUNK   1024
-#define NB_COMMIT_FOLD_BOUND   16384
-#define NB_COMMIT_FOLD_IDLE_MS 50
+#define NB_COMMIT_FOLD_CHUNK	  1024
+#define NB_COMMIT_FOLD_LOAD_CHUNK 4096
+#define NB_COMMIT_FOLD_BOUND	  16384
+#define NB_COMMIT_FOLD_IDLE_MS	  50
 
 struct item {
 	struct nb_append *req;
@@ -324,8 +326,9 @@ writer_main(void *arg)
 		/* Under load too: one try per group even after a failure. */
 		while (c->healthy &&
 		    nb_store_unfolded(c->store) >= NB_COMMIT_FOLD_BOUND)
-			if ((fold_failed = nb_store_fold(c->store,
-					       NB_COMMIT_FOLD_CHUNK) == -1))
+			if ((fold_failed =
+				    nb_store_fold(c->store,
+					NB_COMMIT_FOLD_LOAD_CHUNK) == -1))
 				break;
 		pthread_mutex_lock(&c->lock);
 	}
