@@ -45,6 +45,23 @@
 #define NB_COMMIT_PROBE_MS	1000
 #define NB_COMMIT_CHECKPOINT_MS 100
 
+/*
+ * The person index (nb_store_fold()) is written a chunk of rows at a
+ * time, each a short transaction of its own between groups: as soon as the
+ * queue is empty and NB_COMMIT_FOLD_CHUNK rows are due, the rest after
+ * NB_COMMIT_FOLD_IDLE_MS of idleness, and, in chunks of
+ * NB_COMMIT_FOLD_LOAD_CHUNK, whatever it takes after a group to keep fewer
+ * than NB_COMMIT_FOLD_BOUND rows unfolded, so that the rows a search reads
+ * without the index stay few even under unbroken load.  A chunk writes
+ * each page of the index it touches once (a larger one costs less per row
+ * and holds up the next group longer).  After a failed fold the next idle
+ * one waits NB_COMMIT_PROBE_MS.
+ */
+#define NB_COMMIT_FOLD_CHUNK	  1024
+#define NB_COMMIT_FOLD_LOAD_CHUNK 4096
+#define NB_COMMIT_FOLD_BOUND	  16384
+#define NB_COMMIT_FOLD_IDLE_MS	  50
+
 struct item {
 	struct nb_append *req;
 	nb_commit_cb cb;
@@ -264,20 +281,33 @@ writer_main(void *arg)
 	struct itemq group;
 	struct timespec ts;
 	struct item *it;
-	int ok;
+	size_t unfolded;
+	int ok, fold_failed = 0;
 
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		while (c->queue.len == 0 && !c->stopping) {
-			if (c->healthy) {
+			unfolded = c->healthy ? nb_store_unfolded(c->store) : 0;
+			if (c->healthy && unfolded == 0) {
 				pthread_cond_wait(&c->cond, &c->lock);
 				continue;
 			}
-			deadline_in(&ts, NB_COMMIT_PROBE_MS);
-			if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) !=
-			    ETIMEDOUT)
+			/* A chunk due folds at once, the rest once idle. */
+			deadline_in(&ts,
+			    unfolded > 0 && !fold_failed
+				? NB_COMMIT_FOLD_IDLE_MS
+				: NB_COMMIT_PROBE_MS);
+			if ((unfolded < NB_COMMIT_FOLD_CHUNK || fold_failed) &&
+			    pthread_cond_timedwait(&c->cond, &c->lock, &ts) !=
+				ETIMEDOUT)
 				continue;
 			pthread_mutex_unlock(&c->lock);
+			if (unfolded > 0) {
+				fold_failed = nb_store_fold(c->store,
+						  NB_COMMIT_FOLD_CHUNK) == -1;
+				pthread_mutex_lock(&c->lock);
+				continue;
+			}
 			ok = nb_store_probe(c->store) == 0;
 			pthread_mutex_lock(&c->lock);
 			if (ok && !c->healthy) {
@@ -293,6 +323,13 @@ writer_main(void *arg)
 			itemq_push(&group, it);
 		pthread_mutex_unlock(&c->lock);
 		commit_group(c, &group);
+		/* Under load too: one try per group even after a failure. */
+		while (c->healthy &&
+		    nb_store_unfolded(c->store) >= NB_COMMIT_FOLD_BOUND)
+			if ((fold_failed =
+				    nb_store_fold(c->store,
+					NB_COMMIT_FOLD_LOAD_CHUNK) == -1))
+				break;
 		pthread_mutex_lock(&c->lock);
 	}
 	pthread_mutex_unlock(&c->lock);

@@ -204,6 +204,12 @@ struct nb_store_ops {
 	/* NULL when the backend needs no help to keep its log short. */
 	int (*checkpoint)(void *state);
 	/*
+	 * The late person index (nb_store_fold()): fold is inside, unfolded
+	 * on its own and cheap.  NULL when the append indexes by itself.
+	 */
+	int (*fold)(void *state, size_t max);
+	size_t (*unfolded)(void *state);
+	/*
 	 * The table of live instances (nb_store_beat(), nb_store_leave());
 	 * NULL for a store one process owns.
 	 */

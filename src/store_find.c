@@ -342,3 +342,25 @@ out:
 	nb_store_seqs_clear(&a.step);
 	return rc;
 }
+
+size_t
+nb_store_unfolded(struct nb_store *s)
+{
+	if (s->ops->unfolded == NULL || nb_store_ready(s) == -1)
+		return 0;
+	return s->ops->unfolded(s->state);
+}
+
+static int
+fold_fn(struct nb_store *s, void *arg)
+{
+	return s->ops->fold(s->state, *(const size_t *)arg);
+}
+
+int
+nb_store_fold(struct nb_store *s, size_t max)
+{
+	if (s->ops->fold == NULL || max == 0)
+		return 0;
+	return nb_store_tx(s, NB_STORE_SYNC_LEASE, fold_fn, &max, __func__);
+}

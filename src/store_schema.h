@@ -81,13 +81,15 @@
 	" end_ms " BIG " NOT NULL,"                                            \
 	" status INTEGER NOT NULL,"                                            \
 	" error TEXT,"                                                         \
-	" batch_size INTEGER NOT NULL);"                                       \
+	" batch_size INTEGER NOT NULL);" /* The retention prune of delivering  \
+					    attempts walks this. */            \
 	"CREATE INDEX attempts_done ON attempts (end_ms)"                      \
 	" WHERE status BETWEEN 200 AND 299;"                                   \
 	"CREATE TABLE attempt_links ("                                         \
 	" seq " BIG " NOT NULL,"                                               \
 	" attempt " BIG " NOT NULL,"                                           \
-	" PRIMARY KEY (seq, attempt))" KEYED ";"                               \
+	" PRIMARY KEY (seq, attempt))" KEYED                                   \
+	";" /* Whether an attempt is still linked, when links go. */           \
 	"CREATE INDEX attempt_links_attempt ON attempt_links (attempt);"       \
 	"CREATE TABLE erase_epoch ("                                           \
 	" id INTEGER PRIMARY KEY CHECK (id = 1),"                              \

@@ -5,8 +5,9 @@
  * The backend is one connection (struct sq) split along its seams, each
  * file above the ones it calls: store_sqlite_sql.c holds every SQL text
  * (schema, migrations, statements), store_sqlite.c the base (statement
- * cache, logging, seq arrays, size cap), store_sqlite_attempt.c the
- * attempt history, store_sqlite_append.c the group append,
+ * cache, logging, seq arrays, size cap), store_sqlite_read.c rows read
+ * back, store_sqlite_attempt.c the attempt history, store_sqlite_append.c
+ * the group append, store_sqlite_people.c the person index written late,
  * store_sqlite_rows.c everything else that reads or changes stored rows
  * (claims, marks, lists, purge, prune), store_sqlite_find.c erasure and
  * the audit, and store_sqlite_ops.c, at the top, opening, migrations, the
@@ -45,6 +46,14 @@
 /* The payload's column in the statements that return one. */
 #define SQ_COL_PAYLOAD 12
 
+/*
+ * The person index (table people, see store_sqlite_people.c) files the
+ * rows of seqs s with the same s >> SQ_PEOPLE_SHIFT in one bucket.
+ */
+#ifndef SQ_PEOPLE_SHIFT
+#define SQ_PEOPLE_SHIFT 14
+#endif
+
 enum sq_stmt {
 	ST_BEGIN,
 	ST_COMMIT,
@@ -75,10 +84,15 @@ enum sq_stmt {
 	ST_LIST_DESC,
 	ST_LIST_DEAD_ASC,
 	ST_LIST_DEAD_DESC,
-	ST_LIST_EMAIL_ASC,
-	ST_LIST_EMAIL_DESC,
-	ST_LIST_UID_ASC,
-	ST_LIST_UID_DESC,
+	ST_PEOPLE_STATE,
+	ST_PEOPLE_ASC,
+	ST_PEOPLE_DESC,
+	ST_PEOPLE_TAIL_ASC,
+	ST_PEOPLE_TAIL_DESC,
+	ST_PEOPLE_FOLD,
+	ST_PEOPLE_FOLDED,
+	ST_PEOPLE_FORGET,
+	ST_PEOPLE_PRUNE,
 	ST_REPLAY_PENDING,
 	ST_REQUARANTINE,
 	ST_PURGE_PAYLOADS,
@@ -214,6 +228,12 @@ struct sq {
 	struct sq_candidate *cand; /* a claim's candidates */
 	size_t ncand, candcap;
 	int secure_was; /* secure_delete before an erase */
+	/*
+	 * Rows appended since the last fold, at most; read from the tables
+	 * when !unfolded_known (at first, and after any rollback).
+	 */
+	size_t unfolded;
+	int unfolded_known;
 };
 
 /* store_sqlite.c: the base every file of the backend calls. */
@@ -272,6 +292,13 @@ int sq_tally_write(struct sq *q, const struct nb_store_tally *t);
 int sq_purge_rows(struct sq *q, size_t *changed, struct nb_store_tally *t,
     int64_t deleted[3]);
 
+/* store_sqlite_read.c */
+/* Binds f's parameters of a list statement (see LIST_SELECT). */
+void sq_list_bind(
+    sqlite3_stmt *st, const struct nb_store_filter *f, int with_payload);
+/* Appends the current row of a list statement st to v.  0 or -1 (logged). */
+int sq_rows_push(struct nb_store_rows *v, sqlite3_stmt *st, int with_payload);
+
 /* store_sqlite_attempt.c */
 /* Records a (NULL, or already recorded: nothing) and sets its id. */
 int sq_attempt_record(struct sq *q, struct nb_store_attempt *a);
@@ -296,6 +323,28 @@ int sq_audit_add(void *state, struct nb_store_audit *a);
 int sq_scrub(void *state, int on);
 /* Version 4: the person keys of the rows stored before it. */
 int sq_backfill_keys(struct sq *q);
+
+/* store_sqlite_people.c: the person index, folded late. */
+/*
+ * sq_list() for a filter by person (f->email or f->uid, no f->key): the
+ * person's folded entries, then the rows appended since, in f's order.
+ */
+int sq_people_list(struct sq *q, const struct nb_store_filter *f,
+    int with_payload, struct nb_store_rows *v, int64_t *next);
+/*
+ * Inside: indexes the oldest max unindexed rows (nb_store_fold()); the
+ * count still left is kept for sq_unfolded().
+ */
+int sq_fold(void *state, size_t max);
+/* Rows not yet folded, at most (counted in memory once known). */
+size_t sq_unfolded(void *state);
+/* Inside: drops the entries of the rows in q->json, before they go. */
+int sq_people_forget(struct sq *q);
+/*
+ * Inside: drops up to limit entries of the buckets wholly below the
+ * oldest row stored; *more when cut.
+ */
+int sq_people_prune(struct sq *q, size_t limit, int *more);
 
 /* store_sqlite_alert.c */
 extern const struct nb_store_alert_ops sq_alert_ops;

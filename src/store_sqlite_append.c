@@ -428,6 +428,7 @@ sq_append(void *state, struct nb_append *const *reqs, size_t n,
 	}
 	if (rows_insert(q, q->rows, nrows) == -1)
 		return -1;
+	q->unfolded += nrows; /* for sq_unfolded(), see sq_fold() */
 	if (tally_rows(t, reqs, n, q->rows, nrows) == -1)
 		return -1;
 	return sq_cap_check(q, sq_cap_spare(q));

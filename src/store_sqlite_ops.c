@@ -558,6 +558,9 @@ sq_commit(void *state, const struct nb_store_tally *t)
 static void
 sq_rollback(void *state)
 {
+	struct sq *q = state;
+
+	q->unfolded_known = 0; /* an append's or a fold's count is off */
 	tx_rollback(state);
 }
 
@@ -627,6 +630,8 @@ const struct nb_store_ops nb_store_sqlite_ops = {
     .query = sq_query,
     .exec = sq_exec,
     .checkpoint = sq_checkpoint,
+    .fold = sq_fold,
+    .unfolded = sq_unfolded,
     .alert = &sq_alert_ops,
     .erase = sq_erase,
     .audit_add = sq_audit_add,

@@ -18,135 +18,27 @@
 #include "nudgebridge/person.h"
 #include "store_sqlite.h"
 
-static char *
-col_strdup(sqlite3_stmt *st, int col, int *failed)
-{
-	const unsigned char *s;
-	char *d;
-
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
-		return NULL;
-	s = sqlite3_column_text(st, col);
-	if (s == NULL || (d = strdup((const char *)s)) == NULL) {
-		*failed = 1;
-		return NULL;
-	}
-	return d;
-}
-
-/*
- * Copies the blob in column col of st to ev->raw, NUL-terminated (a NULL
- * reads as empty).  0 or -1 (ENOMEM).
- */
-static int
-raw_read(sqlite3_stmt *st, int col, struct nb_stored_event *ev)
-{
-	const void *blob;
-	int len;
-
-	blob = sqlite3_column_blob(st, col);
-	len = sqlite3_column_bytes(st, col);
-	if ((ev->raw = malloc((size_t)len + 1)) == NULL)
-		return -1;
-	if (len > 0)
-		memcpy(ev->raw, blob, (size_t)len);
-	ev->raw[len] = '\0';
-	ev->rawlen = (size_t)len;
-	return 0;
-}
-
-/*
- * Reads an EVENT_COLS row into ev (zeroed first), with the payload from
- * column SQ_COL_PAYLOAD when with_payload.  0 or -1 (ENOMEM).
- */
-static int
-row_read(sqlite3_stmt *st, struct nb_stored_event *ev, int with_payload)
-{
-	int failed = 0;
-
-	memset(ev, 0, sizeof(*ev));
-	ev->seq = sqlite3_column_int64(st, 0);
-	nb_store_key_format(ev->seq, ev->key);
-	ev->source = col_strdup(st, 1, &failed);
-	ev->id = col_strdup(st, 2, &failed);
-	ev->type = col_strdup(st, 3, &failed);
-	ev->state = (enum nb_event_state)sqlite3_column_int(st, 4);
-	ev->reason = col_strdup(st, 5, &failed);
-	ev->error = col_strdup(st, 6, &failed);
-	ev->attempts = sqlite3_column_int(st, 7);
-	ev->received_ms = sqlite3_column_int64(st, 8);
-	ev->age_base_ms = sqlite3_column_int64(st, 9);
-	ev->updated_ms = sqlite3_column_int64(st, 10);
-	ev->rule = (enum nb_segment_rule)sqlite3_column_int(st, 11);
-	if (with_payload && raw_read(st, SQ_COL_PAYLOAD, ev) == -1)
-		failed = 1;
-	if (ev->source == NULL)
-		failed = 1;
-	return failed ? -1 : 0;
-}
-
-/* Appends the current row of st.  0 or -1 (logged). */
-static int
-rows_push(struct nb_store_rows *v, sqlite3_stmt *st, int with_payload)
-{
-	struct nb_stored_event *ev;
-
-	if ((ev = nb_store_rows_next(v)) == NULL)
-		return -1;
-	if (row_read(st, ev, with_payload) == -1) {
-		log_error("out of memory", " rows=%zu", v->n);
-		return -1;
-	}
-	return 0;
-}
-
 /*
  * The list statement for f (see LIST_SELECT), its parameters bound, or
  * NULL (logged).  The index is the primary key unless f asks for a key or
- * for dead letters only.
+ * for dead letters only (a person: sq_people_list()).
  */
 static sqlite3_stmt *
 list_stmt(struct sq *q, const struct nb_store_filter *f, int with_payload)
 {
 	sqlite3_stmt *st;
 	enum sq_stmt id;
-	int64_t seq;
 	unsigned states = nb_store_filter_states(f);
 
 	if (f->key != NULL)
 		id = ST_LIST_KEY;
-	else if (f->email != NULL)
-		id = f->newest_first ? ST_LIST_EMAIL_DESC : ST_LIST_EMAIL_ASC;
-	else if (f->uid != NULL)
-		id = f->newest_first ? ST_LIST_UID_DESC : ST_LIST_UID_ASC;
 	else if (states == NB_STATE_MASK_DEAD)
 		id = f->newest_first ? ST_LIST_DEAD_DESC : ST_LIST_DEAD_ASC;
 	else
 		id = f->newest_first ? ST_LIST_DESC : ST_LIST_ASC;
 	if ((st = sq_stmt_get(q, id)) == NULL)
 		return NULL;
-	if (f->key != NULL && nb_store_key_parse(f->key, &seq) == 0)
-		sqlite3_bind_int64(st, 1, seq);
-	sqlite3_bind_text(st, 2, f->source, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, f->type, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, f->reason, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, f->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, f->since_ms);
-	sqlite3_bind_int64(st, 7, f->until_ms);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)states);
-	sqlite3_bind_int64(st, 9, f->after_seq > 0 ? f->after_seq : 0);
-	sqlite3_bind_int64(
-	    st, 10, f->before_seq > 0 ? f->before_seq : INT64_MAX);
-	sqlite3_bind_int64(st, 11,
-	    f->max_scan == 0 || f->max_scan > INT64_MAX ? -1
-							: (int64_t)f->max_scan);
-	sqlite3_bind_int(st, 12, with_payload);
-	if (f->email != NULL)
-		sqlite3_bind_int64(
-		    st, 13, nb_person_key_email(f->email, strlen(f->email)));
-	if (f->uid != NULL)
-		sqlite3_bind_int64(
-		    st, 14, nb_person_key_uid(f->uid, strlen(f->uid)));
+	sq_list_bind(st, f, with_payload);
 	return st;
 }
 
@@ -311,7 +203,7 @@ claim_read(struct sq *q, const struct nb_store_claim *c,
 		}
 		/* The rows are the candidates, so next[] has room. */
 		next[v->n] = sqlite3_column_int64(st, SQ_COL_PAYLOAD + 1);
-		if (rows_push(v, st, 1) == -1) {
+		if (sq_rows_push(v, st, 1) == -1) {
 			sqlite3_reset(st);
 			return -1;
 		}
@@ -460,7 +352,7 @@ sq_purge_rows(
 {
 	sqlite3_stmt *st;
 
-	if (sq_links_drop(q) == -1)
+	if (sq_links_drop(q) == -1 || sq_people_forget(q) == -1)
 		return -1;
 	if ((st = sq_stmt_get(q, ST_PURGE_PAYLOADS)) == NULL)
 		return -1;
@@ -616,6 +508,8 @@ sq_list(void *state, const struct nb_store_filter *f, int with_payload,
 	int step;
 
 	*next = 0;
+	if (f->key == NULL && (f->email != NULL || f->uid != NULL))
+		return sq_people_list(q, f, with_payload, v, next);
 	if ((st = list_stmt(q, f, with_payload)) == NULL)
 		return -1;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -623,7 +517,7 @@ sq_list(void *state, const struct nb_store_filter *f, int with_payload,
 		looked++;
 		if (!sqlite3_column_int(st, SQ_COL_PAYLOAD + 1))
 			continue;
-		if (rows_push(v, st, with_payload) == -1) {
+		if (sq_rows_push(v, st, with_payload) == -1) {
 			sqlite3_reset(st);
 			return -1;
 		}
@@ -742,6 +636,8 @@ sq_prune(void *state, int64_t dedupe_after_ms, int64_t delivered_before_ms,
 		return -1;
 	if (pruned == limit)
 		*more = 1;
+	if (sq_people_prune(q, limit, more) == -1)
+		return -1;
 	/* The attempts of the rows pruned, once none is left to prune. */
 	if (*more)
 		return 0;

@@ -19,6 +19,16 @@
 #define STR_(x)	    #x
 #define STR(x)	    STR_(x)
 #define ERRORS_KEPT STR(NB_STORE_ERRORS_KEPT)
+#define SHIFT	    STR(SQ_PEOPLE_SHIFT)
+
+/*
+ * The person index entries of the rows of events where w holds: bucket,
+ * kind (0 the address, 1 the uid), key, seq, in the order of the index.
+ */
+#define PEOPLE_OF(w)                                                           \
+	"SELECT seq >> " SHIFT ", 0, email_key, seq FROM events WHERE " w      \
+	" AND email_key IS NOT NULL UNION ALL SELECT seq >> " SHIFT            \
+	", 1, uid_key, seq FROM events WHERE " w " AND uid_key IS NOT NULL"
 
 /* The rules' numbers are written into the SQL below as they are. */
 _Static_assert(NB_SEGMENT_RULE_LEGACY == 0 && NB_SEGMENT_RULE_CURRENT == 1,
@@ -191,8 +201,37 @@ const char *const sq_migrations[] = {
     "ALTER TABLE events ADD COLUMN erase_ms INTEGER;"
     "CREATE INDEX events_email ON events (email_key)"
     " WHERE email_key IS NOT NULL;"
-    "CREATE INDEX events_uid ON events (uid_key) WHERE uid_key IS NOT "
-    "NULL;" NB_SCHEMA_HISTORY("INTEGER", "INTEGER", SQ_ID, SQ_KEYED),
+    "CREATE INDEX events_uid ON events (uid_key) WHERE uid_key IS NOT NULL;"
+    /* attempts, attempt_links, erase_epoch and audit: store_schema.h */
+    NB_SCHEMA_HISTORY("INTEGER", "INTEGER", SQ_ID, SQ_KEYED),
+    /*
+     * 7: the person index folded late.  The two indexes of version 6 put
+     * each event's entries at a random place of a large B-tree, a page
+     * written per event and commit.  people holds the same entries filed
+     * by bucket (seq >> SQ_PEOPLE_SHIFT) first, so that the fold, which
+     * adds the rows appended since people_fold.folded in key order long
+     * after their append (store_sqlite_people.c), only writes the pages
+     * of the newest bucket; the rows after folded are searched in events
+     * itself.  The keys stay in events, unindexed.  The entries of the
+     * rows stored are made here, all rows folded.
+     */
+    "CREATE TABLE people ("
+    " bucket INTEGER NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " hash INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " PRIMARY KEY (bucket, kind, hash, seq)) WITHOUT ROWID;"
+    /* clang-format off */
+    "INSERT INTO people (bucket, kind, hash, seq) "
+    PEOPLE_OF("1") " ORDER BY 1, 2, 3, 4;"
+    "CREATE TABLE people_fold ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " folded INTEGER NOT NULL);"
+    "INSERT INTO people_fold (id, folded)"
+    " SELECT 1, coalesce(max(seq), 0) FROM events;"
+    "DROP INDEX IF EXISTS events_email;"
+    "DROP INDEX IF EXISTS events_uid;",
+    /* clang-format on */
 };
 const int sq_schema_latest =
     (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
@@ -260,6 +299,16 @@ const char sq_index_tuning[] =
 	" THEN (SELECT payload FROM payloads AS p WHERE p.seq = events.seq)"   \
 	" END, " LIST_HIT " FROM events"
 #define LIST_RANGE " seq > ?9 AND seq < ?10"
+#define PEOPLE_HIT "(e.seq IS NOT NULL AND " LIST_HIT ")"
+#define PEOPLE_SELECT                                                          \
+	"SELECT " EVENT_COLS_E ", CASE WHEN ?12 AND " PEOPLE_HIT               \
+	" THEN (SELECT payload FROM payloads AS p WHERE p.seq = x.seq)"        \
+	" END, " PEOPLE_HIT ", x.seq FROM people AS x"                         \
+	" LEFT JOIN events AS e ON e.seq = x.seq"                              \
+	" WHERE x.bucket = ?15 AND x.kind = ?16 AND x.hash = ?17"              \
+	" AND x.seq > ?9 AND x.seq < ?10"
+/* The rows with the key of the walk: the address when given. */
+#define PEOPLE_TAIL " AND iif(?13 IS NULL, uid_key = ?14, email_key = ?13)"
 
 const char *const sq_stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -371,19 +420,47 @@ const char *const sq_stmt_sql[ST_COUNT] = {
     [ST_LIST_DEAD_DESC] = LIST_SELECT " INDEXED BY events_dead"
 				      " WHERE state = 2 AND" LIST_RANGE
 				      " ORDER BY seq DESC LIMIT ?11",
-    /* A person: the index of its key, in seq order from the cursor. */
-    [ST_LIST_EMAIL_ASC] = LIST_SELECT " INDEXED BY events_email"
-				      " WHERE email_key = ?13 AND" LIST_RANGE
-				      " ORDER BY seq LIMIT ?11",
-    [ST_LIST_EMAIL_DESC] = LIST_SELECT " INDEXED BY events_email"
-				       " WHERE email_key = ?13 AND" LIST_RANGE
-				       " ORDER BY seq DESC LIMIT ?11",
-    [ST_LIST_UID_ASC] = LIST_SELECT " INDEXED BY events_uid"
-				    " WHERE uid_key = ?14 AND" LIST_RANGE
-				    " ORDER BY seq LIMIT ?11",
-    [ST_LIST_UID_DESC] = LIST_SELECT " INDEXED BY events_uid"
-				     " WHERE uid_key = ?14 AND" LIST_RANGE
-				     " ORDER BY seq DESC LIMIT ?11",
+    /*
+     * A person (store_sqlite_people.c): where the index ends (the mark
+     * folded, the oldest bucket, the newest row); the folded rows one
+     * bucket per statement, ?15 the bucket, ?16 the kind, ?17 the key,
+     * an entry whose row is gone a row looked at and no hit, its seq in
+     * column 14; then the rows after folded, a range of the primary key.
+     */
+    [ST_PEOPLE_STATE] = "SELECT folded, (SELECT min(bucket) FROM people),"
+			" coalesce((SELECT max(seq) FROM events), 0)"
+			" FROM people_fold WHERE id = 1",
+    [ST_PEOPLE_ASC] = PEOPLE_SELECT " ORDER BY x.seq LIMIT ?11",
+    [ST_PEOPLE_DESC] = PEOPLE_SELECT " ORDER BY x.seq DESC LIMIT ?11",
+    [ST_PEOPLE_TAIL_ASC] =
+	LIST_SELECT " WHERE" LIST_RANGE PEOPLE_TAIL " ORDER BY seq LIMIT ?11",
+    [ST_PEOPLE_TAIL_DESC] = LIST_SELECT " WHERE" LIST_RANGE PEOPLE_TAIL
+					" ORDER BY seq DESC LIMIT ?11",
+    /* The rows after ?1 up to ?2, sorted, then the mark moves on. */
+    [ST_PEOPLE_FOLD] =
+	"INSERT OR FAIL INTO people (bucket, kind, hash, seq) " PEOPLE_OF(
+	    "seq > ?1 AND seq <= ?2"),
+    [ST_PEOPLE_FOLDED] = "UPDATE people_fold SET folded = ?1 WHERE id = 1",
+    /*
+     * The entries of rows a purge or an erase deletes, read first; one
+     * SELECT, as a UNION would make the planner scan people.
+     */
+    [ST_PEOPLE_FORGET] =
+	"DELETE FROM people WHERE (bucket, kind, hash, seq) IN"
+	" (SELECT e.seq >> " SHIFT ", k.value,"
+	" iif(k.value = 0, e.email_key, e.uid_key), e.seq"
+	" FROM json_each(?1) AS j CROSS JOIN events AS e ON e.seq = j.value"
+	" CROSS JOIN json_each('[0,1]') AS k)",
+    /*
+     * ?1 entries of the buckets below the oldest row's, oldest first:
+     * all they hold are entries of rows gone.
+     */
+    [ST_PEOPLE_PRUNE] =
+	"DELETE FROM people WHERE (bucket, kind, hash, seq) IN"
+	" (SELECT bucket, kind, hash, seq FROM people"
+	" WHERE bucket < (coalesce((SELECT min(seq) FROM events),"
+	" (SELECT folded + 1 FROM people_fold)) >> " SHIFT ")"
+	" ORDER BY bucket, kind, hash, seq LIMIT ?1)",
     /*
      * A replay changes a row only while it is as the replay read it (?5
      * its state, ?6 its reason), and says so in sqlite3_changes().
@@ -646,7 +723,7 @@ const struct sq_chunk_sql sq_chunk_sql[CH_COUNT] = {
 };
 
 const enum sq_stmt sq_reads[] = {ST_STATS, ST_ERRORS, ST_LIST_KEY, ST_LIST_ASC,
-    ST_LIST_DESC, ST_LIST_DEAD_ASC, ST_LIST_DEAD_DESC, ST_LIST_EMAIL_ASC,
-    ST_LIST_EMAIL_DESC, ST_LIST_UID_ASC, ST_LIST_UID_DESC, ST_ATTEMPTS,
-    ST_EPOCH, ST_SENDABLE, ST_AUDIT_LIST};
+    ST_LIST_DESC, ST_LIST_DEAD_ASC, ST_LIST_DEAD_DESC, ST_PEOPLE_STATE,
+    ST_PEOPLE_ASC, ST_PEOPLE_DESC, ST_PEOPLE_TAIL_ASC, ST_PEOPLE_TAIL_DESC,
+    ST_ATTEMPTS, ST_EPOCH, ST_SENDABLE, ST_AUDIT_LIST};
 const size_t sq_nreads = sizeof(sq_reads) / sizeof(sq_reads[0]);

@@ -251,6 +251,20 @@ int nb_store_wants_checkpoints(const struct nb_store *);
 int nb_store_checkpoint(struct nb_store *);
 
 /*
+ * The person index of a SQLite store is written late, in batches, so that
+ * an append never inserts into it (see docs/storage.md, "Finding a
+ * person"); a search reads the rows not yet indexed straight from the
+ * table.  nb_store_unfolded() says how many rows at most wait to be
+ * indexed (cheap: counted in memory once read; 0 on backends that index
+ * as they append); nb_store_fold() indexes those of the next max seqs in
+ * one short transaction of its own, without fsync: a crash loses only
+ * the work, never a row or an entry the search needs.  The daemon folds
+ * on the committer's connection (commit.c).  0 or -1 (logged).
+ */
+size_t nb_store_unfolded(struct nb_store *);
+int nb_store_fold(struct nb_store *, size_t max);
+
+/*
  * The attempt history of the row seq: its kept attempts (see
  * NB_STORE_ATTEMPTS_KEPT) oldest first, at most NB_STORE_ATTEMPTS_KEPT + 2
  * (a replayed row keeps the attempt that had delivered it).  *out as for

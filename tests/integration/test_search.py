@@ -16,6 +16,7 @@ instances sharing one database.
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import threading
 import time
@@ -196,6 +197,45 @@ class TestSearch(SearchCase):
         r = self.bridge.cli("events", "show", "424242", "--config",
                             self.bridge.config_path)
         self.assertEqual(r.returncode, 1)
+
+
+    @sqlite_only("SQLite's person index is folded late")
+    def test_kill9_before_fold(self):
+        """Events acknowledged and then a kill -9 before the committer
+        folded them into the person index: a search after the restart
+        finds every one (admin API by address and by uid, the command
+        line), and the restarted committer folds them."""
+        db = os.path.join(self.bridge.dir, "nb.db")
+
+        def fold_state():
+            con = sqlite3.connect(db, timeout=5)
+            try:
+                return con.execute(
+                    "SELECT folded, (SELECT max(seq) FROM events)"
+                    " FROM people_fold").fetchone()
+            finally:
+                con.close()
+
+        evs = [event(email="kim@example.com", uid="u_kim",
+                     properties={"i": i}) for i in range(40)]
+        for i in range(0, 40, 10):
+            self.post_events(evs[i:i + 10] + [event(email="x@example.net")])
+        self.bridge.kill9()
+        folded, top = fold_state()
+        self.bridge.start()
+        want = [e["id"] for e in evs]
+        self.assertEqual(self.ids(email="kim@example.com", limit=100),
+                         want[::-1], "folded %d of %d" % (folded, top))
+        self.assertEqual(self.ids(uid="u_kim", limit=100), want[::-1])
+        self.assertTrue(wait_until(
+            lambda: fold_state()[0] == fold_state()[1], timeout=10))
+        self.assertEqual(self.ids(email="kim@example.com", limit=100),
+                         want[::-1])
+        r = self.bridge.cli("events", "list", "--config",
+                            self.bridge.config_path, "--email",
+                            "kim@example.com", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(json.loads(r.stdout)["events"]), 40)
 
 
 class TestErase(SearchCase):

@@ -610,6 +610,49 @@ test_checkpointer(void **state)
 	free(slots);
 }
 
+/* The rows the person index still lacks, as a new connection reads them. */
+static size_t
+unfolded_rows(struct fixture *fx)
+{
+	struct nb_store *s = NULL;
+	char err[256];
+	size_t n;
+
+	assert_int_equal(nb_store_open(&s, &fx->cfg, err, sizeof(err)), 0);
+	n = nb_store_unfolded(s);
+	nb_store_close(s);
+	return n;
+}
+
+/*
+ * Once idle, the writer folds the rows it appended into the person index
+ * (nb_store_fold()) by itself, without a request to carry it.
+ */
+static void
+test_fold_when_idle(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_commit *c = committer(fx, NULL);
+	struct timespec nap = {0, 20 * 1000 * 1000};
+	struct slot *slots;
+	int i;
+
+	assert_non_null(slots = calloc(NREQ, sizeof(*slots)));
+	for (i = 0; i < NREQ; i++) {
+		slot_init(&slots[i], fx, "{}", 2, i);
+		slots[i].ev.email_key = 1 + i % 7;
+		assert_int_equal(
+		    nb_commit_submit(c, &slots[i].req, done_cb, &slots[i]), 0);
+	}
+	run_until_done(fx, NREQ);
+	for (i = 0; i < 250 && unfolded_rows(fx) > 0; i++)
+		nanosleep(&nap, NULL);
+	assert_int_equal(unfolded_rows(fx), 0);
+	nb_commit_free(c);
+	assert_int_equal(pending_rows(fx), NREQ);
+	free(slots);
+}
+
 int
 main(void)
 {
@@ -631,6 +674,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_attach_free_and_detach, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpointer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_fold_when_idle, setup, teardown),
 	};
 
 	if (evthread_use_pthreads() != 0)

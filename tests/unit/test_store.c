@@ -18,8 +18,10 @@
 #include <cmocka.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +34,7 @@
 #include "../../src/store_sqlite.h"
 
 /* The schema version this build writes. */
-#define SCHEMA_LATEST 6
+#define SCHEMA_LATEST 7
 
 struct fixture {
 	char dir[64];
@@ -136,6 +138,23 @@ raw_exec(sqlite3 *db, const char *sql)
 
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
 		fail_msg("%s: %s", sql, msg != NULL ? msg : "?");
+}
+
+/*
+ * A released schema (sq_migrations[0..version), which never change) in a
+ * new file, its transaction open for the rows of the release.
+ */
+static sqlite3 *
+raw_schema(const char *path, int version)
+{
+	sqlite3 *db = raw_open(path);
+	int v;
+
+	raw_exec(db, "PRAGMA journal_mode = WAL");
+	raw_exec(db, "BEGIN");
+	for (v = 0; v < version; v++)
+		raw_exec(db, sq_migrations[v]);
+	return db;
 }
 
 static int64_t
@@ -508,18 +527,30 @@ test_migrate_v1(void **state)
 				     " 'events_pending_age', 'events_dead',"
 				     " 'events_delivered')"),
 		    5);
-		/* Version 4: the person indexes, the keys computed. */
+		/*
+		 * Version 6: the keys computed; version 7: the person
+		 * indexes of version 6 gone, their entries in people.
+		 */
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM sqlite_schema"
 				     " WHERE type = 'index' AND"
 				     " tbl_name = 'events' AND name IN"
 				     " ('events_email', 'events_uid')"),
-		    2);
+		    0);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM sqlite_schema"
 				     " WHERE type = 'index' AND"
 				     " tbl_name = 'events'"),
-		    7);
+		    5);
+		assert_int_equal(raw_int(db,
+				     "SELECT (SELECT count(*) FROM people) -"
+				     " (SELECT count(email_key) +"
+				     " count(uid_key) FROM events)"),
+		    0);
+		assert_int_equal(raw_int(db,
+				     "SELECT folded = (SELECT max(seq)"
+				     " FROM events) FROM people_fold"),
+		    1);
 		assert_int_equal(raw_int(db,
 				     "SELECT count(*) FROM events"
 				     " WHERE email_key IS NOT NULL"),
@@ -606,11 +637,7 @@ test_migrate_v3(void **state)
 	int v, i;
 
 	snprintf(path, sizeof(path), "%s/v3.db", fx->dir);
-	db = raw_open(path);
-	raw_exec(db, "PRAGMA journal_mode = WAL");
-	raw_exec(db, "BEGIN");
-	for (v = 0; v < 3; v++)
-		raw_exec(db, sq_migrations[v]);
+	db = raw_schema(path, 3);
 	for (i = 1; i <= 3; i++) {
 		snprintf(sql, sizeof(sql),
 		    "INSERT INTO events (seq, source, event_id, type, state,"
@@ -1249,6 +1276,334 @@ test_erase_leaves_no_bytes(void **state)
 	assert_int_equal(count(fx->s, ALL, NULL), 580 + 300);
 }
 
+/* The next row appended gets seq next (AUTOINCREMENT's mark moved). */
+static void
+seq_jump(const char *path, int64_t next)
+{
+	sqlite3 *db = raw_open(path);
+	char sql[128];
+
+	snprintf(sql, sizeof(sql),
+	    "UPDATE sqlite_sequence SET seq = %lld WHERE name = 'events'",
+	    (long long)(next - 1));
+	raw_exec(db, sql);
+	sqlite3_close(db);
+}
+
+/* A figure off the file itself; ?1 is the key of ada@example.com. */
+static int64_t
+raw_count(const char *path, const char *sql)
+{
+	sqlite3 *db = raw_open(path);
+	sqlite3_stmt *st = NULL;
+	int64_t v;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_bind_parameter_count(st) > 0)
+		sqlite3_bind_int64(
+		    st, 1, nb_person_key_email("ada@example.com", 15));
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* The ids of f's rows page by page (limit 1), joined by ','. */
+static void
+ids_paged(
+    struct nb_store *s, struct nb_store_filter f, char *out, size_t outlen)
+{
+	struct nb_stored_event *rows = NULL;
+	size_t n = 0, len = 0, pages = 0;
+	int64_t next;
+
+	f.limit = 1;
+	f.max_scan = 2;
+	out[0] = '\0';
+	do {
+		assert_int_equal(
+		    nb_store_list_page(s, &f, &rows, &n, &next), 0);
+		if (n == 1)
+			len += (size_t)snprintf(out + len, outlen - len, "%s%s",
+			    len > 0 ? "," : "", rows[0].id);
+		nb_stored_events_free(rows, n);
+		if (f.newest_first)
+			f.before_seq = next;
+		else
+			f.after_seq = next;
+		assert_true(++pages < 50);
+	} while (next != 0);
+}
+
+/*
+ * The person index folded late: a search reads the folded buckets and
+ * the rows after the mark alike, in seq order both ways, page by page
+ * across bucket boundaries and across the mark; an erase drops the
+ * person's entries on both sides of it; the fold moves the mark by at
+ * most the seqs asked.
+ */
+static void
+test_people_fold(void **state)
+{
+	struct fixture *fx = *state;
+	const int64_t b1 = (int64_t)1 << SQ_PEOPLE_SHIFT;
+	struct nb_store_filter f;
+	struct nb_store_erase e;
+	struct nb_store_audit au;
+	char got[256];
+	int64_t s3, s4;
+
+	padd(fx->s, "acme", "a1", "ada@example.com", "u_1", 100);
+	padd(fx->s, "acme", "x1", "bob@example.com", "u_2", 110);
+	seq_jump(fx->path, b1 - 1);
+	assert_int_equal(
+	    padd(fx->s, "acme", "a2", "Ada@example.com", NULL, 120), b1 - 1);
+	s3 = padd(fx->s, "acme", "a3", "ada@example.com", "u_1", 130);
+	assert_int_equal(s3, b1);
+	assert_int_equal(nb_store_unfolded(fx->s), b1);
+	assert_int_equal(nb_store_fold(fx->s, 1000000), 0);
+	assert_int_equal(nb_store_unfolded(fx->s), 0);
+	assert_int_equal(
+	    raw_count(fx->path,
+		"SELECT count(*) FROM people WHERE kind = 0 AND hash = ?1"),
+	    3);
+	/* Two buckets further: a4 folded, a5 and x2 not. */
+	seq_jump(fx->path, 3 * b1 + 5);
+	s4 = padd(fx->s, "acme", "a4", "ada@example.com", NULL, 140);
+	padd(fx->s, "acme", "x2", "bob@example.com", NULL, 150);
+	padd(fx->s, "acme", "a5", "ADA@example.com", "u_1", 160);
+	assert_int_equal(nb_store_fold(fx->s, (size_t)(s4 - s3)), 0);
+	assert_int_equal(nb_store_unfolded(fx->s), 2);
+	assert_int_equal(
+	    raw_count(fx->path, "SELECT folded FROM people_fold"), s4);
+
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	f.email = "ada@example.com";
+	ids_of(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "a1,a2,a3,a4,a5");
+	ids_paged(fx->s, f, got, sizeof(got));
+	assert_string_equal(got, "a1,a2,a3,a4,a5");
+	f.newest_first = 1;
+	ids_of(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "a5,a4,a3,a2,a1");
+	ids_paged(fx->s, f, got, sizeof(got));
+	assert_string_equal(got, "a5,a4,a3,a2,a1");
+	/* A cursor inside a bucket, and one inside the tail. */
+	f.before_seq = b1;
+	ids_of(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "a2,a1");
+	f.before_seq = 0;
+	f.after_seq = s4;
+	f.newest_first = 0;
+	ids_of(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "a5");
+	f.after_seq = 0;
+	f.email = NULL;
+	f.uid = "u_1";
+	ids_of(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "a1,a3,a5");
+	f.email = "ada@example.com";
+	f.newest_first = 1;
+	ids_paged(fx->s, f, got, sizeof(got));
+	assert_string_equal(got, "a5,a3,a1");
+
+	/* The erase deletes Ada's entries, folded or not; Bob's stay. */
+	memset(&e, 0, sizeof(e));
+	e.who.email = "ada@example.com";
+	e.actor = "cli";
+	e.now_ms = 1000;
+	assert_int_equal(nb_store_erase(fx->s, &e, &au), 0);
+	assert_int_equal(au.events, 5);
+	assert_int_equal(raw_count(fx->path,
+			     "SELECT count(*) FROM people WHERE hash = ?1"
+			     " OR seq NOT IN (SELECT seq FROM events)"),
+	    0);
+	assert_int_equal(nb_store_fold(fx->s, 1000000), 0);
+	assert_int_equal(raw_count(fx->path, "SELECT count(*) FROM people"),
+	    3); /* x1's two, x2's one */
+	f.uid = NULL;
+	ids_of(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "");
+	f.email = "bob@example.com";
+	ids_of(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "x2,x1");
+}
+
+/*
+ * The retention prune drops the buckets wholly below the oldest row
+ * stored, and only those: their entries are all of rows gone.
+ */
+static void
+test_people_prune(void **state)
+{
+	struct fixture *fx = *state;
+	const int64_t b1 = (int64_t)1 << SQ_PEOPLE_SHIFT;
+	struct nb_store_filter f;
+	int64_t seqs[3];
+	char got[128];
+
+	seqs[0] = padd(fx->s, "acme", "a1", "ada@example.com", "u_1", 100);
+	seqs[1] = padd(fx->s, "acme", "a2", "ada@example.com", NULL, 100);
+	seq_jump(fx->path, 2 * b1);
+	seqs[2] = padd(fx->s, "acme", "a3", "ada@example.com", NULL, 100);
+	padd(fx->s, "acme", "a4", "ada@example.com", NULL, 100);
+	assert_int_equal(nb_store_fold(fx->s, 1000000), 0);
+	assert_int_equal(nb_store_delivered(fx->s, seqs, 3, 200, NULL), 0);
+	assert_int_equal(nb_store_prune(fx->s, 0, 300), 0);
+	/* Bucket 0 went; bucket 2 stays, a3's entry too: a4 is in it. */
+	assert_int_equal(raw_count(fx->path, "SELECT count(*) FROM people"), 2);
+	assert_int_equal(
+	    raw_count(fx->path, "SELECT min(bucket) FROM people"), 2);
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	f.email = "ada@example.com";
+	ids_of(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "a4");
+}
+
+/*
+ * A crash between append and fold loses nothing: a writer killed with
+ * rows folded and rows not leaves a store whose search finds them all,
+ * and the next fold indexes the rest.  The statements of the fold's
+ * deletes search people rather than scan it.
+ */
+static void
+test_people_crash(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_store_filter f;
+	struct nb_store *s;
+	char got[256], sql[1024], plan[1024];
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	pid_t pid;
+	int status;
+
+	nb_store_close(fx->s);
+	fx->s = NULL;
+	if ((pid = fork()) == 0) {
+		s = open_store_cfg(&fx->cfg);
+		padd(s, "acme", "a1", "ada@example.com", NULL, 100);
+		padd(s, "acme", "a2", "ada@example.com", NULL, 100);
+		if (nb_store_fold(s, 1) != 0)
+			_exit(2);
+		padd(s, "acme", "a3", "ada@example.com", NULL, 100);
+		kill(getpid(), SIGKILL);
+		_exit(3);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	fx->s = open_store_cfg(&fx->cfg);
+	assert_int_equal(raw_count(fx->path,
+			     "SELECT folded FROM people_fold"
+			     ""),
+	    1);
+	assert_int_equal(nb_store_unfolded(fx->s), 2);
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	f.email = "ada@example.com";
+	ids_of(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "a1,a2,a3");
+	assert_int_equal(nb_store_fold(fx->s, 1000), 0);
+	assert_int_equal(nb_store_unfolded(fx->s), 0);
+	ids_of(fx->s, &f, got, sizeof(got));
+	assert_string_equal(got, "a1,a2,a3");
+
+	db = raw_open(fx->path);
+	snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s",
+	    sq_stmt_sql[ST_PEOPLE_FORGET]);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	plan[0] = '\0';
+	while (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(plan + strlen(plan), sizeof(plan) - strlen(plan),
+		    "%s;", (const char *)sqlite3_column_text(st, 3));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (strstr(plan, "SCAN people") != NULL)
+		fail_msg("forget scans people: %s", plan);
+}
+
+/*
+ * A version 6 file, the previous release's (sq_migrations[0..5]), with
+ * the person indexes on events: the upgrade files every row's keys into
+ * people, all folded, and drops the two indexes; a search finds the old
+ * rows and the new ones, an erase forgets them.
+ */
+static void
+test_migrate_v6(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_store_config cfg = fx->cfg;
+	struct nb_store_filter f;
+	struct nb_store_erase e;
+	struct nb_store_audit au;
+	struct nb_store *s;
+	char path[160], sql[512], got[256];
+	sqlite3 *db;
+	int v, i;
+
+	snprintf(path, sizeof(path), "%s/v6.db", fx->dir);
+	db = raw_schema(path, 6);
+	for (i = 1; i <= 4; i++) {
+		snprintf(sql, sizeof(sql),
+		    "INSERT INTO events (seq, source, event_id, type, state,"
+		    " attempts, received_ms, age_base_ms, next_ms, lease_ms,"
+		    " updated_ms, msgid_rule, email_key, uid_key) VALUES (NULL,"
+		    " 'acme', 'old_%d', 'email.sent', 0, 0, 1000, 1000, 1000, "
+		    "0,"
+		    " 1000, 1, %lld, %s);"
+		    "INSERT INTO payloads (seq, payload) VALUES (%d,"
+		    " '{\"subscriber\":{\"email\":\"%s\",\"uid\":\"u_%d\"}}')",
+		    i,
+		    (long long)nb_person_key_email(
+			i % 2 ? "ada@example.com" : "bob@example.com", 15),
+		    i == 4 ? "NULL" : "1", i,
+		    i % 2 ? "ada@example.com" : "bob@example.com", i);
+		raw_exec(db, sql);
+	}
+	raw_exec(db, "PRAGMA user_version = 6; COMMIT");
+	assert_int_equal(raw_int(db,
+			     "SELECT count(*) FROM sqlite_schema"
+			     " WHERE name IN ('events_email', 'events_uid')"),
+	    2);
+	sqlite3_close(db);
+
+	cfg.path = path;
+	s = open_store_cfg(&cfg);
+	assert_int_equal(nb_store_schema_version(s, &v), 0);
+	assert_int_equal(v, SCHEMA_LATEST);
+	assert_int_equal(nb_store_unfolded(s), 0);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM people"), 7);
+	assert_int_equal(raw_count(path, "SELECT folded FROM people_fold"), 4);
+	assert_int_equal(raw_count(path,
+			     "SELECT count(*) FROM sqlite_schema WHERE name IN"
+			     " ('events_email', 'events_uid')"),
+	    0);
+	padd(s, "acme", "new_1", "ada@example.com", NULL, 2000);
+	memset(&f, 0, sizeof(f));
+	f.states = ALL;
+	f.email = "ada@example.com";
+	ids_of(s, &f, got, sizeof(got));
+	assert_string_equal(got, "old_1,old_3,new_1");
+	memset(&e, 0, sizeof(e));
+	e.who.email = "ada@example.com";
+	e.actor = "cli";
+	e.now_ms = 3000;
+	assert_int_equal(nb_store_erase(s, &e, &au), 0);
+	assert_int_equal(au.events, 3);
+	assert_int_equal(
+	    raw_count(path, "SELECT count(*) FROM people WHERE hash = ?1"), 0);
+	ids_of(s, &f, got, sizeof(got));
+	assert_string_equal(got, "");
+	f.email = "bob@example.com";
+	ids_of(s, &f, got, sizeof(got));
+	assert_string_equal(got, "old_2,old_4");
+	nb_store_close(s);
+}
+
 int
 main(void)
 {
@@ -1275,6 +1630,10 @@ main(void)
 		test_missing_payload, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_erase_leaves_no_bytes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_people_fold, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_people_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_people_crash, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_v6, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
