@@ -4,14 +4,15 @@
  *
  * The append writes each row's person keys into events, unindexed.  Later,
  * outside the append's transaction, sq_fold() files the rows after the mark
- * people_fold.folded into people, sorted by (bucket, kind, key, seq) with
+ * people_fold.folded into people, keyed by (bucket, kind, key, seq) with
  * bucket = seq >> SQ_PEOPLE_SHIFT, so that it writes only the pages of the
- * newest bucket instead of a random page of a large index per event.  A
- * search (sq_people_list()) reads the folded part bucket by bucket, one
- * index seek each, and the rows after the mark straight from events, a
- * range of its primary key that the committer keeps short.  Both read the
- * one mark they read first, so a fold in between changes nothing they
- * see.  Erase and purge drop the entries of the rows they delete; the
+ * newest bucket (in the cache, so the rows go in seq order: sorting them
+ * first saved no page) instead of a random page of a large index per
+ * event.  A search (sq_people_list()) reads the folded part bucket by
+ * bucket, one index seek each, and the rows after the mark straight from
+ * events, a range of its primary key that the committer keeps short.  Both
+ * read the one mark they read first, so a fold in between changes nothing
+ * they see.  Erase and purge drop the entries of the rows they delete; the
  * retention prune drops the buckets below the oldest row left.
  */
 #include <stdint.h>

@@ -209,8 +209,8 @@ const char *const sq_migrations[] = {
      * each event's entries at a random place of a large B-tree, a page
      * written per event and commit.  people holds the same entries filed
      * by bucket (seq >> SQ_PEOPLE_SHIFT) first, so that the fold, which
-     * adds the rows appended since people_fold.folded in key order long
-     * after their append (store_sqlite_people.c), only writes the pages
+     * adds the rows appended since people_fold.folded some time after
+     * their append (store_sqlite_people.c), only writes the pages
      * of the newest bucket; the rows after folded are searched in events
      * itself.  The keys stay in events, unindexed.  The entries of the
      * rows stored are made here, all rows folded.
@@ -436,7 +436,7 @@ const char *const sq_stmt_sql[ST_COUNT] = {
 	LIST_SELECT " WHERE" LIST_RANGE PEOPLE_TAIL " ORDER BY seq LIMIT ?11",
     [ST_PEOPLE_TAIL_DESC] = LIST_SELECT " WHERE" LIST_RANGE PEOPLE_TAIL
 					" ORDER BY seq DESC LIMIT ?11",
-    /* The rows after ?1 up to ?2, sorted, then the mark moves on. */
+    /* The rows after ?1 up to ?2, in seq order, then the mark moves on. */
     [ST_PEOPLE_FOLD] =
 	"INSERT OR FAIL INTO people (bucket, kind, hash, seq) " PEOPLE_OF(
 	    "seq > ?1 AND seq <= ?2"),
