@@ -944,9 +944,6 @@ admin_main(void *arg)
 {
 	struct nb_admin *a = arg;
 
-	/* The first rates' baseline; a failure leaves it to the first call. */
-	if (a->lst != NULL && admin_store(a) != NULL)
-		(void)nb_rates_update(a->rates, a->store, nb_time_now_ms());
 	event_base_loop(a->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	return NULL;
 }
@@ -999,6 +996,14 @@ fail:
 int
 nb_admin_start(struct nb_admin *a)
 {
+	/*
+	 * The first rates' baseline, taken here, before the thread exists and
+	 * the bridge says it listens, so the events of its first moments count
+	 * in the first minute however late the thread is scheduled.  A failure
+	 * leaves it to the first call.
+	 */
+	if (a->lst != NULL && admin_store(a) != NULL)
+		(void)nb_rates_update(a->rates, a->store, nb_time_now_ms());
 	if (pthread_create(&a->thread, NULL, admin_main, a) != 0)
 		return -1;
 	a->started = 1;

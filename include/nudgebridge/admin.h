@@ -48,13 +48,16 @@ struct nb_admin;
  * limits.max_header_bytes, limits.read_timeout_s and
  * limits.request_timeout_s, a 64 KiB body limit, all before
  * authentication.  Nothing is served before nb_admin_start().  The store
- * (cfg->store) is opened by the admin thread when first needed.  NULL
- * with err set on failure.
+ * (cfg->store) is opened by nb_admin_start() or the admin thread when first
+ * needed.  NULL with err set on failure.
  */
 struct nb_admin *nb_admin_new(const struct nb_admin_deps *deps,
     struct nb_config *cfg, char *err, size_t errlen);
 
-/* Starts the admin thread (after privileges are dropped).  0 or -1. */
+/*
+ * Starts the admin thread (after privileges are dropped), having taken the
+ * first sample of the per-minute rates on the calling thread.  0 or -1.
+ */
 int nb_admin_start(struct nb_admin *);
 
 /* The bound port, or 0 when the admin API is off. */

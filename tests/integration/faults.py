@@ -9,8 +9,11 @@ used as they are; what the fault tests need besides lives here:
   reset connection, a refused one) is retried with the same webhook-id and
   event until it gets a 200, so every event it ever sent is acknowledged in
   the end, and it records the event ids that got their 200;
-* ``SinkOnPort``: the Segment stand-in started on a port chosen beforehand
-  (to turn "connection refused" into a live endpoint at the same URL);
+* ``ReservedPort`` and ``SinkOnPort``: a port held, bound but not
+  listening (connections to it are refused), so that no other test's server
+  takes it while the bridge is refused, then the Segment stand-in started
+  on it (to turn "connection refused" into a live endpoint at the same
+  URL);
 * ``Tmpfs``: a size-limited tmpfs mount (root only) for the disk-full test;
 * ``raw_request``: an HTTP request written byte for byte on a socket, for
   the malformed requests http.client refuses to send;
@@ -96,6 +99,27 @@ class Poster(threading.Thread):
     def acked_ids(self):
         with self.lock:
             return list(self.acked)
+
+
+class ReservedPort:
+    """A port on 127.0.0.1 bound but not listening until release().
+
+    A connection to it is refused, as to a free port, but the kernel hands
+    it to no one else meanwhile: without SO_REUSEADDR no other socket may
+    bind it, and no bind to port 0 is given it.  free_port() alone leaves
+    a gap in which a test running beside this one can take the port for a
+    server of its own, and the bridge then talks to that server.
+    """
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def release(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 class SinkOnPort(Sink):

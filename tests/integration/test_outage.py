@@ -25,8 +25,8 @@ import sys
 import time
 import unittest
 
-from faults import SinkOnPort
-from harness import BridgeCase, WRITE_KEY, event, free_port
+from faults import ReservedPort, SinkOnPort
+from harness import BridgeCase, WRITE_KEY, event
 
 INITIAL_MS = 200
 MAX_MS = 1600
@@ -49,7 +49,9 @@ class OutageTest(BridgeCase):
     START = False
 
     def test_refused_then_500_then_429_then_ok(self):
-        port = free_port()
+        reserved = ReservedPort()
+        self.addCleanup(reserved.release)
+        port = reserved.port
         bridge = self.make_bridge(config={
             "segment": {
                 "endpoint": "http://127.0.0.1:%d" % port,
@@ -77,6 +79,7 @@ class OutageTest(BridgeCase):
         self.assertGreater(refused, 0, "no retry while refused")
 
         # Phase 2: the stand-in comes up on that port answering 500.
+        reserved.release()
         sink = SinkOnPort(WRITE_KEY, port)
         self.addCleanup(sink.close)
         sink.set_mode("fail")
