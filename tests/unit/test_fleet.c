@@ -26,6 +26,7 @@
 
 #include "nudgebridge/fleet.h"
 #include "nudgebridge/store.h"
+#include "testlib.h"
 
 #define LEASE 2000 /* ms: a beat every 500 ms */
 
@@ -132,17 +133,6 @@ struct pgfx {
 	struct nb_store *s1, *s2;
 };
 
-static void
-admin_exec(PGconn *c, const char *sql)
-{
-	PGresult *res = PQexec(c, sql);
-	ExecStatusType st = PQresultStatus(res);
-
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-		fail_msg("%s: %s", sql, PQerrorMessage(c));
-	PQclear(res);
-}
-
 static struct nb_store *
 pg_open(struct pgfx *fx)
 {
@@ -157,25 +147,15 @@ pg_open(struct pgfx *fx)
 static int
 pg_setup(struct pgfx *fx)
 {
-	const char *dsn = getenv("NB_TEST_PG_DSN");
-	char sql[256], opts[128];
+	const char *dsn;
 
 	memset(fx, 0, sizeof(*fx));
-	if (dsn == NULL || dsn[0] == '\0')
+	dsn = testlib_pg_schema(
+	    &fx->admin, fx->schema, sizeof(fx->schema), "nbf");
+	if (dsn == NULL)
 		return -1;
-	fx->admin = PQconnectdb(dsn);
-	if (PQstatus(fx->admin) != CONNECTION_OK)
-		fail_msg("NB_TEST_PG_DSN: %s", PQerrorMessage(fx->admin));
-	snprintf(fx->schema, sizeof(fx->schema), "nbf_%ld", (long)getpid());
-	admin_exec(fx->admin, "SET client_min_messages = warning");
-	snprintf(sql, sizeof(sql),
-	    "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", fx->schema,
-	    fx->schema);
-	admin_exec(fx->admin, sql);
-	snprintf(opts, sizeof(opts), "-c search_path=%s", fx->schema);
-	assert_int_equal(setenv("PGOPTIONS", opts, 1), 0);
-	fx->cfg.driver = (char *)(uintptr_t) "postgres";
-	fx->cfg.dsn = (char *)(uintptr_t)dsn;
+	fx->cfg.driver = testlib_unconst("postgres");
+	fx->cfg.dsn = testlib_unconst(dsn);
 	fx->cfg.lease_s = LEASE / 1000;
 	fx->s1 = pg_open(fx);
 	fx->s2 = pg_open(fx);
@@ -185,14 +165,9 @@ pg_setup(struct pgfx *fx)
 static void
 pg_teardown(struct pgfx *fx)
 {
-	char sql[128];
-
 	nb_store_close(fx->s1);
 	nb_store_close(fx->s2);
-	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", fx->schema);
-	admin_exec(fx->admin, sql);
-	PQfinish(fx->admin);
-	unsetenv("PGOPTIONS");
+	testlib_pg_drop(fx->admin, fx->schema);
 }
 
 static double
