@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "nudgebridge/activity.h"
+#include "nudgebridge/alert.h"
 #include "nudgebridge/log.h"
 #include "nudgebridge/store.h"
 #include "nudgebridge/timeutil.h"

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nudgebridge/alert.h"
 #include "nudgebridge/store_types.h"
 #include "store_rows.h"
 

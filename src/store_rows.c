@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "nudgebridge/activity.h"
+#include "nudgebridge/alert.h"
 #include "nudgebridge/log.h"
 #include "store_rows.h"
 

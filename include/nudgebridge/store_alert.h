@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nudgebridge/alert.h"
 #include "nudgebridge/store.h"
-#include "nudgebridge/store_types.h"
 
 /*
  * In one transaction: raises the activity figures to act's (never

@@ -16,12 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nudgebridge/alert.h"
 #include "nudgebridge/bounds.h"
 #include "nudgebridge/person.h"
 #include "nudgebridge/segment.h"
 
-struct nb_activity_row;
 struct nb_event;
 
 enum nb_event_state {
@@ -290,72 +288,6 @@ struct nb_store_audit {
 	int64_t delivered;
 	int64_t dead; /* quarantined included */
 	int complete; /* 0: the erase failed after erasing these */
-};
-
-/* An instance (its alert thread) names itself with this many bytes. */
-#define NB_ALERT_OWNER_MAX 96
-
-/* Something one instance saw that the others cannot: a paused source. */
-struct nb_alert_report {
-	enum nb_alert_kind kind;
-	char source[NB_SOURCE_NAME_MAX + 1];
-	int status; /* the refusal's HTTP status */
-	char text[NB_ALERT_TEXT_MAX];
-	int64_t seen_ms;
-};
-
-/* One alert thread's beat: see nb_store_alert_beat(). */
-struct nb_alert_beat {
-	const char *owner;
-	int64_t now_ms;
-	int64_t lease_until_ms;
-	const struct nb_activity_row *act;
-	size_t nact;
-	const struct nb_alert_report *rep;
-	size_t nrep;
-};
-
-/* What every instance wrote, as nb_store_alert_read() finds it. */
-struct nb_alert_view {
-	struct nb_activity_row *act;
-	size_t nact;
-	struct nb_alert_report *rep; /* seen since the asked time */
-	size_t nrep;
-	struct nb_alert_state *st; /* known set in each */
-	size_t nst;
-};
-
-/*
- * A notification to send, as queued in the outbox.  body is the contract's
- * JSON (owned by the struct once claimed; borrowed when queued).
- */
-struct nb_alert_note {
-	int64_t id; /* the outbox row, set by claims */
-	char msg_id[NB_ALERT_MSGID_MAX];
-	enum nb_alert_kind kind;
-	char source[NB_SOURCE_NAME_MAX + 1];
-	int resolved; /* 0: firing */
-	char *body;
-	int attempts;
-	int64_t created_ms;
-};
-
-/* The evaluator's changes: see nb_store_alert_apply(). */
-struct nb_alert_apply {
-	const char *owner;
-	int64_t now_ms;
-	int64_t lease_until_ms;
-	const struct nb_alert_state *st; /* to write (insert or replace) */
-	size_t nst;
-	const struct nb_alert_note *notes; /* to queue, due now */
-	size_t nnotes;
-	int64_t prune_before_ms; /* outbox rows done and reports seen before */
-};
-
-enum nb_alert_outcome {
-	NB_ALERT_SENT = 1,    /* the receiver answered 2xx */
-	NB_ALERT_DROPPED = 2, /* given up (alerts.max_age_s) */
-	NB_ALERT_RETRY = 3,   /* try again at next_ms */
 };
 
 #endif
