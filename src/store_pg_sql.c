@@ -624,11 +624,13 @@ const char *const pgs_sql[PS_COUNT] = {
      * heartbeat is at most $1 ms old ($2 of them at most, each with their
      * number).  NOW_MS is evaluated per statement, on the server.
      */
-    [PS_BEAT] = "INSERT INTO instances AS i (id, host, pid, started_ms,"
-		" beat_ms) VALUES ($1::text, $2::text, $3::bigint, " NOW_MS
-		", " NOW_MS ") ON CONFLICT (id) DO UPDATE"
-		" SET beat_ms = EXCLUDED.beat_ms"
-		" RETURNING i.started_ms, i.beat_ms",
+    /* One reading of the clock: a first beat starts when it beats. */
+    [PS_BEAT] =
+	"INSERT INTO instances AS i (id, host, pid, started_ms,"
+	" beat_ms) SELECT $1::text, $2::text, $3::bigint, t.ms, t.ms"
+	" FROM (SELECT " NOW_MS " AS ms) AS t ON CONFLICT (id) DO UPDATE"
+	" SET beat_ms = EXCLUDED.beat_ms"
+	" RETURNING i.started_ms, i.beat_ms",
     [PS_FORGET] =
 	"DELETE FROM instances WHERE beat_ms < " NOW_MS " - $1::bigint",
     [PS_LIVE] = "SELECT id, host, pid, started_ms, beat_ms, count(*) OVER ()"
