@@ -287,7 +287,15 @@ writer_main(void *arg)
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		while (c->queue.len == 0 && !c->stopping) {
+			/*
+			 * The count may read the store (after a rollback): not
+			 * under the lock the HTTP threads take to queue.
+			 */
+			pthread_mutex_unlock(&c->lock);
 			unfolded = c->healthy ? nb_store_unfolded(c->store) : 0;
+			pthread_mutex_lock(&c->lock);
+			if (c->queue.len > 0 || c->stopping)
+				break;
 			if (c->healthy && unfolded == 0) {
 				pthread_cond_wait(&c->cond, &c->lock);
 				continue;
