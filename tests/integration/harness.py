@@ -638,10 +638,17 @@ class BridgeCase(unittest.TestCase):
                                  "stderr:\n%s" % log[max(0, m.start() - 200):
                                                      m.start() + 4000])
 
+    def _failed(self):
+        """Whether this test has failed so far. Read from the result:
+        inside a cleanup, unittest's _outcome.success is always True (each
+        cleanup runs in a test part of its own)."""
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        if result is None:
+            return False
+        return any(t is self for t, _ in result.errors + result.failures)
+
     def _dump_log_on_failure(self, b):
-        outcome = getattr(self, "_outcome", None)
-        failed = outcome is not None and not getattr(outcome, "success", True)
-        if failed or os.environ.get("NB_SHOW_LOG"):
+        if self._failed() or os.environ.get("NB_SHOW_LOG"):
             print("\n--- nudgebridge log (%s) ---\n%s--- end ---" %
                   (self.id(), b.log()[-6000:]))
 

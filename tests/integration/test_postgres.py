@@ -464,13 +464,16 @@ class TestFleet(PgCase):
         a.kill9()
         killed = time.monotonic()
         self.assertTrue(wait_until(lambda: self.share(b) == R,
-                                   timeout=self.LEASE_S + 3, interval=0.1),
+                                   timeout=self.LEASE_S * 2 + 3,
+                                   interval=0.1),
                         "the dead instance's share never came back")
         back = time.monotonic() - killed
         # The lease, then at most a beat (a quarter of the lease) to see
-        # it, and the polling's own delay.
-        self.assertLess(back, self.LEASE_S * 1.25 + 0.5,
-                        "share back after %.1f s" % back)
+        # it, the polling's own delay, and a beat that runs late on a
+        # loaded machine (the deliverer thread beats between sends; CI
+        # runs four tests at once on two cores: 3.04 s was seen there).
+        self.assertLess(back, self.LEASE_S * 1.5 + 1.0,
+                        "share back after %.2f s" % back)
         t1 = time.monotonic()
         time.sleep(W)
         alone = self.count(t1, t1 + W)
