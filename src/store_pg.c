@@ -28,23 +28,6 @@
 #define PG_RESET_MIN_MS 1000  /* first reconnect retry after */
 #define PG_RESET_MAX_MS 10000 /* back-off cap between retries */
 
-/*
- * Per session: READ COMMITTED whatever the server default, and a durable
- * COMMIT: synchronous_commit "off" becomes "on"; local, on, remote_write
- * and remote_apply all wait for at least the local WAL flush and stay.
- * And a plan per execution of the prepared statements (parsing is still
- * done once): a generic plan cannot see how many seqs an array holds nor
- * which rows a bound selects, and on a table not yet analyzed it picked
- * events_due, whose second column is seq, for "seq = ANY ($1)" and read
- * the whole index for each element (100 ms a delivered mark of 500 rows,
- * against 2 ms with the primary key).
- */
-static const char sql_session[] =
-    "SET default_transaction_isolation TO 'read committed';"
-    "SET plan_cache_mode TO force_custom_plan;"
-    "SELECT set_config('synchronous_commit', 'on', false)"
-    " WHERE current_setting('synchronous_commit') = 'off'";
-
 void
 pgs_par_text(struct params *p, const char *s)
 {
@@ -327,7 +310,7 @@ pgs_session_setup(struct pg *q, const char *fn)
 	PQsetNoticeProcessor(q->conn, notice_cb, NULL);
 	/* A new session has no prepared statements. */
 	memset(q->prepared, 0, sizeof(q->prepared));
-	return pgs_simple_run(q, sql_session, PGRES_TUPLES_OK, fn, "session");
+	return pgs_simple_run(q, pgs_session, PGRES_TUPLES_OK, fn, "session");
 }
 
 /*

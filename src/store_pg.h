@@ -112,6 +112,8 @@ extern const char pgs_backfill_read[];
 extern const char pgs_backfill_write[];
 /* Sent before PS_CLAIM in its transaction: see store_pg_sql.c. */
 extern const char pgs_claim_plan[];
+/* Run on every new connection: see store_pg_sql.c. */
+extern const char pgs_session[];
 /*
  * The statements that answer operator and scraper reads: test_store_pg's
  * plan test fails when any of them may read events or payloads in full.

@@ -757,6 +757,59 @@ test_read_plans(void **state)
 	testlib_pg_exec(fx->admin, "RESET enable_seqscan");
 }
 
+/*
+ * Whether the server compiles the claim (prepared as "claim") before it
+ * runs it: EXPLAIN ANALYZE shows a "JIT" entry then.  In a transaction
+ * rolled back, with the claim's own plan setting, as the store runs it.
+ */
+static int
+claim_compiled(struct fixture *fx)
+{
+	PGresult *res;
+	json_t *plan;
+	int jit;
+
+	testlib_pg_exec(fx->admin, "BEGIN");
+	testlib_pg_exec(fx->admin, pgs_claim_plan);
+	res = PQexec(fx->admin,
+	    "EXPLAIN (ANALYZE, FORMAT JSON)"
+	    " EXECUTE claim('{acme}', 0, 1, 1, 'x')");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("EXPLAIN claim: %s", PQerrorMessage(fx->admin));
+	plan = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	assert_non_null(plan);
+	jit = json_object_get(json_array_get(plan, 0), "JIT") != NULL;
+	json_decref(plan);
+	PQclear(res);
+	testlib_pg_exec(fx->admin, "ROLLBACK");
+	return jit;
+}
+
+/*
+ * A claim is never compiled in the store's session (see pgs_session): its
+ * sorts turned off put its cost far past jit_above_cost, and the compile
+ * took half a second of the server's CPU per claim of one row.  On a
+ * server that has JIT, the same claim is compiled without the setting,
+ * which shows the check can fail.
+ */
+static void
+test_claim_not_compiled(void **state)
+{
+	struct fixture *fx = *state;
+	char sql[4096];
+
+	STORE_NEED(fx);
+	snprintf(sql, sizeof(sql), "PREPARE claim AS %s", pgs_sql[PS_CLAIM]);
+	testlib_pg_exec(fx->admin, sql);
+	testlib_pg_exec(fx->admin, pgs_session);
+	assert_false(claim_compiled(fx));
+	if (admin_int(fx->admin, "SELECT pg_jit_available()::int") == 1) {
+		testlib_pg_exec(fx->admin, "SET jit TO on");
+		assert_true(claim_compiled(fx));
+	}
+	testlib_pg_exec(fx->admin, "DEALLOCATE claim; RESET ALL");
+}
+
 /* The server drops the connection: one call fails, the next reconnects. */
 static void
 test_reconnect(void **state)
@@ -935,6 +988,8 @@ main(void)
 		test_lease_takeover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_plans, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_claim_not_compiled, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_erase_vacuums, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
