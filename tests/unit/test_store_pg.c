@@ -39,6 +39,7 @@
 struct fixture {
 	PGconn *admin;
 	char schema[64];
+	char dsn[512]; /* the server's, naming this fixture's connections */
 	struct nb_store_config cfg;
 	struct nb_store *s;
 };
@@ -90,8 +91,18 @@ setup(void **state)
 	    &fx->admin, fx->schema, sizeof(fx->schema), "nbt");
 	if (dsn == NULL)
 		return 0;
+	/*
+	 * The store's connections carry the schema's name: test_reconnect
+	 * ends those only, never those of the tests that share the server.
+	 */
+	if (strncmp(dsn, "postgres", 8) == 0)
+		snprintf(fx->dsn, sizeof(fx->dsn), "%s%capplication_name=%s",
+		    dsn, strchr(dsn, '?') != NULL ? '&' : '?', fx->schema);
+	else
+		snprintf(fx->dsn, sizeof(fx->dsn), "%s application_name=%s",
+		    dsn, fx->schema);
 	fx->cfg.driver = testlib_unconst("postgres");
-	fx->cfg.dsn = testlib_unconst(dsn);
+	fx->cfg.dsn = fx->dsn;
 	fx->cfg.lease_s = 30;
 	fx->s = open_store(fx);
 	return 0;
@@ -818,13 +829,15 @@ test_reconnect(void **state)
 	struct nb_event e = ev("a", "t", "{}", NULL);
 	struct nb_append r = req("acme", "wh_1", &e, 1, 100);
 	PGresult *res;
+	char sql[256];
 
 	STORE_NEED(fx);
 	assert_int_equal(nb_store_probe(fx->s), 0);
-	res = PQexec(fx->admin,
+	snprintf(sql, sizeof(sql),
 	    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-	    " WHERE application_name = 'nudgebridge'"
-	    " AND pid <> pg_backend_pid()");
+	    " WHERE application_name = '%s' AND pid <> pg_backend_pid()",
+	    fx->schema);
+	res = PQexec(fx->admin, sql);
 	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
 	assert_true(PQntuples(res) >= 1);
 	PQclear(res);
