@@ -7,7 +7,8 @@
  * runs every write as one frame: ready the connection, begin, the
  * operation's primitives, commit, and on failure roll back and, when the
  * backend calls the failure a conflict (PostgreSQL's deadlocks between
- * instances), run the whole frame again from the start.  A failed frame
+ * instances, or a connection the server closed), run the whole frame
+ * again from the start.  A failed frame
  * changed nothing.  Each frame carries a tally of what its primitives
  * changed, which the backend's commit writes into the per-source counters
  * in the same transaction.  The policy that is the same everywhere lives

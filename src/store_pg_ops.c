@@ -11,10 +11,11 @@
  * after the WAL flush (synchronous_commit is forced on), except for the
  * deliverer's lease and delivery bookkeeping, which may lose a suffix in a
  * crash as SQLite's may (see pg_begin()).  A deadlock or serialization
- * failure between instances is reported as retryable and store.c runs the
- * transaction again.  The schema is versioned in schema_version and
- * migrated on open under an advisory lock.  The operations themselves live
- * in the files below this one (store_pg.h says which).
+ * failure between instances, or a connection the server closed, is
+ * reported as retryable and store.c runs the transaction again.  The
+ * schema is versioned in schema_version and migrated on open under an
+ * advisory lock.  The operations themselves live in the files below this
+ * one (store_pg.h says which).
  */
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -295,14 +296,25 @@ pg_rollback(void *state)
 /*
  * Two instances storing overlapping groups in different orders can
  * deadlock on the dedupe keys; PostgreSQL aborts one, which changed
- * nothing, so it is simply run again.
+ * nothing, so it is simply run again.  So is a transaction whose
+ * connection the server closed (a restart, idle_session_timeout, a
+ * pooler or a firewall dropping an idle connection): store.c's ready()
+ * reconnects first, at once the first time and then no more often than
+ * pgs_conn_check() allows, so a server that stays away fails the frame
+ * fast.  Without this the first webhook after a dropped idle connection
+ * was answered 503 and the committer refused the next ones until its probe
+ * (a second).  Only a connection lost on the COMMIT itself leaves the
+ * outcome unknown; the run again then finds the dedupe keys taken (the
+ * events are answered as duplicates, stored once) and the rows changed
+ * already, as a sender's own retry would.
  */
 static int
 pg_retryable(void *state)
 {
 	struct pg *q = state;
 
-	return strcmp(q->sqlstate, "40P01") == 0 ||
+	return PQstatus(q->conn) != CONNECTION_OK ||
+	    strcmp(q->sqlstate, "40P01") == 0 ||
 	    strcmp(q->sqlstate, "40001") == 0;
 }
 

@@ -226,6 +226,28 @@ class TestSharedStore(PgCase):
         rows = b.dlq("list")
         self.assertEqual([r["reason"] for r in rows], ["quarantined"])
 
+    def test_dropped_connections_are_not_seen_by_senders(self):
+        # The server closes the bridge's connections (a restart of a
+        # pooler, idle_session_timeout, a firewall): the next webhook is
+        # stored on a new connection and answered 200, not 503.  The
+        # bridge's connections carry the schema's name, so only they end.
+        a = self.instance(start=False)
+        a.config["store"]["dsn"] = "%s%sapplication_name=%s" % (
+            self.dsn, "&" if "?" in self.dsn else "?", self.schema)
+        a.write_config()
+        a.start()
+        self.assertCounts(a.post("acme", event()), 1, 0, 0)
+        ended = psql("SELECT count(pg_terminate_backend(pid))"
+                     " FROM pg_stat_activity WHERE application_name = '%s'"
+                     % self.schema, dsn=self.dsn)
+        self.assertGreaterEqual(int(ended.strip()), 1)
+        evs = [event(), event()]
+        for e in evs:
+            self.assertCounts(a.post("acme", e), 1, 0, 0)
+        self.assertFalse(self.sink.wait_ids(
+            {self.mid(e["id"]) for e in evs}, timeout=15))
+        self.assertIn("store reconnected", a.log())
+
     def test_restart_keeps_acknowledged(self):
         a = self.instance()
         self.sink.set_mode("fail")

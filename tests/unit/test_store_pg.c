@@ -821,7 +821,10 @@ test_claim_not_compiled(void **state)
 	testlib_pg_exec(fx->admin, "DEALLOCATE claim; RESET ALL");
 }
 
-/* The server drops the connection: one call fails, the next reconnects. */
+/*
+ * The server drops the connection: the next write notices, reconnects and
+ * runs again, so the sender never sees the dropped idle connection.
+ */
 static void
 test_reconnect(void **state)
 {
@@ -841,8 +844,6 @@ test_reconnect(void **state)
 	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
 	assert_true(PQntuples(res) >= 1);
 	PQclear(res);
-	assert_int_equal(append1(fx->s, &r), -1);
-	assert_int_equal(nb_store_probe(fx->s), 0);
 	assert_int_equal(append1(fx->s, &r), 0);
 	assert_counts(&r, 1, 0, 0);
 	assert_int_equal(count(fx->s, ALL, NULL), 1);
