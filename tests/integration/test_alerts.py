@@ -31,7 +31,7 @@ import unittest
 from alertsink import AlertSink
 from harness import (ON_POSTGRES, BridgeCase, PrivatePostgres, deep_merge,
                      event, new_secret, pg_drop_schema, pg_new_schema,
-                     pg_options, sqlite_only, wait_until)
+                     pg_options, psql, sqlite_only, wait_until)
 
 DSN = os.environ.get("NB_TEST_PG_DSN", "")
 
@@ -446,6 +446,15 @@ class TestTwoInstancesPostgres(AlertCase):
         self.sink.set_mode("ok")
         ev.hup()
         self.assertTrue(self.sink.wait_count(4, timeout=15))
+        # The other instance's pause is in the store: its alerter reports
+        # at its next beat, up to an interval after the pause, and a stop
+        # before that left the fleet nothing to keep the alert firing on
+        # (the owner holds the pid: host/pid/random).
+        self.assertTrue(wait_until(lambda: psql(
+            "SELECT count(*) FROM %s.alert_reports WHERE source = 'acme'"
+            " AND owner LIKE '%%/%d/%%'" % (self.schema, other.proc.pid),
+            dsn=DSN).strip() != "0", timeout=10),
+            "the other instance never reported its pause")
         # Both held up longer than the pause grace (3 intervals + 2 s:
         # a database that stalls, a starved machine), the other instance
         # a little longer: the pause did not end, it still fires.
