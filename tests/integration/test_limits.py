@@ -552,17 +552,29 @@ class TestMetricsOffTheLoop(LimitsCase):
             ["psql", PG_DSN, "-X", "-q", "-v", "ON_ERROR_STOP=1"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, env=dict(os.environ, PGOPTIONS=""))
-        self.addCleanup(locker.kill)
+        holder = ("FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                  " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                  " WHERE n.nspname = '%s' AND c.relname = 'events' AND"
+                  " l.mode = 'AccessExclusiveLock' AND l.granted" % schema)
+
+        def release():
+            # Its server session, not only psql: killed psql leaves it in
+            # pg_sleep holding the lock, with the bridge's sessions queued
+            # behind it, and the schema's DROP could deadlock with them.
+            psql("SELECT pg_terminate_backend(l.pid) " + holder)
+            locker.kill()
+            locker.wait()
+            locker.stdin.close()
+        self.addCleanup(release)
         locker.stdin.write(("BEGIN; LOCK TABLE %s.events IN ACCESS EXCLUSIVE"
                             " MODE; SELECT pg_sleep(10);\n" %
                             schema).encode())
         locker.stdin.flush()
         # Not a fixed sleep: psql may take a while to connect on a loaded
         # machine, and without the lock the test proves nothing.
-        self.assertTrue(wait_until(lambda: psql(
-            "SELECT count(*) FROM pg_locks WHERE relation = '%s.events'::"
-            "regclass AND mode = 'AccessExclusiveLock' AND granted" %
-            schema).strip() == "1", timeout=15), "psql never took the lock")
+        self.assertTrue(wait_until(
+            lambda: psql("SELECT count(*) " + holder).strip() == "1",
+            timeout=15), "psql never took the lock")
         scrape = {}
 
         def get_metrics():
@@ -587,7 +599,6 @@ class TestMetricsOffTheLoop(LimitsCase):
         self.assertEqual(scrape["r"].status, 200)
         self.assertNotIn(b"nudgebridge_queue_pending{", scrape["r"].raw)
         self.assertIn(b"nudgebridge_events_total", scrape["r"].raw)
-        locker.kill()
 
     def test_scrapes_answer_with_queue_figures(self):
         b = self.bridge
