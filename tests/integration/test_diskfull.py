@@ -128,13 +128,11 @@ class TmpfsFullTest(DiskFullCase):
             "first_503_at_request=%d free_bytes_when_full=%d\n" %
             (len(acked), len(statuses), statuses.index(503) + 1, free))
 
-    # Known bug, reported: on a full filesystem the store probe (one tiny
-    # row, src/store_sqlite.c sq_probe) fits into WAL space the failed
-    # commit had already allocated, so a second later the committer is
-    # healthy and /readyz says 200 again although the next real request
-    # fails; it flaps for as long as the disk is full.  The size cap has
-    # a headroom check, the filesystem has none (statvfs).  Remove the
-    # decorator once sq_probe checks free space.
+    # On a full filesystem the store probe's one tiny row (sq_probe in
+    # src/store_sqlite_ops.c) fits into WAL space the failed commit had
+    # already allocated: without the probe's free-space check (statvfs,
+    # disk_check) the committer looked healthy a second later and
+    # /readyz flapped back to 200 while every real request still failed.
     def test_tmpfs_full_readyz_stays_unready(self):
         fs, bridge, acked, statuses = self.full_tmpfs()
         self.stays_unready(bridge)

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import resource
+import select
 import socket
 import subprocess
 import threading
@@ -410,17 +411,27 @@ class TestBudget(LimitsCase):
         head = (b"POST /v1/webhooks/acme HTTP/1.1\r\nHost: x\r\n"
                 b"Content-Type: application/json\r\n"
                 b"Content-Length: 102400\r\n\r\n")
-        # Two bodies in flight (sent half): the budget is spent.
+        # Three bodies in flight (each sent in part), room for two: the
+        # head the bridge reads last gets 503, in whatever order its
+        # threads read them, as a held head keeps its bytes until it is
+        # answered.  (Two held, a pause, then a whole third body: on a
+        # loaded machine the third head could be read first, answered and
+        # its bytes given back before a held head came in, and nothing
+        # was refused.)
         held = []
-        for _ in range(2):
+        for _ in range(3):
             s = connect(b.port)
             s.sendall(head + b" " * 1000)
             held.append(s)
         self.addCleanup(lambda: [s.close() for s in held])
-        time.sleep(0.3)
-        headers = self.assertJsonError(raw(b.port, head + b" " * 102400),
-                                       503, "unavailable")
+        ready, _, _ = select.select(held, [], [], 10)
+        self.assertEqual(len(ready), 1, "not one of three refused")
+        headers = self.assertJsonError(read_answer(ready[0]), 503,
+                                       "unavailable")
         self.assertEqual(headers.get("retry-after"), "5")
+        # The two others wait for the rest of their bodies.
+        waiting = [s for s in held if s is not ready[0]]
+        self.assertEqual(select.select(waiting, [], [], 0.2)[0], [])
         # Small bodies need no more than what is left: none is left.
         r = b.post("acme", [event()])
         self.assertStatus(r, 503, "unavailable")
@@ -526,7 +537,7 @@ class TestMetricsOffTheLoop(LimitsCase):
 
     @unittest.skipUnless(PG_DSN, "needs NB_TEST_PG_DSN (tests/pg.sh)")
     def test_stalled_store_never_blocks_webhooks(self):
-        from harness import pg_drop_schema, pg_new_schema, pg_options
+        from harness import pg_drop_schema, pg_new_schema, pg_options, psql
         schema = pg_new_schema()
         self.addCleanup(pg_drop_schema, schema)
         b = self.make_bridge(start=False, config={
@@ -541,12 +552,29 @@ class TestMetricsOffTheLoop(LimitsCase):
             ["psql", PG_DSN, "-X", "-q", "-v", "ON_ERROR_STOP=1"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, env=dict(os.environ, PGOPTIONS=""))
-        self.addCleanup(locker.kill)
+        holder = ("FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                  " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                  " WHERE n.nspname = '%s' AND c.relname = 'events' AND"
+                  " l.mode = 'AccessExclusiveLock' AND l.granted" % schema)
+
+        def release():
+            # Its server session, not only psql: killed psql leaves it in
+            # pg_sleep holding the lock, with the bridge's sessions queued
+            # behind it, and the schema's DROP could deadlock with them.
+            psql("SELECT pg_terminate_backend(l.pid) " + holder)
+            locker.kill()
+            locker.wait()
+            locker.stdin.close()
+        self.addCleanup(release)
         locker.stdin.write(("BEGIN; LOCK TABLE %s.events IN ACCESS EXCLUSIVE"
                             " MODE; SELECT pg_sleep(10);\n" %
                             schema).encode())
         locker.stdin.flush()
-        time.sleep(0.5)
+        # Not a fixed sleep: psql may take a while to connect on a loaded
+        # machine, and without the lock the test proves nothing.
+        self.assertTrue(wait_until(
+            lambda: psql("SELECT count(*) " + holder).strip() == "1",
+            timeout=15), "psql never took the lock")
         scrape = {}
 
         def get_metrics():
@@ -557,17 +585,20 @@ class TestMetricsOffTheLoop(LimitsCase):
         t = threading.Thread(target=get_metrics, daemon=True)
         t.start()
         time.sleep(0.3)
-        # The scrape waits; the webhook thread does not.
+        # The scrape waits; the webhook thread does not.  A thread that
+        # waited for the store would answer after the scrape's 5 s
+        # (NB_BOARD_WAIT_MS) or the lock's 10 s: 2 s is far from both and
+        # from a loaded runner's stall (healthz takes milliseconds).
         for _ in range(5):
             t0 = time.monotonic()
             self.assertEqual(b.get("/healthz", timeout=5).status, 200)
-            self.assertLess(time.monotonic() - t0, 0.5)
+            self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertTrue(t.is_alive(), "the scrape did not wait")
         t.join(15)
         self.assertIn("r", scrape)
         self.assertEqual(scrape["r"].status, 200)
         self.assertNotIn(b"nudgebridge_queue_pending{", scrape["r"].raw)
         self.assertIn(b"nudgebridge_events_total", scrape["r"].raw)
-        locker.kill()
 
     def test_scrapes_answer_with_queue_figures(self):
         b = self.bridge
