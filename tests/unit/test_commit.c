@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,6 +27,8 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+
+#include <sqlite3.h>
 
 #include "nudgebridge/commit.h"
 #include "nudgebridge/metrics.h"
@@ -653,6 +656,132 @@ test_fold_when_idle(void **state)
 	free(slots);
 }
 
+/*
+ * Under unbroken load the writer never idles, so the idle fold never runs:
+ * after each group it folds until fewer than commit.c's bound of 16,384
+ * rows are left unfolded, so that a search reads few rows without the
+ * index.  FOLD_REQS requests of FOLD_EVENTS events go in at once (the
+ * queue holds them all, so it is never empty until the last group) and a
+ * second thread samples the count on a read-only connection meanwhile:
+ * at most the bound plus one group's rows (the fold runs between groups).
+ * Without the fold under load it grows to nearly every row (48,000).
+ */
+#define FOLD_REQS   4000
+#define FOLD_EVENTS 12
+#define FOLD_BOUND  16384 /* NB_COMMIT_FOLD_BOUND in commit.c */
+#define FOLD_MOST   (FOLD_BOUND + NB_COMMIT_MAX_GROUP * FOLD_EVENTS)
+
+struct big {
+	struct fixture *fx;
+	struct nb_event ev[FOLD_EVENTS];
+	char ids[FOLD_EVENTS][32];
+	struct nb_append req;
+	int rc;
+};
+
+struct sampler {
+	const char *path;
+	atomic_int stop;
+	int64_t most;
+	size_t samples;
+};
+
+static void
+big_done(struct nb_append *req, int rc, void *arg)
+{
+	struct big *b = arg;
+
+	(void)req;
+	b->rc = rc;
+	if (++completed == target)
+		event_base_loopbreak(b->fx->base);
+}
+
+/*
+ * Reads the count as the store computes it (rows after the fold mark), on a
+ * read-only connection of its own: a WAL reader waits for no writer, and
+ * each step reads the newest commit.
+ */
+static void *
+sample_main(void *arg)
+{
+	struct sampler *sm = arg;
+	struct timespec nap = {0, 1000 * 1000};
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = NULL;
+	int64_t n;
+
+	if (sqlite3_open_v2(sm->path, &db, SQLITE_OPEN_READONLY, NULL) !=
+		SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+		"SELECT coalesce((SELECT max(seq) FROM events), 0) - folded"
+		" FROM people_fold WHERE id = 1",
+		-1, &st, NULL) != SQLITE_OK)
+		goto out;
+	while (!atomic_load(&sm->stop)) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			n = sqlite3_column_int64(st, 0);
+			if (n > sm->most)
+				sm->most = n;
+			sm->samples++;
+		}
+		sqlite3_reset(st);
+		nanosleep(&nap, NULL);
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return NULL;
+}
+
+static void
+test_fold_under_load(void **state)
+{
+	struct fixture *fx = *state;
+	struct sampler sm = {fx->path, 0, 0, 0};
+	struct nb_commit *c;
+	struct big *bigs;
+	pthread_t t;
+	int i, k;
+
+	c = committer(fx, NULL);
+	assert_non_null(bigs = calloc(FOLD_REQS, sizeof(*bigs)));
+	for (i = 0; i < FOLD_REQS; i++) {
+		bigs[i].fx = fx;
+		bigs[i].rc = 42;
+		for (k = 0; k < FOLD_EVENTS; k++) {
+			snprintf(bigs[i].ids[k], sizeof(bigs[i].ids[k]),
+			    "evt_%d_%d", i, k);
+			bigs[i].ev[k].id = bigs[i].ids[k];
+			bigs[i].ev[k].type = testlib_unconst("email.sent");
+			bigs[i].ev[k].raw = testlib_unconst("{}");
+			bigs[i].ev[k].rawlen = 2;
+			bigs[i].ev[k].email_key = 1 + (i + k) % 7;
+		}
+		bigs[i].req.source = "acme";
+		bigs[i].req.webhook_id = bigs[i].ids[0];
+		bigs[i].req.events = bigs[i].ev;
+		bigs[i].req.nevents = FOLD_EVENTS;
+		bigs[i].req.received_ms = 1000000;
+	}
+	assert_int_equal(pthread_create(&t, NULL, sample_main, &sm), 0);
+	for (i = 0; i < FOLD_REQS; i++)
+		assert_int_equal(
+		    nb_commit_submit(c, &bigs[i].req, big_done, &bigs[i]), 0);
+	run_until_done(fx, FOLD_REQS);
+	atomic_store(&sm.stop, 1);
+	pthread_join(t, NULL);
+	nb_commit_free(c);
+	assert_int_equal(completed, FOLD_REQS);
+	for (i = 0; i < FOLD_REQS; i++)
+		assert_int_equal(bigs[i].rc, 0);
+	assert_true(sm.samples > 0);
+	if (sm.most > FOLD_MOST)
+		fail_msg("%" PRId64 " rows unfolded under load (at most %d)",
+		    sm.most, FOLD_MOST);
+	free(bigs);
+}
+
 int
 main(void)
 {
@@ -676,6 +805,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_checkpointer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_fold_when_idle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_fold_under_load, setup, teardown),
 	};
 
 	if (evthread_use_pthreads() != 0)
