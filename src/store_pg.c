@@ -514,20 +514,25 @@ batch_io(struct pg *q, struct pgs_batch *b, const char *const *open, size_t k,
 	return failed ? -1 : 0;
 }
 
-int
-pgs_batch_run(struct pg *q, struct pgs_batch *b, const char *fn)
+/* Runs b once; *dropped: the connection broke on the way. */
+static int
+batch_once(struct pg *q, struct pgs_batch *b, const char *fn, int *dropped)
 {
 	const char *open[2];
 	size_t i, k;
 	int rc;
 
 	q->sqlstate[0] = '\0';
+	for (i = 0; i < b->n; i++)
+		b->it[i].sent_prepare = 0;
 	k = tx_opening(q, open);
 	if (PQenterPipelineMode(q->conn) != 1) {
 		db_log(q, NULL, fn, "pipeline mode");
+		*dropped = PQstatus(q->conn) != CONNECTION_OK;
 		return -1;
 	}
 	rc = batch_io(q, b, open, k, fn);
+	*dropped = PQstatus(q->conn) != CONNECTION_OK;
 	/*
 	 * Fails only with results left unread, after a broken send or read:
 	 * start over on a new connection rather than guess where the
@@ -549,6 +554,41 @@ pgs_batch_run(struct pg *q, struct pgs_batch *b, const char *fn)
 		b->it[i].res = NULL;
 	}
 	return rc;
+}
+
+/* Whether every statement of b only reads what operators and scrapers ask. */
+static int
+reads_only(const struct pgs_batch *b)
+{
+	size_t i, j;
+
+	for (i = 0; i < b->n; i++) {
+		for (j = 0; j < pgs_nreads && pgs_reads[j] != b->it[i].id; j++)
+			;
+		if (j == pgs_nreads)
+			return 0;
+	}
+	return b->n > 0;
+}
+
+/*
+ * A read outside a transaction whose connection the server closed (a
+ * restart, idle_session_timeout, a pooler or a firewall dropping an idle
+ * connection) is sent once more on a new connection, so an operator or a
+ * scraper does not see the drop; sending a read twice changes nothing.
+ * Transactions are run again whole by store.c (pg_retryable()).
+ */
+int
+pgs_batch_run(struct pg *q, struct pgs_batch *b, const char *fn)
+{
+	int dropped = 0;
+
+	if (batch_once(q, b, fn, &dropped) == 0)
+		return 0;
+	if (!dropped || q->tx_want || q->tx_open || !reads_only(b) ||
+	    pgs_conn_check(q, fn) == -1)
+		return -1;
+	return batch_once(q, b, fn, &dropped);
 }
 
 PGresult *

@@ -248,6 +248,35 @@ class TestSharedStore(PgCase):
             {self.mid(e["id"]) for e in evs}, timeout=15))
         self.assertIn("store reconnected", a.log())
 
+    def test_dropped_connections_are_not_seen_by_operators(self):
+        # The same for the reads that answer an operator and a scraper:
+        # the admin API's lists and figures and /metrics are answered from
+        # a new connection, not 503 once first.
+        a = self.instance(start=False)
+        a.config["store"]["dsn"] = "%s%sapplication_name=%s" % (
+            self.dsn, "&" if "?" in self.dsn else "?", self.schema)
+        a.write_config()
+        a.start()
+        self.assertCounts(a.post("acme", event()), 1, 0, 0)
+        paths = ("/v1/stats", "/v1/events?limit=5", "/v1/dlq",
+                 "/v1/audit")
+        for path in paths:
+            self.assertEqual(a.admin("GET", path).status, 200, path)
+        r = a.get("/metrics")
+        self.assertIn(b'nudgebridge_queue_dead{source="acme"}', r.raw)
+        for path in paths:
+            psql("SELECT count(pg_terminate_backend(pid))"
+                 " FROM pg_stat_activity WHERE application_name = '%s'"
+                 % self.schema, dsn=self.dsn)
+            r = a.admin("GET", path)
+            self.assertEqual(r.status, 200, "%s: %s" % (path, r.raw))
+            psql("SELECT count(pg_terminate_backend(pid))"
+                 " FROM pg_stat_activity WHERE application_name = '%s'"
+                 % self.schema, dsn=self.dsn)
+            r = a.get("/metrics")
+            self.assertEqual(r.status, 200, r.raw)
+            self.assertIn(b'nudgebridge_queue_dead{source="acme"}', r.raw)
+
     def test_restart_keeps_acknowledged(self):
         a = self.instance()
         self.sink.set_mode("fail")

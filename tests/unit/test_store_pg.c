@@ -821,21 +821,13 @@ test_claim_not_compiled(void **state)
 	testlib_pg_exec(fx->admin, "DEALLOCATE claim; RESET ALL");
 }
 
-/*
- * The server drops the connection: the next write notices, reconnects and
- * runs again, so the sender never sees the dropped idle connection.
- */
+/* Ends the store's connections (not the fixture's admin one). */
 static void
-test_reconnect(void **state)
+drop_store_conns(struct fixture *fx)
 {
-	struct fixture *fx = *state;
-	struct nb_event e = ev("a", "t", "{}", NULL);
-	struct nb_append r = req("acme", "wh_1", &e, 1, 100);
 	PGresult *res;
 	char sql[256];
 
-	STORE_NEED(fx);
-	assert_int_equal(nb_store_probe(fx->s), 0);
 	snprintf(sql, sizeof(sql),
 	    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
 	    " WHERE application_name = '%s' AND pid <> pg_backend_pid()",
@@ -844,9 +836,35 @@ test_reconnect(void **state)
 	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
 	assert_true(PQntuples(res) >= 1);
 	PQclear(res);
+}
+
+/*
+ * The server drops the connection: the next write notices, reconnects and
+ * runs again, so the sender never sees the dropped idle connection; the
+ * next read is sent again on a new connection, so neither does an
+ * operator or a scraper.
+ */
+static void
+test_reconnect(void **state)
+{
+	struct fixture *fx = *state;
+	struct nb_event e = ev("a", "t", "{}", NULL);
+	struct nb_append r = req("acme", "wh_1", &e, 1, 100);
+	struct nb_source_stats *st = NULL;
+	size_t n = 0;
+
+	STORE_NEED(fx);
+	assert_int_equal(nb_store_probe(fx->s), 0);
+	drop_store_conns(fx);
 	assert_int_equal(append1(fx->s, &r), 0);
 	assert_counts(&r, 1, 0, 0);
+	drop_store_conns(fx);
 	assert_int_equal(count(fx->s, ALL, NULL), 1);
+	drop_store_conns(fx);
+	assert_int_equal(nb_store_stats(fx->s, 200, &st, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(st[0].pending, 1);
+	free(st);
 }
 
 static struct nb_store_instance
