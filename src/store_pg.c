@@ -318,7 +318,7 @@ pgs_session_setup(struct pg *q, const char *fn)
  * reconnects, failing fast between attempts.  The wait between attempts
  * doubles from 1 s to 10 s while the server stays away, because an attempt
  * against a host that drops packets blocks for connect_timeout, and the
- * main thread's connection serves /metrics from the event loop.
+ * admin thread's connection answers operators from its event loop.
  */
 int
 pgs_conn_check(struct pg *q, const char *fn)
