@@ -965,7 +965,7 @@ nb_segment_track_text_direct(const struct nb_mapping *m,
     const struct nb_segment_origin *org, const char *raw, size_t rawlen,
     char **out, size_t *outlen)
 {
-	char type[FAST_NAME_MAX], *text;
+	char type[FAST_NAME_MAX], *text, *fit;
 	const struct nb_jscan_tok *t;
 	const char *name;
 	struct fevent e;
@@ -992,6 +992,12 @@ nb_segment_track_text_direct(const struct nb_mapping *m,
 	OB_LIT(&o, ",\"integrations\":{\"Nudgespot\":false}}");
 	if (nb_buf_failed(&o) || (text = nb_buf_steal(&o, outlen)) == NULL)
 		goto out;
+	/*
+	 * A claim maps up to segment.max_batch_count events whose texts wait
+	 * in the lane's queue until sent: keep what was written, not the bound.
+	 */
+	if ((fit = realloc(text, *outlen + 1)) != NULL)
+		text = fit;
 	*out = text;
 	rc = 0;
 out:

@@ -190,6 +190,7 @@ xfer_body(struct nb_xfer *x, const struct nb_xfer_request *req, char *body,
     size_t len)
 {
 	struct nb_buf z;
+	char *fit;
 	int rc = -1;
 
 	x->rawlen = len;
@@ -205,6 +206,13 @@ xfer_body(struct nb_xfer *x, const struct nb_xfer_request *req, char *body,
 		x->bodylen = z.len;
 		if ((x->body = nb_buf_steal(&z, NULL)) != NULL)
 			rc = 0;
+		/*
+		 * It waits for its answer: keep its size, not deflate's bound
+		 * (unless it is to be wiped: realloc() may leave a copy).
+		 */
+		if (rc == 0 && !req->wipe &&
+		    (fit = realloc(x->body, x->bodylen + 1)) != NULL)
+			x->body = fit;
 	}
 	nb_buf_free(&z);
 	drop_body(body, len, req->wipe);
