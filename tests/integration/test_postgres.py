@@ -226,21 +226,29 @@ class TestSharedStore(PgCase):
         rows = b.dlq("list")
         self.assertEqual([r["reason"] for r in rows], ["quarantined"])
 
-    def test_dropped_connections_are_not_seen_by_senders(self):
-        # The server closes the bridge's connections (a restart of a
-        # pooler, idle_session_timeout, a firewall): the next webhook is
-        # stored on a new connection and answered 200, not 503.  The
-        # bridge's connections carry the schema's name, so only they end.
+    def named_instance(self):
+        """An instance whose connections carry the schema's name, so that
+        end_connections() ends only theirs."""
         a = self.instance(start=False)
         a.config["store"]["dsn"] = "%s%sapplication_name=%s" % (
             self.dsn, "&" if "?" in self.dsn else "?", self.schema)
         a.write_config()
         a.start()
+        return a
+
+    def end_connections(self):
+        """Has the server end those connections; how many it ended."""
+        return int(psql("SELECT count(pg_terminate_backend(pid))"
+                        " FROM pg_stat_activity WHERE application_name ="
+                        " '%s'" % self.schema, dsn=self.dsn).strip())
+
+    def test_dropped_connections_are_not_seen_by_senders(self):
+        # The server closes the bridge's connections (a restart of a
+        # pooler, idle_session_timeout, a firewall): the next webhook is
+        # stored on a new connection and answered 200, not 503.
+        a = self.named_instance()
         self.assertCounts(a.post("acme", event()), 1, 0, 0)
-        ended = psql("SELECT count(pg_terminate_backend(pid))"
-                     " FROM pg_stat_activity WHERE application_name = '%s'"
-                     % self.schema, dsn=self.dsn)
-        self.assertGreaterEqual(int(ended.strip()), 1)
+        self.assertGreaterEqual(self.end_connections(), 1)
         evs = [event(), event()]
         for e in evs:
             self.assertCounts(a.post("acme", e), 1, 0, 0)
@@ -252,11 +260,7 @@ class TestSharedStore(PgCase):
         # The same for the reads that answer an operator and a scraper:
         # the admin API's lists and figures and /metrics are answered from
         # a new connection, not 503 once first.
-        a = self.instance(start=False)
-        a.config["store"]["dsn"] = "%s%sapplication_name=%s" % (
-            self.dsn, "&" if "?" in self.dsn else "?", self.schema)
-        a.write_config()
-        a.start()
+        a = self.named_instance()
         self.assertCounts(a.post("acme", event()), 1, 0, 0)
         paths = ("/v1/stats", "/v1/events?limit=5", "/v1/dlq",
                  "/v1/audit")
@@ -265,14 +269,10 @@ class TestSharedStore(PgCase):
         r = a.get("/metrics")
         self.assertIn(b'nudgebridge_queue_dead{source="acme"}', r.raw)
         for path in paths:
-            psql("SELECT count(pg_terminate_backend(pid))"
-                 " FROM pg_stat_activity WHERE application_name = '%s'"
-                 % self.schema, dsn=self.dsn)
+            self.assertGreaterEqual(self.end_connections(), 1)
             r = a.admin("GET", path)
             self.assertEqual(r.status, 200, "%s: %s" % (path, r.raw))
-            psql("SELECT count(pg_terminate_backend(pid))"
-                 " FROM pg_stat_activity WHERE application_name = '%s'"
-                 % self.schema, dsn=self.dsn)
+            self.assertGreaterEqual(self.end_connections(), 1)
             r = a.get("/metrics")
             self.assertEqual(r.status, 200, r.raw)
             self.assertIn(b'nudgebridge_queue_dead{source="acme"}', r.raw)
