@@ -160,3 +160,17 @@ nb_buf_steal(struct nb_buf *b, size_t *len)
 	nb_buf_init(b, b->max);
 	return p;
 }
+
+char *
+nb_buf_steal_fit(struct nb_buf *b, size_t *len)
+{
+	char *p, *fit;
+	size_t n;
+
+	if ((p = nb_buf_steal(b, &n)) == NULL)
+		return NULL;
+	if (len != NULL)
+		*len = n;
+	/* A shrink; should it fail, the larger block serves as well. */
+	return (fit = realloc(p, n + 1)) != NULL ? fit : p;
+}

@@ -965,7 +965,7 @@ nb_segment_track_text_direct(const struct nb_mapping *m,
     const struct nb_segment_origin *org, const char *raw, size_t rawlen,
     char **out, size_t *outlen)
 {
-	char type[FAST_NAME_MAX], *text, *fit;
+	char type[FAST_NAME_MAX], *text;
 	const struct nb_jscan_tok *t;
 	const char *name;
 	struct fevent e;
@@ -990,14 +990,12 @@ nb_segment_track_text_direct(const struct nb_mapping *m,
 	ob_properties(&o, &e);
 	ob_context(&o, &e);
 	OB_LIT(&o, ",\"integrations\":{\"Nudgespot\":false}}");
-	if (nb_buf_failed(&o) || (text = nb_buf_steal(&o, outlen)) == NULL)
-		goto out;
 	/*
 	 * A claim maps up to segment.max_batch_count events whose texts wait
 	 * in the lane's queue until sent: keep what was written, not the bound.
 	 */
-	if ((fit = realloc(text, *outlen + 1)) != NULL)
-		text = fit;
+	if (nb_buf_failed(&o) || (text = nb_buf_steal_fit(&o, outlen)) == NULL)
+		goto out;
 	*out = text;
 	rc = 0;
 out:

@@ -190,7 +190,6 @@ xfer_body(struct nb_xfer *x, const struct nb_xfer_request *req, char *body,
     size_t len)
 {
 	struct nb_buf z;
-	char *fit;
 	int rc = -1;
 
 	x->rawlen = len;
@@ -204,15 +203,11 @@ xfer_body(struct nb_xfer *x, const struct nb_xfer_request *req, char *body,
 		(x->mx->gzip = nb_gzip_new(NB_GZIP_LEVEL)) != NULL) &&
 	    nb_gzip_compress(x->mx->gzip, body, len, &z) == 0) {
 		x->bodylen = z.len;
-		if ((x->body = nb_buf_steal(&z, NULL)) != NULL)
+		/* It waits for its answer: its size, not deflate's bound. */
+		x->body = req->wipe ? nb_buf_steal(&z, NULL)
+				    : nb_buf_steal_fit(&z, NULL);
+		if (x->body != NULL)
 			rc = 0;
-		/*
-		 * It waits for its answer: keep its size, not deflate's bound
-		 * (unless it is to be wiped: realloc() may leave a copy).
-		 */
-		if (rc == 0 && !req->wipe &&
-		    (fit = realloc(x->body, x->bodylen + 1)) != NULL)
-			x->body = fit;
 	}
 	nb_buf_free(&z);
 	drop_body(body, len, req->wipe);

@@ -96,6 +96,13 @@ const char *nb_buf_str(const struct nb_buf *b);
  */
 char *nb_buf_steal(struct nb_buf *b, size_t *len);
 
+/*
+ * nb_buf_steal() with the allocation cut to the contents, for text built
+ * in a buffer reserved at its worst case that then waits a while.  Not
+ * for secrets: realloc() may move the bytes and leave a copy behind.
+ */
+char *nb_buf_steal_fit(struct nb_buf *b, size_t *len);
+
 /* 1 when an add failed since the last init or reset. */
 static inline int
 nb_buf_failed(const struct nb_buf *b)

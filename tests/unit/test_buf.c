@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,6 +108,36 @@ test_addf_and_trim(void **state)
 	free(p);
 }
 
+/*
+ * A buffer reserved at its worst case hands over only what it holds, from
+ * the heap and from a mapping of its own alike.
+ */
+static void
+test_steal_fit(void **state)
+{
+	static const size_t reserve[] = {16 << 10, 1 << 20};
+	struct nb_buf b;
+	char *p;
+	size_t i, len = 0;
+
+	(void)state;
+	for (i = 0; i < sizeof(reserve) / sizeof(reserve[0]); i++) {
+		nb_buf_init(&b, 4 << 20);
+		assert_int_equal(nb_buf_reserve(&b, reserve[i]), 0);
+		assert_int_equal(nb_buf_addf(&b, "%s", "{\"a\":1}"), 0);
+		p = nb_buf_steal_fit(&b, &len);
+		assert_non_null(p);
+		assert_string_equal(p, "{\"a\":1}");
+		assert_int_equal(len, 7);
+		/* A mapping shrinks to whole pages. */
+		assert_true(malloc_usable_size(p) < 8192);
+		assert_null(b.ptr);
+		free(p);
+	}
+	b.failed = 1;
+	assert_null(nb_buf_steal_fit(&b, &len));
+}
+
 static void
 test_binary_bytes(void **state)
 {
@@ -133,6 +164,7 @@ main(void)
 	    cmocka_unit_test(test_add_until_max),
 	    cmocka_unit_test(test_large_add_refused_before_alloc),
 	    cmocka_unit_test(test_addf_and_trim),
+	    cmocka_unit_test(test_steal_fit),
 	    cmocka_unit_test(test_binary_bytes),
 	};
 
